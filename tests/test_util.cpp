@@ -1,0 +1,37 @@
+#include "test_util.h"
+
+#include <array>
+#include <cstdio>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace xtile::test {
+
+std::string fixture_path(const std::string& rel) {
+  std::filesystem::path p = std::filesystem::path(XTILE_SHARED_DIR) / "fixtures" / rel;
+  return std::filesystem::exists(p) ? p.string() : std::string();
+}
+
+std::filesystem::path temp_path(const std::string& name) {
+  std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                              ("xtile-test-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  return dir / name;
+}
+
+std::string xtile_binary() { return std::string(XTILE_BINARY_DIR) + "/xtile"; }
+
+int run_command(const std::string& cmd, std::string* output) {
+  std::string full = cmd + " 2>&1";
+  FILE* pipe = ::popen(full.c_str(), "r");
+  if (!pipe) return -1;
+  std::array<char, 4096> buf;
+  std::string out;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
+  int status = ::pclose(pipe);
+  if (output) *output = out;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+}  // namespace xtile::test
