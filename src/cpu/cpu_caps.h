@@ -41,7 +41,7 @@ struct CpuCaps {
 const CpuCaps& cpu_caps();
 
 // Resolves a --kernels / XTILE_KERNELS choice: "auto" (or empty) gives best_tier(); a named tier
-// the CPU lacks throws xtile::Error "tier 'amx' is not available: <reason>"; an unknown name
+// the CPU lacks throws xtile::Error "tier 'amx' is not available on this machine: <reason>"; an unknown name
 // throws listing the valid names. `flag_value` wins over the environment variable.
 Tier resolve_tier(const CpuCaps& caps, std::string_view flag_value);
 

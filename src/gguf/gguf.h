@@ -5,6 +5,10 @@
 // n_dims × u64 ne, u32 ggml_type, u64 offset}, padding to `general.alignment` (default 32),
 // then the data section; each tensor's offset is relative to the data section and aligned.
 // Strings are u64 length + bytes (no NUL). Arrays are u32 element type + u64 count + elements.
+//
+// The reader trusts nothing: every count, length, shape and offset is checked (overflow-safe)
+// against the file size before it is used or allocated, so a hostile file gives an xtile::Error
+// that starts with the file's label and names the problem, never a crash or a huge allocation.
 #pragma once
 
 #include <cstddef>
@@ -24,10 +28,29 @@
 
 namespace xtile::gguf {
 
+// `general.alignment` when the key is absent (llama.cpp's GGUF_DEFAULT_ALIGNMENT).
+inline constexpr uint32_t kDefaultAlignment = 32;
+// Arrays may nest (an array of arrays ...) at most this deep; deeper files are rejected so a
+// hostile file cannot exhaust the stack of the recursive reader. The writer enforces the same.
+inline constexpr int kMaxArrayDepth = 8;
+inline constexpr int kMaxDims = 4;
+
 enum class ValueType : uint32_t {
-  U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, BOOL = 7, STRING = 8,
-  ARRAY = 9, U64 = 10, I64 = 11, F64 = 12,
+  U8 = 0,
+  I8 = 1,
+  U16 = 2,
+  I16 = 3,
+  U32 = 4,
+  I32 = 5,
+  F32 = 6,
+  BOOL = 7,
+  STRING = 8,
+  ARRAY = 9,
+  U64 = 10,
+  I64 = 11,
+  F64 = 12,
 };
+// "u8", "i32", "f32", "bool", "string", "array", ...; "unknown" for an id outside the enum.
 std::string_view value_type_name(ValueType t);
 
 struct Value;
@@ -65,6 +88,16 @@ struct Value {
 };
 bool operator==(const Array& a, const Array& b);
 
+// Human-readable rendering for `xtile info`: numbers, quoted strings, arrays as
+// "[a, b, ... (N items)]" showing at most `max_items` items per level.
+std::string format_value(const Value& v, size_t max_items = 8);
+
+namespace detail {
+// 'name' for error messages: control and non-ASCII bytes escaped as \xNN, long names cut,
+// so a hostile key cannot garble a terminal or produce a megabyte message.
+std::string quoted(std::string_view s);
+}  // namespace detail
+
 struct TensorInfo {
   std::string name;
   uint32_t n_dims = 0;
@@ -92,6 +125,7 @@ class File {
   const std::string& path() const { return label_; }
   size_t file_size() const { return size_; }
   MappedFile* mapping() { return mapping_.get(); }  // null when parsed from a buffer
+  const MappedFile* mapping() const { return mapping_.get(); }
 
   // Metadata, in file order.
   const std::vector<std::pair<std::string, Value>>& metadata() const { return kv_; }
@@ -117,11 +151,12 @@ class File {
 
  private:
   File() = default;
+  const Value& require(std::string_view key) const;  // throws "missing key 'x'"
   std::unique_ptr<MappedFile> mapping_;
   std::string label_;
   size_t size_ = 0;
   uint32_t version_ = 0;
-  uint64_t alignment_ = 32;
+  uint64_t alignment_ = kDefaultAlignment;
   uint64_t data_offset_ = 0;
   std::vector<std::pair<std::string, Value>> kv_;
   std::map<std::string, size_t, std::less<>> kv_index_;
@@ -137,7 +172,7 @@ class Writer {
   using Fill = std::function<void(std::span<uint8_t> dst)>;
 
   void set(const std::string& key, Value value);  // replaces an existing key, keeps its position
-  void set_alignment(uint32_t alignment);          // also writes general.alignment
+  void set_alignment(uint32_t alignment);         // also writes general.alignment
   // dims as ggml ne (ne[0] innermost). ne[0] must be a multiple of the type's block size.
   void add_tensor(const std::string& name, GgmlType type, std::vector<uint64_t> ne, Fill fill);
   void add_tensor(const std::string& name, GgmlType type, std::vector<uint64_t> ne,
@@ -147,6 +182,9 @@ class Writer {
   // Same layout into memory (tests, fuzz seeds).
   std::vector<uint8_t> to_bytes() const;
 
+  uint32_t alignment() const { return alignment_; }
+  size_t tensor_count() const { return tensors_.size(); }
+
  private:
   struct PendingTensor {
     std::string name;
@@ -155,9 +193,15 @@ class Writer {
     uint64_t bytes;
     Fill fill;
   };
+  // Header, metadata and tensor directory (unpadded); fills `offsets` with each tensor's
+  // offset relative to the data section and `data_bytes` with the padded data section size.
+  std::vector<uint8_t> header_bytes(std::vector<uint64_t>* offsets, uint64_t* data_bytes) const;
+
   std::vector<std::pair<std::string, Value>> kv_;
+  std::map<std::string, size_t, std::less<>> kv_index_;
   std::vector<PendingTensor> tensors_;
-  uint32_t alignment_ = 32;
+  std::map<std::string, size_t, std::less<>> tensor_index_;
+  uint32_t alignment_ = kDefaultAlignment;
 };
 
 }  // namespace xtile::gguf

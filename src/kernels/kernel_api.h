@@ -6,8 +6,8 @@
 // q8_0_rows / q4_0_rows: the GGUF bytes as they are (row n = K/32 consecutive GGML blocks).
 //   Read by the ref tier only.
 //
-// q8_0_x16 / q4_0_x16 ("x16 VNNI"): rows in groups of 16 (the last group padded with zero rows:
-//   scale 0, quants 0), K blocks of 32 in order. Group g, block b starts at byte
+// q8_0_x16 / q4_0_x16 ("x16 VNNI"): rows in groups of 16 (the last group padded with rows of
+//   scale 0 and weight value 0: byte 0x80 for q8_0, nibble 8 for q4_0), K blocks of 32 in order. Group g, block b starts at byte
 //   (g * nb + b) * block_bytes (nb = K/32) and holds
 //     [16 × fp16 scales, row r at index r]            32 bytes
 //     [quants]                                         512 bytes (q8_0) or 256 bytes (q4_0)

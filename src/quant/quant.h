@@ -39,6 +39,8 @@ void convert_row_f32_to_bf16(const float* x, uint16_t* y, int64_t k);
 // Activation quantization of DESIGN.md §3.1, one row of k (multiple of 32) floats:
 // per block b: amax = max|x|, d[b] = amax / 127.0f, id = d ? 1/d : 0,
 // q = (int8) nearbyint(x * id) (round half to even), s[b] = sum of the block's q.
+// Where 1/d overflows (amax below ~127 * 2^-128: every block of denormals), id = 0, so q = 0
+// (Q4_0/Q8_0 likewise); vector tiers must do the same. Finite inputs always give |q| <= 127.
 void quantize_acts_row_ref(const float* x, int64_t k, int8_t* q, float* d, int32_t* s);
 
 }  // namespace xtile

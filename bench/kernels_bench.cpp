@@ -1,0 +1,186 @@
+// Kernel benchmarks at real model shapes (DESIGN.md §7). For every hardware tier this CPU runs
+// (avx2, avx512, amx), weight type (q8_0, q4_0), shape N×K and batch M, reports int8 GOP/s,
+// weight GB/s, and the ratios to two ceilings measured by this same binary at start-up:
+// streaming read bandwidth (all threads) and the tier's register-only int8 dot-product peak.
+//
+//   xtile_kernel_bench [--threads=N] [--shapes=all|small] [google-benchmark flags]
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "base/aligned_buffer.h"
+#include "cpu/cpu_caps.h"
+#include "cpu/thread_pool.h"
+#include "kernels/pack/pack.h"
+#include "kernels/probes.h"
+#include "kernels/registry.h"
+#include "ops/matmul.h"
+#include "quant/quant.h"
+
+namespace xtile {
+namespace {
+
+struct Shape {
+  int64_t n, k;
+  const char* what;
+};
+// N × K of the projections that dominate Qwen3 / Llama-3 inference.
+const Shape kShapes[] = {
+    {2048, 2048, "qwen3-1.7b attn_output"}, {6144, 2048, "qwen3-1.7b ffn_up"},
+    {2048, 6144, "qwen3-1.7b ffn_down"},    {151936, 2048, "qwen3-1.7b output"},
+    {4096, 14336, "llama-3-8b ffn_down"},
+};
+const int64_t kBatches[] = {1, 2, 4, 8, 16, 32, 64, 128, 512};
+
+struct Ceilings {
+  double read_bytes_per_s = 0;
+  std::map<int, double> peak_ops_per_s;  // by tier
+};
+
+ThreadPool* g_pool = nullptr;
+Ceilings g_ceilings;
+
+// Packed random weights per (tier layout, shape), built once and shared by all batch sizes.
+struct Weights {
+  AlignedBuffer packed;
+  PackedMatrix matrix;
+};
+const Weights& weights_for(Layout layout, const Shape& s) {
+  static std::map<std::string, std::unique_ptr<Weights>> cache;
+  const std::string key = std::string(layout_name(layout)) + std::to_string(s.n) + "x" +
+                          std::to_string(s.k);
+  auto it = cache.find(key);
+  if (it != cache.end()) return *it->second;
+  const GgmlType type = layout_type(layout);
+  std::vector<uint8_t> rows(ggml_row_bytes(type, s.k) * static_cast<size_t>(s.n));
+  std::mt19937_64 rng(s.n * 31 + s.k);
+  for (size_t i = 0; i + 8 <= rows.size(); i += 8) {
+    const uint64_t r = rng();
+    std::memcpy(&rows[i], &r, 8);
+  }
+  // Sane fp16 scales (random bits could be NaN/inf, which would not change timing but is ugly).
+  const size_t block = ggml_traits(type).type_size;
+  for (size_t off = 0; off < rows.size(); off += block) {
+    const uint16_t d = 0x2000 | (rows[off] & 0x3ff);
+    std::memcpy(&rows[off], &d, 2);
+  }
+  auto w = std::make_unique<Weights>();
+  w->packed = AlignedBuffer(packed_bytes(layout, s.n, s.k));
+  pack_matrix(layout, rows.data(), s.n, s.k, w->packed.data());
+  w->matrix = PackedMatrix{type, layout, s.n, s.k, w->packed.data(), w->packed.size()};
+  return *cache.emplace(key, std::move(w)).first->second;
+}
+
+void run_matmul(benchmark::State& state, Tier tier, GgmlType type, Shape shape, int64_t m) {
+  const KernelSet ks = select_kernels(tier, type);
+  const Weights& w = weights_for(ks.layout, shape);
+  std::vector<float> x(static_cast<size_t>(m * shape.k));
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal;
+  for (float& v : x) v = normal(rng);
+  ActBuffer acts;
+  quantize_activations(*g_pool, ks.quantize, x.data(), shape.k, m, shape.k, acts);
+  AlignedBuffer y(static_cast<size_t>(m * shape.n) * sizeof(float));
+  for (auto _ : state) {
+    matmul_quantized(*g_pool, ks, w.matrix, acts.acts(), y.as<float>(), shape.n);
+    benchmark::ClobberMemory();
+  }
+  const double iters = static_cast<double>(state.iterations());
+  const double ops = 2.0 * static_cast<double>(m) * shape.n * shape.k;
+  const double bytes = static_cast<double>(w.matrix.bytes);
+  using benchmark::Counter;
+  state.counters["GOPs"] = Counter(ops * iters / 1e9, Counter::kIsRate);
+  state.counters["GBs"] = Counter(bytes * iters / 1e9, Counter::kIsRate);
+  state.SetLabel(std::string(m >= ks.gemm_min_m ? ks.gemm->name : ks.gemv->name) + " " + shape.what);
+}
+
+// A reporter that adds the ratios to the ceilings (rate counters arrive already per second).
+class CeilingReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    std::vector<Run> out = runs;
+    for (Run& r : out) {
+      auto gops = r.counters.find("GOPs");
+      auto gbs = r.counters.find("GBs");
+      if (gops == r.counters.end() || gbs == r.counters.end()) continue;
+      const double ops_per_s = gops->second.value * 1e9;
+      const double bytes_per_s = gbs->second.value * 1e9;
+      const int tier = tier_of(r.benchmark_name());
+      if (g_ceilings.read_bytes_per_s > 0)
+        r.counters["bw%"] = 100.0 * bytes_per_s / g_ceilings.read_bytes_per_s;
+      auto peak = g_ceilings.peak_ops_per_s.find(tier);
+      if (peak != g_ceilings.peak_ops_per_s.end() && peak->second > 0)
+        r.counters["peak%"] = 100.0 * ops_per_s / peak->second;
+    }
+    ConsoleReporter::ReportRuns(out);
+  }
+
+ private:
+  static int tier_of(const std::string& name) {
+    for (int t = 0; t < kTierCount; ++t)
+      if (name.find(std::string("/") + std::string(tier_name(Tier(t))) + "/") != std::string::npos)
+        return t;
+    return -1;
+  }
+};
+
+}  // namespace
+}  // namespace xtile
+
+int main(int argc, char** argv) {
+  using namespace xtile;
+  int threads = 2;
+  bool small = false;
+  std::vector<char*> rest;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--threads=", 10) == 0) threads = std::atoi(argv[i] + 10);
+    else if (std::strcmp(argv[i], "--shapes=small") == 0) small = true;
+    else rest.push_back(argv[i]);
+  }
+  int rest_argc = static_cast<int>(rest.size());
+  benchmark::Initialize(&rest_argc, rest.data());
+  ThreadPool pool(threads);
+  g_pool = &pool;
+
+  // Ceilings: a 512 MiB buffer (far beyond any cache), written first so reads hit real pages.
+  AlignedBuffer big(size_t{512} << 20);
+  std::memset(big.data(), 1, big.size());
+  g_ceilings.read_bytes_per_s = measure_read_bandwidth(pool, big);
+  const CpuCaps& caps = cpu_caps();
+  std::printf("xtile kernel bench: %s, %d threads\n", caps.model.c_str(), threads);
+  std::printf("ceiling: streaming read %.1f GB/s\n", g_ceilings.read_bytes_per_s / 1e9);
+  for (Tier t : {Tier::avx2, Tier::avx512, Tier::amx}) {
+    if (!caps.tier_available(t)) continue;
+    const double peak = measure_int8_peak(pool, t);
+    g_ceilings.peak_ops_per_s[int(t)] = peak;
+    std::printf("ceiling: %s int8 dot-product peak %.1f GOP/s\n", std::string(tier_name(t)).c_str(),
+                peak / 1e9);
+  }
+  big = AlignedBuffer();
+
+  for (Tier tier : {Tier::avx2, Tier::avx512, Tier::amx}) {
+    if (!caps.tier_available(tier)) continue;
+    for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q8_0})
+      for (const Shape& s : kShapes) {
+        if (small && s.n > 8192) continue;
+        for (int64_t m : kBatches) {
+          const std::string name = std::string(ggml_type_name(type)) + "/" +
+                                   std::string(tier_name(tier)) + "/" + std::to_string(s.n) +
+                                   "x" + std::to_string(s.k) + "/M:" + std::to_string(m);
+          benchmark::RegisterBenchmark(name.c_str(), run_matmul, tier, type, s, m)
+              ->Unit(benchmark::kMicrosecond)
+              ->UseRealTime();
+        }
+      }
+  }
+  CeilingReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  benchmark::Shutdown();
+  return 0;
+}

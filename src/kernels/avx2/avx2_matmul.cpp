@@ -1,0 +1,263 @@
+// Q8_0 / Q4_0 GEMV and GEMM on the x16 layouts with AVX2 (layouts: kernel_api.h).
+//
+// The contract per output (DESIGN.md §3): isum exact in int32 per 32-block, then
+// acc = fma((float)isum, dw * dx, acc) over the blocks in order from 0. AVX2 has no VPDPBUSD;
+// the int8 dot is VPMADDUBSW (u8 × s8 → pairs summed into int16, *saturating*) then VPMADDWD
+// with ones (int16 pairs → int32). Each step is kept below int16 saturation:
+//   q8_0   the packed bytes are w + 128; xor 0x80 gives the signed w back. VPMADDUBSW then takes
+//          |w| (VPABSB: 0..128, exact as an unsigned byte) and x·sign(w) (VPSIGNB: activations
+//          are within ±127, so the negation cannot wrap). A pair is at most 2·128·127 = 32512
+//          < 32767, and it goes straight to VPMADDWD. The dot is the signed isum: no correction.
+//   q4_0   the nibbles 0..15 are the unsigned operand as they are, x the signed one: a pair is at
+//          most 2·15·127 = 3810, so the 8 VPMADDUBSW results of a block (4 low-nibble and 4
+//          high-nibble vectors) are summed in int16 (<= 30480) before one VPMADDWD; the nibble
+//          bias is removed exactly in int32 with -8·s, s the activation block sum.
+//   scale  vcvtph2ps(dw) then vmulps by the broadcast dx: the product rounded to fp32 first, and
+//          only then vfmadd231ps (never folded into one fma).
+// One ymm covers 8 weight rows (half of an x16 group: bytes 32..63 of each 64-byte row j are
+// rows 8..15) for one activation row.
+//
+// Register blocking (16 ymm):
+//   GEMM  4 activation rows × 8 weight rows: 4 int32 + 4 float accumulators, the weight vector
+//         (signed and absolute, or low and high nibbles), a broadcast and temporaries. The M loop
+//         runs inside a half-group weight panel (q8_0, K=2048: 16 KB, L1-resident), so each
+//         panel is read from memory once for all activation rows.
+//   GEMV  1 row × 32 weight rows, 2 rows × 16, 3-4 rows × 8: the weight stream is read once per
+//         4 activation rows, with independent accumulator chains; software prefetch ~2 KB ahead.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/avx2/avx2_kernels.h"
+
+namespace xtile::avx2 {
+
+namespace {
+
+constexpr int64_t kScaleBytes = 32;       // 16 fp16 scales at the start of each group-block
+constexpr int64_t kQ8BlockBytes = 544;    // 32 + 512
+constexpr int64_t kQ4BlockBytes = 288;    // 32 + 256
+constexpr int kGemmRows = 4;              // GEMM register block: activation rows
+constexpr int64_t kPrefetchBytes = 2048;  // GEMV software prefetch distance per stream
+
+enum class Src { q8, q4 };
+
+inline __m256i broadcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);  // a plain load, folded into VPBROADCASTD's memory operand
+  return _mm256_set1_epi32(v);
+}
+
+// Bytes of half-group h's block 0: scales at +0 (8 fp16), quants of row j at +32 + 64*j.
+// Half h is rows 8h..8h+7 of the matrix: group h/2, byte offset 32*(h%2) within each 64-byte row
+// of quants and 16*(h%2) within the scales.
+struct HalfPtr {
+  const uint8_t* quants;
+  const uint8_t* scales;
+};
+inline HalfPtr half_ptr(const uint8_t* data, int64_t nb, int64_t block_bytes, int64_t h) {
+  const uint8_t* g = data + (h >> 1) * nb * block_bytes;
+  return {g + kScaleBytes + (h & 1) * 32, g + (h & 1) * 16};
+}
+
+// One register block: MR activation rows × NH half-groups (8 rows each), all nb blocks. y points
+// at (row m, column 8 * first half); the last half writes its first `last_valid` (1..8) columns.
+template <int MR, int NH, Src S, bool kPrefetch>
+inline void tile(const uint8_t* data, int64_t h0, int64_t nb, const int8_t* xq, int64_t k,
+                 const float* xd, const int32_t* xs, float* y, int64_t ldy, int last_valid) {
+  constexpr int64_t kBlockBytes = S == Src::q8 ? kQ8BlockBytes : kQ4BlockBytes;
+  const __m256i ones = _mm256_set1_epi16(1);
+  const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
+  const __m256i low_nibbles = _mm256_set1_epi8(0x0f);
+  HalfPtr hp[NH];
+#pragma GCC unroll 4
+  for (int h = 0; h < NH; ++h) hp[h] = half_ptr(data, nb, kBlockBytes, h0 + h);
+  __m256 facc[MR][NH];
+#pragma GCC unroll 4
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int h = 0; h < NH; ++h) facc[r][h] = _mm256_setzero_ps();
+
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t off = b * kBlockBytes;
+    if constexpr (kPrefetch) {
+      // The two halves of a group share cache lines: prefetch once per group.
+#pragma GCC unroll 4
+      for (int h = 0; h < NH; ++h) {
+        if (((h0 + h) & 1) && h > 0) continue;
+        const char* p = reinterpret_cast<const char*>(hp[h].scales + off) + kPrefetchBytes;
+#pragma GCC unroll 9
+        for (int64_t l = 0; l < kBlockBytes; l += 64) _mm_prefetch(p + l, _MM_HINT_T0);
+      }
+    }
+    const int8_t* xb = xq + b * 32;
+    __m256i iacc[MR][NH];
+    if constexpr (S == Src::q8) {
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j)
+#pragma GCC unroll 4
+        for (int h = 0; h < NH; ++h) {
+          const __m256i v = _mm256_loadu_si256(
+              reinterpret_cast<const __m256i*>(hp[h].quants + off + j * 64));
+          const __m256i ws = _mm256_xor_si256(v, bias);  // signed weights
+          const __m256i wa = _mm256_abs_epi8(ws);
+#pragma GCC unroll 4
+          for (int r = 0; r < MR; ++r) {
+            const __m256i sx = _mm256_sign_epi8(broadcast4(xb + r * k + 4 * j), ws);
+            const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wa, sx), ones);
+            iacc[r][h] = j == 0 ? p : _mm256_add_epi32(iacc[r][h], p);
+          }
+        }
+    } else {
+      __m256i s16[MR][NH];
+      // Byte (j*16 + r)*4 + i holds k = 4j+i (low nibble) and k = 16+4j+i (high nibble).
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j)
+#pragma GCC unroll 4
+        for (int h = 0; h < NH; ++h) {
+          const __m256i v = _mm256_loadu_si256(
+              reinterpret_cast<const __m256i*>(hp[h].quants + off + j * 64));
+          const __m256i lo = _mm256_and_si256(v, low_nibbles);
+          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low_nibbles);
+#pragma GCC unroll 4
+          for (int r = 0; r < MR; ++r) {
+            const __m256i t =
+                _mm256_add_epi16(_mm256_maddubs_epi16(lo, broadcast4(xb + r * k + 4 * j)),
+                                 _mm256_maddubs_epi16(hi, broadcast4(xb + r * k + 16 + 4 * j)));
+            s16[r][h] = j == 0 ? t : _mm256_add_epi16(s16[r][h], t);
+          }
+        }
+#pragma GCC unroll 4
+      for (int r = 0; r < MR; ++r) {
+        const __m256i corr = _mm256_set1_epi32(-(xs[r * nb + b] * 8));  // nibbles are w + 8
+#pragma GCC unroll 4
+        for (int h = 0; h < NH; ++h)
+          iacc[r][h] = _mm256_add_epi32(_mm256_madd_epi16(s16[r][h], ones), corr);
+      }
+    }
+    __m256 dw[NH];
+#pragma GCC unroll 4
+    for (int h = 0; h < NH; ++h)
+      dw[h] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(hp[h].scales + off)));
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; ++r) {
+      const __m256 dx = _mm256_set1_ps(xd[r * nb + b]);
+#pragma GCC unroll 4
+      for (int h = 0; h < NH; ++h) {
+        const __m256 scale = _mm256_mul_ps(dw[h], dx);  // rounded to fp32 before the fma
+        facc[r][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[r][h]), scale, facc[r][h]);
+      }
+    }
+  }
+
+  // Lanes below last_valid are written; the padding rows of a matrix's last group never are.
+  const __m256i last_mask =
+      _mm256_cmpgt_epi32(_mm256_set1_epi32(last_valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+#pragma GCC unroll 4
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int h = 0; h < NH; ++h) {
+      float* out = y + r * ldy + h * 8;
+      if (h == NH - 1 && last_valid < 8) _mm256_maskstore_ps(out, last_mask, facc[r][h]);
+      else _mm256_storeu_ps(out, facc[r][h]);
+    }
+}
+
+// Columns of the half starting at column n that lie below n1 (1..8).
+inline int valid_cols(int64_t n, int64_t n1) { return static_cast<int>(std::min<int64_t>(8, n1 - n)); }
+
+struct Range {
+  const uint8_t* data;
+  const int8_t* xq;
+  int64_t nb, k;
+  const float* xd;
+  const int32_t* xs;
+  float* y;
+  int64_t ldy;
+};
+
+template <int MR, int NH, Src S, bool kPrefetch>
+inline void run_tile(const Range& a, int64_t m, int64_t h, int last_valid) {
+  tile<MR, NH, S, kPrefetch>(a.data, h, a.nb, a.xq + m * a.k, a.k, a.xd + m * a.nb,
+                             a.xs + m * a.nb, a.y + m * a.ldy + h * 8, a.ldy, last_valid);
+}
+
+// GEMV: activation rows in chunks of up to 4, each chunk streaming its weights once.
+template <Src S>
+void gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0,
+          int64_t m1, int64_t n0, int64_t n1) {
+  const Range a{w.data, x.q, w.k / 32, x.k, x.d, x.s, y, ldy};
+  const int64_t h0 = n0 / 8, h1 = (n1 + 7) / 8;
+  for (int64_t m = m0; m < m1; m += 4) {
+    const int64_t mr = std::min<int64_t>(4, m1 - m);
+    // Halves per tile: 4 accumulator pairs at most (8 + weights + temporaries <= 16 ymm).
+    const int64_t step = mr == 1 ? 4 : mr == 2 ? 2 : 1;
+    for (int64_t h = h0; h < h1; h += step) {
+      const int64_t nh = std::min(step, h1 - h);
+      const int lv = valid_cols((h + nh - 1) * 8, n1);
+      if (mr == 1) {
+        switch (nh) {
+          case 1: run_tile<1, 1, S, true>(a, m, h, lv); break;
+          case 2: run_tile<1, 2, S, true>(a, m, h, lv); break;
+          case 3: run_tile<1, 3, S, true>(a, m, h, lv); break;
+          default: run_tile<1, 4, S, true>(a, m, h, lv); break;
+        }
+      } else if (mr == 2) {
+        if (nh == 1) run_tile<2, 1, S, true>(a, m, h, lv);
+        else run_tile<2, 2, S, true>(a, m, h, lv);
+      } else if (mr == 3) {
+        run_tile<3, 1, S, true>(a, m, h, lv);
+      } else {
+        run_tile<4, 1, S, true>(a, m, h, lv);
+      }
+    }
+  }
+}
+
+// GEMM: half-group weight panels outside, all activation rows inside in blocks of 4.
+template <Src S>
+void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0,
+          int64_t m1, int64_t n0, int64_t n1) {
+  const Range a{w.data, x.q, w.k / 32, x.k, x.d, x.s, y, ldy};
+  const int64_t h0 = n0 / 8, h1 = (n1 + 7) / 8;
+  for (int64_t h = h0; h < h1; ++h) {
+    const int lv = valid_cols(h * 8, n1);
+    for (int64_t m = m0; m < m1; m += kGemmRows) {
+      switch (std::min<int64_t>(kGemmRows, m1 - m)) {
+        case 1: run_tile<1, 1, S, false>(a, m, h, lv); break;
+        case 2: run_tile<2, 1, S, false>(a, m, h, lv); break;
+        case 3: run_tile<3, 1, S, false>(a, m, h, lv); break;
+        default: run_tile<4, 1, S, false>(a, m, h, lv); break;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void q8_0_gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0,
+               int64_t m1, int64_t n0, int64_t n1) {
+  check_layout(w, Layout::q8_0_x16, "q8_0_gemv_1x32__avx2");
+  gemv<Src::q8>(w, x, y, ldy, m0, m1, n0, n1);
+}
+
+void q8_0_gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0,
+               int64_t m1, int64_t n0, int64_t n1) {
+  check_layout(w, Layout::q8_0_x16, "q8_0_gemm_4x8__avx2");
+  gemm<Src::q8>(w, x, y, ldy, m0, m1, n0, n1);
+}
+
+void q4_0_gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0,
+               int64_t m1, int64_t n0, int64_t n1) {
+  check_layout(w, Layout::q4_0_x16, "q4_0_gemv_1x32__avx2");
+  gemv<Src::q4>(w, x, y, ldy, m0, m1, n0, n1);
+}
+
+void q4_0_gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0,
+               int64_t m1, int64_t n0, int64_t n1) {
+  check_layout(w, Layout::q4_0_x16, "q4_0_gemm_4x8__avx2");
+  gemm<Src::q4>(w, x, y, ldy, m0, m1, n0, n1);
+}
+
+}  // namespace xtile::avx2

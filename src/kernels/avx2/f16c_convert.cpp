@@ -1,0 +1,39 @@
+// Compiled with -mavx2 -mfma -mf16c (CMakeLists.txt): the intrinsics below become VCVTPH2PS and
+// VCVTPS2PH. Nothing here may run before the caller has checked F16C support.
+#include "kernels/avx2/f16c_convert.h"
+
+#include <immintrin.h>
+
+namespace xtile::avx2 {
+
+// imm8 = 0: round to nearest even from the immediate, regardless of MXCSR.RC (bit 2 clear).
+constexpr int kRoundNearestEven = 0;
+
+float f16c_to_fp32(uint16_t h) {
+  return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
+}
+
+uint16_t f16c_from_fp32(float f) {
+  return static_cast<uint16_t>(
+      _mm_extract_epi16(_mm_cvtps_ph(_mm_set_ss(f), kRoundNearestEven), 0));
+}
+
+void f16c_to_fp32_n(const uint16_t* x, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i));
+    _mm256_storeu_ps(y + i, _mm256_cvtph_ps(h));
+  }
+  for (; i < n; ++i) y[i] = f16c_to_fp32(x[i]);
+}
+
+void f16c_from_fp32_n(const float* x, uint16_t* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), kRoundNearestEven);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), h);
+  }
+  for (; i < n; ++i) y[i] = f16c_from_fp32(x[i]);
+}
+
+}  // namespace xtile::avx2

@@ -1,0 +1,37 @@
+// Ceiling probes for the avx512 tier (see src/kernels/probes.h). Not kernels: measurements.
+#include <immintrin.h>
+
+#include "kernels/probes.h"
+
+namespace xtile::probe {
+
+int64_t vnni_loop_avx512(int64_t iterations) {
+  // 16 independent accumulators cover VPDPBUSD's latency (4-5 cycles) at 2 per cycle.
+  __m512i acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = _mm512_set1_epi32(i);
+  const __m512i a = _mm512_set1_epi8(3);
+  const __m512i b = _mm512_set1_epi8(-2);
+  for (int64_t it = 0; it < iterations; ++it) {
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], a, b);
+    __asm__ volatile("" : "+v"(acc[0]), "+v"(acc[5]), "+v"(acc[10]), "+v"(acc[15]));
+  }
+  __m512i s = acc[0];
+  for (int i = 1; i < 16; ++i) s = _mm512_add_epi32(s, acc[i]);
+  return _mm512_reduce_add_epi32(s);
+}
+
+uint64_t read_sum_avx512(const uint8_t* p, size_t bytes) {
+  __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
+  size_t i = 0;
+  for (; i + 256 <= bytes; i += 256) {
+    s0 = _mm512_xor_si512(s0, _mm512_load_si512(p + i));
+    s1 = _mm512_xor_si512(s1, _mm512_load_si512(p + i + 64));
+    s2 = _mm512_xor_si512(s2, _mm512_load_si512(p + i + 128));
+    s3 = _mm512_xor_si512(s3, _mm512_load_si512(p + i + 192));
+  }
+  const __m512i s = _mm512_xor_si512(_mm512_xor_si512(s0, s1), _mm512_xor_si512(s2, s3));
+  return static_cast<uint64_t>(_mm512_reduce_add_epi64(s));
+}
+
+}  // namespace xtile::probe

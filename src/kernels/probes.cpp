@@ -1,0 +1,77 @@
+#include "kernels/probes.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <vector>
+
+namespace xtile {
+
+namespace {
+double now_seconds() {
+  using clock = std::chrono::steady_clock;
+  return std::chrono::duration<double>(clock::now().time_since_epoch()).count();
+}
+std::atomic<int64_t> g_sink{0};  // keeps the probes' results observable
+}  // namespace
+
+double measure_int8_peak(ThreadPool& pool, Tier tier, double seconds) {
+  const CpuCaps& caps = cpu_caps();
+  int64_t (*loop)(int64_t) = nullptr;
+  double ops_per_iteration = 0;
+  if ((tier == Tier::avx512 || tier == Tier::amx) && caps.tier_available(Tier::avx512)) {
+    loop = probe::vnni_loop_avx512;
+    ops_per_iteration = 16.0 * 64 * 2;  // 16 instructions × 64 MACs × 2 ops
+  } else if (tier == Tier::avx2 && caps.tier_available(Tier::avx2)) {
+    loop = probe::maddubs_loop_avx2;
+    ops_per_iteration = 8.0 * 32 * 2;
+  } else {
+    return 0.0;
+  }
+  // Calibrate the iteration count on one thread, then run all threads together.
+  int64_t iters = 1 << 12;
+  for (;;) {
+    const double t0 = now_seconds();
+    g_sink += loop(iters);
+    if (now_seconds() - t0 > seconds / 4 || iters > (int64_t{1} << 40)) break;
+    iters *= 2;
+  }
+  double best = 0.0;
+  for (int rep = 0; rep < 3; ++rep) {
+    const double t0 = now_seconds();
+    pool.run([&](int, int) { g_sink += loop(iters); });
+    const double dt = now_seconds() - t0;
+    best = std::max(best, ops_per_iteration * static_cast<double>(iters) * pool.size() / dt);
+  }
+  return best;
+}
+
+double measure_read_bandwidth(ThreadPool& pool, const AlignedBuffer& buf, int passes) {
+  const CpuCaps& caps = cpu_caps();
+  uint64_t (*sum)(const uint8_t*, size_t) = nullptr;
+  if (caps.tier_available(Tier::avx512)) sum = probe::read_sum_avx512;
+  else if (caps.tier_available(Tier::avx2)) sum = probe::read_sum_avx2;
+  const size_t chunk = 1 << 20;
+  const int64_t chunks = static_cast<int64_t>(buf.size() / chunk);
+  double best = 0.0;
+  for (int p = 0; p < passes; ++p) {
+    const double t0 = now_seconds();
+    pool.parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1, int) {
+      uint64_t local = 0;
+      const uint8_t* base = buf.data() + c0 * chunk;
+      const size_t bytes = static_cast<size_t>(c1 - c0) * chunk;
+      if (sum) {
+        local = sum(base, bytes);
+      } else {
+        const auto* w = reinterpret_cast<const uint64_t*>(base);
+        for (size_t i = 0; i < bytes / 8; ++i) local ^= w[i];
+      }
+      g_sink += static_cast<int64_t>(local);
+    });
+    const double dt = now_seconds() - t0;
+    best = std::max(best, static_cast<double>(chunks * chunk) / dt);
+  }
+  return best;
+}
+
+}  // namespace xtile

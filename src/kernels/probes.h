@@ -1,0 +1,31 @@
+// Ceilings of this machine, measured by the same binary that runs the kernels (DESIGN.md §7):
+// the streaming read bandwidth and the register-only int8 dot-product peak of a tier.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "base/aligned_buffer.h"
+#include "cpu/cpu_caps.h"
+#include "cpu/thread_pool.h"
+
+namespace xtile {
+
+// int8 ops (2 per multiply-accumulate) per second of the tier's dot-product instruction in a
+// register-only loop on every thread of the pool (VPDPBUSD for avx512/amx-as-VNNI,
+// VPMADDUBSW+VPMADDWD for avx2). 0 if the tier has no such instruction here.
+double measure_int8_peak(ThreadPool& pool, Tier tier, double seconds = 0.3);
+
+// Bytes per second reading `buf` (much larger than the caches) once per pass, split over the
+// pool's threads; best of `passes`.
+double measure_read_bandwidth(ThreadPool& pool, const AlignedBuffer& buf, int passes = 5);
+
+namespace probe {
+// Register-only loops; each returns a value derived from its accumulators so it is not elided.
+int64_t vnni_loop_avx512(int64_t iterations);  // 16 × VPDPBUSD zmm per iteration
+int64_t maddubs_loop_avx2(int64_t iterations);  // 8 × (VPMADDUBSW + VPMADDWD + VPADDD) ymm
+uint64_t read_sum_avx512(const uint8_t* p, size_t bytes);
+uint64_t read_sum_avx2(const uint8_t* p, size_t bytes);
+}  // namespace probe
+
+}  // namespace xtile

@@ -1,0 +1,64 @@
+// Chat prompt formats. xtile does not run Jinja: it recognises the family a GGUF's
+// tokenizer.chat_template belongs to (or guesses it from the vocabulary and architecture when
+// the key is absent) and renders that family's format itself. Renderings follow the official
+// templates; see docs/TOKENIZER.md for the exact strings.
+//
+// The rendered text contains special-token texts (<|im_start|>, <|begin_of_text|>, <s>, ...):
+// encode it with parse_special = true. It already starts with the BOS text where the family has
+// one (ChatOptions::bos_text), so encode it with add_bos = false.
+#pragma once
+
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace xtile {
+
+namespace gguf {
+class File;
+}
+
+enum class ChatFamily {
+  kNone,    // no template: the message contents joined by blank lines
+  kChatML,  // <|im_start|>role\n...<|im_end|>\n (Qwen2, Qwen2.5)
+  kQwen3,   // ChatML, plus the empty think block when thinking is disabled
+  kLlama3,  // <|start_header_id|>role<|end_header_id|>\n\n...<|eot_id|>
+  kLlama2,  // [INST] <<SYS>>\n...\n<</SYS>>\n\n... [/INST]
+};
+
+struct ChatMessage {
+  std::string role;  // "system", "user", "assistant" (ChatML and Llama-3 accept any role)
+  std::string content;
+};
+
+struct ChatOptions {
+  // End with the header of the assistant's turn, so that the model writes the answer.
+  bool add_generation_prompt = true;
+  // Qwen3 only: false appends "<think>\n\n</think>\n\n" after the assistant header, as Qwen3's
+  // template does for enable_thinking=false; true (the template's default) appends nothing.
+  bool enable_thinking = true;
+  // Llama-3 / Llama-2: start with the BOS text (<|begin_of_text|>, <s>), as their templates'
+  // {{ bos_token }} does. ChatML families have no BOS.
+  bool bos_text = true;
+};
+
+// "none", "chatml", "qwen3", "llama3", "llama2".
+std::string_view chat_family_name(ChatFamily family);
+// The inverse (for a --chat-template flag); fails listing the names.
+ChatFamily parse_chat_family(std::string_view name);
+// The family a Jinja template text belongs to, by its markers: <|im_start|> (with <think> or
+// enable_thinking: Qwen3), <|start_header_id|>, [INST]. kNone when none is present.
+ChatFamily chat_family_from_template(std::string_view jinja);
+// From tokenizer.chat_template when present (kNone if it is not recognised); otherwise from the
+// vocabulary (<|im_start|> -> ChatML, or Qwen3 for qwen3/qwen3moe; <|start_header_id|> ->
+// Llama-3), then the architecture (qwen2 -> ChatML, qwen3/qwen3moe -> Qwen3, llama with a
+// SentencePiece vocabulary -> Llama-2), else kNone.
+ChatFamily detect_chat_family(const gguf::File& file);
+
+std::string apply_chat_template(ChatFamily family, std::span<const ChatMessage> messages,
+                                const ChatOptions& options = {});
+// One turn: an optional system message (empty: none) and the user's message.
+std::string apply_chat_template(ChatFamily family, std::string_view system,
+                                std::string_view user, const ChatOptions& options = {});
+
+}  // namespace xtile

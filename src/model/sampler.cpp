@@ -1,0 +1,149 @@
+#include "model/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_map>
+
+#include "base/error.h"
+
+namespace xtile {
+namespace sampling {
+namespace {
+
+bool before(const TokenCandidate& a, const TokenCandidate& b) {
+  return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+}
+
+}  // namespace
+
+void fill(std::span<const float> logits, std::vector<TokenCandidate>* c) {
+  c->resize(logits.size());
+  for (size_t i = 0; i < logits.size(); ++i) {
+    // A NaN would break the ordering every later step relies on; it means a broken forward pass.
+    if (std::isnan(logits[i])) fail("sampler: the logit of token ", i, " is NaN");
+    (*c)[i] = {static_cast<int32_t>(i), logits[i], 0.0f};
+  }
+}
+
+void penalties(std::vector<TokenCandidate>* c, std::span<const int32_t> recent, float repeat,
+               float frequency, float presence) {
+  if (recent.empty() || (repeat == 1.0f && frequency == 0.0f && presence == 0.0f)) return;
+  std::unordered_map<int32_t, int32_t> count;
+  for (int32_t id : recent) ++count[id];
+  for (const auto& [id, n] : count) {
+    if (id < 0 || static_cast<size_t>(id) >= c->size()) continue;
+    TokenCandidate& t = (*c)[id];
+    // Dividing a negative logit would raise it, so negative ones are multiplied (llama.cpp).
+    if (t.logit <= 0.0f) {
+      t.logit *= repeat;
+    } else {
+      t.logit /= repeat;
+    }
+    t.logit -= static_cast<float>(n) * frequency + (n > 0 ? 1.0f : 0.0f) * presence;
+  }
+}
+
+void sort(std::vector<TokenCandidate>* c) { std::sort(c->begin(), c->end(), before); }
+
+void top_k(std::vector<TokenCandidate>* c, int32_t k) {
+  if (k <= 0 || static_cast<size_t>(k) >= c->size()) {
+    sort(c);
+    return;
+  }
+  std::partial_sort(c->begin(), c->begin() + k, c->end(), before);
+  c->resize(k);
+}
+
+void softmax(std::vector<TokenCandidate>* c) {
+  if (c->empty()) return;
+  float max = (*c)[0].logit;
+  for (const TokenCandidate& t : *c) max = std::max(max, t.logit);
+  double sum = 0.0;
+  std::vector<double> e(c->size());
+  for (size_t i = 0; i < c->size(); ++i) {
+    e[i] = std::exp(static_cast<double>((*c)[i].logit) - max);
+    sum += e[i];
+  }
+  for (size_t i = 0; i < c->size(); ++i) (*c)[i].p = static_cast<float>(e[i] / sum);
+}
+
+void top_p(std::vector<TokenCandidate>* c, float p) {
+  if (p >= 1.0f || c->size() <= 1) return;
+  sort(c);
+  softmax(c);
+  double cum = 0.0;
+  for (size_t i = 0; i < c->size(); ++i) {
+    cum += (*c)[i].p;
+    if (cum >= p) {
+      c->resize(i + 1);
+      return;
+    }
+  }
+}
+
+void min_p(std::vector<TokenCandidate>* c, float p) {
+  if (p <= 0.0f || c->size() <= 1) return;
+  // p_i >= p * p_max  <=>  logit_i >= logit_max + log(p): no exponentials needed.
+  float max = (*c)[0].logit;
+  for (const TokenCandidate& t : *c) max = std::max(max, t.logit);
+  const float threshold = max + std::log(p);
+  std::erase_if(*c, [&](const TokenCandidate& t) { return t.logit < threshold; });
+}
+
+void temperature(std::vector<TokenCandidate>* c, float t) {
+  for (TokenCandidate& x : *c) x.logit /= t;
+}
+
+int32_t argmax(std::span<const TokenCandidate> c) {
+  if (c.empty()) fail("sampler: no candidates to choose from");
+  const TokenCandidate* best = &c[0];
+  for (const TokenCandidate& t : c) {
+    if (before(t, *best)) best = &t;
+  }
+  return best->id;
+}
+
+}  // namespace sampling
+
+Sampler::Sampler(const SamplerParams& params) : p_(params), rng_(params.seed) {
+  if (std::isnan(p_.temperature) || std::isnan(p_.top_p) || std::isnan(p_.min_p)) {
+    fail("sampler: temperature, top-p and min-p must be numbers");
+  }
+  if (!(p_.repeat_penalty > 0.0f)) {
+    fail("sampler: repeat penalty must be > 0 (1 disables it), got ", p_.repeat_penalty);
+  }
+  if (p_.repeat_last_n < -1) {
+    fail("sampler: repeat-last-n must be >= -1, got ", p_.repeat_last_n);
+  }
+}
+
+void Sampler::reset() { rng_.seed(p_.seed); }
+
+int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
+  if (logits.empty()) fail("sampler: empty logits");
+  sampling::fill(logits, &cand_);
+  std::span<const int32_t> recent = history;
+  if (p_.repeat_last_n >= 0 && recent.size() > static_cast<size_t>(p_.repeat_last_n)) {
+    recent = recent.last(p_.repeat_last_n);
+  }
+  sampling::penalties(&cand_, recent, p_.repeat_penalty, p_.frequency_penalty,
+                      p_.presence_penalty);
+  if (p_.temperature <= 0.0f) return sampling::argmax(cand_);
+
+  sampling::top_k(&cand_, p_.top_k);  // also sorts
+  sampling::top_p(&cand_, p_.top_p);
+  sampling::min_p(&cand_, p_.min_p);
+  sampling::temperature(&cand_, p_.temperature);
+  sampling::softmax(&cand_);
+
+  const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
+  double cum = 0.0;
+  for (const TokenCandidate& t : cand_) {
+    cum += t.p;
+    if (u < cum) return t.id;
+  }
+  // Rounding left the total a hair below u: the last (least likely) candidate.
+  return cand_.back().id;
+}
+
+}  // namespace xtile

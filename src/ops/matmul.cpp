@@ -1,0 +1,45 @@
+#include "ops/matmul.h"
+
+#include "base/error.h"
+
+namespace xtile {
+
+void quantize_activations(ThreadPool& pool, QuantizeRowFn quantize, const float* x, int64_t ldx,
+                          int64_t m, int64_t k, ActBuffer& buffer) {
+  QuantizedActs& acts = buffer.resize(m, k);
+  const int64_t nb = k / 32;
+  pool.parallel_for(0, m, 1, [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; ++r)
+      quantize(x + r * ldx, k, acts.q + r * k, acts.d + r * nb, acts.s + r * nb);
+  });
+}
+
+WorkBlock matmul_work_block(int64_t m, int64_t n, int n_step, int t, int n_threads) {
+  // Split the weight rows (n) when there are enough groups for every thread: each thread then
+  // streams its own slice of the weights once for all of m. Otherwise split the activations.
+  const int64_t n_units = (n + n_step - 1) / n_step;
+  WorkBlock wb{0, m, 0, n};
+  if (n_units >= n_threads || m < n_threads) {
+    int64_t u0, u1;
+    partition_range(0, n_units, 1, t, n_threads, &u0, &u1);
+    wb.n0 = u0 * n_step;
+    wb.n1 = u1 * n_step < n ? u1 * n_step : n;
+    if (wb.n0 >= wb.n1) wb.n0 = wb.n1 = 0, wb.m1 = 0;
+  } else {
+    partition_range(0, m, 1, t, n_threads, &wb.m0, &wb.m1);
+  }
+  return wb;
+}
+
+void matmul_quantized(ThreadPool& pool, const KernelSet& kernels, const PackedMatrix& w,
+                      const QuantizedActs& x, float* y, int64_t ldy) {
+  if (w.k != x.k) fail("matmul: weight K = ", w.k, " but activations have K = ", x.k);
+  const MatmulKernel* kernel = x.m >= kernels.gemm_min_m ? kernels.gemm : kernels.gemv;
+  check_layout(w, kernel->layout, kernel->name);
+  pool.run([&](int t, int n_threads) {
+    const WorkBlock wb = matmul_work_block(x.m, w.n, kernel->n_step, t, n_threads);
+    if (wb.m0 < wb.m1 && wb.n0 < wb.n1) kernel->fn(w, x, y, ldy, wb.m0, wb.m1, wb.n0, wb.n1);
+  });
+}
+
+}  // namespace xtile

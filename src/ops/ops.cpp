@@ -1,0 +1,129 @@
+#include "ops/ops.h"
+
+#include <cmath>
+#include <vector>
+
+#include "base/fp16.h"
+#include "cpu/thread_pool.h"
+
+namespace xtile::ops {
+
+namespace {
+
+// The pairwise fold of the 16 lanes (see ops.h): w = 8, 4, 2, 1.
+inline float fold_lanes(float* acc) {
+  for (int w = kLanes / 2; w >= 1; w /= 2)
+    for (int j = 0; j < w; ++j) acc[j] += acc[j + w];
+  return acc[0];
+}
+
+const float* f16_table() {
+  static const std::vector<float> table = [] {
+    std::vector<float> t(65536);
+    for (uint32_t h = 0; h < 65536; ++h) t[h] = fp16_to_fp32(static_cast<uint16_t>(h));
+    return t;
+  }();
+  return table.data();
+}
+
+}  // namespace
+
+float dot(const float* a, const float* b, int64_t n) {
+  float acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) acc[j] += a[i + j] * b[i + j];
+  for (int j = 0; i + j < n; ++j) acc[j] += a[i + j] * b[i + j];
+  return fold_lanes(acc);
+}
+
+float sum(const float* a, int64_t n) {
+  float acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) acc[j] += a[i + j];
+  for (int j = 0; i + j < n; ++j) acc[j] += a[i + j];
+  return fold_lanes(acc);
+}
+
+float sum_squares(const float* a, int64_t n) { return dot(a, a, n); }
+
+float f16_to_f32(uint16_t h) { return f16_table()[h]; }
+
+void f16_to_f32_row(const uint16_t* x, float* y, int64_t n) {
+  const float* table = f16_table();
+  for (int64_t i = 0; i < n; ++i) y[i] = table[x[i]];
+}
+
+void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
+}
+
+void rmsnorm_row(const float* x, const float* w, int64_t n, float eps, float* y) {
+  const float mean = sum_squares(x, n) / static_cast<float>(n);
+  const float scale = 1.0f / std::sqrt(mean + eps);
+  for (int64_t i = 0; i < n; ++i) y[i] = (x[i] * scale) * w[i];
+}
+
+void rmsnorm(ThreadPool& pool, const float* x, int64_t ldx, const float* w, int64_t rows,
+             int64_t n, float eps, float* y, int64_t ldy) {
+  pool.parallel_for(0, rows, row_grain(2 * n), [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; ++r) rmsnorm_row(x + r * ldx, w, n, eps, y + r * ldy);
+  });
+}
+
+void rope_inv_freq(double base, int64_t n_rot, const float* freq_factors, double linear_factor,
+                   double* inv_freq) {
+  for (int64_t i = 0; i < n_rot / 2; ++i) {
+    double f = std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(n_rot));
+    if (freq_factors) f /= static_cast<double>(freq_factors[i]);
+    inv_freq[i] = f / linear_factor;
+  }
+}
+
+void rope_cos_sin(int64_t pos, const double* inv_freq, int64_t n_rot, float* cos_out,
+                  float* sin_out) {
+  for (int64_t i = 0; i < n_rot / 2; ++i) {
+    const double theta = static_cast<double>(pos) * inv_freq[i];
+    cos_out[i] = static_cast<float>(std::cos(theta));
+    sin_out[i] = static_cast<float>(std::sin(theta));
+  }
+}
+
+void rope_head(RopeMode mode, float* x, int64_t n_rot, const float* cos_t, const float* sin_t) {
+  const int64_t half = n_rot / 2;
+  // norm: the pair of index i is (2i, 2i+1); neox: (i, i + half).
+  const int64_t stride = mode == RopeMode::norm ? 2 : 1;
+  const int64_t offset = mode == RopeMode::norm ? 1 : half;
+  for (int64_t i = 0; i < half; ++i) {
+    float* a = x + i * stride;
+    float* b = a + offset;
+    const float x0 = *a, x1 = *b;
+    *a = x0 * cos_t[i] - x1 * sin_t[i];
+    *b = x0 * sin_t[i] + x1 * cos_t[i];
+  }
+}
+
+void softmax_row(float* x, int64_t n) {
+  float max = x[0];
+  for (int64_t i = 1; i < n; ++i) max = x[i] > max ? x[i] : max;
+  for (int64_t i = 0; i < n; ++i) x[i] = std::exp(x[i] - max);
+  const float inv = 1.0f / sum(x, n);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void swiglu_row(const float* gate, const float* up, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = (g / (1.0f + std::exp(-g))) * up[i];
+  }
+}
+
+int64_t argmax(const float* x, int64_t n) {
+  int64_t best = 0;
+  for (int64_t i = 1; i < n; ++i)
+    if (x[i] > x[best]) best = i;
+  return best;
+}
+
+}  // namespace xtile::ops

@@ -1,0 +1,179 @@
+// Chat templates: rendered strings per family, detection from the real vocabulary GGUFs and
+// from synthetic ones, and the rendered prompt's special tokens surviving tokenization.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "base/error.h"
+#include "gguf/gguf.h"
+#include "model/chat_template.h"
+#include "test_util.h"
+#include "tokenizer/tokenizer.h"
+
+namespace xtile {
+namespace {
+
+TEST(ChatTemplate, ChatML) {
+  EXPECT_EQ(apply_chat_template(ChatFamily::kChatML, "You are terse.", "Hi!"),
+            "<|im_start|>system\nYou are terse.<|im_end|>\n"
+            "<|im_start|>user\nHi!<|im_end|>\n"
+            "<|im_start|>assistant\n");
+  EXPECT_EQ(apply_chat_template(ChatFamily::kChatML, "", "Hi!"),
+            "<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n");
+}
+
+TEST(ChatTemplate, Qwen3Thinking) {
+  EXPECT_EQ(apply_chat_template(ChatFamily::kQwen3, "", "2+2?"),
+            "<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n");
+  ChatOptions o;
+  o.enable_thinking = false;
+  EXPECT_EQ(apply_chat_template(ChatFamily::kQwen3, "", "2+2?", o),
+            "<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n");
+  // Plain ChatML ignores the thinking switch.
+  EXPECT_EQ(apply_chat_template(ChatFamily::kChatML, "", "2+2?", o),
+            "<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n");
+}
+
+TEST(ChatTemplate, Llama3) {
+  EXPECT_EQ(apply_chat_template(ChatFamily::kLlama3, "", "Hello"),
+            "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHello<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\n");
+  ChatOptions o;
+  o.bos_text = false;
+  EXPECT_EQ(apply_chat_template(ChatFamily::kLlama3, " Be brief. ", "Hello\n", o),
+            "<|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
+            "<|start_header_id|>user<|end_header_id|>\n\nHello<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\n");
+}
+
+TEST(ChatTemplate, Llama2) {
+  EXPECT_EQ(apply_chat_template(ChatFamily::kLlama2, "", "Hello"), "<s>[INST] Hello [/INST]");
+  EXPECT_EQ(apply_chat_template(ChatFamily::kLlama2, "Be brief.", "Hello"),
+            "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHello [/INST]");
+  const std::vector<ChatMessage> turns = {
+      {"user", "Hi"}, {"assistant", "Hello!"}, {"user", "Bye"}};
+  EXPECT_EQ(apply_chat_template(ChatFamily::kLlama2, turns),
+            "<s>[INST] Hi [/INST] Hello! </s><s>[INST] Bye [/INST]");
+  EXPECT_THROW(apply_chat_template(ChatFamily::kLlama2,
+                                   std::vector<ChatMessage>{{"tool", "x"}}),
+               Error);
+}
+
+TEST(ChatTemplate, MultiTurnChatMLAndNone) {
+  const std::vector<ChatMessage> turns = {
+      {"system", "S"}, {"user", "U1"}, {"assistant", "A1"}, {"user", "U2"}};
+  ChatOptions o;
+  o.add_generation_prompt = false;
+  EXPECT_EQ(apply_chat_template(ChatFamily::kChatML, turns, o),
+            "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU1<|im_end|>\n"
+            "<|im_start|>assistant\nA1<|im_end|>\n<|im_start|>user\nU2<|im_end|>\n");
+  EXPECT_EQ(apply_chat_template(ChatFamily::kNone, turns), "S\n\nU1\n\nA1\n\nU2");
+  EXPECT_EQ(apply_chat_template(ChatFamily::kNone, "", "just text"), "just text");
+}
+
+TEST(ChatTemplate, Names) {
+  for (ChatFamily f : {ChatFamily::kNone, ChatFamily::kChatML, ChatFamily::kQwen3,
+                       ChatFamily::kLlama3, ChatFamily::kLlama2}) {
+    EXPECT_EQ(parse_chat_family(chat_family_name(f)), f);
+  }
+  try {
+    parse_chat_family("vicuna");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'vicuna'"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ChatTemplate, FromTemplateText) {
+  EXPECT_EQ(chat_family_from_template("{{'<|im_start|>' + message['role']}}"), ChatFamily::kChatML);
+  EXPECT_EQ(chat_family_from_template(
+                "{%- if enable_thinking is defined and enable_thinking is false %}"
+                "{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}<|im_start|>"),
+            ChatFamily::kQwen3);
+  EXPECT_EQ(chat_family_from_template("<|start_header_id|>{{ m['role'] }}<|end_header_id|>"),
+            ChatFamily::kLlama3);
+  EXPECT_EQ(chat_family_from_template("{{ bos_token + '[INST] ' + content + ' [/INST]' }}"),
+            ChatFamily::kLlama2);
+  EXPECT_EQ(chat_family_from_template("<start_of_turn>user"), ChatFamily::kNone);
+}
+
+ChatFamily detect_file(const std::string& path) {
+  gguf::File f = gguf::File::open(path);
+  return detect_chat_family(f);
+}
+
+TEST(ChatTemplate, DetectFromRealVocabularies) {
+  XTILE_REQUIRE_FIXTURE(qwen, "tokenizers/vocab-qwen2.gguf");
+  XTILE_REQUIRE_FIXTURE(llama3, "tokenizers/vocab-llama3.gguf");
+  XTILE_REQUIRE_FIXTURE(spm, "tokenizers/vocab-llama-spm.gguf");
+  EXPECT_EQ(detect_file(qwen), ChatFamily::kChatML);    // its tokenizer.chat_template
+  EXPECT_EQ(detect_file(llama3), ChatFamily::kLlama3);  // its tokenizer.chat_template
+  EXPECT_EQ(detect_file(spm), ChatFamily::kLlama2);     // no template: llama + SentencePiece
+}
+
+TEST(ChatTemplate, DetectFromFixtureModels) {
+  XTILE_REQUIRE_FIXTURE(stories, "models/stories260K.gguf");
+  XTILE_REQUIRE_FIXTURE(qwen3, "models/micro-qwen3.gguf");
+  XTILE_REQUIRE_FIXTURE(qwen2, "models/micro-qwen2.gguf");
+  EXPECT_EQ(detect_file(stories), ChatFamily::kLlama2);
+  EXPECT_EQ(detect_file(qwen3), ChatFamily::kQwen3);  // no template, arch qwen3
+  EXPECT_EQ(detect_file(qwen2), ChatFamily::kChatML);
+}
+
+ChatFamily detect_bytes(const gguf::Writer& w) {
+  const std::vector<uint8_t> bytes = w.to_bytes();
+  gguf::File f = gguf::File::parse(bytes.data(), bytes.size(), "chat.gguf");
+  return detect_chat_family(f);
+}
+
+TEST(ChatTemplate, DetectFromVocabularyWhenNoTemplate) {
+  gguf::Writer w;
+  w.set("general.architecture", gguf::Value::string("mystery"));
+  w.set("tokenizer.ggml.model", gguf::Value::string("gpt2"));
+  w.set("tokenizer.ggml.tokens", gguf::Value::string_array({"a", "<|im_start|>", "<|im_end|>"}));
+  EXPECT_EQ(detect_bytes(w), ChatFamily::kChatML);
+  w.set("general.architecture", gguf::Value::string("qwen3moe"));
+  EXPECT_EQ(detect_bytes(w), ChatFamily::kQwen3);
+  w.set("general.architecture", gguf::Value::string("mystery"));
+  w.set("tokenizer.ggml.tokens", gguf::Value::string_array({"a", "<|start_header_id|>"}));
+  EXPECT_EQ(detect_bytes(w), ChatFamily::kLlama3);
+  w.set("tokenizer.ggml.tokens", gguf::Value::string_array({"a", "b"}));
+  EXPECT_EQ(detect_bytes(w), ChatFamily::kNone);
+  // A template that is present but unknown wins over the guesses: none.
+  w.set("tokenizer.ggml.tokens", gguf::Value::string_array({"a", "<|im_start|>"}));
+  w.set("tokenizer.chat_template", gguf::Value::string("<start_of_turn>{{ content }}"));
+  EXPECT_EQ(detect_bytes(w), ChatFamily::kNone);
+}
+
+// The rendered prompt tokenizes with its markers as single special tokens and no extra BOS.
+TEST(ChatTemplate, RenderedPromptTokenizes) {
+  XTILE_REQUIRE_FIXTURE(qwen, "tokenizers/vocab-qwen2.gguf");
+  XTILE_REQUIRE_FIXTURE(llama3, "tokenizers/vocab-llama3.gguf");
+  {
+    gguf::File f = gguf::File::open(qwen);
+    auto tok = Tokenizer::from_gguf(f);
+    const std::string text = apply_chat_template(detect_chat_family(f), "S", "Hello");
+    const std::vector<int32_t> ids = tok->encode(text, false, true);
+    EXPECT_EQ(std::count(ids.begin(), ids.end(), tok->find_token("<|im_start|>")), 3);
+    EXPECT_EQ(std::count(ids.begin(), ids.end(), tok->find_token("<|im_end|>")), 2);
+    EXPECT_EQ(tok->decode(ids, true), text);
+  }
+  {
+    gguf::File f = gguf::File::open(llama3);
+    auto tok = Tokenizer::from_gguf(f);
+    const std::string text = apply_chat_template(detect_chat_family(f), "", "Hello");
+    const std::vector<int32_t> ids = tok->encode(text, false, true);
+    ASSERT_FALSE(ids.empty());
+    EXPECT_EQ(ids[0], tok->bos());
+    EXPECT_EQ(std::count(ids.begin(), ids.end(), tok->bos()), 1);
+    // ... <|end_header_id|> then the "\n\n" of the assistant header.
+    ASSERT_GE(ids.size(), 2u);
+    EXPECT_EQ(ids[ids.size() - 2], tok->find_token("<|end_header_id|>"));
+    EXPECT_EQ(tok->decode_token(ids.back()), "\n\n");
+    EXPECT_EQ(tok->decode(ids, true), text);
+  }
+}
+
+}  // namespace
+}  // namespace xtile

@@ -1,0 +1,184 @@
+// The xtile command line, run as a user would: exit statuses (0 ok, 1 xtile error, 2 usage),
+// messages that name the problem, `info` on every fixture and `synth` end to end.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "cpu/cpu_caps.h"
+#include "test_util.h"
+
+namespace xtile {
+namespace {
+
+struct Result {
+  int status;
+  std::string output;
+};
+
+Result xtile_run(const std::string& args, const std::string& env = "") {
+  Result r;
+  r.status = test::run_command(env + (env.empty() ? "" : " ") + "'" + test::xtile_binary() +
+                                   "' " + args,
+                               &r.output);
+  return r;
+}
+
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+TEST(Cli, InfoShowsCpuAndTiers) {
+  const Result r = xtile_run("info");
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* t : {"ref", "avx2", "avx512", "amx", "amx-emu"})
+    EXPECT_TRUE(contains(r.output, std::string("\n  ") + t + " ")) << t << "\n" << r.output;
+  EXPECT_TRUE(contains(r.output, "auto picks")) << r.output;
+  EXPECT_TRUE(contains(r.output, "default threads")) << r.output;
+  EXPECT_TRUE(contains(r.output, "features")) << r.output;
+  EXPECT_TRUE(contains(r.output, std::string(tier_name(cpu_caps().best_tier()))));
+}
+
+TEST(Cli, InfoListsTensorsOfEveryFixture) {
+  XTILE_REQUIRE_FIXTURE(root, "models");
+  int files = 0;
+  for (const char* dir : {"models", "tokenizers"}) {
+    for (const auto& e : std::filesystem::directory_iterator(test::fixture_path(dir))) {
+      if (e.path().extension() != ".gguf") continue;
+      ++files;
+      const Result r = xtile_run("info -m '" + e.path().string() + "'");
+      ASSERT_EQ(r.status, 0) << e.path() << "\n" << r.output;
+      EXPECT_TRUE(contains(r.output, "tokenizer.ggml.tokens")) << e.path();
+      EXPECT_TRUE(contains(r.output, "tensors (")) << e.path();
+      EXPECT_TRUE(contains(r.output, "totals: ")) << e.path();
+      if (std::string(dir) == "models") {
+        EXPECT_TRUE(contains(r.output, "token_embd.weight")) << e.path();
+        EXPECT_TRUE(contains(r.output, "bits per weight")) << e.path();
+      }
+    }
+  }
+  EXPECT_GE(files, 9);
+}
+
+TEST(Cli, InfoShowsShapesInGgmlOrder) {
+  XTILE_REQUIRE_FIXTURE(model, "models/micro-qwen3moe.gguf");
+  const Result r = xtile_run("info -m '" + model + "'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "[64, 512]")) << r.output;      // token_embd: [hidden, vocab]
+  EXPECT_TRUE(contains(r.output, "[64, 32, 8]")) << r.output;    // ffn_gate_exps
+  EXPECT_TRUE(contains(r.output, "[string × 512]")) << r.output;
+  EXPECT_TRUE(contains(r.output, "\"qwen3moe\"")) << r.output;
+}
+
+TEST(Cli, UnknownFlagExits2NamingIt) {
+  Result r = xtile_run("info --no-such-flag");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "--no-such-flag")) << r.output;
+  r = xtile_run("synth --preset tiny-llama -o '" + test::temp_path("t0.gguf").string() + "' -t 0");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "--threads")) << r.output;
+  r = xtile_run("info --kernels avx9");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "--kernels")) << r.output;
+  r = xtile_run("frobnicate");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "frobnicate")) << r.output;
+  r = xtile_run("");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "synth")) << r.output;  // the help lists the commands
+}
+
+TEST(Cli, HelpAndVersion) {
+  Result r = xtile_run("--version");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "xtile ")) << r.output;
+  r = xtile_run("--help");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "info")) << r.output;
+  EXPECT_TRUE(contains(r.output, "synth")) << r.output;
+  r = xtile_run("synth --help");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "--preset")) << r.output;
+  EXPECT_TRUE(contains(r.output, "--seed")) << r.output;
+}
+
+TEST(Cli, MissingModelFileExits1WithPath) {
+  const std::string path = "/nonexistent-dir/missing-model.gguf";
+  const Result r = xtile_run("info -m " + path);
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "xtile: error: ")) << r.output;
+  EXPECT_TRUE(contains(r.output, path)) << r.output;
+}
+
+TEST(Cli, CorruptModelFileExits1) {
+  const std::string path = test::temp_path("corrupt.gguf").string();
+  std::ofstream(path) << "GGUF this is not a model";
+  const Result r = xtile_run("info -m '" + path + "'");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "xtile: error: ")) << r.output;
+  EXPECT_TRUE(contains(r.output, "corrupt.gguf")) << r.output;
+}
+
+TEST(Cli, UnavailableTierIsAClearError) {
+  if (cpu_caps().tier_available(Tier::amx)) GTEST_SKIP() << "this CPU has AMX";
+  Result r = xtile_run("info --kernels amx");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "xtile: error: ")) << r.output;
+  EXPECT_TRUE(contains(r.output, "amx")) << r.output;
+  EXPECT_TRUE(contains(r.output, "not available")) << r.output;
+  r = xtile_run("info", "XTILE_KERNELS=amx");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "not available")) << r.output;
+  // The flag wins over the environment variable; amx-emu runs anywhere.
+  r = xtile_run("info --kernels amx-emu", "XTILE_KERNELS=amx");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "selected         amx-emu")) << r.output;
+}
+
+TEST(Cli, SynthUnknownPresetListsPresets) {
+  const Result r =
+      xtile_run("synth --preset nope -o '" + test::temp_path("nope.gguf").string() + "'");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "'nope'")) << r.output;
+  for (const char* p : {"qwen3-0.6b", "qwen3-30b-a3b", "llama-3-8b", "tiny-qwen3moe"})
+    EXPECT_TRUE(contains(r.output, p)) << p << "\n" << r.output;
+}
+
+TEST(Cli, SynthBadTypeVocabAndOutput) {
+  const std::string out = test::temp_path("bad.gguf").string();
+  Result r = xtile_run("synth --preset tiny-llama --type q5_k -o '" + out + "'");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "q5_k")) << r.output;
+  r = xtile_run("synth --preset tiny-llama --vocab /nonexistent/vocab.gguf -o '" + out + "'");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "/nonexistent/vocab.gguf")) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(out));
+  // An output that is not a regular file (here a FIFO; think -o /dev/null) is refused rather
+  // than replaced by the writer's rename.
+  const std::string fifo = test::temp_path("fifo").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  r = xtile_run("synth --preset tiny-llama -o '" + fifo + "'");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "not a regular file")) << r.output;
+  EXPECT_TRUE(std::filesystem::is_fifo(fifo));
+}
+
+TEST(Cli, SynthWritesAModelInfoReads) {
+  const std::string path = test::temp_path("cli-tiny-qwen2.gguf").string();
+  Result r = xtile_run("synth --preset tiny-qwen2 --type q8_0 -s 7 -t 2 -o '" + path + "'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "weights are RANDOM")) << r.output;
+  r = xtile_run("info -m '" + path + "'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "blk.1.attn_v.bias")) << r.output;
+  EXPECT_TRUE(contains(r.output, "q8_0")) << r.output;
+  EXPECT_TRUE(contains(r.output, "general.description")) << r.output;
+  r = xtile_run("synth --list-presets");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "qwen3-30b-a3b")) << r.output;
+}
+
+}  // namespace
+}  // namespace xtile

@@ -1,0 +1,22 @@
+// Random quantized weights and activations for the kernel exactness tests (seeded, reproducible).
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "gguf/ggml_types.h"
+
+namespace xtile::test {
+
+// n rows × k of GGML blocks (Q8_0 or Q4_0) as GGUF stores them: random quants, random fp16
+// scales of both signs (some zero). `pattern` selects extreme data instead of random:
+enum class WeightPattern { random, all_min, all_max, zeros, alternating_extremes };
+std::vector<uint8_t> random_weights(GgmlType type, int64_t n, int64_t k, uint32_t seed,
+                                    WeightPattern pattern = WeightPattern::random);
+
+enum class ActPattern { random, extremes /* every block at ±127 */, zeros, ties /* .5 cases */ };
+std::vector<float> random_activations(int64_t m, int64_t k, uint32_t seed,
+                                      ActPattern pattern = ActPattern::random);
+
+}  // namespace xtile::test

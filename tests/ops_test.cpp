@@ -1,0 +1,292 @@
+// The float ops of the forward pass against float64 references written out by hand, and their
+// determinism: the same bits for any thread count and any batch a row arrives in.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "base/fp16.h"
+#include "cpu/thread_pool.h"
+#include "ops/attention.h"
+#include "ops/matmul_float.h"
+#include "ops/ops.h"
+
+namespace xtile {
+namespace {
+
+std::vector<float> random_vec(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// |error| bound of a float sum of n terms with magnitudes summing to `abs_sum`: each of the
+// at most n additions rounds by <= eps/2 of a partial sum bounded by abs_sum (Higham), plus the
+// rounding of each product.
+double sum_bound(int64_t n, double abs_sum) {
+  return (static_cast<double>(n) + 2.0) * std::numeric_limits<float>::epsilon() * abs_sum;
+}
+
+TEST(OpsTest, DotAndSumFollowTheSixteenLaneOrder) {
+  // The order of ops.h written out independently: lane i % 16 in ascending i, then the fold
+  // w = 8, 4, 2, 1. Values spanning 16 orders of magnitude make any other order give other bits.
+  for (int64_t n : {1, 15, 16, 17, 33, 100, 1000}) {
+    std::vector<float> a = random_vec(static_cast<size_t>(n), 1u + static_cast<uint32_t>(n));
+    std::vector<float> b = random_vec(static_cast<size_t>(n), 99u + static_cast<uint32_t>(n));
+    for (int64_t i = 0; i < n; i += 3) a[static_cast<size_t>(i)] *= 1e8f;
+    float lanes[16] = {};
+    float slanes[16] = {};
+    for (int64_t i = 0; i < n; ++i) {
+      const float p = a[static_cast<size_t>(i)] * b[static_cast<size_t>(i)];
+      lanes[i % 16] = lanes[i % 16] + p;
+      slanes[i % 16] = slanes[i % 16] + a[static_cast<size_t>(i)];
+    }
+    for (int w = 8; w >= 1; w /= 2)
+      for (int j = 0; j < w; ++j) {
+        lanes[j] = lanes[j] + lanes[j + w];
+        slanes[j] = slanes[j] + slanes[j + w];
+      }
+    const float d = ops::dot(a.data(), b.data(), n);
+    const float s = ops::sum(a.data(), n);
+    EXPECT_EQ(std::memcmp(&d, &lanes[0], 4), 0) << "n=" << n << " " << d << " vs " << lanes[0];
+    EXPECT_EQ(std::memcmp(&s, &slanes[0], 4), 0) << "n=" << n;
+  }
+}
+
+TEST(OpsTest, DotIsCloseToFloat64) {
+  for (int64_t n : {1, 7, 64, 1000, 4096}) {
+    const auto a = random_vec(static_cast<size_t>(n), 5);
+    const auto b = random_vec(static_cast<size_t>(n), 6);
+    double ref = 0, abs_sum = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+      ref += static_cast<double>(a[i]) * b[i];
+      abs_sum += std::fabs(static_cast<double>(a[i]) * b[i]);
+    }
+    EXPECT_NEAR(ops::dot(a.data(), b.data(), n), ref, sum_bound(n, abs_sum)) << "n=" << n;
+  }
+}
+
+TEST(OpsTest, Fp16TableIsExact) {
+  for (uint32_t h = 0; h < 65536; ++h) {
+    const float a = ops::f16_to_f32(static_cast<uint16_t>(h));
+    const float b = fp16_to_fp32(static_cast<uint16_t>(h));
+    ASSERT_EQ(std::memcmp(&a, &b, 4), 0) << "h=" << h;
+  }
+}
+
+TEST(OpsTest, RmsNormMatchesFloat64) {
+  for (int64_t n : {8, 16, 64, 172, 1024}) {
+    const auto x = random_vec(static_cast<size_t>(n), 11, 3.0f);
+    const auto w = random_vec(static_cast<size_t>(n), 12);
+    const float eps = 1e-5f;
+    double ss = 0;
+    for (float v : x) ss += static_cast<double>(v) * v;
+    const double scale = 1.0 / std::sqrt(ss / static_cast<double>(n) + eps);
+    std::vector<float> y(static_cast<size_t>(n));
+    ops::rmsnorm_row(x.data(), w.data(), n, eps, y.data());
+    for (size_t i = 0; i < y.size(); ++i) {
+      const double ref = x[i] * scale * w[i];
+      // A few roundings of ~eps each on a value of magnitude |ref|.
+      EXPECT_NEAR(y[i], ref, 1e-5 * std::fabs(ref) + 1e-30) << "n=" << n << " i=" << i;
+    }
+  }
+}
+
+TEST(OpsTest, RmsNormIsTheSameForEveryThreadCount) {
+  const int64_t rows = 37, n = 96;
+  const auto x = random_vec(static_cast<size_t>(rows * n), 21);
+  const auto w = random_vec(static_cast<size_t>(n), 22);
+  std::vector<float> base(x.size());
+  ThreadPool one(1);
+  ops::rmsnorm(one, x.data(), n, w.data(), rows, n, 1e-6f, base.data(), n);
+  for (int t : {2, 3, 5}) {
+    ThreadPool pool(t);
+    std::vector<float> y(x.size());
+    ops::rmsnorm(pool, x.data(), n, w.data(), rows, n, 1e-6f, y.data(), n);
+    EXPECT_EQ(std::memcmp(y.data(), base.data(), y.size() * 4), 0) << t << " threads";
+  }
+}
+
+// RoPE by its definition in float64: pair i of (x[a_i], x[b_i]) turns by pos * base^(-2i/n_rot).
+std::vector<double> rope_ref(const std::vector<float>& x, bool neox, int64_t n_rot, int64_t pos,
+                             double base) {
+  std::vector<double> y(x.begin(), x.end());
+  for (int64_t i = 0; i < n_rot / 2; ++i) {
+    const double theta = static_cast<double>(pos) * std::pow(base, -2.0 * i / n_rot);
+    const size_t a = neox ? static_cast<size_t>(i) : static_cast<size_t>(2 * i);
+    const size_t b = neox ? static_cast<size_t>(i + n_rot / 2) : a + 1;
+    y[a] = x[a] * std::cos(theta) - x[b] * std::sin(theta);
+    y[b] = x[a] * std::sin(theta) + x[b] * std::cos(theta);
+  }
+  return y;
+}
+
+void check_rope(ops::RopeMode mode, int64_t head_dim, int64_t n_rot, int64_t pos, double base) {
+  auto x = random_vec(static_cast<size_t>(head_dim), 31 + static_cast<uint32_t>(pos));
+  const auto ref = rope_ref(x, mode == ops::RopeMode::neox, n_rot, pos, base);
+  std::vector<double> inv(static_cast<size_t>(n_rot / 2));
+  std::vector<float> c(inv.size()), s(inv.size());
+  ops::rope_inv_freq(base, n_rot, nullptr, 1.0, inv.data());
+  ops::rope_cos_sin(pos, inv.data(), n_rot, c.data(), s.data());
+  ops::rope_head(mode, x.data(), n_rot, c.data(), s.data());
+  for (size_t i = 0; i < x.size(); ++i)
+    EXPECT_NEAR(x[i], ref[i], 2e-6 * (1.0 + std::fabs(ref[i])))
+        << (mode == ops::RopeMode::neox ? "neox" : "norm") << " dim " << i << " pos " << pos;
+}
+
+TEST(OpsTest, RopeNormModeRotatesAdjacentPairs) {
+  for (int64_t pos : {0, 1, 5, 77, 4000}) check_rope(ops::RopeMode::norm, 16, 16, pos, 10000.0);
+  check_rope(ops::RopeMode::norm, 128, 64, 300, 500000.0);  // partial rotary: tail untouched
+}
+
+TEST(OpsTest, RopeNeoxModeRotatesHalves) {
+  for (int64_t pos : {0, 1, 5, 77, 4000}) check_rope(ops::RopeMode::neox, 16, 16, pos, 1e6);
+  check_rope(ops::RopeMode::neox, 128, 128, 12345, 1e6);
+}
+
+TEST(OpsTest, RopeModesDiffer) {
+  // Guard against a reference that would accept either pairing.
+  auto a = random_vec(16, 3);
+  auto b = a;
+  std::vector<double> inv(8);
+  std::vector<float> c(8), s(8);
+  ops::rope_inv_freq(10000.0, 16, nullptr, 1.0, inv.data());
+  ops::rope_cos_sin(3, inv.data(), 16, c.data(), s.data());
+  ops::rope_head(ops::RopeMode::norm, a.data(), 16, c.data(), s.data());
+  ops::rope_head(ops::RopeMode::neox, b.data(), 16, c.data(), s.data());
+  EXPECT_NE(std::memcmp(a.data(), b.data(), 64), 0);
+}
+
+TEST(OpsTest, RopeLinearScalingAndFreqFactorsDivideTheFrequency) {
+  std::vector<double> plain(4), scaled(4);
+  const std::vector<float> factors = {1.0f, 2.0f, 4.0f, 8.0f};
+  ops::rope_inv_freq(10000.0, 8, nullptr, 1.0, plain.data());
+  ops::rope_inv_freq(10000.0, 8, factors.data(), 2.0, scaled.data());
+  for (size_t i = 0; i < 4; ++i) EXPECT_DOUBLE_EQ(scaled[i], plain[i] / (2.0 * factors[i]));
+}
+
+TEST(OpsTest, SoftmaxMatchesFloat64) {
+  for (int64_t n : {1, 2, 17, 512}) {
+    auto x = random_vec(static_cast<size_t>(n), 41, 5.0f);
+    x[0] = 1000.0f;  // large values must not overflow (the max is subtracted)
+    std::vector<double> ref(x.size());
+    double mx = -1e300, sum = 0;
+    for (float v : x) mx = std::max(mx, static_cast<double>(v));
+    for (size_t i = 0; i < x.size(); ++i) sum += ref[i] = std::exp(x[i] - mx);
+    ops::softmax_row(x.data(), n);
+    double total = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      EXPECT_NEAR(x[i], ref[i] / sum, 1e-6) << "n=" << n << " i=" << i;
+      total += x[i];
+    }
+    EXPECT_NEAR(total, 1.0, 1e-5);
+  }
+}
+
+TEST(OpsTest, SwigluMatchesFloat64) {
+  const auto g = random_vec(100, 51, 4.0f);
+  const auto u = random_vec(100, 52);
+  std::vector<float> y(100);
+  ops::swiglu_row(g.data(), u.data(), y.data(), 100);
+  for (size_t i = 0; i < y.size(); ++i) {
+    const double ref = g[i] / (1.0 + std::exp(-static_cast<double>(g[i]))) * u[i];
+    EXPECT_NEAR(y[i], ref, 1e-6 * (1.0 + std::fabs(ref)));
+  }
+}
+
+TEST(OpsTest, ArgmaxTakesTheFirstMaximum) {
+  const std::vector<float> x = {1.0f, 3.0f, -2.0f, 3.0f};
+  EXPECT_EQ(ops::argmax(x.data(), 4), 1);
+}
+
+TEST(OpsTest, MatmulF32MatchesFloat64AndThreadCounts) {
+  const int64_t n = 45, k = 172, m = 9;
+  const auto w = random_vec(static_cast<size_t>(n * k), 61);
+  const auto x = random_vec(static_cast<size_t>(m * k), 62);
+  std::vector<float> base(static_cast<size_t>(m * n));
+  ThreadPool one(1);
+  matmul_f32(one, w.data(), n, k, x.data(), k, m, base.data(), n);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double ref = 0, abs_sum = 0;
+      for (int64_t q = 0; q < k; ++q) {
+        const double p = static_cast<double>(w[static_cast<size_t>(j * k + q)]) *
+                         x[static_cast<size_t>(i * k + q)];
+        ref += p;
+        abs_sum += std::fabs(p);
+      }
+      EXPECT_NEAR(base[static_cast<size_t>(i * n + j)], ref, sum_bound(k, abs_sum));
+    }
+  for (int t : {2, 3, 4}) {
+    ThreadPool pool(t);
+    for (int64_t rows : {int64_t{1}, m}) {
+      std::vector<float> y(static_cast<size_t>(rows * n));
+      matmul_f32(pool, w.data(), n, k, x.data(), k, rows, y.data(), n);
+      EXPECT_EQ(std::memcmp(y.data(), base.data(), y.size() * 4), 0)
+          << t << " threads, " << rows << " rows";
+    }
+  }
+}
+
+// Attention over an fp16 cache: float64 reference, and the same bits for a row whether it is
+// computed in a batch or alone, with any thread count.
+TEST(OpsTest, AttentionMatchesFloat64AndIsBatchAndThreadInvariant) {
+  const int64_t n_head = 4, n_kv = 2, hd = 16, n_pos = 23;
+  const int64_t kvd = n_kv * hd;
+  const auto kf = random_vec(static_cast<size_t>(n_pos * kvd), 71);
+  const auto vf = random_vec(static_cast<size_t>(n_pos * kvd), 72);
+  std::vector<uint16_t> k16(kf.size()), v16(vf.size());
+  ops::f32_to_f16_row(kf.data(), k16.data(), static_cast<int64_t>(kf.size()));
+  ops::f32_to_f16_row(vf.data(), v16.data(), static_cast<int64_t>(vf.size()));
+  const auto q = random_vec(static_cast<size_t>(n_pos * n_head * hd), 73);
+  std::vector<int64_t> pos(static_cast<size_t>(n_pos));
+  for (int64_t i = 0; i < n_pos; ++i) pos[static_cast<size_t>(i)] = i;
+  ops::AttentionShape shape{n_head, n_kv, hd, 1.0f / std::sqrt(static_cast<float>(hd))};
+  ops::KvLayerView kv{k16.data(), v16.data(), true, kvd};
+  const int64_t qd = n_head * hd;
+  std::vector<float> scratch;
+  std::vector<float> batch(static_cast<size_t>(n_pos * qd));
+  ThreadPool three(3);
+  ops::attention(three, shape, q.data(), qd, pos.data(), n_pos, kv, batch.data(), qd, scratch);
+
+  for (int64_t t = 0; t < n_pos; ++t)
+    for (int64_t h = 0; h < n_head; ++h) {
+      const int64_t g = h / (n_head / n_kv);
+      std::vector<double> s(static_cast<size_t>(t + 1));
+      double mx = -1e300, sum = 0;
+      for (int64_t p = 0; p <= t; ++p) {
+        double d = 0;
+        for (int64_t i = 0; i < hd; ++i)
+          d += static_cast<double>(q[static_cast<size_t>(t * qd + h * hd + i)]) *
+               fp16_to_fp32(k16[static_cast<size_t>(p * kvd + g * hd + i)]);
+        s[static_cast<size_t>(p)] = d / std::sqrt(static_cast<double>(hd));
+        mx = std::max(mx, s[static_cast<size_t>(p)]);
+      }
+      for (double& v : s) sum += v = std::exp(v - mx);
+      for (int64_t i = 0; i < hd; ++i) {
+        double o = 0;
+        for (int64_t p = 0; p <= t; ++p)
+          o += s[static_cast<size_t>(p)] / sum *
+               fp16_to_fp32(v16[static_cast<size_t>(p * kvd + g * hd + i)]);
+        EXPECT_NEAR(batch[static_cast<size_t>(t * qd + h * hd + i)], o, 1e-5)
+            << "t=" << t << " h=" << h << " i=" << i;
+      }
+    }
+
+  ThreadPool one(1);
+  for (int64_t t = 0; t < n_pos; ++t) {
+    std::vector<float> alone(static_cast<size_t>(qd));
+    ops::attention(one, shape, q.data() + t * qd, qd, &pos[static_cast<size_t>(t)], 1, kv,
+                   alone.data(), qd, scratch);
+    EXPECT_EQ(std::memcmp(alone.data(), batch.data() + t * qd, static_cast<size_t>(qd) * 4), 0)
+        << "row " << t << " alone differs from the batch";
+  }
+}
+
+}  // namespace
+}  // namespace xtile

@@ -1,0 +1,235 @@
+// Samplers on hand-made logits: each filter's effect, llama.cpp's penalty rule, greedy, and the
+// seeded PRNG (same seed -> same tokens, different seeds -> different tokens).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "base/error.h"
+#include "model/sampler.h"
+
+namespace xtile {
+namespace {
+
+std::vector<TokenCandidate> cands(const std::vector<float>& logits) {
+  std::vector<TokenCandidate> c;
+  sampling::fill(logits, &c);
+  return c;
+}
+
+std::vector<int32_t> ids(const std::vector<TokenCandidate>& c) {
+  std::vector<int32_t> out;
+  for (const TokenCandidate& t : c) out.push_back(t.id);
+  return out;
+}
+
+SamplerParams greedy_params() {
+  SamplerParams p;
+  p.temperature = 0.0f;
+  return p;
+}
+
+TEST(SamplerGreedy, ArgmaxLowestIdOnTies) {
+  Sampler s(greedy_params());
+  EXPECT_EQ(s.sample(std::vector<float>{1.0f, 3.0f, 3.0f, 2.0f}), 1);
+  EXPECT_EQ(s.sample(std::vector<float>{-5.0f, -1.0f, -7.0f}), 1);
+  EXPECT_EQ(s.sample(std::vector<float>{0.5f}), 0);
+}
+
+TEST(SamplerGreedy, IndependentOfSeedAndFilters) {
+  const std::vector<float> logits = {0.1f, 2.5f, 2.4f, -3.0f, 1.0f};
+  for (uint64_t seed : {0ull, 1ull, 12345ull}) {
+    SamplerParams p = greedy_params();
+    p.seed = seed;
+    p.top_k = 1 + static_cast<int32_t>(seed % 3);
+    p.top_p = 0.5f;
+    Sampler s(p);
+    for (int i = 0; i < 5; ++i) EXPECT_EQ(s.sample(logits), 1);
+  }
+}
+
+TEST(SamplerFilters, TopKKeepsLargestSorted) {
+  auto c = cands({0.5f, 3.0f, -1.0f, 2.0f, 3.0f});
+  sampling::top_k(&c, 3);
+  EXPECT_EQ(ids(c), (std::vector<int32_t>{1, 4, 3}));
+  auto all = cands({0.5f, 3.0f, -1.0f});
+  sampling::top_k(&all, 0);  // off: everything, sorted
+  EXPECT_EQ(ids(all), (std::vector<int32_t>{1, 0, 2}));
+}
+
+TEST(SamplerFilters, SoftmaxSumsToOne) {
+  auto c = cands({std::log(0.5f), std::log(0.3f), std::log(0.2f)});
+  sampling::softmax(&c);
+  EXPECT_NEAR(c[0].p, 0.5f, 1e-6);
+  EXPECT_NEAR(c[1].p, 0.3f, 1e-6);
+  EXPECT_NEAR(c[2].p, 0.2f, 1e-6);
+}
+
+TEST(SamplerFilters, TopPKeepsSmallestPrefixReachingP) {
+  const std::vector<float> logits = {std::log(0.05f), std::log(0.5f), std::log(0.15f),
+                                     std::log(0.3f)};
+  auto a = cands(logits);
+  sampling::top_p(&a, 0.75f);  // 0.5 + 0.3 >= 0.75
+  EXPECT_EQ(ids(a), (std::vector<int32_t>{1, 3}));
+  auto b = cands(logits);
+  sampling::top_p(&b, 0.85f);  // needs 0.15 too
+  EXPECT_EQ(ids(b), (std::vector<int32_t>{1, 3, 2}));
+  auto c = cands(logits);
+  sampling::top_p(&c, 0.1f);  // the first candidate alone
+  EXPECT_EQ(ids(c), (std::vector<int32_t>{1}));
+  auto d = cands(logits);
+  sampling::top_p(&d, 1.0f);  // off
+  EXPECT_EQ(d.size(), 4u);
+}
+
+TEST(SamplerFilters, MinPRelativeToBest) {
+  const std::vector<float> logits = {std::log(0.5f), std::log(0.3f), std::log(0.15f),
+                                     std::log(0.05f)};
+  auto a = cands(logits);
+  sampling::min_p(&a, 0.2f);  // threshold 0.1
+  EXPECT_EQ(ids(a), (std::vector<int32_t>{0, 1, 2}));
+  auto b = cands(logits);
+  sampling::min_p(&b, 0.7f);  // threshold 0.35
+  EXPECT_EQ(ids(b), (std::vector<int32_t>{0}));
+  auto c = cands(logits);
+  sampling::min_p(&c, 0.0f);  // off
+  EXPECT_EQ(c.size(), 4u);
+}
+
+TEST(SamplerFilters, TemperatureScalesLogits) {
+  auto c = cands({2.0f, -1.0f});
+  sampling::temperature(&c, 0.5f);
+  EXPECT_FLOAT_EQ(c[0].logit, 4.0f);
+  EXPECT_FLOAT_EQ(c[1].logit, -2.0f);
+}
+
+TEST(SamplerPenalties, RepeatDividesPositiveMultipliesNegative) {
+  auto c = cands({2.0f, -2.0f, 1.5f, 0.0f});
+  const std::vector<int32_t> recent = {0, 1, 1, 3};
+  sampling::penalties(&c, recent, 2.0f, 0.0f, 0.0f);
+  EXPECT_FLOAT_EQ(c[0].logit, 1.0f);
+  EXPECT_FLOAT_EQ(c[1].logit, -4.0f);  // counted once, whatever the repetitions
+  EXPECT_FLOAT_EQ(c[2].logit, 1.5f);
+  EXPECT_FLOAT_EQ(c[3].logit, 0.0f);
+  auto f = cands({2.0f, -2.0f, 1.5f});
+  sampling::penalties(&f, recent, 1.0f, 0.25f, 0.5f);  // frequency x count + presence
+  EXPECT_FLOAT_EQ(f[0].logit, 2.0f - 0.25f - 0.5f);
+  EXPECT_FLOAT_EQ(f[1].logit, -2.0f - 0.5f - 0.5f);
+  EXPECT_FLOAT_EQ(f[2].logit, 1.5f);
+}
+
+TEST(SamplerPenalties, ChangeGreedyChoiceWithinWindow) {
+  const std::vector<float> logits = {2.0f, -2.0f, 1.5f};
+  SamplerParams p = greedy_params();
+  p.repeat_penalty = 2.0f;
+  p.repeat_last_n = 2;
+  Sampler s(p);
+  EXPECT_EQ(s.sample(logits, std::vector<int32_t>{}), 0);
+  EXPECT_EQ(s.sample(logits, std::vector<int32_t>{1, 0}), 2);  // 0 penalised to 1.0 < 1.5
+  // Token 0 is three tokens back, outside the window of 2: not penalised.
+  EXPECT_EQ(s.sample(logits, std::vector<int32_t>{0, 1, 1}), 0);
+  p.repeat_last_n = 0;  // penalties off
+  Sampler off(p);
+  EXPECT_EQ(off.sample(logits, std::vector<int32_t>{0, 0}), 0);
+  p.repeat_last_n = -1;  // the whole history
+  Sampler all(p);
+  EXPECT_EQ(all.sample(logits, std::vector<int32_t>{0, 1, 1, 1, 1}), 2);
+}
+
+std::vector<int32_t> draw(const SamplerParams& p, const std::vector<float>& logits, int n) {
+  Sampler s(p);
+  std::vector<int32_t> out;
+  for (int i = 0; i < n; ++i) out.push_back(s.sample(logits));
+  return out;
+}
+
+SamplerParams random_params(uint64_t seed) {
+  SamplerParams p;
+  p.temperature = 1.0f;
+  p.top_k = 0;
+  p.top_p = 1.0f;
+  p.min_p = 0.0f;
+  p.seed = seed;
+  return p;
+}
+
+TEST(SamplerSeed, SameSeedSameSequence) {
+  const std::vector<float> flat(1000, 0.0f);
+  const auto a = draw(random_params(42), flat, 64);
+  EXPECT_EQ(a, draw(random_params(42), flat, 64));
+  Sampler s(random_params(42));
+  std::vector<int32_t> first;
+  for (int i = 0; i < 64; ++i) first.push_back(s.sample(flat));
+  s.reset();
+  std::vector<int32_t> again;
+  for (int i = 0; i < 64; ++i) again.push_back(s.sample(flat));
+  EXPECT_EQ(first, again);
+  EXPECT_EQ(first, a);
+}
+
+TEST(SamplerSeed, DifferentSeedDifferentSequence) {
+  const std::vector<float> flat(1000, 0.0f);
+  const auto a = draw(random_params(1), flat, 64);
+  const auto b = draw(random_params(2), flat, 64);
+  EXPECT_NE(a, b);
+  // A flat distribution over 1000 tokens: 64 draws hit many distinct tokens.
+  std::vector<int32_t> sorted = a;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_GT(std::unique(sorted.begin(), sorted.end()) - sorted.begin(), 50);
+}
+
+// The documented PRNG: mt19937_64, u = (r >> 11) * 2^-53, candidates by decreasing
+// probability. With two equally likely tokens the choice is token 0 iff u < 0.5.
+TEST(SamplerSeed, DocumentedDrawRule) {
+  std::mt19937_64 rng(7);
+  Sampler s(random_params(7));
+  for (int i = 0; i < 32; ++i) {
+    const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53;
+    EXPECT_EQ(s.sample(std::vector<float>{0.0f, 0.0f}), u < 0.5 ? 0 : 1) << i;
+  }
+}
+
+TEST(SamplerDistribution, FrequenciesFollowTemperature) {
+  const std::vector<float> logits = {0.0f, std::log(3.0f)};  // p = 0.25, 0.75 at t = 1
+  auto frac1 = [&](float t) {
+    SamplerParams p = random_params(123);
+    p.temperature = t;
+    Sampler s(p);
+    int ones = 0;
+    const int n = 20000;
+    for (int i = 0; i < n; ++i) ones += s.sample(logits) == 1;
+    return static_cast<double>(ones) / n;
+  };
+  EXPECT_NEAR(frac1(1.0f), 0.75, 0.02);
+  EXPECT_NEAR(frac1(0.5f), 0.9, 0.02);    // 9:1 at t = 0.5
+  EXPECT_NEAR(frac1(1000.0f), 0.5, 0.02);  // nearly flat
+}
+
+TEST(SamplerOrder, FiltersRunBeforeTemperature) {
+  // top-k 1 leaves only the best token, whatever the temperature does afterwards.
+  SamplerParams p = random_params(9);
+  p.top_k = 1;
+  p.temperature = 100.0f;
+  EXPECT_EQ(draw(p, {0.0f, 0.1f, 0.05f}, 50), std::vector<int32_t>(50, 1));
+  // min-p judged on the untempered distribution: 0.01 / 0.99 < 0.05, so token 0 is gone
+  // before a high temperature could make it likely.
+  SamplerParams q = random_params(9);
+  q.min_p = 0.05f;
+  q.temperature = 100.0f;
+  EXPECT_EQ(draw(q, {std::log(0.01f), std::log(0.99f)}, 50), std::vector<int32_t>(50, 1));
+}
+
+TEST(SamplerErrors, BadInputs) {
+  Sampler s;
+  EXPECT_THROW(s.sample(std::vector<float>{}), Error);
+  EXPECT_THROW(s.sample(std::vector<float>{0.0f, NAN}), Error);
+  SamplerParams p;
+  p.repeat_penalty = 0.0f;
+  EXPECT_THROW(Sampler{p}, Error);
+  p.repeat_penalty = 1.0f;
+  p.repeat_last_n = -2;
+  EXPECT_THROW(Sampler{p}, Error);
+}
+
+}  // namespace
+}  // namespace xtile

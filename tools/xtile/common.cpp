@@ -1,0 +1,204 @@
+#include "common.h"
+
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <set>
+#include <thread>
+#include <utility>
+
+#include "base/error.h"
+
+// The project version comes from CMake's project(VERSION) when the build passes it; the literal
+// is the same number, for builds that do not.
+#ifndef XTILE_VERSION
+#define XTILE_VERSION "0.1.0"
+#endif
+
+namespace xtile::cli {
+
+std::string version_string() {
+  std::string s = "xtile " XTILE_VERSION;
+#if defined(__clang__)
+  s += " (clang " __clang_version__;
+#elif defined(__GNUC__)
+  s += " (g++ " __VERSION__;
+#else
+  s += " (";
+#endif
+#ifdef NDEBUG
+  s += ", optimized)";
+#else
+  s += ", debug build)";
+#endif
+  return s;
+}
+
+namespace {
+
+bool read_int(const std::string& path, int* value) {
+  std::ifstream in(path);
+  return static_cast<bool>(in >> *value);
+}
+
+}  // namespace
+
+int default_threads() {
+  cpu_set_t mask;
+  CPU_ZERO(&mask);
+  if (sched_getaffinity(0, sizeof(mask), &mask) != 0) {
+    return std::max(1u, std::thread::hardware_concurrency());
+  }
+  std::set<std::pair<int, int>> cores;
+  int logical = 0;
+  bool topology_known = true;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (!CPU_ISSET(cpu, &mask)) continue;
+    ++logical;
+    const std::string dir = "/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/";
+    int package = 0, core = 0;
+    if (!read_int(dir + "physical_package_id", &package) || !read_int(dir + "core_id", &core)) {
+      topology_known = false;
+      continue;
+    }
+    cores.insert({package, core});
+  }
+  // Without sysfs topology (some containers), every allowed logical CPU counts as a core.
+  const int n = topology_known ? static_cast<int>(cores.size()) : logical;
+  return std::max(1, n);
+}
+
+const CLI::Validator& at_least_one() {
+  static const CLI::Validator v(
+      [](std::string& value) -> std::string {
+        long long n = 0;
+        if (!CLI::detail::lexical_cast(value, n) || n < 1)
+          return "must be an integer of at least 1, not '" + value + "'";
+        return std::string();
+      },
+      "");
+  return v;
+}
+
+CLI::Option* add_model_flag(CLI::App* app, std::string* path, bool required) {
+  CLI::Option* o = app->add_option("-m,--model", *path, "GGUF model file")->type_name("FILE");
+  if (required) o->required();
+  return o;
+}
+
+CLI::Option* add_threads_flag(CLI::App* app, int* threads) {
+  *threads = default_threads();
+  return app
+      ->add_option("-t,--threads", *threads, "number of threads (default: physical cores)")
+      ->check(at_least_one())
+      ->type_name("N")
+      ->capture_default_str();
+}
+
+CLI::Option* add_kernels_flag(CLI::App* app, std::string* kernels) {
+  return app
+      ->add_option("--kernels", *kernels,
+                   "kernel tier: auto|ref|avx2|avx512|amx|amx-emu (default: $XTILE_KERNELS, "
+                   "else auto)")
+      ->check(CLI::IsMember({"auto", "ref", "avx2", "avx512", "amx", "amx-emu", "amx_emu"}))
+      ->type_name("TIER");
+}
+
+CLI::Option* add_seed_flag(CLI::App* app, uint64_t* seed) {
+  return app->add_option("-s,--seed", *seed, "random seed")->type_name("N")->capture_default_str();
+}
+
+Tier resolve_kernels(const std::string& flag_value) {
+  return resolve_tier(cpu_caps(), flag_value);
+}
+
+void require_file(const std::string& path, std::string_view what) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(status)) fail(what, " '", path, "' does not exist");
+  if (std::filesystem::is_directory(status)) fail(what, " '", path, "' is a directory");
+}
+
+void require_output_file(const std::string& path, std::string_view what) {
+  if (path.empty()) fail(what, " path is empty");
+  std::error_code ec;
+  const auto status = std::filesystem::symlink_status(path, ec);
+  if (ec || !std::filesystem::exists(status)) return;  // a new file
+  if (!std::filesystem::is_regular_file(status))
+    fail(what, " '", path, "' exists and is not a regular file; refusing to replace it");
+}
+
+std::string format_bytes(uint64_t bytes) {
+  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024.0 && u < 4) {
+    v /= 1024.0;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.2f %s", v, kUnits[u]);
+  return buf;
+}
+
+std::string format_count(uint64_t n) {
+  static constexpr const char* kUnits[] = {"", " K", " M", " B", " T"};
+  double v = static_cast<double>(n);
+  int u = 0;
+  while (v >= 1000.0 && u < 4) {
+    v /= 1000.0;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f%s" : "%.2f%s", v, kUnits[u]);
+  return buf;
+}
+
+std::string format_seconds(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), s < 10 ? "%.2f s" : "%.1f s", s);
+  return buf;
+}
+
+ProgressBar::ProgressBar(std::string label)
+    : label_(std::move(label)),
+      enabled_(::isatty(STDERR_FILENO) == 1),
+      start_(std::chrono::steady_clock::now()) {}
+
+ProgressBar::~ProgressBar() { finish(); }
+
+void ProgressBar::update(uint64_t done, uint64_t total, std::string_view detail) {
+  if (!enabled_) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (drawn_ && done < total && now - last_ < std::chrono::milliseconds(100)) return;
+  last_ = now;
+  drawn_ = true;
+  constexpr int kWidth = 30;
+  const double frac = total ? static_cast<double>(done) / static_cast<double>(total) : 1.0;
+  const int fill = static_cast<int>(frac * kWidth);
+  const double secs = std::chrono::duration<double>(now - start_).count();
+  std::string bar(static_cast<size_t>(fill), '#');
+  bar.resize(kWidth, '.');
+  std::string line = label_ + " [" + bar + "] ";
+  char pct[16];
+  std::snprintf(pct, sizeof(pct), "%3d%% ", static_cast<int>(frac * 100.0));
+  line += pct + format_bytes(done) + " / " + format_bytes(total) + "  " + format_seconds(secs);
+  if (!detail.empty()) line += "  " + std::string(detail);
+  // A line wider than the terminal wraps, and "\r" then only returns to the last row: cut it.
+  winsize ws{};
+  if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 && line.size() >= ws.ws_col)
+    line.resize(ws.ws_col - 1u);
+  std::cerr << "\r\033[K" << line << std::flush;
+}
+
+void ProgressBar::finish() {
+  if (enabled_ && drawn_) std::cerr << "\n" << std::flush;
+  drawn_ = false;
+}
+
+}  // namespace xtile::cli
