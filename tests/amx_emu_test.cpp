@@ -17,6 +17,30 @@
 #include "kernels/pack/pack.h"
 #include "kernels/ref/ref_kernels.h"
 
+// The amx kernel source a third time, in its own namespace: software tiles (no AMX here) with
+// the AVX-512 lanes of the AMX build, so that the vector half of the amx tier (unpacking, fp16
+// scales, the epilogue, masked stores) is checked bit for bit on any CPU with AVX-512. Only the
+// kernel's own functions get the AVX-512 target: every header it includes is included before
+// the pragma, so no inline library code of this binary is emitted with AVX-512 encodings.
+#include <immintrin.h>
+
+#include <cstddef>
+#include <utility>
+
+#include "base/aligned_buffer.h"
+#include "kernels/amx/tile_config.h"
+#include "kernels/amx_emu/amx_support.h"
+#define XTILE_AMX_HW 0
+#define XTILE_AMX_LANES_AVX512 1
+#define XTILE_AMX_NS amx_avx512_lanes
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq")
+#include "kernels/amx/amx_gemm.cpp"  // NOLINT(build/include): compiled again on purpose
+#pragma GCC pop_options
+#undef XTILE_AMX_NS
+#undef XTILE_AMX_LANES_AVX512
+#undef XTILE_AMX_HW
+
 namespace xtile {
 namespace {
 
@@ -399,13 +423,14 @@ MatmulFn ref_kernel(GgmlType t) {
 // One call on [m0, m1) × [n0, n1) into y with row stride ldy > n: the block equals ref's bytes,
 // everything else (other rows, other columns, the stride's gap) keeps its sentinel.
 void check_block(const KernelCase& c, uint32_t seed, int64_t m0, int64_t m1, int64_t n0,
-                 int64_t n1) {
+                 int64_t n1, MatmulFn kernel = nullptr) {
   Prepared p = prepare(c, seed);
+  if (!kernel) kernel = emu_kernel(c.type);
   const int64_t ldy = c.n + 7;
   const float sentinel = -12345.5f;
   std::vector<float> want(static_cast<size_t>(c.m * ldy), sentinel), got = want;
   ref_kernel(c.type)(p.ref_w, p.acts.acts(), want.data(), ldy, m0, m1, n0, n1);
-  emu_kernel(c.type)(p.x16_w, p.acts.acts(), got.data(), ldy, m0, m1, n0, n1);
+  kernel(p.x16_w, p.acts.acts(), got.data(), ldy, m0, m1, n0, n1);
   ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)))
       << ggml_type_name(c.type) << " M=" << c.m << " N=" << c.n << " K=" << c.k << " rows ["
       << m0 << "," << m1 << ") cols [" << n0 << "," << n1 << ")";
@@ -461,6 +486,22 @@ TEST(AmxEmuKernel, RejectsTheWrongLayoutAndBadRanges) {
   EXPECT_THROW(amx_emu::q8_0_gemm(p.x16_w, p.acts.acts(), y.data(), 32, 0, 4, 8, 32), Error);
   EXPECT_THROW(amx_emu::q8_0_gemm(p.x16_w, p.acts.acts(), y.data(), 32, 0, 5, 0, 32), Error);
   EXPECT_THROW(amx_emu::q8_0_gemm(p.x16_w, p.acts.acts(), y.data(), 32, 0, 4, 0, 33), Error);
+}
+
+TEST(AmxEmuKernel, Avx512LanesOfTheAmxBuildOnSoftwareTiles) {
+  if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
+      !__builtin_cpu_supports("avx512vl") || !__builtin_cpu_supports("avx512dq") ||
+      !__builtin_cpu_supports("fma") || !__builtin_cpu_supports("avx2"))
+    GTEST_SKIP() << "this CPU lacks AVX-512 F/BW/VL/DQ: the AMX build's vector code cannot run";
+  for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0}) {
+    const MatmulFn fn = type == GgmlType::Q8_0 ? amx_avx512_lanes::q8_0_gemm
+                                               : amx_avx512_lanes::q4_0_gemm;
+    for (int64_t m : {1, 5, 16, 35})
+      for (int64_t n : {16, 23, 100})
+        for (int64_t k : {32, 96, 256}) check_block({type, m, n, k}, uint32_t(m + n + k), 0, m, 0, n, fn);
+    check_block({type, 40, 100, 96}, 7, 3, 37, 16, 100, fn);
+    check_block({type, 20, 90, 32768}, 8, 0, 20, 0, 90, fn);
+  }
 }
 
 // What the kernel issues per step (docs/AMX.md): per output tile (16 rows × 16 columns) and K

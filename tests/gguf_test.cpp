@@ -501,6 +501,7 @@ TEST(GgufMalformed, Version99) {
 }
 TEST(GgufMalformed, BigEndian) {
   expect_rejected(Raw().header(0, 0, 0x03000000u).b, "big-endian");
+  expect_rejected(Raw().header(0, 0, 0).b, "GGUF version 0 is not supported (only versions 2");
 }
 TEST(GgufMalformed, TruncatedInHeader) {
   std::vector<uint8_t> b = Raw().header(0, 0).b;

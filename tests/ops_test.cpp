@@ -71,11 +71,16 @@ TEST(OpsTest, DotIsCloseToFloat64) {
   }
 }
 
-TEST(OpsTest, Fp16TableIsExact) {
+TEST(OpsTest, Fp16ConversionsAreExactForEveryHalf) {
+  std::vector<uint16_t> all(65536);
+  for (uint32_t h = 0; h < 65536; ++h) all[h] = static_cast<uint16_t>(h);
+  std::vector<float> row(65536);
+  ops::f16_to_f32_row(all.data(), row.data(), 65536);
   for (uint32_t h = 0; h < 65536; ++h) {
     const float a = ops::f16_to_f32(static_cast<uint16_t>(h));
     const float b = fp16_to_fp32(static_cast<uint16_t>(h));
     ASSERT_EQ(std::memcmp(&a, &b, 4), 0) << "h=" << h;
+    ASSERT_EQ(std::memcmp(&row[h], &b, 4), 0) << "row conversion, h=" << h;
   }
 }
 

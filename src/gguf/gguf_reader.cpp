@@ -27,8 +27,9 @@ namespace {
 constexpr uint64_t kMinKvBytes = 8 + 1 + 4 + 1;
 // A tensor: name length (8) + one name byte + n_dims (4) + one dim (8) + type (4) + offset (8).
 constexpr uint64_t kMinTensorBytes = 8 + 1 + 4 + 8 + 4 + 8;
-// Arrays reserve at most this many items up front; longer arrays grow as items are actually
-// read, so memory stays proportional to bytes really present even for nested arrays.
+// Arrays, metadata and the tensor list reserve at most this many items up front; longer ones
+// grow as items are actually read, so memory stays proportional to the bytes really present
+// (a count is only bounded by the file size, and one item in memory is larger than on disk).
 constexpr uint64_t kMaxReserve = 1 << 16;
 
 bool known_value_type(uint32_t t) {
@@ -76,7 +77,7 @@ class Parser {
     if (tensor_count_ > left() / kMinTensorBytes)
       error("tensor count ", tensor_count_, " is impossible: only ", left(),
             " bytes follow the metadata and each tensor needs at least ", kMinTensorBytes);
-    f_.tensors_.reserve(static_cast<size_t>(tensor_count_));
+    f_.tensors_.reserve(static_cast<size_t>(std::min(tensor_count_, kMaxReserve)));
     for (uint64_t i = 0; i < tensor_count_; ++i) read_tensor_info(i);
     ctx_.clear();
     place_tensors();
@@ -126,7 +127,7 @@ class Parser {
     const uint32_t version = read<uint32_t>("the version");
     if (version != 2 && version != 3) {
       // A big-endian GGUF stores version 3 as 0x03000000.
-      if ((version & 0xffffu) == 0 && __builtin_bswap32(version) <= 3)
+      if (version != 0 && (version & 0xffffu) == 0 && __builtin_bswap32(version) <= 3)
         error("GGUF version ", version, " is not supported: this is a big-endian file (version ",
               __builtin_bswap32(version), "), only little-endian files are read");
       error("GGUF version ", version, " is not supported (only versions 2 and 3 are)");
@@ -140,7 +141,7 @@ class Parser {
     if (tensor_count_ > left() / kMinTensorBytes)
       error("tensor count ", tensor_count_, " is impossible: only ", left(),
             " bytes follow the header and each tensor needs at least ", kMinTensorBytes);
-    f_.kv_.reserve(static_cast<size_t>(kv_count_));
+    f_.kv_.reserve(static_cast<size_t>(std::min(kv_count_, kMaxReserve)));
   }
 
   void read_kv(uint64_t index) {

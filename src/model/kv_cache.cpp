@@ -1,5 +1,6 @@
 #include "model/kv_cache.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "base/error.h"
@@ -36,6 +37,18 @@ void KvCache::store(int64_t layer, int64_t pos, const float* k, const float* v) 
     std::memcpy(kb + off, k, static_cast<size_t>(row_elems_) * sizeof(float));
     std::memcpy(vb + off, v, static_cast<size_t>(row_elems_) * sizeof(float));
   }
+}
+
+void KvCache::prefault(ThreadPool& pool) {
+  constexpr size_t kChunk = size_t{1} << 21;
+  const size_t size = buf_.size();
+  uint8_t* data = buf_.data();
+  pool.parallel_for(0, static_cast<int64_t>((size + kChunk - 1) / kChunk), 1,
+                    [&](int64_t c0, int64_t c1, int) {
+                      const size_t b = static_cast<size_t>(c0) * kChunk;
+                      const size_t e = std::min(size, static_cast<size_t>(c1) * kChunk);
+                      std::memset(data + b, 0, e - b);
+                    });
 }
 
 ops::KvLayerView KvCache::view(int64_t layer) const {

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "base/aligned_buffer.h"
+#include "cpu/thread_pool.h"
 #include "ops/attention.h"
 
 namespace xtile {
@@ -21,6 +22,10 @@ class KvCache {
   // Writes position `pos` of `layer` (row_elems floats each), rounding to fp16 when f16.
   void store(int64_t layer, int64_t pos, const float* k, const float* v);
   ops::KvLayerView view(int64_t layer) const;
+  // Touches every page now (the buffer is already zero), in parallel, as llama.cpp clears its KV
+  // buffer at setup: otherwise the first tokens pay for the page faults (2 MiB huge pages per
+  // layer) and the prompt timing with them.
+  void prefault(ThreadPool& pool);
 
   int64_t n_ctx() const { return n_ctx_; }
   KvType type() const { return type_; }

@@ -44,6 +44,7 @@ Session::Session(const WeightStore& weights, ThreadPool& pool, const SessionOpti
   ffn_out_.resize(sz(b * c_.n_embd));
   pos_.resize(sz(b));
   rope_scratch_.resize(sz(pool.size() * c_.n_rot));
+  kv_.prefault(pool);
 }
 
 void Session::eval(std::span<const int32_t> tokens, bool all_logits, std::vector<float>* logits) {

@@ -17,20 +17,26 @@ inline const float* kv_row(const void* base, bool f16, int64_t index, int64_t n,
   return buf;
 }
 
-void attend_one(const AttentionShape& s, const float* q, int64_t pos, int64_t kvh,
-                const KvLayerView& kv, float* out, float* scores, float* kbuf) {
+// The query heads h = kvh·group .. kvh·group + group − 1 of one row, which all read kv head
+// kvh: each position's K and V are converted once for the whole group. Per head the arithmetic
+// is that of one head alone (same dots, same softmax, same ascending sum over positions).
+void attend_group(const AttentionShape& s, const float* q, int64_t group, int64_t pos,
+                  int64_t kvh, const KvLayerView& kv, float* out, float* scores, float* kbuf) {
   const int64_t hd = s.head_dim;
   const int64_t n = pos + 1;
   for (int64_t p = 0; p < n; ++p) {
     const float* k = kv_row(kv.k, kv.f16, p * kv.row_elems + kvh * hd, hd, kbuf);
-    scores[p] = dot(q, k, hd) * s.scale;
+    for (int64_t j = 0; j < group; ++j) scores[j * n + p] = dot(q + j * hd, k, hd) * s.scale;
   }
-  softmax_row(scores, n);
-  std::fill(out, out + hd, 0.0f);
+  for (int64_t j = 0; j < group; ++j) softmax_row(scores + j * n, n);
+  std::fill(out, out + group * hd, 0.0f);
   for (int64_t p = 0; p < n; ++p) {
     const float* v = kv_row(kv.v, kv.f16, p * kv.row_elems + kvh * hd, hd, kbuf);
-    const float w = scores[p];
-    for (int64_t i = 0; i < hd; ++i) out[i] += w * v[i];
+    for (int64_t j = 0; j < group; ++j) {
+      const float w = scores[j * n + p];
+      float* o = out + j * hd;
+      for (int64_t i = 0; i < hd; ++i) o[i] += w * v[i];
+    }
   }
 }
 
@@ -44,21 +50,25 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
          " KV heads evenly");
   if (rows == 0) return;
   const int64_t max_pos = *std::max_element(pos, pos + rows);
-  // Per thread: scores for positions 0..max_pos, then one converted K/V row.
-  const int64_t stride = (max_pos + 1) + shape.head_dim;
+  const int64_t group = shape.n_head / shape.n_head_kv;
+  const int64_t hd = shape.head_dim;
+  // Per thread: the group's scores for positions 0..max_pos, then one converted K/V row.
+  const int64_t stride = group * (max_pos + 1) + hd;
   const size_t need = static_cast<size_t>(stride * pool.size());
   if (scratch.size() < need) scratch.resize(need);
-  const int64_t group = shape.n_head / shape.n_head_kv;
-  pool.parallel_for(0, rows * shape.n_head, row_grain(2 * (max_pos + 1) * shape.head_dim), [&](int64_t i0, int64_t i1, int t) {
-    float* scores = scratch.data() + t * stride;
-    float* kbuf = scores + (max_pos + 1);
-    for (int64_t i = i0; i < i1; ++i) {
-      const int64_t row = i / shape.n_head;
-      const int64_t h = i % shape.n_head;
-      attend_one(shape, q + row * ldq + h * shape.head_dim, pos[row], h / group, kv,
-                 out + row * ldo + h * shape.head_dim, scores, kbuf);
-    }
-  });
+  const int64_t item_cost = 4 * group * (max_pos + 1) * hd;
+  pool.parallel_for(0, rows * shape.n_head_kv, row_grain(item_cost),
+                    [&](int64_t i0, int64_t i1, int t) {
+                      float* scores = scratch.data() + t * stride;
+                      float* kbuf = scores + group * (max_pos + 1);
+                      for (int64_t i = i0; i < i1; ++i) {
+                        const int64_t row = i / shape.n_head_kv;
+                        const int64_t kvh = i % shape.n_head_kv;
+                        const int64_t h0 = kvh * group;
+                        attend_group(shape, q + row * ldq + h0 * hd, group, pos[row], kvh, kv,
+                                     out + row * ldo + h0 * hd, scores, kbuf);
+                      }
+                    });
 }
 
 }  // namespace xtile::ops

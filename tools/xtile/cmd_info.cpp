@@ -34,7 +34,8 @@ void print_cpu(std::ostream& os, const InfoOptions& o) {
   for (int i = 0; i < kTierCount; ++i) {
     const Tier t = static_cast<Tier>(i);
     const std::string why = caps.tier_unavailable_reason(t);
-    rows.push_back({std::string(tier_name(t)), why.empty() ? "available" : "not available: " + why});
+    rows.push_back(
+        {std::string(tier_name(t)), why.empty() ? "available" : "not available: " + why});
   }
   print_table(os, {{"tier"}, {"status"}}, rows);
   os << "  auto picks       " << tier_name(caps.best_tier()) << "\n";

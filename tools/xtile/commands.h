@@ -17,12 +17,18 @@ struct Command {
 using RegisterFn = Command (*)(CLI::App& root);
 
 Command register_info(CLI::App& root);
+Command register_run(CLI::App& root);
 Command register_synth(CLI::App& root);
+Command register_quantize(CLI::App& root);
+Command register_bench(CLI::App& root);
 
 // In the order `xtile --help` lists them.
 inline constexpr RegisterFn kCommands[] = {
+    &register_run,
     &register_info,
     &register_synth,
+    &register_quantize,
+    &register_bench,
 };
 
 }  // namespace xtile::cli

@@ -1,7 +1,9 @@
 // xtile: command-line entry point. Parses with CLI11 (usage errors: CLI11's message, exit 2),
 // then runs the chosen subcommand; an xtile::Error (bad file, unavailable tier, ...) prints
 // "xtile: error: <message>" and exits 1.
+#include <algorithm>
 #include <exception>
+#include <string>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -35,8 +37,13 @@ int main(int argc, char** argv) {
               << "\nRun with --help for more information.\n";
     return 2;
   }
+  // llama-bench spells the prompt+generation test "-pg"; CLI11 short flags are one letter.
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (std::string& a : args)
+    if (a == "-pg") a = "--pg";
+  std::reverse(args.begin(), args.end());  // CLI11 takes the vector form in reverse order
   try {
-    app.parse(argc, argv);
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);  // prints help/version (rc 0) or the error naming the flag
     return rc == 0 ? 0 : 2;

@@ -163,8 +163,8 @@ void tile_kloop(const TileJob& t) {
   if (b < nb) {  // one block left (nb even): issue it, then retire the last two
     issue_block<kC1, kA1, kB1>(s, b);
     prefetch_next(pf, pf_bytes, b);
-    retire_block<kC1>(s, b, c1, acc);
     retire_block<kC0>(s, b - 1, c0, acc);
+    retire_block<kC1>(s, b, c1, acc);
   } else {
     retire_block<kC0>(s, b - 1, c0, acc);
   }

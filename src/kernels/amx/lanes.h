@@ -11,7 +11,13 @@
 
 #include "kernels/amx/tile.h"
 
-#if XTILE_AMX_HW
+// Follows XTILE_AMX_HW unless set: tests/amx_emu_test.cpp builds the kernels with software tiles
+// and the AVX-512 lanes, to check the AMX build's vector code bit for bit on a CPU without AMX.
+#ifndef XTILE_AMX_LANES_AVX512
+#define XTILE_AMX_LANES_AVX512 XTILE_AMX_HW
+#endif
+
+#if XTILE_AMX_LANES_AVX512
 #include <immintrin.h>
 #else
 #include <cmath>
@@ -21,7 +27,7 @@
 
 namespace xtile::XTILE_AMX_NS::lanes {
 
-#if XTILE_AMX_HW
+#if XTILE_AMX_LANES_AVX512
 
 using F32x16 = __m512;
 
@@ -121,6 +127,6 @@ inline void unpack_q4(const uint8_t* src, int8_t* lo, int8_t* hi) {
 
 inline void prefetch_l2(const void*) {}  // nothing to hide: the emulator has no memory system
 
-#endif  // XTILE_AMX_HW
+#endif  // XTILE_AMX_LANES_AVX512
 
 }  // namespace xtile::XTILE_AMX_NS::lanes

@@ -24,10 +24,16 @@
 #error "XTILE_AMX_HW must be defined (1: AMX instructions, 0: amx-emu software tiles)"
 #endif
 
+// The namespace may be overridden by a test that compiles the kernel source a third time.
+#ifndef XTILE_AMX_NS
 #if XTILE_AMX_HW
 #define XTILE_AMX_NS amx
 #else
 #define XTILE_AMX_NS amx_emu
+#endif
+#endif
+
+#if !XTILE_AMX_HW
 #include "kernels/amx_emu/tile_emu.h"
 #endif
 

@@ -39,7 +39,7 @@ constexpr int64_t kScaleBytes = 32;       // 16 fp16 scales at the start of each
 constexpr int64_t kQ8BlockBytes = 544;    // 32 + 512
 constexpr int64_t kQ4BlockBytes = 288;    // 32 + 256
 constexpr int kGemmRows = 4;              // GEMM register block: activation rows
-constexpr int64_t kPrefetchBytes = 2048;  // GEMV software prefetch distance per stream
+constexpr int64_t kPrefetchBytes = 1024;  // GEMV software prefetch (to L2) distance per stream
 
 enum class Src { q8, q4 };
 
@@ -61,92 +61,90 @@ inline HalfPtr half_ptr(const uint8_t* data, int64_t nb, int64_t block_bytes, in
   return {g + kScaleBytes + (h & 1) * 32, g + (h & 1) * 16};
 }
 
+// One half-group, one block: the exact int32 dot for each of MR activation rows.
+template <int MR, Src S>
+inline void half_block_dot(const uint8_t* q, const int8_t* xb, int64_t k, const int32_t* xs,
+                           int64_t nb, __m256i (&iacc)[MR]) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  if constexpr (S == Src::q8) {
+    const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + j * 64));
+      const __m256i ws = _mm256_xor_si256(v, bias);  // signed weights
+      const __m256i wa = _mm256_abs_epi8(ws);
+#pragma GCC unroll 4
+      for (int r = 0; r < MR; ++r) {
+        const __m256i sx = _mm256_sign_epi8(broadcast4(xb + r * k + 4 * j), ws);
+        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wa, sx), ones);
+        iacc[r] = j == 0 ? p : _mm256_add_epi32(iacc[r], p);
+      }
+    }
+  } else {
+    const __m256i low_nibbles = _mm256_set1_epi8(0x0f);
+    __m256i s16[MR];
+    // Byte (j*16 + r)*4 + i holds k = 4j+i (low nibble) and k = 16+4j+i (high nibble).
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + j * 64));
+      const __m256i lo = _mm256_and_si256(v, low_nibbles);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low_nibbles);
+#pragma GCC unroll 4
+      for (int r = 0; r < MR; ++r) {
+        const __m256i t =
+            _mm256_add_epi16(_mm256_maddubs_epi16(lo, broadcast4(xb + r * k + 4 * j)),
+                             _mm256_maddubs_epi16(hi, broadcast4(xb + r * k + 16 + 4 * j)));
+        s16[r] = j == 0 ? t : _mm256_add_epi16(s16[r], t);
+      }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; ++r) {
+      const __m256i corr = _mm256_set1_epi32(-(xs[r * nb] * 8));  // nibbles are w + 8
+      iacc[r] = _mm256_add_epi32(_mm256_madd_epi16(s16[r], ones), corr);
+    }
+  }
+}
+
 // One register block: MR activation rows × NH half-groups (8 rows each), all nb blocks. y points
 // at (row m, column 8 * first half); the last half writes its first `last_valid` (1..8) columns.
+// Within a block the halves are done one after the other (int32 sums of one half live at a
+// time), so MR × NH float accumulators + MR int32 sums + ~6 temporaries fit 16 ymm.
 template <int MR, int NH, Src S, bool kPrefetch>
 inline void tile(const uint8_t* data, int64_t h0, int64_t nb, const int8_t* xq, int64_t k,
                  const float* xd, const int32_t* xs, float* y, int64_t ldy, int last_valid) {
   constexpr int64_t kBlockBytes = S == Src::q8 ? kQ8BlockBytes : kQ4BlockBytes;
-  const __m256i ones = _mm256_set1_epi16(1);
-  const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
-  const __m256i low_nibbles = _mm256_set1_epi8(0x0f);
   HalfPtr hp[NH];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int h = 0; h < NH; ++h) hp[h] = half_ptr(data, nb, kBlockBytes, h0 + h);
   __m256 facc[MR][NH];
 #pragma GCC unroll 4
   for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int h = 0; h < NH; ++h) facc[r][h] = _mm256_setzero_ps();
 
   for (int64_t b = 0; b < nb; ++b) {
     const int64_t off = b * kBlockBytes;
     if constexpr (kPrefetch) {
-      // The two halves of a group share cache lines: prefetch once per group.
-#pragma GCC unroll 4
+      // Every line of the block's span kPrefetchBytes ahead, once per group (the two halves of
+      // a group share cache lines).
+#pragma GCC unroll 8
       for (int h = 0; h < NH; ++h) {
         if (((h0 + h) & 1) && h > 0) continue;
         const char* p = reinterpret_cast<const char*>(hp[h].scales + off) + kPrefetchBytes;
 #pragma GCC unroll 9
-        for (int64_t l = 0; l < kBlockBytes; l += 64) _mm_prefetch(p + l, _MM_HINT_T0);
+        for (int64_t l = 0; l < kBlockBytes; l += 64) _mm_prefetch(p + l, _MM_HINT_T1);
       }
     }
-    const int8_t* xb = xq + b * 32;
-    __m256i iacc[MR][NH];
-    if constexpr (S == Src::q8) {
 #pragma GCC unroll 8
-      for (int j = 0; j < 8; ++j)
-#pragma GCC unroll 4
-        for (int h = 0; h < NH; ++h) {
-          const __m256i v = _mm256_loadu_si256(
-              reinterpret_cast<const __m256i*>(hp[h].quants + off + j * 64));
-          const __m256i ws = _mm256_xor_si256(v, bias);  // signed weights
-          const __m256i wa = _mm256_abs_epi8(ws);
-#pragma GCC unroll 4
-          for (int r = 0; r < MR; ++r) {
-            const __m256i sx = _mm256_sign_epi8(broadcast4(xb + r * k + 4 * j), ws);
-            const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wa, sx), ones);
-            iacc[r][h] = j == 0 ? p : _mm256_add_epi32(iacc[r][h], p);
-          }
-        }
-    } else {
-      __m256i s16[MR][NH];
-      // Byte (j*16 + r)*4 + i holds k = 4j+i (low nibble) and k = 16+4j+i (high nibble).
-#pragma GCC unroll 4
-      for (int j = 0; j < 4; ++j)
-#pragma GCC unroll 4
-        for (int h = 0; h < NH; ++h) {
-          const __m256i v = _mm256_loadu_si256(
-              reinterpret_cast<const __m256i*>(hp[h].quants + off + j * 64));
-          const __m256i lo = _mm256_and_si256(v, low_nibbles);
-          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low_nibbles);
-#pragma GCC unroll 4
-          for (int r = 0; r < MR; ++r) {
-            const __m256i t =
-                _mm256_add_epi16(_mm256_maddubs_epi16(lo, broadcast4(xb + r * k + 4 * j)),
-                                 _mm256_maddubs_epi16(hi, broadcast4(xb + r * k + 16 + 4 * j)));
-            s16[r][h] = j == 0 ? t : _mm256_add_epi16(s16[r][h], t);
-          }
-        }
+    for (int h = 0; h < NH; ++h) {
+      __m256i iacc[MR];
+      half_block_dot<MR, S>(hp[h].quants + off, xq + b * 32, k, xs + b, nb, iacc);
+      const __m256 dw =
+          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(hp[h].scales + off)));
 #pragma GCC unroll 4
       for (int r = 0; r < MR; ++r) {
-        const __m256i corr = _mm256_set1_epi32(-(xs[r * nb + b] * 8));  // nibbles are w + 8
-#pragma GCC unroll 4
-        for (int h = 0; h < NH; ++h)
-          iacc[r][h] = _mm256_add_epi32(_mm256_madd_epi16(s16[r][h], ones), corr);
-      }
-    }
-    __m256 dw[NH];
-#pragma GCC unroll 4
-    for (int h = 0; h < NH; ++h)
-      dw[h] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(hp[h].scales + off)));
-#pragma GCC unroll 4
-    for (int r = 0; r < MR; ++r) {
-      const __m256 dx = _mm256_set1_ps(xd[r * nb + b]);
-#pragma GCC unroll 4
-      for (int h = 0; h < NH; ++h) {
-        const __m256 scale = _mm256_mul_ps(dw[h], dx);  // rounded to fp32 before the fma
-        facc[r][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[r][h]), scale, facc[r][h]);
+        const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(xd[r * nb + b]));  // fp32 first
+        facc[r][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[r]), scale, facc[r][h]);
       }
     }
   }
@@ -183,33 +181,42 @@ inline void run_tile(const Range& a, int64_t m, int64_t h, int last_valid) {
                              a.xs + m * a.nb, a.y + m * a.ldy + h * 8, a.ldy, last_valid);
 }
 
-// GEMV: activation rows in chunks of up to 4, each chunk streaming its weights once.
+// run_tile<MR, nh> for a run-time nh in 1..NH.
+template <int MR, int NH, Src S>
+inline void run_gemv_tile(const Range& a, int64_t m, int64_t h, int nh, int last_valid) {
+  if constexpr (NH > 1) {
+    if (nh < NH) return run_gemv_tile<MR, NH - 1, S>(a, m, h, nh, last_valid);
+  }
+  run_tile<MR, NH, S, true>(a, m, h, last_valid);
+}
+
+// GEMV: weight tiles of several halves outside, the activation rows inside in register blocks
+// of at most 3 rows (a fourth row's accumulators would not fit 16 ymm next to enough halves), so
+// the weights stream from memory once for up to 6 rows and the second block of rows finds the
+// tile in L1/L2. Halves per tile: 8 for one row (4 group streams in flight: the memory system
+// needs several to reach its read bandwidth), 4 for two, 2 for three (float accumulators <= 8).
 template <Src S>
 void gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0,
           int64_t m1, int64_t n0, int64_t n1) {
   const Range a{w.data, x.q, w.k / 32, x.k, x.d, x.s, y, ldy};
   const int64_t h0 = n0 / 8, h1 = (n1 + 7) / 8;
-  for (int64_t m = m0; m < m1; m += 4) {
-    const int64_t mr = std::min<int64_t>(4, m1 - m);
-    // Halves per tile: 4 accumulator pairs at most (8 + weights + temporaries <= 16 ymm).
-    const int64_t step = mr == 1 ? 4 : mr == 2 ? 2 : 1;
+  for (int64_t mc = m0; mc < m1; mc += 6) {
+    const int64_t mc1 = std::min(m1, mc + 6);
+    // Rows per register block: 4 rows as 2 + 2, 5 as 3 + 2, 6 as 3 + 3.
+    const int64_t rows = mc1 - mc;
+    const int64_t mr_first = rows <= 3 ? rows : (rows + 1) / 2;
+    const int64_t step = mr_first == 1 ? 8 : mr_first == 2 ? 4 : 2;
     for (int64_t h = h0; h < h1; h += step) {
-      const int64_t nh = std::min(step, h1 - h);
+      const int nh = static_cast<int>(std::min(step, h1 - h));
       const int lv = valid_cols((h + nh - 1) * 8, n1);
-      if (mr == 1) {
-        switch (nh) {
-          case 1: run_tile<1, 1, S, true>(a, m, h, lv); break;
-          case 2: run_tile<1, 2, S, true>(a, m, h, lv); break;
-          case 3: run_tile<1, 3, S, true>(a, m, h, lv); break;
-          default: run_tile<1, 4, S, true>(a, m, h, lv); break;
+      for (int64_t m = mc; m < mc1;) {
+        const int64_t mr = m == mc ? mr_first : mc1 - m;
+        switch (mr) {
+          case 1: run_gemv_tile<1, 8, S>(a, m, h, nh, lv); break;
+          case 2: run_gemv_tile<2, 4, S>(a, m, h, nh, lv); break;
+          default: run_gemv_tile<3, 2, S>(a, m, h, nh, lv); break;
         }
-      } else if (mr == 2) {
-        if (nh == 1) run_tile<2, 1, S, true>(a, m, h, lv);
-        else run_tile<2, 2, S, true>(a, m, h, lv);
-      } else if (mr == 3) {
-        run_tile<3, 1, S, true>(a, m, h, lv);
-      } else {
-        run_tile<4, 1, S, true>(a, m, h, lv);
+        m += mr;
       }
     }
   }

@@ -1,0 +1,108 @@
+#include "model/benchmark.h"
+
+#include <chrono>
+#include <cmath>
+#include <random>
+
+#include "base/error.h"
+#include "model/session.h"
+
+namespace xtile {
+
+std::string BenchTest::name() const {
+  if (n_prompt > 0 && n_gen > 0)
+    return "pp" + std::to_string(n_prompt) + "+tg" + std::to_string(n_gen);
+  if (n_prompt > 0) return "pp" + std::to_string(n_prompt);
+  return "tg" + std::to_string(n_gen);
+}
+
+namespace {
+
+uint64_t projection_bytes(const Projection& p) {
+  uint64_t bytes = 0;
+  for (const Matrix& m : p.parts)
+    bytes += m.packed ? m.pm.bytes : static_cast<uint64_t>(m.n * m.k) * sizeof(float);
+  return bytes;
+}
+
+double projection_ops(const Projection& p) {
+  double ops = 0;
+  for (const Matrix& m : p.parts) ops += 2.0 * static_cast<double>(m.n) * static_cast<double>(m.k);
+  return ops;
+}
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+uint64_t weight_bytes_per_token(const WeightStore& w) {
+  uint64_t bytes = projection_bytes(w.output());
+  for (int64_t l = 0; l < w.config().n_layer; ++l) {
+    const LayerWeights& L = w.layer(l);
+    bytes += projection_bytes(L.qkv) + projection_bytes(L.out) + projection_bytes(L.gate_up) +
+             projection_bytes(L.down);
+  }
+  return bytes;
+}
+
+double matmul_ops_per_token(const WeightStore& w) {
+  double ops = projection_ops(w.output());
+  for (int64_t l = 0; l < w.config().n_layer; ++l) {
+    const LayerWeights& L = w.layer(l);
+    ops += projection_ops(L.qkv) + projection_ops(L.out) + projection_ops(L.gate_up) +
+           projection_ops(L.down);
+  }
+  return ops;
+}
+
+BenchResult run_bench_test(const WeightStore& weights, ThreadPool& pool, const BenchTest& test,
+                           int repetitions, int64_t n_batch, const BenchProgress& progress) {
+  if (repetitions < 1) fail("bench: repetitions must be at least 1 (got ", repetitions, ")");
+  if (test.n_prompt < 0 || test.n_gen < 0 || test.n_prompt + test.n_gen == 0)
+    fail("bench: test ", test.name(), " has no tokens");
+  SessionOptions so;
+  // tg runs after a one-token prompt; the cache must hold every position of the test.
+  so.n_ctx = test.n_prompt + test.n_gen + 1;
+  so.n_batch = n_batch;
+  Session session(weights, pool, so);
+  const int64_t n_vocab = weights.config().n_vocab;
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(n_vocab - 1));
+  std::vector<int32_t> prompt(static_cast<size_t>(test.n_prompt));
+  for (int32_t& t : prompt) t = token(rng);
+  std::vector<float> logits;
+
+  BenchResult result;
+  result.test = test;
+  for (int rep = -1; rep < repetitions; ++rep) {  // rep -1: warm-up
+    if (progress) progress(test.name(), rep, repetitions);
+    session.reset();
+    double t0 = now();
+    if (test.n_prompt > 0) {
+      session.eval(prompt, false, &logits);
+    } else {
+      const int32_t first = token(rng);  // the untimed one-token prompt of a tg test
+      session.eval({&first, 1}, false, &logits);
+      t0 = now();
+    }
+    for (int64_t i = 0; i < test.n_gen; ++i) {
+      const int32_t next = token(rng);
+      session.eval({&next, 1}, false, &logits);
+    }
+    const double dt = now() - t0;
+    if (rep >= 0) result.seconds.push_back(dt);
+  }
+  const double tokens = static_cast<double>(test.n_prompt + test.n_gen);
+  double sum = 0, sum2 = 0;
+  for (double s : result.seconds) sum += tokens / s;
+  result.mean_tps = sum / static_cast<double>(result.seconds.size());
+  for (double s : result.seconds) sum2 += (tokens / s - result.mean_tps) * (tokens / s - result.mean_tps);
+  result.sd_tps = result.seconds.size() > 1
+                      ? std::sqrt(sum2 / static_cast<double>(result.seconds.size() - 1))
+                      : 0.0;
+  return result;
+}
+
+}  // namespace xtile

@@ -1,0 +1,45 @@
+// `xtile bench`: llama-bench-style throughput tests on a loaded model (DESIGN.md §7).
+//   pp<N>:       the prompt alone, N tokens in batches of -b (the GEMM path), from an empty cache.
+//   tg<N>:       N tokens generated one at a time (the GEMV path) after a one-token prompt, as
+//                llama-bench does; the one-token prompt is not timed.
+//   pp<N>+tg<M>: both, t/s = (N + M) / total time.
+// One warm-up run, then `repetitions` timed runs; tokens are random ids (throughput does not
+// depend on them) drawn from a fixed seed.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "cpu/thread_pool.h"
+#include "model/weights.h"
+
+namespace xtile {
+
+struct BenchTest {
+  int64_t n_prompt = 0;
+  int64_t n_gen = 0;
+  std::string name() const;  // "pp512", "tg128", "pp512+tg128"
+};
+
+struct BenchResult {
+  BenchTest test;
+  std::vector<double> seconds;  // per timed repetition
+  double mean_tps = 0.0;        // tokens per second, mean over repetitions
+  double sd_tps = 0.0;          // sample standard deviation
+};
+
+// Bytes of weights one generated token reads (every matrix once: packed bytes, or f32 bytes of
+// the float path), and int8 ops (2 per multiply-accumulate) one prompt token costs in the
+// quantized matmuls. Attention and norms are not counted (small next to the matmuls).
+uint64_t weight_bytes_per_token(const WeightStore& w);
+double matmul_ops_per_token(const WeightStore& w);
+
+using BenchProgress = std::function<void(const std::string& test, int rep, int reps)>;
+
+// Runs one test on `weights` with a fresh session sized for it; rep -1 is the warm-up.
+BenchResult run_bench_test(const WeightStore& weights, ThreadPool& pool, const BenchTest& test,
+                           int repetitions, int64_t n_batch, const BenchProgress& progress = {});
+
+}  // namespace xtile

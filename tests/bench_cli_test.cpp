@@ -1,0 +1,76 @@
+// `xtile bench`: the table, JSON that parses, and clear errors.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "model/synth.h"
+#include "test_util.h"
+
+namespace xtile {
+namespace {
+
+std::string tiny_model() {
+  static const std::string path = [] {
+    const std::string p = test::temp_path("bench-tiny-qwen3-q4_0.gguf").string();
+    synth::Options o;
+    o.preset = "tiny-qwen3";
+    o.type = GgmlType::Q4_0;
+    synth::write_model(o, p);
+    return p;
+  }();
+  return path;
+}
+
+TEST(BenchCli, JsonParsesWithOneRowPerTierAndTest) {
+  std::string out;
+  const std::string cmd = test::xtile_binary() + " bench -m " + tiny_model() +
+                          " -p 16 -n 4 -pg 8,2 -r 2 -t 1,2 --kernels ref,amx-emu -o json 2>/dev/null";
+  ASSERT_EQ(test::run_command(cmd, &out), 0) << out;
+  const auto j = nlohmann::json::parse(out);
+  ASSERT_TRUE(j.is_array());
+  ASSERT_EQ(j.size(), 2u * 2u * 3u);  // tiers × threads × tests
+  for (const auto& row : j) {
+    EXPECT_GT(row.at("avg_ts").get<double>(), 0.0);
+    EXPECT_EQ(row.at("samples_ns").size(), 2u);
+    EXPECT_EQ(row.at("model_type").get<std::string>().rfind("qwen3 ", 0), 0u);
+    const std::string test = row.at("test");
+    EXPECT_TRUE(test == "pp16" || test == "tg4" || test == "pp8+tg2") << test;
+  }
+  EXPECT_EQ(j[0].at("tier"), "ref");
+  EXPECT_EQ(j.back().at("tier"), "amx-emu");
+}
+
+TEST(BenchCli, MarkdownTableHasTheColumns) {
+  std::string out;
+  const std::string cmd = test::xtile_binary() + " bench -m " + tiny_model() +
+                          " -p 8 -n 2 -r 1 -t 1 --kernels ref -o md 2>/dev/null";
+  ASSERT_EQ(test::run_command(cmd, &out), 0) << out;
+  EXPECT_NE(out.find("| model | size | params | tier | threads | test | t/s |"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("| pp8 |"), std::string::npos) << out;
+  EXPECT_NE(out.find("| tg2 |"), std::string::npos) << out;
+}
+
+TEST(BenchCli, MissingModelIsAClearError) {
+  std::string out;
+  EXPECT_EQ(test::run_command(test::xtile_binary() + " bench -m /nonexistent/m.gguf", &out), 1);
+  EXPECT_NE(out.find("/nonexistent/m.gguf"), std::string::npos) << out;
+}
+
+TEST(BenchCli, UnknownTierIsAClearError) {
+  std::string out;
+  EXPECT_EQ(test::run_command(
+                test::xtile_binary() + " bench -m " + tiny_model() + " --kernels avx9000", &out),
+            1);
+  EXPECT_NE(out.find("avx9000"), std::string::npos) << out;
+}
+
+TEST(BenchCli, BadOutputFormatIsAClearError) {
+  std::string out;
+  EXPECT_EQ(test::run_command(test::xtile_binary() + " bench -m " + tiny_model() + " -o xml", &out),
+            1);
+  EXPECT_NE(out.find("xml"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace xtile

@@ -1,0 +1,321 @@
+// `xtile run -m FILE -p TEXT [-n N] ...`: loads a model (repacking its weights for the chosen
+// kernel tier), processes the prompt in batches of -b, generates up to -n tokens and streams
+// them; timings like llama.cpp's at the end, on stderr. Without sampling flags decoding is
+// greedy (temperature 0), so a run is reproducible and the same on every tier; any sampling flag
+// switches to llama.cpp's sampler chain with llama.cpp's defaults for the flags not given
+// (temperature 0.8, top-k 40, top-p 0.95, min-p 0.05), seeded by -s (default: random, printed).
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <cstring>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <random>
+#include <sstream>
+
+#include "base/error.h"
+#include "commands.h"
+#include "common.h"
+#include "cpu/cpu_caps.h"
+#include "cpu/thread_pool.h"
+#include "model/chat_template.h"
+#include "model/generate.h"
+#include "model/sampler.h"
+#include "model/session.h"
+#include "model/weights.h"
+#include "tokenizer/tokenizer.h"
+
+namespace xtile::cli {
+
+namespace {
+
+// -s's default, as llama.cpp's LLAMA_DEFAULT_SEED: draw a random seed.
+constexpr uint64_t kRandomSeed = 0xFFFFFFFF;
+
+struct RunFlags {
+  std::string model;
+  std::string prompt;
+  std::string prompt_file;
+  std::string prompt_ids;
+  int64_t n_predict = 128;
+  int threads = 1;
+  uint64_t seed = kRandomSeed;
+  int64_t ctx = 4096;
+  int64_t batch = 512;
+  std::string cache_type = "f16";
+  std::optional<float> temp, top_p, min_p, repeat_penalty;
+  std::optional<int> top_k;
+  int repeat_last_n = 64;
+  std::string kernels;
+  bool amx = false;
+  bool no_amx = false;
+  std::string logits_path;
+  bool ids = false;
+  bool chat = false;
+  bool no_bos = false;
+};
+
+std::string read_prompt_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("cannot read prompt file '", path, "'");
+  std::ostringstream os;
+  os << in.rdbuf();
+  if (in.bad()) fail("cannot read prompt file '", path, "'");
+  std::string s = os.str();
+  if (!s.empty() && s.back() == '\n') s.pop_back();  // as llama.cpp's -f
+  return s;
+}
+
+std::vector<int32_t> parse_ids(const std::string& s) {
+  std::vector<int32_t> ids;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != item.size() || v < 0 || v > INT32_MAX)
+      fail("--prompt-ids: '", item, "' is not a token id (expected ids like 1,403,407)");
+    ids.push_back(static_cast<int32_t>(v));
+  }
+  return ids;
+}
+
+// The sampler when a sampling flag was given; nullopt: greedy.
+std::optional<SamplerParams> sampler_params(const RunFlags& f) {
+  if (!f.temp && !f.top_k && !f.top_p && !f.min_p && !f.repeat_penalty) return std::nullopt;
+  SamplerParams p;
+  if (f.temp) p.temperature = *f.temp;
+  if (f.top_k) p.top_k = *f.top_k;
+  if (f.top_p) p.top_p = *f.top_p;
+  if (f.min_p) p.min_p = *f.min_p;
+  if (f.repeat_penalty) p.repeat_penalty = *f.repeat_penalty;
+  p.repeat_last_n = f.repeat_last_n;
+  p.seed = f.seed == kRandomSeed ? std::random_device{}() : f.seed;
+  return p;
+}
+
+Tier choose_tier(const RunFlags& f) {
+  if ((f.amx || f.no_amx) && !f.kernels.empty())
+    fail("--amx/--no-amx cannot be combined with --kernels");
+  if (f.amx && f.no_amx) fail("--amx and --no-amx contradict each other");
+  const CpuCaps& caps = cpu_caps();
+  if (f.amx) return resolve_tier(caps, "amx");
+  if (f.no_amx) {
+    for (Tier t : {Tier::avx512, Tier::avx2})
+      if (caps.tier_available(t)) return t;
+    return Tier::ref;
+  }
+  return resolve_kernels(f.kernels);
+}
+
+// "# pos<TAB>input_token<TAB>argmax<TAB>logits..." then one line per position, %.9g values: the
+// columns of fixtures/models/micro-*.reference.tsv.
+class LogitsWriter {
+ public:
+  explicit LogitsWriter(const std::string& path) : path_(path), file_(std::fopen(path.c_str(), "w")) {
+    if (!file_) fail("cannot write --logits file '", path, "': ", std::strerror(errno));
+    std::fputs("# pos\tinput_token\targmax\tlogits...\n", file_);
+  }
+  ~LogitsWriter() {
+    if (file_) std::fclose(file_);
+  }
+  void write(int64_t pos, int32_t token, std::span<const float> logits) {
+    std::fprintf(file_, "%lld\t%d\t%d", static_cast<long long>(pos), token, pick_greedy(logits));
+    for (float x : logits) std::fprintf(file_, "\t%.9g", static_cast<double>(x));
+    std::fputc('\n', file_);
+  }
+  void close() {
+    const bool bad = std::ferror(file_) != 0;
+    const bool close_failed = std::fclose(file_) != 0;
+    file_ = nullptr;
+    if (bad || close_failed) fail("error writing --logits file '", path_, "'");
+  }
+
+ private:
+  std::string path_;
+  FILE* file_;
+};
+
+void print_timings(const WeightStore& w, const Session& s, const GenerateResult& r,
+                   double load_ms, int threads) {
+  const GenerationTimings& t = r.timings;
+  auto line = [](const char* what, double ms, int64_t n, const char* unit) {
+    std::fprintf(stderr, "xtile: %-14s = %10.2f ms / %5lld %-6s (%8.2f ms per token, %8.2f tokens per second)\n",
+                 what, ms, static_cast<long long>(n), unit, n ? ms / n : 0.0,
+                 ms > 0 ? 1000.0 * n / ms : 0.0);
+  };
+  std::fprintf(stderr, "\nxtile: %-14s = %10.2f ms (%s)\n", "load + repack", load_ms,
+               w.stats().summary().c_str());
+  line("prompt eval", t.prompt_ms, t.prompt_tokens, "tokens");
+  line("eval", t.eval_ms, t.eval_runs, "runs");
+  std::fprintf(stderr, "xtile: %-14s = %10.2f ms / %5zu tokens\n", "sampling", t.sample_ms,
+               r.tokens.size());
+  std::string kernels;
+  for (const std::string& k : w.kernel_names()) kernels += (kernels.empty() ? "" : ", ") + k;
+  std::fprintf(stderr, "xtile: tier %s, %d threads, batch %lld, context %lld (%s KV cache, %s)%s%s\n",
+               std::string(tier_name(w.tier())).c_str(), threads,
+               static_cast<long long>(s.n_batch()), static_cast<long long>(s.n_ctx()),
+               std::string(kv_type_name(s.kv_cache().type())).c_str(),
+               format_bytes(s.kv_cache().bytes()).c_str(), kernels.empty() ? "" : "; kernels: ",
+               kernels.c_str());
+}
+
+int run_run(const RunFlags& f) {
+  require_file(f.model, "model file");
+  const int sources = !f.prompt.empty() + !f.prompt_file.empty() + !f.prompt_ids.empty();
+  if (sources > 1) fail("give the prompt once: -p, -f or --prompt-ids");
+  if (f.cache_type != "f16" && f.cache_type != "f32")
+    fail("--cache-type '", f.cache_type, "': expected f16 or f32");
+  const Tier tier = choose_tier(f);
+  std::unique_ptr<LogitsWriter> logits_out;
+  if (!f.logits_path.empty()) logits_out = std::make_unique<LogitsWriter>(f.logits_path);
+
+  ThreadPool pool(f.threads);
+  const auto load_start = std::chrono::steady_clock::now();
+  LoadOptions lo;
+  lo.tier = tier;
+  ProgressBar bar("loading");
+  lo.progress = [&bar](uint64_t done, uint64_t total, std::string_view tensor) {
+    bar.update(done, total, tensor);
+  };
+  std::unique_ptr<WeightStore> weights = WeightStore::load(f.model, pool, lo);
+  bar.finish();
+  const ModelConfig& c = weights->config();
+  const std::unique_ptr<Tokenizer> tok = Tokenizer::from_gguf(weights->file());
+  const double load_ms = std::chrono::duration<double, std::milli>(
+                             std::chrono::steady_clock::now() - load_start)
+                             .count();
+
+  std::vector<int32_t> prompt;
+  if (!f.prompt_ids.empty()) {
+    if (f.chat) fail("--chat needs a text prompt (-p or -f), not --prompt-ids");
+    prompt = parse_ids(f.prompt_ids);  // exactly these ids: no BOS added
+  } else if (f.chat) {
+    const std::string text = f.prompt_file.empty() ? f.prompt : read_prompt_file(f.prompt_file);
+    ChatOptions co;
+    co.bos_text = !f.no_bos;
+    const std::string wrapped =
+        apply_chat_template(detect_chat_family(weights->file()), "", text, co);
+    // The template carries the BOS text itself and special-token texts to be parsed.
+    prompt = tok->encode(wrapped, /*add_bos=*/false, /*parse_special=*/true);
+  } else {
+    const std::string text = f.prompt_file.empty() ? f.prompt : read_prompt_file(f.prompt_file);
+    prompt = tok->encode(text, !f.no_bos, /*parse_special=*/false);
+    // An empty prompt still needs a first token: BOS, as llama.cpp does.
+    if (prompt.empty() && tok->bos() >= 0) prompt.push_back(tok->bos());
+  }
+
+  SessionOptions so;
+  so.n_ctx = f.ctx == 0 ? c.n_ctx_train : std::min(f.ctx, c.n_ctx_train);
+  so.n_batch = f.batch;
+  so.kv_type = f.cache_type == "f32" ? KvType::f32 : KvType::f16;
+  Session session(*weights, pool, so);
+
+  GenerateOptions go;
+  go.n_predict = f.n_predict;
+  const std::optional<SamplerParams> sp = sampler_params(f);
+  std::unique_ptr<Sampler> sampler;
+  if (sp) {
+    sampler = std::make_unique<Sampler>(*sp);
+    go.pick = [&sampler](std::span<const float> logits, std::span<const int32_t> history) {
+      return sampler->sample(logits, history);
+    };
+  }
+  go.is_eog = [&tok](int32_t id) { return tok->is_eog(id); };
+  // In chat mode the prompt is not echoed: generated text continues the template's text.
+  StreamDecoder decoder(*tok, /*at_sequence_start=*/!f.chat);
+  if (f.ids) {
+    for (size_t i = 0; i < prompt.size(); ++i) std::cout << (i ? "," : "") << prompt[i];
+    go.on_token = [](int32_t id) { std::cout << "," << id << std::flush; };
+  } else {
+    if (!f.chat) {  // echo the prompt, as llama.cpp does
+      for (int32_t id : prompt) std::cout << decoder.push(id);
+      std::cout << std::flush;
+    }
+    go.on_token = [&decoder, &tok](int32_t id) {
+      if (!tok->is_eog(id)) std::cout << decoder.push(id) << std::flush;
+    };
+  }
+  if (logits_out) {
+    go.eval_last = true;
+    go.on_logits = [&logits_out](int64_t pos, int32_t token, std::span<const float> logits) {
+      logits_out->write(pos, token, logits);
+    };
+  }
+  const GenerateResult result = generate(session, prompt, go);
+  if (!f.ids) std::cout << decoder.flush();
+  std::cout << "\n" << std::flush;
+  if (logits_out) logits_out->close();
+  print_timings(*weights, session, result, load_ms, f.threads);
+  if (sp)
+    std::fprintf(stderr, "xtile: sampling: temp %.2f, top-k %d, top-p %.2f, min-p %.2f, "
+                 "repeat-penalty %.2f (last %d), seed %llu\n",
+                 sp->temperature, sp->top_k, sp->top_p, sp->min_p, sp->repeat_penalty,
+                 sp->repeat_last_n, static_cast<unsigned long long>(sp->seed));
+  else
+    std::fprintf(stderr, "xtile: sampling: greedy\n");
+  return 0;
+}
+
+}  // namespace
+
+Command register_run(CLI::App& root) {
+  auto f = std::make_shared<RunFlags>();
+  CLI::App* app = root.add_subcommand("run", "generate text from a prompt");
+  add_model_flag(app, &f->model, true);
+  app->add_option("-p,--prompt", f->prompt, "prompt text")->type_name("TEXT");
+  app->add_option("-f,--file", f->prompt_file, "read the prompt from a file")->type_name("FILE");
+  app->add_option("--prompt-ids", f->prompt_ids,
+                  "the prompt as token ids, e.g. 1,403,407 (used as given: no BOS added)")
+      ->type_name("IDS");
+  app->add_option("-n,--n-predict", f->n_predict,
+                  "tokens to generate (-1: until the context is full)")
+      ->capture_default_str()
+      ->type_name("N");
+  add_threads_flag(app, &f->threads);
+  app->add_option("-s,--seed", f->seed, "sampling seed (default: random)")->type_name("N");
+  app->add_option("-c,--ctx-size", f->ctx,
+                  "context size (KV cache positions; 0: the model's; capped to the model's)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str()
+      ->type_name("N");
+  app->add_option("-b,--batch-size", f->batch, "prompt tokens per forward batch")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str()
+      ->type_name("N");
+  app->add_option("--cache-type", f->cache_type, "KV cache type: f16 or f32")
+      ->capture_default_str()
+      ->type_name("TYPE");
+  app->add_option("--temp", f->temp,
+                  "sampling temperature (no sampling flag: greedy; any: llama.cpp's defaults)")
+      ->type_name("T");
+  app->add_option("--top-k", f->top_k, "keep the K most likely tokens (0: all)")->type_name("K");
+  app->add_option("--top-p", f->top_p, "nucleus sampling threshold")->type_name("P");
+  app->add_option("--min-p", f->min_p, "drop tokens below P x the top probability")
+      ->type_name("P");
+  app->add_option("--repeat-penalty", f->repeat_penalty, "penalty for recent tokens (1: none)")
+      ->type_name("R");
+  app->add_option("--repeat-last-n", f->repeat_last_n, "tokens the repeat penalty looks back on")
+      ->capture_default_str()
+      ->type_name("N");
+  add_kernels_flag(app, &f->kernels);
+  app->add_flag("--amx", f->amx, "require the amx tier (error when the CPU or OS lacks it)");
+  app->add_flag("--no-amx", f->no_amx, "use the best tier below amx");
+  app->add_option("--logits", f->logits_path,
+                  "write every processed position's logits as TSV (pos, token, argmax, logits)")
+      ->type_name("FILE");
+  app->add_flag("--ids", f->ids, "print token ids (prompt and generated, comma-separated)");
+  app->add_flag("--chat", f->chat, "wrap the prompt in the model's chat template");
+  app->add_flag("--no-bos", f->no_bos, "do not add the BOS token to a text prompt");
+  return {app, [f] { return run_run(*f); }};
+}
+
+}  // namespace xtile::cli
