@@ -96,9 +96,8 @@ TileImage naive_tdp(bool a_signed, bool b_signed, const TileImage& c, const Tile
   for (int r = 0; r < 16; ++r)
     for (int c = 0; c < 64; ++c)
       if (got.b[r][c] != want.b[r][c])
-        return ::testing::AssertionFailure()
-               << "byte [" << r << "][" << c << "] is " << int(got.b[r][c]) << ", want "
-               << int(want.b[r][c]);
+        return ::testing::AssertionFailure() << "byte [" << r << "][" << c << "] is "
+                                             << int(got.b[r][c]) << ", want " << int(want.b[r][c]);
   return ::testing::AssertionSuccess();
 }
 
@@ -138,8 +137,10 @@ TEST_F(AmxEmu, LoadAndStoreWithStridesLargerThanTheRow) {
     const std::vector<uint8_t> src = random_bytes(static_cast<size_t>(rows * stride), rng);
     const int t = static_cast<int>(rng() % 8);
     emu::ldtilecfg(config({{t, rows, colsb}}));
-    if (iter % 2) emu::tileloadd(t, src.data(), stride);
-    else emu::tileloaddt1(t, src.data(), stride);
+    if (iter % 2)
+      emu::tileloadd(t, src.data(), stride);
+    else
+      emu::tileloaddt1(t, src.data(), stride);
     ASSERT_TRUE(same_tile(current_tile(t), naive_load(rows, colsb, src.data(), stride)))
         << "rows " << rows << " colsb " << colsb << " stride " << stride;
 
@@ -203,29 +204,35 @@ TEST_F(AmxEmu, DotProductsMatchTheDefinitionOnEveryShape) {
     for (int iter = 0; iter < 400; ++iter) {
       // Every corner first (1 row, 4 bytes; 16 rows, 64 bytes), then random shapes.
       int rows_a, colsb_a, colsb_c;
-      if (iter == 0) rows_a = 1, colsb_a = 4, colsb_c = 4;
-      else if (iter == 1) rows_a = 16, colsb_a = 64, colsb_c = 64;
-      else if (iter == 2) rows_a = 16, colsb_a = 32, colsb_c = 64;  // the kernels' shape
-      else if (iter == 3) rows_a = 1, colsb_a = 32, colsb_c = 64;    // GEMV's shape
+      if (iter == 0)
+        rows_a = 1, colsb_a = 4, colsb_c = 4;
+      else if (iter == 1)
+        rows_a = 16, colsb_a = 64, colsb_c = 64;
+      else if (iter == 2)
+        rows_a = 16, colsb_a = 32, colsb_c = 64;  // the kernels' shape
+      else if (iter == 3)
+        rows_a = 1, colsb_a = 32, colsb_c = 64;  // GEMV's shape
       else {
         rows_a = 1 + static_cast<int>(rng() % 16);
         colsb_a = 4 * (1 + static_cast<int>(rng() % 16));
         colsb_c = 4 * (1 + static_cast<int>(rng() % 16));
       }
       int c = static_cast<int>(rng() % 8), a, b;
-      do a = static_cast<int>(rng() % 8); while (a == c);
-      do b = static_cast<int>(rng() % 8); while (b == c || b == a);
-      emu::ldtilecfg(config({{c, rows_a, colsb_c}, {a, rows_a, colsb_a},
-                             {b, colsb_a / 4, colsb_c}}));
+      do a = static_cast<int>(rng() % 8);
+      while (a == c);
+      do b = static_cast<int>(rng() % 8);
+      while (b == c || b == a);
+      emu::ldtilecfg(
+          config({{c, rows_a, colsb_c}, {a, rows_a, colsb_a}, {b, colsb_a / 4, colsb_c}}));
       const std::vector<uint8_t> mc = random_bytes(16 * 64, rng), ma = random_bytes(16 * 64, rng),
                                  mb = random_bytes(16 * 64, rng);
       emu::tileloadd(c, mc.data(), 64);
       emu::tileloadd(a, ma.data(), 64);
       emu::tileloadd(b, mb.data(), 64);
-      const TileImage want = naive_tdp(
-          v.a_signed, v.b_signed, naive_load(rows_a, colsb_c, mc.data(), 64),
-          naive_load(rows_a, colsb_a, ma.data(), 64),
-          naive_load(colsb_a / 4, colsb_c, mb.data(), 64), rows_a, colsb_a, colsb_c);
+      const TileImage want =
+          naive_tdp(v.a_signed, v.b_signed, naive_load(rows_a, colsb_c, mc.data(), 64),
+                    naive_load(rows_a, colsb_a, ma.data(), 64),
+                    naive_load(colsb_a / 4, colsb_c, mb.data(), 64), rows_a, colsb_a, colsb_c);
       v.fn(c, a, b);
       ASSERT_TRUE(same_tile(current_tile(c), want))
           << v.name << " rows " << rows_a << " colsb(A) " << colsb_a << " colsb(C) " << colsb_c;
@@ -422,8 +429,8 @@ MatmulFn ref_kernel(GgmlType t) {
 
 // One call on [m0, m1) × [n0, n1) into y with row stride ldy > n: the block equals ref's bytes,
 // everything else (other rows, other columns, the stride's gap) keeps its sentinel.
-void check_block(const KernelCase& c, uint32_t seed, int64_t m0, int64_t m1, int64_t n0,
-                 int64_t n1, MatmulFn kernel = nullptr) {
+void check_block(const KernelCase& c, uint32_t seed, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                 MatmulFn kernel = nullptr) {
   Prepared p = prepare(c, seed);
   if (!kernel) kernel = emu_kernel(c.type);
   const int64_t ldy = c.n + 7;
@@ -432,8 +439,8 @@ void check_block(const KernelCase& c, uint32_t seed, int64_t m0, int64_t m1, int
   ref_kernel(c.type)(p.ref_w, p.acts.acts(), want.data(), ldy, m0, m1, n0, n1);
   kernel(p.x16_w, p.acts.acts(), got.data(), ldy, m0, m1, n0, n1);
   ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)))
-      << ggml_type_name(c.type) << " M=" << c.m << " N=" << c.n << " K=" << c.k << " rows ["
-      << m0 << "," << m1 << ") cols [" << n0 << "," << n1 << ")";
+      << ggml_type_name(c.type) << " M=" << c.m << " N=" << c.n << " K=" << c.k << " rows [" << m0
+      << "," << m1 << ") cols [" << n0 << "," << n1 << ")";
 }
 
 TEST(AmxEmuKernel, EveryTailHeightAndPartialColumnTile) {
@@ -446,15 +453,16 @@ TEST(AmxEmuKernel, EveryTailHeightAndPartialColumnTile) {
 TEST(AmxEmuKernel, OddAndEvenBlockCounts) {
   // nb = 1, 2, 3, 4 exercise every exit of the two-block software pipeline.
   for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0})
-    for (int64_t k : {32, 64, 96, 128, 11008}) check_block({type, 18, 40, k}, uint32_t(k), 0, 18, 0, 40);
+    for (int64_t k : {32, 64, 96, 128, 11008})
+      check_block({type, 18, 40, k}, uint32_t(k), 0, 18, 0, 40);
 }
 
 TEST(AmxEmuKernel, SubRangesOfRowsAndColumns) {
   for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0}) {
-    check_block({type, 40, 100, 96}, 1, 3, 37, 16, 100);   // tail at the matrix end
-    check_block({type, 40, 100, 96}, 2, 16, 17, 32, 64);   // one row, two full groups
-    check_block({type, 40, 100, 96}, 3, 0, 40, 48, 57);    // one partial group
-    check_block({type, 40, 100, 96}, 4, 21, 21, 0, 100);   // empty: nothing written
+    check_block({type, 40, 100, 96}, 1, 3, 37, 16, 100);  // tail at the matrix end
+    check_block({type, 40, 100, 96}, 2, 16, 17, 32, 64);  // one row, two full groups
+    check_block({type, 40, 100, 96}, 3, 0, 40, 48, 57);   // one partial group
+    check_block({type, 40, 100, 96}, 4, 21, 21, 0, 100);  // empty: nothing written
   }
 }
 
@@ -471,8 +479,10 @@ TEST(AmxEmuKernel, ConcurrentCallsOnSeparateThreads) {
   Prepared p = prepare(c, 9);
   std::vector<float> want(static_cast<size_t>(c.m * c.n)), got(want.size());
   ref::q4_0_matmul(p.ref_w, p.acts.acts(), want.data(), c.n, 0, c.m, 0, c.n);
-  std::thread t1([&] { amx_emu::q4_0_gemm(p.x16_w, p.acts.acts(), got.data(), c.n, 0, c.m, 0, 48); });
-  std::thread t2([&] { amx_emu::q4_0_gemm(p.x16_w, p.acts.acts(), got.data(), c.n, 0, c.m, 48, 96); });
+  std::thread t1(
+      [&] { amx_emu::q4_0_gemm(p.x16_w, p.acts.acts(), got.data(), c.n, 0, c.m, 0, 48); });
+  std::thread t2(
+      [&] { amx_emu::q4_0_gemm(p.x16_w, p.acts.acts(), got.data(), c.n, 0, c.m, 48, 96); });
   t1.join();
   t2.join();
   EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)));
@@ -494,11 +504,12 @@ TEST(AmxEmuKernel, Avx512LanesOfTheAmxBuildOnSoftwareTiles) {
       !__builtin_cpu_supports("fma") || !__builtin_cpu_supports("avx2"))
     GTEST_SKIP() << "this CPU lacks AVX-512 F/BW/VL/DQ: the AMX build's vector code cannot run";
   for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0}) {
-    const MatmulFn fn = type == GgmlType::Q8_0 ? amx_avx512_lanes::q8_0_gemm
-                                               : amx_avx512_lanes::q4_0_gemm;
+    const MatmulFn fn =
+        type == GgmlType::Q8_0 ? amx_avx512_lanes::q8_0_gemm : amx_avx512_lanes::q4_0_gemm;
     for (int64_t m : {1, 5, 16, 35})
       for (int64_t n : {16, 23, 100})
-        for (int64_t k : {32, 96, 256}) check_block({type, m, n, k}, uint32_t(m + n + k), 0, m, 0, n, fn);
+        for (int64_t k : {32, 96, 256})
+          check_block({type, m, n, k}, uint32_t(m + n + k), 0, m, 0, n, fn);
     check_block({type, 40, 100, 96}, 7, 3, 37, 16, 100, fn);
     check_block({type, 20, 90, 32768}, 8, 0, 20, 0, 90, fn);
   }
@@ -512,10 +523,9 @@ TEST(AmxEmuKernel, InstructionsPerStep) {
     int64_t m, n, k;
     uint64_t out_tiles, ldtilecfg, macs_per_tdp;
   };
-  for (const Expect& e : {Expect{32, 32, 256, 4, 1, 16 * 32 * 16},
-                          Expect{1, 48, 128, 3, 1, 1 * 32 * 16},
-                          Expect{20, 16, 64, 2, 2, 0},
-                          Expect{16, 80, 64, 5, 1, 16 * 32 * 16}}) {
+  for (const Expect& e :
+       {Expect{32, 32, 256, 4, 1, 16 * 32 * 16}, Expect{1, 48, 128, 3, 1, 1 * 32 * 16},
+        Expect{20, 16, 64, 2, 2, 0}, Expect{16, 80, 64, 5, 1, 16 * 32 * 16}}) {
     Prepared p = prepare({GgmlType::Q8_0, e.m, e.n, e.k}, 4);
     std::vector<float> y(static_cast<size_t>(e.m * e.n));
     emu::reset_counters();

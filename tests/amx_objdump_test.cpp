@@ -57,8 +57,8 @@ TEST(AmxObjdump, IntrinsicsBuildContainsTheTileInstructions) {
   ASSERT_FALSE(objects.empty()) << "no objects under " << XTILE_BINARY_DIR
                                 << "/CMakeFiles/xtile_tier_amx.dir/src/kernels/amx";
   const std::string text = disassemble(objects);
-  for (const char* m : {"ldtilecfg", "tileloadd", "tdpbssd", "tilestored", "tilezero",
-                        "tilerelease", "vcvtdq2ps"})
+  for (const char* m :
+       {"ldtilecfg", "tileloadd", "tdpbssd", "tilestored", "tilezero", "tilerelease", "vcvtdq2ps"})
     EXPECT_TRUE(contains_mnemonic(text, m)) << m << " missing from the AMX build";
   // The epilogue is AVX-512: 16-lane conversions and FMAs on zmm registers.
   EXPECT_NE(text.find("%zmm"), std::string::npos) << "no AVX-512 epilogue in the AMX build";
@@ -70,8 +70,8 @@ TEST(AmxObjdump, EmulatorBuildIsPlainX86_64) {
   ASSERT_FALSE(objects.empty()) << "no objects under " << XTILE_BINARY_DIR
                                 << "/CMakeFiles/xtile_tier_amx_emu.dir/src/kernels/amx";
   const std::string text = disassemble(objects);
-  for (const char* m : {"ldtilecfg", "tileloadd", "tdpbssd", "tilestored", "tilezero",
-                        "tilerelease"})
+  for (const char* m :
+       {"ldtilecfg", "tileloadd", "tdpbssd", "tilestored", "tilezero", "tilerelease"})
     EXPECT_FALSE(contains_mnemonic(text, m)) << m << " in the emulator build";
   EXPECT_EQ(text.find("%zmm"), std::string::npos) << "AVX-512 register in the emulator build";
   EXPECT_EQ(text.find("%ymm"), std::string::npos) << "AVX register in the emulator build";

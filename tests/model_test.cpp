@@ -234,7 +234,8 @@ struct ExactCase {
 class QuantizedExactTest : public ::testing::TestWithParam<ExactCase> {};
 
 // Prompt of 20 tokens (so that batch 7 splits it unevenly) then 8 greedy tokens.
-RunResult run_case(const std::string& path, Tier tier, int threads, int64_t batch, bool fuse = true) {
+RunResult run_case(const std::string& path, Tier tier, int threads, int64_t batch,
+                   bool fuse = true) {
   ThreadPool pool(threads);
   LoadOptions lo;
   lo.tier = tier;
@@ -271,8 +272,8 @@ TEST_P(QuantizedExactTest, TokensAndLogitsAreBitIdenticalAcrossTiersThreadsAndBa
       for (int64_t batch : {1, 7, 512}) {
         if (tier == Tier::ref && threads == 1 && batch == 512) continue;
         expect_identical(run_case(path, tier, threads, batch), base,
-                         std::string(tier_name(tier)) + " -t " + std::to_string(threads) +
-                             " -b " + std::to_string(batch));
+                         std::string(tier_name(tier)) + " -t " + std::to_string(threads) + " -b " +
+                             std::to_string(batch));
       }
   }
   if (!skipped.empty()) std::cout << "[ note     ] tiers skipped: " << skipped << "\n";
@@ -287,18 +288,20 @@ TEST_P(QuantizedExactTest, FusedAndSeparateMatricesGiveTheSameBits) {
                    "unfused vs fused on " + std::string(tier_name(tier)));
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Synth, QuantizedExactTest,
-    ::testing::Values(ExactCase{"tiny-llama", GgmlType::Q8_0}, ExactCase{"tiny-llama", GgmlType::Q4_0},
-                      ExactCase{"tiny-qwen2", GgmlType::Q8_0}, ExactCase{"tiny-qwen2", GgmlType::Q4_0},
-                      ExactCase{"tiny-qwen3", GgmlType::Q8_0}, ExactCase{"tiny-qwen3", GgmlType::Q4_0}),
-    [](const auto& info) {
-      std::string s = std::string(info.param.preset) + "_" +
-                      std::string(ggml_type_name(info.param.type));
-      for (char& ch : s)
-        if (ch == '-') ch = '_';
-      return s;
-    });
+INSTANTIATE_TEST_SUITE_P(Synth, QuantizedExactTest,
+                         ::testing::Values(ExactCase{"tiny-llama", GgmlType::Q8_0},
+                                           ExactCase{"tiny-llama", GgmlType::Q4_0},
+                                           ExactCase{"tiny-qwen2", GgmlType::Q8_0},
+                                           ExactCase{"tiny-qwen2", GgmlType::Q4_0},
+                                           ExactCase{"tiny-qwen3", GgmlType::Q8_0},
+                                           ExactCase{"tiny-qwen3", GgmlType::Q4_0}),
+                         [](const auto& info) {
+                           std::string s = std::string(info.param.preset) + "_" +
+                                           std::string(ggml_type_name(info.param.type));
+                           for (char& ch : s)
+                             if (ch == '-') ch = '_';
+                           return s;
+                         });
 
 TEST(ModelTest, GenerationRepacksNothing) {
   const std::string path = synth_model("tiny-qwen3", GgmlType::Q4_0);  // tied output
@@ -348,6 +351,103 @@ TEST(ModelTest, UnreadableModelFileIsAnError) {
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/model.gguf"), std::string::npos);
+  }
+}
+
+// ---- xtile run ----
+
+std::string run_xtile(const std::string& args, int* rc) {
+  std::string out;
+  *rc = test::run_command(test::xtile_binary() + " run " + args, &out);
+  return out;
+}
+
+TEST(ModelCliTest, RunPrintsTheGreedyIdsOfTheReference) {
+  XTILE_REQUIRE_FIXTURE(model, "models/micro-qwen3.gguf");
+  XTILE_REQUIRE_FIXTURE(greedy_path, "models/micro-qwen3.greedy.txt");
+  std::string expected = read_text(greedy_path);
+  while (!expected.empty() && expected.back() == '\n') expected.pop_back();
+  for (const char* extra : {"-t 1", "-t 3 -b 2", "-t 2 --kernels ref"}) {
+    std::string out;
+    // stdout only: run_command merges stderr (the timings) into the output otherwise.
+    const int rc = test::run_command("(" + test::xtile_binary() + " run -m " + model +
+                                         " --prompt-ids 1,403,407,261,378 -n 24 --ids " + extra +
+                                         " 2>/dev/null)",
+                                     &out);
+    EXPECT_EQ(rc, 0) << out;
+    EXPECT_EQ(out, expected + "\n") << extra;
+  }
+}
+
+TEST(ModelCliTest, RunTokenizesATextPromptWithBos) {
+  XTILE_REQUIRE_FIXTURE(model, "models/stories260K.gguf");
+  std::string out;
+  const int rc = test::run_command("(" + test::xtile_binary() + " run -m " + model +
+                                       " -p 'Once upon a time' -n 3 --ids 2>/dev/null)",
+                                   &out);
+  EXPECT_EQ(rc, 0) << out;
+  // The same ids as the greedy reference from BOS: the prompt, then ", there was".
+  EXPECT_EQ(out, "1,403,407,261,378,432,383,286\n");
+}
+
+TEST(ModelCliTest, RunWritesTheLogitsOfEveryPosition) {
+  XTILE_REQUIRE_FIXTURE(model, "models/micro-llama.gguf");
+  XTILE_REQUIRE_FIXTURE(tsv_path, "models/micro-llama.reference.tsv");
+  const std::string out_path = test::temp_path("micro-llama.logits.tsv").string();
+  int rc = 0;
+  const std::string out = run_xtile("-m " + model +
+                                        " --prompt-ids 1,403,407,261,378 -n 24 --cache-type f32 "
+                                        "--logits " + out_path,
+                                    &rc);
+  ASSERT_EQ(rc, 0) << out;
+  const auto ref = read_logits_tsv(tsv_path);
+  const auto got = read_logits_tsv(out_path);
+  ASSERT_EQ(got.size(), ref.size());  // 5 prompt + 24 generated positions
+  std::vector<std::vector<float>> rows;
+  for (size_t p = 0; p < got.size(); ++p) {
+    EXPECT_EQ(got[p].pos, ref[p].pos);
+    EXPECT_EQ(got[p].token, ref[p].token);
+    EXPECT_EQ(got[p].argmax, ref[p].argmax);
+    rows.emplace_back(got[p].logits.begin(), got[p].logits.end());
+  }
+  expect_logits_near(rows, ref, 1e-3);
+  EXPECT_EQ(read_text(out_path).rfind("# pos\tinput_token\targmax\tlogits", 0), 0u);
+  // Timings on stderr, llama.cpp style.
+  EXPECT_NE(out.find("prompt eval"), std::string::npos) << out;
+  EXPECT_NE(out.find("tokens per second"), std::string::npos) << out;
+}
+
+TEST(ModelCliTest, RunErrorsNameTheProblem) {
+  XTILE_REQUIRE_FIXTURE(model, "models/micro-llama.gguf");
+  struct Case {
+    std::string args;
+    std::string message;
+  };
+  std::string long_prompt = "1";
+  for (int i = 0; i < 600; ++i) long_prompt += ",5";
+  const std::vector<Case> cases = {
+      {"-m /nonexistent.gguf -p hi", "model file '/nonexistent.gguf' does not exist"},
+      {"-m " + model + " -f /nonexistent/prompt.txt", "cannot read prompt file '/nonexistent/prompt.txt'"},
+      {"-m " + model + " --prompt-ids " + long_prompt,
+       "the prompt has 601 tokens, more than the context size 512"},
+      {"-m " + model + " --prompt-ids 1,2,3 -c 16 -n 20",
+       "-n 20: the prompt (3 tokens) + 20 generated tokens need 23 positions, more than the "
+       "context size 16"},
+      {"-m " + model + " --prompt-ids 1,x", "--prompt-ids: 'x' is not a token id"},
+      {"-m " + model + " --prompt-ids 1,99999", "token id 99999 is out of range"},
+      {"-m " + model + " -p hi --amx --kernels ref", "--amx/--no-amx cannot be combined"},
+  };
+  for (const Case& c : cases) {
+    int rc = 0;
+    const std::string out = run_xtile(c.args, &rc);
+    EXPECT_EQ(rc, 1) << c.args << "\n" << out;
+    EXPECT_NE(out.find(c.message), std::string::npos) << c.args << "\n" << out;
+  }
+  if (!cpu_caps().tier_available(Tier::amx)) {
+    int rc = 0;
+    const std::string out = run_xtile("-m " + model + " -p hi --amx", &rc);
+    EXPECT_EQ(rc, 1);
+    EXPECT_NE(out.find("tier 'amx' is not available"), std::string::npos) << out;
   }
 }
 

@@ -14,6 +14,7 @@
 #include "gguf/gguf.h"
 #include "test_util.h"
 #include "tokenizer/bpe.h"
+#include "tokenizer/pretokenizer.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
 
@@ -340,6 +341,51 @@ TEST(TokenizerBpe, OutOfRangeIdIsAnError) {
   EXPECT_THROW(tok->decode_token(-1), Error);
   EXPECT_THROW(tok->decode_token(151936), Error);
   EXPECT_THROW(tok->token_text(1 << 30), Error);
+}
+
+// ---- pre-tokenizers -------------------------------------------------------------------------
+
+std::vector<std::string> split(const std::string& pre, std::string_view text) {
+  bool ignore_merges = false, add_bos = false;
+  auto p = tok_internal::Pretokenizer::create(pre, "test", &ignore_merges, &add_bos);
+  std::vector<std::string_view> words;
+  p->split(text, &words);
+  return std::vector<std::string>(words.begin(), words.end());
+}
+
+using Words = std::vector<std::string>;
+
+TEST(TokenizerPretokenizer, SplitsLikeTheRegexes) {
+  EXPECT_EQ(split("llama-bpe", "Hello world"), (Words{"Hello", " world"}));
+  EXPECT_EQ(split("llama-bpe", "123456"), (Words{"123", "456"}));
+  EXPECT_EQ(split("qwen2", "1234"), (Words{"1", "2", "3", "4"}));
+  // Case-insensitive contractions, whitespace before a word keeps one space for the word,
+  // newline runs are their own pre-token.
+  EXPECT_EQ(split("llama-bpe", "I'VE  done\n\n x"),
+            (Words{"I", "'VE", " ", " done", "\n\n", " x"}));
+  // GPT-2's contractions are lower-case only.
+  EXPECT_EQ(split("gpt-2", "I'VE it's"), (Words{"I", "'", "VE", " it", "'s"}));
+  EXPECT_EQ(split("default", "a  b   "), (Words{"a", " ", " b", "   "}));
+  // U+180E is not White_Space (llama.cpp's table), so it groups with the space before it as
+  // punctuation would; PCRE2's own \s would have made it whitespace.
+  EXPECT_EQ(split("gpt-2", "a \xE1\xA0\x8E" "b"), (Words{"a", " \xE1\xA0\x8E", "b"}));
+  // U+3000 (ideographic space) is whitespace: \s+(?!\S) leaves the last one of the run, which
+  // (not being an ASCII space) cannot prefix the word and stands alone.
+  EXPECT_EQ(split("gpt-2", "a\xE3\x80\x80\xE3\x80\x80" "b"),
+            (Words{"a", "\xE3\x80\x80", "\xE3\x80\x80", "b"}));
+  // Invalid UTF-8 never matches: it is a pre-token of its own, and nothing is lost.
+  EXPECT_EQ(split("qwen2", "ab\xFF\xFE" "cd"), (Words{"ab", "\xFF\xFE", "cd"}));
+  EXPECT_EQ(split("qwen2", ""), Words{});
+}
+
+TEST(TokenizerPretokenizer, UnknownNameIsAnError) {
+  try {
+    split("tekken", "x");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("unsupported pre-tokenizer 'tekken'"), std::string::npos)
+        << e.what();
+  }
 }
 
 // ---- malformed vocabularies (built in memory) -----------------------------------------------

@@ -77,13 +77,18 @@ void convert_tensor(EditTensor& e, GgmlType to) {
   const std::vector<float> f = as_floats(e);
   const int64_t k = static_cast<int64_t>(e.ne[0]);
   const int64_t rows = static_cast<int64_t>(f.size()) / k;
-  std::vector<uint8_t> out(ggml_row_bytes(to, static_cast<uint64_t>(k)) * static_cast<size_t>(rows));
+  std::vector<uint8_t> out(ggml_row_bytes(to, static_cast<uint64_t>(k)) *
+                           static_cast<size_t>(rows));
   for (int64_t r = 0; r < rows; ++r) {
-    uint8_t* dst = out.data() + static_cast<size_t>(r) * ggml_row_bytes(to, static_cast<uint64_t>(k));
+    uint8_t* dst =
+        out.data() + static_cast<size_t>(r) * ggml_row_bytes(to, static_cast<uint64_t>(k));
     const float* x = f.data() + r * k;
-    if (to == GgmlType::Q8_0) quantize_row_q8_0(x, reinterpret_cast<BlockQ8_0*>(dst), k);
-    else if (to == GgmlType::Q4_0) quantize_row_q4_0(x, reinterpret_cast<BlockQ4_0*>(dst), k);
-    else convert_row_f32_to_f16(x, reinterpret_cast<uint16_t*>(dst), k);
+    if (to == GgmlType::Q8_0)
+      quantize_row_q8_0(x, reinterpret_cast<BlockQ8_0*>(dst), k);
+    else if (to == GgmlType::Q4_0)
+      quantize_row_q4_0(x, reinterpret_cast<BlockQ4_0*>(dst), k);
+    else
+      convert_row_f32_to_f16(x, reinterpret_cast<uint16_t*>(dst), k);
   }
   e.type = to;
   e.data = std::move(out);
@@ -140,8 +145,8 @@ TEST(WeightStoreTest, ReadsTheConfigOfEachArchitecture) {
 }
 
 std::string synth_path(const std::string& preset, GgmlType type, uint32_t vocab = 0) {
-  const std::string path = test::temp_path(preset + "-" + std::string(ggml_type_name(type)) +
-                                           "-v" + std::to_string(vocab) + ".gguf")
+  const std::string path = test::temp_path(preset + "-" + std::string(ggml_type_name(type)) + "-v" +
+                                           std::to_string(vocab) + ".gguf")
                                .string();
   if (!std::ifstream(path).good()) {
     synth::Options o;
@@ -197,8 +202,9 @@ TEST(WeightStoreTest, MixedTypesFuseOnlyWhatSharesAType) {
   XTILE_REQUIRE_FIXTURE(src, "models/micro-llama.gguf");
   // q, k: Q8_0 (fused), v: Q4_0, gate: F32 (float path), up, down: Q8_0.
   const std::string path = rewrite_model(src, "mixed.gguf", nullptr, [](EditTensor& e) {
-    if (e.name.find("attn_q.") != std::string::npos || e.name.find("attn_k.") != std::string::npos ||
-        e.name.find("ffn_up") != std::string::npos || e.name.find("ffn_down") != std::string::npos)
+    if (e.name.find("attn_q.") != std::string::npos ||
+        e.name.find("attn_k.") != std::string::npos || e.name.find("ffn_up") != std::string::npos ||
+        e.name.find("ffn_down") != std::string::npos)
       convert_tensor(e, GgmlType::Q8_0);
     if (e.name.find("attn_v.") != std::string::npos) convert_tensor(e, GgmlType::Q4_0);
   });
@@ -231,7 +237,8 @@ size_t mapped_rss(const std::string& path) {
   while (std::getline(smaps, line)) {
     if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) &&
         line.find('-') != std::string::npos && line.find(':') > line.find(' ')) {
-      in_file = line.size() >= path.size() && line.compare(line.size() - path.size(), path.size(), path) == 0;
+      in_file = line.size() >= path.size() &&
+                line.compare(line.size() - path.size(), path.size(), path) == 0;
     } else if (in_file && line.rfind("Rss:", 0) == 0) {
       kib += std::stoul(line.substr(4));
     }
@@ -266,9 +273,11 @@ TEST(WeightStoreTest, EmbeddingRowsFromX16EqualTheGgufRows) {
     std::vector<uint8_t> rows(row_bytes * n);
     for (int64_t r = 0; r < n; ++r) {
       if (type == GgmlType::Q8_0)
-        quantize_row_q8_0(f.data() + r * k, reinterpret_cast<BlockQ8_0*>(rows.data() + r * row_bytes), k);
+        quantize_row_q8_0(f.data() + r * k,
+                          reinterpret_cast<BlockQ8_0*>(rows.data() + r * row_bytes), k);
       else
-        quantize_row_q4_0(f.data() + r * k, reinterpret_cast<BlockQ4_0*>(rows.data() + r * row_bytes), k);
+        quantize_row_q4_0(f.data() + r * k,
+                          reinterpret_cast<BlockQ4_0*>(rows.data() + r * row_bytes), k);
     }
     for (Layout l : {layout_for(type, Tier::ref), layout_for(type, Tier::avx2)}) {
       std::vector<uint8_t> packed(packed_bytes(l, n, k));

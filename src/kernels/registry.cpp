@@ -23,10 +23,14 @@ constexpr MatmulKernel kMatmulKernels[] = {
     {"q4_0_gemv_1x1__ref", GgmlType::Q4_0, Tier::ref, gemv, Layout::q4_0_rows, 1, ref::q4_0_matmul},
     {"q4_0_gemm_1x1__ref", GgmlType::Q4_0, Tier::ref, gemm, Layout::q4_0_rows, 1, ref::q4_0_matmul},
     // [avx2 kernels] <rows>x<cols>: activation rows × weight rows of the register block.
-    {"q8_0_gemv_1x32__avx2", GgmlType::Q8_0, Tier::avx2, gemv, Layout::q8_0_x16, 16, avx2::q8_0_gemv},
-    {"q8_0_gemm_4x8__avx2", GgmlType::Q8_0, Tier::avx2, gemm, Layout::q8_0_x16, 16, avx2::q8_0_gemm},
-    {"q4_0_gemv_1x32__avx2", GgmlType::Q4_0, Tier::avx2, gemv, Layout::q4_0_x16, 16, avx2::q4_0_gemv},
-    {"q4_0_gemm_4x8__avx2", GgmlType::Q4_0, Tier::avx2, gemm, Layout::q4_0_x16, 16, avx2::q4_0_gemm},
+    {"q8_0_gemv_1x64__avx2", GgmlType::Q8_0, Tier::avx2, gemv, Layout::q8_0_x16, 16,
+     avx2::q8_0_gemv},
+    {"q8_0_gemm_4x8__avx2", GgmlType::Q8_0, Tier::avx2, gemm, Layout::q8_0_x16, 16,
+     avx2::q8_0_gemm},
+    {"q4_0_gemv_1x64__avx2", GgmlType::Q4_0, Tier::avx2, gemv, Layout::q4_0_x16, 16,
+     avx2::q4_0_gemv},
+    {"q4_0_gemm_4x8__avx2", GgmlType::Q4_0, Tier::avx2, gemm, Layout::q4_0_x16, 16,
+     avx2::q4_0_gemm},
     // [avx512 kernels]
     {"q8_0_gemv_1x64__avx512vnni", GgmlType::Q8_0, Tier::avx512, gemv, Layout::q8_0_x16, 16,
      avx512::q8_0_gemv},
@@ -86,9 +90,11 @@ const MatmulKernel* find_matmul_kernel(GgmlType type, Tier tier, MatmulShape sha
 int gemm_min_m(Tier tier) {
   // [switch points] ref has one kernel for both shapes.
   switch (tier) {
-    // avx2 / avx512: measured, docs/KERNELS.md (GEMV vs GEMM at M = 1..8).
-    case Tier::avx2: return 4;
-    case Tier::avx512: return 4;
+    // avx2 / avx512: measured, docs/KERNELS.md (GEMV vs GEMM at M = 1..8, 2048×2048 and
+    // 6144×2048, weights streamed from memory): GEMV wins up to M = 4 (avx512) / 5 (avx2),
+    // the GEMM's register block from there on.
+    case Tier::avx2: return 6;
+    case Tier::avx512: return 5;
     default: return 2;
   }
 }

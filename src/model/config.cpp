@@ -7,9 +7,12 @@ namespace xtile {
 
 std::string_view arch_name(Arch a) {
   switch (a) {
-    case Arch::llama: return "llama";
-    case Arch::qwen2: return "qwen2";
-    case Arch::qwen3: return "qwen3";
+    case Arch::llama:
+      return "llama";
+    case Arch::qwen2:
+      return "qwen2";
+    case Arch::qwen3:
+      return "qwen3";
   }
   return "unknown";
 }
@@ -18,7 +21,8 @@ namespace {
 
 int64_t positive(const gguf::File& f, const std::string& key) {
   const uint64_t v = f.get_uint(key);
-  if (v == 0 || v > (uint64_t{1} << 31)) fail("key '", key, "' has the value ", v, ", out of range");
+  if (v == 0 || v > (uint64_t{1} << 31))
+    fail("key '", key, "' has the value ", v, ", out of range");
   return static_cast<int64_t>(v);
 }
 
@@ -41,8 +45,8 @@ ModelConfig read_model_config(const gguf::File& f) {
   c.n_embd = positive(f, a + "embedding_length");
   c.n_layer = positive(f, a + "block_count");
   c.n_head = positive(f, a + "attention.head_count");
-  c.n_head_kv = f.has(a + "attention.head_count_kv") ? positive(f, a + "attention.head_count_kv")
-                                                      : c.n_head;
+  c.n_head_kv =
+      f.has(a + "attention.head_count_kv") ? positive(f, a + "attention.head_count_kv") : c.n_head;
   c.n_ff = positive(f, a + "feed_forward_length");
   c.n_ctx_train = positive(f, a + "context_length");
   if (f.has(a + "attention.key_length")) {
@@ -59,11 +63,10 @@ ModelConfig read_model_config(const gguf::File& f) {
          " differs from the key length ", c.head_dim, ": not supported");
   if (c.n_head % c.n_head_kv != 0)
     fail("head_count ", c.n_head, " is not a multiple of head_count_kv ", c.n_head_kv);
-  c.n_rot = f.has(a + "rope.dimension_count") ? positive(f, a + "rope.dimension_count")
-                                              : c.head_dim;
+  c.n_rot =
+      f.has(a + "rope.dimension_count") ? positive(f, a + "rope.dimension_count") : c.head_dim;
   if (c.n_rot > c.head_dim || c.n_rot % 2 != 0)
-    fail("rope.dimension_count ", c.n_rot, " must be even and at most the head size ",
-         c.head_dim);
+    fail("rope.dimension_count ", c.n_rot, " must be even and at most the head size ", c.head_dim);
   c.rms_eps = static_cast<float>(f.get_float_or(a + "attention.layer_norm_rms_epsilon", 1e-5));
   c.rope_base = f.get_float_or(a + "rope.freq_base", 10000.0);
   if (!(c.rope_base > 0.0)) fail("rope.freq_base ", c.rope_base, " must be positive");

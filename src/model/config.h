@@ -21,10 +21,10 @@ struct ModelConfig {
   int64_t n_layer = 0;
   int64_t n_head = 0;
   int64_t n_head_kv = 0;
-  int64_t head_dim = 0;   // attention.key_length, else n_embd / n_head
-  int64_t n_rot = 0;      // rope.dimension_count, else head_dim
+  int64_t head_dim = 0;  // attention.key_length, else n_embd / n_head
+  int64_t n_rot = 0;     // rope.dimension_count, else head_dim
   int64_t n_ff = 0;
-  int64_t n_vocab = 0;    // rows of token_embd.weight
+  int64_t n_vocab = 0;  // rows of token_embd.weight
   int64_t n_ctx_train = 0;
   float rms_eps = 1e-5f;
   double rope_base = 10000.0;

@@ -30,7 +30,8 @@ GenerateResult generate(Session& session, std::span<const int32_t> prompt,
     fail("the prompt has ", n_prompt, " tokens, more than the context size ", session.n_ctx(),
          session.n_past() ? " allows after the tokens already in the cache" : "",
          " (raise it with -c)");
-  if (o.n_predict < -1) fail("-n must be -1 (until the context is full) or >= 0, got ", o.n_predict);
+  if (o.n_predict < -1)
+    fail("-n must be -1 (until the context is full) or >= 0, got ", o.n_predict);
   const int64_t n_predict = o.n_predict == -1 ? room - n_prompt : o.n_predict;
   if (n_prompt + n_predict > room)
     fail("-n ", n_predict, ": the prompt (", n_prompt, " tokens) + ", n_predict,

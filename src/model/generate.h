@@ -21,9 +21,9 @@ using TokenPicker =
 int32_t pick_greedy(std::span<const float> logits);
 
 struct GenerateOptions {
-  int64_t n_predict = 128;  // tokens to generate; -1: until the context is full
-  TokenPicker pick;         // empty: greedy
-  std::function<bool(int32_t)> is_eog;   // empty: never stop before n_predict
+  int64_t n_predict = 128;                // tokens to generate; -1: until the context is full
+  TokenPicker pick;                       // empty: greedy
+  std::function<bool(int32_t)> is_eog;    // empty: never stop before n_predict
   std::function<void(int32_t)> on_token;  // each generated token, as soon as it is picked
   // Called with the logits of every position processed, prompt included (the prompt then
   // computes logits for all its rows, not just the last).

@@ -8,7 +8,9 @@
 
 namespace xtile {
 
-std::string_view kv_type_name(KvType t) { return t == KvType::f16 ? "f16" : "f32"; }
+std::string_view kv_type_name(KvType t) {
+  return t == KvType::f16 ? "f16" : "f32";
+}
 
 KvCache::KvCache(int64_t n_layer, int64_t n_ctx, int64_t row_elems, KvType type)
     : n_layer_(n_layer), n_ctx_(n_ctx), row_elems_(row_elems), type_(type) {
@@ -25,7 +27,8 @@ size_t KvCache::v_offset(int64_t layer) const {
 }
 
 void KvCache::store(int64_t layer, int64_t pos, const float* k, const float* v) {
-  if (pos < 0 || pos >= n_ctx_) fail("KV cache: position ", pos, " is outside the context ", n_ctx_);
+  if (pos < 0 || pos >= n_ctx_)
+    fail("KV cache: position ", pos, " is outside the context ", n_ctx_);
   if (layer < 0 || layer >= n_layer_) fail("KV cache: layer ", layer, " does not exist");
   uint8_t* kb = buf_.data() + k_offset(layer);
   uint8_t* vb = buf_.data() + v_offset(layer);

@@ -18,7 +18,9 @@ int64_t resolve_ctx(const ModelConfig& c, const SessionOptions& o) {
   return o.n_ctx == 0 ? c.n_ctx_train : o.n_ctx;
 }
 
-size_t sz(int64_t n) { return static_cast<size_t>(n); }
+size_t sz(int64_t n) {
+  return static_cast<size_t>(n);
+}
 
 }  // namespace
 
@@ -118,8 +120,8 @@ void Session::attention_block(int64_t l, int64_t t) {
           ops::rmsnorm_row(k + h * hd, w.k_norm, hd, c_.rms_eps, k + h * hd);
       }
       ops::rope_cos_sin(pos_[sz(r)], inv_freq_.data(), c_.n_rot, cos_t, sin_t);
-      for (int64_t h = 0; h < c_.n_head; ++h) ops::rope_head(c_.rope_mode, q + h * hd, c_.n_rot,
-                                                             cos_t, sin_t);
+      for (int64_t h = 0; h < c_.n_head; ++h)
+        ops::rope_head(c_.rope_mode, q + h * hd, c_.n_rot, cos_t, sin_t);
       for (int64_t h = 0; h < c_.n_head_kv; ++h)
         ops::rope_head(c_.rope_mode, k + h * hd, c_.n_rot, cos_t, sin_t);
       kv_.store(l, pos_[sz(r)], k, v);
@@ -150,8 +152,7 @@ void Session::ffn_block(int64_t l, const float* h, float* out, int64_t t) {
   project(w.down, ffn_h_.data(), ff, t, out, e);
 }
 
-void Session::forward_batch(const int32_t* tokens, int64_t t, bool logits_all_rows,
-                            float* logits) {
+void Session::forward_batch(const int32_t* tokens, int64_t t, bool logits_all_rows, float* logits) {
   const int64_t e = c_.n_embd;
   for (int64_t r = 0; r < t; ++r) pos_[sz(r)] = n_past_ + r;
   pool_.parallel_for(0, t, ops::row_grain(2 * e), [&](int64_t r0, int64_t r1, int) {

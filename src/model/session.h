@@ -28,8 +28,8 @@
 namespace xtile {
 
 struct SessionOptions {
-  int64_t n_ctx = 0;     // KV cache positions; 0: the model's context length
-  int64_t n_batch = 512; // rows per forward batch
+  int64_t n_ctx = 0;      // KV cache positions; 0: the model's context length
+  int64_t n_batch = 512;  // rows per forward batch
   KvType kv_type = KvType::f16;
 };
 

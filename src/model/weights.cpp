@@ -16,13 +16,17 @@ namespace {
 
 std::atomic<uint64_t> g_repacks{0};
 
-bool is_quantized(GgmlType t) { return t == GgmlType::Q8_0 || t == GgmlType::Q4_0; }
+bool is_quantized(GgmlType t) {
+  return t == GgmlType::Q8_0 || t == GgmlType::Q4_0;
+}
 bool is_float(GgmlType t) {
   return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16;
 }
 
 // Arena offsets are 64-byte aligned: a cache line, and the row size AMX tile loads want.
-size_t align64(size_t n) { return (n + 63) / 64 * 64; }
+size_t align64(size_t n) {
+  return (n + 63) / 64 * 64;
+}
 
 std::string mib(uint64_t bytes) {
   char buf[32];
@@ -32,14 +36,16 @@ std::string mib(uint64_t bytes) {
 
 }  // namespace
 
-uint64_t repack_count() { return g_repacks.load(); }
+uint64_t repack_count() {
+  return g_repacks.load();
+}
 
 std::string LoadStats::summary() const {
   std::string s = "repacked " + std::to_string(repacks) + " tensors";
   for (const Packing& p : packed)
     s += std::string(s.back() == 's' ? ": " : ", ") + std::to_string(p.tensors) + " " +
-         std::string(ggml_type_name(p.type)) + " -> " + std::string(layout_name(p.layout)) +
-         " (" + mib(p.bytes) + ")";
+         std::string(ggml_type_name(p.type)) + " -> " + std::string(layout_name(p.layout)) + " (" +
+         mib(p.bytes) + ")";
   if (fused_matrices) s += "; " + std::to_string(fused_matrices) + " fused matrices";
   if (float_tensors) {
     s += "; float path: " + std::to_string(float_tensors) + " matrices (" + mib(float_bytes) +
@@ -106,10 +112,8 @@ const gguf::TensorInfo& WeightLoader::matrix_tensor(const std::string& name, int
                                                     int64_t n) const {
   const gguf::TensorInfo* t = s_.file_->find_tensor(name);
   if (!t) fail_here("missing tensor '", name, "'");
-  if (t->n_dims != 2 || static_cast<int64_t>(t->ne[0]) != k ||
-      static_cast<int64_t>(t->ne[1]) != n)
-    fail_here("tensor '", name, "' has shape ", t->shape_string(), ", expected [", k, ", ", n,
-              "]");
+  if (t->n_dims != 2 || static_cast<int64_t>(t->ne[0]) != k || static_cast<int64_t>(t->ne[1]) != n)
+    fail_here("tensor '", name, "' has shape ", t->shape_string(), ", expected [", k, ", ", n, "]");
   if (!is_quantized(t->type) && !is_float(t->type))
     fail_here("tensor '", name, "' has type ", ggml_type_name(t->type),
               "; xtile runs f32, f16, bf16, q8_0 and q4_0 weights");
@@ -246,8 +250,10 @@ void WeightLoader::build(const Plan& p) {
     m.source_type = seg.type;
     m.n = seg.n;
     m.k = p.k;
-    if (seg.packed) build_packed(seg, p.k, &m);
-    else build_float(seg, p.k, &m);
+    if (seg.packed)
+      build_packed(seg, p.k, &m);
+    else
+      build_float(seg, p.k, &m);
     p.dst->parts.push_back(std::move(m));
   }
 }
@@ -294,8 +300,10 @@ void WeightLoader::run() {
 
   if (c.tied_output) {
     const Matrix& out = s_.output_.parts[0];
-    if (out.packed) s_.embd_packed_ = &out;
-    else s_.embd_f32_ = out.f32;
+    if (out.packed)
+      s_.embd_packed_ = &out;
+    else
+      s_.embd_f32_ = out.f32;
   } else {
     // Not a matmul weight: rows are dequantized from the mapping as tokens need them.
     s_.embd_rows_ = embd.data;
@@ -338,8 +346,7 @@ std::vector<std::string> WeightStore::kernel_names() const {
 
 void WeightStore::embed(int32_t token, float* out) const {
   if (token < 0 || token >= config_.n_vocab)
-    fail("token id ", token, " is out of range (the vocabulary has ", config_.n_vocab,
-         " tokens)");
+    fail("token id ", token, " is out of range (the vocabulary has ", config_.n_vocab, " tokens)");
   if (embd_packed_) {
     dequantize_packed_row(embd_packed_->pm, token, out);
   } else if (embd_f32_) {

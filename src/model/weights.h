@@ -37,13 +37,13 @@ namespace xtile {
 
 // One weight matrix, n output rows × k, either repacked for the tier's kernels or float rows.
 struct Matrix {
-  std::string name;                   // GGUF tensor name; "a+b+c" for fused matrices
+  std::string name;                      // GGUF tensor name; "a+b+c" for fused matrices
   GgmlType source_type = GgmlType::F32;  // type in the file
   int64_t n = 0;
   int64_t k = 0;
   bool packed = false;
-  PackedMatrix pm;                    // when packed (pm.layout is the tag kernels check)
-  const float* f32 = nullptr;         // when not packed: n × k row-major
+  PackedMatrix pm;             // when packed (pm.layout is the tag kernels check)
+  const float* f32 = nullptr;  // when not packed: n × k row-major
 };
 
 // y = W x for a projection whose output columns are one or more matrices side by side
@@ -60,7 +60,7 @@ struct LayerWeights {
   const float* q_bias = nullptr;     // qwen2: [q_dim], [kv_dim], [kv_dim]
   const float* k_bias = nullptr;
   const float* v_bias = nullptr;
-  const float* q_norm = nullptr;     // qwen3: [head_dim]
+  const float* q_norm = nullptr;  // qwen3: [head_dim]
   const float* k_norm = nullptr;
   Projection qkv;      // n_embd → q_dim + 2 kv_dim, columns [q | k | v]
   Projection out;      // q_dim → n_embd

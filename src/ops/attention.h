@@ -25,7 +25,7 @@ struct AttentionShape {
   int64_t n_head = 0;
   int64_t n_head_kv = 0;  // divides n_head; query head h reads kv head h / (n_head / n_head_kv)
   int64_t head_dim = 0;
-  float scale = 0.0f;     // applied to q·k before the softmax (1/sqrt(head_dim))
+  float scale = 0.0f;  // applied to q·k before the softmax (1/sqrt(head_dim))
 };
 
 // For rows t < rows: out[t * ldo + h * head_dim + i] = Σ_p softmax_p(scale · q_h·k_p) · v_p[i]

@@ -14,15 +14,14 @@ namespace {
 constexpr int64_t kRowTile = 16;
 constexpr int64_t kActTile = 64;
 
-void matmul_f32_block(const float* w, int64_t k, const float* x, int64_t ldx, float* y,
-                      int64_t ldy, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+void matmul_f32_block(const float* w, int64_t k, const float* x, int64_t ldx, float* y, int64_t ldy,
+                      int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   for (int64_t nt = n0; nt < n1; nt += kRowTile) {
     const int64_t nt_end = std::min(nt + kRowTile, n1);
     for (int64_t mt = m0; mt < m1; mt += kActTile) {
       const int64_t mt_end = std::min(mt + kActTile, m1);
       for (int64_t m = mt; m < mt_end; ++m)
-        for (int64_t n = nt; n < nt_end; ++n)
-          y[m * ldy + n] = ops::dot(w + n * k, x + m * ldx, k);
+        for (int64_t n = nt; n < nt_end; ++n) y[m * ldy + n] = ops::dot(w + n * k, x + m * ldx, k);
     }
   }
 }

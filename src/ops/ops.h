@@ -22,6 +22,13 @@ namespace xtile::ops {
 
 inline constexpr int kLanes = 16;
 
+// The hot float loops are compiled three times from the same source, for baseline x86-64, AVX2
+// and AVX-512, and the loader picks one for the CPU (GCC function multi-versioning, ifunc). The
+// code fixes every operation and its order (explicit lanes, no fma: -ffp-contract=off), so the
+// versions differ only in vector width, never in results; the choice follows the CPU, never
+// --kernels. (Put on definitions only: callers call the one ifunc symbol.)
+#define XTILE_FLOAT_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
+
 // Rows per thread-pool grain for per-row work of `row_cost` element operations: at least
 // ~32K operations (~10 µs) per grain, below which waking another thread costs more than it
 // saves (generation's M = 1 steps then run on the calling thread). Only the partition changes:
@@ -35,9 +42,8 @@ float dot(const float* a, const float* b, int64_t n);  // Σ a[i]·b[i], 16-lane
 float sum(const float* a, int64_t n);                  // Σ a[i], 16-lane order
 float sum_squares(const float* a, int64_t n);          // Σ a[i]², 16-lane order
 
-// fp16 → fp32 through a 64 Ki-entry table built from fp16_to_fp32 (exact, like VCVTPH2PS):
-// one load per element instead of the bit manipulation, in the attention inner loop.
-float f16_to_f32(uint16_t h);
+// fp16 → fp32, exactly fp16_to_fp32 (base/fp16.h) of every element, written branch-free so
+// that it vectorizes (the attention reads the fp16 KV cache through it).
 void f16_to_f32_row(const uint16_t* x, float* y, int64_t n);
 void f32_to_f16_row(const float* x, uint16_t* y, int64_t n);  // round half to even, as F16C
 
@@ -45,8 +51,8 @@ void f32_to_f16_row(const float* x, uint16_t* y, int64_t n);  // round half to e
 // scale = 1 / sqrtf(ss / n + eps), y[i] = (x[i] · scale) · w[i]. y may alias x.
 void rmsnorm_row(const float* x, const float* w, int64_t n, float eps, float* y);
 // Rows r < rows of x (stride ldx) into y (stride ldy), rows split over the pool.
-void rmsnorm(ThreadPool& pool, const float* x, int64_t ldx, const float* w, int64_t rows,
-             int64_t n, float eps, float* y, int64_t ldy);
+void rmsnorm(ThreadPool& pool, const float* x, int64_t ldx, const float* w, int64_t rows, int64_t n,
+             float eps, float* y, int64_t ldy);
 
 // Rotary position embedding, llama.cpp's two modes:
 //   norm (LLAMA_ROPE_TYPE_NORM, arch llama): pairs (x[2i], x[2i+1]);

@@ -11,7 +11,8 @@ namespace {
 // Unicode White_Space, the set llama.cpp's unicode tables call whitespace. PCRE2's UCP \s also
 // matches U+180E, which White_Space dropped in Unicode 6.3, so \s is spelled out instead.
 constexpr const char* kWhiteSpace =
-    R"(\t\n\x0B\f\r\x20\x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000})";
+    R"(\t\n\x0B\f\r\x20\x{85}\x{A0}\x{1680}\x{2000}-\x{200A})"
+    R"(\x{2028}\x{2029}\x{202F}\x{205F}\x{3000})";
 
 // Rewrites \s and \S (inside or outside a character class) to the explicit set. A negated class
 // [^\s...] stays negated because \s inside it becomes the set's members. \S only appears outside

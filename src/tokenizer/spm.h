@@ -1,6 +1,7 @@
 // SentencePiece-style tokenization (llama.cpp's llm_tokenizer_spm): the text is cut into UTF-8
-// characters (an invalid byte is a character of its own, see utf8_char_len), then the adjacent pair whose concatenation is the vocabulary entry with the highest
-// score is merged, again and again (leftmost pair on ties), with a priority queue: O(n log n).
+// characters (an invalid byte is a character of its own, see utf8_char_len), then the adjacent
+// pair whose concatenation is the vocabulary entry with the highest score is merged, again and
+// again (leftmost pair on ties), with a priority queue: O(n log n).
 // Characters that never became a token are emitted as <0xXX> byte tokens.
 #pragma once
 

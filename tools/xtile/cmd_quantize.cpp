@@ -26,6 +26,7 @@ Command register_quantize(CLI::App& root) {
   add_threads_flag(app, &args->threads);
   return {app, [args]() {
             require_file(args->in, "input model");
+            require_output_file(args->out, "output model");
             const auto type = ggml_type_from_name(args->type);
             if (!type || (*type != GgmlType::Q8_0 && *type != GgmlType::Q4_0))
               fail("quantize: unknown or unsupported type '", args->type, "' (q8_0, q4_0)");

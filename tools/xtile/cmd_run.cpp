@@ -7,8 +7,8 @@
 #include <cerrno>
 #include <chrono>
 #include <climits>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -120,7 +120,8 @@ Tier choose_tier(const RunFlags& f) {
 // columns of fixtures/models/micro-*.reference.tsv.
 class LogitsWriter {
  public:
-  explicit LogitsWriter(const std::string& path) : path_(path), file_(std::fopen(path.c_str(), "w")) {
+  explicit LogitsWriter(const std::string& path)
+      : path_(path), file_(std::fopen(path.c_str(), "w")) {
     if (!file_) fail("cannot write --logits file '", path, "': ", std::strerror(errno));
     std::fputs("# pos\tinput_token\targmax\tlogits...\n", file_);
   }
@@ -144,13 +145,15 @@ class LogitsWriter {
   FILE* file_;
 };
 
-void print_timings(const WeightStore& w, const Session& s, const GenerateResult& r,
-                   double load_ms, int threads) {
+void print_timings(const WeightStore& w, const Session& s, const GenerateResult& r, double load_ms,
+                   int threads) {
   const GenerationTimings& t = r.timings;
   auto line = [](const char* what, double ms, int64_t n, const char* unit) {
-    std::fprintf(stderr, "xtile: %-14s = %10.2f ms / %5lld %-6s (%8.2f ms per token, %8.2f tokens per second)\n",
-                 what, ms, static_cast<long long>(n), unit, n ? ms / n : 0.0,
-                 ms > 0 ? 1000.0 * n / ms : 0.0);
+    std::fprintf(
+        stderr,
+        "xtile: %-14s = %10.2f ms / %5lld %-6s (%8.2f ms per token, %8.2f tokens per second)\n",
+        what, ms, static_cast<long long>(n), unit, n ? ms / n : 0.0,
+        ms > 0 ? 1000.0 * n / ms : 0.0);
   };
   std::fprintf(stderr, "\nxtile: %-14s = %10.2f ms (%s)\n", "load + repack", load_ms,
                w.stats().summary().c_str());
@@ -160,12 +163,12 @@ void print_timings(const WeightStore& w, const Session& s, const GenerateResult&
                r.tokens.size());
   std::string kernels;
   for (const std::string& k : w.kernel_names()) kernels += (kernels.empty() ? "" : ", ") + k;
-  std::fprintf(stderr, "xtile: tier %s, %d threads, batch %lld, context %lld (%s KV cache, %s)%s%s\n",
-               std::string(tier_name(w.tier())).c_str(), threads,
-               static_cast<long long>(s.n_batch()), static_cast<long long>(s.n_ctx()),
-               std::string(kv_type_name(s.kv_cache().type())).c_str(),
-               format_bytes(s.kv_cache().bytes()).c_str(), kernels.empty() ? "" : "; kernels: ",
-               kernels.c_str());
+  std::fprintf(
+      stderr, "xtile: tier %s, %d threads, batch %lld, context %lld (%s KV cache, %s)%s%s\n",
+      std::string(tier_name(w.tier())).c_str(), threads, static_cast<long long>(s.n_batch()),
+      static_cast<long long>(s.n_ctx()), std::string(kv_type_name(s.kv_cache().type())).c_str(),
+      format_bytes(s.kv_cache().bytes()).c_str(),
+      kernels.empty() ? "" : "; kernels: ", kernels.c_str());
 }
 
 int run_run(const RunFlags& f) {
@@ -189,10 +192,14 @@ int run_run(const RunFlags& f) {
   std::unique_ptr<WeightStore> weights = WeightStore::load(f.model, pool, lo);
   bar.finish();
   const ModelConfig& c = weights->config();
+  std::fprintf(stderr, "xtile: %s (%s, %lld layers, %s): tier %s, %s\n", f.model.c_str(),
+               c.arch_name.c_str(), static_cast<long long>(c.n_layer),
+               format_bytes(weights->file().file_size()).c_str(),
+               std::string(tier_name(tier)).c_str(), weights->stats().summary().c_str());
   const std::unique_ptr<Tokenizer> tok = Tokenizer::from_gguf(weights->file());
-  const double load_ms = std::chrono::duration<double, std::milli>(
-                             std::chrono::steady_clock::now() - load_start)
-                             .count();
+  const double load_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - load_start)
+          .count();
 
   std::vector<int32_t> prompt;
   if (!f.prompt_ids.empty()) {
@@ -256,7 +263,8 @@ int run_run(const RunFlags& f) {
   if (logits_out) logits_out->close();
   print_timings(*weights, session, result, load_ms, f.threads);
   if (sp)
-    std::fprintf(stderr, "xtile: sampling: temp %.2f, top-k %d, top-p %.2f, min-p %.2f, "
+    std::fprintf(stderr,
+                 "xtile: sampling: temp %.2f, top-k %d, top-p %.2f, min-p %.2f, "
                  "repeat-penalty %.2f (last %d), seed %llu\n",
                  sp->temperature, sp->top_k, sp->top_p, sp->min_p, sp->repeat_penalty,
                  sp->repeat_last_n, static_cast<unsigned long long>(sp->seed));
@@ -299,8 +307,7 @@ Command register_run(CLI::App& root) {
       ->type_name("T");
   app->add_option("--top-k", f->top_k, "keep the K most likely tokens (0: all)")->type_name("K");
   app->add_option("--top-p", f->top_p, "nucleus sampling threshold")->type_name("P");
-  app->add_option("--min-p", f->min_p, "drop tokens below P x the top probability")
-      ->type_name("P");
+  app->add_option("--min-p", f->min_p, "drop tokens below P x the top probability")->type_name("P");
   app->add_option("--repeat-penalty", f->repeat_penalty, "penalty for recent tokens (1: none)")
       ->type_name("R");
   app->add_option("--repeat-last-n", f->repeat_last_n, "tokens the repeat penalty looks back on")

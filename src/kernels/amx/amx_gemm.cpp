@@ -12,13 +12,12 @@
 // The float accumulators of an output tile (16 zmm) stay in registers for the whole K loop.
 // Block b+1's TILEZERO/loads/TDPBSSD are issued before block b's TILESTORED and epilogue, into
 // the other C tile, so the tile unit computes while the vector units scale.
-#include "kernels/amx/amx_kernels.h"
-
 #include <cstddef>
 #include <cstdint>
 #include <utility>
 
 #include "base/aligned_buffer.h"
+#include "kernels/amx/amx_kernels.h"
 #include "kernels/amx/lanes.h"
 #include "kernels/amx/tile.h"
 #include "kernels/amx_emu/amx_support.h"
@@ -27,11 +26,11 @@ namespace xtile::XTILE_AMX_NS {
 
 namespace {
 
-constexpr int kTileRows = 16;      // rows of X per full A / C tile
-constexpr int kBlock = 32;         // K per quant block = bytes per A-tile row
-constexpr int kBTileBytes = 512;   // one block of one 16-row group: 8 rows × 64 bytes, int8
-constexpr int kBRowBytes = 64;     // B-tile row: 4 K values × 16 columns
-constexpr int kCTileBytes = 1024;  // 16 rows × 16 int32
+constexpr int kTileRows = 16;       // rows of X per full A / C tile
+constexpr int kBlock = 32;          // K per quant block = bytes per A-tile row
+constexpr int kBTileBytes = 512;    // one block of one 16-row group: 8 rows × 64 bytes, int8
+constexpr int kBRowBytes = 64;      // B-tile row: 4 K values × 16 columns
+constexpr int kCTileBytes = 1024;   // 16 rows × 16 int32
 constexpr int kMaxPanelGroups = 4;  // 64 weight rows: 4 output tiles share one pass over X
 // Unpacked weight panel budget: half of a Sapphire Rapids core's 2 MiB L2, leaving the rest for
 // the 16 activation rows being read (16 × K bytes) and the scales.
@@ -64,34 +63,37 @@ uint8_t* scratch(size_t bytes) {
 
 // One output tile: rows × 16 columns over all K blocks.
 struct TileJob {
-  const int8_t* a;        // X row of the tile's first row, block 0 (A tiles: stride = k)
+  const int8_t* a;  // X row of the tile's first row, block 0 (A tiles: stride = k)
   int64_t k;
-  int64_t nb;             // K blocks
-  const int8_t* bq;       // unpacked group: nb B tiles of 512 bytes
-  const float* bs;        // its fp32 scales: nb × 16
-  const float* dxt;       // activation scales, nb × 16 (row i of the tile at [b * 16 + i])
-  float* y;               // y of (first row, first column)
+  int64_t nb;        // K blocks
+  const int8_t* bq;  // unpacked group: nb B tiles of 512 bytes
+  const float* bs;   // its fp32 scales: nb × 16
+  const float* dxt;  // activation scales, nb × 16 (row i of the tile at [b * 16 + i])
+  float* y;          // y of (first row, first column)
   int64_t ldy;
-  int n_valid;            // columns to write (16, or fewer at the end of the matrix)
-  int32_t* cbuf;          // 2 × 1 KiB: stored C tiles
-  const uint8_t* pf;      // packed bytes of a group of the next panel to prefetch, or null
+  int n_valid;        // columns to write (16, or fewer at the end of the matrix)
+  int32_t* cbuf;      // 2 × 1 KiB: stored C tiles
+  const uint8_t* pf;  // packed bytes of a group of the next panel to prefetch, or null
   int64_t pf_block_bytes;
 };
 
 // The float accumulators must stay in registers across the whole K loop. GCC does that only if
 // the array is indexed with constants (scalar replacement runs before loop unrolling) and every
-// function touching it is inlined (the epilogue is called from 4 places, which is past GCC's
-// inlining heuristics): otherwise acc lives on the stack and costs a load and a store per row
-// and block. Hence for_rows and always_inline on the helpers and their lambdas.
+// function touching it is inlined: the epilogue is called from 4 places, which is past GCC's
+// inlining heuristics, and acc passed by reference to a non-inlined epilogue lives on the
+// stack (a load and a store per row and block). Hence for_rows and always_inline on the helpers
+// and their lambdas.
 #define XTILE_AMX_INLINE __attribute__((always_inline)) inline
 #define XTILE_AMX_LAMBDA_INLINE __attribute__((always_inline))
 
 // Calls f(integral_constant<int, I>) for I = 0..kRows-1 as straight-line code.
+template <typename F, int... I>
+XTILE_AMX_INLINE void for_rows_impl(F& f, std::integer_sequence<int, I...>) {
+  (f(std::integral_constant<int, I>{}), ...);
+}
 template <int kRows, typename F>
 XTILE_AMX_INLINE void for_rows(F&& f) {
-  [&]<int... I>(std::integer_sequence<int, I...>) XTILE_AMX_LAMBDA_INLINE {
-    (f(std::integral_constant<int, I>{}), ...);
-  }(std::make_integer_sequence<int, kRows>{});
+  for_rows_impl(f, std::make_integer_sequence<int, kRows>{});
 }
 
 // The fields of a TileJob the K loop uses, copied into locals: a TileJob reached through a
@@ -173,8 +175,10 @@ void tile_kloop(const TileJob& t) {
   const int64_t ldy = t.ldy;
   const int n_valid = t.n_valid;
   for_rows<kRows>([&](auto i) XTILE_AMX_LAMBDA_INLINE {
-    if (n_valid == 16) lanes::store(y + i * ldy, acc[i]);
-    else lanes::store_first(y + i * ldy, acc[i], n_valid);
+    if (n_valid == 16)
+      lanes::store(y + i * ldy, acc[i]);
+    else
+      lanes::store_first(y + i * ldy, acc[i], n_valid);
   });
 }
 
@@ -285,8 +289,8 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
         t.ldy = ldy;
         t.n_valid = static_cast<int>(n1 - n < kInterleave ? n1 - n : kInterleave);
         t.cbuf = cbuf;
-        t.pf = rt == 0 && j < next_groups ? w.data + (gp_end + j) * nb * kPackedBlockBytes
-                                          : nullptr;
+        t.pf =
+            rt == 0 && j < next_groups ? w.data + (gp_end + j) * nb * kPackedBlockBytes : nullptr;
         t.pf_block_bytes = kPackedBlockBytes;
         loop(t);
       }

@@ -31,9 +31,13 @@ namespace xtile::XTILE_AMX_NS::lanes {
 
 using F32x16 = __m512;
 
-inline F32x16 zero() { return _mm512_setzero_ps(); }
+inline F32x16 zero() {
+  return _mm512_setzero_ps();
+}
 // 16 floats from a 64-byte aligned address.
-inline F32x16 load(const float* p) { return _mm512_load_ps(p); }
+inline F32x16 load(const float* p) {
+  return _mm512_load_ps(p);
+}
 // One stored C-tile row (64-byte aligned) converted to float. The zero-masked form with a full
 // mask is the same VCVTDQ2PS; GCC 12's plain _mm512_cvtepi32_ps trips -Wmaybe-uninitialized
 // on its own _mm512_undefined_ps().
@@ -42,9 +46,15 @@ inline F32x16 load_i32_as_f32(const int32_t* p) {
 }
 // v * s for a scalar s in memory: VMULPS with an embedded {1to16} broadcast (one uop, the
 // broadcast costs a load port, not a vector ALU port).
-inline F32x16 mul_bcast(F32x16 v, const float* s) { return _mm512_mul_ps(v, _mm512_set1_ps(*s)); }
-inline F32x16 fma(F32x16 a, F32x16 b, F32x16 c) { return _mm512_fmadd_ps(a, b, c); }
-inline void store(float* p, F32x16 v) { _mm512_storeu_ps(p, v); }
+inline F32x16 mul_bcast(F32x16 v, const float* s) {
+  return _mm512_mul_ps(v, _mm512_set1_ps(*s));
+}
+inline F32x16 fma(F32x16 a, F32x16 b, F32x16 c) {
+  return _mm512_fmadd_ps(a, b, c);
+}
+inline void store(float* p, F32x16 v) {
+  _mm512_storeu_ps(p, v);
+}
 // The first n (1..16) lanes only: the last n-tile of a matrix whose N is not a multiple of 16.
 inline void store_first(float* p, F32x16 v, int n) {
   _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), v);
@@ -83,7 +93,9 @@ struct F32x16 {
   float v[16];
 };
 
-inline F32x16 zero() { return F32x16{}; }
+inline F32x16 zero() {
+  return F32x16{};
+}
 inline F32x16 load(const float* p) {
   F32x16 r;
   std::memcpy(r.v, p, sizeof(r.v));
@@ -103,7 +115,9 @@ inline F32x16 fma(F32x16 a, F32x16 b, F32x16 c) {
   for (int l = 0; l < 16; ++l) c.v[l] = std::fma(a.v[l], b.v[l], c.v[l]);
   return c;
 }
-inline void store(float* p, F32x16 v) { std::memcpy(p, v.v, sizeof(v.v)); }
+inline void store(float* p, F32x16 v) {
+  std::memcpy(p, v.v, sizeof(v.v));
+}
 inline void store_first(float* p, F32x16 v, int n) {
   std::memcpy(p, v.v, static_cast<size_t>(n) * sizeof(float));
 }

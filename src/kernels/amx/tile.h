@@ -52,7 +52,9 @@ inline void configure(const TileConfig& cfg) {
   asm volatile("ldtilecfg %0" ::"m"(cfg));
 }
 
-inline void release() { asm volatile("tilerelease" ::); }
+inline void release() {
+  asm volatile("tilerelease" ::);
+}
 
 template <int T>
 inline void load(const void* base, int64_t stride) {
@@ -86,15 +88,14 @@ inline void zero() {
 }
 
 // C += A · B with int8/uint8 operands (s: signed, u: unsigned; first letter A, second B).
-#define XTILE_AMX_TDP(fn, insn)                                                          \
-  template <int C, int A, int B>                                                         \
-  inline void fn() {                                                                     \
-    static_assert(C != A && C != B && A != B, "TDP operands must be different tiles");  \
-    static_assert(C >= 0 && C < kAmxTiles && A >= 0 && A < kAmxTiles && B >= 0 &&       \
-                  B < kAmxTiles);                                                        \
-    asm volatile("{" insn "\t%%tmm%c2, %%tmm%c1, %%tmm%c0|" insn                         \
-                 "\t%%tmm%c0, %%tmm%c1, %%tmm%c2}" ::"n"(C),                             \
-                 "n"(A), "n"(B));                                                        \
+#define XTILE_AMX_TDP(fn, insn)                                                                   \
+  template <int C, int A, int B>                                                                  \
+  inline void fn() {                                                                              \
+    static_assert(C != A && C != B && A != B, "TDP operands must be different tiles");            \
+    static_assert(C >= 0 && C < kAmxTiles && A >= 0 && A < kAmxTiles && B >= 0 && B < kAmxTiles); \
+    asm volatile("{" insn "\t%%tmm%c2, %%tmm%c1, %%tmm%c0|" insn                                  \
+                 "\t%%tmm%c0, %%tmm%c1, %%tmm%c2}" ::"n"(C),                                      \
+                 "n"(A), "n"(B));                                                                 \
   }
 XTILE_AMX_TDP(dpbssd, "tdpbssd")
 XTILE_AMX_TDP(dpbsud, "tdpbsud")
@@ -104,8 +105,12 @@ XTILE_AMX_TDP(dpbuud, "tdpbuud")
 
 #else  // the emulator
 
-inline void configure(const TileConfig& cfg) { tile_emu::ldtilecfg(cfg); }
-inline void release() { tile_emu::tilerelease(); }
+inline void configure(const TileConfig& cfg) {
+  tile_emu::ldtilecfg(cfg);
+}
+inline void release() {
+  tile_emu::tilerelease();
+}
 
 template <int T>
 inline void load(const void* base, int64_t stride) {

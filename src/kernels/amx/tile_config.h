@@ -10,9 +10,9 @@
 
 namespace xtile {
 
-constexpr int kAmxTiles = 8;        // tmm0..tmm7
-constexpr int kAmxMaxRows = 16;     // palette 1: rows per tile
-constexpr int kAmxMaxColsb = 64;    // palette 1: bytes per row
+constexpr int kAmxTiles = 8;      // tmm0..tmm7
+constexpr int kAmxMaxRows = 16;   // palette 1: rows per tile
+constexpr int kAmxMaxColsb = 64;  // palette 1: bytes per row
 
 struct alignas(64) TileConfig {
   uint8_t palette_id;     // 0: release (INIT state), 1: the only palette of AMX-TILE

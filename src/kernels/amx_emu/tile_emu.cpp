@@ -27,7 +27,7 @@ thread_local State g_state;
 thread_local Counters g_counters;
 
 [[noreturn]] __attribute__((format(printf, 2, 3))) void fault(const char* insn, const char* fmt,
-                                                             ...) {
+                                                              ...) {
   std::fprintf(stderr, "amx-emu: %s: ", insn);
   va_list args;
   va_start(args, fmt);
@@ -42,14 +42,17 @@ thread_local Counters g_counters;
 // was given a shape by the loaded TILECFG.
 void check_tile(const char* insn, int t) {
   if (!g_state.configured)
-    fault(insn, "tiles are not configured (no LDTILECFG with palette 1 on this thread, or "
-                "TILERELEASE since)");
+    fault(insn,
+          "tiles are not configured (no LDTILECFG with palette 1 on this thread, or "
+          "TILERELEASE since)");
   if (t < 0 || t >= kAmxTiles) fault(insn, "tmm%d does not exist (palette 1 has tmm0..tmm7)", t);
   if (g_state.rows[t] == 0)
     fault(insn, "tmm%d is not configured (rows = colsb = 0 in the loaded TILECFG)", t);
 }
 
-void reset_state() { std::memset(&g_state, 0, sizeof(g_state)); }
+void reset_state() {
+  std::memset(&g_state, 0, sizeof(g_state));
+}
 
 void load(const char* insn, int t, const void* base, int64_t stride) {
   check_tile(insn, t);
@@ -66,8 +69,10 @@ void load(const char* insn, int t, const void* base, int64_t stride) {
 // Sign- or zero-extension of one operand byte to int16 (exact for both: -128..255).
 template <bool kSigned>
 inline int16_t widen(uint8_t v) {
-  if constexpr (kSigned) return static_cast<int8_t>(v);
-  else return v;
+  if constexpr (kSigned)
+    return static_cast<int8_t>(v);
+  else
+    return v;
 }
 
 // Dot product of int16 vectors of a fixed length: GCC turns this into PMADDWD + PADDD at -O3
@@ -106,8 +111,7 @@ void tdp(const char* insn, int c, int a, int b) {
     fault(insn, "colsb must be a multiple of 4 (C: %d, A: %d, B: %d)", colsb_c, colsb_a, colsb_b);
   if (rows_c != rows_a) fault(insn, "rows(C) = %d but rows(A) = %d", rows_c, rows_a);
   if (colsb_c != colsb_b) fault(insn, "colsb(C) = %d but colsb(B) = %d", colsb_c, colsb_b);
-  if (rows_b != colsb_a / 4)
-    fault(insn, "rows(B) = %d but colsb(A) / 4 = %d", rows_b, colsb_a / 4);
+  if (rows_b != colsb_a / 4) fault(insn, "rows(B) = %d but colsb(A) / 4 = %d", rows_b, colsb_a / 4);
   ++g_counters.tdp;
   const int n_cols = colsb_c / 4;
   const int k_bytes = colsb_a;  // = 4 * rows(B)
@@ -130,8 +134,10 @@ void tdp(const char* insn, int c, int a, int b) {
     for (int j = 0; j < k_bytes; ++j) a16[m][j] = widen<kASigned>(ta[m][j]);
     for (int j = k_bytes; j < len; ++j) a16[m][j] = 0;
   }
-  if (len == 32) dp_rows<32>(c, rows_a, n_cols, a16, bt);
-  else dp_rows<64>(c, rows_a, n_cols, a16, bt);
+  if (len == 32)
+    dp_rows<32>(c, rows_a, n_cols, a16, bt);
+  else
+    dp_rows<64>(c, rows_a, n_cols, a16, bt);
   g_state.start_row = 0;
 }
 
@@ -156,8 +162,7 @@ void ldtilecfg(const TileConfig& cfg) {
     fault("ldtilecfg", "start_row = %d, must be below %d", cfg.start_row, kAmxMaxRows);
   for (int t = 0; t < kAmxTiles; ++t) {
     const int rows = cfg.rows[t], colsb = cfg.colsb[t];
-    if (rows > kAmxMaxRows)
-      fault("ldtilecfg", "tmm%d: rows = %d exceeds %d", t, rows, kAmxMaxRows);
+    if (rows > kAmxMaxRows) fault("ldtilecfg", "tmm%d: rows = %d exceeds %d", t, rows, kAmxMaxRows);
     if (colsb > kAmxMaxColsb)
       fault("ldtilecfg", "tmm%d: colsb = %d exceeds %d", t, colsb, kAmxMaxColsb);
     if ((rows == 0) != (colsb == 0))
@@ -207,19 +212,33 @@ void tilezero(int tile) {
   g_state.start_row = 0;
 }
 
-void tdpbssd(int c, int a, int b) { tdp<true, true>("tdpbssd", c, a, b); }
-void tdpbsud(int c, int a, int b) { tdp<true, false>("tdpbsud", c, a, b); }
-void tdpbusd(int c, int a, int b) { tdp<false, true>("tdpbusd", c, a, b); }
-void tdpbuud(int c, int a, int b) { tdp<false, false>("tdpbuud", c, a, b); }
+void tdpbssd(int c, int a, int b) {
+  tdp<true, true>("tdpbssd", c, a, b);
+}
+void tdpbsud(int c, int a, int b) {
+  tdp<true, false>("tdpbsud", c, a, b);
+}
+void tdpbusd(int c, int a, int b) {
+  tdp<false, true>("tdpbusd", c, a, b);
+}
+void tdpbuud(int c, int a, int b) {
+  tdp<false, false>("tdpbuud", c, a, b);
+}
 
 void tilerelease() {
   ++g_counters.tilerelease;
   reset_state();
 }
 
-const Counters& counters() { return g_counters; }
-void reset_counters() { g_counters = Counters{}; }
+const Counters& counters() {
+  return g_counters;
+}
+void reset_counters() {
+  g_counters = Counters{};
+}
 
-const uint8_t* tile_bytes(int tile) { return &g_state.tile[tile][0][0]; }
+const uint8_t* tile_bytes(int tile) {
+  return &g_state.tile[tile][0][0];
+}
 
 }  // namespace xtile::tile_emu

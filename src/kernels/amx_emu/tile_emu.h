@@ -49,12 +49,12 @@ void tilerelease();
 // what a kernel issues per step.
 struct Counters {
   uint64_t ldtilecfg = 0;
-  uint64_t tileloadd = 0;    // TILELOADD and TILELOADDT1
+  uint64_t tileloadd = 0;  // TILELOADD and TILELOADDT1
   uint64_t tilestored = 0;
   uint64_t tilezero = 0;
-  uint64_t tdp = 0;          // TDPB[SU][SU]D
+  uint64_t tdp = 0;  // TDPB[SU][SU]D
   uint64_t tilerelease = 0;
-  uint64_t macs = 0;         // int8 multiply-adds done by the TDPs (rows(A) * colsb(A) * colsb(C)/4)
+  uint64_t macs = 0;  // int8 multiply-adds done by the TDPs (rows(A) * colsb(A) * colsb(C)/4)
 };
 const Counters& counters();
 void reset_counters();

@@ -3,28 +3,36 @@
 // The contract per output (DESIGN.md §3): isum exact in int32 per 32-block, then
 // acc = fma((float)isum, dw * dx, acc) over the blocks in order from 0. Here:
 //   isum   VPDPBUSD: the packed weights are the unsigned operand (q8_0 biased by +128, q4_0 the
-//          raw nibbles 0..15), the activations the signed one, broadcast 4 bytes at a time from
-//          memory ({1to16}: a load, no shuffle). The bias is removed exactly by starting the
-//          int32 accumulator at -128·s (q8_0) or -8·s (q4_0), s the activation block sum, so the
-//          correction costs no extra instruction in the dot loop. VPDPBUSD wraps (never the
-//          saturating VPDPBUSDS); the true sum is far inside int32 anyway.
+//          raw nibbles 0..15), the activations the signed one, 4 bytes broadcast from memory
+//          (VPBROADCASTD m32: a load-port uop, no shuffle). The bias is removed exactly by
+//          starting the int32 accumulator at -128·s (q8_0) or -8·s (q4_0), s the activation
+//          block sum, so the correction costs nothing inside the dot loop. VPDPBUSD wraps (never
+//          the saturating VPDPBUSDS); the true sums are far inside int32 anyway.
 //   scale  vcvtph2ps(dw) then vmulps by the broadcast dx: the product rounded to fp32 first, as
 //          the contract says, and only then vfmadd231ps (never folded into one fma).
 // One zmm accumulates 16 weight rows (one x16 group) for one activation row: lane r is row r.
 //
 // Register blocking (32 zmm):
 //   GEMM  4 activation rows × 2 groups (32 weight rows): 8 int32 + 8 float accumulators, one
-//         weight zmm live per group, broadcasts are memory operands, 2 fp16→fp32 scale vectors.
-//         Each weight load feeds 4 VPDPBUSD, each 64-byte activation block line feeds 16.
-//         The M loop runs inside a weight panel (2 groups × all of K), so the panel stays in L2
-//         (q8_0, K=2048: 68 KB) while every activation row passes over it. Q4_0 panels are
-//         unpacked to q8-style bytes once per panel into a per-thread scratch when more than
-//         two register blocks of rows will read them; for fewer, unpacking in registers is as
-//         cheap as the stores.
-//   GEMV  1-2 rows × 4 groups or 3-4 rows × 2 groups: at M = 1 four independent accumulator
-//         chains, each weight byte streamed exactly once, software prefetch ~2 KB ahead in
-//         every group stream (the group streams are nb*block_bytes apart, a pattern the
-//         hardware prefetcher follows less eagerly than one stream).
+//         weight zmm live per group, 4 activation broadcasts, 2 fp16→fp32 scale vectors. Each
+//         weight load feeds 4 VPDPBUSD, each activation broadcast 2. Per block the tile issues
+//         64 VPDPBUSD and an epilogue of 8 cvtdq2ps + 8 vmulps + 8 vfmadd (+ 2 vcvtph2ps): the
+//         contract's per-block scaling. On Zen 4 the multiplies and fmas share the two pipes
+//         VPDPBUSD runs on, which bounds the kernel at 64 / (64 + 16) = 80 % of the VPDPBUSD
+//         peak; it reaches ~72 % (docs/KERNELS.md), ~90 % with the epilogue removed.
+//         Loop nest, blocked for the caches: K chunks of 2048 (the fold resumes from the
+//         partial sums left in y), M chunks whose activations fit 256 KB (L2), weight panels of
+//         2 groups × the K chunk (q8_0: 68 KB), 4-row register blocks innermost; the M loop runs
+//         inside a weight panel, so each panel is read from memory once per M chunk. Q4_0
+//         panels are unpacked to q8-style bytes once per panel into a per-thread scratch when
+//         more than two register blocks of rows will read them; for fewer, splitting the
+//         nibbles in registers costs about what the stores would.
+//   GEMV  1-2 rows × 4 groups or 3-4 rows × 2 groups, all of K in one pass: each weight byte is
+//         read once per 4 activation rows. Four group streams in flight (each group is a
+//         sequential stream nb*block_bytes long) read ~25 % faster than two: one stream does
+//         not keep enough misses outstanding to reach the memory bandwidth. Software prefetch
+//         to L2, 1 KB ahead in each stream, gains a little more for q8_0 (a prefetch to L1 or
+//         2 KB and more ahead lost 10-25 %).
 // GCC 12's AVX-512 headers initialise _mm512_undefined_*() from themselves, which its own
 // -Wmaybe-uninitialized then reports at every inlined intrinsic (GCC PR 105593, fixed in 13).
 #if defined(__GNUC__) && !defined(__clang__)
@@ -81,13 +89,13 @@ struct Acts {
 
 inline __m512i broadcast4(const int8_t* p) {
   int32_t v;
-  std::memcpy(&v, p, 4);  // a plain load; the compiler folds it into VPDPBUSD's {1to16}
+  std::memcpy(&v, p, 4);  // a plain load, folded into VPBROADCASTD's memory operand
   return _mm512_set1_epi32(v);
 }
 
-// One register block: MR activation rows (x rows m .. m+MR-1) × NG groups, all nb blocks.
-// y points at (row m, column 16 * first group); the tile's last group has `last_valid` (1..16)
-// rows to write: the padding rows of a matrix's last group are never stored.
+// One register block: MR activation rows × NG groups over the blocks of `a` (a K chunk). y points
+// at (first row, column 16 * first group); the tile's last group has `last_valid` (1..16) rows
+// to read and write: the padding rows of a matrix's last group are never touched in y.
 template <int MR, int NG, Src S, bool kPrefetch>
 inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int last_valid) {
   // q8_0: weights are w + 128, so the dot is isum + 128·s; q4_0 nibbles are w + 8.
@@ -318,8 +326,10 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
           const int mr = static_cast<int>(std::min<int64_t>(kGemmRows, mc1 - m));
           const Acts a = acts_at(x, m, b0, kc, b0 > 0);
           float* yt = y + m * ldy + g * 16;
-          if (unpack) tile_shape<Src::unpacked, false, kGemmGroups>(mr, ng, tw, a, yt, ldy, last_valid);
-          else tile_shape<S, false, kGemmGroups>(mr, ng, tw, a, yt, ldy, last_valid);
+          if (unpack)
+            tile_shape<Src::unpacked, false, kGemmGroups>(mr, ng, tw, a, yt, ldy, last_valid);
+          else
+            tile_shape<S, false, kGemmGroups>(mr, ng, tw, a, yt, ldy, last_valid);
         }
       }
     }
