@@ -15,6 +15,7 @@
 #include "cpu/thread_pool.h"
 #include "kernels/registry.h"
 #include "model/generate.h"
+#include "model/quantize_model.h"
 #include "model/session.h"
 #include "model/synth.h"
 #include "model/weights.h"
@@ -303,6 +304,35 @@ INSTANTIATE_TEST_SUITE_P(Synth, QuantizedExactTest,
                            return s;
                          });
 
+// A real model quantized by xtile quantize's rules: ffn_down (K = 172) stays F32, so each layer
+// mixes packed matrices with the float path; still bit-identical across tiers and threads.
+TEST(ModelTest, QuantizedStoriesMixesFloatAndPackedAndStaysBitExact) {
+  XTILE_REQUIRE_FIXTURE(src, "models/stories260K.gguf");
+  for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0}) {
+    const std::string path =
+        test::temp_path("stories-" + std::string(ggml_type_name(type)) + ".gguf").string();
+    {
+      ThreadPool pool(2);
+      quantize_model(src, path, type, pool);
+    }
+    {
+      ThreadPool pool(1);
+      auto w = WeightStore::load(path, pool, LoadOptions{});
+      const LayerWeights& l = w->layer(0);
+      EXPECT_TRUE(l.gate_up.parts[0].packed);
+      EXPECT_FALSE(l.down.parts[0].packed) << "ffn_down has K = 172: float path";
+    }
+    const RunResult base = run_case(path, Tier::ref, 1, 512);
+    for (Tier tier : {Tier::avx2, Tier::avx512, Tier::amx, Tier::amx_emu}) {
+      if (!tier_unavailable(tier, type).empty()) continue;
+      for (int threads : {1, 3})
+        expect_identical(run_case(path, tier, threads, 7), base,
+                         std::string(ggml_type_name(type)) + " " + std::string(tier_name(tier)) +
+                             " -t " + std::to_string(threads));
+    }
+  }
+}
+
 TEST(ModelTest, GenerationRepacksNothing) {
   const std::string path = synth_model("tiny-qwen3", GgmlType::Q4_0);  // tied output
   ThreadPool pool(2);
@@ -397,7 +427,8 @@ TEST(ModelCliTest, RunWritesTheLogitsOfEveryPosition) {
   int rc = 0;
   const std::string out = run_xtile("-m " + model +
                                         " --prompt-ids 1,403,407,261,378 -n 24 --cache-type f32 "
-                                        "--logits " + out_path,
+                                        "--logits " +
+                                        out_path,
                                     &rc);
   ASSERT_EQ(rc, 0) << out;
   const auto ref = read_logits_tsv(tsv_path);
@@ -427,7 +458,8 @@ TEST(ModelCliTest, RunErrorsNameTheProblem) {
   for (int i = 0; i < 600; ++i) long_prompt += ",5";
   const std::vector<Case> cases = {
       {"-m /nonexistent.gguf -p hi", "model file '/nonexistent.gguf' does not exist"},
-      {"-m " + model + " -f /nonexistent/prompt.txt", "cannot read prompt file '/nonexistent/prompt.txt'"},
+      {"-m " + model + " -f /nonexistent/prompt.txt",
+       "cannot read prompt file '/nonexistent/prompt.txt'"},
       {"-m " + model + " --prompt-ids " + long_prompt,
        "the prompt has 601 tokens, more than the context size 512"},
       {"-m " + model + " --prompt-ids 1,2,3 -c 16 -n 20",

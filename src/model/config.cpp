@@ -13,6 +13,8 @@ std::string_view arch_name(Arch a) {
       return "qwen2";
     case Arch::qwen3:
       return "qwen3";
+    case Arch::qwen3moe:
+      return "qwen3moe";
   }
   return "unknown";
 }
@@ -37,8 +39,11 @@ ModelConfig read_model_config(const gguf::File& f) {
     c.arch = Arch::qwen2;
   } else if (c.arch_name == "qwen3") {
     c.arch = Arch::qwen3;
+  } else if (c.arch_name == "qwen3moe") {
+    c.arch = Arch::qwen3moe;
   } else {
-    fail("unsupported architecture '", c.arch_name, "' (supported: llama, qwen2, qwen3)");
+    fail("unsupported architecture '", c.arch_name,
+         "' (supported: llama, qwen2, qwen3, qwen3moe)");
   }
   c.name = f.get_string_or("general.name", "");
   const std::string a = c.arch_name + ".";
@@ -81,7 +86,14 @@ ModelConfig read_model_config(const gguf::File& f) {
   // llama.cpp: LLAMA_ROPE_TYPE_NORM for llama, NEOX for the qwen family.
   c.rope_mode = c.arch == Arch::llama ? ops::RopeMode::norm : ops::RopeMode::neox;
   c.qkv_bias = c.arch == Arch::qwen2;
-  c.qk_norm = c.arch == Arch::qwen3;
+  c.qk_norm = c.arch == Arch::qwen3 || c.arch == Arch::qwen3moe;
+  if (c.arch == Arch::qwen3moe) {
+    c.n_expert = positive(f, a + "expert_count");
+    c.n_expert_used = positive(f, a + "expert_used_count");
+    c.n_ff_exp = positive(f, a + "expert_feed_forward_length");
+    if (c.n_expert_used > c.n_expert)
+      fail("expert_used_count ", c.n_expert_used, " is larger than expert_count ", c.n_expert);
+  }
   const gguf::TensorInfo& embd = f.tensor("token_embd.weight");
   if (embd.n_dims != 2) fail("tensor 'token_embd.weight' has ", embd.n_dims, " dims, expected 2");
   c.n_vocab = static_cast<int64_t>(embd.ne[1]);

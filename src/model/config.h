@@ -11,7 +11,7 @@ namespace gguf {
 class File;
 }
 
-enum class Arch { llama, qwen2, qwen3 };
+enum class Arch { llama, qwen2, qwen3, qwen3moe };
 
 struct ModelConfig {
   Arch arch = Arch::llama;
@@ -35,7 +35,11 @@ struct ModelConfig {
   ops::RopeMode rope_mode = ops::RopeMode::norm;
   bool tied_output = false;  // no output.weight: logits use token_embd.weight
   bool qkv_bias = false;     // qwen2
-  bool qk_norm = false;      // qwen3: RMSNorm per head on Q and K before RoPE
+  bool qk_norm = false;      // qwen3, qwen3moe: RMSNorm per head on Q and K before RoPE
+  // qwen3moe: every layer's FFN is a mixture of experts (model/moe.h); 0 experts: dense FFN.
+  int64_t n_expert = 0;       // expert_count
+  int64_t n_expert_used = 0;  // expert_used_count (top-k)
+  int64_t n_ff_exp = 0;       // expert_feed_forward_length
 
   int64_t q_dim() const { return n_head * head_dim; }
   int64_t kv_dim() const { return n_head_kv * head_dim; }

@@ -42,10 +42,12 @@ uint64_t repack_count() {
 
 std::string LoadStats::summary() const {
   std::string s = "repacked " + std::to_string(repacks) + " tensors";
-  for (const Packing& p : packed)
-    s += std::string(s.back() == 's' ? ": " : ", ") + std::to_string(p.tensors) + " " +
+  for (size_t i = 0; i < packed.size(); ++i) {
+    const Packing& p = packed[i];
+    s += std::string(i == 0 ? ": " : ", ") + std::to_string(p.tensors) + " " +
          std::string(ggml_type_name(p.type)) + " -> " + std::string(layout_name(p.layout)) + " (" +
          mib(p.bytes) + ")";
+  }
   if (fused_matrices) s += "; " + std::to_string(fused_matrices) + " fused matrices";
   if (float_tensors) {
     s += "; float path: " + std::to_string(float_tensors) + " matrices (" + mib(float_bytes) +

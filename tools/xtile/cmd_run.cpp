@@ -196,7 +196,10 @@ int run_run(const RunFlags& f) {
                c.arch_name.c_str(), static_cast<long long>(c.n_layer),
                format_bytes(weights->file().file_size()).c_str(),
                std::string(tier_name(tier)).c_str(), weights->stats().summary().c_str());
-  const std::unique_ptr<Tokenizer> tok = Tokenizer::from_gguf(weights->file());
+  // The tokenizer is needed for text in or out; ids in and ids out run without one (a GGUF
+  // without tokenizer.* keys), stopping at tokenizer.ggml.eos_token_id when the key exists.
+  std::unique_ptr<Tokenizer> tok;
+  if (f.prompt_ids.empty() || !f.ids) tok = Tokenizer::from_gguf(weights->file());
   const double load_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - load_start)
           .count();
@@ -222,6 +225,10 @@ int run_run(const RunFlags& f) {
 
   SessionOptions so;
   so.n_ctx = f.ctx == 0 ? c.n_ctx_train : std::min(f.ctx, c.n_ctx_train);
+  if (f.ctx > c.n_ctx_train)
+    std::fprintf(stderr, "xtile: -c %lld is more than the model's context %lld: using %lld\n",
+                 static_cast<long long>(f.ctx), static_cast<long long>(c.n_ctx_train),
+                 static_cast<long long>(c.n_ctx_train));
   so.n_batch = f.batch;
   so.kv_type = f.cache_type == "f32" ? KvType::f32 : KvType::f16;
   Session session(*weights, pool, so);
@@ -236,19 +243,25 @@ int run_run(const RunFlags& f) {
       return sampler->sample(logits, history);
     };
   }
-  go.is_eog = [&tok](int32_t id) { return tok->is_eog(id); };
+  if (tok) {
+    go.is_eog = [&tok](int32_t id) { return tok->is_eog(id); };
+  } else if (weights->file().has("tokenizer.ggml.eos_token_id")) {
+    const uint64_t eos = weights->file().get_uint("tokenizer.ggml.eos_token_id");
+    go.is_eog = [eos](int32_t id) { return static_cast<uint64_t>(id) == eos; };
+  }
   // In chat mode the prompt is not echoed: generated text continues the template's text.
-  StreamDecoder decoder(*tok, /*at_sequence_start=*/!f.chat);
+  std::optional<StreamDecoder> decoder;
+  if (tok) decoder.emplace(*tok, /*at_sequence_start=*/!f.chat);
   if (f.ids) {
     for (size_t i = 0; i < prompt.size(); ++i) std::cout << (i ? "," : "") << prompt[i];
     go.on_token = [](int32_t id) { std::cout << "," << id << std::flush; };
   } else {
     if (!f.chat) {  // echo the prompt, as llama.cpp does
-      for (int32_t id : prompt) std::cout << decoder.push(id);
+      for (int32_t id : prompt) std::cout << decoder->push(id);
       std::cout << std::flush;
     }
     go.on_token = [&decoder, &tok](int32_t id) {
-      if (!tok->is_eog(id)) std::cout << decoder.push(id) << std::flush;
+      if (!tok->is_eog(id)) std::cout << decoder->push(id) << std::flush;
     };
   }
   if (logits_out) {
@@ -258,7 +271,7 @@ int run_run(const RunFlags& f) {
     };
   }
   const GenerateResult result = generate(session, prompt, go);
-  if (!f.ids) std::cout << decoder.flush();
+  if (!f.ids) std::cout << decoder->flush();
   std::cout << "\n" << std::flush;
   if (logits_out) logits_out->close();
   print_timings(*weights, session, result, load_ms, f.threads);

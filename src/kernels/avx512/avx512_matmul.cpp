@@ -19,7 +19,8 @@
 //         64 VPDPBUSD and an epilogue of 8 cvtdq2ps + 8 vmulps + 8 vfmadd (+ 2 vcvtph2ps): the
 //         contract's per-block scaling. On Zen 4 the multiplies and fmas share the two pipes
 //         VPDPBUSD runs on, which bounds the kernel at 64 / (64 + 16) = 80 % of the VPDPBUSD
-//         peak; it reaches ~72 % (docs/KERNELS.md), ~90 % with the epilogue removed.
+//         peak (a register-only loop of that mix measures 81 %); it reaches ~72 %
+//         (docs/KERNELS.md), ~90 % with the epilogue removed.
 //         Loop nest, blocked for the caches: K chunks of 2048 (the fold resumes from the
 //         partial sums left in y), M chunks whose activations fit 256 KB (L2), weight panels of
 //         2 groups × the K chunk (q8_0: 68 KB), 4-row register blocks innermost; the M loop runs
