@@ -41,8 +41,12 @@ Session::Session(const WeightStore& weights, ThreadPool& pool, const SessionOpti
   h_.resize(sz(b * c_.n_embd));
   qkv_.resize(sz(b * (c_.q_dim() + 2 * c_.kv_dim())));
   att_.resize(sz(b * c_.q_dim()));
-  gate_up_.resize(sz(b * 2 * c_.n_ff));
-  ffn_h_.resize(sz(b * c_.n_ff));
+  if (weights.moe()) {
+    moe_ = std::make_unique<MoeFfn>(weights.moe()->shape(), b);
+  } else {
+    gate_up_.resize(sz(b * 2 * c_.n_ff));
+    ffn_h_.resize(sz(b * c_.n_ff));
+  }
   ffn_out_.resize(sz(b * c_.n_embd));
   pos_.resize(sz(b));
   rope_scratch_.resize(sz(pool.size() * c_.n_rot));
@@ -141,6 +145,10 @@ void Session::attention_block(int64_t l, int64_t t) {
 
 void Session::ffn_block(int64_t l, const float* h, float* out, int64_t t) {
   const LayerWeights& w = weights_.layer(l);
+  if (w.moe) {
+    moe_->forward(pool_, *w.moe, weights_.quantize_fn(), h, t, out);
+    return;
+  }
   const int64_t e = c_.n_embd, ff = c_.n_ff;
   project(w.gate_up, h, e, t, gate_up_.data(), 2 * ff);
   pool_.parallel_for(0, t, ops::row_grain(8 * ff), [&](int64_t r0, int64_t r1, int) {

@@ -1,8 +1,9 @@
-// An inference session: the forward pass of llama / qwen2 / qwen3 over a WeightStore, with its
-// KV cache and scratch buffers. Tokens are processed in batches of up to n_batch rows, so the
-// matmuls of a prompt take the GEMM kernels (M = batch) and generation the GEMV kernels (M = 1).
+// An inference session: the forward pass of llama / qwen2 / qwen3 / qwen3moe over a
+// WeightStore, with its KV cache and scratch buffers. Tokens are processed in batches of up to
+// n_batch rows, so the matmuls of a prompt take the GEMM kernels (M = batch) and generation the
+// GEMV kernels (M = 1).
 //
-// One forward serves the three architectures; they differ only in flags of ModelConfig:
+// One forward serves the four architectures; they differ only in flags of ModelConfig:
 //   x = token_embd[tokens]                                         [T, n_embd]
 //   per layer:
 //     h = rmsnorm(x) · attn_norm
@@ -14,10 +15,12 @@
 //     x = x + a Wo^T
 //     h = rmsnorm(x) · ffn_norm
 //     x = x + ffn(h)                    ffn(h) = (silu(h Wg^T) ⊙ h Wu^T) Wd^T
+//                                       (qwen3moe: the routed experts' sum, model/moe.h)
 //   logits = (rmsnorm(x) · output_norm) Wout^T                     [T or 1, n_vocab]
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -55,8 +58,8 @@ class Session {
   // T rows of tokens at positions n_past_ ...; logits for every row or for the last one.
   void forward_batch(const int32_t* tokens, int64_t t, bool logits_all_rows, float* logits);
   void attention_block(int64_t layer, int64_t t);
-  // The dense SwiGLU feed-forward: out = (silu(h Wg^T) ⊙ h Wu^T) Wd^T for t rows of h.
-  // A mixture-of-experts FFN would replace this function (it sees only h and out).
+  // The dense SwiGLU feed-forward: out = (silu(h Wg^T) ⊙ h Wu^T) Wd^T for t rows of h; for a
+  // MoE layer, the mixture of experts (moe_).
   void ffn_block(int64_t layer, const float* h, float* out, int64_t t);
   // y[r, 0..p.n) = x[r, 0..p.k) · W^T for r < rows: quantizes x once for every packed part.
   void project(const Projection& p, const float* x, int64_t ldx, int64_t rows, float* y,
@@ -76,6 +79,7 @@ class Session {
   std::vector<float> rope_scratch_;       // per thread: cos, sin (n_rot floats)
   std::vector<float> attention_scratch_;  // ops::attention's per-thread scores
   ActBuffer acts_;
+  std::unique_ptr<MoeFfn> moe_;  // qwen3moe: routing and expert scratch
 };
 
 }  // namespace xtile

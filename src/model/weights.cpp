@@ -99,6 +99,7 @@ class WeightLoader {
   void build_float(const Segment& seg, int64_t k, Matrix* m);
   void release(const gguf::TensorInfo& t);
   void tensor_done(const gguf::TensorInfo& t);
+  void moe_tensor_done(const MoeTensorEvent& ev);
 
   WeightStore& s_;
   ThreadPool& pool_;
@@ -199,6 +200,25 @@ void WeightLoader::tensor_done(const gguf::TensorInfo& t) {
   if (options_.progress) options_.progress(done_bytes_, total_bytes_, t.name);
 }
 
+void WeightLoader::moe_tensor_done(const MoeTensorEvent& ev) {
+  if (ev.packed) {
+    g_repacks.fetch_add(1);
+    ++s_.stats_.repacks;
+    LoadStats::Packing* stat = nullptr;
+    for (LoadStats::Packing& p : s_.stats_.packed)
+      if (p.type == ev.tensor->type && p.layout == ev.layout) stat = &p;
+    if (!stat)
+      stat = &s_.stats_.packed.emplace_back(LoadStats::Packing{ev.tensor->type, ev.layout});
+    ++stat->tensors;
+    stat->bytes += ev.bytes;
+  } else {
+    ++s_.stats_.float_tensors;
+    s_.stats_.float_bytes += ev.bytes;
+    if (ev.converted) ++s_.stats_.converted_tensors;
+  }
+  tensor_done(*ev.tensor);
+}
+
 void WeightLoader::build_packed(const Segment& seg, int64_t k, Matrix* m) {
   uint8_t* base = s_.packed_arena_.data() + seg.offset;
   int64_t row0 = 0;
@@ -283,9 +303,16 @@ void WeightLoader::run() {
           &matrix_tensor(b + "attn_v.weight", e, kvd)},
          e, &lw.qkv);
     plan({&matrix_tensor(b + "attn_output.weight", qd, e)}, qd, &lw.out);
+    if (c.n_expert > 0) continue;  // the experts are MoeWeights' (below)
     plan({&matrix_tensor(b + "ffn_gate.weight", e, ff), &matrix_tensor(b + "ffn_up.weight", e, ff)},
          e, &lw.gate_up);
     plan({&matrix_tensor(b + "ffn_down.weight", ff, e)}, ff, &lw.down);
+  }
+  if (c.n_expert > 0) {
+    s_.moe_ = std::make_unique<MoeWeights>(
+        *s_.file_, MoeShape{e, c.n_expert, c.n_expert_used, c.n_ff_exp}, c.n_layer,
+        [this](GgmlType type) { return kernel_set(type); });
+    total_bytes_ += s_.moe_->source_bytes();
   }
   s_.output_norm_ = vector("output_norm.weight", e, true);
   s_.rope_freqs_ = vector("rope_freqs.weight", c.n_rot / 2, false);
@@ -299,6 +326,11 @@ void WeightLoader::run() {
   s_.float_arena_ = AlignedBuffer(float_bytes_);
   if (options_.progress) options_.progress(0, total_bytes_, "");
   for (const Plan& p : plans_) build(p);
+  if (s_.moe_) {
+    s_.moe_->build(pool_, [this](const MoeTensorEvent& ev) { moe_tensor_done(ev); });
+    for (int64_t l = 0; l < c.n_layer; ++l)
+      s_.layers_[static_cast<size_t>(l)].moe = &s_.moe_->layer(l);
+  }
 
   if (c.tied_output) {
     const Matrix& out = s_.output_.parts[0];

@@ -11,6 +11,8 @@
 // - The float path: F32 matrices are used in place from the mapping; F16/BF16 matrices are
 //   converted once, at load, to f32 (exact conversions) in a second arena, then released. This
 //   doubles an F16 model's memory but keeps the float matmul one plain f32 dot per output.
+// - qwen3moe experts (3-D tensors, one matrix per slice) are packed per expert, gate|up fused,
+//   by MoeWeights (model/moe.h); every expert tensor counts as one repack.
 // - 1-D tensors (norms, biases) are read in place (F32) or converted to f32.
 // - token_embd lookups dequantize one row: from the GGUF rows in the mapping, or, when
 //   token_embd is also the output matrix (tied) and was repacked, from the packed matrix
@@ -32,6 +34,7 @@
 #include "gguf/gguf.h"
 #include "kernels/registry.h"
 #include "model/config.h"
+#include "model/moe.h"
 
 namespace xtile {
 
@@ -64,8 +67,9 @@ struct LayerWeights {
   const float* k_norm = nullptr;
   Projection qkv;      // n_embd → q_dim + 2 kv_dim, columns [q | k | v]
   Projection out;      // q_dim → n_embd
-  Projection gate_up;  // n_embd → 2 n_ff, columns [gate | up]
+  Projection gate_up;  // n_embd → 2 n_ff, columns [gate | up]  (dense FFN)
   Projection down;     // n_ff → n_embd
+  const MoeLayer* moe = nullptr;  // qwen3moe: the router and experts (gate_up, down empty)
 };
 
 // Called between tensors during load: bytes of source tensors done, total, current tensor.
@@ -111,6 +115,8 @@ class WeightStore {
   const Projection& output() const { return output_; }
   // rope_freqs.weight (Llama 3: per-pair frequency divisors, n_rot / 2), or null.
   const float* rope_freqs() const { return rope_freqs_; }
+  // The experts of every layer (qwen3moe), or null for a dense model.
+  const MoeWeights* moe() const { return moe_.get(); }
 
   // The kernels for a packed matrix's type (chosen once at load).
   const KernelSet& kernels(GgmlType type) const;
@@ -144,6 +150,7 @@ class WeightStore {
   std::string_view quantize_name_;
   AlignedBuffer packed_arena_;
   AlignedBuffer float_arena_;
+  std::unique_ptr<MoeWeights> moe_;  // its own arena: experts are packed one slice at a time
   std::vector<std::vector<float>> converted_vectors_;
   LoadStats stats_;
 };

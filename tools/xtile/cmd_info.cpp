@@ -2,12 +2,16 @@
 // why not, the tier auto picks, threads), and with -m a GGUF file's header, metadata and tensors.
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <memory>
 
+#include "base/error.h"
 #include "commands.h"
 #include "common.h"
 #include "gguf/gguf.h"
 #include "gguf_print.h"
+#include "kernels/pack/pack.h"
+#include "model/weights.h"
 
 namespace xtile::cli {
 
@@ -16,6 +20,7 @@ namespace {
 struct InfoOptions {
   std::string model;
   std::string kernels;
+  bool no_load = false;
 };
 
 void print_cpu(std::ostream& os, const InfoOptions& o) {
@@ -49,6 +54,37 @@ void print_cpu(std::ostream& os, const InfoOptions& o) {
   os << "  selected         " << tier_name(selected) << " (" << source << ")\n";
 }
 
+// tensor name → "q4_0_x16 (avx512)", "q4_0_x16 (avx512, fused)", "f32 (float path)", ...
+std::map<std::string, std::string> weight_placement(const WeightStore& store) {
+  std::map<std::string, std::string> out;
+  const std::string tier(tier_name(store.tier()));
+  auto note = [&](const Projection& p) {
+    for (const Matrix& m : p.parts) {
+      const bool fused = m.name.find('+') != std::string::npos;
+      const std::string where =
+          m.packed ? std::string(layout_name(m.pm.layout)) + " (" + tier + (fused ? ", fused" : "") + ")"
+                   : std::string("f32 (float path") + (fused ? ", fused" : "") + ")";
+      size_t start = 0;
+      while (start <= m.name.size()) {
+        const size_t plus = m.name.find('+', start);
+        const std::string part = m.name.substr(start, plus == std::string::npos ? std::string::npos : plus - start);
+        out[part] = out.count(part) ? out[part] : where;
+        if (plus == std::string::npos) break;
+        start = plus + 1;
+      }
+    }
+  };
+  for (int64_t l = 0; l < store.config().n_layer; ++l) {
+    const LayerWeights& L = store.layer(l);
+    note(L.qkv);
+    note(L.out);
+    note(L.gate_up);
+    note(L.down);
+  }
+  note(store.output());
+  return out;
+}
+
 int run_info(const InfoOptions& o) {
   print_cpu(std::cout, o);
   if (o.model.empty()) return 0;
@@ -57,7 +93,33 @@ int run_info(const InfoOptions& o) {
   std::cout << "\n";
   print_gguf_header(std::cout, file);
   print_metadata(std::cout, file);
-  print_tensor_table(std::cout, file);
+  // What the runtime does with each weight on the selected tier: load the model (repacking
+  // once, as `xtile run` would) and name each matrix's packed layout. Files that are not a
+  // runnable model (a vocabulary, an unsupported architecture) are listed without that column.
+  std::map<std::string, std::string> placement;
+  std::string not_loaded;
+  if (!o.no_load && file.has("general.architecture") && !file.tensors().empty()) {
+    try {
+      ThreadPool pool(default_threads());
+      LoadOptions lo;
+      lo.tier = resolve_kernels(o.kernels);
+      const auto store = WeightStore::load(o.model, pool, lo);
+      placement = weight_placement(*store);
+    } catch (const Error& e) {
+      not_loaded = e.what();
+    }
+  }
+  if (placement.empty()) {
+    print_tensor_table(std::cout, file);
+  } else {
+    const TensorColumn column{"packed layout (tier)", [&](const gguf::TensorInfo& t) {
+                                auto it = placement.find(t.name);
+                                return it == placement.end() ? std::string("f32 (as read)") : it->second;
+                              }};
+    print_tensor_table(std::cout, file, {&column, 1});
+  }
+  if (!not_loaded.empty())
+    std::cout << "\n(not loaded as a model, so no packed layouts: " << not_loaded << ")\n";
   return 0;
 }
 
@@ -69,6 +131,8 @@ Command register_info(CLI::App& root) {
       "info", "show the CPU's features and kernel tiers, and with -m a GGUF file's contents");
   add_model_flag(app, &opts->model, /*required=*/false);
   add_kernels_flag(app, &opts->kernels);
+  app->add_flag("--no-load", opts->no_load,
+                "with -m: list the file only, without loading it to show packed layouts");
   return {app, [opts] { return run_info(*opts); }};
 }
 
