@@ -2,6 +2,8 @@
 // against a float64 reference of the formula, bit-exactness of the packed experts across tiers,
 // thread counts and batch splits, and whole models (fixture micro-qwen3moe, synthetic
 // tiny-qwen3moe and a 2-layer cut of qwen3-30b-a3b).
+#include "model/moe.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -22,7 +24,6 @@
 #include "kernels/registry.h"
 #include "model/embedding.h"
 #include "model/generate.h"
-#include "model/moe.h"
 #include "model/session.h"
 #include "model/synth.h"
 #include "model/weights.h"
@@ -207,8 +208,8 @@ std::string tier_unavailable(Tier tier, GgmlType type) {
 // A synthetic model written once per (preset, type, layers) per process.
 std::string synth_model(const std::string& preset, GgmlType type, uint32_t layers = 0,
                         uint32_t vocab = 0) {
-  const std::string path = test::temp_path(preset + "-" + std::string(ggml_type_name(type)) +
-                                           "-l" + std::to_string(layers) + ".gguf")
+  const std::string path = test::temp_path(preset + "-" + std::string(ggml_type_name(type)) + "-l" +
+                                           std::to_string(layers) + ".gguf")
                                .string();
   if (!std::ifstream(path).good()) {
     synth::Options o;
@@ -225,8 +226,8 @@ std::string synth_model(const std::string& preset, GgmlType type, uint32_t layer
 
 // The MoE FFN of every layer of a file for `rows` rows of h, in batches of `batch` rows.
 struct LayerRun {
-  std::vector<float> out;           // rows × n_embd, per layer concatenated
-  std::vector<int32_t> experts;     // rows × n_used, per layer
+  std::vector<float> out;        // rows × n_embd, per layer concatenated
+  std::vector<int32_t> experts;  // rows × n_used, per layer
   uint64_t packed_tensors = 0;
 };
 
@@ -325,7 +326,7 @@ TEST_P(MoePackedTest, ExpertsMatchTheFormulaAndAreBitIdenticalAcrossTiersThreads
   if (!skipped.empty()) std::cout << "[ note     ] tiers skipped: " << skipped << "\n";
 }
 
-INSTANTIATE_TEST_SUITE_P(Synth, MoePackedTest, ::testing::Values(GgmlType::Q8_0, GgmlType::Q4_0),
+INSTANTIATE_TEST_SUITE_P(MoeSynth, MoePackedTest, ::testing::Values(GgmlType::Q8_0, GgmlType::Q4_0),
                          [](const auto& info) { return std::string(ggml_type_name(info.param)); });
 
 TEST(MoeWeightsTest, BadExpertTensorsAreErrorsNamingTheTensor) {
@@ -502,7 +503,7 @@ TEST_P(MoeModelExactTest, TokensAndLogitsAreBitIdenticalAcrossTiersThreadsAndBat
   if (!skipped.empty()) std::cout << "[ note     ] tiers skipped: " << skipped << "\n";
 }
 
-INSTANTIATE_TEST_SUITE_P(Synth, MoeModelExactTest,
+INSTANTIATE_TEST_SUITE_P(MoeSynth, MoeModelExactTest,
                          ::testing::Values(GgmlType::Q8_0, GgmlType::Q4_0),
                          [](const auto& info) { return std::string(ggml_type_name(info.param)); });
 
@@ -510,7 +511,9 @@ TEST(MoeModelTest, LoadRepacksEachExpertTensorOnceAndGenerationNothing) {
   const std::string path = synth_model("tiny-qwen3moe", GgmlType::Q4_0);
   ThreadPool pool(2);
   const uint64_t before = repack_count();
-  auto w = WeightStore::load(path, pool, LoadOptions{.tier = Tier::ref});
+  LoadOptions lo;
+  lo.tier = Tier::ref;
+  auto w = WeightStore::load(path, pool, lo);
   // Per layer: the fused Q|K|V, attn_output, and the 3 expert tensors; then output.weight.
   EXPECT_EQ(repack_count() - before, 2u * (3 + 1 + 3) + 1);
   EXPECT_EQ(w->stats().repacks, 2u * (3 + 1 + 3) + 1);

@@ -13,6 +13,7 @@ namespace xtile {
 class Error : public std::runtime_error {
  public:
   explicit Error(const std::string& message) : std::runtime_error(message) {}
+  ~Error() override;  // out of line (error.cpp): one copy, compiled for the baseline ISA
 };
 
 namespace detail {

@@ -38,4 +38,12 @@ void check_layout(const PackedMatrix& w, Layout expected, std::string_view kerne
          " but the tensor is packed as ", layout_name(w.layout));
 }
 
+void fail_row_length(std::string_view kernel_name, int64_t k) {
+  fail(kernel_name, ": row length ", k, " is not a non-negative multiple of 32");
+}
+
+void fail_rounding_mode(std::string_view kernel_name) {
+  fail(kernel_name, ": the FP rounding mode is not round-to-nearest");
+}
+
 }  // namespace xtile

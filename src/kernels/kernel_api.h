@@ -83,4 +83,10 @@ using MatmulFn = void (*)(const PackedMatrix& w, const QuantizedActs& x, float* 
 // Throws xtile::Error("kernel <name> reads layout <a> but the tensor is packed as <b>").
 void check_layout(const PackedMatrix& w, Layout expected, std::string_view kernel_name);
 
+// Error paths for tier code. They are defined in portable code on purpose: a template such as
+// xtile::fail<...> instantiated inside an AVX-512 translation unit is a weak symbol the linker
+// may pick for portable callers too, which would then run AVX-512 code on any CPU.
+[[noreturn]] void fail_row_length(std::string_view kernel_name, int64_t k);
+[[noreturn]] void fail_rounding_mode(std::string_view kernel_name);
+
 }  // namespace xtile

@@ -85,8 +85,8 @@ MoeWeights::MoeWeights(gguf::File& file, const MoeShape& shape, int64_t n_layer,
       want += (d++ ? ", " : "") + std::to_string(v);
     }
     if (!ok)
-      fail(file.path(), ": tensor '", name, "' has shape ", t->shape_string(), ", expected ",
-           want, "]");
+      fail(file.path(), ": tensor '", name, "' has shape ", t->shape_string(), ", expected ", want,
+           "]");
     if (!is_quantized(t->type) && !is_float(t->type))
       fail(file.path(), ": tensor '", name, "' has type ", ggml_type_name(t->type),
            "; xtile runs f32, f16, bf16, q8_0 and q4_0 experts");
@@ -104,8 +104,8 @@ MoeWeights::MoeWeights(gguf::File& file, const MoeShape& shape, int64_t n_layer,
       layer.router = reinterpret_cast<const float*>(router->data);
     } else {
       std::vector<float>& r = converted_routers_.emplace_back(sz(e * ne));
-      for (int64_t i = 0; i < ne; ++i) dequantize_gguf_row(router->type, router->data, e, i,
-                                                           r.data() + i * e);
+      for (int64_t i = 0; i < ne; ++i)
+        dequantize_gguf_row(router->type, router->data, e, i, r.data() + i * e);
       layer.router = r.data();
     }
     src.gate = tensor(b + "ffn_gate_exps.weight", {e, ff, ne});
@@ -179,7 +179,11 @@ void MoeWeights::build_gate_up(ThreadPool& pool, size_t l, const MoeTensorDone& 
       m.n = 2 * ff;
       m.k = e;
       m.packed = true;
-      m.pm = PackedMatrix{type, layout, 2 * ff, e, base + sz(x) * src.gate_up_stride,
+      m.pm = PackedMatrix{type,
+                          layout,
+                          2 * ff,
+                          e,
+                          base + sz(x) * src.gate_up_stride,
                           packed_bytes(layout, 2 * ff, e)};
     }
     return;
@@ -363,8 +367,8 @@ void MoeFfn::forward(ThreadPool& pool, const MoeLayer& layer, QuantizeRowFn quan
   // 1. Route every row (one thread per row).
   pool.parallel_for(0, rows, ops::row_grain(2 * ne * e), [&](int64_t r0, int64_t r1, int) {
     for (int64_t r = r0; r < r1; ++r)
-      moe_route_row(layer.router, h + r * e, s_, logits_.data() + r * ne,
-                    experts_.data() + r * k, weights_.data() + r * k);
+      moe_route_row(layer.router, h + r * e, s_, logits_.data() + r * ne, experts_.data() + r * k,
+                    weights_.data() + r * k);
   });
   group_by_expert(rows);
 
@@ -389,8 +393,8 @@ void MoeFfn::forward(ThreadPool& pool, const MoeLayer& layer, QuantizeRowFn quan
     return packed ? std::max(ks.gemv->n_step, ks.gemm->n_step) : static_cast<int>(kFloatRowTile);
   };
   make_tasks(2 * ff, pool.size(), n_step(layer.gate_up_kernels, gu_packed));
-  run_tasks(pool, layer.gate_up, layer.gate_up_kernels, gu_packed ? &gathered_.acts() : nullptr,
-            h, false, e, gate_up_.data(), 2 * ff);
+  run_tasks(pool, layer.gate_up, layer.gate_up_kernels, gu_packed ? &gathered_.acts() : nullptr, h,
+            false, e, gate_up_.data(), 2 * ff);
 
   // 3. silu(gate) ⊙ up per (row, expert).
   pool.parallel_for(0, g, ops::row_grain(8 * ff), [&](int64_t p0, int64_t p1, int) {

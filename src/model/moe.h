@@ -5,8 +5,8 @@
 //   logits[e] = ops::dot(Wr[e], h)                   (float, the fixed 16-lane order)
 //   p = softmax(logits)                              (ops::softmax_row)
 //   chosen = the k largest p (ties: the lower expert index first), then sorted by expert index
-//   w_j = p[chosen_j] / Σ_j p[chosen_j]              (Qwen3's norm_topk_prob; the sum in index order)
-//   out = Σ_j w_j · down_j(silu(gate_j(h)) ⊙ up_j(h))  (j ascending: expert index order, from 0.0f)
+//   w_j = p[chosen_j] / Σ_j p[chosen_j]    (Qwen3's norm_topk_prob; the sum in index order)
+//   out = Σ_j w_j · down_j(silu(gate_j(h)) ⊙ up_j(h))    (j ascending, from 0.0f)
 // Every reduction over experts runs in expert-index order, in every path (prompt and generation,
 // every tier, any thread count), so a row's result depends only on the row (DESIGN.md §3.5).
 //
@@ -45,14 +45,14 @@ struct ExpertMatrix {
   int64_t n = 0;
   int64_t k = 0;
   bool packed = false;
-  PackedMatrix pm;                          // when packed (pm.layout is the kernels' tag)
+  PackedMatrix pm;                           // when packed (pm.layout is the kernels' tag)
   const float* f32[2] = {nullptr, nullptr};  // when not packed
   int64_t part_rows = 0;
   const float* row(int64_t r) const { return f32[r / part_rows] + (r % part_rows) * k; }
 };
 
 struct MoeLayer {
-  const float* router = nullptr;   // n_expert rows × n_embd (f32)
+  const float* router = nullptr;      // n_expert rows × n_embd (f32)
   std::vector<ExpertMatrix> gate_up;  // per expert: 2 n_ff × n_embd, gate rows then up rows
   std::vector<ExpertMatrix> down;     // per expert: n_embd × n_ff
   KernelSet gate_up_kernels;          // when packed
@@ -63,7 +63,7 @@ struct MoeLayer {
 // it was repacked or converted).
 struct MoeTensorEvent {
   const gguf::TensorInfo* tensor = nullptr;
-  bool packed = false;     // repacked into `layout`
+  bool packed = false;  // repacked into `layout`
   Layout layout = Layout::q8_0_rows;
   bool converted = false;  // float path, converted from F16/BF16 to f32 at load
   uint64_t bytes = 0;      // bytes it occupies after load (packed, or f32)
@@ -145,8 +145,8 @@ class MoeFfn {
   void make_tasks(int64_t n_cols, int n_threads, int n_step);
   // y[p, n) for the gathered rows p of each task's expert, columns [n0, n1) of m.
   void run_tasks(ThreadPool& pool, const std::vector<ExpertMatrix>& m, const KernelSet& kernels,
-                 const QuantizedActs* x, const float* x_f32, bool x_gathered, int64_t ldx,
-                 float* y, int64_t ldy);
+                 const QuantizedActs* x, const float* x_f32, bool x_gathered, int64_t ldx, float* y,
+                 int64_t ldy);
 
   MoeShape s_;
   int64_t max_rows_;
@@ -157,9 +157,9 @@ class MoeFfn {
   std::vector<int64_t> expert_begin_;  // n_expert + 1: gathered positions of each expert
   std::vector<int32_t> gathered_row_;  // gathered position → source row
   std::vector<Task> tasks_;
-  ActBuffer h_acts_;       // quantized h, rows × n_embd
-  ActBuffer gathered_;     // quantized h gathered by expert, rows·k × n_embd
-  ActBuffer ff_acts_;      // quantized silu(gate) ⊙ up, rows·k × n_ff (already gathered)
+  ActBuffer h_acts_;            // quantized h, rows × n_embd
+  ActBuffer gathered_;          // quantized h gathered by expert, rows·k × n_embd
+  ActBuffer ff_acts_;           // quantized silu(gate) ⊙ up, rows·k × n_ff (already gathered)
   std::vector<float> gate_up_;  // rows·k × 2 n_ff
   std::vector<float> ff_;       // rows·k × n_ff
   std::vector<float> down_;     // rows·k × n_embd

@@ -256,12 +256,13 @@ void gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
 //   K chunks of kKChunkBlocks blocks (outermost; the fold resumes from y between chunks),
 //   M chunks whose activations (rows × chunk bytes) fit kActChunkBytes, so they stay in L2 while
 //     every weight panel passes over them,
-//   weight panels of kGemmHalves half-groups × the K chunk (q8_0: 32 KB),
+//   weight panels of kGemmHalves half-groups × the K chunk (q8_0: 16 KB of quants, L1),
 //   register blocks of kGemmRows rows innermost.
 template <Src S>
 void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0,
           int64_t m1, int64_t n0, int64_t n1) {
   const int64_t nb = w.k / 32;
+  if (nb == 0) return gemv<S>(w, x, y, ldy, m0, m1, n0, n1);  // K = 0: every output is 0
   const int64_t h0 = n0 / 8, h1 = (n1 + 7) / 8;
   const int64_t kc_max = std::min<int64_t>(nb, kKChunkBlocks);
   const int64_t mc_max = std::max<int64_t>(

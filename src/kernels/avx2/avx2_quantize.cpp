@@ -37,11 +37,11 @@ inline __m256i round_to_int(__m256 x, __m256 id) {
 
 void quantize_row(const float* x, int64_t k, int8_t* q, float* d, int32_t* s) {
   if (k < 0 || k % 32 != 0)
-    fail("quantize_acts_row__avx2: row length ", k, " is not a non-negative multiple of 32");
+    fail_row_length("quantize_acts_row__avx2", k);
   // vcvtps2dq rounds in the MXCSR mode; the contract (and ref, which checks the same) is
   // round-half-to-even.
   if (_MM_GET_ROUNDING_MODE() != _MM_ROUND_NEAREST)
-    fail("quantize_acts_row__avx2: the FP rounding mode is not round-to-nearest");
+    fail_rounding_mode("quantize_acts_row__avx2");
   const int64_t nb = k / 32;
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   // vpacksswb/vpackssdw work within 128-bit lanes; this puts the dwords back in order.

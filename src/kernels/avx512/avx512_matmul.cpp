@@ -300,6 +300,7 @@ template <Src S>
 void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0,
           int64_t m1, int64_t n0, int64_t n1, int64_t block_bytes) {
   const int64_t nb = w.k / 32;
+  if (nb == 0) return gemv<S>(w, x, y, ldy, m0, m1, n0, n1, block_bytes);  // K = 0: zeros
   const int64_t g0 = n0 / 16, g1 = (n1 + 15) / 16;
   const int64_t kc_max = std::min<int64_t>(nb, kKChunkBlocks);
   const int64_t mc_max = std::max<int64_t>(

@@ -37,11 +37,11 @@ inline float inverse_scale(float d) {
 
 void quantize_row(const float* x, int64_t k, int8_t* q, float* d, int32_t* s) {
   if (k < 0 || k % 32 != 0)
-    fail("quantize_acts_row__avx512: row length ", k, " is not a non-negative multiple of 32");
+    fail_row_length("quantize_acts_row__avx512", k);
   // vcvtps2dq rounds in the MXCSR mode; the contract (and ref, which checks the same) is
   // round-half-to-even.
   if (_MM_GET_ROUNDING_MODE() != _MM_ROUND_NEAREST)
-    fail("quantize_acts_row__avx512: the FP rounding mode is not round-to-nearest");
+    fail_rounding_mode("quantize_acts_row__avx512");
   const int64_t nb = k / 32;
   const __m512 zero = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {

@@ -1,0 +1,7 @@
+#include "base/error.h"
+
+namespace xtile {
+
+Error::~Error() = default;
+
+}  // namespace xtile
