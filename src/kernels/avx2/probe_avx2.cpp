@@ -10,14 +10,17 @@ int64_t maddubs_loop_avx2(int64_t iterations) {
   // VPADDD: 32 multiply-accumulates per three instructions. 8 independent chains.
   __m256i acc[8];
   for (int i = 0; i < 8; ++i) acc[i] = _mm256_set1_epi32(i);
-  const __m256i a = _mm256_set1_epi8(3);
-  const __m256i b = _mm256_set1_epi8(-2);
+  __m256i a = _mm256_set1_epi8(3);
+  __m256i b = _mm256_set1_epi8(-2);
   const __m256i ones = _mm256_set1_epi16(1);
   for (int64_t it = 0; it < iterations; ++it) {
 #pragma GCC unroll 8
-    for (int i = 0; i < 8; ++i)
+    for (int i = 0; i < 8; ++i) {
+      // The operands are constants: without this barrier GCC hoists the multiplies out of the
+      // loop and the probe would time VPADDD alone.
+      __asm__ volatile("" : "+x"(a), "+x"(b));
       acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), ones));
-    __asm__ volatile("" : "+x"(acc[0]), "+x"(acc[3]), "+x"(acc[7]));
+    }
   }
   __m256i s = acc[0];
   for (int i = 1; i < 8; ++i) s = _mm256_add_epi32(s, acc[i]);

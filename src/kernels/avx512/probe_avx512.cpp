@@ -1,4 +1,7 @@
 // Ceiling probes for the avx512 tier (see src/kernels/probes.h). Not kernels: measurements.
+// GCC 12's AVX-512 headers trip false -Wuninitialized warnings (_mm512_undefined_*).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #include "kernels/probes.h"
