@@ -2,7 +2,9 @@
 
 #include <cstring>
 
+#include "base/error.h"
 #include "base/fp16.h"
+#include "kernels/registry.h"
 #include "quant/quant.h"
 
 namespace xtile::test {
@@ -89,6 +91,17 @@ std::vector<float> random_activations(int64_t m, int64_t k, uint32_t seed, ActPa
       x[static_cast<size_t>(r * k + i)] = v;
     }
   return x;
+}
+
+std::string tier_unavailable(Tier tier, GgmlType type) {
+  const std::string why = cpu_caps().tier_unavailable_reason(tier);
+  if (!why.empty()) return why;
+  try {
+    select_kernels(tier, type);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 }  // namespace xtile::test

@@ -5,6 +5,9 @@
 #include <random>
 #include <vector>
 
+#include <string>
+
+#include "cpu/cpu_caps.h"
 #include "gguf/ggml_types.h"
 
 namespace xtile::test {
@@ -18,5 +21,9 @@ std::vector<uint8_t> random_weights(GgmlType type, int64_t n, int64_t k, uint32_
 enum class ActPattern { random, extremes /* every block at ±127 */, zeros, ties /* .5 cases */ };
 std::vector<float> random_activations(int64_t m, int64_t k, uint32_t seed,
                                       ActPattern pattern = ActPattern::random);
+
+// Why `tier` cannot run weight type `type` here ("" when it can): the CPU lacks it, or the
+// registry has no kernel for the type.
+std::string tier_unavailable(Tier tier, GgmlType type);
 
 }  // namespace xtile::test

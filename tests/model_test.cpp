@@ -19,6 +19,7 @@
 #include "model/session.h"
 #include "model/synth.h"
 #include "model/weights.h"
+#include "kernel_test_util.h"
 #include "test_util.h"
 
 namespace xtile {
@@ -215,17 +216,7 @@ std::string synth_model(const std::string& preset, GgmlType type) {
   return path;
 }
 
-// Why a tier cannot run the type here ("" when it can).
-std::string tier_unavailable(Tier tier, GgmlType type) {
-  const std::string why = cpu_caps().tier_unavailable_reason(tier);
-  if (!why.empty()) return why;
-  try {
-    select_kernels(tier, type);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::tier_unavailable;
 
 struct ExactCase {
   const char* preset;

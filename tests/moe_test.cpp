@@ -28,6 +28,7 @@
 #include "model/synth.h"
 #include "model/weights.h"
 #include "ops/ops.h"
+#include "kernel_test_util.h"
 #include "test_util.h"
 
 namespace xtile {
@@ -193,17 +194,7 @@ std::vector<float> random_rows(int64_t rows, int64_t n, uint32_t seed) {
   return h;
 }
 
-// Why a tier cannot run the type here ("" when it can).
-std::string tier_unavailable(Tier tier, GgmlType type) {
-  const std::string why = cpu_caps().tier_unavailable_reason(tier);
-  if (!why.empty()) return why;
-  try {
-    select_kernels(tier, type);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::tier_unavailable;
 
 // A synthetic model written once per (preset, type, layers) per process.
 std::string synth_model(const std::string& preset, GgmlType type, uint32_t layers = 0,
