@@ -13,6 +13,7 @@
 #include "base/fp16.h"
 #include "cpu/thread_pool.h"
 #include "ops/attention.h"
+#include "ops/lanes16.h"
 #include "ops/matmul_float.h"
 
 namespace xtile {
@@ -237,6 +238,36 @@ TEST(OpsTest, MatmulF32MatchesFloat64AndThreadCounts) {
   }
 }
 
+// lanes::exp (softmax and SiLU) against float64: within 2 ulp wherever e^x is a normal float,
+// and expf's limits outside (overflow to +inf, underflow to 0, NaN kept).
+TEST(OpsTest, LanesExpIsWithinTwoUlpAndKeepsTheLimits) {
+  auto exp16 = [](float x) {
+    ops::lanes::f32x16 v = ops::lanes::splat(x);
+    return ops::lanes::exp(v)[0];
+  };
+  int64_t checked = 0;
+  int worst_ulp = 0;
+  for (float x = -87.3f; x < 88.7f; x = std::nextafter(x + 0.000731f, 100.0f)) {
+    const double want = std::exp(static_cast<double>(x));
+    const float got = exp16(x);
+    const float ulp = std::nextafter(static_cast<float>(want), INFINITY) - static_cast<float>(want);
+    const int err = static_cast<int>(std::lround(std::fabs(got - want) / ulp));
+    worst_ulp = std::max(worst_ulp, err);
+    ++checked;
+  }
+  EXPECT_GT(checked, 200000);
+  EXPECT_LE(worst_ulp, 2);
+  EXPECT_EQ(exp16(0.0f), 1.0f);
+  EXPECT_EQ(exp16(-0.0f), 1.0f);
+  EXPECT_EQ(exp16(89.0f), INFINITY);
+  EXPECT_EQ(exp16(INFINITY), INFINITY);
+  EXPECT_EQ(exp16(-INFINITY), 0.0f);
+  EXPECT_EQ(exp16(-200.0f), 0.0f);
+  EXPECT_GT(exp16(-100.0f), 0.0f);  // a subnormal, as expf
+  EXPECT_LT(exp16(-100.0f), 1e-43f);
+  EXPECT_TRUE(std::isnan(exp16(NAN)));
+}
+
 // Attention over an fp16 cache: float64 reference, and the same bits for a row whether it is
 // computed in a batch or alone, with any thread count.
 TEST(OpsTest, AttentionMatchesFloat64AndIsBatchAndThreadInvariant) {
@@ -290,6 +321,53 @@ TEST(OpsTest, AttentionMatchesFloat64AndIsBatchAndThreadInvariant) {
     EXPECT_EQ(std::memcmp(alone.data(), batch.data() + t * qd, static_cast<size_t>(qd) * 4), 0)
         << "row " << t << " alone differs from the batch";
   }
+}
+
+// The vectorized attention (head sizes 64, 128, 256) gives the bytes of the element loop, for
+// every GQA grouping, position counts around the 16-position blocks, f16 and f32 caches, rows at
+// arbitrary positions, and values from tiny to large.
+TEST(OpsTest, AttentionLanesAreBitExactWithTheElementLoop) {
+  struct Case {
+    int64_t hd, n_head, n_kv, n_pos;
+    float scale_of_values;
+  };
+  const Case cases[] = {{64, 2, 2, 1, 1.0f},    {64, 8, 2, 17, 1.0f},    {128, 16, 8, 16, 1.0f},
+                        {128, 16, 8, 70, 1.0f}, {128, 32, 4, 33, 3.0f},  {128, 3, 1, 47, 1e-3f},
+                        {128, 6, 2, 95, 20.0f}, {256, 4, 2, 31, 1.0f},   {256, 5, 1, 18, 0.5f},
+                        {80, 4, 2, 21, 1.0f},   {16, 2, 1, 40, 1.0f}};
+  ThreadPool pool(2);
+  uint32_t seed = 100;
+  for (const Case& c : cases)
+    for (bool f16 : {true, false}) {
+      const int64_t kvd = c.n_kv * c.hd, qd = c.n_head * c.hd;
+      const auto kf = random_vec(static_cast<size_t>(c.n_pos * kvd), ++seed, c.scale_of_values);
+      const auto vf = random_vec(static_cast<size_t>(c.n_pos * kvd), ++seed, c.scale_of_values);
+      std::vector<uint16_t> k16(kf.size()), v16(vf.size());
+      ops::f32_to_f16_row(kf.data(), k16.data(), static_cast<int64_t>(kf.size()));
+      ops::f32_to_f16_row(vf.data(), v16.data(), static_cast<int64_t>(vf.size()));
+      ops::KvLayerView kv = f16 ? ops::KvLayerView{k16.data(), v16.data(), true, kvd}
+                                : ops::KvLayerView{kf.data(), vf.data(), false, kvd};
+      // Rows at every position, then a few rows at scattered positions (generation-like).
+      std::vector<int64_t> pos;
+      for (int64_t p = 0; p < c.n_pos; ++p) pos.push_back(p);
+      for (int64_t p : {c.n_pos - 1, int64_t{0}, c.n_pos / 2}) pos.push_back(p);
+      const int64_t rows = static_cast<int64_t>(pos.size());
+      const auto q = random_vec(static_cast<size_t>(rows * qd), ++seed, c.scale_of_values);
+      const ops::AttentionShape shape{c.n_head, c.n_kv, c.hd,
+                                      1.0f / std::sqrt(static_cast<float>(c.hd))};
+      std::vector<float> lanes(static_cast<size_t>(rows * qd)), ref(lanes.size()), scratch;
+      ops::attention(pool, shape, q.data(), qd, pos.data(), rows, kv, lanes.data(), qd, scratch,
+                     ops::AttentionPath::lanes);
+      ops::attention(pool, shape, q.data(), qd, pos.data(), rows, kv, ref.data(), qd, scratch,
+                     ops::AttentionPath::reference);
+      for (int64_t r = 0; r < rows; ++r)
+        EXPECT_EQ(std::memcmp(lanes.data() + r * qd, ref.data() + r * qd,
+                              static_cast<size_t>(qd) * sizeof(float)),
+                  0)
+            << "hd " << c.hd << " heads " << c.n_head << "/" << c.n_kv << " positions "
+            << c.n_pos << (f16 ? " f16" : " f32") << ": row " << r << " at position "
+            << pos[static_cast<size_t>(r)] << " differs";
+    }
 }
 
 }  // namespace

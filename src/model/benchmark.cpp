@@ -37,24 +37,55 @@ double now() {
 
 }  // namespace
 
-uint64_t weight_bytes_per_token(const WeightStore& w) {
-  uint64_t bytes = projection_bytes(w.output());
+namespace {
+
+// A MoE layer per token: the router (f32) and the n_used experts' gate|up and down matrices.
+// Every expert of a layer has the same shape and type, so expert 0 stands for any of them.
+uint64_t moe_bytes_per_token(const MoeLayer& m, const MoeShape& shape) {
+  auto bytes = [](const ExpertMatrix& e) {
+    return e.packed ? static_cast<uint64_t>(e.pm.bytes)
+                    : static_cast<uint64_t>(e.n * e.k) * sizeof(float);
+  };
+  const uint64_t router = static_cast<uint64_t>(shape.n_expert * shape.n_embd) * sizeof(float);
+  return router + static_cast<uint64_t>(shape.n_used) * (bytes(m.gate_up[0]) + bytes(m.down[0]));
+}
+
+double moe_ops_per_token(const MoeShape& shape) {
+  const double e = static_cast<double>(shape.n_embd), ff = static_cast<double>(shape.n_ff);
+  return 2.0 * static_cast<double>(shape.n_used) * (2 * ff * e + ff * e);
+}
+
+// Bytes and ops of every layer's matrices for one token (the output projection excluded).
+uint64_t layer_bytes_per_token(const WeightStore& w) {
+  uint64_t bytes = 0;
   for (int64_t l = 0; l < w.config().n_layer; ++l) {
     const LayerWeights& L = w.layer(l);
     bytes += projection_bytes(L.qkv) + projection_bytes(L.out) + projection_bytes(L.gate_up) +
              projection_bytes(L.down);
+    if (L.moe) bytes += moe_bytes_per_token(*L.moe, w.moe()->shape());
   }
   return bytes;
 }
 
-double matmul_ops_per_token(const WeightStore& w) {
-  double ops = projection_ops(w.output());
+double layer_ops_per_token(const WeightStore& w) {
+  double ops = 0;
   for (int64_t l = 0; l < w.config().n_layer; ++l) {
     const LayerWeights& L = w.layer(l);
     ops += projection_ops(L.qkv) + projection_ops(L.out) + projection_ops(L.gate_up) +
            projection_ops(L.down);
+    if (L.moe) ops += moe_ops_per_token(w.moe()->shape());
   }
   return ops;
+}
+
+}  // namespace
+
+uint64_t weight_bytes_per_token(const WeightStore& w) {
+  return layer_bytes_per_token(w) + projection_bytes(w.output());
+}
+
+double prompt_matmul_ops(const WeightStore& w, int64_t n_tokens) {
+  return static_cast<double>(n_tokens) * layer_ops_per_token(w) + projection_ops(w.output());
 }
 
 BenchResult run_bench_test(const WeightStore& weights, ThreadPool& pool, const BenchTest& test,

@@ -30,11 +30,13 @@ struct BenchResult {
   double sd_tps = 0.0;          // sample standard deviation
 };
 
-// Bytes of weights one generated token reads (every matrix once: packed bytes, or f32 bytes of
-// the float path), and int8 ops (2 per multiply-accumulate) one prompt token costs in the
-// quantized matmuls. Attention and norms are not counted (small next to the matmuls).
+// Bytes of weights one generated token reads: every matrix once (packed bytes, or f32 bytes of
+// the float path); in a MoE layer the router and the n_used experts a token selects, not all.
 uint64_t weight_bytes_per_token(const WeightStore& w);
-double matmul_ops_per_token(const WeightStore& w);
+// Int8 ops (2 per multiply-accumulate) of the quantized matmuls of a prompt of n_tokens: every
+// layer for every token, the output projection for the last token only (a prompt's logits are
+// the last row's). Attention and norms are not counted.
+double prompt_matmul_ops(const WeightStore& w, int64_t n_tokens);
 
 using BenchProgress = std::function<void(const std::string& test, int rep, int reps)>;
 

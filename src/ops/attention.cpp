@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/error.h"
+#include "ops/lanes16.h"
 #include "ops/ops.h"
 
 namespace xtile::ops {
@@ -35,11 +36,122 @@ XTILE_FLOAT_CLONES void attend_group(const AttentionShape& s, const float* q, in
   }
 }
 
+// The same arithmetic as attend_group, element for element, on 16-float vectors, for
+// head_dim = 16·C (64, 128, 256). Scores: the 16-lane dot of attend_group is one vector
+// accumulator per position (lane j sums the elements j, j + 16, ... in ascending order, a
+// multiply then an add), and lanes::fold16 folds 16 positions' accumulators at once. Weighted
+// sum: the head's output stays in C vector registers over every position (ascending p, a
+// multiply then an add, from 0.0f), H heads of the group per pass sharing each V load.
+// Register budget (AVX-512, 32 zmm): scores C (q) + 16 (accumulators); sum H·C + C ≤ 24.
+template <int C>
+XTILE_LANES_INLINE void head_scores(const float* q, const float* k_all, int64_t row_elems,
+                                    int64_t n, float scale, float* scores) {
+  using lanes::f32x16;
+  constexpr int64_t hd = 16 * C;
+  f32x16 qv[C];
+  for (int c = 0; c < C; ++c) qv[c] = lanes::load(q + 16 * c);
+  const f32x16 vscale = lanes::splat(scale);
+  int64_t p0 = 0;
+  for (; p0 + 16 <= n; p0 += 16) {
+    f32x16 acc[16];
+#pragma GCC unroll 16
+    for (int pp = 0; pp < 16; ++pp) {
+      const float* k = k_all + (p0 + pp) * row_elems;
+      f32x16 a = {};
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c) a = a + qv[c] * lanes::load(k + 16 * c);
+      acc[pp] = a;
+    }
+    lanes::store(scores + p0, lanes::fold16(acc) * vscale);
+  }
+  if (p0 < n) {  // the last positions: unused lanes fold zeros and are not stored
+    f32x16 acc[16];
+    for (int pp = 0; pp < 16; ++pp) {
+      f32x16 a = {};
+      if (p0 + pp < n) {
+        const float* k = k_all + (p0 + pp) * row_elems;
+        for (int c = 0; c < C; ++c) a = a + qv[c] * lanes::load(k + 16 * c);
+      }
+      acc[pp] = a;
+    }
+    float tail[16];
+    lanes::store(tail, lanes::fold16(acc) * vscale);
+    std::copy(tail, tail + (n - p0), scores + p0);
+  }
+  (void)hd;
+}
+
+// out[h·hd + i] = Σ_p w_h[p] · v_p[i] for the H heads whose weights are w + h·n.
+template <int C, int H>
+XTILE_LANES_INLINE void weighted_sum(const float* w, int64_t n, const float* v_all,
+                                     int64_t row_elems, float* out) {
+  using lanes::f32x16;
+  f32x16 o[H][C];
+  for (int h = 0; h < H; ++h)
+    for (int c = 0; c < C; ++c) o[h][c] = f32x16{};
+  for (int64_t p = 0; p < n; ++p) {
+    const float* v = v_all + p * row_elems;
+    f32x16 wp[H];
+    for (int h = 0; h < H; ++h) wp[h] = lanes::splat(w[h * n + p]);
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) {
+      const f32x16 vc = lanes::load(v + 16 * c);
+      for (int h = 0; h < H; ++h) o[h][c] = o[h][c] + wp[h] * vc;
+    }
+  }
+  for (int h = 0; h < H; ++h)
+    for (int c = 0; c < C; ++c) lanes::store(out + h * 16 * C + 16 * c, o[h][c]);
+}
+
+template <int C>
+XTILE_LANES_INLINE void attend_group_lanes(const AttentionShape& s, const float* q, int64_t group,
+                                           int64_t pos, int64_t kvh, const float* k_all,
+                                           const float* v_all, int64_t row_elems, float* out,
+                                           float* scores) {
+  constexpr int64_t hd = 16 * C;
+  constexpr int H = C <= 8 ? 2 : 1;  // heads per weighted-sum pass
+  const int64_t n = pos + 1;
+  for (int64_t j = 0; j < group; ++j) {
+    head_scores<C>(q + j * hd, k_all + kvh * hd, row_elems, n, s.scale, scores + j * n);
+    softmax_row(scores + j * n, n);
+  }
+  int64_t j = 0;
+  for (; j + H <= group; j += H)
+    weighted_sum<C, H>(scores + j * n, n, v_all + kvh * hd, row_elems, out + j * hd);
+  for (; j < group; ++j)
+    weighted_sum<C, 1>(scores + j * n, n, v_all + kvh * hd, row_elems, out + j * hd);
+}
+
+// One ifunc-dispatched entry per head size (target_clones on a template is not reliable).
+using AttendGroupFn = void (*)(const AttentionShape&, const float*, int64_t, int64_t, int64_t,
+                               const float*, const float*, int64_t, float*, float*);
+#define XTILE_ATTEND_LANES(NAME, C)                                                           \
+  XTILE_FLOAT_CLONES void NAME(const AttentionShape& s, const float* q, int64_t group,        \
+                               int64_t pos, int64_t kvh, const float* k_all,                  \
+                               const float* v_all, int64_t row_elems, float* out,             \
+                               float* scores) {                                               \
+    attend_group_lanes<C>(s, q, group, pos, kvh, k_all, v_all, row_elems, out, scores);       \
+  }
+XTILE_ATTEND_LANES(attend_group_hd64, 4)
+XTILE_ATTEND_LANES(attend_group_hd128, 8)
+XTILE_ATTEND_LANES(attend_group_hd256, 16)
+#undef XTILE_ATTEND_LANES
+
+AttendGroupFn attend_group_for(int64_t head_dim, AttentionPath path) {
+  if (path == AttentionPath::reference) return attend_group;
+  switch (head_dim) {
+    case 64: return attend_group_hd64;
+    case 128: return attend_group_hd128;
+    case 256: return attend_group_hd256;
+    default: return attend_group;  // other sizes: the element loop (same results, slower)
+  }
+}
+
 }  // namespace
 
 void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, int64_t ldq,
                const int64_t* pos, int64_t rows, const KvLayerView& kv, float* out, int64_t ldo,
-               std::vector<float>& scratch) {
+               std::vector<float>& scratch, AttentionPath path) {
   if (shape.n_head_kv <= 0 || shape.n_head % shape.n_head_kv != 0)
     fail("attention: ", shape.n_head, " query heads cannot share ", shape.n_head_kv,
          " KV heads evenly");
@@ -70,6 +182,7 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
     k_all = k32;
     v_all = v32;
   }
+  const AttendGroupFn attend = attend_group_for(hd, path);
   const int64_t item_cost = 4 * group * n_pos * hd;
   pool.parallel_for(0, rows * shape.n_head_kv, row_grain(item_cost),
                     [&](int64_t i0, int64_t i1, int t) {
@@ -78,7 +191,7 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
                         const int64_t row = i / shape.n_head_kv;
                         const int64_t kvh = i % shape.n_head_kv;
                         const int64_t h0 = kvh * group;
-                        attend_group(shape, q + row * ldq + h0 * hd, group, pos[row], kvh, k_all,
+                        attend(shape, q + row * ldq + h0 * hd, group, pos[row], kvh, k_all,
                                      v_all, re, out + row * ldo + h0 * hd, scores);
                       }
                     });

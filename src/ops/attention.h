@@ -28,12 +28,17 @@ struct AttentionShape {
   float scale = 0.0f;  // applied to q·k before the softmax (1/sqrt(head_dim))
 };
 
+// How attention computes: `lanes`, the vectorized kernels for head_dim 64, 128 and 256 (other
+// sizes use the element loop); `reference`, the element loop always. Both give the same bits
+// (tests/ops_test.cpp compares them with memcmp); reference exists to be compared with.
+enum class AttentionPath { lanes, reference };
+
 // For rows t < rows: out[t * ldo + h * head_dim + i] = Σ_p softmax_p(scale · q_h·k_p) · v_p[i]
 // over p = 0..pos[t], q_h = q + t * ldq + h * head_dim. The sum over p is ascending, one
 // multiply and one add per term. `scratch` is resized as needed (kept by the caller to avoid
 // allocating per call).
 void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, int64_t ldq,
                const int64_t* pos, int64_t rows, const KvLayerView& kv, float* out, int64_t ldo,
-               std::vector<float>& scratch);
+               std::vector<float>& scratch, AttentionPath path = AttentionPath::lanes);
 
 }  // namespace xtile::ops

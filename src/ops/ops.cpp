@@ -2,9 +2,11 @@
 
 #include <bit>
 #include <cmath>
+#include <cstring>
 
 #include "base/fp16.h"
 #include "cpu/thread_pool.h"
+#include "ops/lanes16.h"
 
 namespace xtile::ops {
 
@@ -116,18 +118,32 @@ void rope_head(RopeMode mode, float* x, int64_t n_rot, const float* cos_t, const
   }
 }
 
-void softmax_row(float* x, int64_t n) {
+XTILE_FLOAT_CLONES void softmax_row(float* x, int64_t n) {
   float max = x[0];
   for (int64_t i = 1; i < n; ++i) max = x[i] > max ? x[i] : max;
-  for (int64_t i = 0; i < n; ++i) x[i] = std::exp(x[i] - max);
+  const lanes::f32x16 vmax = lanes::splat(max);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) lanes::store(x + i, lanes::exp(lanes::load(x + i) - vmax));
+  for (; i < n; ++i) {  // the tail: the same lanes, one element in a padded vector
+    lanes::f32x16 v = {};
+    v[0] = x[i];
+    x[i] = lanes::exp(v - vmax)[0];
+  }
   const float inv = 1.0f / sum(x, n);
-  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+  for (i = 0; i < n; ++i) x[i] *= inv;
 }
 
-void swiglu_row(const float* gate, const float* up, float* out, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = gate[i];
-    out[i] = (g / (1.0f + std::exp(-g))) * up[i];
+XTILE_FLOAT_CLONES void swiglu_row(const float* gate, const float* up, float* out, int64_t n) {
+  int64_t i = 0;
+  const lanes::f32x16 one = lanes::splat(1.0f);
+  for (; i + 16 <= n; i += 16) {
+    const lanes::f32x16 g = lanes::load(gate + i);
+    lanes::store(out + i, (g / (one + lanes::exp(-g))) * lanes::load(up + i));
+  }
+  for (; i < n; ++i) {  // the tail: the same lanes, one element in a padded vector
+    lanes::f32x16 g = {};
+    g[0] = gate[i];
+    out[i] = ((g / (one + lanes::exp(-g))) * lanes::splat(up[i]))[0];
   }
 }
 

@@ -73,11 +73,13 @@ void rope_cos_sin(int64_t pos, const double* inv_freq, int64_t n_rot, float* cos
 // Rotates one head vector of head_dim floats in place.
 void rope_head(RopeMode mode, float* x, int64_t n_rot, const float* cos_t, const float* sin_t);
 
-// In place: x[i] = exp(x[i] − max) / Σ exp(x[j] − max) (exp: std::exp in float; the sum in
-// 16-lane order; the division as a product with 1/Σ, as ggml's soft_max).
+// In place: x[i] = exp(x[i] − max) / Σ exp(x[j] − max) (exp: lanes::exp, src/ops/lanes16.h,
+// within 2 ulp of expf; the sum in 16-lane order; the division as a product with 1/Σ, as
+// ggml's soft_max).
 void softmax_row(float* x, int64_t n);
 
-// out[i] = silu(gate[i]) · up[i], silu(g) = g / (1 + exp(−g)) (ggml_silu_f32).
+// out[i] = silu(gate[i]) · up[i], silu(g) = g / (1 + exp(−g)) (ggml_silu_f32; exp: lanes::exp).
+// out may alias gate.
 void swiglu_row(const float* gate, const float* up, float* out, int64_t n);
 
 // Index of the largest value (the first one on ties); n >= 1.

@@ -212,8 +212,9 @@ int run_bench(const BenchArgs& a) {
                            r.result.mean_tps / bandwidth[threads];
               r.roofline_of = fmt("%.1f GB/s", bandwidth[threads] / 1e9);
             } else if (test.n_gen == 0 && peak[{int(tier), threads}] > 0) {
-              r.roofline = matmul_ops_per_token(*weights) * r.result.mean_tps /
-                           peak[{int(tier), threads}];
+              // t/s × seconds per test = n_prompt, so ops per second = ops of the prompt / s.
+              r.roofline = prompt_matmul_ops(*weights, test.n_prompt) * r.result.mean_tps /
+                           static_cast<double>(test.n_prompt) / peak[{int(tier), threads}];
               r.roofline_of = fmt("%.0f GOP/s", peak[{int(tier), threads}] / 1e9);
             }
           }
