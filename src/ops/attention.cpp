@@ -1,6 +1,7 @@
 #include "ops/attention.h"
 
 #include <algorithm>
+#include <atomic>
 
 #include "base/error.h"
 #include "ops/lanes16.h"
@@ -13,21 +14,20 @@ namespace {
 // The query heads h = kvh·group .. kvh·group + group − 1 of one row, which all read kv head
 // kvh: each position's K and V are converted once for the whole group. Per head the arithmetic
 // is that of one head alone (same dots, same softmax, same ascending sum over positions).
-// k and v are f32 rows of row_elems floats per position.
+// k and v point at the kv head's vector of position 0; position p's is p · stride floats on.
 XTILE_FLOAT_CLONES void attend_group(const AttentionShape& s, const float* q, int64_t group,
-                                     int64_t pos, int64_t kvh, const float* k_all,
-                                     const float* v_all, int64_t row_elems, float* out,
-                                     float* scores) {
+                                     int64_t pos, const float* k_head, const float* v_head,
+                                     int64_t stride, float* out, float* scores) {
   const int64_t hd = s.head_dim;
   const int64_t n = pos + 1;
   for (int64_t p = 0; p < n; ++p) {
-    const float* k = k_all + p * row_elems + kvh * hd;
+    const float* k = k_head + p * stride;
     for (int64_t j = 0; j < group; ++j) scores[j * n + p] = dot(q + j * hd, k, hd) * s.scale;
   }
   for (int64_t j = 0; j < group; ++j) softmax_row(scores + j * n, n);
   std::fill(out, out + group * hd, 0.0f);
   for (int64_t p = 0; p < n; ++p) {
-    const float* v = v_all + p * row_elems + kvh * hd;
+    const float* v = v_head + p * stride;
     for (int64_t j = 0; j < group; ++j) {
       const float w = scores[j * n + p];
       float* o = out + j * hd;
@@ -105,32 +105,29 @@ XTILE_LANES_INLINE void weighted_sum(const float* w, int64_t n, const float* v_a
 
 template <int C>
 XTILE_LANES_INLINE void attend_group_lanes(const AttentionShape& s, const float* q, int64_t group,
-                                           int64_t pos, int64_t kvh, const float* k_all,
-                                           const float* v_all, int64_t row_elems, float* out,
-                                           float* scores) {
+                                           int64_t pos, const float* k_head, const float* v_head,
+                                           int64_t stride, float* out, float* scores) {
   constexpr int64_t hd = 16 * C;
   constexpr int H = C <= 8 ? 2 : 1;  // heads per weighted-sum pass
   const int64_t n = pos + 1;
   for (int64_t j = 0; j < group; ++j) {
-    head_scores<C>(q + j * hd, k_all + kvh * hd, row_elems, n, s.scale, scores + j * n);
+    head_scores<C>(q + j * hd, k_head, stride, n, s.scale, scores + j * n);
     softmax_row(scores + j * n, n);
   }
   int64_t j = 0;
   for (; j + H <= group; j += H)
-    weighted_sum<C, H>(scores + j * n, n, v_all + kvh * hd, row_elems, out + j * hd);
-  for (; j < group; ++j)
-    weighted_sum<C, 1>(scores + j * n, n, v_all + kvh * hd, row_elems, out + j * hd);
+    weighted_sum<C, H>(scores + j * n, n, v_head, stride, out + j * hd);
+  for (; j < group; ++j) weighted_sum<C, 1>(scores + j * n, n, v_head, stride, out + j * hd);
 }
 
 // One ifunc-dispatched entry per head size (target_clones on a template is not reliable).
-using AttendGroupFn = void (*)(const AttentionShape&, const float*, int64_t, int64_t, int64_t,
+using AttendGroupFn = void (*)(const AttentionShape&, const float*, int64_t, int64_t,
                                const float*, const float*, int64_t, float*, float*);
-#define XTILE_ATTEND_LANES(NAME, C)                                                           \
-  XTILE_FLOAT_CLONES void NAME(const AttentionShape& s, const float* q, int64_t group,        \
-                               int64_t pos, int64_t kvh, const float* k_all,                  \
-                               const float* v_all, int64_t row_elems, float* out,             \
-                               float* scores) {                                               \
-    attend_group_lanes<C>(s, q, group, pos, kvh, k_all, v_all, row_elems, out, scores);       \
+#define XTILE_ATTEND_LANES(NAME, C)                                                            \
+  XTILE_FLOAT_CLONES void NAME(const AttentionShape& s, const float* q, int64_t group,         \
+                               int64_t pos, const float* k_head, const float* v_head,          \
+                               int64_t stride, float* out, float* scores) {                    \
+    attend_group_lanes<C>(s, q, group, pos, k_head, v_head, stride, out, scores);              \
   }
 XTILE_ATTEND_LANES(attend_group_hd64, 4)
 XTILE_ATTEND_LANES(attend_group_hd128, 8)
@@ -161,40 +158,61 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
   const int64_t group = shape.n_head / shape.n_head_kv;
   const int64_t hd = shape.head_dim;
   const int64_t re = kv.row_elems;
-  // Scratch: K and V of positions 0..max_pos as f32 (fp16 caches only), then per thread the
-  // group's scores.
+  // Scratch: K and V of positions 0..max_pos as f32 (fp16 caches only), head-major: kv head h
+  // holds n_pos vectors of head_dim floats back to back. The cache itself is position-major
+  // (row_elems floats per position); reading it in place would put a kv head's consecutive
+  // positions row_elems · 4 bytes apart (4 KB for 8 heads of 128), the stride at which L1 sets
+  // and load/store aliasing collide: the scores ran 1.4× slower. Then per thread the group's
+  // scores.
   const int64_t kv_floats = kv.f16 ? 2 * n_pos * re : 0;
-  const int64_t stride = group * n_pos;
-  const size_t need = static_cast<size_t>(kv_floats + stride * pool.size());
+  const int64_t score_floats = group * n_pos;
+  const size_t need = static_cast<size_t>(kv_floats + score_floats * pool.size());
   if (scratch.size() < need) scratch.resize(need);
-  const float* k_all = static_cast<const float*>(kv.k);
-  const float* v_all = static_cast<const float*>(kv.v);
+  const float* k_base = static_cast<const float*>(kv.k);
+  const float* v_base = static_cast<const float*>(kv.v);
+  int64_t head_offset = hd, stride = re;  // the cache's own layout (f32)
   if (kv.f16) {
     // Each cached row is converted once per call (exactly), not once per query row and head.
     float* k32 = scratch.data();
     float* v32 = k32 + n_pos * re;
+    const int64_t n_kv = shape.n_head_kv;
     pool.parallel_for(0, n_pos, row_grain(4 * re), [&](int64_t p0, int64_t p1, int) {
       const auto* k16 = static_cast<const uint16_t*>(kv.k);
       const auto* v16 = static_cast<const uint16_t*>(kv.v);
-      f16_to_f32_row(k16 + p0 * re, k32 + p0 * re, (p1 - p0) * re);
-      f16_to_f32_row(v16 + p0 * re, v32 + p0 * re, (p1 - p0) * re);
+      for (int64_t p = p0; p < p1; ++p)
+        for (int64_t h = 0; h < n_kv; ++h) {
+          f16_to_f32_row(k16 + p * re + h * hd, k32 + (h * n_pos + p) * hd, hd);
+          f16_to_f32_row(v16 + p * re + h * hd, v32 + (h * n_pos + p) * hd, hd);
+        }
     });
-    k_all = k32;
-    v_all = v32;
+    k_base = k32;
+    v_base = v32;
+    head_offset = n_pos * hd;
+    stride = hd;
   }
   const AttendGroupFn attend = attend_group_for(hd, path);
-  const int64_t item_cost = 4 * group * n_pos * hd;
-  pool.parallel_for(0, rows * shape.n_head_kv, row_grain(item_cost),
-                    [&](int64_t i0, int64_t i1, int t) {
-                      float* scores = scratch.data() + kv_floats + t * stride;
-                      for (int64_t i = i0; i < i1; ++i) {
-                        const int64_t row = i / shape.n_head_kv;
-                        const int64_t kvh = i % shape.n_head_kv;
-                        const int64_t h0 = kvh * group;
-                        attend(shape, q + row * ldq + h0 * hd, group, pos[row], kvh, k_all,
-                                     v_all, re, out + row * ldo + h0 * hd, scores);
-                      }
-                    });
+  // Work items (row, kv head), handed out from a shared counter, longest first: a causal row's
+  // cost grows with its position, so the static halves of parallel_for would give the second
+  // thread three times the work of the first. Which thread computes an item does not change
+  // its bytes (scratch is per thread, every item is computed whole by one thread).
+  const int64_t n_items = rows * shape.n_head_kv;
+  std::atomic<int64_t> next{0};
+  auto work = [&](int thread) {
+    float* scores = scratch.data() + kv_floats + thread * score_floats;
+    for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n_items;) {
+      // The last rows first: a batch's rows come in ascending positions.
+      const int64_t row = rows - 1 - i / shape.n_head_kv;
+      const int64_t kvh = i % shape.n_head_kv;
+      const int64_t h0 = kvh * group;
+      attend(shape, q + row * ldq + h0 * hd, group, pos[row], k_base + kvh * head_offset,
+             v_base + kvh * head_offset, stride, out + row * ldo + h0 * hd, scores);
+    }
+  };
+  // Below ~64K element operations in all (~20 µs), waking the workers costs more than it saves.
+  constexpr int64_t kMinParallelOps = 65536;
+  const int64_t total_ops = 4 * group * n_pos * hd * n_items;
+  if (pool.size() == 1 || total_ops < kMinParallelOps) work(0);
+  else pool.run([&](int thread, int) { work(thread); });
 }
 
 }  // namespace xtile::ops
