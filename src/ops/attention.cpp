@@ -164,21 +164,26 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
   // positions row_elems · 4 bytes apart (4 KB for 8 heads of 128), the stride at which L1 sets
   // and load/store aliasing collide: the scores ran 1.4× slower. Then per thread the group's
   // scores.
-  const int64_t kv_floats = kv.f16 ? 2 * n_pos * re : 0;
-  const int64_t score_floats = group * n_pos;
-  const size_t need = static_cast<size_t>(kv_floats + score_floats * pool.size());
+  // Generation (one row) converts inside its items instead: each kv head is read by exactly
+  // one item then, so nothing is converted twice, the converted rows stay in that thread's
+  // cache, and one pool round trip (a whole-cache pass before the items) is saved.
+  const bool convert_per_item = kv.f16 && rows == 1;
+  const bool convert_shared = kv.f16 && !convert_per_item;
+  const int64_t kv_floats = convert_shared ? 2 * n_pos * re : 0;
+  const int64_t per_thread = group * n_pos + (convert_per_item ? 2 * n_pos * hd : 0);
+  const size_t need = static_cast<size_t>(kv_floats + per_thread * pool.size());
   if (scratch.size() < need) scratch.resize(need);
   const float* k_base = static_cast<const float*>(kv.k);
   const float* v_base = static_cast<const float*>(kv.v);
   int64_t head_offset = hd, stride = re;  // the cache's own layout (f32)
-  if (kv.f16) {
+  const auto* k16 = static_cast<const uint16_t*>(kv.k);
+  const auto* v16 = static_cast<const uint16_t*>(kv.v);
+  if (convert_shared) {
     // Each cached row is converted once per call (exactly), not once per query row and head.
     float* k32 = scratch.data();
     float* v32 = k32 + n_pos * re;
     const int64_t n_kv = shape.n_head_kv;
     pool.parallel_for(0, n_pos, row_grain(4 * re), [&](int64_t p0, int64_t p1, int) {
-      const auto* k16 = static_cast<const uint16_t*>(kv.k);
-      const auto* v16 = static_cast<const uint16_t*>(kv.v);
       for (int64_t p = p0; p < p1; ++p)
         for (int64_t h = 0; h < n_kv; ++h) {
           f16_to_f32_row(k16 + p * re + h * hd, k32 + (h * n_pos + p) * hd, hd);
@@ -198,14 +203,28 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
   const int64_t n_items = rows * shape.n_head_kv;
   std::atomic<int64_t> next{0};
   auto work = [&](int thread) {
-    float* scores = scratch.data() + kv_floats + thread * score_floats;
+    float* scores = scratch.data() + kv_floats + thread * per_thread;
+    float* k_item = scores + group * n_pos;  // convert_per_item: this item's K, then V
+    float* v_item = k_item + n_pos * hd;
     for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n_items;) {
       // The last rows first: a batch's rows come in ascending positions.
       const int64_t row = rows - 1 - i / shape.n_head_kv;
       const int64_t kvh = i % shape.n_head_kv;
       const int64_t h0 = kvh * group;
-      attend(shape, q + row * ldq + h0 * hd, group, pos[row], k_base + kvh * head_offset,
-             v_base + kvh * head_offset, stride, out + row * ldo + h0 * hd, scores);
+      const float* k_head = k_base + kvh * head_offset;
+      const float* v_head = v_base + kvh * head_offset;
+      int64_t item_stride = stride;
+      if (convert_per_item) {
+        for (int64_t p = 0; p <= pos[row]; ++p) {
+          f16_to_f32_row(k16 + p * re + kvh * hd, k_item + p * hd, hd);
+          f16_to_f32_row(v16 + p * re + kvh * hd, v_item + p * hd, hd);
+        }
+        k_head = k_item;
+        v_head = v_item;
+        item_stride = hd;
+      }
+      attend(shape, q + row * ldq + h0 * hd, group, pos[row], k_head, v_head, item_stride,
+             out + row * ldo + h0 * hd, scores);
     }
   };
   // Below ~64K element operations in all (~20 µs), waking the workers costs more than it saves.
