@@ -36,41 +36,40 @@ XTILE_FLOAT_CLONES void attend_group(const AttentionShape& s, const float* q, in
   }
 }
 
-// The same arithmetic as attend_group, element for element, on 16-float vectors, for
-// head_dim = 16·C (64, 128, 256). Scores: the 16-lane dot of attend_group is one vector
+// The same arithmetic as attend_group, element for element, on 16-lane values (lanes16.h),
+// for head_dim = 16·C (64, 128, 256). Scores: the 16-lane dot of attend_group is one 16-lane
 // accumulator per position (lane j sums the elements j, j + 16, ... in ascending order, a
 // multiply then an add), and lanes::fold16 folds 16 positions' accumulators at once. Weighted
-// sum: the head's output stays in C vector registers over every position (ascending p, a
+// sum: the head's output stays in C 16-lane registers over every position (ascending p, a
 // multiply then an add, from 0.0f), H heads of the group per pass sharing each V load.
 // Register budget (AVX-512, 32 zmm): scores C (q) + 16 (accumulators); sum H·C + C ≤ 24.
-template <int C>
-XTILE_LANES_INLINE void head_scores(const float* q, const float* k_all, int64_t row_elems,
+template <int W, int C>
+XTILE_LANES_INLINE void head_scores(const float* q, const float* k_head, int64_t stride,
                                     int64_t n, float scale, float* scores) {
-  using lanes::f32x16;
-  constexpr int64_t hd = 16 * C;
-  f32x16 qv[C];
-  for (int c = 0; c < C; ++c) qv[c] = lanes::load(q + 16 * c);
-  const f32x16 vscale = lanes::splat(scale);
+  using V = lanes::F16<W>;
+  V qv[C];
+  for (int c = 0; c < C; ++c) qv[c] = lanes::load<W>(q + 16 * c);
+  const V vscale = lanes::splat<W>(scale);
   int64_t p0 = 0;
   for (; p0 + 16 <= n; p0 += 16) {
-    f32x16 acc[16];
+    V acc[16];
 #pragma GCC unroll 16
     for (int pp = 0; pp < 16; ++pp) {
-      const float* k = k_all + (p0 + pp) * row_elems;
-      f32x16 a = {};
+      const float* k = k_head + (p0 + pp) * stride;
+      V a = lanes::zero<W>();
 #pragma GCC unroll 16
-      for (int c = 0; c < C; ++c) a = a + qv[c] * lanes::load(k + 16 * c);
+      for (int c = 0; c < C; ++c) a = a + qv[c] * lanes::load<W>(k + 16 * c);
       acc[pp] = a;
     }
     lanes::store(scores + p0, lanes::fold16(acc) * vscale);
   }
   if (p0 < n) {  // the last positions: unused lanes fold zeros and are not stored
-    f32x16 acc[16];
+    V acc[16];
     for (int pp = 0; pp < 16; ++pp) {
-      f32x16 a = {};
+      V a = lanes::zero<W>();
       if (p0 + pp < n) {
-        const float* k = k_all + (p0 + pp) * row_elems;
-        for (int c = 0; c < C; ++c) a = a + qv[c] * lanes::load(k + 16 * c);
+        const float* k = k_head + (p0 + pp) * stride;
+        for (int c = 0; c < C; ++c) a = a + qv[c] * lanes::load<W>(k + 16 * c);
       }
       acc[pp] = a;
     }
@@ -78,24 +77,23 @@ XTILE_LANES_INLINE void head_scores(const float* q, const float* k_all, int64_t 
     lanes::store(tail, lanes::fold16(acc) * vscale);
     std::copy(tail, tail + (n - p0), scores + p0);
   }
-  (void)hd;
 }
 
 // out[h·hd + i] = Σ_p w_h[p] · v_p[i] for the H heads whose weights are w + h·n.
-template <int C, int H>
-XTILE_LANES_INLINE void weighted_sum(const float* w, int64_t n, const float* v_all,
-                                     int64_t row_elems, float* out) {
-  using lanes::f32x16;
-  f32x16 o[H][C];
+template <int W, int C, int H>
+XTILE_LANES_INLINE void weighted_sum(const float* w, int64_t n, const float* v_head,
+                                     int64_t stride, float* out) {
+  using V = lanes::F16<W>;
+  V o[H][C];
   for (int h = 0; h < H; ++h)
-    for (int c = 0; c < C; ++c) o[h][c] = f32x16{};
+    for (int c = 0; c < C; ++c) o[h][c] = lanes::zero<W>();
   for (int64_t p = 0; p < n; ++p) {
-    const float* v = v_all + p * row_elems;
-    f32x16 wp[H];
-    for (int h = 0; h < H; ++h) wp[h] = lanes::splat(w[h * n + p]);
+    const float* v = v_head + p * stride;
+    V wp[H];
+    for (int h = 0; h < H; ++h) wp[h] = lanes::splat<W>(w[h * n + p]);
 #pragma GCC unroll 16
     for (int c = 0; c < C; ++c) {
-      const f32x16 vc = lanes::load(v + 16 * c);
+      const V vc = lanes::load<W>(v + 16 * c);
       for (int h = 0; h < H; ++h) o[h][c] = o[h][c] + wp[h] * vc;
     }
   }
@@ -103,36 +101,58 @@ XTILE_LANES_INLINE void weighted_sum(const float* w, int64_t n, const float* v_a
     for (int c = 0; c < C; ++c) lanes::store(out + h * 16 * C + 16 * c, o[h][c]);
 }
 
-template <int C>
+template <int W, int C>
 XTILE_LANES_INLINE void attend_group_lanes(const AttentionShape& s, const float* q, int64_t group,
                                            int64_t pos, const float* k_head, const float* v_head,
                                            int64_t stride, float* out, float* scores) {
   constexpr int64_t hd = 16 * C;
-  constexpr int H = C <= 8 ? 2 : 1;  // heads per weighted-sum pass
+  // Heads per weighted-sum pass: accumulators H·C within the register file (AVX-512: 32 zmm;
+  // AVX2 and below hold a 16-lane value in 2 or 4 registers, so one head at a time).
+  constexpr int H = W == 16 && C <= 8 ? 2 : 1;
   const int64_t n = pos + 1;
   for (int64_t j = 0; j < group; ++j) {
-    head_scores<C>(q + j * hd, k_head, stride, n, s.scale, scores + j * n);
+    head_scores<W, C>(q + j * hd, k_head, stride, n, s.scale, scores + j * n);
     softmax_row(scores + j * n, n);
   }
   int64_t j = 0;
   for (; j + H <= group; j += H)
-    weighted_sum<C, H>(scores + j * n, n, v_head, stride, out + j * hd);
-  for (; j < group; ++j) weighted_sum<C, 1>(scores + j * n, n, v_head, stride, out + j * hd);
+    weighted_sum<W, C, H>(scores + j * n, n, v_head, stride, out + j * hd);
+  for (; j < group; ++j) weighted_sum<W, C, 1>(scores + j * n, n, v_head, stride, out + j * hd);
 }
 
-// One ifunc-dispatched entry per head size (target_clones on a template is not reliable).
+template <int W>
+XTILE_LANES_INLINE void attend_hd64(const AttentionShape& s, const float* q, int64_t group,
+                                    int64_t pos, const float* k_head, const float* v_head,
+                                    int64_t stride, float* out, float* scores) {
+  attend_group_lanes<W, 4>(s, q, group, pos, k_head, v_head, stride, out, scores);
+}
+template <int W>
+XTILE_LANES_INLINE void attend_hd128(const AttentionShape& s, const float* q, int64_t group,
+                                     int64_t pos, const float* k_head, const float* v_head,
+                                     int64_t stride, float* out, float* scores) {
+  attend_group_lanes<W, 8>(s, q, group, pos, k_head, v_head, stride, out, scores);
+}
+template <int W>
+XTILE_LANES_INLINE void attend_hd256(const AttentionShape& s, const float* q, int64_t group,
+                                     int64_t pos, const float* k_head, const float* v_head,
+                                     int64_t stride, float* out, float* scores) {
+  attend_group_lanes<W, 16>(s, q, group, pos, k_head, v_head, stride, out, scores);
+}
+
+// One multi-versioned entry per head size.
 using AttendGroupFn = void (*)(const AttentionShape&, const float*, int64_t, int64_t,
                                const float*, const float*, int64_t, float*, float*);
-#define XTILE_ATTEND_LANES(NAME, C)                                                            \
-  XTILE_FLOAT_CLONES void NAME(const AttentionShape& s, const float* q, int64_t group,         \
-                               int64_t pos, const float* k_head, const float* v_head,          \
-                               int64_t stride, float* out, float* scores) {                    \
-    attend_group_lanes<C>(s, q, group, pos, k_head, v_head, stride, out, scores);              \
-  }
-XTILE_ATTEND_LANES(attend_group_hd64, 4)
-XTILE_ATTEND_LANES(attend_group_hd128, 8)
-XTILE_ATTEND_LANES(attend_group_hd256, 16)
-#undef XTILE_ATTEND_LANES
+#define XTILE_ATTEND_PARAMS                                                                 \
+  (const AttentionShape& s, const float* q, int64_t group, int64_t pos, const float* k_head, \
+   const float* v_head, int64_t stride, float* out, float* scores)
+#define XTILE_ATTEND_ARGS (s, q, group, pos, k_head, v_head, stride, out, scores)
+XTILE_LANES_VERSIONS(void, attend_group_hd64, XTILE_ATTEND_PARAMS, attend_hd64, XTILE_ATTEND_ARGS)
+XTILE_LANES_VERSIONS(void, attend_group_hd128, XTILE_ATTEND_PARAMS, attend_hd128,
+                     XTILE_ATTEND_ARGS)
+XTILE_LANES_VERSIONS(void, attend_group_hd256, XTILE_ATTEND_PARAMS, attend_hd256,
+                     XTILE_ATTEND_ARGS)
+#undef XTILE_ATTEND_PARAMS
+#undef XTILE_ATTEND_ARGS
 
 AttendGroupFn attend_group_for(int64_t head_dim, AttentionPath path) {
   if (path == AttentionPath::reference) return attend_group;

@@ -1,12 +1,18 @@
-// Sixteen-float vectors for the float code outside the quantized matmuls (ops.h: attention,
-// softmax, SiLU), written with GCC's vector extensions rather than intrinsics: the same source
-// compiles, inside each XTILE_FLOAT_CLONES function, to one zmm (AVX-512), two ymm (AVX2) or
-// four xmm (baseline) per operation. Element-wise IEEE operations give the same bits at every
-// width, so the clones cannot differ (there is no fma: -ffp-contract=off).
+// Sixteen floats as one value ("16 lanes", the order every float reduction of ops.h follows),
+// for the vectorized float code outside the quantized matmuls (attention, softmax, SiLU).
 //
-// Every helper is always_inline: a 64-byte vector passed by value between functions compiled
-// for different targets would change the calling convention (GCC's -Wpsabi note); inlined into
-// the clone, it never crosses a call.
+// Written with GCC's vector extensions rather than intrinsics, and held as 16/W native vectors
+// of W floats: W = 16 (one zmm, AVX-512), 8 (two ymm, AVX2) or 4 (four xmm, baseline x86-64).
+// The code using it is a template on W, and each CPU gets its own instantiation through GCC
+// function multi-versioning (XTILE_LANES_VERSIONS). A single 64-byte vector type would compile
+// everywhere too, but below AVX-512 GCC splits it through the stack and the AVX2 build ran
+// 10× slower. Every operation is element-wise and rounded per IEEE (no fma:
+// -ffp-contract=off), and fold16 adds exactly the pairs of the one-vector fold, so every W gives
+// the same bits.
+//
+// Every helper is always_inline: a vector wider than the target's registers passed by value
+// between functions would change the calling convention (GCC's -Wpsabi note); inlined, it never
+// crosses a call.
 #pragma once
 
 #include <cstdint>
@@ -16,86 +22,216 @@
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
-namespace xtile::ops::lanes {
-
-using f32x16 = float __attribute__((vector_size(64)));
-using i32x16 = int32_t __attribute__((vector_size(64)));
-
 #define XTILE_LANES_INLINE inline __attribute__((always_inline))
 
-XTILE_LANES_INLINE f32x16 load(const float* p) {
-  f32x16 v;
-  std::memcpy(&v, p, sizeof v);  // an unaligned vector load
-  return v;
+// Defines NAME(PARAMS) three times, for AVX-512, AVX2 and baseline x86-64, each body calling
+// IMPL<W>(ARGS) with its vector width; the loader picks one for the CPU (an ifunc), as for
+// XTILE_FLOAT_CLONES. PARAMS and ARGS are parenthesized lists.
+#define XTILE_LANES_STRIP(...) __VA_ARGS__
+#define XTILE_LANES_VERSIONS(RET, NAME, PARAMS, IMPL, ARGS)                                   \
+  __attribute__((target("avx512f"))) RET NAME(XTILE_LANES_STRIP PARAMS) {                     \
+    return IMPL<16>(XTILE_LANES_STRIP ARGS);                                                  \
+  }                                                                                           \
+  __attribute__((target("avx2"))) RET NAME(XTILE_LANES_STRIP PARAMS) {                        \
+    return IMPL<8>(XTILE_LANES_STRIP ARGS);                                                   \
+  }                                                                                           \
+  __attribute__((target("default"))) RET NAME(XTILE_LANES_STRIP PARAMS) {                     \
+    return IMPL<4>(XTILE_LANES_STRIP ARGS);                                                   \
+  }
+
+namespace xtile::ops::lanes {
+
+// The native vector types of each width (spelled per width: GCC drops vector_size from an alias
+// template whose size depends on the template argument).
+template <int W>
+struct NativeTypes;
+template <>
+struct NativeTypes<16> {
+  typedef float F __attribute__((vector_size(64)));
+  typedef int32_t I __attribute__((vector_size(64)));
+};
+template <>
+struct NativeTypes<8> {
+  typedef float F __attribute__((vector_size(32)));
+  typedef int32_t I __attribute__((vector_size(32)));
+};
+template <>
+struct NativeTypes<4> {
+  typedef float F __attribute__((vector_size(16)));
+  typedef int32_t I __attribute__((vector_size(16)));
+};
+template <int W>
+using Native = typename NativeTypes<W>::F;
+template <int W>
+using NativeInt = typename NativeTypes<W>::I;
+
+// Lanes 16/W·i .. 16/W·i + W − 1 are part[i].
+template <int W>
+struct F16 {
+  static constexpr int kParts = 16 / W;
+  Native<W> part[kParts];
+};
+
+#define XTILE_LANES_BINARY(OP)                                                \
+  template <int W>                                                            \
+  XTILE_LANES_INLINE F16<W> operator OP(const F16<W>& a, const F16<W>& b) {   \
+    F16<W> r;                                                                 \
+    _Pragma("GCC unroll 4") for (int i = 0; i < F16<W>::kParts; ++i) r.part[i] = a.part[i] OP b.part[i]; \
+    return r;                                                                 \
+  }
+XTILE_LANES_BINARY(+)
+XTILE_LANES_BINARY(-)
+XTILE_LANES_BINARY(*)
+XTILE_LANES_BINARY(/)
+#undef XTILE_LANES_BINARY
+
+template <int W>
+XTILE_LANES_INLINE F16<W> zero() {
+  F16<W> r;
+#pragma GCC unroll 4
+  for (int i = 0; i < F16<W>::kParts; ++i) r.part[i] = Native<W>{};
+  return r;
 }
 
-XTILE_LANES_INLINE void store(float* p, f32x16 v) {
-  std::memcpy(p, &v, sizeof v);
+template <int W>
+XTILE_LANES_INLINE F16<W> splat(float x) {
+  F16<W> r;
+#pragma GCC unroll 4
+  for (int i = 0; i < F16<W>::kParts; ++i) r.part[i] = Native<W>{} + x;
+  return r;
 }
 
-XTILE_LANES_INLINE f32x16 splat(float x) {
-  return f32x16{} + x;
+template <int W>
+XTILE_LANES_INLINE F16<W> load(const float* p) {
+  F16<W> r;
+  // One native-size copy per part: a single 64-byte memcpy is expanded below AVX-512 as 16-byte
+  // moves through the stack, and the wider reloads then miss store forwarding (10× slower).
+#pragma GCC unroll 4
+  for (int i = 0; i < F16<W>::kParts; ++i) std::memcpy(&r.part[i], p + i * W, sizeof r.part[i]);
+  return r;
+}
+
+template <int W>
+XTILE_LANES_INLINE void store(float* p, const F16<W>& v) {
+#pragma GCC unroll 4
+  for (int i = 0; i < F16<W>::kParts; ++i) std::memcpy(p + i * W, &v.part[i], sizeof v.part[i]);
+}
+
+template <int W>
+XTILE_LANES_INLINE float lane(const F16<W>& v, int i) {
+  return v.part[i / W][i % W];
 }
 
 // The 16-lane fold of ops.h (lane j += lane j + w for w = 8, 4, 2, 1, then lane 0 + lane 1) of
-// sixteen vectors at once: result lane p = fold(a[p]). Each step adds, lane by lane, exactly the
-// pairs the one-vector fold adds (left operand the lower lane), but packs two vectors' halves
-// into one vector, so 16 folds cost 15 vector adds instead of 16 × 4 horizontal steps.
-XTILE_LANES_INLINE f32x16 fold16(const f32x16* a) {
-  f32x16 b[8], c[4], d[2];
+// sixteen values at once: result lane p = fold(a[p]). Each step adds, lane by lane, exactly the
+// pairs the one-value fold adds (the lower lane the left operand). While a step's two halves
+// are whole native vectors it adds vectors; below that it packs two values' halves into one
+// vector with shuffles, so 16 folds cost 15 vector adds' worth instead of 16 × 4 horizontal
+// steps.
+XTILE_LANES_INLINE F16<16> fold16(const F16<16>* a) {
+  using V = Native<16>;
+  using I = NativeInt<16>;
+  V b[8], c[4], d[2];
   for (int i = 0; i < 8; ++i)  // w = 8: lanes 0..7 of a[2i], then of a[2i+1]
-    b[i] = __builtin_shuffle(a[2 * i], a[2 * i + 1],
-                             i32x16{0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23}) +
-           __builtin_shuffle(a[2 * i], a[2 * i + 1],
-                             i32x16{8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31});
-  for (int i = 0; i < 4; ++i)  // w = 4: four lanes for each of 4 vectors
+    b[i] = __builtin_shuffle(a[2 * i].part[0], a[2 * i + 1].part[0],
+                             I{0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23}) +
+           __builtin_shuffle(a[2 * i].part[0], a[2 * i + 1].part[0],
+                             I{8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31});
+  for (int i = 0; i < 4; ++i)  // w = 4: four lanes for each of 4 values
     c[i] = __builtin_shuffle(b[2 * i], b[2 * i + 1],
-                             i32x16{0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27}) +
+                             I{0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27}) +
            __builtin_shuffle(b[2 * i], b[2 * i + 1],
-                             i32x16{4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31});
-  for (int i = 0; i < 2; ++i)  // w = 2: two lanes for each of 8 vectors
+                             I{4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31});
+  for (int i = 0; i < 2; ++i)  // w = 2: two lanes for each of 8 values
     d[i] = __builtin_shuffle(c[2 * i], c[2 * i + 1],
-                             i32x16{0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29}) +
+                             I{0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29}) +
            __builtin_shuffle(c[2 * i], c[2 * i + 1],
-                             i32x16{2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31});
-  // lane 0 + lane 1 of each of 16 vectors
-  return __builtin_shuffle(d[0], d[1],
-                           i32x16{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}) +
-         __builtin_shuffle(d[0], d[1],
-                           i32x16{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31});
+                             I{2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31});
+  F16<16> r;  // lane 0 + lane 1 of each of 16 values
+  r.part[0] = __builtin_shuffle(d[0], d[1],
+                                I{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}) +
+              __builtin_shuffle(d[0], d[1],
+                                I{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31});
+  return r;
 }
 
-// e^x of each lane, within 2 ulp of the exact value for normal results (Cody-Waite reduction
-// x = n·ln2 + r, |r| <= ln2/2, then a degree-7 polynomial, Cephes' expf coefficients, and an
-// exact scaling by 2^n). Only multiplies, adds, compares and integer bit operations, each
-// rounded per IEEE: the same bits at every vector width, unlike the libm call (std::exp) it
-// replaces in softmax and SiLU, which is one scalar call per element. Limits as expf: +inf
-// above 88.72, 0 below -103.9 (subnormals from -87.34), NaN stays NaN.
-XTILE_LANES_INLINE f32x16 exp(f32x16 x) {
-  const f32x16 max_x = splat(88.72283935546875f), min_x = splat(-103.972084045410156f);
-  const f32x16 xc = x > max_x ? max_x : (x < min_x ? min_x : x);
+XTILE_LANES_INLINE F16<8> fold16(const F16<8>* a) {
+  using V = Native<8>;
+  using I = NativeInt<8>;
+  V b[16], c[8], d[4];
+  for (int i = 0; i < 16; ++i) b[i] = a[i].part[0] + a[i].part[1];  // w = 8: whole halves
+  for (int i = 0; i < 8; ++i)  // w = 4: four lanes for each of 2 values
+    c[i] = __builtin_shuffle(b[2 * i], b[2 * i + 1], I{0, 1, 2, 3, 8, 9, 10, 11}) +
+           __builtin_shuffle(b[2 * i], b[2 * i + 1], I{4, 5, 6, 7, 12, 13, 14, 15});
+  for (int i = 0; i < 4; ++i)  // w = 2: two lanes for each of 4 values
+    d[i] = __builtin_shuffle(c[2 * i], c[2 * i + 1], I{0, 1, 4, 5, 8, 9, 12, 13}) +
+           __builtin_shuffle(c[2 * i], c[2 * i + 1], I{2, 3, 6, 7, 10, 11, 14, 15});
+  F16<8> r;
+  for (int i = 0; i < 2; ++i)  // lane 0 + lane 1 of each of 8 values
+    r.part[i] = __builtin_shuffle(d[2 * i], d[2 * i + 1], I{0, 2, 4, 6, 8, 10, 12, 14}) +
+                __builtin_shuffle(d[2 * i], d[2 * i + 1], I{1, 3, 5, 7, 9, 11, 13, 15});
+  return r;
+}
+
+XTILE_LANES_INLINE F16<4> fold16(const F16<4>* a) {
+  using V = Native<4>;
+  using I = NativeInt<4>;
+  V c[16], d[8];
+  for (int i = 0; i < 16; ++i) {
+    // w = 8: lanes 0..3 + 8..11 and 4..7 + 12..15; w = 4: those two results added.
+    const V lo = a[i].part[0] + a[i].part[2];
+    const V hi = a[i].part[1] + a[i].part[3];
+    c[i] = lo + hi;
+  }
+  for (int i = 0; i < 8; ++i)  // w = 2: two lanes for each of 2 values
+    d[i] = __builtin_shuffle(c[2 * i], c[2 * i + 1], I{0, 1, 4, 5}) +
+           __builtin_shuffle(c[2 * i], c[2 * i + 1], I{2, 3, 6, 7});
+  F16<4> r;
+  for (int i = 0; i < 4; ++i)  // lane 0 + lane 1 of each of 4 values
+    r.part[i] = __builtin_shuffle(d[2 * i], d[2 * i + 1], I{0, 2, 4, 6}) +
+                __builtin_shuffle(d[2 * i], d[2 * i + 1], I{1, 3, 5, 7});
+  return r;
+}
+
+// e^x of each lane of a native vector, within 2 ulp of the exact value for normal results
+// (Cody-Waite reduction x = n·ln2 + r, |r| <= ln2/2, then a degree-7 polynomial, Cephes' expf
+// coefficients, and an exact scaling by 2^n). Only multiplies, adds, compares and integer bit
+// operations, each rounded per IEEE: the same bits at every vector width, unlike the libm call
+// (std::exp) it replaces in softmax and SiLU, one scalar call per element. Limits as expf:
+// +inf above 88.72, 0 below -103.97 (subnormals from -87.34), NaN stays NaN.
+template <int W>
+XTILE_LANES_INLINE Native<W> exp_native(Native<W> x) {
+  using V = Native<W>;
+  using I = NativeInt<W>;
+  const V max_x = V{} + 88.72283935546875f, min_x = V{} - 103.972084045410156f;
+  const V xc = x > max_x ? max_x : (x < min_x ? min_x : x);
   // n = nearest integer to x·log2(e): adding and subtracting 1.5·2^23 rounds to even.
-  const f32x16 round_magic = splat(12582912.0f);
-  const f32x16 n = (xc * splat(1.44269502162933349609375f) + round_magic) - round_magic;
-  // r = x − n·ln2 with ln2 split in two (the first part has 9 bits: n·part exact for |n| < 2^15).
-  const f32x16 r = (xc - n * splat(0.693359375f)) - n * splat(-2.12194440e-4f);
-  f32x16 p = splat(1.9875691500e-4f);
-  p = p * r + splat(1.3981999507e-3f);
-  p = p * r + splat(8.3334519073e-3f);
-  p = p * r + splat(4.1665795894e-2f);
-  p = p * r + splat(1.6666665459e-1f);
-  p = p * r + splat(5.0000001201e-1f);
-  const f32x16 y = (p * (r * r) + r) + splat(1.0f);
+  const V round_magic = V{} + 12582912.0f;
+  const V n = (xc * 1.44269502162933349609375f + round_magic) - round_magic;
+  // r = x − n·ln2 with ln2 split in two (the first part has 9 bits: n·part is exact).
+  const V r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+  V p = V{} + 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const V y = (p * (r * r) + r) + 1.0f;
   // 2^n as two factors 2^a · 2^b, a = n >> 1, b = n − a, each a normal float for n in
   // [-150, 128]: the result underflows gradually and overflows to +inf as expf does.
-  const i32x16 ni = __builtin_convertvector(n, i32x16);
-  const i32x16 a = ni >> 1, b = ni - a;
-  const f32x16 scale_a = (f32x16)((a + 127) << 23);
-  const f32x16 scale_b = (f32x16)((b + 127) << 23);
-  const f32x16 e = (y * scale_a) * scale_b;
-  const f32x16 inf = splat(__builtin_inff());
-  const f32x16 result = x > max_x ? inf : e;
+  const I ni = __builtin_convertvector(n, I);
+  const I a = ni >> 1, b = ni - a;
+  const V e = (y * (V)((a + 127) << 23)) * (V)((b + 127) << 23);
+  const V result = x > max_x ? V{} + __builtin_inff() : e;
   return x != x ? x + x : result;  // NaN in, NaN out (quieted)
+}
+
+template <int W>
+XTILE_LANES_INLINE F16<W> exp(const F16<W>& x) {
+  F16<W> r;
+#pragma GCC unroll 4
+  for (int i = 0; i < F16<W>::kParts; ++i) r.part[i] = exp_native<W>(x.part[i]);
+  return r;
 }
 
 }  // namespace xtile::ops::lanes

@@ -118,34 +118,45 @@ void rope_head(RopeMode mode, float* x, int64_t n_rot, const float* cos_t, const
   }
 }
 
-XTILE_FLOAT_CLONES void softmax_row(float* x, int64_t n) {
+namespace {
+
+template <int W>
+XTILE_LANES_INLINE void softmax_row_lanes(float* x, int64_t n) {
   float max = x[0];
   for (int64_t i = 1; i < n; ++i) max = x[i] > max ? x[i] : max;
-  const lanes::f32x16 vmax = lanes::splat(max);
+  const lanes::F16<W> vmax = lanes::splat<W>(max);
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16) lanes::store(x + i, lanes::exp(lanes::load(x + i) - vmax));
-  for (; i < n; ++i) {  // the tail: the same lanes, one element in a padded vector
-    lanes::f32x16 v = {};
-    v[0] = x[i];
-    x[i] = lanes::exp(v - vmax)[0];
+  for (; i + 16 <= n; i += 16) lanes::store(x + i, lanes::exp(lanes::load<W>(x + i) - vmax));
+  for (; i < n; ++i) {  // the tail: the same lanes, one element in a padded value
+    lanes::F16<W> v = lanes::zero<W>();
+    v.part[0][0] = x[i];
+    x[i] = lanes::lane(lanes::exp(v - vmax), 0);
   }
   const float inv = 1.0f / sum(x, n);
   for (i = 0; i < n; ++i) x[i] *= inv;
 }
 
-XTILE_FLOAT_CLONES void swiglu_row(const float* gate, const float* up, float* out, int64_t n) {
+template <int W>
+XTILE_LANES_INLINE void swiglu_row_lanes(const float* gate, const float* up, float* out,
+                                         int64_t n) {
+  const lanes::F16<W> one = lanes::splat<W>(1.0f);
   int64_t i = 0;
-  const lanes::f32x16 one = lanes::splat(1.0f);
   for (; i + 16 <= n; i += 16) {
-    const lanes::f32x16 g = lanes::load(gate + i);
-    lanes::store(out + i, (g / (one + lanes::exp(-g))) * lanes::load(up + i));
+    const lanes::F16<W> g = lanes::load<W>(gate + i);
+    lanes::store(out + i, (g / (one + lanes::exp(lanes::zero<W>() - g))) * lanes::load<W>(up + i));
   }
-  for (; i < n; ++i) {  // the tail: the same lanes, one element in a padded vector
-    lanes::f32x16 g = {};
-    g[0] = gate[i];
-    out[i] = ((g / (one + lanes::exp(-g))) * lanes::splat(up[i]))[0];
+  for (; i < n; ++i) {  // the tail: the same lanes, one element in a padded value
+    lanes::F16<W> g = lanes::zero<W>();
+    g.part[0][0] = gate[i];
+    out[i] = lanes::lane((g / (one + lanes::exp(lanes::zero<W>() - g))) * lanes::splat<W>(up[i]), 0);
   }
 }
+
+}  // namespace
+
+XTILE_LANES_VERSIONS(void, softmax_row, (float* x, int64_t n), softmax_row_lanes, (x, n))
+XTILE_LANES_VERSIONS(void, swiglu_row, (const float* gate, const float* up, float* out, int64_t n),
+                     swiglu_row_lanes, (gate, up, out, n))
 
 int64_t argmax(const float* x, int64_t n) {
   int64_t best = 0;
