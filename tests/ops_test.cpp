@@ -73,15 +73,38 @@ TEST(OpsTest, DotIsCloseToFloat64) {
   }
 }
 
-TEST(OpsTest, Fp16ConversionsAreExactForEveryHalf) {
+TEST(OpsTest, Fp16RowConversionsAreExactAndAgreeWithThePortableLoops) {
   std::vector<uint16_t> all(65536);
   for (uint32_t h = 0; h < 65536; ++h) all[h] = static_cast<uint16_t>(h);
-  std::vector<float> row(65536);
-  ops::f16_to_f32_row(all.data(), row.data(), 65536);
+  std::vector<float> row(65536), portable(65536);
+  ops::f16_to_f32_row(all.data(), row.data(), 65536);  // F16C where the CPU has it
+  ops::f16_to_f32_row_portable(all.data(), portable.data(), 65536);
   for (uint32_t h = 0; h < 65536; ++h) {
     const float b = fp16_to_fp32(static_cast<uint16_t>(h));
     ASSERT_EQ(std::memcmp(&row[h], &b, 4), 0) << "row conversion, h=" << h;
+    ASSERT_EQ(std::memcmp(&portable[h], &b, 4), 0) << "portable row conversion, h=" << h;
   }
+  // f32 → f16: every half's value, its neighbours, halfway points, and random bit patterns.
+  std::vector<float> x;
+  std::mt19937 rng(5);
+  for (uint32_t h = 0; h < 65536; ++h) {
+    const float f = fp16_to_fp32(static_cast<uint16_t>(h));
+    x.push_back(f);
+    x.push_back(std::nextafter(f, INFINITY));
+    x.push_back(std::nextafter(f, -INFINITY));
+  }
+  for (int i = 0; i < 200000; ++i) {
+    const uint32_t bits = rng();
+    float f;
+    std::memcpy(&f, &bits, 4);
+    x.push_back(f);
+  }
+  const int64_t n = static_cast<int64_t>(x.size());
+  std::vector<uint16_t> fast(x.size()), slow(x.size());
+  ops::f32_to_f16_row(x.data(), fast.data(), n);
+  ops::f32_to_f16_row_portable(x.data(), slow.data(), n);
+  for (size_t i = 0; i < x.size(); ++i)
+    ASSERT_EQ(fast[i], slow[i]) << "f32 -> f16 of " << x[i] << " (element " << i << ")";
 }
 
 TEST(OpsTest, RmsNormMatchesFloat64) {

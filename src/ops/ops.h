@@ -44,8 +44,12 @@ float sum_squares(const float* a, int64_t n);          // Σ a[i]², 16-lane ord
 
 // fp16 → fp32, exactly fp16_to_fp32 (base/fp16.h) of every element, written branch-free so
 // that it vectorizes (the attention reads the fp16 KV cache through it).
+// Both take F16C's instructions where the CPU has them (the same bits); the _portable versions
+// are the code every other CPU runs, exposed so that tests can compare the two.
 void f16_to_f32_row(const uint16_t* x, float* y, int64_t n);
 void f32_to_f16_row(const float* x, uint16_t* y, int64_t n);  // round half to even, as F16C
+void f16_to_f32_row_portable(const uint16_t* x, float* y, int64_t n);
+void f32_to_f16_row_portable(const float* x, uint16_t* y, int64_t n);
 
 // RMSNorm of one row as llama.cpp's rms_norm followed by mul: ss = sum_squares(x),
 // scale = 1 / sqrtf(ss / n + eps), y[i] = (x[i] · scale) · w[i]. y may alias x.

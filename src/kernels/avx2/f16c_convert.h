@@ -1,6 +1,7 @@
 // fp16 <-> fp32 through the F16C instructions (VCVTPH2PS, VCVTPS2PH with imm 0 = round to nearest
-// even). Used only as the oracle that base/fp16.h's scalar conversions are tested against; call
-// these only when cpu_caps() reports F16C and OS-enabled AVX state (they are VEX-encoded).
+// even). The oracle that base/fp16.h's scalar conversions are tested against, and the fast path
+// of ops::f16_to_f32_row / f32_to_f16_row (the KV cache) on CPUs that have it; call these only
+// when cpu_caps() reports F16C and OS-enabled AVX state (they are VEX-encoded).
 #pragma once
 
 #include <cstdint>
