@@ -364,11 +364,17 @@ void MoeFfn::forward(ThreadPool& pool, const MoeLayer& layer, QuantizeRowFn quan
   const int64_t e = s_.n_embd, k = s_.n_used, ff = s_.n_ff, ne = s_.n_expert;
   const int64_t g = rows * k;
 
-  // 1. Route every row (one thread per row).
-  pool.parallel_for(0, rows, ops::row_grain(2 * ne * e), [&](int64_t r0, int64_t r1, int) {
+  // 1. Route every row: the router logits split over (row, expert) — in generation the router
+  // (n_expert × n_embd floats, 1 MB for 30B-A3B) is the one matrix of the layer a single thread
+  // would otherwise stream alone — then each row's softmax and top-k, as moe_route_row.
+  pool.parallel_for(0, rows * ne, ops::row_grain(2 * e), [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; ++i)
+      logits_[sz(i)] = ops::dot(layer.router + (i % ne) * e, h + (i / ne) * e, e);
+  });
+  pool.parallel_for(0, rows, ops::row_grain(8 * ne), [&](int64_t r0, int64_t r1, int) {
     for (int64_t r = r0; r < r1; ++r)
-      moe_route_row(layer.router, h + r * e, s_, logits_.data() + r * ne, experts_.data() + r * k,
-                    weights_.data() + r * k);
+      moe_route_logits(logits_.data() + r * ne, ne, k, experts_.data() + r * k,
+                       weights_.data() + r * k);
   });
   group_by_expert(rows);
 
