@@ -85,6 +85,16 @@ XTILE_LANES_BINARY(*)
 XTILE_LANES_BINARY(/)
 #undef XTILE_LANES_BINARY
 
+// Lane-wise b > a ? b : a: a NaN in a stays, a NaN in b is ignored (the loop order of a max).
+template <int W>
+XTILE_LANES_INLINE F16<W> max(const F16<W>& a, const F16<W>& b) {
+  F16<W> r;
+#pragma GCC unroll 4
+  for (int i = 0; i < F16<W>::kParts; ++i)
+    r.part[i] = b.part[i] > a.part[i] ? b.part[i] : a.part[i];
+  return r;
+}
+
 template <int W>
 XTILE_LANES_INLINE F16<W> zero() {
   F16<W> r;

@@ -146,10 +146,17 @@ namespace {
 
 template <int W>
 XTILE_LANES_INLINE void softmax_row_lanes(float* x, int64_t n) {
-  float max = x[0];
-  for (int64_t i = 1; i < n; ++i) max = x[i] > max ? x[i] : max;
-  const lanes::F16<W> vmax = lanes::splat<W>(max);
+  // The maximum, 16 lanes at a time: every lane starts at x[0] and keeps the larger value, so
+  // a NaN counts only in x[0], as in the one-at-a-time loop; equal values (±0) may come from
+  // another element, which cannot change x − max.
+  lanes::F16<W> vmax = lanes::splat<W>(x[0]);
   int64_t i = 0;
+  for (; i + 16 <= n; i += 16) vmax = lanes::max(vmax, lanes::load<W>(x + i));
+  float max = lanes::lane(vmax, 0);
+  for (int j = 1; j < 16; ++j) max = lanes::lane(vmax, j) > max ? lanes::lane(vmax, j) : max;
+  for (; i < n; ++i) max = x[i] > max ? x[i] : max;
+  vmax = lanes::splat<W>(max);
+  i = 0;
   for (; i + 16 <= n; i += 16) lanes::store(x + i, lanes::exp(lanes::load<W>(x + i) - vmax));
   for (; i < n; ++i) {  // the tail: the same lanes, one element in a padded value
     lanes::F16<W> v = lanes::zero<W>();
