@@ -216,9 +216,9 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
     stride = hd;
   }
   const AttendGroupFn attend = attend_group_for(hd, path);
-  // Work items (row, kv head), handed out from a shared counter, longest first: a causal row's
-  // cost grows with its position, so the static halves of parallel_for would give the second
-  // thread three times the work of the first. Which thread computes an item does not change
+  // Work items (row, kv head), handed out from a shared counter: a causal row's cost grows with
+  // its position, so the static halves of parallel_for would give the second thread three times
+  // the work of the first. Which thread computes an item does not change
   // its bytes (scratch is per thread, every item is computed whole by one thread).
   const int64_t n_items = rows * shape.n_head_kv;
   std::atomic<int64_t> next{0};
@@ -227,9 +227,11 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
     float* k_item = scores + group * n_pos;  // convert_per_item: this item's K, then V
     float* v_item = k_item + n_pos * hd;
     for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n_items;) {
-      // The last rows first: a batch's rows come in ascending positions.
-      const int64_t row = rows - 1 - i / shape.n_head_kv;
-      const int64_t kvh = i % shape.n_head_kv;
+      // kv head by kv head, so that consecutive items reread the same K and V from L2 (one
+      // head's 512 positions are 256 KB each; all heads' are 4 MB); within a head the last
+      // rows first, since a batch's rows come in ascending positions.
+      const int64_t kvh = i / rows;
+      const int64_t row = rows - 1 - i % rows;
       const int64_t h0 = kvh * group;
       const float* k_head = k_base + kvh * head_offset;
       const float* v_head = v_base + kvh * head_offset;
