@@ -12,8 +12,9 @@ namespace xtile::ops {
 namespace {
 
 // The query heads h = kvh·group .. kvh·group + group − 1 of one row, which all read kv head
-// kvh: each position's K and V are converted once for the whole group. Per head the arithmetic
-// is that of one head alone (same dots, same softmax, same ascending sum over positions).
+// kvh, one element at a time: the definition the vectorized versions below are compared with.
+// Per head the arithmetic is that of one head alone (same dots, same softmax, same ascending
+// sum over positions).
 // k and v point at the kv head's vector of position 0; position p's is p · stride floats on.
 XTILE_FLOAT_CLONES void attend_group(const AttentionShape& s, const float* q, int64_t group,
                                      int64_t pos, const float* k_head, const float* v_head,
@@ -218,8 +219,8 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
   const AttendGroupFn attend = attend_group_for(hd, path);
   // Work items (row, kv head), handed out from a shared counter: a causal row's cost grows with
   // its position, so the static halves of parallel_for would give the second thread three times
-  // the work of the first. Which thread computes an item does not change
-  // its bytes (scratch is per thread, every item is computed whole by one thread).
+  // the work of the first. Which thread computes an item does not change its bytes (scratch is
+  // per thread, every item is computed whole by one thread).
   const int64_t n_items = rows * shape.n_head_kv;
   std::atomic<int64_t> next{0};
   auto work = [&](int thread) {
