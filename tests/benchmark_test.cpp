@@ -71,9 +71,8 @@ TEST(BenchCounts, MoeTokenBytesCountOnlyTheSelectedExperts) {
     want += bytes(b + "attn_q.weight") + bytes(b + "attn_k.weight") + bytes(b + "attn_v.weight") +
             bytes(b + "attn_output.weight");
     want += static_cast<double>(s.n_expert * s.n_embd) * sizeof(float);  // router, f32
-    const double experts =
-        bytes(b + "ffn_gate_exps.weight") + bytes(b + "ffn_up_exps.weight") +
-        bytes(b + "ffn_down_exps.weight");
+    const double experts = bytes(b + "ffn_gate_exps.weight") + bytes(b + "ffn_up_exps.weight") +
+                           bytes(b + "ffn_down_exps.weight");
     want += experts * static_cast<double>(s.n_used) / static_cast<double>(s.n_expert);
   }
   EXPECT_DOUBLE_EQ(static_cast<double>(weight_bytes_per_token(*w)), want);

@@ -391,9 +391,9 @@ TEST(OpsTest, AttentionLanesAreBitExactWithTheElementLoop) {
     int64_t hd, n_head, n_kv, n_pos;
     float scale_of_values;
   };
-  const Case cases[] = {{64, 2, 2, 1, 1.0f},    {64, 8, 2, 17, 1.0f},    {128, 16, 8, 16, 1.0f},
-                        {128, 16, 8, 70, 1.0f}, {128, 32, 4, 33, 3.0f},  {128, 3, 1, 47, 1e-3f},
-                        {128, 6, 2, 95, 20.0f}, {256, 4, 2, 31, 1.0f},   {256, 5, 1, 18, 0.5f},
+  const Case cases[] = {{64, 2, 2, 1, 1.0f},    {64, 8, 2, 17, 1.0f},   {128, 16, 8, 16, 1.0f},
+                        {128, 16, 8, 70, 1.0f}, {128, 32, 4, 33, 3.0f}, {128, 3, 1, 47, 1e-3f},
+                        {128, 6, 2, 95, 20.0f}, {256, 4, 2, 31, 1.0f},  {256, 5, 1, 18, 0.5f},
                         {80, 4, 2, 21, 1.0f},   {16, 2, 1, 40, 1.0f}};
   ThreadPool pool(2);
   uint32_t seed = 100;
@@ -424,8 +424,8 @@ TEST(OpsTest, AttentionLanesAreBitExactWithTheElementLoop) {
         EXPECT_EQ(std::memcmp(lanes.data() + r * qd, ref.data() + r * qd,
                               static_cast<size_t>(qd) * sizeof(float)),
                   0)
-            << "hd " << c.hd << " heads " << c.n_head << "/" << c.n_kv << " positions "
-            << c.n_pos << (f16 ? " f16" : " f32") << ": row " << r << " at position "
+            << "hd " << c.hd << " heads " << c.n_head << "/" << c.n_kv << " positions " << c.n_pos
+            << (f16 ? " f16" : " f32") << ": row " << r << " at position "
             << pos[static_cast<size_t>(r)] << " differs";
     }
 }

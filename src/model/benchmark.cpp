@@ -129,7 +129,8 @@ BenchResult run_bench_test(const WeightStore& weights, ThreadPool& pool, const B
   double sum = 0, sum2 = 0;
   for (double s : result.seconds) sum += tokens / s;
   result.mean_tps = sum / static_cast<double>(result.seconds.size());
-  for (double s : result.seconds) sum2 += (tokens / s - result.mean_tps) * (tokens / s - result.mean_tps);
+  for (double s : result.seconds)
+    sum2 += (tokens / s - result.mean_tps) * (tokens / s - result.mean_tps);
   result.sd_tps = result.seconds.size() > 1
                       ? std::sqrt(sum2 / static_cast<double>(result.seconds.size() - 1))
                       : 0.0;

@@ -45,8 +45,8 @@ XTILE_FLOAT_CLONES void attend_group(const AttentionShape& s, const float* q, in
 // multiply then an add, from 0.0f), H heads of the group per pass sharing each V load.
 // Register budget (AVX-512, 32 zmm): scores C (q) + 16 (accumulators); sum H·C + C ≤ 24.
 template <int W, int C>
-XTILE_LANES_INLINE void head_scores(const float* q, const float* k_head, int64_t stride,
-                                    int64_t n, float scale, float* scores) {
+XTILE_LANES_INLINE void head_scores(const float* q, const float* k_head, int64_t stride, int64_t n,
+                                    float scale, float* scores) {
   using V = lanes::F16<W>;
   V qv[C];
   for (int c = 0; c < C; ++c) qv[c] = lanes::load<W>(q + 16 * c);
@@ -82,8 +82,8 @@ XTILE_LANES_INLINE void head_scores(const float* q, const float* k_head, int64_t
 
 // out[h·hd + i] = Σ_p w_h[p] · v_p[i] for the H heads whose weights are w + h·n.
 template <int W, int C, int H>
-XTILE_LANES_INLINE void weighted_sum(const float* w, int64_t n, const float* v_head,
-                                     int64_t stride, float* out) {
+XTILE_LANES_INLINE void weighted_sum(const float* w, int64_t n, const float* v_head, int64_t stride,
+                                     float* out) {
   using V = lanes::F16<W>;
   V o[H][C];
   for (int h = 0; h < H; ++h)
@@ -141,27 +141,29 @@ XTILE_LANES_INLINE void attend_hd256(const AttentionShape& s, const float* q, in
 }
 
 // One multi-versioned entry per head size.
-using AttendGroupFn = void (*)(const AttentionShape&, const float*, int64_t, int64_t,
-                               const float*, const float*, int64_t, float*, float*);
-#define XTILE_ATTEND_PARAMS                                                                 \
+using AttendGroupFn = void (*)(const AttentionShape&, const float*, int64_t, int64_t, const float*,
+                               const float*, int64_t, float*, float*);
+#define XTILE_ATTEND_PARAMS                                                                  \
   (const AttentionShape& s, const float* q, int64_t group, int64_t pos, const float* k_head, \
    const float* v_head, int64_t stride, float* out, float* scores)
 #define XTILE_ATTEND_ARGS (s, q, group, pos, k_head, v_head, stride, out, scores)
 XTILE_LANES_VERSIONS(void, attend_group_hd64, XTILE_ATTEND_PARAMS, attend_hd64, XTILE_ATTEND_ARGS)
-XTILE_LANES_VERSIONS(void, attend_group_hd128, XTILE_ATTEND_PARAMS, attend_hd128,
-                     XTILE_ATTEND_ARGS)
-XTILE_LANES_VERSIONS(void, attend_group_hd256, XTILE_ATTEND_PARAMS, attend_hd256,
-                     XTILE_ATTEND_ARGS)
+XTILE_LANES_VERSIONS(void, attend_group_hd128, XTILE_ATTEND_PARAMS, attend_hd128, XTILE_ATTEND_ARGS)
+XTILE_LANES_VERSIONS(void, attend_group_hd256, XTILE_ATTEND_PARAMS, attend_hd256, XTILE_ATTEND_ARGS)
 #undef XTILE_ATTEND_PARAMS
 #undef XTILE_ATTEND_ARGS
 
 AttendGroupFn attend_group_for(int64_t head_dim, AttentionPath path) {
   if (path == AttentionPath::reference) return attend_group;
   switch (head_dim) {
-    case 64: return attend_group_hd64;
-    case 128: return attend_group_hd128;
-    case 256: return attend_group_hd256;
-    default: return attend_group;  // other sizes: the element loop (same results, slower)
+    case 64:
+      return attend_group_hd64;
+    case 128:
+      return attend_group_hd128;
+    case 256:
+      return attend_group_hd256;
+    default:
+      return attend_group;  // other sizes: the element loop (same results, slower)
   }
 }
 
@@ -253,8 +255,10 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
   // Below ~64K element operations in all (~20 µs), waking the workers costs more than it saves.
   constexpr int64_t kMinParallelOps = 65536;
   const int64_t total_ops = 4 * group * n_pos * hd * n_items;
-  if (pool.size() == 1 || total_ops < kMinParallelOps) work(0);
-  else pool.run([&](int thread, int) { work(thread); });
+  if (pool.size() == 1 || total_ops < kMinParallelOps)
+    work(0);
+  else
+    pool.run([&](int thread, int) { work(thread); });
 }
 
 }  // namespace xtile::ops

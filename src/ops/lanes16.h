@@ -28,15 +28,15 @@
 // IMPL<W>(ARGS) with its vector width; the loader picks one for the CPU (an ifunc), as for
 // XTILE_FLOAT_CLONES. PARAMS and ARGS are parenthesized lists.
 #define XTILE_LANES_STRIP(...) __VA_ARGS__
-#define XTILE_LANES_VERSIONS(RET, NAME, PARAMS, IMPL, ARGS)                                   \
-  __attribute__((target("avx512f"))) RET NAME(XTILE_LANES_STRIP PARAMS) {                     \
-    return IMPL<16>(XTILE_LANES_STRIP ARGS);                                                  \
-  }                                                                                           \
-  __attribute__((target("avx2"))) RET NAME(XTILE_LANES_STRIP PARAMS) {                        \
-    return IMPL<8>(XTILE_LANES_STRIP ARGS);                                                   \
-  }                                                                                           \
-  __attribute__((target("default"))) RET NAME(XTILE_LANES_STRIP PARAMS) {                     \
-    return IMPL<4>(XTILE_LANES_STRIP ARGS);                                                   \
+#define XTILE_LANES_VERSIONS(RET, NAME, PARAMS, IMPL, ARGS)               \
+  __attribute__((target("avx512f"))) RET NAME(XTILE_LANES_STRIP PARAMS) { \
+    return IMPL<16>(XTILE_LANES_STRIP ARGS);                              \
+  }                                                                       \
+  __attribute__((target("avx2"))) RET NAME(XTILE_LANES_STRIP PARAMS) {    \
+    return IMPL<8>(XTILE_LANES_STRIP ARGS);                               \
+  }                                                                       \
+  __attribute__((target("default"))) RET NAME(XTILE_LANES_STRIP PARAMS) { \
+    return IMPL<4>(XTILE_LANES_STRIP ARGS);                               \
   }
 
 namespace xtile::ops::lanes {
@@ -72,12 +72,13 @@ struct F16 {
   Native<W> part[kParts];
 };
 
-#define XTILE_LANES_BINARY(OP)                                                \
-  template <int W>                                                            \
-  XTILE_LANES_INLINE F16<W> operator OP(const F16<W>& a, const F16<W>& b) {   \
-    F16<W> r;                                                                 \
-    _Pragma("GCC unroll 4") for (int i = 0; i < F16<W>::kParts; ++i) r.part[i] = a.part[i] OP b.part[i]; \
-    return r;                                                                 \
+#define XTILE_LANES_BINARY(OP)                                                   \
+  template <int W>                                                               \
+  XTILE_LANES_INLINE F16<W> operator OP(const F16<W>& a, const F16<W>& b) {      \
+    F16<W> r;                                                                    \
+    _Pragma("GCC unroll 4") for (int i = 0; i < F16<W>::kParts; ++i) r.part[i] = \
+        a.part[i] OP b.part[i];                                                  \
+    return r;                                                                    \
   }
 XTILE_LANES_BINARY(+)
 XTILE_LANES_BINARY(-)
@@ -158,10 +159,9 @@ XTILE_LANES_INLINE F16<16> fold16(const F16<16>* a) {
            __builtin_shuffle(c[2 * i], c[2 * i + 1],
                              I{2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31});
   F16<16> r;  // lane 0 + lane 1 of each of 16 values
-  r.part[0] = __builtin_shuffle(d[0], d[1],
-                                I{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}) +
-              __builtin_shuffle(d[0], d[1],
-                                I{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31});
+  r.part[0] =
+      __builtin_shuffle(d[0], d[1], I{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}) +
+      __builtin_shuffle(d[0], d[1], I{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31});
   return r;
 }
 

@@ -88,13 +88,17 @@ bool use_f16c() {
 }  // namespace
 
 void f16_to_f32_row(const uint16_t* x, float* y, int64_t n) {
-  if (use_f16c()) avx2::f16c_to_fp32_n(x, y, n);
-  else f16_to_f32_row_portable(x, y, n);
+  if (use_f16c())
+    avx2::f16c_to_fp32_n(x, y, n);
+  else
+    f16_to_f32_row_portable(x, y, n);
 }
 
 void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) {
-  if (use_f16c()) avx2::f16c_from_fp32_n(x, y, n);
-  else f32_to_f16_row_portable(x, y, n);
+  if (use_f16c())
+    avx2::f16c_from_fp32_n(x, y, n);
+  else
+    f32_to_f16_row_portable(x, y, n);
 }
 
 void rmsnorm_row(const float* x, const float* w, int64_t n, float eps, float* y) {
@@ -179,7 +183,8 @@ XTILE_LANES_INLINE void swiglu_row_lanes(const float* gate, const float* up, flo
   for (; i < n; ++i) {  // the tail: the same lanes, one element in a padded value
     lanes::F16<W> g = lanes::zero<W>();
     g.part[0][0] = gate[i];
-    out[i] = lanes::lane((g / (one + lanes::exp(lanes::zero<W>() - g))) * lanes::splat<W>(up[i]), 0);
+    out[i] =
+        lanes::lane((g / (one + lanes::exp(lanes::zero<W>() - g))) * lanes::splat<W>(up[i]), 0);
   }
 }
 
