@@ -20,26 +20,20 @@
 #include "model/synth.h"
 #include "model/weights.h"
 #include "kernel_test_util.h"
+#include "model_test_util.h"
 #include "test_util.h"
 
 namespace xtile {
 namespace {
 
-std::vector<int32_t> parse_id_list(const std::string& line) {
-  std::vector<int32_t> ids;
-  std::stringstream in(line);
-  std::string item;
-  while (std::getline(in, item, ','))
-    if (!item.empty()) ids.push_back(std::stoi(item));
-  return ids;
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using test::expect_identical;
+using test::expect_logits_near;
+using test::GreedyRun;
+using test::kOnceUponATime;
+using test::parse_id_list;
+using test::read_logits_tsv;
+using test::read_text;
+using test::run_greedy;
 
 // stories260K.greedy-reference.txt: the line after "[token_ids]".
 std::vector<int32_t> read_stories_greedy(const std::string& path) {
@@ -50,73 +44,6 @@ std::vector<int32_t> read_stories_greedy(const std::string& path) {
   return {};
 }
 
-struct LogitsRow {
-  int64_t pos;
-  int32_t token;
-  int32_t argmax;
-  std::vector<double> logits;
-};
-
-std::vector<LogitsRow> read_logits_tsv(const std::string& path) {
-  std::vector<LogitsRow> rows;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::stringstream ls(line);
-    LogitsRow r;
-    ls >> r.pos >> r.token >> r.argmax;
-    double v;
-    while (ls >> v) r.logits.push_back(v);
-    rows.push_back(std::move(r));
-  }
-  return rows;
-}
-
-struct RunResult {
-  std::vector<int32_t> generated;
-  std::vector<std::vector<float>> logits;  // one row per processed position
-  std::vector<int32_t> inputs;             // the token of each row
-};
-
-// Prompt, then n greedy tokens, the last one evaluated too (a logits row for every token).
-RunResult run_greedy(const WeightStore& w, ThreadPool& pool, const std::vector<int32_t>& prompt,
-                     int64_t n, int64_t batch = 512, KvType kv = KvType::f16) {
-  SessionOptions so;
-  so.n_batch = batch;
-  so.kv_type = kv;
-  so.n_ctx = std::min<int64_t>(w.config().n_ctx_train, 512);
-  Session s(w, pool, so);
-  RunResult r;
-  GenerateOptions go;
-  go.n_predict = n;
-  go.eval_last = true;
-  go.on_logits = [&r](int64_t pos, int32_t token, std::span<const float> logits) {
-    EXPECT_EQ(pos, static_cast<int64_t>(r.logits.size()));
-    r.inputs.push_back(token);
-    r.logits.emplace_back(logits.begin(), logits.end());
-  };
-  r.generated = generate(s, prompt, go).tokens;
-  return r;
-}
-
-void expect_logits_near(const std::vector<std::vector<float>>& got,
-                        const std::vector<LogitsRow>& ref, double tol) {
-  ASSERT_GE(got.size(), ref.size());
-  for (size_t p = 0; p < ref.size(); ++p) {
-    ASSERT_EQ(got[p].size(), ref[p].logits.size()) << "position " << p;
-    double worst = 0;
-    size_t worst_i = 0;
-    for (size_t i = 0; i < got[p].size(); ++i) {
-      const double d = std::fabs(got[p][i] - ref[p].logits[i]);
-      if (d > worst) worst = d, worst_i = i;
-    }
-    EXPECT_LE(worst, tol) << "position " << p << " logit " << worst_i << ": " << got[p][worst_i]
-                          << " vs reference " << ref[p].logits[worst_i];
-  }
-}
-
-const std::vector<int32_t> kOnceUponATime = {1, 403, 407, 261, 378};
 
 TEST(ModelTest, Stories260KGreedyReproducesTheReference) {
   XTILE_REQUIRE_FIXTURE(model, "models/stories260K.gguf");
@@ -171,14 +98,14 @@ TEST_P(MicroModelTest, GreedyIdsAndLogitsMatchTheReference) {
   auto w = WeightStore::load(model, pool, LoadOptions{});
   // The float64 reference keeps K and V exact: compare logits with an f32 KV cache (the fp16
   // cache's rounding alone moves logits by up to ~1e-2 on these random weights).
-  const RunResult r = run_greedy(*w, pool, kOnceUponATime, 24, 512, KvType::f32);
+  const GreedyRun r = run_greedy(*w, pool, kOnceUponATime, 24, 512, KvType::f32);
   std::vector<int32_t> ids = kOnceUponATime;
   ids.insert(ids.end(), r.generated.begin(), r.generated.end());
   EXPECT_EQ(ids, greedy);
   for (size_t p = 0; p < ref.size(); ++p) EXPECT_EQ(ref[p].token, greedy[p]) << "position " << p;
   expect_logits_near(r.logits, ref, 1e-3);
   // With the default fp16 cache (as llama.cpp) the greedy ids are the same.
-  const RunResult r16 = run_greedy(*w, pool, kOnceUponATime, 24);
+  const GreedyRun r16 = run_greedy(*w, pool, kOnceUponATime, 24);
   EXPECT_EQ(r16.generated, r.generated) << "fp16 KV cache";
 
   // The same 29 tokens teacher-forced in one batch: the bits of every row are those of the
@@ -226,7 +153,7 @@ struct ExactCase {
 class QuantizedExactTest : public ::testing::TestWithParam<ExactCase> {};
 
 // Prompt of 20 tokens (so that batch 7 splits it unevenly) then 8 greedy tokens.
-RunResult run_case(const std::string& path, Tier tier, int threads, int64_t batch,
+GreedyRun run_case(const std::string& path, Tier tier, int threads, int64_t batch,
                    bool fuse = true) {
   ThreadPool pool(threads);
   LoadOptions lo;
@@ -238,18 +165,11 @@ RunResult run_case(const std::string& path, Tier tier, int threads, int64_t batc
   return run_greedy(*w, pool, prompt, 8, batch);
 }
 
-void expect_identical(const RunResult& a, const RunResult& b, const std::string& what) {
-  EXPECT_EQ(a.generated, b.generated) << what;
-  ASSERT_EQ(a.logits.size(), b.logits.size()) << what;
-  for (size_t p = 0; p < a.logits.size(); ++p)
-    ASSERT_EQ(std::memcmp(a.logits[p].data(), b.logits[p].data(), a.logits[p].size() * 4), 0)
-        << what << ": logits of position " << p << " differ";
-}
 
 TEST_P(QuantizedExactTest, TokensAndLogitsAreBitIdenticalAcrossTiersThreadsAndBatches) {
   const ExactCase c = GetParam();
   const std::string path = synth_model(c.preset, c.type);
-  const RunResult base = run_case(path, Tier::ref, 1, 512);
+  const GreedyRun base = run_case(path, Tier::ref, 1, 512);
   ASSERT_EQ(base.logits.size(), 28u);
   for (const auto& row : base.logits)
     for (float x : row) ASSERT_TRUE(std::isfinite(x));
@@ -313,7 +233,7 @@ TEST(ModelTest, QuantizedStoriesMixesFloatAndPackedAndStaysBitExact) {
       EXPECT_TRUE(l.gate_up.parts[0].packed);
       EXPECT_FALSE(l.down.parts[0].packed) << "ffn_down has K = 172: float path";
     }
-    const RunResult base = run_case(path, Tier::ref, 1, 512);
+    const GreedyRun base = run_case(path, Tier::ref, 1, 512);
     for (Tier tier : {Tier::avx2, Tier::avx512, Tier::amx, Tier::amx_emu}) {
       if (!tier_unavailable(tier, type).empty()) continue;
       for (int threads : {1, 3})

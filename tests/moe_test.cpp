@@ -29,6 +29,7 @@
 #include "model/weights.h"
 #include "ops/ops.h"
 #include "kernel_test_util.h"
+#include "model_test_util.h"
 #include "test_util.h"
 
 namespace xtile {
@@ -194,6 +195,9 @@ std::vector<float> random_rows(int64_t rows, int64_t n, uint32_t seed) {
   return h;
 }
 
+using test::expect_identical;
+using test::GreedyRun;
+using test::kOnceUponATime;
 using test::tier_unavailable;
 
 // A synthetic model written once per (preset, type, layers) per process.
@@ -343,90 +347,22 @@ TEST(MoeWeightsTest, BadExpertTensorsAreErrorsNamingTheTensor) {
 
 // ---- Whole models ----
 
-std::vector<int32_t> parse_id_list(const std::string& text) {
-  std::vector<int32_t> ids;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ','))
-    if (!item.empty()) ids.push_back(std::stoi(item));
-  return ids;
-}
-
-// micro-*.reference.tsv: position, input token, argmax, then the logits.
-struct TsvRow {
-  int32_t token = 0;
-  std::vector<double> logits;
-};
-std::vector<TsvRow> read_tsv(const std::string& path) {
-  std::vector<TsvRow> rows;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::stringstream ls(line);
-    int64_t pos;
-    int32_t argmax;
-    TsvRow r;
-    ls >> pos >> r.token >> argmax;
-    double v;
-    while (ls >> v) r.logits.push_back(v);
-    rows.push_back(std::move(r));
-  }
-  return rows;
-}
-
-struct ModelRun {
-  std::vector<int32_t> generated;
-  std::vector<std::vector<float>> logits;  // one row per processed position
-};
-
-// The prompt, then n greedy tokens (the last one evaluated too: a logits row per token).
-ModelRun run_model(const WeightStore& w, ThreadPool& pool, const std::vector<int32_t>& prompt,
-                   int64_t n, int64_t batch, KvType kv = KvType::f16) {
-  SessionOptions so;
-  so.n_batch = batch;
-  so.kv_type = kv;
-  so.n_ctx = std::min<int64_t>(w.config().n_ctx_train, 512);
-  Session session(w, pool, so);
-  ModelRun r;
-  GenerateOptions go;
-  go.n_predict = n;
-  go.eval_last = true;
-  go.on_logits = [&r](int64_t, int32_t, std::span<const float> logits) {
-    r.logits.emplace_back(logits.begin(), logits.end());
-  };
-  r.generated = generate(session, prompt, go).tokens;
-  return r;
-}
-
-ModelRun run_file(const std::string& path, Tier tier, int threads, int64_t batch,
+GreedyRun run_file(const std::string& path, Tier tier, int threads, int64_t batch,
                   const std::vector<int32_t>& prompt, int64_t n) {
   ThreadPool pool(threads);
   LoadOptions lo;
   lo.tier = tier;
   auto w = WeightStore::load(path, pool, lo);
-  return run_model(*w, pool, prompt, n, batch);
+  return test::run_greedy(*w, pool, prompt, n, batch);
 }
 
-void expect_identical(const ModelRun& a, const ModelRun& b, const std::string& what) {
-  EXPECT_EQ(a.generated, b.generated) << what;
-  ASSERT_EQ(a.logits.size(), b.logits.size()) << what;
-  for (size_t p = 0; p < a.logits.size(); ++p)
-    ASSERT_EQ(std::memcmp(a.logits[p].data(), b.logits[p].data(), a.logits[p].size() * 4), 0)
-        << what << ": logits of position " << p << " differ";
-}
-
-const std::vector<int32_t> kOnceUponATime = {1, 403, 407, 261, 378};
 
 TEST(MoeModelTest, MicroQwen3MoeReproducesTheGreedyIdsAndTheFloat64Logits) {
   XTILE_REQUIRE_FIXTURE(model, "models/micro-qwen3moe.gguf");
   XTILE_REQUIRE_FIXTURE(greedy_path, "models/micro-qwen3moe.greedy.txt");
   XTILE_REQUIRE_FIXTURE(tsv_path, "models/micro-qwen3moe.reference.tsv");
-  std::ifstream in(greedy_path);
-  std::stringstream text;
-  text << in.rdbuf();
-  const std::vector<int32_t> greedy = parse_id_list(text.str());
-  const std::vector<TsvRow> ref = read_tsv(tsv_path);
+  const std::vector<int32_t> greedy = test::parse_id_list(test::read_text(greedy_path));
+  const std::vector<test::LogitsRow> ref = test::read_logits_tsv(tsv_path);
   ASSERT_EQ(greedy.size(), 29u);
   ASSERT_EQ(ref.size(), 29u);
   ThreadPool pool(2);
@@ -437,23 +373,13 @@ TEST(MoeModelTest, MicroQwen3MoeReproducesTheGreedyIdsAndTheFloat64Logits) {
   EXPECT_EQ(w->config().n_expert_used, 2);
   EXPECT_EQ(w->config().n_ff_exp, 32);
   // The float64 reference keeps K and V exact: an f32 KV cache (as MicroModelTest does).
-  const ModelRun r = run_model(*w, pool, kOnceUponATime, 24, 512, KvType::f32);
+  const GreedyRun r = test::run_greedy(*w, pool, kOnceUponATime, 24, 512, KvType::f32);
   std::vector<int32_t> ids = kOnceUponATime;
   ids.insert(ids.end(), r.generated.begin(), r.generated.end());
   EXPECT_EQ(ids, greedy);
   ASSERT_EQ(r.logits.size(), 29u);
-  for (size_t p = 0; p < ref.size(); ++p) {
-    EXPECT_EQ(ref[p].token, greedy[p]) << "position " << p;
-    ASSERT_EQ(r.logits[p].size(), ref[p].logits.size());
-    double worst = 0;
-    size_t at = 0;
-    for (size_t i = 0; i < ref[p].logits.size(); ++i) {
-      const double d = std::fabs(r.logits[p][i] - ref[p].logits[i]);
-      if (d > worst) worst = d, at = i;
-    }
-    EXPECT_LE(worst, 1e-3) << "position " << p << " logit " << at << ": " << r.logits[p][at]
-                           << " vs reference " << ref[p].logits[at];
-  }
+  for (size_t p = 0; p < ref.size(); ++p) EXPECT_EQ(ref[p].token, greedy[p]) << "position " << p;
+  test::expect_logits_near(r.logits, ref, 1e-3);
   // The 29 tokens in one batch give the bits of the prompt-then-one-at-a-time run: a row's
   // routing and expert sums do not depend on the rows beside it.
   Session s(*w, pool, SessionOptions{.n_ctx = 64, .kv_type = KvType::f32});
@@ -472,7 +398,7 @@ TEST_P(MoeModelExactTest, TokensAndLogitsAreBitIdenticalAcrossTiersThreadsAndBat
   // 20 prompt tokens (batch 7 splits them unevenly), then 8 greedy tokens.
   std::vector<int32_t> prompt;
   for (int i = 0; i < 20; ++i) prompt.push_back((i * 37 + 11) % 500);
-  const ModelRun base = run_file(path, Tier::ref, 1, 512, prompt, 8);
+  const GreedyRun base = run_file(path, Tier::ref, 1, 512, prompt, 8);
   ASSERT_EQ(base.logits.size(), 28u);
   for (const auto& row : base.logits)
     for (float x : row) ASSERT_TRUE(std::isfinite(x));
@@ -509,7 +435,7 @@ TEST(MoeModelTest, LoadRepacksEachExpertTensorOnceAndGenerationNothing) {
   EXPECT_EQ(repack_count() - before, 2u * (3 + 1 + 3) + 1);
   EXPECT_EQ(w->stats().repacks, 2u * (3 + 1 + 3) + 1);
   const uint64_t loaded = repack_count();
-  run_model(*w, pool, {1, 2, 3, 4, 5}, 4, 512);
+  test::run_greedy(*w, pool, {1, 2, 3, 4, 5}, 4, 512);
   EXPECT_EQ(repack_count(), loaded);
 }
 
@@ -523,7 +449,7 @@ TEST(MoeModelTest, Qwen3_30bA3bTwoLayersGiveTheSameLogitsOnRefAndAvx512) {
   if (!why.empty()) GTEST_SKIP() << "avx512: " << why;
   const std::string path = synth_model("qwen3-30b-a3b", GgmlType::Q4_0, 2, 4096);
   const std::vector<int32_t> prompt = {1, 17, 400, 2023, 9, 77, 3000, 5};
-  const ModelRun ref = run_file(path, Tier::ref, 2, 512, prompt, 3);
+  const GreedyRun ref = run_file(path, Tier::ref, 2, 512, prompt, 3);
   ASSERT_EQ(ref.logits.size(), 11u);
   for (const auto& row : ref.logits)
     for (float x : row) ASSERT_TRUE(std::isfinite(x));
