@@ -383,9 +383,10 @@ TEST(OpsTest, AttentionMatchesFloat64AndIsBatchAndThreadInvariant) {
   }
 }
 
-// The vectorized attention (head sizes 64, 128, 256) gives the bytes of the element loop, for
-// every GQA grouping, position counts around the 16-position blocks, f16 and f32 caches, rows at
-// arbitrary positions, and values from tiny to large.
+// The vectorized attention (head sizes 64, 128, 256), at this CPU's width and at each of the
+// three widths, gives the bytes of the element loop, for every GQA grouping, position counts
+// around the 16-position blocks, f16 and f32 caches, rows at arbitrary positions, and values from
+// tiny to large.
 TEST(OpsTest, AttentionLanesAreBitExactWithTheElementLoop) {
   struct Case {
     int64_t hd, n_head, n_kv, n_pos;
@@ -415,18 +416,24 @@ TEST(OpsTest, AttentionLanesAreBitExactWithTheElementLoop) {
       const auto q = random_vec(static_cast<size_t>(rows * qd), ++seed, c.scale_of_values);
       const ops::AttentionShape shape{c.n_head, c.n_kv, c.hd,
                                       1.0f / std::sqrt(static_cast<float>(c.hd))};
-      std::vector<float> lanes(static_cast<size_t>(rows * qd)), ref(lanes.size()), scratch;
-      ops::attention(pool, shape, q.data(), qd, pos.data(), rows, kv, lanes.data(), qd, scratch,
-                     ops::AttentionPath::lanes);
+      std::vector<float> ref(static_cast<size_t>(rows * qd)), scratch;
       ops::attention(pool, shape, q.data(), qd, pos.data(), rows, kv, ref.data(), qd, scratch,
                      ops::AttentionPath::reference);
-      for (int64_t r = 0; r < rows; ++r)
-        EXPECT_EQ(std::memcmp(lanes.data() + r * qd, ref.data() + r * qd,
-                              static_cast<size_t>(qd) * sizeof(float)),
-                  0)
-            << "hd " << c.hd << " heads " << c.n_head << "/" << c.n_kv << " positions " << c.n_pos
-            << (f16 ? " f16" : " f32") << ": row " << r << " at position "
-            << pos[static_cast<size_t>(r)] << " differs";
+      // This CPU's version, then each width's code whatever the CPU.
+      for (ops::AttentionPath path :
+           {ops::AttentionPath::lanes, ops::AttentionPath::lanes_w4, ops::AttentionPath::lanes_w8,
+            ops::AttentionPath::lanes_w16}) {
+        std::vector<float> lanes(ref.size());
+        ops::attention(pool, shape, q.data(), qd, pos.data(), rows, kv, lanes.data(), qd, scratch,
+                       path);
+        for (int64_t r = 0; r < rows; ++r)
+          EXPECT_EQ(std::memcmp(lanes.data() + r * qd, ref.data() + r * qd,
+                                static_cast<size_t>(qd) * sizeof(float)),
+                    0)
+              << "path " << static_cast<int>(path) << ", hd " << c.hd << " heads " << c.n_head
+              << "/" << c.n_kv << " positions " << c.n_pos << (f16 ? " f16" : " f32") << ": row "
+              << r << " at position " << pos[static_cast<size_t>(r)] << " differs";
+      }
     }
 }
 

@@ -153,8 +153,42 @@ XTILE_LANES_VERSIONS(void, attend_group_hd256, XTILE_ATTEND_PARAMS, attend_hd256
 #undef XTILE_ATTEND_PARAMS
 #undef XTILE_ATTEND_ARGS
 
+// The vectorized kernels at one width W, compiled for baseline x86-64 (AttentionPath::lanes_wN:
+// tests check every width's code on any CPU).
+template <int W, int C>
+void attend_group_at_width(const AttentionShape& s, const float* q, int64_t group, int64_t pos,
+                           const float* k_head, const float* v_head, int64_t stride, float* out,
+                           float* scores) {
+  attend_group_lanes<W, C>(s, q, group, pos, k_head, v_head, stride, out, scores);
+}
+
+template <int W>
+AttendGroupFn at_width(int64_t head_dim) {
+  switch (head_dim) {
+    case 64:
+      return attend_group_at_width<W, 4>;
+    case 128:
+      return attend_group_at_width<W, 8>;
+    case 256:
+      return attend_group_at_width<W, 16>;
+    default:
+      return attend_group;
+  }
+}
+
 AttendGroupFn attend_group_for(int64_t head_dim, AttentionPath path) {
-  if (path == AttentionPath::reference) return attend_group;
+  switch (path) {
+    case AttentionPath::reference:
+      return attend_group;
+    case AttentionPath::lanes_w4:
+      return at_width<4>(head_dim);
+    case AttentionPath::lanes_w8:
+      return at_width<8>(head_dim);
+    case AttentionPath::lanes_w16:
+      return at_width<16>(head_dim);
+    case AttentionPath::lanes:
+      break;
+  }
   switch (head_dim) {
     case 64:
       return attend_group_hd64;

@@ -28,10 +28,13 @@ struct AttentionShape {
   float scale = 0.0f;  // applied to q·k before the softmax (1/sqrt(head_dim))
 };
 
-// How attention computes: `lanes`, the vectorized kernels for head_dim 64, 128 and 256 (other
-// sizes use the element loop); `reference`, the element loop always. Both give the same bits
-// (tests/ops_test.cpp compares them with memcmp); reference exists to be compared with.
-enum class AttentionPath { lanes, reference };
+// How attention computes: `lanes`, the vectorized kernels for head_dim 64, 128 and 256, in the
+// version for this CPU's vector width (other sizes use the element loop); `reference`, the
+// element loop always. For tests, `lanes_w4` / `lanes_w8` / `lanes_w16` run the vectorized
+// kernels at one width whatever the CPU (compiled for baseline x86-64: the wider ones through
+// GCC's generic lowering, slower, same operations), so that every width's code is checked on any
+// machine. All of them give the same bits (tests/ops_test.cpp compares them with memcmp).
+enum class AttentionPath { lanes, reference, lanes_w4, lanes_w8, lanes_w16 };
 
 // For rows t < rows: out[t * ldo + h * head_dim + i] = Σ_p softmax_p(scale · q_h·k_p) · v_p[i]
 // over p = 0..pos[t], q_h = q + t * ldq + h * head_dim. The sum over p is ascending, one
