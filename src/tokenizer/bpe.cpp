@@ -1,9 +1,11 @@
 #include "tokenizer/bpe.h"
 
+#include <algorithm>
 #include <array>
-#include <queue>
+#include <functional>
 
 #include "base/error.h"
+#include "tokenizer/symbol_merge.h"
 #include "tokenizer/utf8.h"
 
 namespace xtile::tok_internal {
@@ -67,30 +69,11 @@ size_t next_code_point(std::string_view s, size_t i, uint32_t* cp) {
   return len;
 }
 
-struct Symbol {
-  int32_t prev;
-  int32_t next;
-  uint32_t offset;
-  uint32_t n;
-};
-
-struct Bigram {
-  int32_t left;
-  int32_t right;
-  int32_t rank;
-  uint32_t size;
-};
-
-// Lowest rank first; on equal ranks the leftmost pair (llama.cpp's comparator).
-struct BigramAfter {
-  bool operator()(const Bigram& l, const Bigram& r) const {
-    return l.rank > r.rank || (l.rank == r.rank && l.left > r.left);
-  }
-};
-
 }  // namespace
 
-const std::string& byte_to_unicode_utf8(uint8_t b) { return tables().to_utf8[b]; }
+const std::string& byte_to_unicode_utf8(uint8_t b) {
+  return tables().to_utf8[b];
+}
 
 int unicode_to_byte(uint32_t cp) {
   const auto& m = tables().from_cp;
@@ -149,44 +132,16 @@ void BpeEncoder::encode_word(std::string_view word, std::vector<int32_t>* out) c
     }
   }
 
-  std::vector<Symbol> symbols;
-  symbols.reserve(enc.size() / 2 + 1);
-  for (size_t offs = 0; offs < enc.size();) {
-    const size_t len =
-        std::min(utf8_len_from_lead(static_cast<uint8_t>(enc[offs])), enc.size() - offs);
-    const int32_t index = static_cast<int32_t>(symbols.size());
-    symbols.push_back({index - 1, offs + len == enc.size() ? -1 : index + 1,
-                       static_cast<uint32_t>(offs), static_cast<uint32_t>(len)});
-    offs += len;
-  }
-
   const std::string_view text(enc);
-  std::priority_queue<Bigram, std::vector<Bigram>, BigramAfter> queue;
-  auto try_add = [&](int32_t left, int32_t right) {
-    if (left < 0 || right < 0) return;
-    const Symbol& l = symbols[left];
-    const Symbol& r = symbols[right];
-    const int32_t rk = rank(text.substr(l.offset, l.n), text.substr(r.offset, r.n));
-    if (rk < 0) return;
-    queue.push({left, right, rk, l.n + r.n});
-  };
-  for (int32_t i = 1; i < static_cast<int32_t>(symbols.size()); ++i) try_add(i - 1, i);
-
-  while (!queue.empty()) {
-    const Bigram bigram = queue.top();
-    queue.pop();
-    Symbol& left = symbols[bigram.left];
-    Symbol& right = symbols[bigram.right];
-    // Stale entry (llama.cpp compares the texts; since symbols only grow, unchanged sizes of two
-    // live symbols mean unchanged texts, so comparing sizes is the same test).
-    if (left.n == 0 || right.n == 0 || left.n + right.n != bigram.size) continue;
-    left.n += right.n;
-    right.n = 0;
-    left.next = right.next;
-    if (right.next >= 0) symbols[right.next].prev = bigram.left;
-    try_add(left.prev, bigram.left);
-    try_add(bigram.left, left.next);
-  }
+  std::vector<Symbol> symbols = cut_symbols(text, [](std::string_view t, size_t offs) {
+    return std::min(utf8_len_from_lead(static_cast<uint8_t>(t[offs])), t.size() - offs);
+  });
+  // A pair may merge when it is a merge rule; the lowest rank first.
+  merge_symbols<int32_t, std::greater<int32_t>>(
+      symbols, [&](const Symbol& l, const Symbol& r, int32_t* rk) {
+        *rk = rank(text.substr(l.offset, l.n), text.substr(r.offset, r.n));
+        return *rk >= 0;
+      });
 
   for (int32_t i = 0; i != -1; i = symbols[i].next) {
     const std::string_view s = text.substr(symbols[i].offset, symbols[i].n);
