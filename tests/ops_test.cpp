@@ -328,6 +328,45 @@ TEST(OpsTest, LanesGiveTheSameBitsAtEveryWidth) {
   }
 }
 
+// Generation (one row) over an fp16 cache converts K and V in blocks of 256 positions: rows
+// before, at and after the block edges, alone, give the bytes of the element loop at every width.
+TEST(OpsTest, AttentionGenerationOverFp16IsBitExactAcrossBlocks) {
+  struct Case {
+    int64_t hd, n_head, n_kv;
+  };
+  const int64_t n_pos = 601;
+  ThreadPool pool(2);
+  uint32_t seed = 900;
+  for (const Case& c : {Case{64, 4, 2}, Case{128, 6, 2}, Case{128, 2, 2}, Case{256, 4, 1}}) {
+    const int64_t kvd = c.n_kv * c.hd, qd = c.n_head * c.hd;
+    const auto kf = random_vec(static_cast<size_t>(n_pos * kvd), ++seed);
+    const auto vf = random_vec(static_cast<size_t>(n_pos * kvd), ++seed);
+    std::vector<uint16_t> k16(kf.size()), v16(vf.size());
+    ops::f32_to_f16_row(kf.data(), k16.data(), static_cast<int64_t>(kf.size()));
+    ops::f32_to_f16_row(vf.data(), v16.data(), static_cast<int64_t>(vf.size()));
+    const ops::KvLayerView kv{k16.data(), v16.data(), true, kvd};
+    const ops::AttentionShape shape{c.n_head, c.n_kv, c.hd,
+                                    1.0f / std::sqrt(static_cast<float>(c.hd))};
+    const auto q = random_vec(static_cast<size_t>(qd), ++seed);
+    std::vector<float> scratch;
+    for (int64_t pos : {int64_t{0}, int64_t{1}, int64_t{254}, int64_t{255}, int64_t{256},
+                        int64_t{257}, int64_t{511}, int64_t{600}}) {
+      std::vector<float> ref(static_cast<size_t>(qd));
+      ops::attention(pool, shape, q.data(), qd, &pos, 1, kv, ref.data(), qd, scratch,
+                     ops::AttentionPath::reference);
+      for (ops::AttentionPath path :
+           {ops::AttentionPath::lanes, ops::AttentionPath::lanes_w4, ops::AttentionPath::lanes_w8,
+            ops::AttentionPath::lanes_w16}) {
+        std::vector<float> got(ref.size());
+        ops::attention(pool, shape, q.data(), qd, &pos, 1, kv, got.data(), qd, scratch, path);
+        EXPECT_EQ(std::memcmp(got.data(), ref.data(), ref.size() * sizeof(float)), 0)
+            << "path " << static_cast<int>(path) << ", hd " << c.hd << " heads " << c.n_head << "/"
+            << c.n_kv << ", position " << pos;
+      }
+    }
+  }
+}
+
 // Attention over an fp16 cache: float64 reference, and the same bits for a row whether it is
 // computed in a batch or alone, with any thread count.
 TEST(OpsTest, AttentionMatchesFloat64AndIsBatchAndThreadInvariant) {

@@ -80,18 +80,21 @@ XTILE_LANES_INLINE void head_scores(const float* q, const float* k_head, int64_t
   }
 }
 
-// out[h·hd + i] = Σ_p w_h[p] · v_p[i] for the H heads whose weights are w + h·n.
+// out[h·hd + i] = Σ_p w_h[p] · v_p[i] over p < n, for the H heads whose weights are
+// w + h·w_stride; with `resume` the sums continue from the values in out (a float stored and
+// reloaded is the same float: a sum split over blocks of positions gives the same bits).
 template <int W, int C, int H>
-XTILE_LANES_INLINE void weighted_sum(const float* w, int64_t n, const float* v_head, int64_t stride,
-                                     float* out) {
+XTILE_LANES_INLINE void weighted_sum(const float* w, int64_t w_stride, int64_t n,
+                                     const float* v_head, int64_t stride, float* out, bool resume) {
   using V = lanes::F16<W>;
   V o[H][C];
   for (int h = 0; h < H; ++h)
-    for (int c = 0; c < C; ++c) o[h][c] = lanes::zero<W>();
+    for (int c = 0; c < C; ++c)
+      o[h][c] = resume ? lanes::load<W>(out + h * 16 * C + 16 * c) : lanes::zero<W>();
   for (int64_t p = 0; p < n; ++p) {
     const float* v = v_head + p * stride;
     V wp[H];
-    for (int h = 0; h < H; ++h) wp[h] = lanes::splat<W>(w[h * n + p]);
+    for (int h = 0; h < H; ++h) wp[h] = lanes::splat<W>(w[h * w_stride + p]);
 #pragma GCC unroll 16
     for (int c = 0; c < C; ++c) {
       const V vc = lanes::load<W>(v + 16 * c);
@@ -102,23 +105,64 @@ XTILE_LANES_INLINE void weighted_sum(const float* w, int64_t n, const float* v_h
     for (int c = 0; c < C; ++c) lanes::store(out + h * 16 * C + 16 * c, o[h][c]);
 }
 
+// Heads per weighted-sum pass: accumulators H·C within the register file (AVX-512: 32 zmm;
+// AVX2 and below hold a 16-lane value in 2 or 4 registers, so one head at a time).
+template <int W, int C>
+constexpr int kSumHeads = W == 16 && C <= 8 ? 2 : 1;
+
+// The weighted sums of the group's heads over positions [p0, p0 + n) of n_all, whose values are
+// v_head + (p − p0)·stride.
+template <int W, int C>
+XTILE_LANES_INLINE void group_weighted_sum(const float* scores, int64_t group, int64_t n_all,
+                                           int64_t p0, int64_t n, const float* v_head,
+                                           int64_t stride, float* out) {
+  constexpr int64_t hd = 16 * C;
+  constexpr int H = kSumHeads<W, C>;
+  int64_t j = 0;
+  for (; j + H <= group; j += H)
+    weighted_sum<W, C, H>(scores + j * n_all + p0, n_all, n, v_head, stride, out + j * hd, p0 > 0);
+  for (; j < group; ++j)
+    weighted_sum<W, C, 1>(scores + j * n_all + p0, n_all, n, v_head, stride, out + j * hd, p0 > 0);
+}
+
 template <int W, int C>
 XTILE_LANES_INLINE void attend_group_lanes(const AttentionShape& s, const float* q, int64_t group,
                                            int64_t pos, const float* k_head, const float* v_head,
                                            int64_t stride, float* out, float* scores) {
   constexpr int64_t hd = 16 * C;
-  // Heads per weighted-sum pass: accumulators H·C within the register file (AVX-512: 32 zmm;
-  // AVX2 and below hold a 16-lane value in 2 or 4 registers, so one head at a time).
-  constexpr int H = W == 16 && C <= 8 ? 2 : 1;
   const int64_t n = pos + 1;
   for (int64_t j = 0; j < group; ++j) {
     head_scores<W, C>(q + j * hd, k_head, stride, n, s.scale, scores + j * n);
     softmax_row(scores + j * n, n);
   }
-  int64_t j = 0;
-  for (; j + H <= group; j += H)
-    weighted_sum<W, C, H>(scores + j * n, n, v_head, stride, out + j * hd);
-  for (; j < group; ++j) weighted_sum<W, C, 1>(scores + j * n, n, v_head, stride, out + j * hd);
+  group_weighted_sum<W, C>(scores, group, n, 0, n, v_head, stride, out);
+}
+
+// Generation over an fp16 cache: the same arithmetic as attend_group_lanes, with the kv head's
+// K and V converted kF16Block positions at a time into `buf` (2 · kF16Block · head_dim floats),
+// so that the converted rows are read back from L2 rather than from a whole-context scratch
+// (at 4096 positions a head's f32 K is 2 MB). Scores of a block are final (each position's dot
+// is its own); the weighted sums resume from out block after block.
+constexpr int64_t kF16Block = 256;
+
+template <int W, int C>
+XTILE_LANES_INLINE void attend_group_f16(const AttentionShape& s, const float* q, int64_t group,
+                                         int64_t pos, const uint16_t* k16, const uint16_t* v16,
+                                         int64_t row_elems, float* out, float* scores, float* buf) {
+  constexpr int64_t hd = 16 * C;
+  const int64_t n = pos + 1;
+  for (int64_t p0 = 0; p0 < n; p0 += kF16Block) {
+    const int64_t cnt = std::min(kF16Block, n - p0);
+    for (int64_t p = 0; p < cnt; ++p) f16_to_f32_row(k16 + (p0 + p) * row_elems, buf + p * hd, hd);
+    for (int64_t j = 0; j < group; ++j)
+      head_scores<W, C>(q + j * hd, buf, hd, cnt, s.scale, scores + j * n + p0);
+  }
+  for (int64_t j = 0; j < group; ++j) softmax_row(scores + j * n, n);
+  for (int64_t p0 = 0; p0 < n; p0 += kF16Block) {
+    const int64_t cnt = std::min(kF16Block, n - p0);
+    for (int64_t p = 0; p < cnt; ++p) f16_to_f32_row(v16 + (p0 + p) * row_elems, buf + p * hd, hd);
+    group_weighted_sum<W, C>(scores, group, n, p0, cnt, buf, hd, out);
+  }
 }
 
 template <int W>
@@ -152,6 +196,89 @@ XTILE_LANES_VERSIONS(void, attend_group_hd128, XTILE_ATTEND_PARAMS, attend_hd128
 XTILE_LANES_VERSIONS(void, attend_group_hd256, XTILE_ATTEND_PARAMS, attend_hd256, XTILE_ATTEND_ARGS)
 #undef XTILE_ATTEND_PARAMS
 #undef XTILE_ATTEND_ARGS
+
+// The same for generation over an fp16 cache (attend_group_f16).
+template <int W>
+XTILE_LANES_INLINE void attend_f16_hd64(const AttentionShape& s, const float* q, int64_t group,
+                                        int64_t pos, const uint16_t* k16, const uint16_t* v16,
+                                        int64_t row_elems, float* out, float* scores, float* buf) {
+  attend_group_f16<W, 4>(s, q, group, pos, k16, v16, row_elems, out, scores, buf);
+}
+template <int W>
+XTILE_LANES_INLINE void attend_f16_hd128(const AttentionShape& s, const float* q, int64_t group,
+                                         int64_t pos, const uint16_t* k16, const uint16_t* v16,
+                                         int64_t row_elems, float* out, float* scores, float* buf) {
+  attend_group_f16<W, 8>(s, q, group, pos, k16, v16, row_elems, out, scores, buf);
+}
+template <int W>
+XTILE_LANES_INLINE void attend_f16_hd256(const AttentionShape& s, const float* q, int64_t group,
+                                         int64_t pos, const uint16_t* k16, const uint16_t* v16,
+                                         int64_t row_elems, float* out, float* scores, float* buf) {
+  attend_group_f16<W, 16>(s, q, group, pos, k16, v16, row_elems, out, scores, buf);
+}
+
+using AttendF16Fn = void (*)(const AttentionShape&, const float*, int64_t, int64_t, const uint16_t*,
+                             const uint16_t*, int64_t, float*, float*, float*);
+#define XTILE_ATTEND_F16_PARAMS                                                              \
+  (const AttentionShape& s, const float* q, int64_t group, int64_t pos, const uint16_t* k16, \
+   const uint16_t* v16, int64_t row_elems, float* out, float* scores, float* buf)
+#define XTILE_ATTEND_F16_ARGS (s, q, group, pos, k16, v16, row_elems, out, scores, buf)
+XTILE_LANES_VERSIONS(void, attend_f16_group_hd64, XTILE_ATTEND_F16_PARAMS, attend_f16_hd64,
+                     XTILE_ATTEND_F16_ARGS)
+XTILE_LANES_VERSIONS(void, attend_f16_group_hd128, XTILE_ATTEND_F16_PARAMS, attend_f16_hd128,
+                     XTILE_ATTEND_F16_ARGS)
+XTILE_LANES_VERSIONS(void, attend_f16_group_hd256, XTILE_ATTEND_F16_PARAMS, attend_f16_hd256,
+                     XTILE_ATTEND_F16_ARGS)
+#undef XTILE_ATTEND_F16_PARAMS
+#undef XTILE_ATTEND_F16_ARGS
+
+template <int W, int C>
+void attend_f16_at_width(const AttentionShape& s, const float* q, int64_t group, int64_t pos,
+                         const uint16_t* k16, const uint16_t* v16, int64_t row_elems, float* out,
+                         float* scores, float* buf) {
+  attend_group_f16<W, C>(s, q, group, pos, k16, v16, row_elems, out, scores, buf);
+}
+
+template <int W>
+AttendF16Fn f16_at_width(int64_t head_dim) {
+  switch (head_dim) {
+    case 64:
+      return attend_f16_at_width<W, 4>;
+    case 128:
+      return attend_f16_at_width<W, 8>;
+    case 256:
+      return attend_f16_at_width<W, 16>;
+    default:
+      return nullptr;
+  }
+}
+
+// nullptr: convert the whole head first and run attend_group_for's function (the reference
+// path, and head sizes without a vectorized kernel).
+AttendF16Fn attend_f16_for(int64_t head_dim, AttentionPath path) {
+  switch (path) {
+    case AttentionPath::reference:
+      return nullptr;
+    case AttentionPath::lanes_w4:
+      return f16_at_width<4>(head_dim);
+    case AttentionPath::lanes_w8:
+      return f16_at_width<8>(head_dim);
+    case AttentionPath::lanes_w16:
+      return f16_at_width<16>(head_dim);
+    case AttentionPath::lanes:
+      break;
+  }
+  switch (head_dim) {
+    case 64:
+      return attend_f16_group_hd64;
+    case 128:
+      return attend_f16_group_hd128;
+    case 256:
+      return attend_f16_group_hd256;
+    default:
+      return nullptr;
+  }
+}
 
 // The vectorized kernels at one width W, compiled for baseline x86-64 (AttentionPath::lanes_wN:
 // tests check every width's code on any CPU).
@@ -222,8 +349,9 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
   // and load/store aliasing collide: the scores ran 1.4× slower. Then per thread the group's
   // scores.
   // Generation (one row) converts inside its items instead: each kv head is read by exactly
-  // one item then, so nothing is converted twice, the converted rows stay in that thread's
-  // cache, and one pool round trip (a whole-cache pass before the items) is saved.
+  // one item then, so nothing is converted twice, and one pool round trip (a whole-cache pass
+  // before the items) is saved; the vectorized kernels convert kF16Block positions at a time
+  // (attend_group_f16), the others the whole head first.
   const bool convert_per_item = kv.f16 && rows == 1;
   const bool convert_shared = kv.f16 && !convert_per_item;
   const int64_t kv_floats = convert_shared ? 2 * n_pos * re : 0;
@@ -253,6 +381,7 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
     stride = hd;
   }
   const AttendGroupFn attend = attend_group_for(hd, path);
+  const AttendF16Fn attend_f16 = convert_per_item ? attend_f16_for(hd, path) : nullptr;
   // Work items (row, kv head), handed out from a shared counter: a causal row's cost grows with
   // its position, so the static halves of parallel_for would give the second thread three times
   // the work of the first. Which thread computes an item does not change its bytes (scratch is
@@ -273,6 +402,11 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
       const float* k_head = k_base + kvh * head_offset;
       const float* v_head = v_base + kvh * head_offset;
       int64_t item_stride = stride;
+      if (convert_per_item && attend_f16) {
+        attend_f16(shape, q + row * ldq + h0 * hd, group, pos[row], k16 + kvh * hd, v16 + kvh * hd,
+                   re, out + row * ldo + h0 * hd, scores, k_item);
+        continue;
+      }
       if (convert_per_item) {
         for (int64_t p = 0; p <= pos[row]; ++p) {
           f16_to_f32_row(k16 + p * re + kvh * hd, k_item + p * hd, hd);
