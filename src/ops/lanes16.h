@@ -11,8 +11,8 @@
 // the same bits.
 //
 // Every helper is always_inline: a vector wider than the target's registers passed by value
-// between functions would change the calling convention (GCC's -Wpsabi note); inlined, it never
-// crosses a call.
+// between functions would change the calling convention; inlined, it never crosses a call.
+// (GCC still prints its -Wpsabi note per instantiation, hence -Wno-psabi in CMakeLists.txt.)
 #pragma once
 
 #include <cstdint>
