@@ -110,12 +110,7 @@ TEST_P(MicroModelTest, GreedyIdsAndLogitsMatchTheReference) {
 
   // The same 29 tokens teacher-forced in one batch: the bits of every row are those of the
   // prompt-then-one-at-a-time run (batch invariance of the float path).
-  Session s(*w, pool, SessionOptions{.n_ctx = 64, .kv_type = KvType::f32});
-  std::vector<float> all;
-  s.eval(greedy, true, &all);
-  for (size_t p = 0; p < 29; ++p)
-    EXPECT_EQ(std::memcmp(all.data() + p * 512, r.logits[p].data(), 512 * 4), 0)
-        << "position " << p;
+  test::expect_one_batch_matches(*w, pool, greedy, r);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, MicroModelTest,

@@ -90,4 +90,16 @@ void expect_logits_near(const std::vector<std::vector<float>>& got,
   }
 }
 
+void expect_one_batch_matches(const WeightStore& w, ThreadPool& pool,
+                              const std::vector<int32_t>& tokens, const GreedyRun& run) {
+  Session s(w, pool, SessionOptions{.n_ctx = 64, .kv_type = KvType::f32});
+  std::vector<float> all;
+  s.eval(tokens, true, &all);
+  const size_t v = static_cast<size_t>(w.config().n_vocab);
+  ASSERT_GE(run.logits.size(), tokens.size());
+  for (size_t p = 0; p < tokens.size(); ++p)
+    EXPECT_EQ(std::memcmp(all.data() + p * v, run.logits[p].data(), v * sizeof(float)), 0)
+        << "position " << p;
+}
+
 }  // namespace xtile::test

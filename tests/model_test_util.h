@@ -43,6 +43,11 @@ void expect_identical(const GreedyRun& a, const GreedyRun& b, const std::string&
 void expect_logits_near(const std::vector<std::vector<float>>& got,
                         const std::vector<LogitsRow>& ref, double tol);
 
+// Teacher-forces `tokens` in one batch (f32 KV cache) and expects every row's logits to be the
+// bits of `run` (a prompt-then-one-at-a-time run over the same tokens).
+void expect_one_batch_matches(const WeightStore& w, ThreadPool& pool,
+                              const std::vector<int32_t>& tokens, const GreedyRun& run);
+
 // BOS + "Once upon a time" in the fixtures' 512-token vocabulary.
 inline const std::vector<int32_t> kOnceUponATime = {1, 403, 407, 261, 378};
 

@@ -239,47 +239,6 @@ void attend_f16_at_width(const AttentionShape& s, const float* q, int64_t group,
   attend_group_f16<W, C>(s, q, group, pos, k16, v16, row_elems, out, scores, buf);
 }
 
-template <int W>
-AttendF16Fn f16_at_width(int64_t head_dim) {
-  switch (head_dim) {
-    case 64:
-      return attend_f16_at_width<W, 4>;
-    case 128:
-      return attend_f16_at_width<W, 8>;
-    case 256:
-      return attend_f16_at_width<W, 16>;
-    default:
-      return nullptr;
-  }
-}
-
-// nullptr: convert the whole head first and run attend_group_for's function (the reference
-// path, and head sizes without a vectorized kernel).
-AttendF16Fn attend_f16_for(int64_t head_dim, AttentionPath path) {
-  switch (path) {
-    case AttentionPath::reference:
-      return nullptr;
-    case AttentionPath::lanes_w4:
-      return f16_at_width<4>(head_dim);
-    case AttentionPath::lanes_w8:
-      return f16_at_width<8>(head_dim);
-    case AttentionPath::lanes_w16:
-      return f16_at_width<16>(head_dim);
-    case AttentionPath::lanes:
-      break;
-  }
-  switch (head_dim) {
-    case 64:
-      return attend_f16_group_hd64;
-    case 128:
-      return attend_f16_group_hd128;
-    case 256:
-      return attend_f16_group_hd256;
-    default:
-      return nullptr;
-  }
-}
-
 // The vectorized kernels at one width W, compiled for baseline x86-64 (AttentionPath::lanes_wN:
 // tests check every width's code on any CPU).
 template <int W, int C>
@@ -289,24 +248,32 @@ void attend_group_at_width(const AttentionShape& s, const float* q, int64_t grou
   attend_group_lanes<W, C>(s, q, group, pos, k_head, v_head, stride, out, scores);
 }
 
+// The kernels of one path and head size: `group` over f32 K/V; `f16` for generation over an fp16
+// cache, nullptr where the head must be converted whole first and `group` run on it (the
+// reference path, and head sizes without a vectorized kernel: the element loop).
+struct AttendFns {
+  AttendGroupFn group = attend_group;
+  AttendF16Fn f16 = nullptr;
+};
+
 template <int W>
-AttendGroupFn at_width(int64_t head_dim) {
+AttendFns at_width(int64_t head_dim) {
   switch (head_dim) {
     case 64:
-      return attend_group_at_width<W, 4>;
+      return {attend_group_at_width<W, 4>, attend_f16_at_width<W, 4>};
     case 128:
-      return attend_group_at_width<W, 8>;
+      return {attend_group_at_width<W, 8>, attend_f16_at_width<W, 8>};
     case 256:
-      return attend_group_at_width<W, 16>;
+      return {attend_group_at_width<W, 16>, attend_f16_at_width<W, 16>};
     default:
-      return attend_group;
+      return {};
   }
 }
 
-AttendGroupFn attend_group_for(int64_t head_dim, AttentionPath path) {
+AttendFns attend_fns(int64_t head_dim, AttentionPath path) {
   switch (path) {
     case AttentionPath::reference:
-      return attend_group;
+      return {};
     case AttentionPath::lanes_w4:
       return at_width<4>(head_dim);
     case AttentionPath::lanes_w8:
@@ -318,13 +285,13 @@ AttendGroupFn attend_group_for(int64_t head_dim, AttentionPath path) {
   }
   switch (head_dim) {
     case 64:
-      return attend_group_hd64;
+      return {attend_group_hd64, attend_f16_group_hd64};
     case 128:
-      return attend_group_hd128;
+      return {attend_group_hd128, attend_f16_group_hd128};
     case 256:
-      return attend_group_hd256;
+      return {attend_group_hd256, attend_f16_group_hd256};
     default:
-      return attend_group;  // other sizes: the element loop (same results, slower)
+      return {};
   }
 }
 
@@ -380,8 +347,9 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
     head_offset = n_pos * hd;
     stride = hd;
   }
-  const AttendGroupFn attend = attend_group_for(hd, path);
-  const AttendF16Fn attend_f16 = convert_per_item ? attend_f16_for(hd, path) : nullptr;
+  const AttendFns fns = attend_fns(hd, path);
+  const AttendGroupFn attend = fns.group;
+  const AttendF16Fn attend_f16 = convert_per_item ? fns.f16 : nullptr;
   // Work items (row, kv head), handed out from a shared counter: a causal row's cost grows with
   // its position, so the static halves of parallel_for would give the second thread three times
   // the work of the first. Which thread computes an item does not change its bytes (scratch is
