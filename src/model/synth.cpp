@@ -9,7 +9,8 @@
 #include "base/error.h"
 #include "base/fp16.h"
 #include "cpu/thread_pool.h"
-#include "quant/quant.h"
+#include "model/ftype.h"
+#include "model/synth_blocks.h"
 
 namespace xtile::synth {
 
@@ -25,35 +26,17 @@ std::vector<Preset> make_presets() {
   add({"qwen3-0.6b", "qwen3", 1024, 28, 3072, 16, 8, 128, 151936, 40960, 1e6f, 1e-6f, true});
   add({"qwen3-1.7b", "qwen3", 2048, 28, 6144, 16, 8, 128, 151936, 40960, 1e6f, 1e-6f, true});
   add({"qwen3-8b", "qwen3", 4096, 36, 12288, 32, 8, 128, 151936, 40960, 1e6f, 1e-6f, false});
-  add({"llama-3.2-1b", "llama", 2048, 16, 8192, 32, 8, 64, 128256, 131072, 500000.0f, 1e-5f,
-       true});
-  add({"llama-3-8b", "llama", 4096, 32, 14336, 32, 8, 128, 128256, 8192, 500000.0f, 1e-5f,
-       false});
-  add({"qwen3-30b-a3b", "qwen3moe", 2048, 48, 6144, 32, 4, 128, 151936, 40960, 1e6f, 1e-6f,
-       false, 128, 8, 768});
+  add({"llama-3.2-1b", "llama", 2048, 16, 8192, 32, 8, 64, 128256, 131072, 500000.0f, 1e-5f, true});
+  add({"llama-3-8b", "llama", 4096, 32, 14336, 32, 8, 128, 128256, 8192, 500000.0f, 1e-5f, false});
+  add({"qwen3-30b-a3b", "qwen3moe", 2048, 48, 6144, 32, 4, 128, 151936, 40960, 1e6f, 1e-6f, false,
+       128, 8, 768});
   add({"tiny-llama", "llama", 128, 2, 256, 4, 2, 32, 512, 512, 10000.0f, 1e-5f, false});
   add({"tiny-qwen2", "qwen2", 128, 2, 256, 4, 2, 32, 512, 512, 1e6f, 1e-6f, false});
   // head_dim * n_head = 256 != hidden = 128, as in Qwen3 (1024 vs 2048), and tied like 0.6B.
   add({"tiny-qwen3", "qwen3", 128, 2, 384, 4, 2, 64, 512, 512, 1e6f, 1e-6f, true});
-  add({"tiny-qwen3moe", "qwen3moe", 128, 2, 384, 4, 2, 32, 512, 512, 1e6f, 1e-6f, false, 8, 2,
-       64});
+  add({"tiny-qwen3moe", "qwen3moe", 128, 2, 384, 4, 2, 32, 512, 512, 1e6f, 1e-6f, false, 8, 2, 64});
   return p;
 }
-
-bool is_quantized(GgmlType t) { return t == GgmlType::Q8_0 || t == GgmlType::Q4_0; }
-
-// wyrand: one multiply per 64 random bits, good statistical quality, trivially seedable.
-struct Rng {
-  uint64_t state;
-  uint64_t next() {
-    state += 0xa0761d6478bd642full;
-    const __uint128_t m =
-        static_cast<__uint128_t>(state) * static_cast<__uint128_t>(state ^ 0xe7037ed1a0b428dbull);
-    return static_cast<uint64_t>(m >> 64) ^ static_cast<uint64_t>(m);
-  }
-  // Uniform in [0, 1) from the top 24 bits (exact in float).
-  float uniform() { return static_cast<float>(next() >> 40) * (1.0f / 16777216.0f); }
-};
 
 uint64_t splitmix64(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
@@ -73,13 +56,12 @@ uint64_t tensor_seed(uint64_t seed, std::string_view name) {
 // Approximately standard normal (Irwin-Hall of four 16-bit uniforms): bell-shaped, bounded by
 // ±2·√3, one random draw per value, and bit-reproducible on every machine.
 float normalish(uint64_t r) {
-  const int64_t sum = static_cast<int64_t>((r & 0xffff) + ((r >> 16) & 0xffff) +
-                                           ((r >> 32) & 0xffff) + (r >> 48));
+  const int64_t sum =
+      static_cast<int64_t>((r & 0xffff) + ((r >> 16) & 0xffff) + ((r >> 32) & 0xffff) + (r >> 48));
   constexpr float kScale = 1.7320508f / 65536.0f;  // the sum's std is 65536 / √3
   return static_cast<float>(sum - 131070) * kScale;
 }
 
-constexpr float kWeightStd = 0.02f;
 constexpr uint64_t kChunkBytes = 1 << 20;  // unit of parallel work and of seeding
 
 void fill_float_rows(GgmlType type, Init init, Rng& rng, uint64_t n, uint8_t* out) {
@@ -92,44 +74,6 @@ void fill_float_rows(GgmlType type, Init init, Rng& rng, uint64_t n, uint8_t* ou
       const uint16_t h = type == GgmlType::F16 ? fp32_to_fp16(v) : fp32_to_bf16(v);
       std::memcpy(out + 2 * i, &h, 2);
     }
-  }
-}
-
-// Random quants with a per-block fp16 scale drawn so that the dequantized values have about
-// kWeightStd; the scale varies by ±25% between blocks. Quants are symmetric around 0 so that a
-// layer adds no systematic bias: Q8_0 takes a random byte b as b - 128, except b = 0 gives 0
-// (values -127..127, 0 twice as likely; std 73.47); Q4_0 takes a random nibble n as n - 8,
-// except n = 0 gives 0 (nibbles 1..15, i.e. values -7..7, 0 twice as likely; std 4.18).
-void fill_q8_0(Rng& rng, uint64_t n_blocks, uint8_t* out) {
-  constexpr float kBase = kWeightStd / 73.47f;
-  for (uint64_t b = 0; b < n_blocks; ++b) {
-    BlockQ8_0 blk;
-    blk.d = fp32_to_fp16(kBase * (0.75f + 0.5f * rng.uniform()));
-    for (int w = 0; w < 4; ++w) {
-      uint64_t r = rng.next();
-      for (int j = 0; j < 8; ++j, r >>= 8) {
-        const int byte = static_cast<int>(r & 0xff);
-        blk.qs[8 * w + j] = static_cast<int8_t>(byte == 0 ? 0 : byte - 128);
-      }
-    }
-    std::memcpy(out + b * sizeof(BlockQ8_0), &blk, sizeof(BlockQ8_0));
-  }
-}
-
-void fill_q4_0(Rng& rng, uint64_t n_blocks, uint8_t* out) {
-  constexpr float kBase = kWeightStd / 4.18f;
-  for (uint64_t b = 0; b < n_blocks; ++b) {
-    BlockQ4_0 blk;
-    blk.d = fp32_to_fp16(kBase * (0.75f + 0.5f * rng.uniform()));
-    for (int w = 0; w < 2; ++w) {
-      uint64_t r = rng.next();
-      for (int j = 0; j < 8; ++j, r >>= 8) {
-        const auto lo = static_cast<uint8_t>((r & 0x0f) ? (r & 0x0f) : 8);
-        const auto hi = static_cast<uint8_t>((r & 0xf0) ? ((r >> 4) & 0x0f) : 8);
-        blk.qs[8 * w + j] = static_cast<uint8_t>(lo | (hi << 4));
-      }
-    }
-    std::memcpy(out + b * sizeof(BlockQ4_0), &blk, sizeof(BlockQ4_0));
   }
 }
 
@@ -166,7 +110,9 @@ constexpr int32_t kTokenNormal = 1;
 constexpr int32_t kTokenControl = 3;
 constexpr int32_t kTokenUnused = 5;
 
-std::string pad_token(uint64_t id) { return "[PAD" + std::to_string(id) + "]"; }
+std::string pad_token(uint64_t id) {
+  return "[PAD" + std::to_string(id) + "]";
+}
 
 // Without --vocab: a byte-level BPE vocabulary ("gpt2" model, "default" pre-tokenizer) made of
 // GPT-2's 256 byte tokens, then <|endoftext|> (bos = eos = padding) and two chat control tokens,
@@ -210,8 +156,8 @@ void add_file_vocab(const Preset& p, const std::string& path,
     fail("vocabulary file '", path, "' has no tokenizer.ggml.tokens array");
   const uint64_t n = std::get<gguf::Array>(tokens->data).items.size();
   if (n > p.vocab)
-    fail("vocabulary file '", path, "' has ", n, " tokens, more than the ", p.vocab,
-         " of preset ", p.name, " (raise it with --vocab-size)");
+    fail("vocabulary file '", path, "' has ", n, " tokens, more than the ", p.vocab, " of preset ",
+         p.name, " (raise it with --vocab-size)");
   for (const auto& [key, value] : vocab.metadata()) {
     if (!key.starts_with("tokenizer.")) continue;
     gguf::Value v = value;
@@ -228,7 +174,7 @@ void add_file_vocab(const Preset& p, const std::string& path,
           a.items.push_back(gguf::Value::string(pad_token(i)));
         } else if (key == "tokenizer.ggml.scores") {
           a.items.push_back(a.elem_type == gguf::ValueType::F64 ? gguf::Value::f64(0.0)
-                                                                 : gguf::Value::f32(0.0f));
+                                                                : gguf::Value::f32(0.0f));
         } else {
           gguf::Value t = gguf::Value::i32(kTokenUnused);
           t.type = a.elem_type;  // keep the file's integer type (i32 in every converter)
@@ -243,7 +189,7 @@ void add_file_vocab(const Preset& p, const std::string& path,
   }
 }
 
-void add_metadata(const Plan& plan, const Options& o,
+void add_metadata(const Plan& plan, const Options& o, uint32_t file_type,
                   std::vector<std::pair<std::string, gguf::Value>>* kv) {
   using gguf::Value;
   const Preset& p = plan.preset;
@@ -253,8 +199,8 @@ void add_metadata(const Plan& plan, const Options& o,
   kv->emplace_back("general.description",
                    Value::string(std::string(kRandomWeightsNotice) + "; xtile synth --preset " +
                                  p.name + " --seed " + std::to_string(o.seed)));
-  kv->emplace_back("general.file_type", Value::u32(file_type_for(plan.type)));
-  if (is_quantized(plan.type)) kv->emplace_back("general.quantization_version", Value::u32(2));
+  kv->emplace_back("general.file_type", Value::u32(file_type));
+  if (has_random_blocks(plan.type)) kv->emplace_back("general.quantization_version", Value::u32(2));
   if (plan.alignment != 32) kv->emplace_back("general.alignment", Value::u32(plan.alignment));
   kv->emplace_back(a + "context_length", Value::u32(p.context));
   kv->emplace_back(a + "embedding_length", Value::u32(p.hidden));
@@ -321,6 +267,24 @@ void add_tensors(const Plan& plan, std::vector<TensorSpec>* t) {
   if (!p.tied) add("output.weight", w, {h, p.vocab}, Init::kWeight);
 }
 
+// The per-tensor types of `ftype` (model/ftype.h), as llama-quantize would choose them for a model
+// of this shape whose weights are `plan.type` and everything else F32.
+void apply_ftype(const Ftype& ftype, bool pure, const Preset& p, std::vector<TensorSpec>* t) {
+  ModelShape shape;
+  shape.arch = p.arch;
+  shape.n_layer = p.layers;
+  shape.n_head = p.n_head;
+  shape.n_head_kv = p.n_head_kv;
+  shape.n_expert = p.n_expert;
+  std::vector<TensorDesc> descs;
+  for (const TensorSpec& s : *t)
+    descs.push_back({s.name, static_cast<uint32_t>(s.ne.size()), s.ne[0], s.type});
+  TypeRuleOptions options;
+  options.pure = pure;
+  const std::vector<GgmlType> types = choose_types(ftype, shape, descs, options);
+  for (size_t i = 0; i < t->size(); ++i) (*t)[i].type = types[i];
+}
+
 }  // namespace
 
 const std::vector<Preset>& presets() {
@@ -341,19 +305,13 @@ const Preset& find_preset(std::string_view name) {
 }
 
 bool supported_type(GgmlType t) {
-  return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16 ||
-         t == GgmlType::Q8_0 || t == GgmlType::Q4_0;
+  return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16 || has_random_blocks(t);
 }
 
 uint32_t file_type_for(GgmlType t) {
-  switch (t) {
-    case GgmlType::F32: return 0;    // LLAMA_FTYPE_ALL_F32
-    case GgmlType::F16: return 1;    // LLAMA_FTYPE_MOSTLY_F16
-    case GgmlType::Q4_0: return 2;   // LLAMA_FTYPE_MOSTLY_Q4_0
-    case GgmlType::Q8_0: return 7;   // LLAMA_FTYPE_MOSTLY_Q8_0
-    case GgmlType::BF16: return 32;  // LLAMA_FTYPE_MOSTLY_BF16
-    default: fail("synth cannot write tensor type ", ggml_type_name(t));
-  }
+  const Ftype* f = supported_type(t) ? ftype_for_type(t) : nullptr;
+  if (!f) fail("synth cannot write tensor type ", ggml_type_name(t));
+  return f->file_type;
 }
 
 uint64_t TensorSpec::elements() const {
@@ -381,21 +339,30 @@ uint64_t Plan::tensor_bytes() const {
 Plan make_plan(const Options& o) {
   Plan plan;
   plan.preset = find_preset(o.preset);
-  plan.type = o.type;
   plan.seed = o.seed;
   plan.alignment = o.alignment;
   Preset& p = plan.preset;
-  if (!supported_type(o.type))
-    fail("synth cannot write tensor type ", ggml_type_name(o.type),
-         "; types: f32, f16, bf16, q8_0, q4_0");
+  // Either a named file type with its recipe, or one type for every weight (a pure file).
+  const bool named = !o.ftype.empty();
+  const Ftype* ftype = named ? &ftype_by_name(o.ftype) : nullptr;
+  if (!named) {
+    if (!supported_type(o.type))
+      fail("synth cannot write tensor type ", ggml_type_name(o.type), "; types: ", ftype_names());
+    ftype = ftype_for_type(o.type);
+  }
+  const bool pure = !named || o.pure;
+  plan.type = ftype->base;
+  plan.ftype = named ? std::string(ftype->name) + (o.pure ? " pure" : "")
+                     : std::string(ggml_type_name(o.type)) + " pure";
   if (o.layers > p.layers)
     fail("--layers ", o.layers, " is more than the ", p.layers, " layers of preset ", p.name);
   if (o.layers > 0) p.layers = o.layers;
   if (o.vocab_size > 0) p.vocab = o.vocab_size;
   if (o.alignment < 8 || o.alignment > (1u << 20) || !std::has_single_bit(o.alignment))
     fail("alignment ", o.alignment, " must be a power of two between 8 and 1048576");
-  add_metadata(plan, o, &plan.metadata);
+  add_metadata(plan, o, ftype->file_type, &plan.metadata);
   add_tensors(plan, &plan.tensors);
+  apply_ftype(*ftype, pure, p, &plan.tensors);
   for (const TensorSpec& t : plan.tensors) {
     if (t.ne[0] % ggml_traits(t.type).block_size != 0)
       fail("tensor '", t.name, "' has rows of ", t.ne[0], " elements, not a multiple of the ",
@@ -409,7 +376,8 @@ void fill_tensor(const TensorSpec& spec, uint64_t seed, std::span<uint8_t> dst, 
   const uint64_t total = spec.bytes();
   if (dst.size() != total)
     fail("tensor '", spec.name, "' needs ", total, " bytes, the writer gave ", dst.size());
-  if (is_quantized(spec.type) && spec.init != Init::kWeight)
+  const bool quantized = has_random_blocks(spec.type);
+  if (quantized && spec.init != Init::kWeight)
     fail("tensor '", spec.name, "': only weight matrices are generated quantized");
   const uint64_t row_bytes = ggml_row_bytes(spec.type, spec.ne[0]);
   const uint64_t rows = spec.elements() / spec.ne[0];
@@ -426,10 +394,8 @@ void fill_tensor(const TensorSpec& spec, uint64_t seed, std::span<uint8_t> dst, 
       Rng rng{splitmix64(base_seed + static_cast<uint64_t>(c))};
       uint8_t* out = dst.data() + r0 * row_bytes;
       const uint64_t n = nr * spec.ne[0];
-      if (spec.type == GgmlType::Q8_0) {
-        fill_q8_0(rng, n / kQK, out);
-      } else if (spec.type == GgmlType::Q4_0) {
-        fill_q4_0(rng, n / kQK, out);
+      if (quantized) {
+        fill_random_blocks(spec.type, rng, n / ggml_traits(spec.type).block_size, out);
       } else {
         fill_float_rows(spec.type, spec.init, rng, n, out);
       }

@@ -1,10 +1,12 @@
 // Synthetic models: GGUF files with RANDOM weights but exactly the tensor names, shapes and
 // metadata keys that llama.cpp's convert_hf_to_gguf.py writes for llama, qwen2, qwen3 and
 // qwen3moe, so that loaders, kernels and benchmarks can run at real shapes without downloading
-// real weights. Values are random but sane (a forward pass stays finite); quantized tensors are
-// generated directly as random blocks (no float quantization), fast enough to write the ~17 GB
-// Qwen3-30B-A3B Q4_0 in minutes. Output is a pure function of (options, seed): the thread count
-// never changes a byte.
+// real weights. A quantized file has the per-tensor types llama-quantize would give it for the
+// same file type (model/ftype.h: Q6_K output, bumped attn_v/ffn_down, ...). Values are random but
+// sane (a forward pass stays finite); quantized tensors are generated directly as random blocks
+// (model/synth_blocks.h, no float quantization), fast enough to write the ~17 GB Qwen3-30B-A3B
+// Q4_0 in minutes. Output is a pure function of (options, seed): the thread count never changes a
+// byte.
 #pragma once
 
 #include <cstdint>
@@ -15,8 +17,8 @@
 #include <utility>
 #include <vector>
 
-#include "gguf/gguf.h"
 #include "gguf/ggml_types.h"
+#include "gguf/gguf.h"
 
 namespace xtile {
 class ThreadPool;
@@ -38,7 +40,7 @@ struct Preset {
   uint32_t context = 0;
   float rope_base = 10000.0f;
   float rms_eps = 1e-5f;
-  bool tied = false;  // no output.weight: the output projection reuses token_embd.weight
+  bool tied = false;           // no output.weight: the output projection reuses token_embd.weight
   uint32_t n_expert = 0;       // qwen3moe only
   uint32_t n_expert_used = 0;  // qwen3moe only
   uint32_t expert_ffn = 0;     // qwen3moe only
@@ -49,20 +51,25 @@ const std::vector<Preset>& presets();
 const Preset& find_preset(std::string_view name);
 std::string preset_names();  // "qwen3-0.6b, qwen3-1.7b, ..."
 
-// The tensor types synth writes: f32, f16, bf16, q8_0, q4_0.
+// The tensor types synth writes: f32, f16, bf16 and the quantized types of every ftype
+// (q8_0, q4_0, q4_1, q5_0, q5_1, q4_K, q5_K, q6_K, iq4_nl, iq4_xs).
 bool supported_type(GgmlType t);
 // llama.cpp's general.file_type (LLAMA_FTYPE_*) for a model whose weights are `t`.
 uint32_t file_type_for(GgmlType t);
 
 struct Options {
   std::string preset;
-  GgmlType type = GgmlType::F32;  // of every 2-D/3-D weight, token_embd included
+  // One of llama-quantize's file types by name (q4_0, q4_k_m, iq4_xs, ...; model/ftype.h): the
+  // weights get its per-tensor types. Empty: every 2-D/3-D weight (token_embd included) is `type`.
+  std::string ftype;
+  bool pure = false;              // with ftype: every weight in its base type (llama's --pure)
+  GgmlType type = GgmlType::F32;  // without ftype: the type of every weight
   uint64_t seed = 42;
-  uint32_t layers = 0;       // 0: the preset's block_count; else 1..preset's
-  uint32_t vocab_size = 0;   // 0: the preset's vocabulary size
-  std::string vocab_path;    // GGUF whose tokenizer.* keys are copied ("": generated vocab)
-  uint32_t alignment = 32;   // general.alignment is written only when this is not 32
-  int threads = 1;           // generation threads (never changes the output)
+  uint32_t layers = 0;      // 0: the preset's block_count; else 1..preset's
+  uint32_t vocab_size = 0;  // 0: the preset's vocabulary size
+  std::string vocab_path;   // GGUF whose tokenizer.* keys are copied ("": generated vocab)
+  uint32_t alignment = 32;  // general.alignment is written only when this is not 32
+  int threads = 1;          // generation threads (never changes the output)
 };
 
 // How a tensor's values are drawn.
@@ -84,8 +91,9 @@ struct TensorSpec {
 // Everything that will be written, resolved from Options (preset cut to --layers, vocabulary
 // loaded and padded). Building the plan is cheap; only write() generates tensor data.
 struct Plan {
-  Preset preset;  // with layers and vocab as written
-  GgmlType type = GgmlType::F32;
+  Preset preset;                  // with layers and vocab as written
+  std::string ftype;              // the file type written ("q4_k_m"; "q4_0 pure")
+  GgmlType type = GgmlType::F32;  // its base type
   uint64_t seed = 42;
   uint32_t alignment = 32;
   std::vector<std::pair<std::string, gguf::Value>> metadata;  // in file order
