@@ -22,7 +22,7 @@ namespace xtile {
 namespace {
 
 #define XTILE_REQUIRE_F16C()                                                                 \
-  if (!cpu_caps().f16c || !cpu_caps().os_avx)                                                \
+  if (!avx2::f16c_convert_usable(cpu_caps()))                                                \
   GTEST_SKIP() << "this CPU/OS has no usable F16C (VCVTPH2PS/VCVTPS2PH need CPUID F16C and " \
                   "OS-enabled AVX state), so there is no hardware oracle to compare with"
 
@@ -54,6 +54,36 @@ void expect_f32_to_f16_matches_f16c(const std::vector<float>& x, const char* wha
     }
   }
   EXPECT_EQ(mismatches, 0) << what << ": " << mismatches << " of " << x.size() << " differ";
+}
+
+// Ivy Bridge has F16C but neither AVX2 nor FMA. The F16C object must be built for what it
+// needs only, and the selection must refuse it on any CPU lacking one of its extensions
+// (otherwise: SIGILL on the first fp16 row of a KV cache).
+TEST(Fp16F16cSelection, IvyBridgeTakesTheF16cRowsAndTheObjectNeedsNoAvx2OrFma) {
+  CpuCaps ivy;
+  ivy.sse42 = ivy.avx = ivy.f16c = ivy.os_avx = true;
+  EXPECT_FALSE(avx2::kF16cObjectIsa.avx2) << "f16c_convert.cpp is compiled with -mavx2";
+  EXPECT_FALSE(avx2::kF16cObjectIsa.fma) << "f16c_convert.cpp is compiled with -mfma";
+  EXPECT_FALSE(avx2::kF16cObjectIsa.avx512f);
+  EXPECT_TRUE(avx2::kF16cObjectIsa.f16c && avx2::kF16cObjectIsa.avx);
+  EXPECT_TRUE(avx2::f16c_convert_usable(ivy)) << "a CPU with F16C and AVX state should use it";
+
+  // Every combination of the five bits: the path is taken exactly when the CPU has F16C, AVX
+  // and the OS-enabled AVX state, and never when it lacks something the object was built for.
+  for (int bits = 0; bits < 32; ++bits) {
+    CpuCaps c;
+    c.avx = bits & 1;
+    c.f16c = bits & 2;
+    c.os_avx = bits & 4;
+    c.avx2 = bits & 8;
+    c.fma = bits & 16;
+    const bool usable = avx2::f16c_convert_usable(c);
+    EXPECT_EQ(usable, c.avx && c.f16c && c.os_avx) << "caps bits " << bits;
+    if (usable) {
+      EXPECT_TRUE(!avx2::kF16cObjectIsa.avx2 || c.avx2) << "caps bits " << bits;
+      EXPECT_TRUE(!avx2::kF16cObjectIsa.fma || c.fma) << "caps bits " << bits;
+    }
+  }
 }
 
 TEST(Fp16F16c, HalfToFloatMatchesVcvtph2psForAll65536Halves) {

@@ -18,7 +18,8 @@ TEST(TierSymbols, TierObjectsDefineNoWeakCode) {
   std::string out;
   if (test::run_command("nm --version", &out) != 0) GTEST_SKIP() << "nm (binutils) not found";
   int objects = 0;
-  for (const char* target : {"xtile_tier_avx2", "xtile_tier_avx512", "xtile_tier_amx"}) {
+  for (const char* target :
+       {"xtile_tier_avx2", "xtile_isa_f16c", "xtile_tier_avx512", "xtile_tier_amx"}) {
     const fs::path dir = fs::path(XTILE_BINARY_DIR) / "CMakeFiles" / (std::string(target) + ".dir");
     if (!fs::exists(dir)) continue;
     for (const auto& entry : fs::recursive_directory_iterator(dir)) {

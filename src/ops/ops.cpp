@@ -81,7 +81,7 @@ void f32_to_f16_row_portable(const float* x, uint16_t* y, int64_t n) {
 // per cycle, which made converting a generation step's K and V cost more than its attention.
 namespace {
 bool use_f16c() {
-  static const bool yes = cpu_caps().f16c && cpu_caps().os_avx;
+  static const bool yes = avx2::f16c_convert_usable(cpu_caps());
   return yes;
 }
 

@@ -1,10 +1,39 @@
-// Compiled with -mavx2 -mfma -mf16c (CMakeLists.txt): the intrinsics below become VCVTPH2PS and
-// VCVTPS2PH. Nothing here may run before the caller has checked F16C support.
+// Compiled with -mavx -mf16c (CMakeLists.txt, xtile_f16c): the intrinsics below become VCVTPH2PS
+// and VCVTPS2PH. No function here may run before f16c_convert_usable() said yes.
 #include "kernels/avx2/f16c_convert.h"
 
 #include <immintrin.h>
 
 namespace xtile::avx2 {
+
+// Constant-initialized (no code runs): what the compiler was allowed to use in this file.
+constinit const F16cObjectIsa kF16cObjectIsa = {
+#ifdef __AVX__
+    .avx = true,
+#else
+    .avx = false,
+#endif
+#ifdef __F16C__
+    .f16c = true,
+#else
+    .f16c = false,
+#endif
+#ifdef __AVX2__
+    .avx2 = true,
+#else
+    .avx2 = false,
+#endif
+#ifdef __FMA__
+    .fma = true,
+#else
+    .fma = false,
+#endif
+#ifdef __AVX512F__
+    .avx512f = true,
+#else
+    .avx512f = false,
+#endif
+};
 
 // imm8 = 0: round to nearest even from the immediate, regardless of MXCSR.RC (bit 2 clear).
 constexpr int kRoundNearestEven = 0;
