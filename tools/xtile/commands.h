@@ -21,6 +21,7 @@ Command register_run(CLI::App& root);
 Command register_synth(CLI::App& root);
 Command register_quantize(CLI::App& root);
 Command register_bench(CLI::App& root);
+Command register_perplexity(CLI::App& root);
 
 // In the order `xtile --help` lists them.
 inline constexpr RegisterFn kCommands[] = {
@@ -29,6 +30,7 @@ inline constexpr RegisterFn kCommands[] = {
     &register_synth,
     &register_quantize,
     &register_bench,
+    &register_perplexity,
 };
 
 }  // namespace xtile::cli

@@ -165,8 +165,9 @@ std::string format_seconds(double s) {
   return buf;
 }
 
-ProgressBar::ProgressBar(std::string label)
+ProgressBar::ProgressBar(std::string label, Unit unit)
     : label_(std::move(label)),
+      unit_(unit),
       enabled_(::isatty(STDERR_FILENO) == 1),
       start_(std::chrono::steady_clock::now()) {}
 
@@ -187,13 +188,22 @@ void ProgressBar::update(uint64_t done, uint64_t total, std::string_view detail)
   std::string line = label_ + " [" + bar + "] ";
   char pct[16];
   std::snprintf(pct, sizeof(pct), "%3d%% ", static_cast<int>(frac * 100.0));
-  line += pct + format_bytes(done) + " / " + format_bytes(total) + "  " + format_seconds(secs);
+  if (unit_ == Unit::bytes)
+    line += pct + format_bytes(done) + " / " + format_bytes(total);
+  else
+    line += pct + std::to_string(done) + "/" + std::to_string(total);
+  line += "  " + format_seconds(secs);
   if (!detail.empty()) line += "  " + std::string(detail);
   // A line wider than the terminal wraps, and "\r" then only returns to the last row: cut it.
   winsize ws{};
   if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 && line.size() >= ws.ws_col)
     line.resize(ws.ws_col - 1u);
   std::cerr << "\r\033[K" << line << std::flush;
+}
+
+void ProgressBar::clear() {
+  if (enabled_ && drawn_) std::cerr << "\r\033[K" << std::flush;
+  drawn_ = false;
 }
 
 void ProgressBar::finish() {

@@ -50,16 +50,21 @@ std::string format_count(uint64_t n);       // "596.05 M"
 std::string format_seconds(double s);       // "1.23 s"
 
 // One-line progress on stderr, only when stderr is a terminal, redrawn at most ~10 times a
-// second; finish() ends the line.
+// second; finish() ends the line, clear() erases it (to print other lines on the terminal; the
+// next update() draws it again). done/total are shown as bytes or as plain counts.
 class ProgressBar {
  public:
-  explicit ProgressBar(std::string label);
+  enum class Unit { bytes, count };
+  explicit ProgressBar(std::string label, Unit unit = Unit::bytes);
   ~ProgressBar();
   void update(uint64_t done, uint64_t total, std::string_view detail);
+  void clear();
   void finish();
+  bool enabled() const { return enabled_; }
 
  private:
   std::string label_;
+  Unit unit_;
   bool enabled_;
   bool drawn_ = false;
   std::chrono::steady_clock::time_point last_{};
