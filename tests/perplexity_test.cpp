@@ -417,18 +417,26 @@ TEST(KldBaseFile, AnUnfinishedWriterLeavesNoFile) {
 
 // --- the real model ---------------------------------------------------------------------
 
-// A TinyStories-like text repeated to `n` tokens of stories260K's vocabulary, BOS first.
-std::vector<int32_t> story_tokens(const WeightStore& w, size_t n) {
+// A TinyStories-like text repeated to `n` tokens of the model's vocabulary (BOS first when it
+// adds one), and the BOS that starts every chunk (-1: none).
+struct StoryTokens {
+  std::vector<int32_t> ids;
+  int32_t bos = -1;
+};
+
+StoryTokens story_tokens(const WeightStore& w, size_t n) {
   const auto tok = Tokenizer::from_gguf(w.file());
+  StoryTokens t;
+  t.bos = tok->add_bos() ? tok->bos() : -1;
   std::string text;
   while (true) {
     text +=
         "Once upon a time, there was a little girl named Lily. She loved to play in the "
         "park with her red ball. One day, she saw a big dog. The dog was sad. ";
-    std::vector<int32_t> ids = tok->encode(text, true, false);
-    if (ids.size() >= n) {
-      ids.resize(n);
-      return ids;
+    t.ids = tok->encode(text, true, false);
+    if (t.ids.size() >= n) {
+      t.ids.resize(n);
+      return t;
     }
   }
 }
@@ -450,7 +458,7 @@ LoadedModel load(const std::string& path, Tier tier, int threads) {
 TEST(PerplexityModel, SessionEvaluatorGivesTheLogitsOfOneWholeChunkBatch) {
   XTILE_REQUIRE_FIXTURE(path, "models/stories260K.gguf");
   LoadedModel m = load(path, Tier::ref, 2);
-  const std::vector<int32_t> tokens = story_tokens(*m.weights, 40);
+  const std::vector<int32_t> tokens = story_tokens(*m.weights, 40).ids;
   SessionOptions so;
   so.n_ctx = 40;
   so.n_batch = 7;  // the scored half in pieces of 7, the first half with one logits row
@@ -485,11 +493,13 @@ TEST(PerplexityModel, SessionEvaluatorGivesTheLogitsOfOneWholeChunkBatch) {
 struct TierRun {
   PerplexityState ppl;
   std::vector<char> base;
+  int32_t bos = -1;
 };
 
 TierRun run_tier(const std::string& model, Tier tier, int threads, const std::string& tag) {
   LoadedModel m = load(model, tier, threads);
-  const std::vector<int32_t> tokens = story_tokens(*m.weights, 3 * 64 + 5);
+  const StoryTokens story = story_tokens(*m.weights, 3 * 64 + 5);
+  const std::vector<int32_t>& tokens = story.ids;
   SessionOptions so;
   so.n_ctx = 64;
   so.n_batch = 24;
@@ -498,25 +508,26 @@ TierRun run_tier(const std::string& model, Tier tier, int threads, const std::st
   PerplexityRequest req;
   req.tokens = tokens;
   req.plan = plan_chunks(static_cast<int64_t>(tokens.size()), 64, -1);
-  req.bos = 1;
+  req.bos = story.bos;
   const std::string path = test::temp_path("tier-" + tag + ".kld").string();
   KldBaseWriter writer(path, {64, static_cast<int32_t>(eval.n_vocab()), 3},
                        std::span<const int32_t>(tokens).first(3 * 64));
   req.base_out = &writer;
   TierRun r;
   r.ppl = compute_perplexity(eval, *m.pool, req);
+  r.bos = story.bos;
   writer.finish();
   r.base = read_bytes(path);
   return r;
 }
 
-TEST(PerplexityModel, EveryTierAndThreadCountGivesTheSameBits) {
-  XTILE_REQUIRE_FIXTURE(f32, "models/stories260K.gguf");
-  // Q8_0 puts the matmuls on the quantized kernels (the tiers' code); F32 is the float path.
-  const std::string q8 = test::temp_path("stories260K-q8_0.gguf").string();
+// Quantizes `f32_model` to Q8_0 (the matmuls then run on the tiers' kernels; F32 is the float
+// path) and expects the same sums and base-file bytes from every tier available, 1 and 2 threads.
+void expect_same_bits_on_every_tier(const std::string& f32_model, const std::string& name) {
+  const std::string q8 = test::temp_path(name + "-q8_0.gguf").string();
   ThreadPool qpool(2);
-  quantize_model(f32, q8, GgmlType::Q8_0, qpool);
-  const TierRun want = run_tier(q8, Tier::ref, 1, "ref-1");
+  quantize_model(f32_model, q8, GgmlType::Q8_0, qpool);
+  const TierRun want = run_tier(q8, Tier::ref, 1, name + "-ref-1");
   EXPECT_TRUE(std::isfinite(want.ppl.ppl()));
   EXPECT_GT(want.ppl.ppl(), 1.0);
   std::string skipped;
@@ -528,7 +539,8 @@ TEST(PerplexityModel, EveryTierAndThreadCountGivesTheSameBits) {
     }
     for (int threads : {1, 2}) {
       if (tier == Tier::ref && threads == 1) continue;
-      const std::string tag = std::string(tier_name(tier)) + "-" + std::to_string(threads);
+      const std::string tag =
+          name + "-" + std::string(tier_name(tier)) + "-" + std::to_string(threads);
       const TierRun got = run_tier(q8, tier, threads, tag);
       EXPECT_EQ(std::memcmp(&got.ppl.sum_nll, &want.ppl.sum_nll, sizeof(double)), 0) << tag;
       EXPECT_EQ(got.ppl.chunk_ppl, want.ppl.chunk_ppl) << tag;
@@ -538,10 +550,20 @@ TEST(PerplexityModel, EveryTierAndThreadCountGivesTheSameBits) {
   if (!skipped.empty()) std::cout << "[ note     ] tiers skipped: " << skipped << "\n";
 }
 
+TEST(PerplexityModel, EveryTierAndThreadCountGivesTheSameBits) {
+  XTILE_REQUIRE_FIXTURE(f32, "models/stories260K.gguf");
+  expect_same_bits_on_every_tier(f32, "stories260K");
+}
+
+TEST(PerplexityModel, MoeModelGivesTheSameBitsOnEveryTier) {
+  XTILE_REQUIRE_FIXTURE(f32, "models/micro-qwen3moe.gguf");
+  expect_same_bits_on_every_tier(f32, "micro-qwen3moe");
+}
+
 TEST(PerplexityModel, Stories260KAgainstItsOwnBaseIsZeroAndQ8_0IsNot) {
   XTILE_REQUIRE_FIXTURE(f32, "models/stories260K.gguf");
   const TierRun base_run = run_tier(f32, Tier::ref, 2, "f32");
-  const std::string base_path = test::temp_path("tier-f32.kld").string();
+  const std::string base_path = test::temp_path("tier-f32.kld").string();  // run_tier's
   const std::string q8 = test::temp_path("stories260K-q8_0.gguf").string();
   ThreadPool qpool(2);
   quantize_model(f32, q8, GgmlType::Q8_0, qpool);
@@ -554,7 +576,7 @@ TEST(PerplexityModel, Stories260KAgainstItsOwnBaseIsZeroAndQ8_0IsNot) {
     KldBaseReader base(base_path);
     KldRequest kr;
     kr.base = &base;
-    kr.bos = 1;
+    kr.bos = base_run.bos;
     return compute_kl_divergence(eval, *m.pool, kr);
   };
   const KldState self = compare(f32);

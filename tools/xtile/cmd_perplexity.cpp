@@ -128,6 +128,7 @@ void print_plan(const ChunkPlan& plan, const Session& s, Tier tier, int threads)
 
 void print_speed(std::chrono::steady_clock::time_point start, const ChunkPlan& plan,
                  int64_t chunks) {
+  std::fflush(stdout);  // the results first when both go to one file
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::fprintf(stderr, "xtile: %lld chunks in %.2f s (%.2f s per chunk, %.1f tokens/s)\n",
                static_cast<long long>(chunks), s, chunks ? s / chunks : 0.0,
