@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "base/float_contract.h"
+
 namespace xtile {
 
 class AlignedBuffer {

@@ -8,6 +8,8 @@
 #include <string>
 #include <utility>
 
+#include "base/float_contract.h"
+
 namespace xtile {
 
 class Error : public std::runtime_error {

@@ -5,6 +5,8 @@
 #include <bit>
 #include <cstdint>
 
+#include "base/float_contract.h"
+
 namespace xtile {
 
 inline float fp16_to_fp32(uint16_t h) {

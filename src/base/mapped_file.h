@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "base/float_contract.h"
+
 namespace xtile {
 
 class MappedFile {

@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "base/float_contract.h"
+
 namespace xtile {
 
 enum class Tier : int { ref = 0, avx2 = 1, avx512 = 2, amx = 3, amx_emu = 4 };

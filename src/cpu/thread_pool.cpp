@@ -9,6 +9,7 @@
 #include <system_error>
 
 #include "base/error.h"
+#include "base/float_env.h"
 #include "cpu/cpu_caps.h"
 
 namespace xtile {
@@ -133,12 +134,16 @@ void ThreadPool::worker_loop(int index) {
     const std::string name = "xtile-w" + std::to_string(index);
     pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
   }
+  // A new thread inherits its creator's MXCSR, which a host may have set to flush denormals or
+  // round otherwise; this thread only ever runs xtile's jobs, so it keeps the contract's.
+  write_mxcsr(contract_mxcsr(read_mxcsr()));
   uint64_t seen = 0;
   for (;;) {
     const uint64_t gen = wait_for_job(seen);
     if (gen == seen) return;  // woken by stop_ with no new job
     seen = gen;
     try {
+      ContractFloatEnv env;  // a job that changed MXCSR cannot leak it into the next one
       (*job_)(index, n_threads_);
     } catch (...) {
       record_error(std::current_exception());
@@ -171,6 +176,8 @@ void ThreadPool::record_error(std::exception_ptr e) {
 
 void ThreadPool::run(const std::function<void(int thread, int n_threads)>& fn) {
   BusyGuard busy(running_);
+  // The caller's share runs under the contract's MXCSR too; the caller gets its own back.
+  ContractFloatEnv env;
   if (n_threads_ == 1) {
     fn(0, 1);
     return;
@@ -210,6 +217,7 @@ void ThreadPool::parallel_for(int64_t begin, int64_t end, int64_t grain,
   if (units == 1) {
     // partition_range gives the single grain to thread 0 (the caller): skip the hand-off.
     BusyGuard busy(running_);
+    ContractFloatEnv env;
     fn(begin, end, 0);
     return;
   }

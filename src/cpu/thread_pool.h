@@ -2,6 +2,7 @@
 // worker a fixed, deterministic share of the iteration space, so the partition (and therefore
 // every result) depends only on the thread count, never on timing. Workers wait between jobs on
 // a barrier that spins briefly (jobs in a forward pass come microseconds apart) then sleeps.
+// Every job runs, on every thread, under the float contract's MXCSR (base/float_env.h).
 #pragma once
 
 #include <atomic>

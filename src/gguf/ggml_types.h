@@ -7,6 +7,8 @@
 #include <optional>
 #include <string_view>
 
+#include "base/float_contract.h"
+
 namespace xtile {
 
 enum class GgmlType : uint32_t {

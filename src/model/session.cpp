@@ -4,10 +4,12 @@
 #include <cmath>
 
 #include "base/error.h"
+#include "base/float_env.h"
 #include "ops/attention.h"
 #include "ops/matmul.h"
 #include "ops/matmul_float.h"
 #include "ops/ops.h"
+#include "ops/tier_self_check.h"
 
 namespace xtile {
 
@@ -32,6 +34,8 @@ Session::Session(const WeightStore& weights, ThreadPool& pool, const SessionOpti
       kv_(weights.config().n_layer, resolve_ctx(weights.config(), options),
           weights.config().kv_dim(), options.kv_type) {
   if (n_batch_ < 1) fail("the batch size must be at least 1, got ", n_batch_);
+  // The kernels this build runs must give ref's bits; checked once per process and tier.
+  self_check_tier_once(pool, weights.tier());
   n_batch_ = std::min(n_batch_, kv_.n_ctx());
   inv_freq_.resize(sz(c_.n_rot / 2));
   ops::rope_inv_freq(c_.rope_base, c_.n_rot, weights.rope_freqs(), c_.rope_scale_factor,
@@ -64,6 +68,9 @@ void Session::eval(std::span<const int32_t> tokens, bool all_logits, std::vector
       fail("token id ", t, " is out of range (the vocabulary has ", c_.n_vocab, " tokens)");
   const int64_t v = c_.n_vocab;
   logits->resize(sz((all_logits ? n : 1) * v));
+  // The contract's rounding and denormal handling on this thread, whatever the host set; the
+  // pool's jobs set it on every thread too. The caller's MXCSR comes back on return.
+  ContractFloatEnv env;
   for (int64_t i = 0; i < n; i += n_batch_) {
     const int64_t t = std::min(n_batch_, n - i);
     const bool last = i + t == n;

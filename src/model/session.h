@@ -38,12 +38,14 @@ struct SessionOptions {
 
 class Session {
  public:
+  // Runs the tier's start-up self-check against ref (ops/tier_self_check.h, once per process).
   Session(const WeightStore& weights, ThreadPool& pool, const SessionOptions& options);
 
   // Runs `tokens` at positions n_past() .. n_past() + size − 1 (in batches of n_batch) and
   // appends them to the cache. logits receives n_vocab floats per token when all_logits, else
   // the last token's only. Throws xtile::Error when the context would overflow or a token id is
-  // outside the vocabulary (nothing is evaluated then).
+  // outside the vocabulary (nothing is evaluated then). Runs under the float contract's MXCSR
+  // (base/float_env.h) whatever the caller's is, and restores the caller's.
   void eval(std::span<const int32_t> tokens, bool all_logits, std::vector<float>* logits);
 
   int64_t n_past() const { return n_past_; }
