@@ -154,6 +154,25 @@ TEST(Perplexity, TheResultDoesNotDependOnTheThreadCount) {
   EXPECT_EQ(std::memcmp(&a.sum_nll2, &b.sum_nll2, sizeof(double)), 0);
 }
 
+// Hands over the logits of every position, the unscored first half included.
+class AllRows final : public ChunkEvaluator {
+ public:
+  int64_t n_vocab() const override { return 4; }
+  void eval_chunk(std::span<const int32_t> tokens, int64_t, const LogitRows& on_rows) override {
+    on_rows(0, std::vector<float>(tokens.size() * 4, 0.0f));
+  }
+};
+
+TEST(Perplexity, RowsOutsideTheScoredHalfAreAnError) {
+  AllRows model;
+  ThreadPool pool(1);
+  PerplexityRequest req;
+  req.tokens = kHandText;
+  req.plan = plan_chunks(static_cast<int64_t>(kHandText.size()), 6, -1);
+  const std::string e = error_of([&] { compute_perplexity(model, pool, req); });
+  EXPECT_NE(e.find("positions 0 + 6 of a chunk of 6 (scored from 3)"), std::string::npos) << e;
+}
+
 TEST(LogProbs, TokenNllIsMinusTheLogSoftmax) {
   const std::vector<float> logits = {1.0f, 2.0f, 0.5f, -3.0f};
   double z = 0;

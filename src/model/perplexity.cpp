@@ -14,6 +14,15 @@ size_t sz(int64_t n) {
   return static_cast<size_t>(n);
 }
 
+// An evaluator must hand over the rows of positions first .. n_ctx − 1 only: anything else
+// would be scored against the wrong tokens (or written outside the chunk's base rows).
+void check_rows(int64_t pos, size_t values, int64_t v, const ChunkPlan& plan) {
+  if (pos < plan.first || values % sz(v) != 0 ||
+      pos + static_cast<int64_t>(values / sz(v)) > plan.n_ctx)
+    fail("perplexity: logits rows for positions ", pos, " + ", values / sz(v), " of a chunk of ",
+         plan.n_ctx, " (scored from ", plan.first, ")");
+}
+
 // Scores rows [0, n) with fn(row, thread) on the pool: each row is computed by one thread into
 // its own slot, so the caller can fold the results in order.
 void for_each_row(ThreadPool& pool, int64_t n, const std::function<void(int64_t, int)>& fn) {
@@ -89,6 +98,7 @@ PerplexityState compute_perplexity(ChunkEvaluator& model, ThreadPool& pool,
     const int64_t start = c * plan.n_ctx;
     const std::vector<int32_t> input = chunk_input(request.tokens, plan, c, request.bos);
     model.eval_chunk(input, plan.first, [&](int64_t pos, std::span<const float> rows) {
+      check_rows(pos, rows.size(), v, plan);
       // Rows at positions up to n_ctx − 2 predict a token of the chunk; the last one nothing.
       const int64_t n_rows = std::min(static_cast<int64_t>(rows.size()) / v, plan.n_ctx - 1 - pos);
       if (n_rows <= 0) return;
@@ -138,6 +148,7 @@ KldState compute_kl_divergence(ChunkEvaluator& model, ThreadPool& pool, const Kl
     const int64_t start = c * plan.n_ctx;
     const std::vector<int32_t> input = chunk_input(base.tokens(), plan, c, request.bos);
     model.eval_chunk(input, plan.first, [&](int64_t pos, std::span<const float> rows) {
+      check_rows(pos, rows.size(), v, plan);
       const int64_t n_rows = std::min(static_cast<int64_t>(rows.size()) / v, plan.n_ctx - 1 - pos);
       if (n_rows <= 0) return;
       results.assign(sz(n_rows), RowKld{});
