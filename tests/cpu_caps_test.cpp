@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 #include <sched.h>
 
+#include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -16,6 +18,12 @@
 #include <vector>
 
 #include "base/error.h"
+#include "cpu/thread_pool.h"
+
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace xtile {
 namespace {
@@ -65,11 +73,24 @@ CpuCaps avx512_machine() {  // Ice Lake / Zen 4: AVX-512 with VNNI, no AMX
   return c;
 }
 
+// Permissions with a fixed answer.
+const AmxPermission& granted_permission() {
+  static const AmxPermission p([](std::string*) { return true; });
+  return p;
+}
+const AmxPermission& refused_permission() {
+  static const AmxPermission p([](std::string* error) {
+    *error = "Operation not permitted";
+    return false;
+  });
+  return p;
+}
+
 CpuCaps amx_machine() {  // Sapphire Rapids with the permission granted
   CpuCaps c = avx512_machine();
   c.avx512bf16 = c.amx_bf16 = c.amx_tile = c.amx_int8 = true;
   c.os_amx = true;
-  c.amx_permitted = true;
+  c.amx_permission = &granted_permission();
   return c;
 }
 
@@ -98,8 +119,9 @@ TEST(CpuCapsDetect, TierAvailabilityIsConsistentWithFeatureBits) {
     EXPECT_TRUE(c.avx512f && c.avx512bw && c.avx512vl && c.avx512dq && c.avx512vnni);
     EXPECT_TRUE(c.os_avx512);
   }
+  EXPECT_EQ(c.amx_permission, &process_amx_permission());
   if (c.tier_available(Tier::amx)) {
-    EXPECT_TRUE(c.amx_tile && c.amx_int8 && c.os_amx && c.amx_permitted);
+    EXPECT_TRUE(c.amx_tile && c.amx_int8 && c.os_amx && c.amx_permission->granted(nullptr));
     EXPECT_TRUE(c.tier_available(Tier::avx512));
   } else {
     EXPECT_TRUE(contains(c.tier_unavailable_reason(Tier::amx), "AMX") ||
@@ -107,15 +129,11 @@ TEST(CpuCapsDetect, TierAvailabilityIsConsistentWithFeatureBits) {
         << c.tier_unavailable_reason(Tier::amx);
   }
   if (!c.amx_tile) {
-    EXPECT_FALSE(c.amx_permitted);
     EXPECT_EQ(c.tier_unavailable_reason(Tier::amx), "CPU lacks AMX-TILE/AMX-INT8");
   }
-  // Permission is only requested when the CPU and the OS both support tiles; a refusal says why.
-  if (c.amx_permitted) {
-    EXPECT_TRUE(c.amx_tile && c.os_amx);
-  }
-  if (c.amx_tile && c.os_amx && !c.amx_permitted) {
-    EXPECT_FALSE(c.amx_permission_error.empty());
+  // Permission is only requested when the CPU and the OS both support tiles.
+  if (!(c.amx_tile && c.amx_int8 && c.os_amx)) {
+    EXPECT_EQ(process_amx_permission().requests(), 0);
   }
   // OS state implies the CPU feature (XCR0 bits can only be set for supported state).
   if (c.os_avx512) {
@@ -270,17 +288,18 @@ TEST(CpuCapsTiers, AmxNeedsCpuOsPermissionAndTheAvx512Tier) {
 
   c = amx_machine();
   c.os_amx = false;
-  c.amx_permitted = false;
+  c.amx_permission = nullptr;
   EXPECT_EQ(c.tier_unavailable_reason(Tier::amx),
             "OS has not enabled AMX tile state (XCR0 bits 17-18)");
 
   c = amx_machine();
-  c.amx_permitted = false;
-  c.amx_permission_error = "Operation not permitted";
+  c.amx_permission = &refused_permission();
   EXPECT_EQ(c.tier_unavailable_reason(Tier::amx),
             "AMX-TILE present but the kernel refused XTILEDATA permission (arch_prctl: "
             "Operation not permitted)");
   EXPECT_EQ(c.best_tier(), Tier::avx512);
+  c.amx_permission = nullptr;
+  EXPECT_EQ(c.tier_unavailable_reason(Tier::amx), "AMX-TILE present but no XTILEDATA permission");
 
   c = amx_machine();
   c.avx512vnni = false;
@@ -330,12 +349,74 @@ TEST(CpuCapsResolve, UnavailableTierErrorCarriesTheReason) {
             "tier 'amx' is not available on this machine: CPU lacks AMX-TILE/AMX-INT8");
   EXPECT_EQ(resolve_error(avx2_machine(), "avx512"),
             "tier 'avx512' is not available on this machine: CPU lacks AVX-512 F");
+  static const AmxPermission invalid([](std::string* error) {
+    *error = "Invalid argument";
+    return false;
+  });
   CpuCaps denied = amx_machine();
-  denied.amx_permitted = false;
-  denied.amx_permission_error = "Invalid argument";
+  denied.amx_permission = &invalid;
   EXPECT_TRUE(contains(resolve_error(denied, "amx"),
                        "refused XTILEDATA permission (arch_prctl: "
                        "Invalid argument)"));
+}
+
+// ----------------------------------------------------------------------------------------------
+// AMX permission: asked the first time the amx tier is considered, never for another tier
+
+TEST(CpuCapsAmxPermission, IsRequestedOnlyWhenTheAmxTierIsConsideredAndOnce) {
+  ScopedEnv env("XTILE_KERNELS", nullptr);
+  static std::atomic<int> calls{0};  // a capture-less lambda (AmxPermission::Request) counts here
+  calls = 0;
+  const AmxPermission permission([](std::string*) {
+    ++calls;
+    return true;
+  });
+  CpuCaps c = amx_machine();
+  c.amx_permission = &permission;
+  // Choosing and checking any other tier leaves the process as it was.
+  EXPECT_EQ(resolve_tier(c, "avx2"), Tier::avx2);
+  EXPECT_EQ(resolve_tier(c, "avx512"), Tier::avx512);
+  EXPECT_EQ(resolve_tier(c, "ref"), Tier::ref);
+  EXPECT_EQ(resolve_tier(c, "amx-emu"), Tier::amx_emu);
+  for (Tier t : {Tier::ref, Tier::avx2, Tier::avx512, Tier::amx_emu})
+    EXPECT_TRUE(c.tier_available(t));
+  EXPECT_EQ(permission.requests(), 0);
+  EXPECT_EQ(calls, 0);
+  // A CPU or OS without tiles never asks, even for the amx tier.
+  CpuCaps no_os = c;
+  no_os.os_amx = false;
+  EXPECT_FALSE(no_os.tier_available(Tier::amx));
+  EXPECT_EQ(permission.requests(), 0);
+  // The amx tier asks, once.
+  EXPECT_EQ(resolve_tier(c, "amx"), Tier::amx);
+  EXPECT_EQ(permission.requests(), 1);
+  EXPECT_EQ(resolve_tier(c, "auto"), Tier::amx);
+  EXPECT_EQ(c.best_tier(), Tier::amx);
+  EXPECT_EQ(calls, 1);
+}
+
+TEST(CpuCapsAmxPermission, DetectionAndTheThreadPoolDoNotRequestIt) {
+  // cpu_caps() points at the process's permission instead of asking (the pool reads
+  // logical_cpus from it); asking is the amx tier's business.
+  const int before = process_amx_permission().requests();
+  const CpuCaps& c = cpu_caps();
+  {
+    ThreadPool pool(4);
+    pool.run([](int, int) {});
+  }
+  EXPECT_EQ(resolve_tier(c, "ref"), Tier::ref);
+  EXPECT_EQ(process_amx_permission().requests(), before);
+  EXPECT_EQ(c.amx_permission, &process_amx_permission());
+#if defined(__linux__)
+  // What the kernel says: without a request by someone, XTILEDATA is not in the granted mask.
+  // (Other tests in this process may have selected amx on an AMX machine; then skip.)
+  if (before == 0) {
+    uint64_t mask = 0;
+    constexpr int kArchGetXcompPerm = 0x1022;
+    if (syscall(SYS_arch_prctl, kArchGetXcompPerm, &mask) == 0)
+      EXPECT_EQ(mask & (uint64_t{1} << 18), 0u) << "XTILEDATA was granted without the amx tier";
+  }
+#endif
 }
 
 TEST(CpuCapsResolve, UnknownNameListsTheValidOnes) {

@@ -69,7 +69,7 @@ std::string errno_text(int err) {
 // Linux gates the 8 KiB AMX tile-data state per process: until a thread asks with
 // ARCH_REQ_XCOMP_PERM, the first tile instruction faults (SIGILL) even though XCR0 enables it.
 // Returns true when permission is held; otherwise fills *error with why not.
-bool request_amx_permission(std::string* error) {
+bool request_process_amx_permission(std::string* error) {
 #if defined(__linux__)
   constexpr int kArchGetXcompPerm = 0x1022;
   constexpr int kArchReqXcompPerm = 0x1023;
@@ -170,14 +170,29 @@ CpuCaps detect() {
     c.os_amx = (xcr0 & 0x60000) == 0x60000;  // XTILECFG (17) + XTILEDATA (18)
   }
 
-  if (c.amx_tile && c.os_amx) {
-    c.amx_permitted = request_amx_permission(&c.amx_permission_error);
-  }
+  // Not requested here (AmxPermission): tier_unavailable_reason(Tier::amx) asks when needed.
+  c.amx_permission = &process_amx_permission();
   c.logical_cpus = count_logical_cpus();
   return c;
 }
 
 }  // namespace
+
+bool AmxPermission::granted(std::string* error) const {
+  std::call_once(once_, [this] {
+    requests_.fetch_add(1, std::memory_order_acq_rel);
+    std::string why;
+    granted_ = request_(&why);
+    if (!granted_) error_ = why.empty() ? std::string("unknown error") : why;
+  });
+  if (!granted_ && error != nullptr) *error = error_;
+  return granted_;
+}
+
+const AmxPermission& process_amx_permission() {
+  static const AmxPermission permission(&request_process_amx_permission);
+  return permission;
+}
 
 std::string_view tier_name(Tier t) {
   const int i = static_cast<int>(t);
@@ -220,15 +235,15 @@ std::string CpuCaps::tier_unavailable_reason(Tier t) const {
     case Tier::amx: {
       if (!amx_tile || !amx_int8) return "CPU lacks AMX-TILE/AMX-INT8";
       if (!os_amx) return "OS has not enabled AMX tile state (XCR0 bits 17-18)";
-      if (!amx_permitted) {
-        return "AMX-TILE present but the kernel refused XTILEDATA permission (arch_prctl: " +
-               (amx_permission_error.empty() ? std::string("unknown error")
-                                             : amx_permission_error) +
-               ")";
-      }
       // The amx tier's GEMV and its GEMM epilogue are AVX-512 code.
       const std::string below = tier_unavailable_reason(Tier::avx512);
       if (!below.empty()) return "the amx tier also needs the avx512 tier: " + below;
+      // Last, so that the permission is only asked for when it is all that is missing.
+      if (amx_permission == nullptr) return "AMX-TILE present but no XTILEDATA permission";
+      std::string why;
+      if (!amx_permission->granted(&why))
+        return "AMX-TILE present but the kernel refused XTILEDATA permission (arch_prctl: " +
+               why + ")";
       return "";
     }
   }
