@@ -6,20 +6,23 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "base/error.h"
 #include "cpu/cpu_caps.h"
 #include "cpu/thread_pool.h"
+#include "kernel_test_util.h"
 #include "kernels/registry.h"
 #include "model/generate.h"
 #include "model/quantize_model.h"
 #include "model/session.h"
 #include "model/synth.h"
 #include "model/weights.h"
-#include "kernel_test_util.h"
 #include "model_test_util.h"
 #include "test_util.h"
 
@@ -43,7 +46,6 @@ std::vector<int32_t> read_stories_greedy(const std::string& path) {
     if (line.rfind("[token_ids]", 0) == 0 && std::getline(in, line)) return parse_id_list(line);
   return {};
 }
-
 
 TEST(ModelTest, Stories260KGreedyReproducesTheReference) {
   XTILE_REQUIRE_FIXTURE(model, "models/stories260K.gguf");
@@ -145,7 +147,7 @@ struct ExactCase {
   GgmlType type;
 };
 
-class QuantizedExactTest : public ::testing::TestWithParam<ExactCase> {};
+constexpr Tier kAllTiers[] = {Tier::ref, Tier::avx2, Tier::avx512, Tier::amx, Tier::amx_emu};
 
 // Prompt of 20 tokens (so that batch 7 splits it unevenly) then 8 greedy tokens.
 GreedyRun run_case(const std::string& path, Tier tier, int threads, int64_t batch,
@@ -160,84 +162,105 @@ GreedyRun run_case(const std::string& path, Tier tier, int threads, int64_t batc
   return run_greedy(*w, pool, prompt, 8, batch);
 }
 
+// The ref tier's run on one thread in one batch: what every tier, thread count and batch size
+// must reproduce. Computed once per file per process (each tier is its own test case).
+const GreedyRun& ref_run(const std::string& path) {
+  static std::map<std::string, GreedyRun> runs;
+  auto it = runs.find(path);
+  if (it == runs.end()) it = runs.emplace(path, run_case(path, Tier::ref, 1, 512)).first;
+  return it->second;
+}
 
-TEST_P(QuantizedExactTest, TokensAndLogitsAreBitIdenticalAcrossTiersThreadsAndBatches) {
-  const ExactCase c = GetParam();
+std::string tier_param_name(Tier t) {
+  std::string s(tier_name(t));
+  for (char& ch : s)
+    if (ch == '-') ch = '_';
+  return s;
+}
+
+class QuantizedExactTest : public ::testing::TestWithParam<std::tuple<ExactCase, Tier>> {};
+
+TEST_P(QuantizedExactTest, TokensAndLogitsAreBitIdenticalToRefAcrossThreadsAndBatches) {
+  const auto [c, tier] = GetParam();
+  const std::string why = tier_unavailable(tier, c.type);
+  if (!why.empty()) GTEST_SKIP() << "tier " << tier_name(tier) << " is not available: " << why;
   const std::string path = synth_model(c.preset, c.type);
-  const GreedyRun base = run_case(path, Tier::ref, 1, 512);
+  const GreedyRun& base = ref_run(path);
   ASSERT_EQ(base.logits.size(), 28u);
   for (const auto& row : base.logits)
     for (float x : row) ASSERT_TRUE(std::isfinite(x));
-  std::string skipped;
-  for (Tier tier : {Tier::ref, Tier::avx2, Tier::avx512, Tier::amx, Tier::amx_emu}) {
-    const std::string why = tier_unavailable(tier, c.type);
-    if (!why.empty()) {
-      skipped += std::string(tier_name(tier)) + ": " + why + "; ";
-      continue;
+  for (int threads : {1, 2, 3})
+    for (int64_t batch : {1, 7, 512}) {
+      if (tier == Tier::ref && threads == 1 && batch == 512) continue;  // the base itself
+      expect_identical(run_case(path, tier, threads, batch), base,
+                       std::string(tier_name(tier)) + " -t " + std::to_string(threads) + " -b " +
+                           std::to_string(batch));
     }
-    for (int threads : {1, 2, 3})
-      for (int64_t batch : {1, 7, 512}) {
-        if (tier == Tier::ref && threads == 1 && batch == 512) continue;
-        expect_identical(run_case(path, tier, threads, batch), base,
-                         std::string(tier_name(tier)) + " -t " + std::to_string(threads) + " -b " +
-                             std::to_string(batch));
-      }
-  }
-  if (!skipped.empty()) std::cout << "[ note     ] tiers skipped: " << skipped << "\n";
 }
 
 TEST_P(QuantizedExactTest, FusedAndSeparateMatricesGiveTheSameBits) {
-  const ExactCase c = GetParam();
+  const auto [c, tier] = GetParam();
+  const std::string why = tier_unavailable(tier, c.type);
+  if (!why.empty()) GTEST_SKIP() << "tier " << tier_name(tier) << " is not available: " << why;
   const std::string path = synth_model(c.preset, c.type);
-  Tier tier = cpu_caps().best_tier();
-  if (!tier_unavailable(tier, c.type).empty()) tier = Tier::ref;
   expect_identical(run_case(path, tier, 2, 512, false), run_case(path, tier, 2, 512, true),
                    "unfused vs fused on " + std::string(tier_name(tier)));
 }
 
-INSTANTIATE_TEST_SUITE_P(Synth, QuantizedExactTest,
-                         ::testing::Values(ExactCase{"tiny-llama", GgmlType::Q8_0},
-                                           ExactCase{"tiny-llama", GgmlType::Q4_0},
-                                           ExactCase{"tiny-qwen2", GgmlType::Q8_0},
-                                           ExactCase{"tiny-qwen2", GgmlType::Q4_0},
-                                           ExactCase{"tiny-qwen3", GgmlType::Q8_0},
-                                           ExactCase{"tiny-qwen3", GgmlType::Q4_0}),
-                         [](const auto& info) {
-                           std::string s = std::string(info.param.preset) + "_" +
-                                           std::string(ggml_type_name(info.param.type));
-                           for (char& ch : s)
-                             if (ch == '-') ch = '_';
-                           return s;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Synth, QuantizedExactTest,
+    ::testing::Combine(::testing::Values(ExactCase{"tiny-llama", GgmlType::Q8_0},
+                                         ExactCase{"tiny-llama", GgmlType::Q4_0},
+                                         ExactCase{"tiny-qwen2", GgmlType::Q8_0},
+                                         ExactCase{"tiny-qwen2", GgmlType::Q4_0},
+                                         ExactCase{"tiny-qwen3", GgmlType::Q8_0},
+                                         ExactCase{"tiny-qwen3", GgmlType::Q4_0}),
+                       ::testing::ValuesIn(kAllTiers)),
+    [](const auto& info) {
+      const ExactCase& c = std::get<0>(info.param);
+      std::string s = std::string(c.preset) + "_" + std::string(ggml_type_name(c.type));
+      for (char& ch : s)
+        if (ch == '-') ch = '_';
+      return s + "_" + tier_param_name(std::get<1>(info.param));
+    });
 
 // A real model quantized by xtile quantize's rules: ffn_down (K = 172) stays F32, so each layer
 // mixes packed matrices with the float path; still bit-identical across tiers and threads.
-TEST(ModelTest, QuantizedStoriesMixesFloatAndPackedAndStaysBitExact) {
+class QuantizedStoriesTest : public ::testing::TestWithParam<std::tuple<GgmlType, Tier>> {};
+
+TEST_P(QuantizedStoriesTest, MixesFloatAndPackedAndStaysBitExact) {
   XTILE_REQUIRE_FIXTURE(src, "models/stories260K.gguf");
-  for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0}) {
-    const std::string path =
-        test::temp_path("stories-" + std::string(ggml_type_name(type)) + ".gguf").string();
+  const auto [type, tier] = GetParam();
+  const std::string why = tier_unavailable(tier, type);
+  if (!why.empty()) GTEST_SKIP() << "tier " << tier_name(tier) << " is not available: " << why;
+  const std::string path =
+      test::temp_path("stories-" + std::string(ggml_type_name(type)) + ".gguf").string();
+  static std::set<std::string> quantized;  // once per file per process
+  if (quantized.insert(path).second) {
     {
       ThreadPool pool(2);
       quantize_model(src, path, type, pool);
     }
-    {
-      ThreadPool pool(1);
-      auto w = WeightStore::load(path, pool, LoadOptions{});
-      const LayerWeights& l = w->layer(0);
-      EXPECT_TRUE(l.gate_up.parts[0].packed);
-      EXPECT_FALSE(l.down.parts[0].packed) << "ffn_down has K = 172: float path";
-    }
-    const GreedyRun base = run_case(path, Tier::ref, 1, 512);
-    for (Tier tier : {Tier::avx2, Tier::avx512, Tier::amx, Tier::amx_emu}) {
-      if (!tier_unavailable(tier, type).empty()) continue;
-      for (int threads : {1, 3})
-        expect_identical(run_case(path, tier, threads, 7), base,
-                         std::string(ggml_type_name(type)) + " " + std::string(tier_name(tier)) +
-                             " -t " + std::to_string(threads));
-    }
+    ThreadPool pool(1);
+    auto w = WeightStore::load(path, pool, LoadOptions{});
+    const LayerWeights& l = w->layer(0);
+    EXPECT_TRUE(l.gate_up.parts[0].packed);
+    EXPECT_FALSE(l.down.parts[0].packed) << "ffn_down has K = 172: float path";
   }
+  const GreedyRun& base = ref_run(path);
+  for (int threads : {1, 3})
+    expect_identical(run_case(path, tier, threads, 7), base,
+                     std::string(ggml_type_name(type)) + " " + std::string(tier_name(tier)) +
+                         " -t " + std::to_string(threads));
 }
+
+INSTANTIATE_TEST_SUITE_P(Stories, QuantizedStoriesTest,
+                         ::testing::Combine(::testing::Values(GgmlType::Q8_0, GgmlType::Q4_0),
+                                            ::testing::ValuesIn(kAllTiers)),
+                         [](const auto& info) {
+                           return std::string(ggml_type_name(std::get<0>(info.param))) + "_" +
+                                  tier_param_name(std::get<1>(info.param));
+                         });
 
 TEST(ModelTest, GenerationRepacksNothing) {
   const std::string path = synth_model("tiny-qwen3", GgmlType::Q4_0);  // tied output
