@@ -84,6 +84,7 @@ void check(const File& f, const uint8_t* data, size_t size) {
   }
   if (f.alignment() == 0 || (f.alignment() & (f.alignment() - 1)) != 0)
     finding("alignment not a power of two");
+  if (f.alignment() % 8 != 0) finding("alignment not a multiple of 8");
   for (const TensorInfo& t : f.tensors()) {
     if (t.data < data + f.data_offset() || t.bytes > size || t.data + t.bytes > data + size)
       finding("tensor outside the input:", t.name);

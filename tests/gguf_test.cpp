@@ -253,7 +253,7 @@ TEST(GgufRoundTrip, EveryValueTypeAndTensorTypes) {
 
 TEST(GgufRoundTrip, CustomAlignment) {
   check_round_trip(64);
-  check_round_trip(1);
+  check_round_trip(8);
   check_round_trip(4096);
 }
 
@@ -660,6 +660,53 @@ TEST(GgufMalformed, AlignmentNotAPowerOfTwo) {
   expect_rejected(Raw().header(0, 1).kv_u32("general.alignment", 0).b,
                   "general.alignment 0 is not a power of two");
 }
+// GGUF requires a multiple of 8: F32 (and 8-byte) tensor data is read in place, and 1, 2 or 4
+// would leave it misaligned.
+TEST(GgufMalformed, AlignmentNotAMultipleOf8) {
+  for (uint32_t a : {1u, 2u, 4u})
+    expect_rejected(Raw().header(0, 1).kv_u32("general.alignment", a).b,
+                    "general.alignment " + std::to_string(a) + " is not a multiple of 8");
+  // A tensor at offset 4 with alignment 4: the F32 data would start 4 bytes off 8.
+  expect_rejected(Raw()
+                      .header(1, 1)
+                      .kv_u32("general.alignment", 4)
+                      .tensor("w", {4}, kF32, 4)
+                      .pad(32)
+                      .zeros(32)
+                      .b,
+                  "general.alignment 4 is not a multiple of 8");
+  Writer w;
+  expect_error([&] { w.set_alignment(4); }, "general.alignment 4 is not a multiple of 8");
+  expect_error([&] { w.set_alignment(1); }, "general.alignment 1 is not a multiple of 8");
+  EXPECT_NO_THROW(parse(Raw().header(0, 1).kv_u32("general.alignment", 8).b));
+}
+
+// Arrays of 1-byte values: each item becomes a sizeof(Value) Value in memory (~48 bytes), so
+// the file size does not bound the memory; the reader caps the parsed metadata instead, before
+// allocating, and names the array.
+TEST(GgufMalformed, MetadataOverTheMemoryLimitIsRejectedBeforeAllocating) {
+  for (uint32_t type : {0u /* u8 */, 1u /* i8 */, 7u /* bool */}) {
+    const uint64_t count = kMaxMetadataMemory / sizeof(Value) + 1;
+    Raw r;
+    r.header(0, 1).str("big").u32(9).u32(type).u64(count).zeros(count);
+    expect_rejected(r.b, "key 'big': the array at offset");
+    expect_rejected(r.b, "over the limit of " + std::to_string(kMaxMetadataMemory) + " bytes");
+  }
+  // Strings count their characters.
+  const uint64_t len = kMaxMetadataMemory + 1;
+  Raw s;
+  s.header(0, 1).str("text").u32(8).u64(len).zeros(len);
+  expect_rejected(s.b, "key 'text': the string at offset");
+}
+
+TEST(GgufMalformed, MetadataUnderTheMemoryLimitParses) {
+  const uint64_t count = kMaxMetadataMemory / sizeof(Value) / 8;
+  Raw r;
+  r.header(0, 1).str("big").u32(9).u32(0).u64(count).zeros(count);
+  const File f = parse(r.b);
+  EXPECT_EQ(f.get_array("big").items.size(), count);
+}
+
 TEST(GgufMalformed, AlignmentOfWrongType) {
   expect_rejected(Raw().header(0, 1).str("general.alignment").u32(10).u64(32).b,
                   "general.alignment has type u64, expected u32");

@@ -2,8 +2,9 @@
 //
 // File layout (little-endian): magic "GGUF", u32 version, u64 tensor_count, u64 kv_count,
 // kv_count × {string key, u32 value_type, value}, tensor_count × {string name, u32 n_dims,
-// n_dims × u64 ne, u32 ggml_type, u64 offset}, padding to `general.alignment` (default 32),
-// then the data section; each tensor's offset is relative to the data section and aligned.
+// n_dims × u64 ne, u32 ggml_type, u64 offset}, padding to `general.alignment` (default 32; a
+// power of two and a multiple of 8), then the data section; each tensor's offset is relative
+// to the data section and aligned.
 // Strings are u64 length + bytes (no NUL). Arrays are u32 element type + u64 count + elements.
 //
 // The reader trusts nothing: every count, length, shape and offset is checked (overflow-safe)
@@ -34,6 +35,10 @@ inline constexpr uint32_t kDefaultAlignment = 32;
 // hostile file cannot exhaust the stack of the recursive reader. The writer enforces the same.
 inline constexpr int kMaxArrayDepth = 8;
 inline constexpr int kMaxDims = 4;
+// The parsed metadata may take at most this much memory (each value is a sizeof(Value) Value,
+// plus the characters of strings). The largest real tokenizers (256k tokens and merges) take
+// ~50 MiB; without a bound, a file of 1 GiB of u8 arrays would ask for ~48 GiB.
+inline constexpr uint64_t kMaxMetadataMemory = uint64_t{512} << 20;
 
 enum class ValueType : uint32_t {
   U8 = 0,

@@ -3,10 +3,12 @@
 // Rules, in the order they are checked (each failure is an xtile::Error "<label>: <problem>"):
 // magic, version 2 or 3, counts that the remaining bytes could possibly hold, then per key:
 // non-empty unique key, known value type, every length/count inside the file (checked against
-// the bytes left *before* allocating), arrays nested at most kMaxArrayDepth deep, bools 0 or 1;
-// `general.alignment` a u32 non-zero power of two; per tensor: non-empty unique name,
-// 1..4 dims, each > 0, a known type, ne[0] a multiple of the block size, element count and byte
-// size without overflow, offset aligned, data inside the file; finally no two tensors overlap.
+// the bytes left *before* allocating), arrays nested at most kMaxArrayDepth deep, bools 0 or 1,
+// the parsed metadata within kMaxMetadataMemory bytes of memory (checked before each array is
+// allocated); `general.alignment` a u32 power of two and a multiple of 8; per tensor: non-empty
+// unique name, 1..4 dims, each > 0, a known type, ne[0] a multiple of the block size, element count
+// and byte size without overflow, offset aligned, data inside the file; finally no two tensors
+// overlap.
 #include <algorithm>
 #include <bit>
 #include <cstring>
@@ -112,6 +114,7 @@ class Parser {
     if (len > left())
       error(what, " length ", len, " at offset ", at, " runs past the end of the file (", left(),
             " bytes left)");
+    charge(len, at, what);  // the characters (short ones stay inside the std::string)
     std::string s(reinterpret_cast<const char*>(data_ + pos_), static_cast<size_t>(len));
     pos_ += static_cast<size_t>(len);
     return s;
@@ -144,9 +147,22 @@ class Parser {
     f_.kv_.reserve(static_cast<size_t>(std::min(kv_count_, kMaxReserve)));
   }
 
+  // Counts `bytes` of parsed metadata against kMaxMetadataMemory before they are allocated. A
+  // value in memory is sizeof(Value) whatever its type, so an array of u8, i8 or bool takes
+  // ~48 times its size in the file: the file size alone does not bound the memory.
+  void charge(uint64_t bytes, uint64_t at, const char* what) {
+    if (bytes > kMaxMetadataMemory - metadata_memory_)
+      error(what, " at offset ", at, " would need ", bytes, " bytes in memory, with ",
+            metadata_memory_, " already taken by the metadata before it: over the limit of ",
+            kMaxMetadataMemory, " bytes (", kMaxMetadataMemory >> 20,
+            " MiB) for parsed metadata; no model needs this much");
+    metadata_memory_ += bytes;
+  }
+
   void read_kv(uint64_t index) {
     ctx_ = "key-value pair " + std::to_string(index) + ": ";
     const size_t at = pos_;
+    charge(sizeof(std::pair<std::string, Value>), at, "the key-value pair");
     std::string key = read_string("the key");
     if (key.empty()) error("empty key at offset ", at);
     if (auto it = f_.kv_index_.find(key); it != f_.kv_index_.end()) {
@@ -210,9 +226,11 @@ class Parser {
     if (count > left() / min_encoded_bytes(et))
       error("array of ", count, " ", value_type_name(et), " at offset ", at,
             " runs past the end of the file (", left(), " bytes left)");
+    // count <= the file size here, so the product cannot overflow.
+    charge(count * sizeof(Value), at, "the array");
     Array a;
     a.elem_type = et;
-    a.items.reserve(static_cast<size_t>(std::min(count, kMaxReserve)));
+    a.items.reserve(static_cast<size_t>(count));  // charged above: exactly, no regrowth
     for (uint64_t i = 0; i < count; ++i) a.items.push_back(read_value(et, depth + 1));
     return Value{ValueType::ARRAY, std::move(a)};
   }
@@ -224,6 +242,9 @@ class Parser {
       error("general.alignment has type ", value_type_name(v->type), ", expected u32");
     const uint64_t a = std::get<uint64_t>(v->data);
     if (!std::has_single_bit(a)) error("general.alignment ", a, " is not a power of two");
+    // GGUF requires a multiple of 8: F32/F64/I64 tensor data is read in place through typed
+    // pointers, which a smaller alignment would leave misaligned.
+    if (a % 8 != 0) error("general.alignment ", a, " is not a multiple of 8");
     f_.alignment_ = a;
   }
 
@@ -320,6 +341,7 @@ class Parser {
   std::string ctx_;  // "key 'x': " / "tensor 'y': ": what is being read, for error messages
   uint64_t tensor_count_ = 0;
   uint64_t kv_count_ = 0;
+  uint64_t metadata_memory_ = 0;  // bytes charged (charge())
 };
 
 File File::parse(const uint8_t* data, size_t size, const std::string& label) {

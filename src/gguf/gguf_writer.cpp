@@ -195,6 +195,7 @@ void Writer::set(const std::string& key, Value value) {
     const uint64_t a = std::get<uint64_t>(value.data);
     if (!std::has_single_bit(a))
       fail("gguf writer: general.alignment ", a, " is not a power of two");
+    if (a % 8 != 0) fail("gguf writer: general.alignment ", a, " is not a multiple of 8");
     alignment_ = static_cast<uint32_t>(a);
   }
   if (auto it = kv_index_.find(key); it != kv_index_.end()) {
