@@ -178,6 +178,7 @@ void ThreadPool::run(const std::function<void(int thread, int n_threads)>& fn) {
   BusyGuard busy(running_);
   // The caller's share runs under the contract's MXCSR too; the caller gets its own back.
   ContractFloatEnv env;
+  ++jobs_;
   if (n_threads_ == 1) {
     fn(0, 1);
     return;

@@ -26,6 +26,10 @@ class ThreadPool {
 
   int size() const { return n_threads_; }
 
+  // Jobs handed out so far (run() calls and parallel_for() calls of more than one grain): the
+  // hand-offs a forward pass pays for, counted by the caller's thread (read it there too).
+  uint64_t jobs() const { return jobs_; }
+
   // Runs fn(thread_index, n_threads) on every worker (the caller is index 0) and returns when
   // all are done. An exception thrown by any worker is rethrown here (the first one).
   void run(const std::function<void(int thread, int n_threads)>& fn);
@@ -46,6 +50,7 @@ class ThreadPool {
   void record_error(std::exception_ptr e);
 
   int n_threads_;
+  uint64_t jobs_ = 0;
   std::chrono::nanoseconds spin_time_{0};  // 0 when oversubscribed (more threads than CPUs)
   std::vector<std::thread> threads_;
   // Job hand-off: job_ is written before generation_ is bumped (release) and read after it is
