@@ -30,11 +30,14 @@
 #include "base/aligned_buffer.h"
 #include "kernels/amx/tile_config.h"
 #include "kernels/amx_emu/amx_support.h"
+#include "kernels/pack/pack.h"
+#include "kernels/pack/x16_layout.h"
+#include "quant/block_formats.h"
 #define XTILE_AMX_HW 0
 #define XTILE_AMX_LANES_AVX512 1
 #define XTILE_AMX_NS amx_avx512_lanes
 #pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq")
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")
 #include "kernels/amx/amx_gemm.cpp"  // NOLINT(build/include): compiled again on purpose
 #pragma GCC pop_options
 #undef XTILE_AMX_NS
@@ -414,18 +417,14 @@ Prepared prepare(const KernelCase& c, uint32_t seed) {
   p.x16_w = {c.type, x16, c.n, c.k, p.packed.data(), p.packed.size()};
   const std::vector<float> x = test::random_activations(c.m, c.k, seed + 17);
   QuantizedActs& qa = p.acts.resize(c.m, c.k);
-  const int64_t nb = c.k / 32;
-  for (int64_t i = 0; i < c.m; ++i)
-    ref::quantize_row(x.data() + i * c.k, c.k, qa.q + i * c.k, qa.d + i * nb, qa.s + i * nb);
+  for (int64_t i = 0; i < c.m; ++i) quantize_act_row(ref::quantize_row, x.data() + i * c.k, qa, i);
   return p;
 }
 
 MatmulFn emu_kernel(GgmlType t) {
   return t == GgmlType::Q8_0 ? amx_emu::q8_0_gemm : amx_emu::q4_0_gemm;
 }
-MatmulFn ref_kernel(GgmlType t) {
-  return t == GgmlType::Q8_0 ? ref::q8_0_matmul : ref::q4_0_matmul;
-}
+MatmulFn ref_kernel(GgmlType) { return ref::matmul; }
 
 // One call on [m0, m1) × [n0, n1) into y with row stride ldy > n: the block equals ref's bytes,
 // everything else (other rows, other columns, the stride's gap) keeps its sentinel.
@@ -478,7 +477,7 @@ TEST(AmxEmuKernel, ConcurrentCallsOnSeparateThreads) {
   const KernelCase c{GgmlType::Q4_0, 21, 96, 128};
   Prepared p = prepare(c, 9);
   std::vector<float> want(static_cast<size_t>(c.m * c.n)), got(want.size());
-  ref::q4_0_matmul(p.ref_w, p.acts.acts(), want.data(), c.n, 0, c.m, 0, c.n);
+  ref::matmul(p.ref_w, p.acts.acts(), want.data(), c.n, 0, c.m, 0, c.n);
   std::thread t1(
       [&] { amx_emu::q4_0_gemm(p.x16_w, p.acts.acts(), got.data(), c.n, 0, c.m, 0, 48); });
   std::thread t2(

@@ -17,6 +17,7 @@
 #include "kernels/ref/ref_kernels.h"
 #include "kernels/registry.h"
 #include "ops/matmul.h"
+#include "quant/weight_terms.h"
 
 namespace xtile {
 namespace {
@@ -56,9 +57,7 @@ const RefResult& ref_result(const Case& c) {
   r.x = test::random_activations(c.m, c.k, c.seed * 7919u + 1, c.ap);
   ActBuffer acts;
   QuantizedActs& qa = acts.resize(c.m, c.k);
-  for (int64_t i = 0; i < c.m; ++i)
-    ref::quantize_row(r.x.data() + i * c.k, c.k, qa.q + i * c.k, qa.d + i * (c.k / 32),
-                      qa.s + i * (c.k / 32));
+  for (int64_t i = 0; i < c.m; ++i) quantize_act_row(ref::quantize_row, r.x.data() + i * c.k, qa, i);
   const Layout layout = layout_for(c.type, Tier::ref);
   PackedMatrix w{c.type, layout, c.n, c.k, r.weights.data(), r.weights.size()};
   r.y.assign(static_cast<size_t>(c.m * c.n), 0.0f);
@@ -67,23 +66,41 @@ const RefResult& ref_result(const Case& c) {
   return cache.emplace(key, std::move(r)).first->second;
 }
 
-class KernelExact : public ::testing::TestWithParam<Tier> {
+// The quantized weight types of the ladder (quant/weight_terms.h).
+const GgmlType kTypes[] = {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1,  GgmlType::Q5_0,
+                           GgmlType::Q5_1, GgmlType::IQ4_NL, GgmlType::Q4_K, GgmlType::Q5_K,
+                           GgmlType::Q6_K, GgmlType::IQ4_XS};
+
+// Parameter: (tier, weight type). The ref tier is included: its kernel against itself only checks
+// that the harness runs (the real check of ref is against the fixtures' float64 oracle,
+// quant_fixture_test.cpp, and hand-computed blocks, weight_terms_test.cpp).
+class KernelExact : public ::testing::TestWithParam<std::tuple<Tier, GgmlType>> {
  protected:
+  Tier tier() const { return std::get<0>(GetParam()); }
+  GgmlType type() const { return std::get<1>(GetParam()); }
+  // The type's superblock: K values below are rounded up to a multiple of it.
+  int64_t kq(int64_t k) const {
+    const int64_t e = weight_format(type())->super_elems;
+    return (k + e - 1) / e * e;
+  }
+
   void SetUp() override {
-    const std::string why = cpu_caps().tier_unavailable_reason(GetParam());
-    if (!why.empty()) GTEST_SKIP() << "tier " << tier_name(GetParam()) << " skipped: " << why;
+    const std::string why = test::tier_unavailable(tier(), type());
+    if (!why.empty())
+      GTEST_SKIP() << "tier " << tier_name(tier()) << ", " << ggml_type_name(type())
+                   << " skipped: " << why;
   }
 
   // Quantizes with the tier's quantizer and checks its bytes against ref's.
   void quantize_and_check(const Case& c, const std::vector<float>& x, ActBuffer& out) {
-    const KernelSet ks = select_kernels(GetParam(), c.type);
+    const KernelSet ks = select_kernels(tier(), c.type);
     QuantizedActs& qa = out.resize(c.m, c.k);
     ActBuffer ref_buf;
     QuantizedActs& qr = ref_buf.resize(c.m, c.k);
     const int64_t nb = c.k / 32;
     for (int64_t i = 0; i < c.m; ++i) {
-      ks.quantize(x.data() + i * c.k, c.k, qa.q + i * c.k, qa.d + i * nb, qa.s + i * nb);
-      ref::quantize_row(x.data() + i * c.k, c.k, qr.q + i * c.k, qr.d + i * nb, qr.s + i * nb);
+      quantize_act_row(ks.quantize, x.data() + i * c.k, qa, i);
+      quantize_act_row(ref::quantize_row, x.data() + i * c.k, qr, i);
     }
     ASSERT_EQ(0, std::memcmp(qa.q, qr.q, c.m * c.k)) << ks.quantize_name << " q " << describe(c);
     ASSERT_EQ(0, std::memcmp(qa.d, qr.d, c.m * nb * 4)) << ks.quantize_name << " d " << describe(c);
@@ -91,9 +108,11 @@ class KernelExact : public ::testing::TestWithParam<Tier> {
   }
 
   // Both kernels of the tier (GEMV and GEMM) over the whole output, and the threaded driver.
-  void check(const Case& c, std::initializer_list<int> thread_counts = {2}) {
+  void check(Case c, std::initializer_list<int> thread_counts = {2}) {
+    c.type = type();
+    c.k = kq(c.k);
     const RefResult& ref = ref_result(c);
-    const KernelSet ks = select_kernels(GetParam(), c.type);
+    const KernelSet ks = select_kernels(tier(), c.type);
     AlignedBuffer packed(packed_bytes(ks.layout, c.n, c.k));
     pack_matrix(ks.layout, ref.weights.data(), c.n, c.k, packed.data());
     const PackedMatrix w{c.type, ks.layout, c.n, c.k, packed.data(), packed.size()};
@@ -118,96 +137,92 @@ class KernelExact : public ::testing::TestWithParam<Tier> {
 };
 
 TEST_P(KernelExact, EveryMUpTo70AndLarge) {
-  for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0}) {
-    for (int64_t m = 1; m <= 70; ++m) check({type, m, 33, 96, uint32_t(m)});
-    check({type, 128, 33, 96, 128});
-    check({type, 512, 40, 128, 512});
-  }
+  for (int64_t m = 1; m <= 70; ++m) check({{}, m, 33, 96, uint32_t(m)});
+  check({{}, 128, 33, 96, 128});
+  check({{}, 512, 40, 128, 512});
 }
 
 TEST_P(KernelExact, NAroundTheInterleave) {
-  for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0})
-    for (int64_t n : {1, 2, 15, 16, 17, 31, 32, 33, 47, 48, 100, 4096 + 16})
-      for (int64_t m : {1, 5, 17}) check({type, m, n, 256, uint32_t(n * 31 + m)});
+  for (int64_t n : {1, 2, 15, 16, 17, 31, 32, 33, 47, 48, 100, 4096 + 16})
+    for (int64_t m : {1, 5, 17}) check({{}, m, n, 256, uint32_t(n * 31 + m)});
 }
 
-TEST_P(KernelExact, KFrom32To11008) {
-  for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0})
-    for (int64_t k : {32, 64, 96, 128, 160, 224, 256, 288, 512, 1024, 2048, 4096, 11008})
-      for (int64_t m : {1, 4, 19}) check({type, m, 48, k, uint32_t(k + m)});
+TEST_P(KernelExact, KUpTo11008) {
+  // Multiples of 32 for the 32-element types; for the 256-element ones the same list rounded
+  // up (256 ... 11008 = 43 superblocks), so both cover one block, odd counts and many.
+  for (int64_t k : {32, 64, 96, 128, 160, 224, 256, 288, 512, 768, 1024, 2048, 4096, 11008})
+    for (int64_t m : {1, 4, 19}) check({{}, m, 48, k, uint32_t(k + m)});
 }
 
 TEST_P(KernelExact, LargeShapes) {
-  for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0}) {
-    check({type, 128, 100, 4096, 1});
-    check({type, 3, 4096 + 16, 2048, 2});
-    check({type, 64, 64, 11008, 3});
-  }
+  check({{}, 128, 100, 4096, 1});
+  check({{}, 3, 4096 + 16, 2048, 2});
+  check({{}, 64, 64, 11008, 3});
 }
 
 TEST_P(KernelExact, SameBytesForOneToFourThreads) {
-  for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0}) {
-    check({type, 1, 4096 + 16, 512, 11}, {1, 2, 3, 4});
-    check({type, 37, 200, 256, 12}, {1, 2, 3, 4});
-    check({type, 3, 16, 64, 13}, {1, 2, 3, 4});  // fewer groups than threads
-  }
+  check({{}, 1, 4096 + 16, 512, 11}, {1, 2, 3, 4});
+  check({{}, 37, 200, 256, 12}, {1, 2, 3, 4});
+  check({{}, 3, 16, 64, 13}, {1, 2, 3, 4});  // fewer groups than threads
 }
 
 TEST_P(KernelExact, ExtremeValues) {
-  // Weights at -128/127/0 and nibbles at 0/15 against activations at ±127 in every block: where
-  // int16 intermediates (VPMADDUBSW) would saturate if a kernel took a shortcut.
-  for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0})
-    for (WeightPattern wp : {WeightPattern::all_min, WeightPattern::all_max, WeightPattern::zeros,
-                             WeightPattern::alternating_extremes, WeightPattern::random})
-      for (ActPattern ap : {ActPattern::extremes, ActPattern::zeros, ActPattern::ties,
-                            ActPattern::random})
-        for (int64_t m : {1, 2, 20})
-          check({type, m, 33, 256, uint32_t(m * 100 + int(wp) * 10 + int(ap)), wp, ap});
+  // Every code at its minimum or maximum with the largest scale codes (Q6_K's -32 with its
+  // sub-scales at -128 and 127, IQ4's -127 and 113, the fifth bits of Q5_*), against activations
+  // at ±127 in every block: where int16 intermediates (VPMADDUBSW) would saturate if a kernel
+  // took a shortcut. Also the activations' special values (denormal blocks, NaN elements).
+  for (WeightPattern wp : {WeightPattern::all_min, WeightPattern::all_max, WeightPattern::zeros,
+                           WeightPattern::alternating_extremes, WeightPattern::random})
+    for (ActPattern ap : {ActPattern::extremes, ActPattern::zeros, ActPattern::ties,
+                          ActPattern::specials, ActPattern::random})
+      for (int64_t m : {1, 2, 20})
+        check({{}, m, 33, 256, uint32_t(m * 100 + int(wp) * 10 + int(ap)), wp, ap});
 }
 
 TEST_P(KernelExact, SubRangesWriteOnlyTheirOutputs) {
   // A kernel given [m0, m1) × [n0, n1) writes exactly that block of y (row stride ldy > n).
-  for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0}) {
-    const Case c{type, 21, 50, 128, 77};
-    const RefResult& ref = ref_result(c);
-    const KernelSet ks = select_kernels(GetParam(), c.type);
-    AlignedBuffer packed(packed_bytes(ks.layout, c.n, c.k));
-    pack_matrix(ks.layout, ref.weights.data(), c.n, c.k, packed.data());
-    const PackedMatrix w{c.type, ks.layout, c.n, c.k, packed.data(), packed.size()};
-    ActBuffer acts;
-    quantize_and_check(c, ref.x, acts);
-    const int64_t ldy = c.n + 7;
-    for (const MatmulKernel* kernel : {ks.gemv, ks.gemm})
-      for (auto [m0, m1, n0, n1] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{3, 9, 16, 50},
-                                    {0, 21, 0, 16}, {20, 21, 32, 48}, {5, 6, 48, 50}}) {
-        std::vector<float> y(static_cast<size_t>(c.m * ldy), -7.0f);
-        kernel->fn(w, acts.acts(), y.data(), ldy, m0, m1, n0, n1);
-        for (int64_t m = 0; m < c.m; ++m)
-          for (int64_t n = 0; n < ldy; ++n) {
-            const float got = y[m * ldy + n];
-            if (m >= m0 && m < m1 && n >= n0 && n < n1)
-              ASSERT_EQ(0, std::memcmp(&got, &ref.y[m * c.n + n], 4))
-                  << kernel->name << " m=" << m << " n=" << n;
-            else
-              ASSERT_EQ(got, -7.0f) << kernel->name << " wrote outside its block at m=" << m
-                                    << " n=" << n;
-          }
-      }
-  }
+  const Case c{type(), 21, 50, kq(128), 77};
+  const RefResult& ref = ref_result(c);
+  const KernelSet ks = select_kernels(tier(), c.type);
+  AlignedBuffer packed(packed_bytes(ks.layout, c.n, c.k));
+  pack_matrix(ks.layout, ref.weights.data(), c.n, c.k, packed.data());
+  const PackedMatrix w{c.type, ks.layout, c.n, c.k, packed.data(), packed.size()};
+  ActBuffer acts;
+  quantize_and_check(c, ref.x, acts);
+  const int64_t ldy = c.n + 7;
+  for (const MatmulKernel* kernel : {ks.gemv, ks.gemm})
+    for (auto [m0, m1, n0, n1] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{3, 9, 16, 50},
+                                  {0, 21, 0, 16}, {20, 21, 32, 48}, {5, 6, 48, 50}}) {
+      std::vector<float> y(static_cast<size_t>(c.m * ldy), -7.0f);
+      kernel->fn(w, acts.acts(), y.data(), ldy, m0, m1, n0, n1);
+      for (int64_t m = 0; m < c.m; ++m)
+        for (int64_t n = 0; n < ldy; ++n) {
+          const float got = y[m * ldy + n];
+          if (m >= m0 && m < m1 && n >= n0 && n < n1)
+            ASSERT_EQ(0, std::memcmp(&got, &ref.y[m * c.n + n], 4))
+                << kernel->name << " m=" << m << " n=" << n;
+          else
+            ASSERT_EQ(got, -7.0f) << kernel->name << " wrote outside its block at m=" << m
+                                  << " n=" << n;
+        }
+    }
 }
 
 TEST_P(KernelExact, RefusesTensorPackedForAnotherLayout) {
-  const KernelSet ks = select_kernels(GetParam(), GgmlType::Q8_0);
-  std::vector<uint8_t> bytes(packed_bytes(Layout::q4_0_x16, 16, 64));
-  const PackedMatrix wrong{GgmlType::Q4_0, Layout::q4_0_x16, 16, 64, bytes.data(), bytes.size()};
+  // The same matrix packed for another type's kernels (Q4_0 for every type but Q4_0 itself).
+  const GgmlType other = type() == GgmlType::Q4_0 ? GgmlType::Q8_0 : GgmlType::Q4_0;
+  const KernelSet ks = select_kernels(tier(), type());
+  const Layout wrong_layout = layout_for(other, tier());
+  std::vector<uint8_t> bytes(packed_bytes(wrong_layout, 16, 256));
+  const PackedMatrix wrong{other, wrong_layout, 16, 256, bytes.data(), bytes.size()};
   ActBuffer acts;
-  acts.resize(1, 64);
+  acts.resize(1, 256);
   std::vector<float> y(16);
   EXPECT_THROW(ks.gemv->fn(wrong, acts.acts(), y.data(), 16, 0, 1, 0, 16), Error);
   EXPECT_THROW(ks.gemm->fn(wrong, acts.acts(), y.data(), 16, 0, 1, 0, 16), Error);
 }
 
-// Tiers under test: every tier in the registry (ref against itself keeps the harness honest).
+// Tiers under test: every tier in the registry.
 std::vector<Tier> registered_tiers() {
   std::set<int> seen;
   std::vector<Tier> tiers;
@@ -216,16 +231,20 @@ std::vector<Tier> registered_tiers() {
   return tiers;
 }
 
-INSTANTIATE_TEST_SUITE_P(Tiers, KernelExact, ::testing::ValuesIn(registered_tiers()),
+INSTANTIATE_TEST_SUITE_P(Tiers, KernelExact,
+                         ::testing::Combine(::testing::ValuesIn(registered_tiers()),
+                                            ::testing::ValuesIn(kTypes)),
                          [](const auto& info) {
-                           std::string n(tier_name(info.param));
+                           std::string n(tier_name(std::get<0>(info.param)));
+                           n += "_";
+                           n += ggml_type_name(std::get<1>(info.param));
                            for (char& ch : n) if (ch == '-') ch = '_';
                            return n;
                          });
 
-TEST(KernelRegistry, EveryTierHasBothShapesForBothTypes) {
+TEST(KernelRegistry, EveryTierHasBothShapesForEveryType) {
   for (int t = 0; t < kTierCount; ++t)
-    for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0})
+    for (GgmlType type : kTypes)
       for (MatmulShape s : {MatmulShape::gemv, MatmulShape::gemm})
         EXPECT_NE(find_matmul_kernel(type, Tier(t), s), nullptr)
             << tier_name(Tier(t)) << " " << ggml_type_name(type) << " "
@@ -233,12 +252,27 @@ TEST(KernelRegistry, EveryTierHasBothShapesForBothTypes) {
 }
 
 TEST(KernelRegistry, KernelNamesAreUniqueAndNameTheirTier) {
-  // A name appears twice only for the same function (the amx tier reuses the avx512 GEMV).
+  // "<type>_<shape>_<block>__<isa>". A name appears twice only for the same function (the amx
+  // tier reuses the avx512 VNNI kernels where tiles do not pay, the amx-emu tier the ref kernel
+  // for Q6_K); the isa suffix must be one the tier may run.
+  const std::map<Tier, std::set<std::string_view>> isas = {
+      {Tier::ref, {"ref"}},
+      {Tier::avx2, {"avx2"}},
+      {Tier::avx512, {"avx512vnni"}},
+      {Tier::amx, {"amx", "avx512vnni"}},
+      {Tier::amx_emu, {"amx_emu", "ref"}}};
   std::map<std::string_view, MatmulFn> names;
   for (const MatmulKernel& k : all_matmul_kernels()) {
     auto [it, fresh] = names.emplace(k.name, k.fn);
     EXPECT_TRUE(fresh || it->second == k.fn) << k.name;
-    EXPECT_NE(k.name.find(ggml_type_name(k.type)), std::string_view::npos) << k.name;
+    const std::string type_prefix = std::string(ggml_type_name(k.type)) + "_";
+    EXPECT_EQ(k.name.substr(0, type_prefix.size()), type_prefix) << k.name;
+    const std::string shape = k.shape == MatmulShape::gemv ? "_gemv_" : "_gemm_";
+    EXPECT_NE(k.name.find(shape), std::string_view::npos) << k.name;
+    const size_t sep = k.name.rfind("__");
+    ASSERT_NE(sep, std::string_view::npos) << k.name;
+    EXPECT_TRUE(isas.at(k.tier).count(k.name.substr(sep + 2)))
+        << k.name << " is registered for tier " << tier_name(k.tier);
   }
 }
 

@@ -372,14 +372,15 @@ TEST(WeightStoreTest, WrongShapeNamesTensorExpectedAndFound) {
 
 TEST(WeightStoreTest, UnsupportedTensorTypeIsNamed) {
   XTILE_REQUIRE_FIXTURE(src, "models/micro-llama.gguf");
-  const std::string path = rewrite_model(src, "q4_1.gguf", nullptr, [](EditTensor& e) {
+  // Q8_1 is a GGML type (the activation format of Q4_1 dot products), never a weight xtile runs.
+  const std::string path = rewrite_model(src, "q8_1.gguf", nullptr, [](EditTensor& e) {
     if (e.name == "blk.0.ffn_down.weight") {
-      e.type = GgmlType::Q4_1;
-      e.data.assign(ggml_row_bytes(GgmlType::Q4_1, e.ne[0]) * e.ne[1], 0);
+      e.type = GgmlType::Q8_1;
+      e.data.assign(ggml_row_bytes(GgmlType::Q8_1, e.ne[0]) * e.ne[1], 0);
     }
   });
   const std::string e = load_error(path);
-  EXPECT_NE(e.find("tensor 'blk.0.ffn_down.weight' has type q4_1"), std::string::npos) << e;
+  EXPECT_NE(e.find("tensor 'blk.0.ffn_down.weight' has type q8_1"), std::string::npos) << e;
 }
 
 TEST(WeightStoreTest, MissingMetadataIsNamed) {

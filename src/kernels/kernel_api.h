@@ -3,24 +3,15 @@
 //
 // Packed layouts
 // --------------
-// q8_0_rows / q4_0_rows: the GGUF bytes as they are (row n = K/32 consecutive GGML blocks).
-//   Read by the ref tier only.
-//
-// q8_0_x16 / q4_0_x16 ("x16 VNNI"): rows in groups of 16 (the last group padded with rows of
-//   scale 0 and weight value 0: byte 0x80 for q8_0, nibble 8 for q4_0), K blocks of 32 in order. Group g, block b starts at byte
-//   (g * nb + b) * block_bytes (nb = K/32) and holds
-//     [16 × fp16 scales, row r at index r]            32 bytes
-//     [quants]                                         512 bytes (q8_0) or 256 bytes (q4_0)
-//   q8_0 quants: byte (j*16 + r)*4 + i  =  (uint8)(w[row 16g+r][k = 32b + 4j + i] + 128)
-//     for j < 8, r < 16, i < 4. This is the AMX B-tile "VNNI" layout (8 rows × 64 bytes: row j
-//     holds 4 consecutive K for each of 16 output columns) and one zmm per j for VPDPBUSD.
-//     Weights are biased to unsigned so VPDPBUSD (u8 × s8) takes them as its unsigned operand;
-//     the bias is removed exactly with the activation block sum: isum = dot - 128 * s.
-//   q4_0 quants: byte (j*16 + r)*4 + i for j < 4 holds in its low nibble the nibble of
-//     (row 16g+r, k = 32b + 4j + i) and in its high nibble that of (row 16g+r, k = 32b+16+4j+i);
-//     nibbles are GGUF's unsigned 0..15 (weight = nibble - 8): isum = dot - 8 * s.
-//     Unpacking (& 0x0f, >> 4) yields the q8 VNNI order above (j 0..3 from low, 4..7 from high).
-//   block_bytes = 544 (q8_0, 34 bytes per row per block, as GGUF) or 288 (q4_0, 18 bytes: 4.5 bits).
+// <type>_rows: the GGUF bytes as they are (row n = K/32 or K/256 consecutive GGML blocks).
+//   Read by the ref tier (and by amx-emu for the one type its tiles do not cover, Q6_K).
+// <type>_x16: rows in groups of 16, the GGUF blocks of each group interleaved so that one
+//   64-byte load holds 4 consecutive K values of each of the 16 rows (the AMX B-tile "VNNI"
+//   order, also one zmm for VPDPBUSD); exactly the GGUF bytes per row, rearranged. The byte
+//   geometry of every type is src/kernels/pack/x16_layout.h. For Q8_0 the quants are the int8
+//   weights + 128 (unsigned, the VPDPBUSD operand; the bias is removed exactly with the
+//   activation block sum, isum = dot − 128·s); for the 4-bit types they are the GGUF codes
+//   (Q4_0: nibble = w + 8, so isum = dot − 8·s).
 //   Read by avx2, avx512, amx and amx-emu.
 #pragma once
 
@@ -34,7 +25,12 @@
 
 namespace xtile {
 
-enum class Layout : uint32_t { q8_0_rows = 1, q4_0_rows = 2, q8_0_x16 = 3, q4_0_x16 = 4 };
+// One value per (weight type, form); the numbers are only in-memory tags.
+enum class Layout : uint32_t {
+  q8_0_rows = 1, q4_0_rows = 2, q8_0_x16 = 3, q4_0_x16 = 4,
+  q4_1_rows, q4_1_x16, q5_0_rows, q5_0_x16, q5_1_rows, q5_1_x16, iq4_nl_rows, iq4_nl_x16,
+  q4_k_rows, q4_k_x16, q5_k_rows, q5_k_x16, q6_k_rows, q6_k_x16, iq4_xs_rows, iq4_xs_x16,
+};
 std::string_view layout_name(Layout l);  // "q8_0_rows", ...
 
 constexpr int kInterleave = 16;  // rows per group in the x16 layouts
@@ -42,12 +38,18 @@ constexpr int kInterleave = 16;  // rows per group in the x16 layouts
 // Quantized activations (DESIGN.md §3.1), m rows of k (k a multiple of 32), row-major:
 // q[row * k + i], d[row * (k/32) + b], s[row * (k/32) + b]. Rows of q are 64-byte aligned when
 // k is a multiple of 64 (AMX A tiles load 16 rows × 32 bytes with stride k).
+// Two derived per-block values serve the other weight types (quant/weight_terms.h), computed
+// from q, d and s by portable code (complete_act_row), so every tier sees the same bytes:
+//   sd = fl((float)s · d)    the activation side of the min term (Q4_1/Q5_1/Q4_K/Q5_K)
+//   sl = Σ q[0..15]          the first half's sum (Q6_K's per-16 bias correction)
 struct QuantizedActs {
   int64_t m = 0;
   int64_t k = 0;
   int8_t* q = nullptr;
   float* d = nullptr;
   int32_t* s = nullptr;
+  float* sd = nullptr;
+  int32_t* sl = nullptr;
   int64_t blocks() const { return k / 32; }
 };
 
@@ -73,6 +75,11 @@ struct PackedMatrix {
 
 // Quantizes one row of k floats (DESIGN.md §3.1); every tier's version writes identical bytes.
 using QuantizeRowFn = void (*)(const float* x, int64_t k, int8_t* q, float* d, int32_t* s);
+
+// sd and sl of activation row `row` from its q, d and s (portable code, the same for every tier).
+void complete_act_row(QuantizedActs& a, int64_t row);
+// quantize(x) into row `row` of a, then complete_act_row: what every caller runs.
+void quantize_act_row(QuantizeRowFn quantize, const float* x, QuantizedActs& a, int64_t row);
 
 // y[m * ldy + n] = contract result for m in [m0, m1), n in [n0, n1). n0 is a multiple of the
 // kernel's n_step (16 for x16 layouts, 1 for rows); n1 is a multiple of n_step or equals w.n.

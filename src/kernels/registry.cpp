@@ -17,51 +17,77 @@ namespace {
 using enum MatmulShape;
 
 constexpr MatmulKernel kMatmulKernels[] = {
-    // ref: the definition; one loop nest serves GEMV and GEMM.
-    {"q8_0_gemv_1x1__ref", GgmlType::Q8_0, Tier::ref, gemv, Layout::q8_0_rows, 1, ref::q8_0_matmul},
-    {"q8_0_gemm_1x1__ref", GgmlType::Q8_0, Tier::ref, gemm, Layout::q8_0_rows, 1, ref::q8_0_matmul},
-    {"q4_0_gemv_1x1__ref", GgmlType::Q4_0, Tier::ref, gemv, Layout::q4_0_rows, 1, ref::q4_0_matmul},
-    {"q4_0_gemm_1x1__ref", GgmlType::Q4_0, Tier::ref, gemm, Layout::q4_0_rows, 1, ref::q4_0_matmul},
+    // ref: the definition; one loop nest serves GEMV and GEMM, every weight type.
+#define XTILE_REF(T, name, rows)                                                                \
+  {name "_gemv_1x1__ref", GgmlType::T, Tier::ref, gemv, Layout::rows, 1,                        \
+   ref::matmul_rows<GgmlType::T>},                                                              \
+      {name "_gemm_1x1__ref", GgmlType::T, Tier::ref, gemm, Layout::rows, 1,                    \
+       ref::matmul_rows<GgmlType::T>},
+    XTILE_REF(Q8_0, "q8_0", q8_0_rows) XTILE_REF(Q4_0, "q4_0", q4_0_rows)
+    XTILE_REF(Q4_1, "q4_1", q4_1_rows) XTILE_REF(Q5_0, "q5_0", q5_0_rows)
+    XTILE_REF(Q5_1, "q5_1", q5_1_rows) XTILE_REF(IQ4_NL, "iq4_nl", iq4_nl_rows)
+    XTILE_REF(Q4_K, "q4_K", q4_k_rows) XTILE_REF(Q5_K, "q5_K", q5_k_rows)
+    XTILE_REF(Q6_K, "q6_K", q6_k_rows) XTILE_REF(IQ4_XS, "iq4_xs", iq4_xs_rows)
+#undef XTILE_REF
     // [avx2 kernels] <rows>x<cols>: activation rows × weight rows of the register block.
-    {"q8_0_gemv_1x64__avx2", GgmlType::Q8_0, Tier::avx2, gemv, Layout::q8_0_x16, 16,
-     avx2::q8_0_gemv},
-    {"q8_0_gemm_4x8__avx2", GgmlType::Q8_0, Tier::avx2, gemm, Layout::q8_0_x16, 16,
-     avx2::q8_0_gemm},
-    {"q4_0_gemv_1x64__avx2", GgmlType::Q4_0, Tier::avx2, gemv, Layout::q4_0_x16, 16,
-     avx2::q4_0_gemv},
-    {"q4_0_gemm_4x8__avx2", GgmlType::Q4_0, Tier::avx2, gemm, Layout::q4_0_x16, 16,
-     avx2::q4_0_gemm},
+#define XTILE_AVX2(T, fn, name, layout)                                                            \
+  {name "_gemv_1x64__avx2", GgmlType::T, Tier::avx2, gemv, Layout::layout, 16, avx2::fn##_gemv}, \
+      {name "_gemm_4x8__avx2", GgmlType::T, Tier::avx2, gemm, Layout::layout, 16, avx2::fn##_gemm},
+    XTILE_AVX2(Q8_0, q8_0, "q8_0", q8_0_x16) XTILE_AVX2(Q4_0, q4_0, "q4_0", q4_0_x16)
+    XTILE_AVX2(Q4_1, q4_1, "q4_1", q4_1_x16) XTILE_AVX2(Q5_0, q5_0, "q5_0", q5_0_x16)
+    XTILE_AVX2(Q5_1, q5_1, "q5_1", q5_1_x16) XTILE_AVX2(IQ4_NL, iq4_nl, "iq4_nl", iq4_nl_x16)
+    XTILE_AVX2(Q4_K, q4_k, "q4_K", q4_k_x16) XTILE_AVX2(Q5_K, q5_k, "q5_K", q5_k_x16)
+    XTILE_AVX2(Q6_K, q6_k, "q6_K", q6_k_x16) XTILE_AVX2(IQ4_XS, iq4_xs, "iq4_xs", iq4_xs_x16)
+#undef XTILE_AVX2
     // [avx512 kernels]
-    {"q8_0_gemv_1x64__avx512vnni", GgmlType::Q8_0, Tier::avx512, gemv, Layout::q8_0_x16, 16,
-     avx512::q8_0_gemv},
-    {"q8_0_gemm_4x32__avx512vnni", GgmlType::Q8_0, Tier::avx512, gemm, Layout::q8_0_x16, 16,
-     avx512::q8_0_gemm},
-    {"q4_0_gemv_1x64__avx512vnni", GgmlType::Q4_0, Tier::avx512, gemv, Layout::q4_0_x16, 16,
-     avx512::q4_0_gemv},
-    {"q4_0_gemm_4x32__avx512vnni", GgmlType::Q4_0, Tier::avx512, gemm, Layout::q4_0_x16, 16,
-     avx512::q4_0_gemm},
+#define XTILE_AVX512(T, fn, name, layout)                                                         \
+  {name "_gemv_1x64__avx512vnni", GgmlType::T, Tier::avx512, gemv, Layout::layout, 16,            \
+   avx512::fn##_gemv},                                                                            \
+      {name "_gemm_4x32__avx512vnni", GgmlType::T, Tier::avx512, gemm, Layout::layout, 16,        \
+       avx512::fn##_gemm},
+    XTILE_AVX512(Q8_0, q8_0, "q8_0", q8_0_x16) XTILE_AVX512(Q4_0, q4_0, "q4_0", q4_0_x16)
+    XTILE_AVX512(Q4_1, q4_1, "q4_1", q4_1_x16) XTILE_AVX512(Q5_0, q5_0, "q5_0", q5_0_x16)
+    XTILE_AVX512(Q5_1, q5_1, "q5_1", q5_1_x16) XTILE_AVX512(IQ4_NL, iq4_nl, "iq4_nl", iq4_nl_x16)
+    XTILE_AVX512(Q4_K, q4_k, "q4_K", q4_k_x16) XTILE_AVX512(Q5_K, q5_k, "q5_K", q5_k_x16)
+    XTILE_AVX512(Q6_K, q6_k, "q6_K", q6_k_x16) XTILE_AVX512(IQ4_XS, iq4_xs, "iq4_xs", iq4_xs_x16)
+#undef XTILE_AVX512
     // [amx kernels]
     // AMX tiles for GEMM (docs/AMX.md); GEMV is memory-bound and stays on AVX-512 VNNI, which
-    // every AMX CPU has (the same function as the avx512 tier's, hence its name).
-    {"q8_0_gemv_1x64__avx512vnni", GgmlType::Q8_0, Tier::amx, gemv, Layout::q8_0_x16, 16,
-     avx512::q8_0_gemv},
-    {"q8_0_gemm_16x16__amx", GgmlType::Q8_0, Tier::amx, gemm, Layout::q8_0_x16, 16,
-     amx::q8_0_gemm},
-    {"q4_0_gemv_1x64__avx512vnni", GgmlType::Q4_0, Tier::amx, gemv, Layout::q4_0_x16, 16,
-     avx512::q4_0_gemv},
-    {"q4_0_gemm_16x16__amx", GgmlType::Q4_0, Tier::amx, gemm, Layout::q4_0_x16, 16,
-     amx::q4_0_gemm},
+    // every AMX CPU has (the same function as the avx512 tier's, hence its name). Q6_K's
+    // 16-element sub-scales would leave half of every tile multiply empty: VNNI for both shapes.
+#define XTILE_AMX(T, fn, name, layout)                                                             \
+  {name "_gemv_1x64__avx512vnni", GgmlType::T, Tier::amx, gemv, Layout::layout, 16,                \
+   avx512::fn##_gemv},                                                                             \
+      {name "_gemm_16x16__amx", GgmlType::T, Tier::amx, gemm, Layout::layout, 16, amx::fn##_gemm},
+    XTILE_AMX(Q8_0, q8_0, "q8_0", q8_0_x16) XTILE_AMX(Q4_0, q4_0, "q4_0", q4_0_x16)
+    XTILE_AMX(Q4_1, q4_1, "q4_1", q4_1_x16) XTILE_AMX(Q5_0, q5_0, "q5_0", q5_0_x16)
+    XTILE_AMX(Q5_1, q5_1, "q5_1", q5_1_x16) XTILE_AMX(IQ4_NL, iq4_nl, "iq4_nl", iq4_nl_x16)
+    XTILE_AMX(Q4_K, q4_k, "q4_K", q4_k_x16) XTILE_AMX(Q5_K, q5_k, "q5_K", q5_k_x16)
+    XTILE_AMX(IQ4_XS, iq4_xs, "iq4_xs", iq4_xs_x16)
+#undef XTILE_AMX
+    {"q6_K_gemv_1x64__avx512vnni", GgmlType::Q6_K, Tier::amx, gemv, Layout::q6_k_x16, 16,
+     avx512::q6_k_gemv},
+    {"q6_K_gemm_4x32__avx512vnni", GgmlType::Q6_K, Tier::amx, gemm, Layout::q6_k_x16, 16,
+     avx512::q6_k_gemm},
     // [amx-emu kernels]
     // The amx kernels on software tiles, for GEMV (1-row tiles) as well as GEMM, so that tests on
-    // any machine run the AMX kernel source on every shape.
-    {"q8_0_gemv_16x16__amx_emu", GgmlType::Q8_0, Tier::amx_emu, gemv, Layout::q8_0_x16, 16,
-     amx_emu::q8_0_gemm},
-    {"q8_0_gemm_16x16__amx_emu", GgmlType::Q8_0, Tier::amx_emu, gemm, Layout::q8_0_x16, 16,
-     amx_emu::q8_0_gemm},
-    {"q4_0_gemv_16x16__amx_emu", GgmlType::Q4_0, Tier::amx_emu, gemv, Layout::q4_0_x16, 16,
-     amx_emu::q4_0_gemm},
-    {"q4_0_gemm_16x16__amx_emu", GgmlType::Q4_0, Tier::amx_emu, gemm, Layout::q4_0_x16, 16,
-     amx_emu::q4_0_gemm},
+    // any machine run the AMX kernel source on every shape. Q6_K, which the amx tier runs on
+    // AVX-512 (not available everywhere), takes the ref kernel here.
+#define XTILE_AMX_EMU(T, fn, name, layout)                                                         \
+  {name "_gemv_16x16__amx_emu", GgmlType::T, Tier::amx_emu, gemv, Layout::layout, 16,              \
+   amx_emu::fn##_gemm},                                                                            \
+      {name "_gemm_16x16__amx_emu", GgmlType::T, Tier::amx_emu, gemm, Layout::layout, 16,          \
+       amx_emu::fn##_gemm},
+    XTILE_AMX_EMU(Q8_0, q8_0, "q8_0", q8_0_x16) XTILE_AMX_EMU(Q4_0, q4_0, "q4_0", q4_0_x16)
+    XTILE_AMX_EMU(Q4_1, q4_1, "q4_1", q4_1_x16) XTILE_AMX_EMU(Q5_0, q5_0, "q5_0", q5_0_x16)
+    XTILE_AMX_EMU(Q5_1, q5_1, "q5_1", q5_1_x16) XTILE_AMX_EMU(IQ4_NL, iq4_nl, "iq4_nl", iq4_nl_x16)
+    XTILE_AMX_EMU(Q4_K, q4_k, "q4_K", q4_k_x16) XTILE_AMX_EMU(Q5_K, q5_k, "q5_K", q5_k_x16)
+    XTILE_AMX_EMU(IQ4_XS, iq4_xs, "iq4_xs", iq4_xs_x16)
+#undef XTILE_AMX_EMU
+    {"q6_K_gemv_1x1__ref", GgmlType::Q6_K, Tier::amx_emu, gemv, Layout::q6_k_rows, 1,
+     ref::matmul_rows<GgmlType::Q6_K>},
+    {"q6_K_gemm_1x1__ref", GgmlType::Q6_K, Tier::amx_emu, gemm, Layout::q6_k_rows, 1,
+     ref::matmul_rows<GgmlType::Q6_K>},
 };
 
 constexpr QuantizeKernel kQuantizeKernels[] = {

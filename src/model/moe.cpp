@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "quant/weight_terms.h"
 #include "kernels/pack/pack.h"
 #include "model/embedding.h"
 #include "ops/matmul.h"
@@ -15,7 +16,7 @@ namespace xtile {
 namespace {
 
 bool is_quantized(GgmlType t) {
-  return t == GgmlType::Q8_0 || t == GgmlType::Q4_0;
+  return is_quantized_weight(t);
 }
 bool is_float(GgmlType t) {
   return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16;
@@ -68,8 +69,8 @@ void moe_route_row(const float* router, const float* h, const MoeShape& shape, f
 // ---- Weights ----
 
 MoeWeights::MoeWeights(gguf::File& file, const MoeShape& shape, int64_t n_layer,
-                       const std::function<KernelSet(GgmlType)>& kernels)
-    : file_(file), shape_(shape) {
+                       const std::function<KernelSet(GgmlType)>& kernels, bool dequantize)
+    : file_(file), shape_(shape), dequantize_(dequantize) {
   const int64_t e = shape.n_embd, ff = shape.n_ff, ne = shape.n_expert;
   if (ne < 1 || shape.n_used < 1 || shape.n_used > ne)
     fail(file.path(), ": expert_used_count ", shape.n_used, " must be in 1..expert_count (", ne,
@@ -89,7 +90,7 @@ MoeWeights::MoeWeights(gguf::File& file, const MoeShape& shape, int64_t n_layer,
            "]");
     if (!is_quantized(t->type) && !is_float(t->type))
       fail(file.path(), ": tensor '", name, "' has type ", ggml_type_name(t->type),
-           "; xtile runs f32, f16, bf16, q8_0 and q4_0 experts");
+           "; xtile runs f32, f16, bf16, ", quantized_weight_names(), " experts");
     return t;
   };
   layers_.resize(sz(n_layer));
@@ -118,7 +119,7 @@ MoeWeights::MoeWeights(gguf::File& file, const MoeShape& shape, int64_t n_layer,
     // Arena space per expert: packed bytes, or f32 rows for F16/BF16 (F32 stays in place).
     auto plan = [&](GgmlType type, int64_t n, int64_t k, KernelSet* ks, size_t* offset,
                     size_t* stride) {
-      if (is_quantized(type)) {
+      if (packs(type)) {
         *ks = kernels(type);
         *stride = align64(packed_bytes(ks->layout, n, k));
       } else if (type != GgmlType::F32) {
@@ -129,7 +130,7 @@ MoeWeights::MoeWeights(gguf::File& file, const MoeShape& shape, int64_t n_layer,
     };
     plan(src.gate->type, 2 * ff, e, &layer.gate_up_kernels, &src.gate_up_offset,
          &src.gate_up_stride);
-    if (is_quantized(src.gate->type) && ff % layout_row_step(layer.gate_up_kernels.layout) != 0)
+    if (packs(src.gate->type) && ff % layout_row_step(layer.gate_up_kernels.layout) != 0)
       fail(file.path(), ": expert_feed_forward_length ", ff, " is not a multiple of ",
            layout_row_step(layer.gate_up_kernels.layout), ", which layout ",
            layout_name(layer.gate_up_kernels.layout), " needs to fuse gate|up per expert");
@@ -159,7 +160,7 @@ void MoeWeights::build_gate_up(ThreadPool& pool, size_t l, const MoeTensorDone& 
   layer.gate_up.resize(sz(ne));
   // Expert x's slice of a 3-D [e, ff, ne] tensor: ff GGUF rows starting at row x·ff.
   const size_t slice_bytes = ggml_row_bytes(type, sz(e)) * sz(ff);
-  if (is_quantized(type)) {
+  if (packs(type)) {
     const Layout layout = layer.gate_up_kernels.layout;
     // Gate rows first, then up rows: ff is a multiple of the layout's row step (checked), so
     // the up rows start on a group boundary, at the bytes of a whole ff-row matrix.
@@ -228,7 +229,7 @@ void MoeWeights::build_down(ThreadPool& pool, size_t l, const MoeTensorDone& don
   uint8_t* base = arena_.data() + src.down_offset;
   layer.down.resize(sz(ne));
   const size_t slice_bytes = ggml_row_bytes(type, sz(ff)) * sz(e);
-  const bool quantized = is_quantized(type);
+  const bool quantized = packs(type);
   const Layout layout = layer.down_kernels.layout;
   if (quantized || type != GgmlType::F32) {
     pool.parallel_for(0, ne, 1, [&](int64_t x0, int64_t x1, int) {
@@ -340,6 +341,8 @@ void MoeFfn::run_tasks(ThreadPool& pool, const std::vector<ExpertMatrix>& m,
       view.q = x->q + p0 * x->k;
       view.d = x->d + p0 * nb;
       view.s = x->s + p0 * nb;
+      view.sd = x->sd + p0 * nb;
+      view.sl = x->sl + p0 * nb;
       const MatmulKernel* kernel = rows >= kernels.gemm_min_m ? kernels.gemm : kernels.gemv;
       kernel->fn(w.pm, view, y + p0 * ldy, ldy, 0, rows, task.n0, task.n1);
       return;
@@ -392,6 +395,8 @@ void MoeFfn::forward(ThreadPool& pool, const MoeLayer& layer, QuantizeRowFn quan
         std::memcpy(dst.q + p * e, src.q + r * e, sz(e));
         std::memcpy(dst.d + p * nb, src.d + r * nb, sz(nb) * sizeof(float));
         std::memcpy(dst.s + p * nb, src.s + r * nb, sz(nb) * sizeof(int32_t));
+        std::memcpy(dst.sd + p * nb, src.sd + r * nb, sz(nb) * sizeof(float));
+        std::memcpy(dst.sl + p * nb, src.sl + r * nb, sz(nb) * sizeof(int32_t));
       }
     });
   }

@@ -27,6 +27,7 @@
 #include "cpu/thread_pool.h"
 #include "gguf/gguf.h"
 #include "kernels/registry.h"
+#include "quant/weight_terms.h"
 
 namespace xtile {
 
@@ -75,14 +76,15 @@ class MoeWeights {
  public:
   // Validates every layer's router and expert tensors (names, shapes, types) and plans the
   // arena; nothing is packed yet. `kernels` gives the tier's kernels for a quantized type (it
-  // throws when the tier has none). Throws xtile::Error naming the file and the tensor.
+  // throws when the tier has none). dequantize: quantized experts go to the float path too
+  // (LoadOptions::dequantize). Throws xtile::Error naming the file and the tensor.
   MoeWeights(gguf::File& file, const MoeShape& shape, int64_t n_layer,
-             const std::function<KernelSet(GgmlType)>& kernels);
+             const std::function<KernelSet(GgmlType)>& kernels, bool dequantize = false);
 
   // Bytes of the GGUF tensors build() reads (for load progress).
   uint64_t source_bytes() const { return source_bytes_; }
 
-  // Repacks (Q8_0/Q4_0, per expert, gate|up fused) or converts (F16/BF16) every expert tensor,
+  // Repacks (quantized types, per expert, gate|up fused) or converts (F16/BF16) every expert tensor,
   // releasing its mapped pages; F32 experts are used in place. `done` after each tensor.
   void build(ThreadPool& pool, const MoeTensorDone& done);
 
@@ -90,6 +92,9 @@ class MoeWeights {
   const MoeLayer& layer(int64_t l) const { return layers_[static_cast<size_t>(l)]; }
 
  private:
+  // A quantized type is repacked for the kernels unless everything is dequantized.
+  bool packs(GgmlType t) const { return is_quantized_weight(t) && !dequantize_; }
+
   struct Source {  // one layer's GGUF tensors
     const gguf::TensorInfo* gate = nullptr;
     const gguf::TensorInfo* up = nullptr;
@@ -105,6 +110,7 @@ class MoeWeights {
 
   gguf::File& file_;
   MoeShape shape_;
+  bool dequantize_ = false;
   std::vector<MoeLayer> layers_;
   std::vector<Source> sources_;
   std::vector<std::vector<float>> converted_routers_;

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "quant/weight_terms.h"
 #include "kernels/pack/pack.h"
 #include "model/embedding.h"
 #include "quant/quant.h"
@@ -17,7 +18,7 @@ namespace {
 std::atomic<uint64_t> g_repacks{0};
 
 bool is_quantized(GgmlType t) {
-  return t == GgmlType::Q8_0 || t == GgmlType::Q4_0;
+  return is_quantized_weight(t);
 }
 bool is_float(GgmlType t) {
   return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16;
@@ -119,7 +120,7 @@ const gguf::TensorInfo& WeightLoader::matrix_tensor(const std::string& name, int
     fail_here("tensor '", name, "' has shape ", t->shape_string(), ", expected [", k, ", ", n, "]");
   if (!is_quantized(t->type) && !is_float(t->type))
     fail_here("tensor '", name, "' has type ", ggml_type_name(t->type),
-              "; xtile runs f32, f16, bf16, q8_0 and q4_0 weights");
+              "; xtile runs f32, f16, bf16, ", quantized_weight_names(), " weights");
   return *t;
 }
 
@@ -159,7 +160,7 @@ void WeightLoader::plan(std::vector<const gguf::TensorInfo*> parts, int64_t k, P
     const int64_t n = static_cast<int64_t>(t->ne[1]);
     total_bytes_ += t->bytes;
     dst->n += n;
-    if (is_quantized(t->type)) {
+    if (is_quantized(t->type) && !options_.dequantize) {
       const Layout layout = kernel_set(t->type).layout;
       // Join the previous segment when it is packed the same way and ends on a group boundary,
       // so this part's first row starts a new group of the layout.
@@ -311,7 +312,7 @@ void WeightLoader::run() {
   if (c.n_expert > 0) {
     s_.moe_ = std::make_unique<MoeWeights>(
         *s_.file_, MoeShape{e, c.n_expert, c.n_expert_used, c.n_ff_exp}, c.n_layer,
-        [this](GgmlType type) { return kernel_set(type); });
+        [this](GgmlType type) { return kernel_set(type); }, options_.dequantize);
     total_bytes_ += s_.moe_->source_bytes();
   }
   s_.output_norm_ = vector("output_norm.weight", e, true);

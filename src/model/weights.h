@@ -78,6 +78,10 @@ using LoadProgress = std::function<void(uint64_t done, uint64_t total, std::stri
 struct LoadOptions {
   Tier tier = Tier::ref;
   bool fuse = true;  // fuse Q|K|V and gate|up (false: one matrix per tensor, for tests)
+  // Every quantized matrix dequantized to f32 at load and run on the float path: the exact
+  // math of the weights as stored, with f32 activations (tests check the dequantizers against
+  // the fixtures' float64 oracle this way). 4-8× the memory of the packed weights.
+  bool dequantize = false;
   LoadProgress progress;
 };
 

@@ -7,10 +7,8 @@ namespace xtile {
 void quantize_activations(ThreadPool& pool, QuantizeRowFn quantize, const float* x, int64_t ldx,
                           int64_t m, int64_t k, ActBuffer& buffer) {
   QuantizedActs& acts = buffer.resize(m, k);
-  const int64_t nb = k / 32;
   pool.parallel_for(0, m, 1, [&](int64_t r0, int64_t r1, int) {
-    for (int64_t r = r0; r < r1; ++r)
-      quantize(x + r * ldx, k, acts.q + r * k, acts.d + r * nb, acts.s + r * nb);
+    for (int64_t r = r0; r < r1; ++r) quantize_act_row(quantize, x + r * ldx, acts, r);
   });
 }
 

@@ -1,14 +1,18 @@
-// Q8_0 / Q4_0 GEMM on AMX tiles, bit-exact with the ref tier (DESIGN.md §3). Written once against
-// tile.h and lanes.h and compiled twice (see amx_kernels.h). docs/AMX.md has the blocking, the
-// per-step cycle budget and what the emulator executes.
+// GEMM of every 32-wide weight type on AMX tiles (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q4_K,
+// Q5_K, IQ4_XS), bit-exact with the ref tier (quant/weight_terms.h). Written once against tile.h
+// and lanes.h and compiled twice (see amx_kernels.h). docs/AMX.md has the blocking, the
+// per-step cycle budget and what the emulator executes. Q6_K's 16-element sub-scales would need
+// half-empty tiles; the amx tier runs it on AVX-512 VNNI instead (registry.cpp).
 //
 // Shape of the work for one call, rows [m0, m1) × columns [n0, n1):
 //   for each weight panel (up to 4 groups of 16 weight rows × all of K, <= 1 MiB):
-//     unpack it once into per-thread scratch: int8 in B-tile order + fp32 scales (L2-resident)
+//     unpack it once into per-thread scratch: the values q as int8 in B-tile order + fp32
+//     scales and mins (L2-resident)
 //     for each row tile of X (16 rows; the last may be shorter):
 //       for each group of the panel:          output tile: rows × 16 columns
 //         for each K block b (ascending):     C = A_b · B_b (TDPBSSD gives isum exactly),
 //                                             acc[i] = fma(float(C[i]), dw * dx[i][b], acc[i])
+//                                             (+ acc[i] = fma(wm, sd[i][b], acc[i]) with mins)
 // The float accumulators of an output tile (16 zmm) stay in registers for the whole K loop.
 // Block b+1's TILEZERO/loads/TDPBSSD are issued before block b's TILESTORED and epilogue, into
 // the other C tile, so the tile unit computes while the vector units scale.
@@ -68,7 +72,9 @@ struct TileJob {
   int64_t nb;        // K blocks
   const int8_t* bq;  // unpacked group: nb B tiles of 512 bytes
   const float* bs;   // its fp32 scales: nb × 16
+  const float* bm;   // its fp32 mins: nb × 16 (types with mins)
   const float* dxt;  // activation scales, nb × 16 (row i of the tile at [b * 16 + i])
+  const float* sdt;  // activation s·d, the same shape (types with mins)
   float* y;          // y of (first row, first column)
   int64_t ldy;
   int n_valid;        // columns to write (16, or fewer at the end of the matrix)
@@ -103,7 +109,9 @@ struct KLoopState {
   int64_t k;
   const int8_t* bq;
   const float* bs;
+  const float* bm;
   const float* dxt;
+  const float* sdt;
 };
 
 // C = A_b · B_b: TILEZERO, then one TDPBSSD gives isum of every (row, column) of the tile for
@@ -116,9 +124,10 @@ XTILE_AMX_INLINE void issue_block(const KLoopState& s, int64_t b) {
   tile::dpbssd<kC, kA, kB>();
 }
 
-// Block b's epilogue from C tile kC: acc[i] = fma(float(isum[i]), dw * dx[i][b], acc[i]) for the
-// tile's rows, blocks in ascending order (the contract's fold).
-template <int kC, int kRows>
+// Block b's epilogue from C tile kC: acc[i] = fma(float(isum[i]), dw * dx[i][b], acc[i]), then
+// for types with mins acc[i] = fma(wm, sd[i][b], acc[i]), for the tile's rows, blocks in
+// ascending order (the contract's fold).
+template <int kC, int kRows, bool kMin>
 XTILE_AMX_INLINE void retire_block(const KLoopState& s, int64_t b, int32_t* c,
                                    lanes::F32x16 (&acc)[kRows]) {
   tile::store<kC>(c, 64);
@@ -127,6 +136,12 @@ XTILE_AMX_INLINE void retire_block(const KLoopState& s, int64_t b, int32_t* c,
   for_rows<kRows>([&](auto i) XTILE_AMX_LAMBDA_INLINE {
     acc[i] = lanes::fma(lanes::load_i32_as_f32(c + i * 16), lanes::mul_bcast(dw, dx + i), acc[i]);
   });
+  if constexpr (kMin) {
+    const lanes::F32x16 wm = lanes::load(s.bm + b * kTileRows);
+    const float* sd = s.sdt + b * kTileRows;
+    for_rows<kRows>(
+        [&](auto i) XTILE_AMX_LAMBDA_INLINE { acc[i] = lanes::fma_bcast(wm, sd + i, acc[i]); });
+  }
 }
 
 // While the first row tile of a panel runs, pull the next panel's packed bytes for this group
@@ -138,9 +153,9 @@ XTILE_AMX_INLINE void prefetch_next(const uint8_t* pf, int64_t block_bytes, int6
   for (int64_t off = 0; off < block_bytes; off += 64) lanes::prefetch_l2(p + off);
 }
 
-template <int kRows>
+template <int kRows, bool kMin>
 void tile_kloop(const TileJob& t) {
-  const KLoopState s{t.a, t.k, t.bq, t.bs, t.dxt};
+  const KLoopState s{t.a, t.k, t.bq, t.bs, t.bm, t.dxt, t.sdt};
   const int64_t nb = t.nb;
   const uint8_t* const pf = t.pf;
   const int64_t pf_bytes = t.pf_block_bytes;
@@ -157,18 +172,18 @@ void tile_kloop(const TileJob& t) {
   for (; b + 1 < nb; b += 2) {
     issue_block<kC1, kA1, kB1>(s, b);
     prefetch_next(pf, pf_bytes, b);
-    retire_block<kC0>(s, b - 1, c0, acc);
+    retire_block<kC0, kRows, kMin>(s, b - 1, c0, acc);
     issue_block<kC0, kA0, kB0>(s, b + 1);
     prefetch_next(pf, pf_bytes, b + 1);
-    retire_block<kC1>(s, b, c1, acc);
+    retire_block<kC1, kRows, kMin>(s, b, c1, acc);
   }
   if (b < nb) {  // one block left (nb even): issue it, then retire the last two
     issue_block<kC1, kA1, kB1>(s, b);
     prefetch_next(pf, pf_bytes, b);
-    retire_block<kC0>(s, b - 1, c0, acc);
-    retire_block<kC1>(s, b, c1, acc);
+    retire_block<kC0, kRows, kMin>(s, b - 1, c0, acc);
+    retire_block<kC1, kRows, kMin>(s, b, c1, acc);
   } else {
-    retire_block<kC0>(s, b - 1, c0, acc);
+    retire_block<kC0, kRows, kMin>(s, b - 1, c0, acc);
   }
 
   float* const y = t.y;
@@ -186,44 +201,37 @@ using TileKLoop = void (*)(const TileJob&);
 
 // The K loop for a tile of `rows` rows (1..16): the row count is a template argument so that
 // the accumulators are a fixed set of registers.
-template <int... R>
+template <bool kMin, int... R>
 TileKLoop kloop_for(int rows, std::integer_sequence<int, R...>) {
   TileKLoop fn = nullptr;
-  ((rows == R + 1 ? (fn = &tile_kloop<R + 1>, 0) : 0), ...);
+  ((rows == R + 1 ? (fn = &tile_kloop<R + 1, kMin>, 0) : 0), ...);
   return fn;
 }
 
-// Unpacks groups [g0, g1) of the packed matrix into the panel: B tiles of signed int8 (q8_0:
-// byte ^ 0x80; q4_0: nibble - 8, low nibbles → tile rows 0..3, high → rows 4..7) and fp32
-// scales, group-major then block, so one output tile's K loop reads both sequentially.
-template <bool kQ4>
-void unpack_panel(const PackedMatrix& w, int64_t nb, int64_t g0, int64_t g1, int8_t* pq,
-                  float* ps) {
-  constexpr int64_t kBlockBytes = kQ4 ? 288 : 544;
+// Unpacks groups [g0, g1) of the packed matrix into the panel: B tiles of the signed int8
+// values q (lanes::unpack_block), fp32 scales and mins, group-major then block, so one output
+// tile's K loop reads all three sequentially.
+void unpack_panel(const PackedMatrix& w, int64_t nb, int64_t g0, int64_t g1, int8_t* pq, float* ps,
+                  float* pm) {
   for (int64_t g = g0; g < g1; ++g)
     for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* src = w.data + (g * nb + b) * kBlockBytes;
       const int64_t slot = (g - g0) * nb + b;
-      lanes::fp16x16_to_f32(src, ps + slot * kTileRows);
-      const uint8_t* q = src + 32;
-      int8_t* dst = pq + slot * kBTileBytes;
-      if constexpr (kQ4) {
-        for (int j = 0; j < 4; ++j)
-          lanes::unpack_q4(q + j * kBRowBytes, dst + j * kBRowBytes, dst + (j + 4) * kBRowBytes);
-      } else {
-        for (int j = 0; j < 8; ++j) lanes::unpack_q8(q + j * kBRowBytes, dst + j * kBRowBytes);
-      }
+      lanes::unpack_block(w, g, b, pq + slot * kBTileBytes, ps + slot * kTileRows,
+                          pm + slot * kTileRows);
     }
 }
 
-template <bool kQ4>
+template <bool kMin>
 void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0,
-          int64_t m1, int64_t n0, int64_t n1, std::string_view name) {
-  amx_support::check_call(w, kQ4 ? Layout::q4_0_x16 : Layout::q8_0_x16, x, m0, m1, n0, n1, name);
+          int64_t m1, int64_t n0, int64_t n1, Layout layout, std::string_view name) {
+  amx_support::check_call(w, layout, x, m0, m1, n0, n1, name);  // also: w.type is the layout's
+  const x16::Geometry* geo = x16::geometry(w.type);
   if (m0 >= m1 || n0 >= n1) return;
-  constexpr int64_t kPackedBlockBytes = kQ4 ? 288 : 544;
   const int64_t k = w.k;
   const int64_t nb = k / kBlock;
+  // Each group's packed bytes are one stream of nsb superblocks; per block, on average:
+  const int64_t group_bytes = k / geo->elems * geo->bytes;
+  const int64_t block_span = geo->bytes / (geo->elems / kBlock);
   const int64_t rows = m1 - m0;
   const int64_t full_tiles = rows / kTileRows;
   const int tail_rows = static_cast<int>(rows % kTileRows);
@@ -236,38 +244,43 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
   if (panel_groups < 1) panel_groups = 1;
   if (panel_groups > g_end - g_begin) panel_groups = g_end - g_begin;
 
-  // Scratch: panel quants | panel scales | transposed dx | 2 stored C tiles (all 64-aligned).
+  // Scratch: panel quants | scales | mins | transposed dx | transposed s·d | 2 stored C tiles
+  // (all 64-aligned).
   const size_t pq_bytes = static_cast<size_t>(panel_groups * nb) * kBTileBytes;
   const size_t ps_bytes = static_cast<size_t>(panel_groups * nb) * kTileRows * sizeof(float);
   const size_t dxt_bytes = static_cast<size_t>(row_tiles * nb) * kTileRows * sizeof(float);
-  uint8_t* base = scratch(pq_bytes + ps_bytes + dxt_bytes + 2 * kCTileBytes);
+  uint8_t* base = scratch(pq_bytes + 2 * ps_bytes + 2 * dxt_bytes + 2 * kCTileBytes);
   auto* pq = reinterpret_cast<int8_t*>(base);
   auto* ps = reinterpret_cast<float*>(base + pq_bytes);
-  auto* dxt = reinterpret_cast<float*>(base + pq_bytes + ps_bytes);
-  auto* cbuf = reinterpret_cast<int32_t*>(base + pq_bytes + ps_bytes + dxt_bytes);
+  auto* pm = reinterpret_cast<float*>(base + pq_bytes + ps_bytes);
+  auto* dxt = reinterpret_cast<float*>(base + pq_bytes + 2 * ps_bytes);
+  auto* sdt = reinterpret_cast<float*>(base + pq_bytes + 2 * ps_bytes + dxt_bytes);
+  auto* cbuf = reinterpret_cast<int32_t*>(base + pq_bytes + 2 * ps_bytes + 2 * dxt_bytes);
 
-  // Activation scales transposed once per call to [row tile][block][16 rows]: the epilogue's 16
-  // broadcasts per block then come from one cache line at constant offsets. Rows past m1 get 0
-  // and are never stored.
+  // Activation scales (and s·d) transposed once per call to [row tile][block][16 rows]: the
+  // epilogue's 16 broadcasts per block then come from one cache line at constant offsets. Rows
+  // past m1 get 0 and are never stored.
   for (int64_t rt = 0; rt < row_tiles; ++rt)
     for (int64_t b = 0; b < nb; ++b)
       for (int i = 0; i < kTileRows; ++i) {
         const int64_t m = m0 + rt * kTileRows + i;
-        dxt[(rt * nb + b) * kTileRows + i] = m < m1 ? x.d[m * nb + b] : 0.0f;
+        const int64_t at = (rt * nb + b) * kTileRows + i;
+        dxt[at] = m < m1 ? x.d[m * nb + b] : 0.0f;
+        if (kMin) sdt[at] = m < m1 ? x.sd[m * nb + b] : 0.0f;
       }
 
   // At most two tile configurations: full 16-row tiles and the tail's shorter A and C tiles
   // (never reading past row m1 - 1). LDTILECFG happens at most twice per panel.
   const TileConfig full_cfg = make_config(kTileRows);
   const TileConfig tail_cfg = make_config(tail_rows == 0 ? kTileRows : tail_rows);
-  const TileKLoop full_loop = &tile_kloop<kTileRows>;
+  const TileKLoop full_loop = &tile_kloop<kTileRows, kMin>;
   const TileKLoop tail_loop =
-      tail_rows ? kloop_for(tail_rows, std::make_integer_sequence<int, kTileRows>{}) : nullptr;
+      tail_rows ? kloop_for<kMin>(tail_rows, std::make_integer_sequence<int, kTileRows>{}) : nullptr;
   int loaded_rows = 0;
 
   for (int64_t g = g_begin; g < g_end; g += panel_groups) {
     const int64_t gp_end = g + panel_groups < g_end ? g + panel_groups : g_end;
-    unpack_panel<kQ4>(w, nb, g, gp_end, pq, ps);
+    unpack_panel(w, nb, g, gp_end, pq, ps, pm);
     const int64_t next_groups = (g_end - gp_end) < panel_groups ? g_end - gp_end : panel_groups;
     for (int64_t rt = 0; rt < row_tiles; ++rt) {
       const int tile_rows = rt < full_tiles ? kTileRows : tail_rows;
@@ -284,14 +297,15 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
         t.nb = nb;
         t.bq = pq + j * nb * kBTileBytes;
         t.bs = ps + j * nb * kTileRows;
+        t.bm = pm + j * nb * kTileRows;
         t.dxt = dxt + rt * nb * kTileRows;
+        t.sdt = sdt + rt * nb * kTileRows;
         t.y = y + (m0 + rt * kTileRows) * ldy + n;
         t.ldy = ldy;
         t.n_valid = static_cast<int>(n1 - n < kInterleave ? n1 - n : kInterleave);
         t.cbuf = cbuf;
-        t.pf =
-            rt == 0 && j < next_groups ? w.data + (gp_end + j) * nb * kPackedBlockBytes : nullptr;
-        t.pf_block_bytes = kPackedBlockBytes;
+        t.pf = rt == 0 && j < next_groups ? w.data + (gp_end + j) * group_bytes : nullptr;
+        t.pf_block_bytes = block_span;
         loop(t);
       }
     }
@@ -307,15 +321,21 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
 #define XTILE_AMX_NAME(type) type "_gemm_16x16__amx_emu"
 #endif
 
-void q8_0_gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0,
-               int64_t m1, int64_t n0, int64_t n1) {
-  gemm<false>(w, x, y, ldy, m0, m1, n0, n1, XTILE_AMX_NAME("q8_0"));
-}
-
-void q4_0_gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0,
-               int64_t m1, int64_t n0, int64_t n1) {
-  gemm<true>(w, x, y, ldy, m0, m1, n0, n1, XTILE_AMX_NAME("q4_0"));
-}
+#define XTILE_AMX_TYPE(fn, name, layout, min)                                                  \
+  void fn##_gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0, \
+                 int64_t m1, int64_t n0, int64_t n1) {                                             \
+    gemm<min>(w, x, y, ldy, m0, m1, n0, n1, Layout::layout, XTILE_AMX_NAME(name));                 \
+  }
+XTILE_AMX_TYPE(q8_0, "q8_0", q8_0_x16, false)
+XTILE_AMX_TYPE(q4_0, "q4_0", q4_0_x16, false)
+XTILE_AMX_TYPE(q4_1, "q4_1", q4_1_x16, true)
+XTILE_AMX_TYPE(q5_0, "q5_0", q5_0_x16, false)
+XTILE_AMX_TYPE(q5_1, "q5_1", q5_1_x16, true)
+XTILE_AMX_TYPE(iq4_nl, "iq4_nl", iq4_nl_x16, false)
+XTILE_AMX_TYPE(q4_k, "q4_K", q4_k_x16, true)
+XTILE_AMX_TYPE(q5_k, "q5_K", q5_k_x16, true)
+XTILE_AMX_TYPE(iq4_xs, "iq4_xs", iq4_xs_x16, false)
+#undef XTILE_AMX_TYPE
 
 #undef XTILE_AMX_NAME
 #undef XTILE_AMX_INLINE

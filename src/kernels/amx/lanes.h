@@ -19,11 +19,16 @@
 
 #if XTILE_AMX_LANES_AVX512
 #include <immintrin.h>
+
+#include "kernels/avx512/x16_avx512.h"
 #else
 #include <cmath>
 
 #include "base/fp16.h"
+#include "kernels/pack/pack.h"
 #endif
+
+#include "kernels/pack/x16_layout.h"
 
 namespace xtile::XTILE_AMX_NS::lanes {
 
@@ -60,31 +65,52 @@ inline void store_first(float* p, F32x16 v, int n) {
   _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), v);
 }
 
-// 16 fp16 weight scales (any alignment) → fp32 at a 64-byte aligned address (VCVTPH2PS, exact).
-inline void fp16x16_to_f32(const void* src, float* dst) {
-  const __m256i h = _mm256_loadu_si256(static_cast<const __m256i*>(src));
-  _mm512_store_ps(dst, _mm512_maskz_cvtph_ps(static_cast<__mmask16>(0xffff), h));  // see above
-}
-
-// q8_0_x16 quants (uint8, weight + 128) → signed int8, 64 bytes (one B-tile row).
-inline void unpack_q8(const uint8_t* src, int8_t* dst) {
-  const __m512i v = _mm512_loadu_si512(src);
-  _mm512_store_si512(dst, _mm512_xor_si512(v, _mm512_set1_epi8(static_cast<char>(0x80))));
-}
-
-// q4_0_x16 quants, 64 bytes holding B-tile row j in the low nibbles and row j + 4 in the high
-// nibbles → two rows of signed int8 (nibble - 8).
-inline void unpack_q4(const uint8_t* src, int8_t* lo, int8_t* hi) {
-  const __m512i v = _mm512_loadu_si512(src);
-  const __m512i mask = _mm512_set1_epi8(0x0f);
-  const __m512i eight = _mm512_set1_epi8(8);
-  _mm512_store_si512(lo, _mm512_sub_epi8(_mm512_and_si512(v, mask), eight));
-  _mm512_store_si512(hi, _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), mask), eight));
+// c + a * s for a scalar s in memory (the min term: one fma, no rounded product first).
+inline F32x16 fma_bcast(F32x16 a, const float* s, F32x16 c) {
+  return _mm512_fmadd_ps(a, _mm512_set1_ps(*s), c);
 }
 
 // Into L2 (PREFETCHT1): for data needed a whole row tile later, not in the next few cycles.
 inline void prefetch_l2(const void* p) {
   _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T1);
+}
+
+// Block b of group g of a packed x16 matrix whose type reads through T (x16_avx512.h): the B
+// tile (8 rows × 64 bytes, the signed values q in VNNI order), the 16 block scales and mins.
+template <typename T>
+inline void unpack_block_as(const PackedMatrix& w, int64_t g, int64_t b, int8_t* bq, float* bs,
+                            float* bm) {
+  constexpr int bpsb = T::G.elems / 32;
+  const int64_t nsb = w.k / T::G.elems;
+  const uint8_t* p = w.data + (g * nsb + b / bpsb) * T::G.bytes;
+  const int j = static_cast<int>(b % bpsb);
+  const __m512i bias = _mm512_set1_epi8(static_cast<char>(T::kBias));
+  for (int jj = 0; jj < 4; ++jj) {
+    __m512i a, c;
+    T::pair(p, j, jj, &a, &c);  // codes q + kBias
+    _mm512_store_si512(bq + jj * 64, _mm512_sub_epi8(a, bias));
+    _mm512_store_si512(bq + (jj + 4) * 64, _mm512_sub_epi8(c, bias));
+  }
+  _mm512_store_ps(bs, T::scale(p, j));
+  _mm512_store_ps(bm, T::kMin ? T::min(p, j) : _mm512_setzero_ps());
+}
+
+// unpack_block_as for the matrix's type (every type the tiles run: 32-wide blocks, no halves).
+inline void unpack_block(const PackedMatrix& w, int64_t g, int64_t b, int8_t* bq, float* bs,
+                         float* bm) {
+  namespace t = x16avx512;
+  switch (w.type) {
+    case GgmlType::Q8_0: return unpack_block_as<t::Q8_0>(w, g, b, bq, bs, bm);
+    case GgmlType::Q4_0: return unpack_block_as<t::Q4_0>(w, g, b, bq, bs, bm);
+    case GgmlType::Q4_1: return unpack_block_as<t::Q4_1>(w, g, b, bq, bs, bm);
+    case GgmlType::Q5_0: return unpack_block_as<t::Q5_0>(w, g, b, bq, bs, bm);
+    case GgmlType::Q5_1: return unpack_block_as<t::Q5_1>(w, g, b, bq, bs, bm);
+    case GgmlType::IQ4_NL: return unpack_block_as<t::Iq4Nl>(w, g, b, bq, bs, bm);
+    case GgmlType::Q4_K: return unpack_block_as<t::Q4_K>(w, g, b, bq, bs, bm);
+    case GgmlType::Q5_K: return unpack_block_as<t::Q5_K>(w, g, b, bq, bs, bm);
+    case GgmlType::IQ4_XS: return unpack_block_as<t::Iq4Xs>(w, g, b, bq, bs, bm);
+    default: return;  // not a tile type: the kernel refuses it before unpacking
+  }
 }
 
 #else  // portable scalar back-end
@@ -122,24 +148,26 @@ inline void store_first(float* p, F32x16 v, int n) {
   std::memcpy(p, v.v, static_cast<size_t>(n) * sizeof(float));
 }
 
-inline void fp16x16_to_f32(const void* src, float* dst) {
-  uint16_t h[16];
-  std::memcpy(h, src, sizeof(h));  // the packed scales sit at 2-byte, not 32-byte, alignment
-  for (int l = 0; l < 16; ++l) dst[l] = fp16_to_fp32(h[l]);
-}
-
-inline void unpack_q8(const uint8_t* src, int8_t* dst) {
-  for (int i = 0; i < 64; ++i) dst[i] = static_cast<int8_t>(src[i] ^ 0x80);
-}
-
-inline void unpack_q4(const uint8_t* src, int8_t* lo, int8_t* hi) {
-  for (int i = 0; i < 64; ++i) {
-    lo[i] = static_cast<int8_t>((src[i] & 0x0f) - 8);
-    hi[i] = static_cast<int8_t>((src[i] >> 4) - 8);
-  }
+inline F32x16 fma_bcast(F32x16 a, const float* s, F32x16 c) {
+  for (int l = 0; l < 16; ++l) c.v[l] = std::fma(a.v[l], *s, c.v[l]);
+  return c;
 }
 
 inline void prefetch_l2(const void*) {}  // nothing to hide: the emulator has no memory system
+
+// Block b of group g of a packed x16 matrix: the B tile (byte j·64 + r·4 + i = q of row r,
+// element 4j + i), the 16 block scales and mins, from the contract's terms (packed_terms reads
+// any x16 layout; the AVX-512 build decodes the same bytes with vectors, tested equal).
+inline void unpack_block(const PackedMatrix& w, int64_t g, int64_t b, int8_t* bq, float* bs,
+                         float* bm) {
+  for (int r = 0; r < x16::kRows; ++r) {
+    BlockTerms t;
+    packed_terms(w, g * x16::kRows + r, b, &t);
+    for (int e = 0; e < 32; ++e) bq[(e / 4) * 64 + r * 4 + e % 4] = t.q[e];
+    bs[r] = t.scale;
+    bm[r] = t.min;
+  }
+}
 
 #endif  // XTILE_AMX_LANES_AVX512
 

@@ -1,12 +1,16 @@
 #include "kernels/amx_emu/amx_support.h"
 
 #include "base/error.h"
+#include "kernels/pack/pack.h"
 
 namespace xtile::amx_support {
 
 void check_call(const PackedMatrix& w, Layout layout, const QuantizedActs& x, int64_t m0,
                 int64_t m1, int64_t n0, int64_t n1, std::string_view kernel) {
   check_layout(w, layout, kernel);
+  if (w.type != layout_type(layout))
+    fail("kernel ", kernel, ": a ", ggml_type_name(w.type), " tensor tagged with layout ",
+         layout_name(layout));
   if (w.k != x.k) fail("kernel ", kernel, ": weight K = ", w.k, " but activations have K = ", x.k);
   if (w.k <= 0 || w.k % 32 != 0)
     fail("kernel ", kernel, ": K = ", w.k, " is not a positive multiple of 32");

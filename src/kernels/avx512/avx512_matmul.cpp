@@ -1,39 +1,43 @@
-// Q8_0 / Q4_0 GEMV and GEMM on the x16 layouts with AVX-512 VNNI (layouts: kernel_api.h).
+// GEMV and GEMM of every quantized weight type on the x16 layouts with AVX-512 VNNI: one int8
+// core (tile<> below) and, per type, the readers of x16_avx512.h (codes as VNNI bytes, block
+// scale, min, sub-scales).
 //
-// The contract per output (DESIGN.md §3): isum exact in int32 per 32-block, then
-// acc = fma((float)isum, dw * dx, acc) over the blocks in order from 0. Here:
-//   isum   VPDPBUSD: the packed weights are the unsigned operand (q8_0 biased by +128, q4_0 the
-//          raw nibbles 0..15), the activations the signed one, 4 bytes broadcast from memory
-//          (VPBROADCASTD m32: a load-port uop, no shuffle). The bias is removed exactly by
-//          starting the int32 accumulator at -128·s (q8_0) or -8·s (q4_0), s the activation
-//          block sum, so the correction costs nothing inside the dot loop. VPDPBUSD wraps (never
-//          the saturating VPDPBUSDS); the true sums are far inside int32 anyway.
-//   scale  vcvtph2ps(dw) then vmulps by the broadcast dx: the product rounded to fp32 first, as
-//          the contract says, and only then vfmadd231ps (never folded into one fma).
+// The contract per output (quant/weight_terms.h): per 32-block an exact int32 isum, then
+// acc = fma((float)isum, scale · dx, acc) and, for types with mins, acc = fma(min, sd, acc),
+// blocks in order from 0. Here:
+//   isum   VPDPBUSD: the weight codes are the unsigned operand (q + bias: 128 for Q8_0 and the
+//          IQ4 codebook, 8 for Q4_0, 16 for Q5_0, 0 for the unsigned types), the activations
+//          the signed one, 4 bytes broadcast from memory (VPBROADCASTD m32: a load-port uop). The
+//          bias is removed exactly by *starting* the int32 accumulator at −bias·s, s the
+//          activation block sum: nothing in the dot loop. Q6_K keeps the two 16-element halves
+//          in two accumulators (started at −32·sl and −32·(s − sl)) and combines them with its
+//          int8 sub-scales by VPMULLD: |half| ≤ 16·32·127, so every product and the sum stay
+//          below 2^24 and exact. VPDPBUSD wraps (never VPDPBUSDS); the true sums fit anyway.
+//   scale  the type's exact fp32 block scale (x16_avx512.h), then vmulps by the broadcast dx:
+//          rounded to fp32 before vfmadd231ps (never folded into one fma). The min term is one
+//          more vfmadd231ps with the broadcast sd.
 // One zmm accumulates 16 weight rows (one x16 group) for one activation row: lane r is row r.
 //
 // Register blocking (32 zmm):
-//   GEMM  4 activation rows × 2 groups (32 weight rows): 8 int32 + 8 float accumulators, one
-//         weight zmm live per group, 4 activation broadcasts, 2 fp16→fp32 scale vectors. Each
-//         weight load feeds 4 VPDPBUSD, each activation broadcast 2. Per block the tile issues
-//         64 VPDPBUSD and an epilogue of 8 cvtdq2ps + 8 vmulps + 8 vfmadd (+ 2 vcvtph2ps): the
-//         contract's per-block scaling. On Zen 4 the multiplies and fmas share the two pipes
-//         VPDPBUSD runs on, which bounds the kernel at 64 / (64 + 16) = 80 % of the VPDPBUSD
-//         peak (a register-only loop of that mix measures 81 %); it reaches ~72 %
-//         (docs/KERNELS.md), ~90 % with the epilogue removed.
+//   GEMM  4 activation rows × 2 groups (32 weight rows): 8 int32 + 8 float accumulators (Q6_K
+//         16 int32), one weight zmm pair live per group, the activation broadcasts, 2 scale
+//         vectors. Each weight load feeds 4 VPDPBUSD. The per-block epilogue is fixed by the
+//         contract (a zmm accumulator gets 8 VPDPBUSD per block, then one convert, one scale
+//         product and one fma, plus one fma for a min): on Zen 4 the multiplies and fmas share
+//         the two pipes VPDPBUSD runs on, which bounds the Q8_0/Q4_0 kernel at 64 / (64 + 16) =
+//         80 % of the VPDPBUSD peak (measured ~72 %, docs/KERNELS.md).
 //         Loop nest, blocked for the caches: K chunks of 2048 (the fold resumes from the
 //         partial sums left in y), M chunks whose activations fit 256 KB (L2), weight panels of
-//         2 groups × the K chunk (q8_0: 68 KB), 4-row register blocks innermost; the M loop runs
-//         inside a weight panel, so each panel is read from memory once per M chunk. Q4_0
-//         panels are unpacked to q8-style bytes once per panel into a per-thread scratch when
-//         more than two register blocks of rows will read them; for fewer, splitting the
-//         nibbles in registers costs about what the stores would.
+//         2 groups × the K chunk, 4-row register blocks innermost; the M loop runs inside a
+//         weight panel, so each panel is read from memory once per M chunk. When more than two
+//         register blocks will read a panel, it is first decoded once into a per-thread scratch
+//         (VNNI bytes + fp32 scale and min + sub-scales: 768 bytes per group-block), so the
+//         core's loads are plain; Q8_0 is read in place (its bytes are already that).
 //   GEMV  1-2 rows × 4 groups or 3-4 rows × 2 groups, all of K in one pass: each weight byte is
-//         read once per 4 activation rows. Four group streams in flight (each group is a
-//         sequential stream nb*block_bytes long) read ~25 % faster than two: one stream does
-//         not keep enough misses outstanding to reach the memory bandwidth. Software prefetch
-//         to L2, 1 KB ahead in each stream, gains a little more for q8_0 (a prefetch to L1 or
-//         2 KB and more ahead lost 10-25 %).
+//         read once per 4 activation rows, decoded in registers. Four group streams in flight
+//         (each group is a sequential stream of its superblocks) read ~25 % faster than two:
+//         one stream does not keep enough misses outstanding to reach the memory bandwidth.
+//         Software prefetch to L2, 1 KB ahead in each stream.
 // GCC 12's AVX-512 headers initialise _mm512_undefined_*() from themselves, which its own
 // -Wmaybe-uninitialized then reports at every inlined intrinsic (GCC PR 105593, fixed in 13).
 #if defined(__GNUC__) && !defined(__clang__)
@@ -44,46 +48,82 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "base/aligned_buffer.h"
 #include "kernels/avx512/avx512_kernels.h"
+#include "kernels/avx512/x16_avx512.h"
 
 namespace xtile::avx512 {
 
 namespace {
 
-constexpr int64_t kScaleBytes = 32;        // 16 fp16 scales at the start of each group-block
-constexpr int64_t kQ8BlockBytes = 544;     // 32 + 512
-constexpr int64_t kQ4BlockBytes = 288;     // 32 + 256
-constexpr int64_t kUnpackedBytes = 512;    // one group-block of q4_0 unpacked to q8 VNNI order
+namespace xa = x16avx512;
+
 constexpr int kGemmRows = 4;               // GEMM register block: activation rows
 constexpr int kGemmGroups = 2;             //                      x16 groups (32 weight rows)
 constexpr int64_t kPrefetchBytes = 1024;   // GEMV software prefetch (to L2) distance per stream
-constexpr int64_t kKChunkBlocks = 64;      // GEMM K chunk: 2048 of K
+constexpr int64_t kKChunkBlocks = 64;      // GEMM K chunk: 2048 of K (a multiple of 256)
 constexpr int64_t kActChunkBytes = 256 << 10;  // GEMM M chunk: activation bytes kept in L2
 
-// How a tile reads its weight quants.
-enum class Src {
-  q8,         // packed q8_0: 8 zmm per group-block, straight into VPDPBUSD
-  q4,         // packed q4_0: 4 zmm per group-block, nibbles split in registers
-  unpacked,   // q4_0 already split into 8 zmm per group-block (per-thread scratch)
+// A decoded group-block in the GEMM scratch: 8 VNNI rows of codes, fp32 scale, fp32 min, and the
+// two halves' int32 sub-scales.
+constexpr int64_t kRecBytes = 768;
+constexpr int kRecScale = 512, kRecMin = 576, kRecSubLo = 640, kRecSubHi = 704;
+
+// Reads a decoded record (see kRecBytes) with the bias, halves and min of the source type T.
+template <typename T>
+struct Decoded {
+  static constexpr int kBias = T::kBias;
+  static constexpr bool kHalves = T::kHalves;
+  static constexpr bool kMin = T::kMin;
+  static inline void pair(const uint8_t* p, int, int jj, __m512i* a, __m512i* b) {
+    *a = _mm512_load_si512(p + jj * 64);
+    *b = _mm512_load_si512(p + (jj + 4) * 64);
+  }
+  static inline __m512 scale(const uint8_t* p, int) {
+    return _mm512_load_ps(reinterpret_cast<const float*>(p + kRecScale));
+  }
+  static inline __m512 min(const uint8_t* p, int) {
+    return _mm512_load_ps(reinterpret_cast<const float*>(p + kRecMin));
+  }
+  static inline void sub(const uint8_t* p, int, __m512i* lo, __m512i* hi) {
+    *lo = _mm512_load_si512(p + kRecSubLo);
+    *hi = _mm512_load_si512(p + kRecSubHi);
+  }
 };
 
-// Byte addresses of a tile's weights: group g (0..NG-1 within the tile), block b.
+// Where a tile finds group gi's data for block b (counted from the tile's first block):
+// packed: the group-superblock at base + gi·group_stride + (b / bpsb)·sb_stride, block b % bpsb;
+// decoded: the record at base + (b·groups + gi)·kRecBytes.
 struct TileWeights {
-  const uint8_t* quants;
-  int64_t q_group_stride, q_block_stride;
-  const uint8_t* scales;
-  int64_t s_group_stride, s_block_stride;
+  const uint8_t* base;
+  int64_t group_stride;
+  int64_t sb_stride;
+  int bpsb;    // blocks per superblock (1 or 8)
+  int groups;  // decoded: groups per record row
 };
+
+template <bool kDecoded>
+inline const uint8_t* weights_at(const TileWeights& w, int gi, int64_t b, int* j) {
+  if constexpr (kDecoded) {
+    *j = 0;
+    return w.base + (b * w.groups + gi) * kRecBytes;
+  } else {
+    *j = static_cast<int>(b % w.bpsb);
+    return w.base + gi * w.group_stride + (b / w.bpsb) * w.sb_stride;
+  }
+}
 
 // A register block's activation rows, from block b0 of a K chunk: row r's quants at
-// q + r * q_stride, its scales and sums at d/s + r * ds_stride; `blocks` blocks of 32.
+// q + r * q_stride, its per-block values at d/s/sd/sl + r * ds_stride; `blocks` blocks of 32.
 // resume: the fold continues from the partial sums in y (a K chunk after the first).
 struct Acts {
   const int8_t* q;
   const float* d;
   const int32_t* s;
+  const float* sd;
+  const int32_t* sl;
   int64_t q_stride, ds_stride, blocks;
   bool resume;
 };
@@ -97,16 +137,10 @@ inline __m512i broadcast4(const int8_t* p) {
 // One register block: MR activation rows × NG groups over the blocks of `a` (a K chunk). y points
 // at (first row, column 16 * first group); the tile's last group has `last_valid` (1..16) rows
 // to read and write: the padding rows of a matrix's last group are never touched in y.
-template <int MR, int NG, Src S, bool kPrefetch>
+template <int MR, int NG, typename T, bool kDecoded, int64_t kPrefetchSpan>
 inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int last_valid) {
-  // q8_0: weights are w + 128, so the dot is isum + 128·s; q4_0 nibbles are w + 8.
-  constexpr int kBiasShift = S == Src::q8 ? 7 : 3;
-  const __m512i low_nibbles = _mm512_set1_epi8(0x0f);
   const __mmask16 last_mask = static_cast<__mmask16>((1u << last_valid) - 1);
-  const int8_t* xq = a.q;
   const int64_t k = a.q_stride, nb = a.ds_stride;
-  const float* xd = a.d;
-  const int32_t* xs = a.s;
   __m512 facc[MR][NG];
 #pragma GCC unroll 4
   for (int r = 0; r < MR; ++r)
@@ -121,65 +155,70 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
     }
 
   for (int64_t b = 0; b < a.blocks; ++b) {
-    const uint8_t* qb = w.quants + b * w.q_block_stride;
-    if constexpr (kPrefetch) {
-      // Every line of this block's span kPrefetchBytes ahead (scales and quants both).
-      constexpr int64_t span = S == Src::q8 ? kQ8BlockBytes : kQ4BlockBytes;
+    const uint8_t* p[NG];
+    int j = 0;
+#pragma GCC unroll 4
+    for (int g = 0; g < NG; ++g) p[g] = weights_at<kDecoded>(w, g, b, &j);
+    if constexpr (kPrefetchSpan > 0) {
+      // This block's share of each group's stream, kPrefetchBytes ahead (the stream of a group
+      // is its superblocks one after the other, kPrefetchSpan bytes per block on average).
 #pragma GCC unroll 4
       for (int g = 0; g < NG; ++g) {
-        const char* p = reinterpret_cast<const char*>(w.scales + g * w.s_group_stride +
-                                                      b * w.s_block_stride) + kPrefetchBytes;
-#pragma GCC unroll 9
-        for (int64_t off = 0; off < span; off += 64) _mm_prefetch(p + off, _MM_HINT_T1);
+        const char* pf =
+            reinterpret_cast<const char*>(w.base + g * w.group_stride) + b * kPrefetchSpan +
+            kPrefetchBytes;
+#pragma GCC unroll 8
+        for (int64_t off = 0; off < kPrefetchSpan; off += 64) _mm_prefetch(pf + off, _MM_HINT_T1);
       }
     }
-    __m512i iacc[MR][NG];
+    __m512i ia[MR][NG], ib[MR][NG];
 #pragma GCC unroll 4
     for (int r = 0; r < MR; ++r) {
-      const __m512i corr = _mm512_set1_epi32(-(xs[r * nb + b] * (1 << kBiasShift)));
+      const int64_t i = r * nb + b;
+      if constexpr (T::kHalves) {
+        const __m512i lo = _mm512_set1_epi32(-T::kBias * a.sl[i]);
+        const __m512i hi = _mm512_set1_epi32(-T::kBias * (a.s[i] - a.sl[i]));
 #pragma GCC unroll 4
-      for (int g = 0; g < NG; ++g) iacc[r][g] = corr;
+        for (int g = 0; g < NG; ++g) ia[r][g] = lo, ib[r][g] = hi;
+      } else {
+        const __m512i corr = _mm512_set1_epi32(-T::kBias * a.s[i]);
+#pragma GCC unroll 4
+        for (int g = 0; g < NG; ++g) ia[r][g] = corr;
+      }
     }
-    const int8_t* xb = xq + b * 32;
-    if constexpr (S == Src::q4) {
-      // Byte (j*16 + r)*4 + i holds k = 4j+i (low nibble) and k = 16+4j+i (high nibble).
+    const int8_t* xb = a.q + b * 32;
 #pragma GCC unroll 4
-      for (int j = 0; j < 4; ++j)
-#pragma GCC unroll 4
-        for (int g = 0; g < NG; ++g) {
-          const __m512i v = _mm512_loadu_si512(qb + g * w.q_group_stride + j * 64);
-          const __m512i lo = _mm512_and_si512(v, low_nibbles);
-          const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low_nibbles);
-#pragma GCC unroll 4
-          for (int r = 0; r < MR; ++r) {
-            iacc[r][g] = _mm512_dpbusd_epi32(iacc[r][g], lo, broadcast4(xb + r * k + 4 * j));
-            iacc[r][g] = _mm512_dpbusd_epi32(iacc[r][g], hi, broadcast4(xb + r * k + 16 + 4 * j));
-          }
-        }
-    } else {
-      // zmm j holds k = 4j..4j+3 of each of the 16 rows.
-#pragma GCC unroll 8
-      for (int j = 0; j < 8; ++j)
-#pragma GCC unroll 4
-        for (int g = 0; g < NG; ++g) {
-          const __m512i v = _mm512_loadu_si512(qb + g * w.q_group_stride + j * 64);
-#pragma GCC unroll 4
-          for (int r = 0; r < MR; ++r)
-            iacc[r][g] = _mm512_dpbusd_epi32(iacc[r][g], v, broadcast4(xb + r * k + 4 * j));
-        }
-    }
-    __m512 dw[NG];
-#pragma GCC unroll 4
-    for (int g = 0; g < NG; ++g)
-      dw[g] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(
-          w.scales + g * w.s_group_stride + b * w.s_block_stride)));
-#pragma GCC unroll 4
-    for (int r = 0; r < MR; ++r) {
-      const __m512 dx = _mm512_set1_ps(xd[r * nb + b]);
+    for (int jj = 0; jj < 4; ++jj)
 #pragma GCC unroll 4
       for (int g = 0; g < NG; ++g) {
-        const __m512 scale = _mm512_mul_ps(dw[g], dx);  // rounded to fp32 before the fma
-        facc[r][g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc[r][g]), scale, facc[r][g]);
+        __m512i va, vb;
+        T::pair(p[g], j, jj, &va, &vb);
+#pragma GCC unroll 4
+        for (int r = 0; r < MR; ++r) {
+          ia[r][g] = _mm512_dpbusd_epi32(ia[r][g], va, broadcast4(xb + r * k + 4 * jj));
+          if constexpr (T::kHalves)
+            ib[r][g] = _mm512_dpbusd_epi32(ib[r][g], vb, broadcast4(xb + r * k + 16 + 4 * jj));
+          else
+            ia[r][g] = _mm512_dpbusd_epi32(ia[r][g], vb, broadcast4(xb + r * k + 16 + 4 * jj));
+        }
+      }
+#pragma GCC unroll 4
+    for (int g = 0; g < NG; ++g) {
+      const __m512 ws = T::scale(p[g], j);
+      __m512 wm = _mm512_setzero_ps();
+      if constexpr (T::kMin) wm = T::min(p[g], j);
+      __m512i sub_lo = _mm512_setzero_si512(), sub_hi = sub_lo;
+      if constexpr (T::kHalves) T::sub(p[g], j, &sub_lo, &sub_hi);
+#pragma GCC unroll 4
+      for (int r = 0; r < MR; ++r) {
+        __m512i isum = ia[r][g];
+        if constexpr (T::kHalves)
+          isum = _mm512_add_epi32(_mm512_mullo_epi32(ia[r][g], sub_lo),
+                                  _mm512_mullo_epi32(ib[r][g], sub_hi));
+        const __m512 scale = _mm512_mul_ps(ws, _mm512_set1_ps(a.d[r * nb + b]));  // rounded
+        facc[r][g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, facc[r][g]);
+        if constexpr (T::kMin)
+          facc[r][g] = _mm512_fmadd_ps(wm, _mm512_set1_ps(a.sd[r * nb + b]), facc[r][g]);
       }
     }
   }
@@ -196,10 +235,10 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
 
 // The tile shapes a run-time (mr, ng) needs, each a compile-time instantiation: GEMV asks for up
 // to 4 groups when mr <= 2, else 2 (16 accumulators at most); GEMM (kMaxGroups = 2) for 2.
-template <Src S, bool kPrefetch, int kMaxGroups>
+template <typename T, bool kDecoded, int64_t kPrefetchSpan, int kMaxGroups>
 inline void tile_shape(int mr, int ng, const TileWeights& w, const Acts& a, float* y, int64_t ldy,
                        int last_valid) {
-#define XTILE_TILE(MR, NG) tile<MR, NG, S, kPrefetch>(w, a, y, ldy, last_valid)
+#define XTILE_TILE(MR, NG) tile<MR, NG, T, kDecoded, kPrefetchSpan>(w, a, y, ldy, last_valid)
   if constexpr (kMaxGroups > 2) {
     switch (mr * 8 + ng) {
       case 1 * 8 + 3: XTILE_TILE(1, 3); return;
@@ -224,8 +263,8 @@ inline void tile_shape(int mr, int ng, const TileWeights& w, const Acts& a, floa
 
 // Activation rows [m, m + 4) from block b0, `blocks` blocks.
 inline Acts acts_at(const QuantizedActs& x, int64_t m, int64_t b0, int64_t blocks, bool resume) {
-  const int64_t nb = x.k / 32;
-  return {x.q + m * x.k + b0 * 32, x.d + m * nb + b0, x.s + m * nb + b0, x.k, nb, blocks, resume};
+  const int64_t nb = x.k / 32, o = m * nb + b0;
+  return {x.q + m * x.k + b0 * 32, x.d + o, x.s + o, x.sd + o, x.sl + o, x.k, nb, blocks, resume};
 }
 
 // Rows of the group starting at column n that lie below n1 (1..16).
@@ -233,18 +272,22 @@ inline int valid_rows(int64_t n, int64_t n1) {
   return static_cast<int>(std::min<int64_t>(16, n1 - n));
 }
 
-// TileWeights for groups starting at `group`, block b0, read straight from the packed matrix.
-TileWeights packed_weights(const PackedMatrix& w, int64_t group, int64_t b0, int64_t block_bytes) {
-  const int64_t nb = w.k / 32;
-  const uint8_t* base = w.data + (group * nb + b0) * block_bytes;
-  return {base + kScaleBytes, nb * block_bytes, block_bytes, base, nb * block_bytes, block_bytes};
+// TileWeights for groups starting at `group`, from block b0 (a superblock boundary), read
+// straight from the packed matrix.
+template <typename T>
+TileWeights packed_weights(const PackedMatrix& w, int64_t group, int64_t b0) {
+  constexpr int bpsb = T::G.elems / 32;
+  const int64_t nsb = w.k / T::G.elems;
+  const uint8_t* base = w.data + (group * nsb + b0 / bpsb) * T::G.bytes;
+  return {base, nsb * T::G.bytes, T::G.bytes, bpsb, 0};
 }
 
 // GEMV: the activation rows in chunks of up to 4, each chunk streaming the weights once, all of K
 // in one pass (the accumulators never leave registers).
-template <Src S>
+template <typename T>
 void gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0,
-          int64_t m1, int64_t n0, int64_t n1, int64_t block_bytes) {
+          int64_t m1, int64_t n0, int64_t n1) {
+  constexpr int64_t kSpan = T::G.bytes / (T::G.elems / 32);  // stream bytes per block
   const int64_t nb = w.k / 32;
   const int64_t g0 = n0 / 16, g1 = (n1 + 15) / 16;
   for (int64_t m = m0; m < m1; m += 4) {
@@ -253,40 +296,46 @@ void gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
     const Acts a = acts_at(x, m, 0, nb, false);
     for (int64_t g = g0; g < g1; g += groups_per_tile) {
       const int ng = static_cast<int>(std::min(groups_per_tile, g1 - g));
-      tile_shape<S, true, 4>(mr, ng, packed_weights(w, g, 0, block_bytes), a, y + m * ldy + g * 16,
-                             ldy, valid_rows((g + ng - 1) * 16, n1));
+      tile_shape<T, false, kSpan, 4>(mr, ng, packed_weights<T>(w, g, 0), a, y + m * ldy + g * 16,
+                                     ldy, valid_rows((g + ng - 1) * 16, n1));
     }
   }
 }
 
-// Per-thread scratch for unpacked q4_0 panels (grows, never shrinks; kept across calls so that
-// a forward pass allocates it once per thread).
-uint8_t* unpack_scratch(size_t bytes) {
+// Per-thread scratch for decoded panels (grows, never shrinks; kept across calls so that a
+// forward pass allocates it once per thread).
+uint8_t* decode_scratch(size_t bytes) {
   thread_local AlignedBuffer buf;
   if (buf.size() < bytes) buf = AlignedBuffer(bytes);
   return buf.data();
 }
 
-// Splits the q4_0 nibbles of groups [g, g+ng) × blocks [b0, b0+blocks) into q8 VNNI order:
-// scratch[(b*ng + gi)*512 + j*64] (b from 0), j 0..3 from the low nibbles, 4..7 from the high.
-void unpack_q4_panel(const PackedMatrix& w, int64_t g, int ng, int64_t b0, int64_t blocks,
-                     uint8_t* scratch) {
-  const int64_t nb = w.k / 32;
-  const __m512i low_nibbles = _mm512_set1_epi8(0x0f);
-  for (int gi = 0; gi < ng; ++gi) {
-    const uint8_t* src = w.data + ((g + gi) * nb + b0) * kQ4BlockBytes + kScaleBytes;
-    for (int64_t b = 0; b < blocks; ++b) {
-      uint8_t* dst = scratch + (b * ng + gi) * kUnpackedBytes;
-      const uint8_t* q = src + b * kQ4BlockBytes;
+// Decodes groups [g, g+ng) × blocks [b0, b0+blocks) into records (b·ng + gi)·kRecBytes.
+template <typename T>
+void decode_panel(const PackedMatrix& w, int64_t g, int ng, int64_t b0, int64_t blocks,
+                  uint8_t* scratch) {
+  const TileWeights tw = packed_weights<T>(w, g, b0);
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int gi = 0; gi < ng; ++gi) {
+      int j;
+      const uint8_t* p = weights_at<false>(tw, gi, b, &j);
+      uint8_t* rec = scratch + (b * ng + gi) * kRecBytes;
 #pragma GCC unroll 4
-      for (int j = 0; j < 4; ++j) {
-        const __m512i v = _mm512_loadu_si512(q + j * 64);
-        _mm512_store_si512(dst + j * 64, _mm512_and_si512(v, low_nibbles));
-        _mm512_store_si512(dst + (j + 4) * 64,
-                           _mm512_and_si512(_mm512_srli_epi16(v, 4), low_nibbles));
+      for (int jj = 0; jj < 4; ++jj) {
+        __m512i va, vb;
+        T::pair(p, j, jj, &va, &vb);
+        _mm512_store_si512(rec + jj * 64, va);
+        _mm512_store_si512(rec + (jj + 4) * 64, vb);
+      }
+      _mm512_store_ps(reinterpret_cast<float*>(rec + kRecScale), T::scale(p, j));
+      if constexpr (T::kMin) _mm512_store_ps(reinterpret_cast<float*>(rec + kRecMin), T::min(p, j));
+      if constexpr (T::kHalves) {
+        __m512i lo, hi;
+        T::sub(p, j, &lo, &hi);
+        _mm512_store_si512(rec + kRecSubLo, lo);
+        _mm512_store_si512(rec + kRecSubHi, hi);
       }
     }
-  }
 }
 
 // GEMM, blocked for the caches:
@@ -294,44 +343,42 @@ void unpack_q4_panel(const PackedMatrix& w, int64_t g, int ng, int64_t b0, int64
 //   M chunks whose activations (rows × chunk bytes) fit kActChunkBytes: they stay in L2 while
 //     every weight panel of the range passes over them (without this, large M·K streams the
 //     activations from L3 once per panel and the kernel runs 2-4× slower),
-//   weight panels of 2 groups × the K chunk (q8_0: 68 KB, L2),
+//   weight panels of 2 groups × the K chunk (decoded: 96 KB, L2),
 //   register blocks of 4 rows innermost.
-template <Src S>
+template <typename T>
 void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0,
-          int64_t m1, int64_t n0, int64_t n1, int64_t block_bytes) {
+          int64_t m1, int64_t n0, int64_t n1) {
   const int64_t nb = w.k / 32;
-  if (nb == 0) return gemv<S>(w, x, y, ldy, m0, m1, n0, n1, block_bytes);  // K = 0: zeros
+  if (nb == 0) return gemv<T>(w, x, y, ldy, m0, m1, n0, n1);  // K = 0: zeros
+  constexpr bool kInPlace = std::is_same_v<T, xa::Q8_0>;  // its bytes are already VNNI codes
   const int64_t g0 = n0 / 16, g1 = (n1 + 15) / 16;
   const int64_t kc_max = std::min<int64_t>(nb, kKChunkBlocks);
   const int64_t mc_max = std::max<int64_t>(
       kGemmRows, kActChunkBytes / (kc_max * 32) / kGemmRows * kGemmRows);
   uint8_t* scratch = nullptr;
-  if (S == Src::q4)
-    scratch = unpack_scratch(static_cast<size_t>(kc_max * kGemmGroups * kUnpackedBytes));
+  if (!kInPlace) scratch = decode_scratch(static_cast<size_t>(kc_max * kGemmGroups * kRecBytes));
   for (int64_t b0 = 0; b0 < nb; b0 += kc_max) {
     const int64_t kc = std::min(kc_max, nb - b0);
     for (int64_t mc0 = m0; mc0 < m1; mc0 += mc_max) {
       const int64_t mc1 = std::min(m1, mc0 + mc_max);
-      // Unpacking a q4_0 panel costs about what one register block's in-register split costs.
-      const bool unpack = S == Src::q4 && mc1 - mc0 > 2 * kGemmRows;
+      // Decoding a panel costs about what one register block's in-register decode costs.
+      const bool decode = !kInPlace && mc1 - mc0 > 2 * kGemmRows;
       for (int64_t g = g0; g < g1; g += kGemmGroups) {
         const int ng = static_cast<int>(std::min<int64_t>(kGemmGroups, g1 - g));
         const int last_valid = valid_rows((g + ng - 1) * 16, n1);
-        TileWeights tw = packed_weights(w, g, b0, block_bytes);
-        if (unpack) {
-          unpack_q4_panel(w, g, ng, b0, kc, scratch);
-          tw.quants = scratch;
-          tw.q_group_stride = kUnpackedBytes;
-          tw.q_block_stride = ng * kUnpackedBytes;
+        TileWeights tw = packed_weights<T>(w, g, b0);
+        if (decode) {
+          decode_panel<T>(w, g, ng, b0, kc, scratch);
+          tw = {scratch, 0, 0, 1, ng};
         }
         for (int64_t m = mc0; m < mc1; m += kGemmRows) {
           const int mr = static_cast<int>(std::min<int64_t>(kGemmRows, mc1 - m));
           const Acts a = acts_at(x, m, b0, kc, b0 > 0);
           float* yt = y + m * ldy + g * 16;
-          if (unpack)
-            tile_shape<Src::unpacked, false, kGemmGroups>(mr, ng, tw, a, yt, ldy, last_valid);
+          if (decode)
+            tile_shape<Decoded<T>, true, 0, kGemmGroups>(mr, ng, tw, a, yt, ldy, last_valid);
           else
-            tile_shape<S, false, kGemmGroups>(mr, ng, tw, a, yt, ldy, last_valid);
+            tile_shape<T, false, 0, kGemmGroups>(mr, ng, tw, a, yt, ldy, last_valid);
         }
       }
     }
@@ -340,28 +387,27 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
 
 }  // namespace
 
-void q8_0_gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0,
-               int64_t m1, int64_t n0, int64_t n1) {
-  check_layout(w, Layout::q8_0_x16, "q8_0_gemv_1x64__avx512vnni");
-  gemv<Src::q8>(w, x, y, ldy, m0, m1, n0, n1, kQ8BlockBytes);
-}
-
-void q8_0_gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0,
-               int64_t m1, int64_t n0, int64_t n1) {
-  check_layout(w, Layout::q8_0_x16, "q8_0_gemm_4x32__avx512vnni");
-  gemm<Src::q8>(w, x, y, ldy, m0, m1, n0, n1, kQ8BlockBytes);
-}
-
-void q4_0_gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0,
-               int64_t m1, int64_t n0, int64_t n1) {
-  check_layout(w, Layout::q4_0_x16, "q4_0_gemv_1x64__avx512vnni");
-  gemv<Src::q4>(w, x, y, ldy, m0, m1, n0, n1, kQ4BlockBytes);
-}
-
-void q4_0_gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0,
-               int64_t m1, int64_t n0, int64_t n1) {
-  check_layout(w, Layout::q4_0_x16, "q4_0_gemm_4x32__avx512vnni");
-  gemm<Src::q4>(w, x, y, ldy, m0, m1, n0, n1, kQ4BlockBytes);
-}
+#define XTILE_AVX512_TYPE(fn, name, Traits, layout)                                              \
+  void fn##_gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0, \
+                 int64_t m1, int64_t n0, int64_t n1) {                                             \
+    check_layout(w, Layout::layout, name "_gemv_1x64__avx512vnni");                                \
+    gemv<xa::Traits>(w, x, y, ldy, m0, m1, n0, n1);                                                \
+  }                                                                                                \
+  void fn##_gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0, \
+                 int64_t m1, int64_t n0, int64_t n1) {                                             \
+    check_layout(w, Layout::layout, name "_gemm_4x32__avx512vnni");                                \
+    gemm<xa::Traits>(w, x, y, ldy, m0, m1, n0, n1);                                                \
+  }
+XTILE_AVX512_TYPE(q8_0, "q8_0", Q8_0, q8_0_x16)
+XTILE_AVX512_TYPE(q4_0, "q4_0", Q4_0, q4_0_x16)
+XTILE_AVX512_TYPE(q4_1, "q4_1", Q4_1, q4_1_x16)
+XTILE_AVX512_TYPE(q5_0, "q5_0", Q5_0, q5_0_x16)
+XTILE_AVX512_TYPE(q5_1, "q5_1", Q5_1, q5_1_x16)
+XTILE_AVX512_TYPE(iq4_nl, "iq4_nl", Iq4Nl, iq4_nl_x16)
+XTILE_AVX512_TYPE(q4_k, "q4_K", Q4_K, q4_k_x16)
+XTILE_AVX512_TYPE(q5_k, "q5_K", Q5_K, q5_k_x16)
+XTILE_AVX512_TYPE(q6_k, "q6_K", Q6_K, q6_k_x16)
+XTILE_AVX512_TYPE(iq4_xs, "iq4_xs", Iq4Xs, iq4_xs_x16)
+#undef XTILE_AVX512_TYPE
 
 }  // namespace xtile::avx512

@@ -1,0 +1,217 @@
+// AVX-512 readers of the x16 layouts (src/kernels/pack/x16_layout.h): for one group of 16 weight
+// rows and one 32-block, the codes as VNNI bytes and the contract's scale / min / sub-scale
+// vectors (quant/weight_terms.h). One struct per weight type, all with the same interface, so
+// that the int8 core of a tier (avx512_matmul.cpp, and the amx build's panel unpack) is written
+// once. Included only by translation units built with AVX-512 flags; everything here has
+// internal linkage (an unnamed namespace), so no AVX-512 code becomes a weak symbol that a
+// portable caller could link to (tests/tier_symbols_test.cpp).
+//
+// Interface of a type T:
+//   T::G                      its Geometry
+//   T::kBias                  the codes are q + kBias (unsigned, the VPDPBUSD operand): the dot
+//                             is isum + kBias·s, removed by starting the int32 sum at −kBias·s
+//   T::kHalves                Q6_K: two sums per block (sub-scales), the bias per half (sl)
+//   T::kMin                   the fold has the min term
+//   pair(p, j, jj, &a, &b)    p = the group-superblock, j = block in it, jj = 0..3: a holds k
+//                             4jj..4jj+3 and b k 16+4jj..16+4jj+3 of the 16 rows (VNNI order)
+//   scale(p, j)               16 fp32 block scales (exact)
+//   min(p, j)                 16 fp32 mins (kMin types)
+//   sub(p, j, &lo, &hi)       16 int32 sub-scales of each half (kHalves types)
+#pragma once
+
+// GCC 12's AVX-512 headers initialise _mm512_undefined_*() from themselves, which its own
+// -Wmaybe-uninitialized then reports at every inlined intrinsic (GCC PR 105593, fixed in 13).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/pack/x16_layout.h"
+#include "quant/block_formats.h"
+
+namespace xtile {
+namespace {  // NOLINT(google-build-namespaces): internal linkage on purpose, see above
+
+namespace x16avx512 {
+
+inline __m512i nibbles_lo(__m512i v) { return _mm512_and_si512(v, _mm512_set1_epi8(0x0f)); }
+inline __m512i nibbles_hi(__m512i v) {
+  return _mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0f));
+}
+inline __m512 fp16x16(const uint8_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+inline __m512 u8x16_to_f32(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)); }
+inline __m128i load16(const uint8_t* p) {
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+}
+inline __m128i lo4(__m128i v) { return _mm_and_si128(v, _mm_set1_epi8(0x0f)); }
+inline __m128i hi4(__m128i v) { return _mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(0x0f)); }
+inline __m128i bits2(__m128i v, int shift) {
+  return _mm_and_si128(_mm_srl_epi16(v, _mm_cvtsi32_si128(shift)), _mm_set1_epi8(3));
+}
+inline __m128i six(__m128i lo, __m128i hi2) {
+  return _mm_or_si128(lo, _mm_slli_epi16(hi2, 4));  // hi2 <= 3: no bits cross bytes
+}
+
+// Codes from the nibble plane of block j (the 4-bit types).
+template <const x16::Geometry& G>
+inline __m512i plane(const uint8_t* p, int j, int jj) {
+  return _mm512_loadu_si512(p + G.quants + j * G.quant_bytes + jj * 64);
+}
+
+// The base: d-only types whose codes are nibbles (Q4_0: bias 8).
+template <const x16::Geometry& Geo>
+struct Nibbles {
+  static constexpr const x16::Geometry& G = Geo;
+  static constexpr int kBias = -Geo.code_offset;
+  static constexpr bool kHalves = false;
+  static constexpr bool kMin = false;
+  static inline void pair(const uint8_t* p, int j, int jj, __m512i* a, __m512i* b) {
+    const __m512i v = plane<Geo>(p, j, jj);
+    *a = nibbles_lo(v);
+    *b = nibbles_hi(v);
+  }
+  static inline __m512 scale(const uint8_t* p, int) { return fp16x16(p); }
+  static inline __m512 min(const uint8_t*, int) { return _mm512_setzero_ps(); }
+  static inline void sub(const uint8_t*, int, __m512i*, __m512i*) {}
+};
+
+struct Q8_0 {
+  static constexpr const x16::Geometry& G = x16::kQ8_0;
+  static constexpr int kBias = 128;
+  static constexpr bool kHalves = false;
+  static constexpr bool kMin = false;
+  static inline void pair(const uint8_t* p, int, int jj, __m512i* a, __m512i* b) {
+    *a = _mm512_loadu_si512(p + G.quants + jj * 64);
+    *b = _mm512_loadu_si512(p + G.quants + (jj + 4) * 64);
+  }
+  static inline __m512 scale(const uint8_t* p, int) { return fp16x16(p); }
+  static inline __m512 min(const uint8_t*, int) { return _mm512_setzero_ps(); }
+  static inline void sub(const uint8_t*, int, __m512i*, __m512i*) {}
+};
+
+using Q4_0 = Nibbles<x16::kQ4_0>;
+
+// Q4_1 / Q5_1 add an fp16 min per row; Q5_0 / Q5_1 / Q5_K a fifth bit from the masks.
+template <const x16::Geometry& Geo>
+inline void add_fifth_bit(const uint8_t* p, int j, int jj, __m512i* a, __m512i* b) {
+  uint64_t m[2];
+  std::memcpy(m, p + Geo.high + j * Geo.high_bytes + jj * 16, 16);
+  const __m512i sixteen = _mm512_set1_epi8(16);
+  *a = _mm512_mask_add_epi8(*a, _cvtu64_mask64(m[0]), *a, sixteen);
+  *b = _mm512_mask_add_epi8(*b, _cvtu64_mask64(m[1]), *b, sixteen);
+}
+
+struct Q4_1 : Nibbles<x16::kQ4_1> {
+  static constexpr bool kMin = true;
+  static inline __m512 min(const uint8_t* p, int) { return fp16x16(p + G.dmin); }
+};
+
+struct Q5_0 : Nibbles<x16::kQ5_0> {
+  static inline void pair(const uint8_t* p, int j, int jj, __m512i* a, __m512i* b) {
+    Nibbles::pair(p, j, jj, a, b);
+    add_fifth_bit<G>(p, j, jj, a, b);
+  }
+};
+
+struct Q5_1 : Nibbles<x16::kQ5_1> {
+  static constexpr bool kMin = true;
+  static inline void pair(const uint8_t* p, int j, int jj, __m512i* a, __m512i* b) {
+    Nibbles::pair(p, j, jj, a, b);
+    add_fifth_bit<G>(p, j, jj, a, b);
+  }
+  static inline __m512 min(const uint8_t* p, int) { return fp16x16(p + G.dmin); }
+};
+
+// IQ4: the codebook through VPSHUFB (16 entries, repeated per 128-bit lane), +128 to make the
+// values unsigned.
+inline __m512i iq4_lut_u8() {
+  alignas(16) uint8_t t[16];
+  for (int i = 0; i < 16; ++i) t[i] = static_cast<uint8_t>(kIq4Values[i] + 128);
+  return _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(t)));
+}
+
+template <const x16::Geometry& Geo>
+struct Codebook : Nibbles<Geo> {
+  static constexpr int kBias = 128;
+  static inline void pair(const uint8_t* p, int j, int jj, __m512i* a, __m512i* b) {
+    const __m512i lut = iq4_lut_u8();
+    Nibbles<Geo>::pair(p, j, jj, a, b);
+    *a = _mm512_shuffle_epi8(lut, *a);
+    *b = _mm512_shuffle_epi8(lut, *b);
+  }
+};
+
+struct Iq4Nl : Codebook<x16::kIq4Nl> {};
+
+// Q4_K / Q5_K: scale d·sc_j and min −dmin·m_j from the pack6 values (sc_j of row r at 16j + r,
+// m_j at 128 + 16j + r: low nibbles of bytes 16j.. and their high nibbles; high bits in byte
+// 128 + 16(j % 4) + r, at bit 2(j / 4) for sc and 4 + 2(j / 4) for m).
+template <const x16::Geometry& Geo>
+struct KQuant : Nibbles<Geo> {
+  static constexpr int kBias = 0;
+  static constexpr bool kMin = true;
+  static inline __m512 scale(const uint8_t* p, int j) {
+    const __m128i lo = load16(p + Geo.six + 16 * j);
+    const __m128i hi = load16(p + Geo.six + 128 + 16 * (j % 4));
+    return _mm512_mul_ps(fp16x16(p), u8x16_to_f32(six(lo4(lo), bits2(hi, 2 * (j / 4)))));
+  }
+  static inline __m512 min(const uint8_t* p, int j) {
+    const __m128i lo = load16(p + Geo.six + 16 * j);
+    const __m128i hi = load16(p + Geo.six + 128 + 16 * (j % 4));
+    const __m512 m = u8x16_to_f32(six(hi4(lo), bits2(hi, 4 + 2 * (j / 4))));
+    // −(dmin · m) as ref computes it: the exact product, then its sign flipped (also for zero).
+    const __m512 prod = _mm512_mul_ps(fp16x16(p + Geo.dmin), m);
+    return _mm512_castsi512_ps(
+        _mm512_xor_si512(_mm512_castps_si512(prod), _mm512_set1_epi32(INT32_MIN)));
+  }
+};
+
+struct Q4_K : KQuant<x16::kQ4_K> {};
+
+struct Q5_K : KQuant<x16::kQ5_K> {
+  static inline void pair(const uint8_t* p, int j, int jj, __m512i* a, __m512i* b) {
+    KQuant::pair(p, j, jj, a, b);
+    add_fifth_bit<G>(p, j, jj, a, b);
+  }
+};
+
+// Q6_K: codes q + 32 (0..63) from the nibbles and the two-high-bits plane; per-half bias 32.
+struct Q6_K : Nibbles<x16::kQ6_K> {
+  static constexpr int kBias = 32;
+  static constexpr bool kHalves = true;
+  static inline void pair(const uint8_t* p, int j, int jj, __m512i* a, __m512i* b) {
+    Nibbles::pair(p, j, jj, a, b);
+    __m512i h = _mm512_loadu_si512(p + G.high + j * G.high_bytes + (jj / 2) * 64);
+    if (jj % 2) h = _mm512_srli_epi16(h, 4);
+    const __m512i two = _mm512_set1_epi8(0x30);
+    *a = _mm512_or_si512(*a, _mm512_and_si512(_mm512_slli_epi16(h, 4), two));
+    *b = _mm512_or_si512(*b, _mm512_and_si512(_mm512_slli_epi16(h, 2), two));
+  }
+  static inline void sub(const uint8_t* p, int j, __m512i* lo, __m512i* hi) {
+    *lo = _mm512_cvtepi8_epi32(load16(p + G.sub + (2 * j) * 16));
+    *hi = _mm512_cvtepi8_epi32(load16(p + G.sub + (2 * j + 1) * 16));
+  }
+};
+
+// IQ4_XS: scale d·(ls_j − 32), ls_j from pack6 of 128 values (low nibble in byte 16(j % 4) + r,
+// nibble j / 4; high bits in byte 64 + 16(j % 2) + r at bit 2(j / 2)).
+struct Iq4Xs : Codebook<x16::kIq4Xs> {
+  static inline __m512 scale(const uint8_t* p, int j) {
+    const __m128i lo = load16(p + G.six + 16 * (j % 4));
+    const __m128i hi = load16(p + G.six + 64 + 16 * (j % 2));
+    const __m128i l4 = j / 4 ? hi4(lo) : lo4(lo);
+    const __m512 ls = u8x16_to_f32(six(l4, bits2(hi, 2 * (j / 2))));
+    return _mm512_mul_ps(fp16x16(p), _mm512_sub_ps(ls, _mm512_set1_ps(32.0f)));
+  }
+};
+
+}  // namespace x16avx512
+
+}  // namespace
+}  // namespace xtile
