@@ -413,8 +413,9 @@ TEST(CpuCapsAmxPermission, DetectionAndTheThreadPoolDoNotRequestIt) {
   if (before == 0) {
     uint64_t mask = 0;
     constexpr int kArchGetXcompPerm = 0x1022;
-    if (syscall(SYS_arch_prctl, kArchGetXcompPerm, &mask) == 0)
+    if (syscall(SYS_arch_prctl, kArchGetXcompPerm, &mask) == 0) {
       EXPECT_EQ(mask & (uint64_t{1} << 18), 0u) << "XTILEDATA was granted without the amx tier";
+    }
   }
 #endif
 }
