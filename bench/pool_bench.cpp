@@ -1,6 +1,7 @@
 // Thread pool hand-off cost (issue 15, docs/PERF.md): ThreadPool::run round trips with an empty
 // job (the pure hand-off: start every worker, wait for every worker) and with ~2 µs of work per
-// thread, at 1 to 64 threads; and the hand-off cost per generated token of qwen3-0.6b: its pool
+// thread, at 1 to 64 threads, with the automatic hand-off and with the tree and the flat one
+// forced; and the hand-off cost per generated token of qwen3-0.6b: its pool
 // jobs per token (counted on synthetic 1- and 2-layer cuts, extrapolated to its 28 layers) times
 // the time per empty job. With more threads than cores the pool is oversubscribed: the figure
 // to watch there is that it degrades gracefully rather than collapsing.
@@ -27,10 +28,13 @@ namespace {
 
 double g_jobs_per_token = 0;  // qwen3-0.6b, 28 layers
 
-ThreadPool& pool_of(int threads) {
-  static std::map<int, std::unique_ptr<ThreadPool>> pools;
-  auto& p = pools[threads];
-  if (!p) p = std::make_unique<ThreadPool>(threads);
+// range(0): threads; range(1): the HandOff (automatic, tree, flat).
+ThreadPool& pool_of(const benchmark::State& state) {
+  static std::map<std::pair<int64_t, int64_t>, std::unique_ptr<ThreadPool>> pools;
+  auto& p = pools[{state.range(0), state.range(1)}];
+  if (!p)
+    p = std::make_unique<ThreadPool>(static_cast<int>(state.range(0)),
+                                     PoolOptions{{}, static_cast<HandOff>(state.range(1))});
   return *p;
 }
 
@@ -42,7 +46,7 @@ void report_per_token(benchmark::State& state) {
 }
 
 void BM_EmptyJob(benchmark::State& state) {
-  ThreadPool& pool = pool_of(static_cast<int>(state.range(0)));
+  ThreadPool& pool = pool_of(state);
   for (auto _ : state) pool.run([](int, int) {});
   report_per_token(state);
 }
@@ -50,7 +54,7 @@ void BM_EmptyJob(benchmark::State& state) {
 // About 2 µs of register-only work per thread per job: the hand-off with threads that finish
 // at slightly different times, as ops of a forward pass do.
 void BM_SmallJob(benchmark::State& state) {
-  ThreadPool& pool = pool_of(static_cast<int>(state.range(0)));
+  ThreadPool& pool = pool_of(state);
   for (auto _ : state)
     pool.run([](int t, int) {
       uint64_t x = static_cast<uint64_t>(t) + 1;
@@ -108,14 +112,19 @@ int main(int argc, char** argv) {
   std::printf("qwen3-0.6b: %llu jobs per token at 1 layer, %llu at 2: %.0f at 28 layers\n",
               static_cast<unsigned long long>(l1), static_cast<unsigned long long>(l2),
               g_jobs_per_token);
-  for (int t = 1; t <= max_threads; t *= 2) {
-    benchmark::RegisterBenchmark(("EmptyJob/threads:" + std::to_string(t)).c_str(), BM_EmptyJob)
-        ->Arg(t)
-        ->UseRealTime();
-    benchmark::RegisterBenchmark(("SmallJob/threads:" + std::to_string(t)).c_str(), BM_SmallJob)
-        ->Arg(t)
-        ->UseRealTime();
-  }
+  // The automatic hand-off at every count; both forced ones where they differ from it here.
+  const char* modes[] = {"auto", "tree", "flat"};
+  for (int t = 1; t <= max_threads; t *= 2)
+    for (int mode = 0; mode < 3; ++mode) {
+      if (mode != 0 && t < 4) continue;
+      const std::string suffix = "/threads:" + std::to_string(t) + "/" + modes[mode];
+      benchmark::RegisterBenchmark(("EmptyJob" + suffix).c_str(), BM_EmptyJob)
+          ->Args({t, mode})
+          ->UseRealTime();
+      benchmark::RegisterBenchmark(("SmallJob" + suffix).c_str(), BM_SmallJob)
+          ->Args({t, mode})
+          ->UseRealTime();
+    }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

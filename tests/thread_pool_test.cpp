@@ -4,6 +4,7 @@
 #include "cpu/thread_pool.h"
 
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include <atomic>
 #include <chrono>
@@ -17,6 +18,8 @@
 #include <vector>
 
 #include "base/error.h"
+#include "cpu/affinity.h"
+#include "cpu/cpu_caps.h"
 
 namespace xtile {
 namespace {
@@ -165,7 +168,7 @@ TEST(ThreadPool, ParallelForVisitsEachIndexOnceInThePartitionChunks) {
 TEST(ThreadPool, ThousandsOfBackToBackJobsComplete) {
   // Tiny jobs back to back exercise the spinning hand-off; every 64th job a pause longer than the
   // spin window sends the workers to sleep, and a slow worker sends the caller to sleep, so both
-  // condition-variable paths are taken too. A lost wake-up trips the watchdog.
+  // futex paths are taken too. A lost wake-up trips the watchdog.
   with_watchdog(std::chrono::seconds(60), "ThousandsOfBackToBackJobsComplete", [] {
     for (int n : {2, 3, 4, 8}) {
       ThreadPool pool(n);
@@ -253,12 +256,90 @@ TEST(ThreadPool, DestructionWithIdleWorkersIsClean) {
         just_ran.run([](int, int) {});
       }
       {
-        ThreadPool slept(n);  // workers asleep on the condition variable when destroyed
+        ThreadPool slept(n);  // workers asleep on their futex when destroyed
         slept.run([](int, int) {});
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
       }
     }
   });
+}
+
+// Both hand-offs at the sizes of a Xeon, whatever this machine has: every index runs once per
+// job, including the leaves of the tree's partial last levels; some jobs come after a pause
+// (workers asleep) and some have a slow thread (its parent, or the caller, asleep). Here (a
+// few CPUs) these pools are oversubscribed, so waits sleep on futexes and hand-offs wake
+// threads: a lost wake-up trips the watchdog.
+TEST(ThreadPool, BothHandOffsAtManyThreads) {
+  with_watchdog(std::chrono::seconds(180), "BothHandOffsAtManyThreads", [] {
+    for (HandOff mode : {HandOff::tree, HandOff::flat})
+      for (int n : {2, 5, 6, 17, 21, 22, 37, 64}) {
+        ThreadPool pool(n, PoolOptions{{}, mode});
+        ASSERT_EQ(pool.hand_off(), mode);
+        std::vector<std::atomic<int>> calls(n);
+        const int jobs = 50;
+        for (int j = 0; j < jobs; ++j) {
+          if (j % 10 == 9) std::this_thread::sleep_for(std::chrono::microseconds(300));
+          pool.run([&](int t, int nt) {
+            ASSERT_EQ(nt, n);
+            if (j % 7 == 3 && t == n - 1)
+              std::this_thread::sleep_for(std::chrono::microseconds(200));
+            calls[t].fetch_add(1, std::memory_order_relaxed);
+          });
+        }
+        for (int t = 0; t < n; ++t)
+          ASSERT_EQ(calls[t].load(), jobs)
+              << "n " << n << " t " << t << " flat " << (mode == HandOff::flat);
+        EXPECT_EQ(pool.jobs(), static_cast<uint64_t>(jobs));
+        // An exception from a leaf still reaches the caller after every thread finished.
+        std::atomic<int> finished{0};
+        EXPECT_THROW(pool.run([&](int t, int nt) {
+          if (t == nt - 1) throw std::runtime_error("leaf");
+          finished.fetch_add(1);
+        }),
+                     std::runtime_error);
+        EXPECT_EQ(finished.load(), n - 1);
+      }
+  });
+}
+
+TEST(ThreadPool, AutomaticHandOffIsTheTreeUnlessOversubscribed) {
+  const int cpus = cpu_caps().logical_cpus;
+  EXPECT_EQ(ThreadPool(cpus).hand_off(), HandOff::tree);
+  EXPECT_EQ(ThreadPool(cpus + 1).hand_off(), HandOff::flat);
+  EXPECT_EQ(ThreadPool(1).hand_off(), HandOff::tree);
+}
+
+TEST(ThreadPool, JobsCountsHandOffsOnly) {
+  ThreadPool pool(3);
+  EXPECT_EQ(pool.jobs(), 0u);
+  pool.run([](int, int) {});
+  pool.parallel_for(0, 100, 10, [](int64_t, int64_t, int) {});
+  EXPECT_EQ(pool.jobs(), 2u);
+  pool.parallel_for(0, 10, 10, [](int64_t, int64_t, int) {});  // one grain: runs on the caller
+  pool.parallel_for(0, 0, 1, [](int64_t, int64_t, int) {});    // nothing to do
+  EXPECT_EQ(pool.jobs(), 2u);
+}
+
+TEST(ThreadPool, WorkersArePinnedToTheGivenCpus) {
+  const std::vector<int> allowed = allowed_cpus();
+  ASSERT_FALSE(allowed.empty());
+  const int cpu = allowed.back();
+  ThreadPool pool(3, PoolOptions{{allowed.front(), cpu}});  // worker t on cpus[t % 2]
+  std::vector<int> seen(3, -1);
+  std::vector<int> mask_size(3, 0);
+  pool.run([&](int t, int) {
+    seen[t] = sched_getcpu();
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) mask_size[t] = CPU_COUNT(&set);
+  });
+  EXPECT_EQ(seen[1], cpu);
+  EXPECT_EQ(mask_size[1], 1);
+  EXPECT_EQ(seen[2], allowed.front());
+  EXPECT_EQ(mask_size[2], 1);
+  // The caller is left as it was.
+  EXPECT_EQ(mask_size[0], static_cast<int>(allowed.size()));
+  EXPECT_THROW(ThreadPool(2, PoolOptions{{-1}}), Error);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "common.h"
 #include "kernels/probes.h"
 #include "model/benchmark.h"
+#include "placement_flags.h"
 
 namespace xtile::cli {
 
@@ -30,6 +31,7 @@ struct BenchArgs {
   std::string kernels = "auto";
   std::string output = "md";
   bool roofline = false;
+  PlacementFlags placement;
 };
 
 std::vector<std::string> split(const std::string& s, char sep) {
@@ -178,7 +180,7 @@ int run_bench(const BenchArgs& a) {
   for (const std::string& path : models)
     for (Tier tier : tiers)
       for (int threads : thread_counts) {
-        ThreadPool pool(threads);
+        ThreadPool pool(threads, apply_placement(a.placement, threads));
         LoadOptions lo;
         lo.tier = tier;
         const auto weights = WeightStore::load(path, pool, lo);
@@ -245,6 +247,7 @@ Command register_bench(CLI::App& root) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app->add_option("-t,--threads", a->threads, "thread counts, comma list (default: physical cores)");
+  add_placement_flags(app, &a->placement);
   app->add_option("-b,--batch-size", a->batch, "prompt batch size")->capture_default_str();
   app->add_option("--kernels", a->kernels, "tiers to compare, comma list (auto, ref, avx2, ...)")
       ->capture_default_str();

@@ -26,6 +26,7 @@
 #include "model/sampler.h"
 #include "model/session.h"
 #include "model/weights.h"
+#include "placement_flags.h"
 #include "tokenizer/tokenizer.h"
 
 namespace xtile::cli {
@@ -56,6 +57,7 @@ struct RunFlags {
   bool ids = false;
   bool chat = false;
   bool no_bos = false;
+  PlacementFlags placement;
 };
 
 std::string read_prompt_file(const std::string& path) {
@@ -181,7 +183,7 @@ int run_run(const RunFlags& f) {
   std::unique_ptr<LogitsWriter> logits_out;
   if (!f.logits_path.empty()) logits_out = std::make_unique<LogitsWriter>(f.logits_path);
 
-  ThreadPool pool(f.threads);
+  ThreadPool pool(f.threads, apply_placement(f.placement, f.threads));
   const auto load_start = std::chrono::steady_clock::now();
   LoadOptions lo;
   lo.tier = tier;
@@ -302,6 +304,7 @@ Command register_run(CLI::App& root) {
       ->capture_default_str()
       ->type_name("N");
   add_threads_flag(app, &f->threads);
+  add_placement_flags(app, &f->placement);
   app->add_option("-s,--seed", f->seed, "sampling seed (default: random)")->type_name("N");
   app->add_option("-c,--ctx-size", f->ctx,
                   "context size (KV cache positions; 0: the model's; capped to the model's)")
