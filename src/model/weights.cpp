@@ -65,8 +65,10 @@ std::string LoadStats::summary() const {
 // arenas, then packs/converts tensor by tensor.
 class WeightLoader {
  public:
-  WeightLoader(WeightStore& store, ThreadPool& pool, const LoadOptions& options)
-      : s_(store), pool_(pool), options_(options) {}
+  // plan_only: stop after planning (WeightStore::check_plan).
+  WeightLoader(WeightStore& store, ThreadPool& pool, const LoadOptions& options,
+               bool plan_only = false)
+      : s_(store), pool_(pool), options_(options), plan_only_(plan_only) {}
 
   void run();
 
@@ -105,6 +107,7 @@ class WeightLoader {
   WeightStore& s_;
   ThreadPool& pool_;
   const LoadOptions& options_;
+  bool plan_only_;
   std::vector<Plan> plans_;
   size_t packed_bytes_ = 0;
   size_t float_bytes_ = 0;
@@ -323,6 +326,7 @@ void WeightLoader::run() {
     s_.quantize_fn_ = s_.kernel_sets_[0].quantize;
     s_.quantize_name_ = s_.kernel_sets_[0].quantize_name;
   }
+  if (plan_only_) return;
   s_.packed_arena_ = AlignedBuffer(packed_bytes_);
   s_.float_arena_ = AlignedBuffer(float_bytes_);
   if (options_.progress) options_.progress(0, total_bytes_, "");
@@ -361,6 +365,21 @@ std::unique_ptr<WeightStore> WeightStore::load(const std::string& path, ThreadPo
   s->stats_.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return s;
+}
+
+void WeightStore::check_plan(std::unique_ptr<gguf::File> file, Tier tier) {
+  std::unique_ptr<WeightStore> s(new WeightStore());
+  s->file_ = std::move(file);
+  try {
+    s->config_ = read_model_config(*s->file_);
+  } catch (const Error& e) {
+    fail(s->file_->path(), ": ", e.what());
+  }
+  s->tier_ = tier;
+  ThreadPool pool(1);  // nothing is packed
+  LoadOptions options;
+  options.tier = tier;
+  WeightLoader(*s, pool, options, /*plan_only=*/true).run();
 }
 
 const KernelSet& WeightStore::kernels(GgmlType type) const {

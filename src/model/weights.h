@@ -108,6 +108,10 @@ class WeightStore {
   // the file and the problem (missing tensor, wrong shape, unsupported type or architecture).
   static std::unique_ptr<WeightStore> load(const std::string& path, ThreadPool& pool,
                                            const LoadOptions& options);
+  // load()'s first phase alone, on a parsed file: the model config, then every tensor's name,
+  // shape and type and the layout plan for `tier`, throwing what load() would; allocates no
+  // arena and packs nothing (fuzz/model_fuzz.cpp runs it on every input that parses).
+  static void check_plan(std::unique_ptr<gguf::File> file, Tier tier);
 
   const ModelConfig& config() const { return config_; }
   const gguf::File& file() const { return *file_; }
