@@ -33,6 +33,7 @@
 #include "kernels/pack/pack.h"
 #include "kernels/pack/x16_layout.h"
 #include "quant/block_formats.h"
+#include "quant/weight_terms.h"
 #define XTILE_AMX_HW 0
 #define XTILE_AMX_LANES_AVX512 1
 #define XTILE_AMX_NS amx_avx512_lanes
@@ -409,8 +410,8 @@ struct Prepared {
 Prepared prepare(const KernelCase& c, uint32_t seed) {
   Prepared p;
   p.gguf = test::random_weights(c.type, c.n, c.k, seed);
-  const Layout rows = c.type == GgmlType::Q8_0 ? Layout::q8_0_rows : Layout::q4_0_rows;
-  const Layout x16 = c.type == GgmlType::Q8_0 ? Layout::q8_0_x16 : Layout::q4_0_x16;
+  const Layout rows = rows_layout(c.type);
+  const Layout x16 = x16_layout(c.type);
   p.packed = AlignedBuffer(packed_bytes(x16, c.n, c.k));
   pack_matrix(x16, p.gguf.data(), c.n, c.k, p.packed.data());
   p.ref_w = {c.type, rows, c.n, c.k, p.gguf.data(), p.gguf.size()};
@@ -422,8 +423,38 @@ Prepared prepare(const KernelCase& c, uint32_t seed) {
 }
 
 MatmulFn emu_kernel(GgmlType t) {
-  return t == GgmlType::Q8_0 ? amx_emu::q8_0_gemm : amx_emu::q4_0_gemm;
+  switch (t) {
+    case GgmlType::Q8_0: return amx_emu::q8_0_gemm;
+    case GgmlType::Q4_0: return amx_emu::q4_0_gemm;
+    case GgmlType::Q4_1: return amx_emu::q4_1_gemm;
+    case GgmlType::Q5_0: return amx_emu::q5_0_gemm;
+    case GgmlType::Q5_1: return amx_emu::q5_1_gemm;
+    case GgmlType::IQ4_NL: return amx_emu::iq4_nl_gemm;
+    case GgmlType::Q4_K: return amx_emu::q4_k_gemm;
+    case GgmlType::Q5_K: return amx_emu::q5_k_gemm;
+    default: return amx_emu::iq4_xs_gemm;
+  }
 }
+
+// The same kernels built with the AVX-512 lanes of the AMX build (above).
+MatmulFn lanes_kernel(GgmlType t) {
+  switch (t) {
+    case GgmlType::Q8_0: return amx_avx512_lanes::q8_0_gemm;
+    case GgmlType::Q4_0: return amx_avx512_lanes::q4_0_gemm;
+    case GgmlType::Q4_1: return amx_avx512_lanes::q4_1_gemm;
+    case GgmlType::Q5_0: return amx_avx512_lanes::q5_0_gemm;
+    case GgmlType::Q5_1: return amx_avx512_lanes::q5_1_gemm;
+    case GgmlType::IQ4_NL: return amx_avx512_lanes::iq4_nl_gemm;
+    case GgmlType::Q4_K: return amx_avx512_lanes::q4_k_gemm;
+    case GgmlType::Q5_K: return amx_avx512_lanes::q5_k_gemm;
+    default: return amx_avx512_lanes::iq4_xs_gemm;
+  }
+}
+
+// Every type the tiles run (Q6_K runs on AVX-512 in the amx tier): 32-wide blocks.
+const GgmlType kTileTypes[] = {GgmlType::Q8_0, GgmlType::Q4_0,   GgmlType::Q4_1,
+                               GgmlType::Q5_0, GgmlType::Q5_1,   GgmlType::IQ4_NL,
+                               GgmlType::Q4_K, GgmlType::Q5_K,   GgmlType::IQ4_XS};
 MatmulFn ref_kernel(GgmlType) { return ref::matmul; }
 
 // One call on [m0, m1) × [n0, n1) into y with row stride ldy > n: the block equals ref's bytes,
@@ -454,6 +485,15 @@ TEST(AmxEmuKernel, OddAndEvenBlockCounts) {
   for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0})
     for (int64_t k : {32, 64, 96, 128, 11008})
       check_block({type, 18, 40, k}, uint32_t(k), 0, 18, 0, 40);
+}
+
+TEST(AmxEmuKernel, EveryTileTypeWithAndWithoutMins) {
+  // One shape per type beyond Q8_0/Q4_0 (the sweep of kernel_exact_test.cpp covers the rest):
+  // the unpack of each x16 layout into B tiles and the min term of the epilogue.
+  for (GgmlType type : kTileTypes)
+    for (int64_t m : {1, 17})
+      check_block({type, m, 37, 2 * weight_format(type)->super_elems}, uint32_t(m + 3), 0, m, 0,
+                  37);
 }
 
 TEST(AmxEmuKernel, SubRangesOfRowsAndColumns) {
@@ -502,14 +542,14 @@ TEST(AmxEmuKernel, Avx512LanesOfTheAmxBuildOnSoftwareTiles) {
       !__builtin_cpu_supports("avx512vl") || !__builtin_cpu_supports("avx512dq") ||
       !__builtin_cpu_supports("fma") || !__builtin_cpu_supports("avx2"))
     GTEST_SKIP() << "this CPU lacks AVX-512 F/BW/VL/DQ: the AMX build's vector code cannot run";
-  for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0}) {
-    const MatmulFn fn =
-        type == GgmlType::Q8_0 ? amx_avx512_lanes::q8_0_gemm : amx_avx512_lanes::q4_0_gemm;
+  for (GgmlType type : kTileTypes) {
+    const MatmulFn fn = lanes_kernel(type);
+    const int64_t sb = weight_format(type)->super_elems;  // K in multiples of the superblock
     for (int64_t m : {1, 5, 16, 35})
       for (int64_t n : {16, 23, 100})
-        for (int64_t k : {32, 96, 256})
+        for (int64_t k : {sb, 3 * sb, 8 * sb})
           check_block({type, m, n, k}, uint32_t(m + n + k), 0, m, 0, n, fn);
-    check_block({type, 40, 100, 96}, 7, 3, 37, 16, 100, fn);
+    check_block({type, 40, 100, 3 * sb}, 7, 3, 37, 16, 100, fn);
     check_block({type, 20, 90, 32768}, 8, 0, 20, 0, 90, fn);
   }
 }
