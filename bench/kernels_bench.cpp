@@ -1,11 +1,14 @@
 // Kernel benchmarks at real model shapes (DESIGN.md §7). For every hardware tier this CPU runs
-// (avx2, avx512, amx), weight type (q8_0, q4_0), shape N×K and batch M, reports int8 GOP/s,
+// (avx2, avx512, amx), weight type, shape N×K and batch M, reports int8 GOP/s,
 // weight GB/s, and the ratios to two ceilings measured by this same binary at start-up:
 // streaming read bandwidth (all threads) and the tier's register-only int8 dot-product peak.
 //
-//   xtile_kernel_bench [--threads=N] [--shapes=all|small] [google-benchmark flags]
+//   xtile_kernel_bench [--threads=N] [--shapes=all|small] [--types=q4_0,q8_0,...|all]
+//                      [google-benchmark flags]
+// Default types: q4_0, q8_0, q4_K, q5_K, q6_K, iq4_xs (the bulk of the files people download).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -20,8 +23,10 @@
 #include "kernels/pack/pack.h"
 #include "kernels/probes.h"
 #include "kernels/registry.h"
+#include "model/synth_blocks.h"
 #include "ops/matmul.h"
 #include "quant/quant.h"
+#include "quant/weight_terms.h"
 
 namespace xtile {
 namespace {
@@ -59,17 +64,9 @@ const Weights& weights_for(Layout layout, const Shape& s) {
   if (it != cache.end()) return *it->second;
   const GgmlType type = layout_type(layout);
   std::vector<uint8_t> rows(ggml_row_bytes(type, s.k) * static_cast<size_t>(s.n));
-  std::mt19937_64 rng(s.n * 31 + s.k);
-  for (size_t i = 0; i + 8 <= rows.size(); i += 8) {
-    const uint64_t r = rng();
-    std::memcpy(&rows[i], &r, 8);
-  }
-  // Sane fp16 scales (random bits could be NaN/inf, which would not change timing but is ugly).
-  const size_t block = ggml_traits(type).type_size;
-  for (size_t off = 0; off < rows.size(); off += block) {
-    const uint16_t d = 0x2000 | (rows[off] & 0x3ff);
-    std::memcpy(&rows[off], &d, 2);
-  }
+  // Realistic blocks (xtile synth's: every code used, sane scales), never NaN or denormal.
+  synth::Rng rng{static_cast<uint64_t>(s.n * 31 + s.k)};
+  synth::fill_random_blocks(type, rng, rows.size() / ggml_traits(type).type_size, rows.data());
   auto w = std::make_unique<Weights>();
   w->packed = AlignedBuffer(packed_bytes(layout, s.n, s.k));
   pack_matrix(layout, rows.data(), s.n, s.k, w->packed.data());
@@ -137,11 +134,32 @@ int main(int argc, char** argv) {
   using namespace xtile;
   int threads = 2;
   bool small = false;
+  std::vector<GgmlType> types = {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K,
+                                 GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_XS};
   std::vector<char*> rest;
   for (int i = 0; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--threads=", 10) == 0) threads = std::atoi(argv[i] + 10);
-    else if (std::strcmp(argv[i], "--shapes=small") == 0) small = true;
-    else rest.push_back(argv[i]);
+    if (std::strncmp(argv[i], "--threads=", 10) == 0) {
+      threads = std::atoi(argv[i] + 10);
+    } else if (std::strcmp(argv[i], "--shapes=small") == 0) {
+      small = true;
+    } else if (std::strncmp(argv[i], "--types=", 8) == 0) {
+      types.clear();
+      std::string list = argv[i] + 8;
+      if (list == "all") list = "q8_0,q4_0,q4_1,q5_0,q5_1,iq4_nl,q4_K,q5_K,q6_K,iq4_xs";
+      for (size_t at = 0; at <= list.size();) {
+        const size_t comma = std::min(list.find(',', at), list.size());
+        const auto t = ggml_type_from_name(list.substr(at, comma - at));
+        if (!t || !is_quantized_weight(*t)) {
+          std::fprintf(stderr, "--types: '%s' is not a quantized weight type (%s)\n",
+                       list.substr(at, comma - at).c_str(), quantized_weight_names());
+          return 2;
+        }
+        types.push_back(*t);
+        at = comma + 1;
+      }
+    } else {
+      rest.push_back(argv[i]);
+    }
   }
   int rest_argc = static_cast<int>(rest.size());
   benchmark::Initialize(&rest_argc, rest.data());
@@ -166,7 +184,7 @@ int main(int argc, char** argv) {
 
   for (Tier tier : {Tier::avx2, Tier::avx512, Tier::amx}) {
     if (!caps.tier_available(tier)) continue;
-    for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q8_0})
+    for (GgmlType type : types)
       for (const Shape& s : kShapes) {
         if (small && s.n > 8192) continue;
         for (int64_t m : kBatches) {

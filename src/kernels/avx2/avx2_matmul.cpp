@@ -67,6 +67,8 @@ struct Decoded {
   static constexpr int kJjPerMadd = T::kJjPerMadd;
   static constexpr bool kHalves = T::kHalves;
   static constexpr bool kMin = T::kMin;
+  static constexpr int kPrep = 0;
+  static inline void prep(const uint8_t*, uint8_t*) {}
   static inline void pair(const uint8_t* p, int, int, int jj, __m256i* a, __m256i* b) {
     *a = _mm256_load_si256(reinterpret_cast<const __m256i*>(p + jj * 32));
     *b = _mm256_load_si256(reinterpret_cast<const __m256i*>(p + (jj + 4) * 32));
@@ -224,6 +226,7 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
       else facc[r][h] = _mm256_loadu_ps(in);
     }
 
+  alignas(32) uint8_t prep[NH][T::kPrep > 0 ? T::kPrep : 1];  // per half: its group's codes
   for (int64_t b = 0; b < a.blocks; ++b) {
     if constexpr (kPrefetchSpan > 0) {
       // Each group's share of the stream for this block, kPrefetchBytes ahead, once per group
@@ -244,9 +247,15 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
       __m256i isum[MR];
       half_block_isum<MR, T>(p, half, j, a.q + b * 32, a.q_stride, a.s + b, a.sl + b,
                              a.ds_stride, isum);
-      const __m256 ws = T::scale(p, half, j);
-      __m256 wm = _mm256_setzero_ps();
-      if constexpr (T::kMin) wm = T::min(p, half, j);
+      __m256 ws, wm = _mm256_setzero_ps();
+      if constexpr (T::kPrep > 0) {
+        if (j == 0) T::prep(p, prep[h]);  // the superblock's 6-bit codes, once
+        ws = T::scale_prep(p, half, j, prep[h]);
+        if constexpr (T::kMin) wm = T::min_prep(p, half, j, prep[h]);
+      } else {
+        ws = T::scale(p, half, j);
+        if constexpr (T::kMin) wm = T::min(p, half, j);
+      }
 #pragma GCC unroll 4
       for (int r = 0; r < MR; ++r) {
         const __m256 scale = _mm256_mul_ps(ws, _mm256_set1_ps(a.d[r * a.ds_stride + b]));

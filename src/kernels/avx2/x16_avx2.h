@@ -7,6 +7,8 @@
 //   T::kBias          otherwise the codes are q + kBias, 0..kMaxCode, the unsigned operand
 //   T::kJjPerMadd     how many jj steps of (a, b) products may be summed in int16 before
 //                     VPMADDWD: 4·kMaxCode·127 per step, under 32767
+//   kPrep, prep(p, buf), scale_prep / min_prep(p, h, j, buf)   as in the avx512 header: a
+//                     superblock's 6-bit codes unpacked to bytes once (all 16 rows)
 // Included only by translation units built with AVX2 flags; internal linkage (see the avx512
 // header for why).
 #pragma once
@@ -33,6 +35,9 @@ inline __m256i nibbles_hi(__m256i v) {
 }
 inline __m256 fp16x8(const uint8_t* p) {
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline void store32(uint8_t* p, __m256i v) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
 }
 inline __m128i load8(const uint8_t* p) {
   return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
@@ -78,6 +83,8 @@ struct Nibbles {
   static inline __m256 scale(const uint8_t* p, int h, int) { return fp16x8(p + 16 * h); }
   static inline __m256 min(const uint8_t*, int, int) { return _mm256_setzero_ps(); }
   static inline void sub(const uint8_t*, int, int, __m256i*, __m256i*) {}
+  static constexpr int kPrep = 0;
+  static inline void prep(const uint8_t*, uint8_t*) {}
 };
 
 struct Q8_0 {
@@ -95,6 +102,8 @@ struct Q8_0 {
   static inline __m256 scale(const uint8_t* p, int h, int) { return fp16x8(p + 16 * h); }
   static inline __m256 min(const uint8_t*, int, int) { return _mm256_setzero_ps(); }
   static inline void sub(const uint8_t*, int, int, __m256i*, __m256i*) {}
+  static constexpr int kPrep = 0;
+  static inline void prep(const uint8_t*, uint8_t*) {}
 };
 
 using Q4_0 = Nibbles<x16::kQ4_0, 15>;
@@ -170,6 +179,31 @@ struct KQuant : Nibbles<Geo, kMax> {
     const __m256 prod = _mm256_mul_ps(fp16x8(p + Geo.dmin + 16 * h), m);
     return _mm256_xor_ps(prod, _mm256_set1_ps(-0.0f));  // −(dmin·m), as ref (also for zero)
   }
+  // buf: sc of block j, row r at 16j + r, m at 128 + 16j + r (see the avx512 header).
+  static constexpr int kPrep = 256;
+  static inline void prep(const uint8_t* p, uint8_t* buf) {
+    const __m256i three = _mm256_set1_epi8(3);
+    for (int q = 0; q < 2; ++q) {  // high-bit bytes 32q..32q+31: rows of blocks 2q, 2q + 1 (+4)
+      const __m256i hb = load32(p + Geo.six + 128 + 32 * q);
+      auto hi = [&](int s) {
+        return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * s), three), 4);
+      };
+      const __m256i lo03 = load32(p + Geo.six + 32 * q);       // blocks 2q, 2q + 1
+      const __m256i lo47 = load32(p + Geo.six + 64 + 32 * q);  // blocks 4 + 2q, 5 + 2q
+      store32(buf + 32 * q, _mm256_or_si256(nibbles_lo(lo03), hi(0)));
+      store32(buf + 64 + 32 * q, _mm256_or_si256(nibbles_lo(lo47), hi(1)));
+      store32(buf + 128 + 32 * q, _mm256_or_si256(nibbles_hi(lo03), hi(2)));
+      store32(buf + 192 + 32 * q, _mm256_or_si256(nibbles_hi(lo47), hi(3)));
+    }
+  }
+  static inline __m256 scale_prep(const uint8_t* p, int h, int j, const uint8_t* buf) {
+    return _mm256_mul_ps(fp16x8(p + 16 * h), u8x8_to_f32(load8(buf + 16 * j + 8 * h)));
+  }
+  static inline __m256 min_prep(const uint8_t* p, int h, int j, const uint8_t* buf) {
+    const __m256 m = u8x8_to_f32(load8(buf + 128 + 16 * j + 8 * h));
+    const __m256 prod = _mm256_mul_ps(fp16x8(p + Geo.dmin + 16 * h), m);
+    return _mm256_xor_ps(prod, _mm256_set1_ps(-0.0f));
+  }
 };
 
 struct Q4_K : KQuant<x16::kQ4_K, 15> {};
@@ -207,6 +241,24 @@ struct Iq4Xs : Codebook<x16::kIq4Xs> {
     const __m128i hi = load8(p + G.six + 64 + 16 * (j % 2) + 8 * h);
     const __m128i l4 = j / 4 ? hi4(lo) : lo4(lo);
     const __m256 ls = u8x8_to_f32(six(l4, bits2(hi, 2 * (j / 2))));
+    return _mm256_mul_ps(fp16x8(p + 16 * h), _mm256_sub_ps(ls, _mm256_set1_ps(32.0f)));
+  }
+  // buf: ls of block j, row r at 16j + r (see the avx512 header).
+  static constexpr int kPrep = 128;
+  static inline void prep(const uint8_t* p, uint8_t* buf) {
+    const __m256i three = _mm256_set1_epi8(3);
+    const __m256i hb = load32(p + G.six + 64);  // bits 2s: blocks 2s, 2s + 1
+    auto hi = [&](int s) {
+      return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * s), three), 4);
+    };
+    const __m256i lo01 = load32(p + G.six), lo23 = load32(p + G.six + 32);
+    store32(buf, _mm256_or_si256(nibbles_lo(lo01), hi(0)));
+    store32(buf + 32, _mm256_or_si256(nibbles_lo(lo23), hi(1)));
+    store32(buf + 64, _mm256_or_si256(nibbles_hi(lo01), hi(2)));
+    store32(buf + 96, _mm256_or_si256(nibbles_hi(lo23), hi(3)));
+  }
+  static inline __m256 scale_prep(const uint8_t* p, int h, int j, const uint8_t* buf) {
+    const __m256 ls = u8x8_to_f32(load8(buf + 16 * j + 8 * h));
     return _mm256_mul_ps(fp16x8(p + 16 * h), _mm256_sub_ps(ls, _mm256_set1_ps(32.0f)));
   }
 };

@@ -77,6 +77,8 @@ struct Decoded {
   static constexpr int kBias = T::kBias;
   static constexpr bool kHalves = T::kHalves;
   static constexpr bool kMin = T::kMin;
+  static constexpr int kPrep = 0;
+  static inline void prep(const uint8_t*, uint8_t*) {}
   static inline void pair(const uint8_t* p, int, int jj, __m512i* a, __m512i* b) {
     *a = _mm512_load_si512(p + jj * 64);
     *b = _mm512_load_si512(p + (jj + 4) * 64);
@@ -154,11 +156,18 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
       else facc[r][g] = _mm512_loadu_ps(in);
     }
 
+  // Types with 6-bit block scales: each group's superblock codes unpacked once (T::prep).
+  alignas(64) uint8_t prep[NG][T::kPrep > 0 ? T::kPrep : 1];
   for (int64_t b = 0; b < a.blocks; ++b) {
     const uint8_t* p[NG];
     int j = 0;
 #pragma GCC unroll 4
     for (int g = 0; g < NG; ++g) p[g] = weights_at<kDecoded>(w, g, b, &j);
+    if constexpr (T::kPrep > 0) {
+      if (j == 0)
+#pragma GCC unroll 4
+        for (int g = 0; g < NG; ++g) T::prep(p[g], prep[g]);
+    }
     if constexpr (kPrefetchSpan > 0) {
       // This block's share of each group's stream, kPrefetchBytes ahead (the stream of a group
       // is its superblocks one after the other, kPrefetchSpan bytes per block on average).
@@ -204,9 +213,14 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
       }
 #pragma GCC unroll 4
     for (int g = 0; g < NG; ++g) {
-      const __m512 ws = T::scale(p[g], j);
-      __m512 wm = _mm512_setzero_ps();
-      if constexpr (T::kMin) wm = T::min(p[g], j);
+      __m512 ws, wm = _mm512_setzero_ps();
+      if constexpr (T::kPrep > 0) {
+        ws = T::scale_prep(p[g], j, prep[g]);
+        if constexpr (T::kMin) wm = T::min_prep(p[g], j, prep[g]);
+      } else {
+        ws = T::scale(p[g], j);
+        if constexpr (T::kMin) wm = T::min(p[g], j);
+      }
       __m512i sub_lo = _mm512_setzero_si512(), sub_hi = sub_lo;
       if constexpr (T::kHalves) T::sub(p[g], j, &sub_lo, &sub_hi);
 #pragma GCC unroll 4
