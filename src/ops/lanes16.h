@@ -141,51 +141,49 @@ XTILE_LANES_INLINE float lane(const F16<W>& v, int i) {
 // steps.
 XTILE_LANES_INLINE F16<16> fold16(const F16<16>* a) {
   using V = Native<16>;
-  using I = NativeInt<16>;
   V b[8], c[4], d[2];
   for (int i = 0; i < 8; ++i)  // w = 8: lanes 0..7 of a[2i], then of a[2i+1]
-    b[i] = __builtin_shuffle(a[2 * i].part[0], a[2 * i + 1].part[0],
-                             I{0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23}) +
-           __builtin_shuffle(a[2 * i].part[0], a[2 * i + 1].part[0],
-                             I{8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31});
+    b[i] = __builtin_shufflevector(a[2 * i].part[0], a[2 * i + 1].part[0], 0, 1, 2, 3, 4, 5, 6, 7,
+                                   16, 17, 18, 19, 20, 21, 22, 23) +
+           __builtin_shufflevector(a[2 * i].part[0], a[2 * i + 1].part[0], 8, 9, 10, 11, 12, 13, 14,
+                                   15, 24, 25, 26, 27, 28, 29, 30, 31);
   for (int i = 0; i < 4; ++i)  // w = 4: four lanes for each of 4 values
-    c[i] = __builtin_shuffle(b[2 * i], b[2 * i + 1],
-                             I{0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27}) +
-           __builtin_shuffle(b[2 * i], b[2 * i + 1],
-                             I{4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31});
+    c[i] = __builtin_shufflevector(b[2 * i], b[2 * i + 1], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19,
+                                   24, 25, 26, 27) +
+           __builtin_shufflevector(b[2 * i], b[2 * i + 1], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22,
+                                   23, 28, 29, 30, 31);
   for (int i = 0; i < 2; ++i)  // w = 2: two lanes for each of 8 values
-    d[i] = __builtin_shuffle(c[2 * i], c[2 * i + 1],
-                             I{0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29}) +
-           __builtin_shuffle(c[2 * i], c[2 * i + 1],
-                             I{2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31});
+    d[i] = __builtin_shufflevector(c[2 * i], c[2 * i + 1], 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21,
+                                   24, 25, 28, 29) +
+           __builtin_shufflevector(c[2 * i], c[2 * i + 1], 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22,
+                                   23, 26, 27, 30, 31);
   F16<16> r;  // lane 0 + lane 1 of each of 16 values
-  r.part[0] =
-      __builtin_shuffle(d[0], d[1], I{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}) +
-      __builtin_shuffle(d[0], d[1], I{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31});
+  r.part[0] = __builtin_shufflevector(d[0], d[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                      28, 30) +
+              __builtin_shufflevector(d[0], d[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27,
+                                      29, 31);
   return r;
 }
 
 XTILE_LANES_INLINE F16<8> fold16(const F16<8>* a) {
   using V = Native<8>;
-  using I = NativeInt<8>;
   V b[16], c[8], d[4];
   for (int i = 0; i < 16; ++i) b[i] = a[i].part[0] + a[i].part[1];  // w = 8: whole halves
   for (int i = 0; i < 8; ++i)  // w = 4: four lanes for each of 2 values
-    c[i] = __builtin_shuffle(b[2 * i], b[2 * i + 1], I{0, 1, 2, 3, 8, 9, 10, 11}) +
-           __builtin_shuffle(b[2 * i], b[2 * i + 1], I{4, 5, 6, 7, 12, 13, 14, 15});
+    c[i] = __builtin_shufflevector(b[2 * i], b[2 * i + 1], 0, 1, 2, 3, 8, 9, 10, 11) +
+           __builtin_shufflevector(b[2 * i], b[2 * i + 1], 4, 5, 6, 7, 12, 13, 14, 15);
   for (int i = 0; i < 4; ++i)  // w = 2: two lanes for each of 4 values
-    d[i] = __builtin_shuffle(c[2 * i], c[2 * i + 1], I{0, 1, 4, 5, 8, 9, 12, 13}) +
-           __builtin_shuffle(c[2 * i], c[2 * i + 1], I{2, 3, 6, 7, 10, 11, 14, 15});
+    d[i] = __builtin_shufflevector(c[2 * i], c[2 * i + 1], 0, 1, 4, 5, 8, 9, 12, 13) +
+           __builtin_shufflevector(c[2 * i], c[2 * i + 1], 2, 3, 6, 7, 10, 11, 14, 15);
   F16<8> r;
   for (int i = 0; i < 2; ++i)  // lane 0 + lane 1 of each of 8 values
-    r.part[i] = __builtin_shuffle(d[2 * i], d[2 * i + 1], I{0, 2, 4, 6, 8, 10, 12, 14}) +
-                __builtin_shuffle(d[2 * i], d[2 * i + 1], I{1, 3, 5, 7, 9, 11, 13, 15});
+    r.part[i] = __builtin_shufflevector(d[2 * i], d[2 * i + 1], 0, 2, 4, 6, 8, 10, 12, 14) +
+                __builtin_shufflevector(d[2 * i], d[2 * i + 1], 1, 3, 5, 7, 9, 11, 13, 15);
   return r;
 }
 
 XTILE_LANES_INLINE F16<4> fold16(const F16<4>* a) {
   using V = Native<4>;
-  using I = NativeInt<4>;
   V c[16], d[8];
   for (int i = 0; i < 16; ++i) {
     // w = 8: lanes 0..3 + 8..11 and 4..7 + 12..15; w = 4: those two results added.
@@ -194,12 +192,12 @@ XTILE_LANES_INLINE F16<4> fold16(const F16<4>* a) {
     c[i] = lo + hi;
   }
   for (int i = 0; i < 8; ++i)  // w = 2: two lanes for each of 2 values
-    d[i] = __builtin_shuffle(c[2 * i], c[2 * i + 1], I{0, 1, 4, 5}) +
-           __builtin_shuffle(c[2 * i], c[2 * i + 1], I{2, 3, 6, 7});
+    d[i] = __builtin_shufflevector(c[2 * i], c[2 * i + 1], 0, 1, 4, 5) +
+           __builtin_shufflevector(c[2 * i], c[2 * i + 1], 2, 3, 6, 7);
   F16<4> r;
   for (int i = 0; i < 4; ++i)  // lane 0 + lane 1 of each of 4 values
-    r.part[i] = __builtin_shuffle(d[2 * i], d[2 * i + 1], I{0, 2, 4, 6}) +
-                __builtin_shuffle(d[2 * i], d[2 * i + 1], I{1, 3, 5, 7});
+    r.part[i] = __builtin_shufflevector(d[2 * i], d[2 * i + 1], 0, 2, 4, 6) +
+                __builtin_shufflevector(d[2 * i], d[2 * i + 1], 1, 3, 5, 7);
   return r;
 }
 
