@@ -4,41 +4,79 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "base/fp16.h"
 #include "ops/ops.h"
 
 namespace xtile {
 
 std::string_view kv_type_name(KvType t) {
-  return t == KvType::f16 ? "f16" : "f32";
+  switch (t) {
+    case KvType::f16: return "f16";
+    case KvType::f32: return "f32";
+    case KvType::bf16: return "bf16";
+  }
+  return "?";
 }
 
-KvCache::KvCache(int64_t n_layer, int64_t n_ctx, int64_t row_elems, KvType type)
-    : n_layer_(n_layer), n_ctx_(n_ctx), row_elems_(row_elems), type_(type) {
+std::optional<KvType> kv_type_from_name(std::string_view name) {
+  for (KvType t : {KvType::f16, KvType::f32, KvType::bf16})
+    if (name == kv_type_name(t)) return t;
+  return std::nullopt;
+}
+
+size_t kv_type_bytes(KvType t) { return t == KvType::f32 ? 4 : 2; }
+
+KvCache::KvCache(int64_t n_layer, int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, KvType type)
+    : n_layer_(n_layer),
+      n_ctx_(n_ctx),
+      capacity_((n_ctx + ops::kKChunk - 1) / ops::kKChunk * ops::kKChunk),
+      n_head_kv_(n_head_kv),
+      head_dim_(head_dim),
+      type_(type) {
   if (n_ctx < 1) fail("the context size must be at least 1, got ", n_ctx);
-  buf_ = AlignedBuffer(static_cast<size_t>(n_layer * 2 * n_ctx * row_elems) * elem_bytes());
+  buf_ = AlignedBuffer(static_cast<size_t>(n_layer) * layer_bytes());
 }
 
-size_t KvCache::k_offset(int64_t layer) const {
-  return static_cast<size_t>(layer * 2 * n_ctx_ * row_elems_) * elem_bytes();
-}
-
-size_t KvCache::v_offset(int64_t layer) const {
-  return k_offset(layer) + static_cast<size_t>(n_ctx_ * row_elems_) * elem_bytes();
+size_t KvCache::layer_bytes() const {
+  // K then V, each n_head_kv · capacity · head_dim elements.
+  return 2 * static_cast<size_t>(n_head_kv_ * capacity_ * head_dim_) * kv_type_bytes(type_);
 }
 
 void KvCache::store(int64_t layer, int64_t pos, const float* k, const float* v) {
   if (pos < 0 || pos >= n_ctx_)
     fail("KV cache: position ", pos, " is outside the context ", n_ctx_);
   if (layer < 0 || layer >= n_layer_) fail("KV cache: layer ", layer, " does not exist");
-  uint8_t* kb = buf_.data() + k_offset(layer);
-  uint8_t* vb = buf_.data() + v_offset(layer);
-  const size_t off = static_cast<size_t>(pos * row_elems_) * elem_bytes();
-  if (type_ == KvType::f16) {
-    ops::f32_to_f16_row(k, reinterpret_cast<uint16_t*>(kb + off), row_elems_);
-    ops::f32_to_f16_row(v, reinterpret_cast<uint16_t*>(vb + off), row_elems_);
-  } else {
-    std::memcpy(kb + off, k, static_cast<size_t>(row_elems_) * sizeof(float));
-    std::memcpy(vb + off, v, static_cast<size_t>(row_elems_) * sizeof(float));
+  const ops::KvLayerView view_ = view(layer);
+  auto* kb = const_cast<uint8_t*>(static_cast<const uint8_t*>(view_.k));
+  auto* vb = const_cast<uint8_t*>(static_cast<const uint8_t*>(view_.v));
+  const size_t eb = kv_type_bytes(type_);
+  for (int64_t g = 0; g < n_head_kv_; ++g) {
+    const float* kg = k + g * head_dim_;
+    const float* vg = v + g * head_dim_;
+    // K: one element per 16-position chunk row (stride 16 elements).
+    for (int64_t i = 0; i < head_dim_; ++i) {
+      uint8_t* dst = kb + static_cast<size_t>(ops::kv_k_index(view_, g, pos, i)) * eb;
+      if (type_ == KvType::f32) {
+        std::memcpy(dst, kg + i, 4);
+      } else {
+        const uint16_t h = type_ == KvType::f16 ? fp32_to_fp16(kg[i]) : fp32_to_bf16(kg[i]);
+        std::memcpy(dst, &h, 2);
+      }
+    }
+    // V: the head's row is contiguous.
+    uint8_t* dst = vb + static_cast<size_t>(ops::kv_v_index(view_, g, pos, 0)) * eb;
+    switch (type_) {
+      case KvType::f32: std::memcpy(dst, vg, static_cast<size_t>(head_dim_) * 4); break;
+      case KvType::f16:
+        ops::f32_to_f16_row(vg, reinterpret_cast<uint16_t*>(dst), head_dim_);
+        break;
+      case KvType::bf16:
+        for (int64_t i = 0; i < head_dim_; ++i) {
+          const uint16_t h = fp32_to_bf16(vg[i]);
+          std::memcpy(dst + 2 * i, &h, 2);
+        }
+        break;
+    }
   }
 }
 
@@ -56,10 +94,14 @@ void KvCache::prefault(ThreadPool& pool) {
 
 ops::KvLayerView KvCache::view(int64_t layer) const {
   ops::KvLayerView v;
-  v.k = buf_.data() + k_offset(layer);
-  v.v = buf_.data() + v_offset(layer);
-  v.f16 = type_ == KvType::f16;
-  v.row_elems = row_elems_;
+  const uint8_t* base = buf_.data() + static_cast<size_t>(layer) * layer_bytes();
+  v.k = base;
+  v.v = base + layer_bytes() / 2;
+  v.elem = type_ == KvType::f32 ? ops::KvElem::f32
+           : type_ == KvType::f16 ? ops::KvElem::f16 : ops::KvElem::bf16;
+  v.n_head_kv = n_head_kv_;
+  v.head_dim = head_dim_;
+  v.capacity = capacity_;
   return v;
 }
 

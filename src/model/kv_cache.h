@@ -1,9 +1,11 @@
-// The KV cache: per layer, the keys and values of every position so far, fp16 by default
-// (llama.cpp's default; the attention reads them back through an exact fp16 → f32 table) or f32.
-// Layout per layer: K[n_ctx][n_head_kv · head_dim], then V likewise.
+// The KV cache: per layer, the keys and values of every position so far, in the layout the
+// attention reads (ops/attention.h KvLayerView): per kv head, K transposed in chunks of 16
+// positions, V row by row, each head's positions contiguous. Element type fp16 by default
+// (llama.cpp's default), bf16 or f32 (`--cache-type-k/-v`, one type for both here).
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 #include "base/aligned_buffer.h"
@@ -12,14 +14,19 @@
 
 namespace xtile {
 
-enum class KvType { f16, f32 };
+enum class KvType { f16, f32, bf16 };
 std::string_view kv_type_name(KvType t);
+// "f16", "f32", "bf16" (llama.cpp's -ctk/-ctv names), or nullopt.
+std::optional<KvType> kv_type_from_name(std::string_view name);
+// Bytes per cached element.
+size_t kv_type_bytes(KvType t);
 
 class KvCache {
  public:
-  KvCache(int64_t n_layer, int64_t n_ctx, int64_t row_elems, KvType type);
+  KvCache(int64_t n_layer, int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, KvType type);
 
-  // Writes position `pos` of `layer` (row_elems floats each), rounding to fp16 when f16.
+  // Writes position `pos` of `layer`: k and v hold n_head_kv · head_dim floats each, rounded to
+  // the cache's type (fp16/bf16: round half to even, as F16C and ggml).
   void store(int64_t layer, int64_t pos, const float* k, const float* v);
   ops::KvLayerView view(int64_t layer) const;
   // Touches every page now (the buffer is already zero), in parallel, as llama.cpp clears its KV
@@ -32,11 +39,8 @@ class KvCache {
   size_t bytes() const { return buf_.size(); }
 
  private:
-  size_t elem_bytes() const { return type_ == KvType::f16 ? 2 : 4; }
-  // Byte offset of layer's K block; its V block follows n_ctx rows later.
-  size_t k_offset(int64_t layer) const;
-  size_t v_offset(int64_t layer) const;
-  int64_t n_layer_, n_ctx_, row_elems_;
+  size_t layer_bytes() const;
+  int64_t n_layer_, n_ctx_, capacity_, n_head_kv_, head_dim_;
   KvType type_;
   AlignedBuffer buf_;
 };

@@ -32,7 +32,7 @@ Session::Session(const WeightStore& weights, ThreadPool& pool, const SessionOpti
       pool_(pool),
       n_batch_(options.n_batch),
       kv_(weights.config().n_layer, resolve_ctx(weights.config(), options),
-          weights.config().kv_dim(), options.kv_type) {
+          weights.config().n_head_kv, weights.config().head_dim, options.kv_type) {
   if (n_batch_ < 1) fail("the batch size must be at least 1, got ", n_batch_);
   // The kernels this build runs must give ref's bits; checked once per process and tier.
   self_check_tier_once(pool, weights.tier());

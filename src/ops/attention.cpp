@@ -2,8 +2,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
+#include <cstring>
+#include <functional>
 
 #include "base/error.h"
+#include "base/fp16.h"
 #include "ops/lanes16.h"
 #include "ops/ops.h"
 
@@ -11,288 +15,478 @@ namespace xtile::ops {
 
 namespace {
 
-// The query heads h = kvh·group .. kvh·group + group − 1 of one row, which all read kv head
-// kvh, one element at a time: the definition the vectorized versions below are compared with.
-// Per head the arithmetic is that of one head alone (same dots, same softmax, same ascending
-// sum over positions).
-// k and v point at the kv head's vector of position 0; position p's is p · stride floats on.
-XTILE_FLOAT_CLONES void attend_group(const AttentionShape& s, const float* q, int64_t group,
-                                     int64_t pos, const float* k_head, const float* v_head,
-                                     int64_t stride, float* out, float* scores) {
-  const int64_t hd = s.head_dim;
-  const int64_t n = pos + 1;
-  for (int64_t p = 0; p < n; ++p) {
-    const float* k = k_head + p * stride;
-    for (int64_t j = 0; j < group; ++j) scores[j * n + p] = dot(q + j * hd, k, hd) * s.scale;
-  }
-  for (int64_t j = 0; j < group; ++j) softmax_row(scores + j * n, n);
-  std::fill(out, out + group * hd, 0.0f);
-  for (int64_t p = 0; p < n; ++p) {
-    const float* v = v_head + p * stride;
-    for (int64_t j = 0; j < group; ++j) {
-      const float w = scores[j * n + p];
-      float* o = out + j * hd;
-      for (int64_t i = 0; i < hd; ++i) o[i] += w * v[i];
-    }
-  }
+constexpr int64_t kB = kAttentionBlock;
+constexpr int64_t kChunk = kKChunk;
+
+// e^x of one float, the bits of lanes::exp (the same at every width).
+float exp1(float x) {
+  return lanes::lane(lanes::exp<4>(lanes::splat<4>(x)), 0);
 }
 
-// The same arithmetic as attend_group, element for element, on 16-lane values (lanes16.h),
-// for head_dim = 16·C (64, 128, 256). Scores: the 16-lane dot of attend_group is one 16-lane
-// accumulator per position (lane j sums the elements j, j + 16, ... in ascending order, a
-// multiply then an add), and lanes::fold16 folds 16 positions' accumulators at once. Weighted
-// sum: the head's output stays in C 16-lane registers over every position (ascending p, a
-// multiply then an add, from 0.0f), H heads of the group per pass sharing each V load.
-// Register budget (AVX-512, 32 zmm): scores C (q) + 16 (accumulators); sum H·C + C ≤ 24.
+// The running state of one query vector over blocks (M, L, O of attention.h).
+struct Running {
+  float m = 0, l = 0;
+  bool started = false;
+};
+
+// ---- The element loop: the definition, written as plainly as possible. ----
+
+float kv_value(const void* base, KvElem elem, int64_t index) {
+  switch (elem) {
+    case KvElem::f32: return static_cast<const float*>(base)[index];
+    case KvElem::f16: return fp16_to_fp32(static_cast<const uint16_t*>(base)[index]);
+    case KvElem::bf16: return bf16_to_fp32(static_cast<const uint16_t*>(base)[index]);
+  }
+  return 0.0f;
+}
+
+void reference_row(const AttentionShape& s, const float* q, int64_t g, int64_t pos,
+                   const KvLayerView& kv, float* out) {
+  const int64_t hd = s.head_dim, n = pos + 1;
+  std::vector<float> sc(static_cast<size_t>(kB)), o(static_cast<size_t>(hd)),
+      acc(static_cast<size_t>(hd));
+  Running run;
+  for (int64_t c0 = 0; c0 < n; c0 += kB) {
+    const int64_t cnt = std::min(kB, n - c0);
+    float m = 0;
+    for (int64_t p = 0; p < cnt; ++p) {
+      float d = 0.0f;
+      for (int64_t i = 0; i < hd; ++i) d = d + q[i] * kv_value(kv.k, kv.elem, kv_k_index(kv, g, c0 + p, i));
+      sc[static_cast<size_t>(p)] = d * s.scale;
+      if (p == 0 || sc[static_cast<size_t>(p)] > m) m = sc[static_cast<size_t>(p)];
+    }
+    float lane_sum[16] = {};
+    for (int64_t p = 0; p < cnt; ++p) {
+      const float e = exp1(sc[static_cast<size_t>(p)] - m);
+      sc[static_cast<size_t>(p)] = e;
+      lane_sum[p % 16] = lane_sum[p % 16] + e;
+    }
+    for (int j = 0; j < 8; ++j) lane_sum[j] += lane_sum[j + 8];
+    for (int j = 0; j < 4; ++j) lane_sum[j] += lane_sum[j + 4];
+    for (int j = 0; j < 2; ++j) lane_sum[j] += lane_sum[j + 2];
+    const float l = lane_sum[0] + lane_sum[1];
+    std::fill(o.begin(), o.end(), 0.0f);
+    for (int64_t p = 0; p < cnt; ++p)
+      for (int64_t i = 0; i < hd; ++i)
+        o[static_cast<size_t>(i)] = o[static_cast<size_t>(i)] +
+            sc[static_cast<size_t>(p)] * kv_value(kv.v, kv.elem, kv_v_index(kv, g, c0 + p, i));
+    if (!run.started) {
+      run = {m, l, true};
+      acc = o;
+      continue;
+    }
+    const float mm = m > run.m ? m : run.m;
+    const float a = exp1(run.m - mm), b = exp1(m - mm);
+    run.l = run.l * a + l * b;
+    run.m = mm;
+    for (int64_t i = 0; i < hd; ++i)
+      acc[static_cast<size_t>(i)] = acc[static_cast<size_t>(i)] * a + o[static_cast<size_t>(i)] * b;
+  }
+  for (int64_t i = 0; i < hd; ++i) out[i] = acc[static_cast<size_t>(i)] / run.l;
+}
+
+// ---- The vectorized kernels, on f32 K/V in the cache layout. ----
+//
+// A tile is up to R query vectors (rows × heads of one kv head) that share every K and V load.
+// Per block: the scores of all of them (R 16-lane accumulators, one K chunk load feeding R
+// products: 16 positions per step), the softmax per vector, then the weighted sum of V (H
+// vectors at a time sharing each V load), combined into the running state.
+// Register budget: scores R + 2 (AVX-512: R = 8; a 16-lane value is 2 ymm on AVX2 and 4 xmm below,
+// so R = 4 there); weighted sum H·C + 2, H = 2 for C ≤ 8 on AVX-512.
+
+template <int W>
+constexpr int kTileVectors = W == 16 ? 8 : 4;
 template <int W, int C>
-XTILE_LANES_INLINE void head_scores(const float* q, const float* k_head, int64_t stride, int64_t n,
-                                    float scale, float* scores) {
+constexpr int kSumVectors = W == 16 && C <= 8 ? 2 : 1;
+
+// Scores of NQ query vectors for `chunks` chunks of 16 positions from kc (the block's first K
+// chunk): s[v · kB + p] = (Σ_i q_v[i] · k_p[i]) · scale; lanes past the valid positions hold
+// whatever the cache held (masked later).
+template <int W, int C, int NQ>
+XTILE_LANES_INLINE void scores(const float* const* q, const float* kc, int64_t chunks, float scale,
+                               float* s) {
   using V = lanes::F16<W>;
-  V qv[C];
-  for (int c = 0; c < C; ++c) qv[c] = lanes::load<W>(q + 16 * c);
+  constexpr int hd = 16 * C;
   const V vscale = lanes::splat<W>(scale);
-  int64_t p0 = 0;
-  for (; p0 + 16 <= n; p0 += 16) {
-    V acc[16];
-#pragma GCC unroll 16
-    for (int pp = 0; pp < 16; ++pp) {
-      const float* k = k_head + (p0 + pp) * stride;
-      V a = lanes::zero<W>();
-#pragma GCC unroll 16
-      for (int c = 0; c < C; ++c) a = a + qv[c] * lanes::load<W>(k + 16 * c);
-      acc[pp] = a;
+  for (int64_t ch = 0; ch < chunks; ++ch) {
+    const float* k = kc + ch * hd * kChunk;
+    V acc[NQ];
+    for (int v = 0; v < NQ; ++v) acc[v] = lanes::zero<W>();
+#pragma GCC unroll 4
+    for (int i = 0; i < hd; ++i) {
+      const V kv = lanes::load<W>(k + i * kChunk);
+      for (int v = 0; v < NQ; ++v) acc[v] = acc[v] + lanes::splat<W>(q[v][i]) * kv;
     }
-    lanes::store(scores + p0, lanes::fold16(acc) * vscale);
-  }
-  if (p0 < n) {  // the last positions: unused lanes fold zeros and are not stored
-    V acc[16];
-    for (int pp = 0; pp < 16; ++pp) {
-      V a = lanes::zero<W>();
-      if (p0 + pp < n) {
-        const float* k = k_head + (p0 + pp) * stride;
-        for (int c = 0; c < C; ++c) a = a + qv[c] * lanes::load<W>(k + 16 * c);
-      }
-      acc[pp] = a;
-    }
-    float tail[16];
-    lanes::store(tail, lanes::fold16(acc) * vscale);
-    std::copy(tail, tail + (n - p0), scores + p0);
+    for (int v = 0; v < NQ; ++v) lanes::store(s + v * kB + ch * kChunk, acc[v] * vscale);
   }
 }
 
-// out[h·hd + i] = Σ_p w_h[p] · v_p[i] over p < n, for the H heads whose weights are
-// w + h·w_stride; with `resume` the sums continue from the values in out (a float stored and
-// reloaded is the same float: a sum split over blocks of positions gives the same bits).
-template <int W, int C, int H>
-XTILE_LANES_INLINE void weighted_sum(const float* w, int64_t w_stride, int64_t n,
-                                     const float* v_head, int64_t stride, float* out, bool resume) {
+template <int W, int C>
+XTILE_LANES_INLINE void scores_any(int nq, const float* const* q, const float* kc, int64_t chunks,
+                                   float scale, float* s) {
+  switch (nq) {
+    case 1: return scores<W, C, 1>(q, kc, chunks, scale, s);
+    case 2: return scores<W, C, 2>(q, kc, chunks, scale, s);
+    case 3: return scores<W, C, 3>(q, kc, chunks, scale, s);
+    case 4: return scores<W, C, 4>(q, kc, chunks, scale, s);
+    default: break;
+  }
+  if constexpr (kTileVectors<W> > 4) {
+    switch (nq) {
+      case 5: return scores<W, C, 5>(q, kc, chunks, scale, s);
+      case 6: return scores<W, C, 6>(q, kc, chunks, scale, s);
+      case 7: return scores<W, C, 7>(q, kc, chunks, scale, s);
+      default: return scores<W, C, 8>(q, kc, chunks, scale, s);
+    }
+  }
+}
+
+// Softmax of one vector's block scores over its first `ext` positions: s[p] = e_p (0 past ext),
+// m = the max, l = the 16-lane fold of the e's.
+template <int W>
+XTILE_LANES_INLINE void block_softmax(float* s, int64_t ext, float* m_out, float* l_out) {
   using V = lanes::F16<W>;
-  V o[H][C];
+  const int64_t chunks = (ext + kChunk - 1) / kChunk;
+  const V neg_inf = lanes::splat<W>(-__builtin_inff());
+  V mx = neg_inf;
+  for (int64_t ch = 0; ch < chunks; ++ch) {
+    const int valid = static_cast<int>(std::min<int64_t>(kChunk, ext - ch * kChunk));
+    mx = lanes::max(mx, lanes::first_lanes(lanes::load<W>(s + ch * kChunk), neg_inf, valid));
+  }
+  const float m = lanes::max_lane(mx);
+  const V vm = lanes::splat<W>(m);
+  V sum = lanes::zero<W>();
+  for (int64_t ch = 0; ch < chunks; ++ch) {
+    const int valid = static_cast<int>(std::min<int64_t>(kChunk, ext - ch * kChunk));
+    const V e = lanes::first_lanes(lanes::exp(lanes::load<W>(s + ch * kChunk) - vm),
+                                   lanes::zero<W>(), valid);
+    lanes::store(s + ch * kChunk, e);
+    sum = sum + e;
+  }
+  *m_out = m;
+  *l_out = lanes::fold(sum);
+}
+
+// o[h · hd + ...] = Σ_{p < n} w[h · kB + p] · v_p for H vectors (weights past a vector's own
+// extent are 0).
+template <int W, int C, int H>
+XTILE_LANES_INLINE void weighted_sum(const float* w, int64_t n, const float* vb, float* o) {
+  using V = lanes::F16<W>;
+  constexpr int hd = 16 * C;
+  V acc[H][C];
   for (int h = 0; h < H; ++h)
-    for (int c = 0; c < C; ++c)
-      o[h][c] = resume ? lanes::load<W>(out + h * 16 * C + 16 * c) : lanes::zero<W>();
+    for (int c = 0; c < C; ++c) acc[h][c] = lanes::zero<W>();
   for (int64_t p = 0; p < n; ++p) {
-    const float* v = v_head + p * stride;
+    const float* v = vb + p * hd;
     V wp[H];
-    for (int h = 0; h < H; ++h) wp[h] = lanes::splat<W>(w[h * w_stride + p]);
+    for (int h = 0; h < H; ++h) wp[h] = lanes::splat<W>(w[h * kB + p]);
 #pragma GCC unroll 16
     for (int c = 0; c < C; ++c) {
       const V vc = lanes::load<W>(v + 16 * c);
-      for (int h = 0; h < H; ++h) o[h][c] = o[h][c] + wp[h] * vc;
+      for (int h = 0; h < H; ++h) acc[h][c] = acc[h][c] + wp[h] * vc;
     }
   }
   for (int h = 0; h < H; ++h)
-    for (int c = 0; c < C; ++c) lanes::store(out + h * 16 * C + 16 * c, o[h][c]);
+    for (int c = 0; c < C; ++c) lanes::store(o + h * hd + 16 * c, acc[h][c]);
 }
 
-// Heads per weighted-sum pass: accumulators H·C within the register file (AVX-512: 32 zmm;
-// AVX2 and below hold a 16-lane value in 2 or 4 registers, so one head at a time).
+// One block for nq vectors: scores, softmax (per vector's extent), weighted sums into o
+// (nq × hd), m and l per vector. ext[v] = 0: the vector skips the block (its outputs unused).
 template <int W, int C>
-constexpr int kSumHeads = W == 16 && C <= 8 ? 2 : 1;
-
-// The weighted sums of the group's heads over positions [p0, p0 + n) of n_all, whose values are
-// v_head + (p − p0)·stride.
-template <int W, int C>
-XTILE_LANES_INLINE void group_weighted_sum(const float* scores, int64_t group, int64_t n_all,
-                                           int64_t p0, int64_t n, const float* v_head,
-                                           int64_t stride, float* out) {
-  constexpr int64_t hd = 16 * C;
-  constexpr int H = kSumHeads<W, C>;
-  int64_t j = 0;
-  for (; j + H <= group; j += H)
-    weighted_sum<W, C, H>(scores + j * n_all + p0, n_all, n, v_head, stride, out + j * hd, p0 > 0);
-  for (; j < group; ++j)
-    weighted_sum<W, C, 1>(scores + j * n_all + p0, n_all, n, v_head, stride, out + j * hd, p0 > 0);
-}
-
-template <int W, int C>
-XTILE_LANES_INLINE void attend_group_lanes(const AttentionShape& s, const float* q, int64_t group,
-                                           int64_t pos, const float* k_head, const float* v_head,
-                                           int64_t stride, float* out, float* scores) {
-  constexpr int64_t hd = 16 * C;
-  const int64_t n = pos + 1;
-  for (int64_t j = 0; j < group; ++j) {
-    head_scores<W, C>(q + j * hd, k_head, stride, n, s.scale, scores + j * n);
-    softmax_row(scores + j * n, n);
+XTILE_LANES_INLINE void block(int nq, const float* const* q, const int64_t* ext, const float* kc,
+                              const float* vb, float scale, float* s, float* o, float* m,
+                              float* l) {
+  constexpr int hd = 16 * C;
+  constexpr int H = kSumVectors<W, C>;
+  int64_t n = 0;
+  for (int v = 0; v < nq; ++v) n = std::max(n, ext[v]);
+  scores_any<W, C>(nq, q, kc, (n + kChunk - 1) / kChunk, scale, s);
+  for (int v = 0; v < nq; ++v) {
+    if (ext[v] > 0) {
+      block_softmax<W>(s + v * kB, ext[v], m + v, l + v);
+      std::fill(s + v * kB + ext[v], s + v * kB + n, 0.0f);  // weights past its extent
+    } else {
+      std::fill(s + v * kB, s + v * kB + n, 0.0f);
+    }
   }
-  group_weighted_sum<W, C>(scores, group, n, 0, n, v_head, stride, out);
+  int v = 0;
+  for (; v + H <= nq; v += H) weighted_sum<W, C, H>(s + v * kB, n, vb, o + v * hd);
+  for (; v < nq; ++v) weighted_sum<W, C, 1>(s + v * kB, n, vb, o + v * hd);
 }
 
-// Generation over an fp16 cache: the same arithmetic as attend_group_lanes, with the kv head's
-// K and V converted kF16Block positions at a time into `buf` (2 · kF16Block · head_dim floats),
-// so that the converted rows are read back from L2 rather than from a whole-context scratch
-// (at 4096 positions a head's f32 K is 2 MB). Scores of a block are final (each position's dot
-// is its own); the weighted sums resume from out block after block.
-constexpr int64_t kF16Block = 256;
-
+// O, L, M of one vector combined with a block's (o, l, m), in attention.h's order.
 template <int W, int C>
-XTILE_LANES_INLINE void attend_group_f16(const AttentionShape& s, const float* q, int64_t group,
-                                         int64_t pos, const uint16_t* k16, const uint16_t* v16,
-                                         int64_t row_elems, float* out, float* scores, float* buf) {
-  constexpr int64_t hd = 16 * C;
-  const int64_t n = pos + 1;
-  for (int64_t p0 = 0; p0 < n; p0 += kF16Block) {
-    const int64_t cnt = std::min(kF16Block, n - p0);
-    for (int64_t p = 0; p < cnt; ++p) f16_to_f32_row(k16 + (p0 + p) * row_elems, buf + p * hd, hd);
-    for (int64_t j = 0; j < group; ++j)
-      head_scores<W, C>(q + j * hd, buf, hd, cnt, s.scale, scores + j * n + p0);
+XTILE_LANES_INLINE void combine(Running& run, float* acc, float m, float l, const float* o) {
+  using V = lanes::F16<W>;
+  if (!run.started) {
+    run = {m, l, true};
+    std::memcpy(acc, o, sizeof(float) * 16 * C);
+    return;
   }
-  for (int64_t j = 0; j < group; ++j) softmax_row(scores + j * n, n);
-  for (int64_t p0 = 0; p0 < n; p0 += kF16Block) {
-    const int64_t cnt = std::min(kF16Block, n - p0);
-    for (int64_t p = 0; p < cnt; ++p) f16_to_f32_row(v16 + (p0 + p) * row_elems, buf + p * hd, hd);
-    group_weighted_sum<W, C>(scores, group, n, p0, cnt, buf, hd, out);
+  const float mm = m > run.m ? m : run.m;
+  const float a = exp1(run.m - mm), b = exp1(m - mm);
+  run.l = run.l * a + l * b;
+  run.m = mm;
+  const V va = lanes::splat<W>(a), vb = lanes::splat<W>(b);
+  for (int c = 0; c < C; ++c)
+    lanes::store(acc + 16 * c, lanes::load<W>(acc + 16 * c) * va + lanes::load<W>(o + 16 * c) * vb);
+}
+
+template <int W, int C>
+XTILE_LANES_INLINE void finish(const Running& run, const float* acc, float* out) {
+  using V = lanes::F16<W>;
+  const V vl = lanes::splat<W>(run.l);
+  for (int c = 0; c < C; ++c) lanes::store(out + 16 * c, lanes::load<W>(acc + 16 * c) / vl);
+}
+
+// The f32 K/V of kv head g, block c: its first K chunk and its first V row.
+struct F32Kv {
+  const float* k;
+  const float* v;
+  int64_t capacity;
+  int64_t hd;
+  const float* k_block(int64_t g, int64_t c) const {
+    return k + (g * (capacity / kChunk) + c * (kB / kChunk)) * hd * kChunk;
   }
-}
-
-template <int W>
-XTILE_LANES_INLINE void attend_hd64(const AttentionShape& s, const float* q, int64_t group,
-                                    int64_t pos, const float* k_head, const float* v_head,
-                                    int64_t stride, float* out, float* scores) {
-  attend_group_lanes<W, 4>(s, q, group, pos, k_head, v_head, stride, out, scores);
-}
-template <int W>
-XTILE_LANES_INLINE void attend_hd128(const AttentionShape& s, const float* q, int64_t group,
-                                     int64_t pos, const float* k_head, const float* v_head,
-                                     int64_t stride, float* out, float* scores) {
-  attend_group_lanes<W, 8>(s, q, group, pos, k_head, v_head, stride, out, scores);
-}
-template <int W>
-XTILE_LANES_INLINE void attend_hd256(const AttentionShape& s, const float* q, int64_t group,
-                                     int64_t pos, const float* k_head, const float* v_head,
-                                     int64_t stride, float* out, float* scores) {
-  attend_group_lanes<W, 16>(s, q, group, pos, k_head, v_head, stride, out, scores);
-}
-
-// One multi-versioned entry per head size.
-using AttendGroupFn = void (*)(const AttentionShape&, const float*, int64_t, int64_t, const float*,
-                               const float*, int64_t, float*, float*);
-#define XTILE_ATTEND_PARAMS                                                                  \
-  (const AttentionShape& s, const float* q, int64_t group, int64_t pos, const float* k_head, \
-   const float* v_head, int64_t stride, float* out, float* scores)
-#define XTILE_ATTEND_ARGS (s, q, group, pos, k_head, v_head, stride, out, scores)
-XTILE_LANES_VERSIONS(void, attend_group_hd64, XTILE_ATTEND_PARAMS, attend_hd64, XTILE_ATTEND_ARGS)
-XTILE_LANES_VERSIONS(void, attend_group_hd128, XTILE_ATTEND_PARAMS, attend_hd128, XTILE_ATTEND_ARGS)
-XTILE_LANES_VERSIONS(void, attend_group_hd256, XTILE_ATTEND_PARAMS, attend_hd256, XTILE_ATTEND_ARGS)
-#undef XTILE_ATTEND_PARAMS
-#undef XTILE_ATTEND_ARGS
-
-// The same for generation over an fp16 cache (attend_group_f16).
-template <int W>
-XTILE_LANES_INLINE void attend_f16_hd64(const AttentionShape& s, const float* q, int64_t group,
-                                        int64_t pos, const uint16_t* k16, const uint16_t* v16,
-                                        int64_t row_elems, float* out, float* scores, float* buf) {
-  attend_group_f16<W, 4>(s, q, group, pos, k16, v16, row_elems, out, scores, buf);
-}
-template <int W>
-XTILE_LANES_INLINE void attend_f16_hd128(const AttentionShape& s, const float* q, int64_t group,
-                                         int64_t pos, const uint16_t* k16, const uint16_t* v16,
-                                         int64_t row_elems, float* out, float* scores, float* buf) {
-  attend_group_f16<W, 8>(s, q, group, pos, k16, v16, row_elems, out, scores, buf);
-}
-template <int W>
-XTILE_LANES_INLINE void attend_f16_hd256(const AttentionShape& s, const float* q, int64_t group,
-                                         int64_t pos, const uint16_t* k16, const uint16_t* v16,
-                                         int64_t row_elems, float* out, float* scores, float* buf) {
-  attend_group_f16<W, 16>(s, q, group, pos, k16, v16, row_elems, out, scores, buf);
-}
-
-using AttendF16Fn = void (*)(const AttentionShape&, const float*, int64_t, int64_t, const uint16_t*,
-                             const uint16_t*, int64_t, float*, float*, float*);
-#define XTILE_ATTEND_F16_PARAMS                                                              \
-  (const AttentionShape& s, const float* q, int64_t group, int64_t pos, const uint16_t* k16, \
-   const uint16_t* v16, int64_t row_elems, float* out, float* scores, float* buf)
-#define XTILE_ATTEND_F16_ARGS (s, q, group, pos, k16, v16, row_elems, out, scores, buf)
-XTILE_LANES_VERSIONS(void, attend_f16_group_hd64, XTILE_ATTEND_F16_PARAMS, attend_f16_hd64,
-                     XTILE_ATTEND_F16_ARGS)
-XTILE_LANES_VERSIONS(void, attend_f16_group_hd128, XTILE_ATTEND_F16_PARAMS, attend_f16_hd128,
-                     XTILE_ATTEND_F16_ARGS)
-XTILE_LANES_VERSIONS(void, attend_f16_group_hd256, XTILE_ATTEND_F16_PARAMS, attend_f16_hd256,
-                     XTILE_ATTEND_F16_ARGS)
-#undef XTILE_ATTEND_F16_PARAMS
-#undef XTILE_ATTEND_F16_ARGS
-
-template <int W, int C>
-void attend_f16_at_width(const AttentionShape& s, const float* q, int64_t group, int64_t pos,
-                         const uint16_t* k16, const uint16_t* v16, int64_t row_elems, float* out,
-                         float* scores, float* buf) {
-  attend_group_f16<W, C>(s, q, group, pos, k16, v16, row_elems, out, scores, buf);
-}
-
-// The vectorized kernels at one width W, compiled for baseline x86-64 (AttentionPath::lanes_wN:
-// tests check every width's code on any CPU).
-template <int W, int C>
-void attend_group_at_width(const AttentionShape& s, const float* q, int64_t group, int64_t pos,
-                           const float* k_head, const float* v_head, int64_t stride, float* out,
-                           float* scores) {
-  attend_group_lanes<W, C>(s, q, group, pos, k_head, v_head, stride, out, scores);
-}
-
-// The kernels of one path and head size: `group` over f32 K/V; `f16` for generation over an fp16
-// cache, nullptr where the head must be converted whole first and `group` run on it (the
-// reference path, and head sizes without a vectorized kernel: the element loop).
-struct AttendFns {
-  AttendGroupFn group = attend_group;
-  AttendF16Fn f16 = nullptr;
+  const float* v_block(int64_t g, int64_t c) const { return v + (g * capacity + c * kB) * hd; }
 };
 
-template <int W>
-AttendFns at_width(int64_t head_dim) {
-  switch (head_dim) {
-    case 64:
-      return {attend_group_at_width<W, 4>, attend_f16_at_width<W, 4>};
-    case 128:
-      return {attend_group_at_width<W, 8>, attend_f16_at_width<W, 8>};
-    case 256:
-      return {attend_group_at_width<W, 16>, attend_f16_at_width<W, 16>};
-    default:
-      return {};
+// A tile's query vectors: vector v is (row rows[v], head heads[v]).
+struct TileVectors {
+  int n = 0;
+  const float* q[8];
+  int64_t row[8];
+  int64_t head[8];
+};
+
+// Prompt mode: every block of the tile's positions in order, combined as it goes; out written.
+template <int W, int C>
+XTILE_LANES_INLINE void tile_all_blocks(const AttentionShape& sh, const TileVectors& tv,
+                                        const int64_t* pos, const F32Kv& kv, int64_t g, float* out,
+                                        int64_t ldo, float* work) {
+  constexpr int hd = 16 * C;
+  float* s = work;                 // kTileVectors × kB
+  float* o = s + 8 * kB;           // 8 × hd
+  float* acc = o + 8 * hd;         // 8 × hd
+  Running run[8];
+  float m[8], l[8];
+  int64_t last = 0;
+  for (int v = 0; v < tv.n; ++v) last = std::max(last, pos[tv.row[v]]);
+  for (int64_t c = 0; c * kB <= last; ++c) {
+    int64_t ext[8];
+    for (int v = 0; v < tv.n; ++v) ext[v] = std::clamp<int64_t>(pos[tv.row[v]] + 1 - c * kB, 0, kB);
+    block<W, C>(tv.n, tv.q, ext, kv.k_block(g, c), kv.v_block(g, c), sh.scale, s, o, m, l);
+    for (int v = 0; v < tv.n; ++v)
+      if (ext[v] > 0) combine<W, C>(run[v], acc + v * hd, m[v], l[v], o + v * hd);
+  }
+  for (int v = 0; v < tv.n; ++v)
+    finish<W, C>(run[v], acc + v * hd, out + tv.row[v] * ldo + tv.head[v] * hd);
+}
+
+// Split mode, phase 1: one block for the tile's vectors; (m, l, o) of each into slots.
+template <int W, int C>
+XTILE_LANES_INLINE void tile_one_block(const AttentionShape& sh, const TileVectors& tv,
+                                       const int64_t* pos, const float* kc, const float* vb,
+                                       int64_t c, float* const* slots, float* work) {
+  constexpr int hd = 16 * C;
+  float* s = work;
+  float* o = s + 8 * kB;
+  float m[8], l[8];
+  int64_t ext[8];
+  for (int v = 0; v < tv.n; ++v) ext[v] = std::clamp<int64_t>(pos[tv.row[v]] + 1 - c * kB, 0, kB);
+  block<W, C>(tv.n, tv.q, ext, kc, vb, sh.scale, s, o, m, l);
+  for (int v = 0; v < tv.n; ++v) {
+    slots[v][0] = m[v];
+    slots[v][1] = l[v];
+    std::memcpy(slots[v] + 2, o + v * hd, sizeof(float) * hd);
   }
 }
 
-AttendFns attend_fns(int64_t head_dim, AttentionPath path) {
+// Split mode, phase 2: the blocks' slots of one vector combined in ascending order; out written.
+template <int W, int C>
+XTILE_LANES_INLINE void combine_slots(const float* slots, int64_t n_blocks, int64_t slot_stride,
+                                      float* acc, float* out) {
+  Running run;
+  for (int64_t c = 0; c < n_blocks; ++c) {
+    const float* sl = slots + c * slot_stride;
+    combine<W, C>(run, acc, sl[0], sl[1], sl + 2);
+  }
+  finish<W, C>(run, acc, out);
+}
+
+// The entry points per head size, one per width (multi-versioned for `lanes`, fixed for tests).
+struct LanesFns {
+  void (*all_blocks)(const AttentionShape&, const TileVectors&, const int64_t*, const F32Kv&,
+                     int64_t, float*, int64_t, float*) = nullptr;
+  void (*one_block)(const AttentionShape&, const TileVectors&, const int64_t*, const float*,
+                    const float*, int64_t, float* const*, float*) = nullptr;
+  void (*combine)(const float*, int64_t, int64_t, float*, float*) = nullptr;
+  int tile = 0;  // query vectors per tile
+};
+
+template <int W, int C>
+void all_blocks_at(const AttentionShape& sh, const TileVectors& tv, const int64_t* pos,
+                   const F32Kv& kv, int64_t g, float* out, int64_t ldo, float* work) {
+  tile_all_blocks<W, C>(sh, tv, pos, kv, g, out, ldo, work);
+}
+template <int W, int C>
+void one_block_at(const AttentionShape& sh, const TileVectors& tv, const int64_t* pos,
+                  const float* kc, const float* vb, int64_t c, float* const* slots, float* work) {
+  tile_one_block<W, C>(sh, tv, pos, kc, vb, c, slots, work);
+}
+template <int W, int C>
+void combine_at(const float* slots, int64_t n_blocks, int64_t stride, float* acc, float* out) {
+  combine_slots<W, C>(slots, n_blocks, stride, acc, out);
+}
+
+template <int W>
+LanesFns fns_at_width(int64_t hd) {
+  switch (hd) {
+#define XTILE_HD(C) \
+  case 16 * C: return {all_blocks_at<W, C>, one_block_at<W, C>, combine_at<W, C>, kTileVectors<W>};
+    XTILE_HD(4)
+    XTILE_HD(8)
+    XTILE_HD(16)
+#undef XTILE_HD
+    default: return {};
+  }
+}
+
+// This CPU's width: the three functions multi-versioned per head size.
+template <int W>
+XTILE_LANES_INLINE void all_blocks_4(const AttentionShape& sh, const TileVectors& tv,
+                                     const int64_t* pos, const F32Kv& kv, int64_t g, float* out,
+                                     int64_t ldo, float* work) {
+  tile_all_blocks<W, 4>(sh, tv, pos, kv, g, out, ldo, work);
+}
+template <int W>
+XTILE_LANES_INLINE void all_blocks_8(const AttentionShape& sh, const TileVectors& tv,
+                                     const int64_t* pos, const F32Kv& kv, int64_t g, float* out,
+                                     int64_t ldo, float* work) {
+  tile_all_blocks<W, 8>(sh, tv, pos, kv, g, out, ldo, work);
+}
+template <int W>
+XTILE_LANES_INLINE void all_blocks_16(const AttentionShape& sh, const TileVectors& tv,
+                                      const int64_t* pos, const F32Kv& kv, int64_t g, float* out,
+                                      int64_t ldo, float* work) {
+  tile_all_blocks<W, 16>(sh, tv, pos, kv, g, out, ldo, work);
+}
+template <int W>
+XTILE_LANES_INLINE void one_block_4(const AttentionShape& sh, const TileVectors& tv,
+                                    const int64_t* pos, const float* kc, const float* vb, int64_t c,
+                                    float* const* slots, float* work) {
+  tile_one_block<W, 4>(sh, tv, pos, kc, vb, c, slots, work);
+}
+template <int W>
+XTILE_LANES_INLINE void one_block_8(const AttentionShape& sh, const TileVectors& tv,
+                                    const int64_t* pos, const float* kc, const float* vb, int64_t c,
+                                    float* const* slots, float* work) {
+  tile_one_block<W, 8>(sh, tv, pos, kc, vb, c, slots, work);
+}
+template <int W>
+XTILE_LANES_INLINE void one_block_16(const AttentionShape& sh, const TileVectors& tv,
+                                     const int64_t* pos, const float* kc, const float* vb,
+                                     int64_t c, float* const* slots, float* work) {
+  tile_one_block<W, 16>(sh, tv, pos, kc, vb, c, slots, work);
+}
+template <int W>
+XTILE_LANES_INLINE void combine_4(const float* s, int64_t n, int64_t st, float* a, float* o) {
+  combine_slots<W, 4>(s, n, st, a, o);
+}
+template <int W>
+XTILE_LANES_INLINE void combine_8(const float* s, int64_t n, int64_t st, float* a, float* o) {
+  combine_slots<W, 8>(s, n, st, a, o);
+}
+template <int W>
+XTILE_LANES_INLINE void combine_16(const float* s, int64_t n, int64_t st, float* a, float* o) {
+  combine_slots<W, 16>(s, n, st, a, o);
+}
+
+#define XTILE_ALL_PARAMS                                                                  \
+  (const AttentionShape& sh, const TileVectors& tv, const int64_t* pos, const F32Kv& kv, \
+   int64_t g, float* out, int64_t ldo, float* work)
+#define XTILE_ALL_ARGS (sh, tv, pos, kv, g, out, ldo, work)
+XTILE_LANES_VERSIONS(void, cpu_all_blocks_4, XTILE_ALL_PARAMS, all_blocks_4, XTILE_ALL_ARGS)
+XTILE_LANES_VERSIONS(void, cpu_all_blocks_8, XTILE_ALL_PARAMS, all_blocks_8, XTILE_ALL_ARGS)
+XTILE_LANES_VERSIONS(void, cpu_all_blocks_16, XTILE_ALL_PARAMS, all_blocks_16, XTILE_ALL_ARGS)
+#undef XTILE_ALL_PARAMS
+#undef XTILE_ALL_ARGS
+#define XTILE_ONE_PARAMS                                                                      \
+  (const AttentionShape& sh, const TileVectors& tv, const int64_t* pos, const float* kc,     \
+   const float* vb, int64_t c, float* const* slots, float* work)
+#define XTILE_ONE_ARGS (sh, tv, pos, kc, vb, c, slots, work)
+XTILE_LANES_VERSIONS(void, cpu_one_block_4, XTILE_ONE_PARAMS, one_block_4, XTILE_ONE_ARGS)
+XTILE_LANES_VERSIONS(void, cpu_one_block_8, XTILE_ONE_PARAMS, one_block_8, XTILE_ONE_ARGS)
+XTILE_LANES_VERSIONS(void, cpu_one_block_16, XTILE_ONE_PARAMS, one_block_16, XTILE_ONE_ARGS)
+#undef XTILE_ONE_PARAMS
+#undef XTILE_ONE_ARGS
+#define XTILE_CMB_PARAMS (const float* s, int64_t n, int64_t st, float* a, float* o)
+#define XTILE_CMB_ARGS (s, n, st, a, o)
+XTILE_LANES_VERSIONS(void, cpu_combine_4, XTILE_CMB_PARAMS, combine_4, XTILE_CMB_ARGS)
+XTILE_LANES_VERSIONS(void, cpu_combine_8, XTILE_CMB_PARAMS, combine_8, XTILE_CMB_ARGS)
+XTILE_LANES_VERSIONS(void, cpu_combine_16, XTILE_CMB_PARAMS, combine_16, XTILE_CMB_ARGS)
+#undef XTILE_CMB_PARAMS
+#undef XTILE_CMB_ARGS
+
+// The tile width of this CPU's version (the same rule as the versions' W).
+int cpu_tile_vectors() {
+  static const int tile = __builtin_cpu_supports("avx512f") ? kTileVectors<16> : kTileVectors<8>;
+  return tile;
+}
+
+LanesFns lanes_fns(int64_t hd, AttentionPath path) {
   switch (path) {
-    case AttentionPath::reference:
-      return {};
-    case AttentionPath::lanes_w4:
-      return at_width<4>(head_dim);
-    case AttentionPath::lanes_w8:
-      return at_width<8>(head_dim);
-    case AttentionPath::lanes_w16:
-      return at_width<16>(head_dim);
-    case AttentionPath::lanes:
-      break;
+    case AttentionPath::lanes_w4: return fns_at_width<4>(hd);
+    case AttentionPath::lanes_w8: return fns_at_width<8>(hd);
+    case AttentionPath::lanes_w16: return fns_at_width<16>(hd);
+    case AttentionPath::reference: return {};
+    case AttentionPath::lanes: break;
   }
-  switch (head_dim) {
-    case 64:
-      return {attend_group_hd64, attend_f16_group_hd64};
-    case 128:
-      return {attend_group_hd128, attend_f16_group_hd128};
-    case 256:
-      return {attend_group_hd256, attend_f16_group_hd256};
-    default:
-      return {};
+  switch (hd) {
+    case 64: return {cpu_all_blocks_4, cpu_one_block_4, cpu_combine_4, cpu_tile_vectors()};
+    case 128: return {cpu_all_blocks_8, cpu_one_block_8, cpu_combine_8, cpu_tile_vectors()};
+    case 256: return {cpu_all_blocks_16, cpu_one_block_16, cpu_combine_16, cpu_tile_vectors()};
+    default: return {};
   }
+}
+
+// Converts positions [p0, p1) of kv head g (p0 a multiple of 16) to f32 in the same layout, as
+// head dst_g of a buffer of capacity dst_cap whose position 0 is the cache's dst_p0.
+void convert_range(const KvLayerView& kv, int64_t g, int64_t p0, int64_t p1, float* dst_k,
+                   float* dst_v, int64_t dst_g, int64_t dst_cap, int64_t dst_p0) {
+  const int64_t hd = kv.head_dim;
+  const int64_t chunks = (p1 - p0 + kChunk - 1) / kChunk;
+  const int64_t k_elems = chunks * hd * kChunk;
+  const int64_t k_src = ((g * (kv.capacity / kChunk)) + p0 / kChunk) * hd * kChunk;
+  const int64_t k_dst = ((dst_g * (dst_cap / kChunk)) + (p0 - dst_p0) / kChunk) * hd * kChunk;
+  const int64_t v_src = (g * kv.capacity + p0) * hd;
+  const int64_t v_dst = (dst_g * dst_cap + p0 - dst_p0) * hd;
+  const int64_t v_elems = (p1 - p0) * hd;
+  if (kv.elem == KvElem::f16) {
+    f16_to_f32_row(static_cast<const uint16_t*>(kv.k) + k_src, dst_k + k_dst, k_elems);
+    f16_to_f32_row(static_cast<const uint16_t*>(kv.v) + v_src, dst_v + v_dst, v_elems);
+  } else if (kv.elem == KvElem::bf16) {
+    bf16_to_f32_row(static_cast<const uint16_t*>(kv.k) + k_src, dst_k + k_dst, k_elems);
+    bf16_to_f32_row(static_cast<const uint16_t*>(kv.v) + v_src, dst_v + v_dst, v_elems);
+  } else {
+    std::memcpy(dst_k + k_dst, static_cast<const float*>(kv.k) + k_src, sizeof(float) * k_elems);
+    std::memcpy(dst_v + v_dst, static_cast<const float*>(kv.v) + v_src, sizeof(float) * v_elems);
+  }
+}
+
+// Below ~64K element operations in all (~20 µs), waking the workers costs more than it saves.
+constexpr int64_t kMinParallelOps = 65536;
+
+void run_items(ThreadPool& pool, int64_t n_items, int64_t total_ops,
+               const std::function<void(int64_t, int)>& item) {
+  std::atomic<int64_t> next{0};
+  auto work = [&](int thread) {
+    for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n_items;) item(i, thread);
+  };
+  if (pool.size() == 1 || total_ops < kMinParallelOps)
+    work(0);
+  else
+    pool.run([&](int thread, int) { work(thread); });
 }
 
 }  // namespace
@@ -303,98 +497,129 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
   if (shape.n_head_kv <= 0 || shape.n_head % shape.n_head_kv != 0)
     fail("attention: ", shape.n_head, " query heads cannot share ", shape.n_head_kv,
          " KV heads evenly");
+  if (kv.n_head_kv != shape.n_head_kv || kv.head_dim != shape.head_dim)
+    fail("attention: the cache holds ", kv.n_head_kv, " heads of ", kv.head_dim, ", the model ",
+         shape.n_head_kv, " of ", shape.head_dim);
   if (rows == 0) return;
-  const int64_t max_pos = *std::max_element(pos, pos + rows);
-  const int64_t n_pos = max_pos + 1;
   const int64_t group = shape.n_head / shape.n_head_kv;
   const int64_t hd = shape.head_dim;
-  const int64_t re = kv.row_elems;
-  // Scratch: K and V of positions 0..max_pos as f32 (fp16 caches only), head-major: kv head h
-  // holds n_pos vectors of head_dim floats back to back. The cache itself is position-major
-  // (row_elems floats per position); reading it in place would put a kv head's consecutive
-  // positions row_elems · 4 bytes apart (4 KB for 8 heads of 128), the stride at which L1 sets
-  // and load/store aliasing collide: the scores ran 1.4× slower. Then per thread the group's
-  // scores.
-  // Generation (one row) converts inside its items instead: each kv head is read by exactly
-  // one item then, so nothing is converted twice, and one pool round trip (a whole-cache pass
-  // before the items) is saved; the vectorized kernels convert kF16Block positions at a time
-  // (attend_group_f16), the others the whole head first.
-  const bool convert_per_item = kv.f16 && rows == 1;
-  const bool convert_shared = kv.f16 && !convert_per_item;
-  const int64_t kv_floats = convert_shared ? 2 * n_pos * re : 0;
-  const int64_t per_thread = group * n_pos + (convert_per_item ? 2 * n_pos * hd : 0);
-  const size_t need = static_cast<size_t>(kv_floats + per_thread * pool.size());
-  if (scratch.size() < need) scratch.resize(need);
-  const float* k_base = static_cast<const float*>(kv.k);
-  const float* v_base = static_cast<const float*>(kv.v);
-  int64_t head_offset = hd, stride = re;  // the cache's own layout (f32)
-  const auto* k16 = static_cast<const uint16_t*>(kv.k);
-  const auto* v16 = static_cast<const uint16_t*>(kv.v);
-  if (convert_shared) {
-    // Each cached row is converted once per call (exactly), not once per query row and head.
-    float* k32 = scratch.data();
-    float* v32 = k32 + n_pos * re;
-    const int64_t n_kv = shape.n_head_kv;
-    pool.parallel_for(0, n_pos, row_grain(4 * re), [&](int64_t p0, int64_t p1, int) {
-      for (int64_t p = p0; p < p1; ++p)
-        for (int64_t h = 0; h < n_kv; ++h) {
-          f16_to_f32_row(k16 + p * re + h * hd, k32 + (h * n_pos + p) * hd, hd);
-          f16_to_f32_row(v16 + p * re + h * hd, v32 + (h * n_pos + p) * hd, hd);
-        }
-    });
-    k_base = k32;
-    v_base = v32;
-    head_offset = n_pos * hd;
-    stride = hd;
+  const int64_t n_kv = shape.n_head_kv;
+  const int64_t max_pos = *std::max_element(pos, pos + rows);
+  const LanesFns fns = lanes_fns(hd, path);
+
+  if (!fns.all_blocks) {  // the element loop: one item per (row, kv head)
+    run_items(pool, rows * n_kv, 4 * rows * shape.n_head * (max_pos + 1) * hd,
+              [&](int64_t i, int) {
+                const int64_t row = i / n_kv, g = i % n_kv;
+                for (int64_t j = 0; j < group; ++j) {
+                  const int64_t h = g * group + j;
+                  reference_row(shape, q + row * ldq + h * hd, g, pos[row], kv,
+                                out + row * ldo + h * hd);
+                }
+              });
+    return;
   }
-  const AttendFns fns = attend_fns(hd, path);
-  const AttendGroupFn attend = fns.group;
-  const AttendF16Fn attend_f16 = convert_per_item ? fns.f16 : nullptr;
-  // Work items (row, kv head), handed out from a shared counter: a causal row's cost grows with
-  // its position, so the static halves of parallel_for would give the second thread three times
-  // the work of the first. Which thread computes an item does not change its bytes (scratch is
-  // per thread, every item is computed whole by one thread).
-  const int64_t n_items = rows * shape.n_head_kv;
-  std::atomic<int64_t> next{0};
-  auto work = [&](int thread) {
-    float* scores = scratch.data() + kv_floats + thread * per_thread;
-    float* k_item = scores + group * n_pos;  // convert_per_item: this item's K, then V
-    float* v_item = k_item + n_pos * hd;
-    for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n_items;) {
-      // kv head by kv head, so that consecutive items reread the same K and V from L2 (one
-      // head's 512 positions are 256 KB each; all heads' are 4 MB); within a head the last
-      // rows first, since a batch's rows come in ascending positions.
-      const int64_t kvh = i / rows;
-      const int64_t row = rows - 1 - i % rows;
-      const int64_t h0 = kvh * group;
-      const float* k_head = k_base + kvh * head_offset;
-      const float* v_head = v_base + kvh * head_offset;
-      int64_t item_stride = stride;
-      if (convert_per_item && attend_f16) {
-        attend_f16(shape, q + row * ldq + h0 * hd, group, pos[row], k16 + kvh * hd, v16 + kvh * hd,
-                   re, out + row * ldo + h0 * hd, scores, k_item);
-        continue;
-      }
-      if (convert_per_item) {
-        for (int64_t p = 0; p <= pos[row]; ++p) {
-          f16_to_f32_row(k16 + p * re + kvh * hd, k_item + p * hd, hd);
-          f16_to_f32_row(v16 + p * re + kvh * hd, v_item + p * hd, hd);
-        }
-        k_head = k_item;
-        v_head = v_item;
-        item_stride = hd;
-      }
-      attend(shape, q + row * ldq + h0 * hd, group, pos[row], k_head, v_head, item_stride,
-             out + row * ldo + h0 * hd, scores);
+
+  // Query vectors of kv head g in tiles of fns.tile: (row, head j of the group), row-major, so a
+  // tile's rows are neighbours (a batch's rows come in ascending positions).
+  const int64_t per_g = rows * group;
+  const int64_t tiles_per_g = (per_g + fns.tile - 1) / fns.tile;
+  auto tile_vectors = [&](int64_t g, int64_t t) {
+    TileVectors tv;
+    for (int64_t x = t * fns.tile; x < std::min(per_g, (t + 1) * fns.tile); ++x) {
+      const int64_t row = x / group, h = g * group + x % group;
+      tv.q[tv.n] = q + row * ldq + h * hd;
+      tv.row[tv.n] = row;
+      tv.head[tv.n] = h;
+      ++tv.n;
     }
+    return tv;
   };
-  // Below ~64K element operations in all (~20 µs), waking the workers costs more than it saves.
-  constexpr int64_t kMinParallelOps = 65536;
-  const int64_t total_ops = 4 * group * n_pos * hd * n_items;
-  if (pool.size() == 1 || total_ops < kMinParallelOps)
-    work(0);
-  else
-    pool.run([&](int thread, int) { work(thread); });
+  const int64_t work_floats = 8 * kB + 16 * hd;  // scores, block sums, running sums
+  const int64_t n_blocks_max = max_pos / kB + 1;
+
+  // Split mode: few rows (generation): items (tile, kv head, block) so that a long context
+  // spreads over every thread, then one combine per vector in ascending block order.
+  const bool split = rows <= 4 || n_kv * tiles_per_g < 2 * static_cast<int64_t>(pool.size());
+  if (split) {
+    const int64_t slot = 2 + hd;
+    const int64_t slot_floats = per_g * n_kv * n_blocks_max * slot;
+    const int64_t conv_floats = 2 * kB * hd;  // one block's K and V as f32, per thread
+    const int64_t per_thread = work_floats + (kv.elem == KvElem::f32 ? 0 : conv_floats);
+    const size_t need = static_cast<size_t>(slot_floats + per_thread * pool.size());
+    if (scratch.size() < need) scratch.resize(need);
+    float* slots = scratch.data();
+    // Vector x of kv head g, block c: slots + ((g · per_g + x) · n_blocks_max + c) · slot.
+    const int64_t n_items = n_kv * tiles_per_g * n_blocks_max;
+    run_items(pool, n_items, 4 * per_g * (max_pos + 1) * hd * n_kv, [&](int64_t i, int thread) {
+      const int64_t c = i % n_blocks_max, t = (i / n_blocks_max) % tiles_per_g,
+                    g = i / (n_blocks_max * tiles_per_g);
+      TileVectors tv = tile_vectors(g, t);
+      int64_t last = 0;
+      for (int v = 0; v < tv.n; ++v) last = std::max(last, pos[tv.row[v]]);
+      if (c * kB > last) return;
+      float* work = scratch.data() + slot_floats + thread * per_thread;
+      const int64_t p0 = c * kB, p1 = std::min(last + 1, p0 + kB);
+      const float* kc;
+      const float* vb;
+      if (kv.elem == KvElem::f32) {
+        const F32Kv f{static_cast<const float*>(kv.k), static_cast<const float*>(kv.v),
+                      kv.capacity, hd};
+        kc = f.k_block(g, c);
+        vb = f.v_block(g, c);
+      } else {
+        // This block alone (whole chunks), converted into the thread's buffer: one head of
+        // capacity kB whose position 0 is the block's first.
+        float* ck = work + work_floats;
+        float* cv = ck + kB * hd;
+        const int64_t p1c = std::min((p1 + kChunk - 1) / kChunk * kChunk, kv.capacity);
+        convert_range(kv, g, p0, p1c, ck, cv, 0, kB, p0);
+        kc = ck;
+        vb = cv;
+      }
+      float* vslots[8];
+      for (int v = 0; v < tv.n; ++v) {
+        const int64_t x = t * fns.tile + v;
+        vslots[v] = slots + ((g * per_g + x) * n_blocks_max + c) * slot;
+      }
+      fns.one_block(shape, tv, pos, kc, vb, c, vslots, work);
+    });
+    // Phase 2: per vector, its blocks in order.
+    run_items(pool, n_kv * per_g, 8 * n_kv * per_g * n_blocks_max * hd, [&](int64_t i, int thread) {
+      const int64_t g = i / per_g, x = i % per_g;
+      const int64_t row = x / group, h = g * group + x % group;
+      float* acc = scratch.data() + slot_floats + thread * per_thread;
+      fns.combine(slots + (g * per_g + x) * n_blocks_max * slot, pos[row] / kB + 1, slot, acc,
+                  out + row * ldo + h * hd);
+    });
+    return;
+  }
+
+  // Prompt mode: the cache converted to f32 once (every block is read by many tiles), then items
+  // (kv head, tile), each all its blocks in order, longest first.
+  const int64_t cap = (max_pos + 1 + kChunk - 1) / kChunk * kChunk;
+  const int64_t conv = kv.elem == KvElem::f32 ? 0 : 2 * n_kv * cap * hd;
+  const size_t need = static_cast<size_t>(conv + work_floats * pool.size());
+  if (scratch.size() < need) scratch.resize(need);
+  F32Kv f{static_cast<const float*>(kv.k), static_cast<const float*>(kv.v), kv.capacity, hd};
+  if (conv) {
+    float* ck = scratch.data();
+    float* cv = ck + n_kv * cap * hd;
+    const int64_t chunks = cap / kChunk;
+    pool.parallel_for(0, n_kv * chunks, row_grain(4 * kChunk * hd), [&](int64_t a, int64_t b, int) {
+      for (int64_t i = a; i < b; ++i) {
+        const int64_t g = i / chunks, p0 = (i % chunks) * kChunk;
+        convert_range(kv, g, p0, std::min(p0 + kChunk, kv.capacity), ck, cv, g, cap, 0);
+      }
+    });
+    f = {ck, cv, cap, hd};
+  }
+  run_items(pool, n_kv * tiles_per_g, 4 * per_g * (max_pos + 1) * hd * n_kv,
+            [&](int64_t i, int thread) {
+              const int64_t g = i / tiles_per_g, t = tiles_per_g - 1 - i % tiles_per_g;
+              float* work = scratch.data() + conv + thread * work_floats;
+              fns.all_blocks(shape, tile_vectors(g, t), pos, f, g, out, ldo, work);
+            });
 }
 
 }  // namespace xtile::ops

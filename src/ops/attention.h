@@ -1,8 +1,29 @@
-// Causal multi-head attention with grouped KV heads (GQA) over a KV cache. Every (token, head)
-// output row is computed by one thread, in a fixed order, reading only the cache: a token's own
-// key and value are read back from the cache like every other position's (after their fp16
-// rounding), so a row attends over positions 0..pos the same way whether it arrived in a batch
-// of 512 or alone (DESIGN.md §3.5).
+// Causal multi-head attention with grouped KV heads (GQA) over a KV cache, with one fixed
+// arithmetic (DESIGN.md §3.7, docs/MODEL.md "Attention") that every implementation reproduces
+// bit for bit: the element loop (AttentionPath::reference), the vectorized kernels at every
+// width, prompt tiles that keep a block's scores in L1, and generation split over threads by
+// blocks of positions. For a query row at position t and head h (kv head g):
+//
+//   positions 0..t in blocks of kBlock = 256 (block c: [256c, min(256c + 256, t + 1)))
+//   per block, in any order and on any thread:
+//     s_p  = (Σ_{i ascending} q[i]·k_p[i], from 0.0f, a multiply then an add) · scale
+//     m_c  = max_p s_p
+//     e_p  = exp(s_p − m_c)                          exp: ops::lanes::exp (within 2 ulp)
+//     l_c  = fold16 of the 16 lane sums, lane j = Σ e_p over p ≡ j (mod 16), p ascending
+//     o_c  = Σ_{p ascending} e_p · v_p, from 0.0f, a multiply then an add per element
+//   combined over blocks in ascending c (first block: M, L, O = m_0, l_0, o_0):
+//     M' = max(M, m_c), a = exp(M − M'), b = exp(m_c − M')
+//     L  = L·a + l_c·b,  O = O·a + o_c·b            (each product rounded, then the add)
+//   out = O / L
+//
+// fold16 is ops.h's pairwise fold (lane j += lane j + w for w = 8, 4, 2, 1). Every output row
+// depends only on its own query and the cache, so a row gives the same bits whether it arrives
+// alone or in a batch of any size, on any thread count. (For finite K/V: the vectorized code
+// multiplies positions past a row's causal end by a zero weight instead of skipping them.)
+//
+// The cache layout (KvLayerView) stores a kv head's positions contiguously: K transposed in
+// chunks of 16 positions, so that one 16-lane load holds dimension i of 16 positions (the
+// scores of 16 positions are then 16 lanes of one vertical dot), V row by row.
 #pragma once
 
 #include <cstdint>
@@ -12,14 +33,31 @@
 
 namespace xtile::ops {
 
-// One layer of the KV cache: position p's keys are k[p * row_elems + kv_head * head_dim + i],
-// stored as fp16 (f16 = true) or f32; values likewise.
+inline constexpr int64_t kAttentionBlock = 256;  // positions per softmax block
+inline constexpr int64_t kKChunk = 16;           // positions per transposed K chunk
+
+enum class KvElem { f32, f16, bf16 };
+
+// One layer of the KV cache. For kv head g, position p, dimension i < head_dim:
+//   K at k[((g · capacity / 16 + p / 16) · head_dim + i) · 16 + p % 16]
+//   V at v[(g · capacity + p) · head_dim + i]
+// elements of `elem` (fp16 and bf16 as their bit patterns). capacity is a multiple of 16.
 struct KvLayerView {
   const void* k = nullptr;
   const void* v = nullptr;
-  bool f16 = true;
-  int64_t row_elems = 0;  // n_head_kv * head_dim
+  KvElem elem = KvElem::f16;
+  int64_t n_head_kv = 0;
+  int64_t head_dim = 0;
+  int64_t capacity = 0;
 };
+
+// Element offsets of the layout above (for writers: the KV cache, tests).
+inline int64_t kv_k_index(const KvLayerView& kv, int64_t g, int64_t p, int64_t i) {
+  return ((g * (kv.capacity / kKChunk) + p / kKChunk) * kv.head_dim + i) * kKChunk + p % kKChunk;
+}
+inline int64_t kv_v_index(const KvLayerView& kv, int64_t g, int64_t p, int64_t i) {
+  return (g * kv.capacity + p) * kv.head_dim + i;
+}
 
 struct AttentionShape {
   int64_t n_head = 0;
@@ -28,18 +66,15 @@ struct AttentionShape {
   float scale = 0.0f;  // applied to q·k before the softmax (1/sqrt(head_dim))
 };
 
-// How attention computes: `lanes`, the vectorized kernels for head_dim 64, 128 and 256, in the
-// version for this CPU's vector width (other sizes use the element loop); `reference`, the
-// element loop always. For tests, `lanes_w4` / `lanes_w8` / `lanes_w16` run the vectorized
-// kernels at one width whatever the CPU (compiled for baseline x86-64: the wider ones through
-// GCC's generic lowering, slower, same operations), so that every width's code is checked on any
-// machine. All of them give the same bits (tests/ops_test.cpp compares them with memcmp).
+// How attention computes: `lanes`, the vectorized kernels (head_dim a multiple of 16) in the
+// version for this CPU's vector width; `reference`, the element loop. For tests, `lanes_w4` /
+// `lanes_w8` / `lanes_w16` run the vectorized kernels at one width whatever the CPU (compiled for
+// baseline x86-64), so that every width's code is checked on any machine. All give the same bits.
 enum class AttentionPath { lanes, reference, lanes_w4, lanes_w8, lanes_w16 };
 
-// For rows t < rows: out[t * ldo + h * head_dim + i] = Σ_p softmax_p(scale · q_h·k_p) · v_p[i]
-// over p = 0..pos[t], q_h = q + t * ldq + h * head_dim. The sum over p is ascending, one
-// multiply and one add per term. `scratch` is resized as needed (kept by the caller to avoid
-// allocating per call).
+// For rows t < rows: out[t · ldo + h · head_dim + i] = the arithmetic above over positions
+// 0..pos[t], q_h = q + t · ldq + h · head_dim. `scratch` is resized as needed (kept by the caller
+// to avoid allocating per call).
 void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, int64_t ldq,
                const int64_t* pos, int64_t rows, const KvLayerView& kv, float* out, int64_t ldo,
                std::vector<float>& scratch, AttentionPath path = AttentionPath::lanes);

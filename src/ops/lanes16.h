@@ -133,6 +133,40 @@ XTILE_LANES_INLINE float lane(const F16<W>& v, int i) {
   return v.part[i / W][i % W];
 }
 
+// Lanes i < n of a, the others b (0 <= n <= 16): a select, so NaNs in the lanes not taken never
+// reach the result.
+template <int W>
+XTILE_LANES_INLINE F16<W> first_lanes(const F16<W>& a, const F16<W>& b, int n) {
+  using I = NativeInt<W>;
+  F16<W> r;
+#pragma GCC unroll 4
+  for (int i = 0; i < F16<W>::kParts; ++i) {
+    I idx;
+    for (int l = 0; l < W; ++l) idx[l] = i * W + l;
+    r.part[i] = idx < n ? a.part[i] : b.part[i];
+  }
+  return r;
+}
+
+// The 16 lanes' pairwise fold of ops.h (lane j += lane j + w for w = 8, 4, 2, 1), of one value.
+template <int W>
+XTILE_LANES_INLINE float fold(const F16<W>& v) {
+  float t[16];
+  for (int i = 0; i < 16; ++i) t[i] = lane(v, i);
+  for (int j = 0; j < 8; ++j) t[j] += t[j + 8];
+  for (int j = 0; j < 4; ++j) t[j] += t[j + 4];
+  for (int j = 0; j < 2; ++j) t[j] += t[j + 2];
+  return t[0] + t[1];
+}
+
+// The largest lane (exact: any order gives the same value; NaN lanes ignored unless all are).
+template <int W>
+XTILE_LANES_INLINE float max_lane(const F16<W>& v) {
+  float m = lane(v, 0);
+  for (int i = 1; i < 16; ++i) m = lane(v, i) > m ? lane(v, i) : m;
+  return m;
+}
+
 // The 16-lane fold of ops.h (lane j += lane j + w for w = 8, 4, 2, 1, then lane 0 + lane 1) of
 // sixteen values at once: result lane p = fold(a[p]). Each step adds, lane by lane, exactly the
 // pairs the one-value fold adds (the lower lane the left operand). While a step's two halves

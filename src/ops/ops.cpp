@@ -49,6 +49,13 @@ float sum_squares(const float* a, int64_t n) {
   return dot(a, a, n);
 }
 
+XTILE_FLOAT_CLONES void bf16_to_f32_row(const uint16_t* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t bits = static_cast<uint32_t>(x[i]) << 16;
+    std::memcpy(y + i, &bits, 4);
+  }
+}
+
 XTILE_FLOAT_CLONES void f16_to_f32_row_portable(const uint16_t* x, float* y, int64_t n) {
   // Branch-free and exact (the same bits as fp16_to_fp32, tested for all 65536 inputs), so that
   // the compiler vectorizes it: the attention reads every cached K and V through here, and a

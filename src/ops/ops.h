@@ -49,6 +49,8 @@ float sum_squares(const float* a, int64_t n);          // Σ a[i]², 16-lane ord
 void f16_to_f32_row(const uint16_t* x, float* y, int64_t n);
 void f32_to_f16_row(const float* x, uint16_t* y, int64_t n);  // round half to even, as F16C
 void f16_to_f32_row_portable(const uint16_t* x, float* y, int64_t n);
+// bf16 → fp32: the bits shifted up (exact).
+void bf16_to_f32_row(const uint16_t* x, float* y, int64_t n);
 void f32_to_f16_row_portable(const float* x, uint16_t* y, int64_t n);
 
 // RMSNorm of one row as llama.cpp's rms_norm followed by mul: ss = sum_squares(x),

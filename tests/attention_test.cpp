@@ -1,0 +1,187 @@
+// Attention's one arithmetic (ops/attention.h): the element loop is checked against a float64
+// softmax, and every other way of computing it (the vectorized kernels at each width, prompt
+// tiles, generation split over threads by blocks of 256 positions, any thread count, a row alone
+// or in a batch) against the element loop with memcmp, across block edges and context lengths
+// up to 5000, for f32, fp16 and bf16 caches.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "base/error.h"
+#include "base/fp16.h"
+#include "cpu/thread_pool.h"
+#include "model/kv_cache.h"
+#include "ops/attention.h"
+
+namespace xtile {
+namespace {
+
+std::vector<float> random_vec(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// A one-layer cache holding n_pos random positions.
+struct Cache {
+  Cache(int64_t n_kv, int64_t hd, int64_t n_pos, KvType type, uint32_t seed, float scale = 1.0f)
+      : kv(1, n_pos, n_kv, hd, type) {
+    const auto k = random_vec(static_cast<size_t>(n_pos * n_kv * hd), seed, scale);
+    const auto v = random_vec(static_cast<size_t>(n_pos * n_kv * hd), seed + 1, scale);
+    for (int64_t p = 0; p < n_pos; ++p) kv.store(0, p, k.data() + p * n_kv * hd, v.data() + p * n_kv * hd);
+  }
+  KvCache kv;
+};
+
+ops::AttentionShape shape_of(int64_t n_head, int64_t n_kv, int64_t hd) {
+  return {n_head, n_kv, hd, 1.0f / std::sqrt(static_cast<float>(hd))};
+}
+
+constexpr ops::AttentionPath kVectorPaths[] = {ops::AttentionPath::lanes, ops::AttentionPath::lanes_w4,
+                                               ops::AttentionPath::lanes_w8,
+                                               ops::AttentionPath::lanes_w16};
+
+std::vector<float> run(ThreadPool& pool, const ops::AttentionShape& s, const std::vector<float>& q,
+                       const std::vector<int64_t>& pos, const ops::KvLayerView& kv,
+                       ops::AttentionPath path) {
+  const int64_t qd = s.n_head * s.head_dim;
+  std::vector<float> out(pos.size() * static_cast<size_t>(qd), -1.0f), scratch;
+  ops::attention(pool, s, q.data(), qd, pos.data(), static_cast<int64_t>(pos.size()), kv,
+                 out.data(), qd, scratch, path);
+  return out;
+}
+
+void expect_same(const std::vector<float>& got, const std::vector<float>& want, int64_t qd,
+                 const std::vector<int64_t>& pos, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t r = 0; r < pos.size(); ++r)
+    ASSERT_EQ(0, std::memcmp(got.data() + r * qd, want.data() + r * qd, sizeof(float) * qd))
+        << what << ": row " << r << " at position " << pos[r];
+}
+
+TEST(Attention, ElementLoopMatchesFloat64Softmax) {
+  const int64_t n_head = 4, n_kv = 2, hd = 16, n_pos = 600;  // three blocks of 256
+  Cache c(n_kv, hd, n_pos, KvType::f32, 71);
+  const auto kvw = c.kv.view(0);
+  const auto s = shape_of(n_head, n_kv, hd);
+  std::vector<int64_t> pos = {0, 1, 255, 256, 300, 599};
+  const int64_t qd = n_head * hd;
+  const auto q = random_vec(pos.size() * qd, 73);
+  ThreadPool pool(2);
+  const auto out = run(pool, s, q, pos, kvw, ops::AttentionPath::reference);
+  const auto* k = static_cast<const float*>(kvw.k);
+  const auto* v = static_cast<const float*>(kvw.v);
+  for (size_t r = 0; r < pos.size(); ++r)
+    for (int64_t h = 0; h < n_head; ++h) {
+      const int64_t g = h / (n_head / n_kv), t = pos[r];
+      std::vector<double> w(static_cast<size_t>(t + 1));
+      double mx = -1e300, sum = 0;
+      for (int64_t p = 0; p <= t; ++p) {
+        double d = 0;
+        for (int64_t i = 0; i < hd; ++i)
+          d += double{q[r * qd + h * hd + i]} * k[ops::kv_k_index(kvw, g, p, i)];
+        w[static_cast<size_t>(p)] = d / std::sqrt(double(hd));
+        mx = std::max(mx, w[static_cast<size_t>(p)]);
+      }
+      for (double& x : w) sum += x = std::exp(x - mx);
+      for (int64_t i = 0; i < hd; ++i) {
+        double o = 0;
+        for (int64_t p = 0; p <= t; ++p) o += w[static_cast<size_t>(p)] / sum * v[ops::kv_v_index(kvw, g, p, i)];
+        EXPECT_NEAR(out[r * qd + h * hd + i], o, 2e-6) << "pos " << t << " head " << h << " i " << i;
+      }
+    }
+}
+
+// Every vectorized path, generation (split over threads by blocks) and prompt tiles, at every
+// width, gives the element loop's bytes: head sizes 64/128/256, GQA groups 1..8, f32/f16/bf16
+// caches, positions around the 16-position chunks and 256-position blocks.
+TEST(Attention, VectorPathsGiveTheElementLoopsBytes) {
+  struct Case {
+    int64_t hd, n_head, n_kv, n_pos;
+    float scale;
+  };
+  const Case cases[] = {{64, 2, 2, 1, 1.0f},    {64, 8, 2, 17, 1.0f},   {128, 16, 8, 16, 1.0f},
+                        {128, 16, 8, 70, 1.0f}, {128, 32, 4, 300, 3.0f}, {128, 3, 1, 47, 1e-3f},
+                        {128, 6, 2, 530, 20.0f}, {256, 4, 2, 31, 1.0f},  {256, 5, 1, 260, 0.5f},
+                        {64, 16, 2, 513, 1.0f}};
+  ThreadPool pool(3);
+  uint32_t seed = 100;
+  for (const Case& cs : cases)
+    for (KvType type : {KvType::f32, KvType::f16, KvType::bf16}) {
+      Cache c(cs.n_kv, cs.hd, cs.n_pos, type, seed += 2, cs.scale);
+      const auto s = shape_of(cs.n_head, cs.n_kv, cs.hd);
+      const int64_t qd = cs.n_head * cs.hd;
+      // A prompt (every position), then generation-like single rows and a few scattered rows.
+      std::vector<std::vector<int64_t>> batches;
+      std::vector<int64_t> all;
+      for (int64_t p = 0; p < cs.n_pos; ++p) all.push_back(p);
+      batches.push_back(all);
+      for (int64_t p : {int64_t{0}, cs.n_pos / 2, cs.n_pos - 1}) batches.push_back({p});
+      batches.push_back({cs.n_pos - 1, 0, cs.n_pos / 3});
+      for (const auto& pos : batches) {
+        const auto q = random_vec(pos.size() * qd, ++seed, cs.scale);
+        const auto want = run(pool, s, q, pos, c.kv.view(0), ops::AttentionPath::reference);
+        for (ops::AttentionPath path : kVectorPaths) {
+          const auto got = run(pool, s, q, pos, c.kv.view(0), path);
+          expect_same(got, want, qd, pos,
+                      "path " + std::to_string(int(path)) + " hd " + std::to_string(cs.hd) +
+                          " heads " + std::to_string(cs.n_head) + "/" + std::to_string(cs.n_kv) +
+                          " " + std::string(kv_type_name(type)) + " rows " +
+                          std::to_string(pos.size()));
+          if (HasFatalFailure()) return;
+        }
+      }
+    }
+}
+
+// Context lengths up to 5000 (20 blocks): a row alone (generation, split by blocks over any
+// number of threads), the same row inside a prompt batch, and the element loop agree.
+TEST(Attention, LongContextsAnyThreadCountAloneOrInABatch) {
+  const int64_t n_head = 16, n_kv = 8, hd = 128, n_pos = 5000;
+  Cache c(n_kv, hd, n_pos, KvType::f16, 901);
+  const auto s = shape_of(n_head, n_kv, hd);
+  const int64_t qd = n_head * hd;
+  const std::vector<int64_t> probe = {0, 255, 256, 1023, 2500, 4095, 4999};
+  const auto q = random_vec(probe.size() * qd, 902);
+  ThreadPool one(1);
+  const auto want = run(one, s, q, probe, c.kv.view(0), ops::AttentionPath::reference);
+  for (int threads : {1, 2, 3, 4, 8}) {
+    ThreadPool pool(threads);
+    for (size_t r = 0; r < probe.size(); ++r) {  // each row alone: split mode
+      const std::vector<float> qr(q.begin() + r * qd, q.begin() + (r + 1) * qd);
+      const auto got = run(pool, s, qr, {probe[r]}, c.kv.view(0), ops::AttentionPath::lanes);
+      ASSERT_EQ(0, std::memcmp(got.data(), want.data() + r * qd, sizeof(float) * qd))
+          << "position " << probe[r] << " alone, " << threads << " threads";
+    }
+  }
+  // The probes inside a 64-row batch of neighbouring positions (prompt tiles).
+  std::vector<int64_t> batch;
+  for (int64_t p = 4936; p < 5000; ++p) batch.push_back(p);
+  const auto qb = random_vec(batch.size() * qd, 903);
+  ThreadPool pool(2);
+  const auto tiles = run(pool, s, qb, batch, c.kv.view(0), ops::AttentionPath::lanes);
+  for (size_t r = 0; r < batch.size(); r += 21) {
+    const std::vector<float> qr(qb.begin() + r * qd, qb.begin() + (r + 1) * qd);
+    const auto alone = run(one, s, qr, {batch[r]}, c.kv.view(0), ops::AttentionPath::reference);
+    ASSERT_EQ(0, std::memcmp(alone.data(), tiles.data() + r * qd, sizeof(float) * qd))
+        << "position " << batch[r] << " in a batch differs from the element loop alone";
+  }
+}
+
+TEST(Attention, RefusesACacheOfAnotherShape) {
+  Cache c(2, 64, 16, KvType::f16, 1);
+  const auto s = shape_of(4, 4, 64);  // 4 kv heads, the cache holds 2
+  ThreadPool pool(1);
+  std::vector<float> q(256), out(256), scratch;
+  const int64_t pos = 3;
+  EXPECT_THROW(ops::attention(pool, s, q.data(), 256, &pos, 1, c.kv.view(0), out.data(), 256, scratch),
+               Error);
+}
+
+}  // namespace
+}  // namespace xtile
