@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -29,8 +30,9 @@ std::vector<float> random_vec(size_t n, uint32_t seed, float scale = 1.0f) {
 
 // A one-layer cache holding n_pos random positions.
 struct Cache {
-  Cache(int64_t n_kv, int64_t hd, int64_t n_pos, KvType type, uint32_t seed, float scale = 1.0f)
-      : kv(1, n_pos, n_kv, hd, type) {
+  Cache(int64_t n_kv, int64_t hd, int64_t n_pos, KvType type, uint32_t seed, float scale = 1.0f,
+        std::optional<KvType> type_v = std::nullopt)
+      : kv(1, n_pos, n_kv, hd, type, type_v.value_or(type)) {
     const auto k = random_vec(static_cast<size_t>(n_pos * n_kv * hd), seed, scale);
     const auto v = random_vec(static_cast<size_t>(n_pos * n_kv * hd), seed + 1, scale);
     for (int64_t p = 0; p < n_pos; ++p) kv.store(0, p, k.data() + p * n_kv * hd, v.data() + p * n_kv * hd);
@@ -170,6 +172,21 @@ TEST(Attention, LongContextsAnyThreadCountAloneOrInABatch) {
     const auto alone = run(one, s, qr, {batch[r]}, c.kv.view(0), ops::AttentionPath::reference);
     ASSERT_EQ(0, std::memcmp(alone.data(), tiles.data() + r * qd, sizeof(float) * qd))
         << "position " << batch[r] << " in a batch differs from the element loop alone";
+  }
+}
+
+// K and V of different types (-ctk f16 -ctv bf16 and the reverse) read each through its own type.
+TEST(Attention, MixedKAndVTypes) {
+  ThreadPool pool(2);
+  const auto s = shape_of(8, 2, 128);
+  for (auto [tk, tv] : {std::pair{KvType::f16, KvType::bf16}, std::pair{KvType::bf16, KvType::f32}}) {
+    Cache c(2, 128, 300, tk, 555, 1.0f, tv);
+    std::vector<int64_t> pos = {299};
+    for (int64_t p = 0; p < 40; ++p) pos.push_back(p);
+    const auto q = random_vec(pos.size() * 8 * 128, 556);
+    const auto want = run(pool, s, q, pos, c.kv.view(0), ops::AttentionPath::reference);
+    expect_same(run(pool, s, q, pos, c.kv.view(0), ops::AttentionPath::lanes), want, 8 * 128, pos,
+                std::string(kv_type_name(tk)) + "/" + std::string(kv_type_name(tv)));
   }
 }
 

@@ -40,6 +40,30 @@ TEST(BenchCli, JsonParsesWithOneRowPerTierAndTest) {
   EXPECT_EQ(j.back().at("tier"), "amx-emu");
 }
 
+TEST(BenchCli, DepthTestsParseInJsonWithTheirDepthAndCacheTypes) {
+  // llama-bench's -d: every test at every depth ("tg4 @ d40"), and -ctk / -ctv.
+  std::string out;
+  const std::string cmd = test::xtile_binary() + " bench -m " + tiny_model() +
+                          " -p 8 -n 4 -d 0,40 -r 1 -t 1 -ctk bf16 -ctv f32 -o json 2>/dev/null";
+  ASSERT_EQ(test::run_command(cmd, &out), 0) << out;
+  const auto j = nlohmann::json::parse(out);
+  ASSERT_EQ(j.size(), 4u);
+  std::vector<std::string> names;
+  for (const auto& row : j) {
+    names.push_back(row.at("test"));
+    EXPECT_EQ(row.at("type_kv"), "bf16/f32");
+    EXPECT_GT(row.at("avg_ts").get<double>(), 0.0);
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"pp8", "tg4", "pp8 @ d40", "tg4 @ d40"}));
+  EXPECT_EQ(j[3].at("n_depth"), 40);
+  EXPECT_EQ(j[0].at("n_depth"), 0);
+  EXPECT_EQ(test::run_command(test::xtile_binary() + " bench -m " + tiny_model() +
+                                  " -ctk q9_9 2>&1",
+                              &out),
+            1);
+  EXPECT_NE(out.find("q9_9"), std::string::npos) << out;
+}
+
 TEST(BenchCli, MarkdownTableHasTheColumns) {
   std::string out;
   const std::string cmd = test::xtile_binary() + " bench -m " + tiny_model() +

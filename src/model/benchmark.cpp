@@ -10,10 +10,14 @@
 namespace xtile {
 
 std::string BenchTest::name() const {
+  std::string n;
   if (n_prompt > 0 && n_gen > 0)
-    return "pp" + std::to_string(n_prompt) + "+tg" + std::to_string(n_gen);
-  if (n_prompt > 0) return "pp" + std::to_string(n_prompt);
-  return "tg" + std::to_string(n_gen);
+    n = "pp" + std::to_string(n_prompt) + "+tg" + std::to_string(n_gen);
+  else if (n_prompt > 0)
+    n = "pp" + std::to_string(n_prompt);
+  else
+    n = "tg" + std::to_string(n_gen);
+  return n_depth > 0 ? n + " @ d" + std::to_string(n_depth) : n;
 }
 
 namespace {
@@ -88,15 +92,28 @@ double prompt_matmul_ops(const WeightStore& w, int64_t n_tokens) {
   return static_cast<double>(n_tokens) * layer_ops_per_token(w) + projection_ops(w.output());
 }
 
+uint64_t kv_bytes_per_token(const WeightStore& w, KvType type_k, KvType type_v, int64_t depth,
+                            int64_t n_gen) {
+  const ModelConfig& c = w.config();
+  // Token i of the test (0-based) attends over depth + 1 + i + 1 positions (the untimed first
+  // token of a tg test included); the mean over i < n_gen.
+  const double positions = static_cast<double>(depth) + 1.5 + static_cast<double>(n_gen) / 2;
+  return static_cast<uint64_t>(positions * static_cast<double>(c.n_layer * c.n_head_kv * c.head_dim) *
+                               static_cast<double>(kv_type_bytes(type_k) + kv_type_bytes(type_v)));
+}
+
 BenchResult run_bench_test(const WeightStore& weights, ThreadPool& pool, const BenchTest& test,
-                           int repetitions, int64_t n_batch, const BenchProgress& progress) {
+                           int repetitions, int64_t n_batch, const BenchProgress& progress,
+                           KvType kv_type_k, KvType kv_type_v) {
   if (repetitions < 1) fail("bench: repetitions must be at least 1 (got ", repetitions, ")");
-  if (test.n_prompt < 0 || test.n_gen < 0 || test.n_prompt + test.n_gen == 0)
+  if (test.n_prompt < 0 || test.n_gen < 0 || test.n_depth < 0 || test.n_prompt + test.n_gen == 0)
     fail("bench: test ", test.name(), " has no tokens");
   SessionOptions so;
   // tg runs after a one-token prompt; the cache must hold every position of the test.
-  so.n_ctx = test.n_prompt + test.n_gen + 1;
+  so.n_ctx = test.n_depth + test.n_prompt + test.n_gen + 1;
   so.n_batch = n_batch;
+  so.kv_type = kv_type_k;
+  so.kv_type_v = kv_type_v;
   Session session(weights, pool, so);
   const int64_t n_vocab = weights.config().n_vocab;
   std::mt19937 rng(1234);
@@ -104,12 +121,18 @@ BenchResult run_bench_test(const WeightStore& weights, ThreadPool& pool, const B
   std::vector<int32_t> prompt(static_cast<size_t>(test.n_prompt));
   for (int32_t& t : prompt) t = token(rng);
   std::vector<float> logits;
+  if (test.n_depth > 0) {  // the depth: evaluated once, untimed, kept for every repetition
+    std::vector<int32_t> depth(static_cast<size_t>(test.n_depth));
+    for (int32_t& t : depth) t = token(rng);
+    if (progress) progress(test.name() + " (filling the depth)", -1, repetitions);
+    session.eval(depth, false, &logits);
+  }
 
   BenchResult result;
   result.test = test;
   for (int rep = -1; rep < repetitions; ++rep) {  // rep -1: warm-up
     if (progress) progress(test.name(), rep, repetitions);
-    session.reset();
+    session.truncate(test.n_depth);
     double t0 = now();
     if (test.n_prompt > 0) {
       session.eval(prompt, false, &logits);

@@ -3,6 +3,8 @@
 //   tg<N>:       N tokens generated one at a time (the GEMV path) after a one-token prompt, as
 //                llama-bench does; the one-token prompt is not timed.
 //   pp<N>+tg<M>: both, t/s = (N + M) / total time.
+//   "… @ d<D>":  the test runs after D tokens already in the cache (llama-bench's -d): the depth
+//                is evaluated once, untimed, and every repetition continues from it.
 // One warm-up run, then `repetitions` timed runs; tokens are random ids (throughput does not
 // depend on them) drawn from a fixed seed.
 #pragma once
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "cpu/thread_pool.h"
+#include "model/kv_cache.h"
 #include "model/weights.h"
 
 namespace xtile {
@@ -20,7 +23,8 @@ namespace xtile {
 struct BenchTest {
   int64_t n_prompt = 0;
   int64_t n_gen = 0;
-  std::string name() const;  // "pp512", "tg128", "pp512+tg128"
+  int64_t n_depth = 0;
+  std::string name() const;  // "pp512", "tg128", "pp512+tg128", "tg128 @ d4096"
 };
 
 struct BenchResult {
@@ -37,11 +41,16 @@ uint64_t weight_bytes_per_token(const WeightStore& w);
 // layer for every token, the output projection for the last token only (a prompt's logits are
 // the last row's). Attention and norms are not counted.
 double prompt_matmul_ops(const WeightStore& w, int64_t n_tokens);
+// Bytes of KV cache one generated token reads on average over a test: every layer's K and V of
+// every position before it (from depth + 1 to depth + n_gen).
+uint64_t kv_bytes_per_token(const WeightStore& w, KvType type_k, KvType type_v, int64_t depth,
+                            int64_t n_gen);
 
 using BenchProgress = std::function<void(const std::string& test, int rep, int reps)>;
 
 // Runs one test on `weights` with a fresh session sized for it; rep -1 is the warm-up.
 BenchResult run_bench_test(const WeightStore& weights, ThreadPool& pool, const BenchTest& test,
-                           int repetitions, int64_t n_batch, const BenchProgress& progress = {});
+                           int repetitions, int64_t n_batch, const BenchProgress& progress = {},
+                           KvType kv_type_k = KvType::f16, KvType kv_type_v = KvType::f16);
 
 }  // namespace xtile

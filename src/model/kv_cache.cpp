@@ -26,21 +26,47 @@ std::optional<KvType> kv_type_from_name(std::string_view name) {
 
 size_t kv_type_bytes(KvType t) { return t == KvType::f32 ? 4 : 2; }
 
-KvCache::KvCache(int64_t n_layer, int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, KvType type)
+KvCache::KvCache(int64_t n_layer, int64_t n_ctx, int64_t n_head_kv, int64_t head_dim,
+                 KvType type_k, KvType type_v)
     : n_layer_(n_layer),
       n_ctx_(n_ctx),
       capacity_((n_ctx + ops::kKChunk - 1) / ops::kKChunk * ops::kKChunk),
       n_head_kv_(n_head_kv),
       head_dim_(head_dim),
-      type_(type) {
+      type_k_(type_k),
+      type_v_(type_v) {
   if (n_ctx < 1) fail("the context size must be at least 1, got ", n_ctx);
-  buf_ = AlignedBuffer(static_cast<size_t>(n_layer) * layer_bytes());
+  buf_ = AlignedBuffer(static_cast<size_t>(n_layer) * (k_bytes() + v_bytes()));
 }
 
-size_t KvCache::layer_bytes() const {
-  // K then V, each n_head_kv · capacity · head_dim elements.
-  return 2 * static_cast<size_t>(n_head_kv_ * capacity_ * head_dim_) * kv_type_bytes(type_);
+// Per layer: K then V, each n_head_kv · capacity · head_dim elements.
+size_t KvCache::k_bytes() const {
+  return static_cast<size_t>(n_head_kv_ * capacity_ * head_dim_) * kv_type_bytes(type_k_);
 }
+size_t KvCache::v_bytes() const {
+  return static_cast<size_t>(n_head_kv_ * capacity_ * head_dim_) * kv_type_bytes(type_v_);
+}
+
+namespace {
+
+// n floats as the cache's element type at dst (stride 1) or, for K, one by one at a stride.
+void put(KvType type, float x, uint8_t* dst) {
+  switch (type) {
+    case KvType::f32: std::memcpy(dst, &x, 4); return;
+    case KvType::f16: {
+      const uint16_t h = fp32_to_fp16(x);
+      std::memcpy(dst, &h, 2);
+      return;
+    }
+    case KvType::bf16: {
+      const uint16_t h = fp32_to_bf16(x);
+      std::memcpy(dst, &h, 2);
+      return;
+    }
+  }
+}
+
+}  // namespace
 
 void KvCache::store(int64_t layer, int64_t pos, const float* k, const float* v) {
   if (pos < 0 || pos >= n_ctx_)
@@ -49,34 +75,19 @@ void KvCache::store(int64_t layer, int64_t pos, const float* k, const float* v) 
   const ops::KvLayerView view_ = view(layer);
   auto* kb = const_cast<uint8_t*>(static_cast<const uint8_t*>(view_.k));
   auto* vb = const_cast<uint8_t*>(static_cast<const uint8_t*>(view_.v));
-  const size_t eb = kv_type_bytes(type_);
+  const size_t kb_elem = kv_type_bytes(type_k_), vb_elem = kv_type_bytes(type_v_);
   for (int64_t g = 0; g < n_head_kv_; ++g) {
     const float* kg = k + g * head_dim_;
     const float* vg = v + g * head_dim_;
     // K: one element per 16-position chunk row (stride 16 elements).
-    for (int64_t i = 0; i < head_dim_; ++i) {
-      uint8_t* dst = kb + static_cast<size_t>(ops::kv_k_index(view_, g, pos, i)) * eb;
-      if (type_ == KvType::f32) {
-        std::memcpy(dst, kg + i, 4);
-      } else {
-        const uint16_t h = type_ == KvType::f16 ? fp32_to_fp16(kg[i]) : fp32_to_bf16(kg[i]);
-        std::memcpy(dst, &h, 2);
-      }
-    }
+    for (int64_t i = 0; i < head_dim_; ++i)
+      put(type_k_, kg[i], kb + static_cast<size_t>(ops::kv_k_index(view_, g, pos, i)) * kb_elem);
     // V: the head's row is contiguous.
-    uint8_t* dst = vb + static_cast<size_t>(ops::kv_v_index(view_, g, pos, 0)) * eb;
-    switch (type_) {
-      case KvType::f32: std::memcpy(dst, vg, static_cast<size_t>(head_dim_) * 4); break;
-      case KvType::f16:
-        ops::f32_to_f16_row(vg, reinterpret_cast<uint16_t*>(dst), head_dim_);
-        break;
-      case KvType::bf16:
-        for (int64_t i = 0; i < head_dim_; ++i) {
-          const uint16_t h = fp32_to_bf16(vg[i]);
-          std::memcpy(dst + 2 * i, &h, 2);
-        }
-        break;
-    }
+    uint8_t* dst = vb + static_cast<size_t>(ops::kv_v_index(view_, g, pos, 0)) * vb_elem;
+    if (type_v_ == KvType::f16)
+      ops::f32_to_f16_row(vg, reinterpret_cast<uint16_t*>(dst), head_dim_);
+    else
+      for (int64_t i = 0; i < head_dim_; ++i) put(type_v_, vg[i], dst + i * vb_elem);
   }
 }
 
@@ -92,13 +103,22 @@ void KvCache::prefault(ThreadPool& pool) {
                     });
 }
 
+std::string KvCache::type_name() const {
+  std::string n(kv_type_name(type_k_));
+  if (type_v_ != type_k_) n += "/" + std::string(kv_type_name(type_v_));
+  return n;
+}
+
 ops::KvLayerView KvCache::view(int64_t layer) const {
   ops::KvLayerView v;
-  const uint8_t* base = buf_.data() + static_cast<size_t>(layer) * layer_bytes();
+  const uint8_t* base = buf_.data() + static_cast<size_t>(layer) * (k_bytes() + v_bytes());
+  auto elem = [](KvType t) {
+    return t == KvType::f32 ? ops::KvElem::f32 : t == KvType::f16 ? ops::KvElem::f16 : ops::KvElem::bf16;
+  };
   v.k = base;
-  v.v = base + layer_bytes() / 2;
-  v.elem = type_ == KvType::f32 ? ops::KvElem::f32
-           : type_ == KvType::f16 ? ops::KvElem::f16 : ops::KvElem::bf16;
+  v.v = base + k_bytes();
+  v.k_elem = elem(type_k_);
+  v.v_elem = elem(type_v_);
   v.n_head_kv = n_head_kv_;
   v.head_dim = head_dim_;
   v.capacity = capacity_;

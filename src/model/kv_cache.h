@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "base/aligned_buffer.h"
@@ -23,7 +24,10 @@ size_t kv_type_bytes(KvType t);
 
 class KvCache {
  public:
-  KvCache(int64_t n_layer, int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, KvType type);
+  KvCache(int64_t n_layer, int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, KvType type_k,
+          KvType type_v);
+  KvCache(int64_t n_layer, int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, KvType type)
+      : KvCache(n_layer, n_ctx, n_head_kv, head_dim, type, type) {}
 
   // Writes position `pos` of `layer`: k and v hold n_head_kv · head_dim floats each, rounded to
   // the cache's type (fp16/bf16: round half to even, as F16C and ggml).
@@ -35,13 +39,17 @@ class KvCache {
   void prefault(ThreadPool& pool);
 
   int64_t n_ctx() const { return n_ctx_; }
-  KvType type() const { return type_; }
+  KvType type_k() const { return type_k_; }
+  KvType type_v() const { return type_v_; }
+  // "f16", or "f16/bf16" when K and V differ.
+  std::string type_name() const;
   size_t bytes() const { return buf_.size(); }
 
  private:
-  size_t layer_bytes() const;
+  size_t k_bytes() const;  // one layer's K
+  size_t v_bytes() const;
   int64_t n_layer_, n_ctx_, capacity_, n_head_kv_, head_dim_;
-  KvType type_;
+  KvType type_k_, type_v_;
   AlignedBuffer buf_;
 };
 

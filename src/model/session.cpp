@@ -32,7 +32,8 @@ Session::Session(const WeightStore& weights, ThreadPool& pool, const SessionOpti
       pool_(pool),
       n_batch_(options.n_batch),
       kv_(weights.config().n_layer, resolve_ctx(weights.config(), options),
-          weights.config().n_head_kv, weights.config().head_dim, options.kv_type) {
+          weights.config().n_head_kv, weights.config().head_dim, options.kv_type,
+          options.kv_type_v.value_or(options.kv_type)) {
   if (n_batch_ < 1) fail("the batch size must be at least 1, got ", n_batch_);
   // The kernels this build runs must give ref's bits; checked once per process and tier.
   self_check_tier_once(pool, weights.tier());
@@ -95,6 +96,12 @@ void Session::project(const Projection& p, const float* x, int64_t ldx, int64_t 
     }
     col += m.n;
   }
+}
+
+void Session::truncate(int64_t n) {
+  if (n < 0 || n > n_past_)
+    fail("truncate: ", n, " is outside the ", n_past_, " positions in the cache");
+  n_past_ = n;
 }
 
 void Session::add_rows(float* x, const float* y, int64_t rows, int64_t n) {

@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -33,7 +34,8 @@ namespace xtile {
 struct SessionOptions {
   int64_t n_ctx = 0;      // KV cache positions; 0: the model's context length
   int64_t n_batch = 512;  // rows per forward batch
-  KvType kv_type = KvType::f16;
+  KvType kv_type = KvType::f16;          // K, and V unless kv_type_v is set
+  std::optional<KvType> kv_type_v;
 };
 
 class Session {
@@ -53,6 +55,9 @@ class Session {
   int64_t n_batch() const { return n_batch_; }
   int64_t n_vocab() const { return weights_.config().n_vocab; }
   void reset() { n_past_ = 0; }
+  // Forgets the positions from n on (n <= n_past()); the cache keeps 0..n-1, so evaluation
+  // continues as if only those had been evaluated (a bench's depth, a chat's shared prefix).
+  void truncate(int64_t n);
   const WeightStore& weights() const { return weights_; }
   const KvCache& kv_cache() const { return kv_; }
 

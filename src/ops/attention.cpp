@@ -51,7 +51,7 @@ void reference_row(const AttentionShape& s, const float* q, int64_t g, int64_t p
     float m = 0;
     for (int64_t p = 0; p < cnt; ++p) {
       float d = 0.0f;
-      for (int64_t i = 0; i < hd; ++i) d = d + q[i] * kv_value(kv.k, kv.elem, kv_k_index(kv, g, c0 + p, i));
+      for (int64_t i = 0; i < hd; ++i) d = d + q[i] * kv_value(kv.k, kv.k_elem, kv_k_index(kv, g, c0 + p, i));
       sc[static_cast<size_t>(p)] = d * s.scale;
       if (p == 0 || sc[static_cast<size_t>(p)] > m) m = sc[static_cast<size_t>(p)];
     }
@@ -69,7 +69,7 @@ void reference_row(const AttentionShape& s, const float* q, int64_t g, int64_t p
     for (int64_t p = 0; p < cnt; ++p)
       for (int64_t i = 0; i < hd; ++i)
         o[static_cast<size_t>(i)] = o[static_cast<size_t>(i)] +
-            sc[static_cast<size_t>(p)] * kv_value(kv.v, kv.elem, kv_v_index(kv, g, c0 + p, i));
+            sc[static_cast<size_t>(p)] * kv_value(kv.v, kv.v_elem, kv_v_index(kv, g, c0 + p, i));
     if (!run.started) {
       run = {m, l, true};
       acc = o;
@@ -450,6 +450,17 @@ LanesFns lanes_fns(int64_t hd, AttentionPath path) {
   }
 }
 
+// n elements of a cache buffer from element `at`, as f32 (exact).
+void to_f32(const void* base, KvElem elem, int64_t at, float* dst, int64_t n) {
+  switch (elem) {
+    case KvElem::f16: f16_to_f32_row(static_cast<const uint16_t*>(base) + at, dst, n); return;
+    case KvElem::bf16: bf16_to_f32_row(static_cast<const uint16_t*>(base) + at, dst, n); return;
+    case KvElem::f32:
+      std::memcpy(dst, static_cast<const float*>(base) + at, sizeof(float) * static_cast<size_t>(n));
+      return;
+  }
+}
+
 // Converts positions [p0, p1) of kv head g (p0 a multiple of 16) to f32 in the same layout, as
 // head dst_g of a buffer of capacity dst_cap whose position 0 is the cache's dst_p0.
 void convert_range(const KvLayerView& kv, int64_t g, int64_t p0, int64_t p1, float* dst_k,
@@ -462,16 +473,8 @@ void convert_range(const KvLayerView& kv, int64_t g, int64_t p0, int64_t p1, flo
   const int64_t v_src = (g * kv.capacity + p0) * hd;
   const int64_t v_dst = (dst_g * dst_cap + p0 - dst_p0) * hd;
   const int64_t v_elems = (p1 - p0) * hd;
-  if (kv.elem == KvElem::f16) {
-    f16_to_f32_row(static_cast<const uint16_t*>(kv.k) + k_src, dst_k + k_dst, k_elems);
-    f16_to_f32_row(static_cast<const uint16_t*>(kv.v) + v_src, dst_v + v_dst, v_elems);
-  } else if (kv.elem == KvElem::bf16) {
-    bf16_to_f32_row(static_cast<const uint16_t*>(kv.k) + k_src, dst_k + k_dst, k_elems);
-    bf16_to_f32_row(static_cast<const uint16_t*>(kv.v) + v_src, dst_v + v_dst, v_elems);
-  } else {
-    std::memcpy(dst_k + k_dst, static_cast<const float*>(kv.k) + k_src, sizeof(float) * k_elems);
-    std::memcpy(dst_v + v_dst, static_cast<const float*>(kv.v) + v_src, sizeof(float) * v_elems);
-  }
+  to_f32(kv.k, kv.k_elem, k_src, dst_k + k_dst, k_elems);
+  to_f32(kv.v, kv.v_elem, v_src, dst_v + v_dst, v_elems);
 }
 
 // Below ~64K element operations in all (~20 µs), waking the workers costs more than it saves.
@@ -545,7 +548,8 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
     const int64_t slot = 2 + hd;
     const int64_t slot_floats = per_g * n_kv * n_blocks_max * slot;
     const int64_t conv_floats = 2 * kB * hd;  // one block's K and V as f32, per thread
-    const int64_t per_thread = work_floats + (kv.elem == KvElem::f32 ? 0 : conv_floats);
+    const bool f32 = kv.k_elem == KvElem::f32 && kv.v_elem == KvElem::f32;
+    const int64_t per_thread = work_floats + (f32 ? 0 : conv_floats);
     const size_t need = static_cast<size_t>(slot_floats + per_thread * pool.size());
     if (scratch.size() < need) scratch.resize(need);
     float* slots = scratch.data();
@@ -562,7 +566,7 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
       const int64_t p0 = c * kB, p1 = std::min(last + 1, p0 + kB);
       const float* kc;
       const float* vb;
-      if (kv.elem == KvElem::f32) {
+      if (f32) {
         const F32Kv f{static_cast<const float*>(kv.k), static_cast<const float*>(kv.v),
                       kv.capacity, hd};
         kc = f.k_block(g, c);
@@ -598,7 +602,8 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
   // Prompt mode: the cache converted to f32 once (every block is read by many tiles), then items
   // (kv head, tile), each all its blocks in order, longest first.
   const int64_t cap = (max_pos + 1 + kChunk - 1) / kChunk * kChunk;
-  const int64_t conv = kv.elem == KvElem::f32 ? 0 : 2 * n_kv * cap * hd;
+  const bool f32 = kv.k_elem == KvElem::f32 && kv.v_elem == KvElem::f32;
+  const int64_t conv = f32 ? 0 : 2 * n_kv * cap * hd;
   const size_t need = static_cast<size_t>(conv + work_floats * pool.size());
   if (scratch.size() < need) scratch.resize(need);
   F32Kv f{static_cast<const float*>(kv.k), static_cast<const float*>(kv.v), kv.capacity, hd};

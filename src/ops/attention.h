@@ -41,11 +41,13 @@ enum class KvElem { f32, f16, bf16 };
 // One layer of the KV cache. For kv head g, position p, dimension i < head_dim:
 //   K at k[((g · capacity / 16 + p / 16) · head_dim + i) · 16 + p % 16]
 //   V at v[(g · capacity + p) · head_dim + i]
-// elements of `elem` (fp16 and bf16 as their bit patterns). capacity is a multiple of 16.
+// elements of k_elem / v_elem (fp16 and bf16 as their bit patterns). capacity is a multiple
+// of 16.
 struct KvLayerView {
   const void* k = nullptr;
   const void* v = nullptr;
-  KvElem elem = KvElem::f16;
+  KvElem k_elem = KvElem::f16;
+  KvElem v_elem = KvElem::f16;
   int64_t n_head_kv = 0;
   int64_t head_dim = 0;
   int64_t capacity = 0;

@@ -25,6 +25,8 @@ struct BenchArgs {
   std::string prompts = "512";
   std::string gens = "128";
   std::vector<std::string> pg;
+  std::string depths = "0";
+  std::string cache_type_k = "f16", cache_type_v = "f16";
   int repetitions = 5;
   std::string threads;
   int64_t batch = 512;
@@ -65,7 +67,15 @@ std::vector<BenchTest> tests_of(const BenchArgs& a) {
     tests.push_back({parse_count(parts[0], "-pg"), parse_count(parts[1], "-pg")});
   }
   if (tests.empty()) fail("bench: no test to run (-p 0 and -n 0 and no -pg)");
-  return tests;
+  // Every test at every depth, as llama-bench's -d.
+  std::vector<BenchTest> out;
+  for (const std::string& d : split(a.depths, ','))
+    for (BenchTest t : tests) {
+      t.n_depth = parse_count(d, "-d");
+      out.push_back(t);
+    }
+  if (out.empty()) fail("-d: no depth given");
+  return out;
 }
 
 // "qwen3 0.6B Q4_0", llama-bench's model column: arch, size class, dominant weight type.
@@ -91,7 +101,7 @@ std::string model_label(const WeightStore& w, uint64_t* params) {
 }
 
 struct Row {
-  std::string model_file, model, tier, test;
+  std::string model_file, model, tier, test, kv_type;
   uint64_t file_size = 0, params = 0;
   int threads = 0;
   int64_t batch = 0;
@@ -124,12 +134,12 @@ void print_markdown(const std::vector<Row>& rows, bool roofline) {
 
 void print_csv(const std::vector<Row>& rows) {
   std::cout << "model_filename,model_type,model_size,model_n_params,tier,n_threads,n_batch,test,"
-               "n_prompt,n_gen,avg_ts,stddev_ts,roofline\n";
+               "n_prompt,n_gen,n_depth,avg_ts,stddev_ts,roofline\n";
   for (const Row& r : rows)
     std::cout << '"' << r.model_file << "\",\"" << r.model << "\"," << r.file_size << ','
               << r.params << ',' << r.tier << ',' << r.threads << ',' << r.batch << ',' << r.test
               << ',' << r.result.test.n_prompt << ',' << r.result.test.n_gen << ','
-              << fmt("%.6f", r.result.mean_tps) << ',' << fmt("%.6f", r.result.sd_tps) << ','
+              << r.result.test.n_depth << ',' << fmt("%.6f", r.result.mean_tps) << ',' << fmt("%.6f", r.result.sd_tps) << ','
               << (r.roofline < 0 ? std::string() : fmt("%.4f", r.roofline)) << "\n";
 }
 
@@ -143,6 +153,7 @@ void print_json(const std::vector<Row>& rows) {
                         {"tier", r.tier},                 {"n_threads", r.threads},
                         {"n_batch", r.batch},             {"test", r.test},
                         {"n_prompt", r.result.test.n_prompt}, {"n_gen", r.result.test.n_gen},
+                        {"n_depth", r.result.test.n_depth}, {"type_kv", r.kv_type},
                         {"samples_ns", samples},          {"avg_ts", r.result.mean_tps},
                         {"stddev_ts", r.result.sd_tps}};
     if (r.roofline >= 0) {
@@ -159,6 +170,10 @@ int run_bench(const BenchArgs& a) {
     fail("-o: unknown output format '", a.output, "' (md, json, csv)");
   if (a.batch < 1) fail("-b: batch size must be at least 1");
   const std::vector<BenchTest> tests = tests_of(a);
+  const auto kv_type = kv_type_from_name(a.cache_type_k);
+  if (!kv_type) fail("-ctk: unknown cache type '", a.cache_type_k, "' (f16, bf16, f32)");
+  const auto kv_type_v = kv_type_from_name(a.cache_type_v);
+  if (!kv_type_v) fail("-ctv: unknown cache type '", a.cache_type_v, "' (f16, bf16, f32)");
   std::vector<int> thread_counts;
   for (const std::string& t : split(a.threads.empty() ? std::to_string(default_threads()) : a.threads, ','))
     thread_counts.push_back(static_cast<int>(parse_count(t, "-t")));
@@ -198,6 +213,7 @@ int run_bench(const BenchArgs& a) {
         base.tier = std::string(tier_name(tier));
         base.threads = threads;
         base.batch = a.batch;
+        base.kv_type = std::string(kv_type_name(*kv_type)) + "/" + std::string(kv_type_name(*kv_type_v));
         for (const BenchTest& test : tests) {
           Row r = base;
           r.test = test.name();
@@ -207,11 +223,15 @@ int run_bench(const BenchArgs& a) {
                                                  base.model + " " + base.tier + " t" +
                                                      std::to_string(threads) + " " + name +
                                                      (rep < 0 ? " warm-up" : ""));
-                                    });
+                                    },
+                                    *kv_type, *kv_type_v);
           if (a.roofline) {
             if (test.n_prompt == 0) {
-              r.roofline = static_cast<double>(weight_bytes_per_token(*weights)) *
-                           r.result.mean_tps / bandwidth[threads];
+              // Weights and, at depth, the KV cache each token reads.
+              const double bytes = static_cast<double>(
+                  weight_bytes_per_token(*weights) +
+                  kv_bytes_per_token(*weights, *kv_type, *kv_type_v, test.n_depth, test.n_gen));
+              r.roofline = bytes * r.result.mean_tps / bandwidth[threads];
               r.roofline_of = fmt("%.1f GB/s", bandwidth[threads] / 1e9);
             } else if (test.n_gen == 0 && peak[{int(tier), threads}] > 0) {
               // t/s × seconds per test = n_prompt, so ops per second = ops of the prompt / s.
@@ -242,7 +262,15 @@ Command register_bench(CLI::App& root) {
       ->capture_default_str();
   app->add_option("-n,--n-gen", a->gens, "generation lengths, comma list (0: none)")
       ->capture_default_str();
-  app->add_option("--pg", a->pg, "PROMPT,GEN: prompt then generation, timed together (repeatable)");
+  app->add_option("--pg", a->pg,
+                  "PROMPT,GEN: prompt then generation, timed together (repeatable)");
+  app->add_option("-d,--n-depth", a->depths,
+                  "tokens already in the cache before each test, comma list (llama-bench's -d)")
+      ->capture_default_str();
+  app->add_option("--cache-type-k", a->cache_type_k, "KV cache type (-ctk): f16, bf16 or f32")
+      ->capture_default_str();
+  app->add_option("--cache-type-v", a->cache_type_v, "V cache type (-ctv): f16, bf16 or f32")
+      ->capture_default_str();
   app->add_option("-r,--repetitions", a->repetitions, "timed repetitions after one warm-up")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);

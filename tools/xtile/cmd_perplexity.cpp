@@ -122,7 +122,7 @@ void print_plan(const ChunkPlan& plan, const Session& s, Tier tier, int threads)
                "%s KV cache, tier %s, %d threads\n",
                static_cast<long long>(plan.n_chunk), static_cast<long long>(plan.n_ctx),
                static_cast<long long>(plan.scored_per_chunk()), static_cast<long long>(s.n_batch()),
-               std::string(kv_type_name(s.kv_cache().type())).c_str(),
+               s.kv_cache().type_name().c_str(),
                std::string(tier_name(tier)).c_str(), threads);
 }
 

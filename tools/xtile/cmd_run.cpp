@@ -47,6 +47,7 @@ struct RunFlags {
   int64_t ctx = 4096;
   int64_t batch = 512;
   std::string cache_type = "f16";
+  std::string cache_type_k, cache_type_v;
   std::optional<float> temp, top_p, min_p, repeat_penalty;
   std::optional<int> top_k;
   int repeat_last_n = 64;
@@ -168,7 +169,7 @@ void print_timings(const WeightStore& w, const Session& s, const GenerateResult&
   std::fprintf(
       stderr, "xtile: tier %s, %d threads, batch %lld, context %lld (%s KV cache, %s)%s%s\n",
       std::string(tier_name(w.tier())).c_str(), threads, static_cast<long long>(s.n_batch()),
-      static_cast<long long>(s.n_ctx()), std::string(kv_type_name(s.kv_cache().type())).c_str(),
+      static_cast<long long>(s.n_ctx()), s.kv_cache().type_name().c_str(),
       format_bytes(s.kv_cache().bytes()).c_str(),
       kernels.empty() ? "" : "; kernels: ", kernels.c_str());
 }
@@ -177,8 +178,9 @@ int run_run(const RunFlags& f) {
   require_file(f.model, "model file");
   const int sources = !f.prompt.empty() + !f.prompt_file.empty() + !f.prompt_ids.empty();
   if (sources > 1) fail("give the prompt once: -p, -f or --prompt-ids");
-  if (f.cache_type != "f16" && f.cache_type != "f32")
-    fail("--cache-type '", f.cache_type, "': expected f16 or f32");
+  for (const std::string* t : {&f.cache_type, &f.cache_type_k, &f.cache_type_v})
+    if (!t->empty() && !kv_type_from_name(*t))
+      fail("cache type '", *t, "': expected f16, bf16 or f32");
   const Tier tier = choose_tier(f);
   std::unique_ptr<LogitsWriter> logits_out;
   if (!f.logits_path.empty()) logits_out = std::make_unique<LogitsWriter>(f.logits_path);
@@ -232,7 +234,9 @@ int run_run(const RunFlags& f) {
                  static_cast<long long>(f.ctx), static_cast<long long>(c.n_ctx_train),
                  static_cast<long long>(c.n_ctx_train));
   so.n_batch = f.batch;
-  so.kv_type = f.cache_type == "f32" ? KvType::f32 : KvType::f16;
+  // --cache-type sets both; -ctk / -ctv (llama.cpp's names) each one.
+  so.kv_type = *kv_type_from_name(f.cache_type_k.empty() ? f.cache_type : f.cache_type_k);
+  so.kv_type_v = *kv_type_from_name(f.cache_type_v.empty() ? f.cache_type : f.cache_type_v);
   Session session(*weights, pool, so);
 
   GenerateOptions go;
@@ -315,7 +319,9 @@ Command register_run(CLI::App& root) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str()
       ->type_name("N");
-  app->add_option("--cache-type", f->cache_type, "KV cache type: f16 or f32")
+  app->add_option("--cache-type-k", f->cache_type_k, "K cache type (-ctk): f16, bf16 or f32");
+  app->add_option("--cache-type-v", f->cache_type_v, "V cache type (-ctv): f16, bf16 or f32");
+  app->add_option("--cache-type", f->cache_type, "K and V cache type: f16, bf16 or f32")
       ->capture_default_str()
       ->type_name("TYPE");
   app->add_option("--temp", f->temp,

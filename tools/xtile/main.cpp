@@ -37,10 +37,15 @@ int main(int argc, char** argv) {
               << "\nRun with --help for more information.\n";
     return 2;
   }
-  // llama-bench spells the prompt+generation test "-pg"; CLI11 short flags are one letter.
+  // llama.cpp's multi-letter flags after one dash ("-pg", "-ctk", ...); CLI11 short flags are
+  // one letter, so they are spelled as their long forms before parsing.
   std::vector<std::string> args(argv + 1, argv + argc);
-  for (std::string& a : args)
+  for (std::string& a : args) {
     if (a == "-pg") a = "--pg";
+    else if (a == "-ctk") a = "--cache-type-k";
+    else if (a == "-ctv") a = "--cache-type-v";
+    else if (a == "-np") a = "--parallel";
+  }
   std::reverse(args.begin(), args.end());  // CLI11 takes the vector form in reverse order
   try {
     app.parse(args);
