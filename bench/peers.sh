@@ -251,6 +251,12 @@ run() {
 }
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+# llama.cpp's and ik_llama.cpp's threads spin at barriers: when other processes hold the CPUs, a
+# descheduled thread stalls every op (seen here: tg 20x slower in some runs under a compile),
+# while xtile's pool sleeps on a futex when oversubscribed. A busy machine favours xtile.
+if awk -v l="${load_start%% *}" -v n="$(nproc)" 'BEGIN {exit !(l > n / 2)}'; then
+  remark "load average ${load_start%% *} on $(nproc) CPUs at the start: other processes compete for the CPUs, and the peers' spinning thread pools suffer more from that than xtile's; measure on a quiet machine"
+fi
 t_start=$SECONDS
 for ((r = 1; r <= ROUNDS; r++)); do
   for i in "${!FILES[@]}"; do
