@@ -1,33 +1,66 @@
 #!/usr/bin/env bash
-# Fuzzes the GGUF reader with libFuzzer: fuzz/run.sh [seconds=60]
+# Fuzzes with libFuzzer: fuzz/run.sh [seconds=60] [gguf|model|all=all]
 #
-# Builds only xtile_gguf_fuzz (clang, ASan+UBSan) in build-fuzz/, writes a seed corpus (small
-# valid files from xtile_gguf_seeds, plus the fixture GGUFs cut to their first 64 KiB: most of
-# a model is tensor data, the parser's work is in the header), then fuzzes for the given time.
-# New interesting inputs accumulate in fuzz/corpus-run/ (git-ignored) across runs. Exits
-# non-zero when libFuzzer finds a crash; the input is saved under build-fuzz/artifacts/.
+#   gguf   the GGUF reader (xtile_gguf_fuzz). Seeds: small valid files from xtile_gguf_seeds,
+#          plus the fixture GGUFs cut to their first 64 KiB (most of a model is tensor data, the
+#          parser's work is in the header). Inputs up to 64 KiB.
+#   model  what a model file feeds beyond the reader: model config, tokenizer load, weight-store
+#          plan (xtile_model_fuzz). Seeds: one-layer tiny synthetic models from
+#          xtile_model_seeds. Inputs up to 512 KiB (whole models, tensor data included).
+#   all    both, `seconds` each.
+#
+# Builds in build-fuzz/ (clang, ASan+UBSan). New interesting inputs accumulate in
+# fuzz/corpus-run/<target>/ (git-ignored) across runs. Exits non-zero when libFuzzer finds a
+# crash; the input is saved under build-fuzz/artifacts/.
 set -euo pipefail
 
 seconds="${1:-60}"
+target="${2:-all}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="$root/build-fuzz"
 jobs="${XTILE_FUZZ_BUILD_JOBS:-2}"
 
+case "$target" in
+  gguf) targets=(xtile_gguf_fuzz xtile_gguf_seeds) ;;
+  model) targets=(xtile_model_fuzz xtile_model_seeds) ;;
+  all) targets=(xtile_gguf_fuzz xtile_gguf_seeds xtile_model_fuzz xtile_model_seeds) ;;
+  *) echo "fuzz/run.sh: unknown target '$target' (gguf, model or all)" >&2; exit 2 ;;
+esac
+
 CC=clang CXX=clang++ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DXTILE_FUZZ=ON -DXTILE_TESTS=OFF -DXTILE_BENCH=OFF >/dev/null
-make -C "$build" -j"$jobs" xtile_gguf_fuzz xtile_gguf_seeds >/dev/null
+make -C "$build" -j"$jobs" "${targets[@]}" >/dev/null
+mkdir -p "$build/artifacts"
 
-seeds="$build/seeds"
-rm -rf "$seeds"
-mkdir -p "$seeds" "$root/fuzz/corpus-run" "$build/artifacts"
-"$build/fuzz/xtile_gguf_seeds" "$seeds"
-shopt -s nullglob
-for f in "$root"/../shared/fixtures/models/*.gguf "$root"/../shared/fixtures/tokenizers/*.gguf; do
-  head -c 65536 "$f" >"$seeds/fixture-$(basename "$f")"
-done
-echo "seeds: $(ls "$seeds" | wc -l) files in $seeds"
+# -timeout: one input taking seconds is a finding too (every step is linear in the input).
+run_gguf() {
+  local seeds="$build/seeds-gguf" corpus="$root/fuzz/corpus-run/gguf"
+  rm -rf "$seeds"
+  mkdir -p "$seeds" "$corpus"
+  "$build/fuzz/xtile_gguf_seeds" "$seeds"
+  shopt -s nullglob
+  for f in "$root"/../shared/fixtures/models/*.gguf "$root"/../shared/fixtures/tokenizers/*.gguf; do
+    head -c 65536 "$f" >"$seeds/fixture-$(basename "$f")"
+  done
+  echo "gguf seeds: $(ls "$seeds" | wc -l) files in $seeds"
+  "$build/fuzz/xtile_gguf_fuzz" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
+    -dict="$root/fuzz/gguf.dict" -artifact_prefix="$build/artifacts/gguf-" -print_final_stats=1 \
+    "$corpus" "$seeds"
+}
 
-# -timeout: one input taking seconds is a finding too (the parser is linear in the input).
-exec "$build/fuzz/xtile_gguf_fuzz" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
-  -dict="$root/fuzz/gguf.dict" -artifact_prefix="$build/artifacts/" -print_final_stats=1 \
-  "$root/fuzz/corpus-run" "$seeds"
+run_model() {
+  local seeds="$build/seeds-model" corpus="$root/fuzz/corpus-run/model"
+  rm -rf "$seeds"
+  mkdir -p "$seeds" "$corpus"
+  "$build/fuzz/xtile_model_seeds" "$seeds"
+  echo "model seeds: $(ls "$seeds" | wc -l) files in $seeds"
+  "$build/fuzz/xtile_model_fuzz" -max_total_time="$seconds" -max_len=524288 -timeout=20 \
+    -dict="$root/fuzz/gguf.dict" -artifact_prefix="$build/artifacts/model-" -print_final_stats=1 \
+    "$corpus" "$seeds"
+}
+
+case "$target" in
+  gguf) run_gguf ;;
+  model) run_model ;;
+  all) run_gguf && run_model ;;
+esac
