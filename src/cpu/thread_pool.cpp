@@ -24,7 +24,9 @@ namespace {
 // still stops burning CPU almost at once.
 constexpr std::chrono::nanoseconds kSpinTime = std::chrono::microseconds(100);
 
-inline void cpu_relax() { __builtin_ia32_pause(); }
+inline void cpu_relax() {
+  __builtin_ia32_pause();
+}
 
 // Polls `done` until it returns true or `budget` has passed; returns its last
 // value. The clock is read every 64 polls (PAUSE lasts from ~10 to ~150 cycles
@@ -32,15 +34,12 @@ inline void cpu_relax() { __builtin_ia32_pause(); }
 // iterations.
 template <typename Done>
 bool spin_until(std::chrono::nanoseconds budget, Done done) {
-  if (budget.count() <= 0)
-    return done();
+  if (budget.count() <= 0) return done();
   const auto deadline = std::chrono::steady_clock::now() + budget;
   for (uint32_t i = 1;; ++i) {
-    if (done())
-      return true;
+    if (done()) return true;
     cpu_relax();
-    if ((i & 63) == 0 && std::chrono::steady_clock::now() >= deadline)
-      return done();
+    if ((i & 63) == 0 && std::chrono::steady_clock::now() >= deadline) return done();
   }
 }
 
@@ -48,30 +47,29 @@ bool spin_until(std::chrono::nanoseconds budget, Done done) {
 // concurrent call would otherwise deadlock (workers cannot take a second job)
 // or overwrite the running one.
 class BusyGuard {
-public:
-  explicit BusyGuard(std::atomic<bool> &flag) : flag_(flag) {
+ public:
+  explicit BusyGuard(std::atomic<bool>& flag) : flag_(flag) {
     if (flag_.exchange(true, std::memory_order_acquire)) {
-      fail("ThreadPool: run()/parallel_for() called while the pool is already "
-           "running a job "
-           "(nested or concurrent use of one pool)");
+      fail(
+          "ThreadPool: run()/parallel_for() called while the pool is already "
+          "running a job "
+          "(nested or concurrent use of one pool)");
     }
   }
   ~BusyGuard() { flag_.store(false, std::memory_order_release); }
-  BusyGuard(const BusyGuard &) = delete;
-  BusyGuard &operator=(const BusyGuard &) = delete;
+  BusyGuard(const BusyGuard&) = delete;
+  BusyGuard& operator=(const BusyGuard&) = delete;
 
-private:
-  std::atomic<bool> &flag_;
+ private:
+  std::atomic<bool>& flag_;
 };
 
-} // namespace
+}  // namespace
 
-void partition_range(int64_t begin, int64_t end, int64_t grain, int t, int n,
-                     int64_t *chunk_begin, int64_t *chunk_end) {
-  if (grain < 1)
-    fail("partition_range: grain must be >= 1, got ", grain);
-  if (n < 1 || t < 0 || t >= n)
-    fail("partition_range: thread ", t, " of ", n, " is out of range");
+void partition_range(int64_t begin, int64_t end, int64_t grain, int t, int n, int64_t* chunk_begin,
+                     int64_t* chunk_end) {
+  if (grain < 1) fail("partition_range: grain must be >= 1, got ", grain);
+  if (n < 1 || t < 0 || t >= n) fail("partition_range: thread ", t, " of ", n, " is out of range");
   const int64_t total = end > begin ? end - begin : 0;
   // Whole grains (the last one may be partial) are dealt out as evenly as
   // possible: the first `extra` threads get one more. Boundaries are begin + j
@@ -88,35 +86,28 @@ void partition_range(int64_t begin, int64_t end, int64_t grain, int t, int n,
   *chunk_end = begin + (hi < total ? hi : total);
 }
 
-ThreadPool::ThreadPool(int n_threads, const PoolOptions &options)
-    : n_threads_(n_threads),
-      slots_(n_threads >= 1 ? new Slot[n_threads] : nullptr) {
-  if (n_threads < 1)
-    fail("ThreadPool: n_threads must be >= 1, got ", n_threads);
+ThreadPool::ThreadPool(int n_threads, const PoolOptions& options)
+    : n_threads_(n_threads), slots_(n_threads >= 1 ? new Slot[n_threads] : nullptr) {
+  if (n_threads < 1) fail("ThreadPool: n_threads must be >= 1, got ", n_threads);
   for (int cpu : options.cpus)
-    if (cpu < 0)
-      fail("ThreadPool: CPU ", cpu, " in the pinning list is negative");
+    if (cpu < 0) fail("ThreadPool: CPU ", cpu, " in the pinning list is negative");
   // Polling only pays when every thread has a core; oversubscribed, a spinning
   // thread steals the time slice of the thread it waits for, so sleep at once
   // instead.
-  spin_time_ = n_threads <= cpu_caps().logical_cpus
-                   ? kSpinTime
-                   : std::chrono::nanoseconds(0);
+  spin_time_ = n_threads <= cpu_caps().logical_cpus ? kSpinTime : std::chrono::nanoseconds(0);
   flat_ = options.hand_off == HandOff::flat ||
           (options.hand_off == HandOff::automatic && spin_time_.count() == 0);
   threads_.reserve(n_threads - 1);
   try {
     for (int i = 1; i < n_threads; ++i) {
       const int cpu =
-          options.cpus.empty()
-              ? -1
-              : options.cpus[static_cast<size_t>(i) % options.cpus.size()];
+          options.cpus.empty() ? -1 : options.cpus[static_cast<size_t>(i) % options.cpus.size()];
       threads_.emplace_back([this, i, cpu] { worker_loop(i, cpu); });
     }
-  } catch (const std::system_error &e) {
+  } catch (const std::system_error& e) {
     stop_workers();
-    fail("ThreadPool: could not start worker thread ", threads_.size() + 1,
-         " of ", n_threads, ": ", e.what());
+    fail("ThreadPool: could not start worker thread ", threads_.size() + 1, " of ", n_threads, ": ",
+         e.what());
   }
 }
 
@@ -131,35 +122,31 @@ void ThreadPool::stop_workers() {
   // Every started worker is woken directly (not through the tree): it sees
   // stop_ and returns.
   if (flat_) {
-    publish(flat_go_, flat_go_.load(std::memory_order_relaxed) + 1,
-            flat_go_sleepers_);
+    publish(flat_go_, flat_go_.load(std::memory_order_relaxed) + 1, flat_go_sleepers_);
   } else {
     for (size_t i = 0; i < threads_.size(); ++i) {
-      Slot &s = slots_[i + 1];
+      Slot& s = slots_[i + 1];
       publish(s.go, s.go.load(std::memory_order_relaxed) + 1, s.go_sleeping);
     }
   }
-  for (std::thread &th : threads_)
-    th.join();
+  for (std::thread& th : threads_) th.join();
 }
 
-void ThreadPool::publish(std::atomic<uint32_t> &word, uint32_t value,
-                         std::atomic<uint32_t> &sleepers) {
+void ThreadPool::publish(std::atomic<uint32_t>& word, uint32_t value,
+                         std::atomic<uint32_t>& sleepers) {
   // Dekker pair with wait_change: we store the word then read the count, a
   // waiter increments the count then reads the word (all seq_cst), so at least
   // one of us sees the other's store.
   word.store(value, std::memory_order_seq_cst);
-  if (sleepers.load(std::memory_order_seq_cst) != 0)
-    futex_wake_all(word);
+  if (sleepers.load(std::memory_order_seq_cst) != 0) futex_wake_all(word);
 }
 
-uint32_t ThreadPool::wait_change(std::atomic<uint32_t> &word, uint32_t old,
-                                 std::atomic<uint32_t> &sleepers) {
+uint32_t ThreadPool::wait_change(std::atomic<uint32_t>& word, uint32_t old,
+                                 std::atomic<uint32_t>& sleepers) {
   auto changed = [&] { return word.load(std::memory_order_acquire) != old; };
   if (!spin_until(spin_time_, changed)) {
     sleepers.fetch_add(1, std::memory_order_seq_cst);
-    while (word.load(std::memory_order_seq_cst) == old)
-      futex_wait(word, old);
+    while (word.load(std::memory_order_seq_cst) == old) futex_wait(word, old);
     sleepers.fetch_sub(1, std::memory_order_relaxed);
   }
   return word.load(std::memory_order_acquire);
@@ -188,27 +175,23 @@ void ThreadPool::worker_loop(int index, int cpu) {
   // Pinning is a placement hint: a CPU outside the process's allowed set leaves
   // the thread where the scheduler puts it (affinity.h's lists are built from
   // the allowed set).
-  if (cpu >= 0)
-    pin_current_thread(cpu);
+  if (cpu >= 0) pin_current_thread(cpu);
   // A new thread inherits its creator's MXCSR, which a host may have set to
   // flush denormals or round otherwise; this thread only ever runs xtile's
   // jobs, so it keeps the contract's.
   write_mxcsr(contract_mxcsr(read_mxcsr()));
-  Slot &me = slots_[index];
+  Slot& me = slots_[index];
   uint32_t seen = 0;
   for (;;) {
     const uint32_t gen = flat_ ? wait_change(flat_go_, seen, flat_go_sleepers_)
                                : wait_change(me.go, seen, me.go_sleeping);
-    if (stop_.load(std::memory_order_acquire))
-      return;
+    if (stop_.load(std::memory_order_acquire)) return;
     seen = gen;
     // The children first, so that their wake-ups overlap this thread's own
     // share.
-    if (!flat_)
-      start_children(index, gen);
+    if (!flat_) start_children(index, gen);
     try {
-      ContractFloatEnv
-          env; // a job that changed MXCSR cannot leak it into the next one
+      ContractFloatEnv env;  // a job that changed MXCSR cannot leak it into the next one
       (*job_)(index, n_threads_);
     } catch (...) {
       record_error(std::current_exception());
@@ -227,11 +210,10 @@ void ThreadPool::worker_loop(int index, int cpu) {
 
 void ThreadPool::record_error(std::exception_ptr e) {
   std::lock_guard<std::mutex> lock(error_mutex_);
-  if (!error_)
-    error_ = std::move(e);
+  if (!error_) error_ = std::move(e);
 }
 
-void ThreadPool::run(const std::function<void(int thread, int n_threads)> &fn) {
+void ThreadPool::run(const std::function<void(int thread, int n_threads)>& fn) {
   BusyGuard busy(running_);
   // The caller's share runs under the contract's MXCSR too; the caller gets its
   // own back.
@@ -268,17 +250,13 @@ void ThreadPool::run(const std::function<void(int thread, int n_threads)> &fn) {
     error = std::move(error_);
     error_ = nullptr;
   }
-  if (error)
-    std::rethrow_exception(error);
+  if (error) std::rethrow_exception(error);
 }
 
-void ThreadPool::parallel_for(
-    int64_t begin, int64_t end, int64_t grain,
-    const std::function<void(int64_t, int64_t, int)> &fn) {
-  if (grain < 1)
-    fail("ThreadPool::parallel_for: grain must be >= 1, got ", grain);
-  if (end <= begin)
-    return;
+void ThreadPool::parallel_for(int64_t begin, int64_t end, int64_t grain,
+                              const std::function<void(int64_t, int64_t, int)>& fn) {
+  if (grain < 1) fail("ThreadPool::parallel_for: grain must be >= 1, got ", grain);
+  if (end <= begin) return;
   const int64_t total = end - begin;
   const int64_t units = total / grain + (total % grain != 0 ? 1 : 0);
   if (units == 1) {
@@ -293,9 +271,8 @@ void ThreadPool::parallel_for(
     int64_t chunk_begin = 0, chunk_end = 0;
     partition_range(begin, end, grain, t, n, &chunk_begin, &chunk_end);
     // Threads left without a grain are not called at all.
-    if (chunk_begin < chunk_end)
-      fn(chunk_begin, chunk_end, t);
+    if (chunk_begin < chunk_end) fn(chunk_begin, chunk_end, t);
   });
 }
 
-} // namespace xtile
+}  // namespace xtile

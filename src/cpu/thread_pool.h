@@ -52,14 +52,13 @@ struct PoolOptions {
 };
 
 class ThreadPool {
-public:
-  static constexpr int kFanout = 4; // children per thread in the hand-off tree
+ public:
+  static constexpr int kFanout = 4;  // children per thread in the hand-off tree
 
-  explicit ThreadPool(int n_threads,
-                      const PoolOptions &options = {}); // n_threads >= 1
+  explicit ThreadPool(int n_threads, const PoolOptions& options = {});  // n_threads >= 1
   ~ThreadPool();
-  ThreadPool(const ThreadPool &) = delete;
-  ThreadPool &operator=(const ThreadPool &) = delete;
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return n_threads_; }
   HandOff hand_off() const { return flat_ ? HandOff::flat : HandOff::tree; }
@@ -72,36 +71,33 @@ public:
   // Runs fn(thread_index, n_threads) on every worker (the caller is index 0)
   // and returns when all are done. An exception thrown by any worker is
   // rethrown here (the first one).
-  void run(const std::function<void(int thread, int n_threads)> &fn);
+  void run(const std::function<void(int thread, int n_threads)>& fn);
 
   // Splits [begin, end) into n_threads contiguous chunks, chunk boundaries at
   // begin + j * grain (except at `end`), thread t gets chunk t; fn(chunk_begin,
   // chunk_end, thread) is called for non-empty chunks only, and a range of a
   // single grain runs directly on the caller.
   void parallel_for(int64_t begin, int64_t end, int64_t grain,
-                    const std::function<void(int64_t, int64_t, int)> &fn);
+                    const std::function<void(int64_t, int64_t, int)>& fn);
 
-private:
+ private:
   // One thread's words. `go` and `done` are on separate lines: the parent
   // writes go and polls done, the thread polls go and writes done. Each
   // *_sleeping count sits beside its word: it is written by the one thread that
   // may wait on the word and read by the one that writes it.
   struct alignas(64) Slot {
-    std::atomic<uint32_t> go{0}; // generation to run, from the parent
+    std::atomic<uint32_t> go{0};  // generation to run, from the parent
     std::atomic<uint32_t> go_sleeping{0};
-    alignas(64) std::atomic<uint32_t> done{
-        0}; // generation finished, subtree included
+    alignas(64) std::atomic<uint32_t> done{0};  // generation finished, subtree included
     std::atomic<uint32_t> done_sleeping{0};
   };
 
   void worker_loop(int index, int cpu);
   // Waits until `word` differs from `old` (spinning first, then on its futex,
   // counted in `sleepers` while asleep) and returns its new value.
-  uint32_t wait_change(std::atomic<uint32_t> &word, uint32_t old,
-                       std::atomic<uint32_t> &sleepers);
+  uint32_t wait_change(std::atomic<uint32_t>& word, uint32_t old, std::atomic<uint32_t>& sleepers);
   // Stores `value` into `word` and wakes its waiters if any announced a sleep.
-  static void publish(std::atomic<uint32_t> &word, uint32_t value,
-                      std::atomic<uint32_t> &sleepers);
+  static void publish(std::atomic<uint32_t>& word, uint32_t value, std::atomic<uint32_t>& sleepers);
   // Starts the children of `index` on generation `gen`; waits for them to
   // finish it.
   void start_children(int index, uint32_t gen);
@@ -110,13 +106,11 @@ private:
   void stop_workers();
 
   int n_threads_;
-  bool flat_ = false; // oversubscribed: the flat hand-off (see the top)
+  bool flat_ = false;  // oversubscribed: the flat hand-off (see the top)
   uint64_t jobs_ = 0;
-  uint32_t generation_ =
-      0; // the last job's; written and read by the caller only
-  std::chrono::nanoseconds spin_time_{
-      0}; // 0 when oversubscribed (more threads than CPUs)
-  std::unique_ptr<Slot[]> slots_; // the tree hand-off's words
+  uint32_t generation_ = 0;                // the last job's; written and read by the caller only
+  std::chrono::nanoseconds spin_time_{0};  // 0 when oversubscribed (more threads than CPUs)
+  std::unique_ptr<Slot[]> slots_;          // the tree hand-off's words
   // The flat hand-off's words: the generation all workers wait on, its sleeper
   // count (written only by threads going to sleep, so not on the polled line),
   // the count of workers still running, and the word the caller waits on.
@@ -128,7 +122,7 @@ private:
   std::vector<std::thread> threads_;
   // Written by the caller before the first go of a job; workers read it after
   // acquiring their go (a chain of release/acquire pairs down the tree).
-  const std::function<void(int, int)> *job_ = nullptr;
+  const std::function<void(int, int)>* job_ = nullptr;
   std::atomic<bool> stop_{false};
   // Rejects nested or concurrent run() calls, which would deadlock or mix jobs.
   std::atomic<bool> running_{false};
@@ -138,7 +132,7 @@ private:
 
 // The deterministic partition parallel_for uses: chunk t of n over [begin, end)
 // with `grain`.
-void partition_range(int64_t begin, int64_t end, int64_t grain, int t, int n,
-                     int64_t *chunk_begin, int64_t *chunk_end);
+void partition_range(int64_t begin, int64_t end, int64_t grain, int t, int n, int64_t* chunk_begin,
+                     int64_t* chunk_end);
 
-} // namespace xtile
+}  // namespace xtile
