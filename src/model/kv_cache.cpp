@@ -103,6 +103,30 @@ void KvCache::prefault(ThreadPool& pool) {
                     });
 }
 
+void KvCache::copy_from(const KvCache& other, int64_t n) {
+  if (other.n_layer_ != n_layer_ || other.n_head_kv_ != n_head_kv_ ||
+      other.head_dim_ != head_dim_ || other.type_k_ != type_k_ || other.type_v_ != type_v_)
+    fail("KV cache: copying between caches of different shapes or types");
+  if (n > n_ctx_ || n > other.n_ctx_) fail("KV cache: ", n, " positions do not fit");
+  const int64_t chunks = (n + ops::kKChunk - 1) / ops::kKChunk;
+  const size_t kb = kv_type_bytes(type_k_), vb = kv_type_bytes(type_v_);
+  for (int64_t l = 0; l < n_layer_; ++l) {
+    const ops::KvLayerView from = other.view(l), to = view(l);
+    auto* to_k = static_cast<uint8_t*>(const_cast<void*>(to.k));  // this cache's own buffer
+    auto* to_v = static_cast<uint8_t*>(const_cast<void*>(to.v));
+    const auto* from_k = static_cast<const uint8_t*>(from.k);
+    const auto* from_v = static_cast<const uint8_t*>(from.v);
+    for (int64_t g = 0; g < n_head_kv_; ++g) {
+      std::memcpy(to_k + static_cast<size_t>(ops::kv_k_index(to, g, 0, 0)) * kb,
+                  from_k + static_cast<size_t>(ops::kv_k_index(from, g, 0, 0)) * kb,
+                  static_cast<size_t>(chunks * ops::kKChunk * head_dim_) * kb);
+      std::memcpy(to_v + static_cast<size_t>(ops::kv_v_index(to, g, 0, 0)) * vb,
+                  from_v + static_cast<size_t>(ops::kv_v_index(from, g, 0, 0)) * vb,
+                  static_cast<size_t>(n * head_dim_) * vb);
+    }
+  }
+}
+
 std::string KvCache::type_name() const {
   std::string n(kv_type_name(type_k_));
   if (type_v_ != type_k_) n += "/" + std::string(kv_type_name(type_v_));

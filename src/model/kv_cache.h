@@ -33,6 +33,9 @@ class KvCache {
   // the cache's type (fp16/bf16: round half to even, as F16C and ggml).
   void store(int64_t layer, int64_t pos, const float* k, const float* v);
   ops::KvLayerView view(int64_t layer) const;
+  // Positions [0, n) of every layer copied from `other` (same shape and types; a cache growing
+  // into a bigger one).
+  void copy_from(const KvCache& other, int64_t n);
   // Touches every page now (the buffer is already zero), in parallel, as llama.cpp clears its KV
   // buffer at setup: otherwise the first tokens pay for the page faults (2 MiB huge pages per
   // layer) and the prompt timing with them.

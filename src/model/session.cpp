@@ -31,13 +31,18 @@ Session::Session(const WeightStore& weights, ThreadPool& pool, const SessionOpti
       c_(weights.config()),
       pool_(pool),
       n_batch_(options.n_batch),
-      kv_(weights.config().n_layer, resolve_ctx(weights.config(), options),
-          weights.config().n_head_kv, weights.config().head_dim, options.kv_type,
-          options.kv_type_v.value_or(options.kv_type)) {
+      n_ctx_(resolve_ctx(weights.config(), options)),
+      kv_budget_(options.kv_budget > 0 ? options.kv_budget : n_ctx_ * options.n_seq_max),
+      kv_type_k_(options.kv_type),
+      kv_type_v_(options.kv_type_v.value_or(options.kv_type)) {
   if (n_batch_ < 1) fail("the batch size must be at least 1, got ", n_batch_);
+  if (options.n_seq_max < 1) fail("the number of sequences must be at least 1");
+  if (n_ctx_ < 1) fail("the context size must be at least 1, got ", n_ctx_);
   // The kernels this build runs must give ref's bits; checked once per process and tier.
   self_check_tier_once(pool, weights.tier());
-  n_batch_ = std::min(n_batch_, kv_.n_ctx());
+  n_batch_ = std::min(n_batch_, options.n_seq_max == 1 ? n_ctx_ : kv_budget_);
+  kv_.resize(sz(options.n_seq_max));
+  n_past_.assign(sz(options.n_seq_max), 0);
   inv_freq_.resize(sz(c_.n_rot / 2));
   ops::rope_inv_freq(c_.rope_base, c_.n_rot, weights.rope_freqs(), c_.rope_scale_factor,
                      inv_freq_.data());
@@ -54,29 +59,103 @@ Session::Session(const WeightStore& weights, ThreadPool& pool, const SessionOpti
   }
   ffn_out_.resize(sz(b * c_.n_embd));
   pos_.resize(sz(b));
+  seq_.resize(sz(b));
   rope_scratch_.resize(sz(pool.size() * c_.n_rot));
-  kv_.prefault(pool);
+  // One sequence: its whole cache now, pages touched (as llama.cpp clears its KV buffer), so the
+  // first tokens do not pay the page faults. Several: each allocates as it grows.
+  if (options.n_seq_max == 1) {
+    reserve(0, n_ctx_);
+    kv_[0]->prefault(pool);
+  }
+}
+
+void Session::reserve(int seq, int64_t n) {
+  std::unique_ptr<KvCache>& kv = kv_[sz(seq)];
+  if (kv && kv->n_ctx() >= n) return;
+  // Doubling from 256 positions, up to n_ctx: a growing sequence copies O(its length) in all.
+  int64_t cap = kv ? kv->n_ctx() : std::min<int64_t>(256, n_ctx_);
+  while (cap < n) cap = std::min(n_ctx_, 2 * cap);
+  auto grown = std::make_unique<KvCache>(c_.n_layer, cap, c_.n_head_kv, c_.head_dim, kv_type_k_,
+                                         kv_type_v_);
+  if (kv && n_past_[sz(seq)] > 0) grown->copy_from(*kv, n_past_[sz(seq)]);
+  kv = std::move(grown);
+}
+
+void Session::truncate(int seq, int64_t n) {
+  if (seq < 0 || seq >= n_seq_max()) fail("truncate: sequence ", seq, " does not exist");
+  if (n < 0 || n > n_past_[sz(seq)])
+    fail("truncate: ", n, " is outside the ", n_past_[sz(seq)], " positions of sequence ", seq);
+  n_past_[sz(seq)] = n;
+}
+
+int64_t Session::kv_used() const {
+  int64_t used = 0;
+  for (int64_t n : n_past_) used += n;
+  return used;
+}
+
+size_t Session::kv_bytes() const {
+  size_t bytes = 0;
+  for (const auto& kv : kv_)
+    if (kv) bytes += kv->bytes();
+  return bytes;
 }
 
 void Session::eval(std::span<const int32_t> tokens, bool all_logits, std::vector<float>* logits) {
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (n == 0) fail("eval: no tokens to process");
-  if (n_past_ + n > kv_.n_ctx())
-    fail("context is full: ", n_past_, " positions used + ", n, " new tokens > context size ",
-         kv_.n_ctx());
-  for (int32_t t : tokens)
-    if (t < 0 || t >= c_.n_vocab)
-      fail("token id ", t, " is out of range (the vocabulary has ", c_.n_vocab, " tokens)");
+  std::vector<Row> rows(tokens.size());
+  for (size_t i = 0; i < tokens.size(); ++i) rows[i] = {0, tokens[i], all_logits};
+  rows.back().logits = true;
+  eval_rows(rows, logits);
+}
+
+void Session::eval_rows(std::span<const Row> rows, std::vector<float>* logits) {
+  const int64_t n = static_cast<int64_t>(rows.size());
+  if (n == 0) fail("eval: no tokens to process");
+  // Everything is checked before anything is evaluated.
+  std::vector<int64_t> grow(n_past_.size(), 0);
+  int64_t n_logits = 0;
+  for (const Row& r : rows) {
+    if (r.seq < 0 || r.seq >= n_seq_max())
+      fail("eval: sequence ", r.seq, " does not exist (", n_seq_max(), " sequences)");
+    if (r.token < 0 || r.token >= c_.n_vocab)
+      fail("token id ", r.token, " is out of range (the vocabulary has ", c_.n_vocab, " tokens)");
+    ++grow[sz(r.seq)];
+    n_logits += r.logits ? 1 : 0;
+  }
+  int64_t new_positions = 0;
+  for (size_t s = 0; s < grow.size(); ++s) {
+    if (n_past_[s] + grow[s] > n_ctx_)
+      fail("context is full: ", n_past_[s], " positions used + ", grow[s],
+           " new tokens > context size ", n_ctx_);
+    new_positions += grow[s];
+  }
+  if (kv_used() + new_positions > kv_budget_)
+    fail("the KV budget is full: ", kv_used(), " positions held + ", new_positions, " new > ",
+         kv_budget_);
+  for (size_t s = 0; s < grow.size(); ++s)
+    if (grow[s] > 0) reserve(static_cast<int>(s), n_past_[s] + grow[s]);
   const int64_t v = c_.n_vocab;
-  logits->resize(sz((all_logits ? n : 1) * v));
+  logits->resize(sz(n_logits * v));
   // The contract's rounding and denormal handling on this thread, whatever the host set; the
   // pool's jobs set it on every thread too. The caller's MXCSR comes back on return.
   ContractFloatEnv env;
+  std::vector<int32_t> tokens(sz(n_batch_));
+  std::vector<int64_t> logit_rows;
+  float* out = logits->data();
   for (int64_t i = 0; i < n; i += n_batch_) {
     const int64_t t = std::min(n_batch_, n - i);
-    const bool last = i + t == n;
-    float* out = all_logits ? logits->data() + i * v : (last ? logits->data() : nullptr);
-    forward_batch(tokens.data() + i, t, all_logits, out);
+    logit_rows.clear();
+    for (int64_t r = 0; r < t; ++r) {
+      const Row& row = rows[sz(i + r)];
+      tokens[sz(r)] = row.token;
+      seq_[sz(r)] = row.seq;
+      pos_[sz(r)] = n_past_[sz(row.seq)]++;
+      if (row.logits) logit_rows.push_back(r);
+    }
+    forward_batch(tokens.data(), t, logit_rows, out);
+    out += static_cast<int64_t>(logit_rows.size()) * v;
   }
 }
 
@@ -96,12 +175,6 @@ void Session::project(const Projection& p, const float* x, int64_t ldx, int64_t 
     }
     col += m.n;
   }
-}
-
-void Session::truncate(int64_t n) {
-  if (n < 0 || n > n_past_)
-    fail("truncate: ", n, " is outside the ", n_past_, " positions in the cache");
-  n_past_ = n;
 }
 
 void Session::add_rows(float* x, const float* y, int64_t rows, int64_t n) {
@@ -142,7 +215,7 @@ void Session::attention_block(int64_t l, int64_t t) {
         ops::rope_head(c_.rope_mode, q + h * hd, c_.n_rot, cos_t, sin_t);
       for (int64_t h = 0; h < c_.n_head_kv; ++h)
         ops::rope_head(c_.rope_mode, k + h * hd, c_.n_rot, cos_t, sin_t);
-      kv_.store(l, pos_[sz(r)], k, v);
+      kv_[sz(seq_[sz(r)])]->store(l, pos_[sz(r)], k, v);
     }
   });
 
@@ -151,8 +224,14 @@ void Session::attention_block(int64_t l, int64_t t) {
   shape.n_head_kv = c_.n_head_kv;
   shape.head_dim = hd;
   shape.scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  ops::attention(pool_, shape, qkv_.data(), ldqkv, pos_.data(), t, kv_.view(l), att_.data(), qd,
-                 attention_scratch_);
+  // Each run of rows of one sequence attends over that sequence's cache.
+  for (int64_t r0 = 0; r0 < t;) {
+    int64_t r1 = r0 + 1;
+    while (r1 < t && seq_[sz(r1)] == seq_[sz(r0)]) ++r1;
+    ops::attention(pool_, shape, qkv_.data() + r0 * ldqkv, ldqkv, pos_.data() + r0, r1 - r0,
+                   kv_[sz(seq_[sz(r0)])]->view(l), att_.data() + r0 * qd, qd, attention_scratch_);
+    r0 = r1;
+  }
   project(w.out, att_.data(), qd, t, h_.data(), e);
   add_rows(x_.data(), h_.data(), t, e);
 }
@@ -174,9 +253,9 @@ void Session::ffn_block(int64_t l, const float* h, float* out, int64_t t) {
   project(w.down, ffn_h_.data(), ff, t, out, e);
 }
 
-void Session::forward_batch(const int32_t* tokens, int64_t t, bool logits_all_rows, float* logits) {
+void Session::forward_batch(const int32_t* tokens, int64_t t,
+                            const std::vector<int64_t>& logit_rows, float* logits) {
   const int64_t e = c_.n_embd;
-  for (int64_t r = 0; r < t; ++r) pos_[sz(r)] = n_past_ + r;
   pool_.parallel_for(0, t, ops::row_grain(2 * e), [&](int64_t r0, int64_t r1, int) {
     for (int64_t r = r0; r < r1; ++r) weights_.embed(tokens[r], x_.data() + r * e);
   });
@@ -187,12 +266,13 @@ void Session::forward_batch(const int32_t* tokens, int64_t t, bool logits_all_ro
     ffn_block(l, h_.data(), ffn_out_.data(), t);
     add_rows(x_.data(), ffn_out_.data(), t, e);
   }
-  n_past_ += t;
-  if (!logits) return;
-  const int64_t first = logits_all_rows ? 0 : t - 1;
-  const int64_t rows = t - first;
-  ops::rmsnorm(pool_, x_.data() + first * e, e, weights_.output_norm(), rows, e, c_.rms_eps,
-               h_.data(), e);
+  if (logit_rows.empty()) return;
+  // The rows whose logits are wanted, gathered (a prompt's last row, every row of a decode step).
+  const int64_t rows = static_cast<int64_t>(logit_rows.size());
+  for (int64_t i = 0; i < rows; ++i)
+    if (logit_rows[sz(i)] != i)
+      std::copy_n(x_.data() + logit_rows[sz(i)] * e, e, x_.data() + i * e);
+  ops::rmsnorm(pool_, x_.data(), e, weights_.output_norm(), rows, e, c_.rms_eps, h_.data(), e);
   project(weights_.output(), h_.data(), e, rows, logits, c_.n_vocab);
 }
 

@@ -32,10 +32,15 @@
 namespace xtile {
 
 struct SessionOptions {
-  int64_t n_ctx = 0;      // KV cache positions; 0: the model's context length
+  int64_t n_ctx = 0;      // KV cache positions of one sequence; 0: the model's context length
   int64_t n_batch = 512;  // rows per forward batch
   KvType kv_type = KvType::f16;          // K, and V unless kv_type_v is set
   std::optional<KvType> kv_type_v;
+  // Sequences evaluated together (a server's slots). With more than one, each sequence's cache
+  // is allocated when first used and grows with it (doubling, up to n_ctx), and the positions
+  // held by all sequences together may not exceed kv_budget (0: n_ctx · n_seq_max).
+  int n_seq_max = 1;
+  int64_t kv_budget = 0;
 };
 
 class Session {
@@ -50,21 +55,49 @@ class Session {
   // (base/float_env.h) whatever the caller's is, and restores the caller's.
   void eval(std::span<const int32_t> tokens, bool all_logits, std::vector<float>* logits);
 
-  int64_t n_past() const { return n_past_; }
-  int64_t n_ctx() const { return kv_.n_ctx(); }
-  int64_t n_batch() const { return n_batch_; }
-  int64_t n_vocab() const { return weights_.config().n_vocab; }
-  void reset() { n_past_ = 0; }
+  // Several sequences in one forward pass (continuous batching): row i is `token` of sequence
+  // `seq` at that sequence's next position (its n_past, then +1 for each earlier row of the same
+  // sequence in `rows`). logits receives n_vocab floats for each row with `logits` set, in row
+  // order. A row's results are the same bits whatever else is in the batch (every operation is
+  // per row or per sequence). Throws, evaluating nothing, when a sequence would exceed n_ctx,
+  // the positions of all sequences the KV budget, or a token id the vocabulary.
+  struct Row {
+    int32_t seq = 0;
+    int32_t token = 0;
+    bool logits = false;
+  };
+  void eval_rows(std::span<const Row> rows, std::vector<float>* logits);
+
+  // Sequence 0 (the single-sequence API).
+  int64_t n_past() const { return n_past_[0]; }
+  void reset() { n_past_[0] = 0; }
   // Forgets the positions from n on (n <= n_past()); the cache keeps 0..n-1, so evaluation
   // continues as if only those had been evaluated (a bench's depth, a chat's shared prefix).
-  void truncate(int64_t n);
+  void truncate(int64_t n) { truncate(0, n); }
+  const KvCache& kv_cache() const { return *kv_[0]; }
+
+  // Any sequence (0 <= seq < n_seq_max).
+  int64_t n_past(int seq) const { return n_past_.at(static_cast<size_t>(seq)); }
+  void truncate(int seq, int64_t n);
+  // Positions held by all sequences, and the budget they share.
+  int64_t kv_used() const;
+  int64_t kv_budget() const { return kv_budget_; }
+  // Bytes of KV cache allocated now (sequences allocate as they grow).
+  size_t kv_bytes() const;
+
+  int64_t n_ctx() const { return n_ctx_; }
+  int64_t n_batch() const { return n_batch_; }
+  int64_t n_vocab() const { return weights_.config().n_vocab; }
+  int n_seq_max() const { return static_cast<int>(n_past_.size()); }
   const WeightStore& weights() const { return weights_; }
-  const KvCache& kv_cache() const { return kv_; }
 
  private:
-  // T rows of tokens at positions n_past_ ...; logits for every row or for the last one.
-  void forward_batch(const int32_t* tokens, int64_t t, bool logits_all_rows, float* logits);
+  // T rows (tokens, their sequences and positions in pos_/seq_); logits for the rows listed.
+  void forward_batch(const int32_t* tokens, int64_t t, const std::vector<int64_t>& logit_rows,
+                     float* logits);
   void attention_block(int64_t layer, int64_t t);
+  // Grows sequence seq's cache to hold at least n positions (copying what it holds).
+  void reserve(int seq, int64_t n);
   // The dense SwiGLU feed-forward: out = (silu(h Wg^T) ⊙ h Wu^T) Wd^T for t rows of h; for a
   // MoE layer, the mixture of experts (moe_).
   void ffn_block(int64_t layer, const float* h, float* out, int64_t t);
@@ -77,8 +110,12 @@ class Session {
   const ModelConfig& c_;
   ThreadPool& pool_;
   int64_t n_batch_;
-  KvCache kv_;
-  int64_t n_past_ = 0;
+  int64_t n_ctx_;
+  int64_t kv_budget_;
+  KvType kv_type_k_, kv_type_v_;
+  std::vector<std::unique_ptr<KvCache>> kv_;  // per sequence (null until used)
+  std::vector<int64_t> n_past_;               // per sequence
+  std::vector<int32_t> seq_;                  // per batch row: its sequence
   std::vector<double> inv_freq_;  // RoPE, n_rot / 2
   // Scratch, n_batch rows each.
   std::vector<float> x_, h_, qkv_, att_, gate_up_, ffn_h_, ffn_out_;
