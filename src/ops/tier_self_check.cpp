@@ -15,6 +15,7 @@
 #include "kernels/pack/pack.h"
 #include "ops/matmul.h"
 #include "quant/quant.h"
+#include "quant/quantize_types.h"
 
 namespace xtile {
 namespace {
@@ -36,22 +37,15 @@ std::vector<float> test_values(int64_t count, uint64_t seed) {
   return v;
 }
 
-// The GGUF rows of a kRows × kK matrix of `type`.
+// The GGUF rows of a kRows × kK matrix of `type` (any quantized weight type: kK is one
+// 256-element superblock).
 std::vector<uint8_t> gguf_rows(GgmlType type) {
-  const std::vector<float> w = test_values(kRows * kK, 0x5eed0001u);
-  const int64_t nb = kK / 32;
-  std::vector<uint8_t> out;
-  if (type == GgmlType::Q8_0) {
-    out.resize(static_cast<size_t>(kRows * nb) * sizeof(BlockQ8_0));
-    auto* blocks = reinterpret_cast<BlockQ8_0*>(out.data());
-    for (int64_t r = 0; r < kRows; ++r) quantize_row_q8_0(w.data() + r * kK, blocks + r * nb, kK);
-  } else if (type == GgmlType::Q4_0) {
-    out.resize(static_cast<size_t>(kRows * nb) * sizeof(BlockQ4_0));
-    auto* blocks = reinterpret_cast<BlockQ4_0*>(out.data());
-    for (int64_t r = 0; r < kRows; ++r) quantize_row_q4_0(w.data() + r * kK, blocks + r * nb, kK);
-  } else {
+  if (!can_quantize_to(type))
     fail("kernel self-check: no test matrix for weight type ", ggml_type_name(type));
-  }
+  const std::vector<float> w = test_values(kRows * kK, 0x5eed0001u);
+  const size_t row_bytes = ggml_row_bytes(type, kK);
+  std::vector<uint8_t> out(static_cast<size_t>(kRows) * row_bytes);
+  for (int64_t r = 0; r < kRows; ++r) quantize_row(type, w.data() + r * kK, out.data() + r * row_bytes, kK);
   return out;
 }
 
@@ -115,7 +109,10 @@ void self_check_tier_once(ThreadPool& pool, Tier tier) {
   if (passed[t].load(std::memory_order_acquire)) return;
   std::lock_guard<std::mutex> lock(mutex);
   if (passed[t].load(std::memory_order_relaxed)) return;
-  for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0})
+  // Every weight type the ladder runs (each has its own reader in every tier).
+  for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0,
+                        GgmlType::Q5_1, GgmlType::IQ4_NL, GgmlType::Q4_K, GgmlType::Q5_K,
+                        GgmlType::Q6_K, GgmlType::IQ4_XS})
     self_check_kernels(pool, select_kernels(tier, type));
   passed[t].store(true, std::memory_order_release);
 }

@@ -221,12 +221,15 @@ struct Q6_K : Nibbles<x16::kQ6_K> {
   static constexpr int kBias = 32;
   static constexpr bool kHalves = true;
   static inline void pair(const uint8_t* p, int j, int jj, __m512i* a, __m512i* b) {
-    Nibbles::pair(p, j, jj, a, b);
+    const __m512i v = plane<G>(p, j, jj);
     __m512i h = _mm512_loadu_si512(p + G.high + j * G.high_bytes + (jj / 2) * 64);
     if (jj % 2) h = _mm512_srli_epi16(h, 4);
-    const __m512i two = _mm512_set1_epi8(0x30);
-    *a = _mm512_or_si512(*a, _mm512_and_si512(_mm512_slli_epi16(h, 4), two));
-    *b = _mm512_or_si512(*b, _mm512_and_si512(_mm512_slli_epi16(h, 2), two));
+    const __m512i low = _mm512_set1_epi8(0x0f), two = _mm512_set1_epi8(0x30);
+    const __m512i ha = _mm512_and_si512(_mm512_slli_epi16(h, 4), two);  // bits 4-5 only
+    const __m512i hb = _mm512_and_si512(_mm512_slli_epi16(h, 2), two);
+    // (nibble & 0x0f) | high bits in one VPTERNLOGD each: imm 0xEC is (x & m) | y.
+    *a = _mm512_ternarylogic_epi32(v, ha, low, 0xEC);
+    *b = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), hb, low, 0xEC);
   }
   static inline void sub(const uint8_t* p, int j, __m512i* lo, __m512i* hi) {
     *lo = _mm512_cvtepi8_epi32(load16(p + G.sub + (2 * j) * 16));
