@@ -19,4 +19,24 @@ else
   out=${TMPDIR:-/tmp}/xtile-demo-qwen3-tiny-q4_0.gguf
   ./build/xtile synth --preset tiny-qwen3 --type q4_0 -o "$out"
   ./build/xtile run -m "$out" -p "Hello" -n 32
+  fixture=$out
 fi
+
+# The OpenAI-compatible server: start it on a free port, one chat request with curl, the
+# answer, stop it.
+log=${TMPDIR:-/tmp}/xtile-demo-serve.log
+./build/xtile serve -m "$fixture" --port 0 -np 2 >"$log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+port=""
+for _ in $(seq 1 300); do
+  port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$log" | grep -o '[0-9]*$' || true)
+  [ -n "$port" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/health")" = 200 ] && break
+  sleep 0.2
+done
+echo "xtile serve on http://127.0.0.1:$port (chat page at /); one request:"
+curl -s "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/json' \
+  -d '{"messages": [{"role": "user", "content": "Tell me a story about a dog."}], "max_tokens": 64}' |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["choices"][0]["message"]["content"])'
+kill -TERM "$server"
+wait "$server" || true

@@ -88,6 +88,12 @@ void Session::truncate(int seq, int64_t n) {
   n_past_[sz(seq)] = n;
 }
 
+void Session::release(int seq) {
+  truncate(seq, 0);
+  // One sequence keeps its cache, allocated and touched once at construction.
+  if (n_seq_max() > 1) kv_[sz(seq)].reset();
+}
+
 int64_t Session::kv_used() const {
   int64_t used = 0;
   for (int64_t n : n_past_) used += n;

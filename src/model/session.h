@@ -79,6 +79,9 @@ class Session {
   // Any sequence (0 <= seq < n_seq_max).
   int64_t n_past(int seq) const { return n_past_.at(static_cast<size_t>(seq)); }
   void truncate(int seq, int64_t n);
+  // Forgets every position of sequence seq and, with several sequences, frees its cache (it is
+  // allocated again when the sequence is next used): a server dropping an idle slot's cache.
+  void release(int seq);
   // Positions held by all sequences, and the budget they share.
   int64_t kv_used() const;
   int64_t kv_budget() const { return kv_budget_; }

@@ -22,10 +22,14 @@ Command register_synth(CLI::App& root);
 Command register_quantize(CLI::App& root);
 Command register_bench(CLI::App& root);
 Command register_perplexity(CLI::App& root);
+Command register_serve(CLI::App& root);
+Command register_chat(CLI::App& root);
 
 // In the order `xtile --help` lists them.
 inline constexpr RegisterFn kCommands[] = {
     &register_run,
+    &register_chat,
+    &register_serve,
     &register_info,
     &register_synth,
     &register_quantize,

@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
     else if (a == "-ctk") a = "--cache-type-k";
     else if (a == "-ctv") a = "--cache-type-v";
     else if (a == "-np") a = "--parallel";
+    else if (a == "-sys") a = "--system-prompt";
   }
   std::reverse(args.begin(), args.end());  // CLI11 takes the vector form in reverse order
   try {

@@ -1,0 +1,162 @@
+#include "server/completions.h"
+
+#include <ctime>
+
+#include "base/error.h"
+#include "server/api_error.h"
+#include "server/connection.h"
+#include "server/openai_response.h"
+#include "server/sse.h"
+#include "server/text_stream.h"
+
+namespace xtile::server {
+
+using nlohmann::json;
+
+namespace {
+
+// Whether the rendered prompt leaves the model inside an open think block (templates that
+// start the answer with "<think>\n").
+bool opens_think_block(const std::string& prompt) {
+  size_t end = prompt.size();
+  while (end > 0 && (prompt[end - 1] == '\n' || prompt[end - 1] == ' ')) --end;
+  return std::string_view(prompt).substr(0, end).ends_with("<think>");
+}
+
+}  // namespace
+
+void handle_completion(ServerState& st, const httplib::Request& req, httplib::Response& res,
+                       bool chat) {
+  const json body = parse_body(req.body);
+  ParsedRequest r = parse_request(body, chat, st.opts.defaults);
+  if (!r.model.empty() && !st.model.matches(r.model))
+    throw ApiError(404, "invalid_request_error",
+                   "the model '" + r.model + "' does not exist; this server runs '" + st.model.id +
+                       "' (GET /v1/models)",
+                   "model_not_found", "model");
+  const Tokenizer& tok = *st.tok;
+  std::vector<int32_t> prompt;
+  bool in_reasoning = false;
+  if (chat) {
+    ChatOptions co;
+    co.enable_thinking = r.enable_thinking;
+    std::string text;
+    try {
+      text = apply_chat_template(st.model.chat_family, r.messages, co);
+    } catch (const Error& e) {
+      throw bad_request(e.what(), "messages");
+    }
+    // The template writes the BOS text and special tokens itself.
+    prompt = tok.encode(text, /*add_bos=*/false, /*parse_special=*/true);
+    in_reasoning = opens_think_block(text);
+    r.gen.at_sequence_start = false;  // the answer continues the template's text
+  } else if (r.prompt_text) {
+    prompt = tok.encode(*r.prompt_text, /*add_bos=*/true, /*parse_special=*/true);
+    if (prompt.empty() && tok.bos() >= 0) prompt.push_back(tok.bos());
+  } else {
+    prompt = r.prompt_ids;
+    for (int32_t id : prompt)
+      if (id >= tok.n_vocab())
+        throw bad_request("token id " + std::to_string(id) + " is outside the vocabulary (" +
+                              std::to_string(tok.n_vocab()) + " tokens)",
+                          "prompt");
+  }
+  if (prompt.empty())
+    throw bad_request("the prompt is empty (no tokens)", chat ? "messages" : "prompt");
+  const int64_t n_ctx = st.scheduler->options().n_ctx;
+  const int64_t n_prompt = static_cast<int64_t>(prompt.size());
+  if (n_prompt > n_ctx) {
+    ApiError e(400, "invalid_request_error",
+               "the prompt has " + std::to_string(n_prompt) + " tokens, more than the context of " +
+                   std::to_string(n_ctx) + " tokens a request may use (-c)",
+               "context_length_exceeded", chat ? "messages" : "prompt");
+    e.extra = {{"n_prompt_tokens", n_prompt}, {"n_ctx", n_ctx}};
+    throw e;
+  }
+
+  auto job = std::make_shared<Job>(std::move(prompt), r.gen);
+  switch (st.scheduler->submit(job)) {
+    case Scheduler::Submit::kQueued:
+      break;
+    case Scheduler::Submit::kQueueFull: {
+      const int retry = st.scheduler->retry_after_seconds();
+      res.set_header("Retry-After", std::to_string(retry));
+      throw ApiError(429, "rate_limit_error",
+                     "the server is busy: every slot is in use and the queue is full; retry in " +
+                         std::to_string(retry) + " s",
+                     "queue_full");
+    }
+    case Scheduler::Submit::kStopping:
+      throw ApiError(503, "unavailable_error", "the server is shutting down");
+  }
+
+  ResponseHead head{make_id(chat ? "chatcmpl-" : "cmpl-"), static_cast<int64_t>(std::time(nullptr)),
+                    st.model.id, st.model.fingerprint};
+  ClientConnection conn(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
+  if (r.stream) {
+    StreamSpec spec;
+    spec.chat = chat;
+    spec.reasoning = chat && r.reasoning;
+    spec.in_reasoning = in_reasoning;
+    spec.logprobs = r.logprobs;
+    spec.include_usage = r.include_usage;
+    spec.ping_s = st.opts.sse_ping_s;
+    spec.head = head;
+    stream_job(res, job, conn, tok, spec);
+    return;
+  }
+
+  std::string text;
+  std::vector<TokenOut> tokens;
+  Job::Cursor cursor;
+  auto checked = std::chrono::steady_clock::now();
+  for (;;) {
+    Job::Update u;
+    const bool news = job->wait(&cursor, &u, std::chrono::milliseconds(100));
+    // Every 100 ms, news or not (a generating job always has news).
+    const auto now = std::chrono::steady_clock::now();
+    if (now - checked >= std::chrono::milliseconds(100)) {
+      checked = now;
+      if (conn.gone()) {
+        job->cancel();  // nobody to answer; the connection is closed after this
+        res.status = 499;
+        return;
+      }
+    }
+    if (!news) continue;
+    text += u.text;
+    for (TokenOut& t : u.tokens) tokens.push_back(std::move(t));
+    if (u.done) break;
+  }
+  const FinishReason reason = job->finish_reason();
+  if (reason == FinishReason::kError) {
+    const int status = job->error_status();
+    throw ApiError(status, status == 503 ? "unavailable_error" : "server_error", job->error());
+  }
+  const JobStats stats = job->stats();
+  json out;
+  if (chat) {
+    std::string reasoning, content;
+    if (r.reasoning) {
+      ReasoningSplitter splitter(in_reasoning);
+      splitter.push(text, &reasoning, &content);
+      splitter.finish(&reasoning, &content);
+    } else {
+      content = std::move(text);
+    }
+    out = chat_response(head, content, reasoning, reason, stats,
+                        r.logprobs ? chat_logprobs(tokens, tok) : json());
+  } else {
+    size_t offset = 0;
+    out = completion_response(head, text, reason, stats,
+                              r.logprobs ? completion_logprobs(tokens, tok, &offset) : json());
+  }
+  if (r.return_tokens) {
+    json ids = json::array();
+    for (const TokenOut& t : tokens) ids.push_back(t.id);
+    out["choices"][0]["tokens"] = std::move(ids);
+  }
+  res.set_content(dump(out), "application/json");
+}
+
+}  // namespace xtile::server

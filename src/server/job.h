@@ -1,0 +1,103 @@
+// One generation request as the scheduler sees it, and the channel its results travel back on.
+// The HTTP thread that owns the request builds a Job (prompt tokens and parameters, fixed from
+// then on), submits it, and reads; the scheduler thread appends released text and tokens and
+// finally marks it done. Everything the scheduler publishes is append-only, so a reader keeps a
+// cursor and takes what is new: a slow reader gets several tokens' text in one piece.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "model/sampler.h"
+
+namespace xtile::server {
+
+enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };
+
+// "stop", "length", ... as OpenAI spells finish_reason (kNone: null).
+const char* finish_reason_name(FinishReason r);
+
+struct GenerationParams {
+  SamplerParams sampler;    // temperature <= 0: greedy
+  int64_t max_tokens = -1;  // -1: until the sequence's context is full
+  std::vector<std::string> stop;
+  int n_probs = 0;                 // most likely alternatives reported per token (0: none)
+  bool logprobs = false;           // report each token's log-probability
+  bool ignore_eos = false;         // end-of-generation tokens do not stop (load tests)
+  bool at_sequence_start = false;  // the first generated token starts the text (SPM space)
+};
+
+struct TokenOut {
+  int32_t id = 0;
+  float logprob = 0.0f;                        // when logprobs or n_probs was asked
+  std::vector<std::pair<int32_t, float>> top;  // n_probs alternatives, most likely first
+};
+
+struct JobStats {
+  int64_t prompt_tokens = 0;
+  int64_t cached_tokens = 0;  // prompt tokens found in a slot's cache (not recomputed)
+  int64_t completion_tokens = 0;
+  double queue_ms = 0.0;      // submitted -> first admitted to a slot
+  double prompt_ms = 0.0;     // admitted -> first token
+  double predicted_ms = 0.0;  // first token -> end
+  int preemptions = 0;        // times its KV cache was dropped to make room (then recomputed)
+  int slot = -1;              // the slot it ran in last
+};
+
+class Job {
+ public:
+  Job(std::vector<int32_t> prompt, GenerationParams params)
+      : prompt_(std::move(prompt)), params_(std::move(params)) {}
+
+  const std::vector<int32_t>& prompt() const { return prompt_; }
+  const GenerationParams& params() const { return params_; }
+
+  // --- reader side ---------------------------------------------------------------------------
+  struct Cursor {
+    size_t text = 0;
+    size_t tokens = 0;
+  };
+  struct Update {
+    std::string text;              // released text since the cursor (whole UTF-8 characters)
+    std::vector<TokenOut> tokens;  // tokens released since the cursor
+    bool done = false;
+  };
+  // Waits up to `timeout` for text, tokens or the end beyond `cursor`; takes them and advances
+  // the cursor. Returns false on timeout with nothing new.
+  bool wait(Cursor* cursor, Update* out, std::chrono::milliseconds timeout);
+  // After done: how it ended.
+  FinishReason finish_reason() const;
+  std::string error() const;  // non-empty when it failed
+  int error_status() const;   // the HTTP status for the failure
+  JobStats stats() const;
+  // Asks the scheduler to stop it (client gone, stop button). Idempotent.
+  void cancel() { cancelled_.store(true, std::memory_order_relaxed); }
+  bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
+
+  // --- scheduler side ------------------------------------------------------------------------
+  void publish(std::string_view text, std::vector<TokenOut>* tokens);
+  void finish(FinishReason reason, const JobStats& stats);
+  void fail(std::string message, int status, const JobStats& stats);
+
+ private:
+  const std::vector<int32_t> prompt_;
+  const GenerationParams params_;
+  std::atomic<bool> cancelled_{false};
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::string text_;
+  std::vector<TokenOut> tokens_;
+  bool done_ = false;
+  FinishReason reason_ = FinishReason::kNone;
+  std::string error_;
+  int error_status_ = 0;
+  JobStats stats_;
+};
+
+}  // namespace xtile::server

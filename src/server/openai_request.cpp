@@ -1,0 +1,311 @@
+#include "server/openai_request.h"
+
+#include <cmath>
+#include <limits>
+#include <random>
+
+#include "server/api_error.h"
+
+namespace xtile::server {
+
+namespace {
+
+using nlohmann::json;
+
+const char* type_name(const json& v) {
+  switch (v.type()) {
+    case json::value_t::null:
+      return "null";
+    case json::value_t::boolean:
+      return "a boolean";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::array:
+      return "an array";
+    case json::value_t::object:
+      return "an object";
+    case json::value_t::binary:
+      return "binary";
+    case json::value_t::discarded:
+      return "nothing";
+    default:
+      return "a number";
+  }
+}
+
+[[noreturn]] void wrong_type(const std::string& field, const char* expected, const json& v) {
+  throw bad_request("'" + field + "' must be " + expected + ", got " + type_name(v), field);
+}
+
+// A field that is absent or null counts as not given (OpenAI's clients send nulls).
+const json* field(const json& body, const char* name) {
+  const auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+bool get_bool(const json& v, const std::string& name) {
+  if (!v.is_boolean()) wrong_type(name, "true or false", v);
+  return v.get<bool>();
+}
+
+double get_number(const json& v, const std::string& name, double lo, double hi) {
+  if (!v.is_number()) wrong_type(name, "a number", v);
+  const double x = v.get<double>();
+  if (!std::isfinite(x) || x < lo || x > hi)
+    throw bad_request("'" + name + "' must be between " + json(lo).dump() + " and " +
+                          json(hi).dump() + ", got " + v.dump(),
+                      name);
+  return x;
+}
+
+int64_t get_int(const json& v, const std::string& name, int64_t lo, int64_t hi) {
+  if (v.is_number_float()) {
+    const double x = v.get<double>();
+    if (x != std::floor(x)) wrong_type(name, "an integer", v);
+  } else if (!v.is_number()) {
+    wrong_type(name, "an integer", v);
+  }
+  if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(hi))
+    throw bad_request("'" + name + "' must be at most " + std::to_string(hi), name);
+  const double x = v.get<double>();
+  if (x < static_cast<double>(lo) || x > static_cast<double>(hi))
+    throw bad_request("'" + name + "' must be between " + std::to_string(lo) + " and " +
+                          std::to_string(hi) + ", got " + v.dump(),
+                      name);
+  return v.is_number_unsigned() ? static_cast<int64_t>(v.get<uint64_t>()) : v.get<int64_t>();
+}
+
+std::string message_content(const json& m, size_t i) {
+  const std::string name = "messages[" + std::to_string(i) + "].content";
+  const json* c = field(m, "content");
+  if (!c) return "";  // an assistant turn with tool calls only, or an empty one
+  if (c->is_string()) return c->get<std::string>();
+  if (!c->is_array()) wrong_type(name, "a string or an array of content parts", *c);
+  std::string text;
+  for (const json& part : *c) {
+    if (!part.is_object()) wrong_type(name + "[]", "an object", part);
+    const json* type = field(part, "type");
+    if (!type || !type->is_string()) throw bad_request(name + "[].type must be a string", name);
+    if (*type != "text")
+      throw bad_request(
+          "content parts of type '" + type->get<std::string>() + "' are not supported (text only)",
+          name);
+    const json* t = field(part, "text");
+    if (!t || !t->is_string()) throw bad_request(name + "[].text must be a string", name);
+    text += t->get<std::string>();
+  }
+  return text;
+}
+
+std::vector<ChatMessage> parse_messages(const json& body) {
+  const json* ms = field(body, "messages");
+  if (!ms) throw bad_request("'messages' is required", "messages");
+  if (!ms->is_array()) wrong_type("messages", "an array", *ms);
+  if (ms->empty()) throw bad_request("'messages' must not be empty", "messages");
+  std::vector<ChatMessage> out;
+  for (size_t i = 0; i < ms->size(); ++i) {
+    const json& m = (*ms)[i];
+    const std::string name = "messages[" + std::to_string(i) + "]";
+    if (!m.is_object()) wrong_type(name, "an object", m);
+    const json* role = field(m, "role");
+    if (!role) throw bad_request("'" + name + ".role' is required", name + ".role");
+    if (!role->is_string()) wrong_type(name + ".role", "a string", *role);
+    std::string r = role->get<std::string>();
+    if (r == "developer") r = "system";  // OpenAI's newer name for the system role
+    if (r != "system" && r != "user" && r != "assistant")
+      throw bad_request("'" + name + ".role' must be system, user or assistant, got '" + r + "'",
+                        name + ".role");
+    out.push_back({r, message_content(m, i)});
+  }
+  return out;
+}
+
+std::vector<int32_t> parse_ids(const json& a, const std::string& name) {
+  std::vector<int32_t> ids;
+  for (const json& v : a)
+    ids.push_back(static_cast<int32_t>(get_int(v, name + "[]", 0, INT32_MAX)));
+  return ids;
+}
+
+void parse_prompt(const json& body, ParsedRequest* r) {
+  const json* p = field(body, "prompt");
+  if (!p) throw bad_request("'prompt' is required", "prompt");
+  const json* one = p;
+  if (p->is_array() && !p->empty() && !(*p)[0].is_number()) {
+    // A list of prompts: several choices, which xtile does not do (send one request each).
+    if (p->size() != 1)
+      throw bad_request(
+          "'prompt' holds " + std::to_string(p->size()) + " prompts; send one per request",
+          "prompt");
+    one = &(*p)[0];
+  }
+  if (one->is_string()) {
+    r->prompt_text = one->get<std::string>();
+  } else if (one->is_array()) {
+    r->prompt_ids = parse_ids(*one, "prompt");
+    if (r->prompt_ids.empty()) throw bad_request("'prompt' is empty", "prompt");
+  } else {
+    wrong_type("prompt", "a string or an array of token ids", *one);
+  }
+}
+
+std::vector<std::string> parse_stop(const json& v) {
+  std::vector<std::string> stops;
+  if (v.is_string()) {
+    stops.push_back(v.get<std::string>());
+  } else if (v.is_array()) {
+    if (v.size() > 16) throw bad_request("'stop' takes at most 16 strings", "stop");
+    for (const json& s : v) {
+      if (!s.is_string()) wrong_type("stop[]", "a string", s);
+      stops.push_back(s.get<std::string>());
+    }
+  } else {
+    wrong_type("stop", "a string or an array of strings", v);
+  }
+  return stops;
+}
+
+}  // namespace
+
+json parse_body(const std::string& body) {
+  json j;
+  try {
+    j = json::parse(body);
+  } catch (const json::parse_error& e) {
+    throw ApiError(400, "invalid_request_error",
+                   std::string("the request body is not valid JSON: ") + e.what(), "invalid_json");
+  }
+  if (!j.is_object()) throw bad_request("the request body must be a JSON object");
+  return j;
+}
+
+ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& d) {
+  ParsedRequest r;
+  r.chat = chat;
+  r.gen.sampler = d.sampler;
+  r.gen.max_tokens = d.max_tokens;
+  r.reasoning = d.reasoning;
+  if (const json* v = field(body, "model")) {
+    if (!v->is_string()) wrong_type("model", "a string", *v);
+    r.model = v->get<std::string>();
+  }
+  if (chat) {
+    r.messages = parse_messages(body);
+  } else {
+    parse_prompt(body, &r);
+  }
+  if (const json* v = field(body, "stream")) r.stream = get_bool(*v, "stream");
+  if (const json* v = field(body, "stream_options")) {
+    if (!v->is_object()) wrong_type("stream_options", "an object", *v);
+    if (const json* u = field(*v, "include_usage"))
+      r.include_usage = get_bool(*u, "stream_options.include_usage");
+  }
+  for (const char* name : {"max_tokens", "max_completion_tokens", "n_predict"})
+    if (const json* v = field(body, name)) r.gen.max_tokens = get_int(*v, name, -1, INT32_MAX);
+  SamplerParams& s = r.gen.sampler;
+  if (const json* v = field(body, "temperature"))
+    s.temperature = static_cast<float>(get_number(*v, "temperature", 0.0, 100.0));
+  if (const json* v = field(body, "top_k"))
+    s.top_k = static_cast<int32_t>(get_int(*v, "top_k", -1, INT32_MAX));
+  if (const json* v = field(body, "top_p"))
+    s.top_p = static_cast<float>(get_number(*v, "top_p", 0.0, 1.0));
+  if (const json* v = field(body, "min_p"))
+    s.min_p = static_cast<float>(get_number(*v, "min_p", 0.0, 1.0));
+  if (const json* v = field(body, "repeat_penalty")) {
+    s.repeat_penalty = static_cast<float>(get_number(*v, "repeat_penalty", 0.0, 100.0));
+    if (s.repeat_penalty <= 0.0f)
+      throw bad_request("'repeat_penalty' must be > 0 (1 disables it)", "repeat_penalty");
+  }
+  if (const json* v = field(body, "repeat_last_n"))
+    s.repeat_last_n = static_cast<int32_t>(get_int(*v, "repeat_last_n", -1, INT32_MAX));
+  if (const json* v = field(body, "presence_penalty"))
+    s.presence_penalty = static_cast<float>(get_number(*v, "presence_penalty", -2.0, 2.0));
+  if (const json* v = field(body, "frequency_penalty"))
+    s.frequency_penalty = static_cast<float>(get_number(*v, "frequency_penalty", -2.0, 2.0));
+  s.seed = std::random_device{}();
+  if (const json* v = field(body, "seed")) {
+    const int64_t seed = get_int(*v, "seed", -1, std::numeric_limits<int64_t>::max());
+    if (seed >= 0) {  // -1: random, as llama-server
+      s.seed = static_cast<uint64_t>(seed);
+      r.seed_given = true;
+    }
+  }
+  if (const json* v = field(body, "stop")) r.gen.stop = parse_stop(*v);
+  if (const json* v = field(body, "ignore_eos")) r.gen.ignore_eos = get_bool(*v, "ignore_eos");
+  if (const json* v = field(body, "return_tokens")) r.return_tokens = get_bool(*v, "return_tokens");
+
+  // Log-probabilities. Chat: logprobs (bool) + top_logprobs (0..20). Completions (legacy):
+  // logprobs is the number of alternatives (0..20). n_probs is llama-server's spelling of both.
+  if (chat) {
+    if (const json* v = field(body, "logprobs")) r.logprobs = get_bool(*v, "logprobs");
+    if (const json* v = field(body, "top_logprobs")) {
+      r.top_logprobs = static_cast<int>(get_int(*v, "top_logprobs", 0, 20));
+      if (!r.logprobs) throw bad_request("'top_logprobs' needs 'logprobs': true", "top_logprobs");
+    }
+  } else if (const json* v = field(body, "logprobs")) {
+    if (v->is_boolean()) {
+      r.logprobs = v->get<bool>();
+    } else {
+      r.top_logprobs = static_cast<int>(get_int(*v, "logprobs", 0, 20));
+      r.logprobs = true;
+    }
+  }
+  if (const json* v = field(body, "n_probs")) {
+    const int n = static_cast<int>(get_int(*v, "n_probs", 0, 100));
+    if (n > 0) {
+      r.logprobs = true;
+      r.top_logprobs = std::max(r.top_logprobs, n);
+    }
+  }
+  r.gen.logprobs = r.logprobs;
+  r.gen.n_probs = r.top_logprobs;
+
+  if (chat) {
+    if (const json* v = field(body, "chat_template_kwargs")) {
+      if (!v->is_object()) wrong_type("chat_template_kwargs", "an object", *v);
+      if (const json* t = field(*v, "enable_thinking"))
+        r.enable_thinking = get_bool(*t, "chat_template_kwargs.enable_thinking");
+    }
+    if (const json* v = field(body, "reasoning_format")) {
+      if (!v->is_string()) wrong_type("reasoning_format", "a string", *v);
+      const std::string f = v->get<std::string>();
+      if (f == "none") {
+        r.reasoning = false;
+      } else if (f == "deepseek" || f == "auto") {
+        r.reasoning = true;
+      } else {
+        throw bad_request("'reasoning_format' must be none, auto or deepseek, got '" + f + "'",
+                          "reasoning_format");
+      }
+    }
+  }
+
+  // What xtile does not do is refused, not ignored: the client would get an answer that looks
+  // right and is not what it asked for.
+  if (const json* v = field(body, "n"); v && get_int(*v, "n", 1, 128) != 1)
+    throw bad_request("'n' must be 1: send one request per completion", "n");
+  if (const json* v = field(body, "tools"); v && !(v->is_array() && v->empty()))
+    throw bad_request("tool calling is not supported", "tools");
+  if (const json* v = field(body, "response_format")) {
+    const json* type = v->is_object() ? field(*v, "type") : nullptr;
+    if (!type || *type != "text")
+      throw bad_request("only response_format {\"type\": \"text\"} is supported",
+                        "response_format");
+  }
+  for (const char* name : {"grammar", "json_schema"})
+    if (field(body, name))
+      throw bad_request(std::string("'") + name + "' (constrained output) is not supported", name);
+  if (!chat) {
+    if (const json* v = field(body, "echo"); v && get_bool(*v, "echo"))
+      throw bad_request("'echo' is not supported", "echo");
+    if (const json* v = field(body, "best_of"); v && get_int(*v, "best_of", 1, 128) != 1)
+      throw bad_request("'best_of' must be 1", "best_of");
+    if (const json* v = field(body, "suffix");
+        v && !(v->is_string() && v->get<std::string>().empty()))
+      throw bad_request("'suffix' (insertion) is not supported", "suffix");
+  }
+  return r;
+}
+
+}  // namespace xtile::server

@@ -1,0 +1,54 @@
+// OpenAI request bodies -> what the scheduler runs. Every field is type-checked and
+// range-checked; a wrong one is a 400 naming it (ApiError). Unknown fields are ignored, as
+// OpenAI's clients send extras; fields that would change the output in a way xtile cannot do
+// (tools, structured output, n > 1, echo, best_of) are refused rather than silently dropped.
+//
+// Fields: model, messages | prompt (text, token ids, or a one-element list of either), stream,
+// stream_options.include_usage, max_tokens | max_completion_tokens | n_predict, temperature,
+// top_k, top_p, min_p, repeat_penalty, repeat_last_n, presence_penalty, frequency_penalty,
+// seed, stop, logprobs, top_logprobs, n_probs, ignore_eos, chat_template_kwargs.
+// enable_thinking, reasoning_format, return_tokens.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/chat_template.h"
+#include "server/job.h"
+
+namespace xtile::server {
+
+// Server-wide defaults a request may override (xtile serve's sampling flags).
+struct RequestDefaults {
+  SamplerParams sampler;  // seed unused: a request without one gets a random seed
+  int64_t max_tokens = -1;
+  bool reasoning = true;  // split <think> blocks into reasoning_content
+};
+
+struct ParsedRequest {
+  bool chat = false;
+  std::string model;  // "" when absent
+  bool stream = false;
+  bool include_usage = false;
+  std::vector<ChatMessage> messages;       // chat
+  bool enable_thinking = true;             // chat_template_kwargs.enable_thinking
+  bool reasoning = true;                   // split <think> into reasoning_content (chat)
+  std::optional<std::string> prompt_text;  // completion: text
+  std::vector<int32_t> prompt_ids;         // completion: token ids
+  GenerationParams gen;
+  bool seed_given = false;
+  int top_logprobs = 0;        // alternatives per token in the response
+  bool logprobs = false;       // logprobs in the response
+  bool return_tokens = false;  // token ids in the response (llama-server's return_tokens)
+};
+
+// `chat`: /v1/chat/completions, else /v1/completions. Throws ApiError.
+ParsedRequest parse_request(const nlohmann::json& body, bool chat, const RequestDefaults& d);
+
+// The body as JSON; 400 with the parser's position when it is not JSON or not an object.
+nlohmann::json parse_body(const std::string& body);
+
+}  // namespace xtile::server

@@ -1,0 +1,151 @@
+#include "server/openai_response.h"
+
+#include <random>
+
+namespace xtile::server {
+
+using nlohmann::json;
+
+namespace {
+
+json bytes_of(const std::string& s) {
+  json b = json::array();
+  for (unsigned char c : s) b.push_back(static_cast<int>(c));
+  return b;
+}
+
+json finish_json(FinishReason r) {
+  const char* name = finish_reason_name(r);
+  return name ? json(name) : json();
+}
+
+json head(const ResponseHead& h, const char* object) {
+  return {{"id", h.id},
+          {"object", object},
+          {"created", h.created},
+          {"model", h.model},
+          {"system_fingerprint", h.fingerprint}};
+}
+
+}  // namespace
+
+std::string make_id(const std::string& prefix) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char* digits = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  std::string id = prefix;
+  for (int i = 0; i < 24; ++i) id += digits[rng() % 62];
+  return id;
+}
+
+json usage_json(const JobStats& s) {
+  return {{"prompt_tokens", s.prompt_tokens},
+          {"completion_tokens", s.completion_tokens},
+          {"total_tokens", s.prompt_tokens + s.completion_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", s.cached_tokens}}}};
+}
+
+json timings_json(const JobStats& s) {
+  const int64_t prompt_n = s.prompt_tokens - s.cached_tokens;
+  // The first token comes out of the prompt's pass; generation time covers the others.
+  const int64_t gen_n = std::max<int64_t>(0, s.completion_tokens - 1);
+  return {{"cache_n", s.cached_tokens},
+          {"prompt_n", prompt_n},
+          {"prompt_ms", s.prompt_ms},
+          {"prompt_per_second", s.prompt_ms > 0 ? 1000.0 * prompt_n / s.prompt_ms : 0.0},
+          {"predicted_n", s.completion_tokens},
+          {"predicted_ms", s.predicted_ms},
+          {"predicted_per_second", s.predicted_ms > 0 ? 1000.0 * gen_n / s.predicted_ms : 0.0},
+          {"queue_ms", s.queue_ms},
+          {"preemptions", s.preemptions}};
+}
+
+json chat_logprobs(const std::vector<TokenOut>& tokens, const Tokenizer& tok) {
+  json content = json::array();
+  for (const TokenOut& t : tokens) {
+    const std::string piece = tok.decode_token(t.id, /*render_special=*/true);
+    json top = json::array();
+    for (const auto& [id, lp] : t.top) {
+      const std::string p = tok.decode_token(id, true);
+      top.push_back({{"id", id}, {"token", p}, {"bytes", bytes_of(p)}, {"logprob", lp}});
+    }
+    content.push_back({{"id", t.id},
+                       {"token", piece},
+                       {"bytes", bytes_of(piece)},
+                       {"logprob", t.logprob},
+                       {"top_logprobs", std::move(top)}});
+  }
+  return {{"content", std::move(content)}};
+}
+
+json completion_logprobs(const std::vector<TokenOut>& tokens, const Tokenizer& tok,
+                         size_t* offset) {
+  json toks = json::array(), lps = json::array(), tops = json::array(), offs = json::array();
+  for (const TokenOut& t : tokens) {
+    const std::string piece = tok.decode_token(t.id, true);
+    toks.push_back(piece);
+    lps.push_back(t.logprob);
+    json top = json::object();
+    for (const auto& [id, lp] : t.top) top[tok.decode_token(id, true)] = lp;
+    tops.push_back(std::move(top));
+    offs.push_back(*offset);
+    *offset += piece.size();
+  }
+  return {{"tokens", std::move(toks)},
+          {"token_logprobs", std::move(lps)},
+          {"top_logprobs", std::move(tops)},
+          {"text_offset", std::move(offs)}};
+}
+
+json chat_chunk(const ResponseHead& h, json delta, json finish_reason, json logprobs) {
+  json j = head(h, "chat.completion.chunk");
+  j["choices"] = json::array({{{"index", 0},
+                               {"delta", std::move(delta)},
+                               {"logprobs", std::move(logprobs)},
+                               {"finish_reason", std::move(finish_reason)}}});
+  return j;
+}
+
+json completion_chunk(const ResponseHead& h, const std::string& text, json finish_reason,
+                      json logprobs) {
+  json j = head(h, "text_completion");
+  j["choices"] = json::array({{{"index", 0},
+                               {"text", text},
+                               {"logprobs", std::move(logprobs)},
+                               {"finish_reason", std::move(finish_reason)}}});
+  return j;
+}
+
+json usage_chunk(const ResponseHead& h, const char* object, const JobStats& s) {
+  json j = head(h, object);
+  j["choices"] = json::array();
+  j["usage"] = usage_json(s);
+  return j;
+}
+
+json chat_response(const ResponseHead& h, const std::string& content, const std::string& reasoning,
+                   FinishReason reason, const JobStats& s, json logprobs) {
+  json message = {{"role", "assistant"}, {"content", content}};
+  if (!reasoning.empty()) message["reasoning_content"] = reasoning;
+  json j = head(h, "chat.completion");
+  j["choices"] = json::array({{{"index", 0},
+                               {"message", std::move(message)},
+                               {"logprobs", std::move(logprobs)},
+                               {"finish_reason", finish_json(reason)}}});
+  j["usage"] = usage_json(s);
+  j["timings"] = timings_json(s);
+  return j;
+}
+
+json completion_response(const ResponseHead& h, const std::string& text, FinishReason reason,
+                         const JobStats& s, json logprobs) {
+  json j = head(h, "text_completion");
+  j["choices"] = json::array({{{"index", 0},
+                               {"text", text},
+                               {"logprobs", std::move(logprobs)},
+                               {"finish_reason", finish_json(reason)}}});
+  j["usage"] = usage_json(s);
+  j["timings"] = timings_json(s);
+  return j;
+}
+
+}  // namespace xtile::server

@@ -1,0 +1,52 @@
+// Response bodies in OpenAI's shapes (chat.completion, chat.completion.chunk, text_completion),
+// with llama-server's additions that clients use: usage.prompt_tokens_details.cached_tokens,
+// timings {prompt_n, prompt_ms, predicted_n, predicted_ms, ...} and, on request, token ids.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "server/job.h"
+#include "tokenizer/tokenizer.h"
+
+namespace xtile::server {
+
+struct ResponseHead {
+  std::string id;  // chatcmpl-... / cmpl-...
+  int64_t created = 0;
+  std::string model;
+  std::string fingerprint;  // system_fingerprint: build and kernel tier
+};
+
+// A fresh id with the given prefix ("chatcmpl-", "cmpl-").
+std::string make_id(const std::string& prefix);
+
+nlohmann::json usage_json(const JobStats& s);
+nlohmann::json timings_json(const JobStats& s);
+
+// chat: {"content": [{id, token, bytes, logprob, top_logprobs: [{id, token, bytes, logprob}]}]}
+nlohmann::json chat_logprobs(const std::vector<TokenOut>& tokens, const Tokenizer& tok);
+// completions (legacy): {tokens, token_logprobs, top_logprobs: [{token: logprob}], text_offset};
+// *offset is the text offset of the first token, advanced past these.
+nlohmann::json completion_logprobs(const std::vector<TokenOut>& tokens, const Tokenizer& tok,
+                                   size_t* offset);
+
+// One chunk of a streamed chat completion; finish_reason null until the last.
+nlohmann::json chat_chunk(const ResponseHead& h, nlohmann::json delta,
+                          nlohmann::json finish_reason = nullptr,
+                          nlohmann::json logprobs = nullptr);
+nlohmann::json completion_chunk(const ResponseHead& h, const std::string& text,
+                                nlohmann::json finish_reason = nullptr,
+                                nlohmann::json logprobs = nullptr);
+// The usage chunk of stream_options.include_usage: no choices.
+nlohmann::json usage_chunk(const ResponseHead& h, const char* object, const JobStats& s);
+
+nlohmann::json chat_response(const ResponseHead& h, const std::string& content,
+                             const std::string& reasoning, FinishReason reason, const JobStats& s,
+                             nlohmann::json logprobs);
+nlohmann::json completion_response(const ResponseHead& h, const std::string& text,
+                                   FinishReason reason, const JobStats& s, nlohmann::json logprobs);
+
+}  // namespace xtile::server

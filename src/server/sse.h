@@ -1,0 +1,36 @@
+// Streaming answers (stream: true) as server-sent events, OpenAI's framing:
+//   data: {chunk}\n\n ... data: [DONE]\n\n
+// chat: a first delta with the role, then content / reasoning_content deltas of whole UTF-8
+// characters (several tokens' text in one delta when the client reads slower than the model
+// writes), a last chunk with an empty delta, finish_reason and llama-server's timings, the
+// usage chunk when stream_options.include_usage, then [DONE]. A failure after the stream began
+// is sent as data: {"error": ...} and the stream ends without [DONE]. A silent stream (a long
+// queue or prompt) gets a ": ping" comment every ping_s seconds. A failed write, or the client
+// closing its end, cancels the job.
+#pragma once
+
+#include <httplib.h>
+
+#include <memory>
+
+#include "server/connection.h"
+#include "server/job.h"
+#include "server/openai_response.h"
+#include "tokenizer/tokenizer.h"
+
+namespace xtile::server {
+
+struct StreamSpec {
+  bool chat = true;
+  bool reasoning = true;      // split <think> blocks into reasoning_content (chat)
+  bool in_reasoning = false;  // the prompt opened a think block
+  bool logprobs = false;
+  bool include_usage = false;
+  int ping_s = 30;
+  ResponseHead head;
+};
+
+void stream_job(httplib::Response& res, std::shared_ptr<Job> job, ClientConnection conn,
+                const Tokenizer& tok, StreamSpec spec);
+
+}  // namespace xtile::server

@@ -1,0 +1,115 @@
+// xtile serve through the official openai npm package, as an application would use it:
+// models, chat (whole and streamed, with usage), completions, log-probabilities, seeds, errors
+// as the SDK's typed exceptions, and aborting a stream.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import OpenAI from "openai";
+
+const url = process.env.XTILE_URL;
+const client = new OpenAI({ baseURL: url + "/v1", apiKey: "not-needed", maxRetries: 0 });
+const MODEL = "stories260K.gguf";
+
+test("models.list names the loaded model", async () => {
+  const page = await client.models.list();
+  assert.deepEqual(page.data.map((m) => m.id), [MODEL]);
+  assert.equal(page.data[0].object, "model");
+});
+
+test("chat.completions.create answers with usage", async () => {
+  const r = await client.chat.completions.create({
+    model: MODEL, messages: [{ role: "user", content: "Tell me a story." }],
+    max_tokens: 20, temperature: 0,
+  });
+  assert.equal(r.object, "chat.completion");
+  assert.equal(r.choices[0].message.role, "assistant");
+  assert.ok(r.choices[0].message.content.length > 0);
+  assert.ok(["stop", "length"].includes(r.choices[0].finish_reason));
+  assert.ok(r.usage.prompt_tokens > 0);
+  assert.ok(r.usage.completion_tokens <= 20);
+  assert.equal(r.usage.total_tokens, r.usage.prompt_tokens + r.usage.completion_tokens);
+});
+
+test("a streamed chat gives the same text, the role first, usage last", async () => {
+  const params = { model: MODEL, messages: [{ role: "user", content: "Once upon a time" }],
+                   max_tokens: 30, temperature: 0.8, seed: 11 };
+  const whole = await client.chat.completions.create(params);
+  const stream = await client.chat.completions.create({
+    ...params, stream: true, stream_options: { include_usage: true } });
+  let text = "", first = null, finish = null, usage = null, chunks = 0;
+  for await (const chunk of stream) {
+    chunks += 1;
+    if (first === null) first = chunk;
+    if (chunk.usage) usage = chunk.usage;
+    const c = chunk.choices[0];
+    if (!c) continue;
+    text += c.delta.content ?? "";
+    if (c.finish_reason) finish = c.finish_reason;
+  }
+  assert.ok(chunks >= 3);
+  assert.equal(first.choices[0].delta.role, "assistant");
+  assert.equal(text, whole.choices[0].message.content);
+  assert.equal(finish, whole.choices[0].finish_reason);
+  assert.equal(usage.completion_tokens, whole.usage.completion_tokens);
+});
+
+test("the same seed gives the same answer; another seed another one", async () => {
+  const ask = (seed) => client.chat.completions.create({
+    model: MODEL, messages: [{ role: "user", content: "A story about a cat" }],
+    max_tokens: 24, temperature: 1.0, seed });
+  const [a, b, c] = await Promise.all([ask(5), ask(5), ask(6)]);
+  assert.equal(a.choices[0].message.content, b.choices[0].message.content);
+  assert.notEqual(a.choices[0].message.content, c.choices[0].message.content);
+});
+
+test("chat logprobs with top_logprobs", async () => {
+  const r = await client.chat.completions.create({
+    model: MODEL, messages: [{ role: "user", content: "Hi" }], max_tokens: 6, temperature: 0,
+    logprobs: true, top_logprobs: 3 });
+  const content = r.choices[0].logprobs.content;
+  assert.ok(content.length > 0);
+  for (const t of content) {
+    assert.equal(typeof t.token, "string");
+    assert.ok(t.logprob <= 0);
+    assert.equal(t.top_logprobs.length, 3);
+    // Greedy: the chosen token is the most likely one.
+    assert.equal(t.top_logprobs[0].logprob, t.logprob);
+  }
+});
+
+test("completions.create, whole and streamed", async () => {
+  const params = { model: MODEL, prompt: "Lily and Tom", max_tokens: 16, temperature: 0 };
+  const r = await client.completions.create(params);
+  assert.equal(r.object, "text_completion");
+  assert.ok(r.choices[0].text.length > 0);
+  let text = "";
+  for await (const chunk of await client.completions.create({ ...params, stream: true }))
+    text += chunk.choices[0]?.text ?? "";
+  assert.equal(text, r.choices[0].text);
+});
+
+test("errors arrive as the SDK's typed errors", async () => {
+  await assert.rejects(
+    client.chat.completions.create({ model: "gpt-4o", messages: [{ role: "user", content: "x" }] }),
+    (e) => e instanceof OpenAI.NotFoundError && e.status === 404 && e.code === "model_not_found");
+  await assert.rejects(
+    client.completions.create({ model: MODEL, prompt: "dog ".repeat(3000) }),
+    (e) => e instanceof OpenAI.BadRequestError && e.code === "context_length_exceeded");
+  await assert.rejects(
+    client.chat.completions.create({ model: MODEL, messages: [{ role: "wizard", content: "x" }] }),
+    (e) => e instanceof OpenAI.BadRequestError && /role/.test(e.message));
+});
+
+test("aborting a stream leaves the server serving", async () => {
+  const stream = await client.chat.completions.create({
+    model: MODEL, messages: [{ role: "user", content: "A long story" }], max_tokens: 400,
+    stream: true });
+  let n = 0;
+  for await (const _ of stream) {
+    if (++n === 2) { stream.controller.abort(); break; }
+  }
+  const r = await client.chat.completions.create({
+    model: MODEL, messages: [{ role: "user", content: "Hi" }], max_tokens: 4 });
+  assert.ok(r.choices[0].message.content !== undefined);
+  const health = await fetch(url + "/health");
+  assert.equal(health.status, 200);
+});

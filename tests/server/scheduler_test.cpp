@@ -1,0 +1,349 @@
+// The scheduler in process (no HTTP): the server's determinism promise. A request gives the
+// same tokens, log-probabilities and text whether it runs alone or beside seven others, in any
+// slot, with any batch size (so any split of prompts into chunks), after being preempted and
+// recomputed, from a slot's prompt cache or from scratch, and on every kernel tier. Also:
+// cancellation, the bounded queue, and max_tokens / stop strings / context limits.
+#include "server/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cpu/cpu_caps.h"
+#include "cpu/thread_pool.h"
+#include "model/weights.h"
+#include "test_util.h"
+#include "tokenizer/tokenizer.h"
+
+namespace xtile::server {
+namespace {
+
+struct Model {
+  std::unique_ptr<ThreadPool> pool;
+  std::unique_ptr<WeightStore> weights;
+  std::unique_ptr<Tokenizer> tok;
+};
+
+Model load(const std::string& path, Tier tier, int threads = 2) {
+  Model m;
+  m.pool = std::make_unique<ThreadPool>(threads);
+  LoadOptions lo;
+  lo.tier = tier;
+  m.weights = WeightStore::load(path, *m.pool, lo);
+  m.tok = Tokenizer::from_gguf(m.weights->file());
+  return m;
+}
+
+struct Request {
+  std::vector<int32_t> prompt;
+  GenerationParams gen;
+};
+
+struct Outcome {
+  std::vector<int32_t> ids;
+  std::vector<uint32_t> logprob_bits;  // the chosen token's, then each alternative's
+  std::vector<int32_t> top_ids;
+  std::string text;
+  FinishReason reason = FinishReason::kNone;
+  JobStats stats;
+};
+
+uint32_t bits(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, sizeof b);
+  return b;
+}
+
+Outcome collect(Job& job) {
+  Outcome o;
+  Job::Cursor cursor;
+  for (;;) {
+    Job::Update u;
+    if (!job.wait(&cursor, &u, std::chrono::seconds(120))) {
+      ADD_FAILURE() << "a job did not finish in 120 s";
+      return o;
+    }
+    o.text += u.text;
+    for (const TokenOut& t : u.tokens) {
+      o.ids.push_back(t.id);
+      o.logprob_bits.push_back(bits(t.logprob));
+      for (const auto& [id, lp] : t.top) {
+        o.top_ids.push_back(id);
+        o.logprob_bits.push_back(bits(lp));
+      }
+    }
+    if (u.done) break;
+  }
+  o.reason = job.finish_reason();
+  o.stats = job.stats();
+  return o;
+}
+
+// Eight different requests: prompts of different lengths, greedy and sampled, penalties, a
+// stop string, log-probabilities with alternatives.
+std::vector<Request> eight_requests(const Tokenizer& tok) {
+  const char* texts[] = {
+      "Once upon a time",
+      "The little dog ran to the park and saw a big red ball. He wanted to play with it, so he",
+      "Lily",
+      "One day, a girl named Sue went to the store with her mom. They bought apples, milk and",
+      "Tom and his friend",
+      "The sun was hot.",
+      "There was a cat who liked to sleep all day long in the warm sun. One morning the cat woke "
+      "up and",
+      "Bob had a toy car."};
+  std::vector<Request> rs;
+  for (int i = 0; i < 8; ++i) {
+    Request r;
+    r.prompt = tok.encode(texts[i], true, false);
+    r.gen.max_tokens = 24 + 9 * i;
+    r.gen.ignore_eos = i % 2 == 0;
+    r.gen.sampler.seed = 1000 + static_cast<uint64_t>(i);
+    r.gen.sampler.temperature = i == 0 ? 0.0f : 0.6f + 0.1f * static_cast<float>(i);
+    r.gen.sampler.top_k = i == 3 ? 0 : 40;
+    r.gen.sampler.repeat_penalty = i == 5 ? 1.3f : 1.0f;
+    r.gen.logprobs = true;
+    r.gen.n_probs = i % 3;
+    if (i == 6) r.gen.stop = {"the"};
+    rs.push_back(r);
+  }
+  return rs;
+}
+
+std::vector<Outcome> run_alone(const Model& m, const std::vector<Request>& rs) {
+  Metrics metrics;
+  SchedulerOptions o;
+  o.n_slots = 1;
+  o.n_ctx = o.kv_budget = 512;
+  Scheduler s(*m.weights, *m.pool, *m.tok, o, metrics);
+  std::vector<Outcome> out;
+  for (const Request& r : rs) {
+    auto job = std::make_shared<Job>(r.prompt, r.gen);
+    EXPECT_EQ(s.submit(job), Scheduler::Submit::kQueued);
+    out.push_back(collect(*job));
+  }
+  return out;
+}
+
+std::vector<Outcome> run_together(const Model& m, const std::vector<Request>& rs,
+                                  const SchedulerOptions& o, Metrics* metrics) {
+  Scheduler s(*m.weights, *m.pool, *m.tok, o, *metrics);
+  std::vector<std::shared_ptr<Job>> jobs;
+  for (const Request& r : rs) {
+    jobs.push_back(std::make_shared<Job>(r.prompt, r.gen));
+    EXPECT_EQ(s.submit(jobs.back()), Scheduler::Submit::kQueued);
+  }
+  std::vector<Outcome> out;
+  for (auto& j : jobs) out.push_back(collect(*j));
+  return out;
+}
+
+void expect_same(const std::vector<Outcome>& a, const std::vector<Outcome>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    SCOPED_TRACE("request " + std::to_string(i));
+    EXPECT_EQ(a[i].ids, b[i].ids);
+    EXPECT_EQ(a[i].logprob_bits, b[i].logprob_bits);
+    EXPECT_EQ(a[i].top_ids, b[i].top_ids);
+    EXPECT_EQ(a[i].text, b[i].text);
+    EXPECT_EQ(a[i].reason, b[i].reason);
+    EXPECT_EQ(a[i].stats.completion_tokens, b[i].stats.completion_tokens);
+  }
+}
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = test::fixture_path("models/stories260K.gguf");
+    if (path_.empty()) GTEST_SKIP() << "../shared/fixtures/models/stories260K.gguf is absent";
+    model_ = load(path_, cpu_caps().best_tier());
+    requests_ = eight_requests(*model_.tok);
+  }
+  std::string path_;
+  Model model_;
+  std::vector<Request> requests_;
+};
+
+TEST_F(SchedulerTest, EightRequestsTogetherGiveTheBitsTheyGiveAlone) {
+  const std::vector<Outcome> alone = run_alone(model_, requests_);
+  for (size_t i = 0; i < alone.size(); ++i) {
+    EXPECT_GT(alone[i].ids.size(), 0u) << i;
+    if (requests_[i].gen.ignore_eos && requests_[i].gen.stop.empty()) {
+      EXPECT_EQ(alone[i].stats.completion_tokens, requests_[i].gen.max_tokens) << i;
+    }
+  }
+  Metrics metrics;
+  SchedulerOptions o;
+  o.n_slots = 8;
+  o.n_ctx = o.kv_budget = 512;
+  expect_same(alone, run_together(model_, requests_, o, &metrics));
+  // They did run side by side: some forward passes held more than one slot.
+  EXPECT_GT(metrics.busy_slots_total.load(), metrics.decode_total.load());
+}
+
+TEST_F(SchedulerTest, AnySlotCountAndBatchSplitGiveTheSameBits) {
+  const std::vector<Outcome> alone = run_alone(model_, requests_);
+  for (auto [slots, batch] : {std::pair{3, 5}, std::pair{8, 1}, std::pair{5, 37}}) {
+    SCOPED_TRACE(std::to_string(slots) + " slots, batch " + std::to_string(batch));
+    Metrics metrics;
+    SchedulerOptions o;
+    o.n_slots = slots;
+    o.n_batch = batch;
+    o.n_ctx = 512;
+    o.kv_budget = 512 * 2;
+    expect_same(alone, run_together(model_, requests_, o, &metrics));
+  }
+}
+
+TEST_F(SchedulerTest, PreemptedRequestsAreRecomputedWithTheSameBits) {
+  const std::vector<Outcome> alone = run_alone(model_, requests_);
+  // A budget of 160 positions: each request fits alone, eight together do not.
+  Metrics metrics;
+  SchedulerOptions o;
+  o.n_slots = 8;
+  o.n_ctx = o.kv_budget = 160;
+  const std::vector<Outcome> together = run_together(model_, requests_, o, &metrics);
+  expect_same(alone, together);
+  EXPECT_GT(metrics.preemptions_total.load(), 0u);
+  EXPECT_EQ(metrics.requests_failed.load(), 0u);
+  int preempted = 0;
+  for (const Outcome& t : together) preempted += t.stats.preemptions;
+  EXPECT_EQ(static_cast<uint64_t>(preempted), metrics.preemptions_total.load());
+  EXPECT_LE(metrics.kv_used.load(), 160);
+}
+
+TEST_F(SchedulerTest, EveryTierGivesTheSameBits) {
+  const Model ref = load(path_, Tier::ref, 1);
+  const std::vector<Outcome> alone_ref = run_alone(ref, requests_);
+  Metrics metrics;
+  SchedulerOptions o;
+  o.n_slots = 4;
+  o.n_batch = 16;
+  o.n_ctx = o.kv_budget = 512;
+  expect_same(alone_ref, run_together(model_, requests_, o, &metrics));
+}
+
+TEST_F(SchedulerTest, FollowUpReusesTheSlotCacheWithTheSameBits) {
+  Metrics metrics;
+  SchedulerOptions o;
+  o.n_slots = 2;
+  o.n_ctx = o.kv_budget = 512;
+  Scheduler s(*model_.weights, *model_.pool, *model_.tok, o, metrics);
+  Request first = requests_[1];
+  auto a = std::make_shared<Job>(first.prompt, first.gen);
+  ASSERT_EQ(s.submit(a), Scheduler::Submit::kQueued);
+  const Outcome oa = collect(*a);
+  // The next turn: the first prompt, its answer, and more.
+  Request next = requests_[2];
+  next.prompt = first.prompt;
+  next.prompt.insert(next.prompt.end(), oa.ids.begin(), oa.ids.end());
+  const std::vector<int32_t> more = model_.tok->encode(" Then they went home.", false, false);
+  next.prompt.insert(next.prompt.end(), more.begin(), more.end());
+  auto b = std::make_shared<Job>(next.prompt, next.gen);
+  ASSERT_EQ(s.submit(b), Scheduler::Submit::kQueued);
+  const Outcome ob = collect(*b);
+  // Everything the first request evaluated was reused: its prompt and answer, but the last
+  // answer token when it stopped at the length limit (sampled, never evaluated); after an
+  // end-of-generation token (sampled, not in the answer) every answer token was evaluated.
+  const bool eog = oa.stats.completion_tokens > static_cast<int64_t>(oa.ids.size());
+  EXPECT_EQ(ob.stats.cached_tokens,
+            static_cast<int64_t>(first.prompt.size() + oa.ids.size()) - (eog ? 0 : 1));
+  EXPECT_EQ(ob.stats.slot, oa.stats.slot);
+  // And it gives what a fresh server gives (one scheduler on the pool at a time).
+  s.stop();
+  expect_same(run_alone(model_, {next}), {ob});
+}
+
+TEST_F(SchedulerTest, CancelEndsOneRequestAndTheOthersGoOn) {
+  const std::vector<Outcome> alone =
+      run_alone(model_, {requests_[3]});  // (one pool user at a time)
+  Metrics metrics;
+  SchedulerOptions o;
+  o.n_slots = 2;
+  o.n_ctx = o.kv_budget = 512;
+  Scheduler s(*model_.weights, *model_.pool, *model_.tok, o, metrics);
+  Request longer = requests_[0];
+  longer.gen.max_tokens = -1;  // until the context is full
+  auto doomed = std::make_shared<Job>(longer.prompt, longer.gen);
+  auto other = std::make_shared<Job>(requests_[3].prompt, requests_[3].gen);
+  ASSERT_EQ(s.submit(doomed), Scheduler::Submit::kQueued);
+  ASSERT_EQ(s.submit(other), Scheduler::Submit::kQueued);
+  doomed->cancel();
+  const Outcome c = collect(*doomed);
+  EXPECT_EQ(c.reason, FinishReason::kCancelled);
+  expect_same(alone, {collect(*other)});
+  EXPECT_EQ(metrics.requests_cancelled.load(), 1u);
+}
+
+TEST_F(SchedulerTest, FullQueueRefusesAndLeavesTheJobUntouched) {
+  Metrics metrics;
+  SchedulerOptions o;
+  o.n_slots = 1;
+  o.max_queue = 1;
+  o.n_ctx = o.kv_budget = 512;
+  Scheduler s(*model_.weights, *model_.pool, *model_.tok, o, metrics);
+  Request r = requests_[0];
+  r.gen.max_tokens = -1;
+  std::vector<std::shared_ptr<Job>> jobs;
+  int refused = 0;
+  for (int i = 0; i < 4; ++i) {
+    auto j = std::make_shared<Job>(r.prompt, r.gen);
+    if (s.submit(j) == Scheduler::Submit::kQueueFull) {
+      ++refused;
+    } else {
+      jobs.push_back(j);
+    }
+  }
+  // One runs (or is about to), one waits: at least two of four are refused.
+  EXPECT_GE(refused, 2);
+  EXPECT_EQ(metrics.requests_rejected.load(), static_cast<uint64_t>(refused));
+  for (auto& j : jobs) EXPECT_EQ(collect(*j).reason, FinishReason::kLength);
+  EXPECT_GE(s.retry_after_seconds(), 1);
+}
+
+TEST_F(SchedulerTest, LengthStopAndContextLimits) {
+  Metrics metrics;
+  SchedulerOptions o;
+  o.n_slots = 2;
+  o.n_ctx = 64;
+  o.kv_budget = 128;
+  Scheduler s(*model_.weights, *model_.pool, *model_.tok, o, metrics);
+  Request r = requests_[0];  // greedy, ignores EOS
+  r.gen.max_tokens = 10;
+  auto a = std::make_shared<Job>(r.prompt, r.gen);
+  s.submit(a);
+  const Outcome oa = collect(*a);
+  EXPECT_EQ(oa.reason, FinishReason::kLength);
+  EXPECT_EQ(oa.ids.size(), 10u);
+  // Until the context is full: prompt + generated = n_ctx + 1 (the last token is sampled from
+  // the last position's logits but never evaluated).
+  r.gen.max_tokens = -1;
+  auto b = std::make_shared<Job>(r.prompt, r.gen);
+  s.submit(b);
+  const Outcome ob = collect(*b);
+  EXPECT_EQ(ob.reason, FinishReason::kLength);
+  EXPECT_EQ(static_cast<int64_t>(r.prompt.size() + ob.ids.size()), o.n_ctx + 1);
+  // A stop string taken from the greedy text: the text ends before it, and stop is the reason.
+  ASSERT_GT(oa.text.size(), 8u);
+  const std::string stop = oa.text.substr(oa.text.size() / 2, 3);
+  r.gen.max_tokens = 10;
+  r.gen.stop = {stop};
+  auto c = std::make_shared<Job>(r.prompt, r.gen);
+  s.submit(c);
+  const Outcome oc = collect(*c);
+  EXPECT_EQ(oc.reason, FinishReason::kStop);
+  EXPECT_EQ(oc.text, oa.text.substr(0, oa.text.find(stop)));
+  // max_tokens 0: nothing is generated.
+  r.gen.max_tokens = 0;
+  auto d = std::make_shared<Job>(r.prompt, r.gen);
+  s.submit(d);
+  const Outcome od = collect(*d);
+  EXPECT_EQ(od.reason, FinishReason::kLength);
+  EXPECT_TRUE(od.ids.empty());
+}
+
+}  // namespace
+}  // namespace xtile::server

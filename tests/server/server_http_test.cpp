@@ -1,0 +1,623 @@
+// The real `xtile serve` binary on a loopback port, driven over HTTP (cpp-httplib's client):
+// every endpoint, streaming framing, the error bodies, 16 concurrent clients, the same bits
+// alone and concurrently, cancellation on disconnect, the bounded queue, a full KV budget,
+// API keys and the loading state. Models: stories260K (fast) and, where a generation must
+// last long enough to be interrupted, a one-layer qwen3-0.6b with the real Qwen2 vocabulary
+// synthesized once per build (its 151936-row output makes each token take milliseconds).
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <atomic>
+#include <filesystem>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "server_process.h"
+#include "test_util.h"
+
+namespace xtile::test {
+namespace {
+
+using nlohmann::json;
+
+struct Reply {
+  int status = 0;  // 0: no answer (connection failed or aborted)
+  std::string body;
+  httplib::Headers headers;
+  json j() const { return json::parse(body); }
+};
+
+Reply request(int port, const std::string& method, const std::string& path,
+              const std::string& body = "", const httplib::Headers& headers = {},
+              int timeout_s = 120) {
+  httplib::Client cli("127.0.0.1", port);
+  cli.set_read_timeout(timeout_s, 0);
+  cli.set_connection_timeout(10, 0);
+  httplib::Result res = method == "GET"       ? cli.Get(path, headers)
+                        : method == "OPTIONS" ? cli.Options(path, headers)
+                                              : cli.Post(path, headers, body, "application/json");
+  Reply r;
+  if (!res) return r;
+  r.status = res->status;
+  r.body = res->body;
+  r.headers = res->headers;
+  return r;
+}
+
+Reply post(int port, const std::string& path, const json& body, const httplib::Headers& h = {}) {
+  return request(port, "POST", path, body.dump(), h);
+}
+
+// A streamed response, parsed as server-sent events.
+struct Events {
+  int status = 0;
+  std::vector<json> data;  // each data: payload but [DONE]
+  bool done = false;       // data: [DONE] came last
+  std::string raw;
+};
+
+// Posts with stream: true. `on_event` may return false to drop the connection.
+Events stream(int port, const std::string& path, json body,
+              const std::function<bool(const json&)>& on_event = {}) {
+  body["stream"] = true;
+  httplib::Client cli("127.0.0.1", port);
+  cli.set_read_timeout(120, 0);
+  httplib::Request req;
+  req.method = "POST";
+  req.path = path;
+  req.body = body.dump();
+  req.set_header("Content-Type", "application/json");
+  Events ev;
+  std::string buf;
+  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+    ev.raw.append(data, n);
+    buf.append(data, n);
+    size_t cut;
+    while ((cut = buf.find("\n\n")) != std::string::npos) {
+      const std::string event = buf.substr(0, cut);
+      buf.erase(0, cut + 2);
+      if (event.rfind("data: ", 0) != 0) continue;  // ": ping"
+      const std::string payload = event.substr(6);
+      if (payload == "[DONE]") {
+        ev.done = true;
+        continue;
+      }
+      EXPECT_FALSE(ev.done) << "an event after [DONE]";
+      ev.data.push_back(json::parse(payload));
+      if (on_event && !on_event(ev.data.back())) return false;
+    }
+    return true;
+  };
+  auto res = cli.send(req);
+  if (res) ev.status = res->status;
+  return ev;
+}
+
+double metric(int port, const std::string& name) {
+  const Reply r = request(port, "GET", "/metrics");
+  const std::regex re("\\nxtile:" + name + " ([-0-9.e+]+)\\n");
+  std::smatch m;
+  if (r.status != 200 || !std::regex_search(r.body, m, re)) return -1;
+  return std::stod(m[1]);
+}
+
+// Polls a metric until `ok` or 20 s.
+bool wait_metric(int port, const std::string& name, const std::function<bool(double)>& ok) {
+  for (int i = 0; i < 400; ++i) {
+    if (ok(metric(port, name))) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+json chat_body(const std::string& text, int max_tokens, uint64_t seed, double temperature) {
+  return {{"messages", json::array({{{"role", "user"}, {"content", text}}})},
+          {"max_tokens", max_tokens},
+          {"seed", seed},
+          {"temperature", temperature}};
+}
+
+std::string stories() {
+  return fixture_path("models/stories260K.gguf");
+}
+
+// One-layer qwen3-0.6b, q4_0, Qwen2 vocabulary: synthesized on first use.
+std::string slow_model() {
+  static const std::string path = [] {
+    const std::string vocab = fixture_path("tokenizers/vocab-qwen2.gguf");
+    if (vocab.empty()) return std::string();
+    const std::string out = std::string(XTILE_BINARY_DIR) + "/server-test-qwen3-1L-q4_0.gguf";
+    if (std::filesystem::exists(out)) return out;
+    std::string log;
+    const std::string tmp = out + ".tmp.gguf";
+    const int rc = run_command("'" + xtile_binary() +
+                                   "' synth --preset qwen3-0.6b --layers 1 --type q4_0 --vocab '" +
+                                   vocab + "' -o '" + tmp + "'",
+                               &log);
+    if (rc != 0) {
+      ADD_FAILURE() << "xtile synth failed:\n" << log;
+      return std::string();
+    }
+    std::filesystem::rename(tmp, out);
+    return out;
+  }();
+  return path;
+}
+
+#define REQUIRE_STORIES() \
+  if (stories().empty()) GTEST_SKIP() << "../shared/fixtures/models/stories260K.gguf is absent"
+#define REQUIRE_SLOW_MODEL()                                                             \
+  if (slow_model().empty())                                                              \
+  GTEST_SKIP() << "../shared/fixtures/tokenizers/vocab-qwen2.gguf is absent (needed to " \
+                  "synthesize the test model)"
+
+// One server for the tests that do not need their own flags.
+class ServerHttp : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (stories().empty()) return;
+    server_ = new ServerProcess({"-m", stories(), "-np", "4", "-c", "2048", "-t", "2",
+                                 "--max-body-size", "65536", "--alias", "stories"});
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override {
+    REQUIRE_STORIES();
+    ASSERT_TRUE(server_->ok());
+    port_ = server_->port();
+  }
+  static ServerProcess* server_;
+  int port_ = 0;
+};
+ServerProcess* ServerHttp::server_ = nullptr;
+
+TEST_F(ServerHttp, HealthModelsPropsMetricsAndThePage) {
+  Reply r = request(port_, "GET", "/health");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.j()["status"], "ok");
+  EXPECT_EQ(r.j()["slots_idle"], 4);
+  r = request(port_, "GET", "/v1/models");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json m = r.j();
+  EXPECT_EQ(m["object"], "list");
+  EXPECT_EQ(m["data"][0]["id"], "stories");
+  EXPECT_EQ(m["data"][0]["object"], "model");
+  EXPECT_EQ(m["data"][0]["meta"]["n_vocab"], 512);
+  EXPECT_EQ(m["data"][0]["meta"]["n_ctx_train"], 2048);
+  EXPECT_EQ(m["data"][0]["meta"]["n_ctx"], 2048);  // -c 2048: one request may use it all
+  r = request(port_, "GET", "/props");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.j()["total_slots"], 4);
+  EXPECT_EQ(r.j()["kv_budget"], 2048);
+  r = request(port_, "GET", "/metrics");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("# TYPE xtile:tokens_predicted_total counter"), std::string::npos);
+  EXPECT_EQ(metric(port_, "kv_cache_budget_positions"), 2048);
+  EXPECT_EQ(metric(port_, "slots_total"), 4);
+  r = request(port_, "GET", "/");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("<title>xtile chat</title>"), std::string::npos);
+  // One file, nothing fetched from elsewhere.
+  EXPECT_EQ(r.body.find("src=\"http"), std::string::npos);
+  EXPECT_EQ(r.body.find("href=\"http"), std::string::npos);
+  EXPECT_EQ(r.body.find("@import"), std::string::npos);
+}
+
+TEST_F(ServerHttp, ChatCompletion) {
+  const Reply r = post(port_, "/v1/chat/completions", chat_body("Tell me a story.", 16, 1, 0.0));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json j = r.j();
+  EXPECT_EQ(j["object"], "chat.completion");
+  EXPECT_EQ(j["id"].get<std::string>().rfind("chatcmpl-", 0), 0u);
+  EXPECT_EQ(j["model"], "stories");
+  EXPECT_EQ(j["choices"][0]["message"]["role"], "assistant");
+  EXPECT_FALSE(j["choices"][0]["message"]["content"].get<std::string>().empty());
+  const std::string finish = j["choices"][0]["finish_reason"];
+  EXPECT_TRUE(finish == "length" || finish == "stop") << finish;
+  const json& u = j["usage"];
+  EXPECT_GT(u["prompt_tokens"].get<int>(), 5);
+  EXPECT_LE(u["completion_tokens"].get<int>(), 16);
+  if (finish == "length") {
+    EXPECT_EQ(u["completion_tokens"], 16);
+  }
+  EXPECT_EQ(u["total_tokens"], u["prompt_tokens"].get<int>() + u["completion_tokens"].get<int>());
+  EXPECT_TRUE(j["timings"]["predicted_per_second"].is_number());
+}
+
+TEST_F(ServerHttp, ChatStreamIsFramedAndEqualsTheNonStreamedAnswer) {
+  json body = chat_body("Once upon a time", 40, 7, 0.8);
+  const Reply whole = post(port_, "/v1/chat/completions", body);
+  ASSERT_EQ(whole.status, 200);
+  body["stream_options"] = {{"include_usage", true}};
+  const Events ev = stream(port_, "/v1/chat/completions", body);
+  ASSERT_EQ(ev.status, 200);
+  ASSERT_TRUE(ev.done) << ev.raw;
+  ASSERT_GE(ev.data.size(), 3u);
+  EXPECT_EQ(ev.data[0]["choices"][0]["delta"]["role"], "assistant");
+  std::string text;
+  for (size_t i = 0; i < ev.data.size(); ++i) {
+    const json& e = ev.data[i];
+    EXPECT_EQ(e["id"], ev.data[0]["id"]);
+    if (i + 1 < ev.data.size()) {
+      EXPECT_EQ(e["object"], "chat.completion.chunk");
+    }
+    if (i + 2 < ev.data.size()) {
+      EXPECT_TRUE(e["choices"][0]["finish_reason"].is_null());
+    }
+    if (!e["choices"].empty() && e["choices"][0]["delta"].contains("content"))
+      text += e["choices"][0]["delta"]["content"].get<std::string>();
+  }
+  const json& last = ev.data[ev.data.size() - 2];
+  EXPECT_EQ(last["choices"][0]["finish_reason"], whole.j()["choices"][0]["finish_reason"]);
+  EXPECT_TRUE(last["choices"][0]["delta"].empty());
+  EXPECT_TRUE(last["timings"].is_object());
+  const json& usage = ev.data.back();
+  EXPECT_TRUE(usage["choices"].empty());
+  EXPECT_EQ(usage["usage"]["completion_tokens"], whole.j()["usage"]["completion_tokens"]);
+  EXPECT_EQ(text, whole.j()["choices"][0]["message"]["content"]);
+  EXPECT_NE(ev.raw.find("data: [DONE]\n\n"), std::string::npos);
+}
+
+TEST_F(ServerHttp, CompletionsTextAndTokenIdsStreamAndLogprobs) {
+  const json body = {{"prompt", "Once upon a time"},
+                     {"max_tokens", 12},
+                     {"temperature", 0},
+                     {"logprobs", 2},
+                     {"return_tokens", true}};
+  const Reply r = post(port_, "/v1/completions", body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json j = r.j();
+  EXPECT_EQ(j["object"], "text_completion");
+  const json& lp = j["choices"][0]["logprobs"];
+  ASSERT_EQ(lp["tokens"].size(), j["choices"][0]["tokens"].size());
+  EXPECT_EQ(lp["token_logprobs"].size(), lp["tokens"].size());
+  EXPECT_EQ(lp["top_logprobs"][0].size(), 2u);
+  for (const json& x : lp["token_logprobs"]) EXPECT_LE(x.get<double>(), 0.0);
+  // The same prompt as token ids (what /tokenize gives, with BOS) gives the same text.
+  const Reply t =
+      post(port_, "/tokenize", {{"content", "Once upon a time"}, {"add_special", true}});
+  ASSERT_EQ(t.status, 200);
+  const Reply r2 = post(port_, "/v1/completions",
+                        {{"prompt", t.j()["tokens"]}, {"max_tokens", 12}, {"temperature", 0}});
+  ASSERT_EQ(r2.status, 200) << r2.body;
+  EXPECT_EQ(r2.j()["choices"][0]["text"], j["choices"][0]["text"]);
+  // Streamed: no role chunk, text chunks, then the finish chunk and [DONE].
+  const Events ev = stream(port_, "/v1/completions", body);
+  ASSERT_TRUE(ev.done);
+  std::string text;
+  for (const json& e : ev.data) text += e["choices"][0]["text"].get<std::string>();
+  EXPECT_EQ(text, j["choices"][0]["text"]);
+  EXPECT_EQ(ev.data.back()["choices"][0]["finish_reason"], j["choices"][0]["finish_reason"]);
+}
+
+TEST_F(ServerHttp, TokenizeDetokenizeRoundTrip) {
+  const std::string text = "Lily saw a big dog.";
+  Reply r = post(port_, "/tokenize", {{"content", text}});
+  ASSERT_EQ(r.status, 200);
+  const json ids = r.j()["tokens"];
+  ASSERT_GT(ids.size(), 3u);
+  r = post(port_, "/detokenize", {{"tokens", ids}});
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.j()["content"], text);
+  r = post(port_, "/tokenize", {{"content", text}, {"with_pieces", true}});
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.j()["tokens"][0]["id"], ids[0]);
+  EXPECT_TRUE(r.j()["tokens"][0]["piece"].is_string());
+  EXPECT_EQ(post(port_, "/detokenize", {{"tokens", {1, 99999}}}).status, 400);
+}
+
+void expect_error(const Reply& r, int status, const std::string& type, const std::string& what) {
+  EXPECT_EQ(r.status, status) << r.body;
+  json j;
+  ASSERT_NO_THROW(j = r.j()) << r.body;
+  ASSERT_TRUE(j["error"].is_object()) << r.body;
+  EXPECT_EQ(j["error"]["type"], type) << r.body;
+  EXPECT_TRUE(j["error"].contains("code")) << r.body;
+  EXPECT_NE(j["error"]["message"].get<std::string>().find(what), std::string::npos) << r.body;
+}
+
+TEST_F(ServerHttp, ErrorsHaveOpenAIShapeAndLeaveTheServerWell) {
+  const std::string chat = "/v1/chat/completions";
+  expect_error(request(port_, "POST", chat, "{\"messages\": [", {}), 400, "invalid_request_error",
+               "not valid JSON");
+  expect_error(request(port_, "POST", chat, "[]", {}), 400, "invalid_request_error", "JSON object");
+  expect_error(post(port_, chat, {{"messages", "hello"}}), 400, "invalid_request_error",
+               "'messages' must be an array");
+  expect_error(post(port_, chat,
+                    {{"messages", {{{"role", "user"}, {"content", "x"}}}}, {"max_tokens", "ten"}}),
+               400, "invalid_request_error", "max_tokens");
+  Reply r = post(port_, chat,
+                 {{"messages", {{{"role", "user"}, {"content", "x"}}}}, {"model", "gpt-4o"}});
+  expect_error(r, 404, "invalid_request_error", "gpt-4o");
+  EXPECT_EQ(r.j()["error"]["code"], "model_not_found");
+  // The file's name works as the model's name too.
+  EXPECT_EQ(post(port_, chat,
+                 {{"messages", {{{"role", "user"}, {"content", "x"}}}},
+                  {"model", "stories260K.gguf"},
+                  {"max_tokens", 1}})
+                .status,
+            200);
+  // A prompt longer than a request's context (2048 here): 400 with the counts.
+  std::string longtext;
+  for (int i = 0; i < 1000; ++i) longtext += "the big dog ";
+  r = post(port_, "/v1/completions", {{"prompt", longtext}});
+  expect_error(r, 400, "invalid_request_error", "more than the context");
+  EXPECT_EQ(r.j()["error"]["code"], "context_length_exceeded");
+  EXPECT_EQ(r.j()["error"]["n_ctx"], 2048);
+  EXPECT_GT(r.j()["error"]["n_prompt_tokens"].get<int>(), 2048);
+  // Over --max-body-size (64 KiB): 413.
+  expect_error(request(port_, "POST", chat, std::string(70000, ' '), {}), 413,
+               "invalid_request_error", "larger than");
+  expect_error(request(port_, "GET", "/v1/nothing"), 404, "not_found_error", "/v1/nothing");
+  expect_error(post(port_, "/v1/completions", {{"prompt", {1, 2, 100000}}}), 400,
+               "invalid_request_error", "outside the vocabulary");
+  expect_error(post(port_, chat, {{"messages", {{{"role", "user"}, {"content", "x"}}}}, {"n", 3}}),
+               400, "invalid_request_error", "'n' must be 1");
+  // Binary garbage.
+  std::string junk;
+  for (int i = 0; i < 1000; ++i) junk += static_cast<char>((i * 7919) & 0xff);
+  EXPECT_EQ(request(port_, "POST", chat, junk, {}).status, 400);
+  // A lone surrogate and raw invalid UTF-8: not JSON text.
+  EXPECT_EQ(request(port_, "POST", chat,
+                    "{\"messages\":[{\"role\":\"user\",\"content\":\"\\ud800 x\"}]}", {})
+                .status,
+            400);
+  EXPECT_EQ(request(port_, "POST", chat,
+                    "{\"messages\":[{\"role\":\"user\",\"content\":\"\xff\xfe\"}]}", {})
+                .status,
+            400);
+  EXPECT_EQ(request(port_, "GET", "/health").status, 200);
+  EXPECT_EQ(post(port_, chat, chat_body("Hello", 4, 1, 0)).status, 200);
+}
+
+TEST_F(ServerHttp, CorsPreflight) {
+  const Reply r = request(port_, "OPTIONS", "/v1/chat/completions", "",
+                          {{"Origin", "http://example.test"},
+                           {"Access-Control-Request-Method", "POST"},
+                           {"Access-Control-Request-Headers", "authorization,content-type"}});
+  EXPECT_EQ(r.status, 204);
+  auto header = [&](const char* k) {
+    auto it = r.headers.find(k);
+    return it == r.headers.end() ? std::string() : it->second;
+  };
+  EXPECT_EQ(header("Access-Control-Allow-Origin"), "http://example.test");
+  EXPECT_NE(header("Access-Control-Allow-Methods").find("POST"), std::string::npos);
+  EXPECT_EQ(header("Access-Control-Allow-Headers"), "authorization,content-type");
+}
+
+// Token ids and log-probabilities of a chat request, streamed or not: the bits to compare.
+std::string signature(int port, const json& body, bool streamed) {
+  json b = body;
+  b["logprobs"] = true;
+  b["top_logprobs"] = 3;
+  if (!streamed) {
+    const Reply r = post(port, "/v1/chat/completions", b);
+    EXPECT_EQ(r.status, 200) << r.body;
+    if (r.status != 200) return "";
+    const json j = r.j();
+    return j["choices"][0]["logprobs"]["content"].dump() +
+           j["choices"][0]["message"]["content"].dump();
+  }
+  const Events ev = stream(port, "/v1/chat/completions", b);
+  EXPECT_TRUE(ev.done) << ev.raw;
+  json content = json::array();
+  std::string text;
+  for (const json& e : ev.data) {
+    if (e["choices"].empty()) continue;
+    const json& c = e["choices"][0];
+    if (c["logprobs"].is_object())
+      for (const json& t : c["logprobs"]["content"]) content.push_back(t);
+    if (c["delta"].contains("content")) text += c["delta"]["content"].get<std::string>();
+  }
+  return content.dump() + json(text).dump();
+}
+
+TEST_F(ServerHttp, EightRequestsGiveTheSameBitsAloneAndConcurrently) {
+  std::vector<json> bodies;
+  const char* texts[] = {"Hi",
+                         "Tell me about a cat.",
+                         "Once upon a time there was a frog",
+                         "Why is the sky blue?",
+                         "A",
+                         "The dog and the ball",
+                         "Sing a song",
+                         "Lily went to the park with her mom and dad. They"};
+  for (int i = 0; i < 8; ++i) {
+    json b = chat_body(texts[i], 20 + 4 * i, 100 + i, i == 0 ? 0.0 : 0.9);
+    if (i % 3 == 1) b["top_k"] = 5;
+    bodies.push_back(b);
+  }
+  std::vector<std::string> alone;
+  for (const json& b : bodies) alone.push_back(signature(port_, b, false));
+  std::vector<std::future<std::string>> together;
+  for (int i = 0; i < 8; ++i)
+    together.push_back(std::async(std::launch::async, [&, i] {
+      return signature(port_, bodies[static_cast<size_t>(i)], i % 2 == 1);
+    }));
+  for (int i = 0; i < 8; ++i)
+    EXPECT_EQ(together[static_cast<size_t>(i)].get(), alone[static_cast<size_t>(i)]) << i;
+}
+
+TEST_F(ServerHttp, SixteenConcurrentClients) {
+  std::vector<std::future<std::pair<int, std::string>>> clients;
+  for (int i = 0; i < 16; ++i)
+    clients.push_back(std::async(std::launch::async, [this, i] {
+      const json body = chat_body("Story number " + std::to_string(i), 24, 500 + i, 0.7);
+      if (i % 2 == 0) {
+        const Reply r = post(port_, "/v1/chat/completions", body);
+        return std::pair{
+            r.status, r.status == 200 ? r.j()["choices"][0]["message"]["content"].get<std::string>()
+                                      : r.body};
+      }
+      const Events ev = stream(port_, "/v1/chat/completions", body);
+      std::string text;
+      for (const json& e : ev.data)
+        if (!e["choices"].empty() && e["choices"][0]["delta"].contains("content"))
+          text += e["choices"][0]["delta"]["content"].get<std::string>();
+      return std::pair{ev.done ? ev.status : 0, text};
+    }));
+  std::vector<std::string> texts;
+  for (auto& c : clients) {
+    const auto [status, text] = c.get();
+    EXPECT_EQ(status, 200) << text;
+    texts.push_back(text);
+  }
+  // Each equals the same request sent alone.
+  for (int i : {0, 5, 15}) {
+    const Reply r = post(port_, "/v1/chat/completions",
+                         chat_body("Story number " + std::to_string(i), 24, 500 + i, 0.7));
+    EXPECT_EQ(r.j()["choices"][0]["message"]["content"], texts[static_cast<size_t>(i)]) << i;
+  }
+  EXPECT_TRUE(wait_metric(port_, "requests_processing", [](double v) { return v == 0; }));
+}
+
+TEST_F(ServerHttp, FollowUpTurnReusesTheCachedPrefix) {
+  json body = chat_body("Tell me about a red ball.", 12, 3, 0.0);
+  const Reply a = post(port_, "/v1/chat/completions", body);
+  ASSERT_EQ(a.status, 200);
+  const std::string answer = a.j()["choices"][0]["message"]["content"];
+  body["messages"].push_back({{"role", "assistant"}, {"content", answer}});
+  body["messages"].push_back({{"role", "user"}, {"content", "And then?"}});
+  const Reply b = post(port_, "/v1/chat/completions", body);
+  ASSERT_EQ(b.status, 200);
+  const int prompt1 = a.j()["usage"]["prompt_tokens"];
+  const int cached = b.j()["usage"]["prompt_tokens_details"]["cached_tokens"];
+  EXPECT_GE(cached, prompt1) << b.body;
+  EXPECT_EQ(b.j()["timings"]["cache_n"], cached);
+}
+
+// Servers with their own flags.
+
+TEST(ServerHttpOwn, ApiKey) {
+  REQUIRE_STORIES();
+  ServerProcess s({"-m", stories(), "-np", "1", "--api-key", "sesame,other"});
+  ASSERT_TRUE(s.ok());
+  const int port = s.port();
+  EXPECT_EQ(request(port, "GET", "/v1/models").status, 200);  // public
+  EXPECT_EQ(request(port, "GET", "/health").status, 200);
+  const json body = chat_body("Hi", 2, 1, 0);
+  expect_error(post(port, "/v1/chat/completions", body), 401, "authentication_error", "API key");
+  expect_error(post(port, "/v1/chat/completions", body, {{"Authorization", "Bearer nope"}}), 401,
+               "authentication_error", "Invalid API Key");
+  EXPECT_EQ(request(port, "GET", "/metrics").status, 401);
+  EXPECT_EQ(post(port, "/v1/chat/completions", body, {{"Authorization", "Bearer sesame"}}).status,
+            200);
+  EXPECT_EQ(post(port, "/v1/chat/completions", body, {{"X-Api-Key", "other"}}).status, 200);
+  EXPECT_EQ(s.stop(), 0) << s.log();
+}
+
+TEST(ServerHttpOwn, KvBudgetFullPreemptsOneAndEveryRequestCompletesWithItsBits) {
+  REQUIRE_STORIES();
+  // 4 slots sharing 200 positions; each request needs about 110 alone.
+  ServerProcess s({"-m", stories(), "-np", "4", "-c", "200", "-b", "32"});
+  ASSERT_TRUE(s.ok());
+  const int port = s.port();
+  std::vector<json> bodies;
+  for (int i = 0; i < 4; ++i) {
+    json b = {{"prompt", "Once upon a time, in a land far away, number " + std::to_string(i)},
+              {"max_tokens", 96},
+              {"ignore_eos", true},
+              {"seed", i},
+              {"temperature", 0.9},
+              {"logprobs", 1}};
+    bodies.push_back(b);
+  }
+  std::vector<std::string> alone;
+  for (const json& b : bodies) {
+    const Reply r = post(port, "/v1/completions", b);
+    ASSERT_EQ(r.status, 200) << r.body;
+    alone.push_back(r.j()["choices"][0]["text"].dump() + r.j()["choices"][0]["logprobs"].dump());
+  }
+  std::vector<std::future<Reply>> together;
+  for (const json& b : bodies)
+    together.push_back(
+        std::async(std::launch::async, [&, b] { return post(port, "/v1/completions", b); }));
+  for (size_t i = 0; i < 4; ++i) {
+    const Reply r = together[i].get();
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.j()["choices"][0]["text"].dump() + r.j()["choices"][0]["logprobs"].dump(), alone[i])
+        << i;
+    EXPECT_EQ(r.j()["usage"]["completion_tokens"], 96);
+  }
+  EXPECT_GT(metric(port, "preemptions_total"), 0);
+  EXPECT_EQ(metric(port, "requests_failed_total"), 0);
+  EXPECT_LE(metric(port, "kv_cache_used_positions"), 200);
+}
+
+TEST(ServerHttpOwn, HealthIs503WhileLoadingThen200) {
+  REQUIRE_SLOW_MODEL();
+  // The server listens before it loads: the first /health right after the "listening" line
+  // sees the load in progress (90 MB of weights read and repacked, then the self-check).
+  ServerProcess s({"-m", slow_model(), "-t", "2"}, 120, /*wait_ready=*/false);
+  ASSERT_GT(s.port(), 0);
+  const int port = s.port();
+  expect_error(request(port, "GET", "/health"), 503, "unavailable_error", "Loading model");
+  expect_error(post(port, "/v1/chat/completions", chat_body("x", 1, 1, 0)), 503,
+               "unavailable_error", "Loading model");
+  int status = 0;
+  for (int i = 0; i < 1200 && status != 200; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    status = request(port, "GET", "/health").status;
+  }
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(s.stop(), 0) << s.log();
+}
+
+TEST(ServerHttpOwn, DisconnectCancelsStreamedAndWaitingRequests) {
+  REQUIRE_SLOW_MODEL();
+  ServerProcess s({"-m", slow_model(), "-np", "2", "-t", "2", "-c", "4096"});
+  ASSERT_TRUE(s.ok());
+  const int port = s.port();
+  const json body = {{"prompt", "Hello"}, {"max_tokens", 3000}, {"ignore_eos", true}};
+  // Streamed: the client drops the connection after the second chunk.
+  int chunks = 0;
+  stream(port, "/v1/completions", body, [&](const json&) { return ++chunks < 2; });
+  EXPECT_TRUE(wait_metric(port, "requests_cancelled_total", [](double v) { return v == 1; }));
+  // Not streamed: the client gives up waiting after 0.5 s.
+  {
+    httplib::Client cli("127.0.0.1", port);
+    cli.set_read_timeout(0, 500000);
+    auto res = cli.Post("/v1/completions", body.dump(), "application/json");
+    EXPECT_FALSE(res);
+  }
+  EXPECT_TRUE(wait_metric(port, "requests_cancelled_total", [](double v) { return v == 2; }));
+  EXPECT_TRUE(wait_metric(port, "requests_processing", [](double v) { return v == 0; }));
+  // Far fewer tokens than asked were generated.
+  EXPECT_LT(metric(port, "tokens_predicted_total"), 2000);
+  EXPECT_EQ(s.stop(), 0) << s.log();
+}
+
+TEST(ServerHttpOwn, FullQueueAnswers429WithRetryAfter) {
+  REQUIRE_SLOW_MODEL();
+  ServerProcess s({"-m", slow_model(), "-np", "1", "--max-queue", "1", "-t", "2"});
+  ASSERT_TRUE(s.ok());
+  const int port = s.port();
+  const json body = {{"prompt", "Hello"}, {"max_tokens", 3000}, {"ignore_eos", true}};
+  // Two long requests: one runs, one waits. Each client hangs up once the third is refused.
+  std::atomic<bool> refused{false};
+  auto occupant = [&] {
+    stream(port, "/v1/completions", body, [&](const json&) { return !refused.load(); });
+  };
+  std::thread a(occupant);
+  ASSERT_TRUE(wait_metric(port, "requests_processing", [](double v) { return v == 1; }));
+  std::thread b(occupant);
+  ASSERT_TRUE(wait_metric(port, "requests_deferred", [](double v) { return v == 1; }));
+  const Reply r = post(port, "/v1/completions", body);
+  refused = true;
+  expect_error(r, 429, "rate_limit_error", "queue is full");
+  EXPECT_TRUE(r.headers.count("Retry-After")) << r.body;
+  EXPECT_GE(std::stoi(r.headers.find("Retry-After")->second), 1);
+  EXPECT_EQ(metric(port, "requests_rejected_total"), 1);
+  a.join();  // once a hangs up, b runs, gets a chunk, and hangs up too
+  b.join();
+  EXPECT_EQ(s.stop(), 0) << s.log();
+}
+
+}  // namespace
+}  // namespace xtile::test

@@ -1,0 +1,43 @@
+// The real `xtile serve` binary for tests: started on a free loopback port (--port 0; the port
+// is read from its "listening on" line), ready once /health says 200, stopped with SIGTERM.
+#pragma once
+
+#include <sys/types.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace xtile::test {
+
+class ServerProcess {
+ public:
+  // Starts `xtile serve --host 127.0.0.1 --port 0 <args>` and waits for its port, then (when
+  // `wait_ready`) for /health 200. Fails the test (ADD_FAILURE) and leaves port() at 0 when it
+  // does not get there in `timeout_s`.
+  explicit ServerProcess(const std::vector<std::string>& args, int timeout_s = 120,
+                         bool wait_ready = true);
+  ~ServerProcess();
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+
+  int port() const { return port_; }
+  bool ok() const { return port_ > 0; }
+  std::string log() const;
+  // SIGTERM, then the exit status (-1 when it had to be killed).
+  int stop();
+
+ private:
+  void read_output(int fd);
+  pid_t pid_ = -1;
+  int port_ = 0;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::string log_;
+  bool eof_ = false;
+  std::thread reader_;
+};
+
+}  // namespace xtile::test

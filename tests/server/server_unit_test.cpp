@@ -1,0 +1,281 @@
+// src/server's pieces on their own: stop strings and UTF-8 in the text stream, the <think>
+// splitter, request parsing and its errors, slot choice, the job channel and metrics text.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "gguf/gguf.h"
+#include "server/api_error.h"
+#include "server/job.h"
+#include "server/metrics.h"
+#include "server/openai_request.h"
+#include "server/slots.h"
+#include "server/text_stream.h"
+#include "test_util.h"
+#include "tokenizer/tokenizer.h"
+
+namespace xtile::server {
+namespace {
+
+using nlohmann::json;
+
+TEST(PartialStop, LongestSuffixThatStartsAStop) {
+  EXPECT_EQ(partial_stop_suffix("hello wo", {"world"}), 2u);
+  EXPECT_EQ(partial_stop_suffix("hello w", {"world", "o wo"}), 3u);
+  EXPECT_EQ(partial_stop_suffix("hello", {"world"}), 0u);
+  EXPECT_EQ(partial_stop_suffix("abc", {}), 0u);
+  // Only proper prefixes count (the caller has already looked for whole stops).
+  EXPECT_EQ(partial_stop_suffix("xyz", {"xyz"}), 0u);
+  EXPECT_EQ(partial_stop_suffix("xyzxy", {"xyz"}), 2u);
+}
+
+struct Split {
+  std::string reasoning, content;
+};
+
+Split split(const std::vector<std::string>& pieces, bool in_reasoning = false) {
+  ReasoningSplitter s(in_reasoning);
+  Split out;
+  for (const std::string& p : pieces) s.push(p, &out.reasoning, &out.content);
+  s.finish(&out.reasoning, &out.content);
+  return out;
+}
+
+TEST(ReasoningSplitter, LeadingThinkBlockBecomesReasoning) {
+  const Split a = split({"<think>\nI should greet.\n</think>\n\nHello!"});
+  EXPECT_EQ(a.reasoning, "I should greet.");
+  EXPECT_EQ(a.content, "Hello!");
+  // The same text cut anywhere gives the same result.
+  const std::string text = "<think>\nI should greet.\n</think>\n\nHello!";
+  for (size_t cut = 0; cut <= text.size(); ++cut) {
+    const Split b = split({text.substr(0, cut), text.substr(cut)});
+    EXPECT_EQ(b.reasoning, a.reasoning) << cut;
+    EXPECT_EQ(b.content, a.content) << cut;
+  }
+  std::vector<std::string> chars;
+  for (char c : text) chars.emplace_back(1, c);
+  const Split c = split(chars);
+  EXPECT_EQ(c.reasoning, a.reasoning);
+  EXPECT_EQ(c.content, a.content);
+}
+
+TEST(ReasoningSplitter, TextWithoutThinkBlockIsContent) {
+  EXPECT_EQ(split({"Hello <think> there"}).content, "Hello <think> there");
+  EXPECT_EQ(split({"  <thin", "king>"}).content, "  <thinking>");
+  EXPECT_EQ(split({"\n"}).content, "\n");
+  EXPECT_EQ(split({"<thi"}).content, "<thi");  // the end decides: not a tag
+}
+
+TEST(ReasoningSplitter, UnclosedBlockStaysReasoningAndPromptCanOpenIt) {
+  const Split a = split({"<think>still thinking when the tokens ran out "});
+  EXPECT_EQ(a.reasoning, "still thinking when the tokens ran out");
+  EXPECT_EQ(a.content, "");
+  const Split b = split({"plan\n</think>\n\nanswer"}, /*in_reasoning=*/true);
+  EXPECT_EQ(b.reasoning, "plan");
+  EXPECT_EQ(b.content, "answer");
+}
+
+class TextStreamTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string path = test::fixture_path("models/stories260K.gguf");
+    if (path.empty()) GTEST_SKIP() << "../shared/fixtures/models/stories260K.gguf is absent";
+    tok_ = Tokenizer::from_gguf(gguf::File::open(path));
+  }
+  std::unique_ptr<Tokenizer> tok_;
+};
+
+TEST_F(TextStreamTest, StopStringIsHeldBackThenCut) {
+  const std::vector<int32_t> ids = tok_->encode("the cat sat on the mat", false, false);
+  TextStream ts(*tok_, {"on the", ""}, /*at_sequence_start=*/true);
+  bool stopped = false;
+  for (int32_t id : ids) {
+    stopped = ts.push(id);
+    // Released text never contains a prefix of the stop string at its end.
+    const std::string released = ts.text().substr(0, ts.released());
+    EXPECT_EQ(released.find("on the"), std::string::npos);
+    if (stopped) break;
+  }
+  EXPECT_TRUE(stopped);
+  EXPECT_EQ(ts.text(), "the cat sat ");
+  EXPECT_EQ(ts.released(), ts.text().size());
+}
+
+TEST_F(TextStreamTest, WithoutStopEverythingIsReleasedAndDecodes) {
+  const std::string text = "Lily and Tom played with a big ball.";
+  const std::vector<int32_t> ids = tok_->encode(text, false, false);
+  TextStream ts(*tok_, {"zebra"}, true);
+  for (int32_t id : ids) EXPECT_FALSE(ts.push(id));
+  ts.finish();
+  EXPECT_EQ(ts.text(), text);
+  EXPECT_EQ(ts.released(), text.size());
+}
+
+TEST(ParseRequest, ChatFieldsAndDefaults) {
+  RequestDefaults d;
+  d.sampler.temperature = 0.5f;
+  const json body = json::parse(R"({
+    "model": "m", "messages": [{"role": "system", "content": "Be brief."},
+                               {"role": "user", "content": [{"type": "text", "text": "Hi"}]}],
+    "stream": true, "stream_options": {"include_usage": true}, "max_tokens": 7, "top_k": 3,
+    "seed": 42, "stop": ["a", "b"], "logprobs": true, "top_logprobs": 2,
+    "chat_template_kwargs": {"enable_thinking": false}, "frequency_penalty": null})");
+  const ParsedRequest r = parse_request(body, true, d);
+  EXPECT_EQ(r.model, "m");
+  ASSERT_EQ(r.messages.size(), 2u);
+  EXPECT_EQ(r.messages[1].content, "Hi");
+  EXPECT_TRUE(r.stream);
+  EXPECT_TRUE(r.include_usage);
+  EXPECT_EQ(r.gen.max_tokens, 7);
+  EXPECT_EQ(r.gen.sampler.top_k, 3);
+  EXPECT_EQ(r.gen.sampler.temperature, 0.5f);  // the server's default
+  EXPECT_EQ(r.gen.sampler.seed, 42u);
+  EXPECT_EQ(r.gen.stop, (std::vector<std::string>{"a", "b"}));
+  EXPECT_TRUE(r.gen.logprobs);
+  EXPECT_EQ(r.gen.n_probs, 2);
+  EXPECT_FALSE(r.enable_thinking);
+}
+
+TEST(ParseRequest, CompletionPromptForms) {
+  const RequestDefaults d;
+  EXPECT_EQ(*parse_request(json::parse(R"({"prompt": "x"})"), false, d).prompt_text, "x");
+  EXPECT_EQ(*parse_request(json::parse(R"({"prompt": ["y"]})"), false, d).prompt_text, "y");
+  EXPECT_EQ(parse_request(json::parse(R"({"prompt": [1, 2, 3]})"), false, d).prompt_ids,
+            (std::vector<int32_t>{1, 2, 3}));
+  EXPECT_EQ(parse_request(json::parse(R"({"prompt": [[4, 5]]})"), false, d).prompt_ids,
+            (std::vector<int32_t>{4, 5}));
+  const ParsedRequest r = parse_request(json::parse(R"({"prompt": "x", "logprobs": 3})"), false, d);
+  EXPECT_TRUE(r.logprobs);
+  EXPECT_EQ(r.top_logprobs, 3);
+}
+
+// Each bad body is a 400 naming the field.
+TEST(ParseRequest, WrongFieldsAre400NamingThem) {
+  const RequestDefaults d;
+  const std::pair<const char*, const char*> chat_cases[] = {
+      {R"({})", "messages"},
+      {R"({"messages": "hi"})", "messages"},
+      {R"({"messages": []})", "messages"},
+      {R"({"messages": [{"content": "x"}]})", "messages[0].role"},
+      {R"({"messages": [{"role": "robot", "content": "x"}]})", "messages[0].role"},
+      {R"({"messages": [{"role": "user", "content": 5}]})", "messages[0].content"},
+      {R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})",
+       "messages[0].content"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "temperature": "hot"})", "temperature"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "temperature": -1})", "temperature"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "top_p": 1.5})", "top_p"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "max_tokens": 1.5})", "max_tokens"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "max_tokens": -2})", "max_tokens"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "stop": 3})", "stop"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "stop": ["a", 1]})", "stop[]"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "stream": "yes"})", "stream"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "seed": "s"})", "seed"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 2})", "top_logprobs"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "n": 2})", "n"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]})",
+       "tools"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "repeat_penalty": 0})",
+       "repeat_penalty"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "model": 3})", "model"},
+  };
+  for (const auto& [body, param] : chat_cases) {
+    try {
+      parse_request(json::parse(body), true, d);
+      ADD_FAILURE() << "accepted " << body;
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status, 400) << body;
+      EXPECT_EQ(e.param, param) << body << ": " << e.what();
+      EXPECT_EQ(e.body()["error"]["type"], "invalid_request_error");
+    }
+  }
+  for (const char* body :
+       {R"({"prompt": 5})", R"({"prompt": [1, -1]})", R"({"prompt": ["a", "b"]})",
+        R"({"prompt": "x", "echo": true})", R"({"prompt": []})"}) {
+    EXPECT_THROW(parse_request(json::parse(body), false, d), ApiError) << body;
+  }
+}
+
+TEST(ParseBody, MalformedJsonIs400) {
+  try {
+    parse_body("{\"messages\": [");
+    ADD_FAILURE();
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.status, 400);
+    EXPECT_EQ(e.code, "invalid_json");
+    const json b = e.body();
+    EXPECT_TRUE(b["error"]["message"].is_string());
+    EXPECT_EQ(b["error"]["type"], "invalid_request_error");
+  }
+  EXPECT_THROW(parse_body("[1, 2]"), ApiError);
+  EXPECT_THROW(parse_body(""), ApiError);
+}
+
+TEST(PickSlot, LongestCommonPrefixThenLeastRecentlyUsed) {
+  std::vector<Slot> slots(3);
+  for (int i = 0; i < 3; ++i) slots[static_cast<size_t>(i)].id = i;
+  slots[0].cache = {1, 2, 3};
+  slots[0].last_used = 5;
+  slots[1].cache = {1, 2, 9};
+  slots[1].last_used = 1;
+  slots[2].cache = {};
+  slots[2].last_used = 3;
+  const std::vector<int32_t> p = {1, 2, 3, 4};
+  EXPECT_EQ(pick_slot(slots, p), 0);
+  EXPECT_EQ(pick_slot(slots, std::vector<int32_t>{7}), 1);  // no prefix: least recently used
+}
+
+TEST_F(TextStreamTest, PickSlotSkipsBusySlots) {
+  std::vector<Slot> slots(2);
+  slots[0].id = 0;
+  slots[0].cache = {1, 2, 3};
+  slots[1].id = 1;
+  auto job = std::make_shared<Job>(std::vector<int32_t>{1, 2, 3}, GenerationParams{});
+  slots[0].work = std::make_unique<Work>(job, *tok_);
+  EXPECT_EQ(pick_slot(slots, std::vector<int32_t>{1, 2, 3}), 1);
+  slots[1].work = std::make_unique<Work>(job, *tok_);
+  EXPECT_EQ(pick_slot(slots, std::vector<int32_t>{1, 2, 3}), -1);
+}
+
+TEST(JobChannel, ReaderGetsEverythingOnceAndTheEnd) {
+  Job job({1}, GenerationParams{});
+  Job::Cursor cursor;
+  Job::Update u;
+  EXPECT_FALSE(job.wait(&cursor, &u, std::chrono::milliseconds(1)));
+  std::vector<TokenOut> t = {TokenOut{5, -0.5f, {}}, TokenOut{6, -1.0f, {}}};
+  job.publish("ab", &t);
+  EXPECT_TRUE(t.empty());
+  std::vector<TokenOut> t2 = {TokenOut{7, -2.0f, {}}};
+  job.publish("c", &t2);
+  ASSERT_TRUE(job.wait(&cursor, &u, std::chrono::milliseconds(1)));
+  EXPECT_EQ(u.text, "abc");
+  EXPECT_EQ(u.tokens.size(), 3u);
+  EXPECT_FALSE(u.done);
+  EXPECT_FALSE(job.wait(&cursor, &u, std::chrono::milliseconds(1)));
+  JobStats s;
+  s.completion_tokens = 3;
+  job.finish(FinishReason::kStop, s);
+  Job::Update end;
+  ASSERT_TRUE(job.wait(&cursor, &end, std::chrono::milliseconds(1)));
+  EXPECT_TRUE(end.done);
+  EXPECT_TRUE(end.text.empty());
+  EXPECT_EQ(job.finish_reason(), FinishReason::kStop);
+  EXPECT_EQ(job.stats().completion_tokens, 3);
+}
+
+TEST(Metrics, PrometheusTextNamesEveryFigure) {
+  Metrics m;
+  m.prompt_tokens_total = 12;
+  m.kv_used = 30;
+  m.kv_budget = 120;
+  const std::string text = m.render();
+  for (const char* line :
+       {"# TYPE xtile:prompt_tokens_total counter\nxtile:prompt_tokens_total 12\n",
+        "xtile:kv_cache_usage_ratio 0.25\n", "xtile:requests_deferred 0\n",
+        "xtile:preemptions_total 0\n", "xtile:tokens_predicted_total 0\n"}) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
+  }
+}
+
+}  // namespace
+}  // namespace xtile::server

@@ -1,0 +1,221 @@
+// `xtile serve -m FILE [--host H] [--port P] [-c N] [-np N] ...`: an OpenAI-compatible HTTP
+// server (src/server) with continuous batching over -np slots that share one KV budget, and a
+// chat page at /. It listens at once and answers 503 while the model loads; Ctrl-C or SIGTERM
+// stops it (running requests end with 503).
+#include <signal.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <thread>
+
+#include "base/error.h"
+#include "commands.h"
+#include "common.h"
+#include "cpu/cpu_caps.h"
+#include "engine_flags.h"
+#include "gguf/gguf.h"
+#include "model/chat_template.h"
+#include "server/http_server.h"
+
+namespace xtile::cli {
+
+namespace {
+
+struct ServeFlags {
+  EngineFlags engine;
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::string alias;
+  std::vector<std::string> api_keys;
+  std::string api_key_file;
+  int timeout = 600;
+  int http_threads = 0;
+  int64_t max_body = 16 << 20;
+  int sse_ping = 30;
+  int64_t n_predict = -1;
+  std::optional<float> temp, top_p, min_p, repeat_penalty;
+  std::optional<int> top_k;
+  std::string reasoning_format = "deepseek";
+};
+
+std::vector<std::string> read_keys(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail("cannot read --api-key-file '", path, "'");
+  std::vector<std::string> keys;
+  std::string line;
+  while (std::getline(in, line)) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (!line.empty()) keys.push_back(line);
+  }
+  if (keys.empty()) fail("--api-key-file '", path, "' holds no key");
+  return keys;
+}
+
+int run_serve(const ServeFlags& f) {
+  require_file(f.engine.model, "model file");
+  if (f.reasoning_format != "none" && f.reasoning_format != "deepseek" &&
+      f.reasoning_format != "auto")
+    fail("--reasoning-format '", f.reasoning_format, "': expected none, auto or deepseek");
+  server::ServerOptions so;
+  so.host = f.host;
+  so.port = f.port;
+  for (const std::string& k : f.api_keys) {
+    std::stringstream in(k);  // llama-server takes a comma-separated list
+    std::string one;
+    while (std::getline(in, one, ','))
+      if (!one.empty()) so.api_keys.push_back(one);
+  }
+  if (const char* env = std::getenv("LLAMA_API_KEY"); env && *env && so.api_keys.empty())
+    so.api_keys.push_back(env);
+  if (!f.api_key_file.empty())
+    for (const std::string& k : read_keys(f.api_key_file)) so.api_keys.push_back(k);
+  so.max_body_bytes = static_cast<size_t>(f.max_body);
+  so.timeout_s = f.timeout;
+  so.sse_ping_s = f.sse_ping;
+  // Every open request holds an HTTP thread while it waits (running or queued), and /health
+  // must still find one free.
+  so.http_threads = f.http_threads > 0 ? f.http_threads
+                                       : static_cast<int>(f.engine.slots + f.engine.max_queue + 8);
+  server::RequestDefaults& d = so.defaults;
+  if (f.temp) d.sampler.temperature = *f.temp;
+  if (f.top_k) d.sampler.top_k = *f.top_k;
+  if (f.top_p) d.sampler.top_p = *f.top_p;
+  if (f.min_p) d.sampler.min_p = *f.min_p;
+  if (f.repeat_penalty) d.sampler.repeat_penalty = *f.repeat_penalty;
+  d.max_tokens = f.n_predict;
+  d.reasoning = f.reasoning_format != "none";
+
+  // Signals go to one thread, which stops the server (or, while loading, the process).
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);  // a client that went away is a failed write, not the end
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stopping = false;
+  std::atomic<bool> loaded{false};
+  std::thread watcher([&] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    if (!loaded.load()) {
+      std::fprintf(stderr, "\nxtile: %s while loading: exiting\n",
+                   sig == SIGINT ? "interrupted" : "terminated");
+      std::_Exit(130);
+    }
+    std::lock_guard lock(mu);
+    stopping = true;
+    cv.notify_all();
+  });
+  watcher.detach();
+
+  server::Metrics metrics;
+  server::HttpServer http(so, metrics);
+  const int port = http.bind();
+  http.start();
+  std::fprintf(stderr, "xtile: listening on http://%s:%d (loading %s)\n", f.host.c_str(), port,
+               f.engine.model.c_str());
+
+  Engine e = load_engine(f.engine);
+  const ModelConfig& c = e.weights->config();
+  server::ModelInfo info;
+  info.path = f.engine.model;
+  info.id = f.alias.empty() ? std::filesystem::path(f.engine.model).filename().string() : f.alias;
+  info.arch = c.arch_name;
+  info.tier = std::string(tier_name(e.weights->tier()));
+  info.chat_family = detect_chat_family(e.weights->file());
+  info.n_ctx_train = c.n_ctx_train;
+  info.n_vocab = c.n_vocab;
+  info.n_embd = c.n_embd;
+  for (const gguf::TensorInfo& t : e.weights->file().tensors()) info.n_params += t.elements();
+  info.size_bytes = e.weights->file().file_size();
+  info.fingerprint = "xtile-" + std::string(XTILE_VERSION) + "-" + info.tier;
+  server::Scheduler scheduler(*e.weights, *e.pool, *e.tok, e.options, metrics);
+  http.set_ready(&scheduler, e.tok.get(), info);
+  loaded = true;
+  std::fprintf(stderr,
+               "xtile: ready: %s (%s, %s), tier %s, %d slots, %lld KV positions shared "
+               "(%lld per request), batch %lld, chat template %s; http://%s:%d\n",
+               info.id.c_str(), c.arch_name.c_str(), format_bytes(info.size_bytes).c_str(),
+               info.tier.c_str(), e.options.n_slots, static_cast<long long>(e.options.kv_budget),
+               static_cast<long long>(e.options.n_ctx), static_cast<long long>(e.options.n_batch),
+               std::string(chat_family_name(info.chat_family)).c_str(), f.host.c_str(), port);
+  {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return stopping; });
+  }
+  std::fprintf(stderr, "xtile: shutting down\n");
+  scheduler.stop();  // running and queued requests end with 503 ...
+  http.stop();       // ... so their HTTP threads finish, and the server can stop
+  return 0;
+}
+
+}  // namespace
+
+Command register_serve(CLI::App& root) {
+  auto f = std::make_shared<ServeFlags>();
+  CLI::App* app = root.add_subcommand(
+      "serve", "OpenAI-compatible HTTP server with continuous batching and a chat page");
+  add_engine_flags(app, &f->engine, 4);
+  app->add_option("--host", f->host, "address to listen on")->capture_default_str();
+  app->add_option("--port", f->port, "port to listen on (0: any free port, printed)")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+  app->add_option("-a,--alias", f->alias, "model name for clients (default: the file name)");
+  app->add_option("--api-key", f->api_keys,
+                  "require this key (Authorization: Bearer KEY or X-Api-Key); repeat or "
+                  "comma-separate for several; LLAMA_API_KEY too")
+      ->type_name("KEY");
+  app->add_option("--api-key-file", f->api_key_file, "file with one API key per line")
+      ->type_name("FILE");
+  app->add_option("--max-queue", f->engine.max_queue,
+                  "requests that may wait for a slot; more get 429 with Retry-After")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str()
+      ->type_name("N");
+  app->add_option("--timeout", f->timeout, "read/write timeout of a connection, seconds")
+      ->check(at_least_one())
+      ->capture_default_str();
+  app->add_option("--threads-http", f->http_threads,
+                  "HTTP threads (default: slots + max-queue + 8)")
+      ->type_name("N");
+  app->add_option("--max-body-size", f->max_body, "largest request body, bytes (more: 413)")
+      ->check(at_least_one())
+      ->capture_default_str()
+      ->type_name("BYTES");
+  app->add_option("--sse-ping-interval", f->sse_ping,
+                  "seconds of silence before a ': ping' comment on a stream (0: never)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app->add_option("-n,--n-predict", f->n_predict,
+                  "default max_tokens of a request (-1: until its context is full)")
+      ->capture_default_str()
+      ->type_name("N");
+  app->add_option("--temp", f->temp, "default temperature (llama.cpp's 0.8)")->type_name("T");
+  app->add_option("--top-k", f->top_k, "default top-k (40)")->type_name("K");
+  app->add_option("--top-p", f->top_p, "default top-p (0.95)")->type_name("P");
+  app->add_option("--min-p", f->min_p, "default min-p (0.05)")->type_name("P");
+  app->add_option("--repeat-penalty", f->repeat_penalty, "default repeat penalty (1: none)")
+      ->type_name("R");
+  app->add_option("--reasoning-format", f->reasoning_format,
+                  "deepseek: a leading <think> block becomes reasoning_content; none: left in "
+                  "the content")
+      ->capture_default_str();
+  app->footer(
+      "Endpoints: POST /v1/chat/completions, /v1/completions (stream: true for SSE), GET "
+      "/v1/models, /health, /metrics, /props, POST /tokenize, /detokenize, /apply-template; the "
+      "chat page at /.\nA request's output does not depend on the other requests running beside "
+      "it: the same request and seed give the same tokens alone or in a batch.");
+  return {app, [f] { return run_serve(*f); }};
+}
+
+}  // namespace xtile::cli
