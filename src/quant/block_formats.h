@@ -39,9 +39,10 @@ struct BlockIq4Nl {
 };
 static_assert(sizeof(BlockIq4Nl) == 18);
 
-// The IQ4 codebook (ggml's kvalues_iq4nl): the signed int8 each nibble stands for.
-inline constexpr int8_t kIq4Values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
-                                          1,    13,   25,  38,  53,  69,  89,  113};
+// The IQ4 codebook (ggml's kvalues_iq4nl): the signed int8 each nibble stands for. Not `inline`:
+// an inline variable is a weak symbol, and the tier objects must define none (tier_symbols_test).
+constexpr int8_t kIq4Values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                   1,    13,   25,  38,  53,  69,  89,  113};
 
 // Q4_K: 8 sub-blocks of 32; value = d·sc_j·q − dmin·m_j, q 0..15, sc_j and m_j 6-bit (scales[12],
 // unpacked by kquant_scale_min). qs is 4 chunks of 32 bytes: chunk c's low nibbles are sub-block
