@@ -16,16 +16,13 @@
 #include "cpu/thread_pool.h"
 #include "model/kv_cache.h"
 #include "ops/attention.h"
+#include "test_util.h"
 
 namespace xtile {
 namespace {
 
 std::vector<float> random_vec(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
+  return test::random_normal(n, seed, scale);
 }
 
 // A one-layer cache holding n_pos random positions.

@@ -14,16 +14,13 @@
 #include "cpu/thread_pool.h"
 #include "ops/lanes16.h"
 #include "ops/matmul_float.h"
+#include "test_util.h"
 
 namespace xtile {
 namespace {
 
 std::vector<float> random_vec(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
+  return test::random_normal(n, seed, scale);
 }
 
 // |error| bound of a float sum of n terms with magnitudes summing to `abs_sum`: each of the

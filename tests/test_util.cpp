@@ -1,5 +1,7 @@
 #include "test_util.h"
 
+#include <random>
+
 #include <array>
 #include <cstdio>
 #include <sys/wait.h>
@@ -32,6 +34,14 @@ int run_command(const std::string& cmd, std::string* output) {
   int status = ::pclose(pipe);
   if (output) *output = out;
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::vector<float> random_normal(size_t n, uint32_t seed, float scale) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
 }
 
 }  // namespace xtile::test

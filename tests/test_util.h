@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <random>
 #include <string>
+#include <vector>
 
 namespace xtile::test {
 
@@ -19,6 +20,9 @@ std::string xtile_binary();
 
 // Runs a shell command, returns its exit status and fills `output` with stdout+stderr.
 int run_command(const std::string& cmd, std::string* output);
+
+// n normal floats of standard deviation `scale`, from a seeded generator (reproducible).
+std::vector<float> random_normal(size_t n, uint32_t seed, float scale = 1.0f);
 
 }  // namespace xtile::test
 
