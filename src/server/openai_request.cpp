@@ -163,6 +163,12 @@ std::vector<std::string> parse_stop(const json& v) {
   } else {
     wrong_type("stop", "a string or an array of strings", v);
   }
+  // Every generated token is matched against every stop string on the inference thread: a
+  // bound keeps one request from slowing the others.
+  for (const std::string& s : stops)
+    if (s.size() > 256)
+      throw bad_request("a stop string may have at most 256 bytes, got " + std::to_string(s.size()),
+                        "stop");
   return stops;
 }
 

@@ -359,6 +359,20 @@ TEST_F(ServerHttp, ErrorsHaveOpenAIShapeAndLeaveTheServerWell) {
                "invalid_request_error", "outside the vocabulary");
   expect_error(post(port_, chat, {{"messages", {{{"role", "user"}, {"content", "x"}}}}, {"n", 3}}),
                400, "invalid_request_error", "'n' must be 1");
+  // Deep nesting (the parser and the destructor are not recursive).
+  EXPECT_EQ(request(port_, "POST", chat, std::string(30000, '[') + std::string(30000, ']'), {})
+                .status,
+            400);
+  EXPECT_EQ(request(port_, "POST", chat,
+                    "{\"messages\":" + std::string(30000, '[') + std::string(30000, ']') + "}", {})
+                .status,
+            400);
+  // A stop string longer than 256 bytes.
+  EXPECT_EQ(post(port_, chat,
+                 {{"messages", {{{"role", "user"}, {"content", "x"}}}},
+                  {"stop", std::string(300, 'a')}})
+                .status,
+            400);
   // Binary garbage.
   std::string junk;
   for (int i = 0; i < 1000; ++i) junk += static_cast<char>((i * 7919) & 0xff);
@@ -493,6 +507,32 @@ TEST_F(ServerHttp, FollowUpTurnReusesTheCachedPrefix) {
 }
 
 // Servers with their own flags.
+
+TEST(ServerHttpOwn, Qwen3TemplateHonoursEnableThinking) {
+  const std::string qwen3 = fixture_path("models/micro-qwen3.gguf");
+  if (qwen3.empty()) GTEST_SKIP() << "../shared/fixtures/models/micro-qwen3.gguf is absent";
+  ServerProcess s({"-m", qwen3, "-np", "1"});
+  ASSERT_TRUE(s.ok());
+  const json messages = {{{"role", "user"}, {"content", "Hi"}}};
+  Reply r = post(s.port(), "/apply-template", {{"messages", messages}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.j()["prompt"], "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+  r = post(s.port(), "/apply-template",
+           {{"messages", messages}, {"chat_template_kwargs", {{"enable_thinking", false}}}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.j()["prompt"],
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n");
+  // The same through a completion: the closed think block is part of the prompt.
+  const Reply on = post(s.port(), "/v1/chat/completions", {{"messages", messages}, {"max_tokens", 1}});
+  const Reply off = post(s.port(), "/v1/chat/completions",
+                         {{"messages", messages},
+                          {"max_tokens", 1},
+                          {"chat_template_kwargs", {{"enable_thinking", false}}}});
+  ASSERT_EQ(on.status, 200);
+  ASSERT_EQ(off.status, 200);
+  EXPECT_GT(off.j()["usage"]["prompt_tokens"].get<int>(), on.j()["usage"]["prompt_tokens"].get<int>());
+  EXPECT_EQ(s.stop(), 0) << s.log();
+}
 
 TEST(ServerHttpOwn, ApiKey) {
   REQUIRE_STORIES();
