@@ -2,7 +2,8 @@
 // softmax, and every other way of computing it (the vectorized kernels at each width, prompt
 // tiles, generation split over threads by blocks of 256 positions, any thread count, a row alone
 // or in a batch) against the element loop with memcmp, across block edges and context lengths
-// up to 5000, for f32, fp16 and bf16 caches.
+// up to 5000, for f32, fp16, bf16 and q8_0 caches; a q8_0 cache against an f32 one within a
+// stated tolerance.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -16,6 +17,7 @@
 #include "cpu/thread_pool.h"
 #include "model/kv_cache.h"
 #include "ops/attention.h"
+#include "quant/quant.h"
 #include "test_util.h"
 
 namespace xtile {
@@ -97,8 +99,8 @@ TEST(Attention, ElementLoopMatchesFloat64Softmax) {
 }
 
 // Every vectorized path, generation (split over threads by blocks) and prompt tiles, at every
-// width, gives the element loop's bytes: head sizes 64/128/256, GQA groups 1..8, f32/f16/bf16
-// caches, positions around the 16-position chunks and 256-position blocks.
+// width, gives the element loop's bytes: head sizes 64/128/256, GQA groups 1..8, f32/f16/bf16/
+// q8_0 caches, positions around the 16-position chunks and 256-position blocks.
 TEST(Attention, VectorPathsGiveTheElementLoopsBytes) {
   struct Case {
     int64_t hd, n_head, n_kv, n_pos;
@@ -111,7 +113,7 @@ TEST(Attention, VectorPathsGiveTheElementLoopsBytes) {
   ThreadPool pool(3);
   uint32_t seed = 100;
   for (const Case& cs : cases)
-    for (KvType type : {KvType::f32, KvType::f16, KvType::bf16}) {
+    for (KvType type : {KvType::f32, KvType::f16, KvType::bf16, KvType::q8_0}) {
       Cache c(cs.n_kv, cs.hd, cs.n_pos, type, seed += 2, cs.scale);
       const auto s = shape_of(cs.n_head, cs.n_kv, cs.hd);
       const int64_t qd = cs.n_head * cs.hd;
@@ -176,7 +178,8 @@ TEST(Attention, LongContextsAnyThreadCountAloneOrInABatch) {
 TEST(Attention, MixedKAndVTypes) {
   ThreadPool pool(2);
   const auto s = shape_of(8, 2, 128);
-  for (auto [tk, tv] : {std::pair{KvType::f16, KvType::bf16}, std::pair{KvType::bf16, KvType::f32}}) {
+  for (auto [tk, tv] : {std::pair{KvType::f16, KvType::bf16}, std::pair{KvType::bf16, KvType::f32},
+                        std::pair{KvType::q8_0, KvType::f16}, std::pair{KvType::f32, KvType::q8_0}}) {
     Cache c(2, 128, 300, tk, 555, 1.0f, tv);
     std::vector<int64_t> pos = {299};
     for (int64_t p = 0; p < 40; ++p) pos.push_back(p);
@@ -185,6 +188,60 @@ TEST(Attention, MixedKAndVTypes) {
     expect_same(run(pool, s, q, pos, c.kv.view(0), ops::AttentionPath::lanes), want, 8 * 128, pos,
                 std::string(kv_type_name(tk)) + "/" + std::string(kv_type_name(tv)));
   }
+}
+
+// A q8_0 cache stores ggml's q8_0 blocks of each head's row and reads back their exact d·q.
+TEST(Attention, Q8CacheHoldsQuantizeRowQ8_0sValues) {
+  const int64_t n_kv = 2, hd = 64, n_pos = 37;
+  const auto k = random_vec(static_cast<size_t>(n_pos * n_kv * hd), 31, 3.0f);
+  const auto v = random_vec(static_cast<size_t>(n_pos * n_kv * hd), 32, 0.01f);
+  KvCache small(1, n_pos, n_kv, hd, KvType::q8_0, KvType::q8_0);
+  for (int64_t p = 0; p < n_pos; ++p) small.store(0, p, k.data() + p * n_kv * hd, v.data() + p * n_kv * hd);
+  KvCache grown(1, 100, n_kv, hd, KvType::q8_0, KvType::q8_0);  // as a sequence's cache grows
+  grown.copy_from(small, n_pos);
+  EXPECT_EQ(small.bytes(), static_cast<size_t>(2 * n_kv * 48 * (hd / 32) * 34));  // capacity 48
+  for (const KvCache* c : {&small, &grown}) {
+    const auto view = c->view(0);
+    for (int64_t p = 0; p < n_pos; ++p)
+      for (int64_t g = 0; g < n_kv; ++g) {
+        std::vector<BlockQ8_0> blocks(hd / 32);
+        std::vector<float> want_k(hd), want_v(hd);
+        quantize_row_q8_0(k.data() + (p * n_kv + g) * hd, blocks.data(), hd);
+        dequantize_row_q8_0(blocks.data(), want_k.data(), hd);
+        quantize_row_q8_0(v.data() + (p * n_kv + g) * hd, blocks.data(), hd);
+        dequantize_row_q8_0(blocks.data(), want_v.data(), hd);
+        for (int64_t i = 0; i < hd; ++i) {
+          ASSERT_EQ(ops::kv_k_value(view, g, p, i), want_k[i]) << "K p " << p << " g " << g << " i " << i;
+          ASSERT_EQ(ops::kv_v_value(view, g, p, i), want_v[i]) << "V p " << p << " g " << g << " i " << i;
+        }
+      }
+  }
+  EXPECT_THROW(KvCache(1, 16, 1, 48, KvType::q8_0), Error);  // head size not a multiple of 32
+}
+
+// The tolerance of a q8_0 cache: with unit-normal q, K and V (head 128, 700 positions), every
+// output within 0.02 of the f32 cache's and the mean error below 0.002 (q8_0 rounds each value
+// by at most amax/254 of its block of 32, ~1 % of a unit normal's block maximum).
+TEST(Attention, Q8CacheStaysNearTheF32Cache) {
+  const int64_t n_head = 8, n_kv = 2, hd = 128, n_pos = 700;
+  Cache exact(n_kv, hd, n_pos, KvType::f32, 77), q8(n_kv, hd, n_pos, KvType::q8_0, 77);
+  const auto s = shape_of(n_head, n_kv, hd);
+  const int64_t qd = n_head * hd;
+  std::vector<int64_t> pos;
+  for (int64_t p = 0; p < n_pos; p += 7) pos.push_back(p);
+  const auto q = random_vec(pos.size() * qd, 78);
+  ThreadPool pool(2);
+  const auto want = run(pool, s, q, pos, exact.kv.view(0), ops::AttentionPath::lanes);
+  const auto got = run(pool, s, q, pos, q8.kv.view(0), ops::AttentionPath::lanes);
+  double worst = 0, sum = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double e = std::fabs(double{got[i]} - want[i]);
+    worst = std::max(worst, e);
+    sum += e;
+  }
+  EXPECT_LT(worst, 0.02);
+  EXPECT_LT(sum / static_cast<double>(got.size()), 0.002);
+  EXPECT_GT(worst, 0.0) << "the q8_0 cache rounded nothing: is it really q8_0?";
 }
 
 TEST(Attention, RefusesACacheOfAnotherShape) {

@@ -44,14 +44,14 @@ TEST(BenchCli, DepthTestsParseInJsonWithTheirDepthAndCacheTypes) {
   // llama-bench's -d: every test at every depth ("tg4 @ d40"), and -ctk / -ctv.
   std::string out;
   const std::string cmd = test::xtile_binary() + " bench -m " + tiny_model() +
-                          " -p 8 -n 4 -d 0,40 -r 1 -t 1 -ctk bf16 -ctv f32 -o json 2>/dev/null";
+                          " -p 8 -n 4 -d 0,40 -r 1 -t 1 -ctk q8_0 -ctv bf16 -o json 2>/dev/null";
   ASSERT_EQ(test::run_command(cmd, &out), 0) << out;
   const auto j = nlohmann::json::parse(out);
   ASSERT_EQ(j.size(), 4u);
   std::vector<std::string> names;
   for (const auto& row : j) {
     names.push_back(row.at("test"));
-    EXPECT_EQ(row.at("type_kv"), "bf16/f32");
+    EXPECT_EQ(row.at("type_kv"), "q8_0/bf16");
     EXPECT_GT(row.at("avg_ts").get<double>(), 0.0);
   }
   EXPECT_EQ(names, (std::vector<std::string>{"pp8", "tg4", "pp8 @ d40", "tg4 @ d40"}));

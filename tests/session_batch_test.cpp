@@ -42,8 +42,11 @@ std::vector<int32_t> random_tokens(size_t n, uint32_t seed) {
 using Rows = std::vector<std::vector<float>>;
 
 Rows run_alone(const WeightStore& w, ThreadPool& pool, const std::vector<int32_t>& prompt,
-               const std::vector<int32_t>& gen) {
-  Session s(w, pool, SessionOptions{.n_ctx = 512});
+               const std::vector<int32_t>& gen, KvType kv = KvType::f16) {
+  SessionOptions so;
+  so.n_ctx = 512;
+  so.kv_type = kv;
+  Session s(w, pool, so);
   Rows out;
   std::vector<float> logits;
   s.eval(prompt, true, &logits);
@@ -72,9 +75,11 @@ struct Seq {
 // The sequences through one multi-sequence session: each joins at its step with its whole
 // prompt (in the same forward pass as the others' decode rows), then decodes one token per step.
 std::vector<Rows> run_together(const WeightStore& w, ThreadPool& pool, const std::vector<Seq>& seqs,
-                               int64_t n_batch, const std::vector<int>& slot_of) {
+                               int64_t n_batch, const std::vector<int>& slot_of,
+                               KvType kv = KvType::f16) {
   SessionOptions so;
   so.n_ctx = 512;
+  so.kv_type = kv;
   so.n_batch = n_batch;
   so.n_seq_max = 8;
   Session s(w, pool, so);
@@ -130,15 +135,17 @@ TEST(SessionBatch, EachSequenceGivesTheBitsItGivesAlone) {
 
 TEST(SessionBatch, CachesGrowPastTheirFirstAllocation) {
   // 300-token prompts: each sequence's cache starts at 256 positions and is copied into a bigger
-  // one in the middle of the run.
+  // one in the middle of the run; for the chunked fp16 layout and q8_0's rows.
   ThreadPool pool(2);
   auto w = WeightStore::load(model_path("tiny-qwen3", GgmlType::Q8_0), pool, LoadOptions{});
   std::vector<Seq> seqs = {{random_tokens(200, 1), random_tokens(90, 2), 0},
                            {random_tokens(300, 3), random_tokens(4, 4), 1}};
-  const auto together = run_together(*w, pool, seqs, 64, {3, 5});
-  for (size_t i = 0; i < seqs.size(); ++i)
-    expect_rows(together[i], run_alone(*w, pool, seqs[i].prompt, seqs[i].gen),
-                "sequence " + std::to_string(i));
+  for (KvType kv : {KvType::f16, KvType::q8_0}) {
+    const auto together = run_together(*w, pool, seqs, 64, {3, 5}, kv);
+    for (size_t i = 0; i < seqs.size(); ++i)
+      expect_rows(together[i], run_alone(*w, pool, seqs[i].prompt, seqs[i].gen, kv),
+                  std::string(kv_type_name(kv)) + " sequence " + std::to_string(i));
+  }
 }
 
 TEST(SessionBatch, TruncatedPrefixContinuesAsIfFresh) {

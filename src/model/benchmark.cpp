@@ -98,8 +98,9 @@ uint64_t kv_bytes_per_token(const WeightStore& w, KvType type_k, KvType type_v, 
   // Token i of the test (0-based) attends over depth + 1 + i + 1 positions (the untimed first
   // token of a tg test included); the mean over i < n_gen.
   const double positions = static_cast<double>(depth) + 1.5 + static_cast<double>(n_gen) / 2;
-  return static_cast<uint64_t>(positions * static_cast<double>(c.n_layer * c.n_head_kv * c.head_dim) *
-                               static_cast<double>(kv_type_bytes(type_k) + kv_type_bytes(type_v)));
+  return static_cast<uint64_t>(
+      positions * static_cast<double>(c.n_layer * c.n_head_kv) *
+      static_cast<double>(kv_row_bytes(type_k, c.head_dim) + kv_row_bytes(type_v, c.head_dim)));
 }
 
 BenchResult run_bench_test(const WeightStore& weights, ThreadPool& pool, const BenchTest& test,

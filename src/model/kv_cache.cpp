@@ -6,6 +6,7 @@
 #include "base/error.h"
 #include "base/fp16.h"
 #include "ops/ops.h"
+#include "quant/quant.h"
 
 namespace xtile {
 
@@ -14,17 +15,34 @@ std::string_view kv_type_name(KvType t) {
     case KvType::f16: return "f16";
     case KvType::f32: return "f32";
     case KvType::bf16: return "bf16";
+    case KvType::q8_0: return "q8_0";
   }
   return "?";
 }
 
 std::optional<KvType> kv_type_from_name(std::string_view name) {
-  for (KvType t : {KvType::f16, KvType::f32, KvType::bf16})
+  for (KvType t : {KvType::f16, KvType::f32, KvType::bf16, KvType::q8_0})
     if (name == kv_type_name(t)) return t;
   return std::nullopt;
 }
 
-size_t kv_type_bytes(KvType t) { return t == KvType::f32 ? 4 : 2; }
+namespace {
+
+ops::KvElem elem_of(KvType t) {
+  switch (t) {
+    case KvType::f32: return ops::KvElem::f32;
+    case KvType::f16: return ops::KvElem::f16;
+    case KvType::bf16: return ops::KvElem::bf16;
+    case KvType::q8_0: return ops::KvElem::q8_0;
+  }
+  return ops::KvElem::f16;
+}
+
+}  // namespace
+
+size_t kv_row_bytes(KvType t, int64_t head_dim) {
+  return static_cast<size_t>(ops::kv_row_bytes(elem_of(t), head_dim));
+}
 
 KvCache::KvCache(int64_t n_layer, int64_t n_ctx, int64_t n_head_kv, int64_t head_dim,
                  KvType type_k, KvType type_v)
@@ -36,15 +54,18 @@ KvCache::KvCache(int64_t n_layer, int64_t n_ctx, int64_t n_head_kv, int64_t head
       type_k_(type_k),
       type_v_(type_v) {
   if (n_ctx < 1) fail("the context size must be at least 1, got ", n_ctx);
+  for (KvType t : {type_k, type_v})
+    if (t == KvType::q8_0 && head_dim % kQK != 0)
+      fail("a q8_0 KV cache needs a head size that is a multiple of 32; this model's is ", head_dim);
   buf_ = AlignedBuffer(static_cast<size_t>(n_layer) * (k_bytes() + v_bytes()));
 }
 
-// Per layer: K then V, each n_head_kv · capacity · head_dim elements.
+// Per layer: K then V, each n_head_kv · capacity positions.
 size_t KvCache::k_bytes() const {
-  return static_cast<size_t>(n_head_kv_ * capacity_ * head_dim_) * kv_type_bytes(type_k_);
+  return static_cast<size_t>(n_head_kv_ * capacity_) * kv_row_bytes(type_k_, head_dim_);
 }
 size_t KvCache::v_bytes() const {
-  return static_cast<size_t>(n_head_kv_ * capacity_ * head_dim_) * kv_type_bytes(type_v_);
+  return static_cast<size_t>(n_head_kv_ * capacity_) * kv_row_bytes(type_v_, head_dim_);
 }
 
 namespace {
@@ -63,6 +84,7 @@ void put(KvType type, float x, uint8_t* dst) {
       std::memcpy(dst, &h, 2);
       return;
     }
+    case KvType::q8_0: break;  // whole rows (store)
   }
 }
 
@@ -75,14 +97,24 @@ void KvCache::store(int64_t layer, int64_t pos, const float* k, const float* v) 
   const ops::KvLayerView view_ = view(layer);
   auto* kb = const_cast<uint8_t*>(static_cast<const uint8_t*>(view_.k));
   auto* vb = const_cast<uint8_t*>(static_cast<const uint8_t*>(view_.v));
-  const size_t kb_elem = kv_type_bytes(type_k_), vb_elem = kv_type_bytes(type_v_);
+  const size_t kb_elem = kv_row_bytes(type_k_, 1), vb_elem = kv_row_bytes(type_v_, 1);
+  auto q8_row = [&](uint8_t* base, int64_t g) {
+    return reinterpret_cast<BlockQ8_0*>(base + ops::kv_q8_row_offset(view_, g, pos));
+  };
   for (int64_t g = 0; g < n_head_kv_; ++g) {
     const float* kg = k + g * head_dim_;
     const float* vg = v + g * head_dim_;
-    // K: one element per 16-position chunk row (stride 16 elements).
-    for (int64_t i = 0; i < head_dim_; ++i)
-      put(type_k_, kg[i], kb + static_cast<size_t>(ops::kv_k_index(view_, g, pos, i)) * kb_elem);
+    // K: one element per 16-position chunk row (stride 16 elements), or a q8_0 row.
+    if (type_k_ == KvType::q8_0)
+      quantize_row_q8_0(kg, q8_row(kb, g), head_dim_);
+    else
+      for (int64_t i = 0; i < head_dim_; ++i)
+        put(type_k_, kg[i], kb + static_cast<size_t>(ops::kv_k_index(view_, g, pos, i)) * kb_elem);
     // V: the head's row is contiguous.
+    if (type_v_ == KvType::q8_0) {
+      quantize_row_q8_0(vg, q8_row(vb, g), head_dim_);
+      continue;
+    }
     uint8_t* dst = vb + static_cast<size_t>(ops::kv_v_index(view_, g, pos, 0)) * vb_elem;
     if (type_v_ == KvType::f16)
       ops::f32_to_f16_row(vg, reinterpret_cast<uint16_t*>(dst), head_dim_);
@@ -108,21 +140,27 @@ void KvCache::copy_from(const KvCache& other, int64_t n) {
       other.head_dim_ != head_dim_ || other.type_k_ != type_k_ || other.type_v_ != type_v_)
     fail("KV cache: copying between caches of different shapes or types");
   if (n > n_ctx_ || n > other.n_ctx_) fail("KV cache: ", n, " positions do not fit");
+  // Bytes of a head's first n positions: K in whole 16-position chunks unless q8_0 rows.
   const int64_t chunks = (n + ops::kKChunk - 1) / ops::kKChunk;
-  const size_t kb = kv_type_bytes(type_k_), vb = kv_type_bytes(type_v_);
+  const size_t k_head = type_k_ == KvType::q8_0
+                            ? static_cast<size_t>(n) * kv_row_bytes(type_k_, head_dim_)
+                            : static_cast<size_t>(chunks * ops::kKChunk) * kv_row_bytes(type_k_, head_dim_);
+  const size_t v_head = static_cast<size_t>(n) * kv_row_bytes(type_v_, head_dim_);
+  const size_t k_stride = static_cast<size_t>(capacity_) * kv_row_bytes(type_k_, head_dim_);
+  const size_t other_k_stride = static_cast<size_t>(other.capacity_) * kv_row_bytes(type_k_, head_dim_);
+  const size_t v_stride = static_cast<size_t>(capacity_) * kv_row_bytes(type_v_, head_dim_);
+  const size_t other_v_stride = static_cast<size_t>(other.capacity_) * kv_row_bytes(type_v_, head_dim_);
   for (int64_t l = 0; l < n_layer_; ++l) {
     const ops::KvLayerView from = other.view(l), to = view(l);
     auto* to_k = static_cast<uint8_t*>(const_cast<void*>(to.k));  // this cache's own buffer
     auto* to_v = static_cast<uint8_t*>(const_cast<void*>(to.v));
     const auto* from_k = static_cast<const uint8_t*>(from.k);
     const auto* from_v = static_cast<const uint8_t*>(from.v);
+    // Head g starts at g · capacity positions in either layout.
     for (int64_t g = 0; g < n_head_kv_; ++g) {
-      std::memcpy(to_k + static_cast<size_t>(ops::kv_k_index(to, g, 0, 0)) * kb,
-                  from_k + static_cast<size_t>(ops::kv_k_index(from, g, 0, 0)) * kb,
-                  static_cast<size_t>(chunks * ops::kKChunk * head_dim_) * kb);
-      std::memcpy(to_v + static_cast<size_t>(ops::kv_v_index(to, g, 0, 0)) * vb,
-                  from_v + static_cast<size_t>(ops::kv_v_index(from, g, 0, 0)) * vb,
-                  static_cast<size_t>(n * head_dim_) * vb);
+      const size_t ug = static_cast<size_t>(g);
+      std::memcpy(to_k + ug * k_stride, from_k + ug * other_k_stride, k_head);
+      std::memcpy(to_v + ug * v_stride, from_v + ug * other_v_stride, v_head);
     }
   }
 }
@@ -136,13 +174,10 @@ std::string KvCache::type_name() const {
 ops::KvLayerView KvCache::view(int64_t layer) const {
   ops::KvLayerView v;
   const uint8_t* base = buf_.data() + static_cast<size_t>(layer) * (k_bytes() + v_bytes());
-  auto elem = [](KvType t) {
-    return t == KvType::f32 ? ops::KvElem::f32 : t == KvType::f16 ? ops::KvElem::f16 : ops::KvElem::bf16;
-  };
   v.k = base;
   v.v = base + k_bytes();
-  v.k_elem = elem(type_k_);
-  v.v_elem = elem(type_v_);
+  v.k_elem = elem_of(type_k_);
+  v.v_elem = elem_of(type_v_);
   v.n_head_kv = n_head_kv_;
   v.head_dim = head_dim_;
   v.capacity = capacity_;

@@ -1,7 +1,8 @@
 // The KV cache: per layer, the keys and values of every position so far, in the layout the
 // attention reads (ops/attention.h KvLayerView): per kv head, K transposed in chunks of 16
 // positions, V row by row, each head's positions contiguous. Element type fp16 by default
-// (llama.cpp's default), bf16 or f32 (`--cache-type-k/-v`, one type for both here).
+// (llama.cpp's default), bf16, f32 or q8_0 (`--cache-type-k/-v`; q8_0 stores rows of ggml
+// q8_0 blocks, 34 bytes per 32 values: 0.53× the bytes of fp16).
 #pragma once
 
 #include <cstdint>
@@ -15,12 +16,14 @@
 
 namespace xtile {
 
-enum class KvType { f16, f32, bf16 };
+enum class KvType { f16, f32, bf16, q8_0 };
 std::string_view kv_type_name(KvType t);
-// "f16", "f32", "bf16" (llama.cpp's -ctk/-ctv names), or nullopt.
+// "f16", "f32", "bf16", "q8_0" (llama.cpp's -ctk/-ctv names), or nullopt.
 std::optional<KvType> kv_type_from_name(std::string_view name);
-// Bytes per cached element.
-size_t kv_type_bytes(KvType t);
+// "f16, bf16, f32 or q8_0", for help texts and errors.
+inline constexpr const char* kKvTypeNames = "f16, bf16, f32 or q8_0";
+// Bytes of one position of one kv head (head_dim values; q8_0 needs head_dim % 32 == 0).
+size_t kv_row_bytes(KvType t, int64_t head_dim);
 
 class KvCache {
  public:
@@ -30,7 +33,8 @@ class KvCache {
       : KvCache(n_layer, n_ctx, n_head_kv, head_dim, type, type) {}
 
   // Writes position `pos` of `layer`: k and v hold n_head_kv · head_dim floats each, rounded to
-  // the cache's type (fp16/bf16: round half to even, as F16C and ggml).
+  // the cache's type (fp16/bf16: round half to even, as F16C and ggml; q8_0: ggml's
+  // quantize_row_q8_0 per head).
   void store(int64_t layer, int64_t pos, const float* k, const float* v);
   ops::KvLayerView view(int64_t layer) const;
   // Positions [0, n) of every layer copied from `other` (same shape and types; a cache growing

@@ -10,8 +10,50 @@
 #include "base/fp16.h"
 #include "ops/lanes16.h"
 #include "ops/ops.h"
+#include "quant/quant.h"
 
 namespace xtile::ops {
+
+int64_t kv_row_bytes(KvElem elem, int64_t head_dim) {
+  switch (elem) {
+    case KvElem::f32: return 4 * head_dim;
+    case KvElem::f16:
+    case KvElem::bf16: return 2 * head_dim;
+    case KvElem::q8_0: return head_dim / kQK * static_cast<int64_t>(sizeof(BlockQ8_0));
+  }
+  return 0;
+}
+
+namespace {
+
+// Element `index` of an f32/f16/bf16 buffer.
+float plain_value(const void* base, KvElem elem, int64_t index) {
+  switch (elem) {
+    case KvElem::f32: return static_cast<const float*>(base)[index];
+    case KvElem::f16: return fp16_to_fp32(static_cast<const uint16_t*>(base)[index]);
+    case KvElem::bf16: return bf16_to_fp32(static_cast<const uint16_t*>(base)[index]);
+    case KvElem::q8_0: break;
+  }
+  fail("attention: a q8_0 cache has no element index");
+}
+
+// Element i of a q8_0 row at byte offset `row`: fp32(d) · q, dequantize_row_q8_0's product.
+float q8_value(const void* base, int64_t row, int64_t i) {
+  const auto* b = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(base) + row) + i / kQK;
+  return fp16_to_fp32(b->d) * static_cast<float>(b->qs[i % kQK]);
+}
+
+}  // namespace
+
+float kv_k_value(const KvLayerView& kv, int64_t g, int64_t p, int64_t i) {
+  if (kv.k_elem == KvElem::q8_0) return q8_value(kv.k, kv_q8_row_offset(kv, g, p), i);
+  return plain_value(kv.k, kv.k_elem, kv_k_index(kv, g, p, i));
+}
+
+float kv_v_value(const KvLayerView& kv, int64_t g, int64_t p, int64_t i) {
+  if (kv.v_elem == KvElem::q8_0) return q8_value(kv.v, kv_q8_row_offset(kv, g, p), i);
+  return plain_value(kv.v, kv.v_elem, kv_v_index(kv, g, p, i));
+}
 
 namespace {
 
@@ -31,15 +73,6 @@ struct Running {
 
 // ---- The element loop: the definition, written as plainly as possible. ----
 
-float kv_value(const void* base, KvElem elem, int64_t index) {
-  switch (elem) {
-    case KvElem::f32: return static_cast<const float*>(base)[index];
-    case KvElem::f16: return fp16_to_fp32(static_cast<const uint16_t*>(base)[index]);
-    case KvElem::bf16: return bf16_to_fp32(static_cast<const uint16_t*>(base)[index]);
-  }
-  return 0.0f;
-}
-
 void reference_row(const AttentionShape& s, const float* q, int64_t g, int64_t pos,
                    const KvLayerView& kv, float* out) {
   const int64_t hd = s.head_dim, n = pos + 1;
@@ -51,7 +84,7 @@ void reference_row(const AttentionShape& s, const float* q, int64_t g, int64_t p
     float m = 0;
     for (int64_t p = 0; p < cnt; ++p) {
       float d = 0.0f;
-      for (int64_t i = 0; i < hd; ++i) d = d + q[i] * kv_value(kv.k, kv.k_elem, kv_k_index(kv, g, c0 + p, i));
+      for (int64_t i = 0; i < hd; ++i) d = d + q[i] * kv_k_value(kv, g, c0 + p, i);
       sc[static_cast<size_t>(p)] = d * s.scale;
       if (p == 0 || sc[static_cast<size_t>(p)] > m) m = sc[static_cast<size_t>(p)];
     }
@@ -69,7 +102,7 @@ void reference_row(const AttentionShape& s, const float* q, int64_t g, int64_t p
     for (int64_t p = 0; p < cnt; ++p)
       for (int64_t i = 0; i < hd; ++i)
         o[static_cast<size_t>(i)] = o[static_cast<size_t>(i)] +
-            sc[static_cast<size_t>(p)] * kv_value(kv.v, kv.v_elem, kv_v_index(kv, g, c0 + p, i));
+            sc[static_cast<size_t>(p)] * kv_v_value(kv, g, c0 + p, i);
     if (!run.started) {
       run = {m, l, true};
       acc = o;
@@ -450,7 +483,7 @@ LanesFns lanes_fns(int64_t hd, AttentionPath path) {
   }
 }
 
-// n elements of a cache buffer from element `at`, as f32 (exact).
+// n elements of an f32/f16/bf16 cache buffer from element `at`, as f32 (exact).
 void to_f32(const void* base, KvElem elem, int64_t at, float* dst, int64_t n) {
   switch (elem) {
     case KvElem::f16: f16_to_f32_row(static_cast<const uint16_t*>(base) + at, dst, n); return;
@@ -458,23 +491,45 @@ void to_f32(const void* base, KvElem elem, int64_t at, float* dst, int64_t n) {
     case KvElem::f32:
       std::memcpy(dst, static_cast<const float*>(base) + at, sizeof(float) * static_cast<size_t>(n));
       return;
+    case KvElem::q8_0: break;
   }
+  fail("attention: a q8_0 cache is converted by rows");
+}
+
+// Positions [p0, p1) of a q8_0 buffer's head g as f32 (exact), row p at dst + (p − p0) · hd.
+void q8_rows_to_f32(const KvLayerView& kv, const void* base, int64_t g, int64_t p0, int64_t p1,
+                    float* dst) {
+  const auto* rows = static_cast<const uint8_t*>(base) + kv_q8_row_offset(kv, g, p0);
+  dequantize_row_q8_0(reinterpret_cast<const BlockQ8_0*>(rows), dst, (p1 - p0) * kv.head_dim);
 }
 
 // Converts positions [p0, p1) of kv head g (p0 a multiple of 16) to f32 in the same layout, as
-// head dst_g of a buffer of capacity dst_cap whose position 0 is the cache's dst_p0.
+// head dst_g of a buffer of capacity dst_cap whose position 0 is the cache's dst_p0. A q8_0 K
+// goes through `rows` (room for 16 · head_dim floats) and is transposed into 16-position chunks.
 void convert_range(const KvLayerView& kv, int64_t g, int64_t p0, int64_t p1, float* dst_k,
-                   float* dst_v, int64_t dst_g, int64_t dst_cap, int64_t dst_p0) {
+                   float* dst_v, int64_t dst_g, int64_t dst_cap, int64_t dst_p0, float* rows) {
   const int64_t hd = kv.head_dim;
   const int64_t chunks = (p1 - p0 + kChunk - 1) / kChunk;
-  const int64_t k_elems = chunks * hd * kChunk;
   const int64_t k_src = ((g * (kv.capacity / kChunk)) + p0 / kChunk) * hd * kChunk;
   const int64_t k_dst = ((dst_g * (dst_cap / kChunk)) + (p0 - dst_p0) / kChunk) * hd * kChunk;
   const int64_t v_src = (g * kv.capacity + p0) * hd;
   const int64_t v_dst = (dst_g * dst_cap + p0 - dst_p0) * hd;
-  const int64_t v_elems = (p1 - p0) * hd;
-  to_f32(kv.k, kv.k_elem, k_src, dst_k + k_dst, k_elems);
-  to_f32(kv.v, kv.v_elem, v_src, dst_v + v_dst, v_elems);
+  if (kv.k_elem != KvElem::q8_0) {
+    to_f32(kv.k, kv.k_elem, k_src, dst_k + k_dst, chunks * hd * kChunk);
+  } else {
+    for (int64_t ch = 0; ch < chunks; ++ch) {
+      const int64_t c0 = p0 + ch * kChunk, c1 = std::min(c0 + kChunk, p1);
+      q8_rows_to_f32(kv, kv.k, g, c0, c1, rows);
+      float* chunk = dst_k + k_dst + ch * hd * kChunk;
+      for (int64_t i = 0; i < hd; ++i)
+        for (int64_t j = 0; j < kChunk; ++j)
+          chunk[i * kChunk + j] = j < c1 - c0 ? rows[j * hd + i] : 0.0f;
+    }
+  }
+  if (kv.v_elem != KvElem::q8_0)
+    to_f32(kv.v, kv.v_elem, v_src, dst_v + v_dst, (p1 - p0) * hd);
+  else
+    q8_rows_to_f32(kv, kv.v, g, p0, p1, dst_v + v_dst);
 }
 
 // Below ~64K element operations in all (~20 µs), waking the workers costs more than it saves.
@@ -547,7 +602,7 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
   if (split) {
     const int64_t slot = 2 + hd;
     const int64_t slot_floats = per_g * n_kv * n_blocks_max * slot;
-    const int64_t conv_floats = 2 * kB * hd;  // one block's K and V as f32, per thread
+    const int64_t conv_floats = 2 * kB * hd + kChunk * hd;  // a block's K and V as f32, q8_0 rows
     const bool f32 = kv.k_elem == KvElem::f32 && kv.v_elem == KvElem::f32;
     const int64_t per_thread = work_floats + (f32 ? 0 : conv_floats);
     const size_t need = static_cast<size_t>(slot_floats + per_thread * pool.size());
@@ -577,7 +632,7 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
         float* ck = work + work_floats;
         float* cv = ck + kB * hd;
         const int64_t p1c = std::min((p1 + kChunk - 1) / kChunk * kChunk, kv.capacity);
-        convert_range(kv, g, p0, p1c, ck, cv, 0, kB, p0);
+        convert_range(kv, g, p0, p1c, ck, cv, 0, kB, p0, cv + kB * hd);
         kc = ck;
         vb = cv;
       }
@@ -611,12 +666,15 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
     float* ck = scratch.data();
     float* cv = ck + n_kv * cap * hd;
     const int64_t chunks = cap / kChunk;
-    pool.parallel_for(0, n_kv * chunks, row_grain(4 * kChunk * hd), [&](int64_t a, int64_t b, int) {
-      for (int64_t i = a; i < b; ++i) {
-        const int64_t g = i / chunks, p0 = (i % chunks) * kChunk;
-        convert_range(kv, g, p0, std::min(p0 + kChunk, kv.capacity), ck, cv, g, cap, 0);
-      }
-    });
+    pool.parallel_for(0, n_kv * chunks, row_grain(4 * kChunk * hd),
+                      [&](int64_t a, int64_t b, int thread) {
+                        float* rows = scratch.data() + conv + thread * work_floats;  // unused yet
+                        for (int64_t i = a; i < b; ++i) {
+                          const int64_t g = i / chunks, p0 = (i % chunks) * kChunk;
+                          convert_range(kv, g, p0, std::min(p0 + kChunk, kv.capacity), ck, cv, g,
+                                        cap, 0, rows);
+                        }
+                      });
     f = {ck, cv, cap, hd};
   }
   run_items(pool, n_kv * tiles_per_g, 4 * per_g * (max_pos + 1) * hd * n_kv,

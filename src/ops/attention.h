@@ -24,6 +24,13 @@
 // The cache layout (KvLayerView) stores a kv head's positions contiguously: K transposed in
 // chunks of 16 positions, so that one 16-lane load holds dimension i of 16 positions (the
 // scores of 16 positions are then 16 lanes of one vertical dot), V row by row.
+//
+// A q8_0 cache (K, V or both) holds each position's head_dim values as ggml's q8_0 blocks (per
+// 32: an fp16 scale d and 32 int8 q), rows of positions. It is read as the f32 d·q (exact: an
+// 11-bit by 8-bit product) and the arithmetic above is unchanged, so a q8_0 cache differs from
+// an f32 one only by what was stored, never by how it is read, and every path still gives the
+// same bits. (llama.cpp instead quantizes the query to q8_0 for an integer K·q; reading K as
+// floats keeps the query exact and costs a conversion that the bandwidth hides in generation.)
 #pragma once
 
 #include <cstdint>
@@ -36,13 +43,17 @@ namespace xtile::ops {
 inline constexpr int64_t kAttentionBlock = 256;  // positions per softmax block
 inline constexpr int64_t kKChunk = 16;           // positions per transposed K chunk
 
-enum class KvElem { f32, f16, bf16 };
+enum class KvElem { f32, f16, bf16, q8_0 };
+
+// Bytes of one position's head_dim elements (q8_0: head_dim a multiple of 32, 34 bytes per 32).
+int64_t kv_row_bytes(KvElem elem, int64_t head_dim);
 
 // One layer of the KV cache. For kv head g, position p, dimension i < head_dim:
 //   K at k[((g · capacity / 16 + p / 16) · head_dim + i) · 16 + p % 16]
 //   V at v[(g · capacity + p) · head_dim + i]
 // elements of k_elem / v_elem (fp16 and bf16 as their bit patterns). capacity is a multiple
-// of 16.
+// of 16. A q8_0 K or V is rows instead: position p of head g at byte
+// (g · capacity + p) · kv_row_bytes(q8_0, head_dim), its head_dim / 32 blocks in order.
 struct KvLayerView {
   const void* k = nullptr;
   const void* v = nullptr;
@@ -60,6 +71,14 @@ inline int64_t kv_k_index(const KvLayerView& kv, int64_t g, int64_t p, int64_t i
 inline int64_t kv_v_index(const KvLayerView& kv, int64_t g, int64_t p, int64_t i) {
   return (g * kv.capacity + p) * kv.head_dim + i;
 }
+// Byte offset of position p of head g in a q8_0 K or V.
+inline int64_t kv_q8_row_offset(const KvLayerView& kv, int64_t g, int64_t p) {
+  return (g * kv.capacity + p) * kv_row_bytes(KvElem::q8_0, kv.head_dim);
+}
+// The f32 value of K / V element (g, p, i), whatever the element type (the definition the
+// kernels' conversions follow; q8_0: fp32(d) · q).
+float kv_k_value(const KvLayerView& kv, int64_t g, int64_t p, int64_t i);
+float kv_v_value(const KvLayerView& kv, int64_t g, int64_t p, int64_t i);
 
 struct AttentionShape {
   int64_t n_head = 0;

@@ -171,9 +171,9 @@ int run_bench(const BenchArgs& a) {
   if (a.batch < 1) fail("-b: batch size must be at least 1");
   const std::vector<BenchTest> tests = tests_of(a);
   const auto kv_type = kv_type_from_name(a.cache_type_k);
-  if (!kv_type) fail("-ctk: unknown cache type '", a.cache_type_k, "' (f16, bf16, f32)");
+  if (!kv_type) fail("-ctk: unknown cache type '", a.cache_type_k, "' (f16, bf16, f32, q8_0)");
   const auto kv_type_v = kv_type_from_name(a.cache_type_v);
-  if (!kv_type_v) fail("-ctv: unknown cache type '", a.cache_type_v, "' (f16, bf16, f32)");
+  if (!kv_type_v) fail("-ctv: unknown cache type '", a.cache_type_v, "' (f16, bf16, f32, q8_0)");
   std::vector<int> thread_counts;
   for (const std::string& t : split(a.threads.empty() ? std::to_string(default_threads()) : a.threads, ','))
     thread_counts.push_back(static_cast<int>(parse_count(t, "-t")));
@@ -267,9 +267,9 @@ Command register_bench(CLI::App& root) {
   app->add_option("-d,--n-depth", a->depths,
                   "tokens already in the cache before each test, comma list (llama-bench's -d)")
       ->capture_default_str();
-  app->add_option("--cache-type-k", a->cache_type_k, "KV cache type (-ctk): f16, bf16 or f32")
+  app->add_option("--cache-type-k", a->cache_type_k, "KV cache type (-ctk): f16, bf16, f32 or q8_0")
       ->capture_default_str();
-  app->add_option("--cache-type-v", a->cache_type_v, "V cache type (-ctv): f16, bf16 or f32")
+  app->add_option("--cache-type-v", a->cache_type_v, "V cache type (-ctv): f16, bf16, f32 or q8_0")
       ->capture_default_str();
   app->add_option("-r,--repetitions", a->repetitions, "timed repetitions after one warm-up")
       ->capture_default_str()

@@ -112,7 +112,7 @@ Session make_session(const PerplexityFlags& f, const Loaded& l, ThreadPool& pool
   SessionOptions so;
   so.n_ctx = n_ctx;
   so.n_batch = f.batch;
-  so.kv_type = f.cache_type == "f32" ? KvType::f32 : KvType::f16;
+  so.kv_type = *kv_type_from_name(f.cache_type);
   return Session(*l.weights, pool, so);
 }
 
@@ -270,8 +270,8 @@ int run_perplexity(const PerplexityFlags& f) {
   require_file(f.model, "model file");
   if (f.output != "text" && f.output != "json")
     fail("-o: unknown output format '", f.output, "' (text, json)");
-  if (f.cache_type != "f16" && f.cache_type != "f32")
-    fail("--cache-type '", f.cache_type, "': expected f16 or f32");
+  if (!kv_type_from_name(f.cache_type))
+    fail("--cache-type '", f.cache_type, "': expected ", kKvTypeNames);
   if (f.chunks == 0) fail("--chunks must be at least 1 (or -1: all)");
   if (f.kld && f.kld_base.empty())
     fail(
@@ -310,7 +310,7 @@ Command register_perplexity(CLI::App& root) {
       ->type_name("N");
   add_threads_flag(app, &f->threads);
   add_kernels_flag(app, &f->kernels);
-  app->add_option("--cache-type", f->cache_type, "KV cache type: f16 or f32")
+  app->add_option("--cache-type", f->cache_type, "K and V cache type: f16, bf16, f32 or q8_0")
       ->capture_default_str()
       ->type_name("TYPE");
   app->add_option("--kl-divergence-base", f->kld_base,

@@ -180,7 +180,7 @@ int run_run(const RunFlags& f) {
   if (sources > 1) fail("give the prompt once: -p, -f or --prompt-ids");
   for (const std::string* t : {&f.cache_type, &f.cache_type_k, &f.cache_type_v})
     if (!t->empty() && !kv_type_from_name(*t))
-      fail("cache type '", *t, "': expected f16, bf16 or f32");
+      fail("cache type '", *t, "': expected f16, bf16, f32 or q8_0");
   const Tier tier = choose_tier(f);
   std::unique_ptr<LogitsWriter> logits_out;
   if (!f.logits_path.empty()) logits_out = std::make_unique<LogitsWriter>(f.logits_path);
@@ -319,9 +319,9 @@ Command register_run(CLI::App& root) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str()
       ->type_name("N");
-  app->add_option("--cache-type-k", f->cache_type_k, "K cache type (-ctk): f16, bf16 or f32");
-  app->add_option("--cache-type-v", f->cache_type_v, "V cache type (-ctv): f16, bf16 or f32");
-  app->add_option("--cache-type", f->cache_type, "K and V cache type: f16, bf16 or f32")
+  app->add_option("--cache-type-k", f->cache_type_k, "K cache type (-ctk): f16, bf16, f32 or q8_0");
+  app->add_option("--cache-type-v", f->cache_type_v, "V cache type (-ctv): f16, bf16, f32 or q8_0");
+  app->add_option("--cache-type", f->cache_type, "K and V cache type: f16, bf16, f32 or q8_0")
       ->capture_default_str()
       ->type_name("TYPE");
   app->add_option("--temp", f->temp,

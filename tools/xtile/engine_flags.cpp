@@ -32,9 +32,9 @@ void add_engine_flags(CLI::App* app, EngineFlags* f, int slots_default) {
       ->check(at_least_one())
       ->capture_default_str()
       ->type_name("N");
-  app->add_option("--cache-type-k", f->cache_type_k, "K cache type (-ctk): f16, bf16 or f32");
-  app->add_option("--cache-type-v", f->cache_type_v, "V cache type (-ctv): f16, bf16 or f32");
-  app->add_option("--cache-type", f->cache_type, "K and V cache type: f16, bf16 or f32")
+  app->add_option("--cache-type-k", f->cache_type_k, "K cache type (-ctk): f16, bf16, f32 or q8_0");
+  app->add_option("--cache-type-v", f->cache_type_v, "V cache type (-ctv): f16, bf16, f32 or q8_0");
+  app->add_option("--cache-type", f->cache_type, "K and V cache type: f16, bf16, f32 or q8_0")
       ->capture_default_str()
       ->type_name("TYPE");
 }
@@ -43,7 +43,7 @@ Engine load_engine(const EngineFlags& f) {
   require_file(f.model, "model file");
   for (const std::string* t : {&f.cache_type, &f.cache_type_k, &f.cache_type_v})
     if (!t->empty() && !kv_type_from_name(*t))
-      fail("cache type '", *t, "': expected f16, bf16 or f32");
+      fail("cache type '", *t, "': expected f16, bf16, f32 or q8_0");
   const Tier tier = resolve_kernels(f.kernels);
   Engine e;
   const auto start = std::chrono::steady_clock::now();
