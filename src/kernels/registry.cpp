@@ -113,14 +113,15 @@ const MatmulKernel* find_matmul_kernel(GgmlType type, Tier tier, MatmulShape sha
   return nullptr;
 }
 
-int gemm_min_m(Tier tier) {
+int gemm_min_m(Tier tier, GgmlType type) {
   // [switch points] ref has one kernel for both shapes.
   switch (tier) {
-    // avx2 / avx512: measured, docs/KERNELS.md (GEMV vs GEMM at M = 1..8, 2048×2048 and
-    // 6144×2048, weights streamed from memory): GEMV wins up to M = 4 (avx512) / 5 (avx2),
-    // the GEMM's register block from there on.
+    // Measured, docs/KERNELS.md "Switch points". avx2: GEMV (chunks of 4 rows) up to M = 5.
+    // avx512: the GEMV reads the weights once per 8 rows (tiles of 5..8 rows × 1 group) and
+    // beats the GEMM's decoded panels through M = 8 on weights streamed from memory, except
+    // for q8_0, whose GEMM reads its bytes in place and wins from 5.
     case Tier::avx2: return 6;
-    case Tier::avx512: return 5;
+    case Tier::avx512: return type == GgmlType::Q8_0 ? 5 : 9;
     default: return 2;
   }
 }
@@ -140,7 +141,7 @@ KernelSet select_kernels(Tier tier, GgmlType type) {
       set.quantize_name = q.name;
     }
   if (!set.quantize) fail("tier ", tier_name(tier), " has no activation quantizer");
-  set.gemm_min_m = gemm_min_m(tier);
+  set.gemm_min_m = gemm_min_m(tier, type);
   return set;
 }
 

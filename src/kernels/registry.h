@@ -46,7 +46,7 @@ struct KernelSet {
 // Throws xtile::Error when the tier has no kernel for the type.
 KernelSet select_kernels(Tier tier, GgmlType type);
 
-// Measured GEMV→GEMM switch point per tier (docs/KERNELS.md).
-int gemm_min_m(Tier tier);
+// Measured GEMV→GEMM switch point per tier and weight type (docs/KERNELS.md).
+int gemm_min_m(Tier tier, GgmlType type);
 
 }  // namespace xtile

@@ -144,9 +144,9 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
   const __mmask16 last_mask = static_cast<__mmask16>((1u << last_valid) - 1);
   const int64_t k = a.q_stride, nb = a.ds_stride;
   __m512 facc[MR][NG];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int g = 0; g < NG; ++g) {
       // A K chunk after the first resumes the fold from the partial sums it left in y: a float
       // stored and reloaded is the same float, so the chain of fmas is unchanged.
@@ -161,17 +161,17 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
   for (int64_t b = 0; b < a.blocks; ++b) {
     const uint8_t* p[NG];
     int j = 0;
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int g = 0; g < NG; ++g) p[g] = weights_at<kDecoded>(w, g, b, &j);
     if constexpr (T::kPrep > 0) {
       if (j == 0)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int g = 0; g < NG; ++g) T::prep(p[g], prep[g]);
     }
     if constexpr (kPrefetchSpan > 0) {
       // This block's share of each group's stream, kPrefetchBytes ahead (the stream of a group
       // is its superblocks one after the other, kPrefetchSpan bytes per block on average).
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int g = 0; g < NG; ++g) {
         const char* pf =
             reinterpret_cast<const char*>(w.base + g * w.group_stride) + b * kPrefetchSpan +
@@ -181,28 +181,28 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
       }
     }
     __m512i ia[MR][NG], ib[MR][NG];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       const int64_t i = r * nb + b;
       if constexpr (T::kHalves) {
         const __m512i lo = _mm512_set1_epi32(-T::kBias * a.sl[i]);
         const __m512i hi = _mm512_set1_epi32(-T::kBias * (a.s[i] - a.sl[i]));
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int g = 0; g < NG; ++g) ia[r][g] = lo, ib[r][g] = hi;
       } else {
         const __m512i corr = _mm512_set1_epi32(-T::kBias * a.s[i]);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int g = 0; g < NG; ++g) ia[r][g] = corr;
       }
     }
     const int8_t* xb = a.q + b * 32;
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int jj = 0; jj < 4; ++jj)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int g = 0; g < NG; ++g) {
         __m512i va, vb;
         T::pair(p[g], j, jj, &va, &vb);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int r = 0; r < MR; ++r) {
           ia[r][g] = _mm512_dpbusd_epi32(ia[r][g], va, broadcast4(xb + r * k + 4 * jj));
           if constexpr (T::kHalves)
@@ -211,7 +211,7 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
             ia[r][g] = _mm512_dpbusd_epi32(ia[r][g], vb, broadcast4(xb + r * k + 16 + 4 * jj));
         }
       }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int g = 0; g < NG; ++g) {
       __m512 ws, wm = _mm512_setzero_ps();
       if constexpr (T::kPrep > 0) {
@@ -223,7 +223,7 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
       }
       __m512i sub_lo = _mm512_setzero_si512(), sub_hi = sub_lo;
       if constexpr (T::kHalves) T::sub(p[g], j, &sub_lo, &sub_hi);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int r = 0; r < MR; ++r) {
         __m512i isum = ia[r][g];
         if constexpr (T::kHalves)
@@ -237,9 +237,9 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
     }
   }
 
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int g = 0; g < NG; ++g) {
       float* out = y + r * ldy + g * 16;
       if (g == NG - 1 && last_valid < 16) _mm512_mask_storeu_ps(out, last_mask, facc[r][g]);
@@ -248,7 +248,8 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
 }
 
 // The tile shapes a run-time (mr, ng) needs, each a compile-time instantiation: GEMV asks for up
-// to 4 groups when mr <= 2, else 2 (16 accumulators at most); GEMM (kMaxGroups = 2) for 2.
+// to 4 groups when mr <= 2, 2 when mr <= 4 (16 accumulators at most), 1 for 5..8 rows (16
+// accumulators, 24 with Q6_K's halves); GEMM (kMaxGroups = 2) for 2.
 template <typename T, bool kDecoded, int64_t kPrefetchSpan, int kMaxGroups>
 inline void tile_shape(int mr, int ng, const TileWeights& w, const Acts& a, float* y, int64_t ldy,
                        int last_valid) {
@@ -259,6 +260,10 @@ inline void tile_shape(int mr, int ng, const TileWeights& w, const Acts& a, floa
       case 1 * 8 + 4: XTILE_TILE(1, 4); return;
       case 2 * 8 + 3: XTILE_TILE(2, 3); return;
       case 2 * 8 + 4: XTILE_TILE(2, 4); return;
+      case 5 * 8 + 1: XTILE_TILE(5, 1); return;
+      case 6 * 8 + 1: XTILE_TILE(6, 1); return;
+      case 7 * 8 + 1: XTILE_TILE(7, 1); return;
+      case 8 * 8 + 1: XTILE_TILE(8, 1); return;
       default: break;
     }
   }
@@ -275,7 +280,7 @@ inline void tile_shape(int mr, int ng, const TileWeights& w, const Acts& a, floa
 #undef XTILE_TILE
 }
 
-// Activation rows [m, m + 4) from block b0, `blocks` blocks.
+// Activation rows from m (a register block's), from block b0, `blocks` blocks.
 inline Acts acts_at(const QuantizedActs& x, int64_t m, int64_t b0, int64_t blocks, bool resume) {
   const int64_t nb = x.k / 32, o = m * nb + b0;
   return {x.q + m * x.k + b0 * 32, x.d + o, x.s + o, x.sd + o, x.sl + o, x.k, nb, blocks, resume};
@@ -296,22 +301,24 @@ TileWeights packed_weights(const PackedMatrix& w, int64_t group, int64_t b0) {
   return {base, nsb * T::G.bytes, T::G.bytes, bpsb, 0};
 }
 
-// GEMV: the activation rows in chunks of up to 4, each chunk streaming the weights once, all of K
-// in one pass (the accumulators never leave registers).
+// GEMV: the activation rows in chunks, each chunk streaming the weights once, all of K in one
+// pass (the accumulators never leave registers). Chunks of up to 4 rows, or of 5..8 rows over one
+// group while more than 4 remain: a few decoding sequences (a server's batch) then read the
+// weights once per 8 rows, where the GEMM would decode them into panels for too few rows to pay.
 template <typename T>
 void gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0,
           int64_t m1, int64_t n0, int64_t n1) {
   constexpr int64_t kSpan = T::G.bytes / (T::G.elems / 32);  // stream bytes per block
   const int64_t nb = w.k / 32;
   const int64_t g0 = n0 / 16, g1 = (n1 + 15) / 16;
-  for (int64_t m = m0; m < m1; m += 4) {
-    const int mr = static_cast<int>(std::min<int64_t>(4, m1 - m));
-    const int64_t groups_per_tile = mr <= 2 ? 4 : 2;
+  for (int64_t m = m0, mr = 0; m < m1; m += mr) {
+    mr = std::min<int64_t>(m1 - m > 4 ? 8 : 4, m1 - m);
+    const int64_t groups_per_tile = mr <= 2 ? 4 : mr <= 4 ? 2 : 1;
     const Acts a = acts_at(x, m, 0, nb, false);
     for (int64_t g = g0; g < g1; g += groups_per_tile) {
       const int ng = static_cast<int>(std::min(groups_per_tile, g1 - g));
-      tile_shape<T, false, kSpan, 4>(mr, ng, packed_weights<T>(w, g, 0), a, y + m * ldy + g * 16,
-                                     ldy, valid_rows((g + ng - 1) * 16, n1));
+      tile_shape<T, false, kSpan, 4>(static_cast<int>(mr), ng, packed_weights<T>(w, g, 0), a,
+                                     y + m * ldy + g * 16, ldy, valid_rows((g + ng - 1) * 16, n1));
     }
   }
 }

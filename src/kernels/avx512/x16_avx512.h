@@ -38,34 +38,40 @@
 #include "kernels/pack/x16_layout.h"
 #include "quant/block_formats.h"
 
+// Always inlined: the readers are called per 64 bytes of weights inside the tiles, and GCC's
+// inliner gave up on them in the larger register blocks (Q6_K::pair was a call per vector).
+#ifndef XTILE_X16_INLINE
+#define XTILE_X16_INLINE inline __attribute__((always_inline))
+#endif
+
 namespace xtile {
 namespace {  // NOLINT(google-build-namespaces): internal linkage on purpose, see above
 
 namespace x16avx512 {
 
-inline __m512i nibbles_lo(__m512i v) { return _mm512_and_si512(v, _mm512_set1_epi8(0x0f)); }
-inline __m512i nibbles_hi(__m512i v) {
+XTILE_X16_INLINE __m512i nibbles_lo(__m512i v) { return _mm512_and_si512(v, _mm512_set1_epi8(0x0f)); }
+XTILE_X16_INLINE __m512i nibbles_hi(__m512i v) {
   return _mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0f));
 }
-inline __m512 fp16x16(const uint8_t* p) {
+XTILE_X16_INLINE __m512 fp16x16(const uint8_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
-inline __m512 u8x16_to_f32(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)); }
-inline __m128i load16(const uint8_t* p) {
+XTILE_X16_INLINE __m512 u8x16_to_f32(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)); }
+XTILE_X16_INLINE __m128i load16(const uint8_t* p) {
   return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
 }
-inline __m128i lo4(__m128i v) { return _mm_and_si128(v, _mm_set1_epi8(0x0f)); }
-inline __m128i hi4(__m128i v) { return _mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(0x0f)); }
-inline __m128i bits2(__m128i v, int shift) {
+XTILE_X16_INLINE __m128i lo4(__m128i v) { return _mm_and_si128(v, _mm_set1_epi8(0x0f)); }
+XTILE_X16_INLINE __m128i hi4(__m128i v) { return _mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(0x0f)); }
+XTILE_X16_INLINE __m128i bits2(__m128i v, int shift) {
   return _mm_and_si128(_mm_srl_epi16(v, _mm_cvtsi32_si128(shift)), _mm_set1_epi8(3));
 }
-inline __m128i six(__m128i lo, __m128i hi2) {
+XTILE_X16_INLINE __m128i six(__m128i lo, __m128i hi2) {
   return _mm_or_si128(lo, _mm_slli_epi16(hi2, 4));  // hi2 <= 3: no bits cross bytes
 }
 
 // Codes from the nibble plane of block j (the 4-bit types).
 template <const x16::Geometry& G>
-inline __m512i plane(const uint8_t* p, int j, int jj) {
+XTILE_X16_INLINE __m512i plane(const uint8_t* p, int j, int jj) {
   return _mm512_loadu_si512(p + G.quants + j * G.quant_bytes + jj * 64);
 }
 
@@ -76,16 +82,16 @@ struct Nibbles {
   static constexpr int kBias = -Geo.code_offset;
   static constexpr bool kHalves = false;
   static constexpr bool kMin = false;
-  static inline void pair(const uint8_t* p, int j, int jj, __m512i* a, __m512i* b) {
+  static XTILE_X16_INLINE void pair(const uint8_t* p, int j, int jj, __m512i* a, __m512i* b) {
     const __m512i v = plane<Geo>(p, j, jj);
     *a = nibbles_lo(v);
     *b = nibbles_hi(v);
   }
-  static inline __m512 scale(const uint8_t* p, int) { return fp16x16(p); }
-  static inline __m512 min(const uint8_t*, int) { return _mm512_setzero_ps(); }
-  static inline void sub(const uint8_t*, int, __m512i*, __m512i*) {}
+  static XTILE_X16_INLINE __m512 scale(const uint8_t* p, int) { return fp16x16(p); }
+  static XTILE_X16_INLINE __m512 min(const uint8_t*, int) { return _mm512_setzero_ps(); }
+  static XTILE_X16_INLINE void sub(const uint8_t*, int, __m512i*, __m512i*) {}
   static constexpr int kPrep = 0;
-  static inline void prep(const uint8_t*, uint8_t*) {}
+  static XTILE_X16_INLINE void prep(const uint8_t*, uint8_t*) {}
 };
 
 struct Q8_0 {
@@ -93,22 +99,22 @@ struct Q8_0 {
   static constexpr int kBias = 128;
   static constexpr bool kHalves = false;
   static constexpr bool kMin = false;
-  static inline void pair(const uint8_t* p, int, int jj, __m512i* a, __m512i* b) {
+  static XTILE_X16_INLINE void pair(const uint8_t* p, int, int jj, __m512i* a, __m512i* b) {
     *a = _mm512_loadu_si512(p + G.quants + jj * 64);
     *b = _mm512_loadu_si512(p + G.quants + (jj + 4) * 64);
   }
-  static inline __m512 scale(const uint8_t* p, int) { return fp16x16(p); }
-  static inline __m512 min(const uint8_t*, int) { return _mm512_setzero_ps(); }
-  static inline void sub(const uint8_t*, int, __m512i*, __m512i*) {}
+  static XTILE_X16_INLINE __m512 scale(const uint8_t* p, int) { return fp16x16(p); }
+  static XTILE_X16_INLINE __m512 min(const uint8_t*, int) { return _mm512_setzero_ps(); }
+  static XTILE_X16_INLINE void sub(const uint8_t*, int, __m512i*, __m512i*) {}
   static constexpr int kPrep = 0;
-  static inline void prep(const uint8_t*, uint8_t*) {}
+  static XTILE_X16_INLINE void prep(const uint8_t*, uint8_t*) {}
 };
 
 using Q4_0 = Nibbles<x16::kQ4_0>;
 
 // Q4_1 / Q5_1 add an fp16 min per row; Q5_0 / Q5_1 / Q5_K a fifth bit from the masks.
 template <const x16::Geometry& Geo>
-inline void add_fifth_bit(const uint8_t* p, int j, int jj, __m512i* a, __m512i* b) {
+XTILE_X16_INLINE void add_fifth_bit(const uint8_t* p, int j, int jj, __m512i* a, __m512i* b) {
   uint64_t m[2];
   std::memcpy(m, p + Geo.high + j * Geo.high_bytes + jj * 16, 16);
   const __m512i sixteen = _mm512_set1_epi8(16);
@@ -118,11 +124,11 @@ inline void add_fifth_bit(const uint8_t* p, int j, int jj, __m512i* a, __m512i* 
 
 struct Q4_1 : Nibbles<x16::kQ4_1> {
   static constexpr bool kMin = true;
-  static inline __m512 min(const uint8_t* p, int) { return fp16x16(p + G.dmin); }
+  static XTILE_X16_INLINE __m512 min(const uint8_t* p, int) { return fp16x16(p + G.dmin); }
 };
 
 struct Q5_0 : Nibbles<x16::kQ5_0> {
-  static inline void pair(const uint8_t* p, int j, int jj, __m512i* a, __m512i* b) {
+  static XTILE_X16_INLINE void pair(const uint8_t* p, int j, int jj, __m512i* a, __m512i* b) {
     Nibbles::pair(p, j, jj, a, b);
     add_fifth_bit<G>(p, j, jj, a, b);
   }
@@ -130,16 +136,16 @@ struct Q5_0 : Nibbles<x16::kQ5_0> {
 
 struct Q5_1 : Nibbles<x16::kQ5_1> {
   static constexpr bool kMin = true;
-  static inline void pair(const uint8_t* p, int j, int jj, __m512i* a, __m512i* b) {
+  static XTILE_X16_INLINE void pair(const uint8_t* p, int j, int jj, __m512i* a, __m512i* b) {
     Nibbles::pair(p, j, jj, a, b);
     add_fifth_bit<G>(p, j, jj, a, b);
   }
-  static inline __m512 min(const uint8_t* p, int) { return fp16x16(p + G.dmin); }
+  static XTILE_X16_INLINE __m512 min(const uint8_t* p, int) { return fp16x16(p + G.dmin); }
 };
 
 // IQ4: the codebook through VPSHUFB (16 entries, repeated per 128-bit lane), +128 to make the
 // values unsigned.
-inline __m512i iq4_lut_u8() {
+XTILE_X16_INLINE __m512i iq4_lut_u8() {
   alignas(16) uint8_t t[16];
   for (int i = 0; i < 16; ++i) t[i] = static_cast<uint8_t>(kIq4Values[i] + 128);
   return _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(t)));
@@ -148,7 +154,7 @@ inline __m512i iq4_lut_u8() {
 template <const x16::Geometry& Geo>
 struct Codebook : Nibbles<Geo> {
   static constexpr int kBias = 128;
-  static inline void pair(const uint8_t* p, int j, int jj, __m512i* a, __m512i* b) {
+  static XTILE_X16_INLINE void pair(const uint8_t* p, int j, int jj, __m512i* a, __m512i* b) {
     const __m512i lut = iq4_lut_u8();
     Nibbles<Geo>::pair(p, j, jj, a, b);
     *a = _mm512_shuffle_epi8(lut, *a);
@@ -165,19 +171,19 @@ template <const x16::Geometry& Geo>
 struct KQuant : Nibbles<Geo> {
   static constexpr int kBias = 0;
   static constexpr bool kMin = true;
-  static inline __m512 scale(const uint8_t* p, int j) {
+  static XTILE_X16_INLINE __m512 scale(const uint8_t* p, int j) {
     const __m128i lo = load16(p + Geo.six + 16 * j);
     const __m128i hi = load16(p + Geo.six + 128 + 16 * (j % 4));
     return _mm512_mul_ps(fp16x16(p), u8x16_to_f32(six(lo4(lo), bits2(hi, 2 * (j / 4)))));
   }
-  static inline __m512 min(const uint8_t* p, int j) {
+  static XTILE_X16_INLINE __m512 min(const uint8_t* p, int j) {
     const __m128i lo = load16(p + Geo.six + 16 * j);
     const __m128i hi = load16(p + Geo.six + 128 + 16 * (j % 4));
     const __m512 m = u8x16_to_f32(six(hi4(lo), bits2(hi, 4 + 2 * (j / 4))));
     return neg_product(fp16x16(p + Geo.dmin), m);
   }
   // −(dmin · m) as ref computes it: the exact product, then its sign flipped (also for zero).
-  static inline __m512 neg_product(__m512 dmin, __m512 m) {
+  static XTILE_X16_INLINE __m512 neg_product(__m512 dmin, __m512 m) {
     const __m512 prod = _mm512_mul_ps(dmin, m);
     return _mm512_castsi512_ps(
         _mm512_xor_si512(_mm512_castps_si512(prod), _mm512_set1_epi32(INT32_MIN)));
@@ -186,7 +192,7 @@ struct KQuant : Nibbles<Geo> {
   // hold sc (low) and m (high) of blocks 0..3 then 4..7; the 64 high-bit bytes hold, at bits
   // 2s, the values of blocks 4s'.. (s = 0: sc 0-3, 1: sc 4-7, 2: m 0-3, 3: m 4-7).
   static constexpr int kPrep = 256;
-  static inline void prep(const uint8_t* p, uint8_t* buf) {
+  static XTILE_X16_INLINE void prep(const uint8_t* p, uint8_t* buf) {
     const __m512i lo0 = _mm512_loadu_si512(p + Geo.six);
     const __m512i lo1 = _mm512_loadu_si512(p + Geo.six + 64);
     const __m512i h = _mm512_loadu_si512(p + Geo.six + 128);
@@ -199,10 +205,10 @@ struct KQuant : Nibbles<Geo> {
     _mm512_storeu_si512(buf + 128, _mm512_or_si512(nibbles_hi(lo0), hi(2)));
     _mm512_storeu_si512(buf + 192, _mm512_or_si512(nibbles_hi(lo1), hi(3)));
   }
-  static inline __m512 scale_prep(const uint8_t* p, int j, const uint8_t* buf) {
+  static XTILE_X16_INLINE __m512 scale_prep(const uint8_t* p, int j, const uint8_t* buf) {
     return _mm512_mul_ps(fp16x16(p), u8x16_to_f32(load16(buf + 16 * j)));
   }
-  static inline __m512 min_prep(const uint8_t* p, int j, const uint8_t* buf) {
+  static XTILE_X16_INLINE __m512 min_prep(const uint8_t* p, int j, const uint8_t* buf) {
     return neg_product(fp16x16(p + Geo.dmin), u8x16_to_f32(load16(buf + 128 + 16 * j)));
   }
 };
@@ -210,7 +216,7 @@ struct KQuant : Nibbles<Geo> {
 struct Q4_K : KQuant<x16::kQ4_K> {};
 
 struct Q5_K : KQuant<x16::kQ5_K> {
-  static inline void pair(const uint8_t* p, int j, int jj, __m512i* a, __m512i* b) {
+  static XTILE_X16_INLINE void pair(const uint8_t* p, int j, int jj, __m512i* a, __m512i* b) {
     KQuant::pair(p, j, jj, a, b);
     add_fifth_bit<G>(p, j, jj, a, b);
   }
@@ -220,7 +226,7 @@ struct Q5_K : KQuant<x16::kQ5_K> {
 struct Q6_K : Nibbles<x16::kQ6_K> {
   static constexpr int kBias = 32;
   static constexpr bool kHalves = true;
-  static inline void pair(const uint8_t* p, int j, int jj, __m512i* a, __m512i* b) {
+  static XTILE_X16_INLINE void pair(const uint8_t* p, int j, int jj, __m512i* a, __m512i* b) {
     const __m512i v = plane<G>(p, j, jj);
     __m512i h = _mm512_loadu_si512(p + G.high + j * G.high_bytes + (jj / 2) * 64);
     if (jj % 2) h = _mm512_srli_epi16(h, 4);
@@ -231,7 +237,7 @@ struct Q6_K : Nibbles<x16::kQ6_K> {
     *a = _mm512_ternarylogic_epi32(v, ha, low, 0xEC);
     *b = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), hb, low, 0xEC);
   }
-  static inline void sub(const uint8_t* p, int j, __m512i* lo, __m512i* hi) {
+  static XTILE_X16_INLINE void sub(const uint8_t* p, int j, __m512i* lo, __m512i* hi) {
     *lo = _mm512_cvtepi8_epi32(load16(p + G.sub + (2 * j) * 16));
     *hi = _mm512_cvtepi8_epi32(load16(p + G.sub + (2 * j + 1) * 16));
   }
@@ -240,7 +246,7 @@ struct Q6_K : Nibbles<x16::kQ6_K> {
 // IQ4_XS: scale d·(ls_j − 32), ls_j from pack6 of 128 values (low nibble in byte 16(j % 4) + r,
 // nibble j / 4; high bits in byte 64 + 16(j % 2) + r at bit 2(j / 2)).
 struct Iq4Xs : Codebook<x16::kIq4Xs> {
-  static inline __m512 scale(const uint8_t* p, int j) {
+  static XTILE_X16_INLINE __m512 scale(const uint8_t* p, int j) {
     const __m128i lo = load16(p + G.six + 16 * (j % 4));
     const __m128i hi = load16(p + G.six + 64 + 16 * (j % 2));
     const __m128i l4 = j / 4 ? hi4(lo) : lo4(lo);
@@ -250,7 +256,7 @@ struct Iq4Xs : Codebook<x16::kIq4Xs> {
   // buf: ls of block j, row r at 16j + r. Low nibbles: bytes 0..63, blocks 0-3 low and 4-7 high;
   // high bits: 32 bytes, at bits 2s the blocks 2s, 2s + 1 (bytes 0..15 and 16..31 of each).
   static constexpr int kPrep = 128;
-  static inline void prep(const uint8_t* p, uint8_t* buf) {
+  static XTILE_X16_INLINE void prep(const uint8_t* p, uint8_t* buf) {
     const __m512i lo = _mm512_loadu_si512(p + G.six);
     const __m512i h = _mm512_broadcast_i64x4(
         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + G.six + 64)));
@@ -265,7 +271,7 @@ struct Iq4Xs : Codebook<x16::kIq4Xs> {
     _mm512_storeu_si512(buf, _mm512_or_si512(nibbles_lo(lo), hi(s03)));
     _mm512_storeu_si512(buf + 64, _mm512_or_si512(nibbles_hi(lo), hi(s47)));
   }
-  static inline __m512 scale_prep(const uint8_t* p, int j, const uint8_t* buf) {
+  static XTILE_X16_INLINE __m512 scale_prep(const uint8_t* p, int j, const uint8_t* buf) {
     const __m512 ls = u8x16_to_f32(load16(buf + 16 * j));
     return _mm512_mul_ps(fp16x16(p), _mm512_sub_ps(ls, _mm512_set1_ps(32.0f)));
   }
