@@ -55,8 +55,9 @@ KvCache::KvCache(int64_t n_layer, int64_t n_ctx, int64_t n_head_kv, int64_t head
       type_v_(type_v) {
   if (n_ctx < 1) fail("the context size must be at least 1, got ", n_ctx);
   for (KvType t : {type_k, type_v})
-    if (t == KvType::q8_0 && head_dim % kQK != 0)
-      fail("a q8_0 KV cache needs a head size that is a multiple of 32; this model's is ", head_dim);
+    if (t == KvType::q8_0 && (head_dim % kQK != 0 || head_dim > kMaxHeadDim))
+      fail("a q8_0 KV cache needs a head size that is a multiple of 32 (at most ", kMaxHeadDim,
+           "); this model's is ", head_dim);
   buf_ = AlignedBuffer(static_cast<size_t>(n_layer) * (k_bytes() + v_bytes()));
 }
 
@@ -98,21 +99,30 @@ void KvCache::store(int64_t layer, int64_t pos, const float* k, const float* v) 
   auto* kb = const_cast<uint8_t*>(static_cast<const uint8_t*>(view_.k));
   auto* vb = const_cast<uint8_t*>(static_cast<const uint8_t*>(view_.v));
   const size_t kb_elem = kv_row_bytes(type_k_, 1), vb_elem = kv_row_bytes(type_v_, 1);
-  auto q8_row = [&](uint8_t* base, int64_t g) {
-    return reinterpret_cast<BlockQ8_0*>(base + ops::kv_q8_row_offset(view_, g, pos));
-  };
+  const int64_t n_blocks = head_dim_ / kQK;
+  BlockQ8_0 k_blocks[kMaxHeadDim / kQK];
   for (int64_t g = 0; g < n_head_kv_; ++g) {
     const float* kg = k + g * head_dim_;
     const float* vg = v + g * head_dim_;
-    // K: one element per 16-position chunk row (stride 16 elements), or a q8_0 row.
-    if (type_k_ == KvType::q8_0)
-      quantize_row_q8_0(kg, q8_row(kb, g), head_dim_);
-    else
+    // K: one element per 16-position chunk row (stride 16 elements); q8_0: each block's scale
+    // and values to their lane (p % 16) of the chunk's block.
+    if (type_k_ == KvType::q8_0) {
+      quantize_row_q8_0(kg, k_blocks, head_dim_);
+      const int64_t lane = pos % ops::kKChunk;
+      for (int64_t b = 0; b < n_blocks; ++b) {
+        uint8_t* blk = kb + ops::kv_kq8_block_offset(view_, g, pos, b * kQK);
+        std::memcpy(blk + 2 * lane, &k_blocks[b].d, 2);
+        for (int i = 0; i < kQK; ++i)
+          blk[2 * ops::kKChunk + ops::kKChunk * i + lane] = static_cast<uint8_t>(k_blocks[b].qs[i]);
+      }
+    } else {
       for (int64_t i = 0; i < head_dim_; ++i)
         put(type_k_, kg[i], kb + static_cast<size_t>(ops::kv_k_index(view_, g, pos, i)) * kb_elem);
+    }
     // V: the head's row is contiguous.
     if (type_v_ == KvType::q8_0) {
-      quantize_row_q8_0(vg, q8_row(vb, g), head_dim_);
+      quantize_row_q8_0(vg, reinterpret_cast<BlockQ8_0*>(vb + ops::kv_q8_row_offset(view_, g, pos)),
+                        head_dim_);
       continue;
     }
     uint8_t* dst = vb + static_cast<size_t>(ops::kv_v_index(view_, g, pos, 0)) * vb_elem;
@@ -140,11 +150,9 @@ void KvCache::copy_from(const KvCache& other, int64_t n) {
       other.head_dim_ != head_dim_ || other.type_k_ != type_k_ || other.type_v_ != type_v_)
     fail("KV cache: copying between caches of different shapes or types");
   if (n > n_ctx_ || n > other.n_ctx_) fail("KV cache: ", n, " positions do not fit");
-  // Bytes of a head's first n positions: K in whole 16-position chunks unless q8_0 rows.
+  // Bytes of a head's first n positions: K in whole 16-position chunks.
   const int64_t chunks = (n + ops::kKChunk - 1) / ops::kKChunk;
-  const size_t k_head = type_k_ == KvType::q8_0
-                            ? static_cast<size_t>(n) * kv_row_bytes(type_k_, head_dim_)
-                            : static_cast<size_t>(chunks * ops::kKChunk) * kv_row_bytes(type_k_, head_dim_);
+  const size_t k_head = static_cast<size_t>(chunks * ops::kKChunk) * kv_row_bytes(type_k_, head_dim_);
   const size_t v_head = static_cast<size_t>(n) * kv_row_bytes(type_v_, head_dim_);
   const size_t k_stride = static_cast<size_t>(capacity_) * kv_row_bytes(type_k_, head_dim_);
   const size_t other_k_stride = static_cast<size_t>(other.capacity_) * kv_row_bytes(type_k_, head_dim_);

@@ -27,6 +27,7 @@ size_t kv_row_bytes(KvType t, int64_t head_dim);
 
 class KvCache {
  public:
+  static constexpr int64_t kMaxHeadDim = 1024;  // for q8_0 (a stack row of blocks per store)
   KvCache(int64_t n_layer, int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, KvType type_k,
           KvType type_v);
   KvCache(int64_t n_layer, int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, KvType type)

@@ -46,7 +46,13 @@ float q8_value(const void* base, int64_t row, int64_t i) {
 }  // namespace
 
 float kv_k_value(const KvLayerView& kv, int64_t g, int64_t p, int64_t i) {
-  if (kv.k_elem == KvElem::q8_0) return q8_value(kv.k, kv_q8_row_offset(kv, g, p), i);
+  if (kv.k_elem == KvElem::q8_0) {
+    const uint8_t* blk = static_cast<const uint8_t*>(kv.k) + kv_kq8_block_offset(kv, g, p, i);
+    uint16_t d;
+    std::memcpy(&d, blk + 2 * (p % kKChunk), 2);
+    const auto q = static_cast<int8_t>(blk[2 * kKChunk + kKChunk * (i % 32) + p % kKChunk]);
+    return fp16_to_fp32(d) * static_cast<float>(q);
+  }
   return plain_value(kv.k, kv.k_elem, kv_k_index(kv, g, p, i));
 }
 
@@ -493,43 +499,65 @@ void to_f32(const void* base, KvElem elem, int64_t at, float* dst, int64_t n) {
       return;
     case KvElem::q8_0: break;
   }
-  fail("attention: a q8_0 cache is converted by rows");
+  fail("attention: a q8_0 cache is converted by blocks");
 }
 
-// Positions [p0, p1) of a q8_0 buffer's head g as f32 (exact), row p at dst + (p − p0) · hd.
-void q8_rows_to_f32(const KvLayerView& kv, const void* base, int64_t g, int64_t p0, int64_t p1,
-                    float* dst) {
-  const auto* rows = static_cast<const uint8_t*>(base) + kv_q8_row_offset(kv, g, p0);
-  dequantize_row_q8_0(reinterpret_cast<const BlockQ8_0*>(rows), dst, (p1 - p0) * kv.head_dim);
+// Positions [p0, p1) of a q8_0 V's head g as f32 (exact), row p at dst + (p − p0) · hd.
+template <int W>
+XTILE_LANES_INLINE void q8_rows_to_f32(const uint8_t* rows, int64_t n_blocks, float* dst) {
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const auto* blk = reinterpret_cast<const BlockQ8_0*>(rows) + b;
+    const float d = fp16_to_fp32(blk->d);
+    for (int j = 0; j < kQK; ++j) dst[b * kQK + j] = d * static_cast<float>(blk->qs[j]);
+  }
 }
+
+// `chunks` 16-position chunks of a q8_0 K (hd / 32 blocks each, kKq8BlockBytes apart) as the f32
+// chunk layout (dimension i of the chunk's positions at dst + i · 16): per block, each lane's
+// scale times the int8 of its position. Exact products, so any vectorization gives these bits.
+template <int W>
+XTILE_LANES_INLINE void q8_chunks_to_f32(const uint8_t* src, int64_t n_blocks, float* dst) {
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t* blk = src + b * kKq8BlockBytes;
+    float d[kChunk];
+    for (int j = 0; j < kChunk; ++j) {
+      uint16_t h;
+      std::memcpy(&h, blk + 2 * j, 2);
+      d[j] = fp16_to_fp32(h);
+    }
+    const auto* q = reinterpret_cast<const int8_t*>(blk + 2 * kChunk);
+    float* out = dst + b * 32 * kChunk;
+    for (int i = 0; i < 32; ++i)
+      for (int j = 0; j < kChunk; ++j) out[i * kChunk + j] = d[j] * static_cast<float>(q[i * kChunk + j]);
+  }
+}
+
+// Multi-versioned so that each CPU's compiler vectorization applies (the loops above are plain).
+XTILE_LANES_VERSIONS(void, cpu_q8_rows_to_f32, (const uint8_t* rows, int64_t n_blocks, float* dst),
+                     q8_rows_to_f32, (rows, n_blocks, dst))
+XTILE_LANES_VERSIONS(void, cpu_q8_chunks_to_f32, (const uint8_t* src, int64_t n_blocks, float* dst),
+                     q8_chunks_to_f32, (src, n_blocks, dst))
 
 // Converts positions [p0, p1) of kv head g (p0 a multiple of 16) to f32 in the same layout, as
-// head dst_g of a buffer of capacity dst_cap whose position 0 is the cache's dst_p0. A q8_0 K
-// goes through `rows` (room for 16 · head_dim floats) and is transposed into 16-position chunks.
+// head dst_g of a buffer of capacity dst_cap whose position 0 is the cache's dst_p0.
 void convert_range(const KvLayerView& kv, int64_t g, int64_t p0, int64_t p1, float* dst_k,
-                   float* dst_v, int64_t dst_g, int64_t dst_cap, int64_t dst_p0, float* rows) {
+                   float* dst_v, int64_t dst_g, int64_t dst_cap, int64_t dst_p0) {
   const int64_t hd = kv.head_dim;
   const int64_t chunks = (p1 - p0 + kChunk - 1) / kChunk;
   const int64_t k_src = ((g * (kv.capacity / kChunk)) + p0 / kChunk) * hd * kChunk;
   const int64_t k_dst = ((dst_g * (dst_cap / kChunk)) + (p0 - dst_p0) / kChunk) * hd * kChunk;
   const int64_t v_src = (g * kv.capacity + p0) * hd;
   const int64_t v_dst = (dst_g * dst_cap + p0 - dst_p0) * hd;
-  if (kv.k_elem != KvElem::q8_0) {
+  if (kv.k_elem != KvElem::q8_0)
     to_f32(kv.k, kv.k_elem, k_src, dst_k + k_dst, chunks * hd * kChunk);
-  } else {
-    for (int64_t ch = 0; ch < chunks; ++ch) {
-      const int64_t c0 = p0 + ch * kChunk, c1 = std::min(c0 + kChunk, p1);
-      q8_rows_to_f32(kv, kv.k, g, c0, c1, rows);
-      float* chunk = dst_k + k_dst + ch * hd * kChunk;
-      for (int64_t i = 0; i < hd; ++i)
-        for (int64_t j = 0; j < kChunk; ++j)
-          chunk[i * kChunk + j] = j < c1 - c0 ? rows[j * hd + i] : 0.0f;
-    }
-  }
+  else
+    cpu_q8_chunks_to_f32(static_cast<const uint8_t*>(kv.k) + kv_kq8_block_offset(kv, g, p0, 0),
+                         chunks * (hd / 32), dst_k + k_dst);
   if (kv.v_elem != KvElem::q8_0)
     to_f32(kv.v, kv.v_elem, v_src, dst_v + v_dst, (p1 - p0) * hd);
   else
-    q8_rows_to_f32(kv, kv.v, g, p0, p1, dst_v + v_dst);
+    cpu_q8_rows_to_f32(static_cast<const uint8_t*>(kv.v) + kv_q8_row_offset(kv, g, p0),
+                       (p1 - p0) * (hd / 32), dst_v + v_dst);
 }
 
 // Below ~64K element operations in all (~20 µs), waking the workers costs more than it saves.
@@ -602,7 +630,7 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
   if (split) {
     const int64_t slot = 2 + hd;
     const int64_t slot_floats = per_g * n_kv * n_blocks_max * slot;
-    const int64_t conv_floats = 2 * kB * hd + kChunk * hd;  // a block's K and V as f32, q8_0 rows
+    const int64_t conv_floats = 2 * kB * hd;  // one block's K and V as f32, per thread
     const bool f32 = kv.k_elem == KvElem::f32 && kv.v_elem == KvElem::f32;
     const int64_t per_thread = work_floats + (f32 ? 0 : conv_floats);
     const size_t need = static_cast<size_t>(slot_floats + per_thread * pool.size());
@@ -632,7 +660,7 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
         float* ck = work + work_floats;
         float* cv = ck + kB * hd;
         const int64_t p1c = std::min((p1 + kChunk - 1) / kChunk * kChunk, kv.capacity);
-        convert_range(kv, g, p0, p1c, ck, cv, 0, kB, p0, cv + kB * hd);
+        convert_range(kv, g, p0, p1c, ck, cv, 0, kB, p0);
         kc = ck;
         vb = cv;
       }
@@ -666,15 +694,12 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
     float* ck = scratch.data();
     float* cv = ck + n_kv * cap * hd;
     const int64_t chunks = cap / kChunk;
-    pool.parallel_for(0, n_kv * chunks, row_grain(4 * kChunk * hd),
-                      [&](int64_t a, int64_t b, int thread) {
-                        float* rows = scratch.data() + conv + thread * work_floats;  // unused yet
-                        for (int64_t i = a; i < b; ++i) {
-                          const int64_t g = i / chunks, p0 = (i % chunks) * kChunk;
-                          convert_range(kv, g, p0, std::min(p0 + kChunk, kv.capacity), ck, cv, g,
-                                        cap, 0, rows);
-                        }
-                      });
+    pool.parallel_for(0, n_kv * chunks, row_grain(4 * kChunk * hd), [&](int64_t a, int64_t b, int) {
+      for (int64_t i = a; i < b; ++i) {
+        const int64_t g = i / chunks, p0 = (i % chunks) * kChunk;
+        convert_range(kv, g, p0, std::min(p0 + kChunk, kv.capacity), ck, cv, g, cap, 0);
+      }
+    });
     f = {ck, cv, cap, hd};
   }
   run_items(pool, n_kv * tiles_per_g, 4 * per_g * (max_pos + 1) * hd * n_kv,

@@ -26,11 +26,15 @@
 // scores of 16 positions are then 16 lanes of one vertical dot), V row by row.
 //
 // A q8_0 cache (K, V or both) holds each position's head_dim values as ggml's q8_0 blocks (per
-// 32: an fp16 scale d and 32 int8 q), rows of positions. It is read as the f32 d·q (exact: an
-// 11-bit by 8-bit product) and the arithmetic above is unchanged, so a q8_0 cache differs from
-// an f32 one only by what was stored, never by how it is read, and every path still gives the
-// same bits. (llama.cpp instead quantizes the query to q8_0 for an integer K·q; reading K as
-// floats keeps the query exact and costs a conversion that the bandwidth hides in generation.)
+// 32: an fp16 scale d and 32 int8 q, from quantize_row_q8_0). It is read as the f32 d·q (exact:
+// an 11-bit by 8-bit product) and the arithmetic above is unchanged, so a q8_0 cache differs
+// from an f32 one only by what was stored, never by how it is read, and every path still gives
+// the same bits. (llama.cpp instead quantizes the query to q8_0 for an integer K·q; reading K as
+// floats keeps the query exact, at the cost of a conversion the fp16 cache pays as well.) The
+// q8_0 K is transposed like the others: per 16-position chunk and 32-dimension block, the 16
+// positions' scales, then for each dimension the 16 positions' int8 values, so that the
+// conversion to the f32 chunk layout is one vector multiply per dimension.
+
 #pragma once
 
 #include <cstdint>
@@ -52,7 +56,10 @@ int64_t kv_row_bytes(KvElem elem, int64_t head_dim);
 //   K at k[((g · capacity / 16 + p / 16) · head_dim + i) · 16 + p % 16]
 //   V at v[(g · capacity + p) · head_dim + i]
 // elements of k_elem / v_elem (fp16 and bf16 as their bit patterns). capacity is a multiple
-// of 16. A q8_0 K or V is rows instead: position p of head g at byte
+// of 16. A q8_0 K: chunk (g, p / 16), block i / 32 of it at byte
+//   ((g · capacity / 16 + p / 16) · head_dim / 32 + i / 32) · 544
+// holds 16 fp16 scales (position p % 16 at 2 · (p % 16)), then at 32 + 16 · (i % 32) + p % 16 the
+// int8 q. A q8_0 V is rows of blocks: position p of head g at byte
 // (g · capacity + p) · kv_row_bytes(q8_0, head_dim), its head_dim / 32 blocks in order.
 struct KvLayerView {
   const void* k = nullptr;
@@ -71,9 +78,15 @@ inline int64_t kv_k_index(const KvLayerView& kv, int64_t g, int64_t p, int64_t i
 inline int64_t kv_v_index(const KvLayerView& kv, int64_t g, int64_t p, int64_t i) {
   return (g * kv.capacity + p) * kv.head_dim + i;
 }
-// Byte offset of position p of head g in a q8_0 K or V.
+// Byte offset of position p of head g in a q8_0 V.
 inline int64_t kv_q8_row_offset(const KvLayerView& kv, int64_t g, int64_t p) {
   return (g * kv.capacity + p) * kv_row_bytes(KvElem::q8_0, kv.head_dim);
+}
+// A q8_0 K: the bytes of one 16-position chunk's 32-dimension block (16 scales, 32 × 16 int8),
+// and the offset of the block holding (g, p, i).
+inline constexpr int64_t kKq8BlockBytes = 2 * kKChunk + 32 * kKChunk;
+inline int64_t kv_kq8_block_offset(const KvLayerView& kv, int64_t g, int64_t p, int64_t i) {
+  return ((g * (kv.capacity / kKChunk) + p / kKChunk) * (kv.head_dim / 32) + i / 32) * kKq8BlockBytes;
 }
 // The f32 value of K / V element (g, p, i), whatever the element type (the definition the
 // kernels' conversions follow; q8_0: fp32(d) · q).
