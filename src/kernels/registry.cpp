@@ -40,23 +40,16 @@ constexpr MatmulKernel kMatmulKernels[] = {
     XTILE_AVX2(Q6_K, q6_k, "q6_K", q6_k_x16) XTILE_AVX2(IQ4_XS, iq4_xs, "iq4_xs", iq4_xs_x16)
 #undef XTILE_AVX2
     // [avx512 kernels]
-#define XTILE_AVX512(T, fn, name, layout, block)                                                  \
+#define XTILE_AVX512(T, fn, name, layout)                                                         \
   {name "_gemv_1x64__avx512vnni", GgmlType::T, Tier::avx512, gemv, Layout::layout, 16,            \
    avx512::fn##_gemv},                                                                            \
-      {name "_gemm_" block "__avx512vnni", GgmlType::T, Tier::avx512, gemm, Layout::layout, 16,   \
+      {name "_gemm_4x32__avx512vnni", GgmlType::T, Tier::avx512, gemm, Layout::layout, 16,        \
        avx512::fn##_gemm},
-    // The GEMM register block in the name: 6 rows × 32 columns, Q8_0 and Q6_K 4 × 32
-    // (avx512_matmul.cpp kGemmRows).
-    XTILE_AVX512(Q8_0, q8_0, "q8_0", q8_0_x16, "4x32")
-    XTILE_AVX512(Q4_0, q4_0, "q4_0", q4_0_x16, "6x32")
-    XTILE_AVX512(Q4_1, q4_1, "q4_1", q4_1_x16, "6x32")
-    XTILE_AVX512(Q5_0, q5_0, "q5_0", q5_0_x16, "6x32")
-    XTILE_AVX512(Q5_1, q5_1, "q5_1", q5_1_x16, "6x32")
-    XTILE_AVX512(IQ4_NL, iq4_nl, "iq4_nl", iq4_nl_x16, "6x32")
-    XTILE_AVX512(Q4_K, q4_k, "q4_K", q4_k_x16, "6x32")
-    XTILE_AVX512(Q5_K, q5_k, "q5_K", q5_k_x16, "6x32")
-    XTILE_AVX512(Q6_K, q6_k, "q6_K", q6_k_x16, "4x32")
-    XTILE_AVX512(IQ4_XS, iq4_xs, "iq4_xs", iq4_xs_x16, "6x32")
+    XTILE_AVX512(Q8_0, q8_0, "q8_0", q8_0_x16) XTILE_AVX512(Q4_0, q4_0, "q4_0", q4_0_x16)
+    XTILE_AVX512(Q4_1, q4_1, "q4_1", q4_1_x16) XTILE_AVX512(Q5_0, q5_0, "q5_0", q5_0_x16)
+    XTILE_AVX512(Q5_1, q5_1, "q5_1", q5_1_x16) XTILE_AVX512(IQ4_NL, iq4_nl, "iq4_nl", iq4_nl_x16)
+    XTILE_AVX512(Q4_K, q4_k, "q4_K", q4_k_x16) XTILE_AVX512(Q5_K, q5_k, "q5_K", q5_k_x16)
+    XTILE_AVX512(Q6_K, q6_k, "q6_K", q6_k_x16) XTILE_AVX512(IQ4_XS, iq4_xs, "iq4_xs", iq4_xs_x16)
 #undef XTILE_AVX512
     // [amx kernels]
     // AMX tiles for GEMM (docs/AMX.md); GEMV is memory-bound and stays on AVX-512 VNNI, which

@@ -60,12 +60,8 @@ namespace {
 
 namespace xa = x16avx512;
 
-// GEMM register block, activation rows: 6 (12 int32 + 12 float accumulators: the decoding
-// types gain 2-8 % over 4 on Zen 5), 4 for Q6_K (its second set of int32 sums would spill at 6)
-// and for Q8_0 (read in place, ~5 % slower at 6). docs/KERNELS.md "Switch points".
-template <typename T>
-constexpr int kGemmRows = T::kHalves || std::is_same_v<T, xa::Q8_0> ? 4 : 6;
-constexpr int kGemmGroups = 2;             // GEMM register block: x16 groups (32 weight rows)
+constexpr int kGemmRows = 4;               // GEMM register block: activation rows
+constexpr int kGemmGroups = 2;             //                      x16 groups (32 weight rows)
 constexpr int64_t kPrefetchBytes = 1024;   // GEMV software prefetch (to L2) distance per stream
 constexpr int64_t kKChunkBlocks = 64;      // GEMM K chunk: 2048 of K (a multiple of 256)
 constexpr int64_t kActChunkBytes = 256 << 10;  // GEMM M chunk: activation bytes kept in L2
@@ -267,12 +263,24 @@ inline void tile_shape(int mr, int ng, const TileWeights& w, const Acts& a, floa
       case 1 * 8 + 4: XTILE_TILE(1, 4); return;
       case 2 * 8 + 3: XTILE_TILE(2, 3); return;
       case 2 * 8 + 4: XTILE_TILE(2, 4); return;
-      case 7 * 8 + 1: XTILE_TILE(7, 1); return;
-      case 8 * 8 + 1: XTILE_TILE(8, 1); return;
       default: break;
     }
-    if constexpr (!T::kHalves) {
+    if constexpr (T::kHalves) {
       switch (mr * 8 + ng) {
+        case 5 * 8 + 1: XTILE_TILE(5, 1); return;
+        case 6 * 8 + 1: XTILE_TILE(6, 1); return;
+        case 7 * 8 + 1: XTILE_TILE(7, 1); return;
+        case 8 * 8 + 1: XTILE_TILE(8, 1); return;
+        default: break;
+      }
+    } else {
+      switch (mr * 8 + ng) {
+        case 5 * 8 + 1: XTILE_TILE(5, 1); return;
+        case 6 * 8 + 1: XTILE_TILE(6, 1); return;
+        case 7 * 8 + 1: XTILE_TILE(7, 1); return;
+        case 8 * 8 + 1: XTILE_TILE(8, 1); return;
+        case 5 * 8 + 2: XTILE_TILE(5, 2); return;
+        case 6 * 8 + 2: XTILE_TILE(6, 2); return;
         case 7 * 8 + 2: XTILE_TILE(7, 2); return;
         case 8 * 8 + 2: XTILE_TILE(8, 2); return;
         default: break;
@@ -287,11 +295,7 @@ inline void tile_shape(int mr, int ng, const TileWeights& w, const Acts& a, floa
     case 3 * 8 + 1: XTILE_TILE(3, 1); break;
     case 3 * 8 + 2: XTILE_TILE(3, 2); break;
     case 4 * 8 + 1: XTILE_TILE(4, 1); break;
-    case 4 * 8 + 2: XTILE_TILE(4, 2); break;
-    case 5 * 8 + 1: XTILE_TILE(5, 1); break;
-    case 6 * 8 + 1: XTILE_TILE(6, 1); break;
-    case 5 * 8 + 2: XTILE_TILE(5, 2); break;
-    default: XTILE_TILE(6, 2); break;
+    default: XTILE_TILE(4, 2); break;
   }
 #undef XTILE_TILE
 }
@@ -390,9 +394,8 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
   constexpr bool kInPlace = std::is_same_v<T, xa::Q8_0>;  // its bytes are already VNNI codes
   const int64_t g0 = n0 / 16, g1 = (n1 + 15) / 16;
   const int64_t kc_max = std::min<int64_t>(nb, kKChunkBlocks);
-  constexpr int kRows = kGemmRows<T>;
-  const int64_t mc_max =
-      std::max<int64_t>(kRows, kActChunkBytes / (kc_max * 32) / kRows * kRows);
+  const int64_t mc_max = std::max<int64_t>(
+      kGemmRows, kActChunkBytes / (kc_max * 32) / kGemmRows * kGemmRows);
   uint8_t* scratch = nullptr;
   if (!kInPlace) scratch = decode_scratch(static_cast<size_t>(kc_max * kGemmGroups * kRecBytes));
   for (int64_t b0 = 0; b0 < nb; b0 += kc_max) {
@@ -400,7 +403,7 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
     for (int64_t mc0 = m0; mc0 < m1; mc0 += mc_max) {
       const int64_t mc1 = std::min(m1, mc0 + mc_max);
       // Decoding a panel costs about what one register block's in-register decode costs.
-      const bool decode = !kInPlace && mc1 - mc0 > 2 * kRows;
+      const bool decode = !kInPlace && mc1 - mc0 > 2 * kGemmRows;
       for (int64_t g = g0; g < g1; g += kGemmGroups) {
         const int ng = static_cast<int>(std::min<int64_t>(kGemmGroups, g1 - g));
         const int last_valid = valid_rows((g + ng - 1) * 16, n1);
@@ -409,8 +412,8 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
           decode_panel<T>(w, g, ng, b0, kc, scratch);
           tw = {scratch, 0, 0, 1, ng};
         }
-        for (int64_t m = mc0; m < mc1; m += kRows) {
-          const int mr = static_cast<int>(std::min<int64_t>(kRows, mc1 - m));
+        for (int64_t m = mc0; m < mc1; m += kGemmRows) {
+          const int mr = static_cast<int>(std::min<int64_t>(kGemmRows, mc1 - m));
           const Acts a = acts_at(x, m, b0, kc, b0 > 0);
           float* yt = y + m * ldy + g * 16;
           if (decode)
@@ -425,7 +428,7 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
 
 }  // namespace
 
-#define XTILE_AVX512_TYPE(fn, name, Traits, layout, block)                                            \
+#define XTILE_AVX512_TYPE(fn, name, Traits, layout)                                              \
   void fn##_gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0, \
                  int64_t m1, int64_t n0, int64_t n1) {                                             \
     check_layout(w, Layout::layout, name "_gemv_1x64__avx512vnni");                                \
@@ -433,19 +436,19 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
   }                                                                                                \
   void fn##_gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0, \
                  int64_t m1, int64_t n0, int64_t n1) {                                             \
-    check_layout(w, Layout::layout, name "_gemm_" block "__avx512vnni");                           \
+    check_layout(w, Layout::layout, name "_gemm_4x32__avx512vnni");                                \
     gemm<xa::Traits>(w, x, y, ldy, m0, m1, n0, n1);                                                \
   }
-XTILE_AVX512_TYPE(q8_0, "q8_0", Q8_0, q8_0_x16, "4x32")
-XTILE_AVX512_TYPE(q4_0, "q4_0", Q4_0, q4_0_x16, "6x32")
-XTILE_AVX512_TYPE(q4_1, "q4_1", Q4_1, q4_1_x16, "6x32")
-XTILE_AVX512_TYPE(q5_0, "q5_0", Q5_0, q5_0_x16, "6x32")
-XTILE_AVX512_TYPE(q5_1, "q5_1", Q5_1, q5_1_x16, "6x32")
-XTILE_AVX512_TYPE(iq4_nl, "iq4_nl", Iq4Nl, iq4_nl_x16, "6x32")
-XTILE_AVX512_TYPE(q4_k, "q4_K", Q4_K, q4_k_x16, "6x32")
-XTILE_AVX512_TYPE(q5_k, "q5_K", Q5_K, q5_k_x16, "6x32")
-XTILE_AVX512_TYPE(q6_k, "q6_K", Q6_K, q6_k_x16, "4x32")
-XTILE_AVX512_TYPE(iq4_xs, "iq4_xs", Iq4Xs, iq4_xs_x16, "6x32")
+XTILE_AVX512_TYPE(q8_0, "q8_0", Q8_0, q8_0_x16)
+XTILE_AVX512_TYPE(q4_0, "q4_0", Q4_0, q4_0_x16)
+XTILE_AVX512_TYPE(q4_1, "q4_1", Q4_1, q4_1_x16)
+XTILE_AVX512_TYPE(q5_0, "q5_0", Q5_0, q5_0_x16)
+XTILE_AVX512_TYPE(q5_1, "q5_1", Q5_1, q5_1_x16)
+XTILE_AVX512_TYPE(iq4_nl, "iq4_nl", Iq4Nl, iq4_nl_x16)
+XTILE_AVX512_TYPE(q4_k, "q4_K", Q4_K, q4_k_x16)
+XTILE_AVX512_TYPE(q5_k, "q5_K", Q5_K, q5_k_x16)
+XTILE_AVX512_TYPE(q6_k, "q6_K", Q6_K, q6_k_x16)
+XTILE_AVX512_TYPE(iq4_xs, "iq4_xs", Iq4Xs, iq4_xs_x16)
 #undef XTILE_AVX512_TYPE
 
 }  // namespace xtile::avx512
