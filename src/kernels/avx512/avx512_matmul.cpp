@@ -263,22 +263,14 @@ inline void tile_shape(int mr, int ng, const TileWeights& w, const Acts& a, floa
       case 1 * 8 + 4: XTILE_TILE(1, 4); return;
       case 2 * 8 + 3: XTILE_TILE(2, 3); return;
       case 2 * 8 + 4: XTILE_TILE(2, 4); return;
+      case 5 * 8 + 1: XTILE_TILE(5, 1); return;
+      case 6 * 8 + 1: XTILE_TILE(6, 1); return;
+      case 7 * 8 + 1: XTILE_TILE(7, 1); return;
+      case 8 * 8 + 1: XTILE_TILE(8, 1); return;
       default: break;
     }
-    if constexpr (T::kHalves) {
+    if constexpr (!T::kHalves) {
       switch (mr * 8 + ng) {
-        case 5 * 8 + 1: XTILE_TILE(5, 1); return;
-        case 6 * 8 + 1: XTILE_TILE(6, 1); return;
-        case 7 * 8 + 1: XTILE_TILE(7, 1); return;
-        case 8 * 8 + 1: XTILE_TILE(8, 1); return;
-        default: break;
-      }
-    } else {
-      switch (mr * 8 + ng) {
-        case 5 * 8 + 1: XTILE_TILE(5, 1); return;
-        case 6 * 8 + 1: XTILE_TILE(6, 1); return;
-        case 7 * 8 + 1: XTILE_TILE(7, 1); return;
-        case 8 * 8 + 1: XTILE_TILE(8, 1); return;
         case 5 * 8 + 2: XTILE_TILE(5, 2); return;
         case 6 * 8 + 2: XTILE_TILE(6, 2); return;
         case 7 * 8 + 2: XTILE_TILE(7, 2); return;
