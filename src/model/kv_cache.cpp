@@ -98,6 +98,7 @@ void KvCache::store(int64_t layer, int64_t pos, const float* k, const float* v) 
   const ops::KvLayerView view_ = view(layer);
   auto* kb = const_cast<uint8_t*>(static_cast<const uint8_t*>(view_.k));
   auto* vb = const_cast<uint8_t*>(static_cast<const uint8_t*>(view_.v));
+  // Bytes per element of the f32/f16/bf16 layouts (q8_0 is stored by blocks below).
   const size_t kb_elem = kv_row_bytes(type_k_, 1), vb_elem = kv_row_bytes(type_v_, 1);
   const int64_t n_blocks = head_dim_ / kQK;
   BlockQ8_0 k_blocks[kMaxHeadDim / kQK];

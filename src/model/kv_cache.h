@@ -1,8 +1,9 @@
 // The KV cache: per layer, the keys and values of every position so far, in the layout the
 // attention reads (ops/attention.h KvLayerView): per kv head, K transposed in chunks of 16
 // positions, V row by row, each head's positions contiguous. Element type fp16 by default
-// (llama.cpp's default), bf16, f32 or q8_0 (`--cache-type-k/-v`; q8_0 stores rows of ggml
-// q8_0 blocks, 34 bytes per 32 values: 0.53× the bytes of fp16).
+// (llama.cpp's default), bf16, f32 or q8_0 (`--cache-type-k/-v`; ggml q8_0 blocks, 34 bytes
+// per 32 values: 0.53× the bytes of fp16; K's transposed per chunk, V's in rows, see
+// ops/attention.h).
 #pragma once
 
 #include <cstdint>
