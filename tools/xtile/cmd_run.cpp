@@ -46,8 +46,7 @@ struct RunFlags {
   uint64_t seed = kRandomSeed;
   int64_t ctx = 4096;
   int64_t batch = 512;
-  std::string cache_type = "f16";
-  std::string cache_type_k, cache_type_v;
+  CacheTypeFlags cache;
   std::optional<float> temp, top_p, min_p, repeat_penalty;
   std::optional<int> top_k;
   int repeat_last_n = 64;
@@ -178,9 +177,7 @@ int run_run(const RunFlags& f) {
   require_file(f.model, "model file");
   const int sources = !f.prompt.empty() + !f.prompt_file.empty() + !f.prompt_ids.empty();
   if (sources > 1) fail("give the prompt once: -p, -f or --prompt-ids");
-  for (const std::string* t : {&f.cache_type, &f.cache_type_k, &f.cache_type_v})
-    if (!t->empty() && !kv_type_from_name(*t))
-      fail("cache type '", *t, "': expected f16, bf16, f32 or q8_0");
+  const auto [kv_type_k, kv_type_v] = resolve_cache_types(f.cache);
   const Tier tier = choose_tier(f);
   std::unique_ptr<LogitsWriter> logits_out;
   if (!f.logits_path.empty()) logits_out = std::make_unique<LogitsWriter>(f.logits_path);
@@ -235,8 +232,8 @@ int run_run(const RunFlags& f) {
                  static_cast<long long>(c.n_ctx_train));
   so.n_batch = f.batch;
   // --cache-type sets both; -ctk / -ctv (llama.cpp's names) each one.
-  so.kv_type = *kv_type_from_name(f.cache_type_k.empty() ? f.cache_type : f.cache_type_k);
-  so.kv_type_v = *kv_type_from_name(f.cache_type_v.empty() ? f.cache_type : f.cache_type_v);
+  so.kv_type = kv_type_k;
+  so.kv_type_v = kv_type_v;
   Session session(*weights, pool, so);
 
   GenerateOptions go;
@@ -319,11 +316,7 @@ Command register_run(CLI::App& root) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str()
       ->type_name("N");
-  app->add_option("--cache-type-k", f->cache_type_k, "K cache type (-ctk): f16, bf16, f32 or q8_0");
-  app->add_option("--cache-type-v", f->cache_type_v, "V cache type (-ctv): f16, bf16, f32 or q8_0");
-  app->add_option("--cache-type", f->cache_type, "K and V cache type: f16, bf16, f32 or q8_0")
-      ->capture_default_str()
-      ->type_name("TYPE");
+  add_cache_type_flags(app, &f->cache);
   app->add_option("--temp", f->temp,
                   "sampling temperature (no sampling flag: greedy; any: llama.cpp's defaults)")
       ->type_name("T");

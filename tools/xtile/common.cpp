@@ -91,6 +91,24 @@ CLI::Option* add_model_flag(CLI::App* app, std::string* path, bool required) {
   return o;
 }
 
+void add_cache_type_flags(CLI::App* app, CacheTypeFlags* f) {
+  app->add_option("--cache-type-k", f->k, std::string("K cache type (-ctk): ") + kKvTypeNames);
+  app->add_option("--cache-type-v", f->v, std::string("V cache type (-ctv): ") + kKvTypeNames);
+  app->add_option("--cache-type", f->both, std::string("K and V cache type: ") + kKvTypeNames)
+      ->capture_default_str()
+      ->type_name("TYPE");
+}
+
+std::pair<KvType, KvType> resolve_cache_types(const CacheTypeFlags& f) {
+  auto type = [](const std::string& name) {
+    const auto t = kv_type_from_name(name);
+    if (!t) fail("cache type '", name, "': expected ", kKvTypeNames);
+    return *t;
+  };
+  const KvType both = type(f.both);
+  return {f.k.empty() ? both : type(f.k), f.v.empty() ? both : type(f.v)};
+}
+
 CLI::Option* add_threads_flag(CLI::App* app, int* threads) {
   *threads = default_threads();
   return app

@@ -6,10 +6,12 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include <CLI/CLI.hpp>
 
 #include "cpu/cpu_caps.h"
+#include "model/kv_cache.h"
 
 namespace xtile::cli {
 
@@ -32,6 +34,15 @@ CLI::Option* add_threads_flag(CLI::App* app, int* threads);
 CLI::Option* add_kernels_flag(CLI::App* app, std::string* kernels);
 // -s/--seed N.
 CLI::Option* add_seed_flag(CLI::App* app, uint64_t* seed);
+
+// --cache-type-k / --cache-type-v (llama.cpp's -ctk / -ctv) and --cache-type for both.
+struct CacheTypeFlags {
+  std::string both = "f16";
+  std::string k, v;  // empty: `both`
+};
+void add_cache_type_flags(CLI::App* app, CacheTypeFlags* f);
+// The K and V types the flags name; throws xtile::Error naming a type that does not exist.
+std::pair<KvType, KvType> resolve_cache_types(const CacheTypeFlags& f);
 
 // The tier for a --kernels value (honours XTILE_KERNELS when the flag is empty); throws
 // xtile::Error when the tier cannot run here.

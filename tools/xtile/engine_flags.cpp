@@ -32,18 +32,12 @@ void add_engine_flags(CLI::App* app, EngineFlags* f, int slots_default) {
       ->check(at_least_one())
       ->capture_default_str()
       ->type_name("N");
-  app->add_option("--cache-type-k", f->cache_type_k, "K cache type (-ctk): f16, bf16, f32 or q8_0");
-  app->add_option("--cache-type-v", f->cache_type_v, "V cache type (-ctv): f16, bf16, f32 or q8_0");
-  app->add_option("--cache-type", f->cache_type, "K and V cache type: f16, bf16, f32 or q8_0")
-      ->capture_default_str()
-      ->type_name("TYPE");
+  add_cache_type_flags(app, &f->cache);
 }
 
 Engine load_engine(const EngineFlags& f) {
   require_file(f.model, "model file");
-  for (const std::string* t : {&f.cache_type, &f.cache_type_k, &f.cache_type_v})
-    if (!t->empty() && !kv_type_from_name(*t))
-      fail("cache type '", *t, "': expected f16, bf16, f32 or q8_0");
+  const auto [kv_type_k, kv_type_v] = resolve_cache_types(f.cache);
   const Tier tier = resolve_kernels(f.kernels);
   Engine e;
   const auto start = std::chrono::steady_clock::now();
@@ -67,8 +61,8 @@ Engine load_engine(const EngineFlags& f) {
   o.n_ctx = std::min(o.kv_budget, n_train);
   o.n_batch = f.batch;
   o.max_queue = f.max_queue;
-  o.kv_type_k = *kv_type_from_name(f.cache_type_k.empty() ? f.cache_type : f.cache_type_k);
-  o.kv_type_v = *kv_type_from_name(f.cache_type_v.empty() ? f.cache_type : f.cache_type_v);
+  o.kv_type_k = kv_type_k;
+  o.kv_type_v = kv_type_v;
   return e;
 }
 

@@ -9,6 +9,7 @@
 
 #include "cpu/thread_pool.h"
 #include "model/weights.h"
+#include "common.h"
 #include "placement_flags.h"
 #include "server/scheduler.h"
 #include "tokenizer/tokenizer.h"
@@ -23,8 +24,7 @@ struct EngineFlags {
   int slots = 4;
   int64_t batch = 256;
   int64_t max_queue = 64;
-  std::string cache_type = "f16";
-  std::string cache_type_k, cache_type_v;
+  CacheTypeFlags cache;
   PlacementFlags placement;
 };
 
