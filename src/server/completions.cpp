@@ -25,6 +25,16 @@ bool opens_think_block(const std::string& prompt) {
 
 }  // namespace
 
+std::string chat_prompt_text(const ServerState& st, const ParsedRequest& r) {
+  ChatOptions co;
+  co.enable_thinking = r.enable_thinking;
+  try {
+    return apply_chat_template(st.model.chat_family, r.messages, co);
+  } catch (const Error& e) {
+    throw bad_request(e.what(), "messages");
+  }
+}
+
 void handle_completion(ServerState& st, const httplib::Request& req, httplib::Response& res,
                        bool chat) {
   const json body = parse_body(req.body);
@@ -38,14 +48,7 @@ void handle_completion(ServerState& st, const httplib::Request& req, httplib::Re
   std::vector<int32_t> prompt;
   bool in_reasoning = false;
   if (chat) {
-    ChatOptions co;
-    co.enable_thinking = r.enable_thinking;
-    std::string text;
-    try {
-      text = apply_chat_template(st.model.chat_family, r.messages, co);
-    } catch (const Error& e) {
-      throw bad_request(e.what(), "messages");
-    }
+    const std::string text = chat_prompt_text(st, r);
     // The template writes the BOS text and special tokens itself.
     prompt = tok.encode(text, /*add_bos=*/false, /*parse_special=*/true);
     in_reasoning = opens_think_block(text);

@@ -6,9 +6,16 @@
 
 #include <httplib.h>
 
+#include <string>
+
+#include "server/openai_request.h"
 #include "server/server_state.h"
 
 namespace xtile::server {
+
+// The chat template applied to a request's messages (and its enable_thinking): the prompt text
+// of /v1/chat/completions and /apply-template. Throws ApiError when the template refuses them.
+std::string chat_prompt_text(const ServerState& st, const ParsedRequest& r);
 
 // Throws ApiError for anything the client got wrong (the caller writes it).
 void handle_completion(ServerState& st, const httplib::Request& req, httplib::Response& res,

@@ -313,15 +313,7 @@ void HttpServer::routes() {
 
   s.Post("/apply-template", guarded([&st](const httplib::Request& req, httplib::Response& res) {
            const ParsedRequest r = parse_request(parse_body(req.body), true, st.opts.defaults);
-           ChatOptions co;
-           co.enable_thinking = r.enable_thinking;
-           std::string text;
-           try {
-             text = apply_chat_template(st.model.chat_family, r.messages, co);
-           } catch (const Error& e) {
-             throw bad_request(e.what(), "messages");
-           }
-           res.set_content(dump(json{{"prompt", text}}), "application/json");
+           res.set_content(dump(json{{"prompt", chat_prompt_text(st, r)}}), "application/json");
          }));
 }
 
