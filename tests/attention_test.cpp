@@ -181,12 +181,16 @@ TEST(Attention, MixedKAndVTypes) {
   for (auto [tk, tv] : {std::pair{KvType::f16, KvType::bf16}, std::pair{KvType::bf16, KvType::f32},
                         std::pair{KvType::q8_0, KvType::f16}, std::pair{KvType::f32, KvType::q8_0}}) {
     Cache c(2, 128, 300, tk, 555, 1.0f, tv);
-    std::vector<int64_t> pos = {299};
-    for (int64_t p = 0; p < 40; ++p) pos.push_back(p);
-    const auto q = random_vec(pos.size() * 8 * 128, 556);
-    const auto want = run(pool, s, q, pos, c.kv.view(0), ops::AttentionPath::reference);
-    expect_same(run(pool, s, q, pos, c.kv.view(0), ops::AttentionPath::lanes), want, 8 * 128, pos,
-                std::string(kv_type_name(tk)) + "/" + std::string(kv_type_name(tv)));
+    std::vector<int64_t> prompt = {299};
+    for (int64_t p = 0; p < 40; ++p) prompt.push_back(p);
+    // A prompt (tiles over the converted cache) and one row (split mode: an f32 side read in
+    // place, the other converted piece by piece).
+    for (const auto& pos : {prompt, std::vector<int64_t>{299}}) {
+      const auto q = random_vec(pos.size() * 8 * 128, 556);
+      const auto want = run(pool, s, q, pos, c.kv.view(0), ops::AttentionPath::reference);
+      expect_same(run(pool, s, q, pos, c.kv.view(0), ops::AttentionPath::lanes), want, 8 * 128,
+                  pos, std::string(kv_type_name(tk)) + "/" + std::string(kv_type_name(tv)));
+    }
   }
 }
 

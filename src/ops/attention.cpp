@@ -138,26 +138,52 @@ constexpr int kTileVectors = W == 16 ? 8 : 4;
 template <int W, int C>
 constexpr int kSumVectors = W == 16 && C <= 8 ? 2 : 1;
 
+// Chunks scored together (CH) for NQ query vectors at width W. Each lane's sum is a chain of
+// dependent adds over the head's dimensions, so NQ·CH accumulators is the number of chains in
+// flight: generation (NQ = the group, often 1 or 2) would otherwise wait on the add latency, and
+// every broadcast of q[v][i] would feed a single product. Register budget: NQ·CH accumulators
+// + CH K values + 1 broadcast (a 16-lane value is 1 zmm, 2 ymm, 4 xmm).
+template <int W, int NQ>
+constexpr int kScoreChunks = W == 16 ? (NQ <= 2 ? 4 : NQ <= 4 ? 3 : 2)
+                                     : W == 8 ? (NQ == 1 ? 3 : NQ == 2 ? 2 : 1) : 1;
+
+// Scores of NQ query vectors for CH chunks of 16 positions from k (the first chunk's K):
+// s[v · kB + 16 · ch + lane] = (Σ_i q_v[i] · k_p[i]) · scale. Lanes past the valid positions
+// hold whatever the cache held (masked later).
+template <int W, int C, int NQ, int CH>
+XTILE_LANES_INLINE void score_chunks(const float* const* q, const float* k, float scale,
+                                     float* s) {
+  using V = lanes::F16<W>;
+  constexpr int hd = 16 * C;
+  V acc[NQ][CH];
+  for (int v = 0; v < NQ; ++v)
+    for (int c = 0; c < CH; ++c) acc[v][c] = lanes::zero<W>();
+#pragma GCC unroll 2
+  for (int i = 0; i < hd; ++i) {
+    V kv[CH];
+    for (int c = 0; c < CH; ++c) kv[c] = lanes::load<W>(k + (c * hd + i) * kChunk);
+    for (int v = 0; v < NQ; ++v) {
+      const V qv = lanes::splat<W>(q[v][i]);
+      for (int c = 0; c < CH; ++c) acc[v][c] = acc[v][c] + qv * kv[c];
+    }
+  }
+  const V vscale = lanes::splat<W>(scale);
+  for (int v = 0; v < NQ; ++v)
+    for (int c = 0; c < CH; ++c) lanes::store(s + v * kB + c * kChunk, acc[v][c] * vscale);
+}
+
 // Scores of NQ query vectors for `chunks` chunks of 16 positions from kc (the block's first K
-// chunk): s[v · kB + p] = (Σ_i q_v[i] · k_p[i]) · scale; lanes past the valid positions hold
-// whatever the cache held (masked later).
+// chunk), CH chunks at a time, then one at a time.
 template <int W, int C, int NQ>
 XTILE_LANES_INLINE void scores(const float* const* q, const float* kc, int64_t chunks, float scale,
                                float* s) {
-  using V = lanes::F16<W>;
   constexpr int hd = 16 * C;
-  const V vscale = lanes::splat<W>(scale);
-  for (int64_t ch = 0; ch < chunks; ++ch) {
-    const float* k = kc + ch * hd * kChunk;
-    V acc[NQ];
-    for (int v = 0; v < NQ; ++v) acc[v] = lanes::zero<W>();
-#pragma GCC unroll 4
-    for (int i = 0; i < hd; ++i) {
-      const V kv = lanes::load<W>(k + i * kChunk);
-      for (int v = 0; v < NQ; ++v) acc[v] = acc[v] + lanes::splat<W>(q[v][i]) * kv;
-    }
-    for (int v = 0; v < NQ; ++v) lanes::store(s + v * kB + ch * kChunk, acc[v] * vscale);
-  }
+  constexpr int CH = kScoreChunks<W, NQ>;
+  int64_t ch = 0;
+  for (; ch + CH <= chunks; ch += CH)
+    score_chunks<W, C, NQ, CH>(q, kc + ch * hd * kChunk, scale, s + ch * kChunk);
+  for (; ch < chunks; ++ch)
+    score_chunks<W, C, NQ, 1>(q, kc + ch * hd * kChunk, scale, s + ch * kChunk);
 }
 
 template <int W, int C>
@@ -207,14 +233,17 @@ XTILE_LANES_INLINE void block_softmax(float* s, int64_t ext, float* m_out, float
 }
 
 // o[h · hd + ...] = Σ_{p < n} w[h · kB + p] · v_p for H vectors (weights past a vector's own
-// extent are 0).
+// extent are 0). resume: the sums continue from o (the positions before these, already summed
+// in order: storing and reloading an f32 is exact, so pieces give the bits of one pass).
 template <int W, int C, int H>
-XTILE_LANES_INLINE void weighted_sum(const float* w, int64_t n, const float* vb, float* o) {
+XTILE_LANES_INLINE void weighted_sum(const float* w, int64_t n, const float* vb, float* o,
+                                     bool resume) {
   using V = lanes::F16<W>;
   constexpr int hd = 16 * C;
   V acc[H][C];
   for (int h = 0; h < H; ++h)
-    for (int c = 0; c < C; ++c) acc[h][c] = lanes::zero<W>();
+    for (int c = 0; c < C; ++c)
+      acc[h][c] = resume ? lanes::load<W>(o + h * hd + 16 * c) : lanes::zero<W>();
   for (int64_t p = 0; p < n; ++p) {
     const float* v = vb + p * hd;
     V wp[H];
@@ -229,17 +258,55 @@ XTILE_LANES_INLINE void weighted_sum(const float* w, int64_t n, const float* vb,
     for (int c = 0; c < C; ++c) lanes::store(o + h * hd + 16 * c, acc[h][c]);
 }
 
+// Where a block's K and V come from: f32 in the cache layout (k: its first K chunk, v: its first
+// V row), or, when k is null, a cache of another element type read kPiece positions at a time
+// into the thread's buffers kbuf / vbuf (kPiece · head_dim floats each) by convert_k_piece /
+// convert_v_piece, so that the converted values are used while they are in L1 and the reads
+// of the cache overlap the arithmetic instead of preceding all of it.
+struct BlockSource {
+  const float* k = nullptr;
+  const float* v = nullptr;
+  const KvLayerView* kv = nullptr;
+  int64_t g = 0;   // kv head
+  int64_t p0 = 0;  // the block's first position
+  float* kbuf = nullptr;
+  float* vbuf = nullptr;
+};
+constexpr int64_t kPiece = 64;  // positions per conversion (4 K chunks)
+
+void convert_k_piece(const BlockSource& src, int64_t p, int64_t chunks);
+void convert_v_piece(const BlockSource& src, int64_t p, int64_t n);
+
+// The weighted sums of positions [a, b) of the block for nq vectors, vb holding row a.
+template <int W, int C>
+XTILE_LANES_INLINE void weighted_sums(int nq, const float* s, int64_t a, int64_t b,
+                                      const float* vb, float* o) {
+  constexpr int hd = 16 * C;
+  constexpr int H = kSumVectors<W, C>;
+  int v = 0;
+  for (; v + H <= nq; v += H) weighted_sum<W, C, H>(s + v * kB + a, b - a, vb, o + v * hd, a > 0);
+  for (; v < nq; ++v) weighted_sum<W, C, 1>(s + v * kB + a, b - a, vb, o + v * hd, a > 0);
+}
+
 // One block for nq vectors: scores, softmax (per vector's extent), weighted sums into o
 // (nq × hd), m and l per vector. ext[v] = 0: the vector skips the block (its outputs unused).
 template <int W, int C>
-XTILE_LANES_INLINE void block(int nq, const float* const* q, const int64_t* ext, const float* kc,
-                              const float* vb, float scale, float* s, float* o, float* m,
+XTILE_LANES_INLINE void block(int nq, const float* const* q, const int64_t* ext,
+                              const BlockSource& src, float scale, float* s, float* o, float* m,
                               float* l) {
-  constexpr int hd = 16 * C;
-  constexpr int H = kSumVectors<W, C>;
   int64_t n = 0;
   for (int v = 0; v < nq; ++v) n = std::max(n, ext[v]);
-  scores_any<W, C>(nq, q, kc, (n + kChunk - 1) / kChunk, scale, s);
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  if (src.k) {
+    scores_any<W, C>(nq, q, src.k, chunks, scale, s);
+  } else {
+    constexpr int64_t piece_chunks = kPiece / kChunk;
+    for (int64_t c0 = 0; c0 < chunks; c0 += piece_chunks) {
+      const int64_t cc = std::min(piece_chunks, chunks - c0);
+      convert_k_piece(src, src.p0 + c0 * kChunk, cc);
+      scores_any<W, C>(nq, q, src.kbuf, cc, scale, s + c0 * kChunk);
+    }
+  }
   for (int v = 0; v < nq; ++v) {
     if (ext[v] > 0) {
       block_softmax<W>(s + v * kB, ext[v], m + v, l + v);
@@ -248,9 +315,15 @@ XTILE_LANES_INLINE void block(int nq, const float* const* q, const int64_t* ext,
       std::fill(s + v * kB, s + v * kB + n, 0.0f);
     }
   }
-  int v = 0;
-  for (; v + H <= nq; v += H) weighted_sum<W, C, H>(s + v * kB, n, vb, o + v * hd);
-  for (; v < nq; ++v) weighted_sum<W, C, 1>(s + v * kB, n, vb, o + v * hd);
+  if (src.v) {
+    weighted_sums<W, C>(nq, s, 0, n, src.v, o);
+  } else {
+    for (int64_t a = 0; a < n; a += kPiece) {
+      const int64_t b = std::min(n, a + kPiece);
+      convert_v_piece(src, src.p0 + a, b - a);
+      weighted_sums<W, C>(nq, s, a, b, src.vbuf, o);
+    }
+  }
 }
 
 // O, L, M of one vector combined with a block's (o, l, m), in attention.h's order.
@@ -314,7 +387,10 @@ XTILE_LANES_INLINE void tile_all_blocks(const AttentionShape& sh, const TileVect
   for (int64_t c = 0; c * kB <= last; ++c) {
     int64_t ext[8];
     for (int v = 0; v < tv.n; ++v) ext[v] = std::clamp<int64_t>(pos[tv.row[v]] + 1 - c * kB, 0, kB);
-    block<W, C>(tv.n, tv.q, ext, kv.k_block(g, c), kv.v_block(g, c), sh.scale, s, o, m, l);
+    BlockSource src;
+    src.k = kv.k_block(g, c);
+    src.v = kv.v_block(g, c);
+    block<W, C>(tv.n, tv.q, ext, src, sh.scale, s, o, m, l);
     for (int v = 0; v < tv.n; ++v)
       if (ext[v] > 0) combine<W, C>(run[v], acc + v * hd, m[v], l[v], o + v * hd);
   }
@@ -325,15 +401,15 @@ XTILE_LANES_INLINE void tile_all_blocks(const AttentionShape& sh, const TileVect
 // Split mode, phase 1: one block for the tile's vectors; (m, l, o) of each into slots.
 template <int W, int C>
 XTILE_LANES_INLINE void tile_one_block(const AttentionShape& sh, const TileVectors& tv,
-                                       const int64_t* pos, const float* kc, const float* vb,
-                                       int64_t c, float* const* slots, float* work) {
+                                       const int64_t* pos, const BlockSource& src, int64_t c,
+                                       float* const* slots, float* work) {
   constexpr int hd = 16 * C;
   float* s = work;
   float* o = s + 8 * kB;
   float m[8], l[8];
   int64_t ext[8];
   for (int v = 0; v < tv.n; ++v) ext[v] = std::clamp<int64_t>(pos[tv.row[v]] + 1 - c * kB, 0, kB);
-  block<W, C>(tv.n, tv.q, ext, kc, vb, sh.scale, s, o, m, l);
+  block<W, C>(tv.n, tv.q, ext, src, sh.scale, s, o, m, l);
   for (int v = 0; v < tv.n; ++v) {
     slots[v][0] = m[v];
     slots[v][1] = l[v];
@@ -357,8 +433,8 @@ XTILE_LANES_INLINE void combine_slots(const float* slots, int64_t n_blocks, int6
 struct LanesFns {
   void (*all_blocks)(const AttentionShape&, const TileVectors&, const int64_t*, const F32Kv&,
                      int64_t, float*, int64_t, float*) = nullptr;
-  void (*one_block)(const AttentionShape&, const TileVectors&, const int64_t*, const float*,
-                    const float*, int64_t, float* const*, float*) = nullptr;
+  void (*one_block)(const AttentionShape&, const TileVectors&, const int64_t*, const BlockSource&,
+                    int64_t, float* const*, float*) = nullptr;
   void (*combine)(const float*, int64_t, int64_t, float*, float*) = nullptr;
   int tile = 0;  // query vectors per tile
 };
@@ -370,8 +446,8 @@ void all_blocks_at(const AttentionShape& sh, const TileVectors& tv, const int64_
 }
 template <int W, int C>
 void one_block_at(const AttentionShape& sh, const TileVectors& tv, const int64_t* pos,
-                  const float* kc, const float* vb, int64_t c, float* const* slots, float* work) {
-  tile_one_block<W, C>(sh, tv, pos, kc, vb, c, slots, work);
+                  const BlockSource& src, int64_t c, float* const* slots, float* work) {
+  tile_one_block<W, C>(sh, tv, pos, src, c, slots, work);
 }
 template <int W, int C>
 void combine_at(const float* slots, int64_t n_blocks, int64_t stride, float* acc, float* out) {
@@ -412,21 +488,21 @@ XTILE_LANES_INLINE void all_blocks_16(const AttentionShape& sh, const TileVector
 }
 template <int W>
 XTILE_LANES_INLINE void one_block_4(const AttentionShape& sh, const TileVectors& tv,
-                                    const int64_t* pos, const float* kc, const float* vb, int64_t c,
+                                    const int64_t* pos, const BlockSource& src, int64_t c,
                                     float* const* slots, float* work) {
-  tile_one_block<W, 4>(sh, tv, pos, kc, vb, c, slots, work);
+  tile_one_block<W, 4>(sh, tv, pos, src, c, slots, work);
 }
 template <int W>
 XTILE_LANES_INLINE void one_block_8(const AttentionShape& sh, const TileVectors& tv,
-                                    const int64_t* pos, const float* kc, const float* vb, int64_t c,
+                                    const int64_t* pos, const BlockSource& src, int64_t c,
                                     float* const* slots, float* work) {
-  tile_one_block<W, 8>(sh, tv, pos, kc, vb, c, slots, work);
+  tile_one_block<W, 8>(sh, tv, pos, src, c, slots, work);
 }
 template <int W>
 XTILE_LANES_INLINE void one_block_16(const AttentionShape& sh, const TileVectors& tv,
-                                     const int64_t* pos, const float* kc, const float* vb,
-                                     int64_t c, float* const* slots, float* work) {
-  tile_one_block<W, 16>(sh, tv, pos, kc, vb, c, slots, work);
+                                    const int64_t* pos, const BlockSource& src, int64_t c,
+                                    float* const* slots, float* work) {
+  tile_one_block<W, 16>(sh, tv, pos, src, c, slots, work);
 }
 template <int W>
 XTILE_LANES_INLINE void combine_4(const float* s, int64_t n, int64_t st, float* a, float* o) {
@@ -451,9 +527,9 @@ XTILE_LANES_VERSIONS(void, cpu_all_blocks_16, XTILE_ALL_PARAMS, all_blocks_16, X
 #undef XTILE_ALL_PARAMS
 #undef XTILE_ALL_ARGS
 #define XTILE_ONE_PARAMS                                                                      \
-  (const AttentionShape& sh, const TileVectors& tv, const int64_t* pos, const float* kc,     \
-   const float* vb, int64_t c, float* const* slots, float* work)
-#define XTILE_ONE_ARGS (sh, tv, pos, kc, vb, c, slots, work)
+  (const AttentionShape& sh, const TileVectors& tv, const int64_t* pos, const BlockSource& src, \
+   int64_t c, float* const* slots, float* work)
+#define XTILE_ONE_ARGS (sh, tv, pos, src, c, slots, work)
 XTILE_LANES_VERSIONS(void, cpu_one_block_4, XTILE_ONE_PARAMS, one_block_4, XTILE_ONE_ARGS)
 XTILE_LANES_VERSIONS(void, cpu_one_block_8, XTILE_ONE_PARAMS, one_block_8, XTILE_ONE_ARGS)
 XTILE_LANES_VERSIONS(void, cpu_one_block_16, XTILE_ONE_PARAMS, one_block_16, XTILE_ONE_ARGS)
@@ -502,10 +578,16 @@ void to_f32(const void* base, KvElem elem, int64_t at, float* dst, int64_t n) {
   fail("attention: a q8_0 cache is converted by blocks");
 }
 
-// Positions [p0, p1) of a q8_0 V's head g as f32 (exact), row p at dst + (p − p0) · hd.
+// The conversions below read the cache from memory: lines are requested 8 KiB ahead (as in
+// f16c_convert.cpp), or one thread reads at a fraction of the bandwidth.
+constexpr int64_t kQ8PrefetchBytes = 8192;
+constexpr int64_t kQ8PrefetchBlocks = kQ8PrefetchBytes / static_cast<int64_t>(sizeof(BlockQ8_0));
+
+// n_blocks q8_0 blocks (V rows of a head, one after another) as f32 (exact: d · q).
 template <int W>
 XTILE_LANES_INLINE void q8_rows_to_f32(const uint8_t* rows, int64_t n_blocks, float* dst) {
   for (int64_t b = 0; b < n_blocks; ++b) {
+    __builtin_prefetch(rows + (b + kQ8PrefetchBlocks) * static_cast<int64_t>(sizeof(BlockQ8_0)));
     const auto* blk = reinterpret_cast<const BlockQ8_0*>(rows) + b;
     const float d = fp16_to_fp32(blk->d);
     for (int j = 0; j < kQK; ++j) dst[b * kQK + j] = d * static_cast<float>(blk->qs[j]);
@@ -519,12 +601,10 @@ template <int W>
 XTILE_LANES_INLINE void q8_chunks_to_f32(const uint8_t* src, int64_t n_blocks, float* dst) {
   for (int64_t b = 0; b < n_blocks; ++b) {
     const uint8_t* blk = src + b * kKq8BlockBytes;
+    for (int64_t line = 0; line < kKq8BlockBytes; line += 64)
+      __builtin_prefetch(blk + kQ8PrefetchBytes + line);
     float d[kChunk];
-    for (int j = 0; j < kChunk; ++j) {
-      uint16_t h;
-      std::memcpy(&h, blk + 2 * j, 2);
-      d[j] = fp16_to_fp32(h);
-    }
+    f16_to_f32_row(reinterpret_cast<const uint16_t*>(blk), d, kChunk);
     const auto* q = reinterpret_cast<const int8_t*>(blk + 2 * kChunk);
     float* out = dst + b * 32 * kChunk;
     for (int i = 0; i < 32; ++i)
@@ -532,32 +612,48 @@ XTILE_LANES_INLINE void q8_chunks_to_f32(const uint8_t* src, int64_t n_blocks, f
   }
 }
 
-// Multi-versioned so that each CPU's compiler vectorization applies (the loops above are plain).
+// Multi-versioned so that each CPU's compiler vectorization applies (the loops above are plain:
+// GCC 12 turns them into sign extensions and VCVTDQ2PS, but converts a vector of int8 written
+// with its vector extensions one element at a time).
 XTILE_LANES_VERSIONS(void, cpu_q8_rows_to_f32, (const uint8_t* rows, int64_t n_blocks, float* dst),
                      q8_rows_to_f32, (rows, n_blocks, dst))
 XTILE_LANES_VERSIONS(void, cpu_q8_chunks_to_f32, (const uint8_t* src, int64_t n_blocks, float* dst),
                      q8_chunks_to_f32, (src, n_blocks, dst))
 
-// Converts positions [p0, p1) of kv head g (p0 a multiple of 16) to f32 in the same layout, as
-// head dst_g of a buffer of capacity dst_cap whose position 0 is the cache's dst_p0.
-void convert_range(const KvLayerView& kv, int64_t g, int64_t p0, int64_t p1, float* dst_k,
-                   float* dst_v, int64_t dst_g, int64_t dst_cap, int64_t dst_p0) {
+// `chunks` K chunks of kv head g from position p0 (a multiple of 16) to f32, in the chunk layout.
+void convert_k(const KvLayerView& kv, int64_t g, int64_t p0, int64_t chunks, float* dst) {
   const int64_t hd = kv.head_dim;
-  const int64_t chunks = (p1 - p0 + kChunk - 1) / kChunk;
-  const int64_t k_src = ((g * (kv.capacity / kChunk)) + p0 / kChunk) * hd * kChunk;
-  const int64_t k_dst = ((dst_g * (dst_cap / kChunk)) + (p0 - dst_p0) / kChunk) * hd * kChunk;
-  const int64_t v_src = (g * kv.capacity + p0) * hd;
-  const int64_t v_dst = (dst_g * dst_cap + p0 - dst_p0) * hd;
-  if (kv.k_elem != KvElem::q8_0)
-    to_f32(kv.k, kv.k_elem, k_src, dst_k + k_dst, chunks * hd * kChunk);
-  else
+  if (kv.k_elem == KvElem::q8_0)
     cpu_q8_chunks_to_f32(static_cast<const uint8_t*>(kv.k) + kv_kq8_block_offset(kv, g, p0, 0),
-                         chunks * (hd / 32), dst_k + k_dst);
-  if (kv.v_elem != KvElem::q8_0)
-    to_f32(kv.v, kv.v_elem, v_src, dst_v + v_dst, (p1 - p0) * hd);
+                         chunks * (hd / 32), dst);
   else
+    to_f32(kv.k, kv.k_elem, kv_k_index(kv, g, p0, 0), dst, chunks * hd * kChunk);
+}
+
+// V rows [p0, p0 + n) of kv head g to f32, row after row.
+void convert_v(const KvLayerView& kv, int64_t g, int64_t p0, int64_t n, float* dst) {
+  if (kv.v_elem == KvElem::q8_0)
     cpu_q8_rows_to_f32(static_cast<const uint8_t*>(kv.v) + kv_q8_row_offset(kv, g, p0),
-                       (p1 - p0) * (hd / 32), dst_v + v_dst);
+                       n * (kv.head_dim / 32), dst);
+  else
+    to_f32(kv.v, kv.v_elem, kv_v_index(kv, g, p0, 0), dst, n * kv.head_dim);
+}
+
+void convert_k_piece(const BlockSource& src, int64_t p, int64_t chunks) {
+  convert_k(*src.kv, src.g, p, chunks, src.kbuf);
+}
+void convert_v_piece(const BlockSource& src, int64_t p, int64_t n) {
+  convert_v(*src.kv, src.g, p, n, src.vbuf);
+}
+
+// Converts positions [p0, p1) of kv head g (p0 a multiple of 16) to f32 in the same layout, as
+// head g of a buffer of capacity dst_cap.
+void convert_range(const KvLayerView& kv, int64_t g, int64_t p0, int64_t p1, float* dst_k,
+                   float* dst_v, int64_t dst_cap) {
+  const int64_t hd = kv.head_dim;
+  convert_k(kv, g, p0, (p1 - p0 + kChunk - 1) / kChunk,
+            dst_k + ((g * (dst_cap / kChunk)) + p0 / kChunk) * hd * kChunk);
+  convert_v(kv, g, p0, p1 - p0, dst_v + (g * dst_cap + p0) * hd);
 }
 
 // Below ~64K element operations in all (~20 µs), waking the workers costs more than it saves.
@@ -630,7 +726,7 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
   if (split) {
     const int64_t slot = 2 + hd;
     const int64_t slot_floats = per_g * n_kv * n_blocks_max * slot;
-    const int64_t conv_floats = 2 * kB * hd;  // one block's K and V as f32, per thread
+    const int64_t conv_floats = 2 * kPiece * hd;  // a piece of K and of V as f32, per thread
     const bool f32 = kv.k_elem == KvElem::f32 && kv.v_elem == KvElem::f32;
     const int64_t per_thread = work_floats + (f32 ? 0 : conv_floats);
     const size_t need = static_cast<size_t>(slot_floats + per_thread * pool.size());
@@ -646,30 +742,24 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
       for (int v = 0; v < tv.n; ++v) last = std::max(last, pos[tv.row[v]]);
       if (c * kB > last) return;
       float* work = scratch.data() + slot_floats + thread * per_thread;
-      const int64_t p0 = c * kB, p1 = std::min(last + 1, p0 + kB);
-      const float* kc;
-      const float* vb;
-      if (f32) {
-        const F32Kv f{static_cast<const float*>(kv.k), static_cast<const float*>(kv.v),
-                      kv.capacity, hd};
-        kc = f.k_block(g, c);
-        vb = f.v_block(g, c);
-      } else {
-        // This block alone (whole chunks), converted into the thread's buffer: one head of
-        // capacity kB whose position 0 is the block's first.
-        float* ck = work + work_floats;
-        float* cv = ck + kB * hd;
-        const int64_t p1c = std::min((p1 + kChunk - 1) / kChunk * kChunk, kv.capacity);
-        convert_range(kv, g, p0, p1c, ck, cv, 0, kB, p0);
-        kc = ck;
-        vb = cv;
-      }
+      // f32 K / V read in place; any other type converted a piece at a time into the thread's
+      // buffers (BlockSource).
+      const F32Kv f{static_cast<const float*>(kv.k), static_cast<const float*>(kv.v), kv.capacity,
+                    hd};
+      BlockSource src;
+      src.kv = &kv;
+      src.g = g;
+      src.p0 = c * kB;
+      src.kbuf = work + work_floats;
+      src.vbuf = src.kbuf + kPiece * hd;
+      if (kv.k_elem == KvElem::f32) src.k = f.k_block(g, c);
+      if (kv.v_elem == KvElem::f32) src.v = f.v_block(g, c);
       float* vslots[8];
       for (int v = 0; v < tv.n; ++v) {
         const int64_t x = t * fns.tile + v;
         vslots[v] = slots + ((g * per_g + x) * n_blocks_max + c) * slot;
       }
-      fns.one_block(shape, tv, pos, kc, vb, c, vslots, work);
+      fns.one_block(shape, tv, pos, src, c, vslots, work);
     });
     // Phase 2: per vector, its blocks in order.
     run_items(pool, n_kv * per_g, 8 * n_kv * per_g * n_blocks_max * hd, [&](int64_t i, int thread) {
@@ -697,7 +787,7 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
     pool.parallel_for(0, n_kv * chunks, row_grain(4 * kChunk * hd), [&](int64_t a, int64_t b, int) {
       for (int64_t i = a; i < b; ++i) {
         const int64_t g = i / chunks, p0 = (i % chunks) * kChunk;
-        convert_range(kv, g, p0, std::min(p0 + kChunk, kv.capacity), ck, cv, g, cap, 0);
+        convert_range(kv, g, p0, std::min(p0 + kChunk, kv.capacity), ck, cv, cap);
       }
     });
     f = {ck, cv, cap, hd};
