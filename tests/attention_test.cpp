@@ -188,8 +188,8 @@ TEST(Attention, MixedKAndVTypes) {
     for (const auto& pos : {prompt, std::vector<int64_t>{299}}) {
       const auto q = random_vec(pos.size() * 8 * 128, 556);
       const auto want = run(pool, s, q, pos, c.kv.view(0), ops::AttentionPath::reference);
-      expect_same(run(pool, s, q, pos, c.kv.view(0), ops::AttentionPath::lanes), want, 8 * 128,
-                  pos, std::string(kv_type_name(tk)) + "/" + std::string(kv_type_name(tv)));
+      expect_same(run(pool, s, q, pos, c.kv.view(0), ops::AttentionPath::lanes), want, 8 * 128, pos,
+                  std::string(kv_type_name(tk)) + "/" + std::string(kv_type_name(tv)));
     }
   }
 }

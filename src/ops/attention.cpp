@@ -143,16 +143,17 @@ constexpr int kSumVectors = W == 16 && C <= 8 ? 2 : 1;
 // flight: generation (NQ = the group, often 1 or 2) would otherwise wait on the add latency, and
 // every broadcast of q[v][i] would feed a single product. Register budget: NQ·CH accumulators
 // + CH K values + 1 broadcast (a 16-lane value is 1 zmm, 2 ymm, 4 xmm).
-template <int W, int NQ>
-constexpr int kScoreChunks = W == 16 ? (NQ <= 2 ? 4 : NQ <= 4 ? 3 : 2)
-                                     : W == 8 ? (NQ == 1 ? 3 : NQ == 2 ? 2 : 1) : 1;
+constexpr int score_chunks_for(int w, int nq) {
+  if (w == 16) return nq <= 2 ? 4 : nq <= 4 ? 3 : 2;
+  if (w == 8) return nq == 1 ? 3 : nq == 2 ? 2 : 1;
+  return 1;
+}
 
 // Scores of NQ query vectors for CH chunks of 16 positions from k (the first chunk's K):
 // s[v · kB + 16 · ch + lane] = (Σ_i q_v[i] · k_p[i]) · scale. Lanes past the valid positions
 // hold whatever the cache held (masked later).
 template <int W, int C, int NQ, int CH>
-XTILE_LANES_INLINE void score_chunks(const float* const* q, const float* k, float scale,
-                                     float* s) {
+XTILE_LANES_INLINE void score_chunks(const float* const* q, const float* k, float scale, float* s) {
   using V = lanes::F16<W>;
   constexpr int hd = 16 * C;
   V acc[NQ][CH];
@@ -178,7 +179,7 @@ template <int W, int C, int NQ>
 XTILE_LANES_INLINE void scores(const float* const* q, const float* kc, int64_t chunks, float scale,
                                float* s) {
   constexpr int hd = 16 * C;
-  constexpr int CH = kScoreChunks<W, NQ>;
+  constexpr int CH = score_chunks_for(W, NQ);
   int64_t ch = 0;
   for (; ch + CH <= chunks; ch += CH)
     score_chunks<W, C, NQ, CH>(q, kc + ch * hd * kChunk, scale, s + ch * kChunk);
@@ -279,8 +280,8 @@ void convert_v_piece(const BlockSource& src, int64_t p, int64_t n);
 
 // The weighted sums of positions [a, b) of the block for nq vectors, vb holding row a.
 template <int W, int C>
-XTILE_LANES_INLINE void weighted_sums(int nq, const float* s, int64_t a, int64_t b,
-                                      const float* vb, float* o) {
+XTILE_LANES_INLINE void weighted_sums(int nq, const float* s, int64_t a, int64_t b, const float* vb,
+                                      float* o) {
   constexpr int hd = 16 * C;
   constexpr int H = kSumVectors<W, C>;
   int v = 0;
@@ -500,8 +501,8 @@ XTILE_LANES_INLINE void one_block_8(const AttentionShape& sh, const TileVectors&
 }
 template <int W>
 XTILE_LANES_INLINE void one_block_16(const AttentionShape& sh, const TileVectors& tv,
-                                    const int64_t* pos, const BlockSource& src, int64_t c,
-                                    float* const* slots, float* work) {
+                                     const int64_t* pos, const BlockSource& src, int64_t c,
+                                     float* const* slots, float* work) {
   tile_one_block<W, 16>(sh, tv, pos, src, c, slots, work);
 }
 template <int W>
@@ -526,7 +527,7 @@ XTILE_LANES_VERSIONS(void, cpu_all_blocks_8, XTILE_ALL_PARAMS, all_blocks_8, XTI
 XTILE_LANES_VERSIONS(void, cpu_all_blocks_16, XTILE_ALL_PARAMS, all_blocks_16, XTILE_ALL_ARGS)
 #undef XTILE_ALL_PARAMS
 #undef XTILE_ALL_ARGS
-#define XTILE_ONE_PARAMS                                                                      \
+#define XTILE_ONE_PARAMS                                                                        \
   (const AttentionShape& sh, const TileVectors& tv, const int64_t* pos, const BlockSource& src, \
    int64_t c, float* const* slots, float* work)
 #define XTILE_ONE_ARGS (sh, tv, pos, src, c, slots, work)
