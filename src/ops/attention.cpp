@@ -131,12 +131,10 @@ void reference_row(const AttentionShape& s, const float* q, int64_t g, int64_t p
 // products: 16 positions per step), the softmax per vector, then the weighted sum of V (H
 // vectors at a time sharing each V load), combined into the running state.
 // Register budget: scores R + 2 (AVX-512: R = 8; a 16-lane value is 2 ymm on AVX2 and 4 xmm below,
-// so R = 4 there); weighted sum H·C + 2, H = 2 for C ≤ 8 on AVX-512.
+// so R = 4 there); weighted sum H·CP + 2 (H vectors × CP 16-dimension pieces; weighted_sums).
 
 template <int W>
 constexpr int kTileVectors = W == 16 ? 8 : 4;
-template <int W, int C>
-constexpr int kSumVectors = W == 16 && C <= 8 ? 2 : 1;
 
 // Chunks scored together (CH) for NQ query vectors at width W. Each lane's sum is a chain of
 // dependent adds over the head's dimensions, so NQ·CH accumulators is the number of chains in
@@ -234,29 +232,32 @@ XTILE_LANES_INLINE void block_softmax(float* s, int64_t ext, float* m_out, float
 }
 
 // o[h · hd + ...] = Σ_{p < n} w[h · kB + p] · v_p for H vectors (weights past a vector's own
-// extent are 0). resume: the sums continue from o (the positions before these, already summed
-// in order: storing and reloading an f32 is exact, so pieces give the bits of one pass).
-template <int W, int C, int H>
+// extent are 0), CP 16-dimension pieces of the head at a time (C / CP passes over the rows).
+// resume: the sums continue from o (the positions before these, already summed in order:
+// storing and reloading an f32 is exact, so pieces of positions give the bits of one pass).
+template <int W, int C, int H, int CP>
 XTILE_LANES_INLINE void weighted_sum(const float* w, int64_t n, const float* vb, float* o,
                                      bool resume) {
   using V = lanes::F16<W>;
   constexpr int hd = 16 * C;
-  V acc[H][C];
-  for (int h = 0; h < H; ++h)
-    for (int c = 0; c < C; ++c)
-      acc[h][c] = resume ? lanes::load<W>(o + h * hd + 16 * c) : lanes::zero<W>();
-  for (int64_t p = 0; p < n; ++p) {
-    const float* v = vb + p * hd;
-    V wp[H];
-    for (int h = 0; h < H; ++h) wp[h] = lanes::splat<W>(w[h * kB + p]);
+  for (int c0 = 0; c0 < C; c0 += CP) {
+    V acc[H][CP];
+    for (int h = 0; h < H; ++h)
+      for (int c = 0; c < CP; ++c)
+        acc[h][c] = resume ? lanes::load<W>(o + h * hd + 16 * (c0 + c)) : lanes::zero<W>();
+    for (int64_t p = 0; p < n; ++p) {
+      const float* v = vb + p * hd + 16 * c0;
+      V wp[H];
+      for (int h = 0; h < H; ++h) wp[h] = lanes::splat<W>(w[h * kB + p]);
 #pragma GCC unroll 16
-    for (int c = 0; c < C; ++c) {
-      const V vc = lanes::load<W>(v + 16 * c);
-      for (int h = 0; h < H; ++h) acc[h][c] = acc[h][c] + wp[h] * vc;
+      for (int c = 0; c < CP; ++c) {
+        const V vc = lanes::load<W>(v + 16 * c);
+        for (int h = 0; h < H; ++h) acc[h][c] = acc[h][c] + wp[h] * vc;
+      }
     }
+    for (int h = 0; h < H; ++h)
+      for (int c = 0; c < CP; ++c) lanes::store(o + h * hd + 16 * (c0 + c), acc[h][c]);
   }
-  for (int h = 0; h < H; ++h)
-    for (int c = 0; c < C; ++c) lanes::store(o + h * hd + 16 * c, acc[h][c]);
 }
 
 // Where a block's K and V come from: f32 in the cache layout (k: its first K chunk, v: its first
@@ -278,15 +279,21 @@ constexpr int64_t kPiece = 64;  // positions per conversion (4 K chunks)
 void convert_k_piece(const BlockSource& src, int64_t p, int64_t chunks);
 void convert_v_piece(const BlockSource& src, int64_t p, int64_t n);
 
-// The weighted sums of positions [a, b) of the block for nq vectors, vb holding row a.
+// The weighted sums of positions [a, b) of the block for nq vectors, vb holding row a. AVX-512:
+// 16 accumulators, as 4 vectors × 4 pieces (so a prompt tile's 8 vectors read each V row twice,
+// not 4 times), 2 × 8 or 1 × 16 for fewer vectors; narrower widths one vector at a time.
 template <int W, int C>
 XTILE_LANES_INLINE void weighted_sums(int nq, const float* s, int64_t a, int64_t b, const float* vb,
                                       float* o) {
   constexpr int hd = 16 * C;
-  constexpr int H = kSumVectors<W, C>;
   int v = 0;
-  for (; v + H <= nq; v += H) weighted_sum<W, C, H>(s + v * kB + a, b - a, vb, o + v * hd, a > 0);
-  for (; v < nq; ++v) weighted_sum<W, C, 1>(s + v * kB + a, b - a, vb, o + v * hd, a > 0);
+  if constexpr (W == 16) {
+    for (; v + 4 <= nq; v += 4)
+      weighted_sum<W, C, 4, (C < 4 ? C : 4)>(s + v * kB + a, b - a, vb, o + v * hd, a > 0);
+    for (; v + 2 <= nq; v += 2)
+      weighted_sum<W, C, 2, (C < 8 ? C : 8)>(s + v * kB + a, b - a, vb, o + v * hd, a > 0);
+  }
+  for (; v < nq; ++v) weighted_sum<W, C, 1, C>(s + v * kB + a, b - a, vb, o + v * hd, a > 0);
 }
 
 // One block for nq vectors: scores, softmax (per vector's extent), weighted sums into o
