@@ -276,8 +276,9 @@ struct BlockSource {
 };
 constexpr int64_t kPiece = 64;  // positions per conversion (4 K chunks)
 
-void convert_k_piece(const BlockSource& src, int64_t p, int64_t chunks);
-void convert_v_piece(const BlockSource& src, int64_t p, int64_t n);
+// Each converts into its buffer and returns it.
+const float* convert_k_piece(const BlockSource& src, int64_t p, int64_t chunks);
+const float* convert_v_piece(const BlockSource& src, int64_t p, int64_t n);
 
 // The weighted sums of positions [a, b) of the block for nq vectors, vb holding row a. AVX-512:
 // 16 accumulators, as 4 vectors × 4 pieces (so a prompt tile's 8 vectors read each V row twice,
@@ -302,18 +303,18 @@ template <int W, int C>
 XTILE_LANES_INLINE void block(int nq, const float* const* q, const int64_t* ext,
                               const BlockSource& src, float scale, float* s, float* o, float* m,
                               float* l) {
+  constexpr int hd = 16 * C;
   int64_t n = 0;
   for (int v = 0; v < nq; ++v) n = std::max(n, ext[v]);
+  // One call site each for the scores and the sums (every one is a large inlined tile): the
+  // whole block in one step when the cache is f32, else a piece per step.
   const int64_t chunks = (n + kChunk - 1) / kChunk;
-  if (src.k) {
-    scores_any<W, C>(nq, q, src.k, chunks, scale, s);
-  } else {
-    constexpr int64_t piece_chunks = kPiece / kChunk;
-    for (int64_t c0 = 0; c0 < chunks; c0 += piece_chunks) {
-      const int64_t cc = std::min(piece_chunks, chunks - c0);
-      convert_k_piece(src, src.p0 + c0 * kChunk, cc);
-      scores_any<W, C>(nq, q, src.kbuf, cc, scale, s + c0 * kChunk);
-    }
+  const int64_t k_step = src.k ? chunks : kPiece / kChunk;
+  for (int64_t c0 = 0; c0 < chunks; c0 += k_step) {
+    const int64_t cc = std::min(k_step, chunks - c0);
+    const float* kc =
+        src.k ? src.k + c0 * hd * kChunk : convert_k_piece(src, src.p0 + c0 * kChunk, cc);
+    scores_any<W, C>(nq, q, kc, cc, scale, s + c0 * kChunk);
   }
   for (int v = 0; v < nq; ++v) {
     if (ext[v] > 0) {
@@ -323,14 +324,11 @@ XTILE_LANES_INLINE void block(int nq, const float* const* q, const int64_t* ext,
       std::fill(s + v * kB, s + v * kB + n, 0.0f);
     }
   }
-  if (src.v) {
-    weighted_sums<W, C>(nq, s, 0, n, src.v, o);
-  } else {
-    for (int64_t a = 0; a < n; a += kPiece) {
-      const int64_t b = std::min(n, a + kPiece);
-      convert_v_piece(src, src.p0 + a, b - a);
-      weighted_sums<W, C>(nq, s, a, b, src.vbuf, o);
-    }
+  const int64_t v_step = src.v ? n : kPiece;
+  for (int64_t a = 0; a < n; a += v_step) {
+    const int64_t b = std::min(n, a + v_step);
+    const float* vb = src.v ? src.v + a * hd : convert_v_piece(src, src.p0 + a, b - a);
+    weighted_sums<W, C>(nq, s, a, b, vb, o);
   }
 }
 
@@ -647,11 +645,13 @@ void convert_v(const KvLayerView& kv, int64_t g, int64_t p0, int64_t n, float* d
     to_f32(kv.v, kv.v_elem, kv_v_index(kv, g, p0, 0), dst, n * kv.head_dim);
 }
 
-void convert_k_piece(const BlockSource& src, int64_t p, int64_t chunks) {
+const float* convert_k_piece(const BlockSource& src, int64_t p, int64_t chunks) {
   convert_k(*src.kv, src.g, p, chunks, src.kbuf);
+  return src.kbuf;
 }
-void convert_v_piece(const BlockSource& src, int64_t p, int64_t n) {
+const float* convert_v_piece(const BlockSource& src, int64_t p, int64_t n) {
   convert_v(*src.kv, src.g, p, n, src.vbuf);
+  return src.vbuf;
 }
 
 // Converts positions [p0, p1) of kv head g (p0 a multiple of 16) to f32 in the same layout, as
