@@ -1,6 +1,7 @@
 #include "server/http_server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <filesystem>
@@ -81,6 +82,13 @@ HttpServer::HttpServer(ServerOptions options, Metrics& metrics)
   svr_->set_payload_max_length(st_.opts.max_body_bytes);
   svr_->set_read_timeout(st_.opts.timeout_s, 0);
   svr_->set_write_timeout(st_.opts.timeout_s, 0);
+  // httplib's default sets SO_REUSEPORT: a second server on a taken port would bind too and
+  // share its connections with the first. SO_REUSEADDR only allows a restart over TIME_WAIT.
+  svr_->set_socket_options([this](int sock) {
+    const int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    listen_socket_ = sock;
+  });
   routes();
 }
 
@@ -99,6 +107,10 @@ int HttpServer::bind() {
   if (port <= 0)
     fail("cannot listen on ", host, ":", st_.opts.port,
          " (the port is in use, or the address is not one of this machine's)");
+  // Debian's compiled httplib listens with a backlog of 5: 16 clients connecting at once
+  // overflow it, and the kernel drops handshakes (a 1 s SYN retry, or a connection the client
+  // sees fail). Linux takes a second listen() on a listening socket as a new backlog.
+  if (listen_socket_ >= 0) ::listen(listen_socket_, SOMAXCONN);
   return port;
 }
 

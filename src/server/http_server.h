@@ -39,6 +39,7 @@ class HttpServer {
   void routes();
   ServerState st_;
   std::unique_ptr<httplib::Server> svr_;
+  int listen_socket_ = -1;  // set by the socket-options hook, before bind
   std::thread thread_;
 };
 

@@ -27,7 +27,7 @@ using nlohmann::json;
 
 struct Reply {
   int status = 0;  // 0: no answer (connection failed or aborted)
-  std::string body;
+  std::string body;  // with status 0: the client's error
   httplib::Headers headers;
   json j() const { return json::parse(body); }
 };
@@ -42,7 +42,10 @@ Reply request(int port, const std::string& method, const std::string& path,
                         : method == "OPTIONS" ? cli.Options(path, headers)
                                               : cli.Post(path, headers, body, "application/json");
   Reply r;
-  if (!res) return r;
+  if (!res) {
+    r.body = "no answer: " + httplib::to_string(res.error());
+    return r;
+  }
   r.status = res->status;
   r.body = res->body;
   r.headers = res->headers;
@@ -59,6 +62,7 @@ struct Events {
   std::vector<json> data;  // each data: payload but [DONE]
   bool done = false;       // data: [DONE] came last
   std::string raw;
+  std::string error;  // the client's error when the exchange failed
 };
 
 // Posts with stream: true. `on_event` may return false to drop the connection.
@@ -94,7 +98,10 @@ Events stream(int port, const std::string& path, json body,
     return true;
   };
   auto res = cli.send(req);
-  if (res) ev.status = res->status;
+  if (res)
+    ev.status = res->status;
+  else
+    ev.error = httplib::to_string(res.error());
   return ev;
 }
 
@@ -470,13 +477,16 @@ TEST_F(ServerHttp, SixteenConcurrentClients) {
         const Reply r = post(port_, "/v1/chat/completions", body);
         return std::pair{
             r.status, r.status == 200 ? r.j()["choices"][0]["message"]["content"].get<std::string>()
-                                      : r.body};
+                                      : "request " + std::to_string(i) + ": " + r.body};
       }
       const Events ev = stream(port_, "/v1/chat/completions", body);
       std::string text;
       for (const json& e : ev.data)
         if (!e["choices"].empty() && e["choices"][0]["delta"].contains("content"))
           text += e["choices"][0]["delta"]["content"].get<std::string>();
+      if (!ev.done)
+        text = "stream " + std::to_string(i) + " did not end with [DONE] (" + ev.error +
+               ", status " + std::to_string(ev.status) + "): " + ev.raw;
       return std::pair{ev.done ? ev.status : 0, text};
     }));
   std::vector<std::string> texts;
@@ -535,6 +545,25 @@ TEST(ServerHttpOwn, Qwen3TemplateHonoursEnableThinking) {
   ASSERT_EQ(off.status, 200);
   EXPECT_GT(off.j()["usage"]["prompt_tokens"].get<int>(), on.j()["usage"]["prompt_tokens"].get<int>());
   EXPECT_EQ(s.stop(), 0) << s.log();
+}
+
+// A second server on a taken port is refused with a clear error (httplib's default
+// SO_REUSEPORT would let it bind and share the first one's connections).
+TEST(ServerHttpOwn, TakenPortIsAnError) {
+  REQUIRE_STORIES();
+  ServerProcess first({"-m", stories(), "-np", "1"});
+  ASSERT_TRUE(first.ok());
+  std::string out;
+  const int rc =
+      run_command("timeout 60 '" + xtile_binary() + "' serve -m '" + stories() +
+                      "' --host 127.0.0.1 --port " + std::to_string(first.port()) + " 2>&1",
+                  &out);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_NE(out.find("cannot listen on 127.0.0.1:" + std::to_string(first.port())),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(request(first.port(), "GET", "/health").status, 200);
+  EXPECT_EQ(first.stop(), 0) << first.log();
 }
 
 TEST(ServerHttpOwn, ApiKey) {
