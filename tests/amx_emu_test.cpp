@@ -11,6 +11,7 @@
 
 #include "base/error.h"
 #include "base/fp16.h"
+#include "cpu/cpu_caps.h"
 #include "kernel_test_util.h"
 #include "kernels/amx/amx_kernels.h"
 #include "kernels/amx_emu/tile_emu.h"
@@ -580,6 +581,32 @@ TEST(AmxEmuKernel, InstructionsPerStep) {
     if (e.macs_per_tdp) {
       EXPECT_EQ(n.macs, steps * e.macs_per_tdp);
     }
+  }
+}
+
+// The amx ceiling probe does the work it is credited with (src/kernels/probes.cpp counts 4
+// TDPBSSD of 16·16·64 multiply-adds per iteration): the instructions and multiply-adds on the
+// software tiles, and the value the results give, also on real tiles where the CPU has them.
+TEST(AmxEmuKernel, CeilingProbeRunsFourFullTileProductsPerIteration) {
+  // Its operand: byte i = i % 7 - 3, as A (16 × 64) and as B (16 rows of 4 k × 16 columns).
+  auto op = [](int i) { return i % 7 - 3; };
+  int64_t one_tile = 0;  // the sum of the 256 int32 of A · B
+  for (int r = 0; r < 16; ++r)
+    for (int n = 0; n < 16; ++n)
+      for (int kk = 0; kk < 16; ++kk)
+        for (int i = 0; i < 4; ++i) one_tile += op(r * 64 + 4 * kk + i) * op(kk * 64 + 4 * n + i);
+  const int64_t iterations = 3;
+  const int64_t want = 2 * iterations * one_tile;  // the probe returns the sums of C0 and C3
+  emu::reset_counters();
+  EXPECT_EQ(amx_emu::tdp_loop(iterations), want);
+  const emu::Counters& c = emu::counters();
+  EXPECT_EQ(c.tdp, static_cast<uint64_t>(4 * iterations));
+  EXPECT_EQ(c.macs, static_cast<uint64_t>(4 * iterations * 16 * 16 * 64));
+  if (cpu_caps().tier_available(Tier::amx)) {
+    EXPECT_EQ(amx::tdp_loop(iterations), want);
+  } else {
+    std::printf("[probe] amx::tdp_loop not run: %s\n",
+                cpu_caps().tier_unavailable_reason(Tier::amx).c_str());
   }
 }
 

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <vector>
 
+#include "kernels/amx/amx_kernels.h"
+
 namespace xtile {
 
 namespace {
@@ -19,7 +21,11 @@ double measure_int8_peak(ThreadPool& pool, Tier tier, double seconds) {
   const CpuCaps& caps = cpu_caps();
   int64_t (*loop)(int64_t) = nullptr;
   double ops_per_iteration = 0;
-  if ((tier == Tier::avx512 || tier == Tier::amx) && caps.tier_available(Tier::avx512)) {
+  if (tier == Tier::amx && caps.tier_available(Tier::amx)) {
+    loop = amx::tdp_loop;
+    ops_per_iteration = 4.0 * 16 * 16 * 64 * 2;  // 4 TDPBSSD × 16·16·64 MACs × 2 ops
+  } else if ((tier == Tier::avx512 || tier == Tier::amx) && caps.tier_available(Tier::avx512)) {
+    // amx without AMX here: its kernels' vector part (the epilogue) on AVX-512
     loop = probe::vnni_loop_avx512;
     ops_per_iteration = 16.0 * 64 * 2;  // 16 instructions × 64 MACs × 2 ops
   } else if (tier == Tier::avx2 && caps.tier_available(Tier::avx2)) {

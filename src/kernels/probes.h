@@ -12,8 +12,9 @@
 namespace xtile {
 
 // int8 ops (2 per multiply-accumulate) per second of the tier's dot-product instruction in a
-// register-only loop on every thread of the pool (VPDPBUSD for avx512/amx-as-VNNI,
-// VPMADDUBSW+VPMADDWD for avx2). 0 if the tier has no such instruction here.
+// register-only loop on every thread of the pool (TDPBSSD on full tiles for amx where the CPU
+// and OS allow it, VPDPBUSD for avx512, VPMADDUBSW+VPMADDWD for avx2). 0 if the tier has no such
+// instruction here.
 double measure_int8_peak(ThreadPool& pool, Tier tier, double seconds = 0.3);
 
 // Bytes per second reading `buf` (much larger than the caches) once per pass, split over the

@@ -13,6 +13,10 @@
 
 namespace xtile::amx {
 
+// The tier's ceiling probe (amx_probe.cpp): `iterations` × 4 TDPBSSD on full 16 × 64 tiles,
+// 4 × 16·16·64 multiply-adds each; returns a value derived from the results.
+int64_t tdp_loop(int64_t iterations);
+
 XTILE_AMX_DECLARE(q8_0)
 XTILE_AMX_DECLARE(q4_0)
 XTILE_AMX_DECLARE(q4_1)
@@ -26,6 +30,8 @@ XTILE_AMX_DECLARE(iq4_xs)
 }  // namespace xtile::amx
 
 namespace xtile::amx_emu {
+
+int64_t tdp_loop(int64_t iterations);  // compiled for symmetry; never timed
 
 XTILE_AMX_DECLARE(q8_0)
 XTILE_AMX_DECLARE(q4_0)
