@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Packs what a machine without xtile's build packages needs to run scripts/amx-check.sh and
+# bench/peers.sh from a copy of this repository: a borrowed AMX host (e.g. the device machine
+# of a session: no Debian, no network). Built here, run there with scripts/device-run.sh.
+#
+#   bash scripts/device-bundle.sh [DIR] [PEER_BINARY ...]     # DIR: .device (git-ignored)
+#
+# DIR/bin.tar.gz   build/{xtile,tests/xtile_tests,bench/xtile_kernel_bench} (stripped), lib/ (the
+#                  shared libraries they load beyond glibc; libstdc++ and libgcc_s in lib/std,
+#                  used only when the host's own are older), peers/ (the PEER_BINARYs, e.g. a
+#                  llama-bench built with -DGGML_NATIVE=OFF and the target's ISA flags)
+# DIR/fx/          a subset of ../shared/fixtures (~29 MB): models/, the qwen2 vocabulary (the
+#                  peers need it to load synthesized models), seven llama-quantize files
+# DIR/source-dir   this checkout's path: the test binary looks for SOURCE/../shared/fixtures
+#                  (compiled in); device-run.sh links fx there
+#
+# The binaries need the host's glibc to be at least this machine's (2.36 on Debian 12). Keep
+# the whole DIR under the device tool's 64 MiB: peer binaries are ~9 MB each.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DIR=${1:-.device}
+shift || true
+BUILD_DIR=${BUILD_DIR:-build}
+SHARED=$(realpath -m "$PWD/../shared")
+for b in xtile tests/xtile_tests bench/xtile_kernel_bench; do
+  [[ -x "$BUILD_DIR/$b" ]] || { echo "device-bundle: no $BUILD_DIR/$b (bash scripts/build.sh first)" >&2; exit 1; }
+done
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage/build/tests" "$stage/build/bench" "$stage/lib/std" "$stage/peers"
+for b in xtile tests/xtile_tests bench/xtile_kernel_bench; do strip -o "$stage/build/$b" "$BUILD_DIR/$b"; done
+for p in "$@"; do cp "$p" "$stage/peers/" && strip "$stage/peers/$(basename "$p")"; done
+# Every library the binaries load, except glibc's own (the host's must be used).
+for f in "$stage"/build/xtile "$stage"/build/*/* "$stage"/peers/*; do
+  [[ -f "$f" ]] && ldd "$f" | awk '$3 ~ /^\// {print $3}'
+done | sort -u | while read -r lib; do
+  case $(basename "$lib") in
+    libc.so.* | libm.so.* | libpthread.so.* | libdl.so.* | librt.so.* | ld-linux*) ;;
+    libstdc++.so.* | libgcc_s.so.*) cp -L "$lib" "$stage/lib/std/" ;;
+    *) cp -L "$lib" "$stage/lib/" ;;
+  esac
+done
+mkdir -p "$DIR"
+tar -C "$stage" -czf "$DIR/bin.tar.gz" build lib peers
+F=$SHARED/fixtures
+rm -rf "$DIR/fx"
+mkdir -p "$DIR/fx/models" "$DIR/fx/tokenizers" "$DIR/fx/quant"
+cp "$F"/models/* "$DIR/fx/models/"
+cp "$F"/tokenizers/vocab-qwen2.gguf "$F"/tokenizers/qwen2.* "$DIR/fx/tokenizers/"
+for t in q4_0 q8_0 q4_k_m q6_k iq4_xs q5_0; do cp "$F/quant/tiny-qwen3-$t.gguf" "$DIR/fx/quant/"; done
+cp "$F/quant/mini-qwen3moe-q4_k_m.gguf" "$F/quant/prompt-ids.txt" "$DIR/fx/quant/"
+echo "$PWD" >"$DIR/source-dir"
+if [[ "$(realpath -m "$DIR")" == "$PWD"/* ]] && ! git check-ignore -q "$DIR/bin.tar.gz"; then
+  echo "device-bundle: $DIR is not ignored by git: add it to .git/info/exclude" >&2
+fi
+echo "device-bundle: $DIR ($(du -sh "$DIR" | cut -f1)): bin.tar.gz $(du -h "$DIR/bin.tar.gz" | cut -f1), peers: $(ls "$stage/peers" | tr '\n' ' ')"
