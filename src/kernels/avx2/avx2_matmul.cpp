@@ -13,9 +13,10 @@
 //   codes (the other types)  the unsigned codes 0..kMaxCode are the unsigned operand as they
 //          are, x the signed one: a step of the two 4-byte groups is at most 4·kMaxCode·127, so
 //          kJjPerMadd steps (4 for nibbles: ≤ 30480) are summed in int16 before one VPMADDWD;
-//          the bias (Q4_0: 8, Q5_0: 16) is removed exactly in int32 with −bias·s. Q6_K's two
-//          halves go to two int32 sums (each step to VPMADDWD), started at −32·sl and
-//          −32·(s − sl), then combined with the sub-scales by VPMULLD (exact: < 2^24).
+//          the bias (Q4_0: 8, Q5_0: 16) is removed exactly in int32 with −bias·s. Q6_K: two
+//          steps of one half (≤ 32004) in int16, then VPMADDWD by that half's sub-scale (the
+//          products of a block stay below 2^26); the bias is −32·(sub_0·s_0 + sub_1·s_1), one
+//          VPMADDWD of the sub-scale pairs with the halves' activation sums (each < 2^11).
 //   scale  the type's exact fp32 block scale, vmulps by the broadcast dx (the product rounded to
 //          fp32 first), then vfmadd231ps; the min term one more vfmadd231ps with sd.
 // One ymm covers 8 weight rows (half of an x16 group: bytes 32..63 of each 64-byte row are rows
@@ -56,7 +57,7 @@ constexpr int64_t kActChunkBytes = 256 << 10;  // GEMM M chunk: activation bytes
 constexpr int64_t kPrefetchBytes = 1024;  // GEMV software prefetch (to L2) distance per stream
 
 // A decoded half-group block in the GEMM scratch: 8 rows of 32 bytes (a of jj 0..3, then b),
-// then fp32 scale, fp32 min and the two halves' int32 sub-scales, 8 lanes each.
+// then fp32 scale, fp32 min and the two halves' sub-scales (Q6_K), int16 twice per row's lane.
 constexpr int64_t kRecBytes = 384;
 constexpr int kRecScale = 256, kRecMin = 288, kRecSubLo = 320, kRecSubHi = 352;
 
@@ -142,30 +143,37 @@ inline void half_block_isum(const uint8_t* p, int half, int j, const int8_t* xb,
       }
     }
   } else if constexpr (T::kHalves) {
-    __m256i ia[MR], ib[MR];
+    // isum = Σ_h sub_h · Σ_h (code − 32)·x = Σ_h sub_h · Σ_h code·x − 32 · (sub_0·s_0 + sub_1·s_1),
+    // s_0 / s_1 the activation sums of the halves (|s_h| ≤ 16·127, an int16). Two steps of one
+    // half summed in int16, then VPMADDWD by the half's sub-scale: no VPMULLD, half the VPMADDWD.
+    static_assert(T::kBias == 32 && T::kJjPerMadd == 2, "Q6_K's bias and int16 budget");
+    __m256i lo, hi;
+    T::sub(p, half, j, &lo, &hi);
+    const __m256i subs = _mm256_blend_epi16(lo, hi, 0xAA);  // (sub_0, sub_1) of each row
 #pragma GCC unroll 4
     for (int r = 0; r < MR; ++r) {
-      ia[r] = _mm256_set1_epi32(-T::kBias * xsl[r * s_stride]);
-      ib[r] = _mm256_set1_epi32(-T::kBias * (xs[r * s_stride] - xsl[r * s_stride]));
+      const int32_t s0 = xsl[r * s_stride], s1 = xs[r * s_stride] - s0;
+      const __m256i s01 = _mm256_set1_epi32(static_cast<int32_t>(
+          (static_cast<uint32_t>(s0) & 0xffff) | static_cast<uint32_t>(s1) << 16));
+      isum[r] = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                 _mm256_slli_epi32(_mm256_madd_epi16(subs, s01), 5));
     }
-#pragma GCC unroll 4
-    for (int jj = 0; jj < 4; ++jj) {
-      __m256i va, vb;
-      T::pair(p, half, j, jj, &va, &vb);
+#pragma GCC unroll 2
+    for (int jj = 0; jj < 4; jj += 2) {
+      __m256i va0, vb0, va1, vb1;
+      T::pair(p, half, j, jj, &va0, &vb0);
+      T::pair(p, half, j, jj + 1, &va1, &vb1);
 #pragma GCC unroll 4
       for (int r = 0; r < MR; ++r) {
         const int8_t* x = xb + r * q_stride;
-        ia[r] = _mm256_add_epi32(
-            ia[r], _mm256_madd_epi16(_mm256_maddubs_epi16(va, broadcast4(x + 4 * jj)), ones));
-        ib[r] = _mm256_add_epi32(
-            ib[r], _mm256_madd_epi16(_mm256_maddubs_epi16(vb, broadcast4(x + 16 + 4 * jj)), ones));
+        const __m256i sa = _mm256_add_epi16(_mm256_maddubs_epi16(va0, broadcast4(x + 4 * jj)),
+                                            _mm256_maddubs_epi16(va1, broadcast4(x + 4 * jj + 4)));
+        const __m256i sb = _mm256_add_epi16(_mm256_maddubs_epi16(vb0, broadcast4(x + 16 + 4 * jj)),
+                                            _mm256_maddubs_epi16(vb1, broadcast4(x + 20 + 4 * jj)));
+        isum[r] = _mm256_add_epi32(
+            isum[r], _mm256_add_epi32(_mm256_madd_epi16(sa, lo), _mm256_madd_epi16(sb, hi)));
       }
     }
-    __m256i lo, hi;
-    T::sub(p, half, j, &lo, &hi);
-#pragma GCC unroll 4
-    for (int r = 0; r < MR; ++r)
-      isum[r] = _mm256_add_epi32(_mm256_mullo_epi32(ia[r], lo), _mm256_mullo_epi32(ib[r], hi));
   } else {
     __m256i s16[MR];
 #pragma GCC unroll 4

@@ -221,12 +221,13 @@ struct Q5_K : KQuant<x16::kQ5_K, 31> {
   }
 };
 
-// Q6_K: codes q + 32 (0..63); the two halves of a block are summed separately (kHalves): a (the
-// first half) and b (the second) never share an int16 sum, each step's is ≤ 2·63·127·... per pair.
+// Q6_K: codes q + 32 (0..63); the two halves of a block carry their own sub-scale (kHalves): a
+// (the first half) and b (the second) never share an int16 sum. Two steps of one half are summed
+// in int16 (2 · 2·63·127 = 32004 per pair), then VPMADDWD multiplies them by the half's sub-scale.
 struct Q6_K : Nibbles<x16::kQ6_K, 63> {
   static constexpr int kBias = 32;
   static constexpr bool kHalves = true;
-  static constexpr int kJjPerMadd = 2;  // one half's products: 2·63·127 per pair, two steps
+  static constexpr int kJjPerMadd = 2;
   static XTILE_X16_INLINE void pair(const uint8_t* p, int h, int j, int jj, __m256i* a, __m256i* b) {
     Nibbles::pair(p, h, j, jj, a, b);
     __m256i hb = load32(p + G.high + j * G.high_bytes + (jj / 2) * 64 + 32 * h);
@@ -235,9 +236,13 @@ struct Q6_K : Nibbles<x16::kQ6_K, 63> {
     *a = _mm256_or_si256(*a, _mm256_and_si256(_mm256_slli_epi16(hb, 4), two));
     *b = _mm256_or_si256(*b, _mm256_and_si256(_mm256_slli_epi16(hb, 2), two));
   }
+  // The sub-scales of the 8 rows, halves 0 (lo) and 1 (hi), as int16 twice per 32-bit lane (the
+  // VPMADDWD operand against the two int16 pair sums of a row's 4 bytes).
   static XTILE_X16_INLINE void sub(const uint8_t* p, int h, int j, __m256i* lo, __m256i* hi) {
-    *lo = _mm256_cvtepi8_epi32(load8(p + G.sub + (2 * j) * 16 + 8 * h));
-    *hi = _mm256_cvtepi8_epi32(load8(p + G.sub + (2 * j + 1) * 16 + 8 * h));
+    const __m128i l = load8(p + G.sub + (2 * j) * 16 + 8 * h);
+    const __m128i u = load8(p + G.sub + (2 * j + 1) * 16 + 8 * h);
+    *lo = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(l, l));
+    *hi = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(u, u));
   }
 };
 
