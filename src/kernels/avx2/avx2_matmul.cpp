@@ -63,6 +63,7 @@ constexpr int kRecScale = 256, kRecMin = 288, kRecSubLo = 320, kRecSubHi = 352;
 
 template <typename T>
 struct Decoded {
+  static constexpr const x16::Geometry& G = T::G;
   static constexpr bool kSigned = T::kSigned;
   static constexpr int kBias = T::kBias;
   static constexpr int kJjPerMadd = T::kJjPerMadd;
@@ -98,7 +99,9 @@ struct TileWeights {
   int halves;      // decoded: halves per record row
 };
 
-template <bool kDecoded>
+// kBpsb: blocks of 32 per superblock of the packed type (1 or 8), a constant: as a run-time
+// divisor it cost an IDIV per block in every tile, on the path to the block's weight loads.
+template <bool kDecoded, int kBpsb>
 inline const uint8_t* weights_at(const TileWeights& w, int hi, int64_t b, int* half, int* j) {
   if constexpr (kDecoded) {
     *half = 0;
@@ -107,8 +110,10 @@ inline const uint8_t* weights_at(const TileWeights& w, int hi, int64_t b, int* h
   } else {
     const int64_t h = w.h0 + hi;
     *half = static_cast<int>(h & 1);
-    *j = static_cast<int>(b % w.bpsb);
-    return w.base + (h >> 1) * w.group_stride + (w.sb0 + b / w.bpsb) * w.sb_stride;
+    const uint64_t ub = static_cast<uint64_t>(b);  // >= 0: the split is a shift and a mask
+    *j = static_cast<int>(ub % kBpsb);
+    return w.base + (h >> 1) * w.group_stride +
+           (w.sb0 + static_cast<int64_t>(ub / kBpsb)) * w.sb_stride;
   }
 }
 
@@ -251,7 +256,7 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
 #pragma GCC unroll 8
     for (int h = 0; h < NH; ++h) {
       int half, j;
-      const uint8_t* p = weights_at<kDecoded>(w, h, b, &half, &j);
+      const uint8_t* p = weights_at<kDecoded, T::G.elems / 32>(w, h, b, &half, &j);
       __m256i isum[MR];
       half_block_isum<MR, T>(p, half, j, a.q + b * 32, a.q_stride, a.s + b, a.sl + b,
                              a.ds_stride, isum);
@@ -357,7 +362,7 @@ void decode_panel(const PackedMatrix& w, int64_t h, int nh, int64_t b0, int64_t 
   for (int64_t b = 0; b < blocks; ++b)
     for (int hi = 0; hi < nh; ++hi) {
       int half, j;
-      const uint8_t* p = weights_at<false>(tw, hi, b, &half, &j);
+      const uint8_t* p = weights_at<false, T::G.elems / 32>(tw, hi, b, &half, &j);
       uint8_t* rec = scratch + (b * nh + hi) * kRecBytes;
 #pragma GCC unroll 4
       for (int jj = 0; jj < 4; ++jj) {

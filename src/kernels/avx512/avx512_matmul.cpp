@@ -74,6 +74,7 @@ constexpr int kRecScale = 512, kRecMin = 576, kRecSubLo = 640, kRecSubHi = 704;
 // Reads a decoded record (see kRecBytes) with the bias, halves and min of the source type T.
 template <typename T>
 struct Decoded {
+  static constexpr const x16::Geometry& G = T::G;
   static constexpr int kBias = T::kBias;
   static constexpr bool kHalves = T::kHalves;
   static constexpr bool kMin = T::kMin;
@@ -106,14 +107,17 @@ struct TileWeights {
   int groups;  // decoded: groups per record row
 };
 
-template <bool kDecoded>
+// kBpsb: blocks of 32 per superblock of the packed type (1 or 8), a constant: as a run-time
+// divisor it cost an IDIV per block in every tile, on the path to the block's weight loads.
+template <bool kDecoded, int kBpsb>
 inline const uint8_t* weights_at(const TileWeights& w, int gi, int64_t b, int* j) {
   if constexpr (kDecoded) {
     *j = 0;
     return w.base + (b * w.groups + gi) * kRecBytes;
   } else {
-    *j = static_cast<int>(b % w.bpsb);
-    return w.base + gi * w.group_stride + (b / w.bpsb) * w.sb_stride;
+    const uint64_t ub = static_cast<uint64_t>(b);  // >= 0: the split is a shift and a mask
+    *j = static_cast<int>(ub % kBpsb);
+    return w.base + gi * w.group_stride + static_cast<int64_t>(ub / kBpsb) * w.sb_stride;
   }
 }
 
@@ -162,7 +166,7 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
     const uint8_t* p[NG];
     int j = 0;
 #pragma GCC unroll 8
-    for (int g = 0; g < NG; ++g) p[g] = weights_at<kDecoded>(w, g, b, &j);
+    for (int g = 0; g < NG; ++g) p[g] = weights_at<kDecoded, T::G.elems / 32>(w, g, b, &j);
     if constexpr (T::kPrep > 0) {
       if (j == 0)
 #pragma GCC unroll 8
@@ -247,6 +251,104 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
     }
 }
 
+// A GEMV register block of 5..8 activation rows × one group (a server's batch of decoding
+// sequences). Per block the group's 4 steps of weights are decoded once into 8 zmm, then the
+// rows run in sub-blocks of 4: the int32 sums of 4 rows (8 zmm for Q6_K's halves) live at a time
+// next to the 8 weight vectors and the MR float sums, where tile<MR, 1> keeps every row's int32
+// sums live through the steps and spills. Per row and block the arithmetic is tile's: the same
+// exact isum, then the same fmas in the same order.
+template <int MR, typename T, int64_t kPrefetchSpan>
+inline void tile_rows(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int last_valid) {
+  static_assert(MR > 4 && MR <= 8, "5..8 rows: two sub-blocks of up to 4");
+  const __mmask16 last_mask = static_cast<__mmask16>((1u << last_valid) - 1);
+  const int64_t k = a.q_stride, nb = a.ds_stride;
+  __m512 facc[MR];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    const float* in = y + r * ldy;
+    if (!a.resume)
+      facc[r] = _mm512_setzero_ps();
+    else if (last_valid < 16)
+      facc[r] = _mm512_maskz_loadu_ps(last_mask, in);
+    else
+      facc[r] = _mm512_loadu_ps(in);
+  }
+  alignas(64) uint8_t prep[T::kPrep > 0 ? T::kPrep : 1];
+  for (int64_t b = 0; b < a.blocks; ++b) {
+    int j = 0;
+    const uint8_t* p = weights_at<false, T::G.elems / 32>(w, 0, b, &j);
+    if constexpr (T::kPrep > 0) {
+      if (j == 0) T::prep(p, prep);
+    }
+    if constexpr (kPrefetchSpan > 0) {
+      const char* pf = reinterpret_cast<const char*>(w.base) + b * kPrefetchSpan + kPrefetchBytes;
+#pragma GCC unroll 8
+      for (int64_t off = 0; off < kPrefetchSpan; off += 64) _mm_prefetch(pf + off, _MM_HINT_T1);
+    }
+    __m512i va[4], vb[4];
+#pragma GCC unroll 4
+    for (int jj = 0; jj < 4; ++jj) T::pair(p, j, jj, &va[jj], &vb[jj]);
+    __m512 ws, wm = _mm512_setzero_ps();
+    if constexpr (T::kPrep > 0) {
+      ws = T::scale_prep(p, j, prep);
+      if constexpr (T::kMin) wm = T::min_prep(p, j, prep);
+    } else {
+      ws = T::scale(p, j);
+      if constexpr (T::kMin) wm = T::min(p, j);
+    }
+    const int8_t* xb = a.q + b * 32;
+    // Rows [r0, r0 + n): n = 4, then MR - 4.
+    auto rows = [&](auto r0c, auto nc) __attribute__((always_inline)) {
+      constexpr int r0 = decltype(r0c)::value, n = decltype(nc)::value;
+      __m512i ia[n], ib[n];
+#pragma GCC unroll 4
+      for (int r = 0; r < n; ++r) {
+        const int64_t i = (r0 + r) * nb + b;
+        if constexpr (T::kHalves) {
+          ia[r] = _mm512_set1_epi32(-T::kBias * a.sl[i]);
+          ib[r] = _mm512_set1_epi32(-T::kBias * (a.s[i] - a.sl[i]));
+        } else {
+          ia[r] = _mm512_set1_epi32(-T::kBias * a.s[i]);
+        }
+      }
+#pragma GCC unroll 4
+      for (int jj = 0; jj < 4; ++jj)
+#pragma GCC unroll 4
+        for (int r = 0; r < n; ++r) {
+          const int8_t* x = xb + (r0 + r) * k;
+          ia[r] = _mm512_dpbusd_epi32(ia[r], va[jj], broadcast4(x + 4 * jj));
+          if constexpr (T::kHalves)
+            ib[r] = _mm512_dpbusd_epi32(ib[r], vb[jj], broadcast4(x + 16 + 4 * jj));
+          else
+            ia[r] = _mm512_dpbusd_epi32(ia[r], vb[jj], broadcast4(x + 16 + 4 * jj));
+        }
+      __m512i sub_lo = _mm512_setzero_si512(), sub_hi = sub_lo;
+      if constexpr (T::kHalves) T::sub(p, j, &sub_lo, &sub_hi);
+#pragma GCC unroll 4
+      for (int r = 0; r < n; ++r) {
+        __m512i isum = ia[r];
+        if constexpr (T::kHalves)
+          isum = _mm512_add_epi32(_mm512_mullo_epi32(ia[r], sub_lo),
+                                  _mm512_mullo_epi32(ib[r], sub_hi));
+        const __m512 scale = _mm512_mul_ps(ws, _mm512_set1_ps(a.d[(r0 + r) * nb + b]));
+        facc[r0 + r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, facc[r0 + r]);
+        if constexpr (T::kMin)
+          facc[r0 + r] = _mm512_fmadd_ps(wm, _mm512_set1_ps(a.sd[(r0 + r) * nb + b]), facc[r0 + r]);
+      }
+    };
+    rows(std::integral_constant<int, 0>{}, std::integral_constant<int, 4>{});
+    rows(std::integral_constant<int, 4>{}, std::integral_constant<int, MR - 4>{});
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    float* out = y + r * ldy;
+    if (last_valid < 16)
+      _mm512_mask_storeu_ps(out, last_mask, facc[r]);
+    else
+      _mm512_storeu_ps(out, facc[r]);
+  }
+}
+
 // The tile shapes a run-time (mr, ng) needs, each a compile-time instantiation: GEMV asks for up
 // to 4 groups when mr <= 2, 2 when mr <= 4 (16 accumulators at most), and for 5..8 rows 2
 // (32 accumulators: GCC keeps the int32 sums of the inner loop in registers and moves the float
@@ -258,15 +360,24 @@ inline void tile_shape(int mr, int ng, const TileWeights& w, const Acts& a, floa
                        int last_valid) {
 #define XTILE_TILE(MR, NG) tile<MR, NG, T, kDecoded, kPrefetchSpan>(w, a, y, ldy, last_valid)
   if constexpr (kMaxGroups > 2) {
+    static_assert(!kDecoded, "the GEMV's tiles read the packed weights");
     switch (mr * 8 + ng) {
       case 1 * 8 + 3: XTILE_TILE(1, 3); return;
       case 1 * 8 + 4: XTILE_TILE(1, 4); return;
       case 2 * 8 + 3: XTILE_TILE(2, 3); return;
       case 2 * 8 + 4: XTILE_TILE(2, 4); return;
-      case 5 * 8 + 1: XTILE_TILE(5, 1); return;
-      case 6 * 8 + 1: XTILE_TILE(6, 1); return;
-      case 7 * 8 + 1: XTILE_TILE(7, 1); return;
-      case 8 * 8 + 1: XTILE_TILE(8, 1); return;
+      case 5 * 8 + 1:
+        tile_rows<5, T, kPrefetchSpan>(w, a, y, ldy, last_valid);
+        return;
+      case 6 * 8 + 1:
+        tile_rows<6, T, kPrefetchSpan>(w, a, y, ldy, last_valid);
+        return;
+      case 7 * 8 + 1:
+        tile_rows<7, T, kPrefetchSpan>(w, a, y, ldy, last_valid);
+        return;
+      case 8 * 8 + 1:
+        tile_rows<8, T, kPrefetchSpan>(w, a, y, ldy, last_valid);
+        return;
       default: break;
     }
     if constexpr (!T::kHalves) {
@@ -351,7 +462,7 @@ void decode_panel(const PackedMatrix& w, int64_t g, int ng, int64_t b0, int64_t 
   for (int64_t b = 0; b < blocks; ++b)
     for (int gi = 0; gi < ng; ++gi) {
       int j;
-      const uint8_t* p = weights_at<false>(tw, gi, b, &j);
+      const uint8_t* p = weights_at<false, T::G.elems / 32>(tw, gi, b, &j);
       uint8_t* rec = scratch + (b * ng + gi) * kRecBytes;
 #pragma GCC unroll 4
       for (int jj = 0; jj < 4; ++jj) {
