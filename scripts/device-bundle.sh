@@ -9,8 +9,9 @@
 #                  shared libraries they load beyond glibc; libstdc++ and libgcc_s in lib/std,
 #                  used only when the host's own are older), peers/ (the PEER_BINARYs, e.g. a
 #                  llama-bench built with -DGGML_NATIVE=OFF and the target's ISA flags)
-# DIR/fx/          a subset of ../shared/fixtures (~29 MB): models/, the qwen2 vocabulary (the
-#                  peers need it to load synthesized models), seven llama-quantize files
+# DIR/fx/          a subset of ../shared/fixtures (~33 MB): models/, the qwen2 and llama-spm
+#                  vocabularies (the peers need qwen2 to load synthesized models) and the
+#                  tokenizer cases, seven llama-quantize files with their logits and oracle
 # DIR/source-dir   this checkout's path: the test binary looks for SOURCE/../shared/fixtures
 #                  (compiled in); device-run.sh links fx there
 #
@@ -46,9 +47,12 @@ F=$SHARED/fixtures
 rm -rf "$DIR/fx"
 mkdir -p "$DIR/fx/models" "$DIR/fx/tokenizers" "$DIR/fx/quant"
 cp "$F"/models/* "$DIR/fx/models/"
-cp "$F"/tokenizers/vocab-qwen2.gguf "$F"/tokenizers/qwen2.* "$DIR/fx/tokenizers/"
-for t in q4_0 q8_0 q4_k_m q6_k iq4_xs q5_0; do cp "$F/quant/tiny-qwen3-$t.gguf" "$DIR/fx/quant/"; done
-cp "$F/quant/mini-qwen3moe-q4_k_m.gguf" "$F/quant/prompt-ids.txt" "$DIR/fx/quant/"
+cp "$F"/tokenizers/vocab-qwen2.gguf "$F"/tokenizers/vocab-llama-spm.gguf "$F"/tokenizers/*.inp \
+  "$F"/tokenizers/*.out "$DIR/fx/tokenizers/"
+for f in tiny-qwen3-{q4_0,q8_0,q4_k_m,q6_k,iq4_xs,q5_0} mini-qwen3moe-q4_k_m; do
+  cp "$F/quant/$f".{gguf,llama.tsv,oracle.tsv} "$DIR/fx/quant/"
+done
+cp "$F/quant/prompt-ids.txt" "$DIR/fx/quant/"
 echo "$PWD" >"$DIR/source-dir"
 if [[ "$(realpath -m "$DIR")" == "$PWD"/* ]] && ! git check-ignore -q "$DIR/bin.tar.gz"; then
   echo "device-bundle: $DIR is not ignored by git: add it to .git/info/exclude" >&2

@@ -29,6 +29,10 @@ if [[ ! -e "$shared/fixtures" ]]; then
   mkdir -p "$src" "$shared" && ln -s "$D/fx" "$shared/fixtures" ||
     echo "device-run: cannot link $shared/fixtures; the fixture tests will skip" >&2
 fi
+# The CLI tests run SOURCE/build/xtile (compiled in) as well.
+if [[ ! -e "$src/build/xtile" ]]; then
+  mkdir -p "$src/build" && ln -s "$D/build/xtile" "$src/build/xtile" || true
+fi
 T0=$SECONDS
 {
   grep -m1 'model name' /proc/cpuinfo

@@ -122,6 +122,13 @@ int gemm_min_m(Tier tier, GgmlType type) {
     // for q8_0, whose GEMM reads its bytes in place and wins from 5.
     case Tier::avx2: return 6;
     case Tier::avx512: return type == GgmlType::Q8_0 ? 5 : 9;
+    // amx (its GEMV is the avx512 one): measured on a 16-vCPU Emerald Rapids guest, 16 threads,
+    // the tile GEMM loses to the avx512 GEMV through M = 8 (q4_0 2048×6144 M=8: 84-99 µs against
+    // 72-79, q4_K 106-109 / 80-85, q8_0 121-123 against the avx512 GEMM's 75-83; Q6_K, VNNI under
+    // this tier, 4232 against the GEMV's 3092 µs on the 151936×2048 head) and wins from M = 16
+    // (q4_0 117-136 / 158-161).
+    case Tier::amx:
+      return 9;
     default: return 2;
   }
 }
