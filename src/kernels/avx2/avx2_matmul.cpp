@@ -99,10 +99,11 @@ struct TileWeights {
   int halves;      // decoded: halves per record row
 };
 
-// kBpsb: blocks of 32 per superblock of the packed type (1 or 8), a constant: as a run-time
-// divisor it cost an IDIV per block in every tile, on the path to the block's weight loads.
-template <bool kDecoded, int kBpsb>
+// Blocks of 32 per superblock of T's packed type (1 or 8) are a constant: as a run-time divisor
+// they cost an IDIV per block in every tile, on the path to the block's weight loads.
+template <typename T, bool kDecoded>
 inline const uint8_t* weights_at(const TileWeights& w, int hi, int64_t b, int* half, int* j) {
+  constexpr uint64_t kBpsb = T::G.elems / 32;
   if constexpr (kDecoded) {
     *half = 0;
     *j = 0;
@@ -256,7 +257,7 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
 #pragma GCC unroll 8
     for (int h = 0; h < NH; ++h) {
       int half, j;
-      const uint8_t* p = weights_at<kDecoded, T::G.elems / 32>(w, h, b, &half, &j);
+      const uint8_t* p = weights_at<T, kDecoded>(w, h, b, &half, &j);
       __m256i isum[MR];
       half_block_isum<MR, T>(p, half, j, a.q + b * 32, a.q_stride, a.s + b, a.sl + b,
                              a.ds_stride, isum);
@@ -362,7 +363,7 @@ void decode_panel(const PackedMatrix& w, int64_t h, int nh, int64_t b0, int64_t 
   for (int64_t b = 0; b < blocks; ++b)
     for (int hi = 0; hi < nh; ++hi) {
       int half, j;
-      const uint8_t* p = weights_at<false, T::G.elems / 32>(tw, hi, b, &half, &j);
+      const uint8_t* p = weights_at<T, false>(tw, hi, b, &half, &j);
       uint8_t* rec = scratch + (b * nh + hi) * kRecBytes;
 #pragma GCC unroll 4
       for (int jj = 0; jj < 4; ++jj) {

@@ -112,10 +112,11 @@ struct TileWeights {
   int groups;  // decoded: groups per record row
 };
 
-// kBpsb: blocks of 32 per superblock of the packed type (1 or 8), a constant: as a run-time
-// divisor it cost an IDIV per block in every tile, on the path to the block's weight loads.
-template <bool kDecoded, int kBpsb>
+// Blocks of 32 per superblock of T's packed type (1 or 8) are a constant: as a run-time divisor
+// they cost an IDIV per block in every tile, on the path to the block's weight loads.
+template <typename T, bool kDecoded>
 inline const uint8_t* weights_at(const TileWeights& w, int gi, int64_t b, int* j) {
+  constexpr uint64_t kBpsb = T::G.elems / 32;
   if constexpr (kDecoded) {
     *j = 0;
     return w.base + (b * w.groups + gi) * kRecBytes;
@@ -145,6 +146,53 @@ inline __m512i broadcast4(const int8_t* p) {
   return _mm512_set1_epi32(v);
 }
 
+// A group's terms for one block: the fp32 scale and min (T::prep's codes when the type has them)
+// and Q6_K's sub-scales.
+struct BlockTerms {
+  __m512 ws, wm;
+  __m512i sub_lo, sub_hi;
+};
+template <typename T>
+XTILE_X16_INLINE BlockTerms block_terms(const uint8_t* p, int j, const uint8_t* prep) {
+  BlockTerms t{_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_si512(),
+               _mm512_setzero_si512()};
+  if constexpr (T::kPrep > 0) {
+    t.ws = T::scale_prep(p, j, prep);
+    if constexpr (T::kMin) t.wm = T::min_prep(p, j, prep);
+  } else {
+    t.ws = T::scale(p, j);
+    if constexpr (T::kMin) t.wm = T::min(p, j);
+  }
+  if constexpr (T::kHalves) T::sub(p, j, &t.sub_lo, &t.sub_hi);
+  return t;
+}
+
+// The start of a row's exact isum for block i: −bias·s (Q6_K: each half's, from sl and s − sl).
+template <typename T>
+XTILE_X16_INLINE void start_isum(const Acts& a, int64_t i, __m512i* ia, __m512i* ib) {
+  if constexpr (T::kHalves) {
+    *ia = _mm512_set1_epi32(-T::kBias * a.sl[i]);
+    *ib = _mm512_set1_epi32(-T::kBias * (a.s[i] - a.sl[i]));
+  } else {
+    *ia = _mm512_set1_epi32(-T::kBias * a.s[i]);
+  }
+}
+
+// The contract's fold of one row and block i (quant/weight_terms.h): isum (Q6_K: its halves
+// times their sub-scales), then acc = fma(isum, fl(scale · dx), acc) and, with mins,
+// acc = fma(min, sd, acc).
+template <typename T>
+XTILE_X16_INLINE __m512 fold(__m512 acc, __m512i ia, __m512i ib, const BlockTerms& t, const Acts& a,
+                             int64_t i) {
+  __m512i isum = ia;
+  if constexpr (T::kHalves)
+    isum = _mm512_add_epi32(_mm512_mullo_epi32(ia, t.sub_lo), _mm512_mullo_epi32(ib, t.sub_hi));
+  const __m512 scale = _mm512_mul_ps(t.ws, _mm512_set1_ps(a.d[i]));  // rounded
+  acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, acc);
+  if constexpr (T::kMin) acc = _mm512_fmadd_ps(t.wm, _mm512_set1_ps(a.sd[i]), acc);
+  return acc;
+}
+
 // One register block: MR activation rows × NG groups over the blocks of `a` (a K chunk). y points
 // at (first row, column 16 * first group); the tile's last group has `last_valid` (1..16) rows
 // to read and write: the padding rows of a matrix's last group are never touched in y.
@@ -171,7 +219,7 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
     const uint8_t* p[NG];
     int j = 0;
 #pragma GCC unroll 8
-    for (int g = 0; g < NG; ++g) p[g] = weights_at<kDecoded, T::G.elems / 32>(w, g, b, &j);
+    for (int g = 0; g < NG; ++g) p[g] = weights_at<T, kDecoded>(w, g, b, &j);
     if constexpr (T::kPrep > 0) {
       if (j == 0)
 #pragma GCC unroll 8
@@ -191,17 +239,10 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
     __m512i ia[MR][NG], ib[MR][NG];
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
-      const int64_t i = r * nb + b;
-      if constexpr (T::kHalves) {
-        const __m512i lo = _mm512_set1_epi32(-T::kBias * a.sl[i]);
-        const __m512i hi = _mm512_set1_epi32(-T::kBias * (a.s[i] - a.sl[i]));
+      __m512i lo, hi = _mm512_setzero_si512();
+      start_isum<T>(a, r * nb + b, &lo, &hi);
 #pragma GCC unroll 8
-        for (int g = 0; g < NG; ++g) ia[r][g] = lo, ib[r][g] = hi;
-      } else {
-        const __m512i corr = _mm512_set1_epi32(-T::kBias * a.s[i]);
-#pragma GCC unroll 8
-        for (int g = 0; g < NG; ++g) ia[r][g] = corr;
-      }
+      for (int g = 0; g < NG; ++g) ia[r][g] = lo, ib[r][g] = hi;
     }
     const int8_t* xb = a.q + b * 32;
 #pragma GCC unroll 8
@@ -221,27 +262,10 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
       }
 #pragma GCC unroll 8
     for (int g = 0; g < NG; ++g) {
-      __m512 ws, wm = _mm512_setzero_ps();
-      if constexpr (T::kPrep > 0) {
-        ws = T::scale_prep(p[g], j, prep[g]);
-        if constexpr (T::kMin) wm = T::min_prep(p[g], j, prep[g]);
-      } else {
-        ws = T::scale(p[g], j);
-        if constexpr (T::kMin) wm = T::min(p[g], j);
-      }
-      __m512i sub_lo = _mm512_setzero_si512(), sub_hi = sub_lo;
-      if constexpr (T::kHalves) T::sub(p[g], j, &sub_lo, &sub_hi);
+      const BlockTerms t = block_terms<T>(p[g], j, prep[g]);
 #pragma GCC unroll 8
-      for (int r = 0; r < MR; ++r) {
-        __m512i isum = ia[r][g];
-        if constexpr (T::kHalves)
-          isum = _mm512_add_epi32(_mm512_mullo_epi32(ia[r][g], sub_lo),
-                                  _mm512_mullo_epi32(ib[r][g], sub_hi));
-        const __m512 scale = _mm512_mul_ps(ws, _mm512_set1_ps(a.d[r * nb + b]));  // rounded
-        facc[r][g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, facc[r][g]);
-        if constexpr (T::kMin)
-          facc[r][g] = _mm512_fmadd_ps(wm, _mm512_set1_ps(a.sd[r * nb + b]), facc[r][g]);
-      }
+      for (int r = 0; r < MR; ++r)
+        facc[r][g] = fold<T>(facc[r][g], ia[r][g], ib[r][g], t, a, r * nb + b);
     }
   }
 
@@ -280,7 +304,7 @@ inline void tile_rows(const TileWeights& w, const Acts& a, float* y, int64_t ldy
   alignas(64) uint8_t prep[T::kPrep > 0 ? T::kPrep : 1];
   for (int64_t b = 0; b < a.blocks; ++b) {
     int j = 0;
-    const uint8_t* p = weights_at<false, T::G.elems / 32>(w, 0, b, &j);
+    const uint8_t* p = weights_at<T, false>(w, 0, b, &j);
     if constexpr (T::kPrep > 0) {
       if (j == 0) T::prep(p, prep);
     }
@@ -293,14 +317,7 @@ inline void tile_rows(const TileWeights& w, const Acts& a, float* y, int64_t ldy
     __m512i va[4], vb[4];
 #pragma GCC unroll 4
     for (int jj = 0; jj < 4; ++jj) T::pair(p, j, jj, &va[jj], &vb[jj]);
-    __m512 ws, wm = _mm512_setzero_ps();
-    if constexpr (T::kPrep > 0) {
-      ws = T::scale_prep(p, j, prep);
-      if constexpr (T::kMin) wm = T::min_prep(p, j, prep);
-    } else {
-      ws = T::scale(p, j);
-      if constexpr (T::kMin) wm = T::min(p, j);
-    }
+    const BlockTerms t = block_terms<T>(p, j, prep);
     const int8_t* xb = a.q + b * 32;
     // Rows [r0, r0 + n): n = 4, then MR - 4.
     auto rows = [&](auto r0c, auto nc) __attribute__((always_inline)) {
@@ -308,13 +325,8 @@ inline void tile_rows(const TileWeights& w, const Acts& a, float* y, int64_t ldy
       __m512i ia[n], ib[n];
 #pragma GCC unroll 4
       for (int r = 0; r < n; ++r) {
-        const int64_t i = (r0 + r) * nb + b;
-        if constexpr (T::kHalves) {
-          ia[r] = _mm512_set1_epi32(-T::kBias * a.sl[i]);
-          ib[r] = _mm512_set1_epi32(-T::kBias * (a.s[i] - a.sl[i]));
-        } else {
-          ia[r] = _mm512_set1_epi32(-T::kBias * a.s[i]);
-        }
+        ib[r] = _mm512_setzero_si512();
+        start_isum<T>(a, (r0 + r) * nb + b, &ia[r], &ib[r]);
       }
 #pragma GCC unroll 4
       for (int jj = 0; jj < 4; ++jj)
@@ -327,19 +339,9 @@ inline void tile_rows(const TileWeights& w, const Acts& a, float* y, int64_t ldy
           else
             ia[r] = _mm512_dpbusd_epi32(ia[r], vb[jj], broadcast4(x + 16 + 4 * jj));
         }
-      __m512i sub_lo = _mm512_setzero_si512(), sub_hi = sub_lo;
-      if constexpr (T::kHalves) T::sub(p, j, &sub_lo, &sub_hi);
 #pragma GCC unroll 4
-      for (int r = 0; r < n; ++r) {
-        __m512i isum = ia[r];
-        if constexpr (T::kHalves)
-          isum = _mm512_add_epi32(_mm512_mullo_epi32(ia[r], sub_lo),
-                                  _mm512_mullo_epi32(ib[r], sub_hi));
-        const __m512 scale = _mm512_mul_ps(ws, _mm512_set1_ps(a.d[(r0 + r) * nb + b]));
-        facc[r0 + r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, facc[r0 + r]);
-        if constexpr (T::kMin)
-          facc[r0 + r] = _mm512_fmadd_ps(wm, _mm512_set1_ps(a.sd[(r0 + r) * nb + b]), facc[r0 + r]);
-      }
+      for (int r = 0; r < n; ++r)
+        facc[r0 + r] = fold<T>(facc[r0 + r], ia[r], ib[r], t, a, (r0 + r) * nb + b);
     };
     rows(std::integral_constant<int, 0>{}, std::integral_constant<int, 4>{});
     rows(std::integral_constant<int, 4>{}, std::integral_constant<int, MR - 4>{});
@@ -469,7 +471,7 @@ void decode_panel(const PackedMatrix& w, int64_t g, int ng, int64_t b0, int64_t 
   for (int64_t b = 0; b < blocks; ++b)
     for (int gi = 0; gi < ng; ++gi) {
       int j;
-      const uint8_t* p = weights_at<false, T::G.elems / 32>(tw, gi, b, &j);
+      const uint8_t* p = weights_at<T, false>(tw, gi, b, &j);
       uint8_t* rec = scratch + (b * ng + gi) * kRecBytes;
 #pragma GCC unroll 4
       for (int jj = 0; jj < 4; ++jj) {
