@@ -395,5 +395,22 @@ TEST(WeightStoreTest, MissingMetadataIsNamed) {
   EXPECT_NE(e.find("qwen2.block_count"), std::string::npos) << e;
 }
 
+// A hostile block_count (a fuzzer found 100663297) must be refused before anything is sized by
+// it: the per-layer tables alone would take gigabytes.
+TEST(WeightStoreTest, BlockCountBeyondTheTensorsIsNamed) {
+  XTILE_REQUIRE_FIXTURE(src, "models/micro-qwen2.gguf");
+  const std::string path = rewrite_model(
+      src, "layers.gguf",
+      [](std::string& k, gguf::Value& v) {
+        if (k == "qwen2.block_count") v = gguf::Value::u32(100663297);
+      },
+      nullptr);
+  const std::string e = load_error(path);
+  EXPECT_NE(e.find("block_count is 100663297 but the file has no tensor "
+                   "'blk.100663296.attn_norm.weight'"),
+            std::string::npos)
+      << e;
+}
+
 }  // namespace
 }  // namespace xtile

@@ -49,6 +49,11 @@ ModelConfig read_model_config(const gguf::File& f) {
   const std::string a = c.arch_name + ".";
   c.n_embd = positive(f, a + "embedding_length");
   c.n_layer = positive(f, a + "block_count");
+  // Everything per layer (weight tables, KV cache) is sized by block_count: the file must hold
+  // the last layer's tensors before a hostile count can size gigabytes of empty tables.
+  const std::string last_norm = "blk." + std::to_string(c.n_layer - 1) + ".attn_norm.weight";
+  if (f.find_tensor(last_norm) == nullptr)
+    fail("block_count is ", c.n_layer, " but the file has no tensor '", last_norm, "'");
   c.n_head = positive(f, a + "attention.head_count");
   c.n_head_kv =
       f.has(a + "attention.head_count_kv") ? positive(f, a + "attention.head_count_kv") : c.n_head;
