@@ -174,6 +174,42 @@ TEST(SessionBatch, TruncatedPrefixContinuesAsIfFresh) {
         << "row " << i << " of the new turn";
 }
 
+// A server slot's next request (Session::clear): the first cache allocation stays (no new page
+// faults per request) and the next sequence computes the bits of a fresh one; a cache grown past
+// it is freed, so an idle slot never holds more than the first allocation.
+TEST(SessionBatch, ClearedSequenceKeepsOnlyItsFirstCacheAndStartsFresh) {
+  ThreadPool pool(2);
+  auto w = WeightStore::load(model_path("tiny-qwen3", GgmlType::Q4_0), pool, LoadOptions{});
+  SessionOptions so;
+  so.n_ctx = 512;
+  so.n_seq_max = 2;
+  Session s(*w, pool, so);
+  EXPECT_EQ(s.kv_bytes(), 0u);  // several sequences: nothing allocated before use
+  auto feed = [&](const std::vector<int32_t>& tokens, bool logits_wanted) {
+    std::vector<Session::Row> rows;
+    for (int32_t t : tokens) rows.push_back({1, t, logits_wanted});
+    std::vector<float> logits;
+    s.eval_rows(rows, &logits);
+    return logits;
+  };
+  feed(random_tokens(30, 8), false);
+  const size_t first = s.kv_bytes();
+  ASSERT_GT(first, 0u);
+  s.clear(1);
+  EXPECT_EQ(s.n_past(1), 0);
+  EXPECT_EQ(s.kv_bytes(), first) << "the first allocation is kept";
+  const auto prompt = random_tokens(20, 9);
+  const std::vector<float> got = feed(prompt, true);
+  const Rows want = run_alone(*w, pool, prompt, {});
+  const size_t v = static_cast<size_t>(w->config().n_vocab);
+  for (size_t i = 0; i < prompt.size(); ++i)
+    ASSERT_EQ(0, std::memcmp(got.data() + i * v, want[i].data(), v * sizeof(float))) << "row " << i;
+  feed(random_tokens(300, 10), false);  // 320 positions: the cache grew past 256
+  ASSERT_GT(s.kv_bytes(), first);
+  s.clear(1);
+  EXPECT_EQ(s.kv_bytes(), 0u) << "a grown cache is freed";
+}
+
 TEST(SessionBatch, BudgetAndBadRowsAreRefusedBeforeAnythingRuns) {
   ThreadPool pool(1);
   auto w = WeightStore::load(model_path("tiny-qwen3", GgmlType::Q4_0), pool, LoadOptions{});

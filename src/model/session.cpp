@@ -72,8 +72,8 @@ Session::Session(const WeightStore& weights, ThreadPool& pool, const SessionOpti
 void Session::reserve(int seq, int64_t n) {
   std::unique_ptr<KvCache>& kv = kv_[sz(seq)];
   if (kv && kv->n_ctx() >= n) return;
-  // Doubling from 256 positions, up to n_ctx: a growing sequence copies O(its length) in all.
-  int64_t cap = kv ? kv->n_ctx() : std::min<int64_t>(256, n_ctx_);
+  // Doubling from kFirstKvPositions, up to n_ctx: a growing sequence copies O(its length) in all.
+  int64_t cap = kv ? kv->n_ctx() : std::min<int64_t>(kFirstKvPositions, n_ctx_);
   while (cap < n) cap = std::min(n_ctx_, 2 * cap);
   auto grown = std::make_unique<KvCache>(c_.n_layer, cap, c_.n_head_kv, c_.head_dim, kv_type_k_,
                                          kv_type_v_);
@@ -92,6 +92,12 @@ void Session::release(int seq) {
   truncate(seq, 0);
   // One sequence keeps its cache, allocated and touched once at construction.
   if (n_seq_max() > 1) kv_[sz(seq)].reset();
+}
+
+void Session::clear(int seq) {
+  truncate(seq, 0);
+  const std::unique_ptr<KvCache>& kv = kv_[sz(seq)];
+  if (n_seq_max() > 1 && kv && kv->n_ctx() > kFirstKvPositions) kv_[sz(seq)].reset();
 }
 
 int64_t Session::kv_used() const {

@@ -222,7 +222,7 @@ void Scheduler::admit() {
     // token is evaluated again, for its logits.
     const size_t keep = std::min(common_prefix(s.cache, w->input), w->input.size() - 1);
     if (keep == 0) {
-      session_->release(id);
+      session_->clear(id);
     } else {
       session_->truncate(id, static_cast<int64_t>(keep));
     }
