@@ -84,8 +84,8 @@ class Session {
   void release(int seq);
   // Forgets every position of sequence seq for the next request of a server slot: a cache of the
   // first allocation's size stays (its pages touched: a new 256-position cache of qwen3-1.7b is
-  // 29 MB of page faults and zeroing, ~2 % of a loaded server's time), a larger one is freed
-  // as by release(). Idle slots thus hold at most kFirstKvPositions each.
+  // 29 MB of page faults and zeroing), a larger one is freed as by release(). Idle slots thus
+  // hold at most kFirstKvPositions each.
   void clear(int seq);
   static constexpr int64_t kFirstKvPositions = 256;  // a sequence's first cache allocation
   // Positions held by all sequences, and the budget they share.
