@@ -223,6 +223,13 @@ TEST(OpsTest, SwigluMatchesFloat64) {
   }
 }
 
+// The lanes16.h versions are picked by the CPU through the caller in ops.cpp: a call from
+// another translation unit once reached the baseline version on every CPU.
+TEST(OpsTest, LanesFunctionsRunAtTheCpusWidth) {
+  const int want = __builtin_cpu_supports("avx512f") ? 16 : __builtin_cpu_supports("avx2") ? 8 : 4;
+  EXPECT_EQ(ops::lanes_width(), want);
+}
+
 TEST(OpsTest, ArgmaxTakesTheFirstMaximum) {
   const std::vector<float> x = {1.0f, 3.0f, -2.0f, 3.0f};
   EXPECT_EQ(ops::argmax(x.data(), 4), 1);

@@ -202,11 +202,32 @@ XTILE_LANES_INLINE void swiglu_row_lanes(const float* gate, const float* up, flo
   }
 }
 
+template <int W>
+XTILE_LANES_INLINE int width_of() {
+  return W;
+}
+
+XTILE_LANES_VERSIONS(void, softmax_row_cpu, (float* x, int64_t n), softmax_row_lanes, (x, n))
+XTILE_LANES_VERSIONS(void, swiglu_row_cpu,
+                     (const float* gate, const float* up, float* out, int64_t n), swiglu_row_lanes,
+                     (gate, up, out, n))
+XTILE_LANES_VERSIONS(int, lanes_width_cpu, (), width_of, ())
+
 }  // namespace
 
-XTILE_LANES_VERSIONS(void, softmax_row, (float* x, int64_t n), softmax_row_lanes, (x, n))
-XTILE_LANES_VERSIONS(void, swiglu_row, (const float* gate, const float* up, float* out, int64_t n),
-                     swiglu_row_lanes, (gate, up, out, n))
+// GCC emits the dispatcher (an ifunc) of target-attribute versions only in a translation unit
+// that calls them: a caller elsewhere, which sees only ops.h, linked to the "default" version,
+// so SwiGLU and softmax ran 4 lanes at a time on every CPU (6 % of a prompt on Zen 5). These
+// plain functions are that call.
+void softmax_row(float* x, int64_t n) {
+  softmax_row_cpu(x, n);
+}
+void swiglu_row(const float* gate, const float* up, float* out, int64_t n) {
+  swiglu_row_cpu(gate, up, out, n);
+}
+int lanes_width() {
+  return lanes_width_cpu();
+}
 
 int64_t argmax(const float* x, int64_t n) {
   int64_t best = 0;

@@ -88,6 +88,10 @@ void softmax_row(float* x, int64_t n);
 // out may alias gate.
 void swiglu_row(const float* gate, const float* up, float* out, int64_t n);
 
+// The vector width (floats) of the lanes16.h versions that softmax_row and swiglu_row run on
+// this CPU: 16 with AVX-512, 8 with AVX2, else 4.
+int lanes_width();
+
 // Index of the largest value (the first one on ties); n >= 1.
 int64_t argmax(const float* x, int64_t n);
 
