@@ -26,7 +26,9 @@
 
 // Defines NAME(PARAMS) three times, for AVX-512, AVX2 and baseline x86-64, each body calling
 // IMPL<W>(ARGS) with its vector width; the loader picks one for the CPU (an ifunc), as for
-// XTILE_FLOAT_CLONES. PARAMS and ARGS are parenthesized lists.
+// XTILE_FLOAT_CLONES. PARAMS and ARGS are parenthesized lists. Call NAME only from its own
+// translation unit (export a plain function that calls it): GCC 12 emits the dispatcher only
+// where the versions are called, and a caller in another unit links to the baseline version.
 #define XTILE_LANES_STRIP(...) __VA_ARGS__
 #define XTILE_LANES_VERSIONS(RET, NAME, PARAMS, IMPL, ARGS)               \
   __attribute__((target("avx512f"))) RET NAME(XTILE_LANES_STRIP PARAMS) { \
