@@ -95,9 +95,9 @@ void Session::release(int seq) {
 }
 
 void Session::clear(int seq) {
-  truncate(seq, 0);
-  const std::unique_ptr<KvCache>& kv = kv_[sz(seq)];
-  if (n_seq_max() > 1 && kv && kv->n_ctx() > kFirstKvPositions) kv_[sz(seq)].reset();
+  truncate(seq, 0);  // checks seq
+  const KvCache* kv = kv_[sz(seq)].get();
+  if (kv && kv->n_ctx() > kFirstKvPositions) release(seq);
 }
 
 int64_t Session::kv_used() const {

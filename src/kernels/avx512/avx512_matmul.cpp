@@ -170,7 +170,8 @@ XTILE_X16_INLINE BlockTerms block_terms(const uint8_t* p, int j, const uint8_t* 
   return t;
 }
 
-// The start of a row's exact isum for block i: −bias·s (Q6_K: each half's, from sl and s − sl).
+// The start of a row's exact isum for block i: −bias·s (Q6_K: each half's, from sl and s − sl;
+// the other types use ia alone and ib stays 0).
 template <typename T>
 XTILE_X16_INLINE void start_isum(const Acts& a, int64_t i, __m512i* ia, __m512i* ib) {
   if constexpr (T::kHalves) {
@@ -178,6 +179,7 @@ XTILE_X16_INLINE void start_isum(const Acts& a, int64_t i, __m512i* ia, __m512i*
     *ib = _mm512_set1_epi32(-T::kBias * (a.s[i] - a.sl[i]));
   } else {
     *ia = _mm512_set1_epi32(-T::kBias * a.s[i]);
+    *ib = _mm512_setzero_si512();
   }
 }
 
@@ -242,7 +244,7 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
     __m512i ia[MR][NG], ib[MR][NG];
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
-      __m512i lo, hi = _mm512_setzero_si512();
+      __m512i lo, hi;
       start_isum<T>(a, r * nb + b, &lo, &hi);
 #pragma GCC unroll 8
       for (int g = 0; g < NG; ++g) ia[r][g] = lo, ib[r][g] = hi;
@@ -327,10 +329,7 @@ inline void tile_rows(const TileWeights& w, const Acts& a, float* y, int64_t ldy
       constexpr int r0 = decltype(r0c)::value, n = decltype(nc)::value;
       __m512i ia[n], ib[n];
 #pragma GCC unroll 4
-      for (int r = 0; r < n; ++r) {
-        ib[r] = _mm512_setzero_si512();
-        start_isum<T>(a, (r0 + r) * nb + b, &ia[r], &ib[r]);
-      }
+      for (int r = 0; r < n; ++r) start_isum<T>(a, (r0 + r) * nb + b, &ia[r], &ib[r]);
 #pragma GCC unroll 4
       for (int jj = 0; jj < 4; ++jj)
 #pragma GCC unroll 4
