@@ -166,9 +166,8 @@ int main(int argc, char** argv) {
   ThreadPool pool(threads);
   g_pool = &pool;
 
-  // Ceilings: a 512 MiB buffer (far beyond any cache), written first so reads hit real pages.
-  AlignedBuffer big(size_t{512} << 20);
-  std::memset(big.data(), 1, big.size());
+  // Ceilings: a 512 MiB buffer (far beyond any cache) of distinct pages (make_read_probe_buffer).
+  AlignedBuffer big = make_read_probe_buffer(size_t{512} << 20);
   g_ceilings.read_bytes_per_s = measure_read_bandwidth(pool, big);
   const CpuCaps& caps = cpu_caps();
   std::printf("xtile kernel bench: %s, %d threads\n", caps.model.c_str(), threads);

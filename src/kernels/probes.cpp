@@ -80,4 +80,17 @@ double measure_read_bandwidth(ThreadPool& pool, const AlignedBuffer& buf, int pa
   return best;
 }
 
+AlignedBuffer make_read_probe_buffer(size_t bytes) {
+  AlignedBuffer buf(bytes);
+  auto* w = reinterpret_cast<uint64_t*>(buf.data());
+  uint64_t x = 0x9e3779b97f4a7c15u;  // xorshift: every 8 bytes differ
+  for (size_t i = 0; i < bytes / 8; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    w[i] = x;
+  }
+  return buf;
+}
+
 }  // namespace xtile

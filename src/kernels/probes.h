@@ -21,6 +21,12 @@ double measure_int8_peak(ThreadPool& pool, Tier tier, double seconds = 0.3);
 // pool's threads; best of `passes`.
 double measure_read_bandwidth(ThreadPool& pool, const AlignedBuffer& buf, int passes = 5);
 
+// A buffer of `bytes` for measure_read_bandwidth, every page written with different contents.
+// Pages of one repeated byte can be merged by the host (same-page merging under a VM: the
+// "512 MiB" then lives in a few cached pages) and the probe read 82-87 GB/s on a VM whose memory
+// gives 44-52; distinct pages cannot be merged.
+AlignedBuffer make_read_probe_buffer(size_t bytes);
+
 namespace probe {
 // Register-only loops; each returns a value derived from its accumulators so it is not elided.
 int64_t vnni_loop_avx512(int64_t iterations);  // 16 × VPDPBUSD zmm per iteration

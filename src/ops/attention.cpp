@@ -133,6 +133,20 @@ void reference_row(const AttentionShape& s, const float* q, int64_t g, int64_t p
 // Register budget: scores R + 2 (AVX-512: R = 8; a 16-lane value is 2 ymm on AVX2 and 4 xmm below,
 // so R = 4 there); weighted sum H·CP + 2 (H vectors × CP 16-dimension pieces; weighted_sums).
 
+// The cache lines of the next piece of a converted cache (BlockSource), requested a few per step
+// of the arithmetic on the current piece. The conversion itself reads at the memory's speed, but
+// without this nothing is read while the scores and sums of a piece are computed: perf at depth
+// 4096 showed the conversion and the arithmetic one after the other, never overlapped. Into L2
+// (the next piece, 16 KiB of fp16 K for a 128-wide head, would evict the current one from L1).
+struct PrefetchLines {
+  const char* next = nullptr;
+  const char* end = nullptr;
+  int per_step = 0;
+  XTILE_LANES_INLINE void step() {
+    for (int k = 0; k < per_step && next < end; ++k, next += 64) __builtin_prefetch(next, 0, 2);
+  }
+};
+
 template <int W>
 constexpr int kTileVectors = W == 16 ? 8 : 4;
 
@@ -151,7 +165,8 @@ constexpr int score_chunks_for(int w, int nq) {
 // s[v · kB + 16 · ch + lane] = (Σ_i q_v[i] · k_p[i]) · scale. Lanes past the valid positions
 // hold whatever the cache held (masked later).
 template <int W, int C, int NQ, int CH>
-XTILE_LANES_INLINE void score_chunks(const float* const* q, const float* k, float scale, float* s) {
+XTILE_LANES_INLINE void score_chunks(const float* const* q, const float* k, float scale, float* s,
+                                     PrefetchLines& pf) {
   using V = lanes::F16<W>;
   constexpr int hd = 16 * C;
   V acc[NQ][CH];
@@ -159,6 +174,7 @@ XTILE_LANES_INLINE void score_chunks(const float* const* q, const float* k, floa
     for (int c = 0; c < CH; ++c) acc[v][c] = lanes::zero<W>();
 #pragma GCC unroll 2
   for (int i = 0; i < hd; ++i) {
+    pf.step();
     V kv[CH];
     for (int c = 0; c < CH; ++c) kv[c] = lanes::load<W>(k + (c * hd + i) * kChunk);
     for (int v = 0; v < NQ; ++v) {
@@ -175,32 +191,40 @@ XTILE_LANES_INLINE void score_chunks(const float* const* q, const float* k, floa
 // chunk), CH chunks at a time, then one at a time.
 template <int W, int C, int NQ>
 XTILE_LANES_INLINE void scores(const float* const* q, const float* kc, int64_t chunks, float scale,
-                               float* s) {
+                               float* s, PrefetchLines& pf) {
   constexpr int hd = 16 * C;
   constexpr int CH = score_chunks_for(W, NQ);
   int64_t ch = 0;
   for (; ch + CH <= chunks; ch += CH)
-    score_chunks<W, C, NQ, CH>(q, kc + ch * hd * kChunk, scale, s + ch * kChunk);
+    score_chunks<W, C, NQ, CH>(q, kc + ch * hd * kChunk, scale, s + ch * kChunk, pf);
   for (; ch < chunks; ++ch)
-    score_chunks<W, C, NQ, 1>(q, kc + ch * hd * kChunk, scale, s + ch * kChunk);
+    score_chunks<W, C, NQ, 1>(q, kc + ch * hd * kChunk, scale, s + ch * kChunk, pf);
 }
 
 template <int W, int C>
 XTILE_LANES_INLINE void scores_any(int nq, const float* const* q, const float* kc, int64_t chunks,
-                                   float scale, float* s) {
+                                   float scale, float* s, PrefetchLines& pf) {
   switch (nq) {
-    case 1: return scores<W, C, 1>(q, kc, chunks, scale, s);
-    case 2: return scores<W, C, 2>(q, kc, chunks, scale, s);
-    case 3: return scores<W, C, 3>(q, kc, chunks, scale, s);
-    case 4: return scores<W, C, 4>(q, kc, chunks, scale, s);
+    case 1:
+      return scores<W, C, 1>(q, kc, chunks, scale, s, pf);
+    case 2:
+      return scores<W, C, 2>(q, kc, chunks, scale, s, pf);
+    case 3:
+      return scores<W, C, 3>(q, kc, chunks, scale, s, pf);
+    case 4:
+      return scores<W, C, 4>(q, kc, chunks, scale, s, pf);
     default: break;
   }
   if constexpr (kTileVectors<W> > 4) {
     switch (nq) {
-      case 5: return scores<W, C, 5>(q, kc, chunks, scale, s);
-      case 6: return scores<W, C, 6>(q, kc, chunks, scale, s);
-      case 7: return scores<W, C, 7>(q, kc, chunks, scale, s);
-      default: return scores<W, C, 8>(q, kc, chunks, scale, s);
+      case 5:
+        return scores<W, C, 5>(q, kc, chunks, scale, s, pf);
+      case 6:
+        return scores<W, C, 6>(q, kc, chunks, scale, s, pf);
+      case 7:
+        return scores<W, C, 7>(q, kc, chunks, scale, s, pf);
+      default:
+        return scores<W, C, 8>(q, kc, chunks, scale, s, pf);
     }
   }
 }
@@ -237,7 +261,7 @@ XTILE_LANES_INLINE void block_softmax(float* s, int64_t ext, float* m_out, float
 // storing and reloading an f32 is exact, so pieces of positions give the bits of one pass).
 template <int W, int C, int H, int CP>
 XTILE_LANES_INLINE void weighted_sum(const float* w, int64_t n, const float* vb, float* o,
-                                     bool resume) {
+                                     bool resume, PrefetchLines& pf) {
   using V = lanes::F16<W>;
   constexpr int hd = 16 * C;
   for (int c0 = 0; c0 < C; c0 += CP) {
@@ -246,6 +270,7 @@ XTILE_LANES_INLINE void weighted_sum(const float* w, int64_t n, const float* vb,
       for (int c = 0; c < CP; ++c)
         acc[h][c] = resume ? lanes::load<W>(o + h * hd + 16 * (c0 + c)) : lanes::zero<W>();
     for (int64_t p = 0; p < n; ++p) {
+      pf.step();
       const float* v = vb + p * hd + 16 * c0;
       V wp[H];
       for (int h = 0; h < H; ++h) wp[h] = lanes::splat<W>(w[h * kB + p]);
@@ -279,22 +304,43 @@ constexpr int64_t kPiece = 64;  // positions per conversion (4 K chunks)
 // Each converts into its buffer and returns it.
 const float* convert_k_piece(const BlockSource& src, int64_t p, int64_t chunks);
 const float* convert_v_piece(const BlockSource& src, int64_t p, int64_t n);
+// The cache bytes those conversions will read (per_step left 0).
+PrefetchLines k_piece_lines(const BlockSource& src, int64_t p, int64_t chunks);
+PrefetchLines v_piece_lines(const BlockSource& src, int64_t p, int64_t n);
+
+// Spreads pf's lines over `steps` steps of the arithmetic.
+XTILE_LANES_INLINE void spread(PrefetchLines& pf, int64_t steps) {
+  const int64_t lines = (pf.end - pf.next + 63) / 64;
+  pf.per_step = lines > 0 ? static_cast<int>((lines + steps - 1) / std::max<int64_t>(steps, 1)) : 0;
+}
 
 // The weighted sums of positions [a, b) of the block for nq vectors, vb holding row a. AVX-512:
 // 16 accumulators, as 4 vectors × 4 pieces (so a prompt tile's 8 vectors read each V row twice,
 // not 4 times), 2 × 8 or 1 × 16 for fewer vectors; narrower widths one vector at a time.
 template <int W, int C>
 XTILE_LANES_INLINE void weighted_sums(int nq, const float* s, int64_t a, int64_t b, const float* vb,
-                                      float* o) {
+                                      float* o, PrefetchLines& pf) {
   constexpr int hd = 16 * C;
   int v = 0;
   if constexpr (W == 16) {
     for (; v + 4 <= nq; v += 4)
-      weighted_sum<W, C, 4, (C < 4 ? C : 4)>(s + v * kB + a, b - a, vb, o + v * hd, a > 0);
+      weighted_sum<W, C, 4, (C < 4 ? C : 4)>(s + v * kB + a, b - a, vb, o + v * hd, a > 0, pf);
     for (; v + 2 <= nq; v += 2)
-      weighted_sum<W, C, 2, (C < 8 ? C : 8)>(s + v * kB + a, b - a, vb, o + v * hd, a > 0);
+      weighted_sum<W, C, 2, (C < 8 ? C : 8)>(s + v * kB + a, b - a, vb, o + v * hd, a > 0, pf);
   }
-  for (; v < nq; ++v) weighted_sum<W, C, 1, C>(s + v * kB + a, b - a, vb, o + v * hd, a > 0);
+  for (; v < nq; ++v) weighted_sum<W, C, 1, C>(s + v * kB + a, b - a, vb, o + v * hd, a > 0, pf);
+}
+
+// The passes over a piece's rows that weighted_sums makes for nq vectors.
+template <int W, int C>
+constexpr int64_t weighted_passes(int nq) {
+  int64_t passes = 0;
+  int v = 0;
+  if constexpr (W == 16) {
+    for (; v + 4 <= nq; v += 4) passes += C / (C < 4 ? C : 4);
+    for (; v + 2 <= nq; v += 2) passes += C / (C < 8 ? C : 8);
+  }
+  return passes + (nq - v);
 }
 
 // One block for nq vectors: scores, softmax (per vector's extent), weighted sums into o
@@ -308,13 +354,24 @@ XTILE_LANES_INLINE void block(int nq, const float* const* q, const int64_t* ext,
   for (int v = 0; v < nq; ++v) n = std::max(n, ext[v]);
   // One call site each for the scores and the sums (every one is a large inlined tile): the
   // whole block in one step when the cache is f32, else a piece per step.
+  // While a piece is computed, the next piece to be converted is requested (PrefetchLines):
+  // the K pieces in order, then the first V piece, then the V pieces in order.
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   const int64_t k_step = src.k ? chunks : kPiece / kChunk;
+  const int64_t v_step = src.v ? n : kPiece;
+  const int ch = score_chunks_for(W, std::min(nq, kTileVectors<W>));
   for (int64_t c0 = 0; c0 < chunks; c0 += k_step) {
     const int64_t cc = std::min(k_step, chunks - c0);
     const float* kc =
         src.k ? src.k + c0 * hd * kChunk : convert_k_piece(src, src.p0 + c0 * kChunk, cc);
-    scores_any<W, C>(nq, q, kc, cc, scale, s + c0 * kChunk);
+    PrefetchLines pf;
+    if (c0 + k_step < chunks)
+      pf = k_piece_lines(src, src.p0 + (c0 + k_step) * kChunk,
+                         std::min(k_step, chunks - c0 - k_step));
+    else
+      pf = v_piece_lines(src, src.p0, std::min(n, v_step));
+    spread(pf, (cc / ch + cc % ch) * hd);
+    scores_any<W, C>(nq, q, kc, cc, scale, s + c0 * kChunk, pf);
   }
   for (int v = 0; v < nq; ++v) {
     if (ext[v] > 0) {
@@ -324,11 +381,13 @@ XTILE_LANES_INLINE void block(int nq, const float* const* q, const int64_t* ext,
       std::fill(s + v * kB, s + v * kB + n, 0.0f);
     }
   }
-  const int64_t v_step = src.v ? n : kPiece;
   for (int64_t a = 0; a < n; a += v_step) {
     const int64_t b = std::min(n, a + v_step);
     const float* vb = src.v ? src.v + a * hd : convert_v_piece(src, src.p0 + a, b - a);
-    weighted_sums<W, C>(nq, s, a, b, vb, o);
+    PrefetchLines pf;
+    if (b < n) pf = v_piece_lines(src, src.p0 + b, std::min(n - b, v_step));
+    spread(pf, weighted_passes<W, C>(nq) * (b - a));
+    weighted_sums<W, C>(nq, s, a, b, vb, o, pf);
   }
 }
 
@@ -652,6 +711,36 @@ const float* convert_k_piece(const BlockSource& src, int64_t p, int64_t chunks) 
 const float* convert_v_piece(const BlockSource& src, int64_t p, int64_t n) {
   convert_v(*src.kv, src.g, p, n, src.vbuf);
   return src.vbuf;
+}
+
+PrefetchLines k_piece_lines(const BlockSource& src, int64_t p, int64_t chunks) {
+  PrefetchLines pf;
+  if (src.k) return pf;  // read in place, nothing converted
+  const KvLayerView& kv = *src.kv;
+  const auto* base = static_cast<const char*>(kv.k);
+  if (kv.k_elem == KvElem::q8_0) {
+    pf.next = base + kv_kq8_block_offset(kv, src.g, p, 0);
+    pf.end = pf.next + chunks * (kv.head_dim / 32) * kKq8BlockBytes;
+  } else {
+    const int64_t size = kv.k_elem == KvElem::f32 ? 4 : 2;
+    pf.next = base + kv_k_index(kv, src.g, p, 0) * size;
+    pf.end = pf.next + chunks * kChunk * kv.head_dim * size;
+  }
+  return pf;
+}
+
+PrefetchLines v_piece_lines(const BlockSource& src, int64_t p, int64_t n) {
+  PrefetchLines pf;
+  if (src.v) return pf;
+  const KvLayerView& kv = *src.kv;
+  const auto* base = static_cast<const char*>(kv.v);
+  if (kv.v_elem == KvElem::q8_0) {
+    pf.next = base + kv_q8_row_offset(kv, src.g, p);
+  } else {
+    pf.next = base + kv_v_index(kv, src.g, p, 0) * (kv.v_elem == KvElem::f32 ? 4 : 2);
+  }
+  pf.end = pf.next + n * kv_row_bytes(kv.v_elem, kv.head_dim);
+  return pf;
 }
 
 // Converts positions [p0, p1) of kv head g (p0 a multiple of 16) to f32 in the same layout, as

@@ -200,8 +200,7 @@ int run_bench(const BenchArgs& a) {
         lo.tier = tier;
         const auto weights = WeightStore::load(path, pool, lo);
         if (a.roofline && !bandwidth.count(threads)) {
-          AlignedBuffer big(size_t{512} << 20);
-          std::fill(big.data(), big.data() + big.size(), uint8_t{1});
+          const AlignedBuffer big = make_read_probe_buffer(size_t{512} << 20);
           bandwidth[threads] = measure_read_bandwidth(pool, big);
         }
         if (a.roofline && !peak.count({int(tier), threads}))
