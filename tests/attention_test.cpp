@@ -4,6 +4,8 @@
 // or in a batch) against the element loop with memcmp, across block edges and context lengths
 // up to 5000, for f32, fp16, bf16 and q8_0 caches; a q8_0 cache against an f32 one within a
 // stated tolerance.
+#include "ops/attention.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -14,9 +16,9 @@
 
 #include "base/error.h"
 #include "base/fp16.h"
+#include "cpu/cpu_caps.h"
 #include "cpu/thread_pool.h"
 #include "model/kv_cache.h"
-#include "ops/attention.h"
 #include "quant/quant.h"
 #include "test_util.h"
 
@@ -43,9 +45,12 @@ ops::AttentionShape shape_of(int64_t n_head, int64_t n_kv, int64_t hd) {
   return {n_head, n_kv, hd, 1.0f / std::sqrt(static_cast<float>(hd))};
 }
 
-constexpr ops::AttentionPath kVectorPaths[] = {ops::AttentionPath::lanes, ops::AttentionPath::lanes_w4,
-                                               ops::AttentionPath::lanes_w8,
-                                               ops::AttentionPath::lanes_w16};
+// The F16C paths read an fp16 cache in place in generation; they run where the CPU has their
+// tier (Attention.F16cPathsRunWhereTheCpuAllows says which ran).
+constexpr ops::AttentionPath kVectorPaths[] = {
+    ops::AttentionPath::lanes,         ops::AttentionPath::lanes_w4,
+    ops::AttentionPath::lanes_w8,      ops::AttentionPath::lanes_w16,
+    ops::AttentionPath::lanes_f16c_w8, ops::AttentionPath::lanes_f16c_w16};
 
 std::vector<float> run(ThreadPool& pool, const ops::AttentionShape& s, const std::vector<float>& q,
                        const std::vector<int64_t>& pos, const ops::KvLayerView& kv,
@@ -128,6 +133,7 @@ TEST(Attention, VectorPathsGiveTheElementLoopsBytes) {
         const auto q = random_vec(pos.size() * qd, ++seed, cs.scale);
         const auto want = run(pool, s, q, pos, c.kv.view(0), ops::AttentionPath::reference);
         for (ops::AttentionPath path : kVectorPaths) {
+          if (!ops::attention_path_available(path)) continue;
           const auto got = run(pool, s, q, pos, c.kv.view(0), path);
           expect_same(got, want, qd, pos,
                       "path " + std::to_string(int(path)) + " hd " + std::to_string(cs.hd) +
@@ -138,6 +144,17 @@ TEST(Attention, VectorPathsGiveTheElementLoopsBytes) {
         }
       }
     }
+}
+
+// The paths above that this CPU cannot run were left out; say so (skip) rather than pass quietly.
+TEST(Attention, F16cPathsRunWhereTheCpuAllows) {
+  const bool w8 = ops::attention_path_available(ops::AttentionPath::lanes_f16c_w8);
+  const bool w16 = ops::attention_path_available(ops::AttentionPath::lanes_f16c_w16);
+  EXPECT_EQ(w8, cpu_caps().tier_available(Tier::avx2));
+  EXPECT_EQ(w16, cpu_caps().tier_available(Tier::avx512));
+  if (!w8 || !w16)
+    GTEST_SKIP() << "this CPU lacks the " << (w8 ? "avx512" : "avx2")
+                 << " tier: its in-place fp16 attention path was not compared here";
 }
 
 // Context lengths up to 5000 (20 blocks): a row alone (generation, split by blocks over any

@@ -8,6 +8,9 @@
 
 #include "base/error.h"
 #include "base/fp16.h"
+#include "cpu/cpu_caps.h"
+#include "kernels/attention_f16.h"
+#include "ops/attention_tiles.h"
 #include "ops/lanes16.h"
 #include "ops/ops.h"
 #include "quant/quant.h"
@@ -61,22 +64,9 @@ float kv_v_value(const KvLayerView& kv, int64_t g, int64_t p, int64_t i) {
   return plain_value(kv.v, kv.v_elem, kv_v_index(kv, g, p, i));
 }
 
+using namespace attention_tiles;
+
 namespace {
-
-constexpr int64_t kB = kAttentionBlock;
-constexpr int64_t kChunk = kKChunk;
-
-// e^x of one float, the bits of lanes::exp (the same at every width).
-float exp1(float x) {
-  return lanes::lane(lanes::exp<4>(lanes::splat<4>(x)), 0);
-}
-
-// The running state of one query vector over blocks (M, L, O of attention.h).
-struct Running {
-  float m = 0, l = 0;
-  bool started = false;
-};
-
 // ---- The element loop: the definition, written as plainly as possible. ----
 
 void reference_row(const AttentionShape& s, const float* q, int64_t g, int64_t pos,
@@ -124,376 +114,6 @@ void reference_row(const AttentionShape& s, const float* q, int64_t g, int64_t p
   for (int64_t i = 0; i < hd; ++i) out[i] = acc[static_cast<size_t>(i)] / run.l;
 }
 
-// ---- The vectorized kernels, on f32 K/V in the cache layout. ----
-//
-// A tile is up to R query vectors (rows × heads of one kv head) that share every K and V load.
-// Per block: the scores of all of them (R 16-lane accumulators, one K chunk load feeding R
-// products: 16 positions per step), the softmax per vector, then the weighted sum of V (H
-// vectors at a time sharing each V load), combined into the running state.
-// Register budget: scores R + 2 (AVX-512: R = 8; a 16-lane value is 2 ymm on AVX2 and 4 xmm below,
-// so R = 4 there); weighted sum H·CP + 2 (H vectors × CP 16-dimension pieces; weighted_sums).
-
-// The cache lines of the next piece of a converted cache (BlockSource), requested a few per step
-// of the arithmetic on the current piece. The conversion itself reads at the memory's speed, but
-// without this nothing is read while the scores and sums of a piece are computed: perf at depth
-// 4096 showed the conversion and the arithmetic one after the other, never overlapped. Into L2
-// (the next piece, 16 KiB of fp16 K for a 128-wide head, would evict the current one from L1).
-struct PrefetchLines {
-  const char* next = nullptr;
-  const char* end = nullptr;
-  int per_step = 0;
-  XTILE_LANES_INLINE void step() {
-    for (int k = 0; k < per_step && next < end; ++k, next += 64) __builtin_prefetch(next, 0, 2);
-  }
-};
-
-template <int W>
-constexpr int kTileVectors = W == 16 ? 8 : 4;
-
-// Chunks scored together (CH) for NQ query vectors at width W. Each lane's sum is a chain of
-// dependent adds over the head's dimensions, so NQ·CH accumulators is the number of chains in
-// flight: generation (NQ = the group, often 1 or 2) would otherwise wait on the add latency, and
-// every broadcast of q[v][i] would feed a single product. Register budget: NQ·CH accumulators
-// + CH K values + 1 broadcast (a 16-lane value is 1 zmm, 2 ymm, 4 xmm).
-constexpr int score_chunks_for(int w, int nq) {
-  if (w == 16) return nq <= 2 ? 4 : nq <= 4 ? 3 : 2;
-  if (w == 8) return nq == 1 ? 3 : nq == 2 ? 2 : 1;
-  return 1;
-}
-
-// Scores of NQ query vectors for CH chunks of 16 positions from k (the first chunk's K):
-// s[v · kB + 16 · ch + lane] = (Σ_i q_v[i] · k_p[i]) · scale. Lanes past the valid positions
-// hold whatever the cache held (masked later).
-template <int W, int C, int NQ, int CH>
-XTILE_LANES_INLINE void score_chunks(const float* const* q, const float* k, float scale, float* s,
-                                     PrefetchLines& pf) {
-  using V = lanes::F16<W>;
-  constexpr int hd = 16 * C;
-  V acc[NQ][CH];
-  for (int v = 0; v < NQ; ++v)
-    for (int c = 0; c < CH; ++c) acc[v][c] = lanes::zero<W>();
-#pragma GCC unroll 2
-  for (int i = 0; i < hd; ++i) {
-    pf.step();
-    V kv[CH];
-    for (int c = 0; c < CH; ++c) kv[c] = lanes::load<W>(k + (c * hd + i) * kChunk);
-    for (int v = 0; v < NQ; ++v) {
-      const V qv = lanes::splat<W>(q[v][i]);
-      for (int c = 0; c < CH; ++c) acc[v][c] = acc[v][c] + qv * kv[c];
-    }
-  }
-  const V vscale = lanes::splat<W>(scale);
-  for (int v = 0; v < NQ; ++v)
-    for (int c = 0; c < CH; ++c) lanes::store(s + v * kB + c * kChunk, acc[v][c] * vscale);
-}
-
-// Scores of NQ query vectors for `chunks` chunks of 16 positions from kc (the block's first K
-// chunk), CH chunks at a time, then one at a time.
-template <int W, int C, int NQ>
-XTILE_LANES_INLINE void scores(const float* const* q, const float* kc, int64_t chunks, float scale,
-                               float* s, PrefetchLines& pf) {
-  constexpr int hd = 16 * C;
-  constexpr int CH = score_chunks_for(W, NQ);
-  int64_t ch = 0;
-  for (; ch + CH <= chunks; ch += CH)
-    score_chunks<W, C, NQ, CH>(q, kc + ch * hd * kChunk, scale, s + ch * kChunk, pf);
-  for (; ch < chunks; ++ch)
-    score_chunks<W, C, NQ, 1>(q, kc + ch * hd * kChunk, scale, s + ch * kChunk, pf);
-}
-
-template <int W, int C>
-XTILE_LANES_INLINE void scores_any(int nq, const float* const* q, const float* kc, int64_t chunks,
-                                   float scale, float* s, PrefetchLines& pf) {
-  switch (nq) {
-    case 1:
-      return scores<W, C, 1>(q, kc, chunks, scale, s, pf);
-    case 2:
-      return scores<W, C, 2>(q, kc, chunks, scale, s, pf);
-    case 3:
-      return scores<W, C, 3>(q, kc, chunks, scale, s, pf);
-    case 4:
-      return scores<W, C, 4>(q, kc, chunks, scale, s, pf);
-    default: break;
-  }
-  if constexpr (kTileVectors<W> > 4) {
-    switch (nq) {
-      case 5:
-        return scores<W, C, 5>(q, kc, chunks, scale, s, pf);
-      case 6:
-        return scores<W, C, 6>(q, kc, chunks, scale, s, pf);
-      case 7:
-        return scores<W, C, 7>(q, kc, chunks, scale, s, pf);
-      default:
-        return scores<W, C, 8>(q, kc, chunks, scale, s, pf);
-    }
-  }
-}
-
-// Softmax of one vector's block scores over its first `ext` positions: s[p] = e_p (0 past ext),
-// m = the max, l = the 16-lane fold of the e's.
-template <int W>
-XTILE_LANES_INLINE void block_softmax(float* s, int64_t ext, float* m_out, float* l_out) {
-  using V = lanes::F16<W>;
-  const int64_t chunks = (ext + kChunk - 1) / kChunk;
-  const V neg_inf = lanes::splat<W>(-__builtin_inff());
-  V mx = neg_inf;
-  for (int64_t ch = 0; ch < chunks; ++ch) {
-    const int valid = static_cast<int>(std::min<int64_t>(kChunk, ext - ch * kChunk));
-    mx = lanes::max(mx, lanes::first_lanes(lanes::load<W>(s + ch * kChunk), neg_inf, valid));
-  }
-  const float m = lanes::max_lane(mx);
-  const V vm = lanes::splat<W>(m);
-  V sum = lanes::zero<W>();
-  for (int64_t ch = 0; ch < chunks; ++ch) {
-    const int valid = static_cast<int>(std::min<int64_t>(kChunk, ext - ch * kChunk));
-    const V e = lanes::first_lanes(lanes::exp(lanes::load<W>(s + ch * kChunk) - vm),
-                                   lanes::zero<W>(), valid);
-    lanes::store(s + ch * kChunk, e);
-    sum = sum + e;
-  }
-  *m_out = m;
-  *l_out = lanes::fold(sum);
-}
-
-// o[h · hd + ...] = Σ_{p < n} w[h · kB + p] · v_p for H vectors (weights past a vector's own
-// extent are 0), CP 16-dimension pieces of the head at a time (C / CP passes over the rows).
-// resume: the sums continue from o (the positions before these, already summed in order:
-// storing and reloading an f32 is exact, so pieces of positions give the bits of one pass).
-template <int W, int C, int H, int CP>
-XTILE_LANES_INLINE void weighted_sum(const float* w, int64_t n, const float* vb, float* o,
-                                     bool resume, PrefetchLines& pf) {
-  using V = lanes::F16<W>;
-  constexpr int hd = 16 * C;
-  for (int c0 = 0; c0 < C; c0 += CP) {
-    V acc[H][CP];
-    for (int h = 0; h < H; ++h)
-      for (int c = 0; c < CP; ++c)
-        acc[h][c] = resume ? lanes::load<W>(o + h * hd + 16 * (c0 + c)) : lanes::zero<W>();
-    for (int64_t p = 0; p < n; ++p) {
-      pf.step();
-      const float* v = vb + p * hd + 16 * c0;
-      V wp[H];
-      for (int h = 0; h < H; ++h) wp[h] = lanes::splat<W>(w[h * kB + p]);
-#pragma GCC unroll 16
-      for (int c = 0; c < CP; ++c) {
-        const V vc = lanes::load<W>(v + 16 * c);
-        for (int h = 0; h < H; ++h) acc[h][c] = acc[h][c] + wp[h] * vc;
-      }
-    }
-    for (int h = 0; h < H; ++h)
-      for (int c = 0; c < CP; ++c) lanes::store(o + h * hd + 16 * (c0 + c), acc[h][c]);
-  }
-}
-
-// Where a block's K and V come from: f32 in the cache layout (k: its first K chunk, v: its first
-// V row), or, when k is null, a cache of another element type read kPiece positions at a time
-// into the thread's buffers kbuf / vbuf (kPiece · head_dim floats each) by convert_k_piece /
-// convert_v_piece, so that the converted values are used while they are in L1 and the reads
-// of the cache overlap the arithmetic instead of preceding all of it.
-struct BlockSource {
-  const float* k = nullptr;
-  const float* v = nullptr;
-  const KvLayerView* kv = nullptr;
-  int64_t g = 0;   // kv head
-  int64_t p0 = 0;  // the block's first position
-  float* kbuf = nullptr;
-  float* vbuf = nullptr;
-};
-constexpr int64_t kPiece = 64;  // positions per conversion (4 K chunks)
-
-// Each converts into its buffer and returns it.
-const float* convert_k_piece(const BlockSource& src, int64_t p, int64_t chunks);
-const float* convert_v_piece(const BlockSource& src, int64_t p, int64_t n);
-// The cache bytes those conversions will read (per_step left 0).
-PrefetchLines k_piece_lines(const BlockSource& src, int64_t p, int64_t chunks);
-PrefetchLines v_piece_lines(const BlockSource& src, int64_t p, int64_t n);
-
-// Spreads pf's lines over `steps` steps of the arithmetic.
-XTILE_LANES_INLINE void spread(PrefetchLines& pf, int64_t steps) {
-  const int64_t lines = (pf.end - pf.next + 63) / 64;
-  pf.per_step = lines > 0 ? static_cast<int>((lines + steps - 1) / std::max<int64_t>(steps, 1)) : 0;
-}
-
-// The weighted sums of positions [a, b) of the block for nq vectors, vb holding row a. AVX-512:
-// 16 accumulators, as 4 vectors × 4 pieces (so a prompt tile's 8 vectors read each V row twice,
-// not 4 times), 2 × 8 or 1 × 16 for fewer vectors; narrower widths one vector at a time.
-template <int W, int C>
-XTILE_LANES_INLINE void weighted_sums(int nq, const float* s, int64_t a, int64_t b, const float* vb,
-                                      float* o, PrefetchLines& pf) {
-  constexpr int hd = 16 * C;
-  int v = 0;
-  if constexpr (W == 16) {
-    for (; v + 4 <= nq; v += 4)
-      weighted_sum<W, C, 4, (C < 4 ? C : 4)>(s + v * kB + a, b - a, vb, o + v * hd, a > 0, pf);
-    for (; v + 2 <= nq; v += 2)
-      weighted_sum<W, C, 2, (C < 8 ? C : 8)>(s + v * kB + a, b - a, vb, o + v * hd, a > 0, pf);
-  }
-  for (; v < nq; ++v) weighted_sum<W, C, 1, C>(s + v * kB + a, b - a, vb, o + v * hd, a > 0, pf);
-}
-
-// The passes over a piece's rows that weighted_sums makes for nq vectors.
-template <int W, int C>
-constexpr int64_t weighted_passes(int nq) {
-  int64_t passes = 0;
-  int v = 0;
-  if constexpr (W == 16) {
-    for (; v + 4 <= nq; v += 4) passes += C / (C < 4 ? C : 4);
-    for (; v + 2 <= nq; v += 2) passes += C / (C < 8 ? C : 8);
-  }
-  return passes + (nq - v);
-}
-
-// One block for nq vectors: scores, softmax (per vector's extent), weighted sums into o
-// (nq × hd), m and l per vector. ext[v] = 0: the vector skips the block (its outputs unused).
-template <int W, int C>
-XTILE_LANES_INLINE void block(int nq, const float* const* q, const int64_t* ext,
-                              const BlockSource& src, float scale, float* s, float* o, float* m,
-                              float* l) {
-  constexpr int hd = 16 * C;
-  int64_t n = 0;
-  for (int v = 0; v < nq; ++v) n = std::max(n, ext[v]);
-  // One call site each for the scores and the sums (every one is a large inlined tile): the
-  // whole block in one step when the cache is f32, else a piece per step.
-  // While a piece is computed, the next piece to be converted is requested (PrefetchLines):
-  // the K pieces in order, then the first V piece, then the V pieces in order.
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-  const int64_t k_step = src.k ? chunks : kPiece / kChunk;
-  const int64_t v_step = src.v ? n : kPiece;
-  const int ch = score_chunks_for(W, std::min(nq, kTileVectors<W>));
-  for (int64_t c0 = 0; c0 < chunks; c0 += k_step) {
-    const int64_t cc = std::min(k_step, chunks - c0);
-    const float* kc =
-        src.k ? src.k + c0 * hd * kChunk : convert_k_piece(src, src.p0 + c0 * kChunk, cc);
-    PrefetchLines pf;
-    if (c0 + k_step < chunks)
-      pf = k_piece_lines(src, src.p0 + (c0 + k_step) * kChunk,
-                         std::min(k_step, chunks - c0 - k_step));
-    else
-      pf = v_piece_lines(src, src.p0, std::min(n, v_step));
-    spread(pf, (cc / ch + cc % ch) * hd);
-    scores_any<W, C>(nq, q, kc, cc, scale, s + c0 * kChunk, pf);
-  }
-  for (int v = 0; v < nq; ++v) {
-    if (ext[v] > 0) {
-      block_softmax<W>(s + v * kB, ext[v], m + v, l + v);
-      std::fill(s + v * kB + ext[v], s + v * kB + n, 0.0f);  // weights past its extent
-    } else {
-      std::fill(s + v * kB, s + v * kB + n, 0.0f);
-    }
-  }
-  for (int64_t a = 0; a < n; a += v_step) {
-    const int64_t b = std::min(n, a + v_step);
-    const float* vb = src.v ? src.v + a * hd : convert_v_piece(src, src.p0 + a, b - a);
-    PrefetchLines pf;
-    if (b < n) pf = v_piece_lines(src, src.p0 + b, std::min(n - b, v_step));
-    spread(pf, weighted_passes<W, C>(nq) * (b - a));
-    weighted_sums<W, C>(nq, s, a, b, vb, o, pf);
-  }
-}
-
-// O, L, M of one vector combined with a block's (o, l, m), in attention.h's order.
-template <int W, int C>
-XTILE_LANES_INLINE void combine(Running& run, float* acc, float m, float l, const float* o) {
-  using V = lanes::F16<W>;
-  if (!run.started) {
-    run = {m, l, true};
-    std::memcpy(acc, o, sizeof(float) * 16 * C);
-    return;
-  }
-  const float mm = m > run.m ? m : run.m;
-  const float a = exp1(run.m - mm), b = exp1(m - mm);
-  run.l = run.l * a + l * b;
-  run.m = mm;
-  const V va = lanes::splat<W>(a), vb = lanes::splat<W>(b);
-  for (int c = 0; c < C; ++c)
-    lanes::store(acc + 16 * c, lanes::load<W>(acc + 16 * c) * va + lanes::load<W>(o + 16 * c) * vb);
-}
-
-template <int W, int C>
-XTILE_LANES_INLINE void finish(const Running& run, const float* acc, float* out) {
-  using V = lanes::F16<W>;
-  const V vl = lanes::splat<W>(run.l);
-  for (int c = 0; c < C; ++c) lanes::store(out + 16 * c, lanes::load<W>(acc + 16 * c) / vl);
-}
-
-// The f32 K/V of kv head g, block c: its first K chunk and its first V row.
-struct F32Kv {
-  const float* k;
-  const float* v;
-  int64_t capacity;
-  int64_t hd;
-  const float* k_block(int64_t g, int64_t c) const {
-    return k + (g * (capacity / kChunk) + c * (kB / kChunk)) * hd * kChunk;
-  }
-  const float* v_block(int64_t g, int64_t c) const { return v + (g * capacity + c * kB) * hd; }
-};
-
-// A tile's query vectors: vector v is (row rows[v], head heads[v]).
-struct TileVectors {
-  int n = 0;
-  const float* q[8];
-  int64_t row[8];
-  int64_t head[8];
-};
-
-// Prompt mode: every block of the tile's positions in order, combined as it goes; out written.
-template <int W, int C>
-XTILE_LANES_INLINE void tile_all_blocks(const AttentionShape& sh, const TileVectors& tv,
-                                        const int64_t* pos, const F32Kv& kv, int64_t g, float* out,
-                                        int64_t ldo, float* work) {
-  constexpr int hd = 16 * C;
-  float* s = work;                 // kTileVectors × kB
-  float* o = s + 8 * kB;           // 8 × hd
-  float* acc = o + 8 * hd;         // 8 × hd
-  Running run[8];
-  float m[8], l[8];
-  int64_t last = 0;
-  for (int v = 0; v < tv.n; ++v) last = std::max(last, pos[tv.row[v]]);
-  for (int64_t c = 0; c * kB <= last; ++c) {
-    int64_t ext[8];
-    for (int v = 0; v < tv.n; ++v) ext[v] = std::clamp<int64_t>(pos[tv.row[v]] + 1 - c * kB, 0, kB);
-    BlockSource src;
-    src.k = kv.k_block(g, c);
-    src.v = kv.v_block(g, c);
-    block<W, C>(tv.n, tv.q, ext, src, sh.scale, s, o, m, l);
-    for (int v = 0; v < tv.n; ++v)
-      if (ext[v] > 0) combine<W, C>(run[v], acc + v * hd, m[v], l[v], o + v * hd);
-  }
-  for (int v = 0; v < tv.n; ++v)
-    finish<W, C>(run[v], acc + v * hd, out + tv.row[v] * ldo + tv.head[v] * hd);
-}
-
-// Split mode, phase 1: one block for the tile's vectors; (m, l, o) of each into slots.
-template <int W, int C>
-XTILE_LANES_INLINE void tile_one_block(const AttentionShape& sh, const TileVectors& tv,
-                                       const int64_t* pos, const BlockSource& src, int64_t c,
-                                       float* const* slots, float* work) {
-  constexpr int hd = 16 * C;
-  float* s = work;
-  float* o = s + 8 * kB;
-  float m[8], l[8];
-  int64_t ext[8];
-  for (int v = 0; v < tv.n; ++v) ext[v] = std::clamp<int64_t>(pos[tv.row[v]] + 1 - c * kB, 0, kB);
-  block<W, C>(tv.n, tv.q, ext, src, sh.scale, s, o, m, l);
-  for (int v = 0; v < tv.n; ++v) {
-    slots[v][0] = m[v];
-    slots[v][1] = l[v];
-    std::memcpy(slots[v] + 2, o + v * hd, sizeof(float) * hd);
-  }
-}
-
-// Split mode, phase 2: the blocks' slots of one vector combined in ascending order; out written.
-template <int W, int C>
-XTILE_LANES_INLINE void combine_slots(const float* slots, int64_t n_blocks, int64_t slot_stride,
-                                      float* acc, float* out) {
-  Running run;
-  for (int64_t c = 0; c < n_blocks; ++c) {
-    const float* sl = slots + c * slot_stride;
-    combine<W, C>(run, acc, sl[0], sl[1], sl + 2);
-  }
-  finish<W, C>(run, acc, out);
-}
-
 // The entry points per head size, one per width (multi-versioned for `lanes`, fixed for tests).
 struct LanesFns {
   void (*all_blocks)(const AttentionShape&, const TileVectors&, const int64_t*, const F32Kv&,
@@ -502,6 +122,7 @@ struct LanesFns {
                     int64_t, float* const*, float*) = nullptr;
   void (*combine)(const float*, int64_t, int64_t, float*, float*) = nullptr;
   int tile = 0;  // query vectors per tile
+  OneBlockFn one_block_f16 = nullptr;  // one_block over an fp16 cache read in place, if any
 };
 
 template <int W, int C>
@@ -614,20 +235,49 @@ int cpu_tile_vectors() {
   return tile;
 }
 
+// The ISA object's fp16 one-block step at width W, or null where the CPU lacks its tier.
+OneBlockFn f16_one_block_at(int w, int64_t hd) {
+  const CpuCaps& caps = cpu_caps();
+  if (w == 16)
+    return caps.tier_available(Tier::avx512) ? avx512::attention_f16_one_block(hd) : nullptr;
+  if (w == 8) return caps.tier_available(Tier::avx2) ? avx2::attention_f16_one_block(hd) : nullptr;
+  return nullptr;
+}
+
 LanesFns lanes_fns(int64_t hd, AttentionPath path) {
+  LanesFns f;
   switch (path) {
     case AttentionPath::lanes_w4: return fns_at_width<4>(hd);
     case AttentionPath::lanes_w8: return fns_at_width<8>(hd);
     case AttentionPath::lanes_w16: return fns_at_width<16>(hd);
+    case AttentionPath::lanes_f16c_w8:
+    case AttentionPath::lanes_f16c_w16: {
+      const int w = path == AttentionPath::lanes_f16c_w8 ? 8 : 16;
+      if (!attention_path_available(path))
+        fail("attention: the ", w, "-wide F16C path needs the ", w == 8 ? "avx2" : "avx512",
+             " tier, which this CPU lacks");
+      f = w == 8 ? fns_at_width<8>(hd) : fns_at_width<16>(hd);
+      f.one_block_f16 = f16_one_block_at(w, hd);
+      return f;
+    }
     case AttentionPath::reference: return {};
     case AttentionPath::lanes: break;
   }
   switch (hd) {
-    case 64: return {cpu_all_blocks_4, cpu_one_block_4, cpu_combine_4, cpu_tile_vectors()};
-    case 128: return {cpu_all_blocks_8, cpu_one_block_8, cpu_combine_8, cpu_tile_vectors()};
-    case 256: return {cpu_all_blocks_16, cpu_one_block_16, cpu_combine_16, cpu_tile_vectors()};
+    case 64:
+      f = {cpu_all_blocks_4, cpu_one_block_4, cpu_combine_4, cpu_tile_vectors()};
+      break;
+    case 128:
+      f = {cpu_all_blocks_8, cpu_one_block_8, cpu_combine_8, cpu_tile_vectors()};
+      break;
+    case 256:
+      f = {cpu_all_blocks_16, cpu_one_block_16, cpu_combine_16, cpu_tile_vectors()};
+      break;
     default: return {};
   }
+  // The width of the fp16 step must be the width of the versions picked above (their tile size).
+  f.one_block_f16 = f16_one_block_at(f.tile == kTileVectors<16> ? 16 : 8, hd);
+  return f;
 }
 
 // n elements of an f32/f16/bf16 cache buffer from element `at`, as f32 (exact).
@@ -713,34 +363,15 @@ const float* convert_v_piece(const BlockSource& src, int64_t p, int64_t n) {
   return src.vbuf;
 }
 
-PrefetchLines k_piece_lines(const BlockSource& src, int64_t p, int64_t chunks) {
-  PrefetchLines pf;
-  if (src.k) return pf;  // read in place, nothing converted
-  const KvLayerView& kv = *src.kv;
+// The cache bytes of K chunk p0 / 16 of kv head g, and the bytes of one K chunk (any type).
+const char* k_raw(const KvLayerView& kv, int64_t g, int64_t p0) {
   const auto* base = static_cast<const char*>(kv.k);
-  if (kv.k_elem == KvElem::q8_0) {
-    pf.next = base + kv_kq8_block_offset(kv, src.g, p, 0);
-    pf.end = pf.next + chunks * (kv.head_dim / 32) * kKq8BlockBytes;
-  } else {
-    const int64_t size = kv.k_elem == KvElem::f32 ? 4 : 2;
-    pf.next = base + kv_k_index(kv, src.g, p, 0) * size;
-    pf.end = pf.next + chunks * kChunk * kv.head_dim * size;
-  }
-  return pf;
+  if (kv.k_elem == KvElem::q8_0) return base + kv_kq8_block_offset(kv, g, p0, 0);
+  return base + kv_k_index(kv, g, p0, 0) * (kv.k_elem == KvElem::f32 ? 4 : 2);
 }
-
-PrefetchLines v_piece_lines(const BlockSource& src, int64_t p, int64_t n) {
-  PrefetchLines pf;
-  if (src.v) return pf;
-  const KvLayerView& kv = *src.kv;
-  const auto* base = static_cast<const char*>(kv.v);
-  if (kv.v_elem == KvElem::q8_0) {
-    pf.next = base + kv_q8_row_offset(kv, src.g, p);
-  } else {
-    pf.next = base + kv_v_index(kv, src.g, p, 0) * (kv.v_elem == KvElem::f32 ? 4 : 2);
-  }
-  pf.end = pf.next + n * kv_row_bytes(kv.v_elem, kv.head_dim);
-  return pf;
+int64_t k_chunk_bytes(const KvLayerView& kv) {
+  if (kv.k_elem == KvElem::q8_0) return kv.head_dim / 32 * kKq8BlockBytes;
+  return kChunk * kv_row_bytes(kv.k_elem, kv.head_dim);
 }
 
 // Converts positions [p0, p1) of kv head g (p0 a multiple of 16) to f32 in the same layout, as
@@ -769,6 +400,17 @@ void run_items(ThreadPool& pool, int64_t n_items, int64_t total_ops,
 }
 
 }  // namespace
+
+bool attention_path_available(AttentionPath path) {
+  switch (path) {
+    case AttentionPath::lanes_f16c_w8:
+      return cpu_caps().tier_available(Tier::avx2);
+    case AttentionPath::lanes_f16c_w16:
+      return cpu_caps().tier_available(Tier::avx512);
+    default:
+      return true;
+  }
+}
 
 void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, int64_t ldq,
                const int64_t* pos, int64_t rows, const KvLayerView& kv, float* out, int64_t ldo,
@@ -831,6 +473,9 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
     float* slots = scratch.data();
     // Vector x of kv head g, block c: slots + ((g · per_g + x) · n_blocks_max + c) · slot.
     const int64_t n_items = n_kv * tiles_per_g * n_blocks_max;
+    // An fp16 cache is read in place where an ISA object has the F16C loads for this width.
+    const bool f16_in_place =
+        fns.one_block_f16 && kv.k_elem == KvElem::f16 && kv.v_elem == KvElem::f16;
     run_items(pool, n_items, 4 * per_g * (max_pos + 1) * hd * n_kv, [&](int64_t i, int thread) {
       const int64_t c = i % n_blocks_max, t = (i / n_blocks_max) % tiles_per_g,
                     g = i / (n_blocks_max * tiles_per_g);
@@ -849,14 +494,30 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
       src.p0 = c * kB;
       src.kbuf = work + work_floats;
       src.vbuf = src.kbuf + kPiece * hd;
-      if (kv.k_elem == KvElem::f32) src.k = f.k_block(g, c);
-      if (kv.v_elem == KvElem::f32) src.v = f.v_block(g, c);
+      src.convert_k = convert_k_piece;
+      src.convert_v = convert_v_piece;
+      if (kv.k_elem == KvElem::f32) {
+        src.k = f.k_block(g, c);
+      } else {
+        src.k_raw = k_raw(kv, g, c * kB);
+        src.k_chunk_bytes = k_chunk_bytes(kv);
+      }
+      if (kv.v_elem == KvElem::f32) {
+        src.v = f.v_block(g, c);
+      } else {
+        src.v_row_bytes = kv_row_bytes(kv.v_elem, hd);
+        src.v_raw = static_cast<const char*>(kv.v) + (g * kv.capacity + c * kB) * src.v_row_bytes;
+      }
+      if (f16_in_place) {
+        src.k16 = reinterpret_cast<const uint16_t*>(src.k_raw);
+        src.v16 = reinterpret_cast<const uint16_t*>(src.v_raw);
+      }
       float* vslots[8];
       for (int v = 0; v < tv.n; ++v) {
         const int64_t x = t * fns.tile + v;
         vslots[v] = slots + ((g * per_g + x) * n_blocks_max + c) * slot;
       }
-      fns.one_block(shape, tv, pos, src, c, vslots, work);
+      (f16_in_place ? fns.one_block_f16 : fns.one_block)(shape, tv, pos, src, c, vslots, work);
     });
     // Phase 2: per vector, its blocks in order.
     run_items(pool, n_kv * per_g, 8 * n_kv * per_g * n_blocks_max * hd, [&](int64_t i, int thread) {

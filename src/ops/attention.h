@@ -103,8 +103,23 @@ struct AttentionShape {
 // How attention computes: `lanes`, the vectorized kernels (head_dim a multiple of 16) in the
 // version for this CPU's vector width; `reference`, the element loop. For tests, `lanes_w4` /
 // `lanes_w8` / `lanes_w16` run the vectorized kernels at one width whatever the CPU (compiled for
-// baseline x86-64), so that every width's code is checked on any machine. All give the same bits.
-enum class AttentionPath { lanes, reference, lanes_w4, lanes_w8, lanes_w16 };
+// baseline x86-64), so that every width's code is checked on any machine. Generation over an
+// fp16 cache reads it in place through F16C where the CPU has it (`lanes` picks the ISA object
+// of its width, kernels/attention_f16.h); `lanes_f16c_w8` / `lanes_f16c_w16` force the 8- or
+// 16-wide one (they need the avx2 / avx512 tier: attention_path_available). All give the same
+// bits.
+enum class AttentionPath {
+  lanes,
+  reference,
+  lanes_w4,
+  lanes_w8,
+  lanes_w16,
+  lanes_f16c_w8,
+  lanes_f16c_w16
+};
+
+// False for a path that this CPU cannot run (the F16C paths without their tier).
+bool attention_path_available(AttentionPath path);
 
 // For rows t < rows: out[t · ldo + h · head_dim + i] = the arithmetic above over positions
 // 0..pos[t], q_h = q + t · ldq + h · head_dim. `scratch` is resized as needed (kept by the caller
