@@ -21,10 +21,12 @@ double measure_int8_peak(ThreadPool& pool, Tier tier, double seconds = 0.3);
 // pool's threads; best of `passes`.
 double measure_read_bandwidth(ThreadPool& pool, const AlignedBuffer& buf, int passes = 5);
 
-// A buffer of `bytes` for measure_read_bandwidth, every page written with different contents.
-// Pages of one repeated byte can be merged by the host (same-page merging under a VM: the
-// "512 MiB" then lives in a few cached pages) and the probe read 82-87 GB/s on a VM whose memory
-// gives 44-52; distinct pages cannot be merged.
+// A buffer of `bytes` for measure_read_bandwidth, every page written with different contents,
+// so that no page-merging (KSM, a hypervisor's same-page sharing) or compressing memory layer
+// can make the probe read fewer physical bytes than it counts. (On the development VM the probe
+// is bimodal, ~45-50 or ~80-85 GB/s for two threads, switching within seconds; distinct pages did
+// not change that, nor did huge pages: the host's placement of the two vCPUs is the likely
+// cause, see docs/PERF.md.)
 AlignedBuffer make_read_probe_buffer(size_t bytes);
 
 namespace probe {
