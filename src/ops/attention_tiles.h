@@ -133,9 +133,11 @@ constexpr int kTileVectors = W == 16 ? 8 : 4;
 // dependent adds over the head's dimensions, so NQ·CH accumulators is the number of chains in
 // flight: generation (NQ = the group, often 1 or 2) would otherwise wait on the add latency, and
 // every broadcast of q[v][i] would feed a single product. Register budget: NQ·CH accumulators
-// + CH K values + 1 broadcast (a 16-lane value is 1 zmm, 2 ymm, 4 xmm).
+// + CH K values + 1 broadcast (a 16-lane value is 1 zmm, 2 ymm, 4 xmm): a prompt tile of 8
+// vectors takes 3 chunks on AVX-512 (28 of 32 zmm; each broadcast feeds 3 products instead of
+// 2: pp4096 +2 %), 3-4 vectors 4 chunks.
 constexpr int score_chunks_for(int w, int nq) {
-  if (w == 16) return nq <= 2 ? 4 : nq <= 4 ? 3 : 2;
+  if (w == 16) return nq <= 2 ? 4 : nq <= 4 ? 4 : 3;
   if (w == 8) return nq == 1 ? 3 : nq == 2 ? 2 : 1;
   return 1;
 }
