@@ -1,6 +1,8 @@
 // `xtile bench`: the table, JSON that parses, and clear errors.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "model/synth.h"
@@ -62,6 +64,28 @@ TEST(BenchCli, DepthTestsParseInJsonWithTheirDepthAndCacheTypes) {
                               &out),
             1);
   EXPECT_NE(out.find("q9_9"), std::string::npos) << out;
+}
+
+TEST(BenchCli, RooflineProbesTheBandwidthAroundEachGenerationTest) {
+  // --roofline: a generation test carries the read probe taken right before and right after it
+  // and its fraction of the larger one; a prompt test its fraction of the int8 peak.
+  std::string out;
+  const std::string cmd = test::xtile_binary() + " bench -m " + tiny_model() +
+                          " -p 8 -n 4 -r 1 -t 1 --roofline -o json 2>/dev/null";
+  ASSERT_EQ(test::run_command(cmd, &out), 0) << out;
+  const auto j = nlohmann::json::parse(out);
+  ASSERT_EQ(j.size(), 2u);
+  EXPECT_FALSE(j[0].contains("read_bandwidth_before"));  // pp8
+  const auto& tg = j[1];
+  ASSERT_EQ(tg.at("test"), "tg4");
+  const double before = tg.at("read_bandwidth_before"), after = tg.at("read_bandwidth_after");
+  EXPECT_GT(before, 1e8);
+  EXPECT_GT(after, 1e8);
+  const std::string of = tg.at("roofline_of");
+  char want[32];
+  std::snprintf(want, sizeof want, "%.1f GB/s", std::max(before, after) / 1e9);
+  EXPECT_EQ(of, want);
+  EXPECT_GT(tg.at("roofline").get<double>(), 0.0);
 }
 
 TEST(BenchCli, MarkdownTableHasTheColumns) {
