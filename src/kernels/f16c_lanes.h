@@ -22,7 +22,10 @@ inline __attribute__((always_inline)) void load(const uint16_t* p, Part* parts) 
   static_assert(sizeof(Part) == 4 * W);
   if constexpr (W == 16) {
 #if defined(__AVX512F__)
-    const __m512 x = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    // The all-lanes zero-masked form: the unmasked intrinsic passes an undefined vector that
+    // GCC 12 reports as maybe-uninitialized once inlined; the same VCVTPH2PS either way.
+    const __m512 x = _mm512_maskz_cvtph_ps(
+        static_cast<__mmask16>(0xffff), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
     std::memcpy(&parts[0], &x, sizeof x);
 #else
     static_assert(W != 16, "16-wide fp16 loads need AVX-512F");
