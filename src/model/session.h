@@ -35,7 +35,7 @@ struct SessionOptions {
   int64_t n_ctx = 0;      // KV cache positions of one sequence; 0: the model's context length
   int64_t n_batch = 512;  // rows per forward batch
   KvType kv_type = KvType::f16;          // K, and V unless kv_type_v is set
-  std::optional<KvType> kv_type_v;
+  std::optional<KvType> kv_type_v = std::nullopt;  // (initialized: aggregate inits may omit it)
   // Sequences evaluated together (a server's slots). With more than one, each sequence's cache
   // is allocated when first used and grows with it (doubling, up to n_ctx), and the positions
   // held by all sequences together may not exceed kv_budget (0: n_ctx · n_seq_max).
