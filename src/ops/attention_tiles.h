@@ -30,8 +30,10 @@
 
 namespace xtile::ops::attention_tiles {
 
-inline constexpr int64_t kB = kAttentionBlock;
-inline constexpr int64_t kChunk = kKChunk;
+// Namespace-scope constexpr, not inline: internal linkage, so an ISA object that odr-uses one
+// (std::min takes a reference) defines no symbol the linker could share across ISAs.
+constexpr int64_t kB = kAttentionBlock;
+constexpr int64_t kChunk = kKChunk;
 
 // The running state of one query vector over blocks (M, L, O of attention.h).
 struct Running {
@@ -78,7 +80,7 @@ struct BlockSource {
   int64_t k_chunk_bytes = 0;
   int64_t v_row_bytes = 0;
 };
-inline constexpr int64_t kPiece = 64;  // positions per piece (4 K chunks)
+constexpr int64_t kPiece = 64;  // positions per piece (4 K chunks)
 
 // The f32 K/V of kv head g, block c: its first K chunk and its first V row.
 struct F32Kv {

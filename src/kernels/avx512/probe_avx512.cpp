@@ -24,7 +24,13 @@ int64_t vnni_loop_avx512(int64_t iterations) {
   }
   __m512i s = acc[0];
   for (int i = 1; i < 16; ++i) s = _mm512_add_epi32(s, acc[i]);
-  return _mm512_reduce_add_epi32(s);
+  // Summed as int64 from the stored lanes: _mm512_reduce_add_epi32 adds signed ints in C, and
+  // the accumulators wrap (UBSan: signed overflow).
+  alignas(64) int32_t lanes[16];
+  _mm512_store_si512(lanes, s);
+  int64_t total = 0;
+  for (int32_t v : lanes) total += v;
+  return total;
 }
 
 uint64_t read_sum_avx512(const uint8_t* p, size_t bytes) {
@@ -37,7 +43,11 @@ uint64_t read_sum_avx512(const uint8_t* p, size_t bytes) {
     s3 = _mm512_xor_si512(s3, _mm512_load_si512(p + i + 192));
   }
   const __m512i s = _mm512_xor_si512(_mm512_xor_si512(s0, s1), _mm512_xor_si512(s2, s3));
-  return static_cast<uint64_t>(_mm512_reduce_add_epi64(s));
+  alignas(64) uint64_t lanes[8];  // unsigned sum (the intrinsic's reduction adds signed)
+  _mm512_store_si512(lanes, s);
+  uint64_t total = 0;
+  for (uint64_t v : lanes) total += v;
+  return total;
 }
 
 }  // namespace xtile::probe
