@@ -199,7 +199,7 @@ XTILE_LANES_INLINE void scores_any(int nq, const float* const* q, const E* kc, i
     default:
       break;
   }
-  if constexpr (kTileVectors < W >> 4) {
+  if constexpr ((kTileVectors<W>) > 4) {  // tiles of 5-8 vectors exist only at W = 16
     switch (nq) {
       case 5:
         return scores<W, C, 5>(q, kc, chunks, scale, s, pf);
