@@ -5,10 +5,20 @@
 //
 //   xtile_kernel_bench [--threads=N] [--shapes=all|small] [--types=q4_0,q8_0,...|all]
 //                      [google-benchmark flags]
+//   xtile_kernel_bench --sweep[=REPS] [--threads=N] [--types=...] [--tier=avx512|avx2|...]
 // Default types: q4_0, q8_0, q4_K, q5_K, q6_K, iq4_xs (the bulk of the files people download).
+//
+// --sweep measures generation's regime instead of one matrix at a time: the GEMVs (M = 1) of
+// one token of qwen3-0.6b (28 layers of Q|K|V, output, gate|up, down: 28 distinct matrices of
+// each shape, ~240 MB in Q4_0, far beyond the last-level cache) back to back, as a forward pass
+// issues them, each pass bracketed by read-bandwidth probes. It prints the weight bytes per
+// second of each pass against the larger of its two probes: what the kernels reach when every
+// matrix starts cold and the threads meet at a barrier after each, on a machine whose bandwidth
+// moves between passes (see docs/PERF.md).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -97,6 +107,63 @@ void run_matmul(benchmark::State& state, Tier tier, GgmlType type, Shape shape, 
   state.SetLabel(std::string(m >= ks.gemm_min_m ? ks.gemm->name : ks.gemv->name) + " " + shape.what);
 }
 
+// One pass of --sweep per repetition: probe, the token's GEMVs, probe.
+int run_sweep(ThreadPool& pool, Tier tier, const std::vector<GgmlType>& types, int reps) {
+  struct Proj {
+    int64_t n, k;
+  };
+  // qwen3-0.6b: hidden 1024, 16 query and 8 KV heads of 128, FFN 3072; Q|K|V and gate|up fused
+  // as Session fuses them.
+  const Proj layer[] = {{4096, 1024}, {1024, 2048}, {6144, 1024}, {1024, 3072}};
+  constexpr int kLayers = 28;
+  AlignedBuffer probe = make_read_probe_buffer(size_t{512} << 20);
+  for (GgmlType type : types) {
+    const KernelSet ks = select_kernels(tier, type);
+    std::vector<Weights> mats;
+    mats.reserve(kLayers * std::size(layer));
+    double bytes = 0;
+    for (int l = 0; l < kLayers; ++l)
+      for (const Proj& p : layer) {
+        std::vector<uint8_t> rows(ggml_row_bytes(type, p.k) * static_cast<size_t>(p.n));
+        synth::Rng rng{static_cast<uint64_t>(l * 131 + p.n * 31 + p.k)};
+        synth::fill_random_blocks(type, rng, rows.size() / ggml_traits(type).type_size,
+                                  rows.data());
+        Weights w;
+        w.packed = AlignedBuffer(packed_bytes(ks.layout, p.n, p.k));
+        pack_matrix(ks.layout, rows.data(), p.n, p.k, w.packed.data());
+        w.matrix = PackedMatrix{type, ks.layout, p.n, p.k, w.packed.data(), w.packed.size()};
+        bytes += static_cast<double>(w.matrix.bytes);
+        mats.push_back(std::move(w));
+      }
+    std::vector<float> x(3072), y(6144);
+    std::mt19937 rng(7);
+    std::normal_distribution<float> normal;
+    for (float& v : x) v = normal(rng);
+    std::map<int64_t, ActBuffer> acts;  // by K
+    for (const Proj& p : layer)
+      quantize_activations(pool, ks.quantize, x.data(), p.k, 1, p.k, acts[p.k]);
+    auto pass = [&] {
+      for (const Weights& w : mats)
+        matmul_quantized(pool, ks, w.matrix, acts[w.matrix.k].acts(), y.data(), w.matrix.n);
+    };
+    pass();  // first touch of the packed pages
+    std::printf("sweep %s/%s: %zu matrices, %.1f MB per pass (%s)\n",
+                std::string(ggml_type_name(type)).c_str(), std::string(tier_name(tier)).c_str(),
+                mats.size(), bytes / 1e6, std::string(ks.gemv->name).c_str());
+    for (int r = 0; r < reps; ++r) {
+      const double before = measure_read_bandwidth(pool, probe, 2);
+      const auto t0 = std::chrono::steady_clock::now();
+      pass();
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double after = measure_read_bandwidth(pool, probe, 2);
+      const double rate = bytes / s, ceiling = std::max(before, after);
+      std::printf("  pass %d: %.2f ms, %.1f GB/s of weights; probes %.1f / %.1f GB/s: %.0f %%\n",
+                  r + 1, s * 1e3, rate / 1e9, before / 1e9, after / 1e9, 100.0 * rate / ceiling);
+    }
+  }
+  return 0;
+}
+
 // A reporter that adds the ratios to the ceilings (rate counters arrive already per second).
 class CeilingReporter : public benchmark::ConsoleReporter {
  public:
@@ -120,9 +187,12 @@ class CeilingReporter : public benchmark::ConsoleReporter {
 
  private:
   static int tier_of(const std::string& name) {
-    for (int t = 0; t < kTierCount; ++t)
-      if (name.find(std::string("/") + std::string(tier_name(Tier(t))) + "/") != std::string::npos)
-        return t;
+    for (int t = 0; t < kTierCount; ++t) {
+      // Appended piece by piece: GCC 12 reports a false -Wrestrict on "/" + name + "/".
+      std::string needle = "/";
+      needle.append(tier_name(Tier(t))).append("/");
+      if (name.find(needle) != std::string::npos) return t;
+    }
     return -1;
   }
 };
@@ -134,16 +204,33 @@ int main(int argc, char** argv) {
   using namespace xtile;
   int threads = 2;
   bool small = false;
+  int sweep_reps = 0;
+  Tier sweep_tier = Tier::ref;
+  bool sweep_tier_set = false;
+  bool types_set = false;
   std::vector<GgmlType> types = {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K,
                                  GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_XS};
   std::vector<char*> rest;
   for (int i = 0; i < argc; ++i) {
     if (std::strncmp(argv[i], "--threads=", 10) == 0) {
       threads = std::atoi(argv[i] + 10);
+    } else if (std::strcmp(argv[i], "--sweep") == 0) {
+      sweep_reps = 10;
+    } else if (std::strncmp(argv[i], "--sweep=", 8) == 0) {
+      sweep_reps = std::max(1, std::atoi(argv[i] + 8));
+    } else if (std::strncmp(argv[i], "--tier=", 7) == 0) {
+      const auto t = tier_from_name(argv[i] + 7);
+      if (!t || !cpu_caps().tier_available(*t)) {
+        std::fprintf(stderr, "--tier: '%s' is not a tier this CPU runs\n", argv[i] + 7);
+        return 2;
+      }
+      sweep_tier = *t;
+      sweep_tier_set = true;
     } else if (std::strcmp(argv[i], "--shapes=small") == 0) {
       small = true;
     } else if (std::strncmp(argv[i], "--types=", 8) == 0) {
       types.clear();
+      types_set = true;
       std::string list = argv[i] + 8;
       if (list == "all") list = "q8_0,q4_0,q4_1,q5_0,q5_1,iq4_nl,q4_K,q5_K,q6_K,iq4_xs";
       for (size_t at = 0; at <= list.size();) {
@@ -165,6 +252,11 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&rest_argc, rest.data());
   ThreadPool pool(threads);
   g_pool = &pool;
+  if (sweep_reps > 0) {
+    if (!sweep_tier_set) sweep_tier = cpu_caps().best_tier();
+    if (!types_set) types = {GgmlType::Q4_0};  // the sweep's default: the file tg is measured on
+    return run_sweep(pool, sweep_tier, types, sweep_reps);
+  }
 
   // Ceilings: a 512 MiB buffer (far beyond any cache) of distinct pages (make_read_probe_buffer).
   AlignedBuffer big = make_read_probe_buffer(size_t{512} << 20);
