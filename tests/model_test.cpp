@@ -403,6 +403,10 @@ TEST(ModelCliTest, RunErrorsNameTheProblem) {
     const std::string out = run_xtile(c.args, &rc);
     EXPECT_EQ(rc, 1) << c.args << "\n" << out;
     EXPECT_NE(out.find(c.message), std::string::npos) << c.args << "\n" << out;
+    // On a line of its own: a prompt that does not fit is refused before it is echoed.
+    const size_t at = out.find("xtile: error:");
+    EXPECT_TRUE(at == 0 || (at != std::string::npos && out[at - 1] == '\n')) << c.args << "\n"
+                                                                             << out;
   }
   if (!cpu_caps().tier_available(Tier::amx)) {
     int rc = 0;

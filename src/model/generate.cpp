@@ -21,22 +21,26 @@ int32_t pick_greedy(std::span<const float> logits) {
   return static_cast<int32_t>(ops::argmax(logits.data(), static_cast<int64_t>(logits.size())));
 }
 
-GenerateResult generate(Session& session, std::span<const int32_t> prompt,
-                        const GenerateOptions& o) {
-  const int64_t n_prompt = static_cast<int64_t>(prompt.size());
+int64_t check_generation_fits(const Session& session, int64_t n_prompt, int64_t n_predict) {
   const int64_t room = session.n_ctx() - session.n_past();
   if (n_prompt == 0) fail("the prompt is empty (no tokens to start from)");
   if (n_prompt > room)
     fail("the prompt has ", n_prompt, " tokens, more than the context size ", session.n_ctx(),
          session.n_past() ? " allows after the tokens already in the cache" : "",
          " (raise it with -c)");
-  if (o.n_predict < -1)
-    fail("-n must be -1 (until the context is full) or >= 0, got ", o.n_predict);
-  const int64_t n_predict = o.n_predict == -1 ? room - n_prompt : o.n_predict;
-  if (n_prompt + n_predict > room)
-    fail("-n ", n_predict, ": the prompt (", n_prompt, " tokens) + ", n_predict,
-         " generated tokens need ", n_prompt + n_predict, " positions, more than the context size ",
-         session.n_ctx(), " (raise -c or lower -n)");
+  if (n_predict < -1) fail("-n must be -1 (until the context is full) or >= 0, got ", n_predict);
+  const int64_t n = n_predict == -1 ? room - n_prompt : n_predict;
+  if (n_prompt + n > room)
+    fail("-n ", n, ": the prompt (", n_prompt, " tokens) + ", n, " generated tokens need ",
+         n_prompt + n, " positions, more than the context size ", session.n_ctx(),
+         " (raise -c or lower -n)");
+  return n;
+}
+
+GenerateResult generate(Session& session, std::span<const int32_t> prompt,
+                        const GenerateOptions& o) {
+  const int64_t n_prompt = static_cast<int64_t>(prompt.size());
+  const int64_t n_predict = check_generation_fits(session, n_prompt, o.n_predict);
 
   GenerateResult result;
   GenerationTimings& tm = result.timings;

@@ -252,6 +252,7 @@ int run_run(const RunFlags& f) {
     const uint64_t eos = weights->file().get_uint("tokenizer.ggml.eos_token_id");
     go.is_eog = [eos](int32_t id) { return static_cast<uint64_t>(id) == eos; };
   }
+  check_generation_fits(session, static_cast<int64_t>(prompt.size()), go.n_predict);
   // In chat mode the prompt is not echoed: generated text continues the template's text.
   std::optional<StreamDecoder> decoder;
   if (tok) decoder.emplace(*tok, /*at_sequence_start=*/!f.chat);
