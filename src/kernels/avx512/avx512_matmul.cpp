@@ -38,6 +38,10 @@
 //         (each group is a sequential stream of its superblocks) read ~25 % faster than two:
 //         one stream does not keep enough misses outstanding to reach the memory bandwidth.
 //         Software prefetch to L2, 8 KB ahead over the tile's streams (2 KB each of 4).
+//         5..8 rows (a server's batch of decoding sequences) first copy their activations
+//         interleaved (interleave_acts), so that the tile reads every row from one pointer: row
+//         by row, its 8 quant pointers and 8 value pointers did not fit the general registers
+//         (Q4_0 M = 8: 160-175 -> 137-148 µs on 6144×2048, 2 threads).
 // GCC 12's AVX-512 headers initialise _mm512_undefined_*() from themselves, which its own
 // -Wmaybe-uninitialized then reports at every inlined intrinsic (GCC PR 105593, fixed in 13).
 #if defined(__GNUC__) && !defined(__clang__)
@@ -133,6 +137,9 @@ inline const uint8_t* weights_at(const TileWeights& w, int gi, int64_t b, int* j
 // A register block's activation rows, from block b0 of a K chunk: row r's quants at
 // q + r * q_stride, its per-block values at d/s/sd/sl + r * ds_stride; `blocks` blocks of 32.
 // resume: the fold continues from the partial sums in y (a K chunk after the first).
+// Interleaved (the GEMV's 5..8-row chunks, interleave_acts): the same values reordered for one
+// chunk of IL rows so that a tile addresses every row from one pointer with constant offsets,
+// and the isums' starting values −bias·s computed once (start).
 struct Acts {
   const int8_t* q;
   const float* d;
@@ -141,7 +148,28 @@ struct Acts {
   const int32_t* sl;
   int64_t q_stride, ds_stride, blocks;
   bool resume;
+  const int32_t* start = nullptr;
 };
+
+// Where a tile finds row r's values of block b: kIl = 0, row-major (QuantizedActs); kIl = IL,
+// interleaved for IL rows: per block, the rows' values side by side (index b·IL + r), and the
+// 32 quants as eight 4-byte words, word-major: word w of row r at ((b·8 + w)·IL + r)·4. With 8
+// rows row-major the tile kept 8 quant pointers and 8 per-block value pointers live, more than
+// the 16 general registers: a third of the 8-row tile's instructions were pointer spills.
+template <int kIl>
+inline int64_t act_index(const Acts& a, int r, int64_t b) {
+  if constexpr (kIl > 0)
+    return b * kIl + r;
+  else
+    return r * a.ds_stride + b;
+}
+template <int kIl>
+inline const int8_t* act_word(const Acts& a, int r, int64_t b, int w) {
+  if constexpr (kIl > 0)
+    return a.q + ((b * 8 + w) * kIl + r) * 4;
+  else
+    return a.q + r * a.q_stride + b * 32 + 4 * w;
+}
 
 inline __m512i broadcast4(const int8_t* p) {
   int32_t v;
@@ -170,11 +198,16 @@ XTILE_X16_INLINE BlockTerms block_terms(const uint8_t* p, int j, const uint8_t* 
   return t;
 }
 
-// The start of a row's exact isum for block i: −bias·s (Q6_K: each half's, from sl and s − sl;
+// The start of row r's exact isum for block b: −bias·s (Q6_K: each half's, from sl and s − sl;
 // the other types use ia alone and ib stays 0).
-template <typename T>
-XTILE_X16_INLINE void start_isum(const Acts& a, int64_t i, __m512i* ia, __m512i* ib) {
-  if constexpr (T::kHalves) {
+template <typename T, int kIl>
+XTILE_X16_INLINE void start_isum(const Acts& a, int r, int64_t b, __m512i* ia, __m512i* ib) {
+  const int64_t i = act_index<kIl>(a, r, b);
+  if constexpr (kIl > 0) {
+    static_assert(!T::kHalves, "interleaved activations are for types without halves");
+    *ia = _mm512_set1_epi32(a.start[i]);
+    *ib = _mm512_setzero_si512();
+  } else if constexpr (T::kHalves) {
     *ia = _mm512_set1_epi32(-T::kBias * a.sl[i]);
     *ib = _mm512_set1_epi32(-T::kBias * (a.s[i] - a.sl[i]));
   } else {
@@ -201,10 +234,10 @@ XTILE_X16_INLINE __m512 fold(__m512 acc, __m512i ia, __m512i ib, const BlockTerm
 // One register block: MR activation rows × NG groups over the blocks of `a` (a K chunk). y points
 // at (first row, column 16 * first group); the tile's last group has `last_valid` (1..16) rows
 // to read and write: the padding rows of a matrix's last group are never touched in y.
-template <int MR, int NG, typename T, bool kDecoded, int64_t kPrefetchSpan>
+template <int MR, int NG, typename T, bool kDecoded, int64_t kPrefetchSpan, int kIl = 0>
 inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int last_valid) {
+  static_assert(kIl == 0 || kIl == MR, "an interleaved chunk is one tile's rows");
   const __mmask16 last_mask = static_cast<__mmask16>((1u << last_valid) - 1);
-  const int64_t k = a.q_stride, nb = a.ds_stride;
   __m512 facc[MR][NG];
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
@@ -245,11 +278,10 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       __m512i lo, hi;
-      start_isum<T>(a, r * nb + b, &lo, &hi);
+      start_isum<T, kIl>(a, r, b, &lo, &hi);
 #pragma GCC unroll 8
       for (int g = 0; g < NG; ++g) ia[r][g] = lo, ib[r][g] = hi;
     }
-    const int8_t* xb = a.q + b * 32;
 #pragma GCC unroll 8
     for (int jj = 0; jj < 4; ++jj)
 #pragma GCC unroll 8
@@ -258,11 +290,13 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
         T::pair(p[g], j, jj, &va, &vb);
 #pragma GCC unroll 8
         for (int r = 0; r < MR; ++r) {
-          ia[r][g] = _mm512_dpbusd_epi32(ia[r][g], va, broadcast4(xb + r * k + 4 * jj));
+          const __m512i xa = broadcast4(act_word<kIl>(a, r, b, jj));
+          const __m512i xb = broadcast4(act_word<kIl>(a, r, b, 4 + jj));
+          ia[r][g] = _mm512_dpbusd_epi32(ia[r][g], va, xa);
           if constexpr (T::kHalves)
-            ib[r][g] = _mm512_dpbusd_epi32(ib[r][g], vb, broadcast4(xb + r * k + 16 + 4 * jj));
+            ib[r][g] = _mm512_dpbusd_epi32(ib[r][g], vb, xb);
           else
-            ia[r][g] = _mm512_dpbusd_epi32(ia[r][g], vb, broadcast4(xb + r * k + 16 + 4 * jj));
+            ia[r][g] = _mm512_dpbusd_epi32(ia[r][g], vb, xb);
         }
       }
 #pragma GCC unroll 8
@@ -270,7 +304,7 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
       const BlockTerms t = block_terms<T>(p[g], j, prep[g]);
 #pragma GCC unroll 8
       for (int r = 0; r < MR; ++r)
-        facc[r][g] = fold<T>(facc[r][g], ia[r][g], ib[r][g], t, a, r * nb + b);
+        facc[r][g] = fold<T>(facc[r][g], ia[r][g], ib[r][g], t, a, act_index<kIl>(a, r, b));
     }
   }
 
@@ -290,11 +324,11 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
 // next to the 8 weight vectors and the MR float sums, where tile<MR, 1> keeps every row's int32
 // sums live through the steps and spills. Per row and block the arithmetic is tile's: the same
 // exact isum, then the same fmas in the same order.
-template <int MR, typename T, int64_t kPrefetchSpan>
+template <int MR, typename T, int64_t kPrefetchSpan, int kIl = 0>
 inline void tile_rows(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int last_valid) {
   static_assert(MR > 4 && MR <= 8, "5..8 rows: two sub-blocks of up to 4");
+  static_assert(kIl == 0 || kIl == MR, "an interleaved chunk is one tile's rows");
   const __mmask16 last_mask = static_cast<__mmask16>((1u << last_valid) - 1);
-  const int64_t k = a.q_stride, nb = a.ds_stride;
   __m512 facc[MR];
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
@@ -323,27 +357,27 @@ inline void tile_rows(const TileWeights& w, const Acts& a, float* y, int64_t ldy
 #pragma GCC unroll 4
     for (int jj = 0; jj < 4; ++jj) T::pair(p, j, jj, &va[jj], &vb[jj]);
     const BlockTerms t = block_terms<T>(p, j, prep);
-    const int8_t* xb = a.q + b * 32;
     // Rows [r0, r0 + n): n = 4, then MR - 4.
     auto rows = [&](auto r0c, auto nc) __attribute__((always_inline)) {
       constexpr int r0 = decltype(r0c)::value, n = decltype(nc)::value;
       __m512i ia[n], ib[n];
 #pragma GCC unroll 4
-      for (int r = 0; r < n; ++r) start_isum<T>(a, (r0 + r) * nb + b, &ia[r], &ib[r]);
+      for (int r = 0; r < n; ++r) start_isum<T, kIl>(a, r0 + r, b, &ia[r], &ib[r]);
 #pragma GCC unroll 4
       for (int jj = 0; jj < 4; ++jj)
 #pragma GCC unroll 4
         for (int r = 0; r < n; ++r) {
-          const int8_t* x = xb + (r0 + r) * k;
-          ia[r] = _mm512_dpbusd_epi32(ia[r], va[jj], broadcast4(x + 4 * jj));
+          const __m512i xa = broadcast4(act_word<kIl>(a, r0 + r, b, jj));
+          const __m512i xb = broadcast4(act_word<kIl>(a, r0 + r, b, 4 + jj));
+          ia[r] = _mm512_dpbusd_epi32(ia[r], va[jj], xa);
           if constexpr (T::kHalves)
-            ib[r] = _mm512_dpbusd_epi32(ib[r], vb[jj], broadcast4(x + 16 + 4 * jj));
+            ib[r] = _mm512_dpbusd_epi32(ib[r], vb[jj], xb);
           else
-            ia[r] = _mm512_dpbusd_epi32(ia[r], vb[jj], broadcast4(x + 16 + 4 * jj));
+            ia[r] = _mm512_dpbusd_epi32(ia[r], vb[jj], xb);
         }
 #pragma GCC unroll 4
       for (int r = 0; r < n; ++r)
-        facc[r0 + r] = fold<T>(facc[r0 + r], ia[r], ib[r], t, a, (r0 + r) * nb + b);
+        facc[r0 + r] = fold<T>(facc[r0 + r], ia[r], ib[r], t, a, act_index<kIl>(a, r0 + r, b));
     };
     rows(std::integral_constant<int, 0>{}, std::integral_constant<int, 4>{});
     rows(std::integral_constant<int, 4>{}, std::integral_constant<int, MR - 4>{});
@@ -364,9 +398,34 @@ inline void tile_rows(const TileWeights& w, const Acts& a, float* y, int64_t ldy
 // sums, updated once per block, through the stack) or 1 for Q6_K (its second set of int32 sums
 // would spill in the inner loop: 13.4 ms instead of 11.9 on the output head at M = 8); GEMM
 // (kMaxGroups = 2) for 2. The last group of a range may leave a 1-group tile at any mr.
-template <typename T, bool kDecoded, int64_t kPrefetchSpan, int kMaxGroups>
+// kIl: the GEMV's interleaved activations (5..8 rows, interleave_acts), where the tile's rows
+// are the interleaved chunk's.
+template <typename T, bool kDecoded, int64_t kPrefetchSpan, int kMaxGroups, bool kIl = false>
 inline void tile_shape(int mr, int ng, const TileWeights& w, const Acts& a, float* y, int64_t ldy,
                        int last_valid) {
+  if constexpr (kIl) {
+    static_assert(!kDecoded && kMaxGroups > 2 && !T::kHalves,
+                  "interleaved activations are the GEMV's, for types without halves");
+    // mr is 5..8 here and ng 1 or 2: gemv's chunks and tiles for a type without halves.
+#define XTILE_IL(MR)                                                                 \
+  if (ng == 1) return tile_rows<MR, T, kPrefetchSpan, MR>(w, a, y, ldy, last_valid); \
+  return tile<MR, 2, T, false, kPrefetchSpan, MR>(w, a, y, ldy, last_valid)
+    switch (mr) {
+      case 5:
+        XTILE_IL(5);
+        break;
+      case 6:
+        XTILE_IL(6);
+        break;
+      case 7:
+        XTILE_IL(7);
+        break;
+      default:
+        XTILE_IL(8);
+        break;
+    }
+#undef XTILE_IL
+  } else {
 #define XTILE_TILE(MR, NG) tile<MR, NG, T, kDecoded, kPrefetchSpan>(w, a, y, ldy, last_valid)
 #define XTILE_ROWS(MR) tile_rows<MR, T, kPrefetchSpan>(w, a, y, ldy, last_valid)
   if constexpr (kMaxGroups > 2) {
@@ -412,6 +471,7 @@ inline void tile_shape(int mr, int ng, const TileWeights& w, const Acts& a, floa
   }
 #undef XTILE_TILE
 #undef XTILE_ROWS
+  }
 }
 
 // Activation rows from m (a register block's), from block b0, `blocks` blocks.
@@ -435,10 +495,46 @@ TileWeights packed_weights(const PackedMatrix& w, int64_t group, int64_t b0) {
   return {base, nsb * T::G.bytes, T::G.bytes, bpsb, 0};
 }
 
+// Rows [m, m + mr) of x (5..8 rows, all blocks) reordered as Acts' interleaved layout in the
+// thread's scratch, with the isums' starting value −bias·s of type T, the integer start_isum
+// computes from the row-major values. A copy of 8 · K bytes once per GEMV call, against the
+// weights the call streams (K · 9/16 bytes per output for Q4_0, at least a thread's share of a
+// 2048-row matrix). Not for Q6_K: its 5..8-row tile (tile_rows, rows in sub-blocks of 4) keeps
+// few enough pointers, and measured 3-5 % slower interleaved.
+template <typename T>
+Acts interleave_acts(const QuantizedActs& x, int64_t m, int mr) {
+  static_assert(!T::kHalves, "interleaved activations are for types without halves");
+  const int64_t nb = x.k / 32, n = nb * mr;
+  const size_t q_bytes = static_cast<size_t>(x.k * mr + 63) / 64 * 64;
+  thread_local AlignedBuffer buf;
+  const size_t bytes = q_bytes + static_cast<size_t>(n) * 3 * sizeof(int32_t);
+  if (buf.size() < bytes) buf = AlignedBuffer(bytes);
+  int8_t* q = reinterpret_cast<int8_t*>(buf.data());
+  auto* start = reinterpret_cast<int32_t*>(buf.data() + q_bytes);
+  auto* d = reinterpret_cast<float*>(start + n);
+  float* sd = d + n;
+  for (int r = 0; r < mr; ++r) {
+    const int8_t* src = x.q + (m + r) * x.k;
+    const int64_t o = (m + r) * nb;
+    for (int64_t b = 0; b < nb; ++b) {
+      for (int w = 0; w < 8; ++w)
+        std::memcpy(q + ((b * 8 + w) * mr + r) * 4, src + b * 32 + 4 * w, 4);
+      const int64_t i = b * mr + r;
+      start[i] = -T::kBias * x.s[o + b];
+      d[i] = x.d[o + b];
+      sd[i] = x.sd[o + b];
+    }
+  }
+  Acts a{q, d, nullptr, sd, nullptr, 0, 0, nb, false};
+  a.start = start;
+  return a;
+}
+
 // GEMV: the activation rows in chunks, each chunk streaming the weights once, all of K in one
 // pass. Chunks of up to 4 rows, or of 5..8 rows while more than 4 remain: a few decoding
 // sequences (a server's batch) then read the weights once per 8 rows, where the GEMM would
-// decode them into panels for too few rows to pay.
+// decode them into panels for too few rows to pay; those chunks' activations are interleaved
+// first (interleave_acts).
 template <typename T>
 void gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0,
           int64_t m1, int64_t n0, int64_t n1) {
@@ -448,11 +544,24 @@ void gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
   for (int64_t m = m0, mr = 0; m < m1; m += mr) {
     mr = std::min<int64_t>(m1 - m > 4 ? 8 : 4, m1 - m);
     const int64_t groups_per_tile = mr <= 2 ? 4 : mr <= 4 || !T::kHalves ? 2 : 1;
-    const Acts a = acts_at(x, m, 0, nb, false);
+    const bool interleaved = !T::kHalves && mr > 4;
+    Acts a = acts_at(x, m, 0, nb, false);
+    if constexpr (!T::kHalves) {
+      if (interleaved) a = interleave_acts<T>(x, m, static_cast<int>(mr));
+    }
     for (int64_t g = g0; g < g1; g += groups_per_tile) {
       const int ng = static_cast<int>(std::min(groups_per_tile, g1 - g));
-      tile_shape<T, false, kSpan, 4>(static_cast<int>(mr), ng, packed_weights<T>(w, g, 0), a,
-                                     y + m * ldy + g * 16, ldy, valid_rows((g + ng - 1) * 16, n1));
+      const TileWeights tw = packed_weights<T>(w, g, 0);
+      float* yt = y + m * ldy + g * 16;
+      const int last_valid = valid_rows((g + ng - 1) * 16, n1);
+      if constexpr (!T::kHalves) {
+        if (interleaved) {
+          tile_shape<T, false, kSpan, 4, true>(static_cast<int>(mr), ng, tw, a, yt, ldy,
+                                               last_valid);
+          continue;
+        }
+      }
+      tile_shape<T, false, kSpan, 4>(static_cast<int>(mr), ng, tw, a, yt, ldy, last_valid);
     }
   }
 }
