@@ -1,12 +1,15 @@
 // Samplers on hand-made logits: each filter's effect, llama.cpp's penalty rule, greedy, and the
 // seeded PRNG (same seed -> same tokens, different seeds -> different tokens).
+#include "model/sampler.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
+#include <span>
 #include <vector>
 
 #include "base/error.h"
-#include "model/sampler.h"
 
 namespace xtile {
 namespace {
@@ -34,6 +37,23 @@ TEST(SamplerGreedy, ArgmaxLowestIdOnTies) {
   EXPECT_EQ(s.sample(std::vector<float>{1.0f, 3.0f, 3.0f, 2.0f}), 1);
   EXPECT_EQ(s.sample(std::vector<float>{-5.0f, -1.0f, -7.0f}), 1);
   EXPECT_EQ(s.sample(std::vector<float>{0.5f}), 0);
+}
+
+TEST(SamplerGreedy, DirectArgmaxAgreesWithTheCandidates) {
+  // The greedy path without penalties skips the candidates: same choice, same NaN error.
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<int> level(-3, 3);  // few distinct values: many ties
+  for (int trial = 0; trial < 200; ++trial) {
+    std::vector<float> logits(1 + trial % 37);
+    for (float& x : logits) x = static_cast<float>(level(rng));
+    if (trial % 5 == 0) logits[trial % logits.size()] = -INFINITY;
+    std::vector<TokenCandidate> c;
+    sampling::fill(logits, &c);
+    EXPECT_EQ(sampling::argmax(logits), sampling::argmax(c));
+    EXPECT_EQ(Sampler(greedy_params()).sample(logits), sampling::argmax(c));
+  }
+  EXPECT_THROW(Sampler(greedy_params()).sample(std::vector<float>{1.0f, NAN, 0.0f}), Error);
+  EXPECT_THROW(sampling::argmax(std::span<const float>()), Error);
 }
 
 TEST(SamplerGreedy, IndependentOfSeedAndFilters) {

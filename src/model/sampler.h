@@ -58,6 +58,8 @@ void min_p(std::vector<TokenCandidate>* c, float p);
 void temperature(std::vector<TokenCandidate>* c, float t);
 // Largest logit, lowest id on ties.
 int32_t argmax(std::span<const TokenCandidate> c);
+// The same over the logits as fill() would make them candidates (a NaN fails as in fill()).
+int32_t argmax(std::span<const float> logits);
 }  // namespace sampling
 
 class Sampler {
