@@ -12,7 +12,8 @@
 //          isum, no correction.
 //   codes (the other types)  the unsigned codes 0..kMaxCode are the unsigned operand as they
 //          are, x the signed one: a step of the two 4-byte groups is at most 4·kMaxCode·127, so
-//          kJjPerMadd steps (4 for nibbles: ≤ 30480) are summed in int16 before one VPMADDWD;
+//          kJjPerMadd steps (2: ≤ 15240 for nibbles, which would allow 4 but measured 25-30 %
+//          slower in the GEMM with 4) are summed in int16 before one VPMADDWD;
 //          the bias (Q4_0: 8, Q5_0: 16) is removed exactly in int32 with −bias·s. Q6_K: two
 //          steps of one half (≤ 32004) in int16, then VPMADDWD by that half's sub-scale (the
 //          products of a block stay below 2^26); the bias is −32·(sub_0·s_0 + sub_1·s_1), one
