@@ -161,5 +161,35 @@ TEST(WeightTerms, X16PackingReadsBackTheSameTerms) {
   }
 }
 
+// pack_rows copies the bytes of the types whose planes are the GGUF bytes rearranged (Q4_0, Q4_1,
+// every x16 type): the same bytes as the per-element packer, padding rows included, for
+// every type (the others take the per-element path in both), and for a sub-range of rows.
+TEST(WeightTerms, CopyingPackersWriteThePerElementPackersBytes) {
+  const GgmlType types[] = {GgmlType::Q8_0, GgmlType::Q4_0,   GgmlType::Q4_1, GgmlType::Q5_0,
+                            GgmlType::Q5_1, GgmlType::IQ4_NL, GgmlType::Q4_K, GgmlType::Q5_K,
+                            GgmlType::Q6_K, GgmlType::IQ4_XS};
+  for (GgmlType type : types)
+    for (int64_t n : {1, 16, 37}) {
+      const int64_t k = 3 * weight_format(type)->super_elems;
+      const std::vector<uint8_t> rows = test::random_weights(type, n, k, 11 + n);
+      const Layout l = x16_layout(type);
+      AlignedBuffer fast(packed_bytes(l, n, k)), slow(packed_bytes(l, n, k));
+      std::memset(fast.data(), 0xa5, fast.size());  // every byte must be written
+      std::memset(slow.data(), 0x5a, slow.size());
+      pack_matrix(l, rows.data(), n, k, fast.data());
+      pack_rows_per_element(l, rows.data(), n, k, slow.data(), 0, n);
+      ASSERT_EQ(0, std::memcmp(fast.data(), slow.data(), fast.size()))
+          << ggml_type_name(type) << " n=" << n;
+      if (n == 37) {  // rows 16..31 alone: the second group only
+        std::memset(fast.data(), 0xa5, fast.size());
+        pack_rows(l, rows.data(), n, k, fast.data(), 16, 32);
+        const size_t group = fast.size() / 3;
+        ASSERT_EQ(0, std::memcmp(fast.data() + group, slow.data() + group, group))
+            << ggml_type_name(type);
+        ASSERT_EQ(fast.data()[0], 0xa5) << "rows outside the range were written";
+      }
+    }
+}
+
 }  // namespace
 }  // namespace xtile

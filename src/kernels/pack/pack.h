@@ -31,6 +31,11 @@ void pack_rows(Layout l, const uint8_t* src, int64_t n, int64_t k, uint8_t* dst,
 inline void pack_matrix(Layout l, const uint8_t* src, int64_t n, int64_t k, uint8_t* dst) {
   pack_rows(l, src, n, k, dst, 0, n);
 }
+// pack_rows through the per-element packer alone (decode each element's terms, place its code):
+// the specification that pack_rows' copying packers (every x16 type) are checked
+// against byte for byte. For tests.
+void pack_rows_per_element(Layout l, const uint8_t* src, int64_t n, int64_t k, uint8_t* dst,
+                           int64_t row_begin, int64_t row_end);
 
 // The contract's terms of 32-block b of row `row` of a packed matrix, in any layout: the same
 // values as weight_format(type)->terms on the GGUF row (tested), so ref's definition applies to
