@@ -117,11 +117,13 @@ int gemm_min_m(Tier tier, GgmlType type) {
   // [switch points] ref has one kernel for both shapes.
   switch (tier) {
     // Measured, docs/KERNELS.md "Switch points". avx2: GEMV (chunks of 4 rows) up to M = 5.
-    // avx512: the GEMV reads the weights once per 8 rows (tiles of 5..8 rows × 1 group) and
-    // beats the GEMM's decoded panels through M = 8 on weights streamed from memory, except
-    // for q8_0, whose GEMM reads its bytes in place and wins from 5.
+    // avx512: the GEMV decodes the weights in registers for 8 rows at a time (more rows: each
+    // weight tile read from memory once, from L2 for the other chunks) and beats the GEMM's
+    // decoded panels through M = 64 (Q6_K, whose 8-row tile takes one group: 32), except for
+    // q8_0, whose GEMM reads its bytes in place and wins from 5.
     case Tier::avx2: return 6;
-    case Tier::avx512: return type == GgmlType::Q8_0 ? 5 : 9;
+    case Tier::avx512:
+      return type == GgmlType::Q8_0 ? 5 : type == GgmlType::Q6_K ? 33 : 65;
     // amx (its GEMV is the avx512 one): measured on a 16-vCPU Emerald Rapids guest, 16 threads,
     // the tile GEMM loses to the avx512 GEMV through M = 8 (q4_0 2048×6144 M=8: 84-99 µs against
     // 72-79, q4_K 106-109 / 80-85, q8_0 121-123 against the avx512 GEMM's 75-83; Q6_K, VNNI under

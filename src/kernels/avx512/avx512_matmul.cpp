@@ -76,6 +76,7 @@ constexpr int64_t kPrefetchBytes = 8192;
 template <int NG>
 constexpr int64_t kPrefetchPerStream = kPrefetchBytes / NG;
 constexpr int64_t kKChunkBlocks = 64;      // GEMM K chunk: 2048 of K (a multiple of 256)
+constexpr int64_t kGemvMaxRows = 64;       // the most rows the GEMV takes (registry's switch)
 constexpr int64_t kActChunkBytes = 256 << 10;  // GEMM M chunk: activation bytes kept in L2
 
 // A decoded group-block in the GEMM scratch: 8 VNNI rows of codes, fp32 scale, fp32 min, and the
@@ -502,15 +503,12 @@ TileWeights packed_weights(const PackedMatrix& w, int64_t group, int64_t b0) {
 // 2048-row matrix). Not for Q6_K: its 5..8-row tile (tile_rows, rows in sub-blocks of 4) keeps
 // few enough pointers, and measured 3-5 % slower interleaved.
 template <typename T>
-Acts interleave_acts(const QuantizedActs& x, int64_t m, int mr) {
+Acts interleave_acts(const QuantizedActs& x, int64_t m, int mr, uint8_t* buf) {
   static_assert(!T::kHalves, "interleaved activations are for types without halves");
   const int64_t nb = x.k / 32, n = nb * mr;
   const size_t q_bytes = static_cast<size_t>(x.k * mr + 63) / 64 * 64;
-  thread_local AlignedBuffer buf;
-  const size_t bytes = q_bytes + static_cast<size_t>(n) * 3 * sizeof(int32_t);
-  if (buf.size() < bytes) buf = AlignedBuffer(bytes);
-  int8_t* q = reinterpret_cast<int8_t*>(buf.data());
-  auto* start = reinterpret_cast<int32_t*>(buf.data() + q_bytes);
+  int8_t* q = reinterpret_cast<int8_t*>(buf);
+  auto* start = reinterpret_cast<int32_t*>(buf + q_bytes);
   auto* d = reinterpret_cast<float*>(start + n);
   float* sd = d + n;
   for (int r = 0; r < mr; ++r) {
@@ -530,38 +528,91 @@ Acts interleave_acts(const QuantizedActs& x, int64_t m, int mr) {
   return a;
 }
 
+// Scratch bytes of one interleaved chunk of 8 rows (a multiple of 64).
+inline size_t interleaved_bytes(int64_t k) {
+  return static_cast<size_t>(k * 8 + 63) / 64 * 64 +
+         static_cast<size_t>(k / 32 * 8 * 12 + 63) / 64 * 64;
+}
+
+// The thread's scratch for `chunks` interleaved chunks (grows, never shrinks).
+uint8_t* interleave_scratch(size_t bytes) {
+  thread_local AlignedBuffer buf;
+  if (buf.size() < bytes) buf = AlignedBuffer(bytes);
+  return buf.data();
+}
+
+// A chunk of mr rows from m: its activations as a tile reads them (interleaved for 5..8 rows of
+// a type without halves, into `buf`; row-major otherwise).
+template <typename T>
+Acts chunk_acts(const QuantizedActs& x, int64_t m, int64_t mr, uint8_t* buf) {
+  if constexpr (!T::kHalves) {
+    if (mr > 4) return interleave_acts<T>(x, m, static_cast<int>(mr), buf);
+  }
+  return acts_at(x, m, 0, x.k / 32, false);
+}
+
+// One tile of chunk (m, mr) over groups [g, g + ng).
+template <typename T, int64_t kSpan>
+void chunk_tile(const PackedMatrix& w, const Acts& a, int64_t mr, int64_t g, int ng, float* y,
+                int64_t ldy, int64_t n1) {
+  const TileWeights tw = packed_weights<T>(w, g, 0);
+  const int last_valid = valid_rows((g + ng - 1) * 16, n1);
+  if constexpr (!T::kHalves) {
+    if (mr > 4) {
+      tile_shape<T, false, kSpan, 4, true>(static_cast<int>(mr), ng, tw, a, y, ldy, last_valid);
+      return;
+    }
+  }
+  tile_shape<T, false, kSpan, 4>(static_cast<int>(mr), ng, tw, a, y, ldy, last_valid);
+}
+
 // GEMV: the activation rows in chunks, each chunk streaming the weights once, all of K in one
 // pass. Chunks of up to 4 rows, or of 5..8 rows while more than 4 remain: a few decoding
 // sequences (a server's batch) then read the weights once per 8 rows, where the GEMM would
 // decode them into panels for too few rows to pay; those chunks' activations are interleaved
-// first (interleave_acts).
+// first (interleave_acts). More than 8 rows (up to the GEMM's switch point): chunks of 8, the
+// weight tiles outermost (2 groups × K: 36 KB of Q4_0 at K = 2048, L2), every chunk inside, so
+// that each tile comes from memory once and from L2 for the other chunks.
 template <typename T>
 void gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0,
           int64_t m1, int64_t n0, int64_t n1) {
   constexpr int64_t kSpan = T::G.bytes / (T::G.elems / 32);  // stream bytes per block
-  const int64_t nb = w.k / 32;
   const int64_t g0 = n0 / 16, g1 = (n1 + 15) / 16;
+  if (m1 - m0 > 8) {
+    // Blocks of up to kGemvMaxRows rows (more only when the GEMM hands over K = 0).
+    constexpr int64_t kMaxChunks = kGemvMaxRows / 8;
+    const size_t chunk_bytes = interleaved_bytes(x.k);
+    uint8_t* scratch = interleave_scratch(static_cast<size_t>(kMaxChunks) * chunk_bytes);
+    for (int64_t mb = m0; mb < m1; mb += kGemvMaxRows) {
+      const int64_t mb1 = std::min(m1, mb + kGemvMaxRows), chunks = (mb1 - mb + 7) / 8;
+      Acts acts[kMaxChunks];
+      for (int64_t c = 0; c < chunks; ++c) {
+        const int64_t m = mb + 8 * c;
+        acts[c] = chunk_acts<T>(x, m, std::min<int64_t>(8, mb1 - m), scratch + c * chunk_bytes);
+      }
+      for (int64_t g = g0; g < g1; g += 2) {
+        const int ng = static_cast<int>(std::min<int64_t>(2, g1 - g));
+        for (int64_t c = 0; c < chunks; ++c) {
+          const int64_t m = mb + 8 * c, mr = std::min<int64_t>(8, mb1 - m);
+          float* yt = y + m * ldy + g * 16;
+          if (T::kHalves && mr > 4) {  // Q6_K's 5..8-row tile takes one group
+            for (int gi = 0; gi < ng; ++gi)
+              chunk_tile<T, kSpan>(w, acts[c], mr, g + gi, 1, yt + gi * 16, ldy, n1);
+          } else {
+            chunk_tile<T, kSpan>(w, acts[c], mr, g, ng, yt, ldy, n1);
+          }
+        }
+      }
+    }
+    return;
+  }
   for (int64_t m = m0, mr = 0; m < m1; m += mr) {
     mr = std::min<int64_t>(m1 - m > 4 ? 8 : 4, m1 - m);
     const int64_t groups_per_tile = mr <= 2 ? 4 : mr <= 4 || !T::kHalves ? 2 : 1;
-    const bool interleaved = !T::kHalves && mr > 4;
-    Acts a = acts_at(x, m, 0, nb, false);
-    if constexpr (!T::kHalves) {
-      if (interleaved) a = interleave_acts<T>(x, m, static_cast<int>(mr));
-    }
+    const Acts a = chunk_acts<T>(x, m, mr, interleave_scratch(interleaved_bytes(x.k)));
     for (int64_t g = g0; g < g1; g += groups_per_tile) {
       const int ng = static_cast<int>(std::min(groups_per_tile, g1 - g));
-      const TileWeights tw = packed_weights<T>(w, g, 0);
-      float* yt = y + m * ldy + g * 16;
-      const int last_valid = valid_rows((g + ng - 1) * 16, n1);
-      if constexpr (!T::kHalves) {
-        if (interleaved) {
-          tile_shape<T, false, kSpan, 4, true>(static_cast<int>(mr), ng, tw, a, yt, ldy,
-                                               last_valid);
-          continue;
-        }
-      }
-      tile_shape<T, false, kSpan, 4>(static_cast<int>(mr), ng, tw, a, yt, ldy, last_valid);
+      chunk_tile<T, kSpan>(w, a, mr, g, ng, y + m * ldy + g * 16, ldy, n1);
     }
   }
 }
