@@ -534,7 +534,7 @@ inline size_t interleaved_bytes(int64_t k) {
          static_cast<size_t>(k / 32 * 8 * 12 + 63) / 64 * 64;
 }
 
-// The thread's scratch for `chunks` interleaved chunks (grows, never shrinks).
+// The thread's scratch for interleaved chunks (interleaved_bytes each; grows, never shrinks).
 uint8_t* interleave_scratch(size_t bytes) {
   thread_local AlignedBuffer buf;
   if (buf.size() < bytes) buf = AlignedBuffer(bytes);
