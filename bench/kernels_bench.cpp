@@ -23,6 +23,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -205,8 +206,7 @@ int main(int argc, char** argv) {
   int threads = 2;
   bool small = false;
   int sweep_reps = 0;
-  Tier sweep_tier = Tier::ref;
-  bool sweep_tier_set = false;
+  std::optional<Tier> sweep_tier;  // --tier; default: the best this CPU runs
   bool types_set = false;
   std::vector<GgmlType> types = {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K,
                                  GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_XS};
@@ -225,7 +225,6 @@ int main(int argc, char** argv) {
         return 2;
       }
       sweep_tier = *t;
-      sweep_tier_set = true;
     } else if (std::strcmp(argv[i], "--shapes=small") == 0) {
       small = true;
     } else if (std::strncmp(argv[i], "--types=", 8) == 0) {
@@ -253,9 +252,8 @@ int main(int argc, char** argv) {
   ThreadPool pool(threads);
   g_pool = &pool;
   if (sweep_reps > 0) {
-    if (!sweep_tier_set) sweep_tier = cpu_caps().best_tier();
     if (!types_set) types = {GgmlType::Q4_0};  // the sweep's default: the file tg is measured on
-    return run_sweep(pool, sweep_tier, types, sweep_reps);
+    return run_sweep(pool, sweep_tier.value_or(cpu_caps().best_tier()), types, sweep_reps);
   }
 
   // Ceilings: a 512 MiB buffer (far beyond any cache) of distinct pages (make_read_probe_buffer).

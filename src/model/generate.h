@@ -47,14 +47,14 @@ struct GenerateResult {
   GenerationTimings timings;
 };
 
-// Starts at session.n_past() (normally 0). Throws xtile::Error before evaluating anything when
-// the prompt is empty, longer than the context, or prompt + n_predict exceeds the context.
 // Fails with a message naming the problem when n_prompt tokens and then n_predict generated
 // ones (-1: until the context is full) do not fit the session's context after what it already
 // holds; returns the tokens to generate. generate() calls it first; a caller that prints the
 // prompt before generating calls it before printing, so that an error is not glued to the echo.
 int64_t check_generation_fits(const Session& session, int64_t n_prompt, int64_t n_predict);
 
+// Starts at session.n_past() (normally 0). Throws xtile::Error before evaluating anything when
+// the prompt is empty, longer than the context, or prompt + n_predict exceeds the context.
 GenerateResult generate(Session& session, std::span<const int32_t> prompt,
                         const GenerateOptions& options);
 

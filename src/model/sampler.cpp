@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "base/error.h"
+#include "ops/ops.h"
 
 namespace xtile {
 namespace sampling {
@@ -96,12 +97,11 @@ void temperature(std::vector<TokenCandidate>* c, float t) {
 
 int32_t argmax(std::span<const float> logits) {
   if (logits.empty()) fail("sampler: no candidates to choose from");
-  size_t best = 0;
-  for (size_t i = 0; i < logits.size(); ++i) {
-    if (std::isnan(logits[i])) fail("sampler: the logit of token ", i, " is NaN");
-    if (logits[i] > logits[best]) best = i;  // strictly greater: the lowest id on ties
-  }
-  return static_cast<int32_t>(best);
+  const auto nan =
+      std::find_if(logits.begin(), logits.end(), [](float x) { return std::isnan(x); });
+  if (nan != logits.end()) fail("sampler: the logit of token ", nan - logits.begin(), " is NaN");
+  // ops::argmax keeps the first of equal maxima: the lowest id on ties, as before() orders them.
+  return static_cast<int32_t>(ops::argmax(logits.data(), static_cast<int64_t>(logits.size())));
 }
 
 int32_t argmax(std::span<const TokenCandidate> c) {

@@ -393,6 +393,14 @@ inline void tile_rows(const TileWeights& w, const Acts& a, float* y, int64_t ldy
   }
 }
 
+// A GEMV tile over MR interleaved rows (the chunk's): ng groups, 1 or 2.
+template <int MR, typename T, int64_t kPrefetchSpan>
+inline void interleaved_tile(int ng, const TileWeights& w, const Acts& a, float* y, int64_t ldy,
+                             int last_valid) {
+  if (ng == 1) return tile_rows<MR, T, kPrefetchSpan, MR>(w, a, y, ldy, last_valid);
+  tile<MR, 2, T, false, kPrefetchSpan, MR>(w, a, y, ldy, last_valid);
+}
+
 // The tile shapes a run-time (mr, ng) needs, each a compile-time instantiation: GEMV asks for up
 // to 4 groups when mr <= 2, 2 when mr <= 4 (16 accumulators at most), and for 5..8 rows 2
 // (32 accumulators: GCC keeps the int32 sums of the inner loop in registers and moves the float
@@ -408,24 +416,16 @@ inline void tile_shape(int mr, int ng, const TileWeights& w, const Acts& a, floa
     static_assert(!kDecoded && kMaxGroups > 2 && !T::kHalves,
                   "interleaved activations are the GEMV's, for types without halves");
     // mr is 5..8 here and ng 1 or 2: gemv's chunks and tiles for a type without halves.
-#define XTILE_IL(MR)                                                                 \
-  if (ng == 1) return tile_rows<MR, T, kPrefetchSpan, MR>(w, a, y, ldy, last_valid); \
-  return tile<MR, 2, T, false, kPrefetchSpan, MR>(w, a, y, ldy, last_valid)
     switch (mr) {
       case 5:
-        XTILE_IL(5);
-        break;
+        return interleaved_tile<5, T, kPrefetchSpan>(ng, w, a, y, ldy, last_valid);
       case 6:
-        XTILE_IL(6);
-        break;
+        return interleaved_tile<6, T, kPrefetchSpan>(ng, w, a, y, ldy, last_valid);
       case 7:
-        XTILE_IL(7);
-        break;
+        return interleaved_tile<7, T, kPrefetchSpan>(ng, w, a, y, ldy, last_valid);
       default:
-        XTILE_IL(8);
-        break;
+        return interleaved_tile<8, T, kPrefetchSpan>(ng, w, a, y, ldy, last_valid);
     }
-#undef XTILE_IL
   } else {
 #define XTILE_TILE(MR, NG) tile<MR, NG, T, kDecoded, kPrefetchSpan>(w, a, y, ldy, last_valid)
 #define XTILE_ROWS(MR) tile_rows<MR, T, kPrefetchSpan>(w, a, y, ldy, last_valid)

@@ -170,7 +170,7 @@ void pack_group_superblock(const x16::Geometry& g, const WeightFormat& f, const 
   if (g.six >= 0) write_pack6(six_values, g.six_count, out + g.six);
 }
 
-// Fast packers for the types whose x16 planes are the GGUF bytes rearranged, without decoding
+// Copying packers for the types whose x16 planes are the GGUF bytes rearranged, without decoding
 // an element: Q4_0, Q4_1 and IQ4_NL (the nibble plane's 4-byte words are the GGUF qs words:
 // byte (jj·16 + r)·4 + i = qs[4·jj + i], low nibble element 4·jj + i, high 16 + 4·jj + i, the
 // codes being the stored nibbles), Q8_0 (the same words of int8, + 128 as a xor), Q4_K (each
@@ -231,7 +231,7 @@ void pack_q6_k_row(const BlockQ6_K& b, int r, const x16::Geometry& g, uint8_t* o
   }
 }
 
-bool pack_group_superblock_fast(const x16::Geometry& g, const uint8_t* src, int64_t n,
+bool pack_group_superblock_copy(const x16::Geometry& g, const uint8_t* src, int64_t n,
                                 size_t row_bytes, int64_t grp, int64_t sb, uint8_t* out) {
   const GgmlType t = g.type;
   const bool nibbles32 = t == GgmlType::Q4_0 || t == GgmlType::Q4_1 || t == GgmlType::IQ4_NL;
@@ -363,7 +363,7 @@ void pack_rows_with(Layout l, const uint8_t* src, int64_t n, int64_t k, uint8_t*
   for (int64_t grp = row_begin / x16::kRows; grp < g_end; ++grp)
     for (int64_t sb = 0; sb < nsb; ++sb) {
       uint8_t* out = dst + static_cast<size_t>(grp * nsb + sb) * static_cast<size_t>(g.bytes);
-      if (per_element || !pack_group_superblock_fast(g, src, n, row_bytes, grp, sb, out))
+      if (per_element || !pack_group_superblock_copy(g, src, n, row_bytes, grp, sb, out))
         pack_group_superblock(g, f, src, n, k, grp, sb, out);
     }
 }
