@@ -45,12 +45,12 @@ ops::AttentionShape shape_of(int64_t n_head, int64_t n_kv, int64_t hd) {
   return {n_head, n_kv, hd, 1.0f / std::sqrt(static_cast<float>(hd))};
 }
 
-// The F16C paths read an fp16 cache in place in generation; they run where the CPU has their
-// tier (Attention.F16cPathsRunWhereTheCpuAllows says which ran).
+// The ISA paths (an fp16 cache read in place in generation, a q8_0 K's integer scores) run where
+// the CPU has their tier (Attention.IsaPathsRunWhereTheCpuAllows says which ran).
 constexpr ops::AttentionPath kVectorPaths[] = {
-    ops::AttentionPath::lanes,         ops::AttentionPath::lanes_w4,
-    ops::AttentionPath::lanes_w8,      ops::AttentionPath::lanes_w16,
-    ops::AttentionPath::lanes_f16c_w8, ops::AttentionPath::lanes_f16c_w16};
+    ops::AttentionPath::lanes,        ops::AttentionPath::lanes_w4,
+    ops::AttentionPath::lanes_w8,     ops::AttentionPath::lanes_w16,
+    ops::AttentionPath::lanes_isa_w8, ops::AttentionPath::lanes_isa_w16};
 
 std::vector<float> run(ThreadPool& pool, const ops::AttentionShape& s, const std::vector<float>& q,
                        const std::vector<int64_t>& pos, const ops::KvLayerView& kv,
@@ -147,14 +147,14 @@ TEST(Attention, VectorPathsGiveTheElementLoopsBytes) {
 }
 
 // The paths above that this CPU cannot run were left out; say so (skip) rather than pass quietly.
-TEST(Attention, F16cPathsRunWhereTheCpuAllows) {
-  const bool w8 = ops::attention_path_available(ops::AttentionPath::lanes_f16c_w8);
-  const bool w16 = ops::attention_path_available(ops::AttentionPath::lanes_f16c_w16);
+TEST(Attention, IsaPathsRunWhereTheCpuAllows) {
+  const bool w8 = ops::attention_path_available(ops::AttentionPath::lanes_isa_w8);
+  const bool w16 = ops::attention_path_available(ops::AttentionPath::lanes_isa_w16);
   EXPECT_EQ(w8, cpu_caps().tier_available(Tier::avx2));
   EXPECT_EQ(w16, cpu_caps().tier_available(Tier::avx512));
   if (!w8 || !w16)
     GTEST_SKIP() << "this CPU lacks the " << (w8 ? "avx512" : "avx2")
-                 << " tier: its in-place fp16 attention path was not compared here";
+                 << " tier: its in-place fp16 attention and q8_0 K scores were not compared here";
 }
 
 // Context lengths up to 5000 (20 blocks): a row alone (generation, split by blocks over any
@@ -242,7 +242,8 @@ TEST(Attention, Q8CacheHoldsQuantizeRowQ8_0sValues) {
 
 // The tolerance of a q8_0 cache: with unit-normal q, K and V (head 128, 700 positions), every
 // output within 0.02 of the f32 cache's and the mean error below 0.002 (q8_0 rounds each value
-// by at most amax/254 of its block of 32, ~1 % of a unit normal's block maximum).
+// of K, V and, for the scores, the query by at most amax/254 of its block of 32, ~1 % of a unit
+// normal's block maximum; measured 0.0185 and 8.3e-4).
 TEST(Attention, Q8CacheStaysNearTheF32Cache) {
   const int64_t n_head = 8, n_kv = 2, hd = 128, n_pos = 700;
   Cache exact(n_kv, hd, n_pos, KvType::f32, 77), q8(n_kv, hd, n_pos, KvType::q8_0, 77);
@@ -263,6 +264,79 @@ TEST(Attention, Q8CacheStaysNearTheF32Cache) {
   EXPECT_LT(worst, 0.02);
   EXPECT_LT(sum / static_cast<double>(got.size()), 0.002);
   EXPECT_GT(worst, 0.0) << "the q8_0 cache rounded nothing: is it really q8_0?";
+}
+
+// A q8_0 K's element loop against float64: the scores are the quantized query (quantize_row_q8_0
+// of each head's q) dotted with K's d·q, then the softmax and V as for any cache.
+TEST(Attention, Q8KElementLoopMatchesFloat64OfTheQuantizedQuery) {
+  const int64_t n_head = 4, n_kv = 2, hd = 64, n_pos = 520;
+  Cache c(n_kv, hd, n_pos, KvType::q8_0, 81, 1.0f, KvType::f32);
+  const auto kvw = c.kv.view(0);
+  const auto s = shape_of(n_head, n_kv, hd);
+  const std::vector<int64_t> pos = {0, 17, 255, 256, 519};
+  const int64_t qd = n_head * hd;
+  const auto q = random_vec(pos.size() * qd, 82, 2.0f);
+  ThreadPool pool(2);
+  const auto out = run(pool, s, q, pos, kvw, ops::AttentionPath::reference);
+  for (size_t r = 0; r < pos.size(); ++r)
+    for (int64_t h = 0; h < n_head; ++h) {
+      const int64_t g = h / (n_head / n_kv), t = pos[r];
+      std::vector<BlockQ8_0> qb(hd / 32);
+      std::vector<float> qq(hd);
+      quantize_row_q8_0(q.data() + r * qd + h * hd, qb.data(), hd);
+      dequantize_row_q8_0(qb.data(), qq.data(), hd);
+      std::vector<double> w(static_cast<size_t>(t + 1));
+      double mx = -1e300, sum = 0;
+      for (int64_t p = 0; p <= t; ++p) {
+        double d = 0;
+        for (int64_t i = 0; i < hd; ++i) d += double{qq[i]} * ops::kv_k_value(kvw, g, p, i);
+        w[static_cast<size_t>(p)] = d / std::sqrt(double(hd));
+        mx = std::max(mx, w[static_cast<size_t>(p)]);
+      }
+      for (double& x : w) sum += x = std::exp(x - mx);
+      for (int64_t i = 0; i < hd; ++i) {
+        double o = 0;
+        for (int64_t p = 0; p <= t; ++p)
+          o += w[static_cast<size_t>(p)] / sum * ops::kv_v_value(kvw, g, p, i);
+        ASSERT_NEAR(out[r * qd + h * hd + i], o, 4e-6)
+            << "pos " << t << " head " << h << " i " << i;
+      }
+    }
+}
+
+// A q8_0 K at the integer sums' extremes: K and queries of ±1 quantize to ±127, so a block's sum
+// reaches ±32 · 127 · 127 (all signs alike) and K's scales are large (values of ±300); every
+// vector path, prompt tiles and generation, gives the element loop's bytes.
+TEST(Attention, Q8KScoresAtTheirExtremesGiveTheElementLoopsBytes) {
+  const int64_t n_head = 8, n_kv = 2, hd = 128, n_pos = 300;
+  std::mt19937 rng(91);
+  auto signs = [&](size_t n, float a, bool alike) {
+    std::vector<float> x(n);
+    for (size_t i = 0; i < n; ++i) x[i] = alike || rng() % 2 ? a : -a;
+    return x;
+  };
+  for (bool alike : {false, true}) {
+    KvCache kv(1, n_pos, n_kv, hd, KvType::q8_0, KvType::f16);
+    const auto k = signs(static_cast<size_t>(n_pos * n_kv * hd), 300.0f, alike);
+    const auto v = random_vec(static_cast<size_t>(n_pos * n_kv * hd), 92);
+    for (int64_t p = 0; p < n_pos; ++p)
+      kv.store(0, p, k.data() + p * n_kv * hd, v.data() + p * n_kv * hd);
+    ops::AttentionShape s = shape_of(n_head, n_kv, hd);
+    s.scale = 1e-7f;  // scores of ~±1.4e7 · d_k · d_q brought near 1 (softmax not saturated)
+    std::vector<int64_t> prompt;
+    for (int64_t p = 0; p < n_pos; p += 3) prompt.push_back(p);
+    for (const auto& pos : {prompt, std::vector<int64_t>{n_pos - 1}}) {
+      const auto q = signs(pos.size() * n_head * hd, alike ? -1.0f : 1.0f, alike);
+      ThreadPool pool(2);
+      const auto want = run(pool, s, q, pos, kv.view(0), ops::AttentionPath::reference);
+      for (ops::AttentionPath path : kVectorPaths) {
+        if (!ops::attention_path_available(path)) continue;
+        expect_same(run(pool, s, q, pos, kv.view(0), path), want, n_head * hd, pos,
+                    "path " + std::to_string(int(path)) + (alike ? " alike" : " mixed"));
+        if (HasFatalFailure()) return;
+      }
+    }
+  }
 }
 
 TEST(Attention, RefusesACacheOfAnotherShape) {

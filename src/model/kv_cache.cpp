@@ -106,15 +106,14 @@ void KvCache::store(int64_t layer, int64_t pos, const float* k, const float* v) 
     const float* kg = k + g * head_dim_;
     const float* vg = v + g * head_dim_;
     // K: one element per 16-position chunk row (stride 16 elements); q8_0: each block's scale
-    // and values to their lane (p % 16) of the chunk's block.
+    // and values (as q + 128) to their places for position p of the chunk's block.
     if (type_k_ == KvType::q8_0) {
       quantize_row_q8_0(kg, k_blocks, head_dim_);
-      const int64_t lane = pos % ops::kKChunk;
       for (int64_t b = 0; b < n_blocks; ++b) {
         uint8_t* blk = kb + ops::kv_kq8_block_offset(view_, g, pos, b * kQK);
-        std::memcpy(blk + 2 * lane, &k_blocks[b].d, 2);
+        std::memcpy(blk + ops::kv_kq8_scale_index(pos), &k_blocks[b].d, 2);
         for (int i = 0; i < kQK; ++i)
-          blk[2 * ops::kKChunk + ops::kKChunk * i + lane] = static_cast<uint8_t>(k_blocks[b].qs[i]);
+          blk[ops::kv_kq8_index(pos, i)] = static_cast<uint8_t>(k_blocks[b].qs[i] + 128);
       }
     } else {
       for (int64_t i = 0; i < head_dim_; ++i)

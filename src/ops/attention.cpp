@@ -9,7 +9,7 @@
 #include "base/error.h"
 #include "base/fp16.h"
 #include "cpu/cpu_caps.h"
-#include "kernels/attention_f16.h"
+#include "kernels/attention_isa.h"
 #include "ops/attention_tiles.h"
 #include "ops/lanes16.h"
 #include "ops/ops.h"
@@ -48,14 +48,22 @@ float q8_value(const void* base, int64_t row, int64_t i) {
 
 }  // namespace
 
+namespace {
+// A q8_0 K's int8 q and fp32 scale of (g, p, i) / of p's block holding i.
+int32_t kq8_q(const KvLayerView& kv, int64_t g, int64_t p, int64_t i) {
+  const uint8_t* blk = static_cast<const uint8_t*>(kv.k) + kv_kq8_block_offset(kv, g, p, i);
+  return static_cast<int32_t>(blk[kv_kq8_index(p, i)]) - 128;
+}
+float kq8_d(const KvLayerView& kv, int64_t g, int64_t p, int64_t i) {
+  const uint8_t* blk = static_cast<const uint8_t*>(kv.k) + kv_kq8_block_offset(kv, g, p, i);
+  uint16_t d;
+  std::memcpy(&d, blk + kv_kq8_scale_index(p), 2);
+  return fp16_to_fp32(d);
+}
+}  // namespace
+
 float kv_k_value(const KvLayerView& kv, int64_t g, int64_t p, int64_t i) {
-  if (kv.k_elem == KvElem::q8_0) {
-    const uint8_t* blk = static_cast<const uint8_t*>(kv.k) + kv_kq8_block_offset(kv, g, p, i);
-    uint16_t d;
-    std::memcpy(&d, blk + 2 * (p % kKChunk), 2);
-    const auto q = static_cast<int8_t>(blk[2 * kKChunk + kKChunk * (i % 32) + p % kKChunk]);
-    return fp16_to_fp32(d) * static_cast<float>(q);
-  }
+  if (kv.k_elem == KvElem::q8_0) return kq8_d(kv, g, p, i) * static_cast<float>(kq8_q(kv, g, p, i));
   return plain_value(kv.k, kv.k_elem, kv_k_index(kv, g, p, i));
 }
 
@@ -69,19 +77,39 @@ using namespace attention_tiles;
 namespace {
 // ---- The element loop: the definition, written as plainly as possible. ----
 
+// q · k_p of attention.h: float products over the dimensions, or for a q8_0 K the integer sums
+// per 32 dimensions of the quantized query (qq: quantize_row_q8_0 of q) and K's q.
+float reference_dot(const float* q, const BlockQ8_0* qq, int64_t hd, const KvLayerView& kv,
+                    int64_t g, int64_t p) {
+  float d = 0.0f;
+  if (kv.k_elem != KvElem::q8_0) {
+    for (int64_t i = 0; i < hd; ++i) d = d + q[i] * kv_k_value(kv, g, p, i);
+    return d;
+  }
+  for (int64_t b = 0; b < hd / kQK; ++b) {
+    int32_t isum = 0;
+    for (int64_t i = 32 * b; i < 32 * b + 32; ++i) isum += qq[b].qs[i % kQK] * kq8_q(kv, g, p, i);
+    d = d + static_cast<float>(isum) * (kq8_d(kv, g, p, 32 * b) * fp16_to_fp32(qq[b].d));
+  }
+  return d;
+}
+
 void reference_row(const AttentionShape& s, const float* q, int64_t g, int64_t pos,
                    const KvLayerView& kv, float* out) {
   const int64_t hd = s.head_dim, n = pos + 1;
   std::vector<float> sc(static_cast<size_t>(kB)), o(static_cast<size_t>(hd)),
       acc(static_cast<size_t>(hd));
+  std::vector<BlockQ8_0> qq;
+  if (kv.k_elem == KvElem::q8_0) {
+    qq.resize(static_cast<size_t>(hd / kQK));
+    quantize_row_q8_0(q, qq.data(), hd);
+  }
   Running run;
   for (int64_t c0 = 0; c0 < n; c0 += kB) {
     const int64_t cnt = std::min(kB, n - c0);
     float m = 0;
     for (int64_t p = 0; p < cnt; ++p) {
-      float d = 0.0f;
-      for (int64_t i = 0; i < hd; ++i) d = d + q[i] * kv_k_value(kv, g, c0 + p, i);
-      sc[static_cast<size_t>(p)] = d * s.scale;
+      sc[static_cast<size_t>(p)] = reference_dot(q, qq.data(), hd, kv, g, c0 + p) * s.scale;
       if (p == 0 || sc[static_cast<size_t>(p)] > m) m = sc[static_cast<size_t>(p)];
     }
     float lane_sum[16] = {};
@@ -123,6 +151,7 @@ struct LanesFns {
   void (*combine)(const float*, int64_t, int64_t, float*, float*) = nullptr;
   int tile = 0;  // query vectors per tile
   OneBlockFn one_block_f16 = nullptr;  // one_block over an fp16 cache read in place, if any
+  ScoreQ8Fn score_q8 = score_q8_portable;  // a q8_0 K's scores
 };
 
 template <int W, int C>
@@ -235,49 +264,61 @@ int cpu_tile_vectors() {
   return tile;
 }
 
-// The ISA object's fp16 one-block step at width W, or null where the CPU lacks its tier.
-OneBlockFn f16_one_block_at(int w, int64_t hd) {
-  const CpuCaps& caps = cpu_caps();
-  if (w == 16)
-    return caps.tier_available(Tier::avx512) ? avx512::attention_f16_one_block(hd) : nullptr;
-  if (w == 8) return caps.tier_available(Tier::avx2) ? avx2::attention_f16_one_block(hd) : nullptr;
-  return nullptr;
+// This CPU's multi-versioned steps for head size hd (the portable code's fallback), or none.
+LanesFns cpu_fns(int64_t hd) {
+  switch (hd) {
+    case 64:
+      return {cpu_all_blocks_4, cpu_one_block_4, cpu_combine_4, cpu_tile_vectors()};
+    case 128:
+      return {cpu_all_blocks_8, cpu_one_block_8, cpu_combine_8, cpu_tile_vectors()};
+    case 256:
+      return {cpu_all_blocks_16, cpu_one_block_16, cpu_combine_16, cpu_tile_vectors()};
+    default:
+      return {};
+  }
+}
+
+// The ISA object's steps of width w (16: avx512, 8: avx2; its tier must be available), the
+// combine step multi-versioned (its bits do not depend on the width).
+LanesFns isa_fns(int w, int64_t hd) {
+  LanesFns f = cpu_fns(hd);
+  if (!f.all_blocks) return {};
+  if (w == 16) {
+    f.all_blocks = avx512::attention_all_blocks(hd);
+    f.one_block = avx512::attention_one_block(hd);
+    f.one_block_f16 = avx512::attention_f16_one_block(hd);
+    f.score_q8 = avx512::attention_q8_scores();
+    f.tile = kTileVectors<16>;
+  } else {
+    f.all_blocks = avx2::attention_all_blocks(hd);
+    f.one_block = avx2::attention_one_block(hd);
+    f.one_block_f16 = avx2::attention_f16_one_block(hd);
+    f.score_q8 = avx2::attention_q8_scores();
+    f.tile = kTileVectors<8>;
+  }
+  return f;
 }
 
 LanesFns lanes_fns(int64_t hd, AttentionPath path) {
-  LanesFns f;
   switch (path) {
     case AttentionPath::lanes_w4: return fns_at_width<4>(hd);
     case AttentionPath::lanes_w8: return fns_at_width<8>(hd);
     case AttentionPath::lanes_w16: return fns_at_width<16>(hd);
-    case AttentionPath::lanes_f16c_w8:
-    case AttentionPath::lanes_f16c_w16: {
-      const int w = path == AttentionPath::lanes_f16c_w8 ? 8 : 16;
+    case AttentionPath::lanes_isa_w8:
+    case AttentionPath::lanes_isa_w16: {
+      const int w = path == AttentionPath::lanes_isa_w8 ? 8 : 16;
       if (!attention_path_available(path))
-        fail("attention: the ", w, "-wide F16C path needs the ", w == 8 ? "avx2" : "avx512",
+        fail("attention: the ", w, "-wide ISA path needs the ", w == 8 ? "avx2" : "avx512",
              " tier, which this CPU lacks");
-      f = w == 8 ? fns_at_width<8>(hd) : fns_at_width<16>(hd);
-      f.one_block_f16 = f16_one_block_at(w, hd);
-      return f;
+      return isa_fns(w, hd);
     }
     case AttentionPath::reference: return {};
     case AttentionPath::lanes: break;
   }
-  switch (hd) {
-    case 64:
-      f = {cpu_all_blocks_4, cpu_one_block_4, cpu_combine_4, cpu_tile_vectors()};
-      break;
-    case 128:
-      f = {cpu_all_blocks_8, cpu_one_block_8, cpu_combine_8, cpu_tile_vectors()};
-      break;
-    case 256:
-      f = {cpu_all_blocks_16, cpu_one_block_16, cpu_combine_16, cpu_tile_vectors()};
-      break;
-    default: return {};
-  }
-  // The width of the fp16 step must be the width of the versions picked above (their tile size).
-  f.one_block_f16 = f16_one_block_at(f.tile == kTileVectors<16> ? 16 : 8, hd);
-  return f;
+  const CpuCaps& caps = cpu_caps();
+  if (caps.tier_available(Tier::avx512)) return isa_fns(16, hd);
+  if (caps.tier_available(Tier::avx2)) return isa_fns(8, hd);
+  return cpu_fns(hd);
 }
 
 // n elements of an f32/f16/bf16 cache buffer from element `at`, as f32 (exact).
@@ -293,7 +334,7 @@ void to_f32(const void* base, KvElem elem, int64_t at, float* dst, int64_t n) {
   fail("attention: a q8_0 cache is converted by blocks");
 }
 
-// The conversions below read the cache from memory: lines are requested 8 KiB ahead (as in
+// The conversion below reads the cache from memory: lines are requested 8 KiB ahead (as in
 // f16c_convert.cpp), or one thread reads at a fraction of the bandwidth.
 constexpr int64_t kQ8PrefetchBytes = 8192;
 constexpr int64_t kQ8PrefetchBlocks = kQ8PrefetchBytes / static_cast<int64_t>(sizeof(BlockQ8_0));
@@ -309,40 +350,16 @@ XTILE_LANES_INLINE void q8_rows_to_f32(const uint8_t* rows, int64_t n_blocks, fl
   }
 }
 
-// `chunks` 16-position chunks of a q8_0 K (hd / 32 blocks each, kKq8BlockBytes apart) as the f32
-// chunk layout (dimension i of the chunk's positions at dst + i · 16): per block, each lane's
-// scale times the int8 of its position. Exact products, so any vectorization gives these bits.
-template <int W>
-XTILE_LANES_INLINE void q8_chunks_to_f32(const uint8_t* src, int64_t n_blocks, float* dst) {
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    const uint8_t* blk = src + b * kKq8BlockBytes;
-    for (int64_t line = 0; line < kKq8BlockBytes; line += 64)
-      __builtin_prefetch(blk + kQ8PrefetchBytes + line);
-    float d[kChunk];
-    f16_to_f32_row(reinterpret_cast<const uint16_t*>(blk), d, kChunk);
-    const auto* q = reinterpret_cast<const int8_t*>(blk + 2 * kChunk);
-    float* out = dst + b * 32 * kChunk;
-    for (int i = 0; i < 32; ++i)
-      for (int j = 0; j < kChunk; ++j) out[i * kChunk + j] = d[j] * static_cast<float>(q[i * kChunk + j]);
-  }
-}
-
-// Multi-versioned so that each CPU's compiler vectorization applies (the loops above are plain:
+// Multi-versioned so that each CPU's compiler vectorization applies (the loop above is plain:
 // GCC 12 turns them into sign extensions and VCVTDQ2PS, but converts a vector of int8 written
 // with its vector extensions one element at a time).
 XTILE_LANES_VERSIONS(void, cpu_q8_rows_to_f32, (const uint8_t* rows, int64_t n_blocks, float* dst),
                      q8_rows_to_f32, (rows, n_blocks, dst))
-XTILE_LANES_VERSIONS(void, cpu_q8_chunks_to_f32, (const uint8_t* src, int64_t n_blocks, float* dst),
-                     q8_chunks_to_f32, (src, n_blocks, dst))
 
-// `chunks` K chunks of kv head g from position p0 (a multiple of 16) to f32, in the chunk layout.
+// `chunks` K chunks of kv head g from position p0 (a multiple of 16) to f32, in the chunk layout
+// (a q8_0 K is never converted: its scores are integer sums).
 void convert_k(const KvLayerView& kv, int64_t g, int64_t p0, int64_t chunks, float* dst) {
-  const int64_t hd = kv.head_dim;
-  if (kv.k_elem == KvElem::q8_0)
-    cpu_q8_chunks_to_f32(static_cast<const uint8_t*>(kv.k) + kv_kq8_block_offset(kv, g, p0, 0),
-                         chunks * (hd / 32), dst);
-  else
-    to_f32(kv.k, kv.k_elem, kv_k_index(kv, g, p0, 0), dst, chunks * hd * kChunk);
+  to_f32(kv.k, kv.k_elem, kv_k_index(kv, g, p0, 0), dst, chunks * kv.head_dim * kChunk);
 }
 
 // V rows [p0, p0 + n) of kv head g to f32, row after row.
@@ -375,13 +392,45 @@ int64_t k_chunk_bytes(const KvLayerView& kv) {
 }
 
 // Converts positions [p0, p1) of kv head g (p0 a multiple of 16) to f32 in the same layout, as
-// head g of a buffer of capacity dst_cap.
+// head g of a buffer of capacity dst_cap (dst_k null: K stays, a q8_0 K).
 void convert_range(const KvLayerView& kv, int64_t g, int64_t p0, int64_t p1, float* dst_k,
                    float* dst_v, int64_t dst_cap) {
   const int64_t hd = kv.head_dim;
-  convert_k(kv, g, p0, (p1 - p0 + kChunk - 1) / kChunk,
-            dst_k + ((g * (dst_cap / kChunk)) + p0 / kChunk) * hd * kChunk);
+  if (dst_k)
+    convert_k(kv, g, p0, (p1 - p0 + kChunk - 1) / kChunk,
+              dst_k + ((g * (dst_cap / kChunk)) + p0 / kChunk) * hd * kChunk);
   convert_v(kv, g, p0, p1 - p0, dst_v + (g * dst_cap + p0) * hd);
+}
+
+// The query vectors of `rows` rows quantized for a q8_0 K (QueryQ8) into `area`: vector
+// (row, head h) at x = row · n_head + h takes hd / 4 floats of int8 q, then hd / 32 scales and
+// hd / 32 biases. Returns the floats used.
+int64_t q8_query_floats(const AttentionShape& s, int64_t rows) {
+  return rows * s.n_head * (s.head_dim / 4 + 2 * (s.head_dim / kQK));
+}
+void quantize_queries(ThreadPool& pool, const AttentionShape& s, const float* q, int64_t ldq,
+                      int64_t rows, float* area) {
+  const int64_t hd = s.head_dim, nb = hd / kQK, per = hd / 4 + 2 * nb;
+  pool.parallel_for(0, rows * s.n_head, row_grain(4 * hd), [&](int64_t a, int64_t b, int) {
+    std::vector<BlockQ8_0> blocks(static_cast<size_t>(nb));
+    for (int64_t x = a; x < b; ++x) {
+      quantize_row_q8_0(q + x / s.n_head * ldq + x % s.n_head * hd, blocks.data(), hd);
+      float* dst = area + x * per;
+      auto* qs = reinterpret_cast<int8_t*>(dst);
+      for (int64_t blk = 0; blk < nb; ++blk) {
+        const BlockQ8_0& qb = blocks[static_cast<size_t>(blk)];
+        int32_t sum = 0;
+        for (int i = 0; i < kQK; ++i) sum += qs[blk * kQK + i] = qb.qs[i];
+        dst[hd / 4 + blk] = fp16_to_fp32(qb.d);
+        dst[hd / 4 + nb + blk] = static_cast<float>(-128 * sum);
+      }
+    }
+  });
+}
+QueryQ8 query_q8(const AttentionShape& s, const float* area, int64_t row, int64_t h) {
+  const int64_t hd = s.head_dim, nb = hd / kQK;
+  const float* base = area + (row * s.n_head + h) * (hd / 4 + 2 * nb);
+  return {reinterpret_cast<const int8_t*>(base), base + hd / 4, base + hd / 4 + nb};
 }
 
 // Below ~64K element operations in all (~20 µs), waking the workers costs more than it saves.
@@ -403,9 +452,9 @@ void run_items(ThreadPool& pool, int64_t n_items, int64_t total_ops,
 
 bool attention_path_available(AttentionPath path) {
   switch (path) {
-    case AttentionPath::lanes_f16c_w8:
+    case AttentionPath::lanes_isa_w8:
       return cpu_caps().tier_available(Tier::avx2);
-    case AttentionPath::lanes_f16c_w16:
+    case AttentionPath::lanes_isa_w16:
       return cpu_caps().tier_available(Tier::avx512);
     default:
       return true;
@@ -445,6 +494,11 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
   // tile's rows are neighbours (a batch's rows come in ascending positions).
   const int64_t per_g = rows * group;
   const int64_t tiles_per_g = (per_g + fns.tile - 1) / fns.tile;
+  // A q8_0 K's scores take the queries quantized (attention.h), once per call, at the end of
+  // the scratch (its size is settled below, before any pointer into it is taken).
+  const bool kq8 = kv.k_elem == KvElem::q8_0;
+  const int64_t q8_floats = kq8 ? q8_query_floats(shape, rows) : 0;
+  const float* q8_area = nullptr;
   auto tile_vectors = [&](int64_t g, int64_t t) {
     TileVectors tv;
     for (int64_t x = t * fns.tile; x < std::min(per_g, (t + 1) * fns.tile); ++x) {
@@ -452,9 +506,15 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
       tv.q[tv.n] = q + row * ldq + h * hd;
       tv.row[tv.n] = row;
       tv.head[tv.n] = h;
+      if (kq8) tv.qq[tv.n] = query_q8(shape, q8_area, row, h);
       ++tv.n;
     }
     return tv;
+  };
+  auto quantize_queries_into = [&](size_t at) {
+    if (!kq8) return;
+    quantize_queries(pool, shape, q, ldq, rows, scratch.data() + at);
+    q8_area = scratch.data() + at;
   };
   const int64_t work_floats = 8 * kB + 16 * hd;  // scores, block sums, running sums
   const int64_t n_blocks_max = max_pos / kB + 1;
@@ -468,9 +528,10 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
     const int64_t conv_floats = 2 * kPiece * hd;  // a piece of K and of V as f32, per thread
     const bool f32 = kv.k_elem == KvElem::f32 && kv.v_elem == KvElem::f32;
     const int64_t per_thread = work_floats + (f32 ? 0 : conv_floats);
-    const size_t need = static_cast<size_t>(slot_floats + per_thread * pool.size());
+    const size_t need = static_cast<size_t>(slot_floats + per_thread * pool.size() + q8_floats);
     if (scratch.size() < need) scratch.resize(need);
     float* slots = scratch.data();
+    quantize_queries_into(need - static_cast<size_t>(q8_floats));
     // Vector x of kv head g, block c: slots + ((g · per_g + x) · n_blocks_max + c) · slot.
     const int64_t n_items = n_kv * tiles_per_g * n_blocks_max;
     // An fp16 cache is read in place where an ISA object has the F16C loads for this width.
@@ -502,6 +563,11 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
         src.k_raw = k_raw(kv, g, c * kB);
         src.k_chunk_bytes = k_chunk_bytes(kv);
       }
+      if (kq8) {
+        src.kq8 = reinterpret_cast<const uint8_t*>(src.k_raw);
+        src.qq = tv.qq;
+        src.score_q8 = fns.score_q8;
+      }
       if (kv.v_elem == KvElem::f32) {
         src.v = f.v_block(g, c);
       } else {
@@ -532,15 +598,18 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
 
   // Prompt mode: the cache converted to f32 once (every block is read by many tiles), then items
   // (kv head, tile), each all its blocks in order, longest first.
+  // A q8_0 K stays as it is (its scores are integer sums); only V is converted then.
   const int64_t cap = (max_pos + 1 + kChunk - 1) / kChunk * kChunk;
   const bool f32 = kv.k_elem == KvElem::f32 && kv.v_elem == KvElem::f32;
-  const int64_t conv = f32 ? 0 : 2 * n_kv * cap * hd;
-  const size_t need = static_cast<size_t>(conv + work_floats * pool.size());
+  const int64_t conv_k = f32 || kq8 ? 0 : n_kv * cap * hd;
+  const int64_t conv = f32 ? 0 : conv_k + n_kv * cap * hd;
+  const size_t need = static_cast<size_t>(conv + work_floats * pool.size() + q8_floats);
   if (scratch.size() < need) scratch.resize(need);
+  quantize_queries_into(need - static_cast<size_t>(q8_floats));
   F32Kv f{static_cast<const float*>(kv.k), static_cast<const float*>(kv.v), kv.capacity, hd};
   if (conv) {
-    float* ck = scratch.data();
-    float* cv = ck + n_kv * cap * hd;
+    float* ck = conv_k ? scratch.data() : nullptr;
+    float* cv = scratch.data() + conv_k;
     const int64_t chunks = cap / kChunk;
     pool.parallel_for(0, n_kv * chunks, row_grain(4 * kChunk * hd), [&](int64_t a, int64_t b, int) {
       for (int64_t i = a; i < b; ++i) {
@@ -549,6 +618,11 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
       }
     });
     f = {ck, cv, cap, hd};
+  }
+  if (kq8) {
+    f.kq8 = static_cast<const uint8_t*>(kv.k);
+    f.kq8_capacity = kv.capacity;
+    f.score_q8 = fns.score_q8;
   }
   run_items(pool, n_kv * tiles_per_g, 4 * per_g * (max_pos + 1) * hd * n_kv,
             [&](int64_t i, int thread) {

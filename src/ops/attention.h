@@ -25,15 +25,24 @@
 // chunks of 16 positions, so that one 16-lane load holds dimension i of 16 positions (the
 // scores of 16 positions are then 16 lanes of one vertical dot), V row by row.
 //
-// A q8_0 cache (K, V or both) holds each position's head_dim values as ggml's q8_0 blocks (per
-// 32: an fp16 scale d and 32 int8 q, from quantize_row_q8_0). It is read as the f32 d·q (exact:
-// an 11-bit by 8-bit product) and the arithmetic above is unchanged, so a q8_0 cache differs
-// from an f32 one only by what was stored, never by how it is read, and every path still gives
-// the same bits. (llama.cpp instead quantizes the query to q8_0 for an integer K·q; reading K as
-// floats keeps the query exact, at the cost of a conversion the fp16 cache pays as well.) The
-// q8_0 K is transposed like the others: per 16-position chunk and 32-dimension block, the 16
-// positions' scales, then for each dimension the 16 positions' int8 values, so that the
-// conversion to the f32 chunk layout is one vector multiply per dimension.
+// A q8_0 V holds each position's head_dim values as ggml's q8_0 blocks (per 32: an fp16 scale d
+// and 32 int8 q, from quantize_row_q8_0), read as the f32 d·q (exact: an 11-bit by 8-bit
+// product); the arithmetic above is unchanged.
+//
+// A q8_0 K (as llama.cpp's, whose vec_dot takes the query quantized to q8_0) scores with integer
+// dot products: each query vector is quantized per 32 dimensions by quantize_row_q8_0 (scale
+// d_q,b, int8 q_q) and, for positions p of the block,
+//     isum_p,b = Σ_{i in block b} q_q[i] · q_k,p[i]                  exact int32 (|.| ≤ 516128)
+//     s_p  = (Σ_{b ascending} float(isum_p,b) · (fp32(d_k,p,b) · fp32(d_q,b)), from 0.0f) · scale
+// each product rounded, then the add. float(isum) is exact (< 2^24), so every way of summing the
+// integers (VPDPBUSD, VPMADDUBSW, a scalar loop) gives the same s_p; the rest is as above. The
+// query's rounding makes a q8_0 K differ from an f32 one by more than K's own rounding
+// (tests/attention_test.cpp states the tolerance), and it turns the scores, half of a long
+// prompt's attention, from float multiply-adds into 4-byte integer dot products.
+// The q8_0 K is transposed for those dot products: per 16-position chunk and 32-dimension block,
+// the 16 positions' fp16 scales (32 bytes), then 8 groups of 4 dimensions, each the 16
+// positions' 4 values (64 bytes: position p % 16 at 4 · (p % 16)), stored as q + 128 (unsigned:
+// VPDPBUSD multiplies unsigned by signed bytes; the kernels subtract 128 · Σ q_q).
 
 #pragma once
 
@@ -58,9 +67,10 @@ int64_t kv_row_bytes(KvElem elem, int64_t head_dim);
 // elements of k_elem / v_elem (fp16 and bf16 as their bit patterns). capacity is a multiple
 // of 16. A q8_0 K: chunk (g, p / 16), block i / 32 of it at byte
 //   ((g · capacity / 16 + p / 16) · head_dim / 32 + i / 32) · 544
-// holds 16 fp16 scales (position p % 16 at 2 · (p % 16)), then at 32 + 16 · (i % 32) + p % 16 the
-// int8 q. A q8_0 V is rows of blocks: position p of head g at byte
-// (g · capacity + p) · kv_row_bytes(q8_0, head_dim), its head_dim / 32 blocks in order.
+// holds 16 fp16 scales (position p % 16 at 2 · (p % 16)), then at
+// 32 + 64 · (i % 32 / 4) + 4 · (p % 16) + i % 4 the byte q + 128 (kv_kq8_index). A q8_0 V is rows
+// of blocks: position p of head g at byte (g · capacity + p) · kv_row_bytes(q8_0, head_dim), its
+// head_dim / 32 blocks in order.
 struct KvLayerView {
   const void* k = nullptr;
   const void* v = nullptr;
@@ -88,8 +98,16 @@ inline constexpr int64_t kKq8BlockBytes = 2 * kKChunk + 32 * kKChunk;
 inline int64_t kv_kq8_block_offset(const KvLayerView& kv, int64_t g, int64_t p, int64_t i) {
   return ((g * (kv.capacity / kKChunk) + p / kKChunk) * (kv.head_dim / 32) + i / 32) * kKq8BlockBytes;
 }
+// Within that block: the byte of (p, i) (its value q + 128) and of p's fp16 scale.
+inline int64_t kv_kq8_index(int64_t p, int64_t i) {
+  return 2 * kKChunk + 64 * (i % 32 / 4) + 4 * (p % kKChunk) + i % 4;
+}
+inline int64_t kv_kq8_scale_index(int64_t p) {
+  return 2 * (p % kKChunk);
+}
 // The f32 value of K / V element (g, p, i), whatever the element type (the definition the
-// kernels' conversions follow; q8_0: fp32(d) · q).
+// kernels' conversions follow; q8_0: fp32(d) · q, what the cache stored; a q8_0 K's scores use
+// d and q apart, as above).
 float kv_k_value(const KvLayerView& kv, int64_t g, int64_t p, int64_t i);
 float kv_v_value(const KvLayerView& kv, int64_t g, int64_t p, int64_t i);
 
@@ -103,22 +121,23 @@ struct AttentionShape {
 // How attention computes: `lanes`, the vectorized kernels (head_dim a multiple of 16) in the
 // version for this CPU's vector width; `reference`, the element loop. For tests, `lanes_w4` /
 // `lanes_w8` / `lanes_w16` run the vectorized kernels at one width whatever the CPU (compiled for
-// baseline x86-64), so that every width's code is checked on any machine. Generation over an
-// fp16 cache reads it in place through F16C where the CPU has it (`lanes` picks the ISA object
-// of its width, kernels/attention_f16.h); `lanes_f16c_w8` / `lanes_f16c_w16` force the 8- or
-// 16-wide one (they need the avx2 / avx512 tier: attention_path_available). All give the same
-// bits.
+// baseline x86-64, a q8_0 K's integer sums by plain loops), so that every width's code is checked
+// on any machine. Two parts need instructions outside that baseline and live in the ISA objects
+// (kernels/attention_isa.h): generation over an fp16 cache reading it in place through F16C, and
+// a q8_0 K's integer dot products (VPDPBUSD; VPMADDUBSW on AVX2). `lanes` picks the ISA object
+// of its width where the CPU has it; `lanes_isa_w8` / `lanes_isa_w16` force the 8- or 16-wide
+// one (they need the avx2 / avx512 tier: attention_path_available). All give the same bits.
 enum class AttentionPath {
   lanes,
   reference,
   lanes_w4,
   lanes_w8,
   lanes_w16,
-  lanes_f16c_w8,
-  lanes_f16c_w16
+  lanes_isa_w8,
+  lanes_isa_w16
 };
 
-// False for a path that this CPU cannot run (the F16C paths without their tier).
+// False for a path that this CPU cannot run (the ISA paths without their tier).
 bool attention_path_available(AttentionPath path);
 
 // For rows t < rows: out[t · ldo + h · head_dim + i] = the arithmetic above over positions

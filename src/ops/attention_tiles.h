@@ -22,6 +22,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "base/fp16.h"
 #include "ops/attention.h"
 #include "ops/lanes16.h"
 #if defined(__F16C__)
@@ -55,6 +56,21 @@ struct PrefetchLines {
   }
 };
 
+// A query vector quantized for a q8_0 K (attention.h): per 32 dimensions b, quantize_row_q8_0's
+// int8 q[32 b ..] and fp32 scale d[b], and bias[b] = −128 · Σ q over the block (exact in a float:
+// |.| ≤ 520192), the term that turns the sum over K's stored q_k + 128 into Σ q · q_k.
+struct QueryQ8 {
+  const int8_t* q = nullptr;
+  const float* d = nullptr;
+  const float* bias = nullptr;
+};
+
+// Scores of nq query vectors against `chunks` 16-position chunks of a q8_0 K from kc (each chunk
+// `blocks` blocks of kKq8BlockBytes): s[v · kB + p] = s_p of attention.h. Requests pf's lines
+// spread over its steps (split mode: the next piece of the cache).
+using ScoreQ8Fn = void (*)(int nq, const QueryQ8* qq, const uint8_t* kc, int64_t chunks,
+                           int64_t blocks, float scale, float* s, PrefetchLines& pf);
+
 // Where a block's K and V come from: f32 in the cache layout (k: its first K chunk, v: its first
 // V row); an fp16 cache read in place (k16, v16, for block<..., uint16_t>: the conversion is
 // part of each load); or, when k / v is null, a cache of another type read kPiece positions at a
@@ -79,19 +95,31 @@ struct BlockSource {
   const char* v_raw = nullptr;
   int64_t k_chunk_bytes = 0;
   int64_t v_row_bytes = 0;
+  // A q8_0 K, read in place: the block's first chunk, the tile's quantized query vectors and
+  // the integer scorer (kq8 null: K is one of the above).
+  const uint8_t* kq8 = nullptr;
+  const QueryQ8* qq = nullptr;
+  ScoreQ8Fn score_q8 = nullptr;
 };
 constexpr int64_t kPiece = 64;  // positions per piece (4 K chunks)
 
 // The f32 K/V of kv head g, block c: its first K chunk and its first V row.
+// A q8_0 K instead stays as the cache holds it (kq8, of capacity kq8_capacity), scored by score_q8.
 struct F32Kv {
   const float* k;
   const float* v;
   int64_t capacity;
   int64_t hd;
+  const uint8_t* kq8 = nullptr;
+  int64_t kq8_capacity = 0;
+  ScoreQ8Fn score_q8 = nullptr;
   const float* k_block(int64_t g, int64_t c) const {
     return k + (g * (capacity / kChunk) + c * (kB / kChunk)) * hd * kChunk;
   }
   const float* v_block(int64_t g, int64_t c) const { return v + (g * capacity + c * kB) * hd; }
+  const uint8_t* kq8_block(int64_t g, int64_t c) const {
+    return kq8 + (g * (kq8_capacity / kChunk) + c * (kB / kChunk)) * (hd / 32) * kKq8BlockBytes;
+  }
 };
 
 // A tile's query vectors: vector v is (row rows[v], head heads[v]).
@@ -100,12 +128,16 @@ struct TileVectors {
   const float* q[8];
   int64_t row[8];
   int64_t head[8];
+  QueryQ8 qq[8];  // the vectors quantized, where K is q8_0
 };
 
 // One tile step of split mode (generation): one block for the tile's vectors, (m, l, o) of each
 // vector into its slot (tile_one_block).
 using OneBlockFn = void (*)(const AttentionShape&, const TileVectors&, const int64_t*,
                             const BlockSource&, int64_t, float* const*, float*);
+// Prompt mode: every block of a tile (tile_all_blocks).
+using AllBlocksFn = void (*)(const AttentionShape&, const TileVectors&, const int64_t*,
+                             const F32Kv&, int64_t, float*, int64_t, float*);
 
 namespace {
 
@@ -161,7 +193,7 @@ XTILE_LANES_INLINE void score_chunks(const float* const* q, const E* k, float sc
     V kv[CH];
     for (int c = 0; c < CH; ++c) kv[c] = load_kv<W>(k + (c * hd + i) * kChunk);
     for (int v = 0; v < NQ; ++v) {
-      const V qv = lanes::splat<W>(q[v][i]);
+      const V qv = lanes::splat_load<W>(q[v] + i);
       for (int c = 0; c < CH; ++c) acc[v][c] = acc[v][c] + qv * kv[c];
     }
   }
@@ -257,7 +289,7 @@ XTILE_LANES_INLINE void weighted_sum(const float* w, int64_t n, const E* vb, flo
       pf.step();
       const E* v = vb + p * hd + 16 * c0;
       V wp[H];
-      for (int h = 0; h < H; ++h) wp[h] = lanes::splat<W>(w[h * kB + p]);
+      for (int h = 0; h < H; ++h) wp[h] = lanes::splat_load<W>(w + h * kB + p);
 #pragma GCC unroll 16
       for (int c = 0; c < CP; ++c) {
         const V vc = load_kv<W>(v + 16 * c);
@@ -290,6 +322,33 @@ XTILE_LANES_INLINE void spread(PrefetchLines& pf, int64_t steps) {
   const int64_t lines = (pf.end - pf.next + 63) / 64;
   if (steps < 1) steps = 1;
   pf.per_step = lines > 0 ? static_cast<int>((lines + steps - 1) / steps) : 0;
+}
+
+// A q8_0 K's scores by plain loops, for any CPU (the ISA objects' VPDPBUSD / VPMADDUBSW kernels
+// give the same bits: the integer sums are exact, the float steps the same per position).
+inline void score_q8_portable(int nq, const QueryQ8* qq, const uint8_t* kc, int64_t chunks,
+                              int64_t blocks, float scale, float* s, PrefetchLines& pf) {
+  spread(pf, chunks * blocks);
+  for (int64_t c = 0; c < chunks; ++c) {
+    for (int64_t b = 0; b < blocks; ++b) {
+      pf.step();
+      const uint8_t* blk = kc + (c * blocks + b) * kKq8BlockBytes;
+      for (int64_t p = 0; p < kChunk; ++p) {
+        uint16_t d16;
+        std::memcpy(&d16, blk + kv_kq8_scale_index(p), 2);
+        const float dk = fp16_to_fp32(d16);
+        for (int v = 0; v < nq; ++v) {
+          int32_t isum = 0;
+          for (int64_t i = 0; i < 32; ++i)
+            isum += qq[v].q[32 * b + i] * (static_cast<int32_t>(blk[kv_kq8_index(p, i)]) - 128);
+          float& acc = s[v * kB + c * kChunk + p];
+          acc = (b == 0 ? 0.0f : acc) + static_cast<float>(isum) * (dk * qq[v].d[b]);
+        }
+      }
+    }
+  }
+  for (int v = 0; v < nq; ++v)
+    for (int64_t p = 0; p < chunks * kChunk; ++p) s[v * kB + p] = s[v * kB + p] * scale;
 }
 
 // The weighted sums of positions [a, b) of the block for nq vectors, vb holding row a. AVX-512:
@@ -336,23 +395,31 @@ XTILE_LANES_INLINE void block(int nq, const float* const* q, const int64_t* ext,
   // read in place and converted as it is loaded).
   // While a piece is computed, the next piece is requested (PrefetchLines): the K pieces in
   // order, then the first V piece, then the V pieces in order.
+  // A q8_0 K is read in place by the integer scorer (in pieces where there is a next piece to
+  // request, i.e. from memory in split mode; prompt mode's K is in the caches).
   const int64_t chunks = (n + kChunk - 1) / kChunk;
-  const int64_t k_step = src.k ? chunks : kPiece / kChunk;
+  const bool whole_k = src.k || (src.kq8 && !src.k_raw);
+  const int64_t k_step = whole_k ? chunks : kPiece / kChunk;
   const int64_t v_step = src.v ? n : kPiece;
   const int ch = score_chunks_for(W, std::min(nq, kTileVectors<W>));
   for (int64_t c0 = 0; c0 < chunks; c0 += k_step) {
     const int64_t cc = std::min(k_step, chunks - c0);
-    const E* kc;
-    if constexpr (f16_in_place)
-      kc = src.k16 + c0 * hd * kChunk;
-    else
-      kc = src.k ? src.k + c0 * hd * kChunk : src.convert_k(src, src.p0 + c0 * kChunk, cc);
     PrefetchLines pf;
     if (c0 + k_step < chunks)
       pf = k_piece_lines(src, src.p0 + (c0 + k_step) * kChunk,
                          std::min(k_step, chunks - c0 - k_step));
     else
       pf = v_piece_lines(src, src.p0, std::min(n, v_step));
+    if (src.kq8) {
+      src.score_q8(nq, src.qq, src.kq8 + c0 * (C / 2) * kKq8BlockBytes, cc, C / 2, scale,
+                   s + c0 * kChunk, pf);
+      continue;
+    }
+    const E* kc;
+    if constexpr (f16_in_place)
+      kc = src.k16 + c0 * hd * kChunk;
+    else
+      kc = src.k ? src.k + c0 * hd * kChunk : src.convert_k(src, src.p0 + c0 * kChunk, cc);
     spread(pf, (cc / ch + cc % ch) * hd);
     scores_any<W, C>(nq, q, kc, cc, scale, s + c0 * kChunk, pf);
   }
@@ -420,7 +487,13 @@ XTILE_LANES_INLINE void tile_all_blocks(const AttentionShape& sh, const TileVect
     int64_t ext[8];
     for (int v = 0; v < tv.n; ++v) ext[v] = std::clamp<int64_t>(pos[tv.row[v]] + 1 - c * kB, 0, kB);
     BlockSource src;
-    src.k = kv.k_block(g, c);
+    if (kv.kq8) {
+      src.kq8 = kv.kq8_block(g, c);
+      src.qq = tv.qq;
+      src.score_q8 = kv.score_q8;
+    } else {
+      src.k = kv.k_block(g, c);
+    }
     src.v = kv.v_block(g, c);
     block<W, C>(tv.n, tv.q, ext, src, sh.scale, s, o, m, l);
     for (int v = 0; v < tv.n; ++v)

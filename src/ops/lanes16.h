@@ -114,6 +114,32 @@ XTILE_LANES_INLINE F16<W> splat(float x) {
   return r;
 }
 
+// splat(*p) as a broadcast from memory: in the ISA objects (AVX2 / AVX-512 at compile time) one
+// VBROADCASTSS from memory, in an asm so that GCC can neither fold it into each multiply that uses
+// it as an embedded broadcast (one load per use: pp4096 −14 % in the weighted sums) nor form it
+// as splat's add to zero and a register broadcast (two vector ops on the pipes the sums need).
+// Elsewhere splat(*p). The same value either way (splat's 0 + x turns −0 into +0, but every
+// use here multiplies it into a sum that starts at +0, so the sums do not change).
+template <int W>
+XTILE_LANES_INLINE F16<W> splat_load(const float* p) {
+#if defined(__AVX512F__)
+  if constexpr (W == 16) {
+    F16<W> r;
+    asm("vbroadcastss %1, %0" : "=v"(r.part[0]) : "m"(*p));
+    return r;
+  }
+#endif
+#if defined(__AVX2__)
+  if constexpr (W == 8) {
+    F16<W> r;
+    asm("vbroadcastss %1, %0" : "=x"(r.part[0]) : "m"(*p));
+    r.part[1] = r.part[0];
+    return r;
+  }
+#endif
+  return splat<W>(*p);
+}
+
 template <int W>
 XTILE_LANES_INLINE F16<W> load(const float* p) {
   F16<W> r;
