@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -110,6 +111,39 @@ TEST(QuantQ8_0, HalfwayCasesRoundAwayFromZero) {
   EXPECT_EQ(b.d, 0x3c00);
   EXPECT_EQ(b.qs[0], 127);
   for (int i = 0; i < 9; ++i) EXPECT_EQ(b.qs[1 + i], want[i]) << "x = " << in[i];
+}
+
+// The codes are roundf(x · id) (ggml's quantize_row_q8_0_ref) for random rows of many scales and
+// for the floats on either side of every half, where a rounding written another way would differ.
+TEST(QuantQ8_0, CodesAreRoundfOfTheScaledValues) {
+  std::mt19937 rng(4242);
+  std::vector<float> x(64 * kQK);
+  for (size_t i = 0; i < x.size(); ++i) {
+    const float scale = std::ldexp(1.0f, static_cast<int>(i / kQK % 40) - 20);
+    x[i] = std::normal_distribution<float>(0.0f, scale)(rng);
+  }
+  for (int h = 0; h < 127; ++h) {  // block 0 of these: amax 127, so id = 1 and x · id = x
+    float* b = x.data() + (h % 8) * kQK;
+    b[0] = 127.0f;
+    b[1 + (h / 8) % 31] = std::nextafter(h + 0.5f, 0.0f);
+  }
+  for (int h = 0; h < 31; ++h) {
+    x[8 * kQK + 1 + h] = std::nextafter(h + 0.5f, 200.0f);
+    x[9 * kQK + 1 + h] = -std::nextafter(h + 0.5f, 0.0f);
+    x[10 * kQK + 1 + h] = -(h + 96.5f);
+  }
+  x[8 * kQK] = x[9 * kQK] = x[10 * kQK] = 127.0f;
+  std::vector<BlockQ8_0> y(x.size() / kQK);
+  quantize_row_q8_0(x.data(), y.data(), static_cast<int64_t>(x.size()));
+  for (size_t b = 0; b < y.size(); ++b) {
+    float amax = 0.0f;
+    for (int j = 0; j < kQK; ++j) amax = std::max(amax, std::fabs(x[b * kQK + j]));
+    const float d = amax / 127.0f, id = d == 0.0f ? 0.0f : 1.0f / d;
+    for (int j = 0; j < kQK; ++j) {
+      const float want = std::clamp(std::round(x[b * kQK + j] * id), -127.0f, 127.0f);
+      ASSERT_EQ(y[b].qs[j], static_cast<int8_t>(want)) << "block " << b << " x " << x[b * kQK + j];
+    }
+  }
 }
 
 TEST(QuantQ8_0, PlusMinusAmaxMapTo127) {

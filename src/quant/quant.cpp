@@ -5,6 +5,7 @@
 
 #include <cfenv>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "base/error.h"
@@ -42,6 +43,19 @@ int8_t to_int8_clamped(float v) {
   return static_cast<int8_t>(v);
 }
 
+// to_int8_clamped(roundf(v)) without the libm call, so that GCC vectorizes a block's 32 (the
+// KV cache's and the attention queries' q8_0 rows called roundf 470 million times in a 4096-token
+// prompt of qwen3-0.6b: 8.5 % of it). The clamp first (NaN to 0), then the truncation t and the
+// fraction v − t, exact for |v| < 2^23: half away from zero is t ± 1 where |v − t| ≥ 0.5.
+int8_t round_to_int8(float v) {
+  float c = v > 127.0f ? 127.0f : v;
+  c = c < -127.0f ? -127.0f : c;
+  c = c == c ? c : 0.0f;
+  const auto t = static_cast<int32_t>(c);
+  const float f = c - static_cast<float>(t);
+  return static_cast<int8_t>(t + (f >= 0.5f ? 1 : 0) - (f <= -0.5f ? 1 : 0));
+}
+
 // Q4_0's q = min(15, (int8_t)(x * id + 8.5f)): t is >= 0.5 - tiny for finite inputs, so the
 // truncation of t is its integer part; NaN (bad input only) maps to nibble 0 rather than UB.
 uint8_t q4_nibble(float t) {
@@ -56,19 +70,24 @@ void quantize_row_q8_0(const float* x, BlockQ8_0* y, int64_t k) {
   check_row_length("quantize_row_q8_0", k);
   const int64_t nb = k / kQK;
   for (int64_t b = 0; b < nb; ++b) {
+    // Written for the vectorizer: the max in 8 lanes (a max is exact, so any grouping gives the
+    // one maximum), the codes into a local array (y's int8 may alias x for the compiler).
     const float* xb = x + b * kQK;
+    float lane_max[8] = {};
+    for (int j = 0; j < kQK; j += 8)
+      for (int l = 0; l < 8; ++l) {
+        const float a = std::fabs(xb[j + l]);
+        lane_max[l] = a > lane_max[l] ? a : lane_max[l];
+      }
     float amax = 0.0f;
-    for (int j = 0; j < kQK; ++j) {
-      const float a = std::fabs(xb[j]);
-      if (a > amax) amax = a;
-    }
+    for (float m : lane_max) amax = m > amax ? m : amax;
     const float d = amax / 127.0f;
     const float id = inverse_scale(d);
     y[b].d = fp32_to_fp16(d);
-    for (int j = 0; j < kQK; ++j) {
-      // roundf: half away from zero, as ggml's quantize_row_q8_0_ref (not the activations' rule).
-      y[b].qs[j] = to_int8_clamped(std::round(xb[j] * id));
-    }
+    // roundf: half away from zero, as ggml's quantize_row_q8_0_ref (not the activations' rule).
+    int8_t q[kQK];
+    for (int j = 0; j < kQK; ++j) q[j] = round_to_int8(xb[j] * id);
+    std::memcpy(y[b].qs, q, sizeof q);
   }
 }
 
