@@ -23,7 +23,9 @@ sse=$(curl -sS -N "$SERVER_URL/v1/chat/completions" -H 'Content-Type: applicatio
   -d "${body%\}},\"stream\":true}")
 [ "$(printf '%s\n' "$sse" | grep -c '^data: ')" -ge 3 ] || fail "too few events: $sse"
 [ "$(printf '%s\n' "$sse" | grep '^data: ' | tail -n 1)" = "data: [DONE]" ] || fail "no [DONE] at the end: $sse"
-first=$(printf '%s\n' "$sse" | grep '^data: ' | head -n 1 | cut -c 7-)
+# sed -n 1p, not head -n 1: head exits after one line, and a grep still writing gets SIGPIPE,
+# which pipefail turns into a silent exit of this script (the flaky failure CI saw).
+first=$(printf '%s\n' "$sse" | grep '^data: ' | sed -n 1p | cut -c 7-)
 check "$first" 'j["choices"][0]["delta"]["role"] == "assistant"'
 streamed=$(printf '%s\n' "$sse" | grep '^data: {' | cut -c 7- | python3 -c '
 import json, sys
