@@ -46,9 +46,6 @@ float q8_value(const void* base, int64_t row, int64_t i) {
   return fp16_to_fp32(b->d) * static_cast<float>(b->qs[i % kQK]);
 }
 
-}  // namespace
-
-namespace {
 // A q8_0 K's int8 q and fp32 scale of (g, p, i) / of p's block holding i.
 int32_t kq8_q(const KvLayerView& kv, int64_t g, int64_t p, int64_t i) {
   const uint8_t* blk = static_cast<const uint8_t*>(kv.k) + kv_kq8_block_offset(kv, g, p, i);
@@ -60,6 +57,7 @@ float kq8_d(const KvLayerView& kv, int64_t g, int64_t p, int64_t i) {
   std::memcpy(&d, blk + kv_kq8_scale_index(p), 2);
   return fp16_to_fp32(d);
 }
+
 }  // namespace
 
 float kv_k_value(const KvLayerView& kv, int64_t g, int64_t p, int64_t i) {

@@ -352,14 +352,18 @@ inline void score_q8_portable(int nq, const QueryQ8* qq, const uint8_t* kc, int6
 }
 
 // The weighted sums of positions [a, b) of the block for nq vectors, vb holding row a. AVX-512:
-// 16 accumulators, as 4 vectors × 4 pieces (so a prompt tile's 8 vectors read each V row twice,
-// not 4 times), 2 × 8 or 1 × 16 for fewer vectors; narrower widths one vector at a time.
+// 16 accumulators, as 8 vectors × 2 pieces (a prompt tile's 8 vectors read each V row once, in
+// 4 passes of 2 pieces, with 8 broadcast weights per position: pp4096 +2 % over 4 × 4, which
+// read each row twice), 4 × 4, 2 × 8 or 1 × 16 for fewer vectors; narrower widths one vector at
+// a time.
 template <int W, int C, typename E>
 XTILE_LANES_INLINE void weighted_sums(int nq, const float* s, int64_t a, int64_t b, const E* vb,
                                       float* o, PrefetchLines& pf) {
   constexpr int hd = 16 * C;
   int v = 0;
   if constexpr (W == 16) {
+    for (; v + 8 <= nq; v += 8)
+      weighted_sum<W, C, 8, (C < 2 ? C : 2)>(s + v * kB + a, b - a, vb, o + v * hd, a > 0, pf);
     for (; v + 4 <= nq; v += 4)
       weighted_sum<W, C, 4, (C < 4 ? C : 4)>(s + v * kB + a, b - a, vb, o + v * hd, a > 0, pf);
     for (; v + 2 <= nq; v += 2)
@@ -374,6 +378,7 @@ constexpr int64_t weighted_passes(int nq) {
   int64_t passes = 0;
   int v = 0;
   if constexpr (W == 16) {
+    for (; v + 8 <= nq; v += 8) passes += C / (C < 2 ? C : 2);
     for (; v + 4 <= nq; v += 4) passes += C / (C < 4 ? C : 4);
     for (; v + 2 <= nq; v += 2) passes += C / (C < 8 ? C : 8);
   }
