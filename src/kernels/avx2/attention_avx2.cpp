@@ -84,18 +84,6 @@ void q8_scores(int nq, const QueryQ8* qq, const uint8_t* kc, int64_t chunks, int
 
 }  // namespace
 
-ops::attention_tiles::AllBlocksFn attention_all_blocks(int64_t hd) {
-  return attention_isa_impl::all_blocks_for<8>(hd);
-}
-ops::attention_tiles::OneBlockFn attention_one_block(int64_t hd) {
-  return attention_isa_impl::one_block_for<8, float>(hd);
-}
-ops::attention_tiles::OneBlockFn attention_f16_one_block(int64_t hd) {
-  return attention_isa_impl::one_block_for<8, uint16_t>(hd);
-}
-
-ops::attention_tiles::ScoreQ8Fn attention_q8_scores() {
-  return q8_scores;
-}
+XTILE_ATTENTION_ISA_DEFINE(8, q8_scores)
 
 }  // namespace xtile::avx2

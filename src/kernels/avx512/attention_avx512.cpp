@@ -79,18 +79,6 @@ void q8_scores(int nq, const QueryQ8* qq, const uint8_t* kc, int64_t chunks, int
 
 }  // namespace
 
-ops::attention_tiles::AllBlocksFn attention_all_blocks(int64_t hd) {
-  return attention_isa_impl::all_blocks_for<16>(hd);
-}
-ops::attention_tiles::OneBlockFn attention_one_block(int64_t hd) {
-  return attention_isa_impl::one_block_for<16, float>(hd);
-}
-ops::attention_tiles::OneBlockFn attention_f16_one_block(int64_t hd) {
-  return attention_isa_impl::one_block_for<16, uint16_t>(hd);
-}
-
-ops::attention_tiles::ScoreQ8Fn attention_q8_scores() {
-  return q8_scores;
-}
+XTILE_ATTENTION_ISA_DEFINE(16, q8_scores)
 
 }  // namespace xtile::avx512
