@@ -91,14 +91,16 @@ void scores_q8(int nq, const ops::attention_tiles::QueryQ8* qq, const uint8_t* k
 
 // kernels/attention_isa.h's four functions for an object of width W whose q8_0 K scorer is
 // SCORER (written inside the object's namespace: avx512 or avx2).
-#define XTILE_ATTENTION_ISA_DEFINE(W, SCORER)                                            \
-  ops::attention_tiles::AllBlocksFn attention_all_blocks(int64_t hd) {                  \
-    return attention_isa_impl::all_blocks_for<W>(hd);                                    \
-  }                                                                                      \
-  ops::attention_tiles::OneBlockFn attention_one_block(int64_t hd) {                    \
-    return attention_isa_impl::one_block_for<W, float>(hd);                              \
-  }                                                                                      \
-  ops::attention_tiles::OneBlockFn attention_f16_one_block(int64_t hd) {                \
-    return attention_isa_impl::one_block_for<W, uint16_t>(hd);                           \
-  }                                                                                      \
-  ops::attention_tiles::ScoreQ8Fn attention_q8_scores() { return SCORER; }
+#define XTILE_ATTENTION_ISA_DEFINE(W, SCORER)                            \
+  ops::attention_tiles::AllBlocksFn attention_all_blocks(int64_t hd) {   \
+    return attention_isa_impl::all_blocks_for<W>(hd);                    \
+  }                                                                      \
+  ops::attention_tiles::OneBlockFn attention_one_block(int64_t hd) {     \
+    return attention_isa_impl::one_block_for<W, float>(hd);              \
+  }                                                                      \
+  ops::attention_tiles::OneBlockFn attention_f16_one_block(int64_t hd) { \
+    return attention_isa_impl::one_block_for<W, uint16_t>(hd);           \
+  }                                                                      \
+  ops::attention_tiles::ScoreQ8Fn attention_q8_scores() {                \
+    return SCORER;                                                       \
+  }
