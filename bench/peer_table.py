@@ -106,8 +106,7 @@ def load_runs(manifest):
                 continue
             if rc == "0":
                 try:
-                    with open(path, encoding="utf-8") as j:
-                        rows = json.load(j)
+                    rows = load_bench_json(path)
                 except (OSError, ValueError) as e:
                     print(f"warning: {path}: {e}", file=sys.stderr)
                     rc = "bad JSON"
@@ -116,6 +115,26 @@ def load_runs(manifest):
             for r in rows:
                 runs.append((int(rnd), model, qtype, engine, setting, r, rc, log))
     return runs
+
+
+def load_bench_json(path):
+    """llama-bench's JSON, minus lines a peer printed into it: ik_llama.cpp writes a ggml warning
+    ("WARNING: Behavior may be unexpected when allocating 0 bytes for ggml_calloc!") to stdout
+    between the array's first lines. Such lines are dropped with a warning naming them; a line
+    of the JSON itself always starts with a space, a bracket, a brace or a quote."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    try:
+        return json.loads(text)
+    except ValueError:
+        lines = text.splitlines()
+        kept = [ln for ln in lines if not ln or ln[0] in ' \t[]{}"']
+        if len(kept) == len(lines):
+            raise
+        for ln in lines:
+            if ln and ln[0] not in ' \t[]{}"':
+                print(f"warning: {path}: dropped a line that is not JSON: {ln}", file=sys.stderr)
+        return json.loads("\n".join(kept))
 
 
 def setting_of(engine, setting, row):
