@@ -127,14 +127,16 @@ def load_bench_json(path):
     try:
         return json.loads(text)
     except ValueError:
+        def is_json(ln):
+            return not ln or ln[0] in ' \t[]{}"'
+
         lines = text.splitlines()
-        kept = [ln for ln in lines if not ln or ln[0] in ' \t[]{}"']
-        if len(kept) == len(lines):
+        stray = [ln for ln in lines if not is_json(ln)]
+        if not stray:
             raise
-        for ln in lines:
-            if ln and ln[0] not in ' \t[]{}"':
-                print(f"warning: {path}: dropped a line that is not JSON: {ln}", file=sys.stderr)
-        return json.loads("\n".join(kept))
+        for ln in stray:
+            print(f"warning: {path}: dropped a line that is not JSON: {ln}", file=sys.stderr)
+        return json.loads("\n".join(ln for ln in lines if is_json(ln)))
 
 
 def setting_of(engine, setting, row):
