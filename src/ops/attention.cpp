@@ -81,13 +81,13 @@ float reference_dot(const float* q, const BlockQ8_0* qq, int64_t hd, const KvLay
                     int64_t g, int64_t p) {
   float d = 0.0f;
   if (kv.k_elem != KvElem::q8_0) {
-    for (int64_t i = 0; i < hd; ++i) d = d + q[i] * kv_k_value(kv, g, p, i);
+    for (int64_t i = 0; i < hd; ++i) d = std::fma(q[i], kv_k_value(kv, g, p, i), d);
     return d;
   }
   for (int64_t b = 0; b < hd / kQK; ++b) {
     int32_t isum = 0;
     for (int64_t i = 32 * b; i < 32 * b + 32; ++i) isum += qq[b].qs[i % kQK] * kq8_q(kv, g, p, i);
-    d = d + static_cast<float>(isum) * (kq8_d(kv, g, p, 32 * b) * fp16_to_fp32(qq[b].d));
+    d = std::fma(static_cast<float>(isum), kq8_d(kv, g, p, 32 * b) * fp16_to_fp32(qq[b].d), d);
   }
   return d;
 }
@@ -123,8 +123,8 @@ void reference_row(const AttentionShape& s, const float* q, int64_t g, int64_t p
     std::fill(o.begin(), o.end(), 0.0f);
     for (int64_t p = 0; p < cnt; ++p)
       for (int64_t i = 0; i < hd; ++i)
-        o[static_cast<size_t>(i)] = o[static_cast<size_t>(i)] +
-            sc[static_cast<size_t>(p)] * kv_v_value(kv, g, c0 + p, i);
+        o[static_cast<size_t>(i)] = std::fma(
+            sc[static_cast<size_t>(p)], kv_v_value(kv, g, c0 + p, i), o[static_cast<size_t>(i)]);
     if (!run.started) {
       run = {m, l, true};
       acc = o;

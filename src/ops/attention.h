@@ -6,15 +6,22 @@
 //
 //   positions 0..t in blocks of kBlock = 256 (block c: [256c, min(256c + 256, t + 1)))
 //   per block, in any order and on any thread:
-//     s_p  = (Σ_{i ascending} q[i]·k_p[i], from 0.0f, a multiply then an add) · scale
+//     s_p  = (Σ_{i ascending} q[i]·k_p[i], from 0.0f, each step one fma) · scale
 //     m_c  = max_p s_p
 //     e_p  = exp(s_p − m_c)                          exp: ops::lanes::exp (within 2 ulp)
 //     l_c  = fold16 of the 16 lane sums, lane j = Σ e_p over p ≡ j (mod 16), p ascending
-//     o_c  = Σ_{p ascending} e_p · v_p, from 0.0f, a multiply then an add per element
+//     o_c  = Σ_{p ascending} e_p · v_p, from 0.0f, each step one fma per element
 //   combined over blocks in ascending c (first block: M, L, O = m_0, l_0, o_0):
 //     M' = max(M, m_c), a = exp(M − M'), b = exp(m_c − M')
 //     L  = L·a + l_c·b,  O = O·a + o_c·b            (each product rounded, then the add)
 //   out = O / L
+//
+// "One fma": acc = fmaf(x, y, acc), the product and the sum rounded once (std::fma in the element
+// loop, VFMADD in the kernels). Decision (2026-11-30): the two O(context²) loops of a prompt were
+// a multiply then an add until a build with them fused ran pp2048 20-24 % faster on an Intel Xeon
+// with AMX, whose FMA ports do the adds too, so a separate multiply and add cost two µops where an
+// fma costs one (docs/PERF.md); every AVX2 and AVX-512 CPU has FMA, and the fused result is the
+// more accurate one. The combine below keeps its separately rounded products (once per block).
 //
 // fold16 is ops.h's pairwise fold (lane j += lane j + w for w = 8, 4, 2, 1). Every output row
 // depends only on its own query and the cache, so a row gives the same bits whether it arrives
@@ -34,15 +41,15 @@
 // d_q,b, int8 q_q) and, for positions p of the block,
 //     isum_p,b = Σ_{i in block b} q_q[i] · q_k,p[i]                  exact int32 (|.| ≤ 516128)
 //     s_p  = (Σ_{b ascending} float(isum_p,b) · (fp32(d_k,p,b) · fp32(d_q,b)), from 0.0f) · scale
-// each product rounded, then the add. float(isum) is exact (< 2^24), so every way of summing the
-// integers (VPDPBUSD, VPMADDUBSW, a scalar loop) gives the same s_p; the rest is as above. The
-// query's rounding makes a q8_0 K differ from an f32 one by more than K's own rounding
-// (tests/attention_test.cpp states the tolerance), and it turns the scores, half of a long
-// prompt's attention, from float multiply-adds into 4-byte integer dot products.
-// The q8_0 K is transposed for those dot products: per 16-position chunk and 32-dimension block,
-// the 16 positions' fp16 scales (32 bytes), then 8 groups of 4 dimensions, each the 16
-// positions' 4 values (64 bytes: position p % 16 at 4 · (p % 16)), stored as q + 128 (unsigned:
-// VPDPBUSD multiplies unsigned by signed bytes; the kernels subtract 128 · Σ q_q).
+// the scale product rounded, then one fma per block (the matmuls' epilogue, docs/KERNELS.md).
+// float(isum) is exact (< 2^24), so every way of summing the integers (VPDPBUSD, VPMADDUBSW, a
+// scalar loop) gives the same s_p; the rest is as above. The query's rounding makes a q8_0 K differ
+// from an f32 one by more than K's own rounding (tests/attention_test.cpp states the tolerance),
+// and it turns the scores, half of a long prompt's attention, from float multiply-adds into 4-byte
+// integer dot products. The q8_0 K is transposed for those dot products: per 16-position chunk and
+// 32-dimension block, the 16 positions' fp16 scales (32 bytes), then 8 groups of 4 dimensions, each
+// the 16 positions' 4 values (64 bytes: position p % 16 at 4 · (p % 16)), stored as q + 128
+// (unsigned: VPDPBUSD multiplies unsigned by signed bytes; the kernels subtract 128 · Σ q_q).
 
 #pragma once
 

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -195,7 +196,7 @@ XTILE_LANES_INLINE void score_chunks(const float* const* q, const E* k, float sc
     for (int c = 0; c < CH; ++c) kv[c] = load_kv<W>(k + (c * hd + i) * kChunk);
     for (int v = 0; v < NQ; ++v) {
       const V qv = lanes::splat_load<W>(q[v] + i);
-      for (int c = 0; c < CH; ++c) acc[v][c] = acc[v][c] + qv * kv[c];
+      for (int c = 0; c < CH; ++c) acc[v][c] = lanes::fma(qv, kv[c], acc[v][c]);
     }
   }
   const V vscale = lanes::splat<W>(scale);
@@ -294,7 +295,7 @@ XTILE_LANES_INLINE void weighted_sum(const float* w, int64_t n, const E* vb, flo
 #pragma GCC unroll 16
       for (int c = 0; c < CP; ++c) {
         const V vc = load_kv<W>(v + 16 * c);
-        for (int h = 0; h < H; ++h) acc[h][c] = acc[h][c] + wp[h] * vc;
+        for (int h = 0; h < H; ++h) acc[h][c] = lanes::fma(wp[h], vc, acc[h][c]);
       }
     }
     for (int h = 0; h < H; ++h)
@@ -343,7 +344,7 @@ inline void score_q8_portable(int nq, const QueryQ8* qq, const uint8_t* kc, int6
           for (int64_t i = 0; i < 32; ++i)
             isum += qq[v].q[32 * b + i] * (static_cast<int32_t>(blk[kv_kq8_index(p, i)]) - 128);
           float& acc = s[v * kB + c * kChunk + p];
-          acc = (b == 0 ? 0.0f : acc) + static_cast<float>(isum) * (dk * qq[v].d[b]);
+          acc = std::fma(static_cast<float>(isum), dk * qq[v].d[b], b == 0 ? 0.0f : acc);
         }
       }
     }

@@ -6,9 +6,9 @@
 // The code using it is a template on W, and each CPU gets its own instantiation through GCC
 // function multi-versioning (XTILE_LANES_VERSIONS). A single 64-byte vector type would compile
 // everywhere too, but below AVX-512 GCC splits it through the stack and the AVX2 build ran
-// 10× slower. Every operation is element-wise and rounded per IEEE (no fma:
-// -ffp-contract=off), and fold16 adds exactly the pairs of the one-vector fold, so every W gives
-// the same bits.
+// 10× slower. Every operation is element-wise and rounded per IEEE (-ffp-contract=off: a
+// product and a sum are fused only where the code says lanes::fma), and fold16 adds exactly the
+// pairs of the one-vector fold, so every W gives the same bits.
 //
 // Every helper is always_inline: a vector wider than the target's registers passed by value
 // between functions would change the calling convention; inlined, it never crosses a call.
@@ -26,19 +26,21 @@
 
 // Defines NAME(PARAMS) three times, for AVX-512, AVX2 and baseline x86-64, each body calling
 // IMPL<W>(ARGS) with its vector width; the loader picks one for the CPU (an ifunc), as for
-// XTILE_FLOAT_CLONES. PARAMS and ARGS are parenthesized lists. Call NAME only from its own
-// translation unit (export a plain function that calls it): GCC 12 emits the dispatcher only
-// where the versions are called, and a caller in another unit links to the baseline version.
+// XTILE_FLOAT_CLONES (the AVX2 one with FMA, which every AVX2 CPU x86 servers and laptops ship
+// has: lanes::fma is then one instruction). PARAMS and ARGS are parenthesized lists. Call NAME only
+// from its own translation unit (export a plain function that calls it): GCC 12 emits the
+// dispatcher only where the versions are called, and a caller in another unit links to the baseline
+// version.
 #define XTILE_LANES_STRIP(...) __VA_ARGS__
-#define XTILE_LANES_VERSIONS(RET, NAME, PARAMS, IMPL, ARGS)               \
-  __attribute__((target("avx512f"))) RET NAME(XTILE_LANES_STRIP PARAMS) { \
-    return IMPL<16>(XTILE_LANES_STRIP ARGS);                              \
-  }                                                                       \
-  __attribute__((target("avx2"))) RET NAME(XTILE_LANES_STRIP PARAMS) {    \
-    return IMPL<8>(XTILE_LANES_STRIP ARGS);                               \
-  }                                                                       \
-  __attribute__((target("default"))) RET NAME(XTILE_LANES_STRIP PARAMS) { \
-    return IMPL<4>(XTILE_LANES_STRIP ARGS);                               \
+#define XTILE_LANES_VERSIONS(RET, NAME, PARAMS, IMPL, ARGS)                \
+  __attribute__((target("avx512f"))) RET NAME(XTILE_LANES_STRIP PARAMS) {  \
+    return IMPL<16>(XTILE_LANES_STRIP ARGS);                               \
+  }                                                                        \
+  __attribute__((target("avx2,fma"))) RET NAME(XTILE_LANES_STRIP PARAMS) { \
+    return IMPL<8>(XTILE_LANES_STRIP ARGS);                                \
+  }                                                                        \
+  __attribute__((target("default"))) RET NAME(XTILE_LANES_STRIP PARAMS) {  \
+    return IMPL<4>(XTILE_LANES_STRIP ARGS);                                \
   }
 
 namespace xtile::ops::lanes {
@@ -87,6 +89,36 @@ XTILE_LANES_BINARY(-)
 XTILE_LANES_BINARY(*)
 XTILE_LANES_BINARY(/)
 #undef XTILE_LANES_BINARY
+
+// a · b + c per lane with one rounding (IEEE fusedMultiplyAdd). In the ISA objects (AVX-512 or
+// FMA at compile time) one VFMADD231PS per native vector, in an asm: written as per-lane fmaf
+// calls, GCC vectorizes them only after its loop unrolling has judged the 16 calls too big to
+// unroll the tiles' loops over accumulators, which then live on the stack (pp2048 −40 %).
+// Elsewhere (the multi-versioned fallbacks, the baseline version) per-lane fmaf: correct, and
+// vectorized where the target has FMA.
+template <int W>
+XTILE_LANES_INLINE F16<W> fma(const F16<W>& a, const F16<W>& b, const F16<W>& c) {
+  F16<W> r = c;
+#if defined(__AVX512F__)
+  if constexpr (W == 16) {
+    asm("vfmadd231ps %2, %1, %0" : "+v"(r.part[0]) : "v"(a.part[0]), "v"(b.part[0]));
+    return r;
+  }
+#endif
+#if defined(__FMA__)
+  if constexpr (W == 8) {
+    for (int i = 0; i < 2; ++i)
+      asm("vfmadd231ps %2, %1, %0" : "+x"(r.part[i]) : "x"(a.part[i]), "x"(b.part[i]));
+    return r;
+  }
+#endif
+#pragma GCC unroll 4
+  for (int i = 0; i < F16<W>::kParts; ++i)
+#pragma GCC unroll 16
+    for (int l = 0; l < W; ++l)
+      r.part[i][l] = __builtin_fmaf(a.part[i][l], b.part[i][l], c.part[i][l]);
+  return r;
+}
 
 // Lane-wise b > a ? b : a: a NaN in a stays, a NaN in b is ignored (the loop order of a max).
 template <int W>

@@ -63,8 +63,7 @@ struct Q8Tile {
             float* out = s + v * kB + c * kChunk + 8 * h;
             const __m256 w = _mm256_mul_ps(dk, _mm256_set1_ps(qq[v].d[b]));
             const __m256 sum = b == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(out);
-            _mm256_storeu_ps(
-                out, _mm256_add_ps(sum, _mm256_mul_ps(_mm256_cvtepi32_ps(isum[v][c][h]), w)));
+            _mm256_storeu_ps(out, _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[v][c][h]), w, sum));
           }
         }
     }

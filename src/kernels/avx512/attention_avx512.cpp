@@ -26,7 +26,7 @@ using ops::attention_tiles::QueryQ8;
 // 32 dimensions and group of 4: one 64-byte load per chunk (its 16 positions' 4 stored bytes
 // q_k + 128), and per vector its 4 int8 broadcast, VPDPBUSD adding the 4 products per lane to
 // sums that start at the vector's bias −128 · Σ q, so that they end at Σ q · q_k exactly. Then
-// per lane, in attention.h's order: float(isum) · (d_k · d_q) added to the float sum.
+// per lane, in attention.h's order: float(isum) · (d_k · d_q) fused into the float sum.
 // Register budget: NQ·CH int32 sums + NQ·CH float sums + CH loads + 1 broadcast ≤ 32 (4 × 3:
 // 28; 2 × 5: 26; 1 × 8: 25).
 template <int NQ, int CH>
@@ -61,7 +61,7 @@ struct Q8Tile {
             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kb + c * chunk_bytes)));
         for (int v = 0; v < NQ; ++v) {
           const __m512 w = _mm512_mul_ps(dk, _mm512_set1_ps(qq[v].d[b]));
-          acc[v][c] = _mm512_add_ps(acc[v][c], _mm512_mul_ps(_mm512_cvtepi32_ps(isum[v][c]), w));
+          acc[v][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[v][c]), w, acc[v][c]);
         }
       }
     }
