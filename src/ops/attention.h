@@ -18,10 +18,10 @@
 //
 // "One fma": acc = fmaf(x, y, acc), the product and the sum rounded once (std::fma in the element
 // loop, VFMADD in the kernels). Decision (2026-11-30): the two O(context²) loops of a prompt were
-// a multiply then an add until a build with them fused ran pp2048 20-24 % faster on an Intel Xeon
-// with AMX, whose FMA ports do the adds too, so a separate multiply and add cost two µops where an
-// fma costs one (docs/PERF.md); every AVX2 and AVX-512 CPU has FMA, and the fused result is the
-// more accurate one. The combine below keeps its separately rounded products (once per block).
+// a multiply then an add; fused, pp2048 ran 16 % and pp4096 18 % faster on an Intel Xeon with
+// AMX, whose FMA ports do the adds too, so a separate multiply and add cost two µops where an fma
+// costs one (docs/PERF.md); every AVX2 and AVX-512 CPU has FMA, and the fused result is the more
+// accurate one. The combine below keeps its separately rounded products (once per block).
 //
 // fold16 is ops.h's pairwise fold (lane j += lane j + w for w = 8, 4, 2, 1). Every output row
 // depends only on its own query and the cache, so a row gives the same bits whether it arrives
