@@ -26,8 +26,8 @@
 
 // Defines NAME(PARAMS) three times, for AVX-512, AVX2 and baseline x86-64, each body calling
 // IMPL<W>(ARGS) with its vector width; the loader picks one for the CPU (an ifunc), as for
-// XTILE_FLOAT_CLONES (the AVX2 one with FMA, which every AVX2 CPU x86 servers and laptops ship
-// has: lanes::fma is then one instruction). PARAMS and ARGS are parenthesized lists. Call NAME only
+// XTILE_FLOAT_CLONES (the AVX2 one also with FMA, which every AVX2 server and laptop CPU has:
+// lanes::fma is then vectorized). PARAMS and ARGS are parenthesized lists. Call NAME only
 // from its own translation unit (export a plain function that calls it): GCC 12 emits the
 // dispatcher only where the versions are called, and a caller in another unit links to the baseline
 // version.
