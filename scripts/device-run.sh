@@ -9,18 +9,38 @@
 #
 # Environment: OUT (./device-out); AMX_BUDGET (seconds for amx-check, 200); TEST_FILTER (as
 # amx-check's, without the objdump tests: they need the build tree); PEER_MODELS, PEER_TESTS
-# ("-p 512 -n 128"), REPS (3), PEER_TIMEOUT (240 s); THREADS (xtile's default).
+# ("-p 512 -n 128"), REPS (3), PEER_TIMEOUT (240 s); LONG=1 adds pp4096 and the depth-4096
+# tests on the first of PEER_MODELS (LONG_TIMEOUT, 240 s); THREADS (xtile's default);
+# CARRIED_GLIBC=1 starts everything through the carried glibc even where the host's would do
+# (to test that path here).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 D=$(realpath "${1:-.device}")
 OUT=$(realpath -m "${OUT:-./device-out}")
 RES=$(mktemp -d)/res
 mkdir -p "$OUT" "$RES"
-tar -C "$D" -xzf "$D/bin.tar.gz"
+xz -dc "$D/bin.tar.xz" | tar -C "$D" -xf -
+# How the carried programs start: the host's libstdc++ and glibc when they are new enough, else
+# the carried libstdc++, else also the carried glibc through its loader (wrapper scripts in
+# $D/run, laid out as the build tree, so that amx-check.sh and peers.sh call them as binaries).
 export LD_LIBRARY_PATH=$D/lib
-# The host's libstdc++ when it is new enough, else the carried one.
 "$D/build/xtile" --version >/dev/null 2>&1 || export LD_LIBRARY_PATH=$D/lib:$D/lib/std
-"$D/build/xtile" --version || { echo "device-run: the carried xtile does not start here" >&2; exit 1; }
+B=$D/build
+if [[ "${CARRIED_GLIBC:-0}" == 1 ]] || ! "$B/xtile" --version >/dev/null 2>&1; then
+  unset LD_LIBRARY_PATH
+  B=$D/run
+  mkdir -p "$B/tests" "$B/bench" "$D/run-peers"
+  wrap() {  # BINARY WRAPPER
+    printf '#!/bin/sh\nexec %q --library-path %q %q "$@"\n' "$D/lib/glibc/ld-linux-x86-64.so.2" \
+      "$D/lib:$D/lib/std:$D/lib/glibc" "$1" >"$2"
+    chmod +x "$2"
+  }
+  for b in xtile tests/xtile_tests bench/xtile_kernel_bench; do wrap "$D/build/$b" "$B/$b"; done
+  for p in "$D"/peers/*; do [[ -f "$p" ]] && wrap "$p" "$D/run-peers/$(basename "$p")"; done
+  echo "device-run: starting the carried programs through the carried glibc loader" >&2
+fi
+"$B/xtile" --version || { echo "device-run: the carried xtile does not start here" >&2; exit 1; }
+peer_path() { [[ -x "$D/run-peers/$1" ]] && echo "$D/run-peers/$1" || echo "$D/peers/$1"; }
 # The test binary reads SOURCE/../shared/fixtures, SOURCE being the checkout it was built in:
 # make that path resolve here, to the carried subset (an existing fixtures folder is kept).
 src=$(cat "$D/source-dir")
@@ -31,7 +51,7 @@ if [[ ! -e "$shared/fixtures" ]]; then
 fi
 # The CLI tests run SOURCE/build/xtile (compiled in) as well.
 if [[ ! -e "$src/build/xtile" ]]; then
-  mkdir -p "$src/build" && ln -s "$D/build/xtile" "$src/build/xtile" || true
+  mkdir -p "$src/build" && ln -s "$B/xtile" "$src/build/xtile" || true
 fi
 T0=$SECONDS
 {
@@ -41,29 +61,57 @@ T0=$SECONDS
   command -v lscpu >/dev/null && lscpu
 } >"$RES/cpu.txt" 2>&1
 head -n 4 "$RES/cpu.txt"
-"$D/build/xtile" info >"$RES/xtile-info.txt" 2>&1
+"$B/xtile" info >"$RES/xtile-info.txt" 2>&1
 KERNELS=avx512
 grep -qE '^\s*amx\s+available' "$RES/xtile-info.txt" && KERNELS=avx512,amx
 TH=${THREADS:-$(awk '/default threads/ {print $3; exit}' "$RES/xtile-info.txt")}
 echo "== kernels $KERNELS, threads $TH"
 
-OUT=$RES/amx-check BUILD=never BUILD_DIR=$D/build BUDGET=${AMX_BUDGET:-200} \
+OUT=$RES/amx-check BUILD=never BUILD_DIR=$B BUDGET=${AMX_BUDGET:-200} \
   BENCH_MODELS=" " RUN_BENCH=1 THREADS=$TH \
   TEST_FILTER="${TEST_FILTER:-*amx*:*Amx*:*QuantFixture*SameBytes*-AmxObjdump.*}" \
   timeout $((${AMX_BUDGET:-200} + 60)) bash scripts/amx-check.sh >"$RES/amx-check.txt" 2>&1
 cat "$RES/amx-check/summary.md" 2>/dev/null || tail -n 20 "$RES/amx-check.txt"
 echo "== amx-check: $((SECONDS - T0)) s"
 
-peer=$(ls "$D"/peers/llama-bench* 2>/dev/null | head -n 1)
-if [[ -n "$peer" ]]; then
-  XTILE=$D/build/xtile LLAMA_BENCH=$peer IK_LLAMA_BENCH= VOCAB=$D/fx/tokenizers/vocab-qwen2.gguf \
-    XTILE_MODELS=${XTILE_MODELS:-/tmp/xtile-models} \
-    MODELS="${PEER_MODELS:-qwen3-0.6b:q4_0 qwen3-0.6b:q8_0 qwen3moe-30b-a3b-4L:q4_0 qwen3-0.6b:q4_k_m}" \
-    TESTS="${PEER_TESTS:--p 512 -n 128}" ROUNDS=1 REPS=${REPS:-3} THREADS=$TH KERNELS=$KERNELS \
-    XTILE_ARGS="--roofline" RUN_DIR=$RES/peers timeout "${PEER_TIMEOUT:-240}" bash bench/peers.sh \
-    >"$RES/peers.txt" 2>&1
-  grep -vE '^peers.sh: \[round' "$RES/peers.txt" | tail -n 45
-  echo "== peers: $((SECONDS - T0)) s"
+# Each peer carried, if it runs on this CPU (a tiny model first: a peer built for another
+# instruction set dies at its first kernel).
+VOCAB=$D/fx/tokenizers/vocab-qwen2.gguf
+MODELS_DIR=${XTILE_MODELS:-/tmp/xtile-models}
+mkdir -p "$MODELS_DIR"
+"$B/xtile" synth --preset qwen3-0.6b --layers 1 --type q4_0 --vocab "$VOCAB" \
+  -o "$MODELS_DIR/peer-smoke.gguf" >/dev/null 2>&1
+PEER_ENV=()
+for pv in llama-bench:LLAMA_BENCH ik-llama-bench:IK_LLAMA_BENCH; do
+  p=$(peer_path "${pv%%:*}")
+  [[ -x "$p" ]] || continue
+  if timeout 60 "$p" -m "$MODELS_DIR/peer-smoke.gguf" -p 8 -n 2 -r 1 >"$RES/smoke-${pv%%:*}.txt" 2>&1; then
+    PEER_ENV+=("${pv##*:}=$p")
+  else
+    echo "== ${pv%%:*} does not run on this CPU (left out; $RES/smoke-${pv%%:*}.txt)"
+  fi
+done
+if ((${#PEER_ENV[@]})); then
+  models=${PEER_MODELS:-qwen3-0.6b:q4_0 qwen3-0.6b:q8_0 qwen3moe-30b-a3b-4L:q4_0 qwen3-0.6b:q4_k_m}
+  peers() {  # RUN_NAME TIMEOUT [VAR=VALUE ...]: bench/peers.sh with this bundle's engines
+    local name=$1 limit=$2
+    shift 2
+    env LLAMA_BENCH= IK_LLAMA_BENCH= "${PEER_ENV[@]}" XTILE="$B/xtile" VOCAB="$VOCAB" \
+      XTILE_MODELS="$MODELS_DIR" ROUNDS=1 REPS="${REPS:-3}" THREADS="$TH" KERNELS="$KERNELS" \
+      LLAMA_SETTINGS="-fa 1" IK_SETTINGS="-fa 1 -rtr 1" RUN_DIR="$RES/$name" "$@" \
+      timeout "$limit" bash bench/peers.sh >"$RES/$name.txt" 2>&1
+    local rc=$?
+    grep -vE '^peers.sh: \[round' "$RES/$name.txt" | sed -n '/^| model/,/^$/p'
+    echo "== $name: $((SECONDS - T0)) s$( ((rc)) && echo ", exit $rc (124: its ${limit} s ran out)")"
+  }
+  peers peers "${PEER_TIMEOUT:-240}" MODELS="$models" TESTS="${PEER_TESTS:--p 512 -n 128}" \
+    XTILE_ARGS=--roofline
+  if [[ "${LONG:-0}" == 1 ]]; then
+    first=${models%% *}
+    peers peers-pp4096 "${LONG_TIMEOUT:-240}" MODELS="$first" TESTS="-p 4096 -n 0" REPS=2
+    peers peers-depth "${LONG_TIMEOUT:-240}" MODELS="$first" TESTS="-p 512 -n 128" DEPTH=4096 \
+      REPS=2 XTILE_ARGS=--roofline
+  fi
 fi
 tar -C "$(dirname "$RES")" -czf "$OUT/results.tar.gz" res
 echo "== total $((SECONDS - T0)) s; results in $OUT/results.tar.gz"
