@@ -111,10 +111,20 @@ TEST(Attention, VectorPathsGiveTheElementLoopsBytes) {
     int64_t hd, n_head, n_kv, n_pos;
     float scale;
   };
+#if defined(__SANITIZE_ADDRESS__)
+  // The sanitizer build (CI's second, at -O1) runs the element loop ~10x slower (per-element
+  // fmaf calls and accessors not inlined): the long prompts keep their 256-position block
+  // boundaries with fewer heads.
+  const Case cases[] = {{64, 2, 2, 1, 1.0f},     {64, 8, 2, 17, 1.0f},   {128, 16, 8, 16, 1.0f},
+                        {128, 16, 8, 70, 1.0f},  {128, 2, 1, 300, 3.0f}, {128, 3, 1, 47, 1e-3f},
+                        {128, 2, 2, 530, 20.0f}, {256, 4, 2, 31, 1.0f},  {256, 2, 1, 260, 0.5f},
+                        {64, 4, 2, 513, 1.0f}};
+#else
   const Case cases[] = {{64, 2, 2, 1, 1.0f},    {64, 8, 2, 17, 1.0f},   {128, 16, 8, 16, 1.0f},
                         {128, 16, 8, 70, 1.0f}, {128, 32, 4, 300, 3.0f}, {128, 3, 1, 47, 1e-3f},
                         {128, 6, 2, 530, 20.0f}, {256, 4, 2, 31, 1.0f},  {256, 5, 1, 260, 0.5f},
                         {64, 16, 2, 513, 1.0f}};
+#endif
   ThreadPool pool(3);
   uint32_t seed = 100;
   for (const Case& cs : cases)

@@ -1,6 +1,6 @@
 // Attention (ops/attention.h) compiled in the ISA objects, where instructions outside the
 // portable code's baseline are allowed; attention.cpp picks these where the CPU has the tier
-// and otherwise computes the same bits with its own multi-versioned copies.
+// and otherwise computes the same bits with its own baseline copies.
 // - The tile steps (ops/attention_tiles.h), with splat_load as one VBROADCASTSS from memory.
 // - Generation over an fp16 cache read in place (E = uint16_t): each K and V load converted by
 //   VCVTPH2PS as part of the arithmetic, instead of a conversion pass into a buffer.

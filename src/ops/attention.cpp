@@ -140,7 +140,7 @@ void reference_row(const AttentionShape& s, const float* q, int64_t g, int64_t p
   for (int64_t i = 0; i < hd; ++i) out[i] = acc[static_cast<size_t>(i)] / run.l;
 }
 
-// The entry points per head size, one per width (multi-versioned for `lanes`, fixed for tests).
+// The entry points per head size, one per width (4 for a CPU without AVX2, any for tests).
 struct LanesFns {
   void (*all_blocks)(const AttentionShape&, const TileVectors&, const int64_t*, const F32Kv&,
                      int64_t, float*, int64_t, float*) = nullptr;
@@ -180,43 +180,7 @@ LanesFns fns_at_width(int64_t hd) {
   }
 }
 
-// This CPU's width: the three functions multi-versioned per head size.
-template <int W>
-XTILE_LANES_INLINE void all_blocks_4(const AttentionShape& sh, const TileVectors& tv,
-                                     const int64_t* pos, const F32Kv& kv, int64_t g, float* out,
-                                     int64_t ldo, float* work) {
-  tile_all_blocks<W, 4>(sh, tv, pos, kv, g, out, ldo, work);
-}
-template <int W>
-XTILE_LANES_INLINE void all_blocks_8(const AttentionShape& sh, const TileVectors& tv,
-                                     const int64_t* pos, const F32Kv& kv, int64_t g, float* out,
-                                     int64_t ldo, float* work) {
-  tile_all_blocks<W, 8>(sh, tv, pos, kv, g, out, ldo, work);
-}
-template <int W>
-XTILE_LANES_INLINE void all_blocks_16(const AttentionShape& sh, const TileVectors& tv,
-                                      const int64_t* pos, const F32Kv& kv, int64_t g, float* out,
-                                      int64_t ldo, float* work) {
-  tile_all_blocks<W, 16>(sh, tv, pos, kv, g, out, ldo, work);
-}
-template <int W>
-XTILE_LANES_INLINE void one_block_4(const AttentionShape& sh, const TileVectors& tv,
-                                    const int64_t* pos, const BlockSource& src, int64_t c,
-                                    float* const* slots, float* work) {
-  tile_one_block<W, 4>(sh, tv, pos, src, c, slots, work);
-}
-template <int W>
-XTILE_LANES_INLINE void one_block_8(const AttentionShape& sh, const TileVectors& tv,
-                                    const int64_t* pos, const BlockSource& src, int64_t c,
-                                    float* const* slots, float* work) {
-  tile_one_block<W, 8>(sh, tv, pos, src, c, slots, work);
-}
-template <int W>
-XTILE_LANES_INLINE void one_block_16(const AttentionShape& sh, const TileVectors& tv,
-                                     const int64_t* pos, const BlockSource& src, int64_t c,
-                                     float* const* slots, float* work) {
-  tile_one_block<W, 16>(sh, tv, pos, src, c, slots, work);
-}
+// The combine step multi-versioned per head size (isa_fns uses it beside the ISA objects' tiles).
 template <int W>
 XTILE_LANES_INLINE void combine_4(const float* s, int64_t n, int64_t st, float* a, float* o) {
   combine_slots<W, 4>(s, n, st, a, o);
@@ -230,24 +194,6 @@ XTILE_LANES_INLINE void combine_16(const float* s, int64_t n, int64_t st, float*
   combine_slots<W, 16>(s, n, st, a, o);
 }
 
-#define XTILE_ALL_PARAMS                                                                  \
-  (const AttentionShape& sh, const TileVectors& tv, const int64_t* pos, const F32Kv& kv, \
-   int64_t g, float* out, int64_t ldo, float* work)
-#define XTILE_ALL_ARGS (sh, tv, pos, kv, g, out, ldo, work)
-XTILE_LANES_VERSIONS(void, cpu_all_blocks_4, XTILE_ALL_PARAMS, all_blocks_4, XTILE_ALL_ARGS)
-XTILE_LANES_VERSIONS(void, cpu_all_blocks_8, XTILE_ALL_PARAMS, all_blocks_8, XTILE_ALL_ARGS)
-XTILE_LANES_VERSIONS(void, cpu_all_blocks_16, XTILE_ALL_PARAMS, all_blocks_16, XTILE_ALL_ARGS)
-#undef XTILE_ALL_PARAMS
-#undef XTILE_ALL_ARGS
-#define XTILE_ONE_PARAMS                                                                        \
-  (const AttentionShape& sh, const TileVectors& tv, const int64_t* pos, const BlockSource& src, \
-   int64_t c, float* const* slots, float* work)
-#define XTILE_ONE_ARGS (sh, tv, pos, src, c, slots, work)
-XTILE_LANES_VERSIONS(void, cpu_one_block_4, XTILE_ONE_PARAMS, one_block_4, XTILE_ONE_ARGS)
-XTILE_LANES_VERSIONS(void, cpu_one_block_8, XTILE_ONE_PARAMS, one_block_8, XTILE_ONE_ARGS)
-XTILE_LANES_VERSIONS(void, cpu_one_block_16, XTILE_ONE_PARAMS, one_block_16, XTILE_ONE_ARGS)
-#undef XTILE_ONE_PARAMS
-#undef XTILE_ONE_ARGS
 #define XTILE_CMB_PARAMS (const float* s, int64_t n, int64_t st, float* a, float* o)
 #define XTILE_CMB_ARGS (s, n, st, a, o)
 XTILE_LANES_VERSIONS(void, cpu_combine_4, XTILE_CMB_PARAMS, combine_4, XTILE_CMB_ARGS)
@@ -256,24 +202,25 @@ XTILE_LANES_VERSIONS(void, cpu_combine_16, XTILE_CMB_PARAMS, combine_16, XTILE_C
 #undef XTILE_CMB_PARAMS
 #undef XTILE_CMB_ARGS
 
-// The tile width of this CPU's version (the same rule as the versions' W).
-int cpu_tile_vectors() {
-  static const int tile = __builtin_cpu_supports("avx512f") ? kTileVectors<16> : kTileVectors<8>;
-  return tile;
-}
-
-// This CPU's multi-versioned steps for head size hd (the portable code's fallback), or none.
+// The steps for a CPU without the avx2 tier: the baseline 4-wide tiles. (Every CPU with AVX2
+// runs the ISA objects' tiles; multi-versioned AVX2/AVX-512 copies of the portable tiles ran
+// nowhere and took minutes of the sanitizer build, their fma being per-lane fmaf calls there.)
 LanesFns cpu_fns(int64_t hd) {
+  LanesFns f = fns_at_width<4>(hd);
   switch (hd) {
     case 64:
-      return {cpu_all_blocks_4, cpu_one_block_4, cpu_combine_4, cpu_tile_vectors()};
+      f.combine = cpu_combine_4;
+      break;
     case 128:
-      return {cpu_all_blocks_8, cpu_one_block_8, cpu_combine_8, cpu_tile_vectors()};
+      f.combine = cpu_combine_8;
+      break;
     case 256:
-      return {cpu_all_blocks_16, cpu_one_block_16, cpu_combine_16, cpu_tile_vectors()};
+      f.combine = cpu_combine_16;
+      break;
     default:
-      return {};
+      break;
   }
+  return f;
 }
 
 // The ISA object's steps of width w (16: avx512, 8: avx2; its tier must be available), the

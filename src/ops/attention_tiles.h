@@ -1,10 +1,11 @@
 // The vectorized attention of attention.h, as templates on the vector width W (lanes16.h), the
 // head size (C pieces of 16) and the cache element read in place (float, or uint16_t: fp16
-// converted as it is loaded). attention.cpp instantiates them for every width through function
-// multi-versioning (the fallback), and the ISA objects compile them with their flags (F16C
-// loads, integer scores, splat_load's broadcast: src/kernels/avx512/attention_avx512.cpp,
-// src/kernels/avx2/attention_avx2.cpp, kernels/attention_isa.h). Every instantiation follows
-// attention.h's arithmetic, so all give the same bits.
+// converted as it is loaded). attention.cpp instantiates them at every width for the
+// tests and at 4 wide for a CPU without AVX2 (the fallback), and the ISA objects compile them with
+// their flags (F16C loads, integer scores, splat_load's broadcast:
+// src/kernels/avx512/attention_avx512.cpp, src/kernels/avx2/attention_avx2.cpp,
+// kernels/attention_isa.h). Every instantiation follows attention.h's arithmetic, so all give the
+// same bits.
 //
 // The code is in an unnamed namespace: each translation unit compiles its own copy for its own
 // ISA, and no out-of-line copy can be shared (and picked by the linker) across ISAs.

@@ -94,8 +94,8 @@ XTILE_LANES_BINARY(/)
 // FMA at compile time) one VFMADD231PS per native vector, in an asm: written as per-lane fmaf
 // calls, GCC vectorizes them only after its loop unrolling has judged the 16 calls too big to
 // unroll the tiles' loops over accumulators, which then live on the stack (pp2048 −40 %).
-// Elsewhere (the multi-versioned fallbacks, the baseline version) per-lane fmaf: correct, and
-// vectorized where the target has FMA.
+// Elsewhere (the baseline build, the tests' fixed widths) per-lane fmaf: correct, a libm call
+// per lane without FMA at compile time (CPUs with AVX2 run the ISA objects instead).
 template <int W>
 XTILE_LANES_INLINE F16<W> fma(const F16<W>& a, const F16<W>& b, const F16<W>& c) {
   F16<W> r = c;
