@@ -4,9 +4,11 @@
 // streaming read bandwidth (all threads) and the tier's register-only int8 dot-product peak.
 //
 //   xtile_kernel_bench [--threads=N] [--shapes=all|small] [--types=q4_0,q8_0,...|all]
-//                      [google-benchmark flags]
+//                      [--gemm-from=M] [google-benchmark flags]
 //   xtile_kernel_bench --sweep[=REPS] [--threads=N] [--types=...] [--tier=avx512|avx2|...]
 // Default types: q4_0, q8_0, q4_K, q5_K, q6_K, iq4_xs (the bulk of the files people download).
+// --gemm-from=M runs the GEMM kernel from batch M on instead of the registry's threshold (both
+// give the same bits): where the GEMV/GEMM crossover lies on this CPU.
 //
 // --sweep measures generation's regime instead of one matrix at a time: the GEMVs (M = 1) of
 // one token of qwen3-0.6b (28 layers of Q|K|V, output, gate|up, down: 28 distinct matrices of
@@ -61,6 +63,7 @@ struct Ceilings {
 
 ThreadPool* g_pool = nullptr;
 Ceilings g_ceilings;
+int64_t g_gemm_from = 0;  // --gemm-from; 0: the registry's gemm_min_m
 
 // Packed random weights per (tier layout, shape), built once and shared by all batch sizes.
 struct Weights {
@@ -86,7 +89,8 @@ const Weights& weights_for(Layout layout, const Shape& s) {
 }
 
 void run_matmul(benchmark::State& state, Tier tier, GgmlType type, Shape shape, int64_t m) {
-  const KernelSet ks = select_kernels(tier, type);
+  KernelSet ks = select_kernels(tier, type);
+  if (g_gemm_from > 0) ks.gemm_min_m = g_gemm_from;
   const Weights& w = weights_for(ks.layout, shape);
   std::vector<float> x(static_cast<size_t>(m * shape.k));
   std::mt19937 rng(7);
@@ -225,6 +229,8 @@ int main(int argc, char** argv) {
         return 2;
       }
       sweep_tier = *t;
+    } else if (std::strncmp(argv[i], "--gemm-from=", 12) == 0) {
+      g_gemm_from = std::max(1, std::atoi(argv[i] + 12));
     } else if (std::strcmp(argv[i], "--shapes=small") == 0) {
       small = true;
     } else if (std::strncmp(argv[i], "--types=", 8) == 0) {
