@@ -4,7 +4,8 @@
 # of a session: no Debian, no network). Built here, run there with scripts/device-run.sh.
 #
 #   bash scripts/device-bundle.sh [DIR] [PEER ...]     # DIR: .device (git-ignored)
-#   PEER: llama=PATH or ik=PATH (a llama-bench of llama.cpp / ik_llama.cpp); a bare PATH is llama
+#   PEER: llama=PATH or ik=PATH (a llama-bench of llama.cpp / ik_llama.cpp); a bare PATH is llama;
+#         server=PATH (llama.cpp's llama-server, for device-run.sh's SERVE=1)
 #
 # DIR/bin.tar.xz   build/{xtile,tests/xtile_tests,bench/xtile_kernel_bench} (stripped), lib/ (the
 #                  shared libraries they load beyond glibc; libstdc++ and libgcc_s in lib/std,
@@ -37,6 +38,7 @@ for p in "$@"; do
   case $p in
     llama=*) name=llama-bench path=${p#llama=} ;;
     ik=*) name=ik-llama-bench path=${p#ik=} ;;
+    server=*) name=llama-server path=${p#server=} ;;
     *) name=llama-bench path=$p ;;
   esac
   [[ -x "$path" ]] || { echo "device-bundle: $path is not an executable" >&2; exit 1; }

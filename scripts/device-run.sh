@@ -11,6 +11,9 @@
 # amx-check's, without the objdump tests: they need the build tree); PEER_MODELS, PEER_TESTS
 # ("-p 512 -n 128"), REPS (3), PEER_TIMEOUT (240 s); LONG=1 adds pp4096 and the depth-4096
 # tests on the first of PEER_MODELS (LONG_TIMEOUT, 240 s); THREADS (xtile's default);
+# AB="VAR=VALUE ..." runs xtile bench tg128 (-r 3) on AB_MODELS (qwen3-0.6b:q4_0) with and
+# without those settings, AB_ROUNDS (3) interleaved rounds (AB_TIMEOUT, 150 s); SERVE=1 runs
+# bench/serve_load.sh on qwen3-1.7b Q4_0 beside the carried llama-server (SERVE_TIMEOUT, 200 s);
 # CARRIED_GLIBC=1 starts everything through the carried glibc even where the host's would do
 # (to test that path here).
 set -uo pipefail
@@ -112,6 +115,44 @@ if ((${#PEER_ENV[@]})); then
     peers peers-depth "${LONG_TIMEOUT:-240}" MODELS="$first" TESTS="-p 512 -n 128" DEPTH=4096 \
       REPS=2 XTILE_ARGS=--roofline
   fi
+fi
+synth() {  # NAME:TYPE → the model's path under MODELS_DIR, synthesized when missing
+  local name=${1%%:*} type=${1##*:} preset layers=()
+  preset=$name
+  if [[ $name =~ ^(.*)-([0-9]+)L$ ]]; then preset=${BASH_REMATCH[1]} layers=(--layers "${BASH_REMATCH[2]}"); fi
+  [[ $preset == qwen3moe-30b-a3b ]] && preset=qwen3-30b-a3b  # as bench/peers.sh names it
+  local m=$MODELS_DIR/$name-$type.gguf
+  [[ -f $m ]] || "$B/xtile" synth --preset "$preset" "${layers[@]}" --type "$type" \
+    --vocab "$VOCAB" -o "$m" >/dev/null 2>&1
+  echo "$m"
+}
+if [[ -n "${AB:-}" ]]; then
+  (
+    for r in $(seq "${AB_ROUNDS:-3}"); do
+      for spec in ${AB_MODELS:-qwen3-0.6b:q4_0}; do
+        m=$(synth "$spec")
+        for setting in "" "$AB"; do
+          line=$(env $setting "$B/xtile" bench -m "$m" -p 0 -n 128 -r 3 -t "$TH" --roofline 2>&1 |
+            grep -E '\| tg128')
+          echo "round $r | $spec | ${setting:-default} $line"
+        done
+      done
+    done
+  ) >"$RES/ab.txt" 2>&1 &
+  ab=$!
+  (sleep "${AB_TIMEOUT:-150}"; kill $ab 2>/dev/null) &
+  wait $ab
+  cat "$RES/ab.txt"
+  echo "== ab: $((SECONDS - T0)) s"
+fi
+if [[ "${SERVE:-0}" == 1 ]]; then
+  m=$(synth qwen3-1.7b:q4_0)
+  ls=$(peer_path llama-server)
+  [[ -x "$ls" ]] || ls=
+  env XTILE="$B/xtile" MODEL="$m" LLAMA_SERVER="$ls" THREADS="$TH" OUT="$RES/serve" \
+    timeout "${SERVE_TIMEOUT:-200}" bash bench/serve_load.sh >"$RES/serve.txt" 2>&1
+  grep -vE '^\s*$' "$RES/serve.txt" | tail -n 20
+  echo "== serve: $((SECONDS - T0)) s"
 fi
 tar -C "$(dirname "$RES")" -czf "$OUT/results.tar.gz" res
 echo "== total $((SECONDS - T0)) s; results in $OUT/results.tar.gz"

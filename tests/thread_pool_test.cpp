@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <future>
@@ -188,6 +189,36 @@ TEST(ThreadPool, ThousandsOfBackToBackJobsComplete) {
       EXPECT_EQ(total.load(), int64_t{jobs} * n * (n + 1) / 2) << "n " << n;
       EXPECT_LT(secs, 15.0) << "n " << n << ": " << jobs << " jobs took " << secs << " s";
     }
+  });
+}
+
+TEST(ThreadPool, PrefetchWhileWaitingNeverFaultsAndKeepsEveryJob) {
+  // Each job leaves every thread a region to prefetch while it waits: even threads a slice of a
+  // real buffer, odd threads an address range that is not mapped (the matmul driver estimates
+  // shares, and a prefetch must never fault wherever it points). Jobs, sleeps and the spin
+  // windows interleave as in a forward pass; every job still runs once on every thread.
+  with_watchdog(std::chrono::seconds(60), "PrefetchWhileWaitingNeverFaultsAndKeepsEveryJob", [] {
+    std::vector<char> buffer(size_t{16} << 20, 1);
+    const auto* unmapped = reinterpret_cast<const char*>(uintptr_t{1} << 46);
+    for (HandOff mode : {HandOff::tree, HandOff::flat})
+      for (int n : {2, 3, 8}) {
+        ThreadPool pool(n, PoolOptions{{}, mode});
+        std::atomic<int64_t> total{0};
+        const int jobs = 1500;
+        for (int j = 0; j < jobs; ++j) {
+          if (j % 100 == 99) std::this_thread::sleep_for(std::chrono::microseconds(300));
+          pool.run([&](int t, int nt) {
+            const size_t share = buffer.size() / static_cast<size_t>(nt);
+            if (t % 2 == 0)
+              pool.prefetch_while_waiting(t, buffer.data() + share * static_cast<size_t>(t), share);
+            else
+              pool.prefetch_while_waiting(t, unmapped + (size_t{t} << 20), size_t{1} << 20);
+            total.fetch_add(t + 1, std::memory_order_relaxed);
+          });
+        }
+        EXPECT_EQ(total.load(), int64_t{jobs} * n * (n + 1) / 2)
+            << "n " << n << " flat " << (mode == HandOff::flat);
+      }
   });
 }
 

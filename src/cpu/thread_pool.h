@@ -80,6 +80,14 @@ class ThreadPool {
   void parallel_for(int64_t begin, int64_t end, int64_t grain,
                     const std::function<void(int64_t, int64_t, int)>& fn);
 
+  // Called by thread `thread` from inside a job: the bytes [begin, begin + bytes) that its share
+  // of a later job will read. While that thread then waits (for its next job, or for its
+  // children to finish this one) it prefetches them into its L2 a few lines per poll, so that
+  // memory does not sit idle while the slowest thread of a memory-bound step (a GEMV) finishes
+  // or while the caller runs a serial step. A later call replaces the region; prefetching never
+  // delays a wake-up by more than one poll and cannot change any result.
+  void prefetch_while_waiting(int thread, const void* begin, size_t bytes);
+
  private:
   // One thread's words. `go` and `done` are on separate lines: the parent
   // writes go and polls done, the thread polls go and writes done. Each
@@ -90,12 +98,17 @@ class ThreadPool {
     std::atomic<uint32_t> go_sleeping{0};
     alignas(64) std::atomic<uint32_t> done{0};  // generation finished, subtree included
     std::atomic<uint32_t> done_sleeping{0};
+    // prefetch_while_waiting's region, read and written by this slot's thread only.
+    alignas(64) const char* prefetch_next = nullptr;
+    const char* prefetch_end = nullptr;
   };
 
   void worker_loop(int index, int cpu);
-  // Waits until `word` differs from `old` (spinning first, then on its futex,
-  // counted in `sleepers` while asleep) and returns its new value.
-  uint32_t wait_change(std::atomic<uint32_t>& word, uint32_t old, std::atomic<uint32_t>& sleepers);
+  // Thread `self` waits until `word` differs from `old` (spinning first, prefetching its
+  // region between polls, then on its futex, counted in `sleepers` while asleep) and returns
+  // the word's new value.
+  uint32_t wait_change(int self, std::atomic<uint32_t>& word, uint32_t old,
+                       std::atomic<uint32_t>& sleepers);
   // Stores `value` into `word` and wakes its waiters if any announced a sleep.
   static void publish(std::atomic<uint32_t>& word, uint32_t value, std::atomic<uint32_t>& sleepers);
   // Starts the children of `index` on generation `gen`; waits for them to

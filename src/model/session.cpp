@@ -171,17 +171,37 @@ void Session::eval_rows(std::span<const Row> rows, std::vector<float>* logits) {
   }
 }
 
+namespace {
+
+// The first packed matrix of p at or after part `from`, else null.
+const PackedMatrix* first_packed(const Projection* p, size_t from) {
+  if (p == nullptr) return nullptr;
+  for (size_t i = from; i < p->parts.size(); ++i)
+    if (p->parts[i].packed) return &p->parts[i].pm;
+  return nullptr;
+}
+
+}  // namespace
+
+const Projection* Session::after_ffn(int64_t layer) const {
+  return layer + 1 < c_.n_layer ? &weights_.layer(layer + 1).qkv : &weights_.output();
+}
+
 void Session::project(const Projection& p, const float* x, int64_t ldx, int64_t rows, float* y,
-                      int64_t ldy) {
+                      int64_t ldy, const Projection* then) {
   bool quantized = false;  // the activations are quantized once, for every packed part
   int64_t col = 0;
-  for (const Matrix& m : p.parts) {
+  for (size_t i = 0; i < p.parts.size(); ++i) {
+    const Matrix& m = p.parts[i];
     if (m.packed) {
       if (!quantized) {
         quantize_activations(pool_, weights_.quantize_fn(), x, ldx, rows, p.k, acts_);
         quantized = true;
       }
-      matmul_quantized(pool_, weights_.kernels(m.source_type), m.pm, acts_.acts(), y + col, ldy);
+      const PackedMatrix* next = first_packed(&p, i + 1);
+      if (next == nullptr) next = first_packed(then, 0);
+      matmul_quantized(pool_, weights_.kernels(m.source_type), m.pm, acts_.acts(), y + col, ldy,
+                       next);
     } else {
       matmul_f32(pool_, m.f32, m.n, m.k, x, ldx, rows, y + col, ldy);
     }
@@ -200,7 +220,7 @@ void Session::attention_block(int64_t l, int64_t t) {
   const int64_t e = c_.n_embd, hd = c_.head_dim, qd = c_.q_dim(), kvd = c_.kv_dim();
   const int64_t ldqkv = qd + 2 * kvd;
   ops::rmsnorm(pool_, x_.data(), e, w.attn_norm, t, e, c_.rms_eps, h_.data(), e);
-  project(w.qkv, h_.data(), e, t, qkv_.data(), ldqkv);
+  project(w.qkv, h_.data(), e, t, qkv_.data(), ldqkv, &w.out);
 
   // Per row: biases, per-head norms, RoPE, then the row's K and V into the cache.
   const int64_t row_cost = 4 * (qd + 2 * kvd) + 8 * (c_.n_head + c_.n_head_kv) * hd;
@@ -244,7 +264,7 @@ void Session::attention_block(int64_t l, int64_t t) {
                    kv_[sz(seq_[sz(r0)])]->view(l), att_.data() + r0 * qd, qd, attention_scratch_);
     r0 = r1;
   }
-  project(w.out, att_.data(), qd, t, h_.data(), e);
+  project(w.out, att_.data(), qd, t, h_.data(), e, w.moe ? nullptr : &w.gate_up);
   add_rows(x_.data(), h_.data(), t, e);
 }
 
@@ -255,14 +275,14 @@ void Session::ffn_block(int64_t l, const float* h, float* out, int64_t t) {
     return;
   }
   const int64_t e = c_.n_embd, ff = c_.n_ff;
-  project(w.gate_up, h, e, t, gate_up_.data(), 2 * ff);
+  project(w.gate_up, h, e, t, gate_up_.data(), 2 * ff, &w.down);
   pool_.parallel_for(0, t, ops::row_grain(8 * ff), [&](int64_t r0, int64_t r1, int) {
     for (int64_t r = r0; r < r1; ++r) {
       const float* gate = gate_up_.data() + r * 2 * ff;
       ops::swiglu_row(gate, gate + ff, ffn_h_.data() + r * ff, ff);
     }
   });
-  project(w.down, ffn_h_.data(), ff, t, out, e);
+  project(w.down, ffn_h_.data(), ff, t, out, e, after_ffn(l));
 }
 
 void Session::forward_batch(const int32_t* tokens, int64_t t,
@@ -285,7 +305,7 @@ void Session::forward_batch(const int32_t* tokens, int64_t t,
     if (logit_rows[sz(i)] != i)
       std::copy_n(x_.data() + logit_rows[sz(i)] * e, e, x_.data() + i * e);
   ops::rmsnorm(pool_, x_.data(), e, weights_.output_norm(), rows, e, c_.rms_eps, h_.data(), e);
-  project(weights_.output(), h_.data(), e, rows, logits, c_.n_vocab);
+  project(weights_.output(), h_.data(), e, rows, logits, c_.n_vocab, &weights_.layer(0).qkv);
 }
 
 }  // namespace xtile

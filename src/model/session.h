@@ -111,8 +111,13 @@ class Session {
   // MoE layer, the mixture of experts (moe_).
   void ffn_block(int64_t layer, const float* h, float* out, int64_t t);
   // y[r, 0..p.n) = x[r, 0..p.k) · W^T for r < rows: quantizes x once for every packed part.
+  // `then` is the projection the forward pass runs next (its weights are prefetched by
+  // threads that wait at the end of a GEMV), or null when that is not known.
   void project(const Projection& p, const float* x, int64_t ldx, int64_t rows, float* y,
-               int64_t ldy);
+               int64_t ldy, const Projection* then);
+  // The projection that follows layer l's feed-forward: layer l + 1's [q | k | v], or the output
+  // head after the last layer.
+  const Projection* after_ffn(int64_t layer) const;
   void add_rows(float* x, const float* y, int64_t rows, int64_t n);
 
   const WeightStore& weights_;

@@ -1,5 +1,8 @@
 #include "ops/matmul.h"
 
+#include <algorithm>
+#include <cstdlib>
+
 #include "base/error.h"
 
 namespace xtile {
@@ -29,14 +32,35 @@ WorkBlock matmul_work_block(int64_t m, int64_t n, int n_step, int t, int n_threa
   return wb;
 }
 
+namespace {
+
+size_t prefetch_bytes() {
+  static const size_t bytes = [] {
+    const char* v = std::getenv("XTILE_PREFETCH_KB");
+    return v ? static_cast<size_t>(std::atol(v)) * 1024 : size_t{192} * 1024;
+  }();
+  return bytes;
+}
+
+}  // namespace
+
 void matmul_quantized(ThreadPool& pool, const KernelSet& kernels, const PackedMatrix& w,
-                      const QuantizedActs& x, float* y, int64_t ldy) {
+                      const QuantizedActs& x, float* y, int64_t ldy, const PackedMatrix* next) {
   if (w.k != x.k) fail("matmul: weight K = ", w.k, " but activations have K = ", x.k);
-  const MatmulKernel* kernel = x.m >= kernels.gemm_min_m ? kernels.gemm : kernels.gemv;
+  const bool gemv = x.m < kernels.gemm_min_m;
+  const MatmulKernel* kernel = gemv ? kernels.gemv : kernels.gemm;
   check_layout(w, kernel->layout, kernel->name);
+  if (!gemv) next = nullptr;  // a GEMM is bound by arithmetic, not by the weights' stream
   pool.run([&](int t, int n_threads) {
     const WorkBlock wb = matmul_work_block(x.m, w.n, kernel->n_step, t, n_threads);
     if (wb.m0 < wb.m1 && wb.n0 < wb.n1) kernel->fn(w, x, y, ldy, wb.m0, wb.m1, wb.n0, wb.n1);
+    if (next != nullptr) {
+      // The next GEMV splits its rows as this one does: thread t's share starts about t / n of
+      // the way into the packed bytes (a few lines off at the edges costs nothing).
+      const size_t share = next->bytes / static_cast<size_t>(n_threads);
+      pool.prefetch_while_waiting(t, next->data + share * static_cast<size_t>(t),
+                                  std::min(share, prefetch_bytes()));
+    }
   });
 }
 

@@ -15,8 +15,11 @@ void quantize_activations(ThreadPool& pool, QuantizeRowFn quantize, const float*
                           int64_t m, int64_t k, ActBuffer& acts);
 
 // y[m * ldy + n] = sum_k W[n, k] x[m, k] per the contract, for all m < x.m, n < w.n.
+// `next`, when given, is the matrix the caller multiplies next: a GEMV hands each thread the
+// start of its share of it to prefetch while it waits (ThreadPool::prefetch_while_waiting).
 void matmul_quantized(ThreadPool& pool, const KernelSet& kernels, const PackedMatrix& w,
-                      const QuantizedActs& x, float* y, int64_t ldy);
+                      const QuantizedActs& x, float* y, int64_t ldy,
+                      const PackedMatrix* next = nullptr);
 
 // The (m, n) work split used by matmul_quantized, exposed for tests: for thread t of n_threads,
 // the output block [m0, m1) × [n0, n1) it computes (possibly empty).
