@@ -147,24 +147,33 @@ int run_sweep(ThreadPool& pool, Tier tier, const std::vector<GgmlType>& types, i
     std::map<int64_t, ActBuffer> acts;  // by K
     for (const Proj& p : layer)
       quantize_activations(pool, ks.quantize, x.data(), p.k, 1, p.k, acts[p.k]);
-    auto pass = [&] {
-      for (const Weights& w : mats)
-        matmul_quantized(pool, ks, w.matrix, acts[w.matrix.k].acts(), y.data(), w.matrix.n);
+    // prefetch: each GEMV names the next matrix, as Session does, so that waiting threads
+    // prefetch their share of it (ThreadPool::prefetch_while_waiting).
+    auto pass = [&](bool prefetch) {
+      for (size_t i = 0; i < mats.size(); ++i) {
+        const PackedMatrix& w = mats[i].matrix;
+        const PackedMatrix* next = prefetch && i + 1 < mats.size() ? &mats[i + 1].matrix : nullptr;
+        matmul_quantized(pool, ks, w, acts[w.k].acts(), y.data(), w.n, next);
+      }
     };
-    pass();  // first touch of the packed pages
+    pass(false);  // first touch of the packed pages
     std::printf("sweep %s/%s: %zu matrices, %.1f MB per pass (%s)\n",
                 std::string(ggml_type_name(type)).c_str(), std::string(tier_name(tier)).c_str(),
                 mats.size(), bytes / 1e6, std::string(ks.gemv->name).c_str());
-    for (int r = 0; r < reps; ++r) {
-      const double before = measure_read_bandwidth(pool, probe, 2);
-      const auto t0 = std::chrono::steady_clock::now();
-      pass();
-      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      const double after = measure_read_bandwidth(pool, probe, 2);
-      const double rate = bytes / s, ceiling = std::max(before, after);
-      std::printf("  pass %d: %.2f ms, %.1f GB/s of weights; probes %.1f / %.1f GB/s: %.0f %%\n",
-                  r + 1, s * 1e3, rate / 1e9, before / 1e9, after / 1e9, 100.0 * rate / ceiling);
-    }
+    for (int r = 0; r < reps; ++r)
+      for (bool prefetch : {false, true}) {
+        const double before = measure_read_bandwidth(pool, probe, 2);
+        const auto t0 = std::chrono::steady_clock::now();
+        pass(prefetch);
+        const double s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double after = measure_read_bandwidth(pool, probe, 2);
+        const double rate = bytes / s, ceiling = std::max(before, after);
+        std::printf(
+            "  pass %d%s: %.2f ms, %.1f GB/s of weights; probes %.1f / %.1f GB/s: %.0f %%\n", r + 1,
+            prefetch ? " prefetching the next matrix" : "", s * 1e3, rate / 1e9, before / 1e9,
+            after / 1e9, 100.0 * rate / ceiling);
+      }
   }
   return 0;
 }
