@@ -61,6 +61,10 @@ Session::Session(const WeightStore& weights, ThreadPool& pool, const SessionOpti
   pos_.resize(sz(b));
   seq_.resize(sz(b));
   rope_scratch_.resize(sz(pool.size() * c_.n_rot));
+  // Kernels chosen as the avx2 tier (`--kernels avx2`) run attention's 8-wide objects too, also
+  // on a CPU with AVX-512, so that the tier measures what an AVX2-only CPU runs (every width
+  // gives the same bits).
+  if (weights.tier() == Tier::avx2) attention_path_ = ops::AttentionPath::lanes_isa_w8;
   // One sequence: its whole cache now, pages touched (as llama.cpp clears its KV buffer), so the
   // first tokens do not pay the page faults. Several: each allocates as it grows.
   if (options.n_seq_max == 1) {
@@ -261,7 +265,8 @@ void Session::attention_block(int64_t l, int64_t t) {
     int64_t r1 = r0 + 1;
     while (r1 < t && seq_[sz(r1)] == seq_[sz(r0)]) ++r1;
     ops::attention(pool_, shape, qkv_.data() + r0 * ldqkv, ldqkv, pos_.data() + r0, r1 - r0,
-                   kv_[sz(seq_[sz(r0)])]->view(l), att_.data() + r0 * qd, qd, attention_scratch_);
+                   kv_[sz(seq_[sz(r0)])]->view(l), att_.data() + r0 * qd, qd, attention_scratch_,
+                   attention_path_);
     r0 = r1;
   }
   project(w.out, att_.data(), qd, t, h_.data(), e, w.moe ? nullptr : &w.gate_up);

@@ -28,6 +28,7 @@
 #include "cpu/thread_pool.h"
 #include "model/kv_cache.h"
 #include "model/weights.h"
+#include "ops/attention.h"
 
 namespace xtile {
 
@@ -136,6 +137,7 @@ class Session {
   std::vector<int64_t> pos_;
   std::vector<float> rope_scratch_;       // per thread: cos, sin (n_rot floats)
   std::vector<float> attention_scratch_;  // ops::attention's per-thread scores
+  ops::AttentionPath attention_path_ = ops::AttentionPath::lanes;  // see the constructor
   ActBuffer acts_;
   std::unique_ptr<MoeFfn> moe_;  // qwen3moe: routing and expert scratch
 };

@@ -357,8 +357,18 @@ inline void score_q8_portable(int nq, const QueryQ8* qq, const uint8_t* kc, int6
 // The weighted sums of positions [a, b) of the block for nq vectors, vb holding row a. AVX-512:
 // 16 accumulators, as 8 vectors × 2 pieces (a prompt tile's 8 vectors read each V row once, in
 // 4 passes of 2 pieces, with 8 broadcast weights per position: pp4096 +2 % over 4 × 4, which
-// read each row twice), 4 × 4, 2 × 8 or 1 × 16 for fewer vectors; narrower widths one vector at
-// a time.
+// read each row twice), 4 × 4, 2 × 8 or 1 × 16 for fewer vectors. AVX2 (16 ymm, a 16-lane value
+// is 2): 8 accumulator registers, as 2 vectors × 2 pieces or 1 × 4 (one vector × all 8 pieces
+// of a 128-wide head is 16 ymm of accumulators alone: GCC kept them on the stack and the tiles
+// ran 7× slower than AVX-512's, prompt attention 69 % of pp512 at width 8). Width 4 (the
+// fallback without AVX2) one vector at a time. Every grouping gives the same bits: each output
+// element is one chain of fmas over the positions in order, whatever else shares its pass.
+template <int W, int C>
+constexpr int sum_pieces(int vectors) {
+  const int budget = W == 16 ? 16 : W == 8 ? 4 : C;  // pieces × vectors per pass
+  const int cp = budget / vectors;
+  return C < cp ? C : cp;
+}
 template <int W, int C, typename E>
 XTILE_LANES_INLINE void weighted_sums(int nq, const float* s, int64_t a, int64_t b, const E* vb,
                                       float* o, PrefetchLines& pf) {
@@ -366,13 +376,15 @@ XTILE_LANES_INLINE void weighted_sums(int nq, const float* s, int64_t a, int64_t
   int v = 0;
   if constexpr (W == 16) {
     for (; v + 8 <= nq; v += 8)
-      weighted_sum<W, C, 8, (C < 2 ? C : 2)>(s + v * kB + a, b - a, vb, o + v * hd, a > 0, pf);
+      weighted_sum<W, C, 8, sum_pieces<W, C>(8)>(s + v * kB + a, b - a, vb, o + v * hd, a > 0, pf);
     for (; v + 4 <= nq; v += 4)
-      weighted_sum<W, C, 4, (C < 4 ? C : 4)>(s + v * kB + a, b - a, vb, o + v * hd, a > 0, pf);
-    for (; v + 2 <= nq; v += 2)
-      weighted_sum<W, C, 2, (C < 8 ? C : 8)>(s + v * kB + a, b - a, vb, o + v * hd, a > 0, pf);
+      weighted_sum<W, C, 4, sum_pieces<W, C>(4)>(s + v * kB + a, b - a, vb, o + v * hd, a > 0, pf);
   }
-  for (; v < nq; ++v) weighted_sum<W, C, 1, C>(s + v * kB + a, b - a, vb, o + v * hd, a > 0, pf);
+  if constexpr (W >= 8)
+    for (; v + 2 <= nq; v += 2)
+      weighted_sum<W, C, 2, sum_pieces<W, C>(2)>(s + v * kB + a, b - a, vb, o + v * hd, a > 0, pf);
+  for (; v < nq; ++v)
+    weighted_sum<W, C, 1, sum_pieces<W, C>(1)>(s + v * kB + a, b - a, vb, o + v * hd, a > 0, pf);
 }
 
 // The passes over a piece's rows that weighted_sums makes for nq vectors.
@@ -381,11 +393,13 @@ constexpr int64_t weighted_passes(int nq) {
   int64_t passes = 0;
   int v = 0;
   if constexpr (W == 16) {
-    for (; v + 8 <= nq; v += 8) passes += C / (C < 2 ? C : 2);
-    for (; v + 4 <= nq; v += 4) passes += C / (C < 4 ? C : 4);
-    for (; v + 2 <= nq; v += 2) passes += C / (C < 8 ? C : 8);
+    for (; v + 8 <= nq; v += 8) passes += C / sum_pieces<W, C>(8);
+    for (; v + 4 <= nq; v += 4) passes += C / sum_pieces<W, C>(4);
   }
-  return passes + (nq - v);
+  if constexpr (W >= 8)
+    for (; v + 2 <= nq; v += 2) passes += C / sum_pieces<W, C>(2);
+  for (; v < nq; ++v) passes += C / sum_pieces<W, C>(1);
+  return passes;
 }
 
 // One block for nq vectors: scores, softmax (per vector's extent), weighted sums into o
