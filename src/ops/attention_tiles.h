@@ -358,9 +358,9 @@ inline void score_q8_portable(int nq, const QueryQ8* qq, const uint8_t* kc, int6
 // 16 accumulators, as 8 vectors × 2 pieces (a prompt tile's 8 vectors read each V row once, in
 // 4 passes of 2 pieces, with 8 broadcast weights per position: pp4096 +2 % over 4 × 4, which
 // read each row twice), 4 × 4, 2 × 8 or 1 × 16 for fewer vectors. AVX2 (16 ymm, a 16-lane value
-// is 2): 8 accumulator registers, as 2 vectors × 2 pieces or 1 × 4 (one vector × all 8 pieces
-// of a 128-wide head is 16 ymm of accumulators alone: GCC kept them on the stack and the tiles
-// ran 7× slower than AVX-512's, prompt attention 69 % of pp512 at width 8). Width 4 (the
+// is 2): 8 accumulator registers, as 4 vectors × 1 piece (each V load feeds 4 products: pp2048
+// +5 % over 2 × 2, which reads the block's V rows twice as often), 2 × 2 or 1 × 4 (one vector
+// × all 8 pieces of a 128-wide head would be 16 ymm of accumulators alone). Width 4 (the
 // fallback without AVX2) one vector at a time. Every grouping gives the same bits: each output
 // element is one chain of fmas over the positions in order, whatever else shares its pass.
 template <int W, int C>
@@ -374,15 +374,15 @@ XTILE_LANES_INLINE void weighted_sums(int nq, const float* s, int64_t a, int64_t
                                       float* o, PrefetchLines& pf) {
   constexpr int hd = 16 * C;
   int v = 0;
-  if constexpr (W == 16) {
+  if constexpr (W == 16)
     for (; v + 8 <= nq; v += 8)
       weighted_sum<W, C, 8, sum_pieces<W, C>(8)>(s + v * kB + a, b - a, vb, o + v * hd, a > 0, pf);
+  if constexpr (W >= 8) {
     for (; v + 4 <= nq; v += 4)
       weighted_sum<W, C, 4, sum_pieces<W, C>(4)>(s + v * kB + a, b - a, vb, o + v * hd, a > 0, pf);
-  }
-  if constexpr (W >= 8)
     for (; v + 2 <= nq; v += 2)
       weighted_sum<W, C, 2, sum_pieces<W, C>(2)>(s + v * kB + a, b - a, vb, o + v * hd, a > 0, pf);
+  }
   for (; v < nq; ++v)
     weighted_sum<W, C, 1, sum_pieces<W, C>(1)>(s + v * kB + a, b - a, vb, o + v * hd, a > 0, pf);
 }
@@ -392,12 +392,12 @@ template <int W, int C>
 constexpr int64_t weighted_passes(int nq) {
   int64_t passes = 0;
   int v = 0;
-  if constexpr (W == 16) {
+  if constexpr (W == 16)
     for (; v + 8 <= nq; v += 8) passes += C / sum_pieces<W, C>(8);
+  if constexpr (W >= 8) {
     for (; v + 4 <= nq; v += 4) passes += C / sum_pieces<W, C>(4);
-  }
-  if constexpr (W >= 8)
     for (; v + 2 <= nq; v += 2) passes += C / sum_pieces<W, C>(2);
+  }
   for (; v < nq; ++v) passes += C / sum_pieces<W, C>(1);
   return passes;
 }
