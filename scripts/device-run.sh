@@ -141,7 +141,9 @@ if [[ -n "${AB:-}" ]]; then
   ) >"$RES/ab.txt" 2>&1 &
   ab=$!
   (sleep "${AB_TIMEOUT:-150}"; kill $ab 2>/dev/null) &
+  limit=$!
   wait $ab
+  kill $limit 2>/dev/null  # so that it cannot outlive the A/B and kill a reused process id
   cat "$RES/ab.txt"
   echo "== ab: $((SECONDS - T0)) s"
 fi

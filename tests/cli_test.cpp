@@ -137,6 +137,21 @@ TEST(Cli, UnavailableTierIsAClearError) {
   EXPECT_TRUE(contains(r.output, "selected         amx-emu")) << r.output;
 }
 
+TEST(Cli, BadPrefetchSettingIsAClearError) {
+  // XTILE_PREFETCH_KB (the GEMVs' next-matrix prefetch) is read at the first GEMV: a model run.
+  const std::string model = test::temp_path("prefetch-knob.gguf").string();
+  Result r = xtile_run("synth --preset tiny-llama --type q4_0 -o '" + model + "'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* bad : {"-3", "lots", "12kb"}) {
+    r = xtile_run("bench -m '" + model + "' -p 0 -n 2 -r 1",
+                  std::string("XTILE_PREFETCH_KB=") + bad);
+    EXPECT_EQ(r.status, 1) << bad << ": " << r.output;
+    EXPECT_TRUE(contains(r.output, "XTILE_PREFETCH_KB")) << r.output;
+  }
+  r = xtile_run("bench -m '" + model + "' -p 0 -n 2 -r 1", "XTILE_PREFETCH_KB=0");
+  EXPECT_EQ(r.status, 0) << r.output;
+}
+
 TEST(Cli, SynthUnknownPresetListsPresets) {
   const Result r =
       xtile_run("synth --preset nope -o '" + test::temp_path("nope.gguf").string() + "'");

@@ -34,10 +34,16 @@ WorkBlock matmul_work_block(int64_t m, int64_t n, int n_step, int t, int n_threa
 
 namespace {
 
+// XTILE_PREFETCH_KB (DEVELOPERS.md): KiB of its next share each waiting thread prefetches.
 size_t prefetch_bytes() {
   static const size_t bytes = [] {
     const char* v = std::getenv("XTILE_PREFETCH_KB");
-    return v ? static_cast<size_t>(std::atol(v)) * 1024 : size_t{192} * 1024;
+    if (v == nullptr) return size_t{192} * 1024;
+    char* end = nullptr;
+    const long kb = std::strtol(v, &end, 10);
+    if (end == v || *end != '\0' || kb < 0 || kb > (long{1} << 30))
+      fail("XTILE_PREFETCH_KB must be a whole number of KiB from 0 to 2^30, got '", v, "'");
+    return static_cast<size_t>(kb) * 1024;
   }();
   return bytes;
 }
