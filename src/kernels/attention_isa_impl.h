@@ -18,10 +18,10 @@ void one_block(const ops::AttentionShape& sh, const ops::attention_tiles::TileVe
   ops::attention_tiles::tile_one_block<W, C, E>(sh, tv, pos, src, c, slots, work);
 }
 template <int W, int C>
-void all_blocks(const ops::AttentionShape& sh, const ops::attention_tiles::TileVectors& tv,
-                const int64_t* pos, const ops::attention_tiles::F32Kv& kv, int64_t g, float* out,
-                int64_t ldo, float* work) {
-  ops::attention_tiles::tile_all_blocks<W, C>(sh, tv, pos, kv, g, out, ldo, work);
+void all_blocks(const ops::AttentionShape& sh, const ops::attention_tiles::TileVectors* tvs,
+                int n_tiles, const int64_t* pos, const ops::attention_tiles::F32Kv& kv, int64_t g,
+                float* out, int64_t ldo, float* work) {
+  ops::attention_tiles::tiles_all_blocks<W, C>(sh, tvs, n_tiles, pos, kv, g, out, ldo, work);
 }
 
 // The W-wide steps for head size hd (fp16 in place: E = uint16_t), or null for a size without.

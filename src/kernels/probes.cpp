@@ -15,6 +15,27 @@ double now_seconds() {
   return std::chrono::duration<double>(clock::now().time_since_epoch()).count();
 }
 std::atomic<int64_t> g_sink{0};  // keeps the probes' results observable
+// ops_per_iteration × iterations per second of `loop` on every thread of the pool at once: the
+// iteration count calibrated on one thread to last ~seconds / 4, the best of 3 runs.
+double peak_of(ThreadPool& pool, int64_t (*loop)(int64_t), double ops_per_iteration,
+               double seconds) {
+  int64_t iters = 1 << 12;
+  for (;;) {
+    const double t0 = now_seconds();
+    g_sink += loop(iters);
+    if (now_seconds() - t0 > seconds / 4 || iters > (int64_t{1} << 40)) break;
+    iters *= 2;
+  }
+  double best = 0.0;
+  for (int rep = 0; rep < 3; ++rep) {
+    const double t0 = now_seconds();
+    pool.run([&](int, int) { g_sink += loop(iters); });
+    const double dt = now_seconds() - t0;
+    best = std::max(best, ops_per_iteration * static_cast<double>(iters) * pool.size() / dt);
+  }
+  return best;
+}
+
 }  // namespace
 
 double measure_int8_peak(ThreadPool& pool, Tier tier, double seconds) {
@@ -34,22 +55,16 @@ double measure_int8_peak(ThreadPool& pool, Tier tier, double seconds) {
   } else {
     return 0.0;
   }
-  // Calibrate the iteration count on one thread, then run all threads together.
-  int64_t iters = 1 << 12;
-  for (;;) {
-    const double t0 = now_seconds();
-    g_sink += loop(iters);
-    if (now_seconds() - t0 > seconds / 4 || iters > (int64_t{1} << 40)) break;
-    iters *= 2;
-  }
-  double best = 0.0;
-  for (int rep = 0; rep < 3; ++rep) {
-    const double t0 = now_seconds();
-    pool.run([&](int, int) { g_sink += loop(iters); });
-    const double dt = now_seconds() - t0;
-    best = std::max(best, ops_per_iteration * static_cast<double>(iters) * pool.size() / dt);
-  }
-  return best;
+  return peak_of(pool, loop, ops_per_iteration, seconds);
+}
+
+double measure_f32_fma_peak(ThreadPool& pool, Tier tier, double seconds) {
+  const CpuCaps& caps = cpu_caps();
+  if (tier == Tier::avx512 && caps.tier_available(Tier::avx512))
+    return peak_of(pool, probe::fma_loop_avx512, 16.0 * 16 * 2, seconds);
+  if (tier == Tier::avx2 && caps.tier_available(Tier::avx2))
+    return peak_of(pool, probe::fma_loop_avx2, 12.0 * 8 * 2, seconds);
+  return 0.0;
 }
 
 double measure_read_bandwidth(ThreadPool& pool, const AlignedBuffer& buf, int passes) {

@@ -17,6 +17,11 @@ namespace xtile {
 // instruction here.
 double measure_int8_peak(ThreadPool& pool, Tier tier, double seconds = 0.3);
 
+// f32 FLOPs (2 per lane of a fused multiply-add) per second of VFMADD231PS in a register-only
+// loop on every thread of the pool: on ymm for avx2, on zmm for avx512 (the widths attention's
+// 8- and 16-wide objects run). 0 for another tier or one this CPU lacks.
+double measure_f32_fma_peak(ThreadPool& pool, Tier tier, double seconds = 0.3);
+
 // Bytes per second reading `buf` (much larger than the caches) once per pass, split over the
 // pool's threads; best of `passes`.
 double measure_read_bandwidth(ThreadPool& pool, const AlignedBuffer& buf, int passes = 5);
@@ -33,6 +38,8 @@ namespace probe {
 // Register-only loops; each returns a value derived from its accumulators so it is not elided.
 int64_t vnni_loop_avx512(int64_t iterations);  // 16 × VPDPBUSD zmm per iteration
 int64_t maddubs_loop_avx2(int64_t iterations);  // 8 × (VPMADDUBSW + VPMADDWD + VPADDD) ymm
+int64_t fma_loop_avx512(int64_t iterations);    // 16 × VFMADD231PS zmm per iteration
+int64_t fma_loop_avx2(int64_t iterations);      // 12 × VFMADD231PS ymm per iteration
 uint64_t read_sum_avx512(const uint8_t* p, size_t bytes);
 uint64_t read_sum_avx2(const uint8_t* p, size_t bytes);
 }  // namespace probe

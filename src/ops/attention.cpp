@@ -142,10 +142,8 @@ void reference_row(const AttentionShape& s, const float* q, int64_t g, int64_t p
 
 // The entry points per head size, one per width (4 for a CPU without AVX2, any for tests).
 struct LanesFns {
-  void (*all_blocks)(const AttentionShape&, const TileVectors&, const int64_t*, const F32Kv&,
-                     int64_t, float*, int64_t, float*) = nullptr;
-  void (*one_block)(const AttentionShape&, const TileVectors&, const int64_t*, const BlockSource&,
-                    int64_t, float* const*, float*) = nullptr;
+  AllBlocksFn all_blocks = nullptr;
+  OneBlockFn one_block = nullptr;
   void (*combine)(const float*, int64_t, int64_t, float*, float*) = nullptr;
   int tile = 0;  // query vectors per tile
   OneBlockFn one_block_f16 = nullptr;  // one_block over an fp16 cache read in place, if any
@@ -153,9 +151,10 @@ struct LanesFns {
 };
 
 template <int W, int C>
-void all_blocks_at(const AttentionShape& sh, const TileVectors& tv, const int64_t* pos,
-                   const F32Kv& kv, int64_t g, float* out, int64_t ldo, float* work) {
-  tile_all_blocks<W, C>(sh, tv, pos, kv, g, out, ldo, work);
+void all_blocks_at(const AttentionShape& sh, const TileVectors* tvs, int n_tiles,
+                   const int64_t* pos, const F32Kv& kv, int64_t g, float* out, int64_t ldo,
+                   float* work) {
+  tiles_all_blocks<W, C>(sh, tvs, n_tiles, pos, kv, g, out, ldo, work);
 }
 template <int W, int C>
 void one_block_at(const AttentionShape& sh, const TileVectors& tv, const int64_t* pos,
@@ -336,15 +335,21 @@ int64_t k_chunk_bytes(const KvLayerView& kv) {
   return kChunk * kv_row_bytes(kv.k_elem, kv.head_dim);
 }
 
-// Converts positions [p0, p1) of kv head g (p0 a multiple of 16) to f32 in the same layout, as
-// head g of a buffer of capacity dst_cap (dst_k null: K stays, a q8_0 K).
+// Converts positions [p0, p1) of kv head g (p0 a multiple of 16, p1 − p0 ≤ 16) to f32 as head
+// g of buffers of capacity dst_cap: K in the same chunk layout (dst_k null: K stays, a q8_0 K),
+// V piece by piece (F32Kv's v_pieces: 16 dimensions of every position, then the next 16).
 void convert_range(const KvLayerView& kv, int64_t g, int64_t p0, int64_t p1, float* dst_k,
                    float* dst_v, int64_t dst_cap) {
   const int64_t hd = kv.head_dim;
   if (dst_k)
     convert_k(kv, g, p0, (p1 - p0 + kChunk - 1) / kChunk,
               dst_k + ((g * (dst_cap / kChunk)) + p0 / kChunk) * hd * kChunk);
-  convert_v(kv, g, p0, p1 - p0, dst_v + (g * dst_cap + p0) * hd);
+  float rows[kChunk * 256];  // head sizes up to 256 (lanes_fns)
+  convert_v(kv, g, p0, p1 - p0, rows);
+  for (int64_t p = p0; p < p1; ++p)
+    for (int64_t j = 0; j < hd / 16; ++j)
+      std::memcpy(dst_v + ((g * (hd / 16) + j) * dst_cap + p) * 16, rows + (p - p0) * hd + 16 * j,
+                  16 * sizeof(float));
 }
 
 // The query vectors of `rows` rows quantized for a q8_0 K (QueryQ8) into `area`: vector
@@ -456,10 +461,18 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
     }
     return tv;
   };
+  // The scratch from its first 64-byte boundary: every buffer in it starts at a multiple of 16
+  // floats, so the tiles' 64-byte K and V loads never straddle two cache lines (from a vector's
+  // 16-byte-aligned data every zmm load did, and prompt attention ran at half speed).
+  float* area = nullptr;
+  auto reserve = [&](size_t floats) {
+    if (scratch.size() < floats + 16) scratch.resize(floats + 16);
+    area = scratch.data() + (16 - reinterpret_cast<uintptr_t>(scratch.data()) / 4 % 16) % 16;
+  };
   auto quantize_queries_into = [&](size_t at) {
     if (!kq8) return;
-    quantize_queries(pool, shape, q, ldq, rows, scratch.data() + at);
-    q8_area = scratch.data() + at;
+    quantize_queries(pool, shape, q, ldq, rows, area + at);
+    q8_area = area + at;
   };
   const int64_t work_floats = 8 * kB + 16 * hd;  // scores, block sums, running sums
   const int64_t n_blocks_max = max_pos / kB + 1;
@@ -469,13 +482,13 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
   const bool split = rows <= 4 || n_kv * tiles_per_g < 2 * static_cast<int64_t>(pool.size());
   if (split) {
     const int64_t slot = 2 + hd;
-    const int64_t slot_floats = per_g * n_kv * n_blocks_max * slot;
+    const int64_t slot_floats = (per_g * n_kv * n_blocks_max * slot + 15) / 16 * 16;
     const int64_t conv_floats = 2 * kPiece * hd;  // a piece of K and of V as f32, per thread
     const bool f32 = kv.k_elem == KvElem::f32 && kv.v_elem == KvElem::f32;
     const int64_t per_thread = work_floats + (f32 ? 0 : conv_floats);
     const size_t need = static_cast<size_t>(slot_floats + per_thread * pool.size() + q8_floats);
-    if (scratch.size() < need) scratch.resize(need);
-    float* slots = scratch.data();
+    reserve(need);
+    float* slots = area;
     quantize_queries_into(need - static_cast<size_t>(q8_floats));
     // Vector x of kv head g, block c: slots + ((g · per_g + x) · n_blocks_max + c) · slot.
     const int64_t n_items = n_kv * tiles_per_g * n_blocks_max;
@@ -489,7 +502,7 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
       int64_t last = 0;
       for (int v = 0; v < tv.n; ++v) last = std::max(last, pos[tv.row[v]]);
       if (c * kB > last) return;
-      float* work = scratch.data() + slot_floats + thread * per_thread;
+      float* work = area + slot_floats + thread * per_thread;
       // f32 K / V read in place; any other type converted a piece at a time into the thread's
       // buffers (BlockSource).
       const F32Kv f{static_cast<const float*>(kv.k), static_cast<const float*>(kv.v), kv.capacity,
@@ -534,7 +547,7 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
     run_items(pool, n_kv * per_g, 8 * n_kv * per_g * n_blocks_max * hd, [&](int64_t i, int thread) {
       const int64_t g = i / per_g, x = i % per_g;
       const int64_t row = x / group, h = g * group + x % group;
-      float* acc = scratch.data() + slot_floats + thread * per_thread;
+      float* acc = area + slot_floats + thread * per_thread;
       fns.combine(slots + (g * per_g + x) * n_blocks_max * slot, pos[row] / kB + 1, slot, acc,
                   out + row * ldo + h * hd);
     });
@@ -548,13 +561,14 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
   const bool f32 = kv.k_elem == KvElem::f32 && kv.v_elem == KvElem::f32;
   const int64_t conv_k = f32 || kq8 ? 0 : n_kv * cap * hd;
   const int64_t conv = f32 ? 0 : conv_k + n_kv * cap * hd;
-  const size_t need = static_cast<size_t>(conv + work_floats * pool.size() + q8_floats);
-  if (scratch.size() < need) scratch.resize(need);
+  const int64_t group_work = prompt_work_floats(hd);
+  const size_t need = static_cast<size_t>(conv + group_work * pool.size() + q8_floats);
+  reserve(need);
   quantize_queries_into(need - static_cast<size_t>(q8_floats));
   F32Kv f{static_cast<const float*>(kv.k), static_cast<const float*>(kv.v), kv.capacity, hd};
   if (conv) {
-    float* ck = conv_k ? scratch.data() : nullptr;
-    float* cv = scratch.data() + conv_k;
+    float* ck = conv_k ? area : nullptr;
+    float* cv = area + conv_k;
     const int64_t chunks = cap / kChunk;
     pool.parallel_for(0, n_kv * chunks, row_grain(4 * kChunk * hd), [&](int64_t a, int64_t b, int) {
       for (int64_t i = a; i < b; ++i) {
@@ -562,18 +576,24 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
         convert_range(kv, g, p0, std::min(p0 + kChunk, kv.capacity), ck, cv, cap);
       }
     });
-    f = {ck, cv, cap, hd};
+    f = {ck, cv, cap, hd, /*v_pieces=*/true};
   }
   if (kq8) {
     f.kq8 = static_cast<const uint8_t*>(kv.k);
     f.kq8_capacity = kv.capacity;
     f.score_q8 = fns.score_q8;
   }
-  run_items(pool, n_kv * tiles_per_g, 4 * per_g * (max_pos + 1) * hd * n_kv,
+  // Items (kv head, group of tiles: tiles_all_blocks), longest first.
+  const int64_t group_tiles = kGroupVectors / fns.tile;
+  const int64_t groups_per_g = (tiles_per_g + group_tiles - 1) / group_tiles;
+  run_items(pool, n_kv * groups_per_g, 4 * per_g * (max_pos + 1) * hd * n_kv,
             [&](int64_t i, int thread) {
-              const int64_t g = i / tiles_per_g, t = tiles_per_g - 1 - i % tiles_per_g;
-              float* work = scratch.data() + conv + thread * work_floats;
-              fns.all_blocks(shape, tile_vectors(g, t), pos, f, g, out, ldo, work);
+              const int64_t g = i / groups_per_g, gr = groups_per_g - 1 - i % groups_per_g;
+              const int64_t t0 = gr * group_tiles, t1 = std::min(tiles_per_g, t0 + group_tiles);
+              TileVectors tvs[kGroupVectors / 4];  // tiles of 4 or 8 vectors
+              for (int64_t t = t0; t < t1; ++t) tvs[t - t0] = tile_vectors(g, t);
+              float* work = area + conv + thread * group_work;
+              fns.all_blocks(shape, tvs, static_cast<int>(t1 - t0), pos, f, g, out, ldo, work);
             });
 }
 

@@ -86,6 +86,11 @@ struct BlockSource {
   const float* v = nullptr;
   const uint16_t* k16 = nullptr;
   const uint16_t* v16 = nullptr;
+  // Where v is set: floats from one V row to the next, and from one 16-dimension piece of a row
+  // to the next (0, 16: rows as the cache holds them; prompt mode's converted V is stored piece
+  // by piece instead, F32Kv).
+  int64_t v_row_floats = 0;
+  int64_t v_piece_floats = 16;
   const KvLayerView* kv = nullptr;
   int64_t g = 0;   // kv head
   int64_t p0 = 0;  // the block's first position
@@ -108,18 +113,27 @@ constexpr int64_t kPiece = 64;  // positions per piece (4 K chunks)
 
 // The f32 K/V of kv head g, block c: its first K chunk and its first V row.
 // A q8_0 K instead stays as the cache holds it (kq8, of capacity kq8_capacity), scored by score_q8.
+// V's rows: v_pieces false, each row's hd floats together (a f32 cache read in place); true, the
+// converted V of prompt mode, stored piece by piece: per kv head, 16 dimensions of every position,
+// then the next 16 (each pass of the weighted sums, over 1 or 2 pieces of the block's rows, then
+// reads 1 or 2 sequential streams instead of one line of each row 512 bytes apart).
 struct F32Kv {
   const float* k;
   const float* v;
   int64_t capacity;
   int64_t hd;
+  bool v_pieces = false;
   const uint8_t* kq8 = nullptr;
   int64_t kq8_capacity = 0;
   ScoreQ8Fn score_q8 = nullptr;
   const float* k_block(int64_t g, int64_t c) const {
     return k + (g * (capacity / kChunk) + c * (kB / kChunk)) * hd * kChunk;
   }
-  const float* v_block(int64_t g, int64_t c) const { return v + (g * capacity + c * kB) * hd; }
+  const float* v_block(int64_t g, int64_t c) const {
+    return v + g * capacity * hd + c * kB * v_row_floats();
+  }
+  int64_t v_row_floats() const { return v_pieces ? 16 : hd; }
+  int64_t v_piece_floats() const { return v_pieces ? capacity * 16 : 16; }
   const uint8_t* kq8_block(int64_t g, int64_t c) const {
     return kq8 + (g * (kq8_capacity / kChunk) + c * (kB / kChunk)) * (hd / 32) * kKq8BlockBytes;
   }
@@ -138,9 +152,15 @@ struct TileVectors {
 // vector into its slot (tile_one_block).
 using OneBlockFn = void (*)(const AttentionShape&, const TileVectors&, const int64_t*,
                             const BlockSource&, int64_t, float* const*, float*);
-// Prompt mode: every block of a tile (tile_all_blocks).
-using AllBlocksFn = void (*)(const AttentionShape&, const TileVectors&, const int64_t*,
+// Prompt mode: every block of a group of tiles (tiles_all_blocks).
+using AllBlocksFn = void (*)(const AttentionShape&, const TileVectors*, int, const int64_t*,
                              const F32Kv&, int64_t, float*, int64_t, float*);
+// Query vectors of the tiles of one prompt-mode group (tiles_all_blocks), and the floats of work
+// space it takes: a tile's scores and block sums, the group's running sums.
+constexpr int kGroupVectors = 64;
+constexpr int64_t prompt_work_floats(int64_t hd) {
+  return 8 * kAttentionBlock + (8 + kGroupVectors) * hd;
+}
 
 namespace {
 
@@ -194,6 +214,7 @@ XTILE_LANES_INLINE void score_chunks(const float* const* q, const E* k, float sc
   for (int i = 0; i < hd; ++i) {
     pf.step();
     V kv[CH];
+    for (int c = 0; c < CH; ++c) __builtin_prefetch(k + (c * hd + i + 8) * kChunk, 0, 3);
     for (int c = 0; c < CH; ++c) kv[c] = load_kv<W>(k + (c * hd + i) * kChunk);
     for (int v = 0; v < NQ; ++v) {
       const V qv = lanes::splat_load<W>(q[v] + i);
@@ -213,8 +234,15 @@ XTILE_LANES_INLINE void scores(const float* const* q, const E* kc, int64_t chunk
   constexpr int hd = 16 * C;
   constexpr int CH = score_chunks_for(W, NQ);
   int64_t ch = 0;
-  for (; ch + CH <= chunks; ch += CH)
+  // 3 at a time would leave one chunk of a whole block (16 = 5 · 3 + 1) to the one-chunk step,
+  // each K load feeding a third of the products (perf: 14 % of the scores' time for 6 % of
+  // their work); 4 · 3 + 2 · 2 instead.
+  const int64_t by_ch = CH == 3 && chunks % 3 == 1 && chunks >= 4 ? chunks - 4 : chunks;
+  for (; ch + CH <= by_ch; ch += CH)
     score_chunks<W, C, NQ, CH>(q, kc + ch * hd * kChunk, scale, s + ch * kChunk, pf);
+  if constexpr (CH == 3)
+    for (; ch + 2 <= chunks; ch += 2)
+      score_chunks<W, C, NQ, 2>(q, kc + ch * hd * kChunk, scale, s + ch * kChunk, pf);
   for (; ch < chunks; ++ch)
     score_chunks<W, C, NQ, 1>(q, kc + ch * hd * kChunk, scale, s + ch * kChunk, pf);
 }
@@ -274,33 +302,62 @@ XTILE_LANES_INLINE void block_softmax(float* s, int64_t ext, float* m_out, float
   *l_out = lanes::fold(sum);
 }
 
+// The 16 values of K or V at p as 16 / W native vectors (lanes16.h's parts), for loops whose
+// accumulators are native vectors.
+template <int W>
+XTILE_LANES_INLINE void load_kv_parts(const float* p, lanes::Native<W>* parts) {
+#pragma GCC unroll 4
+  for (int i = 0; i < 16 / W; ++i) std::memcpy(&parts[i], p + i * W, sizeof parts[i]);
+}
+#if defined(__F16C__)
+template <int W>
+XTILE_LANES_INLINE void load_kv_parts(const uint16_t* p, lanes::Native<W>* parts) {
+  f16c_lanes::load<W>(p, parts);
+}
+#endif
+
 // o[h · hd + ...] = Σ_{p < n} w[h · kB + p] · v_p for H vectors (weights past a vector's own
 // extent are 0), CP 16-dimension pieces of the head at a time (C / CP passes over the rows).
 // resume: the sums continue from o (the positions before these, already summed in order:
 // storing and reloading an f32 is exact, so pieces of positions give the bits of one pass).
+// The accumulators are an array of native vectors, not of 16-lane values: GCC 12 kept the
+// latter (4 vectors × 1 piece at W = 8) in memory, storing all 8 to the stack on every position
+// (perf: the AVX2 pass at half the FMA rate); these stay in registers.
 template <int W, int C, int H, int CP, typename E>
-XTILE_LANES_INLINE void weighted_sum(const float* w, int64_t n, const E* vb, float* o, bool resume,
-                                     PrefetchLines& pf) {
-  using V = lanes::F16<W>;
+XTILE_LANES_INLINE void weighted_sum(const float* w, int64_t n, const E* vb, int64_t rs, int64_t ps,
+                                     float* o, bool resume, PrefetchLines& pf) {
+  using N = lanes::Native<W>;
   constexpr int hd = 16 * C;
+  constexpr int P = 16 / W * CP;  // native vectors per query vector and pass
   for (int c0 = 0; c0 < C; c0 += CP) {
-    V acc[H][CP];
+    float* oc = o + 16 * c0;
+    N acc[H][P];
+#pragma GCC unroll 16
     for (int h = 0; h < H; ++h)
-      for (int c = 0; c < CP; ++c)
-        acc[h][c] = resume ? lanes::load<W>(o + h * hd + 16 * (c0 + c)) : lanes::zero<W>();
+#pragma GCC unroll 16
+      for (int j = 0; j < P; ++j) {
+        if (resume)
+          std::memcpy(&acc[h][j], oc + h * hd + W * j, sizeof acc[h][j]);
+        else
+          acc[h][j] = N{};
+      }
     for (int64_t p = 0; p < n; ++p) {
       pf.step();
-      const E* v = vb + p * hd + 16 * c0;
-      V wp[H];
-      for (int h = 0; h < H; ++h) wp[h] = lanes::splat_load<W>(w + h * kB + p);
+      const E* v = vb + p * rs + c0 * ps;
+      N vv[P];
 #pragma GCC unroll 16
-      for (int c = 0; c < CP; ++c) {
-        const V vc = load_kv<W>(v + 16 * c);
-        for (int h = 0; h < H; ++h) acc[h][c] = lanes::fma(wp[h], vc, acc[h][c]);
+      for (int c = 0; c < CP; ++c) load_kv_parts<W>(v + c * ps, vv + 16 / W * c);
+#pragma GCC unroll 16
+      for (int h = 0; h < H; ++h) {
+        const N wh = lanes::splat_load_native<W>(w + h * kB + p);
+#pragma GCC unroll 16
+        for (int j = 0; j < P; ++j) acc[h][j] = lanes::fma_native<W>(wh, vv[j], acc[h][j]);
       }
     }
+#pragma GCC unroll 16
     for (int h = 0; h < H; ++h)
-      for (int c = 0; c < CP; ++c) lanes::store(o + h * hd + 16 * (c0 + c), acc[h][c]);
+#pragma GCC unroll 16
+      for (int j = 0; j < P; ++j) std::memcpy(oc + h * hd + W * j, &acc[h][j], sizeof acc[h][j]);
   }
 }
 
@@ -371,20 +428,24 @@ constexpr int sum_pieces(int vectors) {
 }
 template <int W, int C, typename E>
 XTILE_LANES_INLINE void weighted_sums(int nq, const float* s, int64_t a, int64_t b, const E* vb,
-                                      float* o, PrefetchLines& pf) {
+                                      int64_t rs, int64_t ps, float* o, PrefetchLines& pf) {
   constexpr int hd = 16 * C;
   int v = 0;
   if constexpr (W == 16)
     for (; v + 8 <= nq; v += 8)
-      weighted_sum<W, C, 8, sum_pieces<W, C>(8)>(s + v * kB + a, b - a, vb, o + v * hd, a > 0, pf);
+      weighted_sum<W, C, 8, sum_pieces<W, C>(8)>(s + v * kB + a, b - a, vb, rs, ps, o + v * hd,
+                                                 a > 0, pf);
   if constexpr (W >= 8) {
     for (; v + 4 <= nq; v += 4)
-      weighted_sum<W, C, 4, sum_pieces<W, C>(4)>(s + v * kB + a, b - a, vb, o + v * hd, a > 0, pf);
+      weighted_sum<W, C, 4, sum_pieces<W, C>(4)>(s + v * kB + a, b - a, vb, rs, ps, o + v * hd,
+                                                 a > 0, pf);
     for (; v + 2 <= nq; v += 2)
-      weighted_sum<W, C, 2, sum_pieces<W, C>(2)>(s + v * kB + a, b - a, vb, o + v * hd, a > 0, pf);
+      weighted_sum<W, C, 2, sum_pieces<W, C>(2)>(s + v * kB + a, b - a, vb, rs, ps, o + v * hd,
+                                                 a > 0, pf);
   }
   for (; v < nq; ++v)
-    weighted_sum<W, C, 1, sum_pieces<W, C>(1)>(s + v * kB + a, b - a, vb, o + v * hd, a > 0, pf);
+    weighted_sum<W, C, 1, sum_pieces<W, C>(1)>(s + v * kB + a, b - a, vb, rs, ps, o + v * hd, a > 0,
+                                               pf);
 }
 
 // The passes over a piece's rows that weighted_sums makes for nq vectors.
@@ -426,6 +487,9 @@ XTILE_LANES_INLINE void block(int nq, const float* const* q, const int64_t* ext,
   // V for a 128-wide head) each pass finds them in L1 (pp4096 +2-7 %); AVX-512's 4 passes per 8
   // vectors measured no gain from it.
   const int64_t v_step = src.v && W == 16 ? n : kPiece;
+  // V's strides (BlockSource): a converted piece or fp16 in place is in rows.
+  const int64_t rs = src.v && src.v_row_floats ? src.v_row_floats : hd;
+  const int64_t ps = src.v ? src.v_piece_floats : 16;
   const int ch = score_chunks_for(W, std::min(nq, kTileVectors<W>));
   for (int64_t c0 = 0; c0 < chunks; c0 += k_step) {
     const int64_t cc = std::min(k_step, chunks - c0);
@@ -462,11 +526,11 @@ XTILE_LANES_INLINE void block(int nq, const float* const* q, const int64_t* ext,
     if constexpr (f16_in_place)
       vb = src.v16 + a * hd;
     else
-      vb = src.v ? src.v + a * hd : src.convert_v(src, src.p0 + a, b - a);
+      vb = src.v ? src.v + a * rs : src.convert_v(src, src.p0 + a, b - a);
     PrefetchLines pf;
     if (b < n) pf = v_piece_lines(src, src.p0 + b, std::min(n - b, v_step));
     spread(pf, weighted_passes<W, C>(nq) * (b - a));
-    weighted_sums<W, C>(nq, s, a, b, vb, o, pf);
+    weighted_sums<W, C>(nq, s, a, b, vb, rs, ps, o, pf);
   }
 }
 
@@ -495,37 +559,61 @@ XTILE_LANES_INLINE void finish(const Running& run, const float* acc, float* out)
   for (int c = 0; c < C; ++c) lanes::store(out + 16 * c, lanes::load<W>(acc + 16 * c) / vl);
 }
 
-// Prompt mode: every block of the tile's positions in order, combined as it goes; out written.
+// Prompt mode: every block of a group of n_tiles tiles (at most kGroupVectors vectors), block by
+// block: each tile takes block c in turn, combined into its vectors' running state as it goes;
+// out written. Each vector still sees its blocks in ascending order, so the bits are a lone
+// tile's. Why groups: a tile reads every block up to its last position (K and V of a 128-wide
+// head as f32: 256 KiB per block, 4 MiB per head at 4096 positions, beyond L2), and tile by
+// tile every tile streamed them from L3 at 4 FLOP per byte; a group reads a block from there
+// once and its other tiles find it in L2 (attention alone, `xtile_attention_bench`, 16 wide:
+// +11 %). Slices of a block shared by the tiles while in L1 (24 KiB of K, 16 KiB of V) were
+// measured too: 2-4 % slower than whole blocks from L2 (the sums resumed more often).
 template <int W, int C>
-XTILE_LANES_INLINE void tile_all_blocks(const AttentionShape& sh, const TileVectors& tv,
-                                        const int64_t* pos, const F32Kv& kv, int64_t g, float* out,
-                                        int64_t ldo, float* work) {
+XTILE_LANES_INLINE void tiles_all_blocks(const AttentionShape& sh, const TileVectors* tvs,
+                                         int n_tiles, const int64_t* pos, const F32Kv& kv,
+                                         int64_t g, float* out, int64_t ldo, float* work) {
   constexpr int hd = 16 * C;
-  float* s = work;          // kTileVectors × kB
-  float* o = s + 8 * kB;    // 8 × hd
-  float* acc = o + 8 * hd;  // 8 × hd
-  Running run[8];
-  float m[8], l[8];
-  int64_t last = 0;
-  for (int v = 0; v < tv.n; ++v) last = std::max(last, pos[tv.row[v]]);
-  for (int64_t c = 0; c * kB <= last; ++c) {
-    int64_t ext[8];
-    for (int v = 0; v < tv.n; ++v) ext[v] = std::clamp<int64_t>(pos[tv.row[v]] + 1 - c * kB, 0, kB);
-    BlockSource src;
-    if (kv.kq8) {
-      src.kq8 = kv.kq8_block(g, c);
-      src.qq = tv.qq;
-      src.score_q8 = kv.score_q8;
-    } else {
-      src.k = kv.k_block(g, c);
-    }
-    src.v = kv.v_block(g, c);
-    block<W, C>(tv.n, tv.q, ext, src, sh.scale, s, o, m, l);
-    for (int v = 0; v < tv.n; ++v)
-      if (ext[v] > 0) combine<W, C>(run[v], acc + v * hd, m[v], l[v], o + v * hd);
+  constexpr int R = kTileVectors<W>;
+  constexpr int kMaxTiles = kGroupVectors / R;
+  float* s = work;          // R × kB
+  float* o = s + 8 * kB;    // R × hd
+  float* acc = o + 8 * hd;  // kGroupVectors × hd: tile t's vector v at (t · R + v) · hd
+  Running run[kMaxTiles][R];
+  int64_t last[kMaxTiles];
+  int64_t group_last = 0;
+  for (int t = 0; t < n_tiles; ++t) {
+    last[t] = 0;
+    for (int v = 0; v < tvs[t].n; ++v) last[t] = std::max(last[t], pos[tvs[t].row[v]]);
+    group_last = std::max(group_last, last[t]);
   }
-  for (int v = 0; v < tv.n; ++v)
-    finish<W, C>(run[v], acc + v * hd, out + tv.row[v] * ldo + tv.head[v] * hd);
+  for (int64_t c = 0; c * kB <= group_last; ++c) {
+    for (int t = 0; t < n_tiles; ++t) {
+      if (c * kB > last[t]) continue;
+      const TileVectors& tv = tvs[t];
+      int64_t ext[8];
+      for (int v = 0; v < tv.n; ++v)
+        ext[v] = std::clamp<int64_t>(pos[tv.row[v]] + 1 - c * kB, 0, kB);
+      BlockSource src;
+      if (kv.kq8) {
+        src.kq8 = kv.kq8_block(g, c);
+        src.qq = tv.qq;
+        src.score_q8 = kv.score_q8;
+      } else {
+        src.k = kv.k_block(g, c);
+      }
+      src.v = kv.v_block(g, c);
+      src.v_row_floats = kv.v_row_floats();
+      src.v_piece_floats = kv.v_piece_floats();
+      float m[8], l[8];
+      block<W, C>(tv.n, tv.q, ext, src, sh.scale, s, o, m, l);
+      for (int v = 0; v < tv.n; ++v)
+        if (ext[v] > 0) combine<W, C>(run[t][v], acc + (t * R + v) * hd, m[v], l[v], o + v * hd);
+    }
+  }
+  for (int t = 0; t < n_tiles; ++t)
+    for (int v = 0; v < tvs[t].n; ++v)
+      finish<W, C>(run[t][v], acc + (t * R + v) * hd,
+                   out + tvs[t].row[v] * ldo + tvs[t].head[v] * hd);
 }
 
 // Split mode, phase 1: one block for the tile's vectors; (m, l, o) of each into slots.

@@ -90,35 +90,37 @@ XTILE_LANES_BINARY(*)
 XTILE_LANES_BINARY(/)
 #undef XTILE_LANES_BINARY
 
-// a · b + c per lane with one rounding (IEEE fusedMultiplyAdd). In the ISA objects (AVX-512 or
-// FMA at compile time) one VFMADD231PS per native vector, in an asm: written as per-lane fmaf
-// calls, GCC vectorizes them only after its loop unrolling has judged the 16 calls too big to
-// unroll the tiles' loops over accumulators, which then live on the stack (pp2048 −40 %).
+// a · b + c per lane with one rounding (IEEE fusedMultiplyAdd), on one native vector. In the ISA
+// objects (AVX-512 or FMA at compile time) one VFMADD231PS: for zmm an asm (written as per-lane
+// fmaf calls, GCC vectorizes them only after its loop unrolling has judged the 16 calls too big
+// to unroll the tiles' loops over accumulators, which then live on the stack: pp2048 −40 %), for
+// ymm the compiler's own VFMADD builtin (an asm per ymm half of a 16-lane value made GCC move
+// the halves through memory and general registers: AVX2 prompt attention 7× slower).
 // Elsewhere (the baseline build, the tests' fixed widths) per-lane fmaf: correct, a libm call
 // per lane without FMA at compile time (CPUs with AVX2 run the ISA objects instead).
 template <int W>
-XTILE_LANES_INLINE F16<W> fma(const F16<W>& a, const F16<W>& b, const F16<W>& c) {
-  F16<W> r = c;
+XTILE_LANES_INLINE Native<W> fma_native(Native<W> a, Native<W> b, Native<W> c) {
 #if defined(__AVX512F__)
   if constexpr (W == 16) {
-    asm("vfmadd231ps %2, %1, %0" : "+v"(r.part[0]) : "v"(a.part[0]), "v"(b.part[0]));
-    return r;
+    asm("vfmadd231ps %2, %1, %0" : "+v"(c) : "v"(a), "v"(b));
+    return c;
   }
 #endif
 #if defined(__FMA__)
-  if constexpr (W == 8) {
-    // The compiler's own VFMADD builtin, not an asm: two asm operands per 16-lane value made GCC
-    // move the halves through memory and general registers (AVX2 prompt attention 7× slower).
-    for (int i = 0; i < 2; ++i)
-      r.part[i] = __builtin_ia32_vfmaddps256(a.part[i], b.part[i], c.part[i]);
-    return r;
-  }
+  if constexpr (W == 8) return __builtin_ia32_vfmaddps256(a, b, c);
 #endif
+  Native<W> r;
+#pragma GCC unroll 16
+  for (int l = 0; l < W; ++l) r[l] = __builtin_fmaf(a[l], b[l], c[l]);
+  return r;
+}
+
+template <int W>
+XTILE_LANES_INLINE F16<W> fma(const F16<W>& a, const F16<W>& b, const F16<W>& c) {
+  F16<W> r;
 #pragma GCC unroll 4
   for (int i = 0; i < F16<W>::kParts; ++i)
-#pragma GCC unroll 16
-    for (int l = 0; l < W; ++l)
-      r.part[i][l] = __builtin_fmaf(a.part[i][l], b.part[i][l], c.part[i][l]);
+    r.part[i] = fma_native<W>(a.part[i], b.part[i], c.part[i]);
   return r;
 }
 
@@ -148,30 +150,39 @@ XTILE_LANES_INLINE F16<W> splat(float x) {
   return r;
 }
 
-// splat(*p) as a broadcast from memory: in the ISA objects (AVX2 / AVX-512 at compile time) one
-// VBROADCASTSS from memory, in an asm so that GCC can neither fold it into each multiply that uses
-// it as an embedded broadcast (one load per use: pp4096 −14 % in the weighted sums) nor form it
-// as splat's add to zero and a register broadcast (two vector ops on the pipes the sums need).
-// Elsewhere splat(*p). The same value either way (splat's 0 + x turns −0 into +0, but every
-// use here multiplies it into a sum that starts at +0, so the sums do not change).
+// *p in every lane of a native vector, as a broadcast from memory: in the ISA objects (AVX2 /
+// AVX-512 at compile time) one VBROADCASTSS from memory, in an asm so that GCC can neither fold
+// it into each multiply that uses it as an embedded broadcast (one load per use: pp4096 −14 % in
+// the weighted sums) nor form it as splat's add to zero and a register broadcast (two vector ops
+// on the pipes the sums need). Elsewhere 0 + *p. The same value either way (0 + x turns −0
+// into +0, but every use here multiplies it into a sum that starts at +0, so the sums do not
+// change).
 template <int W>
-XTILE_LANES_INLINE F16<W> splat_load(const float* p) {
+XTILE_LANES_INLINE Native<W> splat_load_native(const float* p) {
 #if defined(__AVX512F__)
   if constexpr (W == 16) {
-    F16<W> r;
-    asm("vbroadcastss %1, %0" : "=v"(r.part[0]) : "m"(*p));
+    Native<W> r;
+    asm("vbroadcastss %1, %0" : "=v"(r) : "m"(*p));
     return r;
   }
 #endif
 #if defined(__AVX2__)
   if constexpr (W == 8) {
-    F16<W> r;
-    asm("vbroadcastss %1, %0" : "=x"(r.part[0]) : "m"(*p));
-    r.part[1] = r.part[0];
+    Native<W> r;
+    asm("vbroadcastss %1, %0" : "=x"(r) : "m"(*p));
     return r;
   }
 #endif
-  return splat<W>(*p);
+  return Native<W>{} + *p;
+}
+
+template <int W>
+XTILE_LANES_INLINE F16<W> splat_load(const float* p) {
+  F16<W> r;
+  r.part[0] = splat_load_native<W>(p);
+#pragma GCC unroll 4
+  for (int i = 1; i < F16<W>::kParts; ++i) r.part[i] = r.part[0];
+  return r;
 }
 
 template <int W>

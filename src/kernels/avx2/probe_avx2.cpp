@@ -31,6 +31,27 @@ int64_t maddubs_loop_avx2(int64_t iterations) {
   return total;
 }
 
+int64_t fma_loop_avx2(int64_t iterations) {
+  // 12 independent chains: more than FMA latency (4-5 cycles) × 2 ports needs on any AVX2 CPU,
+  // and with the two operands 14 of the 16 ymm registers (16 chains spilled to the stack).
+  __m256 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(static_cast<float>(i));
+  __m256 a = _mm256_set1_ps(1.0f);
+  __m256 b = _mm256_set1_ps(1e-7f);  // the sums stay normal floats for any iteration count
+  for (int64_t it = 0; it < iterations; ++it) {
+    // A barrier on the operands (not the accumulators: see vnni_loop_avx512), so that GCC
+    // cannot fold the constant product out of the loop.
+    __asm__ volatile("" : "+x"(a), "+x"(b));
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(a, b, acc[i]);
+  }
+  __m256 s = acc[0];
+  for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, acc[i]);
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, s);
+  return static_cast<int64_t>(lanes[0]);
+}
+
 uint64_t read_sum_avx2(const uint8_t* p, size_t bytes) {
   __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
   size_t i = 0;

@@ -33,6 +33,24 @@ int64_t vnni_loop_avx512(int64_t iterations) {
   return total;
 }
 
+int64_t fma_loop_avx512(int64_t iterations) {
+  // 16 independent chains cover VFMADD's latency (4 cycles) at up to 2 per cycle.
+  __m512 acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i));
+  __m512 a = _mm512_set1_ps(1.0f);
+  __m512 b = _mm512_set1_ps(1e-7f);  // the sums stay normal floats for any iteration count
+  for (int64_t it = 0; it < iterations; ++it) {
+    __asm__ volatile("" : "+v"(a), "+v"(b));  // see vnni_loop_avx512
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) acc[i] = _mm512_fmadd_ps(a, b, acc[i]);
+  }
+  __m512 s = acc[0];
+  for (int i = 1; i < 16; ++i) s = _mm512_add_ps(s, acc[i]);
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, s);
+  return static_cast<int64_t>(lanes[0]);
+}
+
 uint64_t read_sum_avx512(const uint8_t* p, size_t bytes) {
   __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
   size_t i = 0;
