@@ -214,7 +214,6 @@ XTILE_LANES_INLINE void score_chunks(const float* const* q, const E* k, float sc
   for (int i = 0; i < hd; ++i) {
     pf.step();
     V kv[CH];
-    for (int c = 0; c < CH; ++c) __builtin_prefetch(k + (c * hd + i + 8) * kChunk, 0, 3);
     for (int c = 0; c < CH; ++c) kv[c] = load_kv<W>(k + (c * hd + i) * kChunk);
     for (int v = 0; v < NQ; ++v) {
       const V qv = lanes::splat_load<W>(q[v] + i);
