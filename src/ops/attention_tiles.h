@@ -86,9 +86,9 @@ struct BlockSource {
   const float* v = nullptr;
   const uint16_t* k16 = nullptr;
   const uint16_t* v16 = nullptr;
-  // Where v is set: floats from one V row to the next, and from one 16-dimension piece of a row
-  // to the next (0, 16: rows as the cache holds them; prompt mode's converted V is stored piece
-  // by piece instead, F32Kv).
+  // Floats from one V row to the next (0: hd) and from one 16-dimension piece of a row to the
+  // next: 0, 16 for rows as the cache holds them (and for convert_v's pieces, fp16 in place);
+  // prompt mode's converted V is stored piece by piece instead (F32Kv).
   int64_t v_row_floats = 0;
   int64_t v_piece_floats = 16;
   const KvLayerView* kv = nullptr;
@@ -487,10 +487,10 @@ XTILE_LANES_INLINE void block(int nq, const float* const* q, const int64_t* ext,
   // AVX-512's 4 passes per 8 vectors measured no gain from it. V stored piece by piece (prompt
   // mode, F32Kv): each pass reads its own sequential stream, the whole block at once (8-wide
   // prompt attention +3-5 % over 64 rows at a time).
-  const int64_t v_step = src.v && (W == 16 || src.v_row_floats == 16) ? n : kPiece;
-  // V's strides (BlockSource): a converted piece or fp16 in place is in rows.
-  const int64_t rs = src.v && src.v_row_floats ? src.v_row_floats : hd;
-  const int64_t ps = src.v ? src.v_piece_floats : 16;
+  // V's strides (BlockSource; 0: rows, as a converted piece and fp16 in place are).
+  const int64_t rs = src.v_row_floats ? src.v_row_floats : hd;
+  const int64_t ps = src.v_piece_floats;
+  const int64_t v_step = src.v && (W == 16 || rs != hd) ? n : kPiece;
   const int ch = score_chunks_for(W, std::min(nq, kTileVectors<W>));
   for (int64_t c0 = 0; c0 < chunks; c0 += k_step) {
     const int64_t cc = std::min(k_step, chunks - c0);
