@@ -181,8 +181,29 @@ inline void half_block_isum(const uint8_t* p, int half, int j, const int8_t* xb,
             isum[r], _mm256_add_epi32(_mm256_madd_epi16(sa, lo), _mm256_madd_epi16(sb, hi)));
       }
     }
+  } else if constexpr (T::kJjPerMadd == 2) {
+    // Two jj steps per row at a time, summed in int16 (≤ 4 · 2 · kMaxCode · 127), then one
+    // VPMADDWD: no per-row int16 partial lives across rows (with 4 rows an array of them pushed
+    // the float accumulators out of the 16 ymm).
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; ++r) isum[r] = _mm256_set1_epi32(-T::kBias * xs[r * s_stride]);
+#pragma GCC unroll 2
+    for (int jj = 0; jj < 4; jj += 2) {
+      __m256i va0, vb0, va1, vb1;
+      T::pair(p, half, j, jj, &va0, &vb0);
+      T::pair(p, half, j, jj + 1, &va1, &vb1);
+#pragma GCC unroll 4
+      for (int r = 0; r < MR; ++r) {
+        const int8_t* x = xb + r * q_stride;
+        const __m256i t0 = _mm256_add_epi16(_mm256_maddubs_epi16(va0, broadcast4(x + 4 * jj)),
+                                            _mm256_maddubs_epi16(vb0, broadcast4(x + 16 + 4 * jj)));
+        const __m256i t1 = _mm256_add_epi16(_mm256_maddubs_epi16(va1, broadcast4(x + 4 * jj + 4)),
+                                            _mm256_maddubs_epi16(vb1, broadcast4(x + 20 + 4 * jj)));
+        isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(_mm256_add_epi16(t0, t1), ones));
+      }
+    }
   } else {
-    __m256i s16[MR];
+    static_assert(T::kJjPerMadd == 1, "int16 budget of one jj step");
 #pragma GCC unroll 4
     for (int r = 0; r < MR; ++r) isum[r] = _mm256_set1_epi32(-T::kBias * xs[r * s_stride]);
 #pragma GCC unroll 4
@@ -194,9 +215,7 @@ inline void half_block_isum(const uint8_t* p, int half, int j, const int8_t* xb,
         const int8_t* x = xb + r * q_stride;
         const __m256i t = _mm256_add_epi16(_mm256_maddubs_epi16(va, broadcast4(x + 4 * jj)),
                                            _mm256_maddubs_epi16(vb, broadcast4(x + 16 + 4 * jj)));
-        s16[r] = jj % T::kJjPerMadd == 0 ? t : _mm256_add_epi16(s16[r], t);
-        if ((jj + 1) % T::kJjPerMadd == 0)
-          isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(s16[r], ones));
+        isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(t, ones));
       }
     }
   }
