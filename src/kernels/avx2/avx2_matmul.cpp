@@ -6,10 +6,11 @@
 // blocks in order from 0. AVX2 has no VPDPBUSD; the int8 dot is VPMADDUBSW (u8 × s8 → pairs
 // summed into int16, *saturating*) then VPMADDWD with ones (int16 pairs → int32). Each step is
 // kept below int16 saturation:
-//   signed values (Q8_0, IQ4)  VPMADDUBSW takes |w| (VPABSB: 0..128, exact as an unsigned byte)
-//          and x·sign(w) (VPSIGNB: activations are within ±127, so the negation cannot wrap). A
-//          pair is at most 2·128·127 = 32512 < 32767 and goes straight to VPMADDWD: the signed
-//          isum, no correction.
+//   signed values (Q8_0, IQ4)  GEMV: VPMADDUBSW takes |w| (VPABSB: 0..128, exact as an unsigned
+//          byte) and x·sign(w) (VPSIGNB: activations are within ±127, so the negation cannot
+//          wrap). A pair is at most 2·128·127 = 32512 < 32767 and goes straight to VPMADDWD: the
+//          signed isum, no correction. GEMM: the decoded panel holds int16 weight pairs and the
+//          activations are widened to int16, so one VPMADDWD multiplies them exactly (Decoded16).
 //   codes (the other types)  the unsigned codes 0..kMaxCode are the unsigned operand as they
 //          are, x the signed one: a step of the two 4-byte groups is at most 4·kMaxCode·127, so
 //          kJjPerMadd steps (2: ≤ 15240 for nibbles, which would allow 4 but measured 25-30 %
@@ -29,7 +30,7 @@
 //         Loop nest as the avx512 GEMM: K chunks of 2048 (the fold resumes from y), M chunks of
 //         256 KB of activations, half-group weight panels, register blocks innermost; a panel
 //         that more than two register blocks will read is decoded once into a per-thread scratch
-//         (the types other than Q8_0, whose bytes need only a xor).
+//         (signed types as int16, with the M chunk's activations widened beside it).
 //   GEMV  1 row × 64 weight rows, 2 × 32, 3 × 16; 4-6 rows as two blocks over the same weight
 //         tile (the second finds it in L1/L2), so the weights stream from memory once for up
 //         to 6 rows. One row reads 4 groups = 4 sequential streams at once: one stream does not
@@ -71,6 +72,7 @@ struct Decoded {
   static constexpr bool kHalves = T::kHalves;
   static constexpr bool kMin = T::kMin;
   static constexpr int kPrep = 0;
+  static constexpr int64_t kRecSize = kRecBytes;
   static inline void prep(const uint8_t*, uint8_t*) {}
   static inline void pair(const uint8_t* p, int, int, int jj, __m256i* a, __m256i* b) {
     *a = _mm256_load_si256(reinterpret_cast<const __m256i*>(p + jj * 32));
@@ -87,6 +89,40 @@ struct Decoded {
     *hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(p + kRecSubHi));
   }
 };
+
+// A signed type's block decoded to int16 for VPMADDWD (Decoded16 below): 16 vectors of 32 bytes,
+// vector 4·jj + u holds for each of the 8 rows the int16 pair of K = 16·(u / 2) + 4·jj + 2·(u % 2)
+// and the next K; then the fp32 scale.
+constexpr int64_t kRec16Bytes = 544;
+constexpr int kRec16Scale = 512;
+
+// Signed values (Q8_0, IQ4) in the GEMM: VPMADDUBSW needs an unsigned operand, so the int8 path
+// spends a VPSIGNB per row and vector on top of VPMADDUBSW + VPMADDWD + VPADDD, three of the four
+// on the two vector-multiply ports. With the weights and activations widened to int16 once per
+// panel, VPMADDWD multiplies the pairs directly (|w·x + w'·x'| ≤ 2·128·128, exact in int32): per
+// 32 products two VPMADDWD + two VPADDD, the adds free to go to a third port. Same isum.
+template <typename T>
+struct Decoded16 {
+  static constexpr const x16::Geometry& G = T::G;
+  static constexpr bool kI16 = true;
+  static constexpr int64_t kRecSize = kRec16Bytes;
+  static constexpr bool kMin = false;
+  static constexpr int kPrep = 0;
+  static inline void prep(const uint8_t*, uint8_t*) {}
+  static inline __m256i vec(const uint8_t* p, int v) {
+    return _mm256_load_si256(reinterpret_cast<const __m256i*>(p + v * 32));
+  }
+  static inline __m256 scale(const uint8_t* p, int, int) {
+    return _mm256_load_ps(reinterpret_cast<const float*>(p + kRec16Scale));
+  }
+  static inline __m256 min(const uint8_t*, int, int) { return _mm256_setzero_ps(); }
+};
+
+template <typename T>
+constexpr bool is_i16() {
+  if constexpr (requires { T::kI16; }) return T::kI16;
+  return false;
+}
 
 // Where a tile finds half hi's data for block b (from the tile's first block): packed, the
 // group-superblock of half h0 + hi and the half within the group; decoded, its record.
@@ -108,7 +144,7 @@ inline const uint8_t* weights_at(const TileWeights& w, int hi, int64_t b, int* h
   if constexpr (kDecoded) {
     *half = 0;
     *j = 0;
-    return w.base + (b * w.halves + hi) * kRecBytes;
+    return w.base + (b * w.halves + hi) * T::kRecSize;
   } else {
     const int64_t h = w.h0 + hi;
     *half = static_cast<int>(h & 1);
@@ -132,7 +168,28 @@ inline void half_block_isum(const uint8_t* p, int half, int j, const int8_t* xb,
                             const int32_t* xs, const int32_t* xsl, int64_t s_stride,
                             __m256i (&isum)[MR]) {
   const __m256i ones = _mm256_set1_epi16(1);
-  if constexpr (T::kSigned) {
+  if constexpr (is_i16<T>()) {
+    // xb: int16 activations (q_stride in bytes). One add chain per row; MR rows interleave.
+    (void)ones, (void)xs, (void)xsl, (void)s_stride, (void)half, (void)j;
+    const int16_t* xr[MR];  // row pointers once: the pairs are then constant displacements
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; ++r) xr[r] = reinterpret_cast<const int16_t*>(xb + r * q_stride);
+#pragma GCC unroll 16
+    for (int v = 0; v < 16; ++v) {
+      const __m256i w = T::vec(p, v);
+      const int k = 16 * ((v & 3) >> 1) + 4 * (v >> 2) + 2 * (v & 1);
+#pragma GCC unroll 4
+      for (int r = 0; r < MR; ++r) {
+        int32_t pair;
+        std::memcpy(&pair, xr[r] + k, 4);
+        const __m256i s = _mm256_madd_epi16(w, _mm256_set1_epi32(pair));
+        isum[r] = v == 0 ? s : _mm256_add_epi32(isum[r], s);
+        // Integer adds reassociate: without this GCC computes all 16 × MR products first and
+        // sums them as a tree, spilling most of them. The empty asm pins the chain's order.
+        asm("" : "+x"(isum[r]));
+      }
+    }
+  } else if constexpr (T::kSigned) {
 #pragma GCC unroll 4
     for (int jj = 0; jj < 4; ++jj) {
       __m256i va, vb;
@@ -279,8 +336,8 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
       int half, j;
       const uint8_t* p = weights_at<T, kDecoded>(w, h, b, &half, &j);
       __m256i isum[MR];
-      half_block_isum<MR, T>(p, half, j, a.q + b * 32, a.q_stride, a.s + b, a.sl + b,
-                             a.ds_stride, isum);
+      half_block_isum<MR, T>(p, half, j, a.q + b * 32 * (is_i16<T>() ? 2 : 1), a.q_stride, a.s + b,
+                             a.sl + b, a.ds_stride, isum);
       __m256 ws, wm = _mm256_setzero_ps();
       if constexpr (T::kPrep > 0) {
         if (j == 0) T::prep(p, prep[h]);  // the superblock's 6-bit codes, once
@@ -369,10 +426,55 @@ void gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
   }
 }
 
-uint8_t* decode_scratch(size_t bytes) {
-  thread_local AlignedBuffer buf;
-  if (buf.size() < bytes) buf = AlignedBuffer(bytes);
-  return buf.data();
+// Per-thread scratch: 0 the decoded weight panel, 1 the widened activations.
+uint8_t* decode_scratch(size_t bytes, int which = 0) {
+  thread_local AlignedBuffer buf[2];
+  if (buf[which].size() < bytes) buf[which] = AlignedBuffer(bytes);
+  return buf[which].data();
+}
+
+// Decodes signed halves [h, h + nh) × blocks [b0, b0 + blocks) into int16 records
+// (b·nh + hi)·kRec16Bytes. A vector of T::pair holds per row (dword lane) 4 signed bytes k..k+3;
+// its even / odd int16 words are (k, k+1) / (k+2, k+3): the bytes sign-extended in place
+// (shift left 8 then arithmetic right 8, or arithmetic right 8) and re-paired by word blends.
+template <typename T>
+void decode_panel16(const PackedMatrix& w, int64_t h, int nh, int64_t b0, int64_t blocks,
+                    uint8_t* scratch) {
+  const TileWeights tw = packed_weights<T>(w, h, b0);
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int hi = 0; hi < nh; ++hi) {
+      int half, j;
+      const uint8_t* p = weights_at<T, false>(tw, hi, b, &half, &j);
+      uint8_t* rec = scratch + (b * nh + hi) * kRec16Bytes;
+      for (int jj = 0; jj < 4; ++jj) {
+        __m256i v[2];
+        T::pair(p, half, j, jj, &v[0], &v[1]);
+        for (int u = 0; u < 2; ++u) {
+          const __m256i even = _mm256_srai_epi16(_mm256_slli_epi16(v[u], 8), 8);  // k, k+2
+          const __m256i odd = _mm256_srai_epi16(v[u], 8);                         // k+1, k+3
+          const __m256i lo = _mm256_blend_epi16(even, _mm256_slli_epi32(odd, 16), 0xAA);
+          const __m256i hi2 = _mm256_blend_epi16(_mm256_srli_epi32(even, 16), odd, 0xAA);
+          _mm256_store_si256(reinterpret_cast<__m256i*>(rec + (4 * jj + 2 * u) * 32), lo);
+          _mm256_store_si256(reinterpret_cast<__m256i*>(rec + (4 * jj + 2 * u + 1) * 32), hi2);
+        }
+      }
+      _mm256_store_ps(reinterpret_cast<float*>(rec + kRec16Scale), T::scale(p, half, j));
+    }
+}
+
+// Rows [m0, m1) × blocks [b0, b0 + blocks) of the int8 activations, widened to int16, row
+// stride blocks·32.
+void widen_acts(const QuantizedActs& x, int64_t m0, int64_t m1, int64_t b0, int64_t blocks,
+                int16_t* out) {
+  const int64_t n = blocks * 32;
+  for (int64_t m = m0; m < m1; ++m) {
+    const int8_t* src = x.q + m * x.k + b0 * 32;
+    int16_t* dst = out + (m - m0) * n;
+    for (int64_t k = 0; k < n; k += 16)
+      _mm256_store_si256(
+          reinterpret_cast<__m256i*>(dst + k),
+          _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + k))));
+  }
 }
 
 // Decodes halves [h, h + nh) × blocks [b0, b0 + blocks) into records (b·nh + hi)·kRecBytes.
@@ -404,6 +506,23 @@ void decode_panel(const PackedMatrix& w, int64_t h, int nh, int64_t b0, int64_t 
     }
 }
 
+// tile_halves<mr, kGemmHalves> for a run-time mr in 1..kGemmRows.
+template <typename T, bool kDecoded>
+inline void tile_rows(int mr, int nh, const TileWeights& w, const Acts& a, float* y, int64_t ldy,
+                      int last_valid) {
+  static_assert(kGemmRows == 4, "one case per row count");
+  switch (mr) {
+    case 1:
+      return tile_halves<1, kGemmHalves, T, kDecoded, 0>(nh, w, a, y, ldy, last_valid);
+    case 2:
+      return tile_halves<2, kGemmHalves, T, kDecoded, 0>(nh, w, a, y, ldy, last_valid);
+    case 3:
+      return tile_halves<3, kGemmHalves, T, kDecoded, 0>(nh, w, a, y, ldy, last_valid);
+    default:
+      return tile_halves<4, kGemmHalves, T, kDecoded, 0>(nh, w, a, y, ldy, last_valid);
+  }
+}
+
 // GEMM, blocked for the caches like the avx512 one:
 //   K chunks of kKChunkBlocks blocks (outermost; the fold resumes from y between chunks),
 //   M chunks whose activations (rows × chunk bytes) fit kActChunkBytes, so they stay in L2 while
@@ -415,45 +534,50 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
           int64_t m1, int64_t n0, int64_t n1) {
   const int64_t nb = w.k / 32;
   if (nb == 0) return gemv<T>(w, x, y, ldy, m0, m1, n0, n1);  // K = 0: every output is 0
-  constexpr bool kInPlace = std::is_same_v<T, xa::Q8_0>;
+  // Signed values go through int16 (Decoded16) wherever a panel is decoded.
+  constexpr bool kI16 = T::kSigned;
   const int64_t h0 = n0 / 8, h1 = (n1 + 7) / 8;
   const int64_t kc_max = std::min<int64_t>(nb, kKChunkBlocks);
-  const int64_t mc_max = std::max<int64_t>(
-      kGemmRows, kActChunkBytes / (kc_max * 32) / kGemmRows * kGemmRows);
-  uint8_t* scratch = nullptr;
-  if (!kInPlace) scratch = decode_scratch(static_cast<size_t>(kc_max * kGemmHalves * kRecBytes));
+  // int16 activations take twice the bytes: half the rows per M chunk keeps them in L2.
+  const int64_t act_bytes = kc_max * 32 * (kI16 ? 2 : 1);
+  const int64_t mc_max =
+      std::max<int64_t>(kGemmRows, kActChunkBytes / act_bytes / kGemmRows * kGemmRows);
+  uint8_t* scratch =
+      decode_scratch(static_cast<size_t>(kc_max * kGemmHalves * (kI16 ? kRec16Bytes : kRecBytes)));
+  int16_t* wide =
+      kI16 ? reinterpret_cast<int16_t*>(decode_scratch(static_cast<size_t>(mc_max * act_bytes), 1))
+           : nullptr;
   for (int64_t b0 = 0; b0 < nb; b0 += kc_max) {
     const int64_t kc = std::min(kc_max, nb - b0);
     for (int64_t mc0 = m0; mc0 < m1; mc0 += mc_max) {
       const int64_t mc1 = std::min(m1, mc0 + mc_max);
-      const bool decode = !kInPlace && mc1 - mc0 > 2 * kGemmRows;
+      const bool decode = mc1 - mc0 > 2 * kGemmRows;
+      if (kI16 && decode) widen_acts(x, mc0, mc1, b0, kc, wide);
       for (int64_t h = h0; h < h1; h += kGemmHalves) {
         const int nh = static_cast<int>(std::min<int64_t>(kGemmHalves, h1 - h));
         const int lv = valid_cols((h + nh - 1) * 8, n1);
         TileWeights tw = packed_weights<T>(w, h, b0);
         if (decode) {
-          decode_panel<T>(w, h, nh, b0, kc, scratch);
+          if constexpr (kI16)
+            decode_panel16<T>(w, h, nh, b0, kc, scratch);
+          else
+            decode_panel<T>(w, h, nh, b0, kc, scratch);
           tw = {scratch, 0, 0, 0, 0, 1, nh};
         }
         for (int64_t m = mc0; m < mc1; m += kGemmRows) {
-          const Acts a = acts_at(x, m, b0, kc, b0 > 0);
+          Acts a = acts_at(x, m, b0, kc, b0 > 0);
           float* yt = y + m * ldy + h * 8;
           const int mr = static_cast<int>(std::min<int64_t>(kGemmRows, mc1 - m));
           if (decode) {
-            using D = Decoded<T>;
-            switch (mr) {
-              case 1: tile_halves<1, kGemmHalves, D, true, 0>(nh, tw, a, yt, ldy, lv); break;
-              case 2: tile_halves<2, kGemmHalves, D, true, 0>(nh, tw, a, yt, ldy, lv); break;
-              case 3: tile_halves<3, kGemmHalves, D, true, 0>(nh, tw, a, yt, ldy, lv); break;
-              default: tile_halves<4, kGemmHalves, D, true, 0>(nh, tw, a, yt, ldy, lv); break;
+            if constexpr (kI16) {
+              a.q = reinterpret_cast<const int8_t*>(wide + (m - mc0) * kc * 32);
+              a.q_stride = kc * 32 * 2;
+              tile_rows<Decoded16<T>, true>(mr, nh, tw, a, yt, ldy, lv);
+            } else {
+              tile_rows<Decoded<T>, true>(mr, nh, tw, a, yt, ldy, lv);
             }
           } else {
-            switch (mr) {
-              case 1: tile_halves<1, kGemmHalves, T, false, 0>(nh, tw, a, yt, ldy, lv); break;
-              case 2: tile_halves<2, kGemmHalves, T, false, 0>(nh, tw, a, yt, ldy, lv); break;
-              case 3: tile_halves<3, kGemmHalves, T, false, 0>(nh, tw, a, yt, ldy, lv); break;
-              default: tile_halves<4, kGemmHalves, T, false, 0>(nh, tw, a, yt, ldy, lv); break;
-            }
+            tile_rows<T, false>(mr, nh, tw, a, yt, ldy, lv);
           }
         }
       }
