@@ -5,7 +5,8 @@
 //
 //   xtile_kernel_bench [--threads=N] [--shapes=all|small] [--types=q4_0,q8_0,...|all]
 //                      [--gemm-from=M] [google-benchmark flags]
-//   xtile_kernel_bench --sweep[=REPS] [--threads=N] [--types=...] [--tier=avx512|avx2|...]
+//   xtile_kernel_bench --sweep[=REPS] [--sweep-rows=M] [--threads=N] [--types=...]
+//                      [--tier=avx512|avx2|...]
 // Default types: q4_0, q8_0, q4_K, q5_K, q6_K, iq4_xs (the bulk of the files people download).
 // --gemm-from=M runs the GEMM kernel from batch M on instead of the registry's threshold (both
 // give the same bits): where the GEMV/GEMM crossover lies on this CPU.
@@ -16,7 +17,9 @@
 // issues them, each pass bracketed by read-bandwidth probes. It prints the weight bytes per
 // second of each pass against the larger of its two probes: what the kernels reach when every
 // matrix starts cold and the threads meet at a barrier after each, on a machine whose bandwidth
-// moves between passes (see docs/PERF.md).
+// moves between passes (see docs/PERF.md). --sweep-rows=M runs each matrix on M activation rows
+// instead of one: a server's step of M decoding sequences (issue 13), where the same bytes
+// stream once for M rows and the question is how much the M-fold arithmetic adds to a pass.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -113,7 +116,8 @@ void run_matmul(benchmark::State& state, Tier tier, GgmlType type, Shape shape, 
 }
 
 // One pass of --sweep per repetition: probe, the token's GEMVs, probe.
-int run_sweep(ThreadPool& pool, Tier tier, const std::vector<GgmlType>& types, int reps) {
+int run_sweep(ThreadPool& pool, Tier tier, const std::vector<GgmlType>& types, int reps,
+              int64_t rows) {
   struct Proj {
     int64_t n, k;
   };
@@ -140,13 +144,13 @@ int run_sweep(ThreadPool& pool, Tier tier, const std::vector<GgmlType>& types, i
         bytes += static_cast<double>(w.matrix.bytes);
         mats.push_back(std::move(w));
       }
-    std::vector<float> x(3072), y(6144);
+    std::vector<float> x(static_cast<size_t>(rows) * 3072), y(static_cast<size_t>(rows) * 6144);
     std::mt19937 rng(7);
     std::normal_distribution<float> normal;
     for (float& v : x) v = normal(rng);
     std::map<int64_t, ActBuffer> acts;  // by K
     for (const Proj& p : layer)
-      quantize_activations(pool, ks.quantize, x.data(), p.k, 1, p.k, acts[p.k]);
+      quantize_activations(pool, ks.quantize, x.data(), p.k, rows, p.k, acts[p.k]);
     // prefetch: each GEMV names the next matrix, as Session does, so that waiting threads
     // prefetch their share of it (ThreadPool::prefetch_while_waiting).
     auto pass = [&](bool prefetch) {
@@ -157,9 +161,10 @@ int run_sweep(ThreadPool& pool, Tier tier, const std::vector<GgmlType>& types, i
       }
     };
     pass(false);  // first touch of the packed pages
-    std::printf("sweep %s/%s: %zu matrices, %.1f MB per pass (%s)\n",
+    std::printf("sweep %s/%s: %zu matrices, %.1f MB per pass, %lld row%s (%s)\n",
                 std::string(ggml_type_name(type)).c_str(), std::string(tier_name(tier)).c_str(),
-                mats.size(), bytes / 1e6, std::string(ks.gemv->name).c_str());
+                mats.size(), bytes / 1e6, static_cast<long long>(rows), rows == 1 ? "" : "s",
+                std::string(rows >= ks.gemm_min_m ? ks.gemm->name : ks.gemv->name).c_str());
     for (int r = 0; r < reps; ++r)
       for (bool prefetch : {false, true}) {
         const double before = measure_read_bandwidth(pool, probe, 2);
@@ -219,6 +224,7 @@ int main(int argc, char** argv) {
   int threads = 2;
   bool small = false;
   int sweep_reps = 0;
+  int64_t sweep_rows = 1;
   std::optional<Tier> sweep_tier;  // --tier; default: the best this CPU runs
   bool types_set = false;
   std::vector<GgmlType> types = {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K,
@@ -231,6 +237,12 @@ int main(int argc, char** argv) {
       sweep_reps = 10;
     } else if (std::strncmp(argv[i], "--sweep=", 8) == 0) {
       sweep_reps = std::max(1, std::atoi(argv[i] + 8));
+    } else if (std::strncmp(argv[i], "--sweep-rows=", 13) == 0) {
+      sweep_rows = std::atoi(argv[i] + 13);
+      if (sweep_rows < 1 || sweep_rows > 512) {
+        std::fprintf(stderr, "--sweep-rows: '%s' is not a row count in 1..512\n", argv[i] + 13);
+        return 2;
+      }
     } else if (std::strncmp(argv[i], "--tier=", 7) == 0) {
       const auto t = tier_from_name(argv[i] + 7);
       if (!t || !cpu_caps().tier_available(*t)) {
@@ -268,7 +280,8 @@ int main(int argc, char** argv) {
   g_pool = &pool;
   if (sweep_reps > 0) {
     if (!types_set) types = {GgmlType::Q4_0};  // the sweep's default: the file tg is measured on
-    return run_sweep(pool, sweep_tier.value_or(cpu_caps().best_tier()), types, sweep_reps);
+    return run_sweep(pool, sweep_tier.value_or(cpu_caps().best_tier()), types, sweep_reps,
+                     sweep_rows);
   }
 
   // Ceilings: a 512 MiB buffer (far beyond any cache) of distinct pages (make_read_probe_buffer).
