@@ -11,8 +11,8 @@
 //          bias is removed exactly by *starting* the int32 accumulator at −bias·s, s the
 //          activation block sum: nothing in the dot loop. Q6_K keeps the two 16-element halves
 //          in two accumulators (started at −32·sl and −32·(s − sl)) and combines them with its
-//          int8 sub-scales by VPMULLD: |half| ≤ 16·32·127, so every product and the sum stay
-//          below 2^24 and exact. VPDPBUSD wraps (never VPDPBUSDS); the true sums fit anyway.
+//          int8 sub-scales in fp32 (fold below): |half| ≤ 16·32·128, so every product and the
+//          sum stay within 2^24 and exact. VPDPBUSD wraps (never VPDPBUSDS); the true sums fit.
 //   scale  the type's exact fp32 block scale (x16_avx512.h), then vmulps by the broadcast dx:
 //          rounded to fp32 before vfmadd231ps (never folded into one fma). The min term is one
 //          more vfmadd231ps with the broadcast sd.
@@ -179,15 +179,14 @@ inline __m512i broadcast4(const int8_t* p) {
 }
 
 // A group's terms for one block: the fp32 scale and min (T::prep's codes when the type has them)
-// and Q6_K's sub-scales.
+// and Q6_K's sub-scales, as floats (exact: int8 values), converted once for all the rows.
 struct BlockTerms {
   __m512 ws, wm;
-  __m512i sub_lo, sub_hi;
+  __m512 sub_lo, sub_hi;
 };
 template <typename T>
 XTILE_X16_INLINE BlockTerms block_terms(const uint8_t* p, int j, const uint8_t* prep) {
-  BlockTerms t{_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_si512(),
-               _mm512_setzero_si512()};
+  BlockTerms t{_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
   if constexpr (T::kPrep > 0) {
     t.ws = T::scale_prep(p, j, prep);
     if constexpr (T::kMin) t.wm = T::min_prep(p, j, prep);
@@ -195,7 +194,12 @@ XTILE_X16_INLINE BlockTerms block_terms(const uint8_t* p, int j, const uint8_t* 
     t.ws = T::scale(p, j);
     if constexpr (T::kMin) t.wm = T::min(p, j);
   }
-  if constexpr (T::kHalves) T::sub(p, j, &t.sub_lo, &t.sub_hi);
+  if constexpr (T::kHalves) {
+    __m512i lo, hi;
+    T::sub(p, j, &lo, &hi);
+    t.sub_lo = _mm512_cvtepi32_ps(lo);
+    t.sub_hi = _mm512_cvtepi32_ps(hi);
+  }
   return t;
 }
 
@@ -223,11 +227,20 @@ XTILE_X16_INLINE void start_isum(const Acts& a, int r, int64_t b, __m512i* ia, _
 template <typename T>
 XTILE_X16_INLINE __m512 fold(__m512 acc, __m512i ia, __m512i ib, const BlockTerms& t, const Acts& a,
                              int64_t i) {
-  __m512i isum = ia;
-  if constexpr (T::kHalves)
-    isum = _mm512_add_epi32(_mm512_mullo_epi32(ia, t.sub_lo), _mm512_mullo_epi32(ib, t.sub_hi));
+  __m512 isum;
+  if constexpr (T::kHalves) {
+    // Σ_h sub_h · isum_h in fp32, exactly: |isum_h| ≤ 16 · 32 · 128 = 2^16 and |sub_h| ≤ 128,
+    // so each product is an integer of magnitude ≤ 2^23 and their sum ≤ 2^24, all representable:
+    // the fma's one rounding changes nothing and isum is the integer of the contract. Two
+    // conversions, a multiply and an fma instead of two VPMULLD (two uops each on Intel), an
+    // add and a conversion.
+    isum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia), t.sub_lo,
+                           _mm512_mul_ps(_mm512_cvtepi32_ps(ib), t.sub_hi));
+  } else {
+    isum = _mm512_cvtepi32_ps(ia);
+  }
   const __m512 scale = _mm512_mul_ps(t.ws, _mm512_set1_ps(a.d[i]));  // rounded
-  acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, acc);
+  acc = _mm512_fmadd_ps(isum, scale, acc);
   if constexpr (T::kMin) acc = _mm512_fmadd_ps(t.wm, _mm512_set1_ps(a.sd[i]), acc);
   return acc;
 }
