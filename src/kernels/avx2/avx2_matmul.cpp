@@ -161,6 +161,17 @@ inline __m256i broadcast4(const int8_t* p) {
   return _mm256_set1_epi32(v);
 }
 
+// Two jj steps of one row over the unsigned codes (va0/vb0 at jj, va1/vb1 at jj + 1; x the row's
+// quants of the block), summed in int16 per half: sa over K 4jj..4jj+7, sb over 16 + the same.
+// Each is at most 2 · 2 · kMaxCode · 127 (Q6_K: 32004), their sum half that again.
+inline void two_steps(__m256i va0, __m256i vb0, __m256i va1, __m256i vb1, const int8_t* x, int jj,
+                      __m256i* sa, __m256i* sb) {
+  *sa = _mm256_add_epi16(_mm256_maddubs_epi16(va0, broadcast4(x + 4 * jj)),
+                         _mm256_maddubs_epi16(va1, broadcast4(x + 4 * jj + 4)));
+  *sb = _mm256_add_epi16(_mm256_maddubs_epi16(vb0, broadcast4(x + 16 + 4 * jj)),
+                         _mm256_maddubs_epi16(vb1, broadcast4(x + 20 + 4 * jj)));
+}
+
 // One half-group, one block: the exact int32 isum of each of MR activation rows (row r's 32
 // quants at xb + r * q_stride; its block sum and first-half sum at xs / xsl[r * s_stride]).
 template <int MR, typename T>
@@ -206,44 +217,32 @@ inline void half_block_isum(const uint8_t* p, int half, int j, const int8_t* xb,
         isum[r] = jj == 0 ? s : _mm256_add_epi32(isum[r], s);
       }
     }
-  } else if constexpr (T::kHalves) {
-    // isum = Σ_h sub_h · Σ_h (code − 32)·x = Σ_h sub_h · Σ_h code·x − 32 · (sub_0·s_0 + sub_1·s_1),
-    // s_0 / s_1 the activation sums of the halves (|s_h| ≤ 16·127, an int16). Two steps of one
-    // half summed in int16, then VPMADDWD by the half's sub-scale: no VPMULLD, half the VPMADDWD.
-    static_assert(T::kBias == 32 && T::kJjPerMadd == 2, "Q6_K's bias and int16 budget");
-    __m256i lo, hi;
-    T::sub(p, half, j, &lo, &hi);
-    const __m256i subs = _mm256_blend_epi16(lo, hi, 0xAA);  // (sub_0, sub_1) of each row
-#pragma GCC unroll 4
-    for (int r = 0; r < MR; ++r) {
-      const int32_t s0 = xsl[r * s_stride], s1 = xs[r * s_stride] - s0;
-      const __m256i s01 = _mm256_set1_epi32(static_cast<int32_t>(
-          (static_cast<uint32_t>(s0) & 0xffff) | static_cast<uint32_t>(s1) << 16));
-      isum[r] = _mm256_sub_epi32(_mm256_setzero_si256(),
-                                 _mm256_slli_epi32(_mm256_madd_epi16(subs, s01), 5));
-    }
-#pragma GCC unroll 2
-    for (int jj = 0; jj < 4; jj += 2) {
-      __m256i va0, vb0, va1, vb1;
-      T::pair(p, half, j, jj, &va0, &vb0);
-      T::pair(p, half, j, jj + 1, &va1, &vb1);
-#pragma GCC unroll 4
-      for (int r = 0; r < MR; ++r) {
-        const int8_t* x = xb + r * q_stride;
-        const __m256i sa = _mm256_add_epi16(_mm256_maddubs_epi16(va0, broadcast4(x + 4 * jj)),
-                                            _mm256_maddubs_epi16(va1, broadcast4(x + 4 * jj + 4)));
-        const __m256i sb = _mm256_add_epi16(_mm256_maddubs_epi16(vb0, broadcast4(x + 16 + 4 * jj)),
-                                            _mm256_maddubs_epi16(vb1, broadcast4(x + 20 + 4 * jj)));
-        isum[r] = _mm256_add_epi32(
-            isum[r], _mm256_add_epi32(_mm256_madd_epi16(sa, lo), _mm256_madd_epi16(sb, hi)));
-      }
-    }
   } else if constexpr (T::kJjPerMadd == 2) {
-    // Two jj steps per row at a time, summed in int16 (≤ 4 · 2 · kMaxCode · 127), then one
-    // VPMADDWD: no per-row int16 partial lives across rows (with 4 rows an array of them pushed
-    // the float accumulators out of the 16 ymm).
+    // Two jj steps per row at a time (two_steps), summed in int16: no per-row int16 partial lives
+    // across rows (with 4 rows an array of them pushed the float accumulators out of the 16 ymm).
+    //   Q6_K (kHalves): isum = Σ_h sub_h · Σ_h (code − 32)·x
+    //          = Σ_h sub_h · Σ_h code·x − 32 · (sub_0·s_0 + sub_1·s_1), s_0 / s_1 the activation
+    //          sums of the halves (|s_h| ≤ 16·127, an int16): each half's sum goes through
+    //          VPMADDWD by its sub-scale (no VPMULLD, half the VPMADDWD).
+    //   the others: both halves' sums (≤ 4 · 2 · kMaxCode · 127) into one VPMADDWD by ones,
+    //          after −bias·s.
+    __m256i lo = ones, hi = ones;
+    if constexpr (T::kHalves) {
+      static_assert(T::kBias == 32, "Q6_K's bias");
+      T::sub(p, half, j, &lo, &hi);
+      const __m256i subs = _mm256_blend_epi16(lo, hi, 0xAA);  // (sub_0, sub_1) of each row
 #pragma GCC unroll 4
-    for (int r = 0; r < MR; ++r) isum[r] = _mm256_set1_epi32(-T::kBias * xs[r * s_stride]);
+      for (int r = 0; r < MR; ++r) {
+        const int32_t s0 = xsl[r * s_stride], s1 = xs[r * s_stride] - s0;
+        const __m256i s01 = _mm256_set1_epi32(static_cast<int32_t>(
+            (static_cast<uint32_t>(s0) & 0xffff) | static_cast<uint32_t>(s1) << 16));
+        isum[r] = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                   _mm256_slli_epi32(_mm256_madd_epi16(subs, s01), 5));
+      }
+    } else {
+#pragma GCC unroll 4
+      for (int r = 0; r < MR; ++r) isum[r] = _mm256_set1_epi32(-T::kBias * xs[r * s_stride]);
+    }
 #pragma GCC unroll 2
     for (int jj = 0; jj < 4; jj += 2) {
       __m256i va0, vb0, va1, vb1;
@@ -251,12 +250,12 @@ inline void half_block_isum(const uint8_t* p, int half, int j, const int8_t* xb,
       T::pair(p, half, j, jj + 1, &va1, &vb1);
 #pragma GCC unroll 4
       for (int r = 0; r < MR; ++r) {
-        const int8_t* x = xb + r * q_stride;
-        const __m256i t0 = _mm256_add_epi16(_mm256_maddubs_epi16(va0, broadcast4(x + 4 * jj)),
-                                            _mm256_maddubs_epi16(vb0, broadcast4(x + 16 + 4 * jj)));
-        const __m256i t1 = _mm256_add_epi16(_mm256_maddubs_epi16(va1, broadcast4(x + 4 * jj + 4)),
-                                            _mm256_maddubs_epi16(vb1, broadcast4(x + 20 + 4 * jj)));
-        isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(_mm256_add_epi16(t0, t1), ones));
+        __m256i sa, sb;
+        two_steps(va0, vb0, va1, vb1, xb + r * q_stride, jj, &sa, &sb);
+        const __m256i part =
+            T::kHalves ? _mm256_add_epi32(_mm256_madd_epi16(sa, lo), _mm256_madd_epi16(sb, hi))
+                       : _mm256_madd_epi16(_mm256_add_epi16(sa, sb), ones);
+        isum[r] = _mm256_add_epi32(isum[r], part);
       }
     }
   } else {
@@ -433,6 +432,20 @@ uint8_t* decode_scratch(size_t bytes, int which = 0) {
   return buf[which].data();
 }
 
+// Calls f(packed block, half, j, record) for the records (b·nh + hi)·rec_bytes of halves
+// [h, h + nh) × blocks [b0, b0 + blocks), blocks outer.
+template <typename T, typename F>
+void for_each_record(const PackedMatrix& w, int64_t h, int nh, int64_t b0, int64_t blocks,
+                     uint8_t* scratch, int64_t rec_bytes, F&& f) {
+  const TileWeights tw = packed_weights<T>(w, h, b0);
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int hi = 0; hi < nh; ++hi) {
+      int half, j;
+      const uint8_t* p = weights_at<T, false>(tw, hi, b, &half, &j);
+      f(p, half, j, scratch + (b * nh + hi) * rec_bytes);
+    }
+}
+
 // Decodes signed halves [h, h + nh) × blocks [b0, b0 + blocks) into int16 records
 // (b·nh + hi)·kRec16Bytes. A vector of T::pair holds per row (dword lane) 4 signed bytes k..k+3;
 // its even / odd int16 words are (k, k+1) / (k+2, k+3): the bytes sign-extended in place
@@ -440,26 +453,23 @@ uint8_t* decode_scratch(size_t bytes, int which = 0) {
 template <typename T>
 void decode_panel16(const PackedMatrix& w, int64_t h, int nh, int64_t b0, int64_t blocks,
                     uint8_t* scratch) {
-  const TileWeights tw = packed_weights<T>(w, h, b0);
-  for (int64_t b = 0; b < blocks; ++b)
-    for (int hi = 0; hi < nh; ++hi) {
-      int half, j;
-      const uint8_t* p = weights_at<T, false>(tw, hi, b, &half, &j);
-      uint8_t* rec = scratch + (b * nh + hi) * kRec16Bytes;
-      for (int jj = 0; jj < 4; ++jj) {
-        __m256i v[2];
-        T::pair(p, half, j, jj, &v[0], &v[1]);
-        for (int u = 0; u < 2; ++u) {
-          const __m256i even = _mm256_srai_epi16(_mm256_slli_epi16(v[u], 8), 8);  // k, k+2
-          const __m256i odd = _mm256_srai_epi16(v[u], 8);                         // k+1, k+3
-          const __m256i lo = _mm256_blend_epi16(even, _mm256_slli_epi32(odd, 16), 0xAA);
-          const __m256i hi2 = _mm256_blend_epi16(_mm256_srli_epi32(even, 16), odd, 0xAA);
-          _mm256_store_si256(reinterpret_cast<__m256i*>(rec + (4 * jj + 2 * u) * 32), lo);
-          _mm256_store_si256(reinterpret_cast<__m256i*>(rec + (4 * jj + 2 * u + 1) * 32), hi2);
+  for_each_record<T>(
+      w, h, nh, b0, blocks, scratch, kRec16Bytes,
+      [](const uint8_t* p, int half, int j, uint8_t* rec) {
+        for (int jj = 0; jj < 4; ++jj) {
+          __m256i v[2];
+          T::pair(p, half, j, jj, &v[0], &v[1]);
+          for (int u = 0; u < 2; ++u) {
+            const __m256i even = _mm256_srai_epi16(_mm256_slli_epi16(v[u], 8), 8);  // k, k+2
+            const __m256i odd = _mm256_srai_epi16(v[u], 8);                         // k+1, k+3
+            const __m256i lo = _mm256_blend_epi16(even, _mm256_slli_epi32(odd, 16), 0xAA);
+            const __m256i hi2 = _mm256_blend_epi16(_mm256_srli_epi32(even, 16), odd, 0xAA);
+            _mm256_store_si256(reinterpret_cast<__m256i*>(rec + (4 * jj + 2 * u) * 32), lo);
+            _mm256_store_si256(reinterpret_cast<__m256i*>(rec + (4 * jj + 2 * u + 1) * 32), hi2);
+          }
         }
-      }
-      _mm256_store_ps(reinterpret_cast<float*>(rec + kRec16Scale), T::scale(p, half, j));
-    }
+        _mm256_store_ps(reinterpret_cast<float*>(rec + kRec16Scale), T::scale(p, half, j));
+      });
 }
 
 // Rows [m0, m1) × blocks [b0, b0 + blocks) of the int8 activations, widened to int16, row
@@ -481,29 +491,26 @@ void widen_acts(const QuantizedActs& x, int64_t m0, int64_t m1, int64_t b0, int6
 template <typename T>
 void decode_panel(const PackedMatrix& w, int64_t h, int nh, int64_t b0, int64_t blocks,
                   uint8_t* scratch) {
-  const TileWeights tw = packed_weights<T>(w, h, b0);
-  for (int64_t b = 0; b < blocks; ++b)
-    for (int hi = 0; hi < nh; ++hi) {
-      int half, j;
-      const uint8_t* p = weights_at<T, false>(tw, hi, b, &half, &j);
-      uint8_t* rec = scratch + (b * nh + hi) * kRecBytes;
+  for_each_record<T>(
+      w, h, nh, b0, blocks, scratch, kRecBytes,
+      [](const uint8_t* p, int half, int j, uint8_t* rec) {
 #pragma GCC unroll 4
-      for (int jj = 0; jj < 4; ++jj) {
-        __m256i va, vb;
-        T::pair(p, half, j, jj, &va, &vb);
-        _mm256_store_si256(reinterpret_cast<__m256i*>(rec + jj * 32), va);
-        _mm256_store_si256(reinterpret_cast<__m256i*>(rec + (jj + 4) * 32), vb);
-      }
-      _mm256_store_ps(reinterpret_cast<float*>(rec + kRecScale), T::scale(p, half, j));
-      if constexpr (T::kMin)
-        _mm256_store_ps(reinterpret_cast<float*>(rec + kRecMin), T::min(p, half, j));
-      if constexpr (T::kHalves) {
-        __m256i lo, hi2;
-        T::sub(p, half, j, &lo, &hi2);
-        _mm256_store_si256(reinterpret_cast<__m256i*>(rec + kRecSubLo), lo);
-        _mm256_store_si256(reinterpret_cast<__m256i*>(rec + kRecSubHi), hi2);
-      }
-    }
+        for (int jj = 0; jj < 4; ++jj) {
+          __m256i va, vb;
+          T::pair(p, half, j, jj, &va, &vb);
+          _mm256_store_si256(reinterpret_cast<__m256i*>(rec + jj * 32), va);
+          _mm256_store_si256(reinterpret_cast<__m256i*>(rec + (jj + 4) * 32), vb);
+        }
+        _mm256_store_ps(reinterpret_cast<float*>(rec + kRecScale), T::scale(p, half, j));
+        if constexpr (T::kMin)
+          _mm256_store_ps(reinterpret_cast<float*>(rec + kRecMin), T::min(p, half, j));
+        if constexpr (T::kHalves) {
+          __m256i lo, hi2;
+          T::sub(p, half, j, &lo, &hi2);
+          _mm256_store_si256(reinterpret_cast<__m256i*>(rec + kRecSubLo), lo);
+          _mm256_store_si256(reinterpret_cast<__m256i*>(rec + kRecSubHi), hi2);
+        }
+      });
 }
 
 // tile_halves<mr, kGemmHalves> for a run-time mr in 1..kGemmRows.
