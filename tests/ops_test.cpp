@@ -56,6 +56,29 @@ TEST(OpsTest, DotAndSumFollowTheSixteenLaneOrder) {
   }
 }
 
+TEST(OpsTest, DotsHaveEachRowsDotBits) {
+  // ops::dots takes four rows at a time; every result must be ops::dot's bits for its row, for
+  // any count (the groups of four and the remainder), any length (the lanes' tail) and a row
+  // stride longer than the rows. Values spanning 16 orders of magnitude expose any reordering.
+  for (int64_t n : {1, 15, 16, 17, 100, 1000, 2048}) {
+    const int64_t stride = n + 5;
+    for (int64_t count : {0, 1, 3, 4, 5, 8, 9, 128}) {
+      std::vector<float> a = random_vec(static_cast<size_t>(count * stride + 1),
+                                        7u + static_cast<uint32_t>(n + count));
+      std::vector<float> b = random_vec(static_cast<size_t>(n), 11u + static_cast<uint32_t>(n));
+      for (size_t i = 0; i < a.size(); i += 5) a[i] *= 1e8f;
+      std::vector<float> out(static_cast<size_t>(count) + 1, -1.0f);
+      ops::dots(a.data(), stride, count, b.data(), n, out.data());
+      for (int64_t r = 0; r < count; ++r) {
+        const float want = ops::dot(a.data() + r * stride, b.data(), n);
+        EXPECT_EQ(std::memcmp(&out[static_cast<size_t>(r)], &want, 4), 0)
+            << "n=" << n << " count=" << count << " row " << r;
+      }
+      EXPECT_EQ(out[static_cast<size_t>(count)], -1.0f) << "wrote past count";
+    }
+  }
+}
+
 TEST(OpsTest, DotIsCloseToFloat64) {
   for (int64_t n : {1, 7, 64, 1000, 4096}) {
     const auto a = random_vec(static_cast<size_t>(n), 5);

@@ -61,8 +61,7 @@ void moe_route_logits(float* logits, int64_t n_expert, int64_t n_used, int32_t* 
 
 void moe_route_row(const float* router, const float* h, const MoeShape& shape, float* scratch,
                    int32_t* experts, float* weights) {
-  for (int64_t e = 0; e < shape.n_expert; ++e)
-    scratch[e] = ops::dot(router + e * shape.n_embd, h, shape.n_embd);
+  ops::dots(router, shape.n_embd, shape.n_expert, h, shape.n_embd, scratch);
   moe_route_logits(scratch, shape.n_expert, shape.n_used, experts, weights);
 }
 
@@ -371,8 +370,11 @@ void MoeFfn::forward(ThreadPool& pool, const MoeLayer& layer, QuantizeRowFn quan
   // (n_expert × n_embd floats, 1 MB for 30B-A3B) is the one matrix of the layer a single thread
   // would otherwise stream alone — then each row's softmax and top-k, as moe_route_row.
   pool.parallel_for(0, rows * ne, ops::row_grain(2 * e), [&](int64_t i0, int64_t i1, int) {
-    for (int64_t i = i0; i < i1; ++i)
-      logits_[sz(i)] = ops::dot(layer.router + (i % ne) * e, h + (i / ne) * e, e);
+    for (int64_t i = i0; i < i1;) {  // (row, expert) runs within one row: ops::dots
+      const int64_t r = i / ne, x0 = i % ne, x1 = std::min(ne, x0 + (i1 - i));
+      ops::dots(layer.router + x0 * e, e, x1 - x0, h + r * e, e, logits_.data() + i);
+      i += x1 - x0;
+    }
   });
   pool.parallel_for(0, rows, ops::row_grain(8 * ne), [&](int64_t r0, int64_t r1, int) {
     for (int64_t r = r0; r < r1; ++r)

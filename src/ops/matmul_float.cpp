@@ -21,7 +21,7 @@ void matmul_f32_block(const float* w, int64_t k, const float* x, int64_t ldx, fl
     for (int64_t mt = m0; mt < m1; mt += kActTile) {
       const int64_t mt_end = std::min(mt + kActTile, m1);
       for (int64_t m = mt; m < mt_end; ++m)
-        for (int64_t n = nt; n < nt_end; ++n) y[m * ldy + n] = ops::dot(w + n * k, x + m * ldx, k);
+        ops::dots(w + nt * k, k, nt_end - nt, x + m * ldx, k, y + m * ldy + nt);
     }
   }
 }

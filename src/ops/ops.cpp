@@ -37,6 +37,45 @@ XTILE_FLOAT_CLONES float dot(const float* a, const float* b, int64_t n) {
   return fold_lanes(acc);
 }
 
+namespace {
+// Four rows of dot(), element for element the same operations (one product, one add per lane and
+// element, then the same fold), so each result has dot()'s bits.
+XTILE_FLOAT_CLONES void dot4(const float* a, int64_t a_stride, const float* b, int64_t n,
+                             float* out) {
+  const float* a0 = a;
+  const float* a1 = a + a_stride;
+  const float* a2 = a + 2 * a_stride;
+  const float* a3 = a + 3 * a_stride;
+  float acc0[kLanes] = {}, acc1[kLanes] = {}, acc2[kLanes] = {}, acc3[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) {
+      const float bj = b[i + j];
+      acc0[j] += a0[i + j] * bj;
+      acc1[j] += a1[i + j] * bj;
+      acc2[j] += a2[i + j] * bj;
+      acc3[j] += a3[i + j] * bj;
+    }
+  for (int j = 0; i + j < n; ++j) {
+    const float bj = b[i + j];
+    acc0[j] += a0[i + j] * bj;
+    acc1[j] += a1[i + j] * bj;
+    acc2[j] += a2[i + j] * bj;
+    acc3[j] += a3[i + j] * bj;
+  }
+  out[0] = fold_lanes(acc0);
+  out[1] = fold_lanes(acc1);
+  out[2] = fold_lanes(acc2);
+  out[3] = fold_lanes(acc3);
+}
+}  // namespace
+
+void dots(const float* a, int64_t a_stride, int64_t count, const float* b, int64_t n, float* out) {
+  int64_t r = 0;
+  for (; r + 4 <= count; r += 4) dot4(a + r * a_stride, a_stride, b, n, out + r);
+  for (; r < count; ++r) out[r] = dot(a + r * a_stride, b, n);
+}
+
 XTILE_FLOAT_CLONES float sum(const float* a, int64_t n) {
   float acc[kLanes] = {};
   int64_t i = 0;

@@ -39,6 +39,9 @@ inline int64_t row_grain(int64_t row_cost) {
 }
 
 float dot(const float* a, const float* b, int64_t n);  // Σ a[i]·b[i], 16-lane order
+// out[r] = dot(a + r * a_stride, b, n) for r < count, the same bits: four rows at a time share
+// each load of b (a router's or a float matmul's rows against one activation row).
+void dots(const float* a, int64_t a_stride, int64_t count, const float* b, int64_t n, float* out);
 float sum(const float* a, int64_t n);                  // Σ a[i], 16-lane order
 float sum_squares(const float* a, int64_t n);          // Σ a[i]², 16-lane order
 
