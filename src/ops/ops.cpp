@@ -47,22 +47,17 @@ XTILE_FLOAT_CLONES void dot4(const float* a, int64_t a_stride, const float* b, i
   const float* a2 = a + 2 * a_stride;
   const float* a3 = a + 3 * a_stride;
   float acc0[kLanes] = {}, acc1[kLanes] = {}, acc2[kLanes] = {}, acc3[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int j = 0; j < kLanes; ++j) {
-      const float bj = b[i + j];
-      acc0[j] += a0[i + j] * bj;
-      acc1[j] += a1[i + j] * bj;
-      acc2[j] += a2[i + j] * bj;
-      acc3[j] += a3[i + j] * bj;
-    }
-  for (int j = 0; i + j < n; ++j) {
+  auto step = [&](int64_t i, int j) __attribute__((always_inline)) {
     const float bj = b[i + j];
     acc0[j] += a0[i + j] * bj;
     acc1[j] += a1[i + j] * bj;
     acc2[j] += a2[i + j] * bj;
     acc3[j] += a3[i + j] * bj;
-  }
+  };
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) step(i, j);
+  for (int j = 0; i + j < n; ++j) step(i, j);
   out[0] = fold_lanes(acc0);
   out[1] = fold_lanes(acc1);
   out[2] = fold_lanes(acc2);
