@@ -258,6 +258,40 @@ TEST(OpsTest, ArgmaxTakesTheFirstMaximum) {
   EXPECT_EQ(ops::argmax(x.data(), 4), 1);
 }
 
+// The vectorized argmax against the one-at-a-time loop it replaces, on every length around the
+// 16-lane steps and a vocabulary's, with ties, ±0, infinities and NaNs (also at 0) in any place.
+TEST(OpsTest, ArgmaxIsTheScalarLoopsIndex) {
+  auto scalar = [](const float* x, int64_t n) {
+    int64_t best = 0;
+    for (int64_t i = 1; i < n; ++i)
+      if (x[i] > x[best]) best = i;
+    return best;
+  };
+  std::mt19937 rng(11);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  const float specials[] = {0.0f, -0.0f, inf, -inf, nan, 7.0f, 7.0f};
+  std::vector<int64_t> lengths;
+  for (int64_t n = 1; n <= 70; ++n) lengths.push_back(n);
+  lengths.push_back(151936);
+  int checked = 0;
+  for (int64_t n : lengths)
+    for (int trial = 0; trial < 12; ++trial) {
+      std::vector<float> x(static_cast<size_t>(n));
+      // Few distinct values (ties) in some trials, a wide spread in others.
+      std::uniform_int_distribution<int> small(-3, 3);
+      std::normal_distribution<float> wide(0.0f, 10.0f);
+      for (float& v : x) v = trial % 2 ? static_cast<float>(small(rng)) : wide(rng);
+      std::uniform_int_distribution<int64_t> at(0, n - 1);
+      std::uniform_int_distribution<int> which(0, std::size(specials) - 1);
+      for (int s = 0; s < trial % 4; ++s) x[static_cast<size_t>(at(rng))] = specials[which(rng)];
+      if (trial == 11) x[0] = nan;
+      ASSERT_EQ(ops::argmax(x.data(), n), scalar(x.data(), n)) << "n=" << n << " trial " << trial;
+      ++checked;
+    }
+  EXPECT_EQ(checked, 71 * 12);
+}
+
 TEST(OpsTest, MatmulF32MatchesFloat64AndThreadCounts) {
   const int64_t n = 45, k = 172, m = 9;
   const auto w = random_vec(static_cast<size_t>(n * k), 61);

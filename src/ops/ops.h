@@ -95,7 +95,8 @@ void swiglu_row(const float* gate, const float* up, float* out, int64_t n);
 // this CPU: 16 with AVX-512, 8 with AVX2, else 4.
 int lanes_width();
 
-// Index of the largest value (the first one on ties); n >= 1.
+// Index of the largest value (the first one on ties; NaN elements never win, and a NaN at 0
+// gives 0): the scalar loop `if (x[i] > x[best]) best = i`, vectorized (lanes16.h); n >= 1.
 int64_t argmax(const float* x, int64_t n);
 
 }  // namespace xtile::ops
