@@ -6,10 +6,11 @@
 //   xtile_kernel_bench [--threads=N] [--shapes=all|small] [--types=q4_0,q8_0,...|all]
 //                      [--gemm-from=M] [google-benchmark flags]
 //   xtile_kernel_bench --sweep[=REPS] [--sweep-rows=M] [--threads=N] [--types=...]
-//                      [--tier=avx512|avx2|...]
+//                      [--tier=avx512|avx2|...] [--gemm-from=M]
 // Default types: q4_0, q8_0, q4_K, q5_K, q6_K, iq4_xs (the bulk of the files people download).
 // --gemm-from=M runs the GEMM kernel from batch M on instead of the registry's threshold (both
-// give the same bits): where the GEMV/GEMM crossover lies on this CPU.
+// give the same bits): where the GEMV/GEMM crossover lies on this CPU; with --sweep, which kernel
+// a pass of M rows runs.
 //
 // --sweep measures generation's regime instead of one matrix at a time: the GEMVs (M = 1) of
 // one token of qwen3-0.6b (28 layers of Q|K|V, output, gate|up, down: 28 distinct matrices of
@@ -127,7 +128,8 @@ int run_sweep(ThreadPool& pool, Tier tier, const std::vector<GgmlType>& types, i
   constexpr int kLayers = 28;
   AlignedBuffer probe = make_read_probe_buffer(size_t{512} << 20);
   for (GgmlType type : types) {
-    const KernelSet ks = select_kernels(tier, type);
+    KernelSet ks = select_kernels(tier, type);
+    if (g_gemm_from > 0) ks.gemm_min_m = g_gemm_from;
     std::vector<Weights> mats;
     mats.reserve(kLayers * std::size(layer));
     double bytes = 0;

@@ -128,9 +128,14 @@ int gemm_min_m(Tier tier, GgmlType type) {
     // the tile GEMM loses to the avx512 GEMV through M = 8 (q4_0 2048×6144 M=8: 84-99 µs against
     // 72-79, q4_K 106-109 / 80-85, q8_0 121-123 against the avx512 GEMM's 75-83; Q6_K, VNNI under
     // this tier, 4232 against the GEMV's 3092 µs on the 151936×2048 head) and wins from M = 16
-    // (q4_0 117-136 / 158-161).
+    // (q4_0 117-136 / 158-161). Since b893d40 one row tile (M ≤ 16; 9..16 since 76e5fd8) streams
+    // its weights without a panel; on the 2-vCPU Sapphire Rapids VM (docs/PERF.md, 2026-12-01) it
+    // beats the GEMV in L3 at M = 8 (q4_0 6144×2048: ~200 against ~224 µs) but not in a server's
+    // step (8 clients, switch at 5: 126 / 125 against 132 / 130 t/s), so 9 stays. Q6_K runs the
+    // avx512 tier's kernels here and takes its switch (M = 16 on the head: GEMV 20.6-21.4 ms,
+    // GEMM 22.0-22.4).
     case Tier::amx:
-      return 9;
+      return type == GgmlType::Q6_K ? 33 : 9;
     default: return 2;
   }
 }

@@ -13,6 +13,9 @@
 //         for each K block b (ascending):     C = A_b · B_b (TDPBSSD gives isum exactly),
 //                                             acc[i] = fma(float(C[i]), dw * dx[i][b], acc[i])
 //                                             (+ acc[i] = fma(wm, sd[i][b], acc[i]) with mins)
+// With one row tile of 9..16 rows there is no panel: each group's K loop unpacks its blocks a few
+// steps ahead of their TDPBSSD into an 8-slot ring in L1 (StreamSource), so the weights are read
+// once, in order, and never written back out (docs/AMX.md, "Small M").
 // The float accumulators of an output tile (16 zmm) stay in registers for the whole K loop.
 // Block b+1's TILEZERO/loads/TDPBSSD are issued before block b's TILESTORED and epilogue, into
 // the other C tile, so the tile unit computes while the vector units scale.
@@ -65,7 +68,10 @@ uint8_t* scratch(size_t bytes) {
   return t_scratch.data();
 }
 
-// One output tile: rows × 16 columns over all K blocks.
+// One output tile: rows × 16 columns over all K blocks. Its B tiles, weight scales and mins come
+// from one of two sources: a panel unpacked before the K loop (bq/bs/bm; many row tiles share
+// it), or, with `w` set, the packed matrix itself, each block unpacked inside the K loop a few
+// blocks ahead of its TDPBSSD into a small ring (one row tile: nothing to share).
 struct TileJob {
   const int8_t* a;  // X row of the tile's first row, block 0 (A tiles: stride = k)
   int64_t k;
@@ -79,8 +85,11 @@ struct TileJob {
   int64_t ldy;
   int n_valid;        // columns to write (16, or fewer at the end of the matrix)
   int32_t* cbuf;      // 2 × 1 KiB: stored C tiles
-  const uint8_t* pf;  // packed bytes of a group of the next panel to prefetch, or null
-  int64_t pf_block_bytes;
+  const uint8_t* pf;  // panel: the packed bytes of a group of the next panel to prefetch, or
+                      // null; streaming: this tile's group's packed bytes
+  int64_t pf_block_bytes;  // packed bytes per block (on average: K-quants pack 8 per superblock)
+  const PackedMatrix* w;   // streaming: the packed matrix and the tile's group
+  int64_t g;
 };
 
 // The float accumulators must stay in registers across the whole K loop. GCC does that only if
@@ -102,88 +111,155 @@ XTILE_AMX_INLINE void for_rows(F&& f) {
   for_rows_impl(f, std::make_integer_sequence<int, kRows>{});
 }
 
-// The fields of a TileJob the K loop uses, copied into locals: a TileJob reached through a
-// pointer would be reloaded from memory after every tile instruction ("memory" clobber).
-struct KLoopState {
-  const int8_t* a;
-  int64_t k;
-  const int8_t* bq;
-  const float* bs;
-  const float* bm;
-  const float* dxt;
-  const float* sdt;
-};
-
 // C = A_b · B_b: TILEZERO, then one TDPBSSD gives isum of every (row, column) of the tile for
-// block b, exactly (int8 · int8 sums of 32 terms fit int32 with room to spare).
+// block b, exactly (int8 · int8 sums of 32 terms fit int32 with room to spare). a: the block's
+// activations (stride k), bq: its unpacked B tile.
 template <int kC, int kA, int kB>
-XTILE_AMX_INLINE void issue_block(const KLoopState& s, int64_t b) {
+XTILE_AMX_INLINE void issue_block(const int8_t* a, int64_t k, const int8_t* bq) {
   tile::zero<kC>();
-  tile::load<kA>(s.a + b * kBlock, s.k);
-  tile::load<kB>(s.bq + b * kBTileBytes, kBRowBytes);
+  tile::load<kA>(a, k);
+  tile::load<kB>(bq, kBRowBytes);
   tile::dpbssd<kC, kA, kB>();
 }
 
-// Block b's epilogue from C tile kC: acc[i] = fma(float(isum[i]), dw * dx[i][b], acc[i]), then
-// for types with mins acc[i] = fma(wm, sd[i][b], acc[i]), for the tile's rows, blocks in
-// ascending order (the contract's fold).
+// A block's epilogue from C tile kC: acc[i] = fma(float(isum[i]), dw * dx[i], acc[i]), then for
+// types with mins acc[i] = fma(wm, sd[i], acc[i]), for the tile's rows, blocks in ascending order
+// (the contract's fold). bs, bm: the block's 16 weight scales and mins; dx, sd: its activation
+// scales and s·d, one per row.
 template <int kC, int kRows, bool kMin>
-XTILE_AMX_INLINE void retire_block(const KLoopState& s, int64_t b, int32_t* c,
-                                   lanes::F32x16 (&acc)[kRows]) {
+XTILE_AMX_INLINE void retire_block(int32_t* c, const float* bs, const float* bm, const float* dx,
+                                   const float* sd, lanes::F32x16 (&acc)[kRows]) {
   tile::store<kC>(c, 64);
-  const lanes::F32x16 dw = lanes::load(s.bs + b * kTileRows);
-  const float* dx = s.dxt + b * kTileRows;
+  const lanes::F32x16 dw = lanes::load(bs);
   for_rows<kRows>([&](auto i) XTILE_AMX_LAMBDA_INLINE {
     acc[i] = lanes::fma(lanes::load_i32_as_f32(c + i * 16), lanes::mul_bcast(dw, dx + i), acc[i]);
   });
   if constexpr (kMin) {
-    const lanes::F32x16 wm = lanes::load(s.bm + b * kTileRows);
-    const float* sd = s.sdt + b * kTileRows;
+    const lanes::F32x16 wm = lanes::load(bm);
     for_rows<kRows>(
         [&](auto i) XTILE_AMX_LAMBDA_INLINE { acc[i] = lanes::fma_bcast(wm, sd + i, acc[i]); });
   }
 }
 
-// While the first row tile of a panel runs, pull the next panel's packed bytes for this group
-// into L2, one block per K step: by the time that panel is unpacked they no longer come from
-// DRAM.
-XTILE_AMX_INLINE void prefetch_next(const uint8_t* pf, int64_t block_bytes, int64_t b) {
-  if (!pf) return;
-  const uint8_t* p = pf + b * block_bytes;
-  for (int64_t off = 0; off < block_bytes; off += 64) lanes::prefetch_l2(p + off);
-}
+// The panel source: block b's B tile, scales and mins at b's place in the unpacked group. While
+// the first row tile of a panel runs, it pulls the next panel's packed bytes for this group into
+// L2, one block per K step: by the time that panel is unpacked they no longer come from DRAM.
+// Its fields are copies of the TileJob's: a TileJob reached through a pointer would be reloaded
+// from memory after every tile instruction ("memory" clobber).
+struct PanelSource {
+  const int8_t* bq;
+  const float* bs;
+  const float* bm;
+  const uint8_t* pf;
+  int64_t pf_block_bytes;
 
-template <int kRows, bool kMin>
-void tile_kloop(const TileJob& t) {
-  const KLoopState s{t.a, t.k, t.bq, t.bs, t.bm, t.dxt, t.sdt};
+  explicit PanelSource(const TileJob& t)
+      : bq(t.bq), bs(t.bs), bm(t.bm), pf(t.pf), pf_block_bytes(t.pf_block_bytes) {}
+  XTILE_AMX_INLINE void start() const {}
+  XTILE_AMX_INLINE void before_issue(int64_t b) const {
+    if (!pf) return;
+    const uint8_t* p = pf + b * pf_block_bytes;
+    for (int64_t off = 0; off < pf_block_bytes; off += 64) lanes::prefetch_l2(p + off);
+  }
+  XTILE_AMX_INLINE const int8_t* q(int64_t b) const { return bq + b * kBTileBytes; }
+  XTILE_AMX_INLINE const float* scales(int64_t b) const { return bs + b * kTileRows; }
+  XTILE_AMX_INLINE const float* mins(int64_t b) const { return bm + b * kTileRows; }
+};
+
+// The streaming source (one row tile of 9..16 rows: a server's decode step): block j of the group
+// is unpacked into ring slot j mod kRing when block j − kAhead + 1 is issued, so that the vector
+// stores of a slot have left the store buffer when its TILELOADD runs (a tile load waits for
+// them: no store forwarding into tiles), and the packed bytes are read once, in order.
+// Streaming starts at 9 rows: below, the amx tier runs the avx512 GEMV (registry.cpp), and each
+// streamed row count is one K loop per type to compile (9 types; the sanitizer build's time).
+constexpr int kStreamMinRows = 9;
+constexpr int kRing = 8;   // slots: the block being retired, the one issued, kAhead - 1 ahead
+constexpr int kAhead = 4;  // blocks unpacked ahead of their TDPBSSD
+static_assert(kAhead + 1 <= kRing && (kRing & (kRing - 1)) == 0);
+struct alignas(64) Ring {
+  int8_t q[kRing][kBTileBytes];
+  float s[kRing][kTileRows];
+  float m[kRing][kTileRows];
+};
+thread_local Ring t_ring;
+
+// How far ahead of the block being unpacked the packed stream is prefetched (into L2), as the
+// avx512 GEMV does: the hardware prefetchers alone leave the K loop waiting on DRAM.
+constexpr int64_t kStreamPrefetchBytes = 8192;
+
+template <GgmlType kType>
+struct StreamSource {
+  const PackedMatrix& w;
+  int64_t g, nb;
+  Ring& ring;
+  const uint8_t* stream;  // the group's packed bytes
+  int64_t span;           // packed bytes per block, on average
+
+  XTILE_AMX_INLINE static int slot(int64_t b) { return static_cast<int>(b & (kRing - 1)); }
+  XTILE_AMX_INLINE void unpack(int64_t b) const {
+    if (b < nb)
+      lanes::unpack_block_of<kType>(w, g, b, ring.q[slot(b)], ring.s[slot(b)], ring.m[slot(b)]);
+  }
+  XTILE_AMX_INLINE void start() const {
+    for (int64_t b = 0; b < kAhead; ++b) unpack(b);
+  }
+  // Block 0's slots were filled by start(); block b ≥ 1's issue brings in block b + kAhead − 1.
+  XTILE_AMX_INLINE void before_issue(int64_t b) const {
+    const uint8_t* p = stream + b * span + kStreamPrefetchBytes;
+    for (int64_t off = 0; off < span; off += 64) lanes::prefetch_l2(p + off);
+    if (b > 0) unpack(b + kAhead - 1);
+  }
+  XTILE_AMX_INLINE const int8_t* q(int64_t b) const { return ring.q[slot(b)]; }
+  XTILE_AMX_INLINE const float* scales(int64_t b) const { return ring.s[slot(b)]; }
+  XTILE_AMX_INLINE const float* mins(int64_t b) const { return ring.m[slot(b)]; }
+};
+
+// The K loop of one output tile, from either source. Steady state, two blocks per iteration so
+// that tile numbers are constants: issue block b into one C tile, then retire block b-1 from the
+// other.
+template <int kRows, bool kMin, typename Source>
+XTILE_AMX_INLINE void run_kloop(const TileJob& t, const Source& src) {
+  const int8_t* const a = t.a;
+  const int64_t k = t.k;
   const int64_t nb = t.nb;
-  const uint8_t* const pf = t.pf;
-  const int64_t pf_bytes = t.pf_block_bytes;
+  const float* const dxt = t.dxt;
+  const float* const sdt = t.sdt;
   int32_t* const c0 = t.cbuf;
   int32_t* const c1 = t.cbuf + kCTileBytes / 4;
   lanes::F32x16 acc[kRows];
   for_rows<kRows>([&](auto i) XTILE_AMX_LAMBDA_INLINE { acc[i] = lanes::zero(); });
 
-  issue_block<kC0, kA0, kB0>(s, 0);
-  prefetch_next(pf, pf_bytes, 0);
+  auto issue = [&](auto cc, auto ac, auto bc, int64_t b) XTILE_AMX_LAMBDA_INLINE {
+    src.before_issue(b);
+    issue_block<decltype(cc)::value, decltype(ac)::value, decltype(bc)::value>(a + b * kBlock, k,
+                                                                               src.q(b));
+  };
+  auto retire = [&](auto cc, int32_t* c, int64_t b) XTILE_AMX_LAMBDA_INLINE {
+    retire_block<decltype(cc)::value, kRows, kMin>(c, src.scales(b), src.mins(b),
+                                                   dxt + b * kTileRows, sdt + b * kTileRows, acc);
+  };
+  using C0 = std::integral_constant<int, kC0>;
+  using C1 = std::integral_constant<int, kC1>;
+  using A0 = std::integral_constant<int, kA0>;
+  using A1 = std::integral_constant<int, kA1>;
+  using B0 = std::integral_constant<int, kB0>;
+  using B1 = std::integral_constant<int, kB1>;
+
+  src.start();
+  issue(C0{}, A0{}, B0{}, 0);
   int64_t b = 1;
-  // Steady state, two blocks per iteration so that tile numbers are constants: issue block b
-  // into one C tile, then retire block b-1 from the other.
   for (; b + 1 < nb; b += 2) {
-    issue_block<kC1, kA1, kB1>(s, b);
-    prefetch_next(pf, pf_bytes, b);
-    retire_block<kC0, kRows, kMin>(s, b - 1, c0, acc);
-    issue_block<kC0, kA0, kB0>(s, b + 1);
-    prefetch_next(pf, pf_bytes, b + 1);
-    retire_block<kC1, kRows, kMin>(s, b, c1, acc);
+    issue(C1{}, A1{}, B1{}, b);
+    retire(C0{}, c0, b - 1);
+    issue(C0{}, A0{}, B0{}, b + 1);
+    retire(C1{}, c1, b);
   }
   if (b < nb) {  // one block left (nb even): issue it, then retire the last two
-    issue_block<kC1, kA1, kB1>(s, b);
-    prefetch_next(pf, pf_bytes, b);
-    retire_block<kC0, kRows, kMin>(s, b - 1, c0, acc);
-    retire_block<kC1, kRows, kMin>(s, b, c1, acc);
+    issue(C1{}, A1{}, B1{}, b);
+    retire(C0{}, c0, b - 1);
+    retire(C1{}, c1, b);
   } else {
-    retire_block<kC0, kRows, kMin>(s, b - 1, c0, acc);
+    retire(C0{}, c0, b - 1);
   }
 
   float* const y = t.y;
@@ -197,6 +273,16 @@ void tile_kloop(const TileJob& t) {
   });
 }
 
+template <int kRows, bool kMin>
+void tile_kloop(const TileJob& t) {
+  run_kloop<kRows, kMin>(t, PanelSource(t));
+}
+
+template <GgmlType kType, int kRows, bool kMin>
+void stream_kloop(const TileJob& t) {
+  run_kloop<kRows, kMin>(t, StreamSource<kType>{*t.w, t.g, t.nb, t_ring, t.pf, t.pf_block_bytes});
+}
+
 using TileKLoop = void (*)(const TileJob&);
 
 // The K loop for a tile of `rows` rows (1..16): the row count is a template argument so that
@@ -205,6 +291,14 @@ template <bool kMin, int... R>
 TileKLoop kloop_for(int rows, std::integer_sequence<int, R...>) {
   TileKLoop fn = nullptr;
   ((rows == R + 1 ? (fn = &tile_kloop<R + 1, kMin>, 0) : 0), ...);
+  return fn;
+}
+// The streaming K loop for 9..16 rows (kStreamMinRows.. kTileRows).
+template <GgmlType kType, bool kMin, int... R>
+TileKLoop stream_kloop_for(int rows, std::integer_sequence<int, R...>) {
+  TileKLoop fn = nullptr;
+  ((rows == R + kStreamMinRows ? (fn = &stream_kloop<kType, R + kStreamMinRows, kMin>, 0) : 0),
+   ...);
   return fn;
 }
 
@@ -221,7 +315,7 @@ void unpack_panel(const PackedMatrix& w, int64_t nb, int64_t g0, int64_t g1, int
     }
 }
 
-template <bool kMin>
+template <GgmlType kType, bool kMin>
 void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0,
           int64_t m1, int64_t n0, int64_t n1, Layout layout, std::string_view name) {
   amx_support::check_call(w, layout, x, m0, m1, n0, n1, name);  // also: w.type is the layout's
@@ -239,10 +333,14 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
   const int64_t g_begin = n0 / kInterleave;
   const int64_t g_end = (n1 + kInterleave - 1) / kInterleave;
 
+  // One row tile of 9..16 rows (a server's decode step, a short prompt) has no panel to share:
+  // its K loops stream the packed groups (StreamSource), without a panel.
+  const bool streaming = row_tiles == 1 && rows >= kStreamMinRows;
   int64_t panel_groups = kPanelBudgetBytes / (int64_t{kInterleave} * k);
   if (panel_groups > kMaxPanelGroups) panel_groups = kMaxPanelGroups;
   if (panel_groups < 1) panel_groups = 1;
   if (panel_groups > g_end - g_begin) panel_groups = g_end - g_begin;
+  if (streaming) panel_groups = 0;
 
   // Scratch: panel quants | scales | mins | transposed dx | transposed s·d | 2 stored C tiles
   // (all 64-aligned).
@@ -277,6 +375,32 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
   const TileKLoop tail_loop =
       tail_rows ? kloop_for<kMin>(tail_rows, std::make_integer_sequence<int, kTileRows>{}) : nullptr;
   int loaded_rows = 0;
+
+  if (streaming) {
+    const TileKLoop loop = stream_kloop_for<lanes::kUnpackAs<kType>, kMin>(
+        static_cast<int>(rows), std::make_integer_sequence<int, kTileRows - kStreamMinRows + 1>{});
+    tile::configure(tail_rows ? tail_cfg : full_cfg);
+    for (int64_t g = g_begin; g < g_end; ++g) {
+      const int64_t n = g * kInterleave;
+      TileJob t{};
+      t.a = x.q + m0 * k;
+      t.k = k;
+      t.nb = nb;
+      t.dxt = dxt;
+      t.sdt = sdt;
+      t.y = y + m0 * ldy + n;
+      t.ldy = ldy;
+      t.n_valid = static_cast<int>(n1 - n < kInterleave ? n1 - n : kInterleave);
+      t.cbuf = cbuf;
+      t.pf = w.data + g * group_bytes;
+      t.pf_block_bytes = block_span;
+      t.w = &w;
+      t.g = g;
+      loop(t);
+    }
+    tile::release();
+    return;
+  }
 
   for (int64_t g = g_begin; g < g_end; g += panel_groups) {
     const int64_t gp_end = g + panel_groups < g_end ? g + panel_groups : g_end;
@@ -321,20 +445,20 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
 #define XTILE_AMX_NAME(type) type "_gemm_16x16__amx_emu"
 #endif
 
-#define XTILE_AMX_TYPE(fn, name, layout, min)                                                  \
+#define XTILE_AMX_TYPE(fn, name, layout, type, min)                                                \
   void fn##_gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0, \
                  int64_t m1, int64_t n0, int64_t n1) {                                             \
-    gemm<min>(w, x, y, ldy, m0, m1, n0, n1, Layout::layout, XTILE_AMX_NAME(name));                 \
+    gemm<GgmlType::type, min>(w, x, y, ldy, m0, m1, n0, n1, Layout::layout, XTILE_AMX_NAME(name)); \
   }
-XTILE_AMX_TYPE(q8_0, "q8_0", q8_0_x16, false)
-XTILE_AMX_TYPE(q4_0, "q4_0", q4_0_x16, false)
-XTILE_AMX_TYPE(q4_1, "q4_1", q4_1_x16, true)
-XTILE_AMX_TYPE(q5_0, "q5_0", q5_0_x16, false)
-XTILE_AMX_TYPE(q5_1, "q5_1", q5_1_x16, true)
-XTILE_AMX_TYPE(iq4_nl, "iq4_nl", iq4_nl_x16, false)
-XTILE_AMX_TYPE(q4_k, "q4_K", q4_k_x16, true)
-XTILE_AMX_TYPE(q5_k, "q5_K", q5_k_x16, true)
-XTILE_AMX_TYPE(iq4_xs, "iq4_xs", iq4_xs_x16, false)
+XTILE_AMX_TYPE(q8_0, "q8_0", q8_0_x16, Q8_0, false)
+XTILE_AMX_TYPE(q4_0, "q4_0", q4_0_x16, Q4_0, false)
+XTILE_AMX_TYPE(q4_1, "q4_1", q4_1_x16, Q4_1, true)
+XTILE_AMX_TYPE(q5_0, "q5_0", q5_0_x16, Q5_0, false)
+XTILE_AMX_TYPE(q5_1, "q5_1", q5_1_x16, Q5_1, true)
+XTILE_AMX_TYPE(iq4_nl, "iq4_nl", iq4_nl_x16, IQ4_NL, false)
+XTILE_AMX_TYPE(q4_k, "q4_K", q4_k_x16, Q4_K, true)
+XTILE_AMX_TYPE(q5_k, "q5_K", q5_k_x16, Q5_K, true)
+XTILE_AMX_TYPE(iq4_xs, "iq4_xs", iq4_xs_x16, IQ4_XS, false)
 #undef XTILE_AMX_TYPE
 
 #undef XTILE_AMX_NAME

@@ -113,6 +113,25 @@ inline void unpack_block(const PackedMatrix& w, int64_t g, int64_t b, int8_t* bq
   }
 }
 
+// unpack_block for a type fixed at compile time: the streaming K loop unpacks every block inside
+// the loop, so it takes the type as a template argument instead of switching once per block.
+template <GgmlType kType>
+inline constexpr GgmlType kUnpackAs = kType;  // one streaming K loop per type
+template <GgmlType kType>
+inline void unpack_block_of(const PackedMatrix& w, int64_t g, int64_t b, int8_t* bq, float* bs,
+                            float* bm) {
+  namespace t = x16avx512;
+  if constexpr (kType == GgmlType::Q8_0) unpack_block_as<t::Q8_0>(w, g, b, bq, bs, bm);
+  if constexpr (kType == GgmlType::Q4_0) unpack_block_as<t::Q4_0>(w, g, b, bq, bs, bm);
+  if constexpr (kType == GgmlType::Q4_1) unpack_block_as<t::Q4_1>(w, g, b, bq, bs, bm);
+  if constexpr (kType == GgmlType::Q5_0) unpack_block_as<t::Q5_0>(w, g, b, bq, bs, bm);
+  if constexpr (kType == GgmlType::Q5_1) unpack_block_as<t::Q5_1>(w, g, b, bq, bs, bm);
+  if constexpr (kType == GgmlType::IQ4_NL) unpack_block_as<t::Iq4Nl>(w, g, b, bq, bs, bm);
+  if constexpr (kType == GgmlType::Q4_K) unpack_block_as<t::Q4_K>(w, g, b, bq, bs, bm);
+  if constexpr (kType == GgmlType::Q5_K) unpack_block_as<t::Q5_K>(w, g, b, bq, bs, bm);
+  if constexpr (kType == GgmlType::IQ4_XS) unpack_block_as<t::Iq4Xs>(w, g, b, bq, bs, bm);
+}
+
 #else  // portable scalar back-end
 
 struct F32x16 {
@@ -167,6 +186,16 @@ inline void unpack_block(const PackedMatrix& w, int64_t g, int64_t b, int8_t* bq
     bs[r] = t.scale;
     bm[r] = t.min;
   }
+}
+
+// The portable unpack reads the type at run time, so one streaming K loop serves every type
+// (each instantiation of those loops is compile time: the emulator's scalar lanes unrolled).
+template <GgmlType>
+inline constexpr GgmlType kUnpackAs = GgmlType::Q8_0;
+template <GgmlType>
+inline void unpack_block_of(const PackedMatrix& w, int64_t g, int64_t b, int8_t* bq, float* bs,
+                            float* bm) {
+  unpack_block(w, g, b, bq, bs, bm);
 }
 
 #endif  // XTILE_AMX_LANES_AVX512
