@@ -128,7 +128,7 @@ int gemm_min_m(Tier tier, GgmlType type) {
     // the tile GEMM loses to the avx512 GEMV through M = 8 (q4_0 2048×6144 M=8: 84-99 µs against
     // 72-79, q4_K 106-109 / 80-85, q8_0 121-123 against the avx512 GEMM's 75-83; Q6_K, VNNI under
     // this tier, 4232 against the GEMV's 3092 µs on the 151936×2048 head) and wins from M = 16
-    // (q4_0 117-136 / 158-161). Since b893d40 one row tile (M ≤ 16; 9..16 since 76e5fd8) streams
+    // (q4_0 117-136 / 158-161). Since e3036c9 one row tile of 9..16 rows streams
     // its weights without a panel; on the 2-vCPU Sapphire Rapids VM (docs/PERF.md, 2026-12-01) it
     // beats the GEMV in L3 at M = 8 (q4_0 6144×2048: ~200 against ~224 µs) but not in a server's
     // step (8 clients, switch at 5: 126 / 125 against 132 / 130 t/s), so 9 stays. Q6_K runs the
