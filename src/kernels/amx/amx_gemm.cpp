@@ -371,10 +371,6 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
   // (never reading past row m1 - 1). LDTILECFG happens at most twice per panel.
   const TileConfig full_cfg = make_config(kTileRows);
   const TileConfig tail_cfg = make_config(tail_rows == 0 ? kTileRows : tail_rows);
-  const TileKLoop full_loop = &tile_kloop<kTileRows, kMin>;
-  const TileKLoop tail_loop =
-      tail_rows ? kloop_for<kMin>(tail_rows, std::make_integer_sequence<int, kTileRows>{}) : nullptr;
-  int loaded_rows = 0;
 
   if (streaming) {
     const TileKLoop loop = stream_kloop_for<lanes::kUnpackAs<kType>, kMin>(
@@ -402,6 +398,11 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
     return;
   }
 
+  const TileKLoop full_loop = &tile_kloop<kTileRows, kMin>;
+  const TileKLoop tail_loop =
+      tail_rows ? kloop_for<kMin>(tail_rows, std::make_integer_sequence<int, kTileRows>{})
+                : nullptr;
+  int loaded_rows = 0;
   for (int64_t g = g_begin; g < g_end; g += panel_groups) {
     const int64_t gp_end = g + panel_groups < g_end ? g + panel_groups : g_end;
     unpack_panel(w, nb, g, gp_end, pq, ps, pm);

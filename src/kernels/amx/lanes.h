@@ -95,26 +95,9 @@ inline void unpack_block_as(const PackedMatrix& w, int64_t g, int64_t b, int8_t*
   _mm512_store_ps(bm, T::kMin ? T::min(p, j) : _mm512_setzero_ps());
 }
 
-// unpack_block_as for the matrix's type (every type the tiles run: 32-wide blocks, no halves).
-inline void unpack_block(const PackedMatrix& w, int64_t g, int64_t b, int8_t* bq, float* bs,
-                         float* bm) {
-  namespace t = x16avx512;
-  switch (w.type) {
-    case GgmlType::Q8_0: return unpack_block_as<t::Q8_0>(w, g, b, bq, bs, bm);
-    case GgmlType::Q4_0: return unpack_block_as<t::Q4_0>(w, g, b, bq, bs, bm);
-    case GgmlType::Q4_1: return unpack_block_as<t::Q4_1>(w, g, b, bq, bs, bm);
-    case GgmlType::Q5_0: return unpack_block_as<t::Q5_0>(w, g, b, bq, bs, bm);
-    case GgmlType::Q5_1: return unpack_block_as<t::Q5_1>(w, g, b, bq, bs, bm);
-    case GgmlType::IQ4_NL: return unpack_block_as<t::Iq4Nl>(w, g, b, bq, bs, bm);
-    case GgmlType::Q4_K: return unpack_block_as<t::Q4_K>(w, g, b, bq, bs, bm);
-    case GgmlType::Q5_K: return unpack_block_as<t::Q5_K>(w, g, b, bq, bs, bm);
-    case GgmlType::IQ4_XS: return unpack_block_as<t::Iq4Xs>(w, g, b, bq, bs, bm);
-    default: return;  // not a tile type: the kernel refuses it before unpacking
-  }
-}
-
-// unpack_block for a type fixed at compile time: the streaming K loop unpacks every block inside
-// the loop, so it takes the type as a template argument instead of switching once per block.
+// unpack_block_as for a type fixed at compile time (the one place a tile type maps to its reader):
+// the streaming K loop unpacks every block inside the loop, so it takes the type as a template
+// argument instead of switching once per block.
 template <GgmlType kType>
 inline constexpr GgmlType kUnpackAs = kType;  // one streaming K loop per type
 template <GgmlType kType>
@@ -122,14 +105,51 @@ inline void unpack_block_of(const PackedMatrix& w, int64_t g, int64_t b, int8_t*
                             float* bm) {
   namespace t = x16avx512;
   if constexpr (kType == GgmlType::Q8_0) unpack_block_as<t::Q8_0>(w, g, b, bq, bs, bm);
-  if constexpr (kType == GgmlType::Q4_0) unpack_block_as<t::Q4_0>(w, g, b, bq, bs, bm);
-  if constexpr (kType == GgmlType::Q4_1) unpack_block_as<t::Q4_1>(w, g, b, bq, bs, bm);
-  if constexpr (kType == GgmlType::Q5_0) unpack_block_as<t::Q5_0>(w, g, b, bq, bs, bm);
-  if constexpr (kType == GgmlType::Q5_1) unpack_block_as<t::Q5_1>(w, g, b, bq, bs, bm);
-  if constexpr (kType == GgmlType::IQ4_NL) unpack_block_as<t::Iq4Nl>(w, g, b, bq, bs, bm);
-  if constexpr (kType == GgmlType::Q4_K) unpack_block_as<t::Q4_K>(w, g, b, bq, bs, bm);
-  if constexpr (kType == GgmlType::Q5_K) unpack_block_as<t::Q5_K>(w, g, b, bq, bs, bm);
-  if constexpr (kType == GgmlType::IQ4_XS) unpack_block_as<t::Iq4Xs>(w, g, b, bq, bs, bm);
+  else if constexpr (kType == GgmlType::Q4_0)
+    unpack_block_as<t::Q4_0>(w, g, b, bq, bs, bm);
+  else if constexpr (kType == GgmlType::Q4_1)
+    unpack_block_as<t::Q4_1>(w, g, b, bq, bs, bm);
+  else if constexpr (kType == GgmlType::Q5_0)
+    unpack_block_as<t::Q5_0>(w, g, b, bq, bs, bm);
+  else if constexpr (kType == GgmlType::Q5_1)
+    unpack_block_as<t::Q5_1>(w, g, b, bq, bs, bm);
+  else if constexpr (kType == GgmlType::IQ4_NL)
+    unpack_block_as<t::Iq4Nl>(w, g, b, bq, bs, bm);
+  else if constexpr (kType == GgmlType::Q4_K)
+    unpack_block_as<t::Q4_K>(w, g, b, bq, bs, bm);
+  else if constexpr (kType == GgmlType::Q5_K)
+    unpack_block_as<t::Q5_K>(w, g, b, bq, bs, bm);
+  else {  // the last tile type: anything else does not compile
+    static_assert(kType == GgmlType::IQ4_XS, "unpack_block_of: not a tile type");
+    unpack_block_as<t::Iq4Xs>(w, g, b, bq, bs, bm);
+  }
+}
+
+// unpack_block_as for the matrix's type (every type the tiles run: 32-wide blocks, no halves).
+inline void unpack_block(const PackedMatrix& w, int64_t g, int64_t b, int8_t* bq, float* bs,
+                         float* bm) {
+  switch (w.type) {
+    case GgmlType::Q8_0:
+      return unpack_block_of<GgmlType::Q8_0>(w, g, b, bq, bs, bm);
+    case GgmlType::Q4_0:
+      return unpack_block_of<GgmlType::Q4_0>(w, g, b, bq, bs, bm);
+    case GgmlType::Q4_1:
+      return unpack_block_of<GgmlType::Q4_1>(w, g, b, bq, bs, bm);
+    case GgmlType::Q5_0:
+      return unpack_block_of<GgmlType::Q5_0>(w, g, b, bq, bs, bm);
+    case GgmlType::Q5_1:
+      return unpack_block_of<GgmlType::Q5_1>(w, g, b, bq, bs, bm);
+    case GgmlType::IQ4_NL:
+      return unpack_block_of<GgmlType::IQ4_NL>(w, g, b, bq, bs, bm);
+    case GgmlType::Q4_K:
+      return unpack_block_of<GgmlType::Q4_K>(w, g, b, bq, bs, bm);
+    case GgmlType::Q5_K:
+      return unpack_block_of<GgmlType::Q5_K>(w, g, b, bq, bs, bm);
+    case GgmlType::IQ4_XS:
+      return unpack_block_of<GgmlType::IQ4_XS>(w, g, b, bq, bs, bm);
+    default:
+      return;  // not a tile type: the kernel refuses it before unpacking
+  }
 }
 
 #else  // portable scalar back-end
