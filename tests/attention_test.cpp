@@ -104,9 +104,20 @@ TEST(Attention, ElementLoopMatchesFloat64Softmax) {
 }
 
 // Every vectorized path, generation (split over threads by blocks) and prompt tiles, at every
-// width, gives the element loop's bytes: head sizes 64/128/256, GQA groups 1..8, f32/f16/bf16/
-// q8_0 caches, positions around the 16-position chunks and 256-position blocks.
-TEST(Attention, VectorPathsGiveTheElementLoopsBytes) {
+// width, gives the element loop's bytes: head sizes 64/128/256, GQA groups 1..8, positions around
+// the 16-position chunks and 256-position blocks; one test per cache type (f32, f16, bf16, q8_0),
+// so that CTest's parallel jobs share the sweep (under the sanitizer it was one 274 s test,
+// the critical path of CI's second suite).
+class AttentionVectorPaths : public testing::TestWithParam<KvType> {};
+}  // namespace
+// How GoogleTest names a KvType parameter in its messages ("f16", not the enum's bytes).
+void PrintTo(KvType t, std::ostream* os) {
+  *os << kv_type_name(t);
+}
+namespace {
+
+TEST_P(AttentionVectorPaths, GiveTheElementLoopsBytes) {
+  const KvType type = GetParam();
   struct Case {
     int64_t hd, n_head, n_kv, n_pos;
     float scale;
@@ -126,35 +137,40 @@ TEST(Attention, VectorPathsGiveTheElementLoopsBytes) {
                         {64, 16, 2, 513, 1.0f}};
 #endif
   ThreadPool pool(3);
-  uint32_t seed = 100;
-  for (const Case& cs : cases)
-    for (KvType type : {KvType::f32, KvType::f16, KvType::bf16, KvType::q8_0}) {
-      Cache c(cs.n_kv, cs.hd, cs.n_pos, type, seed += 2, cs.scale);
-      const auto s = shape_of(cs.n_head, cs.n_kv, cs.hd);
-      const int64_t qd = cs.n_head * cs.hd;
-      // A prompt (every position), then generation-like single rows and a few scattered rows.
-      std::vector<std::vector<int64_t>> batches;
-      std::vector<int64_t> all;
-      for (int64_t p = 0; p < cs.n_pos; ++p) all.push_back(p);
-      batches.push_back(all);
-      for (int64_t p : {int64_t{0}, cs.n_pos / 2, cs.n_pos - 1}) batches.push_back({p});
-      batches.push_back({cs.n_pos - 1, 0, cs.n_pos / 3});
-      for (const auto& pos : batches) {
-        const auto q = random_vec(pos.size() * qd, ++seed, cs.scale);
-        const auto want = run(pool, s, q, pos, c.kv.view(0), ops::AttentionPath::reference);
-        for (ops::AttentionPath path : kVectorPaths) {
-          if (!ops::attention_path_available(path)) continue;
-          const auto got = run(pool, s, q, pos, c.kv.view(0), path);
-          expect_same(got, want, qd, pos,
-                      "path " + std::to_string(int(path)) + " hd " + std::to_string(cs.hd) +
-                          " heads " + std::to_string(cs.n_head) + "/" + std::to_string(cs.n_kv) +
-                          " " + std::string(kv_type_name(type)) + " rows " +
-                          std::to_string(pos.size()));
-          if (HasFatalFailure()) return;
-        }
+  uint32_t seed = 100 + 1000 * static_cast<uint32_t>(type);
+  for (const Case& cs : cases) {
+    Cache c(cs.n_kv, cs.hd, cs.n_pos, type, seed += 2, cs.scale);
+    const auto s = shape_of(cs.n_head, cs.n_kv, cs.hd);
+    const int64_t qd = cs.n_head * cs.hd;
+    // A prompt (every position), then generation-like single rows and a few scattered rows.
+    std::vector<std::vector<int64_t>> batches;
+    std::vector<int64_t> all;
+    for (int64_t p = 0; p < cs.n_pos; ++p) all.push_back(p);
+    batches.push_back(all);
+    for (int64_t p : {int64_t{0}, cs.n_pos / 2, cs.n_pos - 1}) batches.push_back({p});
+    batches.push_back({cs.n_pos - 1, 0, cs.n_pos / 3});
+    for (const auto& pos : batches) {
+      const auto q = random_vec(pos.size() * qd, ++seed, cs.scale);
+      const auto want = run(pool, s, q, pos, c.kv.view(0), ops::AttentionPath::reference);
+      for (ops::AttentionPath path : kVectorPaths) {
+        if (!ops::attention_path_available(path)) continue;
+        const auto got = run(pool, s, q, pos, c.kv.view(0), path);
+        expect_same(got, want, qd, pos,
+                    "path " + std::to_string(int(path)) + " hd " + std::to_string(cs.hd) +
+                        " heads " + std::to_string(cs.n_head) + "/" + std::to_string(cs.n_kv) +
+                        " " + std::string(kv_type_name(type)) + " rows " +
+                        std::to_string(pos.size()));
+        if (HasFatalFailure()) return;
       }
     }
+  }
 }
+
+INSTANTIATE_TEST_SUITE_P(Attention, AttentionVectorPaths,
+                         testing::Values(KvType::f32, KvType::f16, KvType::bf16, KvType::q8_0),
+                         [](const testing::TestParamInfo<KvType>& info) {
+                           return std::string(kv_type_name(info.param));
+                         });
 
 // The paths above that this CPU cannot run were left out; say so (skip) rather than pass quietly.
 TEST(Attention, IsaPathsRunWhereTheCpuAllows) {
