@@ -106,8 +106,8 @@ TEST(Attention, ElementLoopMatchesFloat64Softmax) {
 // Every vectorized path, generation (split over threads by blocks) and prompt tiles, at every
 // width, gives the element loop's bytes: head sizes 64/128/256, GQA groups 1..8, positions around
 // the 16-position chunks and 256-position blocks; one test per cache type (f32, f16, bf16, q8_0),
-// so that CTest's parallel jobs share the sweep (under the sanitizer it was one 274 s test,
-// the critical path of CI's second suite).
+// so that a failure names its type (each runs on a 3-thread pool: CTest's jobs gain no time
+// from the split, the suite is CPU-bound on 2 cores).
 class AttentionVectorPaths : public testing::TestWithParam<KvType> {};
 }  // namespace
 // How GoogleTest names a KvType parameter in its messages ("f16", not the enum's bytes).
