@@ -372,24 +372,30 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
   const TileConfig full_cfg = make_config(kTileRows);
   const TileConfig tail_cfg = make_config(tail_rows == 0 ? kTileRows : tail_rows);
 
+  // What every tile job of row tile rt and output columns [n, n + 16) has, whichever its source
+  // (set by the caller: the panel's bq/bs/bm, or the packed matrix and group to stream).
+  auto tile_job = [&](int64_t rt, int64_t n) {
+    TileJob t{};
+    t.a = x.q + (m0 + rt * kTileRows) * k;
+    t.k = k;
+    t.nb = nb;
+    t.dxt = dxt + rt * nb * kTileRows;
+    t.sdt = sdt + rt * nb * kTileRows;
+    t.y = y + (m0 + rt * kTileRows) * ldy + n;
+    t.ldy = ldy;
+    t.n_valid = static_cast<int>(n1 - n < kInterleave ? n1 - n : kInterleave);
+    t.cbuf = cbuf;
+    t.pf_block_bytes = block_span;
+    return t;
+  };
+
   if (streaming) {
     const TileKLoop loop = stream_kloop_for<lanes::kUnpackAs<kType>, kMin>(
         static_cast<int>(rows), std::make_integer_sequence<int, kTileRows - kStreamMinRows + 1>{});
     tile::configure(tail_rows ? tail_cfg : full_cfg);
     for (int64_t g = g_begin; g < g_end; ++g) {
-      const int64_t n = g * kInterleave;
-      TileJob t{};
-      t.a = x.q + m0 * k;
-      t.k = k;
-      t.nb = nb;
-      t.dxt = dxt;
-      t.sdt = sdt;
-      t.y = y + m0 * ldy + n;
-      t.ldy = ldy;
-      t.n_valid = static_cast<int>(n1 - n < kInterleave ? n1 - n : kInterleave);
-      t.cbuf = cbuf;
+      TileJob t = tile_job(0, g * kInterleave);
       t.pf = w.data + g * group_bytes;
-      t.pf_block_bytes = block_span;
       t.w = &w;
       t.g = g;
       loop(t);
@@ -415,22 +421,11 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
       }
       const TileKLoop loop = tile_rows == kTileRows ? full_loop : tail_loop;
       for (int64_t j = 0; j < gp_end - g; ++j) {
-        const int64_t n = (g + j) * kInterleave;
-        TileJob t;
-        t.a = x.q + (m0 + rt * kTileRows) * k;
-        t.k = k;
-        t.nb = nb;
+        TileJob t = tile_job(rt, (g + j) * kInterleave);
         t.bq = pq + j * nb * kBTileBytes;
         t.bs = ps + j * nb * kTileRows;
         t.bm = pm + j * nb * kTileRows;
-        t.dxt = dxt + rt * nb * kTileRows;
-        t.sdt = sdt + rt * nb * kTileRows;
-        t.y = y + (m0 + rt * kTileRows) * ldy + n;
-        t.ldy = ldy;
-        t.n_valid = static_cast<int>(n1 - n < kInterleave ? n1 - n : kInterleave);
-        t.cbuf = cbuf;
         t.pf = rt == 0 && j < next_groups ? w.data + (gp_end + j) * group_bytes : nullptr;
-        t.pf_block_bytes = block_span;
         loop(t);
       }
     }
