@@ -32,6 +32,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/aligned_buffer.h"
@@ -298,6 +299,15 @@ int main(int argc, char** argv) {
     g_ceilings.peak_ops_per_s[int(t)] = peak;
     std::printf("ceiling: %s int8 dot-product peak %.1f GOP/s\n", std::string(tier_name(t)).c_str(),
                 peak / 1e9);
+  }
+  if (caps.tier_available(Tier::amx)) {
+    // TDPBSSD's rate when the A tile is not full: what the tile unit keeps for a few decoding
+    // rows or a shorter K (docs/AMX.md, "Tile shape and throughput").
+    std::printf("amx TDPBSSD by A tile (rows x K bytes), GOP/s of useful work:");
+    for (auto [rows, k] :
+         {std::pair{16, 64}, {16, 32}, {16, 16}, {8, 64}, {8, 32}, {8, 16}, {4, 64}})
+      std::printf(" %dx%d %.0f", rows, k, measure_amx_tile_ops(pool, rows, k, 0.2) / 1e9);
+    std::printf("\n");
   }
   big = AlignedBuffer();
 

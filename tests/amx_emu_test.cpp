@@ -16,6 +16,7 @@
 #include "kernels/amx/amx_kernels.h"
 #include "kernels/amx_emu/tile_emu.h"
 #include "kernels/pack/pack.h"
+#include "kernels/probes.h"
 #include "kernels/ref/ref_kernels.h"
 
 // The amx kernel source a third time, in its own namespace: software tiles (no AMX here) with
@@ -608,6 +609,35 @@ TEST(AmxEmuKernel, CeilingProbeRunsFourFullTileProductsPerIteration) {
     std::printf("[probe] amx::tdp_loop not run: %s\n",
                 cpu_caps().tier_unavailable_reason(Tier::amx).c_str());
   }
+}
+
+// The probe on tiles it does not fill (measure_amx_tile_ops): 8 rows × 16 bytes of K, the shape
+// of a Q6_K sub-block for a batch of 8 decoding rows; each TDPBSSD is credited with 8·16·16
+// multiply-adds. measure_amx_tile_ops refuses shapes no tile has.
+TEST(AmxEmuKernel, CeilingProbeRunsPartialTiles) {
+  auto op = [](int i) { return i % 7 - 3; };  // as above: A rows and B rows at a 64-byte stride
+  const int rows = 8, k_bytes = 16;
+  int64_t one_tile = 0;
+  for (int r = 0; r < rows; ++r)
+    for (int n = 0; n < 16; ++n)
+      for (int kk = 0; kk < k_bytes / 4; ++kk)
+        for (int i = 0; i < 4; ++i) one_tile += op(r * 64 + 4 * kk + i) * op(kk * 64 + 4 * n + i);
+  const int64_t iterations = 5;
+  const int64_t want = 2 * iterations * one_tile;
+  emu::reset_counters();
+  EXPECT_EQ(amx_emu::tdp_loop(iterations, rows, k_bytes), want);
+  const emu::Counters& c = emu::counters();
+  EXPECT_EQ(c.tdp, static_cast<uint64_t>(4 * iterations));
+  EXPECT_EQ(c.macs, static_cast<uint64_t>(4 * iterations * rows * 16 * k_bytes));
+  if (cpu_caps().tier_available(Tier::amx)) {
+    EXPECT_EQ(amx::tdp_loop(iterations, rows, k_bytes), want);
+  } else {
+    std::printf("[probe] amx::tdp_loop(8 x 16) not run: %s\n",
+                cpu_caps().tier_unavailable_reason(Tier::amx).c_str());
+  }
+  ThreadPool pool(1);
+  for (auto [r, k] : {std::pair{0, 64}, {17, 64}, {16, 0}, {16, 68}, {16, 30}})
+    EXPECT_THROW(measure_amx_tile_ops(pool, r, k, 0.01), Error) << r << " x " << k;
 }
 
 }  // namespace

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <vector>
 
+#include "base/error.h"
 #include "kernels/amx/amx_kernels.h"
 
 namespace xtile {
@@ -17,8 +19,8 @@ double now_seconds() {
 std::atomic<int64_t> g_sink{0};  // keeps the probes' results observable
 // ops_per_iteration × iterations per second of `loop` on every thread of the pool at once: the
 // iteration count calibrated on one thread to last ~seconds / 4, the best of 3 runs.
-double peak_of(ThreadPool& pool, int64_t (*loop)(int64_t), double ops_per_iteration,
-               double seconds) {
+double peak_of(ThreadPool& pool, const std::function<int64_t(int64_t)>& loop,
+               double ops_per_iteration, double seconds) {
   int64_t iters = 1 << 12;
   for (;;) {
     const double t0 = now_seconds();
@@ -40,12 +42,11 @@ double peak_of(ThreadPool& pool, int64_t (*loop)(int64_t), double ops_per_iterat
 
 double measure_int8_peak(ThreadPool& pool, Tier tier, double seconds) {
   const CpuCaps& caps = cpu_caps();
-  int64_t (*loop)(int64_t) = nullptr;
+  if (tier == Tier::amx && caps.tier_available(Tier::amx))
+    return measure_amx_tile_ops(pool, 16, 64, seconds);
+  std::function<int64_t(int64_t)> loop;
   double ops_per_iteration = 0;
-  if (tier == Tier::amx && caps.tier_available(Tier::amx)) {
-    loop = amx::tdp_loop;
-    ops_per_iteration = 4.0 * 16 * 16 * 64 * 2;  // 4 TDPBSSD × 16·16·64 MACs × 2 ops
-  } else if ((tier == Tier::avx512 || tier == Tier::amx) && caps.tier_available(Tier::avx512)) {
+  if ((tier == Tier::avx512 || tier == Tier::amx) && caps.tier_available(Tier::avx512)) {
     // amx without AMX here: its kernels' vector part (the epilogue) on AVX-512
     loop = probe::vnni_loop_avx512;
     ops_per_iteration = 16.0 * 64 * 2;  // 16 instructions × 64 MACs × 2 ops
@@ -56,6 +57,19 @@ double measure_int8_peak(ThreadPool& pool, Tier tier, double seconds) {
     return 0.0;
   }
   return peak_of(pool, loop, ops_per_iteration, seconds);
+}
+
+double measure_amx_tile_ops(ThreadPool& pool, int rows, int k_bytes, double seconds) {
+  if (rows < 1 || rows > 16 || k_bytes < 4 || k_bytes > 64 || k_bytes % 4 != 0)
+    fail("amx tile probe: A tiles of ", rows, " rows x ", k_bytes,
+         " bytes (rows 1..16, bytes a multiple of 4 up to 64)");
+  if (!cpu_caps().tier_available(Tier::amx)) return 0.0;
+  // 4 TDPBSSD per iteration, rows · 16 · k_bytes multiply-adds each, 2 ops per multiply-add
+  const double ops_per_iteration = 4.0 * rows * 16 * k_bytes * 2;
+  return peak_of(
+      pool,
+      [rows, k_bytes](int64_t iterations) { return amx::tdp_loop(iterations, rows, k_bytes); },
+      ops_per_iteration, seconds);
 }
 
 double measure_f32_fma_peak(ThreadPool& pool, Tier tier, double seconds) {

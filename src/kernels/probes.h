@@ -17,6 +17,13 @@ namespace xtile {
 // instruction here.
 double measure_int8_peak(ThreadPool& pool, Tier tier, double seconds = 0.3);
 
+// int8 ops (2 per multiply-accumulate of useful work) per second of TDPBSSD with A tiles of
+// `rows` × `k_bytes` (B: k_bytes / 4 rows × 64 bytes, C: rows × 16 int32) on every thread of the
+// pool; (16, 64) is the amx tier's measure_int8_peak. What a kernel that cannot fill the tiles
+// (a few decoding rows, a 16-wide sub-block) keeps of the unit. 0 where AMX is unavailable;
+// throws on a shape no tile has (rows 1..16, k_bytes a multiple of 4 up to 64).
+double measure_amx_tile_ops(ThreadPool& pool, int rows, int k_bytes, double seconds = 0.3);
+
 // f32 FLOPs (2 per lane of a fused multiply-add) per second of VFMADD231PS in a register-only
 // loop on every thread of the pool: on ymm for avx2, on zmm for avx512 (the widths attention's
 // 8- and 16-wide objects run). 0 for another tier or one this CPU lacks.

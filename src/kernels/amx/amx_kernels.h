@@ -13,9 +13,12 @@
 
 namespace xtile::amx {
 
-// The tier's ceiling probe (amx_probe.cpp): `iterations` × 4 TDPBSSD on full 16 × 64 tiles,
-// 4 × 16·16·64 multiply-adds each; returns a value derived from the results.
-int64_t tdp_loop(int64_t iterations);
+// The tier's ceiling probe (amx_probe.cpp): `iterations` × 4 TDPBSSD, each of an A tile of
+// `rows` × `k_bytes` (full: 16 × 64) by a B tile of k_bytes / 4 rows × 64 bytes, 4 · rows · 16 ·
+// k_bytes multiply-adds in all; returns the sum of two of the C tiles' int32 (rows 1..16,
+// k_bytes a multiple of 4 up to 64: measure_amx_tile_ops checks, on the portable side, since a
+// throw here would instantiate error.h's templates in an AMX object).
+int64_t tdp_loop(int64_t iterations, int rows = 16, int k_bytes = 64);
 
 XTILE_AMX_DECLARE(q8_0)
 XTILE_AMX_DECLARE(q4_0)
@@ -31,7 +34,7 @@ XTILE_AMX_DECLARE(iq4_xs)
 
 namespace xtile::amx_emu {
 
-int64_t tdp_loop(int64_t iterations);  // compiled for symmetry; never timed
+int64_t tdp_loop(int64_t iterations, int rows = 16, int k_bytes = 64);  // never timed
 
 XTILE_AMX_DECLARE(q8_0)
 XTILE_AMX_DECLARE(q4_0)
