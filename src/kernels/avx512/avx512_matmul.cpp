@@ -71,7 +71,9 @@ constexpr int kGemmGroups = 2;             //                      x16 groups (3
 // Q6_K at M = 8 read the output head at 19 GB/s of the 38 a 4 KB distance reaches. 8 KB over
 // 4 KB on the Zen 5 VM (151936 × 2048 head, 2 threads, medians of 5 interleaved runs): M = 8
 // Q4_K 18.5 -> 23.2 GB/s, Q6_K 33.6 -> 43.1; M = 1 within that VM's ±25 % noise; 16 KB lost
-// Q4_K's gain.
+// Q4_K's gain. On the AMX VM (2026-12-01) the 1-group tile's share at 4, 16 or 32 KB left the
+// Q6_K head at M = 8 where 8 KB has it (13.5-13.9 ms, noise): there it is the arithmetic, not
+// the distance, that keeps the reads from overlapping.
 constexpr int64_t kPrefetchBytes = 8192;
 template <int NG>
 constexpr int64_t kPrefetchPerStream = kPrefetchBytes / NG;
