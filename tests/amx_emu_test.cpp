@@ -585,45 +585,19 @@ TEST(AmxEmuKernel, InstructionsPerStep) {
   }
 }
 
-// The amx ceiling probe does the work it is credited with (src/kernels/probes.cpp counts 4
-// TDPBSSD of 16·16·64 multiply-adds per iteration): the instructions and multiply-adds on the
-// software tiles, and the value the results give, also on real tiles where the CPU has them.
-TEST(AmxEmuKernel, CeilingProbeRunsFourFullTileProductsPerIteration) {
-  // Its operand: byte i = i % 7 - 3, as A (16 × 64) and as B (16 rows of 4 k × 16 columns).
+// The ceiling probe (amx_probe.cpp) with A tiles of rows × k_bytes does the work
+// measure_amx_tile_ops credits it with: 4 TDPBSSD of rows·16·k_bytes multiply-adds per iteration
+// on the software tiles, and the value the results give, also on real tiles where the CPU has
+// them. Its operand: byte i = i % 7 - 3, read as A (rows × k_bytes) and as B (k_bytes / 4 rows of
+// 4 k × 16 columns), both at a 64-byte stride.
+void expect_probe_work(int rows, int k_bytes, int64_t iterations) {
   auto op = [](int i) { return i % 7 - 3; };
-  int64_t one_tile = 0;  // the sum of the 256 int32 of A · B
-  for (int r = 0; r < 16; ++r)
-    for (int n = 0; n < 16; ++n)
-      for (int kk = 0; kk < 16; ++kk)
-        for (int i = 0; i < 4; ++i) one_tile += op(r * 64 + 4 * kk + i) * op(kk * 64 + 4 * n + i);
-  const int64_t iterations = 3;
-  const int64_t want = 2 * iterations * one_tile;  // the probe returns the sums of C0 and C3
-  emu::reset_counters();
-  EXPECT_EQ(amx_emu::tdp_loop(iterations), want);
-  const emu::Counters& c = emu::counters();
-  EXPECT_EQ(c.tdp, static_cast<uint64_t>(4 * iterations));
-  EXPECT_EQ(c.macs, static_cast<uint64_t>(4 * iterations * 16 * 16 * 64));
-  if (cpu_caps().tier_available(Tier::amx)) {
-    EXPECT_EQ(amx::tdp_loop(iterations), want);
-  } else {
-    std::printf("[probe] amx::tdp_loop not run: %s\n",
-                cpu_caps().tier_unavailable_reason(Tier::amx).c_str());
-  }
-}
-
-// The probe on tiles it does not fill (measure_amx_tile_ops): 8 rows × 16 bytes of K, the shape
-// of a Q6_K sub-block for a batch of 8 decoding rows; each TDPBSSD is credited with 8·16·16
-// multiply-adds. measure_amx_tile_ops refuses shapes no tile has.
-TEST(AmxEmuKernel, CeilingProbeRunsPartialTiles) {
-  auto op = [](int i) { return i % 7 - 3; };  // as above: A rows and B rows at a 64-byte stride
-  const int rows = 8, k_bytes = 16;
-  int64_t one_tile = 0;
+  int64_t one_tile = 0;  // the sum of the rows × 16 int32 of A · B
   for (int r = 0; r < rows; ++r)
     for (int n = 0; n < 16; ++n)
       for (int kk = 0; kk < k_bytes / 4; ++kk)
         for (int i = 0; i < 4; ++i) one_tile += op(r * 64 + 4 * kk + i) * op(kk * 64 + 4 * n + i);
-  const int64_t iterations = 5;
-  const int64_t want = 2 * iterations * one_tile;
+  const int64_t want = 2 * iterations * one_tile;  // the probe returns the sums of C0 and C3
   emu::reset_counters();
   EXPECT_EQ(amx_emu::tdp_loop(iterations, rows, k_bytes), want);
   const emu::Counters& c = emu::counters();
@@ -632,9 +606,21 @@ TEST(AmxEmuKernel, CeilingProbeRunsPartialTiles) {
   if (cpu_caps().tier_available(Tier::amx)) {
     EXPECT_EQ(amx::tdp_loop(iterations, rows, k_bytes), want);
   } else {
-    std::printf("[probe] amx::tdp_loop(8 x 16) not run: %s\n",
+    std::printf("[probe] amx::tdp_loop(%d x %d) not run: %s\n", rows, k_bytes,
                 cpu_caps().tier_unavailable_reason(Tier::amx).c_str());
   }
+}
+
+// The amx tier's int8 peak: full 16 × 64 tiles.
+TEST(AmxEmuKernel, CeilingProbeRunsFourFullTileProductsPerIteration) {
+  expect_probe_work(16, 64, 3);
+}
+
+// Tiles the probe does not fill: 8 rows × 16 bytes of K (a Q6_K sub-block for a batch of 8
+// decoding rows) and 4 × 32; measure_amx_tile_ops refuses shapes no tile has.
+TEST(AmxEmuKernel, CeilingProbeRunsPartialTiles) {
+  expect_probe_work(8, 16, 5);
+  expect_probe_work(4, 32, 2);
   ThreadPool pool(1);
   for (auto [r, k] : {std::pair{0, 64}, {17, 64}, {16, 0}, {16, 68}, {16, 30}})
     EXPECT_THROW(measure_amx_tile_ops(pool, r, k, 0.01), Error) << r << " x " << k;
