@@ -434,6 +434,8 @@ MatmulFn emu_kernel(GgmlType t) {
     case GgmlType::IQ4_NL: return amx_emu::iq4_nl_gemm;
     case GgmlType::Q4_K: return amx_emu::q4_k_gemm;
     case GgmlType::Q5_K: return amx_emu::q5_k_gemm;
+    case GgmlType::Q6_K:
+      return amx_emu::q6_k_gemm;
     default: return amx_emu::iq4_xs_gemm;
   }
 }
@@ -449,14 +451,16 @@ MatmulFn lanes_kernel(GgmlType t) {
     case GgmlType::IQ4_NL: return amx_avx512_lanes::iq4_nl_gemm;
     case GgmlType::Q4_K: return amx_avx512_lanes::q4_k_gemm;
     case GgmlType::Q5_K: return amx_avx512_lanes::q5_k_gemm;
+    case GgmlType::Q6_K:
+      return amx_avx512_lanes::q6_k_gemm;
     default: return amx_avx512_lanes::iq4_xs_gemm;
   }
 }
 
-// Every type the tiles run (Q6_K runs on AVX-512 in the amx tier): 32-wide blocks.
-const GgmlType kTileTypes[] = {GgmlType::Q8_0, GgmlType::Q4_0,   GgmlType::Q4_1,
-                               GgmlType::Q5_0, GgmlType::Q5_1,   GgmlType::IQ4_NL,
-                               GgmlType::Q4_K, GgmlType::Q5_K,   GgmlType::IQ4_XS};
+// Every type the tiles run (Q6_K as two byte planes).
+const GgmlType kTileTypes[] = {GgmlType::Q8_0, GgmlType::Q4_0,   GgmlType::Q4_1, GgmlType::Q5_0,
+                               GgmlType::Q5_1, GgmlType::IQ4_NL, GgmlType::Q4_K, GgmlType::Q5_K,
+                               GgmlType::Q6_K, GgmlType::IQ4_XS};
 MatmulFn ref_kernel(GgmlType) { return ref::matmul; }
 
 // One call on [m0, m1) × [n0, n1) into y with row stride ldy > n: the block equals ref's bytes,
@@ -558,31 +562,34 @@ TEST(AmxEmuKernel, Avx512LanesOfTheAmxBuildOnSoftwareTiles) {
 
 // What the kernel issues per step (docs/AMX.md): per output tile (16 rows × 16 columns) and K
 // block one TILEZERO, two TILELOADD (A, B), one TDPBSSD, one TILESTORED; one LDTILECFG per
-// distinct tile height per panel; one TILERELEASE per call.
+// distinct tile height per panel; one TILERELEASE per call. Q6_K's two byte planes: two of each
+// but the A load (one A tile for both planes' B tiles).
 TEST(AmxEmuKernel, InstructionsPerStep) {
   struct Expect {
     int64_t m, n, k;
     uint64_t out_tiles, ldtilecfg, macs_per_tdp;
   };
-  for (const Expect& e :
-       {Expect{32, 32, 256, 4, 1, 16 * 32 * 16}, Expect{1, 48, 128, 3, 1, 1 * 32 * 16},
-        Expect{20, 16, 64, 2, 2, 0}, Expect{16, 80, 64, 5, 1, 16 * 32 * 16}}) {
-    Prepared p = prepare({GgmlType::Q8_0, e.m, e.n, e.k}, 4);
-    std::vector<float> y(static_cast<size_t>(e.m * e.n));
-    emu::reset_counters();
-    amx_emu::q8_0_gemm(p.x16_w, p.acts.acts(), y.data(), e.n, 0, e.m, 0, e.n);
-    const emu::Counters& n = emu::counters();
-    const uint64_t steps = e.out_tiles * static_cast<uint64_t>(e.k / 32);
-    EXPECT_EQ(n.tdp, steps) << "M=" << e.m;
-    EXPECT_EQ(n.tilezero, steps);
-    EXPECT_EQ(n.tileloadd, 2 * steps);
-    EXPECT_EQ(n.tilestored, steps);
-    EXPECT_EQ(n.ldtilecfg, e.ldtilecfg);
-    EXPECT_EQ(n.tilerelease, 1u);
-    if (e.macs_per_tdp) {
-      EXPECT_EQ(n.macs, steps * e.macs_per_tdp);
+  for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q6_K})
+    for (const Expect& e :
+         {Expect{32, 32, 256, 4, 1, 16 * 32 * 16}, Expect{1, 48, 256, 3, 1, 1 * 32 * 16},
+          Expect{20, 16, 256, 2, 2, 0}, Expect{16, 80, 256, 5, 1, 16 * 32 * 16}}) {
+      Prepared p = prepare({type, e.m, e.n, e.k}, 4);
+      std::vector<float> y(static_cast<size_t>(e.m * e.n));
+      emu::reset_counters();
+      emu_kernel(type)(p.x16_w, p.acts.acts(), y.data(), e.n, 0, e.m, 0, e.n);
+      const emu::Counters& n = emu::counters();
+      const uint64_t steps = e.out_tiles * static_cast<uint64_t>(e.k / 32);
+      const uint64_t planes = type == GgmlType::Q6_K ? 2 : 1;
+      EXPECT_EQ(n.tdp, planes * steps) << ggml_type_name(type) << " M=" << e.m;
+      EXPECT_EQ(n.tilezero, planes * steps);
+      EXPECT_EQ(n.tileloadd, (1 + planes) * steps);
+      EXPECT_EQ(n.tilestored, planes * steps);
+      EXPECT_EQ(n.ldtilecfg, e.ldtilecfg);
+      EXPECT_EQ(n.tilerelease, 1u);
+      if (e.macs_per_tdp) {
+        EXPECT_EQ(n.macs, planes * steps * e.macs_per_tdp);
+      }
     }
-  }
 }
 
 // The ceiling probe (amx_probe.cpp) with A tiles of rows × k_bytes does the work

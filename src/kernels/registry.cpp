@@ -16,6 +16,9 @@ namespace {
 
 using enum MatmulShape;
 
+// One line per tier and a few types per line: clang-format would fold the macro calls into one
+// expression (no entry after the last macro anchors the list).
+// clang-format off
 constexpr MatmulKernel kMatmulKernels[] = {
     // ref: the definition; one loop nest serves GEMV and GEMM, every weight type.
 #define XTILE_REF(T, name, rows)                                                                \
@@ -53,8 +56,8 @@ constexpr MatmulKernel kMatmulKernels[] = {
 #undef XTILE_AVX512
     // [amx kernels]
     // AMX tiles for GEMM (docs/AMX.md); GEMV is memory-bound and stays on AVX-512 VNNI, which
-    // every AMX CPU has (the same function as the avx512 tier's, hence its name). Q6_K's
-    // 16-element sub-scales would leave half of every tile multiply empty: VNNI for both shapes.
+    // every AMX CPU has (the same function as the avx512 tier's, hence its name). Q6_K runs on
+    // tiles as two byte planes of q · sub (amx_gemm.cpp), from its own switch point below.
 #define XTILE_AMX(T, fn, name, layout)                                                             \
   {name "_gemv_1x64__avx512vnni", GgmlType::T, Tier::amx, gemv, Layout::layout, 16,                \
    avx512::fn##_gemv},                                                                             \
@@ -63,16 +66,11 @@ constexpr MatmulKernel kMatmulKernels[] = {
     XTILE_AMX(Q4_1, q4_1, "q4_1", q4_1_x16) XTILE_AMX(Q5_0, q5_0, "q5_0", q5_0_x16)
     XTILE_AMX(Q5_1, q5_1, "q5_1", q5_1_x16) XTILE_AMX(IQ4_NL, iq4_nl, "iq4_nl", iq4_nl_x16)
     XTILE_AMX(Q4_K, q4_k, "q4_K", q4_k_x16) XTILE_AMX(Q5_K, q5_k, "q5_K", q5_k_x16)
-    XTILE_AMX(IQ4_XS, iq4_xs, "iq4_xs", iq4_xs_x16)
+    XTILE_AMX(Q6_K, q6_k, "q6_K", q6_k_x16) XTILE_AMX(IQ4_XS, iq4_xs, "iq4_xs", iq4_xs_x16)
 #undef XTILE_AMX
-    {"q6_K_gemv_1x64__avx512vnni", GgmlType::Q6_K, Tier::amx, gemv, Layout::q6_k_x16, 16,
-     avx512::q6_k_gemv},
-    {"q6_K_gemm_4x32__avx512vnni", GgmlType::Q6_K, Tier::amx, gemm, Layout::q6_k_x16, 16,
-     avx512::q6_k_gemm},
     // [amx-emu kernels]
     // The amx kernels on software tiles, for GEMV (1-row tiles) as well as GEMM, so that tests on
-    // any machine run the AMX kernel source on every shape. Q6_K, which the amx tier runs on
-    // AVX-512 (not available everywhere), takes the ref kernel here.
+    // any machine run the AMX kernel source on every shape.
 #define XTILE_AMX_EMU(T, fn, name, layout)                                                         \
   {name "_gemv_16x16__amx_emu", GgmlType::T, Tier::amx_emu, gemv, Layout::layout, 16,              \
    amx_emu::fn##_gemm},                                                                            \
@@ -82,13 +80,10 @@ constexpr MatmulKernel kMatmulKernels[] = {
     XTILE_AMX_EMU(Q4_1, q4_1, "q4_1", q4_1_x16) XTILE_AMX_EMU(Q5_0, q5_0, "q5_0", q5_0_x16)
     XTILE_AMX_EMU(Q5_1, q5_1, "q5_1", q5_1_x16) XTILE_AMX_EMU(IQ4_NL, iq4_nl, "iq4_nl", iq4_nl_x16)
     XTILE_AMX_EMU(Q4_K, q4_k, "q4_K", q4_k_x16) XTILE_AMX_EMU(Q5_K, q5_k, "q5_K", q5_k_x16)
-    XTILE_AMX_EMU(IQ4_XS, iq4_xs, "iq4_xs", iq4_xs_x16)
+    XTILE_AMX_EMU(Q6_K, q6_k, "q6_K", q6_k_x16) XTILE_AMX_EMU(IQ4_XS, iq4_xs, "iq4_xs", iq4_xs_x16)
 #undef XTILE_AMX_EMU
-    {"q6_K_gemv_1x1__ref", GgmlType::Q6_K, Tier::amx_emu, gemv, Layout::q6_k_rows, 1,
-     ref::matmul_rows<GgmlType::Q6_K>},
-    {"q6_K_gemm_1x1__ref", GgmlType::Q6_K, Tier::amx_emu, gemm, Layout::q6_k_rows, 1,
-     ref::matmul_rows<GgmlType::Q6_K>},
 };
+// clang-format on
 
 constexpr QuantizeKernel kQuantizeKernels[] = {
     {"quantize_acts_row__ref", Tier::ref, ref::quantize_row},
@@ -131,11 +126,12 @@ int gemm_min_m(Tier tier, GgmlType type) {
     // (q4_0 117-136 / 158-161). Since e3036c9 one row tile of 9..16 rows streams
     // its weights without a panel; on the 2-vCPU Sapphire Rapids VM (docs/PERF.md, 2026-12-01) it
     // beats the GEMV in L3 at M = 8 (q4_0 6144×2048: ~200 against ~224 µs) but not in a server's
-    // step (8 clients, switch at 5: 126 / 125 against 132 / 130 t/s), so 9 stays. Q6_K runs the
-    // avx512 tier's kernels here and takes its switch (M = 16 on the head: GEMV 20.6-21.4 ms,
-    // GEMM 22.0-22.4).
+    // step (8 clients, switch at 5: 126 / 125 against 132 / 130 t/s), so 9 stays. Q6_K's byte
+    // planes (no streaming K loop: every row tile unpacks its panel) beat the avx512 kernels
+    // from M = 32 on that VM, 2 threads (2048×6144: 1.11-1.17 against 1.19-1.23 ms; M = 28
+    // 1.14-1.16 against 1.05-1.10; the head at 32: 32.9-33.1 against 33.6-34.4 ms).
     case Tier::amx:
-      return type == GgmlType::Q6_K ? 33 : 9;
+      return type == GgmlType::Q6_K ? 32 : 9;
     default: return 2;
   }
 }

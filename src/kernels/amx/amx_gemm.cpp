@@ -1,8 +1,9 @@
-// GEMM of every 32-wide weight type on AMX tiles (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q4_K,
-// Q5_K, IQ4_XS), bit-exact with the ref tier (quant/weight_terms.h). Written once against tile.h
+// GEMM of every x16 weight type on AMX tiles (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q4_K, Q5_K,
+// Q6_K, IQ4_XS), bit-exact with the ref tier (quant/weight_terms.h). Written once against tile.h
 // and lanes.h and compiled twice (see amx_kernels.h). docs/AMX.md has the blocking, the
-// per-step cycle budget and what the emulator executes. Q6_K's 16-element sub-scales would need
-// half-empty tiles; the amx tier runs it on AVX-512 VNNI instead (registry.cpp).
+// per-step cycle budget and what the emulator executes. Q6_K, whose 16-element halves carry
+// their own int8 sub-scales, runs as two byte planes of q · sub (lanes::unpack_q6k_planes): two
+// TDPBSSD per block into two C tiles, isum = 256 · C_hi + C_lo ("planes" below).
 //
 // Shape of the work for one call, rows [m0, m1) × columns [n0, n1):
 //   for each weight panel (up to 4 groups of 16 weight rows × all of K, <= 1 MiB):
@@ -45,10 +46,12 @@ constexpr int64_t kPanelBudgetBytes = int64_t{1} << 20;
 
 // Tile roles. Two C tiles so that block b+1 accumulates in one while block b is stored from the
 // other; A and B alternate with C so that a load never waits on the TDP still reading the
-// previous block's operands. tmm6 and tmm7 are free (docs/AMX.md: spare for deeper pipelining).
-constexpr int kC0 = 0, kC1 = 1, kA0 = 2, kA1 = 3, kB0 = 4, kB1 = 5;
+// previous block's operands. With two planes (Q6_K) the lo plane's C tiles are tmm6 and tmm7,
+// and tmm4 / tmm5 hold the hi and lo planes' B tiles of every block (no tile left to alternate
+// them: the hi plane's load for block b+1 waits only for block b's first TDPBSSD).
+constexpr int kC0 = 0, kC1 = 1, kA0 = 2, kA1 = 3, kB0 = 4, kB1 = 5, kCLo0 = 6, kCLo1 = 7;
 
-TileConfig make_config(int rows) {
+TileConfig make_config(int rows, int planes) {
   TileConfig cfg{};
   tile::set_shape(cfg, kC0, rows, 64);
   tile::set_shape(cfg, kC1, rows, 64);
@@ -56,8 +59,16 @@ TileConfig make_config(int rows) {
   tile::set_shape(cfg, kA1, rows, kBlock);
   tile::set_shape(cfg, kB0, kBlock / 4, kBRowBytes);
   tile::set_shape(cfg, kB1, kBlock / 4, kBRowBytes);
+  if (planes == 2) {
+    tile::set_shape(cfg, kCLo0, rows, 64);
+    tile::set_shape(cfg, kCLo1, rows, 64);
+  }
   return cfg;
 }
+
+// B tiles per block: 2 for Q6_K's byte planes (hi, then lo: 1024 bytes), 1 for every other type.
+template <GgmlType kType>
+inline constexpr int kPlanesOf = kType == GgmlType::Q6_K ? 2 : 1;
 
 // Per-thread scratch (grows, never shrinks): the unpacked panel, transposed activation scales
 // and the two stored C tiles. 64-byte aligned (AlignedBuffer): tile rows and zmm loads.
@@ -76,7 +87,7 @@ struct TileJob {
   const int8_t* a;  // X row of the tile's first row, block 0 (A tiles: stride = k)
   int64_t k;
   int64_t nb;        // K blocks
-  const int8_t* bq;  // unpacked group: nb B tiles of 512 bytes
+  const int8_t* bq;  // unpacked group: nb × planes B tiles of 512 bytes
   const float* bs;   // its fp32 scales: nb × 16
   const float* bm;   // its fp32 mins: nb × 16 (types with mins)
   const float* dxt;  // activation scales, nb × 16 (row i of the tile at [b * 16 + i])
@@ -84,7 +95,7 @@ struct TileJob {
   float* y;          // y of (first row, first column)
   int64_t ldy;
   int n_valid;        // columns to write (16, or fewer at the end of the matrix)
-  int32_t* cbuf;      // 2 × 1 KiB: stored C tiles
+  int32_t* cbuf;      // 4 × 1 KiB: stored C tiles (C0, C1, then the lo plane's two)
   const uint8_t* pf;  // panel: the packed bytes of a group of the next panel to prefetch, or
                       // null; streaming: this tile's group's packed bytes
   int64_t pf_block_bytes;  // packed bytes per block (on average: K-quants pack 8 per superblock)
@@ -114,25 +125,43 @@ XTILE_AMX_INLINE void for_rows(F&& f) {
 // C = A_b · B_b: TILEZERO, then one TDPBSSD gives isum of every (row, column) of the tile for
 // block b, exactly (int8 · int8 sums of 32 terms fit int32 with room to spare). a: the block's
 // activations (stride k), bq: its unpacked B tile.
-template <int kC, int kA, int kB>
+// Two planes: the same A tile times the hi plane's B (tmm4) into kC and the lo plane's (tmm5)
+// into kC's lo partner.
+template <int kC, int kA, int kB, int kPlanes>
 XTILE_AMX_INLINE void issue_block(const int8_t* a, int64_t k, const int8_t* bq) {
-  tile::zero<kC>();
-  tile::load<kA>(a, k);
-  tile::load<kB>(bq, kBRowBytes);
-  tile::dpbssd<kC, kA, kB>();
+  if constexpr (kPlanes == 1) {
+    tile::zero<kC>();
+    tile::load<kA>(a, k);
+    tile::load<kB>(bq, kBRowBytes);
+    tile::dpbssd<kC, kA, kB>();
+  } else {
+    constexpr int kCLo = kC == kC0 ? kCLo0 : kCLo1;
+    tile::zero<kC>();
+    tile::zero<kCLo>();
+    tile::load<kA>(a, k);
+    tile::load<kB0>(bq, kBRowBytes);
+    tile::dpbssd<kC, kA, kB0>();
+    tile::load<kB1>(bq + kBTileBytes, kBRowBytes);
+    tile::dpbssd<kCLo, kA, kB1>();
+  }
 }
 
 // A block's epilogue from C tile kC: acc[i] = fma(float(isum[i]), dw * dx[i], acc[i]), then for
 // types with mins acc[i] = fma(wm, sd[i], acc[i]), for the tile's rows, blocks in ascending order
 // (the contract's fold). bs, bm: the block's 16 weight scales and mins; dx, sd: its activation
 // scales and s·d, one per row.
-template <int kC, int kRows, bool kMin>
+// Two planes: isum = 256 · C_hi + C_lo per element, the lo plane's tile stored 2 KiB after c.
+template <int kC, int kRows, bool kMin, int kPlanes>
 XTILE_AMX_INLINE void retire_block(int32_t* c, const float* bs, const float* bm, const float* dx,
                                    const float* sd, lanes::F32x16 (&acc)[kRows]) {
+  int32_t* const c_lo = c + 2 * kCTileBytes / 4;
   tile::store<kC>(c, 64);
+  if constexpr (kPlanes == 2) tile::store<kC == kC0 ? kCLo0 : kCLo1>(c_lo, 64);
   const lanes::F32x16 dw = lanes::load(bs);
   for_rows<kRows>([&](auto i) XTILE_AMX_LAMBDA_INLINE {
-    acc[i] = lanes::fma(lanes::load_i32_as_f32(c + i * 16), lanes::mul_bcast(dw, dx + i), acc[i]);
+    const lanes::F32x16 isum = kPlanes == 1 ? lanes::load_i32_as_f32(c + i * 16)
+                                            : lanes::load_planes_as_f32(c + i * 16, c_lo + i * 16);
+    acc[i] = lanes::fma(isum, lanes::mul_bcast(dw, dx + i), acc[i]);
   });
   if constexpr (kMin) {
     const lanes::F32x16 wm = lanes::load(bm);
@@ -146,6 +175,7 @@ XTILE_AMX_INLINE void retire_block(int32_t* c, const float* bs, const float* bm,
 // L2, one block per K step: by the time that panel is unpacked they no longer come from DRAM.
 // Its fields are copies of the TileJob's: a TileJob reached through a pointer would be reloaded
 // from memory after every tile instruction ("memory" clobber).
+template <int kPlanes>
 struct PanelSource {
   const int8_t* bq;
   const float* bs;
@@ -161,7 +191,7 @@ struct PanelSource {
     const uint8_t* p = pf + b * pf_block_bytes;
     for (int64_t off = 0; off < pf_block_bytes; off += 64) lanes::prefetch_l2(p + off);
   }
-  XTILE_AMX_INLINE const int8_t* q(int64_t b) const { return bq + b * kBTileBytes; }
+  XTILE_AMX_INLINE const int8_t* q(int64_t b) const { return bq + b * kPlanes * kBTileBytes; }
   XTILE_AMX_INLINE const float* scales(int64_t b) const { return bs + b * kTileRows; }
   XTILE_AMX_INLINE const float* mins(int64_t b) const { return bm + b * kTileRows; }
 };
@@ -217,7 +247,7 @@ struct StreamSource {
 // The K loop of one output tile, from either source. Steady state, two blocks per iteration so
 // that tile numbers are constants: issue block b into one C tile, then retire block b-1 from the
 // other.
-template <int kRows, bool kMin, typename Source>
+template <int kRows, bool kMin, int kPlanes, typename Source>
 XTILE_AMX_INLINE void run_kloop(const TileJob& t, const Source& src) {
   const int8_t* const a = t.a;
   const int64_t k = t.k;
@@ -231,12 +261,12 @@ XTILE_AMX_INLINE void run_kloop(const TileJob& t, const Source& src) {
 
   auto issue = [&](auto cc, auto ac, auto bc, int64_t b) XTILE_AMX_LAMBDA_INLINE {
     src.before_issue(b);
-    issue_block<decltype(cc)::value, decltype(ac)::value, decltype(bc)::value>(a + b * kBlock, k,
-                                                                               src.q(b));
+    issue_block<decltype(cc)::value, decltype(ac)::value, decltype(bc)::value, kPlanes>(
+        a + b * kBlock, k, src.q(b));
   };
   auto retire = [&](auto cc, int32_t* c, int64_t b) XTILE_AMX_LAMBDA_INLINE {
-    retire_block<decltype(cc)::value, kRows, kMin>(c, src.scales(b), src.mins(b),
-                                                   dxt + b * kTileRows, sdt + b * kTileRows, acc);
+    retire_block<decltype(cc)::value, kRows, kMin, kPlanes>(
+        c, src.scales(b), src.mins(b), dxt + b * kTileRows, sdt + b * kTileRows, acc);
   };
   using C0 = std::integral_constant<int, kC0>;
   using C1 = std::integral_constant<int, kC1>;
@@ -273,24 +303,25 @@ XTILE_AMX_INLINE void run_kloop(const TileJob& t, const Source& src) {
   });
 }
 
-template <int kRows, bool kMin>
+template <int kRows, bool kMin, int kPlanes>
 void tile_kloop(const TileJob& t) {
-  run_kloop<kRows, kMin>(t, PanelSource(t));
+  run_kloop<kRows, kMin, kPlanes>(t, PanelSource<kPlanes>(t));
 }
 
 template <GgmlType kType, int kRows, bool kMin>
 void stream_kloop(const TileJob& t) {
-  run_kloop<kRows, kMin>(t, StreamSource<kType>{*t.w, t.g, t.nb, t_ring, t.pf, t.pf_block_bytes});
+  run_kloop<kRows, kMin, 1>(t,
+                            StreamSource<kType>{*t.w, t.g, t.nb, t_ring, t.pf, t.pf_block_bytes});
 }
 
 using TileKLoop = void (*)(const TileJob&);
 
 // The K loop for a tile of `rows` rows (1..16): the row count is a template argument so that
 // the accumulators are a fixed set of registers.
-template <bool kMin, int... R>
+template <bool kMin, int kPlanes, int... R>
 TileKLoop kloop_for(int rows, std::integer_sequence<int, R...>) {
   TileKLoop fn = nullptr;
-  ((rows == R + 1 ? (fn = &tile_kloop<R + 1, kMin>, 0) : 0), ...);
+  ((rows == R + 1 ? (fn = &tile_kloop<R + 1, kMin, kPlanes>, 0) : 0), ...);
   return fn;
 }
 // The streaming K loop for 9..16 rows (kStreamMinRows.. kTileRows).
@@ -303,14 +334,14 @@ TileKLoop stream_kloop_for(int rows, std::integer_sequence<int, R...>) {
 }
 
 // Unpacks groups [g0, g1) of the packed matrix into the panel: B tiles of the signed int8
-// values q (lanes::unpack_block), fp32 scales and mins, group-major then block, so one output
-// tile's K loop reads all three sequentially.
-void unpack_panel(const PackedMatrix& w, int64_t nb, int64_t g0, int64_t g1, int8_t* pq, float* ps,
-                  float* pm) {
+// values q (Q6_K: its two planes; lanes::unpack_block), fp32 scales and mins, group-major then
+// block, so one output tile's K loop reads all three sequentially.
+void unpack_panel(const PackedMatrix& w, int64_t nb, int64_t g0, int64_t g1, int planes, int8_t* pq,
+                  float* ps, float* pm) {
   for (int64_t g = g0; g < g1; ++g)
     for (int64_t b = 0; b < nb; ++b) {
       const int64_t slot = (g - g0) * nb + b;
-      lanes::unpack_block(w, g, b, pq + slot * kBTileBytes, ps + slot * kTileRows,
+      lanes::unpack_block(w, g, b, pq + slot * planes * kBTileBytes, ps + slot * kTileRows,
                           pm + slot * kTileRows);
     }
 }
@@ -334,20 +365,23 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
   const int64_t g_end = (n1 + kInterleave - 1) / kInterleave;
 
   // One row tile of 9..16 rows (a server's decode step, a short prompt) has no panel to share:
-  // its K loops stream the packed groups (StreamSource), without a panel.
-  const bool streaming = row_tiles == 1 && rows >= kStreamMinRows;
-  int64_t panel_groups = kPanelBudgetBytes / (int64_t{kInterleave} * k);
+  // its K loops stream the packed groups (StreamSource), without a panel. Not Q6_K: its planes
+  // cost more to unpack than VNNI spends on the whole block at that height (docs/AMX.md), so the
+  // amx tier gives it the tiles only from the switch point on, and any height here uses panels.
+  constexpr int planes = kPlanesOf<kType>;
+  const bool streaming = planes == 1 && row_tiles == 1 && rows >= kStreamMinRows;
+  int64_t panel_groups = kPanelBudgetBytes / (int64_t{kInterleave} * k * planes);
   if (panel_groups > kMaxPanelGroups) panel_groups = kMaxPanelGroups;
   if (panel_groups < 1) panel_groups = 1;
   if (panel_groups > g_end - g_begin) panel_groups = g_end - g_begin;
   if (streaming) panel_groups = 0;
 
-  // Scratch: panel quants | scales | mins | transposed dx | transposed s·d | 2 stored C tiles
+  // Scratch: panel quants | scales | mins | transposed dx | transposed s·d | 4 stored C tiles
   // (all 64-aligned).
-  const size_t pq_bytes = static_cast<size_t>(panel_groups * nb) * kBTileBytes;
+  const size_t pq_bytes = static_cast<size_t>(panel_groups * nb * planes) * kBTileBytes;
   const size_t ps_bytes = static_cast<size_t>(panel_groups * nb) * kTileRows * sizeof(float);
   const size_t dxt_bytes = static_cast<size_t>(row_tiles * nb) * kTileRows * sizeof(float);
-  uint8_t* base = scratch(pq_bytes + 2 * ps_bytes + 2 * dxt_bytes + 2 * kCTileBytes);
+  uint8_t* base = scratch(pq_bytes + 2 * ps_bytes + 2 * dxt_bytes + 4 * kCTileBytes);
   auto* pq = reinterpret_cast<int8_t*>(base);
   auto* ps = reinterpret_cast<float*>(base + pq_bytes);
   auto* pm = reinterpret_cast<float*>(base + pq_bytes + ps_bytes);
@@ -369,8 +403,8 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
 
   // At most two tile configurations: full 16-row tiles and the tail's shorter A and C tiles
   // (never reading past row m1 - 1). LDTILECFG happens at most twice per panel.
-  const TileConfig full_cfg = make_config(kTileRows);
-  const TileConfig tail_cfg = make_config(tail_rows == 0 ? kTileRows : tail_rows);
+  const TileConfig full_cfg = make_config(kTileRows, planes);
+  const TileConfig tail_cfg = make_config(tail_rows == 0 ? kTileRows : tail_rows, planes);
 
   // What every tile job of row tile rt and output columns [n, n + 16) has, whichever its source
   // (set by the caller: the panel's bq/bs/bm, or the packed matrix and group to stream).
@@ -389,29 +423,32 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
     return t;
   };
 
-  if (streaming) {
-    const TileKLoop loop = stream_kloop_for<lanes::kUnpackAs<kType>, kMin>(
-        static_cast<int>(rows), std::make_integer_sequence<int, kTileRows - kStreamMinRows + 1>{});
-    tile::configure(tail_rows ? tail_cfg : full_cfg);
-    for (int64_t g = g_begin; g < g_end; ++g) {
-      TileJob t = tile_job(0, g * kInterleave);
-      t.pf = w.data + g * group_bytes;
-      t.w = &w;
-      t.g = g;
-      loop(t);
+  if constexpr (planes == 1) {
+    if (streaming) {
+      const TileKLoop loop = stream_kloop_for<lanes::kUnpackAs<kType>, kMin>(
+          static_cast<int>(rows),
+          std::make_integer_sequence<int, kTileRows - kStreamMinRows + 1>{});
+      tile::configure(tail_rows ? tail_cfg : full_cfg);
+      for (int64_t g = g_begin; g < g_end; ++g) {
+        TileJob t = tile_job(0, g * kInterleave);
+        t.pf = w.data + g * group_bytes;
+        t.w = &w;
+        t.g = g;
+        loop(t);
+      }
+      tile::release();
+      return;
     }
-    tile::release();
-    return;
   }
 
-  const TileKLoop full_loop = &tile_kloop<kTileRows, kMin>;
+  const TileKLoop full_loop = &tile_kloop<kTileRows, kMin, planes>;
   const TileKLoop tail_loop =
-      tail_rows ? kloop_for<kMin>(tail_rows, std::make_integer_sequence<int, kTileRows>{})
+      tail_rows ? kloop_for<kMin, planes>(tail_rows, std::make_integer_sequence<int, kTileRows>{})
                 : nullptr;
   int loaded_rows = 0;
   for (int64_t g = g_begin; g < g_end; g += panel_groups) {
     const int64_t gp_end = g + panel_groups < g_end ? g + panel_groups : g_end;
-    unpack_panel(w, nb, g, gp_end, pq, ps, pm);
+    unpack_panel(w, nb, g, gp_end, planes, pq, ps, pm);
     const int64_t next_groups = (g_end - gp_end) < panel_groups ? g_end - gp_end : panel_groups;
     for (int64_t rt = 0; rt < row_tiles; ++rt) {
       const int tile_rows = rt < full_tiles ? kTileRows : tail_rows;
@@ -422,7 +459,7 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
       const TileKLoop loop = tile_rows == kTileRows ? full_loop : tail_loop;
       for (int64_t j = 0; j < gp_end - g; ++j) {
         TileJob t = tile_job(rt, (g + j) * kInterleave);
-        t.bq = pq + j * nb * kBTileBytes;
+        t.bq = pq + j * nb * planes * kBTileBytes;
         t.bs = ps + j * nb * kTileRows;
         t.bm = pm + j * nb * kTileRows;
         t.pf = rt == 0 && j < next_groups ? w.data + (gp_end + j) * group_bytes : nullptr;
@@ -454,6 +491,7 @@ XTILE_AMX_TYPE(q5_1, "q5_1", q5_1_x16, Q5_1, true)
 XTILE_AMX_TYPE(iq4_nl, "iq4_nl", iq4_nl_x16, IQ4_NL, false)
 XTILE_AMX_TYPE(q4_k, "q4_K", q4_k_x16, Q4_K, true)
 XTILE_AMX_TYPE(q5_k, "q5_K", q5_k_x16, Q5_K, true)
+XTILE_AMX_TYPE(q6_k, "q6_K", q6_k_x16, Q6_K, false)
 XTILE_AMX_TYPE(iq4_xs, "iq4_xs", iq4_xs_x16, IQ4_XS, false)
 #undef XTILE_AMX_TYPE
 

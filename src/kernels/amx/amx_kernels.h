@@ -6,7 +6,7 @@
 
 #include "kernels/kernel_api.h"
 
-// GEMM of each 32-wide weight type on its x16 layout (amx_gemm.cpp).
+// GEMM of each x16 weight type on its layout (amx_gemm.cpp).
 #define XTILE_AMX_DECLARE(t)                                                                   \
   void t##_gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0, \
                 int64_t m1, int64_t n0, int64_t n1);
@@ -28,6 +28,7 @@ XTILE_AMX_DECLARE(q5_1)
 XTILE_AMX_DECLARE(iq4_nl)
 XTILE_AMX_DECLARE(q4_k)
 XTILE_AMX_DECLARE(q5_k)
+XTILE_AMX_DECLARE(q6_k)
 XTILE_AMX_DECLARE(iq4_xs)
 
 }  // namespace xtile::amx
@@ -44,6 +45,7 @@ XTILE_AMX_DECLARE(q5_1)
 XTILE_AMX_DECLARE(iq4_nl)
 XTILE_AMX_DECLARE(q4_k)
 XTILE_AMX_DECLARE(q5_k)
+XTILE_AMX_DECLARE(q6_k)
 XTILE_AMX_DECLARE(iq4_xs)
 
 }  // namespace xtile::amx_emu

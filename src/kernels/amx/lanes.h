@@ -49,6 +49,13 @@ inline F32x16 load(const float* p) {
 inline F32x16 load_i32_as_f32(const int32_t* p) {
   return _mm512_maskz_cvtepi32_ps(static_cast<__mmask16>(0xffff), _mm512_load_si512(p));
 }
+// A Q6_K block's isum from its two stored C-tile rows (the byte planes, unpack_q6k_planes):
+// 256 · C_hi + C_lo, exact in int32 (|isum| < 2^24), then converted like load_i32_as_f32.
+inline F32x16 load_planes_as_f32(const int32_t* hi, const int32_t* lo) {
+  const __m512i isum =
+      _mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(hi), 8), _mm512_load_si512(lo));
+  return _mm512_maskz_cvtepi32_ps(static_cast<__mmask16>(0xffff), isum);
+}
 // v * s for a scalar s in memory: VMULPS with an embedded {1to16} broadcast (one uop, the
 // broadcast costs a load port, not a vector ALU port).
 inline F32x16 mul_bcast(F32x16 v, const float* s) {
@@ -125,7 +132,59 @@ inline void unpack_block_of(const PackedMatrix& w, int64_t g, int64_t b, int8_t*
   }
 }
 
-// unpack_block_as for the matrix's type (every type the tiles run: 32-wide blocks, no halves).
+// Q6_K on tiles (docs/AMX.md "Q6_K on tiles"): block b of group g as two B tiles, byte planes of
+// w' = q · sc (q −32..31, sc its half's int8 sub-scale, |w'| ≤ 4096): lo = the low byte of w' as
+// int8 and hi = (w' + 128) >> 8 (−16..16), so w' = 256 · hi + lo exactly and the TDPBSSD of the
+// two planes give isum = 256 · C_hi + C_lo = Σ_h sc_h · isum_h, the contract's integer. bq: the
+// hi plane's tile, then the lo plane's (2 × 512 bytes); bs: d; bm: zeros (no min term).
+// Per 64 codes: VPUNPCK{L,H}BW of q with itself + VPSRAW 8 sign-extend the bytes 0-7 and 8-15 of
+// each 128-bit lane to int16, VPMULLW by those rows' sub-scales, then VPACKSSWB / VPACKUSWB put
+// hi and lo back in the lanes' byte order (AVX-512 BW only: no byte permutes needed).
+inline void unpack_q6k_planes(const PackedMatrix& w, int64_t g, int64_t b, int8_t* bq, float* bs,
+                              float* bm) {
+  using T = x16avx512::Q6_K;
+  constexpr int bpsb = T::G.elems / 32;
+  const int64_t nsb = w.k / T::G.elems;
+  const uint8_t* p = w.data + (g * nsb + b / bpsb) * T::G.bytes;
+  const int j = static_cast<int>(b % bpsb);
+  // int16 lane l of the unpacked low (high) bytes holds byte 16 (l / 8) + l % 8 (+ 8) of the B row,
+  // i.e. weight row 4 (l / 8) + (l % 8) / 4 (+ 2): where each lane takes its sub-scale from.
+  alignas(64) static constexpr int16_t kRowOfLane[2][32] = {
+      {0, 0, 0, 0, 1, 1, 1, 1, 4,  4,  4,  4,  5,  5,  5,  5,
+       8, 8, 8, 8, 9, 9, 9, 9, 12, 12, 12, 12, 13, 13, 13, 13},
+      {2,  2,  2,  2,  3,  3,  3,  3,  6,  6,  6,  6,  7,  7,  7,  7,
+       10, 10, 10, 10, 11, 11, 11, 11, 14, 14, 14, 14, 15, 15, 15, 15}};
+  __m512i pat[2][2];
+  for (int h = 0; h < 2; ++h) {
+    const __m512i sc = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + T::G.sub + (2 * j + h) * 16))));
+    pat[h][0] = _mm512_permutexvar_epi16(_mm512_load_si512(kRowOfLane[0]), sc);
+    pat[h][1] = _mm512_permutexvar_epi16(_mm512_load_si512(kRowOfLane[1]), sc);
+  }
+  const __m512i bias = _mm512_set1_epi8(static_cast<char>(T::kBias));
+  const __m512i round = _mm512_set1_epi16(128), low_byte = _mm512_set1_epi16(0xff);
+  auto planes = [&](__m512i codes, int h, int8_t* hi, int8_t* lo) {
+    const __m512i q = _mm512_sub_epi8(codes, bias);
+    const __m512i wa =
+        _mm512_mullo_epi16(_mm512_srai_epi16(_mm512_unpacklo_epi8(q, q), 8), pat[h][0]);
+    const __m512i wb =
+        _mm512_mullo_epi16(_mm512_srai_epi16(_mm512_unpackhi_epi8(q, q), 8), pat[h][1]);
+    _mm512_store_si512(hi, _mm512_packs_epi16(_mm512_srai_epi16(_mm512_add_epi16(wa, round), 8),
+                                              _mm512_srai_epi16(_mm512_add_epi16(wb, round), 8)));
+    _mm512_store_si512(
+        lo, _mm512_packus_epi16(_mm512_and_si512(wa, low_byte), _mm512_and_si512(wb, low_byte)));
+  };
+  for (int jj = 0; jj < 4; ++jj) {
+    __m512i a, c;
+    T::pair(p, j, jj, &a, &c);  // codes q + 32 of k 4jj.. (half 0) and 16 + 4jj.. (half 1)
+    planes(a, 0, bq + jj * 64, bq + 512 + jj * 64);
+    planes(c, 1, bq + (jj + 4) * 64, bq + 512 + (jj + 4) * 64);
+  }
+  _mm512_store_ps(bs, T::scale(p, j));
+  _mm512_store_ps(bm, _mm512_setzero_ps());
+}
+
+// unpack_block_as for the matrix's type (every type the tiles run; Q6_K as its two planes).
 inline void unpack_block(const PackedMatrix& w, int64_t g, int64_t b, int8_t* bq, float* bs,
                          float* bm) {
   switch (w.type) {
@@ -147,6 +206,8 @@ inline void unpack_block(const PackedMatrix& w, int64_t g, int64_t b, int8_t* bq
       return unpack_block_of<GgmlType::Q5_K>(w, g, b, bq, bs, bm);
     case GgmlType::IQ4_XS:
       return unpack_block_of<GgmlType::IQ4_XS>(w, g, b, bq, bs, bm);
+    case GgmlType::Q6_K:  // two B tiles: 1024 bytes at bq
+      return unpack_q6k_planes(w, g, b, bq, bs, bm);
     default:
       return;  // not a tile type: the kernel refuses it before unpacking
   }
@@ -169,6 +230,11 @@ inline F32x16 load(const float* p) {
 inline F32x16 load_i32_as_f32(const int32_t* p) {
   F32x16 r;
   for (int l = 0; l < 16; ++l) r.v[l] = static_cast<float>(p[l]);
+  return r;
+}
+inline F32x16 load_planes_as_f32(const int32_t* hi, const int32_t* lo) {
+  F32x16 r;
+  for (int l = 0; l < 16; ++l) r.v[l] = static_cast<float>(256 * hi[l] + lo[l]);
   return r;
 }
 inline F32x16 mul_bcast(F32x16 v, const float* s) {
@@ -197,12 +263,24 @@ inline void prefetch_l2(const void*) {}  // nothing to hide: the emulator has no
 // Block b of group g of a packed x16 matrix: the B tile (byte j·64 + r·4 + i = q of row r,
 // element 4j + i), the 16 block scales and mins, from the contract's terms (packed_terms reads
 // any x16 layout; the AVX-512 build decodes the same bytes with vectors, tested equal).
+// Q6_K: the two byte planes of w' = q · sub (the AVX-512 build's unpack_q6k_planes), hi's tile
+// then lo's: w' = 256 · hi + lo, hi = (w' + 128) >> 8 (an arithmetic shift in C++20).
 inline void unpack_block(const PackedMatrix& w, int64_t g, int64_t b, int8_t* bq, float* bs,
                          float* bm) {
   for (int r = 0; r < x16::kRows; ++r) {
     BlockTerms t;
     packed_terms(w, g * x16::kRows + r, b, &t);
-    for (int e = 0; e < 32; ++e) bq[(e / 4) * 64 + r * 4 + e % 4] = t.q[e];
+    for (int e = 0; e < 32; ++e) {
+      const int at = (e / 4) * 64 + r * 4 + e % 4;
+      if (w.type != GgmlType::Q6_K) {
+        bq[at] = t.q[e];
+        continue;
+      }
+      const int wq = t.q[e] * t.sub[e / 16];
+      const int hi = (wq + 128) >> 8;
+      bq[at] = static_cast<int8_t>(hi);
+      bq[512 + at] = static_cast<int8_t>(wq - 256 * hi);
+    }
     bs[r] = t.scale;
     bm[r] = t.min;
   }
