@@ -165,9 +165,10 @@ else
 fi
 
 # ---- 5. Kernel benchmark, amx against avx512: three Qwen3-1.7b shapes, M = 1 (GEMV), 16, 128,
-# 512; q4_0, q8_0 and q4_K. About 72 cases at KBENCH_MIN_TIME each plus the packing.
+# 512; q4_0, q8_0 and q4_K, and q6_K (its byte-plane tiles) on one shape. About 80 cases at
+# KBENCH_MIN_TIME each plus the packing.
 KBENCH_JSON=$OUT_DIR/kernels.json
-KBENCH_FILTER=${KBENCH_FILTER:-"^(q4_0|q8_0|q4_K)/(avx512|amx)/(2048x2048|6144x2048|2048x6144)/M:(1|16|128|512)(/|\$)"}
+KBENCH_FILTER=${KBENCH_FILTER:-"^((q4_0|q8_0|q4_K)/(avx512|amx)/(2048x2048|6144x2048|2048x6144)|q6_K/(avx512|amx)/2048x6144)/M:(1|16|128|512)(/|\$)"}
 if ((!RUN_BENCH)); then
   skip kernel-bench "no AMX (RUN_BENCH=1 runs it on avx512 alone)"
 elif [[ -x "$KBENCH" ]]; then

@@ -71,7 +71,8 @@ template <GgmlType kType>
 inline constexpr int kPlanesOf = kType == GgmlType::Q6_K ? 2 : 1;
 
 // Per-thread scratch (grows, never shrinks): the unpacked panel, transposed activation scales
-// and the two stored C tiles. 64-byte aligned (AlignedBuffer): tile rows and zmm loads.
+// and the stored C tiles (two, four with planes). 64-byte aligned (AlignedBuffer): tile rows and
+// zmm loads.
 thread_local AlignedBuffer t_scratch;
 
 uint8_t* scratch(size_t bytes) {
