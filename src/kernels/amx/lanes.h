@@ -132,6 +132,11 @@ inline void unpack_block_of(const PackedMatrix& w, int64_t g, int64_t b, int8_t*
   }
 }
 
+// Internal linkage (an unnamed namespace, as in x16_avx512.h): too large to be inlined at the
+// sanitizer build's -O1, and an out-of-line inline function would be a weak symbol of AVX-512
+// code (tests/tier_symbols_test.cpp).
+namespace {  // NOLINT(google-build-namespaces)
+
 // Q6_K on tiles (docs/AMX.md "Q6_K on tiles"): block b of group g as two B tiles, byte planes of
 // w' = q · sc (q −32..31, sc its half's int8 sub-scale, |w'| ≤ 4096): lo = the low byte of w' as
 // int8 and hi = (w' + 128) >> 8 (−16..16), so w' = 256 · hi + lo exactly and the TDPBSSD of the
@@ -183,6 +188,8 @@ inline void unpack_q6k_planes(const PackedMatrix& w, int64_t g, int64_t b, int8_
   _mm512_store_ps(bs, T::scale(p, j));
   _mm512_store_ps(bm, _mm512_setzero_ps());
 }
+
+}  // namespace
 
 // unpack_block_as for the matrix's type (every type the tiles run; Q6_K as its two planes).
 inline void unpack_block(const PackedMatrix& w, int64_t g, int64_t b, int8_t* bq, float* bs,
