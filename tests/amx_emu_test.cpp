@@ -4,6 +4,7 @@
 // sub-ranges of rows and columns, strided output, untouched padding, instruction counts per step.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <thread>
@@ -571,14 +572,16 @@ TEST(AmxEmuKernel, InstructionsPerStep) {
   };
   for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q6_K})
     for (const Expect& e :
-         {Expect{32, 32, 256, 4, 1, 16 * 32 * 16}, Expect{1, 48, 256, 3, 1, 1 * 32 * 16},
-          Expect{20, 16, 256, 2, 2, 0}, Expect{16, 80, 256, 5, 1, 16 * 32 * 16}}) {
-      Prepared p = prepare({type, e.m, e.n, e.k}, 4);
+         {Expect{32, 32, 256, 4, 1, 16 * 32 * 16}, Expect{1, 48, 128, 3, 1, 1 * 32 * 16},
+          Expect{20, 16, 64, 2, 2, 0}, Expect{16, 80, 64, 5, 1, 16 * 32 * 16}}) {
+      // K in whole superblocks of the type (Q6_K: 256)
+      const int64_t k = std::max<int64_t>(e.k, weight_format(type)->super_elems);
+      Prepared p = prepare({type, e.m, e.n, k}, 4);
       std::vector<float> y(static_cast<size_t>(e.m * e.n));
       emu::reset_counters();
       emu_kernel(type)(p.x16_w, p.acts.acts(), y.data(), e.n, 0, e.m, 0, e.n);
       const emu::Counters& n = emu::counters();
-      const uint64_t steps = e.out_tiles * static_cast<uint64_t>(e.k / 32);
+      const uint64_t steps = e.out_tiles * static_cast<uint64_t>(k / 32);
       const uint64_t planes = type == GgmlType::Q6_K ? 2 : 1;
       EXPECT_EQ(n.tdp, planes * steps) << ggml_type_name(type) << " M=" << e.m;
       EXPECT_EQ(n.tilezero, planes * steps);
