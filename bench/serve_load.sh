@@ -3,7 +3,9 @@
 # CLIENTS concurrent streaming clients (bench/serve_load.py), each REQUESTS completions of
 # TOKENS tokens (ignore_eos), loopback only. Prints, per engine, the aggregate generation
 # throughput, its ratio to CLIENTS x the single-stream tg and to the batched-decode roofline
-# min(CLIENTS x tg, pp512) (both from xtile bench on the same file), and time to first token.
+# min(CLIENTS x tg, pp512) (both from xtile bench on the same file) and to xtile bench's
+# "tg128 x CLIENTS" (the engine decoding CLIENTS sequences per step alone: the most a server's
+# steps could give), and time to first token.
 #
 #   MODEL=qwen3-1.7b-q4_0.gguf LLAMA_SERVER=../peers/llama.cpp/build/bin/llama-server \
 #     bash bench/serve_load.sh
@@ -30,13 +32,17 @@ echo "load at start: $(cut -d ' ' -f 1-3 /proc/loadavg) (figures are only meanin
 echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'); model $MODEL"
 echo "$CLIENTS clients x $REQUESTS requests x $TOKENS tokens, $THREADS threads"
 
-"$XTILE" bench -m "$MODEL" -p 512 -n 128 -r 2 -t "$THREADS" -o json >"$OUT/bench.json"
-read -r PP TG < <(python3 -c '
+# tg128 x CLIENTS: the engine's own batched decoding (CLIENTS sequences per forward pass, every
+# row with logits, no HTTP, no prompts): what the server's steps could reach at best.
+"$XTILE" bench -m "$MODEL" -p 512 -n 128 -np "1,$CLIENTS" -r 2 -t "$THREADS" -o json \
+  >"$OUT/bench.json"
+read -r PP TG TGN < <(python3 -c '
 import json, sys
 rows = json.load(open(sys.argv[1]))
 get = lambda t: next(r["avg_ts"] for r in rows if r["test"] == t)
-print(get("pp512"), get("tg128"))' "$OUT/bench.json")
-echo "xtile bench: pp512 $PP t/s, tg128 $TG t/s"
+n = sys.argv[2]
+print(get("pp512"), get("tg128"), get("tg128" if n == "1" else "tg128 x" + n))' "$OUT/bench.json" "$CLIENTS")
+echo "xtile bench: pp512 $PP t/s, tg128 $TG t/s, tg128 x$CLIENTS $TGN t/s"
 
 CTX=$((CLIENTS * (TOKENS + 96)))
 port_of() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -78,18 +84,20 @@ else
   echo "LLAMA_SERVER unset: llama-server not measured"
 fi
 echo "load at end: $(cut -d ' ' -f 1-3 /proc/loadavg)"
-python3 - "$OUT" "$PP" "$TG" "$CLIENTS" "${RESULTS[@]}" <<'PY'
+python3 - "$OUT" "$PP" "$TG" "$TGN" "$CLIENTS" "${RESULTS[@]}" <<'PY'
 import json, sys
-out, pp, tg, n = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+out, pp, tg, tgn, n = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
 roof = min(n * tg, pp)
-print(f"\n| engine | aggregate t/s | / ({n} x tg128) | / min({n} x tg128, pp512) | TTFT p50 s | TTFT p99 s | per-request t/s p50 | failed |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
+print(f"\nxtile bench tg128 x{n} (batched decoding alone): {tgn:.2f} t/s = {tgn / roof:.2f} of "
+      f"min({n} x tg128, pp512) = {roof:.2f}")
+print(f"\n| engine | aggregate t/s | / ({n} x tg128) | / min({n} x tg128, pp512) | / tg128 x{n} | TTFT p50 s | TTFT p99 s | per-request t/s p50 | failed |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 agg = {}
 for name in sys.argv[5:]:
     r = json.load(open(f"{out}/{name}.json"))
     agg[name] = r["aggregate_tps"]
     print(f"| {name} | {r['aggregate_tps']:.2f} | {r['aggregate_tps'] / (n * tg):.2f} | "
-          f"{r['aggregate_tps'] / roof:.2f} | {r['ttft_p50_s']:.2f} | {r['ttft_p99_s']:.2f} | "
+          f"{r['aggregate_tps'] / roof:.2f} | {r['aggregate_tps'] / tgn:.2f} | {r['ttft_p50_s']:.2f} | {r['ttft_p99_s']:.2f} | "
           f"{r['per_request_decode_tps_p50']:.2f} | {len(r['errors'])} |")
 if "xtile" in agg and "llama-server" in agg and agg["llama-server"] > 0:
     print(f"\nxtile / llama-server aggregate: {agg['xtile'] / agg['llama-server']:.2f}")

@@ -66,6 +66,36 @@ TEST(BenchCli, DepthTestsParseInJsonWithTheirDepthAndCacheTypes) {
   EXPECT_NE(out.find("q9_9"), std::string::npos) << out;
 }
 
+TEST(BenchCli, ParallelSequencesAreGenerationTestsInJson) {
+  // -np: every tg test once per sequence count ("tg4 x3"), at every depth; pp tests once.
+  std::string out;
+  const std::string cmd = test::xtile_binary() + " bench -m " + tiny_model() +
+                          " -p 8 -n 4 -np 1,3 -d 0,20 -r 2 -t 2 --roofline -o json 2>/dev/null";
+  ASSERT_EQ(test::run_command(cmd, &out), 0) << out;
+  const auto j = nlohmann::json::parse(out);
+  std::vector<std::string> names;
+  for (const auto& row : j) {
+    names.push_back(row.at("test"));
+    EXPECT_GT(row.at("avg_ts").get<double>(), 0.0);
+    EXPECT_EQ(row.at("samples_ns").size(), 2u);
+    EXPECT_GT(row.at("roofline").get<double>(), 0.0) << row.at("test");
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"pp8", "tg4", "tg4 x3", "pp8 @ d20", "tg4 @ d20",
+                                             "tg4 x3 @ d20"}));
+  EXPECT_EQ(j[2].at("n_parallel"), 3);
+  EXPECT_EQ(j[2].at("n_gen"), 4);
+  EXPECT_EQ(j[1].at("n_parallel"), 1);
+  EXPECT_EQ(j[5].at("n_depth"), 20);
+  for (const char* bad : {"0", "x", "257"}) {
+    EXPECT_EQ(
+        test::run_command(
+            test::xtile_binary() + " bench -m " + tiny_model() + " -np " + bad + " 2>&1", &out),
+        1)
+        << bad;
+    EXPECT_NE(out.find("-np"), std::string::npos) << out;
+  }
+}
+
 TEST(BenchCli, RooflineProbesTheBandwidthAroundEachGenerationTest) {
   // --roofline: a generation test carries the read probe taken right before and right after it
   // and its fraction of the larger one; a prompt test its fraction of the int8 peak.

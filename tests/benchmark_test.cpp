@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "base/error.h"
 #include "cpu/thread_pool.h"
 #include "gguf/gguf.h"
 #include "model/synth.h"
@@ -45,6 +46,27 @@ TEST(BenchCounts, PromptOpsCountEveryLayerPerTokenAndTheOutputHeadOnce) {
     EXPECT_DOUBLE_EQ(prompt_matmul_ops(*w, n),
                      static_cast<double>(n) * static_cast<double>(c.n_layer) * per_layer + head)
         << n << " tokens";
+}
+
+// A generated token with its logits pays every layer and the head: a one-token prompt's ops.
+TEST(BenchCounts, TokenOpsAreEveryLayerAndTheHead) {
+  ThreadPool pool(1);
+  const auto w = load(synth_file("tiny-qwen3", GgmlType::Q8_0), pool);
+  EXPECT_DOUBLE_EQ(token_matmul_ops(*w), prompt_matmul_ops(*w, 1));
+  EXPECT_LT(prompt_matmul_ops(*w, 8), 8 * token_matmul_ops(*w));  // a prompt's head runs once
+}
+
+// tg<N> x<S>: S sequences of one session step together; each repetition times N steps.
+TEST(BenchBatched, SequencesGenerateTogetherAtDepth) {
+  ThreadPool pool(2);
+  const auto w = load(synth_file("tiny-qwen3", GgmlType::Q8_0), pool);
+  BenchTest t{0, 3, 5, 4};
+  EXPECT_EQ(t.name(), "tg3 x4 @ d5");
+  const BenchResult r = run_bench_test(*w, pool, t, 2, 512);
+  ASSERT_EQ(r.seconds.size(), 2u);
+  EXPECT_GT(r.mean_tps, 0.0);
+  BenchTest pp{8, 0, 0, 2};  // a prompt is one sequence's
+  EXPECT_THROW(run_bench_test(*w, pool, pp, 1, 512), Error);
 }
 
 // Generation in a MoE model reads the router and the n_used selected experts of each layer, not

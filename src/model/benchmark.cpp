@@ -1,5 +1,6 @@
 #include "model/benchmark.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <random>
@@ -17,6 +18,7 @@ std::string BenchTest::name() const {
     n = "pp" + std::to_string(n_prompt);
   else
     n = "tg" + std::to_string(n_gen);
+  if (n_seq > 1) n += " x" + std::to_string(n_seq);
   return n_depth > 0 ? n + " @ d" + std::to_string(n_depth) : n;
 }
 
@@ -92,6 +94,10 @@ double prompt_matmul_ops(const WeightStore& w, int64_t n_tokens) {
   return static_cast<double>(n_tokens) * layer_ops_per_token(w) + projection_ops(w.output());
 }
 
+double token_matmul_ops(const WeightStore& w) {
+  return layer_ops_per_token(w) + projection_ops(w.output());
+}
+
 uint64_t kv_bytes_per_token(const WeightStore& w, KvType type_k, KvType type_v, int64_t depth,
                             int64_t n_gen) {
   const ModelConfig& c = w.config();
@@ -103,12 +109,81 @@ uint64_t kv_bytes_per_token(const WeightStore& w, KvType type_k, KvType type_v, 
       static_cast<double>(kv_row_bytes(type_k, c.head_dim) + kv_row_bytes(type_v, c.head_dim)));
 }
 
+namespace {
+
+// Mean and sample standard deviation of tokens / seconds over the timed repetitions.
+void summarize(BenchResult* result, double tokens) {
+  double sum = 0, sum2 = 0;
+  for (double s : result->seconds) sum += tokens / s;
+  result->mean_tps = sum / static_cast<double>(result->seconds.size());
+  for (double s : result->seconds)
+    sum2 += (tokens / s - result->mean_tps) * (tokens / s - result->mean_tps);
+  result->sd_tps = result->seconds.size() > 1
+                       ? std::sqrt(sum2 / static_cast<double>(result->seconds.size() - 1))
+                       : 0.0;
+}
+
+// tg<N> x<S> (benchmark.h): S sequences of one session, each with its own depth and one-token
+// prompt (untimed), then N steps of S rows, every row with logits, as a server's decoding step.
+BenchResult run_batched_tg(const WeightStore& weights, ThreadPool& pool, const BenchTest& test,
+                           int repetitions, int64_t n_batch, const BenchProgress& progress,
+                           KvType kv_type_k, KvType kv_type_v) {
+  const int n_seq = test.n_seq;
+  SessionOptions so;
+  so.n_ctx = test.n_depth + test.n_gen + 1;  // per sequence
+  so.n_batch = std::max<int64_t>(n_batch, n_seq);
+  so.kv_type = kv_type_k;
+  so.kv_type_v = kv_type_v;
+  so.n_seq_max = n_seq;
+  Session session(weights, pool, so);
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int32_t> token(0,
+                                               static_cast<int32_t>(weights.config().n_vocab - 1));
+  std::vector<float> logits;
+  std::vector<Session::Row> rows;
+  if (test.n_depth > 0) {
+    if (progress) progress(test.name() + " (filling the depth)", -1, repetitions);
+    for (int s = 0; s < n_seq; ++s) {  // each sequence its own tokens, as a server's slots
+      rows.clear();
+      for (int64_t i = 0; i < test.n_depth; ++i) rows.push_back({s, token(rng), false});
+      session.eval_rows(rows, &logits);
+    }
+  }
+  BenchResult result;
+  result.test = test;
+  for (int rep = -1; rep < repetitions; ++rep) {  // rep -1: warm-up
+    if (progress) progress(test.name(), rep, repetitions);
+    rows.clear();
+    for (int s = 0; s < n_seq; ++s) {
+      session.truncate(s, test.n_depth);
+      rows.push_back({s, token(rng), true});  // the untimed one-token prompts
+    }
+    session.eval_rows(rows, &logits);
+    const double t0 = now();
+    for (int64_t i = 0; i < test.n_gen; ++i) {
+      for (Session::Row& r : rows) r.token = token(rng);
+      session.eval_rows(rows, &logits);
+    }
+    const double dt = now() - t0;
+    if (rep >= 0) result.seconds.push_back(dt);
+  }
+  summarize(&result, static_cast<double>(n_seq) * static_cast<double>(test.n_gen));
+  return result;
+}
+
+}  // namespace
+
 BenchResult run_bench_test(const WeightStore& weights, ThreadPool& pool, const BenchTest& test,
                            int repetitions, int64_t n_batch, const BenchProgress& progress,
                            KvType kv_type_k, KvType kv_type_v) {
   if (repetitions < 1) fail("bench: repetitions must be at least 1 (got ", repetitions, ")");
   if (test.n_prompt < 0 || test.n_gen < 0 || test.n_depth < 0 || test.n_prompt + test.n_gen == 0)
     fail("bench: test ", test.name(), " has no tokens");
+  if (test.n_seq < 1 || (test.n_seq > 1 && test.n_prompt > 0))
+    fail("bench: ", test.n_seq, " sequences: a batch of sequences is a generation test's (-np)");
+  if (test.n_seq > 1)
+    return run_batched_tg(weights, pool, test, repetitions, n_batch, progress, kv_type_k,
+                          kv_type_v);
   SessionOptions so;
   // tg runs after a one-token prompt; the cache must hold every position of the test.
   so.n_ctx = test.n_depth + test.n_prompt + test.n_gen + 1;
@@ -149,15 +224,7 @@ BenchResult run_bench_test(const WeightStore& weights, ThreadPool& pool, const B
     const double dt = now() - t0;
     if (rep >= 0) result.seconds.push_back(dt);
   }
-  const double tokens = static_cast<double>(test.n_prompt + test.n_gen);
-  double sum = 0, sum2 = 0;
-  for (double s : result.seconds) sum += tokens / s;
-  result.mean_tps = sum / static_cast<double>(result.seconds.size());
-  for (double s : result.seconds)
-    sum2 += (tokens / s - result.mean_tps) * (tokens / s - result.mean_tps);
-  result.sd_tps = result.seconds.size() > 1
-                      ? std::sqrt(sum2 / static_cast<double>(result.seconds.size() - 1))
-                      : 0.0;
+  summarize(&result, static_cast<double>(test.n_prompt + test.n_gen));
   return result;
 }
 

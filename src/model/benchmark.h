@@ -5,6 +5,10 @@
 //   pp<N>+tg<M>: both, t/s = (N + M) / total time.
 //   "… @ d<D>":  the test runs after D tokens already in the cache (llama-bench's -d): the depth
 //                is evaluated once, untimed, and every repetition continues from it.
+//   tg<N> x<S>:  S sequences generate together (a server's batch of decoding slots, as
+//                llama-batched-bench's -npl): each step is one forward pass of S rows, one per
+//                sequence, every row with its logits; after an untimed one-token prompt per
+//                sequence (and each sequence's own depth). t/s = S · N / time.
 // One warm-up run, then `repetitions` timed runs; tokens are random ids (throughput does not
 // depend on them) drawn from a fixed seed.
 #pragma once
@@ -24,7 +28,8 @@ struct BenchTest {
   int64_t n_prompt = 0;
   int64_t n_gen = 0;
   int64_t n_depth = 0;
-  std::string name() const;  // "pp512", "tg128", "pp512+tg128", "tg128 @ d4096"
+  int n_seq = 1;             // sequences decoding together (tg tests only)
+  std::string name() const;  // "pp512", "tg128", "pp512+tg128", "tg128 @ d4096", "tg128 x8"
 };
 
 struct BenchResult {
@@ -41,6 +46,9 @@ uint64_t weight_bytes_per_token(const WeightStore& w);
 // layer for every token, the output projection for the last token only (a prompt's logits are
 // the last row's). Attention and norms are not counted.
 double prompt_matmul_ops(const WeightStore& w, int64_t n_tokens);
+// Int8 ops of the quantized matmuls of one generated token with its logits: every layer and the
+// output projection (a batched step's rows each pay both).
+double token_matmul_ops(const WeightStore& w);
 // Bytes of KV cache one generated token reads on average over a test: every layer's K and V of
 // every position before it (from depth + 1 to depth + n_gen).
 uint64_t kv_bytes_per_token(const WeightStore& w, KvType type_k, KvType type_v, int64_t depth,

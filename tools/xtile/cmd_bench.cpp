@@ -26,6 +26,7 @@ struct BenchArgs {
   std::string gens = "128";
   std::vector<std::string> pg;
   std::string depths = "0";
+  std::string parallel = "1";
   std::string cache_type_k = "f16", cache_type_v = "f16";
   int repetitions = 5;
   std::string threads;
@@ -55,12 +56,23 @@ int64_t parse_count(const std::string& s, const char* flag) {
   fail(flag, ": '", s, "' is not a non-negative whole number");
 }
 
+// The most sequences -np takes: a server's slots (more rows per step leave the GEMV for the GEMM).
+constexpr int64_t kMaxParallel = 256;
+
 std::vector<BenchTest> tests_of(const BenchArgs& a) {
   std::vector<BenchTest> tests;
   for (const std::string& p : split(a.prompts, ','))
     if (int64_t n = parse_count(p, "-p")) tests.push_back({n, 0});
+  std::vector<int> seqs;
+  for (const std::string& np : split(a.parallel, ',')) {
+    const int64_t n = parse_count(np, "-np");
+    if (n < 1 || n > kMaxParallel) fail("-np: '", np, "' sequences: give 1 to ", kMaxParallel);
+    seqs.push_back(static_cast<int>(n));
+  }
+  if (seqs.empty()) fail("-np: no sequence count given");
   for (const std::string& g : split(a.gens, ','))
-    if (int64_t n = parse_count(g, "-n")) tests.push_back({0, n});
+    if (int64_t n = parse_count(g, "-n"))
+      for (int np : seqs) tests.push_back({0, n, 0, np});
   for (const std::string& pg : a.pg) {
     const auto parts = split(pg, ',');
     if (parts.size() != 2) fail("-pg: '", pg, "' is not PROMPT,GEN (e.g. 512,128)");
@@ -135,12 +147,13 @@ void print_markdown(const std::vector<Row>& rows, bool roofline) {
 
 void print_csv(const std::vector<Row>& rows) {
   std::cout << "model_filename,model_type,model_size,model_n_params,tier,n_threads,n_batch,test,"
-               "n_prompt,n_gen,n_depth,avg_ts,stddev_ts,roofline\n";
+               "n_prompt,n_gen,n_depth,n_parallel,avg_ts,stddev_ts,roofline\n";
   for (const Row& r : rows)
     std::cout << '"' << r.model_file << "\",\"" << r.model << "\"," << r.file_size << ','
               << r.params << ',' << r.tier << ',' << r.threads << ',' << r.batch << ',' << r.test
               << ',' << r.result.test.n_prompt << ',' << r.result.test.n_gen << ','
-              << r.result.test.n_depth << ',' << fmt("%.6f", r.result.mean_tps) << ',' << fmt("%.6f", r.result.sd_tps) << ','
+              << r.result.test.n_depth << ',' << r.result.test.n_seq << ','
+              << fmt("%.6f", r.result.mean_tps) << ',' << fmt("%.6f", r.result.sd_tps) << ','
               << (r.roofline < 0 ? std::string() : fmt("%.4f", r.roofline)) << "\n";
 }
 
@@ -149,13 +162,21 @@ void print_json(const std::vector<Row>& rows) {
   for (const Row& r : rows) {
     nlohmann::json samples = nlohmann::json::array();
     for (double s : r.result.seconds) samples.push_back(static_cast<int64_t>(s * 1e9));
-    nlohmann::json j = {{"model_filename", r.model_file}, {"model_type", r.model},
-                        {"model_size", r.file_size},      {"model_n_params", r.params},
-                        {"tier", r.tier},                 {"n_threads", r.threads},
-                        {"n_batch", r.batch},             {"test", r.test},
-                        {"n_prompt", r.result.test.n_prompt}, {"n_gen", r.result.test.n_gen},
-                        {"n_depth", r.result.test.n_depth}, {"type_kv", r.kv_type},
-                        {"samples_ns", samples},          {"avg_ts", r.result.mean_tps},
+    nlohmann::json j = {{"model_filename", r.model_file},
+                        {"model_type", r.model},
+                        {"model_size", r.file_size},
+                        {"model_n_params", r.params},
+                        {"tier", r.tier},
+                        {"n_threads", r.threads},
+                        {"n_batch", r.batch},
+                        {"test", r.test},
+                        {"n_prompt", r.result.test.n_prompt},
+                        {"n_gen", r.result.test.n_gen},
+                        {"n_depth", r.result.test.n_depth},
+                        {"n_parallel", r.result.test.n_seq},
+                        {"type_kv", r.kv_type},
+                        {"samples_ns", samples},
+                        {"avg_ts", r.result.mean_tps},
                         {"stddev_ts", r.result.sd_tps}};
     if (r.roofline >= 0) {
       j["roofline"] = r.roofline;
@@ -237,13 +258,25 @@ int run_bench(const BenchArgs& a) {
           if (probe) r.bandwidth_after = probe_bandwidth(pool);
           if (a.roofline) {
             if (test.n_prompt == 0) {
-              // Weights and, at depth, the KV cache each token reads.
-              const double bytes = static_cast<double>(
-                  weight_bytes_per_token(*weights) +
-                  kv_bytes_per_token(*weights, *kv_type, *kv_type_v, test.n_depth, test.n_gen));
+              // Weights (once per step: shared by its n_seq rows) and, at depth, the KV cache
+              // each token reads.
+              const double bytes =
+                  static_cast<double>(weight_bytes_per_token(*weights)) / test.n_seq +
+                  static_cast<double>(
+                      kv_bytes_per_token(*weights, *kv_type, *kv_type_v, test.n_depth, test.n_gen));
               const double bandwidth = std::max(r.bandwidth_before, r.bandwidth_after);
               r.roofline = bytes * r.result.mean_tps / bandwidth;
               r.roofline_of = fmt("%.1f GB/s", bandwidth / 1e9);
+              // A batch of sequences can be bound by arithmetic instead (every row pays every
+              // layer and the output head): the tighter of the two ceilings is the one shown.
+              const double int8_peak = peak[{int(tier), threads}];
+              if (test.n_seq > 1 && int8_peak > 0) {
+                const double compute = token_matmul_ops(*weights) * r.result.mean_tps / int8_peak;
+                if (compute > r.roofline) {
+                  r.roofline = compute;
+                  r.roofline_of = fmt("%.0f GOP/s", int8_peak / 1e9);
+                }
+              }
             } else if (test.n_gen == 0 && peak[{int(tier), threads}] > 0) {
               // t/s × seconds per test = n_prompt, so ops per second = ops of the prompt / s.
               r.roofline = prompt_matmul_ops(*weights, test.n_prompt) * r.result.mean_tps /
@@ -277,6 +310,10 @@ Command register_bench(CLI::App& root) {
                   "PROMPT,GEN: prompt then generation, timed together (repeatable)");
   app->add_option("-d,--n-depth", a->depths,
                   "tokens already in the cache before each test, comma list (llama-bench's -d)")
+      ->capture_default_str();
+  app->add_option("--parallel", a->parallel,
+                  "sequences generating together in each tg test, comma list (-np; a server's "
+                  "decoding slots, as llama-batched-bench's -npl): 'tg128 x8'")
       ->capture_default_str();
   app->add_option("--cache-type-k", a->cache_type_k, "KV cache type (-ctk): f16, bf16, f32 or q8_0")
       ->capture_default_str();
