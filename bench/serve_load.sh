@@ -93,7 +93,7 @@ print(f"\nxtile bench tg128 x{n} (batched decoding alone): {tgn:.2f} t/s = {tgn 
 print(f"\n| engine | aggregate t/s | / ({n} x tg128) | / min({n} x tg128, pp512) | / tg128 x{n} | TTFT p50 s | TTFT p99 s | per-request t/s p50 | failed |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 agg = {}
-for name in sys.argv[5:]:
+for name in sys.argv[6:]:
     r = json.load(open(f"{out}/{name}.json"))
     agg[name] = r["aggregate_tps"]
     print(f"| {name} | {r['aggregate_tps']:.2f} | {r['aggregate_tps'] / (n * tg):.2f} | "
