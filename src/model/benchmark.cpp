@@ -123,19 +123,27 @@ void summarize(BenchResult* result, double tokens) {
                        : 0.0;
 }
 
-// tg<N> x<S> (benchmark.h): S sequences of one session, each with its own depth and one-token
-// prompt (untimed), then N steps of S rows, every row with logits, as a server's decoding step.
-BenchResult run_batched_tg(const WeightStore& weights, ThreadPool& pool, const BenchTest& test,
+// A session for `test`: each sequence's cache holds every position of the test (a generation
+// test's untimed one-token prompt included).
+SessionOptions session_options(const BenchTest& test, int64_t n_batch, KvType kv_type_k,
+                               KvType kv_type_v) {
+  SessionOptions so;
+  so.n_ctx = test.n_depth + test.n_prompt + test.n_gen + 1;
+  so.n_batch = std::max<int64_t>(n_batch, test.n_seq);
+  so.kv_type = kv_type_k;
+  so.kv_type_v = kv_type_v;
+  so.n_seq_max = test.n_seq;
+  return so;
+}
+
+// tg<N> and tg<N> x<S> (benchmark.h): S sequences of one session (S = 1: llama-bench's tg), each
+// with its own depth and one-token prompt (untimed), then N steps of S rows, every row with
+// logits, as a server's decoding step.
+BenchResult run_generation(const WeightStore& weights, ThreadPool& pool, const BenchTest& test,
                            int repetitions, int64_t n_batch, const BenchProgress& progress,
                            KvType kv_type_k, KvType kv_type_v) {
   const int n_seq = test.n_seq;
-  SessionOptions so;
-  so.n_ctx = test.n_depth + test.n_gen + 1;  // per sequence
-  so.n_batch = std::max<int64_t>(n_batch, n_seq);
-  so.kv_type = kv_type_k;
-  so.kv_type_v = kv_type_v;
-  so.n_seq_max = n_seq;
-  Session session(weights, pool, so);
+  Session session(weights, pool, session_options(test, n_batch, kv_type_k, kv_type_v));
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> token(0,
                                                static_cast<int32_t>(weights.config().n_vocab - 1));
@@ -181,16 +189,11 @@ BenchResult run_bench_test(const WeightStore& weights, ThreadPool& pool, const B
     fail("bench: test ", test.name(), " has no tokens");
   if (test.n_seq < 1 || (test.n_seq > 1 && test.n_prompt > 0))
     fail("bench: ", test.n_seq, " sequences: a batch of sequences is a generation test's (-np)");
-  if (test.n_seq > 1)
-    return run_batched_tg(weights, pool, test, repetitions, n_batch, progress, kv_type_k,
+  if (test.n_prompt == 0)
+    return run_generation(weights, pool, test, repetitions, n_batch, progress, kv_type_k,
                           kv_type_v);
-  SessionOptions so;
-  // tg runs after a one-token prompt; the cache must hold every position of the test.
-  so.n_ctx = test.n_depth + test.n_prompt + test.n_gen + 1;
-  so.n_batch = n_batch;
-  so.kv_type = kv_type_k;
-  so.kv_type_v = kv_type_v;
-  Session session(weights, pool, so);
+  // A prompt (then, for pp+tg, its generation), timed together, on sequence 0.
+  Session session(weights, pool, session_options(test, n_batch, kv_type_k, kv_type_v));
   const int64_t n_vocab = weights.config().n_vocab;
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(n_vocab - 1));
@@ -209,14 +212,8 @@ BenchResult run_bench_test(const WeightStore& weights, ThreadPool& pool, const B
   for (int rep = -1; rep < repetitions; ++rep) {  // rep -1: warm-up
     if (progress) progress(test.name(), rep, repetitions);
     session.truncate(test.n_depth);
-    double t0 = now();
-    if (test.n_prompt > 0) {
-      session.eval(prompt, false, &logits);
-    } else {
-      const int32_t first = token(rng);  // the untimed one-token prompt of a tg test
-      session.eval({&first, 1}, false, &logits);
-      t0 = now();
-    }
+    const double t0 = now();
+    session.eval(prompt, false, &logits);
     for (int64_t i = 0; i < test.n_gen; ++i) {
       const int32_t next = token(rng);
       session.eval({&next, 1}, false, &logits);
