@@ -54,6 +54,11 @@ namespace xa = x16avx2;
 
 constexpr int kGemmRows = 4;              // GEMM register block: activation rows
 constexpr int kGemmHalves = 1;            //                      half-groups (8 weight rows)
+// Signed types (Decoded16, int16 records of 544 bytes): 2 half-groups per register block share
+// each broadcast activation pair, and K chunks of 1024 keep the panel (2 × 32 records, 35 KB) in
+// L1 (docs/KERNELS.md: 4 × 1 over 2048 → 4 × 2 over 1024, about +10 % at M = 512 on Zen 5).
+constexpr int kGemmHalves16 = 2;
+constexpr int64_t kKChunkBlocks16 = 32;
 constexpr int64_t kKChunkBlocks = 64;     // GEMM K chunk: 2048 of K (a multiple of 256)
 constexpr int64_t kActChunkBytes = 256 << 10;  // GEMM M chunk: activation bytes kept in L2
 constexpr int64_t kPrefetchBytes = 1024;  // GEMV software prefetch (to L2) distance per stream
@@ -293,6 +298,38 @@ inline Acts acts_at(const QuantizedActs& x, int64_t m, int64_t b0, int64_t block
   return {x.q + m * x.k + b0 * 32, x.d + o, x.s + o, x.sd + o, x.sl + o, x.k, nb, blocks, resume};
 }
 
+// Signed types in the GEMM (Decoded16): one block of MR rows × NH halves at once, so each
+// broadcast activation pair feeds NH VPMADDWD and each weight vector MR: per 32 products and
+// row 2·(1/MR + 1/NH) loads beside the 4 ALU instructions (4 × 1: 2.5; 4 × 2: 1.5). The int32
+// sums of all MR × NH live in registers (≤ 8 of 16 ymm); p[h] is half h's record.
+template <int MR, int NH>
+inline void block_isum16(const uint8_t* const (&p)[NH], const int8_t* xb, int64_t q_stride,
+                         __m256i (&isum)[MR][NH]) {
+  const int16_t* xr[MR];  // row pointers once: the pairs are then constant displacements
+#pragma GCC unroll 4
+  for (int r = 0; r < MR; ++r) xr[r] = reinterpret_cast<const int16_t*>(xb + r * q_stride);
+#pragma GCC unroll 16
+  for (int v = 0; v < 16; ++v) {
+    __m256i w[NH];
+#pragma GCC unroll 4
+    for (int h = 0; h < NH; ++h)
+      w[h] = _mm256_load_si256(reinterpret_cast<const __m256i*>(p[h] + v * 32));
+    const int k = 16 * ((v & 3) >> 1) + 4 * (v >> 2) + 2 * (v & 1);
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; ++r) {
+      int32_t pair;
+      std::memcpy(&pair, xr[r] + k, 4);
+      const __m256i x = _mm256_set1_epi32(pair);
+#pragma GCC unroll 4
+      for (int h = 0; h < NH; ++h) {
+        const __m256i s = _mm256_madd_epi16(w[h], x);
+        isum[r][h] = v == 0 ? s : _mm256_add_epi32(isum[r][h], s);
+        asm("" : "+x"(isum[r][h]));  // the chain's order, as in half_block_isum
+      }
+    }
+  }
+}
+
 // One register block: MR activation rows × NH half-groups (8 weight rows each), the blocks of
 // `a`. y points at (row m, column 8 · first half); the last half writes only its first
 // `last_valid` (1..8) columns. Within a block the halves are done one after the other (int32
@@ -329,6 +366,24 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
 #pragma GCC unroll 8
         for (int64_t l = 0; l < kPrefetchSpan; l += 64) _mm_prefetch(pf + l, _MM_HINT_T1);
       }
+    }
+    if constexpr (is_i16<T>()) {
+      const uint8_t* p[NH];
+      int half, j;
+#pragma GCC unroll 8
+      for (int h = 0; h < NH; ++h) p[h] = weights_at<T, kDecoded>(w, h, b, &half, &j);
+      __m256i isum[MR][NH];
+      block_isum16<MR, NH>(p, a.q + b * 64, a.q_stride, isum);
+#pragma GCC unroll 8
+      for (int h = 0; h < NH; ++h) {
+        const __m256 ws = T::scale(p[h], 0, 0);
+#pragma GCC unroll 4
+        for (int r = 0; r < MR; ++r) {
+          const __m256 scale = _mm256_mul_ps(ws, _mm256_set1_ps(a.d[r * a.ds_stride + b]));
+          facc[r][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r][h]), scale, facc[r][h]);
+        }
+      }
+      continue;
     }
 #pragma GCC unroll 8
     for (int h = 0; h < NH; ++h) {
@@ -514,19 +569,19 @@ void decode_panel(const PackedMatrix& w, int64_t h, int nh, int64_t b0, int64_t 
 }
 
 // tile_halves<mr, kGemmHalves> for a run-time mr in 1..kGemmRows.
-template <typename T, bool kDecoded>
+template <typename T, bool kDecoded, int kPanelHalves>
 inline void tile_rows(int mr, int nh, const TileWeights& w, const Acts& a, float* y, int64_t ldy,
                       int last_valid) {
   static_assert(kGemmRows == 4, "one case per row count");
   switch (mr) {
     case 1:
-      return tile_halves<1, kGemmHalves, T, kDecoded, 0>(nh, w, a, y, ldy, last_valid);
+      return tile_halves<1, kPanelHalves, T, kDecoded, 0>(nh, w, a, y, ldy, last_valid);
     case 2:
-      return tile_halves<2, kGemmHalves, T, kDecoded, 0>(nh, w, a, y, ldy, last_valid);
+      return tile_halves<2, kPanelHalves, T, kDecoded, 0>(nh, w, a, y, ldy, last_valid);
     case 3:
-      return tile_halves<3, kGemmHalves, T, kDecoded, 0>(nh, w, a, y, ldy, last_valid);
+      return tile_halves<3, kPanelHalves, T, kDecoded, 0>(nh, w, a, y, ldy, last_valid);
     default:
-      return tile_halves<4, kGemmHalves, T, kDecoded, 0>(nh, w, a, y, ldy, last_valid);
+      return tile_halves<4, kPanelHalves, T, kDecoded, 0>(nh, w, a, y, ldy, last_valid);
   }
 }
 
@@ -543,14 +598,15 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
   if (nb == 0) return gemv<T>(w, x, y, ldy, m0, m1, n0, n1);  // K = 0: every output is 0
   // Signed values go through int16 (Decoded16) wherever a panel is decoded.
   constexpr bool kI16 = T::kSigned;
+  constexpr int kPanelHalves = kI16 ? kGemmHalves16 : kGemmHalves;
   const int64_t h0 = n0 / 8, h1 = (n1 + 7) / 8;
-  const int64_t kc_max = std::min<int64_t>(nb, kKChunkBlocks);
+  const int64_t kc_max = std::min<int64_t>(nb, kI16 ? kKChunkBlocks16 : kKChunkBlocks);
   // int16 activations take twice the bytes: half the rows per M chunk keeps them in L2.
   const int64_t act_bytes = kc_max * 32 * (kI16 ? 2 : 1);
   const int64_t mc_max =
       std::max<int64_t>(kGemmRows, kActChunkBytes / act_bytes / kGemmRows * kGemmRows);
   uint8_t* scratch =
-      decode_scratch(static_cast<size_t>(kc_max * kGemmHalves * (kI16 ? kRec16Bytes : kRecBytes)));
+      decode_scratch(static_cast<size_t>(kc_max * kPanelHalves * (kI16 ? kRec16Bytes : kRecBytes)));
   int16_t* wide =
       kI16 ? reinterpret_cast<int16_t*>(decode_scratch(static_cast<size_t>(mc_max * act_bytes), 1))
            : nullptr;
@@ -560,8 +616,8 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
       const int64_t mc1 = std::min(m1, mc0 + mc_max);
       const bool decode = mc1 - mc0 > 2 * kGemmRows;
       if (kI16 && decode) widen_acts(x, mc0, mc1, b0, kc, wide);
-      for (int64_t h = h0; h < h1; h += kGemmHalves) {
-        const int nh = static_cast<int>(std::min<int64_t>(kGemmHalves, h1 - h));
+      for (int64_t h = h0; h < h1; h += kPanelHalves) {
+        const int nh = static_cast<int>(std::min<int64_t>(kPanelHalves, h1 - h));
         const int lv = valid_cols((h + nh - 1) * 8, n1);
         TileWeights tw = packed_weights<T>(w, h, b0);
         if (decode) {
@@ -579,12 +635,12 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
             if constexpr (kI16) {
               a.q = reinterpret_cast<const int8_t*>(wide + (m - mc0) * kc * 32);
               a.q_stride = kc * 32 * 2;
-              tile_rows<Decoded16<T>, true>(mr, nh, tw, a, yt, ldy, lv);
+              tile_rows<Decoded16<T>, true, kPanelHalves>(mr, nh, tw, a, yt, ldy, lv);
             } else {
-              tile_rows<Decoded<T>, true>(mr, nh, tw, a, yt, ldy, lv);
+              tile_rows<Decoded<T>, true, kPanelHalves>(mr, nh, tw, a, yt, ldy, lv);
             }
           } else {
-            tile_rows<T, false>(mr, nh, tw, a, yt, ldy, lv);
+            tile_rows<T, false, kPanelHalves>(mr, nh, tw, a, yt, ldy, lv);
           }
         }
       }
