@@ -26,11 +26,13 @@
 //
 // Register blocking (16 ymm):
 //   GEMM  4 activation rows × 8 weight rows: 4 int32 + 4 float accumulators, the weight vectors,
-//         a broadcast and temporaries. Bound by vector ALU work, not by memory (docs/KERNELS.md).
-//         Loop nest as the avx512 GEMM: K chunks of 2048 (the fold resumes from y), M chunks of
-//         256 KB of activations, half-group weight panels, register blocks innermost; a panel
-//         that more than two register blocks will read is decoded once into a per-thread scratch
-//         (signed types as int16, with the M chunk's activations widened beside it).
+//         a broadcast and temporaries; signed types (int16) 4 rows × 16 weight rows over K
+//         chunks of 1024, so that a broadcast feeds two VPMADDWD. Bound by vector ALU work, not
+//         by memory (docs/KERNELS.md). Loop nest as the avx512 GEMM: K chunks of 2048 (the fold
+//         resumes from y), M chunks of 256 KB of activations, weight panels of one (signed: two)
+//         half-groups, register blocks innermost; a panel that more than two register blocks
+//         will read is decoded once into a per-thread scratch (signed types as int16, with the M
+//         chunk's activations widened beside it).
 //   GEMV  1 row × 64 weight rows, 2 × 32, 3 × 16; 4-6 rows as two blocks over the same weight
 //         tile (the second finds it in L1/L2), so the weights stream from memory once for up
 //         to 6 rows. One row reads 4 groups = 4 sequential streams at once: one stream does not
@@ -184,28 +186,7 @@ inline void half_block_isum(const uint8_t* p, int half, int j, const int8_t* xb,
                             const int32_t* xs, const int32_t* xsl, int64_t s_stride,
                             __m256i (&isum)[MR]) {
   const __m256i ones = _mm256_set1_epi16(1);
-  if constexpr (is_i16<T>()) {
-    // xb: int16 activations (q_stride in bytes). One add chain per row; MR rows interleave.
-    (void)ones, (void)xs, (void)xsl, (void)s_stride, (void)half, (void)j;
-    const int16_t* xr[MR];  // row pointers once: the pairs are then constant displacements
-#pragma GCC unroll 4
-    for (int r = 0; r < MR; ++r) xr[r] = reinterpret_cast<const int16_t*>(xb + r * q_stride);
-#pragma GCC unroll 16
-    for (int v = 0; v < 16; ++v) {
-      const __m256i w = T::vec(p, v);
-      const int k = 16 * ((v & 3) >> 1) + 4 * (v >> 2) + 2 * (v & 1);
-#pragma GCC unroll 4
-      for (int r = 0; r < MR; ++r) {
-        int32_t pair;
-        std::memcpy(&pair, xr[r] + k, 4);
-        const __m256i s = _mm256_madd_epi16(w, _mm256_set1_epi32(pair));
-        isum[r] = v == 0 ? s : _mm256_add_epi32(isum[r], s);
-        // Integer adds reassociate: without this GCC computes all 16 × MR products first and
-        // sums them as a tree, spilling most of them. The empty asm pins the chain's order.
-        asm("" : "+x"(isum[r]));
-      }
-    }
-  } else if constexpr (T::kSigned) {
+  if constexpr (T::kSigned) {
 #pragma GCC unroll 4
     for (int jj = 0; jj < 4; ++jj) {
       __m256i va, vb;
@@ -324,7 +305,9 @@ inline void block_isum16(const uint8_t* const (&p)[NH], const int8_t* xb, int64_
       for (int h = 0; h < NH; ++h) {
         const __m256i s = _mm256_madd_epi16(w[h], x);
         isum[r][h] = v == 0 ? s : _mm256_add_epi32(isum[r][h], s);
-        asm("" : "+x"(isum[r][h]));  // the chain's order, as in half_block_isum
+        // Integer adds reassociate: without this GCC computes all 16 × MR × NH products first
+        // and sums them as a tree, spilling most of them. The empty asm pins the chain's order.
+        asm("" : "+x"(isum[r][h]));
       }
     }
   }
@@ -334,7 +317,9 @@ inline void block_isum16(const uint8_t* const (&p)[NH], const int8_t* xb, int64_
 // `a`. y points at (row m, column 8 · first half); the last half writes only its first
 // `last_valid` (1..8) columns. Within a block the halves are done one after the other (int32
 // sums of one half live at a time), so MR × NH float accumulators + MR int32 sums + ~6
-// temporaries fit 16 ymm.
+// temporaries fit 16 ymm. Decoded16 (4 × 2) keeps all MR × NH int32 sums instead
+// (block_isum16); the compiler keeps the 8 float accumulators on the stack, one load and store
+// per block each.
 template <int MR, int NH, typename T, bool kDecoded, int64_t kPrefetchSpan>
 inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int last_valid) {
   // Lanes below last_valid are read and written; the padding rows of a matrix's last group never.
@@ -367,7 +352,7 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
         for (int64_t l = 0; l < kPrefetchSpan; l += 64) _mm_prefetch(pf + l, _MM_HINT_T1);
       }
     }
-    if constexpr (is_i16<T>()) {
+    if constexpr (is_i16<T>()) {  // int16 records: every half's sums at once
       const uint8_t* p[NH];
       int half, j;
 #pragma GCC unroll 8
@@ -383,15 +368,14 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
           facc[r][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r][h]), scale, facc[r][h]);
         }
       }
-      continue;
-    }
+    } else {
 #pragma GCC unroll 8
     for (int h = 0; h < NH; ++h) {
       int half, j;
       const uint8_t* p = weights_at<T, kDecoded>(w, h, b, &half, &j);
       __m256i isum[MR];
-      half_block_isum<MR, T>(p, half, j, a.q + b * 32 * (is_i16<T>() ? 2 : 1), a.q_stride, a.s + b,
-                             a.sl + b, a.ds_stride, isum);
+      half_block_isum<MR, T>(p, half, j, a.q + b * 32, a.q_stride, a.s + b, a.sl + b, a.ds_stride,
+                             isum);
       __m256 ws, wm = _mm256_setzero_ps();
       if constexpr (T::kPrep > 0) {
         if (j == 0) T::prep(p, prep[h]);  // the superblock's 6-bit codes, once
@@ -408,6 +392,7 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
         if constexpr (T::kMin)
           facc[r][h] = _mm256_fmadd_ps(wm, _mm256_set1_ps(a.sd[r * a.ds_stride + b]), facc[r][h]);
       }
+    }
     }
   }
 
