@@ -370,29 +370,29 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
       }
     } else {
 #pragma GCC unroll 8
-    for (int h = 0; h < NH; ++h) {
-      int half, j;
-      const uint8_t* p = weights_at<T, kDecoded>(w, h, b, &half, &j);
-      __m256i isum[MR];
-      half_block_isum<MR, T>(p, half, j, a.q + b * 32, a.q_stride, a.s + b, a.sl + b, a.ds_stride,
-                             isum);
-      __m256 ws, wm = _mm256_setzero_ps();
-      if constexpr (T::kPrep > 0) {
-        if (j == 0) T::prep(p, prep[h]);  // the superblock's 6-bit codes, once
-        ws = T::scale_prep(p, half, j, prep[h]);
-        if constexpr (T::kMin) wm = T::min_prep(p, half, j, prep[h]);
-      } else {
-        ws = T::scale(p, half, j);
-        if constexpr (T::kMin) wm = T::min(p, half, j);
-      }
+      for (int h = 0; h < NH; ++h) {
+        int half, j;
+        const uint8_t* p = weights_at<T, kDecoded>(w, h, b, &half, &j);
+        __m256i isum[MR];
+        half_block_isum<MR, T>(p, half, j, a.q + b * 32, a.q_stride, a.s + b, a.sl + b, a.ds_stride,
+                               isum);
+        __m256 ws, wm = _mm256_setzero_ps();
+        if constexpr (T::kPrep > 0) {
+          if (j == 0) T::prep(p, prep[h]);  // the superblock's 6-bit codes, once
+          ws = T::scale_prep(p, half, j, prep[h]);
+          if constexpr (T::kMin) wm = T::min_prep(p, half, j, prep[h]);
+        } else {
+          ws = T::scale(p, half, j);
+          if constexpr (T::kMin) wm = T::min(p, half, j);
+        }
 #pragma GCC unroll 4
-      for (int r = 0; r < MR; ++r) {
-        const __m256 scale = _mm256_mul_ps(ws, _mm256_set1_ps(a.d[r * a.ds_stride + b]));
-        facc[r][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r]), scale, facc[r][h]);
-        if constexpr (T::kMin)
-          facc[r][h] = _mm256_fmadd_ps(wm, _mm256_set1_ps(a.sd[r * a.ds_stride + b]), facc[r][h]);
+        for (int r = 0; r < MR; ++r) {
+          const __m256 scale = _mm256_mul_ps(ws, _mm256_set1_ps(a.d[r * a.ds_stride + b]));
+          facc[r][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r]), scale, facc[r][h]);
+          if constexpr (T::kMin)
+            facc[r][h] = _mm256_fmadd_ps(wm, _mm256_set1_ps(a.sd[r * a.ds_stride + b]), facc[r][h]);
+        }
       }
-    }
     }
   }
 
@@ -553,7 +553,7 @@ void decode_panel(const PackedMatrix& w, int64_t h, int nh, int64_t b0, int64_t 
       });
 }
 
-// tile_halves<mr, kGemmHalves> for a run-time mr in 1..kGemmRows.
+// tile_halves<mr, kPanelHalves> for a run-time mr in 1..kGemmRows.
 template <typename T, bool kDecoded, int kPanelHalves>
 inline void tile_rows(int mr, int nh, const TileWeights& w, const Acts& a, float* y, int64_t ldy,
                       int last_valid) {
