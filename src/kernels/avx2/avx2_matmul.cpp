@@ -37,7 +37,7 @@
 //         tile (the second finds it in L1/L2), so the weights stream from memory once for up
 //         to 6 rows. One row reads 4 groups = 4 sequential streams at once: one stream does not
 //         keep enough misses in flight to reach the memory bandwidth. Software prefetch to L2,
-//         1 KB ahead per stream.
+//         1 or 2 KB ahead per stream (gemv_prefetch_bytes).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -63,7 +63,16 @@ constexpr int kGemmHalves16 = 2;
 constexpr int64_t kKChunkBlocks16 = 32;
 constexpr int64_t kKChunkBlocks = 64;     // GEMM K chunk: 2048 of K (a multiple of 256)
 constexpr int64_t kActChunkBytes = 256 << 10;  // GEMM M chunk: activation bytes kept in L2
-constexpr int64_t kPrefetchBytes = 1024;  // GEMV software prefetch (to L2) distance per stream
+// GEMV software prefetch (to L2): distance ahead per stream. Types whose tiles spend little
+// work per byte (Q4_0, Q6_K) run ahead of a 1 KB prefetch and stall on memory: at 2 KB the
+// 151936 × 2048 GEMV from memory takes 20-26 % (Q4_0) and 15-22 % (Q6_K) less time on Zen 5;
+// for the others 2 KB measured the same or 3-25 % slower (Q8_0, IQ4_NL, Q4_K, Q5_0, Q5_K:
+// the prefetches then only add to the memory queue). docs/PERF.md, 2026-12-02 tenth session.
+template <typename T>
+constexpr int64_t gemv_prefetch_bytes() {
+  if constexpr (std::is_same_v<T, xa::Q4_0> || std::is_same_v<T, xa::Q6_K>) return 2048;
+  return 1024;
+}
 
 // A decoded half-group block in the GEMM scratch: 8 rows of 32 bytes (a of jj 0..3, then b),
 // then fp32 scale, fp32 min and the two halves' sub-scales (Q6_K), int16 twice per row's lane.
@@ -341,13 +350,14 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
   alignas(32) uint8_t prep[NH][T::kPrep > 0 ? T::kPrep : 1];  // per half: its group's codes
   for (int64_t b = 0; b < a.blocks; ++b) {
     if constexpr (kPrefetchSpan > 0) {
-      // Each group's share of the stream for this block, kPrefetchBytes ahead, once per group
+      // Each group's share of the stream for this block, gemv_prefetch_bytes ahead, once per group
       // (the two halves of a group share cache lines).
 #pragma GCC unroll 8
       for (int h = 0; h < NH; ++h) {
         if (((w.h0 + h) & 1) && h > 0) continue;
-        const char* pf = reinterpret_cast<const char*>(w.base + ((w.h0 + h) >> 1) * w.group_stride) +
-                         (w.sb0 * w.bpsb + b) * kPrefetchSpan + kPrefetchBytes;
+        const char* pf =
+            reinterpret_cast<const char*>(w.base + ((w.h0 + h) >> 1) * w.group_stride) +
+            (w.sb0 * w.bpsb + b) * kPrefetchSpan + gemv_prefetch_bytes<T>();
 #pragma GCC unroll 8
         for (int64_t l = 0; l < kPrefetchSpan; l += 64) _mm_prefetch(pf + l, _MM_HINT_T1);
       }
