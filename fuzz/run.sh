@@ -27,9 +27,12 @@ case "$target" in
   *) echo "fuzz/run.sh: unknown target '$target' (gguf, model or all)" >&2; exit 2 ;;
 esac
 
-CC=clang CXX=clang++ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+# Ninja for a new build folder where installed, as scripts/build.sh.
+generator=()
+if [ ! -f "$build/CMakeCache.txt" ] && command -v ninja >/dev/null; then generator=(-G Ninja); fi
+CC=clang CXX=clang++ cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DXTILE_FUZZ=ON -DXTILE_TESTS=OFF -DXTILE_BENCH=OFF >/dev/null
-make -C "$build" -j"$jobs" "${targets[@]}" >/dev/null
+cmake --build "$build" -j"$jobs" --target "${targets[@]}" >/dev/null
 mkdir -p "$build/artifacts"
 
 # -timeout: one input taking seconds is a finding too (every step is linear in the input).

@@ -4,7 +4,7 @@
 # the npm packages of tests/server/node (the openai client, playwright-core; npm is used for
 # test clients only) and Debian's Chromium.
 set -euo pipefail
-PKGS=(g++ cmake make pkg-config libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev
+PKGS=(g++ cmake make ninja-build pkg-config libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev
       libcli11-dev nlohmann-json3-dev libcpp-httplib-dev binutils clang libclang-rt-14-dev
       curl python3 chromium)
 command -v node >/dev/null || PKGS+=(nodejs)
