@@ -119,7 +119,7 @@ build_needed() {
   [[ -n "$(find src tools tests bench CMakeLists.txt -newer "$XTILE" -print -quit 2>/dev/null)" ]]
 }
 install_deps() {
-  local pkgs=(g++ cmake make ninja-build pkg-config libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev
+  local pkgs=(g++ cmake make pkg-config libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev
     libcli11-dev nlohmann-json3-dev binutils) missing=() p sudo=""
   for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   ((${#missing[@]})) || { echo "all build packages present"; return 0; }
