@@ -65,7 +65,7 @@ constexpr int64_t kKChunkBlocks = 64;     // GEMM K chunk: 2048 of K (a multiple
 constexpr int64_t kActChunkBytes = 256 << 10;  // GEMM M chunk: activation bytes kept in L2
 // GEMV software prefetch (to L2): distance ahead per stream. Types whose tiles spend little
 // work per byte (Q4_0, Q6_K) run ahead of a 1 KB prefetch and stall on memory: at 2 KB the
-// 151936 × 2048 GEMV from memory takes 20-26 % (Q4_0) and 15-22 % (Q6_K) less time on Zen 5;
+// 151936 × 2048 GEMV from memory took 10-26 % (Q4_0) and 9-30 % (Q6_K) less time on Zen 5;
 // for the others 2 KB measured the same or 3-25 % slower (Q8_0, IQ4_NL, Q4_K, Q5_0, Q5_K:
 // the prefetches then only add to the memory queue). docs/PERF.md, 2026-12-02 tenth session.
 template <typename T>
