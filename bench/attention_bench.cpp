@@ -1,14 +1,21 @@
-// Prompt attention alone (ops/attention.h), one layer, against this CPU's f32 FMA peak: where
-// `xtile bench -p 4096` spends most of its time, measured without the matmuls and with less of
-// the VM's noise. For each vector width the CPU runs (the 8-wide avx2 object, the 16-wide avx512
-// one), each head layout and prompt length n: every one of n rows attends to positions 0..its
-// own over an fp16 cache (the default cache type), as a prompt of n tokens does in each layer.
+// Attention alone (ops/attention.h), with less of the VM's noise than a model run.
 //
-//   xtile_attention_bench [--threads=N] [google-benchmark flags]
+// attention/...: prompt attention, one layer, against this CPU's f32 FMA peak: where `xtile
+// bench -p 4096` spends most of its time. For each vector width the CPU runs (the 8-wide avx2
+// object, the 16-wide avx512 one), each head layout and prompt length n: every one of n rows
+// attends to positions 0..its own over an fp16 cache (the default cache type), as a prompt of n
+// tokens does in each layer. Reports GFLOP/s (2 per multiply-add of q·k and of the weighted sum
+// of V, over the causal pairs; softmax and conversions not counted) and its share of the
+// measured f32 FMA peak of the width (probes.h: VFMADD231PS on ymm / zmm in registers).
 //
-// Reports GFLOP/s (2 per multiply-add of q·k and of the weighted sum of V, over the causal
-// pairs; softmax and conversions not counted) and its share of the measured f32 FMA peak of the
-// width (probes.h: VFMADD231PS on ymm / zmm in registers).
+// decode/...: generation, one row at depth d over an fp16 cache, as each layer of a decoding
+// step at depth d: the cache's bytes (K and V) per second and their share of the read
+// bandwidth (probes.h) measured right before and after. Layers' caches are visited in turn,
+// 512 MiB in all by default, so K and V come from memory as in a model; --decode-layers=1 with
+// a small depth keeps them in L2 instead (the arithmetic's own rate).
+//
+//   xtile_attention_bench [--threads=N] [--decode-depths=D,D...] [--decode-layers=N]
+//                         [google-benchmark flags]
 #include <benchmark/benchmark.h>
 
 #include <cmath>
@@ -19,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "base/aligned_buffer.h"
 #include "base/fp16.h"
 #include "cpu/cpu_caps.h"
 #include "cpu/thread_pool.h"
@@ -37,39 +45,51 @@ const HeadLayout kLayouts[] = {
     {32, 4, 128, "qwen3-30b-a3b"},  // 8 query heads per kv head
 };
 const int64_t kLengths[] = {512, 2048, 4096};
+std::vector<int64_t> g_depths = {4096, 16384};  // generation: positions in the cache
+int64_t g_decode_layers = 0;                    // caches visited in turn (0: enough for 512 MiB)
 
 ThreadPool* g_pool = nullptr;
 std::map<int, double> g_peak;  // f32 FLOP/s by vector width
+const AlignedBuffer* g_probe = nullptr;  // the read probe's buffer (probes.h)
 
-// A prompt of n rows at positions 0..n−1 over an fp16 cache holding those n positions.
+// The last `rows` of positions 0..n−1 (a prompt: rows = n; a decoding step: 1) over an fp16
+// cache holding those n positions.
 struct Problem {
   ops::AttentionShape shape;
   std::vector<float> q, out, scratch;
   std::vector<int64_t> pos;
-  std::vector<uint16_t> k, v;
+  AlignedBuffer kbuf, vbuf;  // as the KV cache allocates (huge pages where the kernel gives them)
   ops::KvLayerView kv;
-  Problem(const HeadLayout& l, int64_t n) {
+  Problem(const HeadLayout& l, int64_t n, int64_t rows) {
     shape = {l.n_head, l.n_head_kv, l.head_dim, 1.0f / std::sqrt(static_cast<float>(l.head_dim))};
     const int64_t capacity = (n + ops::kKChunk - 1) / ops::kKChunk * ops::kKChunk;
     std::mt19937 rng(static_cast<uint32_t>(n));
     std::normal_distribution<float> normal(0.0f, 1.0f);
-    q.resize(static_cast<size_t>(n * l.n_head * l.head_dim));
+    q.resize(static_cast<size_t>(rows * l.n_head * l.head_dim));
     for (float& x : q) x = normal(rng);
     out.resize(q.size());
-    k.resize(static_cast<size_t>(l.n_head_kv * capacity * l.head_dim));
-    v.resize(k.size());
-    for (uint16_t& x : k) x = fp32_to_fp16(normal(rng));
-    for (uint16_t& x : v) x = fp32_to_fp16(normal(rng));
-    pos.resize(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) pos[static_cast<size_t>(i)] = i;
-    kv = {k.data(),    v.data(),   ops::KvElem::f16, ops::KvElem::f16,
-          l.n_head_kv, l.head_dim, capacity};
+    // K and V: normal values drawn from a table of 4096 by index (a decode problem's caches
+    // total 512 MiB; a normal draw per element took seconds).
+    std::vector<uint16_t> table(4096);
+    for (uint16_t& x : table) x = fp32_to_fp16(normal(rng));
+    const size_t elems = static_cast<size_t>(l.n_head_kv * capacity * l.head_dim);
+    kbuf = AlignedBuffer(elems * 2);
+    vbuf = AlignedBuffer(elems * 2);
+    auto* k = reinterpret_cast<uint16_t*>(kbuf.data());
+    auto* v = reinterpret_cast<uint16_t*>(vbuf.data());
+    uint32_t x = 2463534242u;  // xorshift32: a table index per element
+    auto next = [&x] { return x ^= x << 13, x ^= x >> 17, x ^= x << 5; };
+    for (size_t i = 0; i < elems; ++i) k[i] = table[next() % table.size()];
+    for (size_t i = 0; i < elems; ++i) v[i] = table[next() % table.size()];
+    pos.resize(static_cast<size_t>(rows));
+    for (int64_t i = 0; i < rows; ++i) pos[static_cast<size_t>(i)] = n - rows + i;
+    kv = {k, v, ops::KvElem::f16, ops::KvElem::f16, l.n_head_kv, l.head_dim, capacity};
   }
 };
 
 void run_attention(benchmark::State& state, HeadLayout l, int64_t n, ops::AttentionPath path,
                    int width) {
-  Problem p(l, n);
+  Problem p(l, n, n);
   const int64_t ld = l.n_head * l.head_dim;
   for (auto _ : state) {
     ops::attention(*g_pool, p.shape, p.q.data(), ld, p.pos.data(), n, p.kv, p.out.data(), ld,
@@ -86,6 +106,36 @@ void run_attention(benchmark::State& state, HeadLayout l, int64_t n, ops::Attent
         benchmark::Counter(flops * iterations / g_peak[width], benchmark::Counter::kIsRate);
 }
 
+// Generation: one row at position n − 1 attends over a cache of n positions, as each layer of
+// a decoding step at depth n does. The caches of `layers` layers (together well beyond the last
+// level cache) are visited in turn, so each call reads its K and V from memory as a model does.
+void run_decode(benchmark::State& state, HeadLayout l, int64_t n, ops::AttentionPath path) {
+  const int64_t cache_bytes = 2 * l.n_head_kv * n * l.head_dim * 2;  // fp16 K and V
+  const int64_t layers = g_decode_layers > 0
+                             ? g_decode_layers
+                             : std::max<int64_t>(2, (int64_t{512} << 20) / cache_bytes);
+  std::vector<Problem> problems;
+  problems.reserve(static_cast<size_t>(layers));
+  for (int64_t i = 0; i < layers; ++i) problems.emplace_back(l, n, 1);
+  const int64_t ld = l.n_head * l.head_dim;
+  // The read probe right before and after (the development VM's bandwidth changes within
+  // seconds): of_read is against the larger of the two.
+  double read = measure_read_bandwidth(*g_pool, *g_probe, 3);
+  size_t at = 0;
+  for (auto _ : state) {
+    Problem& p = problems[at];
+    at = (at + 1) % problems.size();
+    ops::attention(*g_pool, p.shape, p.q.data(), ld, p.pos.data(), 1, p.kv, p.out.data(), ld,
+                   p.scratch, path);
+    benchmark::DoNotOptimize(p.out.data());
+  }
+  read = std::max(read, measure_read_bandwidth(*g_pool, *g_probe, 3));
+  const double bytes = static_cast<double>(cache_bytes) * static_cast<double>(state.iterations());
+  state.counters["GB/s"] = benchmark::Counter(bytes / 1e9, benchmark::Counter::kIsRate);
+  state.counters["read_GB/s"] = read / 1e9;
+  state.counters["of_read"] = benchmark::Counter(bytes / read, benchmark::Counter::kIsRate);
+}
+
 }  // namespace
 }  // namespace xtile
 
@@ -94,10 +144,26 @@ int main(int argc, char** argv) {
   int threads = 2;
   std::vector<char*> rest;
   for (int i = 0; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--threads=", 10) == 0)
+    if (std::strncmp(argv[i], "--threads=", 10) == 0) {
       threads = std::atoi(argv[i] + 10);
-    else
+    } else if (std::strncmp(argv[i], "--decode-layers=", 16) == 0) {
+      g_decode_layers = std::atoll(argv[i] + 16);
+    } else if (std::strncmp(argv[i], "--decode-depths=", 16) == 0) {
+      g_depths.clear();
+      for (const char* c = argv[i] + 16; *c;) {
+        char* end = nullptr;
+        const long long d = std::strtoll(c, &end, 10);
+        if (end == c || d < 1 || (*end != ',' && *end != '\0')) {
+          std::fprintf(stderr, "--decode-depths: a comma list of positive depths, got '%s'\n",
+                       argv[i] + 16);
+          return 2;
+        }
+        g_depths.push_back(d);
+        c = *end == ',' ? end + 1 : end;
+      }
+    } else {
       rest.push_back(argv[i]);
+    }
   }
   int rest_argc = static_cast<int>(rest.size());
   benchmark::Initialize(&rest_argc, rest.data());
@@ -120,6 +186,19 @@ int main(int argc, char** argv) {
             "attention/w" + std::to_string(p.width) + "/" + l.model + "/n:" + std::to_string(n);
         benchmark::RegisterBenchmark(name.c_str(), run_attention, l, n, p.path, p.width)
             ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
+      }
+  }
+  const AlignedBuffer probe = make_read_probe_buffer(size_t{512} << 20);
+  g_probe = &probe;
+  for (const auto& p : paths) {
+    if (!ops::attention_path_available(p.path)) continue;
+    for (const HeadLayout& l : kLayouts)
+      for (int64_t n : g_depths) {
+        const std::string name =
+            "decode/w" + std::to_string(p.width) + "/" + l.model + "/d:" + std::to_string(n);
+        benchmark::RegisterBenchmark(name.c_str(), run_decode, l, n, p.path)
+            ->Unit(benchmark::kMicrosecond)
             ->UseRealTime();
       }
   }
