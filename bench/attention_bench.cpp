@@ -46,7 +46,7 @@ const HeadLayout kLayouts[] = {
 };
 const int64_t kLengths[] = {512, 2048, 4096};
 std::vector<int64_t> g_depths = {4096, 16384};  // generation: positions in the cache
-int64_t g_decode_layers = 0;                    // caches visited in turn (0: enough for 512 MiB)
+int64_t g_decode_layers = 0;  // caches visited in turn (0, the default: enough for 512 MiB)
 
 ThreadPool* g_pool = nullptr;
 std::map<int, double> g_peak;  // f32 FLOP/s by vector width
@@ -147,7 +147,12 @@ int main(int argc, char** argv) {
     if (std::strncmp(argv[i], "--threads=", 10) == 0) {
       threads = std::atoi(argv[i] + 10);
     } else if (std::strncmp(argv[i], "--decode-layers=", 16) == 0) {
-      g_decode_layers = std::atoll(argv[i] + 16);
+      char* end = nullptr;
+      g_decode_layers = std::strtoll(argv[i] + 16, &end, 10);
+      if (end == argv[i] + 16 || *end != '\0' || g_decode_layers < 1) {
+        std::fprintf(stderr, "--decode-layers: a positive layer count, got '%s'\n", argv[i] + 16);
+        return 2;
+      }
     } else if (std::strncmp(argv[i], "--decode-depths=", 16) == 0) {
       g_depths.clear();
       for (const char* c = argv[i] + 16; *c;) {
