@@ -54,8 +54,15 @@ struct PrefetchLines {
   const char* next = nullptr;
   const char* end = nullptr;
   int per_step = 0;
+  // Past the last line the pointer stays on it (a select, not a loop exit: the request repeats,
+  // which costs nothing). Loops step a local copy and store it back after: with the struct
+  // itself behind a reference GCC kept `next` in memory, a store and a reload per step of the
+  // score loop (attention alone in L3, 16 wide: 3-5 % faster this way).
   XTILE_LANES_INLINE void step() {
-    for (int k = 0; k < per_step && next < end; ++k, next += 64) __builtin_prefetch(next, 0, 2);
+    for (int k = 0; k < per_step; ++k) {
+      __builtin_prefetch(next, 0, 2);
+      next = next + 64 < end ? next + 64 : next;
+    }
   }
 };
 
@@ -210,9 +217,10 @@ XTILE_LANES_INLINE void score_chunks(const float* const* q, const E* k, float sc
   V acc[NQ][CH];
   for (int v = 0; v < NQ; ++v)
     for (int c = 0; c < CH; ++c) acc[v][c] = lanes::zero<W>();
+  PrefetchLines stepping = pf;
 #pragma GCC unroll 2
   for (int i = 0; i < hd; ++i) {
-    pf.step();
+    stepping.step();
     V kv[CH];
     for (int c = 0; c < CH; ++c) kv[c] = load_kv<W>(k + (c * hd + i) * kChunk);
     for (int v = 0; v < NQ; ++v) {
@@ -220,6 +228,7 @@ XTILE_LANES_INLINE void score_chunks(const float* const* q, const E* k, float sc
       for (int c = 0; c < CH; ++c) acc[v][c] = lanes::fma(qv, kv[c], acc[v][c]);
     }
   }
+  pf = stepping;
   const V vscale = lanes::splat<W>(scale);
   for (int v = 0; v < NQ; ++v)
     for (int c = 0; c < CH; ++c) lanes::store(s + v * kB + c * kChunk, acc[v][c] * vscale);
@@ -340,8 +349,9 @@ XTILE_LANES_INLINE void weighted_sum(const float* w, int64_t n, const E* vb, int
         else
           acc[h][j] = N{};
       }
+    PrefetchLines stepping = pf;
     for (int64_t p = 0; p < n; ++p) {
-      pf.step();
+      stepping.step();
       const E* v = vb + p * rs + c0 * ps;
       N vv[P];
 #pragma GCC unroll 16
@@ -353,6 +363,7 @@ XTILE_LANES_INLINE void weighted_sum(const float* w, int64_t n, const E* vb, int
         for (int j = 0; j < P; ++j) acc[h][j] = lanes::fma_native<W>(wh, vv[j], acc[h][j]);
       }
     }
+    pf = stepping;
 #pragma GCC unroll 16
     for (int h = 0; h < H; ++h)
 #pragma GCC unroll 16

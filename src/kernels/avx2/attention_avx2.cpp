@@ -27,6 +27,7 @@ template <int NQ, int CH>
 struct Q8Tile {
   static void run(const QueryQ8* qq, const uint8_t* kc, int64_t chunk_bytes, int64_t blocks,
                   float scale, float* s, PrefetchLines& pf) {
+    PrefetchLines stepping = pf;  // in registers (attention_tiles.h, PrefetchLines)
     const __m256i ones = _mm256_set1_epi16(1);
     const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
     for (int64_t b = 0; b < blocks; ++b) {
@@ -36,7 +37,7 @@ struct Q8Tile {
         for (int c = 0; c < CH; ++c) isum[v][c][0] = isum[v][c][1] = _mm256_setzero_si256();
 #pragma GCC unroll 8
       for (int j = 0; j < 8; ++j) {
-        pf.step();
+        stepping.step();
         __m256i k[CH][2];
         for (int c = 0; c < CH; ++c)
           for (int h = 0; h < 2; ++h)
@@ -67,6 +68,7 @@ struct Q8Tile {
           }
         }
     }
+    pf = stepping;
     const __m256 vs = _mm256_set1_ps(scale);
     for (int v = 0; v < NQ; ++v)
       for (int c = 0; c < 2 * CH; ++c) {

@@ -33,6 +33,7 @@ template <int NQ, int CH>
 struct Q8Tile {
   static void run(const QueryQ8* qq, const uint8_t* kc, int64_t chunk_bytes, int64_t blocks,
                   float scale, float* s, PrefetchLines& pf) {
+    PrefetchLines stepping = pf;  // in registers (attention_tiles.h, PrefetchLines)
     __m512 acc[NQ][CH];
     for (int v = 0; v < NQ; ++v)
       for (int c = 0; c < CH; ++c) acc[v][c] = _mm512_setzero_ps();
@@ -45,7 +46,7 @@ struct Q8Tile {
       }
 #pragma GCC unroll 8
       for (int j = 0; j < 8; ++j) {
-        pf.step();
+        stepping.step();
         __m512i k[CH];
         for (int c = 0; c < CH; ++c)
           k[c] = _mm512_loadu_si512(kb + c * chunk_bytes + 2 * kChunk + 64 * j);
@@ -65,6 +66,7 @@ struct Q8Tile {
         }
       }
     }
+    pf = stepping;
     const __m512 vs = _mm512_set1_ps(scale);
     for (int v = 0; v < NQ; ++v)
       for (int c = 0; c < CH; ++c)
