@@ -590,7 +590,7 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
             [&](int64_t i, int thread) {
               const int64_t g = i / groups_per_g, gr = groups_per_g - 1 - i % groups_per_g;
               const int64_t t0 = gr * group_tiles, t1 = std::min(tiles_per_g, t0 + group_tiles);
-              TileVectors tvs[kGroupVectors / 4];  // tiles of 4 or 8 vectors
+              TileVectors tvs[kGroupVectors / 4];  // tiles of 4, 6 or 8 vectors
               for (int64_t t = t0; t < t1; ++t) tvs[t - t0] = tile_vectors(g, t);
               float* work = area + conv + thread * group_work;
               fns.all_blocks(shape, tvs, static_cast<int>(t1 - t0), pos, f, g, out, ldo, work);

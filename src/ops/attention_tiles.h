@@ -14,8 +14,10 @@
 // Per block: the scores of all of them (R 16-lane accumulators, one K chunk load feeding R
 // products: 16 positions per step), the softmax per vector, then the weighted sum of V (H
 // vectors at a time sharing each V load), combined into the running state.
-// Register budget: scores R + 2 (AVX-512: R = 8; a 16-lane value is 2 ymm on AVX2 and 4 xmm below,
-// so R = 4 there); weighted sum H·CP + 2 (H vectors × CP 16-dimension pieces; weighted_sums).
+// Register budget: scores R + 2 (AVX-512: R = 8; a 16-lane value is 2 ymm on AVX2, R = 6 there:
+// 12 ymm of sums, 12 chains of dependent fmas in flight where 8 left the two FMA pipes waiting on
+// the latency; 4 xmm below, R = 4); weighted sum H·CP + 2 (H vectors × CP 16-dimension pieces;
+// weighted_sums).
 
 #pragma once
 
@@ -191,7 +193,9 @@ XTILE_LANES_INLINE lanes::F16<W> load_kv(const uint16_t* p) {
 #endif
 
 template <int W>
-constexpr int kTileVectors = W == 16 ? 8 : 4;
+constexpr int kTileVectors = W == 16  ? 8
+                             : W == 8 ? 6
+                                      : 4;
 
 // Chunks scored together (CH) for NQ query vectors at width W. Each lane's sum is a chain of
 // dependent adds over the head's dimensions, so NQ·CH accumulators is the number of chains in
@@ -199,7 +203,7 @@ constexpr int kTileVectors = W == 16 ? 8 : 4;
 // every broadcast of q[v][i] would feed a single product. Register budget: NQ·CH accumulators
 // + CH K values + 1 broadcast (a 16-lane value is 1 zmm, 2 ymm, 4 xmm): a prompt tile of 8
 // vectors takes 3 chunks on AVX-512 (28 of 32 zmm; each broadcast feeds 3 products instead of
-// 2: pp4096 +2 %), 3-4 vectors 4 chunks.
+// 2: pp4096 +2 %), 3-4 vectors 4 chunks; on AVX2 a tile of 5-6 vectors 1 chunk (12 ymm).
 constexpr int score_chunks_for(int w, int nq) {
   if (w == 16) return nq <= 2 ? 4 : nq <= 4 ? 4 : 3;
   if (w == 8) return nq == 1 ? 3 : nq == 2 ? 2 : 1;
@@ -270,7 +274,11 @@ XTILE_LANES_INLINE void scores_any(int nq, const float* const* q, const E* kc, i
     default:
       break;
   }
-  if constexpr ((kTileVectors<W>) > 4) {  // tiles of 5-8 vectors exist only at W = 16
+  if constexpr ((kTileVectors<W>) == 6) {  // W = 8
+    if (nq == 5) return scores<W, C, 5>(q, kc, chunks, scale, s, pf);
+    return scores<W, C, 6>(q, kc, chunks, scale, s, pf);
+  }
+  if constexpr ((kTileVectors<W>) == 8) {  // W = 16
     switch (nq) {
       case 5:
         return scores<W, C, 5>(q, kc, chunks, scale, s, pf);
@@ -425,14 +433,16 @@ inline void score_q8_portable(int nq, const QueryQ8* qq, const uint8_t* kc, int6
 // 16 accumulators, as 8 vectors × 2 pieces (a prompt tile's 8 vectors read each V row once, in
 // 4 passes of 2 pieces, with 8 broadcast weights per position: pp4096 +2 % over 4 × 4, which
 // read each row twice), 4 × 4, 2 × 8 or 1 × 16 for fewer vectors. AVX2 (16 ymm, a 16-lane value
-// is 2): 8 accumulator registers, as 4 vectors × 1 piece (each V load feeds 4 products: pp2048
-// +5 % over 2 × 2, which reads the block's V rows twice as often), 2 × 2 or 1 × 4 (one vector
-// × all 8 pieces of a 128-wide head would be 16 ymm of accumulators alone). Width 4 (the
+// is 2): a prompt tile's 6 vectors × 1 piece (12 ymm of sums; each V load feeds 6 products),
+// else 8 accumulator registers, as 4 vectors × 1 piece (pp2048 +5 % over 2 × 2, which reads the
+// block's V rows twice as often), 2 × 2 or 1 × 4 (one vector × all 8 pieces of a 128-wide head
+// would be 16 ymm of accumulators alone). Width 4 (the
 // fallback without AVX2) one vector at a time. Every grouping gives the same bits: each output
 // element is one chain of fmas over the positions in order, whatever else shares its pass.
 template <int W, int C>
 constexpr int sum_pieces(int vectors) {
-  const int budget = W == 16 ? 16 : W == 8 ? 4 : C;  // pieces × vectors per pass
+  // pieces × vectors per pass (AVX2: 6 vectors × 1 piece is 12 ymm of sums, 2 of V, 1 broadcast)
+  const int budget = W == 16 ? 16 : W == 8 ? (vectors == 6 ? 6 : 4) : C;
   const int cp = budget / vectors;
   return C < cp ? C : cp;
 }
@@ -444,6 +454,10 @@ XTILE_LANES_INLINE void weighted_sums(int nq, const float* s, int64_t a, int64_t
   if constexpr (W == 16)
     for (; v + 8 <= nq; v += 8)
       weighted_sum<W, C, 8, sum_pieces<W, C>(8)>(s + v * kB + a, b - a, vb, rs, ps, o + v * hd,
+                                                 a > 0, pf);
+  if constexpr (W == 8)
+    for (; v + 6 <= nq; v += 6)
+      weighted_sum<W, C, 6, sum_pieces<W, C>(6)>(s + v * kB + a, b - a, vb, rs, ps, o + v * hd,
                                                  a > 0, pf);
   if constexpr (W >= 8) {
     for (; v + 4 <= nq; v += 4)
@@ -465,6 +479,8 @@ constexpr int64_t weighted_passes(int nq) {
   int v = 0;
   if constexpr (W == 16)
     for (; v + 8 <= nq; v += 8) passes += C / sum_pieces<W, C>(8);
+  if constexpr (W == 8)
+    for (; v + 6 <= nq; v += 6) passes += C / sum_pieces<W, C>(6);
   if constexpr (W >= 8) {
     for (; v + 4 <= nq; v += 4) passes += C / sum_pieces<W, C>(4);
     for (; v + 2 <= nq; v += 2) passes += C / sum_pieces<W, C>(2);
