@@ -433,18 +433,19 @@ inline void score_q8_portable(int nq, const QueryQ8* qq, const uint8_t* kc, int6
 // 16 accumulators, as 8 vectors × 2 pieces (a prompt tile's 8 vectors read each V row once, in
 // 4 passes of 2 pieces, with 8 broadcast weights per position: pp4096 +2 % over 4 × 4, which
 // read each row twice), 4 × 4, 2 × 8 or 1 × 16 for fewer vectors. AVX2 (16 ymm, a 16-lane value
-// is 2): a prompt tile's 6 vectors × 1 piece (12 ymm of sums; each V load feeds 6 products),
-// else 8 accumulator registers, as 4 vectors × 1 piece (pp2048 +5 % over 2 × 2, which reads the
-// block's V rows twice as often), 2 × 2 or 1 × 4 (one vector × all 8 pieces of a 128-wide head
-// would be 16 ymm of accumulators alone). Width 4 (the
-// fallback without AVX2) one vector at a time. Every grouping gives the same bits: each output
-// element is one chain of fmas over the positions in order, whatever else shares its pass.
+// is 2): 6 sums of 16 lanes (12 ymm, plus 2 of V and a broadcast), as a prompt tile's 6 vectors
+// × 1 piece (each V load feeds 6 products), 4 × 1 (pp2048 +5 % over 2 × 2, which reads the
+// block's V rows twice as often), 2 × 2 or 1 × 4. Width 4 (the fallback without AVX2) one vector
+// at a time. Pieces per pass are a power of two, so that they divide the head's C pieces. Every
+// grouping gives the same bits: each output element is one chain of fmas over the positions in
+// order, whatever else shares its pass.
 template <int W, int C>
 constexpr int sum_pieces(int vectors) {
-  // pieces × vectors per pass (AVX2: 6 vectors × 1 piece is 12 ymm of sums, 2 of V, 1 broadcast)
-  const int budget = W == 16 ? 16 : W == 8 ? (vectors == 6 ? 6 : 4) : C;
-  const int cp = budget / vectors;
-  return C < cp ? C : cp;
+  static_assert(C > 0 && (C & (C - 1)) == 0, "head sizes of 16 · 2^k (64, 128, 256)");
+  const int budget = W == 16 ? 16 : W == 8 ? 6 : C;  // 16-lane sums per pass
+  int cp = 1;
+  while (2 * cp <= budget / vectors && 2 * cp <= C) cp *= 2;
+  return cp;
 }
 template <int W, int C, typename E>
 XTILE_LANES_INLINE void weighted_sums(int nq, const float* s, int64_t a, int64_t b, const E* vb,
