@@ -226,44 +226,57 @@ struct F32x16 {
   float v[16];
 };
 
-inline F32x16 zero() {
+// Out of line, with internal linkage: the K loops are instantiated per row count (1..16) and
+// inline every lane operation; inlined, each 16-lane loop of this back-end is unrolled into
+// every row of every instantiation, and that object took minutes to compile (7-8 min under the
+// sanitizers, the largest part of CI's build). A call per lane operation costs the emulator
+// nothing it would notice (a TDPBSSD here is 16 × 16 × 64 scalar products).
+namespace {  // NOLINT(google-build-namespaces)
+#define XTILE_EMU_LANE [[gnu::noinline]]
+
+XTILE_EMU_LANE F32x16 zero() {
   return F32x16{};
 }
-inline F32x16 load(const float* p) {
+XTILE_EMU_LANE F32x16 load(const float* p) {
   F32x16 r;
   std::memcpy(r.v, p, sizeof(r.v));
   return r;
 }
-inline F32x16 load_i32_as_f32(const int32_t* p) {
+XTILE_EMU_LANE F32x16 load_i32_as_f32(const int32_t* p) {
   F32x16 r;
   for (int l = 0; l < 16; ++l) r.v[l] = static_cast<float>(p[l]);
   return r;
 }
-inline F32x16 load_planes_as_f32(const int32_t* hi, const int32_t* lo) {
+XTILE_EMU_LANE F32x16 load_planes_as_f32(const int32_t* hi, const int32_t* lo) {
   F32x16 r;
   for (int l = 0; l < 16; ++l) r.v[l] = static_cast<float>(256 * hi[l] + lo[l]);
   return r;
 }
-inline F32x16 mul_bcast(F32x16 v, const float* s) {
-  const float x = *s;
-  for (int l = 0; l < 16; ++l) v.v[l] *= x;
-  return v;
+XTILE_EMU_LANE F32x16 mul_bcast(const F32x16& v, const float* s) {
+  F32x16 r;
+  for (int l = 0; l < 16; ++l) r.v[l] = v.v[l] * *s;
+  return r;
 }
-inline F32x16 fma(F32x16 a, F32x16 b, F32x16 c) {
-  for (int l = 0; l < 16; ++l) c.v[l] = std::fma(a.v[l], b.v[l], c.v[l]);
-  return c;
+XTILE_EMU_LANE F32x16 fma(const F32x16& a, const F32x16& b, const F32x16& c) {
+  F32x16 r;
+  for (int l = 0; l < 16; ++l) r.v[l] = std::fma(a.v[l], b.v[l], c.v[l]);
+  return r;
 }
-inline void store(float* p, F32x16 v) {
+XTILE_EMU_LANE void store(float* p, const F32x16& v) {
   std::memcpy(p, v.v, sizeof(v.v));
 }
-inline void store_first(float* p, F32x16 v, int n) {
+XTILE_EMU_LANE void store_first(float* p, const F32x16& v, int n) {
   std::memcpy(p, v.v, static_cast<size_t>(n) * sizeof(float));
 }
 
-inline F32x16 fma_bcast(F32x16 a, const float* s, F32x16 c) {
-  for (int l = 0; l < 16; ++l) c.v[l] = std::fma(a.v[l], *s, c.v[l]);
-  return c;
+XTILE_EMU_LANE F32x16 fma_bcast(const F32x16& a, const float* s, const F32x16& c) {
+  F32x16 r;
+  for (int l = 0; l < 16; ++l) r.v[l] = std::fma(a.v[l], *s, c.v[l]);
+  return r;
 }
+
+}  // namespace
+#undef XTILE_EMU_LANE
 
 inline void prefetch_l2(const void*) {}  // nothing to hide: the emulator has no memory system
 
