@@ -235,11 +235,14 @@ struct Q6_K : Nibbles<x16::kQ6_K, 63> {
   static constexpr int kJjPerMadd = 2;
   static XTILE_X16_INLINE void pair(const uint8_t* p, int h, int j, int jj, __m256i* a, __m256i* b) {
     Nibbles::pair(p, h, j, jj, a, b);
-    __m256i hb = load32(p + G.high + j * G.high_bytes + (jj / 2) * 64 + 32 * h);
-    if (jj % 2) hb = _mm256_srli_epi16(hb, 4);
+    const __m256i hb = load32(p + G.high + j * G.high_bytes + (jj / 2) * 64 + 32 * h);
     const __m256i two = _mm256_set1_epi8(0x30);
-    *a = _mm256_or_si256(*a, _mm256_and_si256(_mm256_slli_epi16(hb, 4), two));
-    *b = _mm256_or_si256(*b, _mm256_and_si256(_mm256_slli_epi16(hb, 2), two));
+    // Each element's two bits to bits 4-5 of its byte (the AND drops what a 16-bit shift carries
+    // in from the neighbouring byte); odd rows hold theirs at bits 4-7: one shift fewer each.
+    const __m256i ha = jj % 2 ? hb : _mm256_slli_epi16(hb, 4);
+    const __m256i hh = jj % 2 ? _mm256_srli_epi16(hb, 2) : _mm256_slli_epi16(hb, 2);
+    *a = _mm256_or_si256(*a, _mm256_and_si256(ha, two));
+    *b = _mm256_or_si256(*b, _mm256_and_si256(hh, two));
   }
   // The sub-scales of the 8 rows, halves 0 (lo) and 1 (hi), as int16 twice per 32-bit lane (the
   // VPMADDWD operand against the two int16 pair sums of a row's 4 bytes).
