@@ -238,7 +238,7 @@ struct Q6_K : Nibbles<x16::kQ6_K, 63> {
     const __m256i hb = load32(p + G.high + j * G.high_bytes + (jj / 2) * 64 + 32 * h);
     const __m256i two = _mm256_set1_epi8(0x30);
     // Each element's two bits to bits 4-5 of its byte (the AND drops what a 16-bit shift carries
-    // in from the neighbouring byte); odd rows hold theirs at bits 4-7: one shift fewer each.
+    // in from the neighbouring byte); odd rows hold theirs at bits 4-7: one shift instead of three.
     const __m256i ha = jj % 2 ? hb : _mm256_slli_epi16(hb, 4);
     const __m256i hh = jj % 2 ? _mm256_srli_epi16(hb, 2) : _mm256_slli_epi16(hb, 2);
     *a = _mm256_or_si256(*a, _mm256_and_si256(ha, two));

@@ -232,7 +232,8 @@ struct Q6_K : Nibbles<x16::kQ6_K> {
     const __m512i low = _mm512_set1_epi8(0x0f), two = _mm512_set1_epi8(0x30);
     // Each element's two bits moved to bits 4-5 of its byte (the AND drops what a 16-bit shift
     // carries in from the neighbouring byte). Odd rows hold theirs at bits 4-7, so the low
-    // element's bits are in place and the high element's one shift away: 3 uops, not 5.
+    // element's bits are in place and the high element's one shift away: 3 uops for an odd row
+    // where shifting it down by 4 first took 5.
     const __m512i ha =
         jj % 2 ? _mm512_and_si512(h, two) : _mm512_and_si512(_mm512_slli_epi16(h, 4), two);
     const __m512i hb = jj % 2 ? _mm512_and_si512(_mm512_srli_epi16(h, 2), two)
