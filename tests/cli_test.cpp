@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -173,7 +175,7 @@ TEST(Cli, SynthBadTypeVocabAndOutput) {
   // An output that is not a regular file (here a FIFO; think -o /dev/null) is refused rather
   // than replaced by the writer's rename.
   const std::string fifo = test::temp_path("fifo").string();
-  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0) << fifo << ": " << std::strerror(errno);
   r = xtile_run("synth --preset tiny-llama -o '" + fifo + "'");
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_TRUE(contains(r.output, "not a regular file")) << r.output;

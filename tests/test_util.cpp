@@ -15,9 +15,15 @@ std::string fixture_path(const std::string& rel) {
 }
 
 std::filesystem::path temp_path(const std::string& name) {
-  std::filesystem::path dir = std::filesystem::temp_directory_path() /
-                              ("xtile-test-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  static const std::filesystem::path dir = [] {
+    std::filesystem::path d =
+        std::filesystem::temp_directory_path() / ("xtile-test-" + std::to_string(::getpid()));
+    // ctest runs every test in a process of its own, so PIDs come round again: what an earlier
+    // process with this PID left (a FIFO, a file a test expects not to exist) is removed first.
+    std::filesystem::remove_all(d);
+    std::filesystem::create_directories(d);
+    return d;
+  }();
   return dir / name;
 }
 

@@ -12,7 +12,8 @@ namespace xtile::test {
 // ../shared/fixtures/<rel>, or "" when the shared folder is absent (callers GTEST_SKIP with a reason).
 std::string fixture_path(const std::string& rel);
 
-// A fresh path under the test's temporary directory; removed by the OS/tmp cleanup.
+// A path in this process's temporary folder (/tmp/xtile-test-PID, emptied at the first call:
+// PIDs are reused); the folder is left for the OS/tmp cleanup.
 std::filesystem::path temp_path(const std::string& name);
 
 // Path of the built xtile CLI.
