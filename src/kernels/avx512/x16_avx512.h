@@ -229,18 +229,21 @@ struct Q6_K : Nibbles<x16::kQ6_K> {
   static XTILE_X16_INLINE void pair(const uint8_t* p, int j, int jj, __m512i* a, __m512i* b) {
     const __m512i v = plane<G>(p, j, jj);
     const __m512i h = _mm512_loadu_si512(p + G.high + j * G.high_bytes + (jj / 2) * 64);
-    const __m512i low = _mm512_set1_epi8(0x0f), two = _mm512_set1_epi8(0x30);
-    // Each element's two bits moved to bits 4-5 of its byte (the AND drops what a 16-bit shift
-    // carries in from the neighbouring byte). Odd rows hold theirs at bits 4-7, so the low
-    // element's bits are in place and the high element's one shift away: 3 uops for an odd row
-    // where shifting it down by 4 first took 5.
-    const __m512i ha =
-        jj % 2 ? _mm512_and_si512(h, two) : _mm512_and_si512(_mm512_slli_epi16(h, 4), two);
-    const __m512i hb = jj % 2 ? _mm512_and_si512(_mm512_srli_epi16(h, 2), two)
-                              : _mm512_and_si512(_mm512_slli_epi16(h, 2), two);
-    // (nibble & 0x0f) | high bits in one VPTERNLOGD each: imm 0xEC is (x & m) | y.
-    *a = _mm512_ternarylogic_epi32(v, ha, low, 0xEC);
-    *b = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), hb, low, 0xEC);
+    // A byte of the plane holds the two high bits of row 2p's low element at bits 0-1, its high
+    // element's at 2-3, row 2p + 1's at 4-5 and 6-7. Masked to the low elements' (0x33) and the
+    // high elements' (0xcc) fields, each row's field reaches bits 4-5 with bits 6-7 clear in at
+    // most one shift (a 16-bit shift's carry from the neighbouring byte lands in bits 0-3, which
+    // the select below takes from the nibble plane): the two masks are the same expressions for
+    // both rows of a 64-byte plane row, 5 uops for its 4 fields where a mask per field took 7.
+    const __m512i lo_fields = _mm512_and_si512(h, _mm512_set1_epi8(0x33));
+    const __m512i hi_fields = _mm512_and_si512(h, _mm512_set1_epi8(static_cast<char>(0xcc)));
+    const __m512i ha = jj % 2 ? lo_fields : _mm512_slli_epi16(lo_fields, 4);
+    const __m512i hb = jj % 2 ? _mm512_srli_epi16(hi_fields, 2) : _mm512_slli_epi16(hi_fields, 2);
+    // Bits 0-3 from the nibble, 4-7 from the high bits, in one VPTERNLOGD each: imm 0xE4 is
+    // m ? x : y (m = 0x0f per byte).
+    const __m512i low = _mm512_set1_epi8(0x0f);
+    *a = _mm512_ternarylogic_epi32(v, ha, low, 0xE4);
+    *b = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), hb, low, 0xE4);
   }
   static XTILE_X16_INLINE void sub(const uint8_t* p, int j, __m512i* lo, __m512i* hi) {
     *lo = _mm512_cvtepi8_epi32(load16(p + G.sub + (2 * j) * 16));
