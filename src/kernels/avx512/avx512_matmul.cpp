@@ -37,7 +37,7 @@
 //         read once per 4 activation rows, decoded in registers. Four group streams in flight
 //         (each group is a sequential stream of its superblocks) read ~25 % faster than two:
 //         one stream does not keep enough misses outstanding to reach the memory bandwidth.
-//         Software prefetch to L2, 8 KB ahead over the tile's streams (2 KB each of 4).
+//         Software prefetch (PREFETCHT0), 8 KB ahead over the tile's streams (2 KB each of 4).
 //         5..8 rows (a server's batch of decoding sequences) first copy their activations
 //         interleaved (interleave_acts), so that the tile reads every row from one pointer: row
 //         by row, its 8 quant pointers and 8 value pointers did not fit the general registers
@@ -66,8 +66,12 @@ namespace xa = x16avx512;
 
 constexpr int kGemmRows = 4;               // GEMM register block: activation rows
 constexpr int kGemmGroups = 2;             //                      x16 groups (32 weight rows)
-// GEMV software prefetch (to L2): 8 KB ahead in all, shared by the tile's group streams (2 KB
-// per stream when a tile reads 4 groups). A 1-group tile with 1 KB kept too few misses in flight:
+// GEMV software prefetch: 8 KB ahead in all, shared by the tile's group streams (2 KB per stream
+// when a tile reads 4 groups), to L1 (PREFETCHT0): on the Zen 5 VM, 2 threads, the 151936-row
+// head GEMV from memory read Q6_K 53.5 -> 62.3 GB/s, Q4_0 64.0 -> 68.3, Q8_0 68.8 -> 72.7 with T0
+// instead of T1 (medians of 4-5 alternated runs; no prefetch 42.7), and generation ran 7-16 %
+// faster (docs/PERF.md, fourteenth session). The AVX2 GEMV measured no difference and keeps T1.
+// A 1-group tile with 1 KB kept too few misses in flight:
 // Q6_K at M = 8 read the output head at 19 GB/s of the 38 a 4 KB distance reaches. 8 KB over
 // 4 KB on the Zen 5 VM (151936 × 2048 head, 2 threads, medians of 5 interleaved runs): M = 8
 // Q4_K 18.5 -> 23.2 GB/s, Q6_K 33.6 -> 43.1; M = 1 within that VM's ±25 % noise; 16 KB lost
@@ -287,7 +291,7 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
         const char* pf = reinterpret_cast<const char*>(w.base + g * w.group_stride) +
                          b * kPrefetchSpan + kPrefetchPerStream<NG>;
 #pragma GCC unroll 8
-        for (int64_t off = 0; off < kPrefetchSpan; off += 64) _mm_prefetch(pf + off, _MM_HINT_T1);
+        for (int64_t off = 0; off < kPrefetchSpan; off += 64) _mm_prefetch(pf + off, _MM_HINT_T0);
       }
     }
     __m512i ia[MR][NG], ib[MR][NG];
@@ -367,7 +371,7 @@ inline void tile_rows(const TileWeights& w, const Acts& a, float* y, int64_t ldy
       const char* pf =
           reinterpret_cast<const char*>(w.base) + b * kPrefetchSpan + kPrefetchPerStream<1>;
 #pragma GCC unroll 8
-      for (int64_t off = 0; off < kPrefetchSpan; off += 64) _mm_prefetch(pf + off, _MM_HINT_T1);
+      for (int64_t off = 0; off < kPrefetchSpan; off += 64) _mm_prefetch(pf + off, _MM_HINT_T0);
     }
     __m512i va[4], vb[4];
 #pragma GCC unroll 4
