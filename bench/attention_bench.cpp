@@ -8,13 +8,15 @@
 // of V, over the causal pairs; softmax and conversions not counted) and its share of the
 // measured f32 FMA peak of the width (probes.h: VFMADD231PS on ymm / zmm in registers).
 //
-// decode/...: generation, one row at depth d over an fp16 cache, as each layer of a decoding
-// step at depth d: the cache's bytes (K and V) per second and their share of the read
+// decode/...: generation, one row at depth d over a cache of each type of --decode-caches (K/V
+// element types, default f16/f16: decode/w16/qwen3-0.6b/f16-f16/d:4096), as each layer of a
+// decoding step at depth d: the cache's bytes (K and V) per second and their share of the read
 // bandwidth (probes.h) measured right before and after. Layers' caches are visited in turn,
 // 512 MiB in all by default, so K and V come from memory as in a model; --decode-layers=1 with
 // a small depth keeps them in L2 instead (the arithmetic's own rate).
 //
 //   xtile_attention_bench [--threads=N] [--decode-depths=D,D...] [--decode-layers=N]
+//                         [--decode-caches=K-V,K-V...]   (types f16, bf16, q8_0, f32)
 //                         [google-benchmark flags]
 #include <benchmark/benchmark.h>
 
@@ -22,15 +24,16 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "base/aligned_buffer.h"
-#include "base/fp16.h"
 #include "cpu/cpu_caps.h"
 #include "cpu/thread_pool.h"
 #include "kernels/probes.h"
+#include "model/kv_cache.h"
 #include "ops/attention.h"
 
 namespace xtile {
@@ -47,43 +50,41 @@ const HeadLayout kLayouts[] = {
 const int64_t kLengths[] = {512, 2048, 4096};
 std::vector<int64_t> g_depths = {4096, 16384};  // generation: positions in the cache
 int64_t g_decode_layers = 0;  // caches visited in turn (0, the default: enough for 512 MiB)
+std::vector<std::pair<KvType, KvType>> g_caches = {{KvType::f16, KvType::f16}};  // K, V
 
 ThreadPool* g_pool = nullptr;
 std::map<int, double> g_peak;  // f32 FLOP/s by vector width
 const AlignedBuffer* g_probe = nullptr;  // the read probe's buffer (probes.h)
 
-// The last `rows` of positions 0..n−1 (a prompt: rows = n; a decoding step: 1) over an fp16
-// cache holding those n positions.
+// The last `rows` of positions 0..n−1 (a prompt: rows = n; a decoding step: 1) over a cache
+// holding those n positions, K and V of the given types as xtile's KV cache stores them.
 struct Problem {
   ops::AttentionShape shape;
   std::vector<float> q, out, scratch;
   std::vector<int64_t> pos;
-  AlignedBuffer kbuf, vbuf;  // as the KV cache allocates (huge pages where the kernel gives them)
+  std::unique_ptr<KvCache> cache;  // one layer; huge pages where the kernel gives them
   ops::KvLayerView kv;
-  Problem(const HeadLayout& l, int64_t n, int64_t rows) {
+  Problem(const HeadLayout& l, int64_t n, int64_t rows, KvType type_k = KvType::f16,
+          KvType type_v = KvType::f16) {
     shape = {l.n_head, l.n_head_kv, l.head_dim, 1.0f / std::sqrt(static_cast<float>(l.head_dim))};
-    const int64_t capacity = (n + ops::kKChunk - 1) / ops::kKChunk * ops::kKChunk;
     std::mt19937 rng(static_cast<uint32_t>(n));
     std::normal_distribution<float> normal(0.0f, 1.0f);
     q.resize(static_cast<size_t>(rows * l.n_head * l.head_dim));
     for (float& x : q) x = normal(rng);
     out.resize(q.size());
-    // K and V: normal values drawn from a table of 4096 by index (a decode problem's caches
-    // total 512 MiB; a normal draw per element took seconds).
-    std::vector<uint16_t> table(4096);
-    for (uint16_t& x : table) x = fp32_to_fp16(normal(rng));
-    const size_t elems = static_cast<size_t>(l.n_head_kv * capacity * l.head_dim);
-    kbuf = AlignedBuffer(elems * 2);
-    vbuf = AlignedBuffer(elems * 2);
-    auto* k = reinterpret_cast<uint16_t*>(kbuf.data());
-    auto* v = reinterpret_cast<uint16_t*>(vbuf.data());
-    uint32_t x = 2463534242u;  // xorshift32: a table index per element
-    auto next = [&x] { return x ^= x << 13, x ^= x >> 17, x ^= x << 5; };
-    for (size_t i = 0; i < elems; ++i) k[i] = table[next() % table.size()];
-    for (size_t i = 0; i < elems; ++i) v[i] = table[next() % table.size()];
+    // K and V: normal values, positions cycling through a table of 61 rows (a decode problem's
+    // caches total 512 MiB; a normal draw per element took seconds).
+    const int64_t row = l.n_head_kv * l.head_dim;
+    std::vector<float> table(static_cast<size_t>(61 * 2 * row));
+    for (float& x : table) x = normal(rng);
+    cache = std::make_unique<KvCache>(1, n, l.n_head_kv, l.head_dim, type_k, type_v);
+    for (int64_t p = 0; p < n; ++p) {
+      const float* k = table.data() + p % 61 * 2 * row;
+      cache->store(0, p, k, k + row);
+    }
     pos.resize(static_cast<size_t>(rows));
     for (int64_t i = 0; i < rows; ++i) pos[static_cast<size_t>(i)] = n - rows + i;
-    kv = {k, v, ops::KvElem::f16, ops::KvElem::f16, l.n_head_kv, l.head_dim, capacity};
+    kv = cache->view(0);
   }
 };
 
@@ -109,14 +110,16 @@ void run_attention(benchmark::State& state, HeadLayout l, int64_t n, ops::Attent
 // Generation: one row at position n − 1 attends over a cache of n positions, as each layer of
 // a decoding step at depth n does. The caches of `layers` layers (together well beyond the last
 // level cache) are visited in turn, so each call reads its K and V from memory as a model does.
-void run_decode(benchmark::State& state, HeadLayout l, int64_t n, ops::AttentionPath path) {
-  const int64_t cache_bytes = 2 * l.n_head_kv * n * l.head_dim * 2;  // fp16 K and V
+void run_decode(benchmark::State& state, HeadLayout l, int64_t n, ops::AttentionPath path,
+                KvType type_k, KvType type_v) {
+  const int64_t cache_bytes = static_cast<int64_t>(
+      (kv_row_bytes(type_k, l.head_dim) + kv_row_bytes(type_v, l.head_dim)) * l.n_head_kv * n);
   const int64_t layers = g_decode_layers > 0
                              ? g_decode_layers
                              : std::max<int64_t>(2, (int64_t{512} << 20) / cache_bytes);
   std::vector<Problem> problems;
   problems.reserve(static_cast<size_t>(layers));
-  for (int64_t i = 0; i < layers; ++i) problems.emplace_back(l, n, 1);
+  for (int64_t i = 0; i < layers; ++i) problems.emplace_back(l, n, 1, type_k, type_v);
   const int64_t ld = l.n_head * l.head_dim;
   // The read probe right before and after (the development VM's bandwidth changes within
   // seconds): of_read is against the larger of the two.
@@ -166,6 +169,24 @@ int main(int argc, char** argv) {
         g_depths.push_back(d);
         c = *end == ',' ? end + 1 : end;
       }
+    } else if (std::strncmp(argv[i], "--decode-caches=", 16) == 0) {
+      g_caches.clear();
+      std::string list = argv[i] + 16;
+      for (size_t at = 0; at <= list.size();) {
+        const size_t comma = std::min(list.find(',', at), list.size());
+        const std::string item = list.substr(at, comma - at);
+        const size_t dash = item.find('-');
+        const auto tk = kv_type_from_name(item.substr(0, dash));
+        const auto tv =
+            dash == std::string::npos ? std::nullopt : kv_type_from_name(item.substr(dash + 1));
+        if (!tk || !tv) {
+          std::fprintf(stderr, "--decode-caches: a comma list of K-V type pairs (%s), got '%s'\n",
+                       kKvTypeNames, item.c_str());
+          return 2;
+        }
+        g_caches.emplace_back(*tk, *tv);
+        at = comma + 1;
+      }
     } else {
       rest.push_back(argv[i]);
     }
@@ -199,13 +220,15 @@ int main(int argc, char** argv) {
   for (const auto& p : paths) {
     if (!ops::attention_path_available(p.path)) continue;
     for (const HeadLayout& l : kLayouts)
-      for (int64_t n : g_depths) {
-        const std::string name =
-            "decode/w" + std::to_string(p.width) + "/" + l.model + "/d:" + std::to_string(n);
-        benchmark::RegisterBenchmark(name.c_str(), run_decode, l, n, p.path)
-            ->Unit(benchmark::kMicrosecond)
-            ->UseRealTime();
-      }
+      for (const auto& [tk, tv] : g_caches)
+        for (int64_t n : g_depths) {
+          const std::string name = "decode/w" + std::to_string(p.width) + "/" + l.model + "/" +
+                                   std::string(kv_type_name(tk)) + "-" +
+                                   std::string(kv_type_name(tv)) + "/d:" + std::to_string(n);
+          benchmark::RegisterBenchmark(name.c_str(), run_decode, l, n, p.path, tk, tv)
+              ->Unit(benchmark::kMicrosecond)
+              ->UseRealTime();
+        }
   }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -185,9 +185,11 @@ TEST(Attention, IsaPathsRunWhereTheCpuAllows) {
 
 // Context lengths up to 5000 (20 blocks): a row alone (generation, split by blocks over any
 // number of threads), the same row inside a prompt batch, and the element loop agree.
-TEST(Attention, LongContextsAnyThreadCountAloneOrInABatch) {
+// Run for the f16 cache and the q8_0 one (both read in place by the ISA paths in generation).
+class AttentionLongContexts : public testing::TestWithParam<KvType> {};
+TEST_P(AttentionLongContexts, AnyThreadCountAloneOrInABatch) {
   const int64_t n_head = 16, n_kv = 8, hd = 128, n_pos = 5000;
-  Cache c(n_kv, hd, n_pos, KvType::f16, 901);
+  Cache c(n_kv, hd, n_pos, GetParam(), 901);
   const auto s = shape_of(n_head, n_kv, hd);
   const int64_t qd = n_head * hd;
   const std::vector<int64_t> probe = {0, 255, 256, 1023, 2500, 4095, 4999};
@@ -216,23 +218,38 @@ TEST(Attention, LongContextsAnyThreadCountAloneOrInABatch) {
         << "position " << batch[r] << " in a batch differs from the element loop alone";
   }
 }
+INSTANTIATE_TEST_SUITE_P(Attention, AttentionLongContexts,
+                         testing::Values(KvType::f16, KvType::q8_0),
+                         [](const testing::TestParamInfo<KvType>& info) {
+                           return std::string(kv_type_name(info.param));
+                         });
 
-// K and V of different types (-ctk f16 -ctv bf16 and the reverse) read each through its own type.
+// K and V of different types (-ctk f16 -ctv bf16 and the reverse) read each through its own type,
+// on every vector path: in generation the ISA paths read an fp16 or q8_0 V in place beside an fp16
+// K or a q8_0 K's integer scores, and convert the other types piece by piece.
 TEST(Attention, MixedKAndVTypes) {
   ThreadPool pool(2);
   const auto s = shape_of(8, 2, 128);
   for (auto [tk, tv] : {std::pair{KvType::f16, KvType::bf16}, std::pair{KvType::bf16, KvType::f32},
-                        std::pair{KvType::q8_0, KvType::f16}, std::pair{KvType::f32, KvType::q8_0}}) {
+                        std::pair{KvType::q8_0, KvType::f16}, std::pair{KvType::f32, KvType::q8_0},
+                        std::pair{KvType::f16, KvType::q8_0}, std::pair{KvType::bf16, KvType::q8_0},
+                        std::pair{KvType::q8_0, KvType::bf16}}) {
     Cache c(2, 128, 300, tk, 555, 1.0f, tv);
     std::vector<int64_t> prompt = {299};
     for (int64_t p = 0; p < 40; ++p) prompt.push_back(p);
-    // A prompt (tiles over the converted cache) and one row (split mode: an f32 side read in
-    // place, the other converted piece by piece).
-    for (const auto& pos : {prompt, std::vector<int64_t>{299}}) {
+    // A prompt (tiles over the converted cache) and single rows (split mode) ending inside and at
+    // the edge of a 16-position chunk and of a 256-position block.
+    for (const auto& pos : {prompt, std::vector<int64_t>{299}, std::vector<int64_t>{255},
+                            std::vector<int64_t>{16}, std::vector<int64_t>{0}}) {
       const auto q = random_vec(pos.size() * 8 * 128, 556);
       const auto want = run(pool, s, q, pos, c.kv.view(0), ops::AttentionPath::reference);
-      expect_same(run(pool, s, q, pos, c.kv.view(0), ops::AttentionPath::lanes), want, 8 * 128, pos,
-                  std::string(kv_type_name(tk)) + "/" + std::string(kv_type_name(tv)));
+      for (ops::AttentionPath path : kVectorPaths) {
+        if (!ops::attention_path_available(path)) continue;
+        expect_same(run(pool, s, q, pos, c.kv.view(0), path), want, 8 * 128, pos,
+                    std::string(kv_type_name(tk)) + "/" + std::string(kv_type_name(tv)) + " path " +
+                        std::to_string(int(path)));
+        if (HasFatalFailure()) return;
+      }
     }
   }
 }

@@ -11,11 +11,11 @@ namespace {  // each ISA object compiles its own copy (ops/attention_tiles.h)
 
 // The tile steps of ops/attention_tiles.h compiled for this object's ISA: its splat_load is one
 // VBROADCASTSS from memory (the weighted sums' weights, the scores' query values).
-template <int W, int C, typename E>
+template <int W, int C, typename E, typename EV>
 void one_block(const ops::AttentionShape& sh, const ops::attention_tiles::TileVectors& tv,
                const int64_t* pos, const ops::attention_tiles::BlockSource& src, int64_t c,
                float* const* slots, float* work) {
-  ops::attention_tiles::tile_one_block<W, C, E>(sh, tv, pos, src, c, slots, work);
+  ops::attention_tiles::tile_one_block<W, C, E, EV>(sh, tv, pos, src, c, slots, work);
 }
 template <int W, int C>
 void all_blocks(const ops::AttentionShape& sh, const ops::attention_tiles::TileVectors* tvs,
@@ -24,16 +24,17 @@ void all_blocks(const ops::AttentionShape& sh, const ops::attention_tiles::TileV
   ops::attention_tiles::tiles_all_blocks<W, C>(sh, tvs, n_tiles, pos, kv, g, out, ldo, work);
 }
 
-// The W-wide steps for head size hd (fp16 in place: E = uint16_t), or null for a size without.
-template <int W, typename E>
+// The W-wide steps for head size hd (fp16 in place: E = uint16_t; a q8_0 V in place: EV =
+// KvQ8), or null for a size without.
+template <int W, typename E, typename EV = E>
 ops::attention_tiles::OneBlockFn one_block_for(int64_t hd) {
   switch (hd) {
     case 64:
-      return one_block<W, 4, E>;
+      return one_block<W, 4, E, EV>;
     case 128:
-      return one_block<W, 8, E>;
+      return one_block<W, 8, E, EV>;
     case 256:
-      return one_block<W, 16, E>;
+      return one_block<W, 16, E, EV>;
     default:
       return nullptr;
   }
@@ -53,12 +54,13 @@ ops::attention_tiles::AllBlocksFn all_blocks_for(int64_t hd) {
 }
 
 // A q8_0 K's scores over nq query vectors: Tile<NQ, CH>::run scores NQ vectors against CH
-// chunks (its registers hold NQ·CH sums), here 4, then 2, then 1 vectors at a time, with CH =
-// ch<NQ>() chunks at a time and the chunks left one at a time. Each run makes `blocks` · 8
+// chunks (its registers hold NQ·CH sums), here 4, then 2, then 1 vectors at a time, with CH4,
+// CH2, CH1 chunks at a time and the chunks left one at a time. Each run makes `blocks` · 8
 // steps (one per 4 dimensions), each requesting a share of pf's lines.
 template <template <int, int> class Tile, int CH4, int CH2, int CH1>
-void scores_q8(int nq, const ops::attention_tiles::QueryQ8* qq, const uint8_t* kc, int64_t chunks,
-               int64_t blocks, float scale, float* s, ops::attention_tiles::PrefetchLines& pf) {
+void scores_q8_by(int nq, const ops::attention_tiles::QueryQ8* qq, const uint8_t* kc,
+                  int64_t chunks, int64_t blocks, float scale, float* s,
+                  ops::attention_tiles::PrefetchLines& pf) {
   using ops::attention_tiles::kB;
   using ops::attention_tiles::kChunk;
   const int64_t chunk_bytes = blocks * ops::kKq8BlockBytes;
@@ -86,21 +88,37 @@ void scores_q8(int nq, const ops::attention_tiles::QueryQ8* qq, const uint8_t* k
                 s + v * kB);
 }
 
+// The chunks per run for whole blocks (prompt mode, 16 chunks: the Block set) and for
+// generation's pieces (kPiece positions, 4 chunks: the Piece set, each a divisor of 4; with the
+// whole-block set's 5 chunks for 2 vectors every chunk of a piece ran alone, 2 chains of
+// dependent VPDPBUSD per step, and a q8_0 K scored slower than an fp16 one read in place).
+template <template <int, int> class Tile, int B4, int B2, int B1, int P4, int P2, int P1>
+void scores_q8(int nq, const ops::attention_tiles::QueryQ8* qq, const uint8_t* kc, int64_t chunks,
+               int64_t blocks, float scale, float* s, ops::attention_tiles::PrefetchLines& pf) {
+  if (chunks <= ops::attention_tiles::kPiece / ops::attention_tiles::kChunk)
+    scores_q8_by<Tile, P4, P2, P1>(nq, qq, kc, chunks, blocks, scale, s, pf);
+  else
+    scores_q8_by<Tile, B4, B2, B1>(nq, qq, kc, chunks, blocks, scale, s, pf);
+}
+
 }  // namespace
 }  // namespace xtile::attention_isa_impl
 
-// kernels/attention_isa.h's four functions for an object of width W whose q8_0 K scorer is
+// kernels/attention_isa.h's five functions for an object of width W whose q8_0 K scorer is
 // SCORER (written inside the object's namespace: avx512 or avx2).
-#define XTILE_ATTENTION_ISA_DEFINE(W, SCORER)                            \
-  ops::attention_tiles::AllBlocksFn attention_all_blocks(int64_t hd) {   \
-    return attention_isa_impl::all_blocks_for<W>(hd);                    \
-  }                                                                      \
-  ops::attention_tiles::OneBlockFn attention_one_block(int64_t hd) {     \
-    return attention_isa_impl::one_block_for<W, float>(hd);              \
-  }                                                                      \
-  ops::attention_tiles::OneBlockFn attention_f16_one_block(int64_t hd) { \
-    return attention_isa_impl::one_block_for<W, uint16_t>(hd);           \
-  }                                                                      \
-  ops::attention_tiles::ScoreQ8Fn attention_q8_scores() {                \
-    return SCORER;                                                       \
+#define XTILE_ATTENTION_ISA_DEFINE(W, SCORER)                                              \
+  ops::attention_tiles::AllBlocksFn attention_all_blocks(int64_t hd) {                     \
+    return attention_isa_impl::all_blocks_for<W>(hd);                                      \
+  }                                                                                        \
+  ops::attention_tiles::OneBlockFn attention_one_block(int64_t hd) {                       \
+    return attention_isa_impl::one_block_for<W, float>(hd);                                \
+  }                                                                                        \
+  ops::attention_tiles::OneBlockFn attention_f16_one_block(int64_t hd) {                   \
+    return attention_isa_impl::one_block_for<W, uint16_t>(hd);                             \
+  }                                                                                        \
+  ops::attention_tiles::OneBlockFn attention_q8v_one_block(int64_t hd) {                   \
+    return attention_isa_impl::one_block_for<W, uint16_t, ops::attention_tiles::KvQ8>(hd); \
+  }                                                                                        \
+  ops::attention_tiles::ScoreQ8Fn attention_q8_scores() {                                  \
+    return SCORER;                                                                         \
   }

@@ -147,6 +147,7 @@ struct LanesFns {
   void (*combine)(const float*, int64_t, int64_t, float*, float*) = nullptr;
   int tile = 0;  // query vectors per tile
   OneBlockFn one_block_f16 = nullptr;  // one_block over an fp16 cache read in place, if any
+  OneBlockFn one_block_q8v = nullptr;  // the same over a q8_0 V (K fp16 in place or q8_0)
   ScoreQ8Fn score_q8 = score_q8_portable;  // a q8_0 K's scores
 };
 
@@ -231,12 +232,14 @@ LanesFns isa_fns(int w, int64_t hd) {
     f.all_blocks = avx512::attention_all_blocks(hd);
     f.one_block = avx512::attention_one_block(hd);
     f.one_block_f16 = avx512::attention_f16_one_block(hd);
+    f.one_block_q8v = avx512::attention_q8v_one_block(hd);
     f.score_q8 = avx512::attention_q8_scores();
     f.tile = kTileVectors<16>;
   } else {
     f.all_blocks = avx2::attention_all_blocks(hd);
     f.one_block = avx2::attention_one_block(hd);
     f.one_block_f16 = avx2::attention_f16_one_block(hd);
+    f.one_block_q8v = avx2::attention_q8v_one_block(hd);
     f.score_q8 = avx2::attention_q8_scores();
     f.tile = kTileVectors<8>;
   }
@@ -492,9 +495,13 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
     quantize_queries_into(need - static_cast<size_t>(q8_floats));
     // Vector x of kv head g, block c: slots + ((g · per_g + x) · n_blocks_max + c) · slot.
     const int64_t n_items = n_kv * tiles_per_g * n_blocks_max;
-    // An fp16 cache is read in place where an ISA object has the F16C loads for this width.
-    const bool f16_in_place =
-        fns.one_block_f16 && kv.k_elem == KvElem::f16 && kv.v_elem == KvElem::f16;
+    // An fp16 or q8_0 cache is read in place where an ISA object has the loads for this width
+    // (F16C; VPMOVSXBD for a q8_0 V; a q8_0 K is scored in place either way).
+    const bool k_in_place = kv.k_elem == KvElem::f16 || kq8;
+    const OneBlockFn in_place = !k_in_place                 ? nullptr
+                                : kv.v_elem == KvElem::f16  ? fns.one_block_f16
+                                : kv.v_elem == KvElem::q8_0 ? fns.one_block_q8v
+                                                            : nullptr;
     run_items(pool, n_items, 4 * per_g * (max_pos + 1) * hd * n_kv, [&](int64_t i, int thread) {
       const int64_t c = i % n_blocks_max, t = (i / n_blocks_max) % tiles_per_g,
                     g = i / (n_blocks_max * tiles_per_g);
@@ -532,16 +539,16 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
         src.v_row_bytes = kv_row_bytes(kv.v_elem, hd);
         src.v_raw = static_cast<const char*>(kv.v) + (g * kv.capacity + c * kB) * src.v_row_bytes;
       }
-      if (f16_in_place) {
-        src.k16 = reinterpret_cast<const uint16_t*>(src.k_raw);
-        src.v16 = reinterpret_cast<const uint16_t*>(src.v_raw);
+      if (in_place) {
+        if (!kq8) src.k16 = reinterpret_cast<const uint16_t*>(src.k_raw);
+        if (kv.v_elem == KvElem::f16) src.v16 = reinterpret_cast<const uint16_t*>(src.v_raw);
       }
       float* vslots[8];
       for (int v = 0; v < tv.n; ++v) {
         const int64_t x = t * fns.tile + v;
         vslots[v] = slots + ((g * per_g + x) * n_blocks_max + c) * slot;
       }
-      (f16_in_place ? fns.one_block_f16 : fns.one_block)(shape, tv, pos, src, c, vslots, work);
+      (in_place ? in_place : fns.one_block)(shape, tv, pos, src, c, vslots, work);
     });
     // Phase 2: per vector, its blocks in order.
     run_items(pool, n_kv * per_g, 8 * n_kv * per_g * n_blocks_max * hd, [&](int64_t i, int thread) {

@@ -33,6 +33,9 @@
 #if defined(__F16C__)
 #include "kernels/f16c_lanes.h"
 #endif
+#if defined(__AVX2__)
+#include "kernels/q8_lanes.h"
+#endif
 
 namespace xtile::ops::attention_tiles {
 
@@ -332,6 +335,37 @@ XTILE_LANES_INLINE void load_kv_parts(const uint16_t* p, lanes::Native<W>* parts
 }
 #endif
 
+// The element type of a q8_0 V read in place (block<..., EV = KvQ8>): a pointer to it is a byte
+// address, rows of kv_row_bytes(q8_0, hd) bytes, each the head's blocks of 34 (fp16 d, 32 q).
+using KvQ8 = int8_t;
+constexpr int64_t kQ8BlockBytes = 34;
+
+// Position p's 16-dimension pieces c0 .. c0 + CP − 1 of V as 16 / W native vectors each: rows
+// of E (rs elements apart, a piece ps after the one before), or a q8_0 V's row of blocks (piece
+// c: 16 values of block c / 2, scaled by its d; rs bytes apart).
+template <int W, int CP, typename E>
+XTILE_LANES_INLINE void load_v_pieces(const E* vb, int64_t p, int64_t rs, int64_t ps, int c0,
+                                      lanes::Native<W>* vv) {
+  if constexpr (std::is_same_v<E, KvQ8>) {
+#if defined(__AVX2__)
+    const KvQ8* row = vb + p * rs;
+    float d = 0;
+#pragma GCC unroll 16
+    for (int c = 0; c < CP; ++c) {
+      const KvQ8* blk = row + (c0 + c) / 2 * kQ8BlockBytes;
+      if (c == 0 || (c0 + c) % 2 == 0) d = q8_lanes::scale(blk);
+      q8_lanes::load<W>(blk + 2 + 16 * ((c0 + c) % 2), d, vv + 16 / W * c);
+    }
+#else
+    static_assert(!std::is_same_v<E, KvQ8>, "a q8_0 V is read in place by the ISA objects");
+#endif
+  } else {
+    const E* v = vb + p * rs + c0 * ps;
+#pragma GCC unroll 16
+    for (int c = 0; c < CP; ++c) load_kv_parts<W>(v + c * ps, vv + 16 / W * c);
+  }
+}
+
 // o[h · hd + ...] = Σ_{p < n} w[h · kB + p] · v_p for H vectors (weights past a vector's own
 // extent are 0), CP 16-dimension pieces of the head at a time (C / CP passes over the rows).
 // resume: the sums continue from o (the positions before these, already summed in order:
@@ -360,10 +394,8 @@ XTILE_LANES_INLINE void weighted_sum(const float* w, int64_t n, const E* vb, int
     PrefetchLines stepping = pf;
     for (int64_t p = 0; p < n; ++p) {
       stepping.step();
-      const E* v = vb + p * rs + c0 * ps;
       N vv[P];
-#pragma GCC unroll 16
-      for (int c = 0; c < CP; ++c) load_kv_parts<W>(v + c * ps, vv + 16 / W * c);
+      load_v_pieces<W, CP>(vb, p, rs, ps, c0, vv);
 #pragma GCC unroll 16
       for (int h = 0; h < H; ++h) {
         const N wh = lanes::splat_load_native<W>(w + h * kB + p);
@@ -492,12 +524,17 @@ constexpr int64_t weighted_passes(int nq) {
 
 // One block for nq vectors: scores, softmax (per vector's extent), weighted sums into o
 // (nq × hd), m and l per vector. ext[v] = 0: the vector skips the block (its outputs unused).
-template <int W, int C, typename E = float>
+// E: K's element read in place (uint16_t: fp16) or float (f32, or converted); EV, V's: the same
+// as K's, or KvQ8 (a q8_0 V read in place; K then fp16 in place or a q8_0 K).
+template <int W, int C, typename E = float, typename EV = E>
 XTILE_LANES_INLINE void block(int nq, const float* const* q, const int64_t* ext,
                               const BlockSource& src, float scale, float* s, float* o, float* m,
                               float* l) {
   constexpr int hd = 16 * C;
   constexpr bool f16_in_place = std::is_same_v<E, uint16_t>;
+  constexpr bool v_q8_in_place = std::is_same_v<EV, KvQ8>;
+  static_assert(std::is_same_v<EV, E> || (v_q8_in_place && f16_in_place),
+                "V read as K is, or a q8_0 V in place beside a K in place");
   int64_t n = 0;
   for (int v = 0; v < nq; ++v) n = std::max(n, ext[v]);
   // One call site each for the scores and the sums (every one is a large inlined tile): the
@@ -516,7 +553,7 @@ XTILE_LANES_INLINE void block(int nq, const float* const* q, const int64_t* ext,
   // mode, F32Kv): each pass reads its own sequential stream, the whole block at once (8-wide
   // prompt attention +3-5 % over 64 rows at a time).
   // V's strides (BlockSource; 0: rows, as a converted piece and fp16 in place are).
-  const int64_t rs = src.v_row_floats ? src.v_row_floats : hd;
+  const int64_t rs = v_q8_in_place ? src.v_row_bytes : src.v_row_floats ? src.v_row_floats : hd;
   const int64_t ps = src.v_piece_floats;
   const int64_t v_step = src.v && (W == 16 || rs != hd) ? n : kPiece;
   const int ch = score_chunks_for(W, std::min(nq, kTileVectors<W>));
@@ -551,8 +588,10 @@ XTILE_LANES_INLINE void block(int nq, const float* const* q, const int64_t* ext,
   }
   for (int64_t a = 0; a < n; a += v_step) {
     const int64_t b = std::min(n, a + v_step);
-    const E* vb;
-    if constexpr (f16_in_place)
+    const EV* vb;
+    if constexpr (v_q8_in_place)
+      vb = reinterpret_cast<const KvQ8*>(src.v_raw) + a * rs;
+    else if constexpr (f16_in_place)
       vb = src.v16 + a * hd;
     else
       vb = src.v ? src.v + a * rs : src.convert_v(src, src.p0 + a, b - a);
@@ -646,7 +685,7 @@ XTILE_LANES_INLINE void tiles_all_blocks(const AttentionShape& sh, const TileVec
 }
 
 // Split mode, phase 1: one block for the tile's vectors; (m, l, o) of each into slots.
-template <int W, int C, typename E = float>
+template <int W, int C, typename E = float, typename EV = E>
 XTILE_LANES_INLINE void tile_one_block(const AttentionShape& sh, const TileVectors& tv,
                                        const int64_t* pos, const BlockSource& src, int64_t c,
                                        float* const* slots, float* work) {
@@ -656,7 +695,7 @@ XTILE_LANES_INLINE void tile_one_block(const AttentionShape& sh, const TileVecto
   float m[8], l[8];
   int64_t ext[8];
   for (int v = 0; v < tv.n; ++v) ext[v] = std::clamp<int64_t>(pos[tv.row[v]] + 1 - c * kB, 0, kB);
-  block<W, C, E>(tv.n, tv.q, ext, src, sh.scale, s, o, m, l);
+  block<W, C, E, EV>(tv.n, tv.q, ext, src, sh.scale, s, o, m, l);
   for (int v = 0; v < tv.n; ++v) {
     slots[v][0] = m[v];
     slots[v][1] = l[v];

@@ -80,7 +80,7 @@ struct Q8Tile {
 
 void q8_scores(int nq, const QueryQ8* qq, const uint8_t* kc, int64_t chunks, int64_t blocks,
                float scale, float* s, PrefetchLines& pf) {
-  attention_isa_impl::scores_q8<Q8Tile, 1, 1, 2>(nq, qq, kc, chunks, blocks, scale, s, pf);
+  attention_isa_impl::scores_q8<Q8Tile, 1, 1, 2, 1, 1, 2>(nq, qq, kc, chunks, blocks, scale, s, pf);
 }
 
 }  // namespace

@@ -28,7 +28,7 @@ using ops::attention_tiles::QueryQ8;
 // sums that start at the vector's bias −128 · Σ q, so that they end at Σ q · q_k exactly. Then
 // per lane, in attention.h's order: float(isum) · (d_k · d_q) fused into the float sum.
 // Register budget: NQ·CH int32 sums + NQ·CH float sums + CH loads + 1 broadcast ≤ 32 (4 × 3:
-// 28; 2 × 5: 26; 1 × 8: 25).
+// 28; 2 × 5: 26; 1 × 8: 25; a generation piece's 4 chunks: 4 × 2: 19, 2 × 4: 21, 1 × 4: 13).
 template <int NQ, int CH>
 struct Q8Tile {
   static void run(const QueryQ8* qq, const uint8_t* kc, int64_t chunk_bytes, int64_t blocks,
@@ -76,7 +76,7 @@ struct Q8Tile {
 
 void q8_scores(int nq, const QueryQ8* qq, const uint8_t* kc, int64_t chunks, int64_t blocks,
                float scale, float* s, PrefetchLines& pf) {
-  attention_isa_impl::scores_q8<Q8Tile, 3, 5, 8>(nq, qq, kc, chunks, blocks, scale, s, pf);
+  attention_isa_impl::scores_q8<Q8Tile, 3, 5, 8, 2, 4, 4>(nq, qq, kc, chunks, blocks, scale, s, pf);
 }
 
 }  // namespace
