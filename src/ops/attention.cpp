@@ -401,6 +401,25 @@ void run_items(ThreadPool& pool, int64_t n_items, int64_t total_ops,
     pool.run([&](int thread, int) { work(thread); });
 }
 
+// The same, each thread claiming its next item one ahead: item(i, next, thread), next the index
+// the thread runs after i (n_items: none), so that i's last piece can request next's first lines.
+void run_items_ahead(ThreadPool& pool, int64_t n_items, int64_t total_ops,
+                     const std::function<void(int64_t, int64_t, int)>& item) {
+  std::atomic<int64_t> next{0};
+  auto work = [&](int thread) {
+    int64_t i = next.fetch_add(1, std::memory_order_relaxed);
+    while (i < n_items) {
+      const int64_t after = std::min(n_items, next.fetch_add(1, std::memory_order_relaxed));
+      item(i, after, thread);
+      i = after;
+    }
+  };
+  if (pool.size() == 1 || total_ops < kMinParallelOps)
+    work(0);
+  else
+    pool.run([&](int thread, int) { work(thread); });
+}
+
 }  // namespace
 
 bool attention_path_available(AttentionPath path) {
@@ -502,7 +521,8 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
                                 : kv.v_elem == KvElem::f16  ? fns.one_block_f16
                                 : kv.v_elem == KvElem::q8_0 ? fns.one_block_q8v
                                                             : nullptr;
-    run_items(pool, n_items, 4 * per_g * (max_pos + 1) * hd * n_kv, [&](int64_t i, int thread) {
+    const int64_t item_ops = 4 * per_g * (max_pos + 1) * hd * n_kv;
+    run_items_ahead(pool, n_items, item_ops, [&](int64_t i, int64_t next, int thread) {
       const int64_t c = i % n_blocks_max, t = (i / n_blocks_max) % tiles_per_g,
                     g = i / (n_blocks_max * tiles_per_g);
       TileVectors tv = tile_vectors(g, t);
@@ -527,6 +547,11 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
       } else {
         src.k_raw = k_raw(kv, g, c * kB);
         src.k_chunk_bytes = k_chunk_bytes(kv);
+        if (next < n_items) {  // the next item's first piece (its block may lie past the rows)
+          const int64_t nc = next % n_blocks_max, ng = next / (n_blocks_max * tiles_per_g);
+          src.next_raw = k_raw(kv, ng, nc * kB);
+          src.next_bytes = kPiece / kChunk * src.k_chunk_bytes;
+        }
       }
       if (kq8) {
         src.kq8 = reinterpret_cast<const uint8_t*>(src.k_raw);

@@ -120,6 +120,11 @@ struct BlockSource {
   const uint8_t* kq8 = nullptr;
   const QueryQ8* qq = nullptr;
   ScoreQ8Fn score_q8 = nullptr;
+  // Lines to request while the block's last V piece is summed (split mode: the first K piece of
+  // the item this thread takes next, claimed one ahead). Without them each item's K stream
+  // started cold, every piece after it requested ahead but the first one waiting on memory.
+  const char* next_raw = nullptr;
+  int64_t next_bytes = 0;
 };
 constexpr int64_t kPiece = 64;  // positions per piece (4 K chunks)
 
@@ -596,7 +601,12 @@ XTILE_LANES_INLINE void block(int nq, const float* const* q, const int64_t* ext,
     else
       vb = src.v ? src.v + a * rs : src.convert_v(src, src.p0 + a, b - a);
     PrefetchLines pf;
-    if (b < n) pf = v_piece_lines(src, src.p0 + b, std::min(n - b, v_step));
+    if (b < n) {
+      pf = v_piece_lines(src, src.p0 + b, std::min(n - b, v_step));
+    } else if (src.next_raw) {
+      pf.next = src.next_raw;
+      pf.end = src.next_raw + src.next_bytes;
+    }
     spread(pf, weighted_passes<W, C>(nq) * (b - a));
     weighted_sums<W, C>(nq, s, a, b, vb, rs, ps, o, pf);
   }
