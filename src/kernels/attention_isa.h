@@ -4,6 +4,8 @@
 // - The tile steps (ops/attention_tiles.h), with splat_load as one VBROADCASTSS from memory.
 // - Generation over an fp16 cache read in place (E = uint16_t): each K and V load converted by
 //   VCVTPH2PS as part of the arithmetic, instead of a conversion pass into a buffer.
+// - Generation over a bf16 cache read in place (each load zero-extended and shifted: VPMOVZXWD,
+//   VPSLLD), K bf16 in place or q8_0.
 // - Generation over a q8_0 V read in place (q8_lanes.h: each 16 values sign-extended, converted
 //   and scaled by their block's d as they are loaded), K beside it fp16 in place or q8_0.
 // - A q8_0 K's scores as integer dot products of 4 bytes per lane (VPDPBUSD on avx512,
@@ -21,8 +23,10 @@ namespace xtile::avx512 {
 ops::attention_tiles::AllBlocksFn attention_all_blocks(int64_t hd);
 ops::attention_tiles::OneBlockFn attention_one_block(int64_t hd);
 ops::attention_tiles::OneBlockFn attention_f16_one_block(int64_t hd);
-// The same with a q8_0 V read in place (K fp16 in place or q8_0).
+// The same with a q8_0 V read in place (K fp16 in place or q8_0); over a bf16 cache (K bf16 in
+// place or q8_0).
 ops::attention_tiles::OneBlockFn attention_q8v_one_block(int64_t hd);
+ops::attention_tiles::OneBlockFn attention_bf16_one_block(int64_t hd);
 // A q8_0 K's scorer (VPDPBUSD).
 ops::attention_tiles::ScoreQ8Fn attention_q8_scores();
 }  // namespace xtile::avx512
@@ -33,5 +37,6 @@ ops::attention_tiles::AllBlocksFn attention_all_blocks(int64_t hd);
 ops::attention_tiles::OneBlockFn attention_one_block(int64_t hd);
 ops::attention_tiles::OneBlockFn attention_f16_one_block(int64_t hd);
 ops::attention_tiles::OneBlockFn attention_q8v_one_block(int64_t hd);
+ops::attention_tiles::OneBlockFn attention_bf16_one_block(int64_t hd);
 ops::attention_tiles::ScoreQ8Fn attention_q8_scores();
 }  // namespace xtile::avx2

@@ -24,8 +24,8 @@ void all_blocks(const ops::AttentionShape& sh, const ops::attention_tiles::TileV
   ops::attention_tiles::tiles_all_blocks<W, C>(sh, tvs, n_tiles, pos, kv, g, out, ldo, work);
 }
 
-// The W-wide steps for head size hd (fp16 in place: E = uint16_t; a q8_0 V in place: EV =
-// KvQ8), or null for a size without.
+// The W-wide steps for head size hd (in place: E = uint16_t fp16, KvBf16; a q8_0 V in place:
+// EV = KvQ8), or null for a size without.
 template <int W, typename E, typename EV = E>
 ops::attention_tiles::OneBlockFn one_block_for(int64_t hd) {
   switch (hd) {
@@ -104,7 +104,7 @@ void scores_q8(int nq, const ops::attention_tiles::QueryQ8* qq, const uint8_t* k
 }  // namespace
 }  // namespace xtile::attention_isa_impl
 
-// kernels/attention_isa.h's five functions for an object of width W whose q8_0 K scorer is
+// kernels/attention_isa.h's six functions for an object of width W whose q8_0 K scorer is
 // SCORER (written inside the object's namespace: avx512 or avx2).
 #define XTILE_ATTENTION_ISA_DEFINE(W, SCORER)                                              \
   ops::attention_tiles::AllBlocksFn attention_all_blocks(int64_t hd) {                     \
@@ -115,6 +115,9 @@ void scores_q8(int nq, const ops::attention_tiles::QueryQ8* qq, const uint8_t* k
   }                                                                                        \
   ops::attention_tiles::OneBlockFn attention_f16_one_block(int64_t hd) {                   \
     return attention_isa_impl::one_block_for<W, uint16_t>(hd);                             \
+  }                                                                                        \
+  ops::attention_tiles::OneBlockFn attention_bf16_one_block(int64_t hd) {                  \
+    return attention_isa_impl::one_block_for<W, ops::attention_tiles::KvBf16>(hd);         \
   }                                                                                        \
   ops::attention_tiles::OneBlockFn attention_q8v_one_block(int64_t hd) {                   \
     return attention_isa_impl::one_block_for<W, uint16_t, ops::attention_tiles::KvQ8>(hd); \

@@ -148,6 +148,7 @@ struct LanesFns {
   int tile = 0;  // query vectors per tile
   OneBlockFn one_block_f16 = nullptr;  // one_block over an fp16 cache read in place, if any
   OneBlockFn one_block_q8v = nullptr;  // the same over a q8_0 V (K fp16 in place or q8_0)
+  OneBlockFn one_block_bf16 = nullptr;     // over a bf16 cache read in place (K bf16 or q8_0)
   ScoreQ8Fn score_q8 = score_q8_portable;  // a q8_0 K's scores
 };
 
@@ -233,6 +234,7 @@ LanesFns isa_fns(int w, int64_t hd) {
     f.one_block = avx512::attention_one_block(hd);
     f.one_block_f16 = avx512::attention_f16_one_block(hd);
     f.one_block_q8v = avx512::attention_q8v_one_block(hd);
+    f.one_block_bf16 = avx512::attention_bf16_one_block(hd);
     f.score_q8 = avx512::attention_q8_scores();
     f.tile = kTileVectors<16>;
   } else {
@@ -240,6 +242,7 @@ LanesFns isa_fns(int w, int64_t hd) {
     f.one_block = avx2::attention_one_block(hd);
     f.one_block_f16 = avx2::attention_f16_one_block(hd);
     f.one_block_q8v = avx2::attention_q8v_one_block(hd);
+    f.one_block_bf16 = avx2::attention_bf16_one_block(hd);
     f.score_q8 = avx2::attention_q8_scores();
     f.tile = kTileVectors<8>;
   }
@@ -514,13 +517,15 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
     quantize_queries_into(need - static_cast<size_t>(q8_floats));
     // Vector x of kv head g, block c: slots + ((g · per_g + x) · n_blocks_max + c) · slot.
     const int64_t n_items = n_kv * tiles_per_g * n_blocks_max;
-    // An fp16 or q8_0 cache is read in place where an ISA object has the loads for this width
-    // (F16C; VPMOVSXBD for a q8_0 V; a q8_0 K is scored in place either way).
-    const bool k_in_place = kv.k_elem == KvElem::f16 || kq8;
-    const OneBlockFn in_place = !k_in_place                 ? nullptr
-                                : kv.v_elem == KvElem::f16  ? fns.one_block_f16
-                                : kv.v_elem == KvElem::q8_0 ? fns.one_block_q8v
-                                                            : nullptr;
+    // An fp16, bf16 or q8_0 cache is read in place where an ISA object has the loads for this
+    // width (F16C; VPMOVZXWD for bf16; VPMOVSXBD for a q8_0 V; a q8_0 K is scored in place
+    // whatever V is): V fp16 or q8_0 beside K fp16 or q8_0, V bf16 beside K bf16 or q8_0. Other
+    // mixes convert (a piece at a time).
+    const bool k_f16 = kv.k_elem == KvElem::f16 || kq8, k_bf16 = kv.k_elem == KvElem::bf16 || kq8;
+    const OneBlockFn in_place = kv.v_elem == KvElem::f16 && k_f16     ? fns.one_block_f16
+                                : kv.v_elem == KvElem::q8_0 && k_f16  ? fns.one_block_q8v
+                                : kv.v_elem == KvElem::bf16 && k_bf16 ? fns.one_block_bf16
+                                                                      : nullptr;
     const int64_t item_ops = 4 * per_g * (max_pos + 1) * hd * n_kv;
     run_items_ahead(pool, n_items, item_ops, [&](int64_t i, int64_t next, int thread) {
       const int64_t c = i % n_blocks_max, t = (i / n_blocks_max) % tiles_per_g,
@@ -563,10 +568,6 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
       } else {
         src.v_row_bytes = kv_row_bytes(kv.v_elem, hd);
         src.v_raw = static_cast<const char*>(kv.v) + (g * kv.capacity + c * kB) * src.v_row_bytes;
-      }
-      if (in_place) {
-        if (!kq8) src.k16 = reinterpret_cast<const uint16_t*>(src.k_raw);
-        if (kv.v_elem == KvElem::f16) src.v16 = reinterpret_cast<const uint16_t*>(src.v_raw);
       }
       float* vslots[8];
       for (int v = 0; v < tv.n; ++v) {

@@ -34,6 +34,7 @@
 #include "kernels/f16c_lanes.h"
 #endif
 #if defined(__AVX2__)
+#include "kernels/bf16_lanes.h"
 #include "kernels/q8_lanes.h"
 #endif
 
@@ -87,17 +88,16 @@ using ScoreQ8Fn = void (*)(int nq, const QueryQ8* qq, const uint8_t* kc, int64_t
                            int64_t blocks, float scale, float* s, PrefetchLines& pf);
 
 // Where a block's K and V come from: f32 in the cache layout (k: its first K chunk, v: its first
-// V row); an fp16 cache read in place (k16, v16, for block<..., uint16_t>: the conversion is
-// part of each load); or, when k / v is null, a cache of another type read kPiece positions at a
-// time into the thread's buffers kbuf / vbuf (kPiece · head_dim floats each) by convert_k /
-// convert_v (attention.cpp), so that the converted values are used while they are in L1.
-// k_raw / v_raw: the cache bytes of the block's first K chunk / V row, k_chunk_bytes /
-// v_row_bytes their strides (for PrefetchLines; null k_raw / v_raw: nothing to request).
+// V row); a cache read in place by block<..., E, EV> with E / EV not float (fp16, bf16, a q8_0 V:
+// k_raw / v_raw, the conversion part of each load); or, when k / v is null, a cache of another
+// type read kPiece positions at a time into the thread's buffers kbuf / vbuf (kPiece · head_dim
+// floats each) by convert_k / convert_v (attention.cpp), so that the converted values are used
+// while they are in L1. k_raw / v_raw: the cache bytes of the block's first K chunk / V row,
+// k_chunk_bytes / v_row_bytes their strides (also for PrefetchLines; null k_raw / v_raw:
+// nothing to request).
 struct BlockSource {
   const float* k = nullptr;
   const float* v = nullptr;
-  const uint16_t* k16 = nullptr;
-  const uint16_t* v16 = nullptr;
   // Floats from one V row to the next (0: hd) and from one 16-dimension piece of a row to the
   // next: 0, 16 for rows as the cache holds them (and for convert_v's pieces, fp16 in place);
   // prompt mode's converted V is stored piece by piece instead (F32Kv).
@@ -186,7 +186,13 @@ XTILE_LANES_INLINE float exp1(float x) {
   return lanes::lane(lanes::exp<4>(lanes::splat<4>(x)), 0);
 }
 
-// One 16-lane value of K or V: f32 as stored, or fp16 converted (exact) as it is loaded.
+// The element type of a bf16 cache read in place (block<..., KvBf16>): its bits, a type of its
+// own so that the loads below tell it from fp16's uint16_t.
+struct KvBf16 {
+  uint16_t bits;
+};
+
+// One 16-lane value of K or V: f32 as stored, or fp16 / bf16 converted (exact) as it is loaded.
 template <int W>
 XTILE_LANES_INLINE lanes::F16<W> load_kv(const float* p) {
   return lanes::load<W>(p);
@@ -196,6 +202,14 @@ template <int W>
 XTILE_LANES_INLINE lanes::F16<W> load_kv(const uint16_t* p) {
   lanes::F16<W> r;
   f16c_lanes::load<W>(p, r.part);
+  return r;
+}
+#endif
+#if defined(__AVX2__)
+template <int W>
+XTILE_LANES_INLINE lanes::F16<W> load_kv(const KvBf16* p) {
+  lanes::F16<W> r;
+  bf16_lanes::load<W>(&p->bits, r.part);
   return r;
 }
 #endif
@@ -337,6 +351,12 @@ XTILE_LANES_INLINE void load_kv_parts(const float* p, lanes::Native<W>* parts) {
 template <int W>
 XTILE_LANES_INLINE void load_kv_parts(const uint16_t* p, lanes::Native<W>* parts) {
   f16c_lanes::load<W>(p, parts);
+}
+#endif
+#if defined(__AVX2__)
+template <int W>
+XTILE_LANES_INLINE void load_kv_parts(const KvBf16* p, lanes::Native<W>* parts) {
+  bf16_lanes::load<W>(&p->bits, parts);
 }
 #endif
 
@@ -529,17 +549,18 @@ constexpr int64_t weighted_passes(int nq) {
 
 // One block for nq vectors: scores, softmax (per vector's extent), weighted sums into o
 // (nq × hd), m and l per vector. ext[v] = 0: the vector skips the block (its outputs unused).
-// E: K's element read in place (uint16_t: fp16) or float (f32, or converted); EV, V's: the same
-// as K's, or KvQ8 (a q8_0 V read in place; K then fp16 in place or a q8_0 K).
+// E: K's element read in place (uint16_t: fp16; KvBf16) or float (f32, or converted; a q8_0 K
+// is scored by src.score_q8 whatever E says); EV, V's: the same as K's, or KvQ8 (a q8_0 V read
+// in place; K then fp16 in place or a q8_0 K).
 template <int W, int C, typename E = float, typename EV = E>
 XTILE_LANES_INLINE void block(int nq, const float* const* q, const int64_t* ext,
                               const BlockSource& src, float scale, float* s, float* o, float* m,
                               float* l) {
   constexpr int hd = 16 * C;
-  constexpr bool f16_in_place = std::is_same_v<E, uint16_t>;
+  constexpr bool k_in_place = !std::is_same_v<E, float>;
   constexpr bool v_q8_in_place = std::is_same_v<EV, KvQ8>;
-  static_assert(std::is_same_v<EV, E> || (v_q8_in_place && f16_in_place),
-                "V read as K is, or a q8_0 V in place beside a K in place");
+  static_assert(std::is_same_v<EV, E> || (v_q8_in_place && std::is_same_v<E, uint16_t>),
+                "V read as K is, or a q8_0 V in place beside an fp16 K in place");
   int64_t n = 0;
   for (int v = 0; v < nq; ++v) n = std::max(n, ext[v]);
   // One call site each for the scores and the sums (every one is a large inlined tile): the
@@ -576,8 +597,8 @@ XTILE_LANES_INLINE void block(int nq, const float* const* q, const int64_t* ext,
       continue;
     }
     const E* kc;
-    if constexpr (f16_in_place)
-      kc = src.k16 + c0 * hd * kChunk;
+    if constexpr (k_in_place)
+      kc = reinterpret_cast<const E*>(src.k_raw) + c0 * hd * kChunk;
     else
       kc = src.k ? src.k + c0 * hd * kChunk : src.convert_k(src, src.p0 + c0 * kChunk, cc);
     spread(pf, (cc / ch + cc % ch) * hd);
@@ -596,8 +617,8 @@ XTILE_LANES_INLINE void block(int nq, const float* const* q, const int64_t* ext,
     const EV* vb;
     if constexpr (v_q8_in_place)
       vb = reinterpret_cast<const KvQ8*>(src.v_raw) + a * rs;
-    else if constexpr (f16_in_place)
-      vb = src.v16 + a * hd;
+    else if constexpr (k_in_place)
+      vb = reinterpret_cast<const EV*>(src.v_raw) + a * hd;
     else
       vb = src.v ? src.v + a * rs : src.convert_v(src, src.p0 + a, b - a);
     PrefetchLines pf;
