@@ -13,7 +13,7 @@
 // decoding step at depth d: the cache's bytes (K and V) per second and their share of the read
 // bandwidth (probes.h) measured right before and after. Layers' caches are visited in turn,
 // 512 MiB in all by default, so K and V come from memory as in a model; --decode-layers=1 with
-// a small depth keeps them in L2 instead (the arithmetic's own rate).
+// a small depth keeps them in the caches instead (L2 / L3: the arithmetic's own rate).
 //
 //   xtile_attention_bench [--threads=N] [--decode-depths=D,D...] [--decode-layers=N]
 //                         [--decode-caches=K-V,K-V...]   (types f16, bf16, q8_0, f32)
