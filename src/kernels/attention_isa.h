@@ -6,7 +6,7 @@
 //   VCVTPH2PS as part of the arithmetic, instead of a conversion pass into a buffer.
 // - Generation over a bf16 cache read in place (each load zero-extended and shifted: VPMOVZXWD,
 //   VPSLLD), K bf16 in place or q8_0.
-// - Generation over a q8_0 V read in place (q8_lanes.h: each 16 values sign-extended, converted
+// - Generation over a q8_0 V read in place (kv_lanes.h: each 16 values sign-extended, converted
 //   and scaled by their block's d as they are loaded), K beside it fp16 in place or q8_0.
 // - A q8_0 K's scores as integer dot products of 4 bytes per lane (VPDPBUSD on avx512,
 //   VPMADDUBSW + VPMADDWD on avx2) instead of a conversion to f32 and float multiply-adds.

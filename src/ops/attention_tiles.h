@@ -34,8 +34,7 @@
 #include "kernels/f16c_lanes.h"
 #endif
 #if defined(__AVX2__)
-#include "kernels/bf16_lanes.h"
-#include "kernels/q8_lanes.h"
+#include "kernels/kv_lanes.h"
 #endif
 
 namespace xtile::ops::attention_tiles {
@@ -209,7 +208,7 @@ XTILE_LANES_INLINE lanes::F16<W> load_kv(const uint16_t* p) {
 template <int W>
 XTILE_LANES_INLINE lanes::F16<W> load_kv(const KvBf16* p) {
   lanes::F16<W> r;
-  bf16_lanes::load<W>(&p->bits, r.part);
+  kv_lanes::bf16<W>(&p->bits, r.part);
   return r;
 }
 #endif
@@ -356,7 +355,7 @@ XTILE_LANES_INLINE void load_kv_parts(const uint16_t* p, lanes::Native<W>* parts
 #if defined(__AVX2__)
 template <int W>
 XTILE_LANES_INLINE void load_kv_parts(const KvBf16* p, lanes::Native<W>* parts) {
-  bf16_lanes::load<W>(&p->bits, parts);
+  kv_lanes::bf16<W>(&p->bits, parts);
 }
 #endif
 
@@ -378,8 +377,8 @@ XTILE_LANES_INLINE void load_v_pieces(const E* vb, int64_t p, int64_t rs, int64_
 #pragma GCC unroll 16
     for (int c = 0; c < CP; ++c) {
       const KvQ8* blk = row + (c0 + c) / 2 * kQ8BlockBytes;
-      if (c == 0 || (c0 + c) % 2 == 0) d = q8_lanes::scale(blk);
-      q8_lanes::load<W>(blk + 2 + 16 * ((c0 + c) % 2), d, vv + 16 / W * c);
+      if (c == 0 || (c0 + c) % 2 == 0) d = kv_lanes::q8_scale(blk);
+      kv_lanes::q8<W>(blk + 2 + 16 * ((c0 + c) % 2), d, vv + 16 / W * c);
     }
 #else
     static_assert(!std::is_same_v<E, KvQ8>, "a q8_0 V is read in place by the ISA objects");
