@@ -392,16 +392,20 @@ QueryQ8 query_q8(const AttentionShape& s, const float* area, int64_t row, int64_
 // Below ~64K element operations in all (~20 µs), waking the workers costs more than it saves.
 constexpr int64_t kMinParallelOps = 65536;
 
-void run_items(ThreadPool& pool, int64_t n_items, int64_t total_ops,
-               const std::function<void(int64_t, int)>& item) {
-  std::atomic<int64_t> next{0};
-  auto work = [&](int thread) {
-    for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n_items;) item(i, thread);
-  };
+// work(thread) on every thread of the pool, or on this one alone for a small job.
+void run_work(ThreadPool& pool, int64_t total_ops, const std::function<void(int)>& work) {
   if (pool.size() == 1 || total_ops < kMinParallelOps)
     work(0);
   else
     pool.run([&](int thread, int) { work(thread); });
+}
+
+void run_items(ThreadPool& pool, int64_t n_items, int64_t total_ops,
+               const std::function<void(int64_t, int)>& item) {
+  std::atomic<int64_t> next{0};
+  run_work(pool, total_ops, [&](int thread) {
+    for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n_items;) item(i, thread);
+  });
 }
 
 // The same, each thread claiming its next item one ahead: item(i, next, thread), next the index
@@ -409,18 +413,14 @@ void run_items(ThreadPool& pool, int64_t n_items, int64_t total_ops,
 void run_items_ahead(ThreadPool& pool, int64_t n_items, int64_t total_ops,
                      const std::function<void(int64_t, int64_t, int)>& item) {
   std::atomic<int64_t> next{0};
-  auto work = [&](int thread) {
+  run_work(pool, total_ops, [&](int thread) {
     int64_t i = next.fetch_add(1, std::memory_order_relaxed);
     while (i < n_items) {
       const int64_t after = std::min(n_items, next.fetch_add(1, std::memory_order_relaxed));
       item(i, after, thread);
       i = after;
     }
-  };
-  if (pool.size() == 1 || total_ops < kMinParallelOps)
-    work(0);
-  else
-    pool.run([&](int thread, int) { work(thread); });
+  });
 }
 
 }  // namespace
