@@ -37,7 +37,8 @@
 //         read once per 4 activation rows, decoded in registers. Four group streams in flight
 //         (each group is a sequential stream of its superblocks) read ~25 % faster than two:
 //         one stream does not keep enough misses outstanding to reach the memory bandwidth.
-//         Software prefetch (PREFETCHT0), 8 KB ahead over the tile's streams (2 KB each of 4).
+//         Software prefetch: up to 4 rows, PREFETCHT0 8 KB ahead over the tile's streams (2 KB
+//         each of 4); 5..8 rows, each stream's lines to L2 32 KB ahead and to L1 2 KB ahead.
 //         5..8 rows (a server's batch of decoding sequences) first copy their activations
 //         interleaved (interleave_acts), so that the tile reads every row from one pointer: row
 //         by row, its 8 quant pointers and 8 value pointers did not fit the general registers
@@ -81,6 +82,33 @@ constexpr int kGemmGroups = 2;             //                      x16 groups (3
 constexpr int64_t kPrefetchBytes = 8192;
 template <int NG>
 constexpr int64_t kPrefetchPerStream = kPrefetchBytes / NG;
+// Tiles of 5..8 rows (a server's batch of decoding sequences) do 5-8× one row's arithmetic per
+// weight byte, and their interleaved activations (8 × K bytes: 16 KB at K = 2048) share L1 with
+// the lines requested ahead: 8 KB to L1 left them reading the 151936 × 2048 Q4_0 head at M = 8
+// in 5.5-6.3 ms, 16 KB to L1 in 7.2-7.3. Two distances instead: each stream's lines to L2 32 KB
+// ahead (the misses to memory then start early enough to overlap the arithmetic) and to L1 2 KB
+// ahead (from L2, in time for the loads): 3.95-4.4 ms, as fast as one row reads it; in the model
+// 8 sequences decode 15-17 % faster (qwen3-1.7b Q4_0, `xtile bench -np 8`; Zen 5 VM, docs/PERF.md
+// sixteenth session). Fewer rows keep the single distance: one row is bound by the stream alone
+// (tg64 the same or 5 % slower with the two), and 2-4 rows measured within the VM's noise.
+constexpr int64_t kRowsNearBytes = 2048;  // 5..8 rows: per stream, PREFETCHT0
+constexpr int64_t kRowsFarBytes = 32768;  //            per stream, PREFETCHT1
+
+// Requests one block's share (kSpan bytes) of a group stream whose block starts at `at`.
+template <int MR, int NG, int64_t kSpan>
+inline void prefetch_block(const char* at) {
+  if constexpr (MR > 4) {
+#pragma GCC unroll 8
+    for (int64_t off = 0; off < kSpan; off += 64) {
+      _mm_prefetch(at + kRowsFarBytes + off, _MM_HINT_T1);
+      _mm_prefetch(at + kRowsNearBytes + off, _MM_HINT_T0);
+    }
+  } else {
+#pragma GCC unroll 8
+    for (int64_t off = 0; off < kSpan; off += 64)
+      _mm_prefetch(at + kPrefetchPerStream<NG> + off, _MM_HINT_T0);
+  }
+}
 constexpr int64_t kKChunkBlocks = 64;      // GEMM K chunk: 2048 of K (a multiple of 256)
 constexpr int64_t kGemvMaxRows = 64;       // the most rows the GEMV takes (registry's switch)
 constexpr int64_t kActChunkBytes = 256 << 10;  // GEMM M chunk: activation bytes kept in L2
@@ -284,15 +312,12 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
         for (int g = 0; g < NG; ++g) T::prep(p[g], prep[g]);
     }
     if constexpr (kPrefetchSpan > 0) {
-      // This block's share of each group's stream, kPrefetchPerStream<NG> ahead (the stream of
-      // a group is its superblocks one after the other, kPrefetchSpan bytes per block on average).
+      // This block's share of each group's stream, ahead (the stream of a group is its
+      // superblocks one after the other, kPrefetchSpan bytes per block on average).
 #pragma GCC unroll 8
-      for (int g = 0; g < NG; ++g) {
-        const char* pf = reinterpret_cast<const char*>(w.base + g * w.group_stride) +
-                         b * kPrefetchSpan + kPrefetchPerStream<NG>;
-#pragma GCC unroll 8
-        for (int64_t off = 0; off < kPrefetchSpan; off += 64) _mm_prefetch(pf + off, _MM_HINT_T0);
-      }
+      for (int g = 0; g < NG; ++g)
+        prefetch_block<MR, NG, kPrefetchSpan>(
+            reinterpret_cast<const char*>(w.base + g * w.group_stride) + b * kPrefetchSpan);
     }
     __m512i ia[MR][NG], ib[MR][NG];
 #pragma GCC unroll 8
@@ -367,12 +392,9 @@ inline void tile_rows(const TileWeights& w, const Acts& a, float* y, int64_t ldy
     if constexpr (T::kPrep > 0) {
       if (j == 0) T::prep(p, prep);
     }
-    if constexpr (kPrefetchSpan > 0) {
-      const char* pf =
-          reinterpret_cast<const char*>(w.base) + b * kPrefetchSpan + kPrefetchPerStream<1>;
-#pragma GCC unroll 8
-      for (int64_t off = 0; off < kPrefetchSpan; off += 64) _mm_prefetch(pf + off, _MM_HINT_T0);
-    }
+    if constexpr (kPrefetchSpan > 0)
+      prefetch_block<MR, 1, kPrefetchSpan>(reinterpret_cast<const char*>(w.base) +
+                                           b * kPrefetchSpan);
     __m512i va[4], vb[4];
 #pragma GCC unroll 4
     for (int jj = 0; jj < 4; ++jj) T::pair(p, j, jj, &va[jj], &vb[jj]);
