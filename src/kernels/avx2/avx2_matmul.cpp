@@ -32,7 +32,9 @@
 //         resumes from y), M chunks of 256 KB of activations, weight panels of one (signed: two)
 //         half-groups, register blocks innermost; a panel that more than two register blocks
 //         will read is decoded once into a per-thread scratch (signed types as int16, with the M
-//         chunk's activations widened beside it).
+//         chunk's activations widened beside it). Whatever reads a panel from the packed
+//         weights (the decoder, or the first register block when the panel is read in place)
+//         requests each group stream's lines ahead, to L2 and to L1 (prefetch_panel_block).
 //   GEMV  1 row × 64 weight rows, 2 × 32, 3 × 16; 4-6 rows as two blocks over the same weight
 //         tile (the second finds it in L1/L2), so the weights stream from memory once for up
 //         to 6 rows. One row reads 4 groups = 4 sequential streams at once: one stream does not
@@ -72,6 +74,29 @@ template <typename T>
 constexpr int64_t gemv_prefetch_bytes() {
   if constexpr (std::is_same_v<T, xa::Q4_0> || std::is_same_v<T, xa::Q6_K>) return 2048;
   return 1024;
+}
+// The GEMM's reads of the packed weights (a panel's first register block when the panel is
+// read in place, M <= 8; the panel decoder otherwise) had no prefetch and waited on memory:
+// 8 rows read the 151936 × 2048 head in 15.4-16.4 ms (Q4_0) and 26.4-27.6 (Q6_K), where the
+// arithmetic alone takes ~9.5. Each group stream's lines now go to L2 32 KB ahead and to L1
+// 2 KB ahead: 10.0-10.5 and 15.6-16.1 ms; Q8_0's decoder at M = 16 44 -> 34 ms, and its
+// M = 512 GEMM 4 % faster (6144 × 2048: it reads each panel again for every M chunk).
+// Zen 5 VM, docs/PERF.md sixteenth session.
+constexpr int64_t kPanelNearBytes = 2048;  // PREFETCHT0
+constexpr int64_t kPanelFarBytes = 32768;  // PREFETCHT1
+
+// Stream bytes per block of 32 (a group's superblocks one after the other).
+template <typename T>
+constexpr int64_t kStreamSpan = T::G.bytes / (T::G.elems / 32);
+
+// Requests a panel read's next lines of one group stream whose current block starts at `at`.
+template <int64_t kSpan>
+inline void prefetch_panel_block(const char* at) {
+#pragma GCC unroll 8
+  for (int64_t l = 0; l < kSpan; l += 64) {
+    _mm_prefetch(at + kPanelFarBytes + l, _MM_HINT_T1);
+    _mm_prefetch(at + kPanelNearBytes + l, _MM_HINT_T0);
+  }
 }
 
 // A decoded half-group block in the GEMM scratch: 8 rows of 32 bytes (a of jj 0..3, then b),
@@ -329,7 +354,7 @@ inline void block_isum16(const uint8_t* const (&p)[NH], const int8_t* xb, int64_
 // temporaries fit 16 ymm. Decoded16 (4 × 2) keeps all MR × NH int32 sums instead
 // (block_isum16); the compiler keeps the 8 float accumulators on the stack, one load and store
 // per block each.
-template <int MR, int NH, typename T, bool kDecoded, int64_t kPrefetchSpan>
+template <int MR, int NH, typename T, bool kDecoded, int64_t kPrefetchSpan, bool kPanelRead = false>
 inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int last_valid) {
   // Lanes below last_valid are read and written; the padding rows of a matrix's last group never.
   const __m256i last_mask =
@@ -350,16 +375,22 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
   alignas(32) uint8_t prep[NH][T::kPrep > 0 ? T::kPrep : 1];  // per half: its group's codes
   for (int64_t b = 0; b < a.blocks; ++b) {
     if constexpr (kPrefetchSpan > 0) {
-      // Each group's share of the stream for this block, gemv_prefetch_bytes ahead, once per group
-      // (the two halves of a group share cache lines).
+      // Each group's share of the stream for this block, once per group (the two halves of a
+      // group share cache lines): the GEMV's gemv_prefetch_bytes ahead, a panel read's two
+      // distances.
 #pragma GCC unroll 8
       for (int h = 0; h < NH; ++h) {
         if (((w.h0 + h) & 1) && h > 0) continue;
-        const char* pf =
+        const char* at =
             reinterpret_cast<const char*>(w.base + ((w.h0 + h) >> 1) * w.group_stride) +
-            (w.sb0 * w.bpsb + b) * kPrefetchSpan + gemv_prefetch_bytes<T>();
+            (w.sb0 * w.bpsb + b) * kPrefetchSpan;
+        if constexpr (kPanelRead) {
+          prefetch_panel_block<kPrefetchSpan>(at);
+        } else {
 #pragma GCC unroll 8
-        for (int64_t l = 0; l < kPrefetchSpan; l += 64) _mm_prefetch(pf + l, _MM_HINT_T1);
+          for (int64_t l = 0; l < kPrefetchSpan; l += 64)
+            _mm_prefetch(at + gemv_prefetch_bytes<T>() + l, _MM_HINT_T1);
+        }
       }
     }
     if constexpr (is_i16<T>()) {  // int16 records: every half's sums at once
@@ -422,13 +453,14 @@ inline int valid_cols(int64_t n, int64_t n1) {
 }
 
 // tile<MR, nh> for a run-time nh in 1..NH.
-template <int MR, int NH, typename T, bool kDecoded, int64_t kSpan>
+template <int MR, int NH, typename T, bool kDecoded, int64_t kSpan, bool kPanelRead = false>
 inline void tile_halves(int nh, const TileWeights& w, const Acts& a, float* y, int64_t ldy,
                         int last_valid) {
   if constexpr (NH > 1) {
-    if (nh < NH) return tile_halves<MR, NH - 1, T, kDecoded, kSpan>(nh, w, a, y, ldy, last_valid);
+    if (nh < NH)
+      return tile_halves<MR, NH - 1, T, kDecoded, kSpan, kPanelRead>(nh, w, a, y, ldy, last_valid);
   }
-  tile<MR, NH, T, kDecoded, kSpan>(w, a, y, ldy, last_valid);
+  tile<MR, NH, T, kDecoded, kSpan, kPanelRead>(w, a, y, ldy, last_valid);
 }
 
 // TileWeights of the packed matrix for halves from h0, blocks from b0 (a superblock boundary).
@@ -447,7 +479,7 @@ TileWeights packed_weights(const PackedMatrix& w, int64_t h0, int64_t b0) {
 template <typename T>
 void gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0,
           int64_t m1, int64_t n0, int64_t n1) {
-  constexpr int64_t kSpan = T::G.bytes / (T::G.elems / 32);  // stream bytes per block
+  constexpr int64_t kSpan = kStreamSpan<T>;
   const int64_t nb = w.k / 32;
   const int64_t h0 = n0 / 8, h1 = (n1 + 7) / 8;
   for (int64_t mc = m0; mc < m1; mc += 6) {
@@ -488,8 +520,14 @@ template <typename T, typename F>
 void for_each_record(const PackedMatrix& w, int64_t h, int nh, int64_t b0, int64_t blocks,
                      uint8_t* scratch, int64_t rec_bytes, F&& f) {
   const TileWeights tw = packed_weights<T>(w, h, b0);
+  constexpr int64_t kSpan = kStreamSpan<T>;
   for (int64_t b = 0; b < blocks; ++b)
     for (int hi = 0; hi < nh; ++hi) {
+      if (hi == 0 || ((tw.h0 + hi) & 1) == 0) {  // once per group: its halves share lines
+        prefetch_panel_block<kSpan>(
+            reinterpret_cast<const char*>(tw.base + ((tw.h0 + hi) >> 1) * tw.group_stride) +
+            (tw.sb0 * tw.bpsb + b) * kSpan);
+      }
       int half, j;
       const uint8_t* p = weights_at<T, false>(tw, hi, b, &half, &j);
       f(p, half, j, scratch + (b * nh + hi) * rec_bytes);
@@ -564,19 +602,23 @@ void decode_panel(const PackedMatrix& w, int64_t h, int nh, int64_t b0, int64_t 
 }
 
 // tile_halves<mr, kPanelHalves> for a run-time mr in 1..kGemmRows.
-template <typename T, bool kDecoded, int kPanelHalves>
+template <typename T, bool kDecoded, int kPanelHalves, int64_t kSpan = 0, bool kPanelRead = false>
 inline void tile_rows(int mr, int nh, const TileWeights& w, const Acts& a, float* y, int64_t ldy,
                       int last_valid) {
   static_assert(kGemmRows == 4, "one case per row count");
   switch (mr) {
     case 1:
-      return tile_halves<1, kPanelHalves, T, kDecoded, 0>(nh, w, a, y, ldy, last_valid);
+      return tile_halves<1, kPanelHalves, T, kDecoded, kSpan, kPanelRead>(nh, w, a, y, ldy,
+                                                                          last_valid);
     case 2:
-      return tile_halves<2, kPanelHalves, T, kDecoded, 0>(nh, w, a, y, ldy, last_valid);
+      return tile_halves<2, kPanelHalves, T, kDecoded, kSpan, kPanelRead>(nh, w, a, y, ldy,
+                                                                          last_valid);
     case 3:
-      return tile_halves<3, kPanelHalves, T, kDecoded, 0>(nh, w, a, y, ldy, last_valid);
+      return tile_halves<3, kPanelHalves, T, kDecoded, kSpan, kPanelRead>(nh, w, a, y, ldy,
+                                                                          last_valid);
     default:
-      return tile_halves<4, kPanelHalves, T, kDecoded, 0>(nh, w, a, y, ldy, last_valid);
+      return tile_halves<4, kPanelHalves, T, kDecoded, kSpan, kPanelRead>(nh, w, a, y, ldy,
+                                                                          last_valid);
   }
 }
 
@@ -634,6 +676,8 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
             } else {
               tile_rows<Decoded<T>, true, kPanelHalves>(mr, nh, tw, a, yt, ldy, lv);
             }
+          } else if (m == mc0) {  // the panel's first read, from memory: prefetched
+            tile_rows<T, false, kPanelHalves, kStreamSpan<T>, true>(mr, nh, tw, a, yt, ldy, lv);
           } else {
             tile_rows<T, false, kPanelHalves>(mr, nh, tw, a, yt, ldy, lv);
           }
