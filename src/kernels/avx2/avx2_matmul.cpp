@@ -34,12 +34,13 @@
 //         will read is decoded once into a per-thread scratch (signed types as int16, with the M
 //         chunk's activations widened beside it). Whatever reads a panel from the packed
 //         weights (the decoder, or the first register block when the panel is read in place)
-//         requests each group stream's lines ahead, to L2 and to L1 (prefetch_panel_block).
+//         requests each group stream's lines ahead, to L2 and to L1 (prefetch_two_distances).
 //   GEMV  1 row × 64 weight rows, 2 × 32, 3 × 16; 4-6 rows as two blocks over the same weight
 //         tile (the second finds it in L1/L2), so the weights stream from memory once for up
 //         to 6 rows. One row reads 4 groups = 4 sequential streams at once: one stream does not
-//         keep enough misses in flight to reach the memory bandwidth. Software prefetch to L2,
-//         1 or 2 KB ahead per stream (gemv_prefetch_bytes).
+//         keep enough misses in flight to reach the memory bandwidth. Software prefetch: one
+//         row to L2, 1 or 2 KB ahead per stream (gemv_prefetch_bytes); 2-3 rows (more
+//         arithmetic per byte) to L2 32 KB and to L1 2 KB ahead (prefetch_two_distances).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -75,27 +76,29 @@ constexpr int64_t gemv_prefetch_bytes() {
   if constexpr (std::is_same_v<T, xa::Q4_0> || std::is_same_v<T, xa::Q6_K>) return 2048;
   return 1024;
 }
-// The GEMM's reads of the packed weights (a panel's first register block when the panel is
-// read in place, M <= 8; the panel decoder otherwise) had no prefetch and waited on memory:
-// 8 rows read the 151936 × 2048 head in 15.4-16.4 ms (Q4_0) and 26.4-27.6 (Q6_K), where the
-// arithmetic alone takes ~9.5. Each group stream's lines now go to L2 32 KB ahead and to L1
-// 2 KB ahead: 10.0-10.5 and 15.6-16.1 ms; Q8_0's decoder at M = 16 44 -> 34 ms, and its
-// M = 512 GEMM 4 % faster (6144 × 2048: it reads each panel again for every M chunk).
-// Zen 5 VM, docs/PERF.md sixteenth session.
-constexpr int64_t kPanelNearBytes = 2048;  // PREFETCHT0
-constexpr int64_t kPanelFarBytes = 32768;  // PREFETCHT1
+// Reads of the packed weights that do more arithmetic per byte than one row's GEMV (the GEMV's
+// tiles of 2-3 rows; the GEMM's first read of a panel: the decoder, or the first register block
+// when the panel is read in place, M <= 8) request each group stream's lines to L2 32 KB ahead
+// and to L1 2 KB ahead. The GEMM had no prefetch and waited on memory: 8 rows read the
+// 151936 × 2048 head in 15.4-16.4 ms (Q4_0) and 26.4-27.6 (Q6_K), where the arithmetic alone
+// takes ~9.5; now 10.0-10.5 and 15.6-16.1 ms; Q8_0's decoder at M = 16 44 -> 34 ms, and its
+// M = 512 GEMM 4 % faster (6144 × 2048: it reads each panel again for every M chunk). The 2-3
+// row GEMV tiles with gemv_prefetch_bytes to L2: M = 4 7.6-7.9 ms (Q4_0), 11.8-12.8 (Q6_K); with
+// the two distances 6.2-6.4 and 9.7-10.7. Zen 5 VM, docs/PERF.md sixteenth session.
+constexpr int64_t kNearBytes = 2048;  // PREFETCHT0
+constexpr int64_t kFarBytes = 32768;  // PREFETCHT1
 
 // Stream bytes per block of 32 (a group's superblocks one after the other).
 template <typename T>
 constexpr int64_t kStreamSpan = T::G.bytes / (T::G.elems / 32);
 
-// Requests a panel read's next lines of one group stream whose current block starts at `at`.
+// Requests the lines ahead of one group stream whose current block starts at `at`.
 template <int64_t kSpan>
-inline void prefetch_panel_block(const char* at) {
+inline void prefetch_two_distances(const char* at) {
 #pragma GCC unroll 8
   for (int64_t l = 0; l < kSpan; l += 64) {
-    _mm_prefetch(at + kPanelFarBytes + l, _MM_HINT_T1);
-    _mm_prefetch(at + kPanelNearBytes + l, _MM_HINT_T0);
+    _mm_prefetch(at + kFarBytes + l, _MM_HINT_T1);
+    _mm_prefetch(at + kNearBytes + l, _MM_HINT_T0);
   }
 }
 
@@ -354,7 +357,8 @@ inline void block_isum16(const uint8_t* const (&p)[NH], const int8_t* xb, int64_
 // temporaries fit 16 ymm. Decoded16 (4 × 2) keeps all MR × NH int32 sums instead
 // (block_isum16); the compiler keeps the 8 float accumulators on the stack, one load and store
 // per block each.
-template <int MR, int NH, typename T, bool kDecoded, int64_t kPrefetchSpan, bool kPanelRead = false>
+template <int MR, int NH, typename T, bool kDecoded, int64_t kPrefetchSpan,
+          bool kTwoDistances = false>
 inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int last_valid) {
   // Lanes below last_valid are read and written; the padding rows of a matrix's last group never.
   const __m256i last_mask =
@@ -376,16 +380,15 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
   for (int64_t b = 0; b < a.blocks; ++b) {
     if constexpr (kPrefetchSpan > 0) {
       // Each group's share of the stream for this block, once per group (the two halves of a
-      // group share cache lines): the GEMV's gemv_prefetch_bytes ahead, a panel read's two
-      // distances.
+      // group share cache lines): gemv_prefetch_bytes ahead, or the two distances.
 #pragma GCC unroll 8
       for (int h = 0; h < NH; ++h) {
         if (((w.h0 + h) & 1) && h > 0) continue;
         const char* at =
             reinterpret_cast<const char*>(w.base + ((w.h0 + h) >> 1) * w.group_stride) +
             (w.sb0 * w.bpsb + b) * kPrefetchSpan;
-        if constexpr (kPanelRead) {
-          prefetch_panel_block<kPrefetchSpan>(at);
+        if constexpr (kTwoDistances) {
+          prefetch_two_distances<kPrefetchSpan>(at);
         } else {
 #pragma GCC unroll 8
           for (int64_t l = 0; l < kPrefetchSpan; l += 64)
@@ -453,14 +456,15 @@ inline int valid_cols(int64_t n, int64_t n1) {
 }
 
 // tile<MR, nh> for a run-time nh in 1..NH.
-template <int MR, int NH, typename T, bool kDecoded, int64_t kSpan, bool kPanelRead = false>
+template <int MR, int NH, typename T, bool kDecoded, int64_t kSpan, bool kTwoDistances = false>
 inline void tile_halves(int nh, const TileWeights& w, const Acts& a, float* y, int64_t ldy,
                         int last_valid) {
   if constexpr (NH > 1) {
     if (nh < NH)
-      return tile_halves<MR, NH - 1, T, kDecoded, kSpan, kPanelRead>(nh, w, a, y, ldy, last_valid);
+      return tile_halves<MR, NH - 1, T, kDecoded, kSpan, kTwoDistances>(nh, w, a, y, ldy,
+                                                                        last_valid);
   }
-  tile<MR, NH, T, kDecoded, kSpan, kPanelRead>(w, a, y, ldy, last_valid);
+  tile<MR, NH, T, kDecoded, kSpan, kTwoDistances>(w, a, y, ldy, last_valid);
 }
 
 // TileWeights of the packed matrix for halves from h0, blocks from b0 (a superblock boundary).
@@ -498,8 +502,12 @@ void gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
         float* yt = y + m * ldy + h * 8;
         switch (mr) {
           case 1: tile_halves<1, 8, T, false, kSpan>(nh, tw, a, yt, ldy, lv); break;
-          case 2: tile_halves<2, 4, T, false, kSpan>(nh, tw, a, yt, ldy, lv); break;
-          default: tile_halves<3, 2, T, false, kSpan>(nh, tw, a, yt, ldy, lv); break;
+          case 2:
+            tile_halves<2, 4, T, false, kSpan, true>(nh, tw, a, yt, ldy, lv);
+            break;
+          default:
+            tile_halves<3, 2, T, false, kSpan, true>(nh, tw, a, yt, ldy, lv);
+            break;
         }
         m += mr;
       }
@@ -524,7 +532,7 @@ void for_each_record(const PackedMatrix& w, int64_t h, int nh, int64_t b0, int64
   for (int64_t b = 0; b < blocks; ++b)
     for (int hi = 0; hi < nh; ++hi) {
       if (hi == 0 || ((tw.h0 + hi) & 1) == 0) {  // once per group: its halves share lines
-        prefetch_panel_block<kSpan>(
+        prefetch_two_distances<kSpan>(
             reinterpret_cast<const char*>(tw.base + ((tw.h0 + hi) >> 1) * tw.group_stride) +
             (tw.sb0 * tw.bpsb + b) * kSpan);
       }
@@ -602,23 +610,24 @@ void decode_panel(const PackedMatrix& w, int64_t h, int nh, int64_t b0, int64_t 
 }
 
 // tile_halves<mr, kPanelHalves> for a run-time mr in 1..kGemmRows.
-template <typename T, bool kDecoded, int kPanelHalves, int64_t kSpan = 0, bool kPanelRead = false>
+template <typename T, bool kDecoded, int kPanelHalves, int64_t kSpan = 0,
+          bool kTwoDistances = false>
 inline void tile_rows(int mr, int nh, const TileWeights& w, const Acts& a, float* y, int64_t ldy,
                       int last_valid) {
   static_assert(kGemmRows == 4, "one case per row count");
   switch (mr) {
     case 1:
-      return tile_halves<1, kPanelHalves, T, kDecoded, kSpan, kPanelRead>(nh, w, a, y, ldy,
-                                                                          last_valid);
+      return tile_halves<1, kPanelHalves, T, kDecoded, kSpan, kTwoDistances>(nh, w, a, y, ldy,
+                                                                             last_valid);
     case 2:
-      return tile_halves<2, kPanelHalves, T, kDecoded, kSpan, kPanelRead>(nh, w, a, y, ldy,
-                                                                          last_valid);
+      return tile_halves<2, kPanelHalves, T, kDecoded, kSpan, kTwoDistances>(nh, w, a, y, ldy,
+                                                                             last_valid);
     case 3:
-      return tile_halves<3, kPanelHalves, T, kDecoded, kSpan, kPanelRead>(nh, w, a, y, ldy,
-                                                                          last_valid);
+      return tile_halves<3, kPanelHalves, T, kDecoded, kSpan, kTwoDistances>(nh, w, a, y, ldy,
+                                                                             last_valid);
     default:
-      return tile_halves<4, kPanelHalves, T, kDecoded, kSpan, kPanelRead>(nh, w, a, y, ldy,
-                                                                          last_valid);
+      return tile_halves<4, kPanelHalves, T, kDecoded, kSpan, kTwoDistances>(nh, w, a, y, ldy,
+                                                                             last_valid);
   }
 }
 
