@@ -114,11 +114,15 @@ int gemm_min_m(Tier tier, GgmlType type) {
     // Measured, docs/KERNELS.md "Switch points". avx2: GEMV (chunks of 4 rows) up to M = 5.
     // avx512: the GEMV decodes the weights in registers for 8 rows at a time (more rows: each
     // weight tile read from memory once, from L2 for the other chunks) and beats the GEMM's
-    // decoded panels through M = 64 (Q6_K, whose 8-row tile takes one group: 32), except for
-    // q8_0, whose GEMM reads its bytes in place and wins from 5.
+    // decoded panels through M = 64 (Q6_K, whose 8-row tile takes one group: 32). q8_0's GEMM
+    // reads its bytes in place and wins in L3 from M = 5 (6144×2048 M = 8: 144-150 µs against
+    // 165-170), but from memory, since the 5..8-row tiles' two prefetch distances, the GEMV wins
+    // through M = 16 (the head at M = 8: 8.6-10.1 ms against 10.3-11.3; M = 16: 11.0-11.2 against
+    // 12.0-12.4; mixed at 32), and in the model (`xtile bench -np 8` / `-np 16`, qwen3-0.6b and
+    // 1.7b Q8_0) 8 sequences decode 16-30 % and 16 sequences 15-34 % faster with it.
     case Tier::avx2: return 6;
     case Tier::avx512:
-      return type == GgmlType::Q8_0 ? 5 : type == GgmlType::Q6_K ? 33 : 65;
+      return type == GgmlType::Q8_0 ? 17 : type == GgmlType::Q6_K ? 33 : 65;
     // amx (its GEMV is the avx512 one): measured on a 16-vCPU Emerald Rapids guest, 16 threads,
     // the tile GEMM loses to the avx512 GEMV through M = 8 (q4_0 2048×6144 M=8: 84-99 µs against
     // 72-79, q4_K 106-109 / 80-85, q8_0 121-123 against the avx512 GEMM's 75-83; Q6_K, VNNI under
