@@ -199,6 +199,16 @@ inline const uint8_t* weights_at(const TileWeights& w, int hi, int64_t b, int* h
   }
 }
 
+// Where the packed stream of half hi's group stands at block b (kSpan bytes per block: the
+// prefetches' reference point), or null when half hi shares its group, and so its cache lines,
+// with half hi − 1 of the same tile: each group is requested once.
+template <int64_t kSpan>
+inline const char* group_stream_at(const TileWeights& w, int hi, int64_t b) {
+  if (hi > 0 && ((w.h0 + hi) & 1)) return nullptr;
+  return reinterpret_cast<const char*>(w.base + ((w.h0 + hi) >> 1) * w.group_stride) +
+         (w.sb0 * w.bpsb + b) * kSpan;
+}
+
 inline __m256i broadcast4(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);  // a plain load, folded into VPBROADCASTD's memory operand
@@ -383,10 +393,8 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
       // group share cache lines): gemv_prefetch_bytes ahead, or the two distances.
 #pragma GCC unroll 8
       for (int h = 0; h < NH; ++h) {
-        if (((w.h0 + h) & 1) && h > 0) continue;
-        const char* at =
-            reinterpret_cast<const char*>(w.base + ((w.h0 + h) >> 1) * w.group_stride) +
-            (w.sb0 * w.bpsb + b) * kPrefetchSpan;
+        const char* at = group_stream_at<kPrefetchSpan>(w, h, b);
+        if (at == nullptr) continue;
         if constexpr (kTwoDistances) {
           prefetch_two_distances<kPrefetchSpan>(at);
         } else {
@@ -531,11 +539,7 @@ void for_each_record(const PackedMatrix& w, int64_t h, int nh, int64_t b0, int64
   constexpr int64_t kSpan = kStreamSpan<T>;
   for (int64_t b = 0; b < blocks; ++b)
     for (int hi = 0; hi < nh; ++hi) {
-      if (hi == 0 || ((tw.h0 + hi) & 1) == 0) {  // once per group: its halves share lines
-        prefetch_two_distances<kSpan>(
-            reinterpret_cast<const char*>(tw.base + ((tw.h0 + hi) >> 1) * tw.group_stride) +
-            (tw.sb0 * tw.bpsb + b) * kSpan);
-      }
+      if (const char* at = group_stream_at<kSpan>(tw, hi, b)) prefetch_two_distances<kSpan>(at);
       int half, j;
       const uint8_t* p = weights_at<T, false>(tw, hi, b, &half, &j);
       f(p, half, j, scratch + (b * nh + hi) * rec_bytes);
