@@ -5,11 +5,12 @@
 #include <cstring>
 
 #include "base/error.h"
-#include "quant/weight_terms.h"
 #include "kernels/pack/pack.h"
 #include "model/embedding.h"
 #include "ops/matmul.h"
+#include "ops/matmul_float.h"
 #include "ops/ops.h"
+#include "quant/weight_terms.h"
 
 namespace xtile {
 
@@ -32,6 +33,31 @@ size_t sz(int64_t n) {
 
 // Weight rows per float-path tile: 16 rows stay in cache while the expert's rows pass over them.
 constexpr int64_t kFloatRowTile = 16;
+
+// Rows per task of the fused path: a chunk's gate|up output (128 × 2 n_ff floats, 768 KB for
+// 30B-A3B) stays in the core's caches from the kernel that writes it to the SwiGLU that reads it,
+// where the phase-by-phase path writes gate|up, SwiGLU and the gathered activations for all
+// rows·k pairs (25 + 12.5 + 8 MB at 512 rows) and reads them back from memory. An expert with
+// more rows is cut into even chunks: its weights (2.6 MB in Q4_0) come from L3 for the later
+// ones. 128 rows are also the GEMM's M chunk at K = 2048 (kernels' kActChunkBytes).
+constexpr int64_t kChunkRows = 128;
+
+// Row i of dst = row r of src (the int8 codes and the per-block terms).
+void copy_act_row(const QuantizedActs& src, int64_t r, QuantizedActs& dst, int64_t i) {
+  const int64_t k = src.k, nb = src.blocks();
+  std::memcpy(dst.q + i * k, src.q + r * k, sz(k));
+  std::memcpy(dst.d + i * nb, src.d + r * nb, sz(nb) * sizeof(float));
+  std::memcpy(dst.s + i * nb, src.s + r * nb, sz(nb) * sizeof(int32_t));
+  std::memcpy(dst.sd + i * nb, src.sd + r * nb, sz(nb) * sizeof(float));
+  std::memcpy(dst.sl + i * nb, src.sl + r * nb, sz(nb) * sizeof(int32_t));
+}
+
+// y[m, n) = w · x for every row m of x, all of w's columns: the GEMV or GEMM by x's row count.
+void expert_matmul(const KernelSet& kernels, const PackedMatrix& w, const QuantizedActs& x,
+                   float* y, int64_t ldy) {
+  const MatmulKernel* kernel = x.m >= kernels.gemm_min_m ? kernels.gemm : kernels.gemv;
+  kernel->fn(w, x, y, ldy, 0, x.m, 0, w.n);
+}
 
 }  // namespace
 
@@ -278,9 +304,12 @@ MoeFfn::MoeFfn(const MoeShape& shape, int64_t max_rows) : s_(shape), max_rows_(m
   slot_pos_.resize(sz(g));
   expert_begin_.resize(sz(shape.n_expert + 1));
   gathered_row_.resize(sz(g));
-  gate_up_.resize(sz(g * 2 * shape.n_ff));
-  ff_.resize(sz(g * shape.n_ff));
-  down_.resize(sz(g * shape.n_embd));
+}
+
+int64_t MoeFfn::active_experts() const {
+  int64_t n = 0;
+  for (int64_t x = 0; x < s_.n_expert; ++x) n += expert_begin_[sz(x + 1)] > expert_begin_[sz(x)];
+  return n;
 }
 
 void MoeFfn::group_by_expert(int64_t rows) {
@@ -360,28 +389,101 @@ void MoeFfn::run_tasks(ThreadPool& pool, const std::vector<ExpertMatrix>& m,
   });
 }
 
+void MoeFfn::forward_fused(ThreadPool& pool, const MoeLayer& layer, QuantizeRowFn quantize,
+                           const float* h, int64_t rows) {
+  quantize_activations(pool, quantize, h, s_.n_embd, rows, s_.n_embd, h_acts_);
+  row_tasks_.clear();
+  for (int64_t x = 0; x < s_.n_expert; ++x) {
+    const int64_t b = expert_begin_[sz(x)], n = expert_begin_[sz(x + 1)] - b;
+    const int64_t chunks = (n + kChunkRows - 1) / kChunkRows;
+    for (int64_t c = 0; c < chunks; ++c)
+      row_tasks_.push_back({static_cast<int32_t>(x), b + n * c / chunks, b + n * (c + 1) / chunks});
+  }
+  // Largest chunks first, so that the dynamic schedule ends with small ones (balance only).
+  std::stable_sort(row_tasks_.begin(), row_tasks_.end(),
+                   [](const RowTask& a, const RowTask& b) { return a.p1 - a.p0 > b.p1 - b.p0; });
+  if (chunk_scratch_.size() < sz(pool.size())) chunk_scratch_.resize(sz(pool.size()));
+  std::atomic<size_t> next{0};
+  pool.run([&](int t, int) {
+    for (size_t i = next.fetch_add(1); i < row_tasks_.size(); i = next.fetch_add(1))
+      run_chunk(layer, quantize, row_tasks_[i], chunk_scratch_[sz(t)]);
+  });
+}
+
+void MoeFfn::run_chunk(const MoeLayer& layer, QuantizeRowFn quantize, const RowTask& task,
+                       ChunkScratch& s) {
+  const int64_t e = s_.n_embd, ff = s_.n_ff, n = task.p1 - task.p0;
+  // The chunk's quantized h rows, gathered (the same bytes as quantizing them here).
+  QuantizedActs& x = s.x.resize(n, e);
+  for (int64_t i = 0; i < n; ++i)
+    copy_act_row(h_acts_.acts(), gathered_row_[sz(task.p0 + i)], x, i);
+  if (s.gate_up.size() < sz(n * 2 * ff)) s.gate_up.resize(sz(n * 2 * ff));
+  if (s.ff.size() < sz(ff)) s.ff.resize(sz(ff));
+  expert_matmul(layer.gate_up_kernels, layer.gate_up[sz(task.expert)].pm, x, s.gate_up.data(),
+                2 * ff);
+  QuantizedActs& a = s.ff_acts.resize(n, ff);
+  for (int64_t i = 0; i < n; ++i) {
+    const float* gate = s.gate_up.data() + i * 2 * ff;
+    ops::swiglu_row(gate, gate + ff, s.ff.data(), ff);
+    quantize_act_row(quantize, s.ff.data(), a, i);
+  }
+  expert_matmul(layer.down_kernels, layer.down[sz(task.expert)].pm, a, down_.data() + task.p0 * e,
+                e);
+}
+
 void MoeFfn::forward(ThreadPool& pool, const MoeLayer& layer, QuantizeRowFn quantize,
                      const float* h, int64_t rows, float* out) {
   if (rows > max_rows_) fail("moe: ", rows, " rows but the scratch holds ", max_rows_);
-  const int64_t e = s_.n_embd, k = s_.n_used, ff = s_.n_ff, ne = s_.n_expert;
+  const int64_t e = s_.n_embd, k = s_.n_used, ne = s_.n_expert;
   const int64_t g = rows * k;
 
-  // 1. Route every row: the router logits split over (row, expert) — in generation the router
-  // (n_expert × n_embd floats, 1 MB for 30B-A3B) is the one matrix of the layer a single thread
-  // would otherwise stream alone — then each row's softmax and top-k, as moe_route_row.
-  pool.parallel_for(0, rows * ne, ops::row_grain(2 * e), [&](int64_t i0, int64_t i1, int) {
-    for (int64_t i = i0; i < i1;) {  // (row, expert) runs within one row: ops::dots
-      const int64_t r = i / ne, x0 = i % ne, x1 = std::min(ne, x0 + (i1 - i));
-      ops::dots(layer.router + x0 * e, e, x1 - x0, h + r * e, e, logits_.data() + i);
-      i += x1 - x0;
-    }
-  });
+  // 1. Route every row: the router logits as a float matmul, each one ops::dot as moe_route_row
+  // computes it (split over the experts: in generation the router, n_expert × n_embd floats,
+  // 1 MB for 30B-A3B, is the one matrix of the layer a single thread would otherwise stream
+  // alone; a prompt's rows pass over tiles of 16 router rows held in L2), then each row's
+  // softmax and top-k.
+  matmul_f32(pool, layer.router, ne, e, h, e, rows, logits_.data(), ne);
   pool.parallel_for(0, rows, ops::row_grain(8 * ne), [&](int64_t r0, int64_t r1, int) {
     for (int64_t r = r0; r < r1; ++r)
       moe_route_logits(logits_.data() + r * ne, ne, k, experts_.data() + r * k,
                        weights_.data() + r * k);
   });
   group_by_expert(rows);
+  if (down_.size() < sz(g * e)) down_.resize(sz(g * e));
+
+  // 2-4, packed experts with at least one task per thread's share: each task an expert's whole
+  // FFN over a chunk of its rows (forward_fused), the intermediates in the thread's caches.
+  // Otherwise phase by phase, each phase's tasks an expert's column chunk (make_tasks): the
+  // float path, and generation on many threads (k experts' columns split so every thread
+  // streams weights).
+  const bool gu_packed = layer.gate_up[0].packed;
+  const bool down_packed = layer.down[0].packed;
+  if (gu_packed && down_packed && active_experts() >= 4 * static_cast<int64_t>(pool.size())) {
+    forward_fused(pool, layer, quantize, h, rows);
+  } else {
+    forward_phases(pool, layer, quantize, h, rows);
+  }
+
+  // 5. out = Σ_j w_j · down_j, j in expert-index order, from 0 (one thread per row).
+  pool.parallel_for(0, rows, ops::row_grain(2 * k * e), [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; ++r) {
+      float* o = out + r * e;
+      std::fill(o, o + e, 0.0f);
+      for (int64_t j = 0; j < k; ++j) {
+        const float w = weights_[sz(r * k + j)];
+        const float* d = down_.data() + slot_pos_[sz(r * k + j)] * e;
+        for (int64_t i = 0; i < e; ++i) o[i] += w * d[i];
+      }
+    }
+  });
+}
+
+void MoeFfn::forward_phases(ThreadPool& pool, const MoeLayer& layer, QuantizeRowFn quantize,
+                            const float* h, int64_t rows) {
+  const int64_t e = s_.n_embd, k = s_.n_used, ff = s_.n_ff;
+  const int64_t g = rows * k;
+  if (gate_up_.size() < sz(g * 2 * ff)) gate_up_.resize(sz(g * 2 * ff));
+  if (ff_.size() < sz(g * ff)) ff_.resize(sz(g * ff));
 
   // 2. gate|up of each expert over its rows. Packed: quantize each row once, then gather the
   // quantized rows by expert (int8 copies) so that each expert's rows are one matrix.
@@ -390,16 +492,8 @@ void MoeFfn::forward(ThreadPool& pool, const MoeLayer& layer, QuantizeRowFn quan
     quantize_activations(pool, quantize, h, e, rows, e, h_acts_);
     const QuantizedActs& src = h_acts_.acts();
     QuantizedActs& dst = gathered_.resize(g, e);
-    const int64_t nb = e / 32;
     pool.parallel_for(0, g, ops::row_grain(e), [&](int64_t p0, int64_t p1, int) {
-      for (int64_t p = p0; p < p1; ++p) {
-        const int64_t r = gathered_row_[sz(p)];
-        std::memcpy(dst.q + p * e, src.q + r * e, sz(e));
-        std::memcpy(dst.d + p * nb, src.d + r * nb, sz(nb) * sizeof(float));
-        std::memcpy(dst.s + p * nb, src.s + r * nb, sz(nb) * sizeof(int32_t));
-        std::memcpy(dst.sd + p * nb, src.sd + r * nb, sz(nb) * sizeof(float));
-        std::memcpy(dst.sl + p * nb, src.sl + r * nb, sz(nb) * sizeof(int32_t));
-      }
+      for (int64_t p = p0; p < p1; ++p) copy_act_row(src, gathered_row_[sz(p)], dst, p);
     });
   }
   const auto n_step = [](const KernelSet& ks, bool packed) {
@@ -423,19 +517,6 @@ void MoeFfn::forward(ThreadPool& pool, const MoeLayer& layer, QuantizeRowFn quan
   make_tasks(e, pool.size(), n_step(layer.down_kernels, down_packed));
   run_tasks(pool, layer.down, layer.down_kernels, down_packed ? &ff_acts_.acts() : nullptr,
             ff_.data(), true, ff, down_.data(), e);
-
-  // 5. out = Σ_j w_j · down_j, j in expert-index order, from 0 (one thread per row).
-  pool.parallel_for(0, rows, ops::row_grain(2 * k * e), [&](int64_t r0, int64_t r1, int) {
-    for (int64_t r = r0; r < r1; ++r) {
-      float* o = out + r * e;
-      std::fill(o, o + e, 0.0f);
-      for (int64_t j = 0; j < k; ++j) {
-        const float w = weights_[sz(r * k + j)];
-        const float* d = down_.data() + slot_pos_[sz(r * k + j)] * e;
-        for (int64_t i = 0; i < e; ++i) o[i] += w * d[i];
-      }
-    }
-  });
 }
 
 }  // namespace xtile

@@ -147,7 +147,27 @@ class MoeFfn {
     int32_t expert;
     int64_t n0, n1;  // output columns
   };
+  struct RowTask {  // the fused path: gathered positions [p0, p1) of one expert
+    int32_t expert;
+    int64_t p0, p1;
+  };
+  // A thread's scratch on the fused path (grows, never shrinks): one row chunk of one expert.
+  struct ChunkScratch {
+    ActBuffer x;                 // the chunk's quantized h rows, gathered
+    ActBuffer ff_acts;           // quantized silu(gate) ⊙ up
+    std::vector<float> gate_up;  // chunk rows × 2 n_ff
+    std::vector<float> ff;       // chunk rows × n_ff
+  };
   void group_by_expert(int64_t rows);
+  int64_t active_experts() const;
+  // Every packed expert's whole FFN (gate|up, SwiGLU, down) as one task per row chunk.
+  void forward_fused(ThreadPool& pool, const MoeLayer& layer, QuantizeRowFn quantize,
+                     const float* h, int64_t rows);
+  // Steps 2-4 phase by phase: every expert's gate|up, then SwiGLU, then every expert's down.
+  void forward_phases(ThreadPool& pool, const MoeLayer& layer, QuantizeRowFn quantize,
+                      const float* h, int64_t rows);
+  void run_chunk(const MoeLayer& layer, QuantizeRowFn quantize, const RowTask& task,
+                 ChunkScratch& s);
   void make_tasks(int64_t n_cols, int n_threads, int n_step);
   // y[p, n) for the gathered rows p of each task's expert, columns [n0, n1) of m.
   void run_tasks(ThreadPool& pool, const std::vector<ExpertMatrix>& m, const KernelSet& kernels,
@@ -163,12 +183,16 @@ class MoeFfn {
   std::vector<int64_t> expert_begin_;  // n_expert + 1: gathered positions of each expert
   std::vector<int32_t> gathered_row_;  // gathered position → source row
   std::vector<Task> tasks_;
+  std::vector<RowTask> row_tasks_;
+  std::vector<ChunkScratch> chunk_scratch_;  // per thread (fused path)
   ActBuffer h_acts_;            // quantized h, rows × n_embd
+  // Phase by phase (float experts, or too few experts for one task per thread each), sized
+  // when first used:
   ActBuffer gathered_;          // quantized h gathered by expert, rows·k × n_embd
   ActBuffer ff_acts_;           // quantized silu(gate) ⊙ up, rows·k × n_ff (already gathered)
   std::vector<float> gate_up_;  // rows·k × 2 n_ff
   std::vector<float> ff_;       // rows·k × n_ff
-  std::vector<float> down_;     // rows·k × n_embd
+  std::vector<float> down_;     // rows·k × n_embd (both paths)
 };
 
 }  // namespace xtile
