@@ -39,7 +39,7 @@
 //         tile (the second finds it in L1/L2), so the weights stream from memory once for up
 //         to 6 rows. One row reads 4 groups = 4 sequential streams at once: one stream does not
 //         keep enough misses in flight to reach the memory bandwidth. Software prefetch: one
-//         row to L2, 1 or 2 KB ahead per stream (gemv_prefetch_bytes); 2-3 rows (more
+//         row to L1, 1 or 2 KB ahead per stream (gemv_prefetch_bytes); 2-3 rows (more
 //         arithmetic per byte) to L2 32 KB and to L1 2 KB ahead (prefetch_two_distances).
 #include <immintrin.h>
 
@@ -66,11 +66,16 @@ constexpr int kGemmHalves16 = 2;
 constexpr int64_t kKChunkBlocks16 = 32;
 constexpr int64_t kKChunkBlocks = 64;     // GEMM K chunk: 2048 of K (a multiple of 256)
 constexpr int64_t kActChunkBytes = 256 << 10;  // GEMM M chunk: activation bytes kept in L2
-// GEMV software prefetch (to L2): distance ahead per stream. Types whose tiles spend little
-// work per byte (Q4_0, Q6_K) run ahead of a 1 KB prefetch and stall on memory: at 2 KB the
-// 151936 × 2048 GEMV from memory took 10-26 % (Q4_0) and 9-30 % (Q6_K) less time on Zen 5;
-// for the others 2 KB measured the same or 3-25 % slower (Q8_0, IQ4_NL, Q4_K, Q5_0, Q5_K:
-// the prefetches then only add to the memory queue). docs/PERF.md, 2026-12-02 tenth session.
+// GEMV software prefetch of one row's tile, PREFETCHT0: distance ahead per stream. Types whose
+// tiles spend little work per byte (Q4_0, Q6_K) run ahead of a 1 KB prefetch and stall on
+// memory: at 2 KB the 151936 × 2048 GEMV from memory took 10-26 % (Q4_0) and 9-30 % (Q6_K) less
+// time on Zen 5; for the others 2 KB measured the same or 3-25 % slower (Q8_0, IQ4_NL, Q4_K,
+// Q5_0, Q5_K: the prefetches then only add to the memory queue). docs/PERF.md, 2026-12-02
+// tenth session. To L1 rather than L2: the kernel benchmark's lone GEMV reads the same either
+// way, but in the model (each GEMV one of hundreds per token, the MoE experts short streams of
+// 768 rows) generation ran 15-20 % faster (qwen3-1.7b Q4_0, Q8_0, 0.6b Q4_0) and 55 % (the
+// 30B-A3B cut) with T0; 4 KB or 1 KB to L1 were slower than 2 KB. docs/PERF.md, twentieth
+// session.
 template <typename T>
 constexpr int64_t gemv_prefetch_bytes() {
   if constexpr (std::is_same_v<T, xa::Q4_0> || std::is_same_v<T, xa::Q6_K>) return 2048;
@@ -400,7 +405,7 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
         } else {
 #pragma GCC unroll 8
           for (int64_t l = 0; l < kPrefetchSpan; l += 64)
-            _mm_prefetch(at + gemv_prefetch_bytes<T>() + l, _MM_HINT_T1);
+            _mm_prefetch(at + gemv_prefetch_bytes<T>() + l, _MM_HINT_T0);
         }
       }
     }

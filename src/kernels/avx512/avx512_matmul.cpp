@@ -71,7 +71,8 @@ constexpr int kGemmGroups = 2;             //                      x16 groups (3
 // when a tile reads 4 groups), to L1 (PREFETCHT0): on the Zen 5 VM, 2 threads, the 151936-row
 // head GEMV from memory read Q6_K 53.5 -> 62.3 GB/s, Q4_0 64.0 -> 68.3, Q8_0 68.8 -> 72.7 with T0
 // instead of T1 (medians of 4-5 alternated runs; no prefetch 42.7), and generation ran 7-16 %
-// faster (docs/PERF.md, fourteenth session). The AVX2 GEMV measured no difference and keeps T1.
+// faster (docs/PERF.md, fourteenth session). The AVX2 GEMV's one-row tile gained as much from
+// T0 once it was measured in the model (twentieth session; in the kernel benchmark it had not).
 // A 1-group tile with 1 KB kept too few misses in flight:
 // Q6_K at M = 8 read the output head at 19 GB/s of the 38 a 4 KB distance reaches. 8 KB over
 // 4 KB on the Zen 5 VM (151936 × 2048 head, 2 threads, medians of 5 interleaved runs): M = 8
