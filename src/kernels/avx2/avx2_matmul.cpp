@@ -72,7 +72,7 @@ constexpr int64_t kActChunkBytes = 256 << 10;  // GEMM M chunk: activation bytes
 // time on Zen 5; for the others 2 KB measured the same or 3-25 % slower (Q8_0, IQ4_NL, Q4_K,
 // Q5_0, Q5_K: the prefetches then only add to the memory queue). docs/PERF.md, 2026-12-02
 // tenth session. To L1 rather than L2: the kernel benchmark's lone GEMV reads the same either
-// way, but in the model (each GEMV one of hundreds per token, the MoE experts short streams of
+// way, but in the model (each GEMV one of many per token, the MoE experts short streams of
 // 768 rows) generation ran 15-20 % faster (qwen3-1.7b Q4_0, Q8_0, 0.6b Q4_0) and 45-90 % (the
 // 30B-A3B cut) with T0; 4 KB or 1 KB to L1 were slower than 2 KB. docs/PERF.md, twentieth
 // session.
