@@ -494,8 +494,8 @@ TileWeights packed_weights(const PackedMatrix& w, int64_t h0, int64_t b0) {
 // stream. In the model, alternated with the 8-half tile (Zen 5 VM, docs/PERF.md twenty-first
 // session): the 30B-A3B cut's generation, 60 % the Q6_K head, 10-25 % faster, qwen3-0.6b Q4_0
 // 14-18 %; the head alone from memory 7.4-8.7 ms against 10.1-10.5; the same from L3 (2048 ×
-// 2048). Q4_0 with 2 or 4 halves was 5-10 % slower; the avx512 one-row Q6_K tile with one
-// group instead of four 3-9 % slower.
+// 2048). Q4_0 with 2 or 4 halves was 5-10 % slower, Q8_0 with 2 halves 10-30 %; the avx512
+// one-row Q6_K tile with one group instead of four 3-9 % slower.
 template <typename T>
 constexpr int64_t kOneRowHalves = std::is_same_v<T, xa::Q6_K> ? 2 : 8;
 
