@@ -38,8 +38,9 @@
 //   GEMV  1 row × 64 weight rows, 2 × 32, 3 × 16; 4-6 rows as two blocks over the same weight
 //         tile (the second finds it in L1/L2), so the weights stream from memory once for up
 //         to 6 rows. One row reads 4 groups = 4 sequential streams at once: one stream does not
-//         keep enough misses in flight to reach the memory bandwidth (Q6_K excepted: one group,
-//         kOneRowHalves, measured faster in the model). Software prefetch: one
+//         keep enough misses in flight to reach the memory bandwidth (the 256-element
+//         superblock types excepted: one group, kOneRowHalves, measured faster in the model).
+//         Software prefetch: one
 //         row to L1, 1 or 2 KB ahead per stream (gemv_prefetch_bytes); 2-3 rows (more
 //         arithmetic per byte) to L2 32 KB and to L1 2 KB ahead (prefetch_two_distances).
 #include <immintrin.h>
@@ -489,22 +490,24 @@ TileWeights packed_weights(const PackedMatrix& w, int64_t h0, int64_t b0) {
   return {w.data, nsb * T::G.bytes, T::G.bytes, b0 / bpsb, h0, bpsb, 0};
 }
 
-// Halves per one-row GEMV tile: 8 (4 group streams) but for Q6_K, whose one-row tile reads one
-// group (its two halves) at a time, so that each thread walks the matrix as one sequential
-// stream. In the model, alternated with the 8-half tile (Zen 5 VM, docs/PERF.md twenty-first
-// session): the 30B-A3B cut's generation, 60 % the Q6_K head, 10-25 % faster, qwen3-0.6b Q4_0
-// 14-18 %; the head alone from memory 7.4-8.7 ms against 10.1-10.5; the same from L3 (2048 ×
-// 2048). Q4_0 with 2 or 4 halves was 5-10 % slower, Q8_0 with 2 halves 10-30 %; the avx512
-// one-row Q6_K tile with one group instead of four 3-9 % slower.
+// Halves per one-row GEMV tile: 8 (4 group streams), but 2 (one group) for the types of
+// 256-element superblocks (Q4_K, Q5_K, Q6_K, IQ4_XS), whose group-superblocks are read in two
+// to four regions each (scales, high bits, nibbles): one group per tile makes each thread walk
+// the matrix as one sequential stream. In the model, alternated with the 8-half tile (Zen 5 VM,
+// docs/PERF.md twenty-first session): the 30B-A3B cut's generation (60 % its Q6_K head) 10-25 %
+// faster, qwen3-0.6b Q4_0 14-18 %, Q5_K_M 9-15 %, IQ4_XS 9-17 %, Q4_K_M 0-5 %; the Q6_K head
+// alone from memory 7.4-8.7 ms instead of 10.1-10.5, the same from L3. The 32-element types keep
+// 4 streams: Q4_0 with 2 or 4 halves was 5-10 % slower, Q8_0 with 2 halves 10-30 %. The avx512
+// one-row Q6_K tile with one group instead of four was 3-9 % slower.
 template <typename T>
-constexpr int64_t kOneRowHalves = std::is_same_v<T, xa::Q6_K> ? 2 : 8;
+constexpr int64_t kOneRowHalves = T::G.elems == 256 ? 2 : 8;
 
 // GEMV: weight tiles of several halves outside, the activation rows inside in register blocks
 // of at most 3 rows (a fourth row's accumulators would not fit 16 ymm next to enough halves), so
 // the weights stream from memory once for up to 6 rows and the second block of rows finds the
 // tile in L1/L2. Halves per tile: 8 for one row (4 group streams in flight: the memory system
-// needs several to reach its read bandwidth; Q6_K 2, kOneRowHalves), 4 for two, 2 for three
-// (float accumulators <= 8).
+// needs several to reach its read bandwidth; K-quants and IQ4_XS 2, kOneRowHalves), 4 for two, 2
+// for three (float accumulators <= 8).
 template <typename T>
 void gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, int64_t m0,
           int64_t m1, int64_t n0, int64_t n1) {
