@@ -40,9 +40,9 @@
 //         to 6 rows. One row reads 4 groups = 4 sequential streams at once: one stream does not
 //         keep enough misses in flight to reach the memory bandwidth (the 256-element
 //         superblock types excepted: one group, kOneRowHalves, measured faster in the model).
-//         Software prefetch: one
-//         row to L1, 1 or 2 KB ahead per stream (gemv_prefetch_bytes); 2-3 rows (more
-//         arithmetic per byte) to L2 32 KB and to L1 2 KB ahead (prefetch_two_distances).
+//         Software prefetch: one row to L1, 1 or 2 KB ahead per stream (gemv_prefetch_bytes);
+//         2-3 rows (more arithmetic per byte) to L2 32 KB and to L1 2 KB ahead
+//         (prefetch_two_distances).
 #include <immintrin.h>
 
 #include <algorithm>
