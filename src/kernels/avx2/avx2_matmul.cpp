@@ -529,7 +529,9 @@ void gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
         const Acts a = acts_at(x, m, 0, nb, false);
         float* yt = y + m * ldy + h * 8;
         switch (mr) {
-          case 1: tile_halves<1, 8, T, false, kSpan>(nh, tw, a, yt, ldy, lv); break;
+          case 1:
+            tile_halves<1, kOneRowHalves<T>, T, false, kSpan>(nh, tw, a, yt, ldy, lv);
+            break;
           case 2:
             tile_halves<2, 4, T, false, kSpan, true>(nh, tw, a, yt, ldy, lv);
             break;
