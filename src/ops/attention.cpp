@@ -145,7 +145,8 @@ struct LanesFns {
   AllBlocksFn all_blocks = nullptr;
   OneBlockFn one_block = nullptr;
   void (*combine)(const float*, int64_t, int64_t, float*, float*) = nullptr;
-  int tile = 0;  // query vectors per tile
+  int tile = 0;                        // query vectors per tile
+  int split_tile = 0;                  // the same in split mode (generation)
   OneBlockFn one_block_f16 = nullptr;  // one_block over an fp16 cache read in place, if any
   OneBlockFn one_block_q8v = nullptr;  // the same over a q8_0 V (K fp16 in place or q8_0)
   OneBlockFn one_block_bf16 = nullptr;     // over a bf16 cache read in place (K bf16 or q8_0)
@@ -171,8 +172,10 @@ void combine_at(const float* slots, int64_t n_blocks, int64_t stride, float* acc
 template <int W>
 LanesFns fns_at_width(int64_t hd) {
   switch (hd) {
-#define XTILE_HD(C) \
-  case 16 * C: return {all_blocks_at<W, C>, one_block_at<W, C>, combine_at<W, C>, kTileVectors<W>};
+#define XTILE_HD(C)                                                                     \
+  case 16 * C:                                                                          \
+    return {all_blocks_at<W, C>, one_block_at<W, C>, combine_at<W, C>, kTileVectors<W>, \
+            kSplitTileVectors<W>};
     XTILE_HD(4)
     XTILE_HD(8)
     XTILE_HD(16)
@@ -237,6 +240,7 @@ LanesFns isa_fns(int w, int64_t hd) {
     f.one_block_bf16 = avx512::attention_bf16_one_block(hd);
     f.score_q8 = avx512::attention_q8_scores();
     f.tile = kTileVectors<16>;
+    f.split_tile = kSplitTileVectors<16>;
   } else {
     f.all_blocks = avx2::attention_all_blocks(hd);
     f.one_block = avx2::attention_one_block(hd);
@@ -245,6 +249,7 @@ LanesFns isa_fns(int w, int64_t hd) {
     f.one_block_bf16 = avx2::attention_bf16_one_block(hd);
     f.score_q8 = avx2::attention_q8_scores();
     f.tile = kTileVectors<8>;
+    f.split_tile = kSplitTileVectors<8>;
   }
   return f;
 }
@@ -465,10 +470,16 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
     return;
   }
 
-  // Query vectors of kv head g in tiles of fns.tile: (row, head j of the group), row-major, so a
-  // tile's rows are neighbours (a batch's rows come in ascending positions).
+  // Query vectors of kv head g in tiles of `tile` vectors: (row, head j of the group), row-major,
+  // so a tile's rows are neighbours (a batch's rows come in ascending positions).
   const int64_t per_g = rows * group;
-  const int64_t tiles_per_g = (per_g + fns.tile - 1) / fns.tile;
+  // Split mode: few rows (generation): items (tile, kv head, block) so that a long context
+  // spreads over every thread, then one combine per vector in ascending block order. Its tiles
+  // hold up to fns.split_tile vectors, prompt mode's fns.tile.
+  const bool split = rows <= 4 || n_kv * ((per_g + fns.tile - 1) / fns.tile) <
+                                      2 * static_cast<int64_t>(pool.size());
+  const int tile = split ? fns.split_tile : fns.tile;
+  const int64_t tiles_per_g = (per_g + tile - 1) / tile;
   // A q8_0 K's scores take the queries quantized (attention.h), once per call, at the end of
   // the scratch (its size is settled below, before any pointer into it is taken).
   const bool kq8 = kv.k_elem == KvElem::q8_0;
@@ -476,7 +487,7 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
   const float* q8_area = nullptr;
   auto tile_vectors = [&](int64_t g, int64_t t) {
     TileVectors tv;
-    for (int64_t x = t * fns.tile; x < std::min(per_g, (t + 1) * fns.tile); ++x) {
+    for (int64_t x = t * tile; x < std::min(per_g, (t + 1) * tile); ++x) {
       const int64_t row = x / group, h = g * group + x % group;
       tv.q[tv.n] = q + row * ldq + h * hd;
       tv.row[tv.n] = row;
@@ -502,9 +513,6 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
   const int64_t work_floats = 8 * kB + 16 * hd;  // scores, block sums, running sums
   const int64_t n_blocks_max = max_pos / kB + 1;
 
-  // Split mode: few rows (generation): items (tile, kv head, block) so that a long context
-  // spreads over every thread, then one combine per vector in ascending block order.
-  const bool split = rows <= 4 || n_kv * tiles_per_g < 2 * static_cast<int64_t>(pool.size());
   if (split) {
     const int64_t slot = 2 + hd;
     const int64_t slot_floats = (per_g * n_kv * n_blocks_max * slot + 15) / 16 * 16;
@@ -571,7 +579,7 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
       }
       float* vslots[8];
       for (int v = 0; v < tv.n; ++v) {
-        const int64_t x = t * fns.tile + v;
+        const int64_t x = t * tile + v;
         vslots[v] = slots + ((g * per_g + x) * n_blocks_max + c) * slot;
       }
       (in_place ? in_place : fns.one_block)(shape, tv, pos, src, c, vslots, work);

@@ -217,6 +217,11 @@ template <int W>
 constexpr int kTileVectors = W == 16  ? 8
                              : W == 8 ? 6
                                       : 4;
+// Split mode's tiles (generation): 8 vectors from width 8 up, so that a kv head shared by 8
+// query heads (Qwen3-30B-A3B) is one tile and each block's K and V are read from memory once;
+// at width 8 its scores run as 6 vectors and then 2 over the same piece, in L1 (scores_any).
+template <int W>
+constexpr int kSplitTileVectors = W >= 8 ? 8 : kTileVectors<W>;
 
 // Chunks scored together (CH) for NQ query vectors at width W. Each lane's sum is a chain of
 // dependent adds over the head's dimensions, so NQ·CH accumulators is the number of chains in
@@ -297,7 +302,13 @@ XTILE_LANES_INLINE void scores_any(int nq, const float* const* q, const E* kc, i
   }
   if constexpr ((kTileVectors<W>) == 6) {  // W = 8
     if (nq == 5) return scores<W, C, 5>(q, kc, chunks, scale, s, pf);
-    return scores<W, C, 6>(q, kc, chunks, scale, s, pf);
+    scores<W, C, 6>(q, kc, chunks, scale, s, pf);
+    // A split-mode tile of 7-8 vectors (kSplitTileVectors): the rest over the same piece, which
+    // the first 6 brought into L1 (its lines already requested: nothing more to request).
+    PrefetchLines none;
+    if (nq == 7) scores<W, C, 1>(q + 6, kc, chunks, scale, s + 6 * kB, none);
+    if (nq == 8) scores<W, C, 2>(q + 6, kc, chunks, scale, s + 6 * kB, none);
+    return;
   }
   if constexpr ((kTileVectors<W>) == 8) {  // W = 16
     switch (nq) {
