@@ -413,17 +413,38 @@ void run_items(ThreadPool& pool, int64_t n_items, int64_t total_ops,
   });
 }
 
-// The same, each thread claiming its next item one ahead: item(i, next, thread), next the index
-// the thread runs after i (n_items: none), so that i's last piece can request next's first lines.
+// Split mode's items claimed in runs of consecutive items, kRunsPerThread runs per thread (at
+// least one item each): consecutive items are consecutive blocks of one kv head, whose K and V
+// lie one after the other in the cache, so a run reads two sequential streams. Claimed one at a
+// time, two threads took alternate blocks and each thread's streams broke every 64 KiB. Alone
+// (one thread over one long stream of fp16 blocks, from memory) the block reads 28-29 GB/s
+// whole and 20-21 GB/s taking every other block. In the model's attention (xtile_attention_bench
+// decode/w16/qwen3-0.6b, depth 4096, two threads) runs took 554-610 µs per layer against
+// 584-664 in the VM's slow-bandwidth state (four alternated rounds); in its fast state the
+// two were even (medians 414 and 418 µs over six). docs/PERF.md, twenty-third session. The work
+// left to the last thread is at most one run, 1 / (kRunsPerThread · threads) of the items.
+constexpr int64_t kRunsPerThread = 8;
+
+// The same in runs (above), each thread claiming its next item one ahead: item(i, next, thread),
+// next the index the thread runs after i (n_items: none), so that i's last piece can request
+// next's first lines.
 void run_items_ahead(ThreadPool& pool, int64_t n_items, int64_t total_ops,
                      const std::function<void(int64_t, int64_t, int)>& item) {
-  std::atomic<int64_t> next{0};
+  const int64_t run = std::max<int64_t>(1, n_items / (kRunsPerThread * pool.size()));
+  std::atomic<int64_t> next_run{0};
+  const auto claim = [&] {
+    return std::min(n_items, next_run.fetch_add(run, std::memory_order_relaxed));
+  };
   run_work(pool, total_ops, [&](int thread) {
-    int64_t i = next.fetch_add(1, std::memory_order_relaxed);
-    while (i < n_items) {
-      const int64_t after = std::min(n_items, next.fetch_add(1, std::memory_order_relaxed));
-      item(i, after, thread);
-      i = after;
+    for (int64_t a = claim(); a < n_items;) {
+      const int64_t b = std::min(n_items, a + run);
+      int64_t following = n_items;
+      for (int64_t i = a; i < b; ++i) {
+        // The run after this one is claimed as its last item starts (one ahead, as before).
+        const int64_t after = i + 1 < b ? i + 1 : (following = claim());
+        item(i, after, thread);
+      }
+      a = following;
     }
   });
 }
