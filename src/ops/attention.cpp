@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <tuple>
+#include <utility>
 
 #include "base/error.h"
 #include "base/fp16.h"
@@ -413,38 +415,40 @@ void run_items(ThreadPool& pool, int64_t n_items, int64_t total_ops,
   });
 }
 
-// Split mode's items claimed in runs of consecutive items, kRunsPerThread runs per thread (at
-// least one item each): consecutive items are consecutive blocks of one kv head, whose K and V
-// lie one after the other in the cache, so a run reads two sequential streams. Claimed one at a
-// time, two threads took alternate blocks and each thread's streams broke every 64 KiB. Alone
-// (one thread over one long stream of fp16 blocks, from memory) the block reads 28-29 GB/s
-// whole and 20-21 GB/s taking every other block. In the model's attention (xtile_attention_bench
-// decode/w16/qwen3-0.6b, depth 4096, two threads) runs took 554-610 µs per layer against
-// 584-664 in the VM's slow-bandwidth state (four alternated rounds); in its fast state the
-// two were even (medians 414 and 418 µs over six). docs/PERF.md, twenty-third session. The work
-// left to the last thread is at most one run, 1 / (kRunsPerThread · threads) of the items.
-constexpr int64_t kRunsPerThread = 8;
+// Split mode's items are claimed in runs of consecutive items: consecutive items are
+// consecutive blocks of one kv head, whose K and V lie one after the other in the cache, so a
+// run reads two sequential streams. Claimed one at a time, two threads took alternate blocks and
+// each thread's streams broke every 64 KiB (alone, one thread over one long stream of fp16
+// blocks from memory reads 28-29 GB/s taking every block and 20-21 GB/s taking every other).
+// A run is the items left over kRunShare · threads (guided self-scheduling): long runs first,
+// single items at the end, so that the threads still finish together (a layer's attention
+// waits for its slowest thread). docs/PERF.md, twenty-third session.
+constexpr int64_t kRunShare = 2;
 
-// The same in runs (above), each thread claiming its next item one ahead: item(i, next, thread),
-// next the index the thread runs after i (n_items: none), so that i's last piece can request
-// next's first lines.
+// Items [0, n_items) claimed in runs (above), each thread claiming its next run as the last item
+// of its current one starts: item(i, next, thread), next the index the thread runs after i
+// (n_items: none), so that i's last piece can request next's first lines.
 void run_items_ahead(ThreadPool& pool, int64_t n_items, int64_t total_ops,
                      const std::function<void(int64_t, int64_t, int)>& item) {
-  const int64_t run = std::max<int64_t>(1, n_items / (kRunsPerThread * pool.size()));
-  std::atomic<int64_t> next_run{0};
-  const auto claim = [&] {
-    return std::min(n_items, next_run.fetch_add(run, std::memory_order_relaxed));
+  std::atomic<int64_t> next{0};
+  const int64_t share = kRunShare * pool.size();
+  // The first item and the end of the next run.
+  const auto claim = [&]() -> std::pair<int64_t, int64_t> {
+    int64_t a = next.load(std::memory_order_relaxed);
+    for (;;) {
+      if (a >= n_items) return {n_items, n_items};
+      const int64_t b = a + std::max<int64_t>(1, (n_items - a) / share);
+      if (next.compare_exchange_weak(a, b, std::memory_order_relaxed)) return {a, b};
+    }
   };
   run_work(pool, total_ops, [&](int thread) {
-    for (int64_t a = claim(); a < n_items;) {
-      const int64_t b = std::min(n_items, a + run);
-      int64_t following = n_items;
+    for (auto [a, b] = claim(); a < n_items;) {
+      std::pair<int64_t, int64_t> following{n_items, n_items};
       for (int64_t i = a; i < b; ++i) {
-        // The run after this one is claimed as its last item starts (one ahead, as before).
-        const int64_t after = i + 1 < b ? i + 1 : (following = claim());
-        item(i, after, thread);
+        if (i + 1 == b) following = claim();
+        item(i, i + 1 < b ? i + 1 : following.first, thread);
       }
-      a = following;
+      std::tie(a, b) = following;
     }
   });
 }
