@@ -59,15 +59,23 @@ struct PrefetchLines {
   const char* next = nullptr;
   const char* end = nullptr;
   int per_step = 0;
-  // Past the last line the pointer stays on it (a select, not a loop exit: the request repeats,
-  // which costs nothing). Loops step a local copy and store it back after: with the struct
-  // itself behind a reference GCC kept `next` in memory, a store and a reload per step of the
-  // score loop (attention alone in L3, 16 wide: 3-5 % faster this way).
+  // A line past the end is requested as the last one (a select, not a loop exit: the request
+  // repeats, which costs nothing). The select is off the cursor's chain: `next` moves once per
+  // step by an add. Where each line's select fed the next line's address, the block's requests
+  // (2048 per 64 KiB of fp16 K and V) made one chain of ~3 cycles each, about the length of
+  // the block's arithmetic: one fp16 block alone in L2 took ~7200 cycles with it and ~6500
+  // without; two threads over 30 layers at depth 4096 from memory 306-333 → 286-308 µs per
+  // layer (six alternated rounds; docs/PERF.md, twenty-third session). Loops step a local copy
+  // and store it back after: with the struct itself behind a reference GCC kept `next` in
+  // memory, a store and a reload per step of the score loop (attention alone in L3, 16 wide:
+  // 3-5 % faster this way).
   XTILE_LANES_INLINE void step() {
+    const char* n = next;
     for (int k = 0; k < per_step; ++k) {
-      __builtin_prefetch(next, 0, 2);
-      next = next + 64 < end ? next + 64 : next;
+      const char* line = n + 64 * k;
+      __builtin_prefetch(line < end ? line : end - 64, 0, 2);
     }
+    next = n + 64 * per_step;
   }
 };
 
