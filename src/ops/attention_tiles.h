@@ -65,10 +65,10 @@ struct PrefetchLines {
   // (2048 per 64 KiB of fp16 K and V) made one chain of ~3 cycles each, about the length of
   // the block's arithmetic: one fp16 block alone in L2 took ~7200 cycles with it and ~6500
   // without; two threads over 30 layers at depth 4096 from memory 306-333 → 286-308 µs per
-  // layer (six alternated rounds; docs/PERF.md, twenty-third session). Loops step a local copy
-  // and store it back after: with the struct itself behind a reference GCC kept `next` in
-  // memory, a store and a reload per step of the score loop (attention alone in L3, 16 wide:
-  // 3-5 % faster this way).
+  // layer in six alternated rounds, even (276-293 both) in three later ones (docs/PERF.md,
+  // twenty-third session). Loops step a local copy and store it back after: with the struct
+  // itself behind a reference GCC kept `next` in memory, a store and a reload per step of the
+  // score loop (attention alone in L3, 16 wide: 3-5 % faster this way).
   XTILE_LANES_INLINE void step() {
     const char* n = next;
     for (int k = 0; k < per_step; ++k) {
