@@ -15,6 +15,13 @@
 // 512 MiB in all by default, so K and V come from memory as in a model; --decode-layers=1 with
 // a small depth keeps them in the caches instead (L2 / L3: the arithmetic's own rate).
 //
+// block/...: one thread, generation's step alone (the split-mode block of kernels/attention_isa.h
+// over an fp16 cache read in place, the qwen3-0.6b layout: a tile of 2 query vectors, head 128)
+// over 512 MiB of 256-position blocks laid out one after the other as a kv head's are, taking
+// every block (stride:1, one sequential stream of K and one of V, as a thread claiming runs of
+// blocks reads) or every other one (stride:2, as each of two threads claiming single blocks
+// read): the blocks' bytes per second beside a one-thread read probe right before and after.
+//
 //   xtile_attention_bench [--threads=N] [--decode-depths=D,D...] [--decode-layers=N]
 //                         [--decode-caches=K-V,K-V...]   (types f16, bf16, q8_0, f32)
 //                         [google-benchmark flags]
@@ -30,8 +37,10 @@
 #include <vector>
 
 #include "base/aligned_buffer.h"
+#include "base/fp16.h"
 #include "cpu/cpu_caps.h"
 #include "cpu/thread_pool.h"
+#include "kernels/attention_isa.h"
 #include "kernels/probes.h"
 #include "model/kv_cache.h"
 #include "ops/attention.h"
@@ -139,6 +148,73 @@ void run_decode(benchmark::State& state, HeadLayout l, int64_t n, ops::Attention
   state.counters["of_read"] = benchmark::Counter(bytes / read, benchmark::Counter::kIsRate);
 }
 
+// One thread over blocks of an fp16 cache (the block/... cases above). Each block is what split
+// mode reads for one item: 16 K chunks (positions × the head's 128 dimensions, 64 KiB) and 256
+// V rows (64 KiB); consecutive blocks follow each other in K's and in V's buffer, as one kv
+// head's do in the cache, and the next item's first K piece is requested as split mode does.
+void run_block(benchmark::State& state, ops::AttentionPath path, int64_t stride) {
+  constexpr int64_t hd = 128, kBlock = ops::kAttentionBlock;
+  constexpr int64_t block_bytes = kBlock * hd * 2;  // of K, and of V
+  const int64_t n_blocks = (int64_t{256} << 20) / block_bytes;
+  const ops::attention_tiles::OneBlockFn one_block = path == ops::AttentionPath::lanes_isa_w16
+                                                         ? avx512::attention_f16_one_block(hd)
+                                                         : avx2::attention_f16_one_block(hd);
+  AlignedBuffer k(static_cast<size_t>(n_blocks * block_bytes));
+  AlignedBuffer v(static_cast<size_t>(n_blocks * block_bytes));
+  {
+    std::mt19937 rng(7);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<uint16_t> table(4099);  // a prime count: no period along a row or a chunk
+    for (uint16_t& h : table) h = fp32_to_fp16(normal(rng));
+    auto* kh = reinterpret_cast<uint16_t*>(k.data());
+    auto* vh = reinterpret_cast<uint16_t*>(v.data());
+    for (size_t i = 0; i < k.size() / 2; ++i) {
+      kh[i] = table[i % table.size()];
+      vh[i] = table[(i + 2048) % table.size()];
+    }
+  }
+  std::vector<float> q(2 * hd);
+  {
+    std::mt19937 rng(8);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (float& x : q) x = normal(rng);
+  }
+  const ops::AttentionShape shape{2, 1, hd, 1.0f / std::sqrt(static_cast<float>(hd))};
+  ops::attention_tiles::TileVectors tv;
+  tv.n = 2;
+  for (int i = 0; i < 2; ++i) {
+    tv.q[i] = q.data() + i * hd;
+    tv.row[i] = 0;
+    tv.head[i] = i;
+  }
+  const int64_t pos[1] = {kBlock - 1};  // every position of block 0 (each call is block 0)
+  AlignedBuffer work(sizeof(float) * (8 * kBlock + 16 * hd));
+  std::vector<float> slot_area(2 * (2 + hd));
+  float* slots[2] = {slot_area.data(), slot_area.data() + 2 + hd};
+  ThreadPool one(1);
+  double read = measure_read_bandwidth(one, *g_probe, 3);
+  int64_t b = 0, blocks = 0;
+  for (auto _ : state) {
+    ops::attention_tiles::BlockSource src;
+    src.k_raw = reinterpret_cast<const char*>(k.data()) + b * block_bytes;
+    src.v_raw = reinterpret_cast<const char*>(v.data()) + b * block_bytes;
+    src.k_chunk_bytes = ops::kKChunk * hd * 2;
+    src.v_row_bytes = hd * 2;
+    const int64_t next = b + stride < n_blocks ? b + stride : (b + stride) % stride;
+    src.next_raw = reinterpret_cast<const char*>(k.data()) + next * block_bytes;
+    src.next_bytes = ops::attention_tiles::kPiece / ops::kKChunk * src.k_chunk_bytes;
+    one_block(shape, tv, pos, src, 0, slots, reinterpret_cast<float*>(work.data()));
+    benchmark::DoNotOptimize(slot_area.data());
+    b = next;
+    ++blocks;
+  }
+  read = std::max(read, measure_read_bandwidth(one, *g_probe, 3));
+  const double bytes = 2.0 * block_bytes * static_cast<double>(blocks);
+  state.counters["GB/s"] = benchmark::Counter(bytes / 1e9, benchmark::Counter::kIsRate);
+  state.counters["read_1t_GB/s"] = read / 1e9;
+  state.counters["of_read"] = benchmark::Counter(bytes / read, benchmark::Counter::kIsRate);
+}
+
 }  // namespace
 }  // namespace xtile
 
@@ -229,6 +305,16 @@ int main(int argc, char** argv) {
               ->Unit(benchmark::kMicrosecond)
               ->UseRealTime();
         }
+  }
+  for (const auto& p : paths) {
+    if (!ops::attention_path_available(p.path)) continue;
+    for (int64_t stride : {1, 2}) {
+      const std::string name = "block/w" + std::to_string(p.width) +
+                               "/qwen3-0.6b/f16-f16/stride:" + std::to_string(stride);
+      benchmark::RegisterBenchmark(name.c_str(), run_block, p.path, stride)
+          ->Unit(benchmark::kMicrosecond)
+          ->UseRealTime();
+    }
   }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
