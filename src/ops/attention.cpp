@@ -418,8 +418,8 @@ void run_items(ThreadPool& pool, int64_t n_items, int64_t total_ops,
 // Split mode's items are claimed in runs of consecutive items: consecutive items are
 // consecutive blocks of one kv head, whose K and V lie one after the other in the cache, so a
 // run reads two sequential streams. Claimed one at a time, two threads took alternate blocks and
-// each thread's streams broke every 64 KiB (alone, one thread over one long stream of fp16
-// blocks from memory reads 28-29 GB/s taking every block and 20-21 GB/s taking every other).
+// each thread's streams broke every 64 KiB (one thread over 512 MiB of fp16 blocks from memory,
+// `xtile_attention_bench` block/w16: 25.3-25.6 GB/s taking every block, 22.7 every other).
 // A run is the items left over kRunShare · threads (guided self-scheduling): long runs first,
 // single items at the end, so that the threads still finish together (a layer's attention
 // waits for its slowest thread). docs/PERF.md, twenty-third session.

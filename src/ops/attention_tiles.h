@@ -61,9 +61,9 @@ struct PrefetchLines {
   int per_step = 0;
   // A line past the end is requested as the last one (a select, not a loop exit: the request
   // repeats, which costs nothing). The select is off the cursor's chain: `next` moves once per
-  // step by an add. Where each line's select fed the next line's address, the block's requests
-  // (2048 per 64 KiB of fp16 K and V) made one chain of ~3 cycles each, about the length of
-  // the block's arithmetic: one fp16 block alone in L2 took ~7200 cycles with it and ~6500
+  // step by an add. Where each line's select fed the next line's address, a block's requests
+  // (2048 lines: 64 KiB each of fp16 K and V) made one chain of ~3 cycles each, about as long
+  // as the block's arithmetic: one fp16 block alone in L2 took ~7200 cycles with it and ~6500
   // without; two threads over 30 layers at depth 4096 from memory 306-333 → 286-308 µs per
   // layer in six alternated rounds, even (276-293 both) in three later ones (docs/PERF.md,
   // twenty-third session). Loops step a local copy and store it back after: with the struct
