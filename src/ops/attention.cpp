@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <tuple>
 #include <utility>
 
@@ -559,15 +560,13 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
                                 : kv.v_elem == KvElem::q8_0 && k_f16  ? fns.one_block_q8v
                                 : kv.v_elem == KvElem::bf16 && k_bf16 ? fns.one_block_bf16
                                                                       : nullptr;
-    const int64_t item_ops = 4 * per_g * (max_pos + 1) * hd * n_kv;
-    run_items_ahead(pool, n_items, item_ops, [&](int64_t i, int64_t next, int thread) {
-      const int64_t c = i % n_blocks_max, t = (i / n_blocks_max) % tiles_per_g,
-                    g = i / (n_blocks_max * tiles_per_g);
+    // One item: block c of kv head g for tile t's vectors, into their slots (nothing where the
+    // block lies past every vector's position).
+    auto one_item = [&](int64_t g, int64_t t, int64_t c, int64_t next, float* work) {
       TileVectors tv = tile_vectors(g, t);
       int64_t last = 0;
       for (int v = 0; v < tv.n; ++v) last = std::max(last, pos[tv.row[v]]);
       if (c * kB > last) return;
-      float* work = area + slot_floats + thread * per_thread;
       // f32 K / V read in place; any other type converted a piece at a time into the thread's
       // buffers (BlockSource).
       const F32Kv f{static_cast<const float*>(kv.k), static_cast<const float*>(kv.v), kv.capacity,
@@ -608,14 +607,33 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
         vslots[v] = slots + ((g * per_g + x) * n_blocks_max + c) * slot;
       }
       (in_place ? in_place : fns.one_block)(shape, tv, pos, src, c, vslots, work);
-    });
-    // Phase 2: per vector, its blocks in order.
-    run_items(pool, n_kv * per_g, 8 * n_kv * per_g * n_blocks_max * hd, [&](int64_t i, int thread) {
-      const int64_t g = i / per_g, x = i % per_g;
-      const int64_t row = x / group, h = g * group + x % group;
-      float* acc = area + slot_floats + thread * per_thread;
-      fns.combine(slots + (g * per_g + x) * n_blocks_max * slot, pos[row] / kB + 1, slot, acc,
-                  out + row * ldo + h * hd);
+    };
+    const int64_t item_ops = 4 * per_g * (max_pos + 1) * hd * n_kv;
+    // Each tile's vectors are combined, their blocks in ascending order, by the thread that
+    // finishes the tile's last item (whichever that is: the order, not the thread, fixes the
+    // bits). Combined in a second pass over the pool they cost a dispatch and a barrier more
+    // per layer, and a pass over slots half of which the other threads wrote: ~10 µs of a
+    // ~380 µs layer at depth 4096 (qwen3-0.6b layout, 2 threads; docs/PERF.md, twenty-fourth
+    // session). With runs of consecutive items a tile's blocks are mostly one thread's own.
+    const int64_t n_tiles = n_kv * tiles_per_g;
+    const std::unique_ptr<std::atomic<int32_t>[]> items_left(new std::atomic<int32_t>[n_tiles]);
+    for (int64_t k = 0; k < n_tiles; ++k)
+      items_left[k].store(static_cast<int32_t>(n_blocks_max), std::memory_order_relaxed);
+    auto combine_tile = [&](int64_t g, int64_t t, float* acc) {
+      for (int64_t x = t * tile; x < std::min(per_g, (t + 1) * tile); ++x) {
+        const int64_t row = x / group, h = g * group + x % group;
+        fns.combine(slots + (g * per_g + x) * n_blocks_max * slot, pos[row] / kB + 1, slot, acc,
+                    out + row * ldo + h * hd);
+      }
+    };
+    run_items_ahead(pool, n_items, item_ops, [&](int64_t i, int64_t next, int thread) {
+      const int64_t c = i % n_blocks_max, t = (i / n_blocks_max) % tiles_per_g,
+                    g = i / (n_blocks_max * tiles_per_g);
+      float* work = area + slot_floats + thread * per_thread;
+      one_item(g, t, c, next, work);
+      // The release publishes this item's slots; the last item's acquire sees every other's.
+      if (items_left[i / n_blocks_max].fetch_sub(1, std::memory_order_acq_rel) == 1)
+        combine_tile(g, t, work);
     });
     return;
   }
