@@ -428,9 +428,11 @@ constexpr int64_t kRunShare = 2;
 
 // Items [0, n_items) claimed in runs (above), each thread claiming its next run as the last item
 // of its current one starts: item(i, next, thread), next the index the thread runs after i
-// (n_items: none), so that i's last piece can request next's first lines.
+// (n_items: none), so that i's last piece can request next's first lines; then, once a run's
+// items are done, run_done(a, b, thread) for the run [a, b).
 void run_items_ahead(ThreadPool& pool, int64_t n_items, int64_t total_ops,
-                     const std::function<void(int64_t, int64_t, int)>& item) {
+                     const std::function<void(int64_t, int64_t, int)>& item,
+                     const std::function<void(int64_t, int64_t, int)>& run_done) {
   std::atomic<int64_t> next{0};
   const int64_t share = kRunShare * pool.size();
   // The first item and the end of the next run.
@@ -449,6 +451,7 @@ void run_items_ahead(ThreadPool& pool, int64_t n_items, int64_t total_ops,
         if (i + 1 == b) following = claim();
         item(i, i + 1 < b ? i + 1 : following.first, thread);
       }
+      run_done(a, b, thread);
       std::tie(a, b) = following;
     }
   });
@@ -615,6 +618,8 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
     // per layer, and a pass over slots half of which the other threads wrote: ~10 µs of a
     // ~380 µs layer at depth 4096 (qwen3-0.6b layout, 2 threads; docs/PERF.md, twenty-fourth
     // session). With runs of consecutive items a tile's blocks are mostly one thread's own.
+    // The counts go down once per run and tile, not per item: the counters share cache lines
+    // that every thread writes.
     const int64_t n_tiles = n_kv * tiles_per_g;
     const std::unique_ptr<std::atomic<int32_t>[]> items_left(new std::atomic<int32_t>[n_tiles]);
     for (int64_t k = 0; k < n_tiles; ++k)
@@ -626,15 +631,25 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, in
                     out + row * ldo + h * hd);
       }
     };
-    run_items_ahead(pool, n_items, item_ops, [&](int64_t i, int64_t next, int thread) {
-      const int64_t c = i % n_blocks_max, t = (i / n_blocks_max) % tiles_per_g,
-                    g = i / (n_blocks_max * tiles_per_g);
-      float* work = area + slot_floats + thread * per_thread;
-      one_item(g, t, c, next, work);
-      // The release publishes this item's slots; the last item's acquire sees every other's.
-      if (items_left[i / n_blocks_max].fetch_sub(1, std::memory_order_acq_rel) == 1)
-        combine_tile(g, t, work);
-    });
+    run_items_ahead(
+        pool, n_items, item_ops,
+        [&](int64_t i, int64_t next, int thread) {
+          const int64_t c = i % n_blocks_max, t = (i / n_blocks_max) % tiles_per_g,
+                        g = i / (n_blocks_max * tiles_per_g);
+          one_item(g, t, c, next, area + slot_floats + thread * per_thread);
+        },
+        [&](int64_t a, int64_t b, int thread) {
+          // Tile k holds items [k · n_blocks_max, (k + 1) · n_blocks_max). The release publishes
+          // this run's slots; the acquire of the count that reaches zero sees every other's.
+          for (int64_t k = a / n_blocks_max; k * n_blocks_max < b; ++k) {
+            const int64_t done =
+                std::min(b, (k + 1) * n_blocks_max) - std::max(a, k * n_blocks_max);
+            if (items_left[k].fetch_sub(static_cast<int32_t>(done), std::memory_order_acq_rel) ==
+                done)
+              combine_tile(k / tiles_per_g, k % tiles_per_g,
+                           area + slot_floats + thread * per_thread);
+          }
+        });
     return;
   }
 
