@@ -150,5 +150,25 @@ TEST(BenchCli, BadOutputFormatIsAClearError) {
   EXPECT_NE(out.find("xml"), std::string::npos) << out;
 }
 
+// A depth no machine could hold fails before any allocation, naming the size: the session's
+// cache doubling from 4096 positions would otherwise overflow past 2^62 and never end.
+TEST(BenchCli, DepthBeyondAnyMemoryIsAClearError) {
+  std::string out;
+  EXPECT_EQ(test::run_command(test::xtile_binary() + " bench -m " + tiny_model() +
+                                  " -p 0 -n 1 -r 1 -d 4611686018427387904",
+                              &out),
+            1);
+  EXPECT_NE(out.find("4611686018427387906 positions is beyond any machine's memory"),
+            std::string::npos)
+      << out;
+}
+
+TEST(BenchCli, ZeroRepetitionsIsAClearError) {
+  std::string out;
+  EXPECT_NE(test::run_command(test::xtile_binary() + " bench -m " + tiny_model() + " -r 0", &out),
+            0);
+  EXPECT_NE(out.find("at least 1, not '0'"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace xtile

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 
 #include "base/error.h"
 #include "base/fp16.h"
@@ -38,27 +39,42 @@ ops::KvElem elem_of(KvType t) {
   return ops::KvElem::f16;
 }
 
+int64_t checked_ctx(int64_t n_ctx) {
+  if (n_ctx < 1) fail("the context size must be at least 1, got ", n_ctx);
+  if (n_ctx > KvCache::kMaxPositions)
+    fail("a context of ", n_ctx, " positions is beyond any machine's memory (at most ",
+         KvCache::kMaxPositions, ")");
+  return n_ctx;
+}
+
 }  // namespace
 
 size_t kv_row_bytes(KvType t, int64_t head_dim) {
   return static_cast<size_t>(ops::kv_row_bytes(elem_of(t), head_dim));
 }
 
-KvCache::KvCache(int64_t n_layer, int64_t n_ctx, int64_t n_head_kv, int64_t head_dim,
-                 KvType type_k, KvType type_v)
+KvCache::KvCache(int64_t n_layer, int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, KvType type_k,
+                 KvType type_v)
     : n_layer_(n_layer),
-      n_ctx_(n_ctx),
-      capacity_((n_ctx + ops::kKChunk - 1) / ops::kKChunk * ops::kKChunk),
+      n_ctx_(checked_ctx(n_ctx)),
+      capacity_((n_ctx_ + ops::kKChunk - 1) / ops::kKChunk * ops::kKChunk),
       n_head_kv_(n_head_kv),
       head_dim_(head_dim),
       type_k_(type_k),
       type_v_(type_v) {
-  if (n_ctx < 1) fail("the context size must be at least 1, got ", n_ctx);
   for (KvType t : {type_k, type_v})
     if (t == KvType::q8_0 && (head_dim % kQK != 0 || head_dim > kMaxHeadDim))
       fail("a q8_0 KV cache needs a head size that is a multiple of 32 (at most ", kMaxHeadDim,
            "); this model's is ", head_dim);
-  buf_ = AlignedBuffer(static_cast<size_t>(n_layer) * (k_bytes() + v_bytes()));
+  const size_t bytes = static_cast<size_t>(n_layer) * (k_bytes() + v_bytes());
+  try {
+    buf_ = AlignedBuffer(bytes);
+  } catch (const std::bad_alloc&) {
+    fail("cannot allocate a KV cache of ", n_ctx,
+         " positions: ", static_cast<double>(bytes) / (1 << 30), " GiB (", n_layer,
+         " layers); ask for a smaller "
+         "context (-c, or bench's -d/-p/-n) or a smaller cache type (-ctk/-ctv q8_0)");
+  }
 }
 
 // Per layer: K then V, each n_head_kv · capacity positions.
@@ -175,7 +191,7 @@ void KvCache::copy_from(const KvCache& other, int64_t n) {
 
 std::string KvCache::type_name() const {
   std::string n(kv_type_name(type_k_));
-  if (type_v_ != type_k_) n += "/" + std::string(kv_type_name(type_v_));
+  if (type_v_ != type_k_) (n += '/') += kv_type_name(type_v_);
   return n;
 }
 

@@ -29,6 +29,9 @@ size_t kv_row_bytes(KvType t, int64_t head_dim);
 class KvCache {
  public:
   static constexpr int64_t kMaxHeadDim = 1024;  // for q8_0 (a stack row of blocks per store)
+  // More positions (a cache of petabytes for any model) are refused before a size is computed
+  // from them: byte counts and the sessions' doubling could overflow.
+  static constexpr int64_t kMaxPositions = int64_t{1} << 40;
   KvCache(int64_t n_layer, int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, KvType type_k,
           KvType type_v);
   KvCache(int64_t n_layer, int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, KvType type)

@@ -17,7 +17,11 @@ namespace {
 
 int64_t resolve_ctx(const ModelConfig& c, const SessionOptions& o) {
   if (o.n_ctx < 0) fail("the context size must be positive, got ", o.n_ctx);
-  return o.n_ctx == 0 ? c.n_ctx_train : o.n_ctx;
+  const int64_t n = o.n_ctx == 0 ? c.n_ctx_train : o.n_ctx;  // the model's may be hostile too
+  if (n > KvCache::kMaxPositions)
+    fail("a context of ", n, " positions is beyond any machine's memory (at most ",
+         KvCache::kMaxPositions, ")");
+  return n;
 }
 
 size_t sz(int64_t n) {
@@ -78,7 +82,7 @@ void Session::reserve(int seq, int64_t n) {
   if (kv && kv->n_ctx() >= n) return;
   // Doubling from kFirstKvPositions, up to n_ctx: a growing sequence copies O(its length) in all.
   int64_t cap = kv ? kv->n_ctx() : std::min<int64_t>(kFirstKvPositions, n_ctx_);
-  while (cap < n) cap = std::min(n_ctx_, 2 * cap);
+  while (cap < n) cap = cap > n_ctx_ / 2 ? n_ctx_ : 2 * cap;
   auto grown = std::make_unique<KvCache>(c_.n_layer, cap, c_.n_head_kv, c_.head_dim, kv_type_k_,
                                          kv_type_v_);
   if (kv && n_past_[sz(seq)] > 0) grown->copy_from(*kv, n_past_[sz(seq)]);

@@ -321,7 +321,7 @@ Command register_bench(CLI::App& root) {
       ->capture_default_str();
   app->add_option("-r,--repetitions", a->repetitions, "timed repetitions after one warm-up")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(at_least_one());
   app->add_option("-t,--threads", a->threads, "thread counts, comma list (default: physical cores)");
   add_placement_flags(app, &a->placement);
   app->add_option("-b,--batch-size", a->batch, "prompt batch size")->capture_default_str();

@@ -314,7 +314,7 @@ Command register_run(CLI::App& root) {
       ->capture_default_str()
       ->type_name("N");
   app->add_option("-b,--batch-size", f->batch, "prompt tokens per forward batch")
-      ->check(CLI::PositiveNumber)
+      ->check(at_least_one())
       ->capture_default_str()
       ->type_name("N");
   add_cache_type_flags(app, &f->cache);
