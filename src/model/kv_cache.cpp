@@ -70,10 +70,9 @@ KvCache::KvCache(int64_t n_layer, int64_t n_ctx, int64_t n_head_kv, int64_t head
   try {
     buf_ = AlignedBuffer(bytes);
   } catch (const std::bad_alloc&) {
-    fail("cannot allocate a KV cache of ", n_ctx,
-         " positions: ", static_cast<double>(bytes) / (1 << 30), " GiB (", n_layer,
-         " layers); ask for a smaller "
-         "context (-c, or bench's -d/-p/-n) or a smaller cache type (-ctk/-ctv q8_0)");
+    const double gib = static_cast<double>(bytes) / (1 << 30);
+    fail("cannot allocate a KV cache of ", n_ctx, " positions: ", gib, " GiB (", n_layer,
+         " layers); ask for a smaller context (-c, or bench's -d/-p/-n) or cache type (-ctk)");
   }
 }
 
