@@ -281,9 +281,14 @@ TEST(Attention, Q8CacheHoldsQuantizeRowQ8_0sValues) {
       }
   }
   EXPECT_THROW(KvCache(1, 16, 1, 48, KvType::q8_0), Error);  // head size not a multiple of 32
-  // A context beyond kMaxPositions is refused before its byte count (which could wrap) is taken.
+}
+
+// A context beyond kMaxPositions is refused before its byte count (which could wrap) is taken.
+TEST(KvCacheLimits, PositionsBeyondTheLimitAreRefused) {
   EXPECT_THROW(KvCache(1, KvCache::kMaxPositions + 1, 1, 32, KvType::f16), Error);
   EXPECT_THROW(KvCache(1, int64_t{1} << 62, 8, 128, KvType::f16), Error);
+  EXPECT_THROW(KvCache(1, 0, 1, 32, KvType::f16), Error);
+  EXPECT_EQ(KvCache::checked_positions(KvCache::kMaxPositions), KvCache::kMaxPositions);
 }
 
 // The tolerance of a q8_0 cache: with unit-normal q, K and V (head 128, 700 positions), every

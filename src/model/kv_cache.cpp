@@ -39,15 +39,15 @@ ops::KvElem elem_of(KvType t) {
   return ops::KvElem::f16;
 }
 
-int64_t checked_ctx(int64_t n_ctx) {
-  if (n_ctx < 1) fail("the context size must be at least 1, got ", n_ctx);
-  if (n_ctx > KvCache::kMaxPositions)
-    fail("a context of ", n_ctx, " positions is beyond any machine's memory (at most ",
-         KvCache::kMaxPositions, ")");
-  return n_ctx;
-}
-
 }  // namespace
+
+int64_t KvCache::checked_positions(int64_t n) {
+  if (n < 1) fail("the context size must be at least 1, got ", n);
+  if (n > kMaxPositions)
+    fail("a context of ", n, " positions is beyond any machine's memory (at most ", kMaxPositions,
+         ")");
+  return n;
+}
 
 size_t kv_row_bytes(KvType t, int64_t head_dim) {
   return static_cast<size_t>(ops::kv_row_bytes(elem_of(t), head_dim));
@@ -56,7 +56,7 @@ size_t kv_row_bytes(KvType t, int64_t head_dim) {
 KvCache::KvCache(int64_t n_layer, int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, KvType type_k,
                  KvType type_v)
     : n_layer_(n_layer),
-      n_ctx_(checked_ctx(n_ctx)),
+      n_ctx_(checked_positions(n_ctx)),
       capacity_((n_ctx_ + ops::kKChunk - 1) / ops::kKChunk * ops::kKChunk),
       n_head_kv_(n_head_kv),
       head_dim_(head_dim),

@@ -32,6 +32,8 @@ class KvCache {
   // More positions (a cache of petabytes for any model) are refused before a size is computed
   // from them: byte counts and the sessions' doubling could overflow.
   static constexpr int64_t kMaxPositions = int64_t{1} << 40;
+  // n itself, or an Error naming it when it is below 1 or above kMaxPositions.
+  static int64_t checked_positions(int64_t n);
   KvCache(int64_t n_layer, int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, KvType type_k,
           KvType type_v);
   KvCache(int64_t n_layer, int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, KvType type)

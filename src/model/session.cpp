@@ -16,12 +16,9 @@ namespace xtile {
 namespace {
 
 int64_t resolve_ctx(const ModelConfig& c, const SessionOptions& o) {
-  if (o.n_ctx < 0) fail("the context size must be positive, got ", o.n_ctx);
-  const int64_t n = o.n_ctx == 0 ? c.n_ctx_train : o.n_ctx;  // the model's may be hostile too
-  if (n > KvCache::kMaxPositions)
-    fail("a context of ", n, " positions is beyond any machine's memory (at most ",
-         KvCache::kMaxPositions, ")");
-  return n;
+  // Negative, 0 in a model without a context length, or beyond any memory (the model's own
+  // length may be hostile too): an error naming it.
+  return KvCache::checked_positions(o.n_ctx == 0 ? c.n_ctx_train : o.n_ctx);
 }
 
 size_t sz(int64_t n) {
@@ -41,7 +38,6 @@ Session::Session(const WeightStore& weights, ThreadPool& pool, const SessionOpti
       kv_type_v_(options.kv_type_v.value_or(options.kv_type)) {
   if (n_batch_ < 1) fail("the batch size must be at least 1, got ", n_batch_);
   if (options.n_seq_max < 1) fail("the number of sequences must be at least 1");
-  if (n_ctx_ < 1) fail("the context size must be at least 1, got ", n_ctx_);
   // The kernels this build runs must give ref's bits; checked once per process and tier.
   self_check_tier_once(pool, weights.tier());
   n_batch_ = std::min(n_batch_, options.n_seq_max == 1 ? n_ctx_ : kv_budget_);
