@@ -349,6 +349,34 @@ TEST(ModelCliTest, RunTokenizesATextPromptWithBos) {
   EXPECT_EQ(out, "1,403,407,261,378,432,383,286\n");
 }
 
+// -l/--logit-bias: the greedy continuation ", there was" (432, 383, 286) with 286 banned keeps
+// the first two tokens and changes the third; a +inf boost makes every token that one.
+TEST(ModelCliTest, RunLogitBiasBansAndForcesTokens) {
+  XTILE_REQUIRE_FIXTURE(model, "models/stories260K.gguf");
+  const auto ids = [&](const std::string& flags) {
+    std::string out;
+    const int rc =
+        test::run_command("(" + test::xtile_binary() + " run -m " + model +
+                              " -p 'Once upon a time' -n 3 --ids " + flags + " 2>/dev/null)",
+                          &out);
+    EXPECT_EQ(rc, 0) << flags << "\n" << out;
+    return out;
+  };
+  const std::string banned = ids("-l 286-inf");
+  EXPECT_EQ(banned.rfind("1,403,407,261,378,432,383,", 0), 0u) << banned;
+  EXPECT_NE(banned, "1,403,407,261,378,432,383,286\n");
+  EXPECT_EQ(ids("--logit-bias 5+inf -l 286-inf"), "1,403,407,261,378,5,5,5\n");
+  int rc = 0;
+  std::string out = run_xtile("-m " + model + " -p hi -l 999+1", &rc);
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_NE(out.find("--logit-bias 999+1: token 999 is outside the vocabulary (512 tokens)"),
+            std::string::npos)
+      << out;
+  out = run_xtile("-m " + model + " -p hi -l 5", &rc);
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_NE(out.find("expected TOKEN_ID(+|-)BIAS"), std::string::npos) << out;
+}
+
 TEST(ModelCliTest, RunWritesTheLogitsOfEveryPosition) {
   XTILE_REQUIRE_FIXTURE(model, "models/micro-llama.gguf");
   XTILE_REQUIRE_FIXTURE(tsv_path, "models/micro-llama.reference.tsv");

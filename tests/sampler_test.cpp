@@ -7,6 +7,8 @@
 #include <cmath>
 #include <random>
 #include <span>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "base/error.h"
@@ -237,6 +239,103 @@ TEST(SamplerOrder, FiltersRunBeforeTemperature) {
   q.min_p = 0.05f;
   q.temperature = 100.0f;
   EXPECT_EQ(draw(q, {std::log(0.01f), std::log(0.99f)}, 50), std::vector<int32_t>(50, 1));
+}
+
+TEST(SamplerFilters, SoftmaxKeepsTheLimitsOfInfiniteLogits) {
+  // +inf logits share everything; the finite ones get nothing.
+  std::vector<TokenCandidate> a = cands({1.0f, INFINITY, 3.0f, INFINITY});
+  sampling::softmax(&a);
+  EXPECT_EQ(a[0].p, 0.0f);
+  EXPECT_EQ(a[1].p, 0.5f);
+  EXPECT_EQ(a[2].p, 0.0f);
+  EXPECT_EQ(a[3].p, 0.5f);
+  // Every logit -inf (every token banned): uniform, not NaN.
+  std::vector<TokenCandidate> b = cands({-INFINITY, -INFINITY, -INFINITY, -INFINITY});
+  sampling::softmax(&b);
+  for (const TokenCandidate& t : b) EXPECT_EQ(t.p, 0.25f);
+}
+
+TEST(SamplerFilters, TemperatureSoSmallItOverflowsIsTheArgmax) {
+  // 2 / 1e-40 overflows: the logits are taken relative to the largest, so the best token keeps
+  // all the probability (before, every positive logit became +inf and shared it).
+  SamplerParams p = random_params(5);
+  p.top_k = 0;
+  p.top_p = 1.0f;
+  p.min_p = 0.0f;
+  p.temperature = 1e-40f;
+  EXPECT_EQ(draw(p, {1.0f, 2.0f, 1.9f, -3.0f}, 40), std::vector<int32_t>(40, 1));
+}
+
+TEST(SamplerLogitBias, BanAndBoostChangeTheGreedyChoice) {
+  const std::vector<float> logits = {1.0f, 3.0f, 2.0f, 0.5f};
+  SamplerParams p = greedy_params();
+  EXPECT_EQ(Sampler(p).sample(logits), 1);
+  p.logit_bias = {{1, -INFINITY}};
+  EXPECT_EQ(Sampler(p).sample(logits), 2);
+  p.logit_bias = {{1, -1.5f}};  // 3 - 1.5 < 2
+  EXPECT_EQ(Sampler(p).sample(logits), 2);
+  p.logit_bias = {{3, 2.6f}};  // 0.5 + 2.6 > 3
+  EXPECT_EQ(Sampler(p).sample(logits), 3);
+  p.logit_bias = {{0, INFINITY}};
+  EXPECT_EQ(Sampler(p).sample(logits), 0);
+}
+
+TEST(SamplerLogitBias, AppliesBeforePenaltiesAndFiltersWhenSampling) {
+  // top-k 1 after the bias: the boosted token is the only candidate at any temperature.
+  SamplerParams p = random_params(11);
+  p.top_k = 1;
+  p.temperature = 50.0f;
+  p.logit_bias = {{2, 10.0f}};
+  EXPECT_EQ(draw(p, {0.0f, 5.0f, 0.0f}, 30), std::vector<int32_t>(30, 2));
+  // A banned token is never drawn, even where it was the most likely.
+  SamplerParams q = random_params(12);
+  q.top_k = 0;
+  q.top_p = 1.0f;
+  q.min_p = 0.0f;
+  q.temperature = 1.0f;
+  q.logit_bias = {{1, -INFINITY}};
+  for (int32_t id : draw(q, {0.0f, 8.0f, 0.0f}, 200)) EXPECT_NE(id, 1);
+}
+
+TEST(SamplerLogitBias, EveryTokenBannedStillPicksOneWithoutNaN) {
+  for (float t : {0.0f, 0.8f}) {
+    SamplerParams p = random_params(3);
+    p.temperature = t;
+    p.logit_bias = {{0, -INFINITY}, {1, -INFINITY}, {2, -INFINITY}};
+    Sampler s(p);
+    for (int i = 0; i < 20; ++i) {
+      const int32_t id = s.sample(std::vector<float>{0.1f, 0.2f, 0.3f});
+      EXPECT_GE(id, 0);
+      EXPECT_LE(id, 2);
+    }
+  }
+}
+
+TEST(SamplerLogitBias, MergeSumsPerTokenAndABanWins) {
+  const std::vector<std::pair<int32_t, float>> in = {{5, 1.0f},     {2, -INFINITY}, {5, 0.5f},
+                                                     {2, 3.0f},     {7, INFINITY},  {7, -1.0f},
+                                                     {9, INFINITY}, {9, -INFINITY}};
+  const auto out = sampling::merge_logit_bias(in);
+  const std::vector<std::pair<int32_t, float>> want = {
+      {2, -INFINITY}, {5, 1.5f}, {7, INFINITY}, {9, -INFINITY}};
+  EXPECT_EQ(out, want);
+  EXPECT_THROW(sampling::merge_logit_bias(std::vector<std::pair<int32_t, float>>{{-1, 1.0f}}),
+               Error);
+  EXPECT_THROW(sampling::merge_logit_bias(std::vector<std::pair<int32_t, float>>{{1, NAN}}), Error);
+}
+
+TEST(SamplerLogitBias, TokenOutsideTheVocabularyIsAnError) {
+  SamplerParams p = greedy_params();
+  p.logit_bias = {{3, 1.0f}};
+  try {
+    Sampler(p).sample(std::vector<float>{0.0f, 1.0f, 2.0f});
+    ADD_FAILURE() << "accepted a bias for token 3 of 3";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("outside the vocabulary (3 tokens)"), std::string::npos)
+        << e.what();
+  }
+  p.logit_bias = {{-2, 1.0f}};
+  EXPECT_THROW(Sampler{p}, Error);
 }
 
 TEST(SamplerErrors, BadInputs) {

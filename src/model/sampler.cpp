@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <unordered_map>
 
 #include "base/error.h"
@@ -23,6 +24,36 @@ void fill(std::span<const float> logits, std::vector<TokenCandidate>* c) {
     // A NaN would break the ordering every later step relies on; it means a broken forward pass.
     if (std::isnan(logits[i])) fail("sampler: the logit of token ", i, " is NaN");
     (*c)[i] = {static_cast<int32_t>(i), logits[i], 0.0f};
+  }
+}
+
+std::vector<std::pair<int32_t, float>> merge_logit_bias(
+    std::span<const std::pair<int32_t, float>> entries) {
+  std::map<int32_t, float> by_id;
+  for (const auto& [id, b] : entries) {
+    if (id < 0) fail("sampler: logit bias for token ", id, ", which is not a token id");
+    if (std::isnan(b)) fail("sampler: the logit bias of token ", id, " is NaN");
+    const auto [it, fresh] = by_id.emplace(id, b);
+    if (fresh) continue;
+    float& sum = it->second;
+    if (sum == -INFINITY || b == -INFINITY) {
+      sum = -INFINITY;  // a ban wins
+    } else if (std::isinf(sum) || std::isinf(b)) {
+      sum = INFINITY;  // then a +inf (never +inf + -inf = NaN)
+    } else {
+      sum += b;
+    }
+  }
+  return {by_id.begin(), by_id.end()};
+}
+
+void logit_bias(std::vector<TokenCandidate>* c, std::span<const std::pair<int32_t, float>> biases) {
+  for (const auto& [id, b] : biases) {
+    if (id < 0 || static_cast<size_t>(id) >= c->size())
+      fail("sampler: logit bias for token ", id, ", outside the vocabulary (", c->size(),
+           " tokens)");
+    float& logit = (*c)[static_cast<size_t>(id)].logit;
+    logit = std::isinf(b) ? b : logit + b;
   }
 }
 
@@ -62,7 +93,10 @@ void softmax(std::vector<TokenCandidate>* c) {
   double sum = 0.0;
   std::vector<double> e(c->size());
   for (size_t i = 0; i < c->size(); ++i) {
-    e[i] = std::exp(static_cast<double>((*c)[i].logit) - max);
+    const float l = (*c)[i].logit;
+    // exp(l - max) is NaN for l = max = ±inf; the limits: a +inf logit takes an equal share of
+    // everything, and all -inf (every token banned) is uniform.
+    e[i] = std::isinf(max) ? (l == max ? 1.0 : 0.0) : std::exp(static_cast<double>(l) - max);
     sum += e[i];
   }
   for (size_t i = 0; i < c->size(); ++i) (*c)[i].p = static_cast<float>(e[i] / sum);
@@ -92,6 +126,13 @@ void min_p(std::vector<TokenCandidate>* c, float p) {
 }
 
 void temperature(std::vector<TokenCandidate>* c, float t) {
+  if (c->empty()) return;
+  float max = (*c)[0].logit;
+  for (const TokenCandidate& x : *c) max = std::max(max, x.logit);
+  if (std::isfinite(max) && std::isinf(max / t)) {
+    for (TokenCandidate& x : *c) x.logit = (x.logit - max) / t;
+    return;
+  }
   for (TokenCandidate& x : *c) x.logit /= t;
 }
 
@@ -125,6 +166,10 @@ Sampler::Sampler(const SamplerParams& params) : p_(params), rng_(params.seed) {
   if (p_.repeat_last_n < -1) {
     fail("sampler: repeat-last-n must be >= -1, got ", p_.repeat_last_n);
   }
+  for (const auto& [id, b] : p_.logit_bias) {
+    if (id < 0) fail("sampler: logit bias for token ", id, ", which is not a token id");
+    if (std::isnan(b)) fail("sampler: the logit bias of token ", id, " is NaN");
+  }
 }
 
 void Sampler::reset() { rng_.seed(p_.seed); }
@@ -141,8 +186,10 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   // Greedy without penalties: the candidates' argmax straight from the logits, in one pass (a
   // server samples a row of the vocabulary per sequence per step on the thread that drives the
   // pool; building 152k candidates there cost ~2 % of a loaded server's time).
-  if (p_.temperature <= 0.0f && no_penalty) return sampling::argmax(logits);
+  if (p_.temperature <= 0.0f && no_penalty && p_.logit_bias.empty())
+    return sampling::argmax(logits);
   sampling::fill(logits, &cand_);
+  sampling::logit_bias(&cand_, p_.logit_bias);
   sampling::penalties(&cand_, recent, p_.repeat_penalty, p_.frequency_penalty,
                       p_.presence_penalty);
   if (p_.temperature <= 0.0f) return sampling::argmax(cand_);

@@ -45,6 +45,7 @@ void handle_completion(ServerState& st, const httplib::Request& req, httplib::Re
                        "' (GET /v1/models)",
                    "model_not_found", "model");
   const Tokenizer& tok = *st.tok;
+  resolve_logit_bias(tok, &r);
   std::vector<int32_t> prompt;
   bool in_reasoning = false;
   if (chat) {

@@ -4,7 +4,9 @@
 #include <limits>
 #include <random>
 
+#include "model/sampler.h"
 #include "server/api_error.h"
+#include "tokenizer/tokenizer.h"
 
 namespace xtile::server {
 
@@ -172,6 +174,49 @@ std::vector<std::string> parse_stop(const json& v) {
   return stops;
 }
 
+// logit_bias: OpenAI's object {"token id": bias} or llama-server's array [[id or text, bias]];
+// a key that is not a token id is text. A bias is a number, or false: never that token.
+void parse_logit_bias(const json& v, ParsedRequest* r) {
+  const std::string name = "logit_bias";
+  const auto bias_of = [&](const json& b) {
+    if (b.is_boolean() && !b.get<bool>()) return -std::numeric_limits<float>::infinity();
+    if (!b.is_number())
+      throw bad_request("'logit_bias' values must be numbers (or false: never the token), got " +
+                            std::string(type_name(b)),
+                        name);
+    return static_cast<float>(get_number(b, name, -1e30, 1e30));
+  };
+  const auto add = [&](const json& key, const json& b) {
+    const float bias = bias_of(b);
+    if (key.is_string()) {
+      const std::string k = key.get<std::string>();
+      if (!k.empty() && k.find_first_not_of("0123456789") == std::string::npos) {
+        if (k.size() > 10 || std::stoll(k) > INT32_MAX)
+          throw bad_request("'logit_bias' names token " + k + ", not a token id", name);
+        r->logit_bias_ids.emplace_back(std::stoll(k), bias);
+      } else {
+        r->logit_bias_texts.emplace_back(k, bias);
+      }
+    } else {
+      if (!key.is_number_integer() || key.get<int64_t>() < 0 || key.get<int64_t>() > INT32_MAX)
+        throw bad_request("'logit_bias' names " + key.dump() + ", not a token id or text", name);
+      r->logit_bias_ids.emplace_back(key.get<int64_t>(), bias);
+    }
+  };
+  if (v.is_object()) {
+    for (const auto& [key, b] : v.items()) add(json(key), b);
+  } else if (v.is_array()) {
+    for (const json& e : v) {
+      if (!e.is_array() || e.size() != 2)
+        throw bad_request("'logit_bias' as an array holds [token, bias] pairs, got " + e.dump(),
+                          name);
+      add(e[0], e[1]);
+    }
+  } else {
+    wrong_type(name, "an object of token ids and biases, or an array of [token, bias]", v);
+  }
+}
+
 }  // namespace
 
 json parse_body(const std::string& body) {
@@ -239,6 +284,7 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
   }
   if (const json* v = field(body, "stop")) r.gen.stop = parse_stop(*v);
   if (const json* v = field(body, "ignore_eos")) r.gen.ignore_eos = get_bool(*v, "ignore_eos");
+  if (const json* v = field(body, "logit_bias")) parse_logit_bias(*v, &r);
   if (const json* v = field(body, "return_tokens")) r.return_tokens = get_bool(*v, "return_tokens");
 
   // Log-probabilities. Chat: logprobs (bool) + top_logprobs (0..20). Completions (legacy):
@@ -299,6 +345,22 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
       throw bad_request("only response_format {\"type\": \"text\"} is supported",
                         "response_format");
   }
+  // llama-server's other samplers: refused unless at their neutral setting (off).
+  const std::pair<const char*, bool (*)(double)> other_samplers[] = {
+      {"typical_p", [](double x) { return x >= 1.0; }},
+      {"mirostat", [](double x) { return x == 0.0; }},
+      {"dry_multiplier", [](double x) { return x <= 0.0; }},
+      {"xtc_probability", [](double x) { return x <= 0.0; }},
+      {"top_n_sigma", [](double x) { return x <= 0.0; }},
+      {"dynatemp_range", [](double x) { return x <= 0.0; }},
+  };
+  for (const auto& [name, off] : other_samplers)
+    if (const json* v = field(body, name)) {
+      if (!v->is_number()) wrong_type(name, "a number", *v);
+      if (!off(v->get<double>()))
+        throw bad_request(std::string("'") + name + "' (llama-server's sampler) is not supported",
+                          name);
+    }
   for (const char* name : {"grammar", "json_schema"})
     if (field(body, name))
       throw bad_request(std::string("'") + name + "' (constrained output) is not supported", name);
@@ -312,6 +374,23 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
       throw bad_request("'suffix' (insertion) is not supported", "suffix");
   }
   return r;
+}
+
+void resolve_logit_bias(const Tokenizer& tok, ParsedRequest* r) {
+  if (r->logit_bias_ids.empty() && r->logit_bias_texts.empty()) return;
+  std::vector<std::pair<int32_t, float>> all = r->gen.sampler.logit_bias;
+  for (const auto& [id, bias] : r->logit_bias_ids) {
+    if (id >= tok.n_vocab())
+      throw bad_request("'logit_bias' names token " + std::to_string(id) +
+                            ", outside the vocabulary (" + std::to_string(tok.n_vocab()) +
+                            " tokens)",
+                        "logit_bias");
+    all.emplace_back(static_cast<int32_t>(id), bias);
+  }
+  for (const auto& [text, bias] : r->logit_bias_texts)
+    for (int32_t id : tok.encode(text, /*add_bos=*/false, /*parse_special=*/false))
+      all.emplace_back(id, bias);
+  r->gen.sampler.logit_bias = sampling::merge_logit_bias(all);
 }
 
 }  // namespace xtile::server

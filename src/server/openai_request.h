@@ -1,12 +1,14 @@
 // OpenAI request bodies -> what the scheduler runs. Every field is type-checked and
 // range-checked; a wrong one is a 400 naming it (ApiError). Unknown fields are ignored, as
 // OpenAI's clients send extras; fields that would change the output in a way xtile cannot do
-// (tools, structured output, n > 1, echo, best_of) are refused rather than silently dropped.
+// (tools, structured output, n > 1, echo, best_of, llama-server's mirostat, typical, DRY, XTC,
+// top-n-sigma and dynamic temperature samplers when switched on) are refused rather than
+// silently dropped.
 //
 // Fields: model, messages | prompt (text, token ids, or a one-element list of either), stream,
 // stream_options.include_usage, max_tokens | max_completion_tokens | n_predict, temperature,
 // top_k, top_p, min_p, repeat_penalty, repeat_last_n, presence_penalty, frequency_penalty,
-// seed, stop, logprobs, top_logprobs, n_probs, ignore_eos, chat_template_kwargs.
+// seed, stop, logprobs, top_logprobs, n_probs, ignore_eos, logit_bias, chat_template_kwargs.
 // enable_thinking, reasoning_format, return_tokens.
 #pragma once
 
@@ -18,6 +20,7 @@
 
 #include "model/chat_template.h"
 #include "server/job.h"
+#include "tokenizer/tokenizer.h"
 
 namespace xtile::server {
 
@@ -43,10 +46,19 @@ struct ParsedRequest {
   int top_logprobs = 0;        // alternatives per token in the response
   bool logprobs = false;       // logprobs in the response
   bool return_tokens = false;  // token ids in the response (llama-server's return_tokens)
+  // logit_bias as sent: by token id, and by text (each of its tokens gets the bias, as
+  // llama-server does), for the handler to check against the vocabulary and tokenize
+  // (resolve_logit_bias). The server's own (-l) are in gen.sampler.logit_bias already.
+  std::vector<std::pair<int64_t, float>> logit_bias_ids;
+  std::vector<std::pair<std::string, float>> logit_bias_texts;
 };
 
 // `chat`: /v1/chat/completions, else /v1/completions. Throws ApiError.
 ParsedRequest parse_request(const nlohmann::json& body, bool chat, const RequestDefaults& d);
+
+// Adds the request's logit_bias to gen.sampler's (the server's): ids checked against the
+// vocabulary, texts tokenized (without special tokens). Throws ApiError (400) for an id outside.
+void resolve_logit_bias(const Tokenizer& tok, ParsedRequest* r);
 
 // The body as JSON; 400 with the parser's position when it is not JSON or not an object.
 nlohmann::json parse_body(const std::string& body);

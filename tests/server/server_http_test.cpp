@@ -400,6 +400,40 @@ TEST_F(ServerHttp, ErrorsHaveOpenAIShapeAndLeaveTheServerWell) {
   EXPECT_EQ(post(port_, chat, chat_body("Hello", 4, 1, 0)).status, 200);
 }
 
+// logit_bias reaches the sampler: banning the greedy answer's first token changes that token
+// (and only from there), a boost of +100 makes a token the greedy pick, a text key bans its
+// tokens, and an id outside the vocabulary is a 400.
+TEST_F(ServerHttp, LogitBiasBansAndBoostsTokens) {
+  const auto tokens = [&](const json& bias) {
+    json body = {{"prompt", "Once upon a time"},
+                 {"max_tokens", 6},
+                 {"temperature", 0},
+                 {"return_tokens", true}};
+    if (!bias.is_null()) body["logit_bias"] = bias;
+    const Reply r = post(port_, "/v1/completions", body);
+    EXPECT_EQ(r.status, 200) << r.body;
+    return r.status == 200 ? r.j()["choices"][0]["tokens"].get<std::vector<int>>()
+                           : std::vector<int>{};
+  };
+  const std::vector<int> plain = tokens(nullptr);
+  ASSERT_EQ(plain.size(), 6u);
+  const std::vector<int> banned = tokens({{std::to_string(plain[0]), -100}});
+  ASSERT_EQ(banned.size(), 6u);
+  EXPECT_NE(banned[0], plain[0]);
+  for (int id : tokens(json::array({json::array({plain[0], false})}))) EXPECT_NE(id, plain[0]);
+  EXPECT_EQ(tokens({{"5", 100}}), std::vector<int>(6, 5));
+  // A text key: its tokens (as /tokenize gives them without BOS) are never picked.
+  const Reply t = post(port_, "/tokenize", {{"content", " time"}, {"add_special", false}});
+  ASSERT_EQ(t.status, 200) << t.body;
+  const std::vector<int> text_ids = t.j()["tokens"].get<std::vector<int>>();
+  for (int id : tokens({{" time", false}, {std::to_string(plain[0]), -100}}))
+    for (int banned_id : text_ids) EXPECT_NE(id, banned_id);
+  expect_error(post(port_, "/v1/completions", {{"prompt", "x"}, {"logit_bias", {{"600", 1}}}}), 400,
+               "invalid_request_error", "outside the vocabulary (512 tokens)");
+  expect_error(post(port_, "/v1/completions", {{"prompt", "x"}, {"mirostat", 2}}), 400,
+               "invalid_request_error", "mirostat");
+}
+
 TEST_F(ServerHttp, CorsPreflight) {
   const Reply r = request(port_, "OPTIONS", "/v1/chat/completions", "",
                           {{"Origin", "http://example.test"},

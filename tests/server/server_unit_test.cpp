@@ -150,6 +150,27 @@ TEST(ParseRequest, CompletionPromptForms) {
   EXPECT_EQ(r.top_logprobs, 3);
 }
 
+// OpenAI's object of token ids, llama-server's array of [id or text, bias or false]; the other
+// samplers of llama-server pass at their neutral values.
+TEST(ParseRequest, LogitBiasForms) {
+  const RequestDefaults d;
+  const ParsedRequest a = parse_request(
+      json::parse(R"({"prompt": "x", "logit_bias": {"15": -100, "7": 2.5, "hello": 1}})"), false,
+      d);
+  EXPECT_EQ(a.logit_bias_ids, (std::vector<std::pair<int64_t, float>>{{15, -100.0f}, {7, 2.5f}}));
+  EXPECT_EQ(a.logit_bias_texts, (std::vector<std::pair<std::string, float>>{{"hello", 1.0f}}));
+  const ParsedRequest b = parse_request(
+      json::parse(R"({"prompt": "x", "logit_bias": [[3, false], ["Hi", -2], [4, 1]]})"), false, d);
+  ASSERT_EQ(b.logit_bias_ids.size(), 2u);
+  EXPECT_EQ(b.logit_bias_ids[0].first, 3);
+  EXPECT_EQ(b.logit_bias_ids[0].second, -INFINITY);
+  EXPECT_EQ(b.logit_bias_ids[1], (std::pair<int64_t, float>{4, 1.0f}));
+  EXPECT_EQ(b.logit_bias_texts, (std::vector<std::pair<std::string, float>>{{"Hi", -2.0f}}));
+  EXPECT_NO_THROW(parse_request(json::parse(R"({"prompt": "x", "mirostat": 0, "typical_p": 1,
+      "dry_multiplier": 0, "xtc_probability": 0, "top_n_sigma": -1, "dynatemp_range": 0})"),
+                                false, d));
+}
+
 // Each bad body is a 400 naming the field.
 TEST(ParseRequest, WrongFieldsAre400NamingThem) {
   const RequestDefaults d;
@@ -178,6 +199,24 @@ TEST(ParseRequest, WrongFieldsAre400NamingThem) {
       {R"({"messages": [{"role": "user", "content": "x"}], "repeat_penalty": 0})",
        "repeat_penalty"},
       {R"({"messages": [{"role": "user", "content": "x"}], "model": 3})", "model"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "logit_bias": 5})", "logit_bias"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "logit_bias": {"5": "x"}})",
+       "logit_bias"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "logit_bias": {"5": true}})",
+       "logit_bias"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "logit_bias": {"5": 1e40}})",
+       "logit_bias"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "logit_bias": {"99999999999": 1}})",
+       "logit_bias"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "logit_bias": [[5]]})", "logit_bias"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "logit_bias": [[-5, 1]]})",
+       "logit_bias"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "mirostat": 2})", "mirostat"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "typical_p": 0.5})", "typical_p"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "dry_multiplier": 0.8})",
+       "dry_multiplier"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "xtc_probability": "a"})",
+       "xtc_probability"},
   };
   for (const auto& [body, param] : chat_cases) {
     try {

@@ -44,6 +44,7 @@ struct ChatFlags {
   std::optional<float> temp, top_p, min_p, repeat_penalty;
   std::optional<int> top_k;
   std::optional<uint64_t> seed;
+  std::vector<std::string> logit_bias;
   bool no_think = false;
 };
 
@@ -102,6 +103,7 @@ int run_chat(const ChatFlags& f) {
   if (f.top_p) gen.sampler.top_p = *f.top_p;
   if (f.min_p) gen.sampler.min_p = *f.min_p;
   if (f.repeat_penalty) gen.sampler.repeat_penalty = *f.repeat_penalty;
+  gen.sampler.logit_bias = parse_logit_bias(f.logit_bias, e.weights->config().n_vocab);
   gen.max_tokens = f.n_predict;
   std::mt19937_64 seeds(f.seed ? *f.seed : std::random_device{}());
 
@@ -221,6 +223,7 @@ Command register_chat(CLI::App& root) {
       ->type_name("R");
   app->add_option("-s,--seed", f->seed, "seed of the first answer's sampler (default: random)")
       ->type_name("N");
+  add_logit_bias_flag(app, &f->logit_bias);
   app->add_flag("--no-think", f->no_think,
                 "Qwen3: answer without thinking (enable_thinking=false)");
   return {app, [f] { return run_chat(*f); }};

@@ -50,6 +50,7 @@ struct RunFlags {
   std::optional<float> temp, top_p, min_p, repeat_penalty;
   std::optional<int> top_k;
   int repeat_last_n = 64;
+  std::vector<std::string> logit_bias;
   std::string kernels;
   bool amx = false;
   bool no_amx = false;
@@ -90,10 +91,18 @@ std::vector<int32_t> parse_ids(const std::string& s) {
   return ids;
 }
 
-// The sampler when a sampling flag was given; nullopt: greedy.
-std::optional<SamplerParams> sampler_params(const RunFlags& f) {
-  if (!f.temp && !f.top_k && !f.top_p && !f.min_p && !f.repeat_penalty) return std::nullopt;
+bool any_sampling_flag(const RunFlags& f) {
+  return f.temp || f.top_k || f.top_p || f.min_p || f.repeat_penalty;
+}
+
+// The sampler when a sampling flag was given; nullopt: greedy. --logit-bias alone keeps greedy
+// decoding (temperature 0) over the biased logits.
+std::optional<SamplerParams> sampler_params(const RunFlags& f, int64_t n_vocab) {
+  const bool sampling = any_sampling_flag(f);
+  if (!sampling && f.logit_bias.empty()) return std::nullopt;
   SamplerParams p;
+  if (!sampling) p.temperature = 0.0f;
+  p.logit_bias = parse_logit_bias(f.logit_bias, n_vocab);
   if (f.temp) p.temperature = *f.temp;
   if (f.top_k) p.top_k = *f.top_k;
   if (f.top_p) p.top_p = *f.top_p;
@@ -238,7 +247,7 @@ int run_run(const RunFlags& f) {
 
   GenerateOptions go;
   go.n_predict = f.n_predict;
-  const std::optional<SamplerParams> sp = sampler_params(f);
+  const std::optional<SamplerParams> sp = sampler_params(f, c.n_vocab);
   std::unique_ptr<Sampler> sampler;
   if (sp) {
     sampler = std::make_unique<Sampler>(*sp);
@@ -279,14 +288,18 @@ int run_run(const RunFlags& f) {
   std::cout << "\n" << std::flush;
   if (logits_out) logits_out->close();
   print_timings(*weights, session, result, load_ms, f.threads);
-  if (sp)
+  const std::string bias =
+      sp && !sp->logit_bias.empty()
+          ? ", logit bias on " + std::to_string(sp->logit_bias.size()) + " tokens"
+          : "";
+  if (any_sampling_flag(f))
     std::fprintf(stderr,
                  "xtile: sampling: temp %.2f, top-k %d, top-p %.2f, min-p %.2f, "
-                 "repeat-penalty %.2f (last %d), seed %llu\n",
+                 "repeat-penalty %.2f (last %d), seed %llu%s\n",
                  sp->temperature, sp->top_k, sp->top_p, sp->min_p, sp->repeat_penalty,
-                 sp->repeat_last_n, static_cast<unsigned long long>(sp->seed));
+                 sp->repeat_last_n, static_cast<unsigned long long>(sp->seed), bias.c_str());
   else
-    std::fprintf(stderr, "xtile: sampling: greedy\n");
+    std::fprintf(stderr, "xtile: sampling: greedy%s\n", bias.c_str());
   return 0;
 }
 
@@ -326,9 +339,12 @@ Command register_run(CLI::App& root) {
   app->add_option("--min-p", f->min_p, "drop tokens below P x the top probability")->type_name("P");
   app->add_option("--repeat-penalty", f->repeat_penalty, "penalty for recent tokens (1: none)")
       ->type_name("R");
-  app->add_option("--repeat-last-n", f->repeat_last_n, "tokens the repeat penalty looks back on")
+  app->add_option("--repeat-last-n", f->repeat_last_n,
+                  "tokens the repeat penalty looks back on (-1: all)")
+      ->check(CLI::Range(-1, INT32_MAX))
       ->capture_default_str()
       ->type_name("N");
+  add_logit_bias_flag(app, &f->logit_bias);
   add_kernels_flag(app, &f->kernels);
   app->add_flag("--amx", f->amx, "require the amx tier (error when the CPU or OS lacks it)");
   app->add_flag("--no-amx", f->no_amx, "use the best tier below amx");

@@ -43,6 +43,7 @@ struct ServeFlags {
   int64_t n_predict = -1;
   std::optional<float> temp, top_p, min_p, repeat_penalty;
   std::optional<int> top_k;
+  std::vector<std::string> logit_bias;
   std::string reasoning_format = "deepseek";
 };
 
@@ -90,6 +91,8 @@ int run_serve(const ServeFlags& f) {
   if (f.top_p) d.sampler.top_p = *f.top_p;
   if (f.min_p) d.sampler.min_p = *f.min_p;
   if (f.repeat_penalty) d.sampler.repeat_penalty = *f.repeat_penalty;
+  // The ids are checked against the vocabulary again once the model is loaded (below).
+  d.sampler.logit_bias = parse_logit_bias(f.logit_bias, INT64_MAX);
   d.max_tokens = f.n_predict;
   d.reasoning = f.reasoning_format != "none";
 
@@ -127,6 +130,7 @@ int run_serve(const ServeFlags& f) {
 
   Engine e = load_engine(f.engine);
   const ModelConfig& c = e.weights->config();
+  parse_logit_bias(f.logit_bias, c.n_vocab);
   server::ModelInfo info;
   info.path = f.engine.model;
   info.id = f.alias.empty() ? std::filesystem::path(f.engine.model).filename().string() : f.alias;
@@ -206,6 +210,10 @@ Command register_serve(CLI::App& root) {
   app->add_option("--min-p", f->min_p, "default min-p (0.05)")->type_name("P");
   app->add_option("--repeat-penalty", f->repeat_penalty, "default repeat penalty (1: none)")
       ->type_name("R");
+  add_logit_bias_flag(app, &f->logit_bias)
+      ->description(
+          "TOKEN_ID(+|-)BIAS on every request (a request's logit_bias adds to it), repeatable: "
+          "15043+1, 2-inf (never token 2)");
   app->add_option("--reasoning-format", f->reasoning_format,
                   "deepseek: a leading <think> block becomes reasoning_content; none: left in "
                   "the content")

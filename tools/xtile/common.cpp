@@ -4,15 +4,20 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <climits>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <set>
 #include <thread>
 #include <utility>
 
 #include "base/error.h"
+#include "model/sampler.h"
 
 // The project version comes from CMake's project(VERSION) when the build passes it; the literal
 // is the same number, for builds that do not.
@@ -129,6 +134,56 @@ CLI::Option* add_kernels_flag(CLI::App* app, std::string* kernels) {
 
 CLI::Option* add_seed_flag(CLI::App* app, uint64_t* seed) {
   return app->add_option("-s,--seed", *seed, "random seed")->type_name("N")->capture_default_str();
+}
+
+namespace {
+
+// "ID+B" / "ID-B" (B a float, inf allowed) -> (id, bias); nullopt when malformed.
+std::optional<std::pair<int32_t, float>> logit_bias_entry(const std::string& spec) {
+  const size_t sign = spec.find_first_of("+-");
+  if (sign == 0 || sign == std::string::npos || sign + 1 == spec.size()) return std::nullopt;
+  const std::string id = spec.substr(0, sign);
+  if (id.size() > 10 || id.find_first_not_of("0123456789") != std::string::npos)
+    return std::nullopt;
+  const long long n = std::stoll(id);
+  if (n > INT32_MAX) return std::nullopt;
+  const std::string value = spec.substr(sign);
+  char* end = nullptr;
+  const float bias = std::strtof(value.c_str(), &end);
+  if (end != value.c_str() + value.size() || std::isnan(bias)) return std::nullopt;
+  return std::make_pair(static_cast<int32_t>(n), bias);
+}
+
+}  // namespace
+
+CLI::Option* add_logit_bias_flag(CLI::App* app, std::vector<std::string>* specs) {
+  return app
+      ->add_option("-l,--logit-bias", *specs,
+                   "TOKEN_ID(+|-)BIAS added to that token's logit, repeatable: 15043+1, "
+                   "15043-1.5, 2-inf (never token 2)")
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            return logit_bias_entry(v)
+                       ? std::string()
+                       : "expected TOKEN_ID(+|-)BIAS (e.g. 15043+1, 2-inf), not '" + v + "'";
+          },
+          ""))
+      ->type_name("ID+B");
+}
+
+std::vector<std::pair<int32_t, float>> parse_logit_bias(const std::vector<std::string>& specs,
+                                                        int64_t n_vocab) {
+  std::vector<std::pair<int32_t, float>> entries;
+  for (const std::string& spec : specs) {
+    const auto e = logit_bias_entry(spec);
+    if (!e)
+      fail("--logit-bias: expected TOKEN_ID(+|-)BIAS (e.g. 15043+1, 2-inf), not '", spec, "'");
+    if (e->first >= n_vocab)
+      fail("--logit-bias ", spec, ": token ", e->first, " is outside the vocabulary (", n_vocab,
+           " tokens)");
+    entries.push_back(*e);
+  }
+  return sampling::merge_logit_bias(entries);
 }
 
 Tier resolve_kernels(const std::string& flag_value) {

@@ -2,13 +2,13 @@
 // (-m, -t, --kernels, -s), defaults, number formatting and a terminal progress bar.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
-
-#include <CLI/CLI.hpp>
+#include <vector>
 
 #include "cpu/cpu_caps.h"
 #include "model/kv_cache.h"
@@ -34,6 +34,14 @@ CLI::Option* add_threads_flag(CLI::App* app, int* threads);
 CLI::Option* add_kernels_flag(CLI::App* app, std::string* kernels);
 // -s/--seed N.
 CLI::Option* add_seed_flag(CLI::App* app, uint64_t* seed);
+
+// -l/--logit-bias TOKEN_ID(+|-)BIAS, repeatable (llama.cpp's): 15043+1, 15043-1.5, 2-inf (never
+// token 2). Checked for its form when parsed.
+CLI::Option* add_logit_bias_flag(CLI::App* app, std::vector<std::string>* specs);
+// The flags' entries, one per token (sampling::merge_logit_bias); throws xtile::Error naming a
+// malformed one, or a token outside the vocabulary of n_vocab.
+std::vector<std::pair<int32_t, float>> parse_logit_bias(const std::vector<std::string>& specs,
+                                                        int64_t n_vocab);
 
 // --cache-type-k / --cache-type-v (llama.cpp's -ctk / -ctv) and --cache-type for both.
 struct CacheTypeFlags {
