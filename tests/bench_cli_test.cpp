@@ -170,5 +170,45 @@ TEST(BenchCli, ZeroRepetitionsIsAClearError) {
   EXPECT_NE(out.find("at least 1, not '0'"), std::string::npos) << out;
 }
 
+// A llama-bench command line runs as written: -ngl, -fa, -mmp, -nkvo, -sm, -rtr (lists too) are
+// accepted, the settings xtile does not have get a note, and -ub caps the batch.
+TEST(BenchCli, LlamaBenchFlagsRunAsWritten) {
+  std::string out;
+  const std::string cmd = test::xtile_binary() + " bench -m " + tiny_model() +
+                          " -p 16 -n 0 -r 1 -t 1 -ngl 0,99 -fa 0,1 -mmp 0 -nkvo 0 -sm none "
+                          "-rtr 1 -b 2048 -ub 8 -o json";
+  // stdout alone (run_command merges stderr into the output otherwise), then stderr alone.
+  ASSERT_EQ(test::run_command("(" + cmd + " 2>/dev/null)", &out), 0) << out;
+  const auto j = nlohmann::json::parse(out);
+  ASSERT_EQ(j.size(), 1u);
+  EXPECT_EQ(j[0].at("n_batch"), 8);  // min(-b 2048, -ub 8)
+  ASSERT_EQ(test::run_command("(" + cmd + " 2>&1 >/dev/null)", &out), 0) << out;
+  EXPECT_NE(out.find("note: -fa off: xtile has one attention"), std::string::npos) << out;
+  EXPECT_NE(out.find("note: -mmp 0: xtile always maps the model file"), std::string::npos) << out;
+}
+
+// Before, "-ngl 99" parsed as "-n gl 99" and "-mmp 0" as "-m mp 0": errors that named other
+// flags. Bad values name the flag; llama.cpp flags for what xtile does not do say so.
+TEST(BenchCli, LlamaFlagsWithBadValuesOrUnsupportedFeaturesAreClearErrors) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"-fa maybe", "--flash-attn: expected on, off, auto, 0 or 1, not 'maybe'"},
+      {"-ngl many", "--n-gpu-layers: expected a layer count, not 'many'"},
+      {"-mmp 2", "--mmap: expected 0 or 1, not '2'"},
+      {"-ub 0", "--ubatch-size"},
+      {"-ot exps=CPU", "-ot: tensor overrides place tensors on devices"},
+      {"-hf Qwen/Qwen3-0.6B-GGUF", "-hf: downloads from Hugging Face"},
+      {"-md draft.gguf", "-md: a draft model (speculative decoding) is not supported"},
+  };
+  for (const auto& [flags, message] : cases) {
+    std::string out;
+    EXPECT_EQ(
+        test::run_command(test::xtile_binary() + " bench -m " + tiny_model() + " " + flags, &out),
+        2)
+        << flags << "\n"
+        << out;
+    EXPECT_NE(out.find(message), std::string::npos) << flags << "\n" << out;
+  }
+}
+
 }  // namespace
 }  // namespace xtile

@@ -377,6 +377,18 @@ TEST(ModelCliTest, RunLogitBiasBansAndForcesTokens) {
   EXPECT_NE(out.find("expected TOKEN_ID(+|-)BIAS"), std::string::npos) << out;
 }
 
+// llama-cli's habits (-ngl 99 -fa --no-mmap -ub N) run the same greedy tokens.
+TEST(ModelCliTest, RunAcceptsLlamaCppFlagsAndGivesTheSameTokens) {
+  XTILE_REQUIRE_FIXTURE(model, "models/stories260K.gguf");
+  std::string out;
+  const int rc = test::run_command("(" + test::xtile_binary() + " run -m " + model +
+                                       " -p 'Once upon a time' -n 3 --ids -ngl 99 -fa --no-mmap "
+                                       "-ub 2 -sm none 2>/dev/null)",
+                                   &out);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(out, "1,403,407,261,378,432,383,286\n");
+}
+
 TEST(ModelCliTest, RunWritesTheLogitsOfEveryPosition) {
   XTILE_REQUIRE_FIXTURE(model, "models/micro-llama.gguf");
   XTILE_REQUIRE_FIXTURE(tsv_path, "models/micro-llama.reference.tsv");

@@ -618,6 +618,30 @@ TEST(ServerHttpOwn, ApiKey) {
   EXPECT_EQ(s.stop(), 0) << s.log();
 }
 
+// A llama-server command line runs as written (-ngl, -fa on, --no-mmap, -ub caps -b), and the
+// server's -l applies to every request, under a request's own logit_bias.
+TEST(ServerHttpOwn, LlamaServerFlagsAndTheServersLogitBias) {
+  REQUIRE_STORIES();
+  ServerProcess s({"-m", stories(), "-np", "2", "-ngl", "99", "-fa", "on", "--no-mmap", "-b", "512",
+                   "-ub", "16", "-l", "5+inf"});
+  ASSERT_TRUE(s.ok()) << s.log();
+  const int port = s.port();
+  const json body = {{"prompt", "Once upon a time"},
+                     {"max_tokens", 4},
+                     {"temperature", 0},
+                     {"return_tokens", true}};
+  Reply r = post(port, "/v1/completions", body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.j()["choices"][0]["tokens"], json({5, 5, 5, 5}));
+  json banned = body;
+  banned["logit_bias"] = {{"5", false}};  // a ban wins over the server's +inf
+  r = post(port, "/v1/completions", banned);
+  ASSERT_EQ(r.status, 200) << r.body;
+  for (const json& id : r.j()["choices"][0]["tokens"]) EXPECT_NE(id.get<int>(), 5);
+  EXPECT_EQ(s.stop(), 0) << s.log();
+  EXPECT_NE(s.log().find("batch 16"), std::string::npos) << s.log();
+}
+
 TEST(ServerHttpOwn, KvBudgetFullPreemptsOneAndEveryRequestCompletesWithItsBits) {
   REQUIRE_STORIES();
   // 4 slots sharing 200 positions; each request needs about 110 alone.

@@ -4,15 +4,15 @@
 #include <iostream>
 #include <map>
 #include <memory>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "base/aligned_buffer.h"
 #include "base/error.h"
 #include "commands.h"
 #include "common.h"
 #include "kernels/probes.h"
+#include "llama_compat.h"
 #include "model/benchmark.h"
 #include "placement_flags.h"
 
@@ -31,6 +31,7 @@ struct BenchArgs {
   int repetitions = 5;
   std::string threads;
   int64_t batch = 512;
+  int64_t ubatch = 0;  // -ub: the forward batch is min(-b, -ub)
   std::string kernels = "auto";
   std::string output = "md";
   bool roofline = false;
@@ -240,21 +241,21 @@ int run_bench(const BenchArgs& a) {
         base.file_size = weights->file().file_size();
         base.tier = std::string(tier_name(tier));
         base.threads = threads;
-        base.batch = a.batch;
+        base.batch = forward_batch(a.batch, a.ubatch);
         base.kv_type = std::string(kv_type_name(*kv_type)) + "/" + std::string(kv_type_name(*kv_type_v));
         for (const BenchTest& test : tests) {
           Row r = base;
           r.test = test.name();
           const bool probe = a.roofline && test.n_prompt == 0;
           if (probe) r.bandwidth_before = probe_bandwidth(pool);
-          r.result = run_bench_test(*weights, pool, test, a.repetitions, a.batch,
-                                    [&](const std::string& name, int rep, int reps) {
-                                      bar.update(static_cast<uint64_t>(rep + 1), reps,
-                                                 base.model + " " + base.tier + " t" +
-                                                     std::to_string(threads) + " " + name +
-                                                     (rep < 0 ? " warm-up" : ""));
-                                    },
-                                    *kv_type, *kv_type_v);
+          r.result = run_bench_test(
+              *weights, pool, test, a.repetitions, base.batch,
+              [&](const std::string& name, int rep, int reps) {
+                bar.update(static_cast<uint64_t>(rep + 1), reps,
+                           base.model + " " + base.tier + " t" + std::to_string(threads) + " " +
+                               name + (rep < 0 ? " warm-up" : ""));
+              },
+              *kv_type, *kv_type_v);
           if (probe) r.bandwidth_after = probe_bandwidth(pool);
           if (a.roofline) {
             if (test.n_prompt == 0) {
@@ -325,6 +326,7 @@ Command register_bench(CLI::App& root) {
   app->add_option("-t,--threads", a->threads, "thread counts, comma list (default: physical cores)");
   add_placement_flags(app, &a->placement);
   app->add_option("-b,--batch-size", a->batch, "prompt batch size")->capture_default_str();
+  add_llama_compat_flags(app, /*lists=*/true, &a->ubatch);
   app->add_option("--kernels", a->kernels, "tiers to compare, comma list (auto, ref, avx2, ...)")
       ->capture_default_str();
   app->add_option("-o,--output", a->output, "md, json or csv")->capture_default_str();

@@ -19,6 +19,7 @@
 #include "commands.h"
 #include "common.h"
 #include "cpu/thread_pool.h"
+#include "llama_compat.h"
 #include "model/kld_base_file.h"
 #include "model/perplexity.h"
 #include "model/session.h"
@@ -36,6 +37,7 @@ struct PerplexityFlags {
   int64_t ctx = 512;
   CLI::Option* ctx_option = nullptr;  // to tell a given -c from the default
   int64_t batch = 512;
+  int64_t ubatch = 0;  // -ub: the forward batch is min(-b, -ub)
   int64_t chunks = -1;
   int threads = 1;
   std::string kernels;
@@ -111,7 +113,7 @@ void warn_context(int64_t n_ctx, const ModelConfig& c) {
 Session make_session(const PerplexityFlags& f, const Loaded& l, ThreadPool& pool, int64_t n_ctx) {
   SessionOptions so;
   so.n_ctx = n_ctx;
-  so.n_batch = f.batch;
+  so.n_batch = forward_batch(f.batch, f.ubatch);
   so.kv_type = *kv_type_from_name(f.cache_type);
   return Session(*l.weights, pool, so);
 }
@@ -305,6 +307,7 @@ Command register_perplexity(CLI::App& root) {
       ->check(at_least_one())
       ->capture_default_str()
       ->type_name("N");
+  add_llama_compat_flags(app, /*lists=*/false, &f->ubatch);
   app->add_option("--chunks", f->chunks, "chunks to evaluate (-1: all)")
       ->capture_default_str()
       ->type_name("N");

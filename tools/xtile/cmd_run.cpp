@@ -21,6 +21,7 @@
 #include "common.h"
 #include "cpu/cpu_caps.h"
 #include "cpu/thread_pool.h"
+#include "llama_compat.h"
 #include "model/chat_template.h"
 #include "model/generate.h"
 #include "model/sampler.h"
@@ -46,6 +47,7 @@ struct RunFlags {
   uint64_t seed = kRandomSeed;
   int64_t ctx = 4096;
   int64_t batch = 512;
+  int64_t ubatch = 0;  // -ub: the forward batch is min(-b, -ub)
   CacheTypeFlags cache;
   std::optional<float> temp, top_p, min_p, repeat_penalty;
   std::optional<int> top_k;
@@ -239,7 +241,7 @@ int run_run(const RunFlags& f) {
     std::fprintf(stderr, "xtile: -c %lld is more than the model's context %lld: using %lld\n",
                  static_cast<long long>(f.ctx), static_cast<long long>(c.n_ctx_train),
                  static_cast<long long>(c.n_ctx_train));
-  so.n_batch = f.batch;
+  so.n_batch = forward_batch(f.batch, f.ubatch);
   // --cache-type sets both; -ctk / -ctv (llama.cpp's names) each one.
   so.kv_type = kv_type_k;
   so.kv_type_v = kv_type_v;
@@ -345,6 +347,7 @@ Command register_run(CLI::App& root) {
       ->capture_default_str()
       ->type_name("N");
   add_logit_bias_flag(app, &f->logit_bias);
+  add_llama_compat_flags(app, /*lists=*/false, &f->ubatch);
   add_kernels_flag(app, &f->kernels);
   app->add_flag("--amx", f->amx, "require the amx tier (error when the CPU or OS lacks it)");
   app->add_flag("--no-amx", f->no_amx, "use the best tier below amx");

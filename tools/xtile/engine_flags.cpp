@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "common.h"
+#include "llama_compat.h"
 #include "model/kv_cache.h"
 
 namespace xtile::cli {
@@ -33,6 +34,7 @@ void add_engine_flags(CLI::App* app, EngineFlags* f, int slots_default) {
       ->capture_default_str()
       ->type_name("N");
   add_cache_type_flags(app, &f->cache);
+  add_llama_compat_flags(app, /*lists=*/false, &f->ubatch);
 }
 
 Engine load_engine(const EngineFlags& f) {
@@ -59,7 +61,7 @@ Engine load_engine(const EngineFlags& f) {
   o.n_slots = f.slots;
   o.kv_budget = f.ctx == 0 ? n_train : f.ctx;
   o.n_ctx = std::min(o.kv_budget, n_train);
-  o.n_batch = f.batch;
+  o.n_batch = forward_batch(f.batch, f.ubatch);
   o.max_queue = f.max_queue;
   o.kv_type_k = kv_type_k;
   o.kv_type_v = kv_type_v;

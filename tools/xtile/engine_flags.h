@@ -23,6 +23,7 @@ struct EngineFlags {
   int64_t ctx = 4096;  // KV positions all slots share; 0: the model's context length
   int slots = 4;
   int64_t batch = 256;
+  int64_t ubatch = 0;  // -ub (llama.cpp's physical batch): the forward batch is min(-b, -ub)
   int64_t max_queue = 64;
   CacheTypeFlags cache;
   PlacementFlags placement;

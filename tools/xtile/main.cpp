@@ -3,7 +3,6 @@
 // "xtile: error: <message>" and exits 1.
 #include <algorithm>
 #include <exception>
-#include <string>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -11,6 +10,7 @@
 #include "base/error.h"
 #include "commands.h"
 #include "common.h"
+#include "llama_compat.h"
 
 int main(int argc, char** argv) {
   using xtile::cli::Command;
@@ -37,15 +37,14 @@ int main(int argc, char** argv) {
               << "\nRun with --help for more information.\n";
     return 2;
   }
-  // llama.cpp's multi-letter flags after one dash ("-pg", "-ctk", ...); CLI11 short flags are
-  // one letter, so they are spelled as their long forms before parsing.
+  // llama.cpp's multi-letter flags after one dash ("-pg", "-ctk", "-ngl", ...); CLI11 short
+  // flags are one letter, so they are spelled as their long forms before parsing.
   std::vector<std::string> args(argv + 1, argv + argc);
-  for (std::string& a : args) {
-    if (a == "-pg") a = "--pg";
-    else if (a == "-ctk") a = "--cache-type-k";
-    else if (a == "-ctv") a = "--cache-type-v";
-    else if (a == "-np") a = "--parallel";
-    else if (a == "-sys") a = "--system-prompt";
+  try {
+    xtile::cli::respell_llama_flags(&args);
+  } catch (const xtile::Error& e) {
+    std::cerr << e.what() << "\nRun with --help for more information.\n";
+    return 2;
   }
   std::reverse(args.begin(), args.end());  // CLI11 takes the vector form in reverse order
   try {
