@@ -618,14 +618,20 @@ TEST(ServerHttpOwn, ApiKey) {
   EXPECT_EQ(s.stop(), 0) << s.log();
 }
 
-// A llama-server command line runs as written (-ngl, -fa on, --no-mmap, -ub caps -b), and the
-// server's -l applies to every request, under a request's own logit_bias.
+// A llama-server command line runs as written (-ngl, -fa on, --no-mmap, -ub caps -b, --jinja,
+// --metrics, -cb, -kvu, --no-warmup, -to, --chat-template), and the server's -l applies to
+// every request, under a request's own logit_bias.
 TEST(ServerHttpOwn, LlamaServerFlagsAndTheServersLogitBias) {
   REQUIRE_STORIES();
-  ServerProcess s({"-m", stories(), "-np", "2", "-ngl", "99", "-fa", "on", "--no-mmap", "-b", "512",
-                   "-ub", "16", "-l", "5+inf"});
+  ServerProcess s({"-m",    stories(),         "-np",       "2",   "-ngl", "99",          "-fa",
+                   "on",    "--no-mmap",       "-b",        "512", "-ub",  "16",          "-l",
+                   "5+inf", "--jinja",         "--metrics", "-cb", "-kvu", "--no-warmup", "-to",
+                   "30",    "--chat-template", "chatml"});
   ASSERT_TRUE(s.ok()) << s.log();
   const int port = s.port();
+  const Reply props = request(port, "GET", "/props");
+  ASSERT_EQ(props.status, 200);
+  EXPECT_EQ(props.j()["chat_template"], "chatml");  // --chat-template over the GGUF's llama2
   const json body = {{"prompt", "Once upon a time"},
                      {"max_tokens", 4},
                      {"temperature", 0},

@@ -88,7 +88,7 @@ int run_chat(const ChatFlags& f) {
   sigaction(SIGINT, &sa, nullptr);
   pthread_sigmask(SIG_UNBLOCK, &block, nullptr);
 
-  const ChatFamily family = detect_chat_family(e.weights->file());
+  const ChatFamily family = resolve_chat_family(f.engine.chat_template, e.weights->file());
   std::fprintf(stderr,
                "xtile chat: %s, tier %s, chat template %s, context %lld\n"
                "Type a message and press Enter. /exit or Ctrl-D ends, /reset forgets the "

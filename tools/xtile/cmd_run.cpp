@@ -59,6 +59,7 @@ struct RunFlags {
   std::string logits_path;
   bool ids = false;
   bool chat = false;
+  std::string chat_template;  // --chat-template; empty: the GGUF's
   bool no_bos = false;
   PlacementFlags placement;
 };
@@ -225,7 +226,7 @@ int run_run(const RunFlags& f) {
     ChatOptions co;
     co.bos_text = !f.no_bos;
     const std::string wrapped =
-        apply_chat_template(detect_chat_family(weights->file()), "", text, co);
+        apply_chat_template(resolve_chat_family(f.chat_template, weights->file()), "", text, co);
     // The template carries the BOS text itself and special-token texts to be parsed.
     prompt = tok->encode(wrapped, /*add_bos=*/false, /*parse_special=*/true);
   } else {
@@ -347,6 +348,7 @@ Command register_run(CLI::App& root) {
       ->capture_default_str()
       ->type_name("N");
   add_logit_bias_flag(app, &f->logit_bias);
+  add_chat_template_flag(app, &f->chat_template);
   add_llama_compat_flags(app, /*lists=*/false, &f->ubatch);
   add_kernels_flag(app, &f->kernels);
   app->add_flag("--amx", f->amx, "require the amx tier (error when the CPU or OS lacks it)");

@@ -136,7 +136,7 @@ int run_serve(const ServeFlags& f) {
   info.id = f.alias.empty() ? std::filesystem::path(f.engine.model).filename().string() : f.alias;
   info.arch = c.arch_name;
   info.tier = std::string(tier_name(e.weights->tier()));
-  info.chat_family = detect_chat_family(e.weights->file());
+  info.chat_family = resolve_chat_family(f.engine.chat_template, e.weights->file());
   info.n_ctx_train = c.n_ctx_train;
   info.n_vocab = c.n_vocab;
   info.n_embd = c.n_embd;
@@ -186,7 +186,24 @@ Command register_serve(CLI::App& root) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str()
       ->type_name("N");
-  app->add_option("--timeout", f->timeout, "read/write timeout of a connection, seconds")
+  // llama-server's switches for what xtile serve always does.
+  const char* always = "llama-server's switches for what xtile serve always does";
+  app->add_flag_callback(
+         "--jinja", [] {}, "the GGUF's chat template is used (recognised by its markers)")
+      ->group(always);
+  app->add_flag_callback(
+         "--metrics", [] {}, "GET /metrics is always served")
+      ->group(always);
+  app->add_flag_callback(
+         "--cont-batching", [] {}, "-cb: batching is always continuous")
+      ->group(always);
+  app->add_flag_callback(
+         "--kv-unified", [] {}, "-kvu: the slots always share one KV budget")
+      ->group(always);
+  app->add_flag_callback(
+         "--no-warmup", [] {}, "xtile runs no warm-up pass")
+      ->group(always);
+  app->add_option("--timeout", f->timeout, "read/write timeout of a connection, seconds (-to)")
       ->check(at_least_one())
       ->capture_default_str();
   app->add_option("--threads-http", f->http_threads,

@@ -186,6 +186,19 @@ std::vector<std::pair<int32_t, float>> parse_logit_bias(const std::vector<std::s
   return sampling::merge_logit_bias(entries);
 }
 
+CLI::Option* add_chat_template_flag(CLI::App* app, std::string* name) {
+  return app
+      ->add_option("--chat-template", *name,
+                   "chat template: none, chatml, qwen3, llama3 or llama2 (default: the GGUF's, "
+                   "recognised by its markers)")
+      ->check(CLI::IsMember({"none", "chatml", "qwen3", "llama3", "llama2"}))
+      ->type_name("NAME");
+}
+
+ChatFamily resolve_chat_family(const std::string& flag, const gguf::File& file) {
+  return flag.empty() ? detect_chat_family(file) : parse_chat_family(flag);
+}
+
 Tier resolve_kernels(const std::string& flag_value) {
   return resolve_tier(cpu_caps(), flag_value);
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cpu/cpu_caps.h"
+#include "model/chat_template.h"
 #include "model/kv_cache.h"
 
 namespace xtile::cli {
@@ -42,6 +43,13 @@ CLI::Option* add_logit_bias_flag(CLI::App* app, std::vector<std::string>* specs)
 // malformed one, or a token outside the vocabulary of n_vocab.
 std::vector<std::pair<int32_t, float>> parse_logit_bias(const std::vector<std::string>& specs,
                                                         int64_t n_vocab);
+
+// --chat-template NAME (llama.cpp's name): none, chatml, qwen3, llama3 or llama2 instead of the
+// family the GGUF's template is recognised as.
+CLI::Option* add_chat_template_flag(CLI::App* app, std::string* name);
+// The flag's family, or detect_chat_family(file) when it is empty; throws xtile::Error for an
+// unknown name.
+ChatFamily resolve_chat_family(const std::string& flag, const gguf::File& file);
 
 // --cache-type-k / --cache-type-v (llama.cpp's -ctk / -ctv) and --cache-type for both.
 struct CacheTypeFlags {

@@ -34,6 +34,7 @@ void add_engine_flags(CLI::App* app, EngineFlags* f, int slots_default) {
       ->capture_default_str()
       ->type_name("N");
   add_cache_type_flags(app, &f->cache);
+  add_chat_template_flag(app, &f->chat_template);
   add_llama_compat_flags(app, /*lists=*/false, &f->ubatch);
 }
 

@@ -27,6 +27,7 @@ struct EngineFlags {
   int64_t max_queue = 64;
   CacheTypeFlags cache;
   PlacementFlags placement;
+  std::string chat_template;  // --chat-template; empty: the GGUF's
 };
 
 // `slots_default`: -np's default (serve: 4, chat: 1).

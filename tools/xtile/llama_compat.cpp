@@ -154,6 +154,9 @@ void respell_llama_flags(std::vector<std::string>* args) {
       {"-mg", "--main-gpu"},
       {"-nkvo", "--no-kv-offload"},
       {"-rtr", "--run-time-repack"},
+      {"-to", "--timeout"},
+      {"-cb", "--cont-batching"},
+      {"-kvu", "--kv-unified"},
   };
   static const std::pair<const char*, const char*> kRefused[] = {
       {"-hf", "downloads from Hugging Face: give the GGUF file with -m"},
