@@ -193,7 +193,7 @@ TEST(BenchCli, LlamaFlagsWithBadValuesOrUnsupportedFeaturesAreClearErrors) {
   const std::pair<std::string, std::string> cases[] = {
       {"-fa maybe", "--flash-attn: expected on, off, auto, 0 or 1, not 'maybe'"},
       {"-ngl many", "--n-gpu-layers: expected a layer count, not 'many'"},
-      {"-mmp 2", "--mmap: expected 0 or 1, not '2'"},
+      {"-mmp 2", "--mmap: expected on, off, auto, 0 or 1, not '2'"},
       {"-ub 0", "--ubatch-size"},
       {"-ot exps=CPU", "-ot: tensor overrides place tensors on devices"},
       {"-hf Qwen/Qwen3-0.6B-GGUF", "-hf: downloads from Hugging Face"},

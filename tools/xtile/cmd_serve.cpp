@@ -187,22 +187,17 @@ Command register_serve(CLI::App& root) {
       ->capture_default_str()
       ->type_name("N");
   // llama-server's switches for what xtile serve always does.
-  const char* always = "llama-server's switches for what xtile serve always does";
-  app->add_flag_callback(
-         "--jinja", [] {}, "the GGUF's chat template is used (recognised by its markers)")
-      ->group(always);
-  app->add_flag_callback(
-         "--metrics", [] {}, "GET /metrics is always served")
-      ->group(always);
-  app->add_flag_callback(
-         "--cont-batching", [] {}, "-cb: batching is always continuous")
-      ->group(always);
-  app->add_flag_callback(
-         "--kv-unified", [] {}, "-kvu: the slots always share one KV budget")
-      ->group(always);
-  app->add_flag_callback(
-         "--no-warmup", [] {}, "xtile runs no warm-up pass")
-      ->group(always);
+  const std::pair<const char*, const char*> always[] = {
+      {"--jinja", "the GGUF's chat template is used (recognised by its markers)"},
+      {"--metrics", "GET /metrics is always served"},
+      {"--cont-batching", "-cb: batching is always continuous"},
+      {"--kv-unified", "-kvu: the slots always share one KV budget"},
+      {"--no-warmup", "xtile runs no warm-up pass"},
+  };
+  for (const auto& [name, what] : always)
+    app->add_flag_callback(
+           name, [] {}, what)
+        ->group("llama-server's switches for what xtile serve always does");
   app->add_option("--timeout", f->timeout, "read/write timeout of a connection, seconds (-to)")
       ->check(at_least_one())
       ->capture_default_str();

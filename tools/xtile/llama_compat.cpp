@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <set>
 #include <sstream>
 #include <utility>
 
@@ -46,11 +47,10 @@ bool is_split_mode(const std::string& s) {
   return s == "none" || s == "layer" || s == "row";
 }
 
-// Once per process: the setting asked for is not xtile's one.
-void note_once(bool* said, const char* text) {
-  if (*said) return;
-  *said = true;
-  std::fprintf(stderr, "xtile: note: %s\n", text);
+// Once per process and text: the setting asked for is not xtile's one.
+void note_once(const std::string& text) {
+  static std::set<std::string> said;
+  if (said.insert(text).second) std::fprintf(stderr, "xtile: note: %s\n", text.c_str());
 }
 
 // A switch flag (optional value, as -fa alone or -fa on) that is off in one of its items.
@@ -60,6 +60,18 @@ bool any_off(const std::string& value) {
   while (std::getline(in, item, ','))
     if (is_off(item)) return true;
   return false;
+}
+
+// A switch for what xtile always does: on (or bare) changes nothing, off gets `off_note`.
+CLI::Option* add_always_on(CLI::App* app, bool lists, const std::string& name,
+                           const std::string& description, std::string off_note) {
+  return app->add_option(name, description)
+      ->expected(0, 1)
+      ->check(items(lists, is_switch, "on, off, auto, 0 or 1"))
+      ->each([off_note](const std::string& v) {
+        if (!off_note.empty() && any_off(v)) note_once(off_note);
+      })
+      ->type_name("0|1");
 }
 
 }  // namespace
@@ -82,51 +94,25 @@ void add_llama_compat_flags(CLI::App* app, bool lists, int64_t* ubatch) {
       ->check(items(lists, is_count, "a GPU index"))
       ->type_name("I")
       ->group(group);
-  app->add_option("--no-kv-offload", "-nkvo (GPU)")
-      ->expected(0, 1)
-      ->check(items(lists, is_switch, "0 or 1"))
-      ->type_name("0|1")
+  add_always_on(app, lists, "--no-kv-offload", "-nkvo (GPU)", "")->group(group);
+  add_always_on(app, lists, "--flash-attn",
+                "-fa: xtile's attention is always tiled with an online softmax (flash-style), "
+                "exact by its contract",
+                "-fa off: xtile has one attention, tiled with an online softmax (flash-style); it "
+                "runs as always")
       ->group(group);
-  static bool fa_said = false, mmap_said = false, rtr_said = false;
-  app->add_option("--flash-attn",
-                  "-fa: xtile's attention is always tiled with an online softmax (flash-style), "
-                  "exact by its contract")
-      ->expected(0, 1)
-      ->check(items(lists, is_switch, "on, off, auto, 0 or 1"))
-      ->each([](const std::string& v) {
-        if (any_off(v))
-          note_once(&fa_said,
-                    "-fa off: xtile has one attention, tiled with an online softmax "
-                    "(flash-style); it runs as always");
-      })
-      ->type_name("on|off")
-      ->group(group);
-  app->add_option("--mmap", "-mmp: xtile always maps the file (repacked weights replace pages)")
-      ->expected(0, 1)
-      ->check(items(lists, is_switch, "0 or 1"))
-      ->each([](const std::string& v) {
-        if (any_off(v))
-          note_once(&mmap_said, "-mmp 0: xtile always maps the model file; it runs as always");
-      })
-      ->type_name("0|1")
+  add_always_on(app, lists, "--mmap",
+                "-mmp: xtile always maps the file (repacked weights replace pages)",
+                "-mmp 0: xtile always maps the model file; it runs as always")
       ->group(group);
   app->add_flag_callback(
          "--no-mmap",
-         [] {
-           note_once(&mmap_said, "--no-mmap: xtile always maps the model file; it runs as always");
-         },
+         [] { note_once("--no-mmap: xtile always maps the model file; it runs as always"); },
          "xtile always maps the file")
       ->group(group);
-  app->add_option("--run-time-repack",
-                  "-rtr (ik_llama.cpp): xtile always repacks the weights at load")
-      ->expected(0, 1)
-      ->check(items(lists, is_switch, "0 or 1"))
-      ->each([](const std::string& v) {
-        if (any_off(v))
-          note_once(&rtr_said,
-                    "-rtr 0: xtile always repacks the weights at load; it runs as always");
-      })
-      ->type_name("0|1")
+  add_always_on(app, lists, "--run-time-repack",
+                "-rtr (ik_llama.cpp): xtile always repacks the weights at load",
+                "-rtr 0: xtile always repacks the weights at load; it runs as always")
       ->group(group);
   app->add_option("--ubatch-size", *ubatch,
                   "-ub: llama.cpp's physical batch; the forward batch is min(-b, -ub)")
