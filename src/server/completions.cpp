@@ -5,6 +5,7 @@
 #include "base/error.h"
 #include "server/api_error.h"
 #include "server/connection.h"
+#include "server/native_response.h"
 #include "server/openai_response.h"
 #include "server/sse.h"
 #include "server/text_stream.h"
@@ -36,7 +37,9 @@ std::string chat_prompt_text(const ServerState& st, const ParsedRequest& r) {
 }
 
 void handle_completion(ServerState& st, const httplib::Request& req, httplib::Response& res,
-                       bool chat) {
+                       Endpoint endpoint) {
+  const bool chat = endpoint == Endpoint::kChat;
+  const bool native = endpoint == Endpoint::kNative;
   const json body = parse_body(req.body);
   ParsedRequest r = parse_request(body, chat, st.opts.defaults);
   if (!r.model.empty() && !st.model.matches(r.model))
@@ -100,6 +103,8 @@ void handle_completion(ServerState& st, const httplib::Request& req, httplib::Re
   if (r.stream) {
     StreamSpec spec;
     spec.chat = chat;
+    spec.native = native;
+    spec.return_tokens = r.return_tokens;
     spec.reasoning = chat && r.reasoning;
     spec.in_reasoning = in_reasoning;
     spec.logprobs = r.logprobs;
@@ -138,8 +143,16 @@ void handle_completion(ServerState& st, const httplib::Request& req, httplib::Re
     throw ApiError(status, status == 503 ? "unavailable_error" : "server_error", job->error());
   }
   const JobStats stats = job->stats();
+  json ids;
+  if (r.return_tokens) {
+    ids = json::array();
+    for (const TokenOut& t : tokens) ids.push_back(t.id);
+  }
   json out;
-  if (chat) {
+  if (native) {
+    out = native_final(text, st.model.id, reason, stats,
+                       r.logprobs ? native_probs(tokens, tok) : json(), std::move(ids));
+  } else if (chat) {
     std::string reasoning, content;
     if (r.reasoning) {
       ReasoningSplitter splitter(in_reasoning);
@@ -155,11 +168,7 @@ void handle_completion(ServerState& st, const httplib::Request& req, httplib::Re
     out = completion_response(head, text, reason, stats,
                               r.logprobs ? completion_logprobs(tokens, tok, &offset) : json());
   }
-  if (r.return_tokens) {
-    json ids = json::array();
-    for (const TokenOut& t : tokens) ids.push_back(t.id);
-    out["choices"][0]["tokens"] = std::move(ids);
-  }
+  if (!native && r.return_tokens) out["choices"][0]["tokens"] = std::move(ids);
   res.set_content(dump(out), "application/json");
 }
 

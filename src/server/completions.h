@@ -1,4 +1,5 @@
-// POST /v1/chat/completions and /v1/completions: the request becomes prompt tokens (the chat
+// POST /v1/chat/completions, /v1/completions and llama-server's own /completion: the request
+// becomes prompt tokens (the chat
 // template for messages), is checked against the context, queued, and answered either in one
 // JSON body or as a stream of server-sent events (sse.h). While it waits, the handler checks
 // every 100 ms that the client is still connected, and cancels the job when it is not.
@@ -17,8 +18,12 @@ namespace xtile::server {
 // of /v1/chat/completions and /apply-template. Throws ApiError when the template refuses them.
 std::string chat_prompt_text(const ServerState& st, const ParsedRequest& r);
 
+// The route's request and response shapes: OpenAI's chat or text completion, or llama-server's
+// /completion (a text completion's request, native_response.h's answer).
+enum class Endpoint { kChat, kText, kNative };
+
 // Throws ApiError for anything the client got wrong (the caller writes it).
 void handle_completion(ServerState& st, const httplib::Request& req, httplib::Response& res,
-                       bool chat);
+                       Endpoint endpoint);
 
 }  // namespace xtile::server

@@ -273,12 +273,15 @@ void HttpServer::routes() {
 
   for (const char* path : {"/v1/chat/completions", "/chat/completions"})
     s.Post(path, guarded([&st](const httplib::Request& req, httplib::Response& res) {
-             handle_completion(st, req, res, true);
+             handle_completion(st, req, res, Endpoint::kChat);
            }));
   for (const char* path : {"/v1/completions", "/completions"})
     s.Post(path, guarded([&st](const httplib::Request& req, httplib::Response& res) {
-             handle_completion(st, req, res, false);
+             handle_completion(st, req, res, Endpoint::kText);
            }));
+  s.Post("/completion", guarded([&st](const httplib::Request& req, httplib::Response& res) {
+           handle_completion(st, req, res, Endpoint::kNative);
+         }));
 
   s.Post("/tokenize", guarded([&st](const httplib::Request& req, httplib::Response& res) {
            const json body = parse_body(req.body);

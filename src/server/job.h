@@ -48,6 +48,7 @@ struct JobStats {
   double predicted_ms = 0.0;  // first token -> end
   int preemptions = 0;        // times its KV cache was dropped to make room (then recomputed)
   int slot = -1;              // the slot it ran in last
+  std::string stop_word;      // the stop string that ended it ("" for any other end)
 };
 
 class Job {

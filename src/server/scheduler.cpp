@@ -420,6 +420,7 @@ void Scheduler::sample(const std::vector<Slot*>& slots) {
     const bool stopped = w.text.push(p.id);
     w.held.push_back({TokenOut{p.id, p.logprob, std::move(p.top)}, begin, w.text.decoded_bytes()});
     if (stopped) {
+      w.stats.stop_word = w.text.stop_word();
       emit(s, true);
       end(s, FinishReason::kStop);
       continue;

@@ -1,6 +1,7 @@
 #include "server/sse.h"
 
 #include "server/api_error.h"
+#include "server/native_response.h"
 #include "server/text_stream.h"
 
 namespace xtile::server {
@@ -30,7 +31,23 @@ struct Stream {
     return j;
   }
 
+  // llama-server's events carry the released tokens' ids and probabilities themselves.
+  std::pair<json, json> take_native() {
+    json probs = spec.logprobs ? native_probs(tokens, tok) : json();
+    json ids;
+    if (spec.return_tokens) {
+      ids = json::array();
+      for (const TokenOut& t : tokens) ids.push_back(t.id);
+    }
+    tokens.clear();
+    return {std::move(probs), std::move(ids)};
+  }
+
   json text_chunk(const std::string& reasoning, const std::string& content) {
+    if (spec.native) {
+      auto [probs, ids] = take_native();
+      return native_chunk(content, std::move(probs), std::move(ids));
+    }
     if (!spec.chat) return completion_chunk(spec.head, content, nullptr, take_logprobs());
     json delta = json::object();
     if (!reasoning.empty()) delta["reasoning_content"] = reasoning;
@@ -87,6 +104,11 @@ struct Stream {
     }
     if (reason == FinishReason::kCancelled) return false;
     const JobStats stats = job->stats();
+    if (spec.native) {  // the figures ride on the last event; no [DONE]
+      auto [probs, ids] = take_native();
+      return send(
+          native_final("", spec.head.model, reason, stats, std::move(probs), std::move(ids)));
+    }
     json last = spec.chat ? chat_chunk(spec.head, json::object(), finish_reason_name(reason),
                                        tokens.empty() ? json() : take_logprobs())
                           : completion_chunk(spec.head, "", finish_reason_name(reason),

@@ -22,6 +22,8 @@ namespace xtile::server {
 
 struct StreamSpec {
   bool chat = true;
+  bool native = false;         // llama-server's /completion events (native_response.h)
+  bool return_tokens = false;  // native: each event's token ids
   bool reasoning = true;      // split <think> blocks into reasoning_content (chat)
   bool in_reasoning = false;  // the prompt opened a think block
   bool logprobs = false;

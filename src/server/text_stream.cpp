@@ -43,7 +43,13 @@ bool TextStream::push(int32_t token) {
   // A stop string can only start in the held-back part: every released byte was checked not to
   // begin one.
   size_t first = std::string::npos;
-  for (const std::string& s : stops_) first = std::min(first, text_.find(s, released_));
+  for (const std::string& s : stops_) {
+    const size_t at = text_.find(s, released_);
+    if (at < first) {
+      first = at;
+      stop_word_ = s;
+    }
+  }
   if (first != std::string::npos) {
     text_.resize(first);
     released_ = first;

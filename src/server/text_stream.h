@@ -33,6 +33,8 @@ class TextStream {
   const std::string& text() const { return text_; }
   size_t released() const { return released_; }
   bool stopped() const { return stopped_; }
+  // The stop string that ended the text (the earliest in it; "" while none has).
+  const std::string& stop_word() const { return stop_word_; }
   // Bytes of text() that came from tokens pushed so far (before any cut).
   size_t decoded_bytes() const { return decoded_; }
 
@@ -43,6 +45,7 @@ class TextStream {
   size_t released_ = 0;
   size_t decoded_ = 0;
   bool stopped_ = false;
+  std::string stop_word_;
 };
 
 // The length of the longest suffix of `text` that is a proper prefix of one of `stops` (the

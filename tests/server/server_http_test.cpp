@@ -400,6 +400,59 @@ TEST_F(ServerHttp, ErrorsHaveOpenAIShapeAndLeaveTheServerWell) {
   EXPECT_EQ(post(port_, chat, chat_body("Hello", 4, 1, 0)).status, 200);
 }
 
+// llama-server's own POST /completion: the same tokens as /v1/completions in its shape
+// (content, stop, stop_type, stopping_word, counts, timings, completion_probabilities), and
+// streamed as {"content", "stop": false} events, then one with "stop": true, without [DONE].
+TEST_F(ServerHttp, NativeCompletionHasLlamaServersShape) {
+  const json body = {{"prompt", "Once upon a time"},
+                     {"n_predict", 8},
+                     {"temperature", 0},
+                     {"return_tokens", true}};
+  const Reply oa = post(port_, "/v1/completions", body);
+  ASSERT_EQ(oa.status, 200) << oa.body;
+  const Reply r = post(port_, "/completion", body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json j = r.j();
+  EXPECT_EQ(j["content"], oa.j()["choices"][0]["text"]);
+  EXPECT_EQ(j["tokens"], oa.j()["choices"][0]["tokens"]);
+  EXPECT_EQ(j["stop"], true);
+  EXPECT_EQ(j["stop_type"], "limit");
+  EXPECT_EQ(j["tokens_predicted"], 8);
+  EXPECT_EQ(j["tokens_evaluated"], oa.j()["usage"]["prompt_tokens"]);
+  EXPECT_EQ(j["model"], "stories");
+  EXPECT_TRUE(j["timings"]["predicted_per_second"].is_number());
+  EXPECT_FALSE(j.contains("choices"));
+
+  // A stop string: cut from the content and named.
+  const std::string text = j["content"];
+  const std::string word = text.substr(text.size() / 2, 3);
+  json stop_body = body;
+  stop_body["stop"] = {word};
+  stop_body["n_probs"] = 2;
+  const Reply st = post(port_, "/completion", stop_body);
+  ASSERT_EQ(st.status, 200) << st.body;
+  EXPECT_EQ(st.j()["stop_type"], "word");
+  EXPECT_EQ(st.j()["stopping_word"], word);
+  EXPECT_EQ(st.j()["content"], text.substr(0, text.find(word)));
+  ASSERT_FALSE(st.j()["completion_probabilities"].empty());
+  EXPECT_EQ(st.j()["completion_probabilities"][0]["top_logprobs"].size(), 2u);
+
+  const Events ev = stream(port_, "/completion", body);
+  EXPECT_FALSE(ev.done) << ev.raw;  // llama-server's route sends no [DONE]
+  ASSERT_GE(ev.data.size(), 2u) << ev.raw;
+  std::string streamed;
+  json ids = json::array();
+  for (size_t i = 0; i < ev.data.size(); ++i) {
+    EXPECT_EQ(ev.data[i]["stop"], i + 1 == ev.data.size()) << ev.raw;
+    streamed += ev.data[i]["content"].get<std::string>();
+    for (const json& id : ev.data[i]["tokens"]) ids.push_back(id);
+  }
+  EXPECT_EQ(streamed, text);
+  EXPECT_EQ(ids, j["tokens"]);
+  EXPECT_EQ(ev.data.back()["stop_type"], "limit");
+  EXPECT_EQ(ev.data.back()["tokens_predicted"], 8);
+}
+
 // logit_bias reaches the sampler: banning the greedy answer's first token changes that token
 // (and only from there), a boost of +100 makes a token the greedy pick, a text key bans its
 // tokens, and an id outside the vocabulary is a 400.

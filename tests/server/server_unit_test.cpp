@@ -100,6 +100,19 @@ TEST_F(TextStreamTest, StopStringIsHeldBackThenCut) {
   EXPECT_TRUE(stopped);
   EXPECT_EQ(ts.text(), "the cat sat ");
   EXPECT_EQ(ts.released(), ts.text().size());
+  EXPECT_EQ(ts.stop_word(), "on the");
+}
+
+// Two stop strings complete by the same token: the one that starts first in the text ended it.
+TEST_F(TextStreamTest, StopWordIsTheEarliestInTheText) {
+  const std::vector<int32_t> ids = tok_->encode("the cat sat on the mat", false, false);
+  TextStream ts(*tok_, {"mat", "on the mat", "zebra"}, /*at_sequence_start=*/true);
+  bool stopped = false;
+  for (int32_t id : ids)
+    if ((stopped = ts.push(id))) break;
+  EXPECT_TRUE(stopped);
+  EXPECT_EQ(ts.stop_word(), "on the mat");
+  EXPECT_EQ(ts.text(), "the cat sat ");
 }
 
 TEST_F(TextStreamTest, WithoutStopEverythingIsReleasedAndDecodes) {
