@@ -220,6 +220,32 @@ void HttpServer::routes() {
   s.Get("/health", health);
   s.Get("/v1/health", health);
 
+  // llama-server's GET /slots; ?fail_on_no_slot=1: 503 when none is idle.
+  s.Get("/slots", guarded([&st](const httplib::Request& req, httplib::Response& res) {
+          std::vector<SlotView> slots;
+          {
+            const std::lock_guard lock(st.metrics.slots_mu);
+            slots = st.metrics.slots;
+          }
+          const int64_t n_ctx = st.scheduler->options().n_ctx;
+          json out = json::array();
+          bool idle = false;
+          for (const SlotView& v : slots) {
+            idle = idle || !v.processing;
+            out.push_back({{"id", v.id},
+                           {"n_ctx", n_ctx},
+                           {"is_processing", v.processing},
+                           {"n_cached", v.n_cached},
+                           {"n_prompt_tokens", v.n_prompt},
+                           {"n_decoded", v.n_decoded},
+                           {"n_predict", v.n_predict}});
+          }
+          if (req.has_param("fail_on_no_slot") && req.get_param_value("fail_on_no_slot") != "0" &&
+              !idle)
+            throw ApiError(503, "unavailable_error", "no slot available");
+          res.set_content(dump(out), "application/json");
+        }));
+
   auto models = guarded([&st](const httplib::Request&, httplib::Response& res) {
     const ModelInfo& m = st.model;
     const auto created =

@@ -7,9 +7,21 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <string>
+#include <vector>
 
 namespace xtile::server {
+
+// One slot as GET /slots shows it (llama-server's route).
+struct SlotView {
+  int id = 0;
+  bool processing = false;
+  int64_t n_cached = 0;    // tokens in its KV cache (kept after a request, for prefix reuse)
+  int64_t n_prompt = 0;    // the running request's prompt tokens
+  int64_t n_decoded = 0;   // and the tokens it has generated
+  int64_t n_predict = -1;  // and its max_tokens (-1: until the context is full)
+};
 
 struct Metrics {
   // Tokens and the wall time spent on them. A step that mixes prompt rows and generated rows
@@ -40,6 +52,11 @@ struct Metrics {
   std::atomic<int64_t> kv_budget{0};
   std::atomic<uint64_t> kv_bytes{0};
   std::atomic<int64_t> slots_total{0};
+
+  // The slots, copied by the scheduler after each step; the lock is held only for the copy, so
+  // GET /slots never waits for a forward pass.
+  mutable std::mutex slots_mu;
+  std::vector<SlotView> slots;
 
   const std::chrono::system_clock::time_point start = std::chrono::system_clock::now();
 

@@ -487,6 +487,22 @@ void Scheduler::fail_work(std::unique_ptr<Work> w, const std::string& message, i
 void Scheduler::update_gauges() {
   m_.kv_used.store(session_->kv_used(), std::memory_order_relaxed);
   m_.kv_bytes.store(session_->kv_bytes(), std::memory_order_relaxed);
+  std::vector<SlotView> view;
+  view.reserve(slots_.size());
+  for (const Slot& s : slots_) {
+    SlotView v;
+    v.id = s.id;
+    v.n_cached = static_cast<int64_t>(s.cache.size());
+    if (s.work) {
+      v.processing = true;
+      v.n_prompt = static_cast<int64_t>(s.work->n_prompt);
+      v.n_decoded = s.work->n_generated;
+      v.n_predict = s.work->job->params().max_tokens;
+    }
+    view.push_back(v);
+  }
+  const std::lock_guard lock(m_.slots_mu);
+  m_.slots = std::move(view);
 }
 
 }  // namespace xtile::server

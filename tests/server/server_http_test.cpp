@@ -782,6 +782,48 @@ TEST(ServerHttpOwn, DisconnectCancelsStreamedAndWaitingRequests) {
   EXPECT_EQ(s.stop(), 0) << s.log();
 }
 
+// llama-server's GET /slots: each slot's state while a request runs in it (and
+// ?fail_on_no_slot=1 answers 503 then), its cached tokens after.
+TEST(ServerHttpOwn, SlotsShowTheRunningRequestAndTheCache) {
+  REQUIRE_SLOW_MODEL();
+  ServerProcess s({"-m", slow_model(), "-np", "1", "-t", "2", "-c", "4096"});
+  ASSERT_TRUE(s.ok());
+  const int port = s.port();
+  Reply r = request(port, "GET", "/slots");
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_EQ(r.j().size(), 1u);
+  EXPECT_EQ(r.j()[0]["id"], 0);
+  EXPECT_EQ(r.j()[0]["n_ctx"], 4096);
+  EXPECT_EQ(r.j()[0]["is_processing"], false);
+  EXPECT_EQ(request(port, "GET", "/slots?fail_on_no_slot=1").status, 200);
+  const json body = {{"prompt", "Hello"}, {"max_tokens", 3000}, {"ignore_eos", true}};
+  json during;
+  int during_status = 0;
+  int chunks = 0;
+  stream(port, "/v1/completions", body, [&](const json&) {
+    if (++chunks < 3) return true;
+    const Reply now = request(port, "GET", "/slots");
+    during = now.j();
+    during_status = request(port, "GET", "/slots?fail_on_no_slot=1").status;
+    return false;  // drops the connection: the request is cancelled
+  });
+  ASSERT_EQ(during.size(), 1u);
+  EXPECT_EQ(during[0]["is_processing"], true);
+  EXPECT_EQ(during[0]["n_predict"], 3000);
+  EXPECT_GE(during[0]["n_decoded"].get<int>(), 2);
+  EXPECT_GT(during[0]["n_prompt_tokens"].get<int>(), 0);
+  EXPECT_EQ(during_status, 503);
+  EXPECT_TRUE(wait_metric(port, "requests_processing", [](double v) { return v == 0; }));
+  bool idle_with_cache = false;
+  for (int i = 0; i < 100 && !idle_with_cache; ++i) {
+    r = request(port, "GET", "/slots");
+    idle_with_cache = r.j()[0]["is_processing"] == false && r.j()[0]["n_cached"].get<int>() > 0;
+    if (!idle_with_cache) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(idle_with_cache) << r.body;
+  EXPECT_EQ(s.stop(), 0) << s.log();
+}
+
 TEST(ServerHttpOwn, FullQueueAnswers429WithRetryAfter) {
   REQUIRE_SLOW_MODEL();
   ServerProcess s({"-m", slow_model(), "-np", "1", "--max-queue", "1", "-t", "2"});

@@ -233,7 +233,8 @@ Command register_serve(CLI::App& root) {
   app->footer(
       "Endpoints: POST /v1/chat/completions, /v1/completions (stream: true for SSE), /completion "
       "(llama-server's shape), GET "
-      "/v1/models, /health, /metrics, /props, POST /tokenize, /detokenize, /apply-template; the "
+      "/v1/models, /health, /metrics, /slots, /props, POST /tokenize, /detokenize, "
+      "/apply-template; the "
       "chat page at /.\nA request's output does not depend on the other requests running beside "
       "it: the same request and seed give the same tokens alone or in a batch.");
   return {app, [f] { return run_serve(*f); }};
