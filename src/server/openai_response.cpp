@@ -86,6 +86,8 @@ json completion_logprobs(const std::vector<TokenOut>& tokens, const Tokenizer& t
     lps.push_back(t.logprob);
     json top = json::object();
     for (const auto& [id, lp] : t.top) top[tok.decode_token(id, true)] = lp;
+    // OpenAI's legacy completions always list the sampled token too (up to logprobs + 1).
+    if (!top.contains(piece)) top[piece] = t.logprob;
     tops.push_back(std::move(top));
     offs.push_back(*offset);
     *offset += piece.size();

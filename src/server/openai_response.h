@@ -28,7 +28,8 @@ nlohmann::json timings_json(const JobStats& s);
 
 // chat: {"content": [{id, token, bytes, logprob, top_logprobs: [{id, token, bytes, logprob}]}]}
 nlohmann::json chat_logprobs(const std::vector<TokenOut>& tokens, const Tokenizer& tok);
-// completions (legacy): {tokens, token_logprobs, top_logprobs: [{token: logprob}], text_offset};
+// completions (legacy): {tokens, token_logprobs, top_logprobs: [{token: logprob}] (the n most
+// likely and the sampled token), text_offset};
 // *offset is the text offset of the first token, advanced past these.
 nlohmann::json completion_logprobs(const std::vector<TokenOut>& tokens, const Tokenizer& tok,
                                    size_t* offset);

@@ -289,6 +289,17 @@ TEST_F(ServerHttp, CompletionsTextAndTokenIdsStreamAndLogprobs) {
   EXPECT_EQ(lp["token_logprobs"].size(), lp["tokens"].size());
   EXPECT_EQ(lp["top_logprobs"][0].size(), 2u);
   for (const json& x : lp["token_logprobs"]) EXPECT_LE(x.get<double>(), 0.0);
+  // logprobs 0 (OpenAI's legacy count): each entry lists the sampled token alone.
+  json zero = body;
+  zero["logprobs"] = 0;
+  const Reply z = post(port_, "/v1/completions", zero);
+  ASSERT_EQ(z.status, 200) << z.body;
+  const json zj = z.j();
+  const json& zl = zj["choices"][0]["logprobs"];
+  for (size_t i = 0; i < zl["tokens"].size(); ++i) {
+    ASSERT_EQ(zl["top_logprobs"][i].size(), 1u) << z.body;
+    EXPECT_EQ(zl["top_logprobs"][i][zl["tokens"][i].get<std::string>()], zl["token_logprobs"][i]);
+  }
   // The same prompt as token ids (what /tokenize gives, with BOS) gives the same text.
   const Reply t =
       post(port_, "/tokenize", {{"content", "Once upon a time"}, {"add_special", true}});
