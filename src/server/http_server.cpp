@@ -176,6 +176,26 @@ void HttpServer::routes() {
                                                                  httplib::Response& res) {
     if (!res.body.empty() || res.status == 499) return httplib::Server::HandlerResponse::Unhandled;
     if (res.status == 404) {
+      // llama-server's and OpenAI's routes for what xtile serve does not do: 501 saying so (a
+      // client probing for a feature learns it is absent, not that it mistyped a path).
+      static const std::pair<const char*, const char*> kAbsent[] = {
+          {"/v1/embeddings", "embeddings"},
+          {"/embeddings", "embeddings"},
+          {"/embedding", "embeddings"},
+          {"/infill", "fill-in-the-middle (/infill)"},
+          {"/v1/responses", "the Responses API"},
+          {"/v1/messages", "Anthropic's Messages API"},
+          {"/rerank", "reranking"},
+          {"/v1/rerank", "reranking"},
+          {"/v1/audio/transcriptions", "audio transcription"},
+      };
+      for (const auto& [path, what] : kAbsent)
+        if (req.path == path) {
+          write_error(res,
+                      ApiError(501, "not_supported_error",
+                               std::string("xtile serve does not do ") + what, "not_supported"));
+          return httplib::Server::HandlerResponse::Handled;
+        }
       write_error(res, ApiError(404, "not_found_error", "no route " + req.method + " " + req.path,
                                 "not_found"));
     } else if (res.status == 413) {
