@@ -389,6 +389,48 @@ TEST(ModelCliTest, RunAcceptsLlamaCppFlagsAndGivesTheSameTokens) {
   EXPECT_EQ(out, "1,403,407,261,378,432,383,286\n");
 }
 
+// llama-cli's prompt escapes (on by default): "\n" in -p is a newline, the same tokens as a file
+// holding one read with --no-escape; --no-escape keeps the backslash.
+TEST(ModelCliTest, RunProcessesPromptEscapesAsLlamaCli) {
+  XTILE_REQUIRE_FIXTURE(model, "models/stories260K.gguf");
+  const std::string file = test::temp_path("escaped-prompt.txt").string();
+  {
+    std::ofstream out(file, std::ios::binary);
+    out << "Once upon\na time";
+  }
+  const auto ids = [&](const std::string& flags) {
+    std::string out;
+    const int rc = test::run_command(
+        "(" + test::xtile_binary() + " run -m " + model + " -n 2 --ids " + flags + " 2>/dev/null)",
+        &out);
+    EXPECT_EQ(rc, 0) << flags << "\n" << out;
+    return out;
+  };
+  const std::string escaped = ids("-p 'Once upon\\na time'");
+  EXPECT_EQ(escaped, ids("-f " + file + " --no-escape"));
+  EXPECT_NE(escaped, ids("-p 'Once upon\\na time' --no-escape"));
+}
+
+// --ignore-eos: generation goes past end-of-generation tokens (here forced by a logit bias).
+TEST(ModelCliTest, RunIgnoreEosGeneratesEveryToken) {
+  XTILE_REQUIRE_FIXTURE(model, "models/stories260K.gguf");
+  const auto ids = [&](const std::string& flags) {
+    std::string out;
+    const int rc = test::run_command("(" + test::xtile_binary() + " run -m " + model +
+                                         " -p 'Once upon a time' -n 4 --ids -l 2+100 " + flags +
+                                         " 2>/dev/null)",
+                                     &out);
+    EXPECT_EQ(rc, 0) << flags << "\n" << out;
+    return out;
+  };
+  EXPECT_EQ(ids(""), "1,403,407,261,378,2\n");
+  EXPECT_EQ(ids("--ignore-eos -no-cnv"), "1,403,407,261,378,2,2,2,2\n");
+  int rc = 0;
+  const std::string out = run_xtile("-m " + model + " -p hi -cnv", &rc);
+  EXPECT_EQ(rc, 2);
+  EXPECT_NE(out.find("-cnv: conversation mode is xtile chat"), std::string::npos) << out;
+}
+
 TEST(ModelCliTest, RunWritesTheLogitsOfEveryPosition) {
   XTILE_REQUIRE_FIXTURE(model, "models/micro-llama.gguf");
   XTILE_REQUIRE_FIXTURE(tsv_path, "models/micro-llama.reference.tsv");

@@ -59,6 +59,9 @@ struct RunFlags {
   std::string logits_path;
   bool ids = false;
   bool chat = false;
+  bool no_escape = false;   // llama.cpp's --no-escape: the prompt as written
+  bool ignore_eos = false;  // generate all -n tokens, past end-of-generation tokens
+  bool no_conversation = false;
   std::string chat_template;  // --chat-template; empty: the GGUF's
   bool no_bos = false;
   PlacementFlags placement;
@@ -73,6 +76,12 @@ std::string read_prompt_file(const std::string& path) {
   std::string s = os.str();
   if (!s.empty() && s.back() == '\n') s.pop_back();  // as llama.cpp's -f
   return s;
+}
+
+// The -p or -f text, escapes processed unless --no-escape (llama.cpp's -e, on by default there).
+std::string prompt_text(const RunFlags& f) {
+  const std::string text = f.prompt_file.empty() ? f.prompt : read_prompt_file(f.prompt_file);
+  return f.no_escape ? text : process_escapes(text);
 }
 
 std::vector<int32_t> parse_ids(const std::string& s) {
@@ -222,7 +231,7 @@ int run_run(const RunFlags& f) {
     if (f.chat) fail("--chat needs a text prompt (-p or -f), not --prompt-ids");
     prompt = parse_ids(f.prompt_ids);  // exactly these ids: no BOS added
   } else if (f.chat) {
-    const std::string text = f.prompt_file.empty() ? f.prompt : read_prompt_file(f.prompt_file);
+    const std::string text = prompt_text(f);
     ChatOptions co;
     co.bos_text = !f.no_bos;
     const std::string wrapped =
@@ -230,7 +239,7 @@ int run_run(const RunFlags& f) {
     // The template carries the BOS text itself and special-token texts to be parsed.
     prompt = tok->encode(wrapped, /*add_bos=*/false, /*parse_special=*/true);
   } else {
-    const std::string text = f.prompt_file.empty() ? f.prompt : read_prompt_file(f.prompt_file);
+    const std::string text = prompt_text(f);
     prompt = tok->encode(text, !f.no_bos, /*parse_special=*/false);
     // An empty prompt still needs a first token: BOS, as llama.cpp does.
     if (prompt.empty() && tok->bos() >= 0) prompt.push_back(tok->bos());
@@ -258,7 +267,9 @@ int run_run(const RunFlags& f) {
       return sampler->sample(logits, history);
     };
   }
-  if (tok) {
+  if (f.ignore_eos) {
+    // No end: all -n tokens (benchmarks; llama.cpp's --ignore-eos).
+  } else if (tok) {
     go.is_eog = [&tok](int32_t id) { return tok->is_eog(id); };
   } else if (weights->file().has("tokenizer.ggml.eos_token_id")) {
     const uint64_t eos = weights->file().get_uint("tokenizer.ggml.eos_token_id");
@@ -349,6 +360,14 @@ Command register_run(CLI::App& root) {
       ->type_name("N");
   add_logit_bias_flag(app, &f->logit_bias);
   add_chat_template_flag(app, &f->chat_template);
+  app->add_flag_callback(
+      "-e,--escape", [] {},
+      "process escapes in the prompt (\\n \\t \\xHH ...): the default, as llama.cpp");
+  app->add_flag("--no-escape", f->no_escape, "the prompt as written, backslashes and all");
+  app->add_flag("--ignore-eos", f->ignore_eos,
+                "keep generating past end-of-generation tokens (all -n tokens)");
+  app->add_flag("--no-conversation", f->no_conversation,
+                "-no-cnv: accepted; xtile run never converses (xtile chat does)");
   add_llama_compat_flags(app, /*lists=*/false, &f->ubatch);
   add_kernels_flag(app, &f->kernels);
   app->add_flag("--amx", f->amx, "require the amx tier (error when the CPU or OS lacks it)");

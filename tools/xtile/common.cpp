@@ -186,6 +186,56 @@ std::vector<std::pair<int32_t, float>> parse_logit_bias(const std::vector<std::s
   return sampling::merge_logit_bias(entries);
 }
 
+std::string process_escapes(std::string_view s) {
+  const auto hex = [](char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char next = i + 1 < s.size() ? s[i + 1] : '\0';
+    char c = 0;
+    if (s[i] == '\\') {
+      switch (next) {
+        case 'n':
+          c = '\n';
+          break;
+        case 'r':
+          c = '\r';
+          break;
+        case 't':
+          c = '\t';
+          break;
+        case '\'':
+          c = '\'';
+          break;
+        case '"':
+          c = '"';
+          break;
+        case '\\':
+          c = '\\';
+          break;
+        default:
+          break;
+      }
+    }
+    if (c != 0) {
+      out += c;
+      ++i;
+    } else if (s[i] == '\\' && next == 'x' && i + 3 < s.size() && hex(s[i + 2]) >= 0 &&
+               hex(s[i + 3]) >= 0) {
+      out += static_cast<char>(hex(s[i + 2]) * 16 + hex(s[i + 3]));
+      i += 3;
+    } else {
+      out += s[i];  // not an escape: the backslash stays as written
+    }
+  }
+  return out;
+}
+
 CLI::Option* add_chat_template_flag(CLI::App* app, std::string* name) {
   return app
       ->add_option("--chat-template", *name,

@@ -51,6 +51,10 @@ CLI::Option* add_chat_template_flag(CLI::App* app, std::string* name);
 // unknown name.
 ChatFamily resolve_chat_family(const std::string& flag, const gguf::File& file);
 
+// llama.cpp's prompt escapes (its -e, on by default): \n \r \t \' \" \\ and \xHH become
+// the characters; any other backslash stays as written.
+std::string process_escapes(std::string_view s);
+
 // --cache-type-k / --cache-type-v (llama.cpp's -ctk / -ctv) and --cache-type for both.
 struct CacheTypeFlags {
   std::string both = "f16";

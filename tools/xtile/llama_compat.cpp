@@ -143,6 +143,7 @@ void respell_llama_flags(std::vector<std::string>* args) {
       {"-to", "--timeout"},
       {"-cb", "--cont-batching"},
       {"-kvu", "--kv-unified"},
+      {"-no-cnv", "--no-conversation"},
   };
   static const std::pair<const char*, const char*> kRefused[] = {
       {"-hf", "downloads from Hugging Face: give the GGUF file with -m"},
@@ -153,6 +154,7 @@ void respell_llama_flags(std::vector<std::string>* args) {
       {"-ot", "tensor overrides place tensors on devices; xtile runs every tensor on the CPU"},
       {"-ts", "a tensor split spreads a model over GPUs; xtile runs on the CPU"},
       {"-dev", "xtile runs on the CPU; there is no device to choose"},
+      {"-cnv", "conversation mode is xtile chat (xtile chat -m MODEL)"},
   };
   for (std::string& a : *args) {
     for (const auto& [one_dash, long_form] : kLong)
