@@ -81,8 +81,7 @@ void add_llama_compat_flags(CLI::App* app, bool lists, int64_t* ubatch) {
       "llama.cpp's flags, so that its command lines run (-ub caps -b; the others change nothing "
       "here)";
   app->add_option("--n-gpu-layers,--gpu-layers",
-                  "-ngl: layers on a GPU; xtile runs them all on "
-                  "the CPU")
+                  "-ngl: layers on a GPU; xtile runs them all on the CPU")
       ->check(items(lists, is_gpu_layers, "a layer count"))
       ->type_name("N")
       ->group(group);
