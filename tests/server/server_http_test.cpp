@@ -298,7 +298,8 @@ TEST_F(ServerHttp, CompletionsTextAndTokenIdsStreamAndLogprobs) {
   const json& zl = zj["choices"][0]["logprobs"];
   for (size_t i = 0; i < zl["tokens"].size(); ++i) {
     ASSERT_EQ(zl["top_logprobs"][i].size(), 1u) << z.body;
-    EXPECT_EQ(zl["top_logprobs"][i][zl["tokens"][i].get<std::string>()], zl["token_logprobs"][i]);
+    EXPECT_EQ(zl["top_logprobs"][i].at(zl["tokens"][i].get<std::string>()),
+              zl["token_logprobs"][i]);
   }
   // The same prompt as token ids (what /tokenize gives, with BOS) gives the same text.
   const Reply t =
@@ -712,7 +713,8 @@ TEST(ServerHttpOwn, LlamaServerFlagsAndTheServersLogitBias) {
   banned["logit_bias"] = {{"5", false}};  // a ban wins over the server's +inf
   r = post(port, "/v1/completions", banned);
   ASSERT_EQ(r.status, 200) << r.body;
-  for (const json& id : r.j()["choices"][0]["tokens"]) EXPECT_NE(id.get<int>(), 5);
+  const json answer = r.j();  // iterated below: a temporary's member would not outlive the loop
+  for (const json& id : answer["choices"][0]["tokens"]) EXPECT_NE(id.get<int>(), 5);
   EXPECT_EQ(s.stop(), 0) << s.log();
   EXPECT_NE(s.log().find("batch 16"), std::string::npos) << s.log();
 }
