@@ -143,13 +143,6 @@ TEST(BenchCli, UnknownTierIsAClearError) {
   EXPECT_NE(out.find("avx9000"), std::string::npos) << out;
 }
 
-TEST(BenchCli, BadOutputFormatIsAClearError) {
-  std::string out;
-  EXPECT_EQ(test::run_command(test::xtile_binary() + " bench -m " + tiny_model() + " -o xml", &out),
-            1);
-  EXPECT_NE(out.find("xml"), std::string::npos) << out;
-}
-
 // A depth no machine could hold fails before any allocation, naming the size: the session's
 // cache doubling from 4096 positions would otherwise overflow past 2^62 and never end.
 TEST(BenchCli, DepthBeyondAnyMemoryIsAClearError) {
@@ -163,11 +156,23 @@ TEST(BenchCli, DepthBeyondAnyMemoryIsAClearError) {
       << out;
 }
 
-TEST(BenchCli, ZeroRepetitionsIsAClearError) {
-  std::string out;
-  EXPECT_NE(test::run_command(test::xtile_binary() + " bench -m " + tiny_model() + " -r 0", &out),
-            0);
-  EXPECT_NE(out.find("at least 1, not '0'"), std::string::npos) << out;
+// Bad values name the problem: an unknown output format (a run-time check, exit 1) and zero
+// repetitions (a flag check, exit 2).
+TEST(BenchCli, BadFormatAndZeroRepetitionsAreClearErrors) {
+  const struct {
+    const char* flags;
+    int rc;
+    const char* message;
+  } cases[] = {{"-o xml", 1, "unknown output format 'xml'"}, {"-r 0", 2, "at least 1, not '0'"}};
+  for (const auto& c : cases) {
+    std::string out;
+    EXPECT_EQ(
+        test::run_command(test::xtile_binary() + " bench -m " + tiny_model() + " " + c.flags, &out),
+        c.rc)
+        << c.flags << "\n"
+        << out;
+    EXPECT_NE(out.find(c.message), std::string::npos) << c.flags << "\n" << out;
+  }
 }
 
 // A llama-bench command line runs as written: -ngl, -fa, -mmp, -nkvo, -sm, -rtr (lists too) are

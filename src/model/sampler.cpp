@@ -27,12 +27,20 @@ void fill(std::span<const float> logits, std::vector<TokenCandidate>* c) {
   }
 }
 
+namespace {
+
+void check_bias_entry(int32_t id, float bias) {
+  if (id < 0) fail("sampler: logit bias for token ", id, ", which is not a token id");
+  if (std::isnan(bias)) fail("sampler: the logit bias of token ", id, " is NaN");
+}
+
+}  // namespace
+
 std::vector<std::pair<int32_t, float>> merge_logit_bias(
     std::span<const std::pair<int32_t, float>> entries) {
   std::map<int32_t, float> by_id;
   for (const auto& [id, b] : entries) {
-    if (id < 0) fail("sampler: logit bias for token ", id, ", which is not a token id");
-    if (std::isnan(b)) fail("sampler: the logit bias of token ", id, " is NaN");
+    check_bias_entry(id, b);
     const auto [it, fresh] = by_id.emplace(id, b);
     if (fresh) continue;
     float& sum = it->second;
@@ -166,10 +174,7 @@ Sampler::Sampler(const SamplerParams& params) : p_(params), rng_(params.seed) {
   if (p_.repeat_last_n < -1) {
     fail("sampler: repeat-last-n must be >= -1, got ", p_.repeat_last_n);
   }
-  for (const auto& [id, b] : p_.logit_bias) {
-    if (id < 0) fail("sampler: logit bias for token ", id, ", which is not a token id");
-    if (std::isnan(b)) fail("sampler: the logit bias of token ", id, " is NaN");
-  }
+  for (const auto& [id, b] : p_.logit_bias) sampling::check_bias_entry(id, b);
 }
 
 void Sampler::reset() { rng_.seed(p_.seed); }

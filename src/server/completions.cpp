@@ -143,11 +143,7 @@ void handle_completion(ServerState& st, const httplib::Request& req, httplib::Re
     throw ApiError(status, status == 503 ? "unavailable_error" : "server_error", job->error());
   }
   const JobStats stats = job->stats();
-  json ids;
-  if (r.return_tokens) {
-    ids = json::array();
-    for (const TokenOut& t : tokens) ids.push_back(t.id);
-  }
+  json ids = r.return_tokens ? token_ids_json(tokens) : json();
   json out;
   if (native) {
     out = native_final(text, st.model.id, reason, stats,

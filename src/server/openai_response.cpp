@@ -44,6 +44,12 @@ json usage_json(const JobStats& s) {
           {"prompt_tokens_details", {{"cached_tokens", s.cached_tokens}}}};
 }
 
+json token_ids_json(const std::vector<TokenOut>& tokens) {
+  json ids = json::array();
+  for (const TokenOut& t : tokens) ids.push_back(t.id);
+  return ids;
+}
+
 json timings_json(const JobStats& s) {
   const int64_t prompt_n = s.prompt_tokens - s.cached_tokens;
   // The first token comes out of the prompt's pass; generation time covers the others.

@@ -24,6 +24,8 @@ struct ResponseHead {
 std::string make_id(const std::string& prefix);
 
 nlohmann::json usage_json(const JobStats& s);
+// The tokens' ids as a JSON array (return_tokens).
+nlohmann::json token_ids_json(const std::vector<TokenOut>& tokens);
 nlohmann::json timings_json(const JobStats& s);
 
 // chat: {"content": [{id, token, bytes, logprob, top_logprobs: [{id, token, bytes, logprob}]}]}

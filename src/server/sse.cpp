@@ -34,11 +34,7 @@ struct Stream {
   // llama-server's events carry the released tokens' ids and probabilities themselves.
   std::pair<json, json> take_native() {
     json probs = spec.logprobs ? native_probs(tokens, tok) : json();
-    json ids;
-    if (spec.return_tokens) {
-      ids = json::array();
-      for (const TokenOut& t : tokens) ids.push_back(t.id);
-    }
+    json ids = spec.return_tokens ? token_ids_json(tokens) : json();
     tokens.clear();
     return {std::move(probs), std::move(ids)};
   }
