@@ -72,6 +72,122 @@ TEST(ChatTemplate, MultiTurnChatMLAndNone) {
   EXPECT_EQ(apply_chat_template(ChatFamily::kNone, "", "just text"), "just text");
 }
 
+// Tool calling. The expected texts are what Qwen3's official chat template renders for the same
+// conversations (Python's jinja2 with transformers' tojson, run outside the repository).
+const char* const kToolsIntro =
+    "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n";
+const char* const kToolsOutro =
+    "\n</tools>\n\nFor each function call, return a json object with function name and "
+    "arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n"
+    "{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n";
+const char* const kWeatherTool =
+    "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"parameters\": "
+    "{\"type\": \"object\"}}}";
+
+TEST(ChatTemplate, ToolsOpenTheSystemTurn) {
+  ChatOptions o;
+  o.tools = {
+      "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": "
+      "\"Current weather in a city, °C\", \"parameters\": {\"type\": \"object\", \"properties\": "
+      "{\"city\": {\"type\": \"string\"}}, \"required\": [\"city\"]}}}"};
+  const std::string expected = std::string("<|im_start|>system\nYou are a weather bot.\n\n") +
+                               kToolsIntro + o.tools[0] + kToolsOutro +
+                               "<|im_start|>user\nWeather in Paris?<|im_end|>\n"
+                               "<|im_start|>assistant\n";
+  EXPECT_EQ(
+      apply_chat_template(ChatFamily::kQwen3, "You are a weather bot.", "Weather in Paris?", o),
+      expected);
+  // Qwen2.5's template writes the same block after a system message.
+  EXPECT_EQ(
+      apply_chat_template(ChatFamily::kChatML, "You are a weather bot.", "Weather in Paris?", o),
+      expected);
+}
+
+TEST(ChatTemplate, Qwen3AgentTurnsDropOldReasoning) {
+  ChatOptions o;
+  o.tools = {kWeatherTool};
+  const std::vector<ChatMessage> turns = {
+      {"user", "Weather in Paris?"},
+      {"assistant",
+       "<think>\nNeed the tool.\n</think>\n\n",
+       std::nullopt,
+       {{"get_weather", "{\"city\": \"Paris\"}"}}},
+      {"tool", "18 C, sunny"},
+      {"tool", "(second result)"},
+      {"assistant", "<think>\nGot it.\n</think>\n\nIt is 18 C and sunny."},
+      {"user", "Thanks!"}};
+  EXPECT_EQ(apply_chat_template(ChatFamily::kQwen3, turns, o),
+            std::string("<|im_start|>system\n") + kToolsIntro + kWeatherTool + kToolsOutro +
+                "<|im_start|>user\nWeather in Paris?<|im_end|>\n"
+                "<|im_start|>assistant\n<tool_call>\n"
+                "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n"
+                "</tool_call><|im_end|>\n"
+                "<|im_start|>user\n<tool_response>\n18 C, sunny\n</tool_response>\n"
+                "<tool_response>\n(second result)\n</tool_response><|im_end|>\n"
+                "<|im_start|>assistant\nIt is 18 C and sunny.<|im_end|>\n"
+                "<|im_start|>user\nThanks!<|im_end|>\n<|im_start|>assistant\n");
+}
+
+TEST(ChatTemplate, Qwen3AgentStepKeepsItsReasoning) {
+  ChatOptions o;
+  o.tools = {kWeatherTool};
+  const std::vector<ChatMessage> turns = {
+      {"user", "Weather in Paris?"},
+      {"assistant",
+       "<think>\nNeed the tool.\n</think>\n\nLet me look.",
+       std::nullopt,
+       {{"get_weather", "{\"city\": \"Paris\"}"}, {"get_weather", "{\"city\": \"Lyon\"}"}}},
+      {"tool", "18 C"}};
+  EXPECT_EQ(apply_chat_template(ChatFamily::kQwen3, turns, o),
+            std::string("<|im_start|>system\n") + kToolsIntro + kWeatherTool + kToolsOutro +
+                "<|im_start|>user\nWeather in Paris?<|im_end|>\n"
+                "<|im_start|>assistant\n<think>\nNeed the tool.\n</think>\n\nLet me look.\n"
+                "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n"
+                "</tool_call>\n"
+                "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Lyon\"}}\n"
+                "</tool_call><|im_end|>\n"
+                "<|im_start|>user\n<tool_response>\n18 C\n</tool_response><|im_end|>\n"
+                "<|im_start|>assistant\n");
+}
+
+TEST(ChatTemplate, Qwen3ReasoningContentAndTheLastTurn) {
+  ChatOptions o;
+  o.add_generation_prompt = false;
+  const std::vector<ChatMessage> turns = {{"system", "S"},
+                                          {"user", "Q"},
+                                          {"assistant", "", "\nPlan.\n", {{"f", "{}"}}},
+                                          {"tool", "<r>"},
+                                          {"assistant", "Done."}};
+  EXPECT_EQ(apply_chat_template(ChatFamily::kQwen3, turns, o),
+            "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n"
+            "<|im_start|>assistant\n<think>\nPlan.\n</think>\n\n"
+            "<tool_call>\n{\"name\": \"f\", \"arguments\": {}}\n</tool_call><|im_end|>\n"
+            "<|im_start|>user\n<tool_response>\n<r>\n</tool_response><|im_end|>\n"
+            "<|im_start|>assistant\n<think>\n\n</think>\n\nDone.<|im_end|>\n");
+}
+
+TEST(ChatTemplate, FamiliesWithoutAToolFormatRefuseTools) {
+  ChatOptions tools;
+  tools.tools = {kWeatherTool};
+  const std::vector<ChatMessage> result = {{"user", "Q"}, {"tool", "R"}};
+  const std::vector<ChatMessage> call = {{"user", "Q"},
+                                         {"assistant", "", std::nullopt, {{"f", "{}"}}}};
+  for (ChatFamily f : {ChatFamily::kLlama3, ChatFamily::kLlama2, ChatFamily::kNone}) {
+    EXPECT_FALSE(chat_family_has_tools(f));
+    EXPECT_THROW(apply_chat_template(f, "", "Q", tools), Error) << chat_family_name(f);
+    EXPECT_THROW(apply_chat_template(f, result), Error) << chat_family_name(f);
+    EXPECT_THROW(apply_chat_template(f, call), Error) << chat_family_name(f);
+  }
+  try {
+    apply_chat_template(ChatFamily::kLlama3, "", "Q", tools);
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("llama3"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(chat_family_has_tools(ChatFamily::kChatML));
+  EXPECT_TRUE(chat_family_has_tools(ChatFamily::kQwen3));
+}
+
 TEST(ChatTemplate, Names) {
   for (ChatFamily f : {ChatFamily::kNone, ChatFamily::kChatML, ChatFamily::kQwen3,
                        ChatFamily::kLlama3, ChatFamily::kLlama2}) {

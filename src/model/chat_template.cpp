@@ -31,16 +31,123 @@ bool vocab_has(const gguf::File& f, std::string_view text) {
   return false;
 }
 
+// Python's str.strip/lstrip/rstrip('\n'), as the Qwen3 template calls them.
+std::string_view lstrip_newlines(std::string_view s) {
+  const size_t b = s.find_first_not_of('\n');
+  return b == std::string_view::npos ? std::string_view() : s.substr(b);
+}
+std::string_view rstrip_newlines(std::string_view s) {
+  const size_t e = s.find_last_not_of('\n');
+  return e == std::string_view::npos ? std::string_view() : s.substr(0, e + 1);
+}
+
+// The tool block Qwen2.5's and Qwen3's templates open the system turn with (their text,
+// byte for byte; each definition on its own line as `tojson` wrote it).
+std::string tools_system_turn(const ChatMessage* system, std::span<const std::string> tools) {
+  std::string out = "<|im_start|>system\n";
+  if (system) out += system->content + "\n\n";
+  out +=
+      "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+      "You are provided with function signatures within <tools></tools> XML tags:\n<tools>";
+  for (const std::string& t : tools) out += "\n" + t;
+  out +=
+      "\n</tools>\n\nFor each function call, return a json object with function name and "
+      "arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": "
+      "<function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n";
+  return out;
+}
+
+// An assistant turn's calls after its content: each in a <tool_call> block, a newline between
+// the content and the first and between blocks.
+void append_tool_calls(const ChatMessage& m, std::string_view content, std::string* out) {
+  for (size_t j = 0; j < m.tool_calls.size(); ++j) {
+    if (j > 0 || !content.empty()) *out += "\n";
+    *out += "<tool_call>\n{\"name\": \"" + m.tool_calls[j].name +
+            "\", \"arguments\": " + m.tool_calls[j].arguments + "}\n</tool_call>";
+  }
+}
+
+// Qwen3: turns after the last real user message (the agent's steps since: tool results and
+// tool calls) keep their reasoning as a think block; earlier turns lose theirs.
+size_t last_query_index(std::span<const ChatMessage> msgs) {
+  for (size_t i = msgs.size(); i-- > 0;) {
+    const std::string& c = msgs[i].content;
+    const bool tool_result = c.starts_with("<tool_response>") && c.ends_with("</tool_response>");
+    if (msgs[i].role == "user" && !tool_result) return i;
+  }
+  return msgs.empty() ? 0 : msgs.size() - 1;
+}
+
+// Qwen3's assistant turn: reasoning_content when sent apart, else split off the content at
+// </think>; re-rendered as a think block only after the last query (and always for the last
+// message, which the model continues).
+void append_qwen3_assistant(std::span<const ChatMessage> msgs, size_t i, size_t last_query,
+                            std::string* out) {
+  const ChatMessage& m = msgs[i];
+  std::string_view content = m.content;
+  std::string_view reasoning;
+  if (m.reasoning_content) {
+    reasoning = *m.reasoning_content;
+  } else if (const size_t close = content.find("</think>"); close != std::string_view::npos) {
+    std::string_view before = rstrip_newlines(content.substr(0, close));
+    if (const size_t open = before.rfind("<think>"); open != std::string_view::npos)
+      before = before.substr(open + 7);
+    reasoning = lstrip_newlines(before);
+    content = lstrip_newlines(content.substr(content.rfind("</think>") + 8));
+  }
+  *out += "<|im_start|>assistant\n";
+  if (i > last_query && (i + 1 == msgs.size() || !reasoning.empty())) {
+    *out += "<think>\n";
+    *out += rstrip_newlines(lstrip_newlines(reasoning));
+    *out += "\n</think>\n\n";
+    content = lstrip_newlines(content);
+  }
+  *out += content;
+  append_tool_calls(m, content, out);
+  *out += "<|im_end|>\n";
+}
+
+// ChatML (Qwen2, Qwen2.5) and Qwen3's template. With tools: the tool block opens the system
+// turn (after the system message, if any); tool results ("tool" turns) go back as a user turn
+// of <tool_response> blocks, consecutive results in one turn.
 std::string render_chatml(std::span<const ChatMessage> msgs, const ChatOptions& o, bool qwen3) {
   std::string out;
-  for (const ChatMessage& m : msgs) {
-    out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
+  size_t first = 0;
+  if (!o.tools.empty()) {
+    const bool system = !msgs.empty() && msgs[0].role == "system";
+    out += tools_system_turn(system ? &msgs[0] : nullptr, o.tools);
+    first = system ? 1 : 0;
+  }
+  const size_t last_query = last_query_index(msgs);
+  for (size_t i = first; i < msgs.size(); ++i) {
+    const ChatMessage& m = msgs[i];
+    if (m.role == "tool") {
+      if (i == 0 || msgs[i - 1].role != "tool") out += "<|im_start|>user";
+      out += "\n<tool_response>\n" + m.content + "\n</tool_response>";
+      if (i + 1 == msgs.size() || msgs[i + 1].role != "tool") out += "<|im_end|>\n";
+    } else if (m.role == "assistant" && qwen3) {
+      append_qwen3_assistant(msgs, i, last_query, &out);
+    } else {
+      out += "<|im_start|>" + m.role + "\n" + m.content;
+      append_tool_calls(m, m.content, &out);
+      out += "<|im_end|>\n";
+    }
   }
   if (o.add_generation_prompt) {
     out += "<|im_start|>assistant\n";
     if (qwen3 && !o.enable_thinking) out += "<think>\n\n</think>\n\n";
   }
   return out;
+}
+
+// The families without a tool-call format refuse tools rather than drop them.
+void refuse_tools(ChatFamily family, std::span<const ChatMessage> msgs, const ChatOptions& o) {
+  bool tools = !o.tools.empty();
+  for (const ChatMessage& m : msgs) tools = tools || m.role == "tool" || !m.tool_calls.empty();
+  if (tools)
+    fail("chat template ", chat_family_name(family),
+         ": xtile has no tool-call format for it (tools, tool_calls and \"tool\" messages work "
+         "with the chatml and qwen3 templates)");
 }
 
 std::string render_llama3(std::span<const ChatMessage> msgs, const ChatOptions& o) {
@@ -143,8 +250,13 @@ ChatFamily detect_chat_family(const gguf::File& f) {
   return ChatFamily::kNone;
 }
 
+bool chat_family_has_tools(ChatFamily family) {
+  return family == ChatFamily::kChatML || family == ChatFamily::kQwen3;
+}
+
 std::string apply_chat_template(ChatFamily family, std::span<const ChatMessage> messages,
                                 const ChatOptions& options) {
+  if (!chat_family_has_tools(family)) refuse_tools(family, messages, options);
   switch (family) {
     case ChatFamily::kChatML: return render_chatml(messages, options, false);
     case ChatFamily::kQwen3: return render_chatml(messages, options, true);

@@ -8,9 +8,11 @@
 // one (ChatOptions::bos_text), so encode it with add_bos = false.
 #pragma once
 
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace xtile {
 
@@ -26,9 +28,22 @@ enum class ChatFamily {
   kLlama2,  // [INST] <<SYS>>\n...\n<</SYS>>\n\n... [/INST]
 };
 
+// A function call an assistant turn made (OpenAI's tool_calls[].function).
+struct ToolCall {
+  std::string name;
+  std::string arguments;  // JSON text, written into the prompt as it is
+};
+
 struct ChatMessage {
-  std::string role;  // "system", "user", "assistant" (ChatML and Llama-3 accept any role)
+  // "system", "user", "assistant", "tool" (a function's result; chatml and qwen3 only). ChatML
+  // and Llama-3 accept any other role as a header.
+  std::string role;
   std::string content;
+  // Assistant turns: the reasoning sent apart from the content (OpenAI-style clients echo
+  // reasoning_content); Qwen3 writes it back as a think block for the turns after the last
+  // user message, and drops it before.
+  std::optional<std::string> reasoning_content = std::nullopt;
+  std::vector<ToolCall> tool_calls = {};  // assistant turns
 };
 
 struct ChatOptions {
@@ -40,10 +55,17 @@ struct ChatOptions {
   // Llama-3 / Llama-2: start with the BOS text (<|begin_of_text|>, <s>), as their templates'
   // {{ bos_token }} does. ChatML families have no BOS.
   bool bos_text = true;
+  // Function definitions offered to the model, each serialized as the template's `tojson` writes
+  // it (server/tool_calls.h: python_json). Empty: none. Only the families with a tool-call
+  // format take them (chat_family_has_tools); the others fail.
+  std::vector<std::string> tools = {};
 };
 
 // "none", "chatml", "qwen3", "llama3", "llama2".
 std::string_view chat_family_name(ChatFamily family);
+// Whether xtile renders the family's tool-call format (tools, tool_calls, role "tool"): chatml
+// and qwen3, whose models write <tool_call>{"name": ..., "arguments": ...}</tool_call>.
+bool chat_family_has_tools(ChatFamily family);
 // The inverse (for a --chat-template flag); fails listing the names.
 ChatFamily parse_chat_family(std::string_view name);
 // The family a Jinja template text belongs to, by its markers: <|im_start|> (with <think> or

@@ -9,6 +9,7 @@
 #include "server/openai_response.h"
 #include "server/sse.h"
 #include "server/text_stream.h"
+#include "server/tool_calls.h"
 
 namespace xtile::server {
 
@@ -29,10 +30,11 @@ bool opens_think_block(const std::string& prompt) {
 std::string chat_prompt_text(const ServerState& st, const ParsedRequest& r) {
   ChatOptions co;
   co.enable_thinking = r.enable_thinking;
+  co.tools = r.tools;
   try {
     return apply_chat_template(st.model.chat_family, r.messages, co);
   } catch (const Error& e) {
-    throw bad_request(e.what(), "messages");
+    throw bad_request(e.what(), r.tools.empty() ? "messages" : "tools");
   }
 }
 
@@ -40,7 +42,7 @@ void handle_completion(ServerState& st, const httplib::Request& req, httplib::Re
                        Endpoint endpoint) {
   const bool chat = endpoint == Endpoint::kChat;
   const bool native = endpoint == Endpoint::kNative;
-  const json body = parse_body(req.body);
+  const nlohmann::ordered_json body = parse_body(req.body);
   ParsedRequest r = parse_request(body, chat, st.opts.defaults);
   if (!r.model.empty() && !st.model.matches(r.model))
     throw ApiError(404, "invalid_request_error",
@@ -107,6 +109,7 @@ void handle_completion(ServerState& st, const httplib::Request& req, httplib::Re
     spec.return_tokens = r.return_tokens;
     spec.reasoning = chat && r.reasoning;
     spec.in_reasoning = in_reasoning;
+    spec.tools = chat && !r.tools.empty();
     spec.logprobs = r.logprobs;
     spec.include_usage = r.include_usage;
     spec.ping_s = st.opts.sse_ping_s;
@@ -157,8 +160,16 @@ void handle_completion(ServerState& st, const httplib::Request& req, httplib::Re
     } else {
       content = std::move(text);
     }
+    std::vector<ToolCallOut> calls;
+    if (!r.tools.empty()) {
+      ToolCallSplitter splitter;
+      std::string rest;
+      splitter.push(content, &rest, &calls);
+      splitter.finish(&rest, &calls);
+      content = std::move(rest);
+    }
     out = chat_response(head, content, reasoning, reason, stats,
-                        r.logprobs ? chat_logprobs(tokens, tok) : json());
+                        r.logprobs ? chat_logprobs(tokens, tok) : json(), calls);
   } else {
     size_t offset = 0;
     out = completion_response(head, text, reason, stats,

@@ -6,13 +6,15 @@
 
 #include "model/sampler.h"
 #include "server/api_error.h"
+#include "server/tool_calls.h"
 #include "tokenizer/tokenizer.h"
 
 namespace xtile::server {
 
 namespace {
 
-using nlohmann::json;
+// Ordered: the keys of a tool definition stay in the client's order in the prompt.
+using json = nlohmann::ordered_json;
 
 const char* type_name(const json& v) {
   switch (v.type()) {
@@ -100,6 +102,36 @@ std::string message_content(const json& m, size_t i) {
   return text;
 }
 
+// An assistant turn's tool_calls: [{id, type: "function", function: {name, arguments}}], the
+// arguments a JSON string as OpenAI sends them (written into the prompt as they are) or an
+// object.
+std::vector<ToolCall> parse_tool_calls(const json& v, const std::string& name) {
+  if (!v.is_array()) wrong_type(name, "an array", v);
+  std::vector<ToolCall> calls;
+  for (size_t j = 0; j < v.size(); ++j) {
+    const std::string at = name + "[" + std::to_string(j) + "]";
+    if (!v[j].is_object()) wrong_type(at, "an object", v[j]);
+    const json* f = field(v[j], "function");
+    if (!f || !f->is_object())
+      throw bad_request("'" + at + ".function' must be an object", at + ".function");
+    const json* fname = field(*f, "name");
+    if (!fname || !fname->is_string())
+      throw bad_request("'" + at + ".function.name' must be a string", at + ".function.name");
+    ToolCall call{fname->get<std::string>(), "{}"};
+    if (const json* a = field(*f, "arguments")) {
+      if (a->is_string()) {
+        call.arguments = a->get<std::string>();
+      } else if (a->is_object()) {
+        call.arguments = python_json(*a);
+      } else {
+        wrong_type(at + ".function.arguments", "a JSON string or an object", *a);
+      }
+    }
+    calls.push_back(std::move(call));
+  }
+  return calls;
+}
+
 std::vector<ChatMessage> parse_messages(const json& body) {
   const json* ms = field(body, "messages");
   if (!ms) throw bad_request("'messages' is required", "messages");
@@ -115,12 +147,62 @@ std::vector<ChatMessage> parse_messages(const json& body) {
     if (!role->is_string()) wrong_type(name + ".role", "a string", *role);
     std::string r = role->get<std::string>();
     if (r == "developer") r = "system";  // OpenAI's newer name for the system role
-    if (r != "system" && r != "user" && r != "assistant")
-      throw bad_request("'" + name + ".role' must be system, user or assistant, got '" + r + "'",
-                        name + ".role");
-    out.push_back({r, message_content(m, i)});
+    if (r != "system" && r != "user" && r != "assistant" && r != "tool")
+      throw bad_request(
+          "'" + name + ".role' must be system, user, assistant or tool, got '" + r + "'",
+          name + ".role");
+    ChatMessage msg{r, message_content(m, i)};
+    if (r == "assistant") {
+      if (const json* tc = field(m, "tool_calls"))
+        msg.tool_calls = parse_tool_calls(*tc, name + ".tool_calls");
+      if (const json* rc = field(m, "reasoning_content")) {
+        if (!rc->is_string()) wrong_type(name + ".reasoning_content", "a string", *rc);
+        msg.reasoning_content = rc->get<std::string>();
+      }
+    }
+    out.push_back(std::move(msg));
   }
   return out;
+}
+
+// tools: [{type: "function", function: {name, description?, parameters?}}], each kept as the
+// template's tojson writes it. tool_choice "none" leaves them out of the prompt (no calls);
+// "required" or a named function would need constrained decoding, which xtile does not do.
+void parse_tools(const json& body, ParsedRequest* r) {
+  const json* tools = field(body, "tools");
+  bool none = false;
+  if (const json* c = field(body, "tool_choice")) {
+    const std::string choice = c->is_string() ? c->get<std::string>() : "";
+    if (choice == "none") {
+      none = true;
+    } else if (choice != "auto") {
+      throw bad_request(
+          "'tool_choice' must be \"auto\" or \"none\": forcing a call (\"required\" or a named "
+          "function) needs constrained decoding, which xtile does not do",
+          "tool_choice");
+    }
+  }
+  if (const json* p = field(body, "parallel_tool_calls")) get_bool(*p, "parallel_tool_calls");
+  if (!tools) return;
+  if (!tools->is_array()) wrong_type("tools", "an array", *tools);
+  for (size_t i = 0; i < tools->size(); ++i) {
+    const json& t = (*tools)[i];
+    const std::string at = "tools[" + std::to_string(i) + "]";
+    if (!t.is_object()) wrong_type(at, "an object", t);
+    const json* type = field(t, "type");
+    if (!type || *type != "function")
+      throw bad_request("'" + at + ".type' must be \"function\"", at + ".type");
+    const json* f = field(t, "function");
+    if (!f || !f->is_object())
+      throw bad_request("'" + at + ".function' must be an object", at + ".function");
+    const json* name = field(*f, "name");
+    if (!name || !name->is_string() || name->get<std::string>().empty())
+      throw bad_request("'" + at + ".function.name' must be a non-empty string",
+                        at + ".function.name");
+    if (const json* p = field(*f, "parameters"); p && !p->is_object())
+      wrong_type(at + ".function.parameters", "an object (a JSON schema)", *p);
+    if (!none) r->tools.push_back(python_json(t));
+  }
 }
 
 std::vector<int32_t> parse_ids(const json& a, const std::string& name) {
@@ -243,6 +325,7 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
   }
   if (chat) {
     r.messages = parse_messages(body);
+    parse_tools(body, &r);
   } else {
     parse_prompt(body, &r);
   }
@@ -337,8 +420,8 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
   // right and is not what it asked for.
   if (const json* v = field(body, "n"); v && get_int(*v, "n", 1, 128) != 1)
     throw bad_request("'n' must be 1: send one request per completion", "n");
-  if (const json* v = field(body, "tools"); v && !(v->is_array() && v->empty()))
-    throw bad_request("tool calling is not supported", "tools");
+  if (const json* v = field(body, "tools"); !chat && v && !(v->is_array() && v->empty()))
+    throw bad_request("'tools' work with /v1/chat/completions only", "tools");
   if (const json* v = field(body, "response_format")) {
     const json* type = v->is_object() ? field(*v, "type") : nullptr;
     if (!type || *type != "text")

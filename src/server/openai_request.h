@@ -1,15 +1,17 @@
 // OpenAI request bodies -> what the scheduler runs. Every field is type-checked and
 // range-checked; a wrong one is a 400 naming it (ApiError). Unknown fields are ignored, as
 // OpenAI's clients send extras; fields that would change the output in a way xtile cannot do
-// (tools, structured output, n > 1, echo, best_of, llama-server's mirostat, typical, DRY, XTC,
-// top-n-sigma and dynamic temperature samplers when switched on) are refused rather than
-// silently dropped.
+// (structured output, a forced tool call, n > 1, echo, best_of, llama-server's mirostat,
+// typical, DRY, XTC, top-n-sigma and dynamic temperature samplers when switched on) are refused
+// rather than silently dropped. The body is read with its keys in the client's order: tool
+// definitions go into the prompt as written.
 //
 // Fields: model, messages | prompt (text, token ids, or a one-element list of either), stream,
 // stream_options.include_usage, max_tokens | max_completion_tokens | n_predict, temperature,
 // top_k, top_p, min_p, repeat_penalty, repeat_last_n, presence_penalty, frequency_penalty,
 // seed, stop, logprobs, top_logprobs, n_probs, ignore_eos, logit_bias, chat_template_kwargs.
-// enable_thinking, reasoning_format, return_tokens.
+// enable_thinking, reasoning_format, return_tokens, tools, tool_choice (auto, none),
+// parallel_tool_calls; messages with role "tool", assistant tool_calls and reasoning_content.
 #pragma once
 
 #include <cstdint>
@@ -37,6 +39,7 @@ struct ParsedRequest {
   bool stream = false;
   bool include_usage = false;
   std::vector<ChatMessage> messages;       // chat
+  std::vector<std::string> tools;          // chat: definitions as the template writes them
   bool enable_thinking = true;             // chat_template_kwargs.enable_thinking
   bool reasoning = true;                   // split <think> into reasoning_content (chat)
   std::optional<std::string> prompt_text;  // completion: text
@@ -54,13 +57,14 @@ struct ParsedRequest {
 };
 
 // `chat`: /v1/chat/completions, else /v1/completions. Throws ApiError.
-ParsedRequest parse_request(const nlohmann::json& body, bool chat, const RequestDefaults& d);
+ParsedRequest parse_request(const nlohmann::ordered_json& body, bool chat,
+                            const RequestDefaults& d);
 
 // Adds the request's logit_bias to gen.sampler's (the server's): ids checked against the
 // vocabulary, texts tokenized (without special tokens). Throws ApiError (400) for an id outside.
 void resolve_logit_bias(const Tokenizer& tok, ParsedRequest* r);
 
 // The body as JSON; 400 with the parser's position when it is not JSON or not an object.
-nlohmann::json parse_body(const std::string& body);
+nlohmann::ordered_json parse_body(const std::string& body);
 
 }  // namespace xtile::server

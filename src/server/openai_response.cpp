@@ -14,11 +14,6 @@ json bytes_of(const std::string& s) {
   return b;
 }
 
-json finish_json(FinishReason r) {
-  const char* name = finish_reason_name(r);
-  return name ? json(name) : json();
-}
-
 json head(const ResponseHead& h, const char* object) {
   return {{"id", h.id},
           {"object", object},
@@ -35,6 +30,12 @@ std::string make_id(const std::string& prefix) {
   std::string id = prefix;
   for (int i = 0; i < 24; ++i) id += digits[rng() % 62];
   return id;
+}
+
+json finish_reason_json(FinishReason reason, bool called) {
+  if (called && reason == FinishReason::kStop) return "tool_calls";
+  const char* name = finish_reason_name(reason);
+  return name ? json(name) : json();
 }
 
 json usage_json(const JobStats& s) {
@@ -131,14 +132,19 @@ json usage_chunk(const ResponseHead& h, const char* object, const JobStats& s) {
 }
 
 json chat_response(const ResponseHead& h, const std::string& content, const std::string& reasoning,
-                   FinishReason reason, const JobStats& s, json logprobs) {
+                   FinishReason reason, const JobStats& s, json logprobs,
+                   const std::vector<ToolCallOut>& calls) {
   json message = {{"role", "assistant"}, {"content", content}};
   if (!reasoning.empty()) message["reasoning_content"] = reasoning;
+  if (!calls.empty()) {
+    if (content.empty()) message["content"] = nullptr;
+    message["tool_calls"] = tool_calls_json(calls);
+  }
   json j = head(h, "chat.completion");
   j["choices"] = json::array({{{"index", 0},
                                {"message", std::move(message)},
                                {"logprobs", std::move(logprobs)},
-                               {"finish_reason", finish_json(reason)}}});
+                               {"finish_reason", finish_reason_json(reason, !calls.empty())}}});
   j["usage"] = usage_json(s);
   j["timings"] = timings_json(s);
   return j;
@@ -150,7 +156,7 @@ json completion_response(const ResponseHead& h, const std::string& text, FinishR
   j["choices"] = json::array({{{"index", 0},
                                {"text", text},
                                {"logprobs", std::move(logprobs)},
-                               {"finish_reason", finish_json(reason)}}});
+                               {"finish_reason", finish_reason_json(reason)}}});
   j["usage"] = usage_json(s);
   j["timings"] = timings_json(s);
   return j;

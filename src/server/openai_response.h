@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "server/job.h"
+#include "server/tool_calls.h"
 #include "tokenizer/tokenizer.h"
 
 namespace xtile::server {
@@ -46,9 +47,13 @@ nlohmann::json completion_chunk(const ResponseHead& h, const std::string& text,
 // The usage chunk of stream_options.include_usage: no choices.
 nlohmann::json usage_chunk(const ResponseHead& h, const char* object, const JobStats& s);
 
+// With tool calls the message carries them (content null when there is no other text) and an
+// answer that ended by itself finishes with "tool_calls".
 nlohmann::json chat_response(const ResponseHead& h, const std::string& content,
                              const std::string& reasoning, FinishReason reason, const JobStats& s,
-                             nlohmann::json logprobs);
+                             nlohmann::json logprobs, const std::vector<ToolCallOut>& calls = {});
+// finish_reason as sent: "tool_calls" instead of "stop" when the answer made calls.
+nlohmann::json finish_reason_json(FinishReason reason, bool called = false);
 nlohmann::json completion_response(const ResponseHead& h, const std::string& text,
                                    FinishReason reason, const JobStats& s, nlohmann::json logprobs);
 

@@ -19,6 +19,8 @@ struct Stream {
   const Tokenizer& tok;
   StreamSpec spec;
   ReasoningSplitter splitter;
+  ToolCallSplitter tool_splitter;
+  int calls_sent = 0;
   Job::Cursor cursor;
   std::vector<TokenOut> tokens;  // released, not yet sent with a chunk
   size_t text_offset = 0;        // completions' logprobs text_offset
@@ -39,7 +41,8 @@ struct Stream {
     return {std::move(probs), std::move(ids)};
   }
 
-  json text_chunk(const std::string& reasoning, const std::string& content) {
+  json text_chunk(const std::string& reasoning, const std::string& content,
+                  const std::vector<ToolCallOut>& calls) {
     if (spec.native) {
       auto [probs, ids] = take_native();
       return native_chunk(content, std::move(probs), std::move(ids));
@@ -48,6 +51,10 @@ struct Stream {
     json delta = json::object();
     if (!reasoning.empty()) delta["reasoning_content"] = reasoning;
     if (!content.empty()) delta["content"] = content;
+    if (!calls.empty()) {
+      delta["tool_calls"] = tool_calls_json(calls, calls_sent);
+      calls_sent += static_cast<int>(calls.size());
+    }
     return chat_chunk(spec.head, std::move(delta), nullptr, take_logprobs());
   }
 
@@ -83,10 +90,17 @@ struct Stream {
       } else {
         content = std::move(u.text);
       }
-      if (u.done && job->finish_reason() != FinishReason::kError && spec.chat && spec.reasoning)
-        splitter.finish(&reasoning, &content);
-      if (!reasoning.empty() || !content.empty()) {
-        if (!send(text_chunk(reasoning, content))) return false;
+      const bool ended = u.done && job->finish_reason() != FinishReason::kError;
+      if (ended && spec.chat && spec.reasoning) splitter.finish(&reasoning, &content);
+      std::vector<ToolCallOut> calls;
+      if (spec.tools) {
+        std::string text = std::move(content);
+        content.clear();
+        tool_splitter.push(text, &content, &calls);
+        if (ended) tool_splitter.finish(&content, &calls);
+      }
+      if (!reasoning.empty() || !content.empty() || !calls.empty()) {
+        if (!send(text_chunk(reasoning, content, calls))) return false;
         last_write = std::chrono::steady_clock::now();
       }
       if (u.done) break;
@@ -105,9 +119,10 @@ struct Stream {
       return send(
           native_final("", spec.head.model, reason, stats, std::move(probs), std::move(ids)));
     }
-    json last = spec.chat ? chat_chunk(spec.head, json::object(), finish_reason_name(reason),
+    json last = spec.chat ? chat_chunk(spec.head, json::object(),
+                                       finish_reason_json(reason, tool_splitter.called()),
                                        tokens.empty() ? json() : take_logprobs())
-                          : completion_chunk(spec.head, "", finish_reason_name(reason),
+                          : completion_chunk(spec.head, "", finish_reason_json(reason),
                                              tokens.empty() ? json() : take_logprobs());
     last["timings"] = timings_json(stats);
     if (!send(last)) return false;

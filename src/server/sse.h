@@ -2,11 +2,12 @@
 //   data: {chunk}\n\n ... data: [DONE]\n\n
 // chat: a first delta with the role, then content / reasoning_content deltas of whole UTF-8
 // characters (several tokens' text in one delta when the client reads slower than the model
-// writes), a last chunk with an empty delta, finish_reason and llama-server's timings, the
-// usage chunk when stream_options.include_usage, then [DONE]. A failure after the stream began
-// is sent as data: {"error": ...} and the stream ends without [DONE]. A silent stream (a long
-// queue or prompt) gets a ": ping" comment every ping_s seconds. A failed write, or the client
-// closing its end, cancels the job.
+// writes), with tools a tool_calls delta for each complete call (name and whole arguments in
+// one delta, "index" counting the calls), a last chunk with an empty delta, finish_reason and
+// llama-server's timings, the usage chunk when stream_options.include_usage, then [DONE]. A failure
+// after the stream began is sent as data: {"error": ...} and the stream ends without [DONE]. A
+// silent stream (a long queue or prompt) gets a ": ping" comment every ping_s seconds. A failed
+// write, or the client closing its end, cancels the job.
 #pragma once
 
 #include <httplib.h>
@@ -26,6 +27,7 @@ struct StreamSpec {
   bool return_tokens = false;  // native: each event's token ids
   bool reasoning = true;      // split <think> blocks into reasoning_content (chat)
   bool in_reasoning = false;  // the prompt opened a think block
+  bool tools = false;         // take <tool_call> blocks out of the content as tool_calls deltas
   bool logprobs = false;
   bool include_usage = false;
   int ping_s = 30;

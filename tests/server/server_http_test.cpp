@@ -651,6 +651,60 @@ TEST(ServerHttpOwn, Qwen3TemplateHonoursEnableThinking) {
   EXPECT_EQ(s.stop(), 0) << s.log();
 }
 
+// Tools reach the prompt in the client's key order; a turn with tools answers as usual when the
+// model writes no call (the random fixture model does not); a forced call and a template
+// without a tool format are refused, naming the field.
+TEST(ServerHttpOwn, ToolsReachTheQwen3Prompt) {
+  const std::string qwen3 = fixture_path("models/micro-qwen3.gguf");
+  if (qwen3.empty()) GTEST_SKIP() << "../shared/fixtures/models/micro-qwen3.gguf is absent";
+  ServerProcess s({"-m", qwen3, "-np", "1"});
+  ASSERT_TRUE(s.ok());
+  const std::string tools =
+      R"("tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}])";
+  Reply r = request(
+      s.port(), "POST", "/apply-template",
+      R"({"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "Q"}], )" +
+          tools + "}");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const std::string prompt = r.j()["prompt"];
+  EXPECT_TRUE(prompt.starts_with("<|im_start|>system\nS\n\n# Tools\n")) << prompt;
+  EXPECT_NE(prompt.find("<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"f\", "
+                        "\"parameters\": {\"type\": \"object\"}}}\n</tools>"),
+            std::string::npos)
+      << prompt;
+  EXPECT_TRUE(prompt.ends_with("<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n")) << prompt;
+
+  const std::string turn =
+      R"({"max_tokens": 4, "temperature": 0, "messages": [{"role": "user", "content": "Q"},
+          {"role": "assistant", "content": "", "tool_calls": [{"id": "c", "type": "function",
+           "function": {"name": "f", "arguments": "{}"}}]},
+          {"role": "tool", "tool_call_id": "c", "content": "42"}], )" +
+      tools;
+  r = request(s.port(), "POST", "/v1/chat/completions", turn + "}");
+  ASSERT_EQ(r.status, 200) << r.body;
+  json choice = r.j()["choices"][0];
+  EXPECT_EQ(choice["finish_reason"], "length");
+  EXPECT_FALSE(choice["message"].contains("tool_calls"));
+  r = request(s.port(), "POST", "/v1/chat/completions", turn + R"(, "stream": true})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find("data: [DONE]"), std::string::npos) << r.body;
+
+  r = request(s.port(), "POST", "/v1/chat/completions", turn + R"(, "tool_choice": "required"})");
+  ASSERT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(r.j()["error"]["param"], "tool_choice");
+  EXPECT_EQ(s.stop(), 0) << s.log();
+}
+
+TEST_F(ServerHttp, ToolsNeedATemplateWithAToolFormat) {
+  // stories260K's template is llama2, which has none.
+  const Reply r = post(port_, "/v1/chat/completions",
+                       {{"messages", {{{"role", "user"}, {"content", "x"}}}},
+                        {"tools", {{{"type", "function"}, {"function", {{"name", "f"}}}}}}});
+  ASSERT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(r.j()["error"]["param"], "tools");
+  EXPECT_NE(r.body.find("llama2"), std::string::npos) << r.body;
+}
+
 // A second server on a taken port is refused with a clear error (httplib's default
 // SO_REUSEPORT would let it bind and share the first one's connections).
 TEST(ServerHttpOwn, TakenPortIsAnError) {

@@ -208,7 +208,7 @@ TEST(ParseRequest, WrongFieldsAre400NamingThem) {
       {R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 2})", "top_logprobs"},
       {R"({"messages": [{"role": "user", "content": "x"}], "n": 2})", "n"},
       {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]})",
-       "tools"},
+       "tools[0].function"},
       {R"({"messages": [{"role": "user", "content": "x"}], "repeat_penalty": 0})",
        "repeat_penalty"},
       {R"({"messages": [{"role": "user", "content": "x"}], "model": 3})", "model"},

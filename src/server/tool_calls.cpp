@@ -1,0 +1,146 @@
+#include "server/tool_calls.h"
+
+#include "server/openai_response.h"
+#include "server/text_stream.h"
+
+namespace xtile::server {
+
+namespace {
+
+constexpr std::string_view kOpen = "<tool_call>";
+constexpr std::string_view kClose = "</tool_call>";
+
+bool is_space(char c) {
+  return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// The call a block's body holds, or false when it is not one.
+bool parse_call(std::string_view body, ToolCallOut* out) {
+  const auto j = nlohmann::ordered_json::parse(trim(body), nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return false;
+  const auto name = j.find("name");
+  if (name == j.end() || !name->is_string() || name->get<std::string>().empty()) return false;
+  out->name = name->get<std::string>();
+  const auto args = j.find("arguments");
+  if (args == j.end() || args->is_null()) {
+    out->arguments = "{}";
+  } else if (args->is_string()) {
+    out->arguments = args->get<std::string>();  // already JSON text
+  } else {
+    out->arguments = args->dump(-1, ' ', /*ensure_ascii=*/false,
+                                nlohmann::ordered_json::error_handler_t::replace);
+  }
+  out->id = make_id("call_");
+  return true;
+}
+
+}  // namespace
+
+std::string python_json(const nlohmann::ordered_json& v) {
+  if (v.is_object()) {
+    std::string out = "{";
+    bool first = true;
+    for (const auto& [key, value] : v.items()) {
+      if (!first) out += ", ";
+      first = false;
+      out += nlohmann::ordered_json(key).dump(-1, ' ', false,
+                                              nlohmann::ordered_json::error_handler_t::replace);
+      out += ": ";
+      out += python_json(value);
+    }
+    return out + "}";
+  }
+  if (v.is_array()) {
+    std::string out = "[";
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (i > 0) out += ", ";
+      out += python_json(v[i]);
+    }
+    return out + "]";
+  }
+  return v.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+void ToolCallSplitter::emit_text(std::string_view text, std::string* content) {
+  if (after_call_) {
+    while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
+    if (text.empty()) return;
+    after_call_ = false;
+  }
+  content->append(text);
+}
+
+void ToolCallSplitter::run(bool final, std::string* content, std::vector<ToolCallOut>* calls) {
+  for (;;) {
+    if (!in_call_) {
+      const size_t open = pending_.find(kOpen);
+      if (open != std::string::npos) {
+        std::string_view before(pending_.data(), open);
+        while (!before.empty() && is_space(before.back())) before.remove_suffix(1);
+        emit_text(before, content);
+        pending_.erase(0, open + kOpen.size());
+        in_call_ = true;
+        continue;
+      }
+      if (final) {
+        emit_text(pending_, content);
+        pending_.clear();
+        return;
+      }
+      // Held back: a tag's possible start, and the whitespace before it (a call may follow).
+      size_t end = pending_.size() - partial_stop_suffix(pending_, {std::string(kOpen)});
+      while (end > 0 && is_space(pending_[end - 1])) --end;
+      emit_text(std::string_view(pending_.data(), end), content);
+      pending_.erase(0, end);
+      return;
+    }
+    const size_t close = pending_.find(kClose);
+    if (close == std::string::npos) {
+      if (!final) return;
+      emit_text(std::string(kOpen) + pending_, content);  // unclosed: the text as written
+      pending_.clear();
+      in_call_ = false;
+      return;
+    }
+    ToolCallOut call;
+    if (parse_call(std::string_view(pending_.data(), close), &call)) {
+      calls->push_back(std::move(call));
+      called_ = true;
+      after_call_ = true;
+    } else {
+      emit_text(std::string(kOpen) + pending_.substr(0, close + kClose.size()), content);
+    }
+    pending_.erase(0, close + kClose.size());
+    in_call_ = false;
+  }
+}
+
+void ToolCallSplitter::push(std::string_view text, std::string* content,
+                            std::vector<ToolCallOut>* calls) {
+  pending_.append(text);
+  run(false, content, calls);
+}
+
+void ToolCallSplitter::finish(std::string* content, std::vector<ToolCallOut>* calls) {
+  run(true, content, calls);
+}
+
+nlohmann::json tool_calls_json(const std::vector<ToolCallOut>& calls, int first_index) {
+  nlohmann::json out = nlohmann::json::array();
+  for (size_t i = 0; i < calls.size(); ++i) {
+    nlohmann::json c = {{"id", calls[i].id},
+                        {"type", "function"},
+                        {"function", {{"name", calls[i].name}, {"arguments", calls[i].arguments}}}};
+    if (first_index >= 0) c["index"] = first_index + static_cast<int>(i);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+}  // namespace xtile::server
