@@ -19,6 +19,7 @@
 
 #include "base/error.h"
 #include "cpu/thread_pool.h"
+#include "kernels/gemv_prefetch.h"
 
 #if defined(__linux__)
 #include <sys/syscall.h>
@@ -225,6 +226,48 @@ TEST(CpuCapsDetect, FeaturesStringListsDetectedFeatures) {
 
 // ----------------------------------------------------------------------------------------------
 // Tier rules on hand-made capabilities
+
+TEST(CpuCapsDetect, FamilyAndModelFromLeaf1) {
+  int family = 0, model = 0;
+  decode_family_model(0x00A10F11u, &family, &model);  // EPYC 9004 (Zen 4 "Genoa")
+  EXPECT_EQ(family, 0x19);
+  EXPECT_EQ(model, 0x11);
+  decode_family_model(0x00B00F21u, &family, &model);  // Zen 5
+  EXPECT_EQ(family, 0x1A);
+  EXPECT_EQ(model, 0x02);
+  decode_family_model(0x000806F8u, &family, &model);  // Xeon 4th gen (Sapphire Rapids)
+  EXPECT_EQ(family, 6);
+  EXPECT_EQ(model, 0x8F);
+  decode_family_model(0x00000543u, &family, &model);  // family 5: no extended fields
+  EXPECT_EQ(family, 5);
+  EXPECT_EQ(model, 4);
+}
+
+TEST(CpuCapsDetect, FamilyAgreesWithProcCpuinfo) {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  int family = -1;
+  while (std::getline(in, line))
+    if (line.rfind("cpu family", 0) == 0) {
+      family = std::stoi(line.substr(line.find(':') + 1));
+      break;
+    }
+  if (family < 0) GTEST_SKIP() << "/proc/cpuinfo has no cpu family line (not Linux x86?)";
+  EXPECT_EQ(cpu_caps().family, family);
+}
+
+TEST(GemvPrefetch, L2OnZen3And4ElseL1) {
+  CpuCaps c;
+  c.vendor = "AuthenticAMD";
+  c.family = 0x19;
+  EXPECT_EQ(default_gemv_prefetch(c), PrefetchLevel::kL2);
+  c.family = 0x1A;  // Zen 5: measured faster with L1
+  EXPECT_EQ(default_gemv_prefetch(c), PrefetchLevel::kL1);
+  c.vendor = "GenuineIntel";
+  c.family = 6;
+  EXPECT_EQ(default_gemv_prefetch(c), PrefetchLevel::kL1);
+  EXPECT_EQ(prefetch_level_name(PrefetchLevel::kL2), "L2");
+}
 
 TEST(CpuCapsTiers, NamesRoundTrip) {
   for (int i = 0; i < kTierCount; ++i) {

@@ -13,6 +13,7 @@
 #include "cpu/cpu_caps.h"
 #include "cpu/thread_pool.h"
 #include "kernel_test_util.h"
+#include "kernels/gemv_prefetch.h"
 #include "kernels/pack/pack.h"
 #include "kernels/ref/ref_kernels.h"
 #include "kernels/registry.h"
@@ -164,6 +165,17 @@ TEST_P(KernelExact, SameBytesForOneToFourThreads) {
   check({{}, 1, 4096 + 16, 512, 11}, {1, 2, 3, 4});
   check({{}, 37, 200, 256, 12}, {1, 2, 3, 4});
   check({{}, 3, 16, 64, 13}, {1, 2, 3, 4});  // fewer groups than threads
+}
+
+// The GEMV's software prefetch goes to L1 or L2 by the CPU (gemv_prefetch.h); either way the
+// bytes are the reference's.
+TEST_P(KernelExact, BothGemvPrefetchLevelsGiveTheSameBytes) {
+  const PrefetchLevel before = gemv_prefetch();
+  for (PrefetchLevel level : {PrefetchLevel::kL1, PrefetchLevel::kL2}) {
+    set_gemv_prefetch(level);
+    for (int64_t m : {1, 2, 4}) check({{}, m, 1024 + 16, 2048, uint32_t(40 + m)});
+  }
+  set_gemv_prefetch(before);
 }
 
 TEST_P(KernelExact, ExtremeValues) {

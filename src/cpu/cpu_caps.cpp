@@ -130,6 +130,7 @@ CpuCaps detect() {
   bool osxsave = false;
   if (max_leaf >= 1) {
     const Regs l1 = cpuid(1, 0);
+    decode_family_model(l1.eax, &c.family, &c.model_number);
     c.fma = bit(l1.ecx, 12);
     c.sse42 = bit(l1.ecx, 19);
     osxsave = bit(l1.ecx, 27);
@@ -281,6 +282,15 @@ std::string CpuCaps::features_string() const {
     out += name;
   }
   return out;
+}
+
+void decode_family_model(uint32_t eax, int* family, int* model) {
+  const int base_family = static_cast<int>((eax >> 8) & 0xf);
+  const int base_model = static_cast<int>((eax >> 4) & 0xf);
+  *family = base_family == 0xf ? base_family + static_cast<int>((eax >> 20) & 0xff) : base_family;
+  *model = base_family == 0x6 || base_family == 0xf
+               ? base_model + (static_cast<int>((eax >> 16) & 0xf) << 4)
+               : base_model;
 }
 
 const CpuCaps& cpu_caps() {

@@ -53,6 +53,9 @@ std::optional<Tier> tier_from_name(std::string_view name);  // accepts "amx-emu"
 struct CpuCaps {
   std::string vendor;  // "GenuineIntel"
   std::string model;   // brand string
+  // CPUID leaf 1's display family and model (base + extended fields): AMD 0x19 is Zen 3/4,
+  // 0x1A Zen 5; Intel 6 with models such as 0x8F (Sapphire Rapids).
+  int family = 0, model_number = 0;
   // CPUID feature bits
   bool sse42 = false, avx = false, avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false, avx512vnni = false;
@@ -75,6 +78,10 @@ struct CpuCaps {
   Tier best_tier() const;  // amx > avx512 > avx2 > ref (amx-emu is never chosen automatically)
   std::string features_string() const;  // "avx2 fma f16c avx512f ... amx-int8"
 };
+
+// CPUID leaf 1 EAX -> the display family and model: the extended family is added when the
+// base family is 0xF, the extended model prepended when it is 6 or 0xF (Intel's and AMD's rule).
+void decode_family_model(uint32_t leaf1_eax, int* family, int* model);
 
 // Detected once per process (thread-safe). Reads CPUID and XCR0 only: the AMX permission is
 // requested later, if the amx tier is considered (AmxPermission).

@@ -3,6 +3,7 @@
 #include <array>
 
 #include "base/error.h"
+#include "kernels/gemv_prefetch.h"
 #include "kernels/ref/ref_kernels.h"
 // Tier kernel headers (each tier's functions are compiled with only that tier's flags).
 // [tier headers]
@@ -141,6 +142,9 @@ int gemm_min_m(Tier tier, GgmlType type) {
 }
 
 KernelSet select_kernels(Tier tier, GgmlType type) {
+  // The GEMVs read the prefetch level on the pool's threads: resolve it here, where a bad
+  // XTILE_GEMV_PREFETCH is an error of the caller's (the thread that loads the model).
+  gemv_prefetch();
   KernelSet set;
   set.tier = tier;
   set.type = type;

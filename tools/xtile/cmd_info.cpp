@@ -10,6 +10,7 @@
 #include "common.h"
 #include "gguf/gguf.h"
 #include "gguf_print.h"
+#include "kernels/gemv_prefetch.h"
 #include "kernels/pack/pack.h"
 #include "model/weights.h"
 
@@ -27,10 +28,12 @@ void print_cpu(std::ostream& os, const InfoOptions& o) {
   const CpuCaps& caps = cpu_caps();
   // Resolve first: an unavailable --kernels choice is an error before anything is printed.
   const Tier selected = resolve_kernels(o.kernels);
+  const PrefetchLevel prefetch = gemv_prefetch();
   os << version_string() << "\n\n";
   os << "CPU\n";
   os << "  model            " << (caps.model.empty() ? "(unknown)" : caps.model) << "\n";
-  os << "  vendor           " << caps.vendor << "\n";
+  os << "  vendor           " << caps.vendor << " (family " << std::hex << std::showbase
+     << caps.family << ", model " << caps.model_number << std::dec << std::noshowbase << ")\n";
   os << "  features         " << caps.features_string() << "\n";
   os << "  logical CPUs     " << caps.logical_cpus << "\n";
   os << "  default threads  " << default_threads() << " (physical cores)\n";
@@ -52,6 +55,10 @@ void print_cpu(std::ostream& os, const InfoOptions& o) {
     source = std::string("XTILE_KERNELS=") + env;
   }
   os << "  selected         " << tier_name(selected) << " (" << source << ")\n";
+  const char* pf_env = std::getenv("XTILE_GEMV_PREFETCH");
+  os << "  GEMV prefetch    to " << prefetch_level_name(prefetch) << " ("
+     << (pf_env && *pf_env ? std::string("XTILE_GEMV_PREFETCH=") + pf_env : "this CPU's default")
+     << ")\n";
 }
 
 // tensor name → "q4_0_x16 (avx512)", "q4_0_x16 (avx512, fused)", "f32 (float path)", ...

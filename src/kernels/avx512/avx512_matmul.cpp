@@ -37,12 +37,12 @@
 //         read once per 4 activation rows, decoded in registers. Four group streams in flight
 //         (each group is a sequential stream of its superblocks) read ~25 % faster than two:
 //         one stream does not keep enough misses outstanding to reach the memory bandwidth.
-//         Software prefetch: up to 4 rows, PREFETCHT0 8 KB ahead over the tile's streams (2 KB
-//         each of 4); 5..8 rows, each stream's lines to L2 32 KB ahead and to L1 2 KB ahead.
-//         5..8 rows (a server's batch of decoding sequences) first copy their activations
-//         interleaved (interleave_acts), so that the tile reads every row from one pointer: row
-//         by row, its 8 quant pointers and 8 value pointers did not fit the general registers
-//         (Q4_0 M = 8: 160-175 -> 137-148 µs on 6144×2048, 2 threads).
+//         Software prefetch: up to 4 rows, 8 KB ahead over the tile's streams (2 KB each of
+//         4), to L1 or L2 by the core (gemv_prefetch.h); 5..8 rows, each stream's lines to L2 32 KB
+//         ahead and to L1 2 KB ahead. 5..8 rows (a server's batch of decoding sequences) first copy
+//         their activations interleaved (interleave_acts), so that the tile reads every row from
+//         one pointer: row by row, its 8 quant pointers and 8 value pointers did not fit the
+//         general registers (Q4_0 M = 8: 160-175 -> 137-148 µs on 6144×2048, 2 threads).
 // GCC 12's AVX-512 headers initialise _mm512_undefined_*() from themselves, which its own
 // -Wmaybe-uninitialized then reports at every inlined intrinsic (GCC PR 105593, fixed in 13).
 #if defined(__GNUC__) && !defined(__clang__)
@@ -58,6 +58,7 @@
 #include "base/aligned_buffer.h"
 #include "kernels/avx512/avx512_kernels.h"
 #include "kernels/avx512/x16_avx512.h"
+#include "kernels/gemv_prefetch.h"
 
 namespace xtile::avx512 {
 
@@ -97,13 +98,17 @@ constexpr int64_t kRowsFarBytes = 32768;  //            per stream, PREFETCHT1
 
 // Requests one block's share (kSpan bytes) of a group stream whose block starts at `at`.
 template <int MR, int NG, int64_t kSpan>
-inline void prefetch_block(const char* at) {
+inline void prefetch_block(const char* at, bool to_l2) {
   if constexpr (MR > 4) {
 #pragma GCC unroll 8
     for (int64_t off = 0; off < kSpan; off += 64) {
       _mm_prefetch(at + kRowsFarBytes + off, _MM_HINT_T1);
       _mm_prefetch(at + kRowsNearBytes + off, _MM_HINT_T0);
     }
+  } else if (to_l2) {  // gemv_prefetch.h: the core decides which level is better
+#pragma GCC unroll 8
+    for (int64_t off = 0; off < kSpan; off += 64)
+      _mm_prefetch(at + kPrefetchPerStream<NG> + off, _MM_HINT_T1);
   } else {
 #pragma GCC unroll 8
     for (int64_t off = 0; off < kSpan; off += 64)
@@ -287,6 +292,7 @@ template <int MR, int NG, typename T, bool kDecoded, int64_t kPrefetchSpan, int 
 inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int last_valid) {
   static_assert(kIl == 0 || kIl == MR, "an interleaved chunk is one tile's rows");
   const __mmask16 last_mask = static_cast<__mmask16>((1u << last_valid) - 1);
+  const bool prefetch_l2 = kPrefetchSpan > 0 && gemv_prefetch_to_l2();
   __m512 facc[MR][NG];
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
@@ -318,7 +324,8 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
 #pragma GCC unroll 8
       for (int g = 0; g < NG; ++g)
         prefetch_block<MR, NG, kPrefetchSpan>(
-            reinterpret_cast<const char*>(w.base + g * w.group_stride) + b * kPrefetchSpan);
+            reinterpret_cast<const char*>(w.base + g * w.group_stride) + b * kPrefetchSpan,
+            prefetch_l2);
     }
     __m512i ia[MR][NG], ib[MR][NG];
 #pragma GCC unroll 8
@@ -375,6 +382,7 @@ inline void tile_rows(const TileWeights& w, const Acts& a, float* y, int64_t ldy
   static_assert(MR > 4 && MR <= 8, "5..8 rows: two sub-blocks of up to 4");
   static_assert(kIl == 0 || kIl == MR, "an interleaved chunk is one tile's rows");
   const __mmask16 last_mask = static_cast<__mmask16>((1u << last_valid) - 1);
+  const bool prefetch_l2 = kPrefetchSpan > 0 && gemv_prefetch_to_l2();
   __m512 facc[MR];
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
@@ -394,8 +402,8 @@ inline void tile_rows(const TileWeights& w, const Acts& a, float* y, int64_t ldy
       if (j == 0) T::prep(p, prep);
     }
     if constexpr (kPrefetchSpan > 0)
-      prefetch_block<MR, 1, kPrefetchSpan>(reinterpret_cast<const char*>(w.base) +
-                                           b * kPrefetchSpan);
+      prefetch_block<MR, 1, kPrefetchSpan>(
+          reinterpret_cast<const char*>(w.base) + b * kPrefetchSpan, prefetch_l2);
     __m512i va[4], vb[4];
 #pragma GCC unroll 4
     for (int jj = 0; jj < 4; ++jj) T::pair(p, j, jj, &va[jj], &vb[jj]);

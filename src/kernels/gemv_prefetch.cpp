@@ -1,0 +1,45 @@
+#include "kernels/gemv_prefetch.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "base/error.h"
+
+namespace xtile {
+
+namespace gemv_prefetch_detail {
+
+std::atomic<int> level{0};
+
+int resolve() {
+  PrefetchLevel l = default_gemv_prefetch(cpu_caps());
+  if (const char* env = std::getenv("XTILE_GEMV_PREFETCH")) {
+    if (std::strcmp(env, "l1") == 0 || std::strcmp(env, "L1") == 0) {
+      l = PrefetchLevel::kL1;
+    } else if (std::strcmp(env, "l2") == 0 || std::strcmp(env, "L2") == 0) {
+      l = PrefetchLevel::kL2;
+    } else {
+      fail("XTILE_GEMV_PREFETCH must be l1 or l2, got '", env, "'");
+    }
+  }
+  int expected = 0;
+  level.compare_exchange_strong(expected, static_cast<int>(l), std::memory_order_relaxed);
+  return level.load(std::memory_order_relaxed);
+}
+
+}  // namespace gemv_prefetch_detail
+
+std::string_view prefetch_level_name(PrefetchLevel level) {
+  return level == PrefetchLevel::kL2 ? "L2" : "L1";
+}
+
+PrefetchLevel default_gemv_prefetch(const CpuCaps& caps) {
+  if (caps.vendor == "AuthenticAMD" && caps.family == 0x19) return PrefetchLevel::kL2;
+  return PrefetchLevel::kL1;
+}
+
+void set_gemv_prefetch(PrefetchLevel level) {
+  gemv_prefetch_detail::level.store(static_cast<int>(level), std::memory_order_relaxed);
+}
+
+}  // namespace xtile

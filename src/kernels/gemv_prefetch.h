@@ -1,0 +1,53 @@
+// Which cache the avx512 GEMV's software prefetch fills: its 1..4-row tiles request each
+// weight stream's lines 8 KB ahead, and the better target depends on the core, not on the
+// kernel. Prefetching never changes a result (DESIGN.md §3): only where the weight bytes wait
+// for their loads.
+//
+//  - L1 (PREFETCHT0), the default: on the Zen 5 VM the head GEMV read Q6_K at 53.5 -> 62.3 GB/s
+//    and generation ran 7-16 % faster than with T1 (docs/PERF.md, fourteenth session); the AMX
+//    hosts read at 90-106 % of the probe with it.
+//  - L2 (PREFETCHT1) on AMD family 19h (Zen 3, Zen 4): on a 2-vCPU Zen 4 VM (2026-12-04, three
+//    alternated rounds) T0 left generation 20-30 % slower: qwen3-0.6b Q4_0 tg64 61-67 t/s with
+//    T0, 77-86 with T1; the Qwen3-30B-A3B 4-layer cut 64-72 -> 81-93 (docs/PERF.md,
+//    twenty-sixth session). The lines still reach L1 in time from L2, by the hardware
+//    prefetcher's stride stream; T0 from this far ahead fills L1 with lines evicted before use.
+//
+// The avx2 tier keeps T0 everywhere: on the same VM its one-row GEMV measured mixed with T1
+// (qwen3-1.7b Q8_0 faster, the 30B-A3B cut's one-stream Q6_K head 20-40 % slower).
+//
+// XTILE_GEMV_PREFETCH=l1|l2 in the environment overrides the choice (to measure a new CPU).
+#pragma once
+
+#include <atomic>
+#include <string_view>
+
+#include "cpu/cpu_caps.h"
+
+namespace xtile {
+
+enum class PrefetchLevel : int { kL1 = 1, kL2 = 2 };
+
+std::string_view prefetch_level_name(PrefetchLevel level);  // "L1", "L2"
+// The level for this CPU (the table above), without the environment.
+PrefetchLevel default_gemv_prefetch(const CpuCaps& caps);
+
+namespace gemv_prefetch_detail {
+extern std::atomic<int> level;  // 0 until resolved
+int resolve();
+}  // namespace gemv_prefetch_detail
+
+// The process's level: the environment's XTILE_GEMV_PREFETCH, else default_gemv_prefetch of
+// cpu_caps(); resolved once. Read by the kernels once per tile: one relaxed load.
+inline PrefetchLevel gemv_prefetch() {
+  int v = gemv_prefetch_detail::level.load(std::memory_order_relaxed);
+  if (v == 0) v = gemv_prefetch_detail::resolve();
+  return static_cast<PrefetchLevel>(v);
+}
+inline bool gemv_prefetch_to_l2() {
+  return gemv_prefetch() == PrefetchLevel::kL2;
+}
+
+// For tests and benchmarks: sets the level (every later GEMV uses it).
+void set_gemv_prefetch(PrefetchLevel level);
+
+}  // namespace xtile
