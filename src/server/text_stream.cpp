@@ -9,10 +9,6 @@ namespace {
 constexpr std::string_view kOpen = "<think>";
 constexpr std::string_view kClose = "</think>";
 
-bool is_space(char c) {
-  return c == ' ' || c == '\n' || c == '\r' || c == '\t';
-}
-
 // Longest suffix of `text` that is a proper prefix of `tag`.
 size_t partial_suffix(std::string_view text, std::string_view tag) {
   for (size_t n = std::min(text.size(), tag.size() - 1); n > 0; --n)
@@ -85,7 +81,7 @@ void ReasoningSplitter::run(bool final, std::string* reasoning, std::string* con
       case State::kStart: {
         // Only a think block at the very start (after whitespace) is reasoning.
         size_t i = 0;
-        while (i < pending_.size() && is_space(pending_[i])) ++i;
+        while (i < pending_.size() && is_text_space(pending_[i])) ++i;
         const std::string_view rest = std::string_view(pending_).substr(i);
         if (rest.starts_with(kOpen)) {
           pending_.erase(0, i + kOpen.size());
@@ -99,7 +95,7 @@ void ReasoningSplitter::run(bool final, std::string* reasoning, std::string* con
       case State::kReasoningStart:
       case State::kContentStart: {
         size_t i = 0;
-        while (i < pending_.size() && is_space(pending_[i])) ++i;
+        while (i < pending_.size() && is_text_space(pending_[i])) ++i;
         pending_.erase(0, i);
         if (pending_.empty()) return;
         state_ = state_ == State::kReasoningStart ? State::kReasoning : State::kContent;
@@ -118,7 +114,7 @@ void ReasoningSplitter::run(bool final, std::string* reasoning, std::string* con
         // Whitespace before the closing tag is not part of the reasoning: hold it until text
         // follows it.
         size_t end = pending_.size() - keep;
-        while (end > 0 && is_space(pending_[end - 1])) --end;
+        while (end > 0 && is_text_space(pending_[end - 1])) --end;
         reasoning->append(pending_, 0, end);
         if (close != std::string::npos) {
           pending_.erase(0, close + kClose.size());

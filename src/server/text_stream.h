@@ -48,6 +48,11 @@ class TextStream {
   std::string stop_word_;
 };
 
+// The whitespace the splitters hold back and drop around tags: space, tab, CR, LF.
+inline bool is_text_space(char c) {
+  return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
 // The length of the longest suffix of `text` that is a proper prefix of one of `stops` (the
 // bytes that must wait for the next token).
 size_t partial_stop_suffix(std::string_view text, const std::vector<std::string>& stops);

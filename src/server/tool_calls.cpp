@@ -10,13 +10,9 @@ namespace {
 constexpr std::string_view kOpen = "<tool_call>";
 constexpr std::string_view kClose = "</tool_call>";
 
-bool is_space(char c) {
-  return c == ' ' || c == '\n' || c == '\r' || c == '\t';
-}
-
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+  while (!s.empty() && is_text_space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_text_space(s.back())) s.remove_suffix(1);
   return s;
 }
 
@@ -69,7 +65,7 @@ std::string python_json(const nlohmann::ordered_json& v) {
 
 void ToolCallSplitter::emit_text(std::string_view text, std::string* content) {
   if (after_call_) {
-    while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
+    while (!text.empty() && is_text_space(text.front())) text.remove_prefix(1);
     if (text.empty()) return;
     after_call_ = false;
   }
@@ -82,7 +78,7 @@ void ToolCallSplitter::run(bool final, std::string* content, std::vector<ToolCal
       const size_t open = pending_.find(kOpen);
       if (open != std::string::npos) {
         std::string_view before(pending_.data(), open);
-        while (!before.empty() && is_space(before.back())) before.remove_suffix(1);
+        while (!before.empty() && is_text_space(before.back())) before.remove_suffix(1);
         emit_text(before, content);
         pending_.erase(0, open + kOpen.size());
         in_call_ = true;
@@ -95,7 +91,7 @@ void ToolCallSplitter::run(bool final, std::string* content, std::vector<ToolCal
       }
       // Held back: a tag's possible start, and the whitespace before it (a call may follow).
       size_t end = pending_.size() - partial_stop_suffix(pending_, {std::string(kOpen)});
-      while (end > 0 && is_space(pending_[end - 1])) --end;
+      while (end > 0 && is_text_space(pending_[end - 1])) --end;
       emit_text(std::string_view(pending_.data(), end), content);
       pending_.erase(0, end);
       return;
