@@ -12,8 +12,11 @@
 //    twenty-sixth session). The lines still reach L1 in time from L2, by the hardware
 //    prefetcher's stride stream; T0 from this far ahead fills L1 with lines evicted before use.
 //
-// The avx2 tier keeps T0 everywhere: on the same VM its one-row GEMV measured mixed with T1
-// (qwen3-1.7b Q8_0 faster, the 30B-A3B cut's one-stream Q6_K head 20-40 % slower).
+// The avx2 tier follows the level for its 32-element-block types only (Q4_0, Q8_0, ...: a row
+// read as 4 streams): with T1 on the same VM its generation ran 5-55 % faster on qwen3-0.6b /
+// 1.7b Q4_0 and Q8_0 in 12 of 12 alternated pairs (twenty-seventh session). Its 256-element
+// superblock types (one stream per row) keep T0 everywhere: the 30B-A3B cut's Q6_K head was
+// 20-40 % slower with T1 (twenty-sixth session).
 //
 // XTILE_GEMV_PREFETCH=l1|l2 in the environment overrides the choice (to measure a new CPU).
 #pragma once

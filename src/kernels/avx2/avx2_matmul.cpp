@@ -52,6 +52,7 @@
 #include "base/aligned_buffer.h"
 #include "kernels/avx2/avx2_kernels.h"
 #include "kernels/avx2/x16_avx2.h"
+#include "kernels/gemv_prefetch.h"
 
 namespace xtile::avx2 {
 
@@ -92,6 +93,15 @@ constexpr int64_t gemv_prefetch_bytes() {
 // M = 512 GEMM 4 % faster (6144 × 2048: it reads each panel again for every M chunk). The 2-3
 // row GEMV tiles with gemv_prefetch_bytes to L2: M = 4 7.6-7.9 ms (Q4_0), 11.8-12.8 (Q6_K); with
 // the two distances 6.2-6.4 and 9.7-10.7. Zen 5 VM, docs/PERF.md sixteenth session.
+// Which level the one-row tile requests to: L1, except for the 32-element-block types (Q4_0,
+// Q8_0, ...: 4 streams per row) where gemv_prefetch.h picks L2 for the core (Zen 3/4). On a
+// 2-vCPU Zen 4 VM the avx2 tier's generation with T1 for those: qwen3-1.7b Q8_0 tg64 +15-20 %
+// (docs/PERF.md, twenty-seventh session); the 256-element superblock types read one stream
+// per row and keep T0 (the 30B-A3B cut's Q6_K head 20-40 % slower with T1, twenty-sixth).
+template <typename T>
+inline bool gemv_prefetch_l2_on_avx2() {
+  return T::G.elems == 32 && gemv_prefetch_to_l2();
+}
 constexpr int64_t kNearBytes = 2048;  // PREFETCHT0
 constexpr int64_t kFarBytes = 32768;  // PREFETCHT1
 
@@ -394,6 +404,7 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
     }
 
   alignas(32) uint8_t prep[NH][T::kPrep > 0 ? T::kPrep : 1];  // per half: its group's codes
+  const bool prefetch_l2 = kPrefetchSpan > 0 && !kTwoDistances && gemv_prefetch_l2_on_avx2<T>();
   for (int64_t b = 0; b < a.blocks; ++b) {
     if constexpr (kPrefetchSpan > 0) {
       // Each group's share of the stream for this block, once per group (the two halves of a
@@ -404,6 +415,10 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
         if (at == nullptr) continue;
         if constexpr (kTwoDistances) {
           prefetch_two_distances<kPrefetchSpan>(at);
+        } else if (prefetch_l2) {
+#pragma GCC unroll 8
+          for (int64_t l = 0; l < kPrefetchSpan; l += 64)
+            _mm_prefetch(at + gemv_prefetch_bytes<T>() + l, _MM_HINT_T1);
         } else {
 #pragma GCC unroll 8
           for (int64_t l = 0; l < kPrefetchSpan; l += 64)
