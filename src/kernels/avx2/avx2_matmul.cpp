@@ -40,7 +40,8 @@
 //         to 6 rows. One row reads 4 groups = 4 sequential streams at once: one stream does not
 //         keep enough misses in flight to reach the memory bandwidth (the 256-element
 //         superblock types excepted: one group, kOneRowHalves, measured faster in the model).
-//         Software prefetch: one row to L1, 1 or 2 KB ahead per stream (gemv_prefetch_bytes);
+//         Software prefetch: one row to L1 (L2 for 32-element blocks on Zen 3/4), 1 or 2 KB
+//         ahead per stream (gemv_prefetch_bytes);
 //         2-3 rows (more arithmetic per byte) to L2 32 KB and to L1 2 KB ahead
 //         (prefetch_two_distances).
 #include <immintrin.h>
@@ -84,6 +85,16 @@ constexpr int64_t gemv_prefetch_bytes() {
   if constexpr (std::is_same_v<T, xa::Q4_0> || std::is_same_v<T, xa::Q6_K>) return 2048;
   return 1024;
 }
+// Which level the one-row tile requests to: L1, except for the 32-element-block types (Q4_0,
+// Q8_0, ...: 4 streams per row) where gemv_prefetch.h picks L2 for the core (Zen 3/4). On a
+// 2-vCPU Zen 4 VM the avx2 tier's generation with T1 for those: qwen3-0.6b/1.7b Q4_0 and
+// Q8_0 tg64 5-55 % faster in 12 of 12 alternated pairs (docs/PERF.md, twenty-seventh session); the
+// 256-element superblock types read one stream per row and keep T0 (the 30B-A3B cut's Q6_K head
+// 20-40 % slower with T1, twenty-sixth).
+template <typename T>
+inline bool gemv_prefetch_l2_on_avx2() {
+  return T::G.elems == 32 && gemv_prefetch_to_l2();
+}
 // Reads of the packed weights that do more arithmetic per byte than one row's GEMV (the GEMV's
 // tiles of 2-3 rows; the GEMM's first read of a panel: the decoder, or the first register block
 // when the panel is read in place, M <= 8) request each group stream's lines to L2 32 KB ahead
@@ -93,15 +104,6 @@ constexpr int64_t gemv_prefetch_bytes() {
 // M = 512 GEMM 4 % faster (6144 × 2048: it reads each panel again for every M chunk). The 2-3
 // row GEMV tiles with gemv_prefetch_bytes to L2: M = 4 7.6-7.9 ms (Q4_0), 11.8-12.8 (Q6_K); with
 // the two distances 6.2-6.4 and 9.7-10.7. Zen 5 VM, docs/PERF.md sixteenth session.
-// Which level the one-row tile requests to: L1, except for the 32-element-block types (Q4_0,
-// Q8_0, ...: 4 streams per row) where gemv_prefetch.h picks L2 for the core (Zen 3/4). On a
-// 2-vCPU Zen 4 VM the avx2 tier's generation with T1 for those: qwen3-1.7b Q8_0 tg64 +15-20 %
-// (docs/PERF.md, twenty-seventh session); the 256-element superblock types read one stream
-// per row and keep T0 (the 30B-A3B cut's Q6_K head 20-40 % slower with T1, twenty-sixth).
-template <typename T>
-inline bool gemv_prefetch_l2_on_avx2() {
-  return T::G.elems == 32 && gemv_prefetch_to_l2();
-}
 constexpr int64_t kNearBytes = 2048;  // PREFETCHT0
 constexpr int64_t kFarBytes = 32768;  // PREFETCHT1
 
@@ -404,7 +406,7 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
     }
 
   alignas(32) uint8_t prep[NH][T::kPrep > 0 ? T::kPrep : 1];  // per half: its group's codes
-  const bool prefetch_l2 = kPrefetchSpan > 0 && !kTwoDistances && gemv_prefetch_l2_on_avx2<T>();
+  const bool prefetch_l2 = kPrefetchSpan > 0 && gemv_prefetch_l2_on_avx2<T>();
   for (int64_t b = 0; b < a.blocks; ++b) {
     if constexpr (kPrefetchSpan > 0) {
       // Each group's share of the stream for this block, once per group (the two halves of a
