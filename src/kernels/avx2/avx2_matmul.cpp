@@ -406,7 +406,9 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
     }
 
   alignas(32) uint8_t prep[NH][T::kPrep > 0 ? T::kPrep : 1];  // per half: its group's codes
-  const bool prefetch_l2 = kPrefetchSpan > 0 && gemv_prefetch_l2_on_avx2<T>();
+  // !kTwoDistances first: those tiles never read the level, and without the short-circuit GCC
+  // emits gemv_prefetch() out of line, weak code TierSymbolsTest refuses in an ISA object.
+  const bool prefetch_l2 = kPrefetchSpan > 0 && !kTwoDistances && gemv_prefetch_l2_on_avx2<T>();
   for (int64_t b = 0; b < a.blocks; ++b) {
     if constexpr (kPrefetchSpan > 0) {
       // Each group's share of the stream for this block, once per group (the two halves of a
