@@ -12,6 +12,8 @@
 
 #include "base/fp16.h"
 #include "cpu/thread_pool.h"
+#include "kernels/attention_isa.h"
+#include "ops/attention.h"
 #include "ops/lanes16.h"
 #include "ops/matmul_float.h"
 #include "test_util.h"
@@ -346,6 +348,61 @@ TEST(OpsTest, LanesExpIsWithinTwoUlpAndKeepsTheLimits) {
   EXPECT_GT(exp1(-100.0f), 0.0f);  // a subnormal, as expf
   EXPECT_LT(exp1(-100.0f), 1e-43f);
   EXPECT_TRUE(std::isnan(exp1(NAN)));
+}
+
+// The ISA objects' lanes::exp (the softmax's in attention: fused multiply-adds, on AVX-512 the
+// scaling by 2^n in one VSCALEFPS) gives the bits of the baseline's 4-lane one (fmaf, the
+// two-factor scaling) for every kind of input: a fine sweep over the whole range, the subnormal
+// results below -87.34, the clamps' edges and ulps around them, infinities, NaNs with payloads and
+// random bit patterns.
+TEST(OpsTest, LanesExpInTheIsaObjectsGivesTheBaselineBits) {
+  std::vector<float> x;
+  for (float v = -110.0f; v < 95.0f; v = std::nextafter(v + 0.00137f, 100.0f)) x.push_back(v);
+  for (float edge : {88.72283935546875f, -103.972084045410156f, -87.3365f, -87.33654475f, 0.0f,
+                     0.34657359f, -0.34657359f}) {
+    float up = edge, down = edge;
+    for (int i = 0; i < 64; ++i) {
+      x.push_back(up);
+      x.push_back(down);
+      up = std::nextafter(up, INFINITY);
+      down = std::nextafter(down, -INFINITY);
+    }
+  }
+  for (float special :
+       {INFINITY, -INFINITY, NAN, -NAN, -0.0f, std::numeric_limits<float>::max(),
+        -std::numeric_limits<float>::max(), std::numeric_limits<float>::denorm_min(),
+        -std::numeric_limits<float>::denorm_min()})
+    x.push_back(special);
+  std::mt19937 rng(7);
+  for (int i = 0; i < 100000; ++i) {
+    const uint32_t bits = rng();  // any float: NaNs with payloads, subnormals, huge values
+    float v;
+    std::memcpy(&v, &bits, 4);
+    x.push_back(v);
+  }
+  while (x.size() % 16 != 0) x.push_back(-1.0f);
+  const int64_t n = static_cast<int64_t>(x.size());
+  std::vector<float> want(x.size());
+  for (int64_t i = 0; i < n; i += 4) {
+    ops::lanes::Native<4> v;
+    std::memcpy(&v, x.data() + i, sizeof v);
+    const ops::lanes::Native<4> e = ops::lanes::exp_native<4>(v);
+    std::memcpy(want.data() + i, &e, sizeof e);
+  }
+  int checked = 0;
+  const auto expect_same = [&](const char* width, void (*exp_fn)(const float*, float*, int64_t)) {
+    std::vector<float> got(x.size(), 1.0f);
+    exp_fn(x.data(), got.data(), n);
+    for (int64_t i = 0; i < n; ++i)
+      ASSERT_EQ(std::memcmp(&got[i], &want[i], 4), 0)
+          << width << ": e^" << x[i] << " gave " << got[i] << ", the baseline " << want[i];
+    ++checked;
+  };
+  if (ops::attention_path_available(ops::AttentionPath::lanes_isa_w8))
+    expect_same("avx2", avx2::attention_exp);
+  if (ops::attention_path_available(ops::AttentionPath::lanes_isa_w16))
+    expect_same("avx512", avx512::attention_exp);
+  if (checked == 0) GTEST_SKIP() << "this CPU has neither the avx2 nor the avx512 tier";
 }
 
 // The three vector widths (AVX-512, AVX2, baseline) give the same bits: fold16 against the

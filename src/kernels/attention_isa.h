@@ -29,6 +29,9 @@ ops::attention_tiles::OneBlockFn attention_q8v_one_block(int64_t hd);
 ops::attention_tiles::OneBlockFn attention_bf16_one_block(int64_t hd);
 // A q8_0 K's scorer (VPDPBUSD).
 ops::attention_tiles::ScoreQ8Fn attention_q8_scores();
+// out[i] = e^x[i] for i < n (a multiple of 16) by this object's lanes::exp, the softmax's: for the
+// tests that compare its bits (VSCALEFPS here) with the baseline's.
+void attention_exp(const float* x, float* out, int64_t n);
 }  // namespace xtile::avx512
 
 namespace xtile::avx2 {
@@ -39,4 +42,5 @@ ops::attention_tiles::OneBlockFn attention_f16_one_block(int64_t hd);
 ops::attention_tiles::OneBlockFn attention_q8v_one_block(int64_t hd);
 ops::attention_tiles::OneBlockFn attention_bf16_one_block(int64_t hd);
 ops::attention_tiles::ScoreQ8Fn attention_q8_scores();
+void attention_exp(const float* x, float* out, int64_t n);
 }  // namespace xtile::avx2

@@ -101,10 +101,17 @@ void scores_q8(int nq, const ops::attention_tiles::QueryQ8* qq, const uint8_t* k
     scores_q8_by<Tile, B4, B2, B1>(nq, qq, kc, chunks, blocks, scale, s, pf);
 }
 
+// out = e^x, 16 lanes at a time (n a multiple of 16).
+template <int W>
+void exp_lanes(const float* x, float* out, int64_t n) {
+  for (int64_t i = 0; i + 16 <= n; i += 16)
+    ops::lanes::store(out + i, ops::lanes::exp(ops::lanes::load<W>(x + i)));
+}
+
 }  // namespace
 }  // namespace xtile::attention_isa_impl
 
-// kernels/attention_isa.h's six functions for an object of width W whose q8_0 K scorer is
+// kernels/attention_isa.h's seven functions for an object of width W whose q8_0 K scorer is
 // SCORER (written inside the object's namespace: avx512 or avx2).
 #define XTILE_ATTENTION_ISA_DEFINE(W, SCORER)                                              \
   ops::attention_tiles::AllBlocksFn attention_all_blocks(int64_t hd) {                     \
@@ -124,4 +131,7 @@ void scores_q8(int nq, const ops::attention_tiles::QueryQ8* qq, const uint8_t* k
   }                                                                                        \
   ops::attention_tiles::ScoreQ8Fn attention_q8_scores() {                                  \
     return SCORER;                                                                         \
+  }                                                                                        \
+  void attention_exp(const float* x, float* out, int64_t n) {                              \
+    attention_isa_impl::exp_lanes<W>(x, out, n);                                           \
   }

@@ -310,35 +310,53 @@ XTILE_LANES_INLINE F16<4> fold16(const F16<4>* a) {
 
 // e^x of each lane of a native vector, within 2 ulp of the exact value for normal results
 // (Cody-Waite reduction x = n·ln2 + r, |r| <= ln2/2, then a degree-7 polynomial, Cephes' expf
-// coefficients, and an exact scaling by 2^n). Only multiplies, adds, compares and integer bit
-// operations, each rounded per IEEE: the same bits at every vector width, unlike the libm call
-// (std::exp) it replaces in softmax and SiLU, one scalar call per element. Limits as expf:
-// +inf above 88.72, 0 below -103.97 (subnormals from -87.34), NaN stays NaN.
+// coefficients, and an exact scaling by 2^n). Only fused multiply-adds, multiplies, adds,
+// compares and integer bit operations, each rounded per IEEE: the same bits at every vector
+// width, unlike the libm call (std::exp) it replaces in softmax, attention and SiLU, one scalar
+// call per element. Limits as expf: +inf above 88.72, 0 below -103.97 (subnormals from
+// -87.34), NaN stays NaN.
+// Cost: prompt attention computes one e^x per query vector and position, beside 2 · head_dim
+// multiply-adds. With separate multiplies and adds (36 vector instructions on AVX-512) the
+// exponentials took 10 % of attention at n = 4096 on Zen 4 (xtile_attention_bench with e^x
+// replaced by a multiply: 379 -> 345 ms); fused (21 instructions, VSCALEFPS for the scaling)
+// 362-374 ms, and qwen3-0.6b Q8_0 pp4096 239 -> 250 t/s (docs/PERF.md, twenty-eighth session).
 template <int W>
 XTILE_LANES_INLINE Native<W> exp_native(Native<W> x) {
   using V = Native<W>;
   using I = NativeInt<W>;
   const V max_x = V{} + 88.72283935546875f, min_x = V{} - 103.972084045410156f;
-  const V xc = x > max_x ? max_x : (x < min_x ? min_x : x);
+  // Clamped into [min_x, max_x] as (a > b ? a : b) and (a < b ? a : b): VMAXPS / VMINPS. A NaN
+  // becomes min_x here; the last line returns it as NaN.
+  const V lo = x > min_x ? x : min_x;
+  const V xc = lo < max_x ? lo : max_x;
   // n = nearest integer to x·log2(e): adding and subtracting 1.5·2^23 rounds to even.
   const V round_magic = V{} + 12582912.0f;
-  const V n = (xc * 1.44269502162933349609375f + round_magic) - round_magic;
+  const V n = fma_native<W>(xc, V{} + 1.44269502162933349609375f, round_magic) - round_magic;
   // r = x − n·ln2 with ln2 split in two (the first part has 9 bits: n·part is exact).
-  const V r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+  const V r = fma_native<W>(n, V{} + 2.12194440e-4f, fma_native<W>(n, V{} - 0.693359375f, xc));
   V p = V{} + 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const V y = (p * (r * r) + r) + 1.0f;
-  // 2^n as two factors 2^a · 2^b, a = n >> 1, b = n − a, each a normal float for n in
-  // [-150, 128]: the result underflows gradually and overflows to +inf as expf does.
-  const I ni = __builtin_convertvector(n, I);
-  const I a = ni >> 1, b = ni - a;
-  const V e = (y * (V)((a + 127) << 23)) * (V)((b + 127) << 23);
-  const V result = x > max_x ? V{} + __builtin_inff() : e;
-  return x != x ? x + x : result;  // NaN in, NaN out (quieted)
+  p = fma_native<W>(p, r, V{} + 1.3981999507e-3f);
+  p = fma_native<W>(p, r, V{} + 8.3334519073e-3f);
+  p = fma_native<W>(p, r, V{} + 4.1665795894e-2f);
+  p = fma_native<W>(p, r, V{} + 1.6666665459e-1f);
+  p = fma_native<W>(p, r, V{} + 5.0000001201e-1f);
+  const V y = fma_native<W>(p, r * r, r) + 1.0f;
+  // y · 2^n rounded once. n in [-150, 128]; as 2^a · 2^b, a = n >> 1, b = n − a, y · 2^a is a
+  // normal float (exact) and only the second product rounds, which VSCALEFPS (y · 2^n, one
+  // rounding: the same bits, FTZ being off by the float contract) does in one instruction.
+  V e;
+#if defined(__AVX512F__)
+  if constexpr (W == 16) {
+    asm("vscalefps %2, %1, %0" : "=v"(e) : "v"(y), "v"(n));
+  } else
+#endif
+  {
+    const I ni = __builtin_convertvector(n, I);
+    const I a = ni >> 1, b = ni - a;
+    e = (y * (V)((a + 127) << 23)) * (V)((b + 127) << 23);
+  }
+  // x above max_x or NaN: x · inf, +inf or x's NaN quieted (x + x gives the same NaN).
+  return x <= max_x ? e : x * __builtin_inff();
 }
 
 template <int W>
