@@ -325,8 +325,8 @@ XTILE_LANES_INLINE Native<W> exp_native(Native<W> x) {
   using V = Native<W>;
   using I = NativeInt<W>;
   const V max_x = V{} + 88.72283935546875f, min_x = V{} - 103.972084045410156f;
-  // Clamped into [min_x, max_x] as (a > b ? a : b) and (a < b ? a : b): VMAXPS / VMINPS. A NaN
-  // becomes min_x here; the last line returns it as NaN.
+  // Clamped into [min_x, max_x] (a compare and a masked move each on AVX-512). A NaN becomes
+  // min_x here; the last line returns it as NaN.
   const V lo = x > min_x ? x : min_x;
   const V xc = lo < max_x ? lo : max_x;
   // n = nearest integer to x·log2(e): adding and subtracting 1.5·2^23 rounds to even.
