@@ -269,6 +269,19 @@ TEST(GemvPrefetch, L2OnZen3And4ElseL1) {
   EXPECT_EQ(prefetch_level_name(PrefetchLevel::kL2), "L2");
 }
 
+TEST(GemvStreams, OneOnAmdFamily19hElseFour) {
+  CpuCaps c;
+  c.vendor = "AuthenticAMD";
+  c.family = 0x19;
+  EXPECT_EQ(default_gemv_streams(c), 1);
+  c.family = 0x1A;  // Zen 5: measured with four
+  EXPECT_EQ(default_gemv_streams(c), 4);
+  c.vendor = "GenuineIntel";
+  c.family = 6;
+  EXPECT_EQ(default_gemv_streams(c), 4);
+  EXPECT_THROW(set_gemv_streams(2), Error);
+}
+
 TEST(CpuCapsTiers, NamesRoundTrip) {
   for (int i = 0; i < kTierCount; ++i) {
     const Tier t = static_cast<Tier>(i);

@@ -178,6 +178,19 @@ TEST_P(KernelExact, BothGemvPrefetchLevelsGiveTheSameBytes) {
   set_gemv_prefetch(before);
 }
 
+// The avx512 GEMV's one- and two-row tiles read one group stream or four at once by the CPU
+// (gemv_streams(), gemv_prefetch.h); either way the bytes are the reference's, also where a
+// range's last tile has fewer groups (1024 + 16 rows: 65 groups) and across thread splits.
+TEST_P(KernelExact, BothGemvStreamCountsGiveTheSameBytes) {
+  const int before = gemv_streams();
+  for (int streams : {1, 4}) {
+    set_gemv_streams(streams);
+    for (int64_t m : {1, 2, 3}) check({{}, m, 1024 + 16, 2048, uint32_t(50 + m)}, {1, 2, 3});
+    check({{}, 1, 16 * 7, 256, 57}, {1, 2});
+  }
+  set_gemv_streams(before);
+}
+
 TEST_P(KernelExact, ExtremeValues) {
   // Every code at its minimum or maximum with the largest scale codes (Q6_K's -32 with its
   // sub-scales at -128 and 127, IQ4's -127 and 113, the fifth bits of Q5_*), against activations

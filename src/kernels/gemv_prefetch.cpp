@@ -27,6 +27,24 @@ int resolve() {
   return level.load(std::memory_order_relaxed);
 }
 
+std::atomic<int> streams{0};
+
+int resolve_streams() {
+  int n = default_gemv_streams(cpu_caps());
+  if (const char* env = std::getenv("XTILE_GEMV_STREAMS")) {
+    if (std::strcmp(env, "1") == 0) {
+      n = 1;
+    } else if (std::strcmp(env, "4") == 0) {
+      n = 4;
+    } else {
+      fail("XTILE_GEMV_STREAMS must be 1 or 4, got '", env, "'");
+    }
+  }
+  int expected = 0;
+  streams.compare_exchange_strong(expected, n, std::memory_order_relaxed);
+  return streams.load(std::memory_order_relaxed);
+}
+
 }  // namespace gemv_prefetch_detail
 
 std::string_view prefetch_level_name(PrefetchLevel level) {
@@ -40,6 +58,16 @@ PrefetchLevel default_gemv_prefetch(const CpuCaps& caps) {
 
 void set_gemv_prefetch(PrefetchLevel level) {
   gemv_prefetch_detail::level.store(static_cast<int>(level), std::memory_order_relaxed);
+}
+
+int default_gemv_streams(const CpuCaps& caps) {
+  if (caps.vendor == "AuthenticAMD" && caps.family == 0x19) return 1;
+  return 4;
+}
+
+void set_gemv_streams(int streams) {
+  if (streams != 1 && streams != 4) fail("GEMV streams per tile must be 1 or 4, got ", streams);
+  gemv_prefetch_detail::streams.store(streams, std::memory_order_relaxed);
 }
 
 }  // namespace xtile

@@ -19,6 +19,19 @@
 // 20-40 % slower with T1 (twenty-sixth session).
 //
 // XTILE_GEMV_PREFETCH=l1|l2 in the environment overrides the choice (to measure a new CPU).
+//
+// How many weight streams the avx512 GEMV's one- and two-row tiles read at once, also by the
+// core: each x16 group (16 rows × all of K) is one sequential stream, and a tile of 4 groups
+// reads 4 of them side by side, one of 1 group reads the thread's rows as one stream.
+//  - 4, the default: one stream did not keep enough misses in flight on the first machines
+//    (2026-11-25), and every table since on Zen 5 and the AMX hosts was measured with 4.
+//  - 1 on AMD family 19h: on the 2-vCPU Zen 4 VM (2026-12-05, twenty-ninth session) the
+//    151936 × 2048 head from memory on one thread took Q4_0 7.9-8.3 -> 5.5-6.0 ms, Q8_0
+//    14-15 -> 10.6-11.4, Q6_K 12.6-13.7 -> 10.6-11.6 with one stream (the probe: 31 GB/s), and
+//    the sweep of qwen3-0.6b's GEMVs on two threads read 84-91 % of the probe -> 88-99 %. The
+//    core's own stream prefetcher follows one stream to the bandwidth; four interleaved ones,
+//    each restarting every group (18 KB of Q4_0 at K = 2048), it did not.
+// XTILE_GEMV_STREAMS=1|4 overrides it.
 #pragma once
 
 #include <atomic>
@@ -52,5 +65,24 @@ inline bool gemv_prefetch_to_l2() {
 
 // For tests and benchmarks: sets the level (every later GEMV uses it).
 void set_gemv_prefetch(PrefetchLevel level);
+
+// Streams per one- or two-row GEMV tile for this CPU (1 or 4), without the environment.
+int default_gemv_streams(const CpuCaps& caps);
+
+namespace gemv_prefetch_detail {
+extern std::atomic<int> streams;  // 0 until resolved
+int resolve_streams();
+}  // namespace gemv_prefetch_detail
+
+// The process's streams per tile: XTILE_GEMV_STREAMS, else default_gemv_streams of cpu_caps();
+// resolved once, read once per GEMV call.
+inline int gemv_streams() {
+  int v = gemv_prefetch_detail::streams.load(std::memory_order_relaxed);
+  if (v == 0) v = gemv_prefetch_detail::resolve_streams();
+  return v;
+}
+
+// For tests and benchmarks: 1 or 4 (every later GEMV uses it).
+void set_gemv_streams(int streams);
 
 }  // namespace xtile

@@ -143,8 +143,10 @@ int gemm_min_m(Tier tier, GgmlType type) {
 
 KernelSet select_kernels(Tier tier, GgmlType type) {
   // The GEMVs read the prefetch level on the pool's threads: resolve it here, where a bad
-  // XTILE_GEMV_PREFETCH is an error of the caller's (the thread that loads the model).
+  // XTILE_GEMV_PREFETCH is an error of the caller's (the thread that loads the model); the same
+  // for the streams per tile.
   gemv_prefetch();
+  gemv_streams();
   KernelSet set;
   set.tier = tier;
   set.type = type;

@@ -59,6 +59,11 @@ void print_cpu(std::ostream& os, const InfoOptions& o) {
   os << "  GEMV prefetch    to " << prefetch_level_name(prefetch) << " ("
      << (pf_env && *pf_env ? std::string("XTILE_GEMV_PREFETCH=") + pf_env : "this CPU's default")
      << ")\n";
+  const char* st_env = std::getenv("XTILE_GEMV_STREAMS");
+  const int streams = gemv_streams();
+  os << "  GEMV streams     " << streams << " per one-row tile ("
+     << (st_env && *st_env ? std::string("XTILE_GEMV_STREAMS=") + st_env : "this CPU's default")
+     << ")\n";
 }
 
 // tensor name → "q4_0_x16 (avx512)", "q4_0_x16 (avx512, fused)", "f32 (float path)", ...

@@ -33,16 +33,18 @@
 //         register blocks will read a panel, it is first decoded once into a per-thread scratch
 //         (VNNI bytes + fp32 scale and min + sub-scales: 768 bytes per group-block), so the
 //         core's loads are plain; Q8_0 is read in place (its bytes are already that).
-//   GEMV  1-2 rows × 4 groups or 3-4 rows × 2 groups, all of K in one pass: each weight byte is
-//         read once per 4 activation rows, decoded in registers. Four group streams in flight
-//         (each group is a sequential stream of its superblocks) read ~25 % faster than two:
-//         one stream does not keep enough misses outstanding to reach the memory bandwidth.
+//   GEMV  1-2 rows × 4 groups (1 group on Zen 4: gemv_streams(), gemv_prefetch.h) or 3-4 rows ×
+//         2 groups, all of K in one pass: each weight byte is read once per 4 activation rows,
+//         decoded in registers. Each group is a sequential stream of its superblocks; four in
+//         flight read ~25 % faster than two on the first machines measured, one (the thread's
+//         rows as one stream) fastest on Zen 4.
 //         Software prefetch: up to 4 rows, 8 KB ahead over the tile's streams (2 KB each of
-//         4), to L1 or L2 by the core (gemv_prefetch.h); 5..8 rows, each stream's lines to L2 32 KB
-//         ahead and to L1 2 KB ahead. 5..8 rows (a server's batch of decoding sequences) first copy
-//         their activations interleaved (interleave_acts), so that the tile reads every row from
-//         one pointer: row by row, its 8 quant pointers and 8 value pointers did not fit the
-//         general registers (Q4_0 M = 8: 160-175 -> 137-148 µs on 6144×2048, 2 threads).
+//         4; one stream 4 or 6 KB), to L1 or L2 by the core (gemv_prefetch.h); 5..8 rows, each
+//         stream's lines to L2 32 KB ahead and to L1 2 KB ahead. 5..8 rows (a server's batch of
+//         decoding sequences) first copy their activations interleaved (interleave_acts), so that
+//         the tile reads every row from one pointer: row by row, its 8 quant pointers and 8 value
+//         pointers did not fit the general registers (Q4_0 M = 8: 160-175 -> 137-148 µs on
+//         6144×2048, 2 threads).
 // GCC 12's AVX-512 headers initialise _mm512_undefined_*() from themselves, which its own
 // -Wmaybe-uninitialized then reports at every inlined intrinsic (GCC PR 105593, fixed in 13).
 #if defined(__GNUC__) && !defined(__clang__)
@@ -82,8 +84,17 @@ constexpr int kGemmGroups = 2;             //                      x16 groups (3
 // Q6_K head at M = 8 where 8 KB has it (13.5-13.9 ms, noise): there it is the arithmetic, not
 // the distance, that keeps the reads from overlapping.
 constexpr int64_t kPrefetchBytes = 8192;
-template <int NG>
-constexpr int64_t kPrefetchPerStream = kPrefetchBytes / NG;
+// A tile of one group on a core that reads one stream per tile (gemv_streams() == 1, Zen 4)
+// requests Q8_0's stream 4 KB ahead and the other types' 6 KB. The 151936 × 2048 head from
+// memory, one thread of the Zen 4 VM, two alternated rounds at 3 / 4 / 5 / 6 / 8 KB (ms):
+// Q8_0 10.9 / 10.9 / 13.2 / 15.6-16.2 / 16.5-16.9; Q4_0 9.0-9.3 / 8.3-8.6 / 7.6 / 6.9-7.2 /
+// 7.4-7.6; Q4_K 9.8 / 8.4-8.5 / 7.2-7.5 / 6.1-6.4 / 6.5-6.6; Q6_K 14.9-15.5 / 12.5-12.6 /
+// 11.0-11.4 / 9.5-10.7 / 10.6-10.7. The sweep of qwen3-0.6b's GEMVs (two threads, the VM's
+// slow memory state) read 89-97 % of the probe at 6 KB, 86-90 % at 8 KB (twenty-ninth session).
+template <typename T, int NG>
+constexpr int64_t kPrefetchPerStream = NG > 1                        ? kPrefetchBytes / NG
+                                       : std::is_same_v<T, xa::Q8_0> ? 4096
+                                                                     : 6144;
 // Tiles of 5..8 rows (a server's batch of decoding sequences) do 5-8× one row's arithmetic per
 // weight byte, and their interleaved activations (8 × K bytes: 16 KB at K = 2048) share L1 with
 // the lines requested ahead: 8 KB to L1 left them reading the 151936 × 2048 Q4_0 head at M = 8
@@ -97,7 +108,7 @@ constexpr int64_t kRowsNearBytes = 2048;  // 5..8 rows: per stream, PREFETCHT0
 constexpr int64_t kRowsFarBytes = 32768;  //            per stream, PREFETCHT1
 
 // Requests one block's share (kSpan bytes) of a group stream whose block starts at `at`.
-template <int MR, int NG, int64_t kSpan>
+template <int MR, int NG, typename T, int64_t kSpan>
 inline void prefetch_block(const char* at, bool to_l2) {
   if constexpr (MR > 4) {
 #pragma GCC unroll 8
@@ -108,11 +119,11 @@ inline void prefetch_block(const char* at, bool to_l2) {
   } else if (to_l2) {  // gemv_prefetch.h: the core decides which level is better
 #pragma GCC unroll 8
     for (int64_t off = 0; off < kSpan; off += 64)
-      _mm_prefetch(at + kPrefetchPerStream<NG> + off, _MM_HINT_T1);
+      _mm_prefetch(at + kPrefetchPerStream<T, NG> + off, _MM_HINT_T1);
   } else {
 #pragma GCC unroll 8
     for (int64_t off = 0; off < kSpan; off += 64)
-      _mm_prefetch(at + kPrefetchPerStream<NG> + off, _MM_HINT_T0);
+      _mm_prefetch(at + kPrefetchPerStream<T, NG> + off, _MM_HINT_T0);
   }
 }
 constexpr int64_t kKChunkBlocks = 64;      // GEMM K chunk: 2048 of K (a multiple of 256)
@@ -323,7 +334,7 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
       // superblocks one after the other, kPrefetchSpan bytes per block on average).
 #pragma GCC unroll 8
       for (int g = 0; g < NG; ++g)
-        prefetch_block<MR, NG, kPrefetchSpan>(
+        prefetch_block<MR, NG, T, kPrefetchSpan>(
             reinterpret_cast<const char*>(w.base + g * w.group_stride) + b * kPrefetchSpan,
             prefetch_l2);
     }
@@ -402,7 +413,7 @@ inline void tile_rows(const TileWeights& w, const Acts& a, float* y, int64_t ldy
       if (j == 0) T::prep(p, prep);
     }
     if constexpr (kPrefetchSpan > 0)
-      prefetch_block<MR, 1, kPrefetchSpan>(
+      prefetch_block<MR, 1, T, kPrefetchSpan>(
           reinterpret_cast<const char*>(w.base) + b * kPrefetchSpan, prefetch_l2);
     __m512i va[4], vb[4];
 #pragma GCC unroll 4
@@ -658,7 +669,7 @@ void gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
   }
   for (int64_t m = m0, mr = 0; m < m1; m += mr) {
     mr = std::min<int64_t>(m1 - m > 4 ? 8 : 4, m1 - m);
-    const int64_t groups_per_tile = mr <= 2 ? 4 : mr <= 4 || !T::kHalves ? 2 : 1;
+    const int64_t groups_per_tile = mr <= 2 ? gemv_streams() : mr <= 4 || !T::kHalves ? 2 : 1;
     const Acts a = chunk_acts<T>(x, m, mr, interleave_scratch(interleaved_bytes(x.k)));
     for (int64_t g = g0; g < g1; g += groups_per_tile) {
       const int ng = static_cast<int>(std::min(groups_per_tile, g1 - g));
