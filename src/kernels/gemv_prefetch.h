@@ -20,9 +20,10 @@
 //
 // XTILE_GEMV_PREFETCH=l1|l2 in the environment overrides the choice (to measure a new CPU).
 //
-// How many weight streams the avx512 GEMV's one- and two-row tiles read at once, also by the
-// core: each x16 group (16 rows × all of K) is one sequential stream, and a tile of 4 groups
-// reads 4 of them side by side, one of 1 group reads the thread's rows as one stream.
+// How many weight streams the GEMV's one-row tiles read at once (avx512: also two-row), also by
+// the core: each x16 group (16 rows × all of K) is one sequential stream, and a tile of 4 groups
+// reads 4 of them side by side, one of 1 group reads the thread's rows as one stream. (The avx2
+// tier's superblock types read one stream on every core: avx2_matmul.cpp, kOneRowHalves.)
 //  - 4, the default: one stream did not keep enough misses in flight on the first machines
 //    (2026-11-25), and every table since on Zen 5 and the AMX hosts was measured with 4.
 //  - 1 on AMD family 19h: on the 2-vCPU Zen 4 VM (2026-12-05, twenty-ninth session) the
@@ -30,7 +31,8 @@
 //    14-15 -> 10.6-11.4, Q6_K 12.6-13.7 -> 10.6-11.6 with one stream (the probe: 31 GB/s), and
 //    the sweep of qwen3-0.6b's GEMVs on two threads read 84-91 % of the probe -> 88-99 %. The
 //    core's own stream prefetcher follows one stream to the bandwidth; four interleaved ones,
-//    each restarting every group (18 KB of Q4_0 at K = 2048), it did not.
+//    each restarting every group (18 KB of Q4_0 at K = 2048), it did not. The avx2 tier's
+//    32-element types likewise: tg64 in the model 20-32 % faster in the VM's fast memory state.
 // XTILE_GEMV_STREAMS=1|4 overrides it.
 #pragma once
 

@@ -35,13 +35,14 @@
 //         chunk's activations widened beside it). Whatever reads a panel from the packed
 //         weights (the decoder, or the first register block when the panel is read in place)
 //         requests each group stream's lines ahead, to L2 and to L1 (prefetch_two_distances).
-//   GEMV  1 row × 64 weight rows, 2 × 32, 3 × 16; 4-6 rows as two blocks over the same weight
+//   GEMV  1 row × 64 weight rows (× 16 on Zen 4: gemv_streams()), 2 × 32, 3 × 16; 4-6 rows as
+//         two blocks over the same weight
 //         tile (the second finds it in L1/L2), so the weights stream from memory once for up
 //         to 6 rows. One row reads 4 groups = 4 sequential streams at once: one stream does not
 //         keep enough misses in flight to reach the memory bandwidth (the 256-element
 //         superblock types excepted: one group, kOneRowHalves, measured faster in the model).
 //         Software prefetch: one row to L1 (L2 for 32-element blocks on Zen 3/4), 1 or 2 KB
-//         ahead per stream (gemv_prefetch_bytes);
+//         ahead per stream (8 KB for one stream of 32-element blocks: gemv_prefetch_bytes);
 //         2-3 rows (more arithmetic per byte) to L2 32 KB and to L1 2 KB ahead
 //         (prefetch_two_distances).
 #include <immintrin.h>
@@ -80,8 +81,14 @@ constexpr int64_t kActChunkBytes = 256 << 10;  // GEMM M chunk: activation bytes
 // 768 rows) generation ran 15-20 % faster (qwen3-1.7b Q4_0, Q8_0, 0.6b Q4_0) and 45-90 % (the
 // 30B-A3B cut) with T0; 4 KB or 1 KB to L1 were slower than 2 KB. docs/PERF.md, twentieth
 // session.
-template <typename T>
+// A one-row tile of one group (NH = 2) of a 32-element-block type, on a core that reads one
+// stream per tile (gemv_streams() == 1, Zen 4): 8 KB ahead. The 151936 × 2048 head from memory,
+// one thread of the Zen 4 VM, at 2 / 4 / 6 / 8 / 12 KB (ms, two alternated rounds): Q4_0
+// 12.0-12.8 / 8.4-9.2 / 6.8-6.9 / 6.2-6.7 / 5.5-6.3, IQ4_NL 13.7-13.9 / 9.7-9.8 / 8.3-8.6 /
+// 7.8-8.0 / 7.8; four streams 7.7-8.6 and 12.5-12.9 (twenty-ninth session).
+template <typename T, int NH>
 constexpr int64_t gemv_prefetch_bytes() {
+  if constexpr (NH <= 2 && T::G.elems == 32) return 8192;
   if constexpr (std::is_same_v<T, xa::Q4_0> || std::is_same_v<T, xa::Q6_K>) return 2048;
   return 1024;
 }
@@ -422,11 +429,11 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
         } else if (prefetch_l2) {
 #pragma GCC unroll 8
           for (int64_t l = 0; l < kPrefetchSpan; l += 64)
-            _mm_prefetch(at + gemv_prefetch_bytes<T>() + l, _MM_HINT_T1);
+            _mm_prefetch(at + gemv_prefetch_bytes<T, NH>() + l, _MM_HINT_T1);
         } else {
 #pragma GCC unroll 8
           for (int64_t l = 0; l < kPrefetchSpan; l += 64)
-            _mm_prefetch(at + gemv_prefetch_bytes<T>() + l, _MM_HINT_T0);
+            _mm_prefetch(at + gemv_prefetch_bytes<T, NH>() + l, _MM_HINT_T0);
         }
       }
     }
@@ -516,8 +523,11 @@ TileWeights packed_weights(const PackedMatrix& w, int64_t h0, int64_t b0) {
 // docs/PERF.md twenty-first session): the 30B-A3B cut's generation (60 % its Q6_K head) 10-25 %
 // faster, qwen3-0.6b Q4_0 14-18 %, Q5_K_M 9-15 %, IQ4_XS 9-17 %, Q4_K_M 0-5 %; the Q6_K head
 // alone from memory 7.4-8.7 ms instead of 10.1-10.5, the same from L3. The 32-element types keep
-// 4 streams: Q4_0 with 2 or 4 halves was 5-10 % slower, Q8_0 with 2 halves 10-30 %. The avx512
-// one-row Q6_K tile with one group instead of four was 3-9 % slower.
+// 4 streams there: Q4_0 with 2 or 4 halves was 5-10 % slower, Q8_0 with 2 halves 10-30 %. The
+// avx512 one-row Q6_K tile with one group instead of four was 3-9 % slower. On Zen 4 one stream
+// wins for them too (gemv_streams() == 1, gemv_prefetch.h): the gemv below then takes 2 halves
+// for every type; alternated in the model there, tg64 on the avx2 tier 20-32 % faster in the
+// VM's fast memory state, -7 to +6 % in its slow one (twenty-ninth session).
 template <typename T>
 constexpr int64_t kOneRowHalves = T::G.elems == 256 ? 2 : 8;
 
@@ -538,7 +548,10 @@ void gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
     // Rows per register block: 4 rows as 2 + 2, 5 as 3 + 2, 6 as 3 + 3.
     const int64_t rows = mc1 - mc;
     const int64_t mr_first = rows <= 3 ? rows : (rows + 1) / 2;
-    const int64_t step = mr_first == 1 ? kOneRowHalves<T> : mr_first == 2 ? 4 : 2;
+    const bool one_stream = gemv_streams() == 1;
+    const int64_t step = mr_first == 1   ? (one_stream ? 2 : kOneRowHalves<T>)
+                         : mr_first == 2 ? 4
+                                         : 2;
     for (int64_t h = h0; h < h1; h += step) {
       const int nh = static_cast<int>(std::min(step, h1 - h));
       const int lv = valid_cols((h + nh - 1) * 8, n1);
@@ -549,7 +562,10 @@ void gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
         float* yt = y + m * ldy + h * 8;
         switch (mr) {
           case 1:
-            tile_halves<1, kOneRowHalves<T>, T, false, kSpan>(nh, tw, a, yt, ldy, lv);
+            if (one_stream)
+              tile_halves<1, 2, T, false, kSpan>(nh, tw, a, yt, ldy, lv);
+            else
+              tile_halves<1, kOneRowHalves<T>, T, false, kSpan>(nh, tw, a, yt, ldy, lv);
             break;
           case 2:
             tile_halves<2, 4, T, false, kSpan, true>(nh, tw, a, yt, ldy, lv);
