@@ -35,16 +35,15 @@
 //         chunk's activations widened beside it). Whatever reads a panel from the packed
 //         weights (the decoder, or the first register block when the panel is read in place)
 //         requests each group stream's lines ahead, to L2 and to L1 (prefetch_two_distances).
-//   GEMV  1 row × 64 weight rows (× 16 on Zen 4: gemv_streams()), 2 × 32, 3 × 16; 4-6 rows as
-//         two blocks over the same weight
-//         tile (the second finds it in L1/L2), so the weights stream from memory once for up
-//         to 6 rows. One row reads 4 groups = 4 sequential streams at once: one stream does not
-//         keep enough misses in flight to reach the memory bandwidth (the 256-element
-//         superblock types excepted: one group, kOneRowHalves, measured faster in the model).
-//         Software prefetch: one row to L1 (L2 for 32-element blocks on Zen 3/4), 1 or 2 KB
-//         ahead per stream (8 KB for one stream of 32-element blocks: gemv_prefetch_bytes);
-//         2-3 rows (more arithmetic per byte) to L2 32 KB and to L1 2 KB ahead
-//         (prefetch_two_distances).
+//   GEMV  1 row × 64 weight rows (1 row × 16 where gemv_streams() is 1: Zen 4), 2 × 32, 3 × 16;
+//         4-6 rows as two blocks over the same weight tile (the second finds it in L1/L2), so
+//         the weights stream from memory once for up to 6 rows. One row reads 4 groups = 4
+//         sequential streams at once: one stream does not keep enough misses in flight to reach the
+//         memory bandwidth (the 256-element superblock types excepted: one group, kOneRowHalves,
+//         measured faster in the model). Software prefetch: one row to L1 (L2 for 32-element blocks
+//         on Zen 3/4), 1 or 2 KB ahead per stream (8 KB for one stream of 32-element blocks:
+//         gemv_prefetch_bytes); 2-3 rows (more arithmetic per byte) to L2 32 KB and to L1 2 KB
+//         ahead (prefetch_two_distances).
 #include <immintrin.h>
 
 #include <algorithm>
