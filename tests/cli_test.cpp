@@ -154,6 +154,22 @@ TEST(Cli, BadPrefetchSettingIsAClearError) {
   EXPECT_EQ(r.status, 0) << r.output;
 }
 
+TEST(Cli, BadGemvSettingsAreClearErrorsAndInfoShowsThem) {
+  // XTILE_GEMV_PREFETCH and XTILE_GEMV_STREAMS (gemv_prefetch.h) are read once, by `xtile info`
+  // and by the first kernel selection: a bad value names the variable and what it takes.
+  Result r = xtile_run("info", "XTILE_GEMV_STREAMS=2");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "XTILE_GEMV_STREAMS must be 1 or 4, got '2'")) << r.output;
+  r = xtile_run("info", "XTILE_GEMV_PREFETCH=l3");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "XTILE_GEMV_PREFETCH must be l1 or l2, got 'l3'")) << r.output;
+  r = xtile_run("info", "XTILE_GEMV_STREAMS=4 XTILE_GEMV_PREFETCH=l1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "GEMV streams     4 per one-row tile (XTILE_GEMV_STREAMS=4)"))
+      << r.output;
+  EXPECT_TRUE(contains(r.output, "GEMV prefetch    to L1 (XTILE_GEMV_PREFETCH=l1)")) << r.output;
+}
+
 TEST(Cli, SynthUnknownPresetListsPresets) {
   const Result r =
       xtile_run("synth --preset nope -o '" + test::temp_path("nope.gguf").string() + "'");

@@ -10,6 +10,16 @@ namespace xtile {
 namespace gemv_prefetch_detail {
 
 std::atomic<int> level{0};
+std::atomic<int> streams{0};
+
+namespace {
+// The first value resolved wins (set_* or another thread may have been first).
+int settle(std::atomic<int>& v, int value) {
+  int expected = 0;
+  v.compare_exchange_strong(expected, value, std::memory_order_relaxed);
+  return v.load(std::memory_order_relaxed);
+}
+}  // namespace
 
 int resolve() {
   PrefetchLevel l = default_gemv_prefetch(cpu_caps());
@@ -22,12 +32,8 @@ int resolve() {
       fail("XTILE_GEMV_PREFETCH must be l1 or l2, got '", env, "'");
     }
   }
-  int expected = 0;
-  level.compare_exchange_strong(expected, static_cast<int>(l), std::memory_order_relaxed);
-  return level.load(std::memory_order_relaxed);
+  return settle(level, static_cast<int>(l));
 }
-
-std::atomic<int> streams{0};
 
 int resolve_streams() {
   int n = default_gemv_streams(cpu_caps());
@@ -40,9 +46,7 @@ int resolve_streams() {
       fail("XTILE_GEMV_STREAMS must be 1 or 4, got '", env, "'");
     }
   }
-  int expected = 0;
-  streams.compare_exchange_strong(expected, n, std::memory_order_relaxed);
-  return streams.load(std::memory_order_relaxed);
+  return settle(streams, n);
 }
 
 }  // namespace gemv_prefetch_detail

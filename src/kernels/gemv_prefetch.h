@@ -51,16 +51,23 @@ std::string_view prefetch_level_name(PrefetchLevel level);  // "L1", "L2"
 PrefetchLevel default_gemv_prefetch(const CpuCaps& caps);
 
 namespace gemv_prefetch_detail {
-extern std::atomic<int> level;  // 0 until resolved
+extern std::atomic<int> level;    // 0 until resolved
+extern std::atomic<int> streams;  // 0 until resolved
 int resolve();
+int resolve_streams();
+// A setting's value: one relaxed load once resolved. Always inlined: the kernels' ISA objects
+// must not emit a weak copy of it (TierSymbolsTest).
+inline __attribute__((always_inline)) int once(const std::atomic<int>& v, int (*resolve)()) {
+  const int x = v.load(std::memory_order_relaxed);
+  return x != 0 ? x : resolve();
+}
 }  // namespace gemv_prefetch_detail
 
 // The process's level: the environment's XTILE_GEMV_PREFETCH, else default_gemv_prefetch of
 // cpu_caps(); resolved once. Read by the kernels once per tile: one relaxed load.
 inline PrefetchLevel gemv_prefetch() {
-  int v = gemv_prefetch_detail::level.load(std::memory_order_relaxed);
-  if (v == 0) v = gemv_prefetch_detail::resolve();
-  return static_cast<PrefetchLevel>(v);
+  using namespace gemv_prefetch_detail;  // NOLINT(google-build-using-namespace)
+  return static_cast<PrefetchLevel>(once(level, resolve));
 }
 inline bool gemv_prefetch_to_l2() {
   return gemv_prefetch() == PrefetchLevel::kL2;
@@ -72,17 +79,11 @@ void set_gemv_prefetch(PrefetchLevel level);
 // Streams per one- or two-row GEMV tile for this CPU (1 or 4), without the environment.
 int default_gemv_streams(const CpuCaps& caps);
 
-namespace gemv_prefetch_detail {
-extern std::atomic<int> streams;  // 0 until resolved
-int resolve_streams();
-}  // namespace gemv_prefetch_detail
-
 // The process's streams per tile: XTILE_GEMV_STREAMS, else default_gemv_streams of cpu_caps();
 // resolved once, read once per GEMV call.
 inline int gemv_streams() {
-  int v = gemv_prefetch_detail::streams.load(std::memory_order_relaxed);
-  if (v == 0) v = gemv_prefetch_detail::resolve_streams();
-  return v;
+  using namespace gemv_prefetch_detail;  // NOLINT(google-build-using-namespace)
+  return once(streams, resolve_streams);
 }
 
 // For tests and benchmarks: 1 or 4 (every later GEMV uses it).
