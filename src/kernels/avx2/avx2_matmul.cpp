@@ -415,6 +415,8 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
   // !kTwoDistances first: those tiles never read the level, and without the short-circuit GCC
   // emits gemv_prefetch() out of line, weak code TierSymbolsTest refuses in an ISA object.
   const bool prefetch_l2 = kPrefetchSpan > 0 && !kTwoDistances && gemv_prefetch_l2_on_avx2<T>();
+  // A name, not the call: clang's _mm_prefetch is a macro, and the template's comma splits it.
+  constexpr int64_t kAhead = gemv_prefetch_bytes<T, NH>();
   for (int64_t b = 0; b < a.blocks; ++b) {
     if constexpr (kPrefetchSpan > 0) {
       // Each group's share of the stream for this block, once per group (the two halves of a
@@ -428,11 +430,11 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
         } else if (prefetch_l2) {
 #pragma GCC unroll 8
           for (int64_t l = 0; l < kPrefetchSpan; l += 64)
-            _mm_prefetch(at + gemv_prefetch_bytes<T, NH>() + l, _MM_HINT_T1);
+            _mm_prefetch(at + kAhead + l, _MM_HINT_T1);
         } else {
 #pragma GCC unroll 8
           for (int64_t l = 0; l < kPrefetchSpan; l += 64)
-            _mm_prefetch(at + gemv_prefetch_bytes<T, NH>() + l, _MM_HINT_T0);
+            _mm_prefetch(at + kAhead + l, _MM_HINT_T0);
         }
       }
     }

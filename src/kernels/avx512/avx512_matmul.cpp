@@ -110,6 +110,9 @@ constexpr int64_t kRowsFarBytes = 32768;  //            per stream, PREFETCHT1
 // Requests one block's share (kSpan bytes) of a group stream whose block starts at `at`.
 template <int MR, int NG, typename T, int64_t kSpan>
 inline void prefetch_block(const char* at, bool to_l2) {
+  // A name, not the variable template: clang's _mm_prefetch is a macro, and <T, NG>'s comma
+  // splits its arguments.
+  constexpr int64_t kAhead = kPrefetchPerStream<T, NG>;
   if constexpr (MR > 4) {
 #pragma GCC unroll 8
     for (int64_t off = 0; off < kSpan; off += 64) {
@@ -118,12 +121,10 @@ inline void prefetch_block(const char* at, bool to_l2) {
     }
   } else if (to_l2) {  // gemv_prefetch.h: the core decides which level is better
 #pragma GCC unroll 8
-    for (int64_t off = 0; off < kSpan; off += 64)
-      _mm_prefetch(at + kPrefetchPerStream<T, NG> + off, _MM_HINT_T1);
+    for (int64_t off = 0; off < kSpan; off += 64) _mm_prefetch(at + kAhead + off, _MM_HINT_T1);
   } else {
 #pragma GCC unroll 8
-    for (int64_t off = 0; off < kSpan; off += 64)
-      _mm_prefetch(at + kPrefetchPerStream<T, NG> + off, _MM_HINT_T0);
+    for (int64_t off = 0; off < kSpan; off += 64) _mm_prefetch(at + kAhead + off, _MM_HINT_T0);
   }
 }
 constexpr int64_t kKChunkBlocks = 64;      // GEMM K chunk: 2048 of K (a multiple of 256)
