@@ -32,7 +32,12 @@ generator=()
 if [ ! -f "$build/CMakeCache.txt" ] && command -v ninja >/dev/null; then generator=(-G Ninja); fi
 CC=clang CXX=clang++ cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DXTILE_FUZZ=ON -DXTILE_TESTS=OFF -DXTILE_BENCH=OFF >/dev/null
-cmake --build "$build" -j"$jobs" --target "${targets[@]}" >/dev/null
+# The build's output only when it fails (clang errors go to stdout): a silent exit 1 hid one.
+if ! cmake --build "$build" -j"$jobs" --target "${targets[@]}" >"$build/build.log" 2>&1; then
+  grep -E "error|Error" "$build/build.log" | head -40 >&2
+  echo "fuzz/run.sh: the fuzz build (clang) failed; full log in $build/build.log" >&2
+  exit 1
+fi
 mkdir -p "$build/artifacts"
 
 # -timeout: one input taking seconds is a finding too (every step is linear in the input).
