@@ -28,8 +28,8 @@
 //    (2026-11-25), and every table since on Zen 5 and the AMX hosts was measured with 4.
 //  - 1 on AMD family 19h: on the 2-vCPU Zen 4 VM (2026-12-05, twenty-ninth session) the
 //    151936 × 2048 head from memory on one thread took Q4_0 7.9-8.3 -> 5.5-6.0 ms, Q8_0
-//    14-15 -> 10.6-11.4, Q6_K 12.6-13.7 -> 10.6-11.6 with one stream (the probe: 31 GB/s), and
-//    the sweep of qwen3-0.6b's GEMVs on two threads read 84-91 % of the probe -> 88-99 %. The
+//    14-15 -> 10.6-11.4, Q6_K 12.5-13.7 -> 9.5-11.6 with one stream (the probe: 31 GB/s), and
+//    the sweep of qwen3-0.6b's GEMVs on two threads read 85-91 % of the probe -> 89-99 %. The
 //    core's own stream prefetcher follows one stream to the bandwidth; four interleaved ones,
 //    each restarting every group (18 KB of Q4_0 at K = 2048), it did not. The avx2 tier's
 //    32-element types likewise: tg64 in the model 20-32 % faster in the VM's fast memory state.
