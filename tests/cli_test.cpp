@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 
 #include "cpu/cpu_caps.h"
 #include "test_util.h"
@@ -156,14 +157,20 @@ TEST(Cli, BadPrefetchSettingIsAClearError) {
 
 TEST(Cli, BadGemvSettingsAreClearErrorsAndInfoShowsThem) {
   // XTILE_GEMV_PREFETCH and XTILE_GEMV_STREAMS (gemv_prefetch.h) are read once, by `xtile info`
-  // and by the first kernel selection: a bad value names the variable and what it takes.
-  Result r = xtile_run("info", "XTILE_GEMV_STREAMS=2");
-  EXPECT_EQ(r.status, 1) << r.output;
-  EXPECT_TRUE(contains(r.output, "XTILE_GEMV_STREAMS must be 1 or 4, got '2'")) << r.output;
-  r = xtile_run("info", "XTILE_GEMV_PREFETCH=l3");
-  EXPECT_EQ(r.status, 1) << r.output;
-  EXPECT_TRUE(contains(r.output, "XTILE_GEMV_PREFETCH must be l1 or l2, got 'l3'")) << r.output;
-  r = xtile_run("info", "XTILE_GEMV_STREAMS=4 XTILE_GEMV_PREFETCH=l1");
+  // and by the first kernel selection: a bad value names the variable and what it takes, before
+  // info prints anything.
+  for (auto [env, message] : {std::pair<const char*, const char*>{"XTILE_GEMV_STREAMS=2",
+                                                                  "XTILE_GEMV_STREAMS must be 1 "
+                                                                  "or 4, got '2'"},
+                              {"XTILE_GEMV_PREFETCH=l3",
+                               "XTILE_GEMV_PREFETCH must be l1 or l2, "
+                               "got 'l3'"}}) {
+    const Result bad = xtile_run("info", env);
+    EXPECT_EQ(bad.status, 1) << env << ": " << bad.output;
+    EXPECT_TRUE(contains(bad.output, message)) << bad.output;
+    EXPECT_FALSE(contains(bad.output, "CPU\n")) << bad.output;
+  }
+  const Result r = xtile_run("info", "XTILE_GEMV_STREAMS=4 XTILE_GEMV_PREFETCH=l1");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(contains(r.output, "GEMV streams     4 per one-row tile (XTILE_GEMV_STREAMS=4)"))
       << r.output;

@@ -29,6 +29,7 @@ void print_cpu(std::ostream& os, const InfoOptions& o) {
   // Resolve first: an unavailable --kernels choice is an error before anything is printed.
   const Tier selected = resolve_kernels(o.kernels);
   const PrefetchLevel prefetch = gemv_prefetch();
+  const int streams = gemv_streams();
   os << version_string() << "\n\n";
   os << "CPU\n";
   os << "  model            " << (caps.model.empty() ? "(unknown)" : caps.model) << "\n";
@@ -55,15 +56,15 @@ void print_cpu(std::ostream& os, const InfoOptions& o) {
     source = std::string("XTILE_KERNELS=") + env;
   }
   os << "  selected         " << tier_name(selected) << " (" << source << ")\n";
-  const char* pf_env = std::getenv("XTILE_GEMV_PREFETCH");
+  // Where a GEMV setting came from: its environment variable, or the CPU (gemv_prefetch.h).
+  auto env_or_cpu = [](const char* name) {
+    const char* env = std::getenv(name);
+    return env && *env ? std::string(name) + "=" + env : std::string("this CPU's default");
+  };
   os << "  GEMV prefetch    to " << prefetch_level_name(prefetch) << " ("
-     << (pf_env && *pf_env ? std::string("XTILE_GEMV_PREFETCH=") + pf_env : "this CPU's default")
-     << ")\n";
-  const char* st_env = std::getenv("XTILE_GEMV_STREAMS");
-  const int streams = gemv_streams();
+     << env_or_cpu("XTILE_GEMV_PREFETCH") << ")\n";
   os << "  GEMV streams     " << streams << " per one-row tile ("
-     << (st_env && *st_env ? std::string("XTILE_GEMV_STREAMS=") + st_env : "this CPU's default")
-     << ")\n";
+     << env_or_cpu("XTILE_GEMV_STREAMS") << ")\n";
 }
 
 // tensor name → "q4_0_x16 (avx512)", "q4_0_x16 (avx512, fused)", "f32 (float path)", ...
