@@ -42,8 +42,8 @@
 //         memory bandwidth (the 256-element superblock types excepted: one group, kOneRowHalves,
 //         measured faster in the model). Software prefetch: one row to L1 (L2 for 32-element blocks
 //         on Zen 3/4), 1 or 2 KB ahead per stream (8 KB for one stream of 32-element blocks:
-//         gemv_prefetch_bytes); 2-3 rows (more arithmetic per byte) to L2 32 KB and to L1 2 KB
-//         ahead (prefetch_two_distances).
+//         gemv_prefetch_bytes; Q8_0's one stream none: kOneStreamSpan); 2-3 rows (more arithmetic
+//         per byte) to L2 32 KB and to L1 2 KB ahead (prefetch_two_distances).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -81,10 +81,10 @@ constexpr int64_t kActChunkBytes = 256 << 10;  // GEMM M chunk: activation bytes
 // 30B-A3B cut) with T0; 4 KB or 1 KB to L1 were slower than 2 KB. docs/PERF.md, twentieth
 // session.
 // A one-row tile of one group (NH = 2) of a 32-element-block type, on a core that reads one
-// stream per tile (gemv_streams() == 1, Zen 4): 8 KB ahead. The 151936 × 2048 head from memory,
-// one thread of the Zen 4 VM, at 2 / 4 / 6 / 8 / 12 KB (ms, two alternated rounds): Q4_0
-// 12.0-12.8 / 8.4-9.2 / 6.8-6.9 / 6.2-6.7 / 5.5-6.3, IQ4_NL 13.7-13.9 / 9.7-9.8 / 8.3-8.6 /
-// 7.8-8.0 / 7.8; four streams 7.7-8.6 and 12.5-12.9 (twenty-ninth session).
+// stream per tile (gemv_streams() == 1, Zen 4): 8 KB ahead (Q8_0: none, kOneStreamSpan). The
+// 151936 × 2048 head from memory, one thread of the Zen 4 VM, at 2 / 4 / 6 / 8 / 12 KB (ms, two
+// alternated rounds): Q4_0 12.0-12.8 / 8.4-9.2 / 6.8-6.9 / 6.2-6.7 / 5.5-6.3, IQ4_NL 13.7-13.9 /
+// 9.7-9.8 / 8.3-8.6 / 7.8-8.0 / 7.8; four streams 7.7-8.6 and 12.5-12.9 (twenty-ninth session).
 template <typename T, int NH>
 constexpr int64_t gemv_prefetch_bytes() {
   if constexpr (NH <= 2 && T::G.elems == 32) return 8192;
@@ -92,7 +92,8 @@ constexpr int64_t gemv_prefetch_bytes() {
   return 1024;
 }
 // Which level the one-row tile requests to: L1, except for the 32-element-block types (Q4_0,
-// Q8_0, ...: 4 streams per row) where gemv_prefetch.h picks L2 for the core (Zen 3/4). On a
+// Q8_0, ...; Q8_0 read as one stream requests nothing, kOneStreamSpan) where gemv_prefetch.h
+// picks L2 for the core (Zen 3/4). On a
 // 2-vCPU Zen 4 VM the avx2 tier's generation with T1 for those: qwen3-0.6b/1.7b Q4_0 and
 // Q8_0 tg64 5-55 % faster in 12 of 12 alternated pairs (docs/PERF.md, twenty-seventh session); the
 // 256-element superblock types read one stream per row and keep T0 (the 30B-A3B cut's Q6_K head
@@ -116,6 +117,20 @@ constexpr int64_t kFarBytes = 32768;  // PREFETCHT1
 // Stream bytes per block of 32 (a group's superblocks one after the other).
 template <typename T>
 constexpr int64_t kStreamSpan = T::G.bytes / (T::G.elems / 32);
+
+// The one-row tile of one group (NH = 2) that a core reading one stream per tile takes
+// (gemv_streams() == 1, Zen 3/4) requests nothing for Q8_0: its group's blocks (544 bytes) lie
+// one after the other, and the core's own stream prefetcher follows them to the bandwidth. The
+// 151936 × 2048 head from memory, one thread of the Zen 4 VM: 13.4-13.6 ms at 8 KB ahead to L2
+// (2-16 KB to L2 or L1: 13.0-22.5), 10.8-11.1 with none (the probe's 31 GB/s). In the model
+// (`xtile bench -p 0 -n 64 -r 2 --kernels avx2`, alternated pairs in the same memory state):
+// qwen3-1.7b Q8_0 17.7 -> 19.7-19.8 t/s in the slow state, 16.9-17.6 -> 28.5-28.8 in the fast
+// one; qwen3-0.6b Q8_0 +6-17 %. The other 32-element types measured the same alone (Q4_0, Q4_1)
+// or a few percent faster (Q5_0, IQ4_NL), and Q4_0 in the model 6 % slower in the fast state:
+// they keep 8 KB (docs/PERF.md, thirty-first session). The superblock types need theirs (Q5_K,
+// Q6_K 3× slower without).
+template <typename T>
+constexpr int64_t kOneStreamSpan = std::is_same_v<T, xa::Q8_0> ? 0 : kStreamSpan<T>;
 
 // Requests the lines ahead of one group stream whose current block starts at `at`.
 template <int64_t kSpan>
@@ -564,7 +579,7 @@ void gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
         switch (mr) {
           case 1:
             if (one_stream)
-              tile_halves<1, 2, T, false, kSpan>(nh, tw, a, yt, ldy, lv);
+              tile_halves<1, 2, T, false, kOneStreamSpan<T>>(nh, tw, a, yt, ldy, lv);
             else
               tile_halves<1, kOneRowHalves<T>, T, false, kSpan>(nh, tw, a, yt, ldy, lv);
             break;

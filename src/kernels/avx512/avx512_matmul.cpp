@@ -39,7 +39,8 @@
 //         flight read ~25 % faster than two on the first machines measured, one (the thread's
 //         rows as one stream) fastest on Zen 4.
 //         Software prefetch: up to 4 rows, 8 KB ahead over the tile's streams (2 KB each of
-//         4; one stream 4 or 6 KB), to L1 or L2 by the core (gemv_prefetch.h); 5..8 rows, each
+//         4; one stream: Q8_0 4 KB, the superblock types 6, the other 32-element types none),
+//         to L1 or L2 by the core (gemv_prefetch.h); 5..8 rows, each
 //         stream's lines to L2 32 KB ahead and to L1 2 KB ahead. 5..8 rows (a server's batch of
 //         decoding sequences) first copy their activations interleaved (interleave_acts), so that
 //         the tile reads every row from one pointer: row by row, its 8 quant pointers and 8 value
@@ -91,9 +92,19 @@ constexpr int64_t kPrefetchBytes = 8192;
 // 7.4-7.6; Q4_K 9.8 / 8.4-8.5 / 7.2-7.5 / 6.1-6.4 / 6.5-6.6; Q6_K 14.9-15.5 / 12.5-12.6 /
 // 11.0-11.4 / 9.5-10.7 / 10.6-10.7. The sweep of qwen3-0.6b's GEMVs (two threads, the VM's
 // slow memory state) read 89-97 % of the probe at 6 KB, 86-90 % at 8 KB (twenty-ninth session).
+// The other 32-element-block types (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL: 16 rows' blocks of 288-384
+// bytes one after the other) request nothing there: the core's own stream prefetcher follows
+// them to the bandwidth, and the requests only cost. The same head, one thread, two alternated
+// rounds (ms, 6 KB ahead / none): one row Q4_0 6.1-6.3 / 5.6, Q4_1 7.7-7.9 / 6.0-6.2, Q5_0
+// 7.8 / 6.9-7.0, IQ4_NL 6.2-6.3 / 5.5-5.6; two rows Q4_0 6.5-6.8 / 6.0-6.1, Q4_1 7.1-7.3 /
+// 6.5-6.7, Q5_0 8.0-8.3 / 8.2; Q8_0 at 4 KB / none 12.7-13.3 / 12.7-13.5 and, in the model,
+// mixed: kept. The superblock types lose without (Q5_K 7.9 / 19 ms); in the model
+// (`xtile bench -p 0 -n 64 -r 2`, pairs in the same memory state) qwen3-1.7b Q4_0 +6-10 %,
+// qwen3-0.6b Q4_0 +7-9 % (docs/PERF.md, thirty-first session).
 template <typename T, int NG>
 constexpr int64_t kPrefetchPerStream = NG > 1                        ? kPrefetchBytes / NG
                                        : std::is_same_v<T, xa::Q8_0> ? 4096
+                                       : T::G.elems == 32            ? 0
                                                                      : 6144;
 // Tiles of 5..8 rows (a server's batch of decoding sequences) do 5-8× one row's arithmetic per
 // weight byte, and their interleaved activations (8 × K bytes: 16 KB at K = 2048) share L1 with
@@ -119,7 +130,8 @@ inline void prefetch_block(const char* at, bool to_l2) {
       _mm_prefetch(at + kRowsFarBytes + off, _MM_HINT_T1);
       _mm_prefetch(at + kRowsNearBytes + off, _MM_HINT_T0);
     }
-  } else if (to_l2) {  // gemv_prefetch.h: the core decides which level is better
+  } else if (kAhead == 0) {  // the core's stream prefetcher alone (kPrefetchPerStream)
+  } else if (to_l2) {        // gemv_prefetch.h: the core decides which level is better
 #pragma GCC unroll 8
     for (int64_t off = 0; off < kSpan; off += 64) _mm_prefetch(at + kAhead + off, _MM_HINT_T1);
   } else {
