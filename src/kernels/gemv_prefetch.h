@@ -33,6 +33,9 @@
 //    core's own stream prefetcher follows one stream to the bandwidth; four interleaved ones,
 //    each restarting every group (18 KB of Q4_0 at K = 2048), it did not. The avx2 tier's
 //    32-element types likewise: tg64 in the model 20-32 % faster in the VM's fast memory state.
+//    With one stream, some types request nothing ahead at all and leave it to that prefetcher
+//    (avx512: Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL; avx2: Q8_0; thirty-first session, the kernels'
+//    kPrefetchPerStream and kOneStreamSpan).
 //    Zen 3 shares the family (and the prefetch level above) but was not measured.
 // XTILE_GEMV_STREAMS=1|4 overrides it.
 #pragma once

@@ -93,11 +93,10 @@ constexpr int64_t gemv_prefetch_bytes() {
 }
 // Which level the one-row tile requests to: L1, except for the 32-element-block types (Q4_0,
 // Q8_0, ...; Q8_0 read as one stream requests nothing, kOneStreamSpan) where gemv_prefetch.h
-// picks L2 for the core (Zen 3/4). On a
-// 2-vCPU Zen 4 VM the avx2 tier's generation with T1 for those: qwen3-0.6b/1.7b Q4_0 and
-// Q8_0 tg64 5-55 % faster in 12 of 12 alternated pairs (docs/PERF.md, twenty-seventh session); the
-// 256-element superblock types read one stream per row and keep T0 (the 30B-A3B cut's Q6_K head
-// 20-40 % slower with T1, twenty-sixth).
+// picks L2 for the core (Zen 3/4). On a 2-vCPU Zen 4 VM the avx2 tier's generation with T1 for
+// those: qwen3-0.6b/1.7b Q4_0 and Q8_0 tg64 5-55 % faster in 12 of 12 alternated pairs
+// (docs/PERF.md, twenty-seventh session); the 256-element superblock types read one stream per
+// row and keep T0 (the 30B-A3B cut's Q6_K head 20-40 % slower with T1, twenty-sixth).
 template <typename T>
 inline bool gemv_prefetch_l2_on_avx2() {
   return T::G.elems == 32 && gemv_prefetch_to_l2();
