@@ -93,14 +93,15 @@ constexpr int64_t kPrefetchBytes = 8192;
 // 11.0-11.4 / 9.5-10.7 / 10.6-10.7. The sweep of qwen3-0.6b's GEMVs (two threads, the VM's
 // slow memory state) read 89-97 % of the probe at 6 KB, 86-90 % at 8 KB (twenty-ninth session).
 // The other 32-element-block types (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL: 16 rows' blocks of 288-384
-// bytes one after the other) request nothing there: the core's own stream prefetcher follows
-// them to the bandwidth, and the requests only cost. The same head, one thread, two alternated
-// rounds (ms, 6 KB ahead / none): one row Q4_0 6.1-6.3 / 5.6, Q4_1 7.7-7.9 / 6.0-6.2, Q5_0
-// 7.8 / 6.9-7.0, IQ4_NL 6.2-6.3 / 5.5-5.6; two rows Q4_0 6.5-6.8 / 6.0-6.1, Q4_1 7.1-7.3 /
-// 6.5-6.7, Q5_0 8.0-8.3 / 8.2; Q8_0 at 4 KB / none 12.7-13.3 / 12.7-13.5 and, in the model,
-// mixed: kept. The superblock types lose without (Q5_K 7.9 / 19 ms); in the model
-// (`xtile bench -p 0 -n 64 -r 2`, pairs in the same memory state) qwen3-1.7b Q4_0 +6-10 %,
-// qwen3-0.6b Q4_0 +7-9 % (docs/PERF.md, thirty-first session).
+// bytes one after the other) request nothing there (elsewhere a 1-group tile is only a range's
+// last group): the core's own stream prefetcher follows them to the bandwidth, and the
+// requests only cost. The same head, one thread, two alternated rounds (ms, 6 KB ahead / none):
+// one row Q4_0 6.1-6.3 / 5.6, Q4_1 7.7-7.9 / 6.0-6.2, Q5_0 7.8 / 6.9-7.0, IQ4_NL 6.2-6.3 /
+// 5.5-5.6; two rows Q4_0 6.5-6.8 / 6.0-6.1, Q4_1 7.1-7.3 / 6.5-6.7, Q5_0 8.0-8.3 / 8.2; Q8_0 at
+// 4 KB / none 12.7-13.3 / 12.7-13.5 and, in the model, mixed: kept. The superblock types lose
+// without (Q5_K 7.9 / 19 ms). In the model (`xtile bench -p 0 -n 64 -r 2`, pairs in the same
+// memory state) qwen3-1.7b Q4_0 +6-10 %, qwen3-0.6b Q4_0 +7-9 % (docs/PERF.md, thirty-first
+// session).
 template <typename T, int NG>
 constexpr int64_t kPrefetchPerStream = NG > 1                        ? kPrefetchBytes / NG
                                        : std::is_same_v<T, xa::Q8_0> ? 4096
