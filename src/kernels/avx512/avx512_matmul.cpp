@@ -86,8 +86,8 @@ constexpr int kGemmGroups = 2;             //                      x16 groups (3
 // the distance, that keeps the reads from overlapping.
 constexpr int64_t kPrefetchBytes = 8192;
 // A tile of one group on a core that reads one stream per tile (gemv_streams() == 1, Zen 4)
-// requests Q8_0's stream 4 KB ahead and the other types' 6 KB. The 151936 × 2048 head from
-// memory, one thread of the Zen 4 VM, two alternated rounds at 3 / 4 / 5 / 6 / 8 KB (ms):
+// requests Q8_0's stream 4 KB ahead and the other types' 6 KB (IQ4_XS, Q5_K: 12). The 151936 × 2048
+// head from memory, one thread of the Zen 4 VM, two alternated rounds at 3 / 4 / 5 / 6 / 8 KB (ms):
 // Q8_0 10.9 / 10.9 / 13.2 / 15.6-16.2 / 16.5-16.9; Q4_0 9.0-9.3 / 8.3-8.6 / 7.6 / 6.9-7.2 /
 // 7.4-7.6; Q4_K 9.8 / 8.4-8.5 / 7.2-7.5 / 6.1-6.4 / 6.5-6.6; Q6_K 14.9-15.5 / 12.5-12.6 /
 // 11.0-11.4 / 9.5-10.7 / 10.6-10.7. The sweep of qwen3-0.6b's GEMVs (two threads, the VM's
@@ -101,12 +101,20 @@ constexpr int64_t kPrefetchBytes = 8192;
 // 4 KB / none 12.7-13.3 / 12.7-13.5 and, in the model, mixed: kept. The superblock types lose
 // without (Q5_K 7.9 / 19 ms). In the model (`xtile bench -p 0 -n 64 -r 2`, pairs in the same
 // memory state) qwen3-1.7b Q4_0 +6-10 %, qwen3-0.6b Q4_0 +7-9 % (docs/PERF.md, thirty-first
-// session).
+// session). IQ4_XS and Q5_K request 12 KB ahead instead of 6: the same head, one thread, two to
+// five alternated rounds at 6 / 9 / 12 / 16 KB (ms): IQ4_XS 5.7-5.9 / 5.0-5.2 / 4.9-5.1 / 4.6-4.9,
+// Q5_K 7.5-8.1 / 6.8-7.4 / 6.5-7.3 / 6.2-6.9, while Q6_K is slowest beyond 6 KB (9.4-9.6 /
+// 9.8-10.5 / 10.2-11.4) and Q4_K moves within the noise (6.1 / 5.9-6.3 / 5.8-6.0 / 5.7-6.4). In
+// the model, alternated pairs whose probes both read the fast state, tg64 old / new: qwen3-1.7b
+// IQ4_XS 46.8 / 50.6, 47.1 / 47.8, 49.5 / 47.2, 46.8 / 47.1, 48.6 / 50.6; Q5_K_M 37.5 / 38.7,
+// 38.1 / 40.1 (docs/PERF.md, thirty-second session).
 template <typename T, int NG>
-constexpr int64_t kPrefetchPerStream = NG > 1                        ? kPrefetchBytes / NG
-                                       : std::is_same_v<T, xa::Q8_0> ? 4096
-                                       : T::G.elems == 32            ? 0
-                                                                     : 6144;
+constexpr int64_t kPrefetchPerStream =
+    NG > 1                                                        ? kPrefetchBytes / NG
+    : std::is_same_v<T, xa::Q8_0>                                 ? 4096
+    : T::G.elems == 32                                            ? 0
+    : std::is_same_v<T, xa::Iq4Xs> || std::is_same_v<T, xa::Q5_K> ? 12288
+                                                                  : 6144;
 // Tiles of 5..8 rows (a server's batch of decoding sequences) do 5-8× one row's arithmetic per
 // weight byte, and their interleaved activations (8 × K bytes: 16 KB at K = 2048) share L1 with
 // the lines requested ahead: 8 KB to L1 left them reading the 151936 × 2048 Q4_0 head at M = 8
