@@ -130,6 +130,17 @@ constexpr int64_t kStreamSpan = T::G.bytes / (T::G.elems / 32);
 // Q6_K 3× slower without).
 template <typename T>
 constexpr int64_t kOneStreamSpan = std::is_same_v<T, xa::Q8_0> ? 0 : kStreamSpan<T>;
+// And how far ahead that tile requests the superblock types' lines (to L1, as on every core):
+// 4 KB where the others take 1 KB (Q6_K 2 KB). The 151936 × 2048 head from memory, one thread
+// of the Zen 4 VM, three alternated rounds at the old distance / 2 KB / 4 KB (ms): Q4_K
+// 7.84-8.09 / 7.34-7.44 / 6.89-6.95, IQ4_XS 9.30-9.40 / 8.90-8.95 / 8.78-8.88, Q5_K
+// 11.34-11.61 / 11.25-11.31 / 11.20-11.33, Q6_K 9.09-9.28 / — / 8.81-9.01; 8 KB between the
+// two (Q4_K 7.17-7.25). In the model (`xtile bench -p 0 -n 64 -r 2 --kernels avx2`, pairs in
+// the same memory state, old / new): qwen3-1.7b IQ4_XS 32.1 / 34.6 and 34.8 / 35.7, the
+// 30B-A3B cut (its Q6_K head) 88.7 / 91.9 (docs/PERF.md, thirty-second session). Other cores
+// keep the distances above, measured on Zen 5.
+template <typename T>
+constexpr int64_t kOneStreamAhead = T::G.elems == 256 ? 4096 : 0;
 
 // Requests the lines ahead of one group stream whose current block starts at `at`.
 template <int64_t kSpan>
@@ -407,7 +418,7 @@ inline void block_isum16(const uint8_t* const (&p)[NH], const int8_t* xb, int64_
 // (block_isum16); the compiler keeps the 8 float accumulators on the stack, one load and store
 // per block each.
 template <int MR, int NH, typename T, bool kDecoded, int64_t kPrefetchSpan,
-          bool kTwoDistances = false>
+          bool kTwoDistances = false, int64_t kAheadBytes = gemv_prefetch_bytes<T, NH>()>
 inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int last_valid) {
   // Lanes below last_valid are read and written; the padding rows of a matrix's last group never.
   const __m256i last_mask =
@@ -430,7 +441,7 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
   // emits gemv_prefetch() out of line, weak code TierSymbolsTest refuses in an ISA object.
   const bool prefetch_l2 = kPrefetchSpan > 0 && !kTwoDistances && gemv_prefetch_l2_on_avx2<T>();
   // A name, not the call: clang's _mm_prefetch is a macro, and the template's comma splits it.
-  constexpr int64_t kAhead = gemv_prefetch_bytes<T, NH>();
+  constexpr int64_t kAhead = kAheadBytes;
   for (int64_t b = 0; b < a.blocks; ++b) {
     if constexpr (kPrefetchSpan > 0) {
       // Each group's share of the stream for this block, once per group (the two halves of a
@@ -512,15 +523,18 @@ inline int valid_cols(int64_t n, int64_t n1) {
 }
 
 // tile<MR, nh> for a run-time nh in 1..NH.
-template <int MR, int NH, typename T, bool kDecoded, int64_t kSpan, bool kTwoDistances = false>
+// kAheadBytes: the one-row tile's distance ahead (0: gemv_prefetch_bytes of the tile's halves).
+template <int MR, int NH, typename T, bool kDecoded, int64_t kSpan, bool kTwoDistances = false,
+          int64_t kAheadBytes = 0>
 inline void tile_halves(int nh, const TileWeights& w, const Acts& a, float* y, int64_t ldy,
                         int last_valid) {
   if constexpr (NH > 1) {
     if (nh < NH)
-      return tile_halves<MR, NH - 1, T, kDecoded, kSpan, kTwoDistances>(nh, w, a, y, ldy,
-                                                                        last_valid);
+      return tile_halves<MR, NH - 1, T, kDecoded, kSpan, kTwoDistances, kAheadBytes>(
+          nh, w, a, y, ldy, last_valid);
   }
-  tile<MR, NH, T, kDecoded, kSpan, kTwoDistances>(w, a, y, ldy, last_valid);
+  constexpr int64_t kAhead = kAheadBytes > 0 ? kAheadBytes : gemv_prefetch_bytes<T, NH>();
+  tile<MR, NH, T, kDecoded, kSpan, kTwoDistances, kAhead>(w, a, y, ldy, last_valid);
 }
 
 // TileWeights of the packed matrix for halves from h0, blocks from b0 (a superblock boundary).
@@ -578,7 +592,8 @@ void gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
         switch (mr) {
           case 1:
             if (one_stream)
-              tile_halves<1, 2, T, false, kOneStreamSpan<T>>(nh, tw, a, yt, ldy, lv);
+              tile_halves<1, 2, T, false, kOneStreamSpan<T>, false, kOneStreamAhead<T>>(
+                  nh, tw, a, yt, ldy, lv);
             else
               tile_halves<1, kOneRowHalves<T>, T, false, kSpan>(nh, tw, a, yt, ldy, lv);
             break;
