@@ -35,7 +35,9 @@
 //    32-element types likewise: tg64 in the model 20-32 % faster in the VM's fast memory state.
 //    With one stream, some types request nothing ahead at all and leave it to that prefetcher
 //    (avx512: Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL; avx2: Q8_0; thirty-first session, the kernels'
-//    kPrefetchPerStream and kOneStreamSpan).
+//    kPrefetchPerStream and kOneStreamSpan), and some superblock types request further ahead
+//    than on other cores (avx512 IQ4_XS and Q5_K 12 KB, avx2 all of them 4 KB; thirty-second
+//    session, kPrefetchPerStream and kOneStreamAhead).
 //    Zen 3 shares the family (and the prefetch level above) but was not measured.
 // XTILE_GEMV_STREAMS=1|4 overrides it.
 #pragma once
