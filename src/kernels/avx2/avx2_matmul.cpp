@@ -418,7 +418,7 @@ inline void block_isum16(const uint8_t* const (&p)[NH], const int8_t* xb, int64_
 // (block_isum16); the compiler keeps the 8 float accumulators on the stack, one load and store
 // per block each.
 template <int MR, int NH, typename T, bool kDecoded, int64_t kPrefetchSpan,
-          bool kTwoDistances = false, int64_t kAheadBytes = gemv_prefetch_bytes<T, NH>()>
+          bool kTwoDistances = false, int64_t kAheadBytes = 0>
 inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int last_valid) {
   // Lanes below last_valid are read and written; the padding rows of a matrix's last group never.
   const __m256i last_mask =
@@ -441,7 +441,8 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
   // emits gemv_prefetch() out of line, weak code TierSymbolsTest refuses in an ISA object.
   const bool prefetch_l2 = kPrefetchSpan > 0 && !kTwoDistances && gemv_prefetch_l2_on_avx2<T>();
   // A name, not the call: clang's _mm_prefetch is a macro, and the template's comma splits it.
-  constexpr int64_t kAhead = kAheadBytes;
+  // kAheadBytes > 0: the one-stream tile's own distance (kOneStreamAhead).
+  constexpr int64_t kAhead = kAheadBytes > 0 ? kAheadBytes : gemv_prefetch_bytes<T, NH>();
   for (int64_t b = 0; b < a.blocks; ++b) {
     if constexpr (kPrefetchSpan > 0) {
       // Each group's share of the stream for this block, once per group (the two halves of a
@@ -533,8 +534,7 @@ inline void tile_halves(int nh, const TileWeights& w, const Acts& a, float* y, i
       return tile_halves<MR, NH - 1, T, kDecoded, kSpan, kTwoDistances, kAheadBytes>(
           nh, w, a, y, ldy, last_valid);
   }
-  constexpr int64_t kAhead = kAheadBytes > 0 ? kAheadBytes : gemv_prefetch_bytes<T, NH>();
-  tile<MR, NH, T, kDecoded, kSpan, kTwoDistances, kAhead>(w, a, y, ldy, last_valid);
+  tile<MR, NH, T, kDecoded, kSpan, kTwoDistances, kAheadBytes>(w, a, y, ldy, last_valid);
 }
 
 // TileWeights of the packed matrix for halves from h0, blocks from b0 (a superblock boundary).
