@@ -807,11 +807,10 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
     const int64_t kc = std::min(kc_max, nb - b0);
     for (int64_t mc0 = m0; mc0 < m1; mc0 += mc_max) {
       const int64_t mc1 = std::min(m1, mc0 + mc_max);
-      // Decoded once when more than two register blocks read the panel; Q6_K from two: its
-      // records also hold the bias terms (bias_subs). At M = 8 (Zen 4 VM, 2 threads, three
-      // alternated rounds) 2048 × 2048 took 263-288 µs decoded against 281-284 read in place
-      // twice, 6144 × 2048 780-854 against 829-938.
-      const bool decode = mc1 - mc0 > (T::kHalves ? 1 : 2) * kGemmRows;
+      // Decoded once when more than two register blocks read the panel. (Q6_K decoded from
+      // two as well was faster from L3 at M = 8 but 2 % slower in the model, where the 8 rows'
+      // output head comes from memory: docs/KERNELS.md.)
+      const bool decode = mc1 - mc0 > 2 * kGemmRows;
       if (kI16 && decode) widen_acts(x, mc0, mc1, b0, kc, wide);
       if (T::kHalves && decode) pack_half_sums(x, mc0, mc1, b0, kc, sums01);
       for (int64_t h = h0; h < h1; h += kPanelHalves) {
