@@ -198,11 +198,15 @@ constexpr bool has_bias_subs() {
   };
 }
 
-// Q6_K's bias multipliers (−32·sub_0, −32·sub_1) per row's lane, from T::sub's lo and hi
-// (|32·sub| ≤ 4096: exact in int16).
+// Q6_K's (sub_0, sub_1) int16 pair per row's lane, from T::sub's lo and hi.
+inline __m256i sub_pairs(__m256i lo, __m256i hi) {
+  return _mm256_blend_epi16(lo, hi, 0xAA);
+}
+
+// Q6_K's bias multipliers (−32·sub_0, −32·sub_1) per row's lane (|32·sub| ≤ 4096: exact in
+// int16).
 inline __m256i bias_subs(__m256i lo, __m256i hi) {
-  const __m256i subs = _mm256_blend_epi16(lo, hi, 0xAA);  // (sub_0, sub_1) of each row
-  return _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_slli_epi16(subs, 5));
+  return _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_slli_epi16(sub_pairs(lo, hi), 5));
 }
 
 // A signed type's block decoded to int16 for VPMADDWD (Decoded16 below): 16 vectors of 32 bytes,
@@ -353,7 +357,7 @@ inline void half_block_isum(const uint8_t* p, int half, int j, const int8_t* xb,
         for (int r = 0; r < MR; ++r)
           isum[r] = _mm256_madd_epi16(bsubs, _mm256_set1_epi32(s01[r * s01_stride]));
       } else {
-        const __m256i subs = _mm256_blend_epi16(lo, hi, 0xAA);  // (sub_0, sub_1) of each row
+        const __m256i subs = sub_pairs(lo, hi);
 #pragma GCC unroll 4
         for (int r = 0; r < MR; ++r) {
           const __m256i s01r = _mm256_set1_epi32(half_sums(xsl[r * s_stride], xs[r * s_stride]));
