@@ -31,6 +31,7 @@ struct GenerationParams {
   bool logprobs = false;           // report each token's log-probability
   bool ignore_eos = false;         // end-of-generation tokens do not stop (load tests)
   bool at_sequence_start = false;  // the first generated token starts the text (SPM space)
+  bool json_object = false;        // JSON mode: the reply is one JSON object (json_constraint.h)
 };
 
 struct TokenOut {

@@ -422,11 +422,39 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
     throw bad_request("'n' must be 1: send one request per completion", "n");
   if (const json* v = field(body, "tools"); !chat && v && !(v->is_array() && v->empty()))
     throw bad_request("'tools' work with /v1/chat/completions only", "tools");
+  // JSON mode: the reply is one JSON object, kept so token by token (json_constraint.h); its
+  // whole text is the object, so a chat template's thinking block is switched off (unless the
+  // client asked for it, which is refused: the object could not start) and nothing is split
+  // out as reasoning. A schema (json_schema, or json_object's schema) is not enforced: refused.
   if (const json* v = field(body, "response_format")) {
     const json* type = v->is_object() ? field(*v, "type") : nullptr;
-    if (!type || *type != "text")
-      throw bad_request("only response_format {\"type\": \"text\"} is supported",
+    if (!type || !type->is_string())
+      throw bad_request("'response_format' must be an object with a string 'type'",
                         "response_format");
+    const std::string t = type->get<std::string>();
+    if (t == "json_object" && !field(*v, "schema")) {
+      r.gen.json_object = true;
+    } else if (t != "text") {
+      throw bad_request("response_format '" + t + (t == "json_object" ? "' with a schema" : "'") +
+                            " is not supported: xtile keeps a reply valid JSON with "
+                            "{\"type\": \"json_object\"}, without a schema",
+                        "response_format");
+    }
+  }
+  if (r.gen.json_object && chat) {
+    const json* kwargs = field(body, "chat_template_kwargs");
+    if (kwargs && kwargs->is_object() && field(*kwargs, "enable_thinking") && r.enable_thinking)
+      throw bad_request(
+          "JSON mode (response_format json_object) cannot think first: its reply "
+          "is the object alone; leave enable_thinking out or false",
+          "chat_template_kwargs.enable_thinking");
+    if (!r.tools.empty())
+      throw bad_request(
+          "JSON mode (response_format json_object) and 'tools' cannot be combined: "
+          "a tool call is not the JSON object the reply must be",
+          "response_format");
+    r.enable_thinking = false;
+    r.reasoning = false;
   }
   // llama-server's other samplers: refused unless at their neutral setting (off).
   const std::pair<const char*, bool (*)(double)> other_samplers[] = {

@@ -206,6 +206,9 @@ void Scheduler::admit() {
     if (!w->admitted_once) {
       w->admitted = now;
       w->stats.queue_ms = ms_between(w->submitted, now);
+      // JSON mode's grammar state starts here, on this thread (the vocabulary's bytes are built
+      // on the first such request); a preempted request keeps its state.
+      if (w->job->params().json_object) w->json.emplace(token_bytes());
     }
     if (w->job->cancelled()) {
       m_.requests_cancelled.fetch_add(1, std::memory_order_relaxed);
@@ -377,6 +380,7 @@ void Scheduler::sample(const std::vector<Slot*>& slots) {
     const std::span<const float> logits(logits_.data() + i * v, v);
     try {
       picks[i].id = w.sampler.sample(logits, w.input);
+      if (w.json && !w.json->allows(picks[i].id)) picks[i].id = json_pick(w, logits);
       const GenerationParams& p = w.job->params();
       if (p.logprobs || p.n_probs > 0) log_probs(logits, picks[i].id, p.n_probs, &picks[i]);
     } catch (const std::exception& e) {
@@ -416,11 +420,18 @@ void Scheduler::sample(const std::vector<Slot*>& slots) {
       continue;
     }
     w.input.push_back(p.id);
+    if (w.json) w.json->accept(p.id);  // json_pick chose a token it allows
     const size_t begin = w.text.decoded_bytes();
     const bool stopped = w.text.push(p.id);
     w.held.push_back({TokenOut{p.id, p.logprob, std::move(p.top)}, begin, w.text.decoded_bytes()});
     if (stopped) {
       w.stats.stop_word = w.text.stop_word();
+      emit(s, true);
+      end(s, FinishReason::kStop);
+      continue;
+    }
+    if (w.json && w.json->complete()) {  // the object closed: the reply is whole
+      w.text.finish();
       emit(s, true);
       end(s, FinishReason::kStop);
       continue;
@@ -436,6 +447,23 @@ void Scheduler::sample(const std::vector<Slot*>& slots) {
     }
     emit(s, false);
   }
+}
+
+int32_t Scheduler::json_pick(Work& w, std::span<const float> logits) {
+  std::vector<float> masked(logits.begin(), logits.end());
+  if (w.json->mask(masked) == 0)
+    fail("JSON mode: no token of the vocabulary continues the object here");
+  const int32_t id = w.sampler.sample(masked, w.input);
+  // Only a logit_bias of +inf can bring back a masked token (the sampler lets a bias replace
+  // the logit).
+  if (!w.json->allows(id))
+    fail("JSON mode: logit_bias forces token ", id, ", which would leave the reply not JSON");
+  return id;
+}
+
+const TokenBytes& Scheduler::token_bytes() {
+  if (!token_bytes_) token_bytes_ = std::make_unique<TokenBytes>(tok_);
+  return *token_bytes_;
 }
 
 void Scheduler::emit(Slot& s, bool finished) {

@@ -6,12 +6,14 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "model/sampler.h"
 #include "server/job.h"
+#include "server/json_constraint.h"
 #include "server/text_stream.h"
 
 namespace xtile::server {
@@ -29,6 +31,7 @@ struct Work {
                                // evaluated yet while the request runs)
   size_t n_prompt = 0;
   Sampler sampler;
+  std::optional<JsonConstraint> json;  // JSON mode's grammar state, from the first admission
   TextStream text;
   // Generated tokens whose text is not released yet, with the bytes of text() before and
   // after each.

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "server/json_prefix.h"
 #include "server_process.h"
 #include "test_util.h"
 
@@ -570,6 +571,105 @@ TEST_F(ServerHttp, EightRequestsGiveTheSameBitsAloneAndConcurrently) {
     }));
   for (int i = 0; i < 8; ++i)
     EXPECT_EQ(together[static_cast<size_t>(i)].get(), alone[static_cast<size_t>(i)]) << i;
+}
+
+// JSON mode: the reply is the beginning of one JSON object, a whole one when it stops, and the
+// same bits alone and beside other requests, streamed or not.
+TEST_F(ServerHttp, JsonModeRepliesWithAnObjectAndKeepsItsBits) {
+  std::vector<json> bodies;
+  const char* texts[] = {"Tell me about a cat.", "A", "Once upon a time there was a frog",
+                         "The dog and the ball"};
+  for (int i = 0; i < 4; ++i) {
+    json b = chat_body(texts[i], 60 + 20 * i, 300 + i, i == 1 ? 0.0 : 0.9);
+    b["response_format"] = {{"type", "json_object"}};
+    bodies.push_back(b);
+  }
+  for (const json& b : bodies) {
+    const Reply r = post(port_, "/v1/chat/completions", b);
+    ASSERT_EQ(r.status, 200) << r.body;
+    const json c = r.j()["choices"][0];
+    const std::string text = c["message"]["content"].get<std::string>();
+    EXPECT_FALSE(c["message"].contains("reasoning_content"));
+    server::JsonPrefix grammar;
+    EXPECT_TRUE(grammar.take(text)) << text;
+    if (c["finish_reason"] == "stop") {
+      EXPECT_TRUE(grammar.complete()) << text;
+      EXPECT_TRUE(json::parse(text).is_object()) << text;
+    } else {
+      EXPECT_EQ(c["finish_reason"], "length") << text;
+      EXPECT_FALSE(grammar.complete()) << text;
+    }
+  }
+  // A reply that may only close: the token '}' boosted, so the object ends as soon as it may.
+  const Reply tk = post(port_, "/tokenize", {{"content", "{}"}, {"with_pieces", true}});
+  ASSERT_EQ(tk.status, 200) << tk.body;
+  int close_id = -1;
+  const json pieces = tk.j()["tokens"];
+  for (const json& t : pieces)
+    if (t["piece"] == "}") close_id = t["id"].get<int>();
+  ASSERT_GE(close_id, 0) << tk.body;
+  json closing = bodies[0];
+  closing["logit_bias"] = {{std::to_string(close_id), 50}};
+  const Reply r = post(port_, "/v1/chat/completions", closing);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json c = r.j()["choices"][0];
+  EXPECT_EQ(c["finish_reason"], "stop");
+  const std::string text = c["message"]["content"].get<std::string>();
+  EXPECT_TRUE(json::parse(text).is_object()) << text;
+  std::string bare = text;
+  std::erase_if(bare, [](char ch) { return ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t'; });
+  EXPECT_EQ(bare, "{}") << text;
+
+  std::vector<std::string> alone;
+  for (const json& b : bodies) alone.push_back(signature(port_, b, false));
+  std::vector<std::future<std::string>> together;
+  for (int i = 0; i < 8; ++i)  // beside the same prompts without JSON mode
+    together.push_back(std::async(std::launch::async, [&, i] {
+      json b = bodies[static_cast<size_t>(i % 4)];
+      if (i >= 4) b.erase("response_format");
+      return signature(port_, b, i % 2 == 1);
+    }));
+  for (int i = 0; i < 8; ++i) {
+    const std::string got = together[static_cast<size_t>(i)].get();
+    if (i < 4) {
+      EXPECT_EQ(got, alone[static_cast<size_t>(i)]) << i;
+    }
+  }
+}
+
+TEST_F(ServerHttp, JsonModeRefusesWhatItCannotKeep) {
+  const std::pair<json, std::string> cases[] = {
+      {{{"type", "json_schema"}, {"json_schema", {{"name", "x"}, {"schema", json::object()}}}},
+       "response_format"},
+      {{{"type", "json_object"}, {"schema", json::object()}}, "response_format"},
+      {{{"type", "yaml"}}, "response_format"},
+      {"json_object", "response_format"},
+  };
+  for (const auto& [format, param] : cases) {
+    json b = chat_body("Hi", 8, 1, 0.0);
+    b["response_format"] = format;
+    const Reply r = post(port_, "/v1/chat/completions", b);
+    EXPECT_EQ(r.status, 400) << r.body;
+    EXPECT_EQ(r.j()["error"]["param"], param) << r.body;
+  }
+  json thinking = chat_body("Hi", 8, 1, 0.0);
+  thinking["response_format"] = {{"type", "json_object"}};
+  thinking["chat_template_kwargs"] = {{"enable_thinking", true}};
+  Reply r = post(port_, "/v1/chat/completions", thinking);
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(r.j()["error"]["param"], "chat_template_kwargs.enable_thinking");
+  thinking["chat_template_kwargs"] = {{"enable_thinking", false}};
+  r = post(port_, "/v1/chat/completions", thinking);
+  EXPECT_EQ(r.status, 200) << r.body;
+  // Completions take JSON mode too.
+  json completion = {{"prompt", "Once upon a time"},
+                     {"max_tokens", 24},
+                     {"seed", 5},
+                     {"response_format", {{"type", "json_object"}}}};
+  r = post(port_, "/v1/completions", completion);
+  ASSERT_EQ(r.status, 200) << r.body;
+  server::JsonPrefix grammar;
+  EXPECT_TRUE(grammar.take(r.j()["choices"][0]["text"].get<std::string>())) << r.body;
 }
 
 TEST_F(ServerHttp, SixteenConcurrentClients) {

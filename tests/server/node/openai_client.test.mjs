@@ -1,6 +1,6 @@
 // xtile serve through the official openai npm package, as an application would use it:
 // models, chat (whole and streamed, with usage), completions, log-probabilities, seeds, errors
-// as the SDK's typed exceptions, and aborting a stream.
+// as the SDK's typed exceptions, aborting a stream, and JSON mode.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
@@ -112,4 +112,26 @@ test("aborting a stream leaves the server serving", async () => {
   assert.ok(r.choices[0].message.content !== undefined);
   const health = await fetch(url + "/health");
   assert.equal(health.status, 200);
+});
+
+test("JSON mode: response_format json_object gives an object JSON.parse takes", async () => {
+  // The stories model knows no JSON: the grammar writes the object. Its token "}" is boosted so
+  // that the object closes within the limit and the reply ends by itself.
+  const tk = await (await fetch(url + "/tokenize", {
+    method: "POST", body: JSON.stringify({ content: "{}", with_pieces: true }) })).json();
+  const close = tk.tokens.find((t) => t.piece === "}");
+  assert.ok(close, JSON.stringify(tk));
+  const r = await client.chat.completions.create({
+    model: MODEL, messages: [{ role: "user", content: "A cat as JSON" }], max_tokens: 60,
+    temperature: 0.7, seed: 3, response_format: { type: "json_object" },
+    logit_bias: { [close.id]: 50 } });
+  assert.equal(r.choices[0].finish_reason, "stop");
+  const value = JSON.parse(r.choices[0].message.content);
+  assert.equal(typeof value, "object");
+  assert.ok(value !== null && !Array.isArray(value));
+  await assert.rejects(
+    client.chat.completions.create({
+      model: MODEL, messages: [{ role: "user", content: "x" }],
+      response_format: { type: "json_schema", json_schema: { name: "x", schema: {} } } }),
+    (e) => e instanceof OpenAI.BadRequestError && e.param === "response_format");
 });

@@ -1,0 +1,86 @@
+// JSON mode's grammar: a byte-at-a-time recognizer of the prefixes of one JSON object (RFC 8259,
+// UTF-8), used by JsonConstraint to keep a reply that asked for response_format json_object
+// valid token by token. feed() refuses the first byte that no valid object could continue with,
+// and complete() says when the object has closed.
+//
+// Beyond RFC 8259, two limits a sampler needs. Whitespace between tokens is at most one line
+// break (a '\n', and one '\r') and kMaxBlanks spaces or tabs in a row: enough for any indented
+// layout, where unlimited whitespace lets a model dawdle until max_tokens (a known failure of
+// JSON modes: a reply of blank lines; llama.cpp's JSON grammar allows one newline and 20 blanks).
+// And at most kMaxDepth open containers. Lone UTF-16 surrogates in \u escapes are refused, as
+// strict parsers refuse them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace xtile::server {
+
+class JsonPrefix {
+ public:
+  static constexpr int kMaxBlanks = 32;
+  // Nesting deeper than this is refused: some parsers recurse per level (and a model that opens
+  // bracket after bracket is not writing the object it was asked for).
+  static constexpr int kMaxDepth = 128;
+
+  // Appends byte c: true when the bytes so far still begin some JSON object; on false the
+  // state is as it was (the byte is refused).
+  bool feed(uint8_t c);
+  // Whether every byte of s would be taken (the state is not changed).
+  bool accepts(std::string_view s) const;
+  // Takes every byte of s and returns true, or takes none of them and returns false.
+  bool take(std::string_view s);
+  // The top-level object has closed: nothing more may follow.
+  bool complete() const { return expect_ == Expect::kDone; }
+
+ private:
+  // What the next byte outside a string, number or literal may be.
+  enum class Expect : uint8_t {
+    kStart,         // the top-level '{' (whitespace before it)
+    kValue,         // any value (after ':' or after ',' in an array)
+    kValueOrClose,  // a value or ']' (after '[')
+    kKeyOrClose,    // a key string or '}' (after '{')
+    kKey,           // a key string (after ',' in an object)
+    kColon,         // ':' after a key
+    kCommaOrClose,  // ',' or the container's close after a value
+    kDone,          // the top-level object closed
+  };
+  // A token in progress.
+  enum class Lexeme : uint8_t { kNone, kString, kNumber, kLiteral };
+  // Where a number is: each state names the part just read.
+  enum class Number : uint8_t { kMinus, kZero, kInt, kDot, kFrac, kExpMark, kExpSign, kExp };
+
+  // After a high surrogate's \uXXXX: the '\', the 'u' and the digits of its low surrogate.
+  enum class Surrogate : uint8_t { kNone, kNeedBackslash, kNeedU, kNeedLow };
+
+  bool step(uint8_t c);         // feed() without restoring the state on false
+  bool structural(uint8_t c);   // c outside a lexeme
+  bool string_byte(uint8_t c);  // c inside a string
+  bool hex_byte(uint8_t c);     // a digit of a \uXXXX escape
+  bool number_byte(uint8_t c);  // c inside a number (false: not part of it)
+  bool value_start(uint8_t c);  // c begins a value
+  bool open(char bracket);      // '{' or '[': false beyond kMaxDepth
+  bool close();                 // the innermost container's close
+  void value_done();            // a value ended: its container's next step
+  bool number_can_end() const;
+
+  Expect expect_ = Expect::kStart;
+  Lexeme lexeme_ = Lexeme::kNone;
+  Number number_ = Number::kInt;
+  bool string_is_key_ = false;
+  bool escape_ = false;     // after '\' in a string
+  uint8_t hex_left_ = 0;    // \uXXXX digits still to come
+  uint16_t hex_value_ = 0;  // the digits read so far
+  Surrogate surrogate_ = Surrogate::kNone;
+  uint8_t utf8_left_ = 0;          // continuation bytes still to come
+  uint8_t utf8_lo_ = 0x80;         // the next continuation byte's range (narrower after E0, ED,
+  uint8_t utf8_hi_ = 0xbf;         // F0 and F4: no overlong forms, surrogates or beyond U+10FFFF)
+  const char* literal_ = nullptr;  // the rest of true / false / null
+  // The whitespace run outside strings so far: spaces and tabs, '\n' and '\r' seen.
+  uint8_t blanks_ = 0;
+  bool newline_ = false, return_ = false;
+  std::string stack_;  // open containers, innermost last: '{' or '['
+};
+
+}  // namespace xtile::server

@@ -1,0 +1,332 @@
+// JSON mode's grammar (JsonPrefix) and its token filter (JsonConstraint). The grammar is
+// checked byte by byte on hand-written cases (where the first refused byte must be) and against
+// an independent parser, nlohmann::json, on random objects and on random one-byte mutations of
+// them: a document the grammar takes whole and calls complete must be one nlohmann accepts as
+// an object, and every object nlohmann accepts must be taken whole and complete.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gguf/gguf.h"
+#include "server/json_constraint.h"
+#include "server/json_prefix.h"
+#include "test_util.h"
+#include "tokenizer/tokenizer.h"
+
+namespace xtile::server {
+namespace {
+
+using nlohmann::json;
+
+// How many bytes of s the grammar takes before refusing one (s.size(): all), and whether the
+// object is complete after them.
+struct Fed {
+  size_t taken = 0;
+  bool complete = false;
+};
+Fed feed_all(std::string_view s) {
+  JsonPrefix p;
+  Fed f;
+  for (char c : s) {
+    if (!p.feed(static_cast<uint8_t>(c))) break;
+    ++f.taken;
+  }
+  f.complete = p.complete();
+  return f;
+}
+
+TEST(JsonPrefix, TakesWholeObjectsAndCallsOnlyTheWholeComplete) {
+  const char* docs[] = {
+      "{}",
+      " \n\t{ }",
+      R"({"a":1})",
+      R"({"a": -0.5e+10, "b": [true, false, null, 0, 12, 3.25E-2, -7], "c": {"d": []}})",
+      R"({"s": "esc \" \\ \/ \b \f \n \r \t \u00e9 \uD83D\uDE00", "k": ""})",
+      "{\"utf8\": \"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xed\x9f\xbf \xf4\x8f\xbf\xbf\"}",
+      R"({"nested": [[[{"x": [1, [2, [3]]]}]]]})",
+  };
+  for (const char* d : docs) {
+    const std::string s(d);
+    SCOPED_TRACE(s);
+    EXPECT_TRUE(json::accept(s)) << "the case itself is not JSON";
+    JsonPrefix p;
+    for (size_t i = 0; i < s.size(); ++i) {
+      ASSERT_FALSE(p.complete()) << "complete before byte " << i;
+      ASSERT_TRUE(p.feed(static_cast<uint8_t>(s[i]))) << "refused byte " << i;
+    }
+    EXPECT_TRUE(p.complete());
+    // Nothing may follow the object, not even whitespace: the reply ends there.
+    EXPECT_FALSE(p.feed(' '));
+    EXPECT_FALSE(p.feed('{'));
+    EXPECT_TRUE(p.complete());
+  }
+}
+
+TEST(JsonPrefix, RefusesTheFirstByteNoObjectCouldContinueWith) {
+  struct Case {
+    std::string text;
+    size_t refused_at;
+  };
+  const Case cases[] = {
+      {"[1]", 0},  // the reply is an object
+      {"\"a\"", 0},
+      {"x", 0},
+      {"{,", 1},
+      {R"({"a" 1})", 5},   // no colon
+      {R"({"a":})", 5},    // no value
+      {R"({"a":1,})", 7},  // trailing comma
+      {R"({"a":[1,]})", 8},
+      {R"({"a":01})", 6},  // leading zero
+      {R"({"a":-})", 6},
+      {R"({"a":1.})", 7},
+      {R"({"a":1e})", 7},
+      {R"({"a":.5})", 5},
+      {R"({"a":+1})", 5},
+      {R"({"a":tru})", 8},
+      {R"({"a":nul1})", 8},
+      {R"({"a":1]})", 6},  // the wrong close
+      {R"({"a":[1}})", 7},
+      {R"({1:2})", 1},           // keys are strings
+      {"{\"a\":\"x\x01\"}", 7},  // a raw control character
+      {R"({"a":"\q"})", 7},      // an unknown escape
+      {R"({"a":"\u12G4"})", 10},
+      {R"({"a":"\ud800"})", 12},            // a lone high surrogate: its string cannot end
+      {R"({"a":"\ud800\u0041"})", 14},      // a high surrogate, then no low one
+      {R"({"a":"\udc00"})", 9},             // a lone low surrogate
+      {"{\"a\":\"\xc0\xaf\"}", 6},          // an overlong lead byte
+      {"{\"a\":\"\xe0\x80\x80\"}", 7},      // overlong three-byte form
+      {"{\"a\":\"\xed\xa0\x80\"}", 7},      // an encoded surrogate
+      {"{\"a\":\"\xf4\x90\x80\x80\"}", 7},  // beyond U+10FFFF
+      {"{\"a\":\"\xc3(\"}", 7},             // a missing continuation byte
+      {"{\"a\":\"\xff\"}", 6},
+      {"{}}", 2},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.text);
+    EXPECT_EQ(feed_all(c.text).taken, c.refused_at);
+    EXPECT_FALSE(json::accept(c.text) && json::parse(c.text).is_object() &&
+                 c.refused_at < c.text.size())
+        << "the case is a valid object";
+  }
+}
+
+TEST(JsonPrefix, LimitsWhitespaceRunsAndDepth) {
+  // A run: one line break and up to kMaxBlanks spaces or tabs, in any order.
+  const std::string run = "\r\n" + std::string(JsonPrefix::kMaxBlanks - 1, ' ') + "\t";
+  const std::string s = "{\"a\":" + run;
+  EXPECT_EQ(feed_all(s).taken, s.size());
+  EXPECT_EQ(feed_all(s + " ").taken, s.size());
+  EXPECT_EQ(feed_all(s + "\n").taken, s.size());
+  EXPECT_EQ(feed_all(s + "1" + run + "}").taken, s.size() + run.size() + 2);
+  EXPECT_EQ(feed_all("{\n \n}").taken, 3u);  // a blank line
+  EXPECT_EQ(feed_all(" \n\n{}").taken, 2u);
+  // Whitespace inside strings is text, not limited.
+  const std::string in_string = "{\"a\":\"" + std::string(200, ' ') + "\"}";
+  EXPECT_TRUE(feed_all(in_string).complete);
+
+  std::string deep = "{\"a\":";
+  for (int i = 1; i < JsonPrefix::kMaxDepth; ++i) deep += "[";
+  EXPECT_EQ(feed_all(deep).taken, deep.size());
+  EXPECT_EQ(feed_all(deep + "[").taken, deep.size());
+}
+
+TEST(JsonPrefix, RefusedByteLeavesTheStateAsItWas) {
+  JsonPrefix p;
+  ASSERT_TRUE(p.take(R"({"n": 12)"));
+  EXPECT_FALSE(p.feed('x'));
+  EXPECT_FALSE(p.take("3x"));  // all or nothing: the 3 is not taken either
+  EXPECT_TRUE(p.accepts("3}"));
+  EXPECT_FALSE(p.complete());  // accepts() changes nothing
+  EXPECT_TRUE(p.take("}"));
+  EXPECT_TRUE(p.complete());
+}
+
+// A random JSON value of depth at most `depth`: every kind of value, strings with escapes,
+// control characters and characters of 1-4 UTF-8 bytes, numbers of every form.
+json random_value(std::mt19937& rng, int depth) {
+  std::uniform_int_distribution<int> kind(0, depth > 0 ? 7 : 5);
+  switch (kind(rng)) {
+    case 0:
+      return nullptr;
+    case 1:
+      return rng() % 2 == 0;
+    case 2:
+      return static_cast<int64_t>(rng()) - static_cast<int64_t>(rng());
+    case 3: {
+      const double v = std::ldexp(static_cast<double>(rng()) - 2147483648.0,
+                                  static_cast<int>(rng() % 200) - 100);
+      return std::isfinite(v) ? json(v) : json(0.5);
+    }
+    case 4:
+    case 5: {
+      const char32_t pool[] = {U'a',      U'Z',      U' ',      U'"',          U'\\',
+                               U'/',      U'\n',     U'\t',     U'\x01',       U'\x1f',
+                               U'\u00e9', U'\u20ac', U'\uffff', U'\U0001F600', U'\U0010FFFF'};
+      std::string s;
+      const int n = static_cast<int>(rng() % 8);
+      for (int i = 0; i < n; ++i) {
+        char32_t c = pool[rng() % std::size(pool)];
+        if (c < 0x80) {
+          s += static_cast<char>(c);
+        } else if (c < 0x800) {
+          s += static_cast<char>(0xc0 | (c >> 6));
+          s += static_cast<char>(0x80 | (c & 0x3f));
+        } else if (c < 0x10000) {
+          s += static_cast<char>(0xe0 | (c >> 12));
+          s += static_cast<char>(0x80 | ((c >> 6) & 0x3f));
+          s += static_cast<char>(0x80 | (c & 0x3f));
+        } else {
+          s += static_cast<char>(0xf0 | (c >> 18));
+          s += static_cast<char>(0x80 | ((c >> 12) & 0x3f));
+          s += static_cast<char>(0x80 | ((c >> 6) & 0x3f));
+          s += static_cast<char>(0x80 | (c & 0x3f));
+        }
+      }
+      return s;
+    }
+    case 6: {
+      json a = json::array();
+      for (int i = static_cast<int>(rng() % 4); i > 0; --i)
+        a.push_back(random_value(rng, depth - 1));
+      return a;
+    }
+    default: {
+      json o = json::object();
+      for (int i = static_cast<int>(rng() % 4); i > 0; --i)
+        o[std::to_string(rng() % 100)] = random_value(rng, depth - 1);
+      return o;
+    }
+  }
+}
+
+std::vector<std::string> random_documents(int n) {
+  std::mt19937 rng(20261206);
+  std::vector<std::string> docs;
+  for (int i = 0; i < n; ++i) {
+    json o = json::object();
+    for (int k = static_cast<int>(rng() % 5); k > 0; --k) {
+      char key[16];  // (a std::string concatenation here trips GCC 12's false -Wrestrict)
+      std::snprintf(key, sizeof key, "k%d", k);
+      o[key] = random_value(rng, 4);
+    }
+    // Compact, indented, and with every non-ASCII character as \u escapes (surrogate pairs
+    // beyond the BMP).
+    const int style = i % 3;
+    docs.push_back(style == 0 ? o.dump() : style == 1 ? o.dump(2) : o.dump(-1, ' ', true));
+  }
+  return docs;
+}
+
+TEST(JsonPrefix, AgreesWithNlohmannOnRandomObjects) {
+  for (const std::string& d : random_documents(600)) {
+    SCOPED_TRACE(d);
+    const Fed f = feed_all(d);
+    ASSERT_EQ(f.taken, d.size());
+    ASSERT_TRUE(f.complete);
+  }
+}
+
+// One byte of a valid object replaced by a random one (half of the time a JSON-significant
+// byte): complete and whole for the grammar exactly when nlohmann accepts an object.
+TEST(JsonPrefix, AgreesWithNlohmannOnMutatedObjects) {
+  std::mt19937 rng(7);
+  const char significant[] = "{}[]:,\"\\ 0123456789.eE+-tfnu\x01\x7f\x80\xc3\xed\xf4\xff";
+  int valid = 0, invalid = 0, whitespace_limited = 0;
+  for (const std::string& original : random_documents(400)) {
+    for (int m = 0; m < 20; ++m) {
+      std::string d = original;
+      const size_t at = rng() % d.size();
+      d[at] = rng() % 2 == 0 ? significant[rng() % (sizeof(significant) - 1)]
+                             : static_cast<char>(rng() % 256);
+      const Fed f = feed_all(d);
+      const bool ours = f.taken == d.size() && f.complete;
+      bool theirs = false;
+      try {
+        theirs = json::parse(d).is_object();
+      } catch (const json::out_of_range&) {
+        // A number beyond double's range (1e400): valid JSON syntax, which the grammar follows
+        // (RFC 8259 leaves the range to implementations); nlohmann refuses it.
+        continue;
+      } catch (const json::parse_error&) {
+      }
+      // Whitespace the grammar limits on purpose (a second line break in a run, more blanks,
+      // anything after the close), where nlohmann takes any.
+      if (theirs && !ours && f.taken < d.size() && std::strchr(" \t\r\n", d[f.taken])) {
+        ++whitespace_limited;
+        continue;
+      }
+      ASSERT_EQ(ours, theirs) << "document: " << json(d).dump(-1, ' ', true) << " taken "
+                              << f.taken;
+      (ours ? valid : invalid) += 1;
+    }
+  }
+  // The mutations reach both sides of the boundary.
+  EXPECT_GT(valid, 300);
+  EXPECT_GT(invalid, 3000);
+  EXPECT_LT(whitespace_limited, 100);
+}
+
+class JsonConstraintQwen : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    XTILE_REQUIRE_FIXTURE(path, "tokenizers/vocab-qwen2.gguf");
+    file_ = std::make_unique<gguf::File>(gguf::File::open(path));
+    tok_ = Tokenizer::from_gguf(*file_);
+    bytes_ = std::make_unique<TokenBytes>(*tok_);
+  }
+  std::unique_ptr<gguf::File> file_;
+  std::unique_ptr<Tokenizer> tok_;
+  std::unique_ptr<TokenBytes> bytes_;
+};
+
+TEST_F(JsonConstraintQwen, EndOfGenerationAndControlTokensAreNeverAllowed) {
+  ASSERT_EQ(bytes_->size(), tok_->n_vocab());
+  JsonConstraint c(*bytes_);
+  for (int32_t id : tok_->eog_ids()) EXPECT_FALSE(c.allows(id)) << id;
+  ASSERT_TRUE(c.accept(tok_->encode("{\"a\": 1", false, false)[0]));
+  for (int32_t id = 0; id < tok_->n_vocab(); ++id) {
+    if (tok_->is_control(id)) {
+      ASSERT_FALSE(c.allows(id)) << id;
+    }
+  }
+  EXPECT_FALSE(c.allows(-1));
+  EXPECT_FALSE(c.allows(tok_->n_vocab()));
+}
+
+TEST_F(JsonConstraintQwen, MaskKeepsExactlyTheTokensThatContinueTheObject) {
+  JsonConstraint c(*bytes_);
+  const std::vector<int32_t> ids =
+      tok_->encode("{\"name\": \"Lily\", \"age\": 3, \"pets\": [\"cat\", null]}", false, false);
+  std::vector<float> logits(static_cast<size_t>(tok_->n_vocab()));
+  for (size_t i = 0; i < ids.size(); ++i) {
+    std::fill(logits.begin(), logits.end(), 1.0f);
+    const int64_t allowed = c.mask(logits);
+    int64_t kept = 0;
+    for (int32_t id = 0; id < tok_->n_vocab(); ++id) {
+      const bool finite = std::isfinite(logits[static_cast<size_t>(id)]);
+      kept += finite;
+      // The mask against allows() on every 97th token.
+      if (id % 97 == 0) {
+        ASSERT_EQ(finite, c.allows(id)) << id;
+      }
+    }
+    EXPECT_EQ(kept, allowed);
+    EXPECT_GT(allowed, 0);
+    ASSERT_FALSE(c.complete());
+    ASSERT_TRUE(c.allows(ids[i])) << "token " << i << " " << tok_->decode_token(ids[i]);
+    ASSERT_TRUE(c.accept(ids[i]));
+  }
+  EXPECT_TRUE(c.complete());
+  std::fill(logits.begin(), logits.end(), 1.0f);
+  EXPECT_EQ(c.mask(logits), 0);  // after the close nothing is allowed
+}
+
+}  // namespace
+}  // namespace xtile::server
