@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes with libFuzzer: fuzz/run.sh [seconds=60] [gguf|model|all=all]
+# Fuzzes with libFuzzer: fuzz/run.sh [seconds=60] [gguf|model|json|all=all]
 #
 #   gguf   the GGUF reader (xtile_gguf_fuzz). Seeds: small valid files from xtile_gguf_seeds,
 #          plus the fixture GGUFs cut to their first 64 KiB (most of a model is tensor data, the
@@ -7,7 +7,9 @@
 #   model  what a model file feeds beyond the reader: model config, tokenizer load, weight-store
 #          plan (xtile_model_fuzz). Seeds: one-layer tiny synthetic models from
 #          xtile_model_seeds. Inputs up to 512 KiB (whole models, tensor data included).
-#   all    both, `seconds` each.
+#   json   JSON mode's grammar against nlohmann::json (xtile_json_fuzz). Seeds: a few objects
+#          written here. Inputs up to 4 KiB.
+#   all    all three, `seconds` each.
 #
 # Builds in build-fuzz/ (clang, ASan+UBSan). New interesting inputs accumulate in
 # fuzz/corpus-run/<target>/ (git-ignored) across runs. Exits non-zero when libFuzzer finds a
@@ -23,8 +25,9 @@ jobs="${XTILE_FUZZ_BUILD_JOBS:-2}"
 case "$target" in
   gguf) targets=(xtile_gguf_fuzz xtile_gguf_seeds) ;;
   model) targets=(xtile_model_fuzz xtile_model_seeds) ;;
-  all) targets=(xtile_gguf_fuzz xtile_gguf_seeds xtile_model_fuzz xtile_model_seeds) ;;
-  *) echo "fuzz/run.sh: unknown target '$target' (gguf, model or all)" >&2; exit 2 ;;
+  json) targets=(xtile_json_fuzz) ;;
+  all) targets=(xtile_gguf_fuzz xtile_gguf_seeds xtile_model_fuzz xtile_model_seeds xtile_json_fuzz) ;;
+  *) echo "fuzz/run.sh: unknown target '$target' (gguf, model, json or all)" >&2; exit 2 ;;
 esac
 
 # Ninja for a new build folder where installed, as scripts/build.sh.
@@ -67,8 +70,24 @@ run_model() {
     "$corpus" "$seeds"
 }
 
+run_json() {
+  local seeds="$build/seeds-json" corpus="$root/fuzz/corpus-run/json"
+  rm -rf "$seeds"
+  mkdir -p "$seeds" "$corpus"
+  printf '%s' '{}' >"$seeds/empty.json"
+  printf '%s' '{"a": [1, -2.5e+3, true, false, null], "b": {"c": "x\u00e9\ud83d\ude00\n"}}' \
+    >"$seeds/mixed.json"
+  printf '{\n  "name": "Lily",\n  "pets": [\n    "cat"\n  ]\n}' >"$seeds/indented.json"
+  printf '{"s": "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"}' >"$seeds/utf8.json"
+  echo "json seeds: $(ls "$seeds" | wc -l) files in $seeds"
+  "$build/fuzz/xtile_json_fuzz" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
+    -dict="$root/fuzz/json.dict" -artifact_prefix="$build/artifacts/json-" -print_final_stats=1 \
+    "$corpus" "$seeds"
+}
+
 case "$target" in
   gguf) run_gguf ;;
   model) run_model ;;
-  all) run_gguf && run_model ;;
+  json) run_json ;;
+  all) run_gguf && run_model && run_json ;;
 esac
