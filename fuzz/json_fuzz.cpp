@@ -5,7 +5,7 @@
 // - a JSON object for nlohmann is taken whole and complete, unless the grammar refused a
 //   whitespace byte (its limits on whitespace runs and on anything after the close) or the
 //   nesting passed kMaxDepth;
-// - once complete, every byte is refused.
+// - once complete, every byte is refused; before, some byte is taken (no dead end).
 // Inputs with a NUL byte check the first and last only (nlohmann stops reading at a NUL).
 #include <cstdint>
 #include <cstdio>
@@ -66,6 +66,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   JsonPrefix t;
   if (t.take(input) != whole) finding("take() disagrees with feed()", input);
   if (whole && t.complete() != p.complete()) finding("take() ends in another state", input);
+  if (!p.complete()) {  // some byte continues what was taken: no dead end for a sampler
+    bool some = false;
+    for (int b = 0; b < 256 && !some; ++b) {
+      JsonPrefix next = p;
+      some = next.feed(static_cast<uint8_t>(b));
+    }
+    if (!some) finding("no byte continues the prefix taken", input.substr(0, taken));
+  }
   if (p.complete()) {
     for (int b = 0; b < 256; ++b) {
       JsonPrefix after = p;

@@ -9,12 +9,14 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "model/sampler.h"
+#include "server/json_schema.h"
 
 namespace xtile::server {
 
@@ -32,6 +34,7 @@ struct GenerationParams {
   bool ignore_eos = false;         // end-of-generation tokens do not stop (load tests)
   bool at_sequence_start = false;  // the first generated token starts the text (SPM space)
   bool json_object = false;        // JSON mode: the reply is one JSON object (json_constraint.h)
+  std::shared_ptr<const JsonSchema> json_schema;  // and an instance of this schema (json_schema)
 };
 
 struct TokenOut {

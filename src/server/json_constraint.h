@@ -1,9 +1,10 @@
-// JSON mode (response_format {"type": "json_object"}): the tokens a reply may take next so that
-// its text stays the beginning of one JSON object (JsonPrefix), and the end of the reply when
-// the object closes. The sampler draws as usual; a drawn token the grammar refuses is replaced
-// by a draw from the logits with every refused token masked out. Drawing first and masking
-// only on a refusal gives the masked distribution (p(t) + (1 − S)·p(t)/S = p(t)/S over the S of
-// the allowed tokens) and costs one vocabulary pass only on the steps that need it.
+// JSON mode (response_format {"type": "json_object"}, or "json_schema" with a schema): the tokens
+// a reply may take next so that its text stays the beginning of one JSON object (of the schema's
+// instances: JsonPrefix), and the end of the reply when the object closes. The sampler draws as
+// usual; a drawn token the grammar refuses is replaced by a draw from the logits with every refused
+// token masked out. Drawing first and masking only on a refusal gives the masked distribution (p(t)
+// + (1 − S)·p(t)/S = p(t)/S over the S of the allowed tokens) and costs one vocabulary pass only on
+// the steps that need it.
 #pragma once
 
 #include <cstdint>
@@ -37,7 +38,9 @@ class TokenBytes {
 
 class JsonConstraint {
  public:
-  explicit JsonConstraint(const TokenBytes& vocab) : vocab_(&vocab) {}
+  // schema: null for any object (json_object); else kept alive by the caller (the job).
+  explicit JsonConstraint(const TokenBytes& vocab, const JsonSchema* schema = nullptr)
+      : vocab_(&vocab), state_(schema) {}
 
   // Token id may come next.
   bool allows(int32_t id) const;

@@ -17,6 +17,10 @@ int hex_digit(uint8_t c) {
 
 }  // namespace
 
+JsonPrefix::JsonPrefix(const JsonSchema* schema) : schema_(schema) {
+  if (schema_) node_ = schema_->root();
+}
+
 bool JsonPrefix::feed(uint8_t c) {
   JsonPrefix before = *this;
   if (step(c)) return true;
@@ -41,8 +45,15 @@ bool JsonPrefix::take(std::string_view s) {
 
 bool JsonPrefix::step(uint8_t c) {
   switch (lexeme_) {
-    case Lexeme::kString:
-      return string_byte(c);
+    case Lexeme::kString: {
+      const bool key = string_is_key_ && schema_;
+      if (!string_byte(c)) return false;
+      if (!key) return true;
+      key_byte(c);
+      return lexeme_ == Lexeme::kString ? key_allowed() : key_done();
+    }
+    case Lexeme::kValue:
+      return value_byte(c);
     case Lexeme::kLiteral:
       if (c != static_cast<uint8_t>(*literal_)) return false;
       if (*++literal_ == '\0') {
@@ -79,7 +90,7 @@ bool JsonPrefix::structural(uint8_t c) {
   newline_ = return_ = false;
   switch (expect_) {
     case Expect::kStart:
-      return c == '{' && open('{');
+      return c == '{' && value_start(c);
     case Expect::kValue:
       return value_start(c);
     case Expect::kValueOrClose:
@@ -92,14 +103,23 @@ bool JsonPrefix::structural(uint8_t c) {
       if (c != '"') return false;
       lexeme_ = Lexeme::kString;
       string_is_key_ = true;
-      return true;
+      if (!schema_) return true;
+      cand_lo_ = 0;
+      cand_hi_ = static_cast<uint16_t>(schema_->node(frames_.back().node).names.size());
+      cand_pos_ = 0;
+      key_byte(c);
+      return key_allowed();
     case Expect::kColon:
       if (c != ':') return false;
       expect_ = Expect::kValue;
+      if (schema_) node_ = frames_.back().value;
       return true;
     case Expect::kCommaOrClose:
       if (c == ',') {
+        // A comma needs a property to follow: with a schema, one not yet written or any name.
+        if (schema_ && stack_.back() == '{' && !more_properties()) return false;
         expect_ = stack_.back() == '{' ? Expect::kKey : Expect::kValue;
+        if (schema_ && stack_.back() == '[') node_ = schema_->node(frames_.back().node).items;
         return true;
       }
       if (c == (stack_.back() == '{' ? '}' : ']')) return close();
@@ -110,24 +130,48 @@ bool JsonPrefix::structural(uint8_t c) {
   return false;
 }
 
-bool JsonPrefix::open(char bracket) {
+bool JsonPrefix::open(char bracket, int node) {
   if (static_cast<int>(stack_.size()) >= kMaxDepth) return false;
   stack_.push_back(bracket);
   expect_ = bracket == '{' ? Expect::kKeyOrClose : Expect::kValueOrClose;
+  if (schema_) {
+    frames_.push_back(Frame{node, 0, 0});
+    if (bracket == '[') node_ = schema_->node(node).items;
+  }
   return true;
 }
 
 bool JsonPrefix::close() {
+  if (schema_) {
+    const SchemaNode& n = schema_->node(frames_.back().node);
+    if (stack_.back() == '{' && (frames_.back().seen & n.required) != n.required) return false;
+    frames_.pop_back();
+  }
   stack_.pop_back();
   value_done();
   return true;
 }
 
 bool JsonPrefix::value_start(uint8_t c) {
+  int node = 0;
+  if (schema_) {
+    node = schema_->start(node_, c);
+    if (node < 0) return false;
+    const SchemaNode& n = schema_->node(node);
+    if (!n.values.empty()) {  // enum / const: the value's bytes are one of the encodings
+      lexeme_ = Lexeme::kValue;
+      value_node_ = node;
+      cand_lo_ = 0;
+      cand_hi_ = static_cast<uint16_t>(n.values.size());
+      cand_pos_ = 0;
+      return value_byte(c);
+    }
+    integer_only_ = !(n.types & kTypeNumber);
+  }
   switch (c) {
     case '{':
     case '[':
-      return open(static_cast<char>(c));
+      return open(static_cast<char>(c), node);
     case '"':
       lexeme_ = Lexeme::kString;
       string_is_key_ = false;
@@ -260,6 +304,7 @@ bool JsonPrefix::number_byte(uint8_t c) {
     case Number::kZero:  // no digit after a leading zero
     case Number::kInt:
       if (digit && number_ == Number::kInt) return true;
+      if (integer_only_) return false;
       if (c == '.')
         number_ = Number::kDot;
       else if (exp_mark)
@@ -272,7 +317,7 @@ bool JsonPrefix::number_byte(uint8_t c) {
       number_ = Number::kFrac;
       return true;
     case Number::kFrac:
-      if (digit) return true;
+      if (digit) return true;  // (integer_only_: never here)
       if (!exp_mark) return false;
       number_ = Number::kExpMark;
       return true;
@@ -296,6 +341,90 @@ bool JsonPrefix::number_byte(uint8_t c) {
 bool JsonPrefix::number_can_end() const {
   return number_ == Number::kZero || number_ == Number::kInt || number_ == Number::kFrac ||
          number_ == Number::kExp;
+}
+
+// Narrows [cand_lo_, cand_hi_) to the values whose next byte is c: they stay one range, as the
+// candidates are sorted and share their first cand_pos_ bytes.
+namespace {
+void narrow(const std::vector<std::string>& cands, uint16_t pos, uint8_t c, uint16_t* lo,
+            uint16_t* hi) {
+  uint16_t l = *lo, h = *hi;
+  auto fits = [&](uint16_t i) {
+    const std::string& v = cands[i];
+    return v.size() > pos && static_cast<uint8_t>(v[pos]) == c;
+  };
+  while (l < h && !fits(l)) ++l;
+  uint16_t e = l;
+  while (e < h && fits(e)) ++e;
+  *lo = l;
+  *hi = e;
+}
+
+bool self_delimiting(const std::string& value) {
+  return value[0] != '-' && (value[0] < '0' || value[0] > '9');
+}
+}  // namespace
+
+bool JsonPrefix::value_byte(uint8_t c) {
+  const std::vector<std::string>& values = schema_->node(value_node_).values;
+  uint16_t lo = cand_lo_, hi = cand_hi_;
+  narrow(values, cand_pos_, c, &lo, &hi);
+  if (lo == hi) {
+    // A number ends at the first byte that is not its own: if one of the values was complete,
+    // the value has ended and c belongs to its container.
+    for (uint16_t i = cand_lo_; i < cand_hi_; ++i)
+      if (values[i].size() == cand_pos_ && !self_delimiting(values[i])) {
+        lexeme_ = Lexeme::kNone;
+        value_done();
+        return structural(c);
+      }
+    return false;
+  }
+  cand_lo_ = lo;
+  cand_hi_ = hi;
+  ++cand_pos_;
+  // A string, true, false or null ends with its last byte (no such value begins another).
+  if (values[lo].size() == cand_pos_ && self_delimiting(values[lo])) {
+    lexeme_ = Lexeme::kNone;
+    value_done();
+  }
+  return true;
+}
+
+void JsonPrefix::key_byte(uint8_t c) {
+  narrow(schema_->node(frames_.back().node).names, cand_pos_, c, &cand_lo_, &cand_hi_);
+  ++cand_pos_;
+}
+
+bool JsonPrefix::key_allowed() const {
+  const Frame& f = frames_.back();
+  const SchemaNode& n = schema_->node(f.node);
+  if (n.additional >= 0) return true;
+  for (uint16_t i = cand_lo_; i < cand_hi_; ++i)
+    if (!(f.seen >> i & 1)) return true;
+  return false;
+}
+
+bool JsonPrefix::more_properties() const {
+  const Frame& f = frames_.back();
+  const SchemaNode& n = schema_->node(f.node);
+  return n.additional >= 0 ||
+         f.seen != (n.names.size() == 64 ? ~uint64_t{0} : (uint64_t{1} << n.names.size()) - 1);
+}
+
+bool JsonPrefix::key_done() {
+  Frame& f = frames_.back();
+  const SchemaNode& n = schema_->node(f.node);
+  for (uint16_t i = cand_lo_; i < cand_hi_; ++i) {
+    if (n.names[i].size() != cand_pos_) continue;
+    if (f.seen >> i & 1) return false;  // each property once
+    f.seen |= uint64_t{1} << i;
+    f.value = n.name_nodes[i];
+    return true;
+  }
+  if (n.additional < 0) return false;
+  f.value = n.additional;
+  return true;
 }
 
 }  // namespace xtile::server

@@ -1,7 +1,8 @@
 // JSON mode's grammar: a byte-at-a-time recognizer of the prefixes of one JSON object (RFC 8259,
 // UTF-8), used by JsonConstraint to keep a reply that asked for response_format json_object
-// valid token by token. feed() refuses the first byte that no valid object could continue with,
-// and complete() says when the object has closed.
+// valid token by token, and with a compiled JsonSchema (json_schema.h) the prefixes of an
+// instance of it (json_schema). feed() refuses the first byte that no valid object could
+// continue with, and complete() says when the object has closed.
 //
 // Beyond RFC 8259, two limits a sampler needs. Whitespace between tokens is at most one line
 // break (a '\n', and one '\r') and kMaxBlanks spaces or tabs in a row: enough for any indented
@@ -14,6 +15,9 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "server/json_schema.h"
 
 namespace xtile::server {
 
@@ -23,6 +27,9 @@ class JsonPrefix {
   // Nesting deeper than this is refused: some parsers recurse per level (and a model that opens
   // bracket after bracket is not writing the object it was asked for).
   static constexpr int kMaxDepth = 128;
+
+  // schema: null for any object; else kept by the caller for this object's life.
+  explicit JsonPrefix(const JsonSchema* schema = nullptr);
 
   // Appends byte c: true when the bytes so far still begin some JSON object; on false the
   // state is as it was (the byte is refused).
@@ -47,7 +54,7 @@ class JsonPrefix {
     kDone,          // the top-level object closed
   };
   // A token in progress.
-  enum class Lexeme : uint8_t { kNone, kString, kNumber, kLiteral };
+  enum class Lexeme : uint8_t { kNone, kString, kNumber, kLiteral, kValue };
   // Where a number is: each state names the part just read.
   enum class Number : uint8_t { kMinus, kZero, kInt, kDot, kFrac, kExpMark, kExpSign, kExp };
 
@@ -60,10 +67,16 @@ class JsonPrefix {
   bool hex_byte(uint8_t c);     // a digit of a \uXXXX escape
   bool number_byte(uint8_t c);  // c inside a number (false: not part of it)
   bool value_start(uint8_t c);  // c begins a value
-  bool open(char bracket);      // '{' or '[': false beyond kMaxDepth
+  bool open(char bracket, int node);  // '{' or '[' (node: its schema's): false beyond kMaxDepth
   bool close();                 // the innermost container's close
   void value_done();            // a value ended: its container's next step
   bool number_can_end() const;
+  // Schema mode.
+  bool value_byte(uint8_t c);    // c inside an enum / const value (Lexeme::kValue)
+  void key_byte(uint8_t c);      // narrows the property names a key being read may still be
+  bool key_allowed() const;      // some name (unseen) or additionalProperties still fits
+  bool key_done();               // the key's closing quote: its value's node
+  bool more_properties() const;  // the innermost object may take another property
 
   Expect expect_ = Expect::kStart;
   Lexeme lexeme_ = Lexeme::kNone;
@@ -81,6 +94,46 @@ class JsonPrefix {
   uint8_t blanks_ = 0;
   bool newline_ = false, return_ = false;
   std::string stack_;  // open containers, innermost last: '{' or '['
+
+  // Schema mode: the node of each open container (parallel to stack_), the properties seen in
+  // it (bit i: names[i]) and the node of the value being read in it; the node the next value
+  // must be an instance of; and, while an enum value or a key is read, the range of sorted
+  // candidates [lo, hi) that still begin with its bytes, and how many bytes matched.
+  struct Frame {
+    int node = 0;
+    uint64_t seen = 0;
+    int value = 0;
+  };
+  // The frames of the 8 innermost levels sit in the object itself, deeper ones in a vector: the
+  // mask copies the state once per token of the vocabulary, and a vector's allocation there
+  // made a schema's mask 4× slower than a plain object's.
+  class Frames {
+   public:
+    void push_back(const Frame& f) {
+      if (size_ < kNear)
+        near_[size_] = f;
+      else
+        far_.push_back(f);
+      ++size_;
+    }
+    void pop_back() {
+      if (--size_ >= kNear) far_.pop_back();
+    }
+    Frame& back() { return size_ <= kNear ? near_[size_ - 1] : far_.back(); }
+    const Frame& back() const { return size_ <= kNear ? near_[size_ - 1] : far_.back(); }
+
+   private:
+    static constexpr int kNear = 8;
+    Frame near_[kNear];
+    std::vector<Frame> far_;
+    int size_ = 0;
+  };
+  const JsonSchema* schema_ = nullptr;
+  Frames frames_;
+  int node_ = 0;
+  bool integer_only_ = false;
+  uint16_t cand_lo_ = 0, cand_hi_ = 0, cand_pos_ = 0;
+  int value_node_ = 0;  // the enum value's node (Lexeme::kValue)
 };
 
 }  // namespace xtile::server

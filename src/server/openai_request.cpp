@@ -2,10 +2,13 @@
 
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <random>
 
+#include "base/error.h"
 #include "model/sampler.h"
 #include "server/api_error.h"
+#include "server/json_schema.h"
 #include "server/tool_calls.h"
 #include "tokenizer/tokenizer.h"
 
@@ -432,14 +435,48 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
       throw bad_request("'response_format' must be an object with a string 'type'",
                         "response_format");
     const std::string t = type->get<std::string>();
-    if (t == "json_object" && !field(*v, "schema")) {
+    if (t == "json_object" || t == "json_schema") {
       r.gen.json_object = true;
+      // OpenAI's {"type": "json_schema", "json_schema": {"name", "schema", "strict"}}, and
+      // llama-server's {"type": "json_object", "schema": ...}.
+      const json* schema = field(*v, "schema");
+      if (t == "json_schema") {
+        const json* spec = field(*v, "json_schema");
+        if (!spec || !spec->is_object())
+          throw bad_request("response_format json_schema needs a 'json_schema' object",
+                            "response_format.json_schema");
+        schema = field(*spec, "schema");
+        if (!schema)
+          throw bad_request("response_format json_schema needs 'json_schema.schema'",
+                            "response_format.json_schema.schema");
+      }
+      if (schema) {
+        try {
+          r.gen.json_schema =
+              std::make_shared<const JsonSchema>(nlohmann::json::parse(schema->dump()));
+        } catch (const Error& e) {
+          throw bad_request(
+              std::string("response_format's schema: ") + e.what(),
+              t == "json_schema" ? "response_format.json_schema.schema" : "response_format.schema");
+        }
+      }
     } else if (t != "text") {
-      throw bad_request("response_format '" + t + (t == "json_object" ? "' with a schema" : "'") +
-                            " is not supported: xtile keeps a reply valid JSON with "
-                            "{\"type\": \"json_object\"}, without a schema",
-                        "response_format");
+      throw bad_request(
+          "response_format '" + t + "' is not supported: text, json_object or json_schema",
+          "response_format");
     }
+  }
+  // llama-server's own field: a schema beside the request (its /completion takes it so).
+  if (const json* js = field(body, "json_schema")) {
+    if (r.gen.json_object)
+      throw bad_request("'json_schema' and a JSON response_format: send one of them",
+                        "json_schema");
+    try {
+      r.gen.json_schema = std::make_shared<const JsonSchema>(nlohmann::json::parse(js->dump()));
+    } catch (const Error& e) {
+      throw bad_request(std::string("json_schema: ") + e.what(), "json_schema");
+    }
+    r.gen.json_object = true;
   }
   if (r.gen.json_object && chat) {
     const json* kwargs = field(body, "chat_template_kwargs");
@@ -472,9 +509,11 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
         throw bad_request(std::string("'") + name + "' (llama-server's sampler) is not supported",
                           name);
     }
-  for (const char* name : {"grammar", "json_schema"})
-    if (field(body, name))
-      throw bad_request(std::string("'") + name + "' (constrained output) is not supported", name);
+  if (field(body, "grammar"))
+    throw bad_request(
+        "'grammar' (a GBNF grammar) is not supported; response_format json_object "
+        "or json_schema, or llama-server's 'json_schema', constrain the output",
+        "grammar");
   if (!chat) {
     if (const json* v = field(body, "echo"); v && get_bool(*v, "echo"))
       throw bad_request("'echo' is not supported", "echo");

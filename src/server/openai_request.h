@@ -1,8 +1,9 @@
 // OpenAI request bodies -> what the scheduler runs. Every field is type-checked and
 // range-checked; a wrong one is a 400 naming it (ApiError). Unknown fields are ignored, as
 // OpenAI's clients send extras; fields that would change the output in a way xtile cannot do
-// (a JSON schema, a forced tool call, n > 1, echo, best_of, llama-server's mirostat,
-// typical, DRY, XTC, top-n-sigma and dynamic temperature samplers when switched on) are refused
+// (schema keywords outside json_schema.h's subset, a forced tool call, n > 1, echo, best_of,
+// llama-server's mirostat, typical, DRY, XTC, top-n-sigma and dynamic temperature samplers
+// when switched on) are refused
 // rather than silently dropped. The body is read with its keys in the client's order: tool
 // definitions go into the prompt as written.
 //
@@ -11,8 +12,8 @@
 // top_k, top_p, min_p, repeat_penalty, repeat_last_n, presence_penalty, frequency_penalty,
 // seed, stop, logprobs, top_logprobs, n_probs, ignore_eos, logit_bias, chat_template_kwargs.
 // enable_thinking, reasoning_format, return_tokens, tools, tool_choice (auto, none),
-// parallel_tool_calls, response_format (text, json_object); messages with role "tool", assistant
-// tool_calls and reasoning_content.
+// parallel_tool_calls, response_format (text, json_object, json_schema); messages with role "tool",
+// assistant tool_calls and reasoning_content.
 #pragma once
 
 #include <cstdint>

@@ -208,7 +208,8 @@ void Scheduler::admit() {
       w->stats.queue_ms = ms_between(w->submitted, now);
       // JSON mode's grammar state starts here, on this thread (the vocabulary's bytes are built
       // on the first such request); a preempted request keeps its state.
-      if (w->job->params().json_object) w->json.emplace(token_bytes());
+      const GenerationParams& params = w->job->params();
+      if (params.json_object) w->json.emplace(token_bytes(), params.json_schema.get());
     }
     if (w->job->cancelled()) {
       m_.requests_cancelled.fetch_add(1, std::memory_order_relaxed);

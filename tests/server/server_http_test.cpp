@@ -637,11 +637,50 @@ TEST_F(ServerHttp, JsonModeRepliesWithAnObjectAndKeepsItsBits) {
   }
 }
 
+// json_schema: the reply is an instance of the schema. With every property required and no
+// others allowed, the object can only close once both are written: the stories model, which
+// knows no JSON, ends with one.
+TEST_F(ServerHttp, JsonSchemaRepliesWithAnInstance) {
+  const json schema = {{"type", "object"},
+                       {"properties",
+                        {{"animal", {{"enum", {"cat", "dog", "frog"}}}},
+                         {"happy", {{"type", "boolean"}}},
+                         {"age", {{"anyOf", {{{"type", "integer"}}, {{"type", "null"}}}}}}}},
+                       {"required", {"animal", "happy", "age"}},
+                       {"additionalProperties", false}};
+  for (int seed = 1; seed <= 3; ++seed) {
+    json b = chat_body("Tell me about a cat.", 400, seed, 0.8);
+    b["response_format"] = {
+        {"type", "json_schema"},
+        {"json_schema", {{"name", "pet"}, {"strict", true}, {"schema", schema}}}};
+    const Reply r = post(port_, "/v1/chat/completions", b);
+    ASSERT_EQ(r.status, 200) << r.body;
+    const json c = r.j()["choices"][0];
+    const std::string text = c["message"]["content"].get<std::string>();
+    SCOPED_TRACE(text);
+    EXPECT_EQ(c["finish_reason"], "stop");
+    const json v = json::parse(text);
+    ASSERT_TRUE(v.is_object());
+    EXPECT_EQ(v.size(), 3u);
+    const std::string animal = v.at("animal").get<std::string>();
+    EXPECT_TRUE(animal == "cat" || animal == "dog" || animal == "frog");
+    EXPECT_TRUE(v.at("happy").is_boolean());
+    EXPECT_TRUE(v.at("age").is_null() || v.at("age").is_number_integer());
+  }
+}
+
 TEST_F(ServerHttp, JsonModeRefusesWhatItCannotKeep) {
+  // A schema keyword the grammar does not enforce, a json_schema without a schema, a root that
+  // is not an object, an unknown format.
+  const json pattern = {{"type", "object"},
+                        {"properties", {{"a", {{"type", "string"}, {"pattern", "^x"}}}}}};
   const std::pair<json, std::string> cases[] = {
-      {{{"type", "json_schema"}, {"json_schema", {{"name", "x"}, {"schema", json::object()}}}},
-       "response_format"},
-      {{{"type", "json_object"}, {"schema", json::object()}}, "response_format"},
+      {{{"type", "json_schema"}, {"json_schema", {{"name", "x"}, {"schema", pattern}}}},
+       "response_format.json_schema.schema"},
+      {{{"type", "json_schema"}, {"json_schema", {{"name", "x"}}}},
+       "response_format.json_schema.schema"},
+      {{{"type", "json_schema"}}, "response_format.json_schema"},
+      {{{"type", "json_object"}, {"schema", {{"type", "array"}}}}, "response_format.schema"},
       {{{"type", "yaml"}}, "response_format"},
       {"json_object", "response_format"},
   };
@@ -661,6 +700,27 @@ TEST_F(ServerHttp, JsonModeRefusesWhatItCannotKeep) {
   thinking["chat_template_kwargs"] = {{"enable_thinking", false}};
   r = post(port_, "/v1/chat/completions", thinking);
   EXPECT_EQ(r.status, 200) << r.body;
+  // llama-server's fields: its top-level json_schema (here on its /completion route) is kept;
+  // a GBNF grammar, or json_schema beside a JSON response_format, is refused.
+  const json closed = {{"type", "object"},
+                       {"properties", {{"ok", {{"type", "boolean"}}}}},
+                       {"required", {"ok"}},
+                       {"additionalProperties", false}};
+  r = post(
+      port_, "/completion",
+      {{"prompt", "Once upon a time"}, {"n_predict", 300}, {"seed", 2}, {"json_schema", closed}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json native = json::parse(r.j()["content"].get<std::string>());
+  EXPECT_EQ(native.size(), 1u) << r.body;
+  EXPECT_TRUE(native.at("ok").is_boolean()) << r.body;
+  r = post(port_, "/v1/completions", {{"prompt", "x"}, {"grammar", "root ::= \"a\""}});
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(r.j()["error"]["param"], "grammar");
+  r = post(
+      port_, "/v1/completions",
+      {{"prompt", "x"}, {"json_schema", closed}, {"response_format", {{"type", "json_object"}}}});
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(r.j()["error"]["param"], "json_schema");
   // Completions take JSON mode too.
   json completion = {{"prompt", "Once upon a time"},
                      {"max_tokens", 24},

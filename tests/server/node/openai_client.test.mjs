@@ -132,6 +132,25 @@ test("JSON mode: response_format json_object gives an object JSON.parse takes", 
   await assert.rejects(
     client.chat.completions.create({
       model: MODEL, messages: [{ role: "user", content: "x" }],
-      response_format: { type: "json_schema", json_schema: { name: "x", schema: {} } } }),
-    (e) => e instanceof OpenAI.BadRequestError && e.param === "response_format");
+      response_format: { type: "json_schema", json_schema: { name: "x", schema: {
+        type: "object", properties: { a: { type: "string", format: "email" } } } } } }),
+    (e) => e instanceof OpenAI.BadRequestError && e.param === "response_format.json_schema.schema"
+      && /format/.test(e.message));
+});
+
+test("JSON mode: a json_schema reply parses to an instance of the schema", async () => {
+  const schema = {
+    type: "object",
+    properties: { animal: { enum: ["cat", "dog"] }, happy: { type: "boolean" } },
+    required: ["animal", "happy"], additionalProperties: false,
+  };
+  const r = await client.chat.completions.create({
+    model: MODEL, messages: [{ role: "user", content: "A pet" }], max_tokens: 300,
+    temperature: 0.8, seed: 5,
+    response_format: { type: "json_schema", json_schema: { name: "pet", strict: true, schema } } });
+  assert.equal(r.choices[0].finish_reason, "stop");
+  const value = JSON.parse(r.choices[0].message.content);
+  assert.deepEqual(Object.keys(value).sort(), ["animal", "happy"]);
+  assert.ok(["cat", "dog"].includes(value.animal));
+  assert.equal(typeof value.happy, "boolean");
 });

@@ -1,0 +1,235 @@
+#include "server/json_schema.h"
+
+#include <algorithm>
+#include <bitset>
+#include <numeric>
+
+#include "base/error.h"
+
+namespace xtile::server {
+
+namespace {
+
+using nlohmann::json;
+
+// Keywords that describe and constrain nothing.
+bool is_annotation(const std::string& k) {
+  static const char* const kNames[] = {"title",    "description", "default",  "examples",
+                                       "$schema",  "$id",         "$comment", "deprecated",
+                                       "readOnly", "writeOnly"};
+  return std::find(std::begin(kNames), std::end(kNames), k) != std::end(kNames);
+}
+
+uint8_t type_bit(const json& name, const std::string& at) {
+  if (name.is_string()) {
+    const std::string n = name.get<std::string>();
+    if (n == "null") return kTypeNull;
+    if (n == "boolean") return kTypeBool;
+    if (n == "integer") return kTypeInteger;
+    if (n == "number") return kTypeNumber | kTypeInteger;
+    if (n == "string") return kTypeString;
+    if (n == "array") return kTypeArray;
+    if (n == "object") return kTypeObject;
+  }
+  fail(at, ": 'type' ", name.dump(), " is not a JSON type name");
+}
+
+// The bytes a value of node `id` may start with.
+std::bitset<256> first_bytes(const JsonSchema& schema, int id) {
+  std::bitset<256> b;
+  const SchemaNode& n = schema.node(id);
+  if (!n.branches.empty()) {
+    for (int br : n.branches) b |= first_bytes(schema, br);
+    return b;
+  }
+  if (!n.values.empty()) {
+    for (const std::string& v : n.values) b.set(static_cast<uint8_t>(v[0]));
+    return b;
+  }
+  for (int c = 0; c < 256; ++c)
+    b.set(static_cast<size_t>(c), type_starts_with(n.types, static_cast<uint8_t>(c)));
+  return b;
+}
+
+}  // namespace
+
+bool type_starts_with(uint8_t types, uint8_t c) {
+  switch (c) {
+    case '{':
+      return types & kTypeObject;
+    case '[':
+      return types & kTypeArray;
+    case '"':
+      return types & kTypeString;
+    case 't':
+    case 'f':
+      return types & kTypeBool;
+    case 'n':
+      return types & kTypeNull;
+    default:
+      return (c == '-' || (c >= '0' && c <= '9')) && (types & (kTypeInteger | kTypeNumber));
+  }
+}
+
+JsonSchema::JsonSchema(const json& schema) : doc_(&schema) {
+  nodes_.emplace_back();  // kAny
+  if (!schema.is_object()) fail("#: the schema must be an object");
+  root_ = resolve_ref("#", "#");
+  doc_ = nullptr;  // only the compiled nodes are kept
+  // Branches must be told apart by their first byte (the grammar reads one way). Checked once
+  // every node is compiled: a branch may be a $ref still being compiled where it is met.
+  for (const auto& [id, at] : branch_checks_) {
+    std::bitset<256> seen;
+    const std::vector<int>& branches = node(id).branches;
+    for (size_t i = 0; i < branches.size(); ++i) {
+      const std::bitset<256> b = first_bytes(*this, branches[i]);
+      if ((seen & b).any())
+        fail(at, ": anyOf / oneOf branch ", i,
+             " starts like an earlier one; xtile supports branches of different types (X or null)");
+      seen |= b;
+    }
+  }
+  branch_checks_.clear();
+  const SchemaNode& r = node(root_);
+  if (r.types != kTypeObject || !r.values.empty() || !r.branches.empty())
+    fail("#: the schema's root must be {\"type\": \"object\", ...}: the reply is one JSON object");
+}
+
+int JsonSchema::start(int id, uint8_t c) const {
+  const SchemaNode& n = node(id);
+  if (!n.branches.empty()) {
+    for (int b : n.branches)
+      if (const int s = start(b, c); s >= 0) return s;
+    return -1;
+  }
+  if (!n.values.empty()) {
+    for (const std::string& v : n.values)
+      if (static_cast<uint8_t>(v[0]) == c) return id;
+    return -1;
+  }
+  return type_starts_with(n.types, c) ? id : -1;
+}
+
+int JsonSchema::resolve_ref(const std::string& ref, const std::string& at) {
+  for (const auto& [r, id] : refs_)
+    if (r == ref) return id;
+  const bool local =
+      ref == "#" || ref.rfind("#/$defs/", 0) == 0 || ref.rfind("#/definitions/", 0) == 0;
+  if (!local)
+    fail(at, ": $ref '", ref,
+         "' is not supported (only \"#\", \"#/$defs/...\" and \"#/definitions/...\")");
+  const json* target = nullptr;
+  try {
+    target = &doc_->at(json::json_pointer(ref.substr(1)));
+  } catch (const json::exception&) {
+    fail(at, ": $ref '", ref, "' points at nothing in the schema");
+  }
+  // The node is reserved before its schema is compiled, so that a recursive reference (a tree of
+  // nodes) finds it.
+  const int id = static_cast<int>(nodes_.size());
+  nodes_.emplace_back();
+  refs_.emplace_back(ref, id);
+  const int compiled = compile(*target, ref);
+  nodes_[static_cast<size_t>(id)] = nodes_[static_cast<size_t>(compiled)];
+  return id;
+}
+
+int JsonSchema::compile(const json& s, const std::string& at) {
+  if (s.is_boolean()) {
+    if (s.get<bool>()) return kAny;
+    fail(at, ": the schema false admits no value");
+  }
+  if (!s.is_object()) fail(at, ": a schema must be an object or a boolean");
+  if (const auto ref = s.find("$ref"); ref != s.end()) {
+    if (!ref->is_string()) fail(at, ": $ref must be a string");
+    for (const auto& [k, v] : s.items())
+      if (k != "$ref" && k != "$defs" && k != "definitions" && !is_annotation(k))
+        fail(at, ": '", k, "' beside $ref is not supported");
+    return resolve_ref(ref->get<std::string>(), at + "/$ref");
+  }
+  SchemaNode n;
+  bool object_keywords = false;
+  for (const auto& [k, v] : s.items()) {
+    const std::string here = at + "/" + k;
+    if (is_annotation(k) || k == "$defs" || k == "definitions") continue;
+    if (k == "type") {
+      n.types = 0;
+      if (v.is_array()) {
+        if (v.empty()) fail(here, ": an empty list of types admits no value");
+        for (const json& t : v) n.types |= type_bit(t, here);
+      } else {
+        n.types = type_bit(v, here);
+      }
+    } else if (k == "enum" || k == "const") {
+      const json values = k == "const" ? json::array({v}) : v;
+      if (!values.is_array() || values.empty()) fail(here, ": must be a non-empty array");
+      for (const json& e : values) {
+        if (e.is_object() || e.is_array())
+          fail(here, ": only strings, numbers, booleans and null are supported as values");
+        n.values.push_back(e.dump());
+      }
+      if (n.values.size() > kMaxValues) fail(here, ": more than ", kMaxValues, " values");
+    } else if (k == "properties") {
+      if (!v.is_object()) fail(here, ": must be an object");
+      if (v.size() > kMaxProperties) fail(here, ": more than ", kMaxProperties, " properties");
+      object_keywords = true;
+      for (const auto& [name, sub] : v.items()) {
+        n.names.push_back(json(name).dump());
+        n.name_nodes.push_back(compile(sub, here + "/" + name));
+      }
+    } else if (k == "required") {
+      object_keywords = true;  // checked once properties are known
+      if (!v.is_array()) fail(here, ": must be an array of names");
+    } else if (k == "additionalProperties") {
+      object_keywords = true;
+      n.additional = v.is_boolean() && !v.get<bool>() ? -1 : compile(v, here);
+    } else if (k == "items") {
+      if (!v.is_object() && !v.is_boolean())
+        fail(here, ": only one schema for every item is supported");
+      n.items = compile(v, here);
+    } else if (k == "anyOf" || k == "oneOf") {
+      if (!v.is_array() || v.empty()) fail(here, ": must be a non-empty array of schemas");
+      for (size_t i = 0; i < v.size(); ++i)
+        n.branches.push_back(compile(v[i], here + "/" + std::to_string(i)));
+    } else {
+      fail(here, ": keyword '", k,
+           "' is not supported; xtile enforces type, properties, required, additionalProperties, "
+           "items, enum, const, $ref, anyOf and oneOf");
+    }
+  }
+  // Sort the property names with their nodes, then mark the required ones.
+  std::vector<size_t> order(n.names.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return n.names[a] < n.names[b]; });
+  std::vector<std::string> names;
+  std::vector<int> nodes;
+  for (size_t i : order) {
+    names.push_back(n.names[i]);
+    nodes.push_back(n.name_nodes[i]);
+  }
+  n.names = std::move(names);
+  n.name_nodes = std::move(nodes);
+  if (const auto req = s.find("required"); req != s.end()) {
+    for (const json& r : *req) {
+      if (!r.is_string()) fail(at, "/required: names must be strings");
+      const std::string enc = r.dump();
+      const auto it = std::lower_bound(n.names.begin(), n.names.end(), enc);
+      if (it == n.names.end() || *it != enc)
+        fail(at, "/required: '", r.get<std::string>(), "' is not one of the properties");
+      n.required |= uint64_t{1} << (it - n.names.begin());
+    }
+  }
+  std::sort(n.values.begin(), n.values.end());
+  n.values.erase(std::unique(n.values.begin(), n.values.end()), n.values.end());
+  if (!n.branches.empty() && (n.types != kTypeAny || !n.values.empty() || object_keywords))
+    fail(at, ": anyOf / oneOf beside other keywords is not supported");
+  if (object_keywords && !(n.types & kTypeObject))
+    fail(at, ": object keywords on a schema whose type is not object");
+  const int id = static_cast<int>(nodes_.size());
+  if (!n.branches.empty()) branch_checks_.emplace_back(id, at);
+  nodes_.push_back(std::move(n));
+  return id;
+}
+
+}  // namespace xtile::server

@@ -1,0 +1,78 @@
+// A JSON Schema (response_format json_schema) compiled for JsonPrefix, which then keeps a reply
+// an instance of it byte by byte. The subset is what structured-output schemas use (OpenAI's
+// strict mode, Pydantic's models): type (a name or a list), properties, required,
+// additionalProperties (a boolean or a schema), items, enum and const (scalar values), $ref to
+// "#", "#/$defs/..." or "#/definitions/...", and anyOf / oneOf whose branches start with
+// different bytes (Optional[X] is X or null). Annotations (title, description, default, ...)
+// are ignored. Any other keyword is refused, naming it and where it is, rather than dropped: a
+// reply would look constrained by it and not be.
+//
+// Decisions where a grammar must pick one spelling: enum and const values are written as
+// nlohmann::json writes them (compact; strings with their characters as they are), and so are
+// property names; other strings and numbers are any valid spelling.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace xtile::server {
+
+// JSON types as bits (a node's allowed types).
+enum JsonType : uint8_t {
+  kTypeNull = 1,
+  kTypeBool = 2,
+  kTypeInteger = 4,  // a number without fraction or exponent
+  kTypeNumber = 8,   // any number (integers included)
+  kTypeString = 16,
+  kTypeArray = 32,
+  kTypeObject = 64,
+  kTypeAny = 127,
+};
+
+struct SchemaNode {
+  uint8_t types = kTypeAny;
+  // enum / const: each value's encoding, sorted; empty: no such restriction.
+  std::vector<std::string> values;
+  // Objects: each property's name as encoded with its quotes ("\"name\""), sorted, its node, and
+  // the required ones (bit i for names[i]); other names take `additional` (-1: none allowed).
+  std::vector<std::string> names;
+  std::vector<int> name_nodes;
+  uint64_t required = 0;
+  int additional = 0;
+  int items = 0;              // arrays: the node of every element
+  std::vector<int> branches;  // anyOf / oneOf: the node whose first byte a value starts with
+};
+
+class JsonSchema {
+ public:
+  static constexpr int kAny = 0;               // node 0: any value
+  static constexpr int kMaxProperties = 64;    // per object (a 64-bit set of those seen)
+  static constexpr size_t kMaxValues = 60000;  // per enum (16-bit candidate ranges)
+
+  // Throws xtile::Error naming the unsupported keyword and its place ("#/properties/a").
+  explicit JsonSchema(const nlohmann::json& schema);
+
+  int root() const { return root_; }
+  const SchemaNode& node(int id) const { return nodes_[static_cast<size_t>(id)]; }
+  // The node a value starting with byte c takes under node id (a branch of anyOf, or id itself),
+  // or -1 when no value of it starts so.
+  int start(int id, uint8_t c) const;
+
+ private:
+  int compile(const nlohmann::json& s, const std::string& at);
+  int resolve_ref(const std::string& ref, const std::string& at);
+
+  const nlohmann::json* doc_;
+  std::vector<SchemaNode> nodes_;
+  std::vector<std::pair<std::string, int>> refs_;           // compiled $ref targets, by pointer
+  std::vector<std::pair<int, std::string>> branch_checks_;  // anyOf nodes, checked at the end
+  int root_ = 0;
+};
+
+// Whether a value starting with byte c can be of one of `types`.
+bool type_starts_with(uint8_t types, uint8_t c);
+
+}  // namespace xtile::server
