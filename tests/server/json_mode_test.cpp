@@ -15,32 +15,20 @@
 #include <vector>
 
 #include "gguf/gguf.h"
+#include "json_feed.h"
 #include "server/json_constraint.h"
 #include "server/json_prefix.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/utf8.h"
 
 namespace xtile::server {
 namespace {
 
 using nlohmann::json;
 
-// How many bytes of s the grammar takes before refusing one (s.size(): all), and whether the
-// object is complete after them.
-struct Fed {
-  size_t taken = 0;
-  bool complete = false;
-};
-Fed feed_all(std::string_view s) {
-  JsonPrefix p;
-  Fed f;
-  for (char c : s) {
-    if (!p.feed(static_cast<uint8_t>(c))) break;
-    ++f.taken;
-  }
-  f.complete = p.complete();
-  return f;
-}
+using test::Fed;
+using test::feed_all;
 
 TEST(JsonPrefix, TakesWholeObjectsAndCallsOnlyTheWholeComplete) {
   const char* docs[] = {
@@ -172,22 +160,7 @@ json random_value(std::mt19937& rng, int depth) {
       std::string s;
       const int n = static_cast<int>(rng() % 8);
       for (int i = 0; i < n; ++i) {
-        char32_t c = pool[rng() % std::size(pool)];
-        if (c < 0x80) {
-          s += static_cast<char>(c);
-        } else if (c < 0x800) {
-          s += static_cast<char>(0xc0 | (c >> 6));
-          s += static_cast<char>(0x80 | (c & 0x3f));
-        } else if (c < 0x10000) {
-          s += static_cast<char>(0xe0 | (c >> 12));
-          s += static_cast<char>(0x80 | ((c >> 6) & 0x3f));
-          s += static_cast<char>(0x80 | (c & 0x3f));
-        } else {
-          s += static_cast<char>(0xf0 | (c >> 18));
-          s += static_cast<char>(0x80 | ((c >> 12) & 0x3f));
-          s += static_cast<char>(0x80 | ((c >> 6) & 0x3f));
-          s += static_cast<char>(0x80 | (c & 0x3f));
-        }
+        tok_internal::append_utf8(s, static_cast<uint32_t>(pool[rng() % std::size(pool)]));
       }
       return s;
     }

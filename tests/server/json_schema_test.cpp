@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "json_feed.h"
 #include "server/json_prefix.h"
 
 namespace xtile::server {
@@ -50,20 +51,10 @@ const json kPerson = json::parse(R"({
   }
 })");
 
-// How many bytes the grammar takes, and whether the object is complete after them.
-struct Fed {
-  size_t taken = 0;
-  bool complete = false;
-};
-Fed feed_all(const JsonSchema& schema, std::string_view s) {
-  JsonPrefix p(&schema);
-  Fed f;
-  for (char c : s) {
-    if (!p.feed(static_cast<uint8_t>(c))) break;
-    ++f.taken;
-  }
-  f.complete = p.complete();
-  return f;
+using test::Fed;
+// How much of d the grammar takes with the schema.
+Fed feed_all(const JsonSchema& schema, std::string_view d) {
+  return test::feed_all(d, &schema);
 }
 
 // The independent check: is `v` an instance of schema `s` (the subset above), with `root` for
