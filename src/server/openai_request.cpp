@@ -425,10 +425,11 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
     throw bad_request("'n' must be 1: send one request per completion", "n");
   if (const json* v = field(body, "tools"); !chat && v && !(v->is_array() && v->empty()))
     throw bad_request("'tools' work with /v1/chat/completions only", "tools");
-  // JSON mode: the reply is one JSON object, kept so token by token (json_constraint.h); its
-  // whole text is the object, so a chat template's thinking block is switched off (unless the
-  // client asked for it, which is refused: the object could not start) and nothing is split
-  // out as reasoning. A schema (json_schema, or json_object's schema) is not enforced: refused.
+  // JSON mode: the reply is one JSON object (with a schema, an instance of it), kept so token by
+  // token (json_constraint.h); its whole text is the object, so a chat template's thinking block
+  // is switched off (unless the client asked for it, which is refused: the object could not
+  // start) and nothing is split out as reasoning. A schema keyword outside json_schema.h's
+  // subset is refused when the schema is compiled, here.
   if (const json* v = field(body, "response_format")) {
     const json* type = v->is_object() ? field(*v, "type") : nullptr;
     if (!type || !type->is_string())
