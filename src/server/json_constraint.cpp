@@ -36,7 +36,8 @@ int64_t JsonConstraint::mask(std::span<float> logits) const {
   for (size_t i = 0; i < logits.size(); ++i) {
     const int32_t id = static_cast<int32_t>(i);
     const bool ok = id < vocab_->size() && vocab_->usable(id) &&
-                    first_ok[static_cast<uint8_t>(vocab_->bytes(id)[0])] && allows(id);
+                    first_ok[static_cast<uint8_t>(vocab_->bytes(id)[0])] &&
+                    state_.accepts(vocab_->bytes(id));
     if (ok)
       ++allowed;
     else

@@ -1,5 +1,7 @@
 #include "server/json_prefix.h"
 
+#include <bit>
+
 namespace xtile::server {
 
 namespace {
@@ -28,17 +30,19 @@ bool JsonPrefix::feed(uint8_t c) {
   return false;
 }
 
-bool JsonPrefix::accepts(std::string_view s) const {
-  JsonPrefix next = *this;
+bool JsonPrefix::step_all(std::string_view s) {
   for (char c : s)
-    if (!next.step(static_cast<uint8_t>(c))) return false;
+    if (!step(static_cast<uint8_t>(c))) return false;
   return true;
+}
+
+bool JsonPrefix::accepts(std::string_view s) const {
+  return JsonPrefix(*this).step_all(s);
 }
 
 bool JsonPrefix::take(std::string_view s) {
   JsonPrefix next = *this;
-  for (char c : s)
-    if (!next.step(static_cast<uint8_t>(c))) return false;
+  if (!next.step_all(s)) return false;
   *this = std::move(next);
   return true;
 }
@@ -408,8 +412,7 @@ bool JsonPrefix::key_allowed() const {
 bool JsonPrefix::more_properties() const {
   const Frame& f = frames_.back();
   const SchemaNode& n = schema_->node(f.node);
-  return n.additional >= 0 ||
-         f.seen != (n.names.size() == 64 ? ~uint64_t{0} : (uint64_t{1} << n.names.size()) - 1);
+  return n.additional >= 0 || static_cast<size_t>(std::popcount(f.seen)) < n.names.size();
 }
 
 bool JsonPrefix::key_done() {

@@ -62,6 +62,7 @@ class JsonPrefix {
   enum class Surrogate : uint8_t { kNone, kNeedBackslash, kNeedU, kNeedLow };
 
   bool step(uint8_t c);         // feed() without restoring the state on false
+  bool step_all(std::string_view s);  // step() over s, stopping at a refused byte
   bool structural(uint8_t c);   // c outside a lexeme
   bool string_byte(uint8_t c);  // c inside a string
   bool hex_byte(uint8_t c);     // a digit of a \uXXXX escape

@@ -44,6 +44,15 @@ const char* type_name(const json& v) {
   throw bad_request("'" + field + "' must be " + expected + ", got " + type_name(v), field);
 }
 
+// A request's JSON schema compiled for the grammar; what it cannot enforce is a 400 at `param`.
+std::shared_ptr<const JsonSchema> compile_schema(const json& schema, const std::string& param) {
+  try {
+    return std::make_shared<const JsonSchema>(nlohmann::json::parse(schema.dump()));
+  } catch (const Error& e) {
+    throw bad_request(param + ": " + e.what(), param);
+  }
+}
+
 // A field that is absent or null counts as not given (OpenAI's clients send nulls).
 const json* field(const json& body, const char* name) {
   const auto it = body.find(name);
@@ -451,16 +460,10 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
           throw bad_request("response_format json_schema needs 'json_schema.schema'",
                             "response_format.json_schema.schema");
       }
-      if (schema) {
-        try {
-          r.gen.json_schema =
-              std::make_shared<const JsonSchema>(nlohmann::json::parse(schema->dump()));
-        } catch (const Error& e) {
-          throw bad_request(
-              std::string("response_format's schema: ") + e.what(),
-              t == "json_schema" ? "response_format.json_schema.schema" : "response_format.schema");
-        }
-      }
+      if (schema)
+        r.gen.json_schema =
+            compile_schema(*schema, t == "json_schema" ? "response_format.json_schema.schema"
+                                                       : "response_format.schema");
     } else if (t != "text") {
       throw bad_request(
           "response_format '" + t + "' is not supported: text, json_object or json_schema",
@@ -472,11 +475,7 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
     if (r.gen.json_object)
       throw bad_request("'json_schema' and a JSON response_format: send one of them",
                         "json_schema");
-    try {
-      r.gen.json_schema = std::make_shared<const JsonSchema>(nlohmann::json::parse(js->dump()));
-    } catch (const Error& e) {
-      throw bad_request(std::string("json_schema: ") + e.what(), "json_schema");
-    }
+    r.gen.json_schema = compile_schema(*js, "json_schema");
     r.gen.json_object = true;
   }
   if (r.gen.json_object && chat) {
