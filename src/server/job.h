@@ -17,6 +17,7 @@
 
 #include "model/sampler.h"
 #include "server/json_schema.h"
+#include "server/tool_call_prefix.h"
 
 namespace xtile::server {
 
@@ -33,8 +34,10 @@ struct GenerationParams {
   bool logprobs = false;           // report each token's log-probability
   bool ignore_eos = false;         // end-of-generation tokens do not stop (load tests)
   bool at_sequence_start = false;  // the first generated token starts the text (SPM space)
-  bool json_object = false;        // JSON mode: the reply is one JSON object (json_constraint.h)
+  bool json_object = false;        // JSON mode: the reply is one JSON object (json_prefix.h)
   std::shared_ptr<const JsonSchema> json_schema;  // and an instance of this schema (json_schema)
+  // Function calling: the reply's <tool_call> blocks are held to the tools (tool_call_prefix.h).
+  std::shared_ptr<const ToolCallRules> tool_calls;
 };
 
 struct TokenOut {

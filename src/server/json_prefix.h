@@ -1,8 +1,8 @@
 // JSON mode's grammar: a byte-at-a-time recognizer of the prefixes of one JSON object (RFC 8259,
-// UTF-8), used by JsonConstraint to keep a reply that asked for response_format json_object
-// valid token by token, and with a compiled JsonSchema (json_schema.h) the prefixes of an
-// instance of it (json_schema). feed() refuses the first byte that no valid object could
-// continue with, and complete() says when the object has closed.
+// UTF-8), used by GrammarConstraint (reply_constraint.h) to keep a reply that asked for
+// response_format json_object valid token by token, and with a compiled JsonSchema (json_schema.h)
+// the prefixes of an instance of it (json_schema). feed() refuses the first byte that no valid
+// object could continue with, and complete() says when the object has closed.
 //
 // Beyond RFC 8259, two limits a sampler needs. Whitespace between tokens is at most one line
 // break (a '\n', and one '\r') and kMaxBlanks spaces or tabs in a row: enough for any indented
@@ -40,6 +40,10 @@ class JsonPrefix {
   bool take(std::string_view s);
   // The top-level object has closed: nothing more may follow.
   bool complete() const { return expect_ == Expect::kDone; }
+  // An end of generation is allowed only once the object closed (before, it would be cut).
+  bool may_end() const { return complete(); }
+  // Never free text: every byte of the reply is the object's.
+  bool free_text() const { return false; }
 
  private:
   // What the next byte outside a string, number or literal may be.

@@ -19,6 +19,11 @@ namespace {
 // Ordered: the keys of a tool definition stay in the client's order in the prompt.
 using json = nlohmann::ordered_json;
 
+// Limits of a request's tools, beyond any real use (OpenAI's: 128 functions, names of 64
+// characters), that keep the call grammar's indices small.
+constexpr size_t kMaxTools = 1024;
+constexpr size_t kMaxToolName = 256;
+
 const char* type_name(const json& v) {
   switch (v.type()) {
     case json::value_t::null:
@@ -177,26 +182,69 @@ std::vector<ChatMessage> parse_messages(const json& body) {
   return out;
 }
 
-// tools: [{type: "function", function: {name, description?, parameters?}}], each kept as the
-// template's tojson writes it. tool_choice "none" leaves them out of the prompt (no calls);
-// "required" or a named function would need constrained decoding, which xtile does not do.
+// A tool's parameters compiled for the call grammar. A schema without a type (and no other
+// way to say one) is read as an object's: the arguments are always one. One the grammar cannot
+// enforce is a 400 for a strict function; otherwise its calls' arguments are any object (OpenAI
+// does not promise a non-strict call matches its schema either).
+std::shared_ptr<const JsonSchema> tool_parameters(const json& f, const std::string& at) {
+  const json* p = field(f, "parameters");
+  if (!p) return nullptr;
+  json schema = *p;
+  if (!schema.contains("type") && !schema.contains("$ref") && !schema.contains("anyOf") &&
+      !schema.contains("oneOf"))
+    schema["type"] = "object";
+  const std::string param = at + ".function.parameters";
+  const json* strict = field(f, "strict");
+  if (strict && get_bool(*strict, at + ".function.strict")) return compile_schema(schema, param);
+  try {
+    return compile_schema(schema, param);
+  } catch (const ApiError&) {
+    return nullptr;
+  }
+}
+
+// tools: [{type: "function", function: {name, description?, parameters?, strict?}}], each kept
+// as the template's tojson writes it. tool_choice "none" leaves them out of the prompt (no
+// calls); "auto" (the default) lets the model call, "required" makes it call one of them and a
+// named function ({"type": "function", "function": {"name": ...}}) that one: the calls it
+// writes are held to the tools by the call grammar (tool_call_prefix.h).
 void parse_tools(const json& body, ParsedRequest* r) {
   const json* tools = field(body, "tools");
-  bool none = false;
+  bool none = false, forced = false;
+  std::string named;  // a named function's name
   if (const json* c = field(body, "tool_choice")) {
-    const std::string choice = c->is_string() ? c->get<std::string>() : "";
-    if (choice == "none") {
-      none = true;
-    } else if (choice != "auto") {
-      throw bad_request(
-          "'tool_choice' must be \"auto\" or \"none\": forcing a call (\"required\" or a named "
-          "function) needs constrained decoding, which xtile does not do",
-          "tool_choice");
+    const json* f = c->is_object() ? field(*c, "function") : nullptr;
+    const json* n = f && f->is_object() ? field(*f, "name") : nullptr;
+    if (n && n->is_string()) {
+      const json* type = field(*c, "type");
+      if (type && *type != "function")
+        throw bad_request("'tool_choice.type' must be \"function\"", "tool_choice.type");
+      named = n->get<std::string>();
+      forced = true;
+    } else {
+      const std::string choice = c->is_string() ? c->get<std::string>() : "";
+      if (choice != "none" && choice != "auto" && choice != "required")
+        throw bad_request(
+            "'tool_choice' must be \"auto\", \"none\", \"required\" or {\"type\": \"function\", "
+            "\"function\": {\"name\": ...}}",
+            "tool_choice");
+      none = choice == "none";
+      forced = choice == "required";
     }
   }
-  if (const json* p = field(body, "parallel_tool_calls")) get_bool(*p, "parallel_tool_calls");
+  bool parallel = true;
+  if (const json* p = field(body, "parallel_tool_calls"))
+    parallel = get_bool(*p, "parallel_tool_calls");
+  if (forced && (!tools || !tools->is_array() || tools->empty()))
+    throw bad_request("'tool_choice' forces a call, and 'tools' defines none", "tool_choice");
   if (!tools) return;
   if (!tools->is_array()) wrong_type("tools", "an array", *tools);
+  if (tools->size() > kMaxTools)
+    throw bad_request("'tools' may define at most " + std::to_string(kMaxTools) + " functions",
+                      "tools");
+  auto rules = std::make_shared<ToolCallRules>();
+  rules->forced = forced;
+  rules->parallel = parallel;
   for (size_t i = 0; i < tools->size(); ++i) {
     const json& t = (*tools)[i];
     const std::string at = "tools[" + std::to_string(i) + "]";
@@ -208,13 +256,23 @@ void parse_tools(const json& body, ParsedRequest* r) {
     if (!f || !f->is_object())
       throw bad_request("'" + at + ".function' must be an object", at + ".function");
     const json* name = field(*f, "name");
-    if (!name || !name->is_string() || name->get<std::string>().empty())
-      throw bad_request("'" + at + ".function.name' must be a non-empty string",
+    if (!name || !name->is_string() || name->get<std::string>().empty() ||
+        name->get<std::string>().size() > kMaxToolName)
+      throw bad_request("'" + at + ".function.name' must be a string of 1 to " +
+                            std::to_string(kMaxToolName) + " bytes",
                         at + ".function.name");
     if (const json* p = field(*f, "parameters"); p && !p->is_object())
       wrong_type(at + ".function.parameters", "an object (a JSON schema)", *p);
-    if (!none) r->tools.push_back(python_json(t));
+    if (none) continue;
+    r->tools.push_back(python_json(t));
+    const std::string n = name->get<std::string>();
+    if (named.empty() || n == named) rules->add(n, tool_parameters(*f, at));
   }
+  if (!named.empty() && rules->tools.empty())
+    throw bad_request(
+        "'tool_choice' names the function '" + named + "', which 'tools' does not define",
+        "tool_choice.function.name");
+  if (!none) r->tool_rules = std::move(rules);
 }
 
 std::vector<int32_t> parse_ids(const json& a, const std::string& name) {

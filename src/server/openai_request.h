@@ -1,7 +1,7 @@
 // OpenAI request bodies -> what the scheduler runs. Every field is type-checked and
 // range-checked; a wrong one is a 400 naming it (ApiError). Unknown fields are ignored, as
 // OpenAI's clients send extras; fields that would change the output in a way xtile cannot do
-// (schema keywords outside json_schema.h's subset, a forced tool call, n > 1, echo, best_of,
+// (schema keywords outside json_schema.h's subset, a strict tool's likewise, n > 1, echo, best_of,
 // llama-server's mirostat, typical, DRY, XTC, top-n-sigma and dynamic temperature samplers
 // when switched on) are refused
 // rather than silently dropped. The body is read with its keys in the client's order: tool
@@ -11,7 +11,8 @@
 // stream_options.include_usage, max_tokens | max_completion_tokens | n_predict, temperature,
 // top_k, top_p, min_p, repeat_penalty, repeat_last_n, presence_penalty, frequency_penalty,
 // seed, stop, logprobs, top_logprobs, n_probs, ignore_eos, logit_bias, chat_template_kwargs.
-// enable_thinking, reasoning_format, return_tokens, tools, tool_choice (auto, none),
+// enable_thinking, reasoning_format, return_tokens, tools, tool_choice (auto, none, required,
+// a named function),
 // parallel_tool_calls, response_format (text, json_object, json_schema); messages with role "tool",
 // assistant tool_calls and reasoning_content.
 #pragma once
@@ -42,6 +43,10 @@ struct ParsedRequest {
   bool include_usage = false;
   std::vector<ChatMessage> messages;       // chat
   std::vector<std::string> tools;          // chat: definitions as the template writes them
+  // chat: what the reply's calls are held to (the handler adds what the template decides:
+  // whether the reply may think first, or starts inside a think block); null without tools or
+  // with tool_choice "none".
+  std::shared_ptr<ToolCallRules> tool_rules;
   bool enable_thinking = true;             // chat_template_kwargs.enable_thinking
   bool reasoning = true;                   // split <think> into reasoning_content (chat)
   std::optional<std::string> prompt_text;  // completion: text

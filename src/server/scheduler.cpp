@@ -206,10 +206,16 @@ void Scheduler::admit() {
     if (!w->admitted_once) {
       w->admitted = now;
       w->stats.queue_ms = ms_between(w->submitted, now);
-      // JSON mode's grammar state starts here, on this thread (the vocabulary's bytes are built
-      // on the first such request); a preempted request keeps its state.
+      // A constrained reply's grammar state starts here, on this thread (the vocabulary's bytes
+      // are built on the first such request); a preempted request keeps its state.
       const GenerationParams& params = w->job->params();
-      if (params.json_object) w->json.emplace(token_bytes(), params.json_schema.get());
+      if (params.json_object) {
+        w->constraint = std::make_unique<GrammarConstraint<JsonPrefix>>(
+            token_bytes(), JsonPrefix(params.json_schema.get()));
+      } else if (params.tool_calls) {
+        w->constraint = std::make_unique<GrammarConstraint<ToolCallPrefix>>(
+            token_bytes(), ToolCallPrefix(*params.tool_calls));
+      }
     }
     if (w->job->cancelled()) {
       m_.requests_cancelled.fetch_add(1, std::memory_order_relaxed);
@@ -381,7 +387,8 @@ void Scheduler::sample(const std::vector<Slot*>& slots) {
     const std::span<const float> logits(logits_.data() + i * v, v);
     try {
       picks[i].id = w.sampler.sample(logits, w.input);
-      if (w.json && !w.json->allows(picks[i].id)) picks[i].id = json_pick(w, logits);
+      if (w.constraint && !w.constraint->allows(picks[i].id))
+        picks[i].id = constrained_pick(w, logits);
       const GenerationParams& p = w.job->params();
       if (p.logprobs || p.n_probs > 0) log_probs(logits, picks[i].id, p.n_probs, &picks[i]);
     } catch (const std::exception& e) {
@@ -421,7 +428,7 @@ void Scheduler::sample(const std::vector<Slot*>& slots) {
       continue;
     }
     w.input.push_back(p.id);
-    if (w.json) w.json->accept(p.id);  // json_pick chose a token it allows
+    if (w.constraint) w.constraint->accept(p.id);  // one it allows (constrained_pick)
     const size_t begin = w.text.decoded_bytes();
     const bool stopped = w.text.push(p.id);
     w.held.push_back({TokenOut{p.id, p.logprob, std::move(p.top)}, begin, w.text.decoded_bytes()});
@@ -431,7 +438,7 @@ void Scheduler::sample(const std::vector<Slot*>& slots) {
       end(s, FinishReason::kStop);
       continue;
     }
-    if (w.json && w.json->complete()) {  // the object closed: the reply is whole
+    if (w.constraint && w.constraint->complete()) {  // the grammar admits no more: whole
       w.text.finish();
       emit(s, true);
       end(s, FinishReason::kStop);
@@ -450,15 +457,16 @@ void Scheduler::sample(const std::vector<Slot*>& slots) {
   }
 }
 
-int32_t Scheduler::json_pick(Work& w, std::span<const float> logits) {
+int32_t Scheduler::constrained_pick(Work& w, std::span<const float> logits) {
   std::vector<float> masked(logits.begin(), logits.end());
-  if (w.json->mask(masked) == 0)
-    fail("JSON mode: no token of the vocabulary continues the object here");
+  if (w.constraint->mask(masked) == 0)
+    fail("constrained output: no token of the vocabulary continues the reply here");
   const int32_t id = w.sampler.sample(masked, w.input);
   // Only a logit_bias of +inf can bring back a masked token (the sampler lets a bias replace
   // the logit).
-  if (!w.json->allows(id))
-    fail("JSON mode: logit_bias forces token ", id, ", which would leave the reply not JSON");
+  if (!w.constraint->allows(id))
+    fail("constrained output: logit_bias forces token ", id,
+         ", which the reply's grammar (JSON mode or tool calls) refuses");
   return id;
 }
 

@@ -29,8 +29,8 @@
 #include "model/session.h"
 #include "model/weights.h"
 #include "server/job.h"
-#include "server/json_constraint.h"
 #include "server/metrics.h"
+#include "server/reply_constraint.h"
 #include "server/slots.h"
 #include "tokenizer/tokenizer.h"
 
@@ -85,9 +85,9 @@ class Scheduler {
   // Samples the next token of each slot from its row of logits_, then releases text and ends
   // the requests that are done.
   void sample(const std::vector<Slot*>& slots);
-  // JSON mode, when the sampler drew a token the grammar refuses: a draw from the logits with
-  // every refused token masked (json_constraint.h). Throws when none is left.
-  int32_t json_pick(Work& w, std::span<const float> logits);
+  // A constrained reply, when the sampler drew a token the grammar refuses: a draw from the
+  // logits with every refused token masked (reply_constraint.h). Throws when none is left.
+  int32_t constrained_pick(Work& w, std::span<const float> logits);
   const TokenBytes& token_bytes();  // built on first use (scheduler thread)
   // Hands the job the text released so far and the tokens it covers (all when finished).
   void emit(Slot& slot, bool finished);
@@ -104,7 +104,7 @@ class Scheduler {
   std::unique_ptr<Session> session_;
   std::vector<Slot> slots_;
   std::vector<float> logits_;
-  std::unique_ptr<TokenBytes> token_bytes_;  // JSON mode's vocabulary, once one asks for it
+  std::unique_ptr<TokenBytes> token_bytes_;  // constrained decoding's, once one asks
   uint64_t clock_ = 0;       // slot use order
   uint64_t admissions_ = 0;  // work admission order
 

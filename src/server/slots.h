@@ -13,7 +13,7 @@
 
 #include "model/sampler.h"
 #include "server/job.h"
-#include "server/json_constraint.h"
+#include "server/reply_constraint.h"
 #include "server/text_stream.h"
 
 namespace xtile::server {
@@ -31,7 +31,8 @@ struct Work {
                                // evaluated yet while the request runs)
   size_t n_prompt = 0;
   Sampler sampler;
-  std::optional<JsonConstraint> json;  // JSON mode's grammar state, from the first admission
+  // JSON mode's or tool calls' grammar state (reply_constraint.h), from the first admission.
+  std::unique_ptr<ReplyConstraint> constraint;
   TextStream text;
   // Generated tokens whose text is not released yet, with the bytes of text() before and
   // after each.

@@ -15,6 +15,7 @@
 
 #include "base/error.h"
 #include "json_feed.h"
+#include "json_schema_oracle.h"
 #include "server/json_prefix.h"
 
 namespace xtile::server {
@@ -52,99 +53,11 @@ const json kPerson = json::parse(R"({
 })");
 
 using test::Fed;
+using test::instance;
+using test::valid;
 // How much of d the grammar takes with the schema.
 Fed feed_all(const JsonSchema& schema, std::string_view d) {
   return test::feed_all(d, &schema);
-}
-
-// The independent check: is `v` an instance of schema `s` (the subset above), with `root` for
-// $ref? Written from JSON Schema's definitions, walking the parsed value.
-bool valid(const json& v, const json& s, const json& root) {
-  if (s.is_boolean()) return s.get<bool>();
-  if (s.contains("$ref")) {
-    const std::string ref = s["$ref"];
-    return valid(v, root.at(json::json_pointer(ref.substr(1))), root);
-  }
-  if (s.contains("anyOf")) {
-    for (const json& b : s["anyOf"])
-      if (valid(v, b, root)) return true;
-    return false;
-  }
-  if (s.contains("const") && v != s["const"]) return false;
-  if (s.contains("enum")) {
-    bool found = false;
-    for (const json& e : s["enum"]) found = found || (v == e && v.type() == e.type());
-    if (!found) return false;
-  }
-  if (s.contains("type")) {
-    const json types = s["type"].is_array() ? s["type"] : json::array({s["type"]});
-    bool ok = false;
-    for (const json& t : types) {
-      const std::string n = t;
-      ok = ok || (n == "null" && v.is_null()) || (n == "boolean" && v.is_boolean()) ||
-           (n == "integer" && v.is_number_integer()) || (n == "number" && v.is_number()) ||
-           (n == "string" && v.is_string()) || (n == "array" && v.is_array()) ||
-           (n == "object" && v.is_object());
-    }
-    if (!ok) return false;
-  }
-  if (v.is_array() && s.contains("items"))
-    for (const json& e : v)
-      if (!valid(e, s["items"], root)) return false;
-  if (v.is_object()) {
-    if (s.contains("required"))
-      for (const json& r : s["required"])
-        if (!v.contains(r.get<std::string>())) return false;
-    for (const auto& [k, e] : v.items()) {
-      if (s.contains("properties") && s["properties"].contains(k)) {
-        if (!valid(e, s["properties"][k], root)) return false;
-      } else if (s.contains("additionalProperties")) {
-        if (!valid(e, s["additionalProperties"], root)) return false;
-      }
-    }
-  }
-  return true;
-}
-
-// A random instance of schema `s` (the subset above), `depth` levels of recursion left.
-json instance(std::mt19937& rng, const json& s, const json& root, int depth) {
-  if (s.contains("$ref"))
-    return instance(rng, root.at(json::json_pointer(s["$ref"].get<std::string>().substr(1))), root,
-                    depth - 1);
-  if (s.contains("anyOf")) {
-    const json& branches = s["anyOf"];
-    return instance(rng, branches[depth <= 0 ? branches.size() - 1 : rng() % branches.size()], root,
-                    depth);
-  }
-  if (s.contains("const")) return s["const"];
-  if (s.contains("enum")) return s["enum"][rng() % s["enum"].size()];
-  const json types = s["type"].is_array() ? s["type"] : json::array({s["type"]});
-  const std::string t = types[rng() % types.size()];
-  if (t == "null") return nullptr;
-  if (t == "boolean") return rng() % 2 == 0;
-  if (t == "integer") return static_cast<int>(rng() % 2001) - 1000;
-  if (t == "number") return (static_cast<double>(rng() % 20001) - 10000.0) / 64.0;
-  if (t == "string") {
-    const char* pool[] = {
-        "", "a", "Lily", "caf\xc3\xa9", "say \"hi\"", "line\nbreak", "\xf0\x9f\x98\x80"};
-    return pool[rng() % std::size(pool)];
-  }
-  if (t == "array") {
-    json a = json::array();
-    for (int i = static_cast<int>(rng() % 3); i > 0; --i)
-      a.push_back(instance(rng, s.value("items", json::object({{"type", "string"}})), root, depth));
-    return a;
-  }
-  json o = json::object();
-  const json props = s.value("properties", json::object());
-  const json required = s.value("required", json::array());
-  for (const auto& [k, sub] : props.items()) {
-    const bool req = std::find(required.begin(), required.end(), k) != required.end();
-    if (req || rng() % 2 == 0) o[k] = instance(rng, sub, root, depth);
-  }
-  if (s.contains("additionalProperties") && s["additionalProperties"].is_object() && rng() % 2)
-    o["weight"] = instance(rng, s["additionalProperties"], root, depth);
-  return o;
 }
 
 TEST(JsonSchema, CompilesTheSubsetAndNamesWhatItRefuses) {

@@ -812,8 +812,7 @@ TEST(ServerHttpOwn, Qwen3TemplateHonoursEnableThinking) {
 }
 
 // Tools reach the prompt in the client's key order; a turn with tools answers as usual when the
-// model writes no call (the random fixture model does not); a forced call and a template
-// without a tool format are refused, naming the field.
+// model writes no call (the random fixture model does not).
 TEST(ServerHttpOwn, ToolsReachTheQwen3Prompt) {
   const std::string qwen3 = fixture_path("models/micro-qwen3.gguf");
   if (qwen3.empty()) GTEST_SKIP() << "../shared/fixtures/models/micro-qwen3.gguf is absent";
@@ -848,10 +847,134 @@ TEST(ServerHttpOwn, ToolsReachTheQwen3Prompt) {
   r = request(s.port(), "POST", "/v1/chat/completions", turn + R"(, "stream": true})");
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_NE(r.body.find("data: [DONE]"), std::string::npos) << r.body;
+  EXPECT_EQ(s.stop(), 0) << s.log();
+}
 
-  r = request(s.port(), "POST", "/v1/chat/completions", turn + R"(, "tool_choice": "required"})");
-  ASSERT_EQ(r.status, 400) << r.body;
-  EXPECT_EQ(r.j()["error"]["param"], "tool_choice");
+// tool_choice "required" and a named function: a random model (one synthesized layer on Qwen's
+// vocabulary and template), which never calls by itself, answers with calls of the request's tools
+// whose arguments are instances of their schemas (the call grammar, tool_call_prefix.h), in one
+// reply or streamed, and the same bits alone and beside another request. What the grammar cannot
+// keep is refused, naming it.
+TEST(ServerHttpOwn, ForcedToolCallsAreCallsOfTheTools) {
+  REQUIRE_SLOW_MODEL();
+  ServerProcess s({"-m", slow_model(), "-np", "2", "-c", "4096"});
+  ASSERT_TRUE(s.ok());
+  // Arguments of bounded length (enums, booleans, no free strings), so each call closes.
+  const json weather = {
+      {"type", "object"},
+      {"properties",
+       {{"city", {{"enum", {"Oslo", "Paris", "Lima"}}}}, {"metric", {{"type", "boolean"}}}}},
+      {"required", {"city"}},
+      {"additionalProperties", false}};
+  const json empty = {{"type", "object"}, {"additionalProperties", false}};
+  const json tools = {
+      {{"type", "function"},
+       {"function", {{"name", "get_weather"}, {"parameters", weather}, {"strict", true}}}},
+      {{"type", "function"}, {"function", {{"name", "ping"}, {"parameters", empty}}}}};
+  const auto body = [&](uint64_t seed, const json& choice, bool parallel) {
+    json b = chat_body("What is the weather in Oslo?", 300, seed, 0.8);
+    b["tools"] = tools;
+    b["tool_choice"] = choice;
+    b["parallel_tool_calls"] = parallel;
+    b["chat_template_kwargs"] = {{"enable_thinking", false}};
+    return b;
+  };
+  const auto check_call = [&](const json& c, const std::string& only) {
+    const std::string name = c["function"]["name"];
+    EXPECT_EQ(c["type"], "function");
+    EXPECT_TRUE(c["id"].get<std::string>().starts_with("call_"));
+    const json args = json::parse(c["function"]["arguments"].get<std::string>());
+    if (!only.empty()) {
+      EXPECT_EQ(name, only);
+    }
+    if (name == "get_weather") {
+      const std::string city = args.at("city");
+      EXPECT_TRUE(city == "Oslo" || city == "Paris" || city == "Lima") << args;
+      EXPECT_LE(args.size(), 2u) << args;
+      if (args.size() == 2) {
+        EXPECT_TRUE(args.at("metric").is_boolean()) << args;
+      }
+    } else {
+      EXPECT_EQ(name, "ping");
+      EXPECT_EQ(args, json::object());
+    }
+  };
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
+    const Reply r = post(s.port(), "/v1/chat/completions", body(seed, "required", false));
+    ASSERT_EQ(r.status, 200) << r.body;
+    const json c = r.j()["choices"][0];
+    SCOPED_TRACE(c.dump());
+    EXPECT_EQ(c["finish_reason"], "tool_calls");
+    EXPECT_TRUE(c["message"]["content"].is_null());
+    ASSERT_EQ(c["message"]["tool_calls"].size(), 1u);
+    check_call(c["message"]["tool_calls"][0], "");
+  }
+  const json ping = {{"type", "function"}, {"function", {{"name", "ping"}}}};
+  const Reply pinged = post(s.port(), "/v1/chat/completions", body(2, ping, false));
+  ASSERT_EQ(pinged.status, 200) << pinged.body;
+  ASSERT_EQ(pinged.j()["choices"][0]["message"]["tool_calls"].size(), 1u) << pinged.body;
+  check_call(pinged.j()["choices"][0]["message"]["tool_calls"][0], "ping");
+
+  // A named function, parallel calls allowed: every call is of it.
+  const json named = {{"type", "function"}, {"function", {{"name", "get_weather"}}}};
+  const Reply alone = post(s.port(), "/v1/chat/completions", body(7, named, true));
+  ASSERT_EQ(alone.status, 200) << alone.body;
+  const json message = alone.j()["choices"][0]["message"];
+  ASSERT_GE(message["tool_calls"].size(), 1u) << message;
+  for (const json& c : message["tool_calls"]) check_call(c, "get_weather");
+
+  // Streamed: the calls come as tool_calls deltas, the same as the reply alone; and the same
+  // request beside another one gives the same bits.
+  const Events ev = stream(s.port(), "/v1/chat/completions", body(7, named, true));
+  ASSERT_EQ(ev.status, 200) << ev.error;
+  json streamed = json::array();
+  std::string finish;
+  for (const json& e : ev.data) {
+    const json& ch = e["choices"];
+    if (ch.empty()) continue;
+    if (ch[0]["delta"].contains("tool_calls"))
+      for (const json& c : ch[0]["delta"]["tool_calls"]) streamed.push_back(c["function"]);
+    if (!ch[0]["finish_reason"].is_null()) finish = ch[0]["finish_reason"];
+  }
+  EXPECT_EQ(finish, "tool_calls");
+  ASSERT_EQ(streamed.size(), message["tool_calls"].size());
+  for (size_t i = 0; i < streamed.size(); ++i)
+    EXPECT_EQ(streamed[i], message["tool_calls"][i]["function"]);
+  Reply beside;
+  std::thread other([&] {
+    beside = post(s.port(), "/v1/chat/completions", chat_body("Tell me a story.", 120, 3, 0.9));
+  });
+  const Reply again = post(s.port(), "/v1/chat/completions", body(7, named, true));
+  other.join();
+  ASSERT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(beside.status, 200) << beside.body;
+  const json again_calls = again.j()["choices"][0]["message"]["tool_calls"];
+  ASSERT_EQ(again_calls.size(), message["tool_calls"].size()) << again.body;
+  for (size_t i = 0; i < again_calls.size(); ++i)
+    EXPECT_EQ(again_calls[i]["function"], message["tool_calls"][i]["function"]);
+
+  // Refused: a forced call without tools, a name that is not a tool, a strict tool whose
+  // schema the grammar cannot keep. A tool that is not strict is called with any object.
+  const json pattern = {{"type", "object"},
+                        {"properties", {{"a", {{"type", "string"}, {"pattern", "^x"}}}}}};
+  json no_tools = chat_body("Hi", 8, 1, 0.0);
+  no_tools["tool_choice"] = "required";
+  json unknown = body(1, {{"type", "function"}, {"function", {{"name", "nope"}}}}, false);
+  json strict = body(1, "required", false);
+  strict["tools"][0]["function"]["parameters"] = pattern;
+  const std::pair<json, std::string> refused[] = {
+      {no_tools, "tool_choice"},
+      {unknown, "tool_choice.function.name"},
+      {strict, "tools[0].function.parameters"},
+  };
+  for (const auto& [b, param] : refused) {
+    const Reply r = post(s.port(), "/v1/chat/completions", b);
+    EXPECT_EQ(r.status, 400) << r.body;
+    EXPECT_EQ(r.j()["error"]["param"], param) << r.body;
+  }
+  strict["tools"][0]["function"].erase("strict");
+  const Reply loose = post(s.port(), "/v1/chat/completions", strict);
+  EXPECT_EQ(loose.status, 200) << loose.body;
   EXPECT_EQ(s.stop(), 0) << s.log();
 }
 

@@ -184,6 +184,59 @@ TEST(ParseRequest, LogitBiasForms) {
                                 false, d));
 }
 
+// tool_choice: what the call grammar is given. auto: calls where the model opens them; required:
+// any of the tools; a named function: that one; none: no tools at all. A schema without a type
+// is an object's; one the grammar cannot keep is any object, unless the function is strict.
+TEST(ParseRequest, ToolChoiceBuildsTheCallRules) {
+  const RequestDefaults d;
+  const auto parse = [&](const std::string& extra) {
+    return parse_request(json::parse(R"({"messages": [{"role": "user", "content": "x"}],
+        "tools": [{"type": "function", "function": {"name": "b", "parameters":
+                    {"properties": {"q": {"type": "string"}}}}},
+                  {"type": "function", "function": {"name": "a"}},
+                  {"type": "function", "function": {"name": "c", "parameters":
+                    {"type": "object", "properties": {"d": {"format": "date"}}}}}])" +
+                                     extra + "}"),
+                         true, d);
+  };
+  ParsedRequest r = parse("");
+  ASSERT_TRUE(r.tool_rules);
+  EXPECT_FALSE(r.tool_rules->forced);
+  EXPECT_EQ(r.tool_rules->keys, (std::vector<std::string>{"a\"", "b\"", "c\""}));
+  EXPECT_EQ(r.tool_rules->tools[0].parameters, nullptr);  // no parameters: any object
+  ASSERT_NE(r.tool_rules->tools[1].parameters, nullptr);
+  EXPECT_EQ(
+      r.tool_rules->tools[1].parameters->node(r.tool_rules->tools[1].parameters->root()).types,
+      kTypeObject);
+  EXPECT_EQ(r.tool_rules->tools[2].parameters, nullptr);  // "format": not kept, not strict
+  r = parse(R"(, "tool_choice": "required", "parallel_tool_calls": false)");
+  EXPECT_TRUE(r.tool_rules->forced);
+  EXPECT_FALSE(r.tool_rules->parallel);
+  EXPECT_EQ(r.tool_rules->keys.size(), 3u);
+  r = parse(R"(, "tool_choice": {"type": "function", "function": {"name": "b"}})");
+  EXPECT_TRUE(r.tool_rules->forced);
+  EXPECT_TRUE(r.tool_rules->parallel);
+  EXPECT_EQ(r.tool_rules->keys, (std::vector<std::string>{"b\""}));
+  EXPECT_EQ(r.tools.size(), 3u);  // every tool is still in the prompt
+  r = parse(R"(, "tool_choice": "none")");
+  EXPECT_FALSE(r.tool_rules);
+  EXPECT_TRUE(r.tools.empty());
+  const std::pair<std::string, std::string> refused[] = {
+      {R"(, "tool_choice": "always")", "tool_choice"},
+      {R"(, "tool_choice": {"type": "function", "function": {"name": "z"}})",
+       "tool_choice.function.name"},
+      {R"(, "tool_choice": {"type": "custom", "function": {"name": "a"}})", "tool_choice.type"},
+  };
+  for (const auto& [extra, param] : refused) {
+    try {
+      parse(extra);
+      ADD_FAILURE() << "accepted " << extra;
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.param, param) << extra << ": " << e.what();
+    }
+  }
+}
+
 // Each bad body is a 400 naming the field.
 TEST(ParseRequest, WrongFieldsAre400NamingThem) {
   const RequestDefaults d;
@@ -209,6 +262,12 @@ TEST(ParseRequest, WrongFieldsAre400NamingThem) {
       {R"({"messages": [{"role": "user", "content": "x"}], "n": 2})", "n"},
       {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]})",
        "tools[0].function"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": "required"})",
+       "tool_choice"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function",
+          "function": {"name": "f", "strict": true, "parameters": {"type": "object",
+          "properties": {"a": {"type": "string", "minLength": 2}}}}}]})",
+       "tools[0].function.parameters"},
       {R"({"messages": [{"role": "user", "content": "x"}], "repeat_penalty": 0})",
        "repeat_penalty"},
       {R"({"messages": [{"role": "user", "content": "x"}], "model": 3})", "model"},

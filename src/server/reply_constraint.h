@@ -1,0 +1,140 @@
+// Constrained decoding: the tokens a reply may take next so that its text stays the beginning
+// of what a grammar admits, and the end of the reply when the grammar says it is whole. Two
+// grammars use it: JSON mode (JsonPrefix: one JSON object, of a schema's instances) and tool
+// calls (ToolCallPrefix: the template's <tool_call> blocks, forced or wherever the model opens
+// one). The sampler draws as usual; a drawn token the grammar refuses is replaced by a draw
+// from the logits with every refused token masked out. Drawing first and masking only on a
+// refusal gives the masked distribution (p(t) + (1 − S)·p(t)/S = p(t)/S over the S of the
+// allowed tokens) and costs one vocabulary pass only on the steps that need it.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace xtile {
+class Tokenizer;
+}
+
+namespace xtile::server {
+
+// Each token's bytes as a reply's text takes them, built once per server (on the first
+// constrained request: 151936 strings for Qwen's vocabulary). End-of-generation tokens end the
+// reply where the grammar allows an end. Other control tokens, unused ones and tokens without
+// bytes are allowed only in free text: they add nothing the grammar could read.
+class TokenBytes {
+ public:
+  // kUnread: control, unused or empty tokens (only in free text); kOutside: not an id of it.
+  enum class Kind : uint8_t { kText, kEnd, kUnread, kOutside };
+  explicit TokenBytes(const Tokenizer& tokenizer);
+  int32_t size() const { return static_cast<int32_t>(bytes_.size()); }
+  Kind kind(int32_t id) const {
+    return id < 0 || id >= size() ? Kind::kOutside : kinds_[static_cast<size_t>(id)];
+  }
+  const std::string& bytes(int32_t id) const { return bytes_[static_cast<size_t>(id)]; }
+
+ private:
+  std::vector<std::string> bytes_;
+  std::vector<Kind> kinds_;
+};
+
+// What the scheduler holds per constrained request.
+class ReplyConstraint {
+ public:
+  virtual ~ReplyConstraint() = default;
+  // Token id may come next.
+  virtual bool allows(int32_t id) const = 0;
+  // Sets every token that may not come next to −infinity; returns how many may.
+  virtual int64_t mask(std::span<float> logits) const = 0;
+  // Takes token id (one allows() said yes to). False, and nothing taken, otherwise.
+  virtual bool accept(int32_t id) = 0;
+  // The grammar admits nothing more: the reply ends here.
+  virtual bool complete() const = 0;
+};
+
+// Grammar: a byte-at-a-time recognizer of prefixes with feed(uint8_t) (false: refused, state
+// unchanged), accepts(string_view) (every byte would be taken), take(string_view) (all or
+// nothing), complete(), may_end() (an end of generation is allowed here) and free_text() (the
+// reply is unconstrained text here, which the grammar only watches: tokens it cannot read, such
+// as control tokens, may come as they would without it).
+template <class Grammar>
+class GrammarConstraint final : public ReplyConstraint {
+ public:
+  GrammarConstraint(const TokenBytes& vocab, Grammar grammar)
+      : vocab_(&vocab), state_(std::move(grammar)) {}
+
+  bool allows(int32_t id) const override {
+    switch (vocab_->kind(id)) {
+      case TokenBytes::Kind::kText:
+        return state_.accepts(vocab_->bytes(id));
+      case TokenBytes::Kind::kEnd:
+        return state_.may_end();
+      case TokenBytes::Kind::kUnread:
+        return state_.free_text();
+      case TokenBytes::Kind::kOutside:
+        break;
+    }
+    return false;
+  }
+
+  int64_t mask(std::span<float> logits) const override {
+    // Which first bytes the grammar takes here: a token starting with any other is refused
+    // without walking its bytes (outside strings that is most of the vocabulary).
+    bool first_ok[256];
+    for (int b = 0; b < 256; ++b) {
+      Grammar probe = state_;
+      first_ok[b] = probe.feed(static_cast<uint8_t>(b));
+    }
+    const bool may_end = state_.may_end(), free_text = state_.free_text();
+    int64_t allowed = 0;
+    for (size_t i = 0; i < logits.size(); ++i) {
+      const int32_t id = static_cast<int32_t>(i);
+      bool ok = false;
+      switch (vocab_->kind(id)) {
+        case TokenBytes::Kind::kText: {
+          const std::string& b = vocab_->bytes(id);
+          ok = first_ok[static_cast<uint8_t>(b[0])] && state_.accepts(b);
+          break;
+        }
+        case TokenBytes::Kind::kEnd:
+          ok = may_end;
+          break;
+        case TokenBytes::Kind::kUnread:
+          ok = free_text;
+          break;
+        case TokenBytes::Kind::kOutside:
+          break;
+      }
+      if (ok)
+        ++allowed;
+      else
+        logits[i] = -std::numeric_limits<float>::infinity();
+    }
+    return allowed;
+  }
+
+  bool accept(int32_t id) override {
+    switch (vocab_->kind(id)) {
+      case TokenBytes::Kind::kText:
+        return state_.take(vocab_->bytes(id));
+      case TokenBytes::Kind::kEnd:
+        return state_.may_end();
+      case TokenBytes::Kind::kUnread:
+        return state_.free_text();  // nothing to read
+      case TokenBytes::Kind::kOutside:
+        break;
+    }
+    return false;
+  }
+
+  bool complete() const override { return state_.complete(); }
+  const Grammar& grammar() const { return state_; }
+
+ private:
+  const TokenBytes* vocab_;
+  Grammar state_;
+};
+
+}  // namespace xtile::server

@@ -1,0 +1,98 @@
+// Function calling's grammar: a byte-at-a-time recognizer of the replies whose tool calls are
+// the template's blocks (Qwen's Hermes format, chat_template.h)
+//
+//   <tool_call>\n{"name": "NAME", "arguments": ARGUMENTS}\n</tool_call>
+//
+// with NAME one of the request's tools and ARGUMENTS a JSON object, an instance of that tool's
+// `parameters` schema where json_schema.h can compile it (JsonPrefix). The frame is written in
+// the one spelling the models were trained on (and the template renders past calls in); the
+// arguments in any valid one.
+//
+// Two ways to use it (ToolCallRules::forced):
+//  - forced (tool_choice "required" or a named function): the reply is calls and nothing else,
+//    one, or with parallel calls one or more separated by '\n'; before the first, a template
+//    that thinks may write its <think> block (then up to kMaxGap blanks).
+//  - lazy (tool_choice "auto"): the reply is free text; where the model opens a block
+//    (writes "<tool_call>" outside a think block at the reply's start) the block is held to the
+//    grammar until it closes, and free text follows. The grammar never makes the model call.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "server/json_prefix.h"
+#include "server/json_schema.h"
+
+namespace xtile::server {
+
+struct ToolCallRules {
+  struct Tool {
+    std::string name;
+    std::shared_ptr<const JsonSchema> parameters;  // null: any object
+  };
+  // Adds a tool the reply may call (a name already added is ignored: the first one counts).
+  void add(std::string name, std::shared_ptr<const JsonSchema> parameters);
+
+  std::vector<Tool> tools;  // sorted by key
+  // Each tool's name as the frame spells it: JSON string content and the closing quote.
+  std::vector<std::string> keys;
+  bool forced = false;           // required / named: the reply is calls
+  bool parallel = true;          // forced: more than one call may be made
+  bool may_think = false;        // forced: a think block may come first
+  bool starts_in_think = false;  // the prompt opened a think block: the reply starts inside it
+};
+
+class ToolCallPrefix {
+ public:
+  // Blanks allowed between a forced reply's think block and its first call ("\n\n").
+  static constexpr int kMaxGap = 4;
+
+  // rules: kept by the caller for this recognizer's life.
+  explicit ToolCallPrefix(const ToolCallRules& rules);
+
+  bool feed(uint8_t c);
+  bool accepts(std::string_view s) const;
+  bool take(std::string_view s);
+  // A forced reply's last call closed (one call, or the model ended after a call).
+  bool complete() const { return phase_ == Phase::kDone; }
+  // End of generation allowed: outside a call, and in forced mode only after one.
+  bool may_end() const;
+  // Outside the frame and its think block's gap: the model writes what it likes (the grammar
+  // watches for the tags).
+  bool free_text() const;
+  // Calls closed so far.
+  int calls() const { return calls_; }
+
+ private:
+  enum class Phase : uint8_t {
+    kLead,     // the reply's start: "<think>" may open (lazy: after blanks)
+    kThink,    // inside the think block, until "</think>"
+    kGap,      // forced: blanks after the think block, then "<tool_call>"
+    kFree,     // lazy: free text, watching for "<tool_call>"
+    kLiteral,  // the rest of a fixed piece of the frame, then next_
+    kName,     // a tool's name (narrowing the sorted keys)
+    kArgs,     // the arguments object
+    kAfter,    // forced, parallel: '\n' and the next call, or the end
+    kDone,     // forced: nothing more
+  };
+  bool step(uint8_t c);
+  bool step_all(std::string_view s);
+  void free_byte(uint8_t c);  // lazy, free text: the trigger's match
+  void literal(std::string_view rest, Phase next);
+  bool name_byte(uint8_t c);
+
+  const ToolCallRules* rules_;
+  Phase phase_;
+  Phase next_ = Phase::kDone;
+  std::string_view literal_;  // kLiteral: what is still to come
+  uint8_t matched_ = 0;       // kLead: bytes of "<think>"; kThink, kFree: bytes of the tag watched
+  uint8_t gap_ = 0;           // kGap: blanks so far
+  uint16_t cand_lo_ = 0, cand_hi_ = 0, cand_pos_ = 0;  // kName: keys still possible
+  int calls_ = 0;
+  JsonPrefix args_;
+};
+
+}  // namespace xtile::server

@@ -1,0 +1,434 @@
+// Function calling's grammar (ToolCallPrefix) and its token filter. Checked byte by byte on
+// hand-written cases (where the first refused byte must be), and against an independent check
+// written here: a reader of whole replies that finds the <tool_call> blocks with string search,
+// parses their arguments with nlohmann::json and validates them with the schema tests' oracle.
+// Random replies (calls, free text, think blocks) and their one-byte mutations must be taken
+// whole by the grammar exactly when that reader accepts them, and no prefix the grammar takes
+// may be a dead end.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gguf/gguf.h"
+#include "json_schema_oracle.h"
+#include "server/reply_constraint.h"
+#include "server/tool_call_prefix.h"
+#include "test_util.h"
+#include "tokenizer/tokenizer.h"
+
+namespace xtile::server {
+namespace {
+
+using nlohmann::json;
+
+const json kWeather = json::parse(R"({
+  "type": "object",
+  "properties": {
+    "city": {"type": "string"},
+    "unit": {"enum": ["c", "f"]},
+    "days": {"type": "integer"}
+  },
+  "required": ["city"],
+  "additionalProperties": false
+})");
+// A name that begins another one, with an open schema.
+const json kGet = json::parse(R"({"type": "object", "properties": {"q": {"type": "string"}}})");
+
+// The test's tools: name -> schema (null: any object, a tool without parameters).
+const std::map<std::string, json> kTools = {
+    {"get_weather", kWeather}, {"get", kGet}, {"ping", nullptr}};
+
+ToolCallRules rules_for(bool forced, bool parallel, bool may_think = false,
+                        bool starts_in_think = false) {
+  ToolCallRules r;
+  for (const auto& [name, schema] : kTools)
+    r.add(name, schema.is_null() ? nullptr : std::make_shared<const JsonSchema>(schema));
+  r.forced = forced;
+  r.parallel = parallel;
+  r.may_think = may_think;
+  r.starts_in_think = starts_in_think;
+  return r;
+}
+
+std::string call(std::string_view name, std::string_view args) {
+  return "<tool_call>\n{\"name\": \"" + std::string(name) +
+         "\", \"arguments\": " + std::string(args) + "}\n</tool_call>";
+}
+
+// How many bytes of s the grammar takes before it refuses one, and its state after them.
+struct Fed {
+  size_t taken = 0;
+  bool complete = false;
+  bool may_end = false;
+  int calls = 0;
+};
+Fed feed_all(const ToolCallRules& rules, std::string_view s) {
+  ToolCallPrefix p(rules);
+  Fed f;
+  for (char c : s) {
+    if (!p.feed(static_cast<uint8_t>(c))) break;
+    ++f.taken;
+  }
+  f.complete = p.complete();
+  f.may_end = p.may_end();
+  f.calls = p.calls();
+  return f;
+}
+
+// --- the independent reader ------------------------------------------------------------------
+
+// A call at text[*pos]: the frame's fixed pieces, a known name, arguments that parse to an
+// object valid for the tool (followed directly by the frame's close). Advances *pos past it.
+bool read_call(std::string_view text, size_t* pos) {
+  const std::string_view open = "<tool_call>\n{\"name\": \"";
+  if (!text.substr(*pos).starts_with(open)) return false;
+  size_t i = *pos + open.size();
+  const size_t quote = text.find('"', i);
+  if (quote == std::string_view::npos) return false;
+  const auto tool = kTools.find(std::string(text.substr(i, quote - i)));
+  if (tool == kTools.end()) return false;
+  i = quote + 1;
+  const std::string_view mid = ", \"arguments\": ";
+  if (!text.substr(i).starts_with(mid)) return false;
+  i += mid.size();
+  const std::string_view close = "}\n</tool_call>";
+  for (size_t end = text.find(close, i); end != std::string_view::npos;
+       end = text.find(close, end + 1)) {
+    const std::string_view args = text.substr(i, end - i);
+    json v;
+    try {
+      v = json::parse(args);
+    } catch (const json::exception&) {
+      continue;  // the close found lies inside the arguments: a later one may end them
+    }
+    // The object must be followed by the frame's close at once.
+    if (args.empty() || args.back() != '}' || !v.is_object()) return false;
+    if (!tool->second.is_null() && !test::valid(v, tool->second, tool->second)) return false;
+    *pos = end + close.size();
+    return true;
+  }
+  return false;
+}
+
+// The whole reply is what the rules admit, ended where an end of generation may come.
+bool reader_accepts(const ToolCallRules& rules, std::string_view text) {
+  size_t pos = 0;
+  bool in_think = rules.starts_in_think;
+  if (!in_think) {
+    size_t i = 0;
+    if (!rules.forced)
+      while (i < text.size() && std::string_view(" \n\r\t").find(text[i]) != std::string_view::npos)
+        ++i;
+    if ((!rules.forced || rules.may_think) && text.substr(i).starts_with("<think>")) {
+      in_think = true;
+      pos = i + 7;
+    }
+  }
+  if (in_think) {
+    const size_t close = text.find("</think>", pos);
+    if (close == std::string_view::npos) return !rules.forced;
+    pos = close + 8;
+    if (rules.forced) {
+      size_t blanks = 0;
+      while (pos < text.size() &&
+             std::string_view(" \n\r\t").find(text[pos]) != std::string_view::npos) {
+        ++pos;
+        ++blanks;
+      }
+      if (blanks > static_cast<size_t>(ToolCallPrefix::kMaxGap)) return false;
+    }
+  }
+  if (!rules.forced) {  // free text; each "<tool_call>" opens a call
+    for (size_t at = text.find("<tool_call>", pos); at != std::string_view::npos;
+         at = text.find("<tool_call>", pos)) {
+      pos = at;
+      if (!read_call(text, &pos)) return false;
+    }
+    return true;
+  }
+  if (!read_call(text, &pos)) return false;
+  while (rules.parallel && pos < text.size()) {
+    if (text[pos] != '\n') return false;
+    ++pos;
+    if (!read_call(text, &pos)) return false;
+  }
+  return pos == text.size();
+}
+
+// --- hand-written cases ----------------------------------------------------------------------
+
+TEST(ToolCallPrefix, ForcedTakesOneCallAndRefusesAtTheFirstWrongByte) {
+  const ToolCallRules one = rules_for(/*forced=*/true, /*parallel=*/false);
+  const std::string good = call("get_weather", R"({"city": "Paris", "unit": "c"})");
+  Fed f = feed_all(one, good);
+  EXPECT_EQ(f.taken, good.size());
+  EXPECT_TRUE(f.complete);
+  EXPECT_EQ(f.calls, 1);
+  EXPECT_EQ(feed_all(one, good + "\n").taken, good.size());  // nothing after the one call
+
+  EXPECT_EQ(feed_all(one, " " + good).taken, 0u);  // no text before the call
+  // Each refused at its last byte.
+  const std::string weather = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": ";
+  const std::string refused[] = {
+      "<tool_call>{",                       // the frame's newline
+      "<tool_call>\n{\"name\":\"",          // its space
+      "<tool_call>\n{\"name\": \"get_w\"",  // not a tool's name
+      "<tool_call>\n{\"name\": \"n",
+      "<tool_call>\n{\"name\": \"get\",\"",  // the space after the comma
+      weather + "{\"city\": 1",              // a string
+      weather + "{}",                        // city is required
+      weather + "{\"city\": \"x\"} ",        // the frame's close right after the object
+  };
+  for (const std::string& text : refused) {
+    f = feed_all(one, text);
+    EXPECT_EQ(f.taken, text.size() - 1) << json(text).dump();
+    EXPECT_FALSE(f.may_end) << json(text).dump();
+  }
+}
+
+TEST(ToolCallPrefix, ForcedParallelTakesCallsSeparatedByANewline) {
+  const ToolCallRules many = rules_for(true, true);
+  const std::string two = call("get", R"({"q": "x", "more": [1, 2]})") + "\n" + call("ping", "{}");
+  Fed f = feed_all(many, two);
+  EXPECT_EQ(f.taken, two.size());
+  EXPECT_FALSE(f.complete);  // another call may follow
+  EXPECT_TRUE(f.may_end);    // or the reply ends
+  EXPECT_EQ(f.calls, 2);
+  EXPECT_EQ(feed_all(many, two + " ").taken, two.size());
+  // Mid-call, no end; after a newline the next call must come.
+  EXPECT_FALSE(feed_all(many, two.substr(0, 30)).may_end);
+  EXPECT_FALSE(feed_all(many, two.substr(0, two.find('\n', 70) + 1)).may_end);
+}
+
+TEST(ToolCallPrefix, NamesThatBeginOthersAreToldApartByTheirQuote) {
+  const ToolCallRules one = rules_for(true, false);
+  // "get" takes other properties; "get_weather" does not.
+  EXPECT_TRUE(feed_all(one, call("get", R"({"city": "x", "q": "y"})")).complete);
+  const std::string weather = call("get_weather", R"({"city": "x", "q": "y"})");
+  EXPECT_EQ(feed_all(one, weather).taken, weather.find("\"q\"") + 1);
+}
+
+TEST(ToolCallPrefix, ForcedMayThinkFirstWhereTheTemplateThinks) {
+  const ToolCallRules think = rules_for(true, false, /*may_think=*/true);
+  const std::string c = call("ping", R"({"n": 1})");
+  for (const std::string& reply : {"<think>\nPing it. <tool_call> is the format.\n</think>\n\n" + c,
+                                   c, "<think></think>" + c}) {
+    const Fed f = feed_all(think, reply);
+    EXPECT_EQ(f.taken, reply.size()) << json(reply).dump();
+    EXPECT_TRUE(f.complete);
+  }
+  const std::string thought = "<think>\nhm\n</think>";
+  EXPECT_FALSE(feed_all(think, thought).may_end);  // a forced reply must call
+  EXPECT_EQ(feed_all(think, thought + "\n\n\n\n\n" + c).taken, thought.size() + 4);
+  EXPECT_EQ(feed_all(think, thought + "\nOK" + c).taken, thought.size() + 1);
+  EXPECT_EQ(feed_all(think, "<thx").taken, 3u);
+  // Without thinking the reply is the call from its first byte.
+  EXPECT_EQ(feed_all(rules_for(true, false), "<think>").taken, 2u);
+  // A prompt that opened the think block: the reply starts inside it.
+  const std::string inside = "so ping.\n</think>\n\n" + c;
+  EXPECT_TRUE(feed_all(rules_for(true, false, true, /*starts_in_think=*/true), inside).complete);
+}
+
+TEST(ToolCallPrefix, AutoHoldsOnlyTheBlocksTheModelOpens) {
+  const ToolCallRules lazy = rules_for(/*forced=*/false, true);
+  const std::string reply =
+      "Let me look: a <b, <<tool_call>\n{\"name\": \"ping\", \"arguments\": "
+      "{}}\n</tool_call> and </tool_call> <tool_";
+  Fed f = feed_all(lazy, reply);
+  EXPECT_EQ(f.taken, reply.size());
+  EXPECT_TRUE(f.may_end);
+  EXPECT_FALSE(f.complete);
+  EXPECT_EQ(f.calls, 1);
+  // Inside a block: no end, and the frame.
+  const std::string open = "Sure. <tool_call>\n{\"name\": \"";
+  EXPECT_FALSE(feed_all(lazy, open).may_end);
+  EXPECT_EQ(feed_all(lazy, open + "pong\"").taken, open.size() + 1);
+  EXPECT_EQ(feed_all(lazy, "x<tool_call> {").taken, 12u);
+  // A leading think block (after blanks) is free, tags and all; after it, blocks are held.
+  const std::string think = "\n <think>the <tool_call> tag, bad json {</think>\n";
+  EXPECT_EQ(feed_all(lazy, think).taken, think.size());
+  EXPECT_EQ(feed_all(lazy, think + "<tool_call>x").taken, think.size() + 11);
+  // A think block later in the text is text: its tags do not free a block.
+  const std::string late = "a<think><tool_call>\n{\"name\": \"x";
+  EXPECT_EQ(feed_all(lazy, late).taken, late.size() - 1);
+  // "<thi" that turns out not to be a think block may still open a call.
+  EXPECT_EQ(feed_all(lazy, "<th<tool_call>\n{\"name\": \"pong").taken, 26u);
+}
+
+// --- against the reader ----------------------------------------------------------------------
+
+std::string random_args(std::mt19937& rng, const std::string& name) {
+  const json& schema = kTools.at(name);
+  if (schema.is_null()) {
+    const char* any[] = {"{}", R"({"a": [1, {"b": null}], "c": "}\n</tool_call>"})",
+                         R"({ "x" : true })"};
+    return any[rng() % std::size(any)];
+  }
+  json v = test::instance(rng, schema, schema, 2);
+  if (rng() % 3 == 0) v["city"] = "caf\xc3\xa9 \"}\"";
+  // Compact: a one-byte mutation then never makes a whitespace run the grammar limits (two line
+  // breaks) where JSON has none.
+  return v.dump();
+}
+
+std::string random_reply(std::mt19937& rng, const ToolCallRules& rules) {
+  const char* names[] = {"get_weather", "get", "ping"};
+  const auto one_call = [&] {
+    const std::string name = names[rng() % std::size(names)];
+    return call(name, random_args(rng, name));
+  };
+  std::string r;
+  if (!rules.starts_in_think && (!rules.forced || rules.may_think) && rng() % 3 == 0) {
+    if (!rules.forced && rng() % 2) r += "\n ";
+    r += "<think>";
+  }
+  if (rules.starts_in_think || r.ends_with("<think>"))
+    r += std::string("I could call <tool_call> now.").substr(0, rng() % 30) + "</think>\n\n";
+  if (rules.forced) {
+    r += one_call();
+    for (int n = static_cast<int>(rng() % 3); rules.parallel && n > 0; --n) {
+      r += '\n';
+      r += one_call();
+    }
+    return r;
+  }
+  const char* free_text[] = {"Sure.", "a < b", "<tool", "</tool_call>", "\n", "<<", "ok"};
+  for (int n = static_cast<int>(rng() % 5); n > 0; --n)
+    r += rng() % 2 ? one_call() : std::string(free_text[rng() % std::size(free_text)]);
+  return r;
+}
+
+// After every prefix the grammar takes (up to `taken`), some byte continues it, or the reply
+// may end there.
+void expect_no_dead_end(const ToolCallRules& rules, std::string_view s, size_t taken) {
+  ToolCallPrefix p(rules);
+  for (size_t i = 0; i <= taken; ++i) {
+    if (p.complete()) return;
+    bool some = p.may_end();
+    for (int b = 0; b < 256 && !some; ++b) {
+      ToolCallPrefix next = p;
+      some = next.feed(static_cast<uint8_t>(b));
+    }
+    ASSERT_TRUE(some) << "no byte continues " << json(std::string(s.substr(0, i))).dump();
+    if (i < taken) {
+      ASSERT_TRUE(p.feed(static_cast<uint8_t>(s[i])));
+    }
+  }
+}
+
+TEST(ToolCallPrefix, AgreesWithTheReaderOnRandomRepliesAndMutations) {
+  std::mt19937 rng(1207);
+  const char significant[] = "<>/\n {}\":,_tcolnamegpiwh0123456789";
+  const ToolCallRules modes[] = {rules_for(true, false),      rules_for(true, true),
+                                 rules_for(true, true, true), rules_for(true, false, true, true),
+                                 rules_for(false, true),      rules_for(false, true, false, true)};
+  int taken = 0, refused = 0;
+  for (const ToolCallRules& rules : modes) {
+    for (int i = 0; i < 150; ++i) {
+      const std::string reply = random_reply(rng, rules);
+      SCOPED_TRACE(json(reply).dump());
+      const Fed whole = feed_all(rules, reply);
+      ASSERT_TRUE(reader_accepts(rules, reply));
+      ASSERT_EQ(whole.taken, reply.size());
+      ASSERT_TRUE(whole.may_end || whole.complete);
+      for (int m = 0; m < 20 && !reply.empty(); ++m) {
+        std::string d = reply;
+        d[rng() % d.size()] = rng() % 8 == 0 ? static_cast<char>(rng() % 256)
+                                             : significant[rng() % (sizeof(significant) - 1)];
+        const Fed f = feed_all(rules, d);
+        if (m % 5 == 0) expect_no_dead_end(rules, d, f.taken);
+        const bool ours = f.taken == d.size() && (f.may_end || f.complete);
+        ASSERT_EQ(ours, reader_accepts(rules, d))
+            << "mutant: " << json(d).dump(-1, ' ', true, json::error_handler_t::replace)
+            << " taken " << f.taken;
+        (ours ? taken : refused) += 1;
+      }
+    }
+  }
+  // The mutations reach both sides.
+  EXPECT_GT(taken, 3500);
+  EXPECT_GT(refused, 10000);
+}
+
+// --- the token filter over Qwen's vocabulary ---------------------------------------------------
+
+TEST(ToolCallConstraint, MaskFollowsTheGrammarAndEndsOnlyAfterACall) {
+  XTILE_REQUIRE_FIXTURE(path, "tokenizers/vocab-qwen2.gguf");
+  const gguf::File file = gguf::File::open(path);
+  const std::unique_ptr<Tokenizer> tok = Tokenizer::from_gguf(file);
+  const TokenBytes bytes(*tok);
+  const ToolCallRules rules = rules_for(true, true);
+  GrammarConstraint<ToolCallPrefix> c(bytes, ToolCallPrefix(rules));
+  const std::vector<int32_t> ids =
+      tok->encode(call("get_weather", R"({"city": "Oslo", "days": 3})"), false, false);
+  const int32_t eog = tok->eog_ids().front();
+  std::vector<float> logits(static_cast<size_t>(tok->n_vocab()));
+  for (size_t i = 0; i < ids.size(); ++i) {
+    std::fill(logits.begin(), logits.end(), 1.0f);
+    const int64_t allowed = c.mask(logits);
+    int64_t kept = 0;
+    for (int32_t id = 0; id < tok->n_vocab(); ++id) {
+      const bool finite = std::isfinite(logits[static_cast<size_t>(id)]);
+      kept += finite;
+      if (id % 89 == 0) {
+        ASSERT_EQ(finite, c.allows(id)) << id;
+      }
+    }
+    EXPECT_EQ(kept, allowed);
+    EXPECT_GT(allowed, 0);
+    EXPECT_FALSE(c.allows(eog)) << "before token " << i;
+    ASSERT_TRUE(c.accept(ids[i])) << "token " << i << " " << tok->decode_token(ids[i]);
+  }
+  EXPECT_TRUE(c.allows(eog));  // the call closed: the reply may end, or go on with '\n'
+  EXPECT_TRUE(c.allows(tok->encode("\n", false, false)[0]));
+  std::fill(logits.begin(), logits.end(), 1.0f);
+  c.mask(logits);
+  EXPECT_TRUE(std::isfinite(logits[static_cast<size_t>(eog)]));
+  EXPECT_FALSE(std::isfinite(logits[static_cast<size_t>(tok->encode("x", false, false)[0])]));
+}
+
+// With tool_choice auto the reply is free text outside the blocks the model opens: there every
+// token may come, control tokens and the end included, as without the grammar; inside a block
+// neither may.
+TEST(ToolCallConstraint, AutoLeavesFreeTextAlone) {
+  XTILE_REQUIRE_FIXTURE(path, "tokenizers/vocab-qwen2.gguf");
+  const gguf::File file = gguf::File::open(path);
+  const std::unique_ptr<Tokenizer> tok = Tokenizer::from_gguf(file);
+  const TokenBytes bytes(*tok);
+  const ToolCallRules rules = rules_for(/*forced=*/false, true);
+  GrammarConstraint<ToolCallPrefix> c(bytes, ToolCallPrefix(rules));
+  int32_t control = -1;
+  for (int32_t id = 0; id < tok->n_vocab() && control < 0; ++id)
+    if (tok->is_control(id) && !tok->is_eog(id)) control = id;
+  ASSERT_GE(control, 0);
+  const int32_t eog = tok->eog_ids().front();
+  std::vector<float> logits(static_cast<size_t>(tok->n_vocab()));
+  const auto all_kept = [&] {
+    std::fill(logits.begin(), logits.end(), 1.0f);
+    return c.mask(logits) == tok->n_vocab();
+  };
+  EXPECT_TRUE(all_kept());
+  for (int32_t id : tok->encode("Let me check.", false, false)) ASSERT_TRUE(c.accept(id));
+  EXPECT_TRUE(c.allows(control));
+  EXPECT_TRUE(c.allows(eog));
+  ASSERT_TRUE(c.accept(control));
+  for (int32_t id : tok->encode(" <tool_call>\n{\"name\": \"pi", false, false))
+    ASSERT_TRUE(c.accept(id)) << tok->decode_token(id);
+  EXPECT_FALSE(c.allows(control));
+  EXPECT_FALSE(c.allows(eog));
+  EXPECT_FALSE(c.allows(-1));
+  EXPECT_FALSE(c.allows(tok->n_vocab()));
+  for (int32_t id : tok->encode("ng\", \"arguments\": {}}\n</tool_call>", false, false))
+    ASSERT_TRUE(c.accept(id)) << tok->decode_token(id);
+  EXPECT_TRUE(all_kept());  // free text again
+}
+
+}  // namespace
+}  // namespace xtile::server
