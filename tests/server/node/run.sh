@@ -16,6 +16,10 @@ case "$1" in
     model=$(slow_model)
     start_server -m "$model" -np 2 -t 2 -c 8192
     ;;
+  openai_tools*)  # Qwen's template, for function calling
+    model=$(slow_model)
+    start_server -m "$model" -np 2 -t 2 -c 4096
+    ;;
   *)
     [ -f "$STORIES" ] || skip "$STORIES is absent"
     start_server -m "$STORIES" -np 4 -t 2 -c 2048
