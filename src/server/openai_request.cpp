@@ -493,10 +493,10 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
   if (const json* v = field(body, "tools"); !chat && v && !(v->is_array() && v->empty()))
     throw bad_request("'tools' work with /v1/chat/completions only", "tools");
   // JSON mode: the reply is one JSON object (with a schema, an instance of it), kept so token by
-  // token (json_constraint.h); its whole text is the object, so a chat template's thinking block
-  // is switched off (unless the client asked for it, which is refused: the object could not
-  // start) and nothing is split out as reasoning. A schema keyword outside json_schema.h's
-  // subset is refused when the schema is compiled, here.
+  // token (json_prefix.h, reply_constraint.h); its whole text is the object, so a chat template's
+  // thinking block is switched off (unless the client asked for it, which is refused: the object
+  // could not start) and nothing is split out as reasoning. A schema keyword outside
+  // json_schema.h's subset is refused when the schema is compiled, here.
   if (const json* v = field(body, "response_format")) {
     const json* type = v->is_object() ? field(*v, "type") : nullptr;
     if (!type || !type->is_string())
