@@ -1,5 +1,5 @@
-// libFuzzer target for JSON mode's grammar (src/server/json_prefix.h; build and run:
-// fuzz/run.sh 30 json), against an independent parser, nlohmann::json:
+// libFuzzer target for the server's grammars (build and run: fuzz/run.sh 30 json). JSON mode's
+// (src/server/json_prefix.h) without a schema, against an independent parser, nlohmann::json:
 // - the byte-at-a-time feed(), accepts() and take() agree on how much of the input is taken;
 // - an input taken whole with the object complete is a JSON object for nlohmann;
 // - a JSON object for nlohmann is taken whole and complete, unless the grammar refused a
@@ -7,6 +7,11 @@
 //   nesting passed kMaxDepth;
 // - once complete, every byte is refused; before, some byte is taken (no dead end).
 // Inputs with a NUL byte check the first and last only (nlohmann stops reading at a NUL).
+// With a schema that has every supported keyword (bounds included): feed/accepts/take agree, no
+// dead end, an input taken whole and complete parses to an instance (the tests' validator,
+// tests/server/json_schema_oracle.h), and an instance in nlohmann's compact spelling is taken.
+// Function calling's grammar (tool_call_prefix.h), forced and lazy: feed/accepts/take agree,
+// and every prefix taken goes on or may end.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -14,11 +19,53 @@
 #include <string>
 #include <string_view>
 
+#include "json_schema_oracle.h"
 #include "server/json_prefix.h"
+#include "server/tool_call_prefix.h"
 
 namespace {
 
 using xtile::server::JsonPrefix;
+using xtile::server::JsonSchema;
+using xtile::server::ToolCallPrefix;
+using xtile::server::ToolCallRules;
+
+const nlohmann::json& schema_doc() {
+  static const nlohmann::json doc = nlohmann::json::parse(R"({
+    "type": "object",
+    "properties": {
+      "name": {"type": "string", "minLength": 1, "maxLength": 6},
+      "age": {"type": "integer", "minimum": -10, "maximum": 150},
+      "code": {"allOf": [{"type": "integer", "exclusiveMinimum": 99, "exclusiveMaximum": 1000}]},
+      "debt": {"type": ["integer", "null"], "maximum": -20},
+      "color": {"enum": ["red", "green", 7, 2.5, null]},
+      "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 3},
+      "next": {"anyOf": [{"$ref": "#"}, {"type": "null"}]},
+      "any": {}
+    },
+    "required": ["name"],
+    "additionalProperties": {"type": "number"}
+  })");
+  return doc;
+}
+
+const JsonSchema& schema() {
+  static const JsonSchema s(schema_doc());
+  return s;
+}
+
+const ToolCallRules& tool_rules(bool forced) {
+  static const ToolCallRules* rules[2] = {};
+  if (!rules[forced]) {
+    auto* r = new ToolCallRules;
+    r->add("get_weather", std::make_shared<const JsonSchema>(schema_doc()));
+    r->add("get", nullptr);
+    r->forced = forced;
+    r->may_think = forced;
+    rules[forced] = r;
+  }
+  return *rules[forced];
+}
 
 [[noreturn]] void finding(const char* what, std::string_view input) {
   const nlohmann::json text = std::string(input);
@@ -54,10 +101,60 @@ int depth(std::string_view s) {
   return most;
 }
 
+// feed(), accepts() and take() agree; some byte continues every prefix taken, or it may end
+// (or is complete). Returns how much was taken, and the recognizer after it.
+template <class Grammar>
+size_t check_grammar(const Grammar& fresh, std::string_view input, Grammar* after) {
+  Grammar p = fresh;
+  size_t taken = 0;
+  while (taken < input.size() && p.feed(static_cast<uint8_t>(input[taken]))) ++taken;
+  const bool whole = taken == input.size();
+  if (fresh.accepts(input) != whole) finding("accepts() disagrees with feed()", input);
+  Grammar t = fresh;
+  if (t.take(input) != whole) finding("take() disagrees with feed()", input);
+  if (!p.complete() && !p.may_end()) {
+    bool some = false;
+    for (int b = 0; b < 256 && !some; ++b) {
+      Grammar next = p;
+      some = next.feed(static_cast<uint8_t>(b));
+    }
+    if (!some) finding("no byte continues the prefix taken", input.substr(0, taken));
+  }
+  *after = std::move(p);
+  return taken;
+}
+
+void check_schema(std::string_view input) {
+  JsonPrefix p(&schema());
+  const size_t taken = check_grammar(JsonPrefix(&schema()), input, &p);
+  if (input.find('\0') != std::string_view::npos) return;
+  nlohmann::json v;
+  try {
+    v = nlohmann::json::parse(input);
+  } catch (const nlohmann::json::exception&) {
+    if (taken == input.size() && p.complete()) finding("taken as an instance, not JSON", input);
+    return;
+  }
+  const bool instance = v.is_object() && xtile::server::test::valid(v, schema_doc(), schema_doc());
+  if (taken == input.size() && p.complete() && !instance)
+    finding("taken as an instance, not one for the validator", input);
+  if (instance && v.dump() == input && !(taken == input.size() && p.complete()))
+    finding("an instance in the compact spelling, refused", input);
+}
+
+void check_tool_calls(std::string_view input) {
+  for (bool forced : {false, true}) {
+    ToolCallPrefix p(tool_rules(forced));
+    check_grammar(ToolCallPrefix(tool_rules(forced)), input, &p);
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
+  check_schema(input);
+  check_tool_calls(input);
   JsonPrefix p;
   size_t taken = 0;
   while (taken < size && p.feed(data[taken])) ++taken;

@@ -7,8 +7,9 @@
 #   model  what a model file feeds beyond the reader: model config, tokenizer load, weight-store
 #          plan (xtile_model_fuzz). Seeds: one-layer tiny synthetic models from
 #          xtile_model_seeds. Inputs up to 512 KiB (whole models, tensor data included).
-#   json   JSON mode's grammar against nlohmann::json (xtile_json_fuzz). Seeds: a few objects
-#          written here. Inputs up to 4 KiB.
+#   json   the server's grammars: JSON mode's against nlohmann::json, with a schema against the
+#          tests' validator, and function calling's (xtile_json_fuzz). Seeds: a few objects and
+#          a call written here. Inputs up to 4 KiB.
 #   all    all three, `seconds` each.
 #
 # Builds in build-fuzz/ (clang, ASan+UBSan). New interesting inputs accumulate in
@@ -79,6 +80,10 @@ run_json() {
     >"$seeds/mixed.json"
   printf '{\n  "name": "Lily",\n  "pets": [\n    "cat"\n  ]\n}' >"$seeds/indented.json"
   printf '{"s": "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"}' >"$seeds/utf8.json"
+  printf '%s' '{"name":"Lily","age":42,"code":123,"debt":-25,"tags":["a"],"next":null}' \
+    >"$seeds/instance.json"
+  printf '<think>\nhm\n</think>\n\n<tool_call>\n{"name": "get", "arguments": {"q": 1}}\n</tool_call>' \
+    >"$seeds/tool_call.txt"
   echo "json seeds: $(ls "$seeds" | wc -l) files in $seeds"
   "$build/fuzz/xtile_json_fuzz" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
     -dict="$root/fuzz/json.dict" -artifact_prefix="$build/artifacts/json-" -print_final_stats=1 \

@@ -1,5 +1,6 @@
 #include "server/json_prefix.h"
 
+#include <algorithm>
 #include <bit>
 
 namespace xtile::server {
@@ -51,7 +52,13 @@ bool JsonPrefix::step(uint8_t c) {
   switch (lexeme_) {
     case Lexeme::kString: {
       const bool key = string_is_key_ && schema_;
+      // A byte outside an escape or a UTF-8 sequence starts a character (or, '"', ends the
+      // string): a value's length bounds are kept there.
+      const bool starts = !string_is_key_ && utf8_left_ == 0 && hex_left_ == 0 &&
+                          surrogate_ == Surrogate::kNone && !escape_;
+      if (starts && (c == '"' ? str_len_ < str_min_ : str_len_ >= str_max_)) return false;
       if (!string_byte(c)) return false;
+      if (starts && c != '"') ++str_len_;
       if (!key) return true;
       key_byte(c);
       return lexeme_ == Lexeme::kString ? key_allowed() : key_done();
@@ -66,7 +73,7 @@ bool JsonPrefix::step(uint8_t c) {
       }
       return true;
     case Lexeme::kNumber:
-      if (number_byte(c)) return true;
+      if (number_byte(c)) return !bounded_ || integer_reachable();
       // The byte ends the number, if the number may end here, and is then read in the
       // container's context (a ',', a close or whitespace).
       if (!number_can_end()) return false;
@@ -99,6 +106,10 @@ bool JsonPrefix::structural(uint8_t c) {
       return value_start(c);
     case Expect::kValueOrClose:
       if (c == ']') return close();
+      if (schema_) {  // the first element
+        if (schema_->node(frames_.back().node).max_items == 0) return false;
+        frames_.back().seen = 1;
+      }
       return value_start(c);
     case Expect::kKeyOrClose:
       if (c == '}') return close();
@@ -123,7 +134,12 @@ bool JsonPrefix::structural(uint8_t c) {
         // A comma needs a property to follow: with a schema, one not yet written or any name.
         if (schema_ && stack_.back() == '{' && !more_properties()) return false;
         expect_ = stack_.back() == '{' ? Expect::kKey : Expect::kValue;
-        if (schema_ && stack_.back() == '[') node_ = schema_->node(frames_.back().node).items;
+        if (schema_ && stack_.back() == '[') {  // an array's frame counts its elements in `seen`
+          const SchemaNode& n = schema_->node(frames_.back().node);
+          if (frames_.back().seen >= n.max_items) return false;
+          ++frames_.back().seen;
+          node_ = n.items;
+        }
         return true;
       }
       if (c == (stack_.back() == '{' ? '}' : ']')) return close();
@@ -148,7 +164,8 @@ bool JsonPrefix::open(char bracket, int node) {
 bool JsonPrefix::close() {
   if (schema_) {
     const SchemaNode& n = schema_->node(frames_.back().node);
-    if (stack_.back() == '{' && (frames_.back().seen & n.required) != n.required) return false;
+    const uint64_t seen = frames_.back().seen;
+    if (stack_.back() == '{' ? (seen & n.required) != n.required : seen < n.min_items) return false;
     frames_.pop_back();
   }
   stack_.pop_back();
@@ -158,6 +175,9 @@ bool JsonPrefix::close() {
 
 bool JsonPrefix::value_start(uint8_t c) {
   int node = 0;
+  str_min_ = 0;
+  str_max_ = UINT32_MAX;
+  bounded_ = false;
   if (schema_) {
     node = schema_->start(node_, c);
     if (node < 0) return false;
@@ -171,7 +191,16 @@ bool JsonPrefix::value_start(uint8_t c) {
       return value_byte(c);
     }
     integer_only_ = !(n.types & kTypeNumber);
+    str_min_ = n.min_length;
+    str_max_ = n.max_length;
+    bounded_ = n.min_int != INT64_MIN || n.max_int != INT64_MAX;
+    int_lo_ = n.min_int;
+    int_hi_ = n.max_int;
   }
+  str_len_ = 0;
+  int_negative_ = false;
+  int_digits_ = false;
+  int_magnitude_ = 0;
   switch (c) {
     case '{':
     case '[':
@@ -183,7 +212,8 @@ bool JsonPrefix::value_start(uint8_t c) {
     case '-':
       lexeme_ = Lexeme::kNumber;
       number_ = Number::kMinus;
-      return true;
+      int_negative_ = true;
+      return !bounded_ || integer_reachable();
     case 't':
       literal_ = "rue";
       break;
@@ -197,7 +227,9 @@ bool JsonPrefix::value_start(uint8_t c) {
       if (c < '0' || c > '9') return false;
       lexeme_ = Lexeme::kNumber;
       number_ = c == '0' ? Number::kZero : Number::kInt;
-      return true;
+      int_digits_ = true;
+      int_magnitude_ = c - '0';
+      return !bounded_ || integer_reachable();
   }
   lexeme_ = Lexeme::kLiteral;
   return true;
@@ -304,10 +336,18 @@ bool JsonPrefix::number_byte(uint8_t c) {
     case Number::kMinus:
       if (!digit) return false;
       number_ = c == '0' ? Number::kZero : Number::kInt;
+      int_digits_ = true;
+      int_magnitude_ = static_cast<uint64_t>(c - '0');
       return true;
     case Number::kZero:  // no digit after a leading zero
     case Number::kInt:
-      if (digit && number_ == Number::kInt) return true;
+      if (digit && number_ == Number::kInt) {
+        // Saturates past any int64 magnitude (such a prefix reaches no bounded value).
+        int_magnitude_ = int_magnitude_ > kMagnitudeCap / 10
+                             ? kMagnitudeCap
+                             : int_magnitude_ * 10 + static_cast<uint64_t>(c - '0');
+        return true;
+      }
       if (integer_only_) return false;
       if (c == '.')
         number_ = Number::kDot;
@@ -343,8 +383,30 @@ bool JsonPrefix::number_byte(uint8_t c) {
 }
 
 bool JsonPrefix::number_can_end() const {
+  if (bounded_) {  // an integer (bounds are on integer-only nodes): its value within them
+    if (number_ != Number::kZero && number_ != Number::kInt) return false;
+    const __int128 v = int_negative_ ? -static_cast<__int128>(int_magnitude_)
+                                     : static_cast<__int128>(int_magnitude_);
+    return v >= int_lo_ && v <= int_hi_;
+  }
   return number_ == Number::kZero || number_ == Number::kInt || number_ == Number::kFrac ||
          number_ == Number::kExp;
+}
+
+// Whether the integer being read can still become one within [int_lo_, int_hi_]. After a lone
+// '-' it can be any v <= 0; after the digits of M (M > 0) any of M·10^j .. (M+1)·10^j − 1 for
+// j >= 0 (more digits), negated after a '-'; after a leading 0, only 0.
+bool JsonPrefix::integer_reachable() const {
+  __int128 lo = int_lo_, hi = int_hi_;  // the magnitudes that may follow
+  if (int_negative_) {
+    lo = -static_cast<__int128>(int_hi_);
+    hi = -static_cast<__int128>(int_lo_);
+  }
+  if (!int_digits_) return std::max<__int128>(lo, 0) <= hi;
+  if (int_magnitude_ == 0) return lo <= 0 && 0 <= hi;
+  for (__int128 a = int_magnitude_, b = a + 1; a <= hi; a *= 10, b *= 10)
+    if (b - 1 >= lo) return true;
+  return false;
 }
 
 // Narrows [cand_lo_, cand_hi_) to the values whose next byte is c: they stay one range, as the

@@ -76,6 +76,7 @@ class JsonPrefix {
   bool close();                 // the innermost container's close
   void value_done();            // a value ended: its container's next step
   bool number_can_end() const;
+  bool integer_reachable() const;  // a bounded integer's prefix can still end within bounds
   // Schema mode.
   bool value_byte(uint8_t c);    // c inside an enum / const value (Lexeme::kValue)
   void key_byte(uint8_t c);      // narrows the property names a key being read may still be
@@ -139,6 +140,14 @@ class JsonPrefix {
   bool integer_only_ = false;
   uint16_t cand_lo_ = 0, cand_hi_ = 0, cand_pos_ = 0;
   int value_node_ = 0;  // the enum value's node (Lexeme::kValue)
+  // A string value's characters so far and its node's bounds (minLength, maxLength).
+  uint32_t str_len_ = 0, str_min_ = 0, str_max_ = UINT32_MAX;
+  // A bounded integer (minimum, maximum): its sign, whether a digit came, its magnitude
+  // (saturated at kMagnitudeCap, beyond any int64) and the bounds, inclusive.
+  static constexpr uint64_t kMagnitudeCap = 10000000000000000000u;  // 1e19
+  bool bounded_ = false, int_negative_ = false, int_digits_ = false;
+  uint64_t int_magnitude_ = 0;
+  int64_t int_lo_ = INT64_MIN, int_hi_ = INT64_MAX;
 };
 
 }  // namespace xtile::server

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bitset>
+#include <cmath>
 #include <numeric>
 
 #include "base/error.h"
@@ -49,6 +50,33 @@ std::bitset<256> first_bytes(const JsonSchema& schema, int id) {
   for (int c = 0; c < 256; ++c)
     b.set(static_cast<size_t>(c), type_starts_with(n.types, static_cast<uint8_t>(c)));
   return b;
+}
+
+// A count keyword's value (minItems, maxLength, ...): a non-negative integer.
+uint32_t count_of(const json& v, const std::string& at) {
+  if (!v.is_number() || v.get<double>() < 0 || v.get<double>() != std::floor(v.get<double>()))
+    fail(at, ": must be a non-negative integer");
+  return static_cast<uint32_t>(std::min(v.get<double>(), 4294967295.0));
+}
+
+// A bound on integers as an inclusive int64: an exclusive one moved past itself, a fraction
+// rounded inward (minimum 0.5 admits 1 first), clamped to int64.
+int64_t integer_bound(const json& v, bool lower, bool exclusive, const std::string& at) {
+  if (!v.is_number()) fail(at, ": must be a number");
+  const auto clamp = [](long double b) -> int64_t {
+    if (b <= static_cast<long double>(INT64_MIN)) return INT64_MIN;
+    if (b >= static_cast<long double>(INT64_MAX)) return INT64_MAX;
+    return static_cast<int64_t>(b);
+  };
+  if (v.is_number_integer()) {  // exact: a long double holds every int64 and uint64
+    long double x = v.is_number_unsigned() ? static_cast<long double>(v.get<uint64_t>())
+                                           : static_cast<long double>(v.get<int64_t>());
+    if (exclusive) x += lower ? 1 : -1;
+    return clamp(x);
+  }
+  const double x = v.get<double>();
+  if (lower) return clamp(exclusive ? std::floor(x) + 1 : std::ceil(x));
+  return clamp(exclusive ? std::ceil(x) - 1 : std::floor(x));
 }
 
 }  // namespace
@@ -147,8 +175,16 @@ int JsonSchema::compile(const json& s, const std::string& at) {
         fail(at, ": '", k, "' beside $ref is not supported");
     return resolve_ref(ref->get<std::string>(), at + "/$ref");
   }
+  if (const auto all = s.find("allOf"); all != s.end()) {  // {"allOf": [X], "description": ...}
+    if (!all->is_array() || all->size() != 1)
+      fail(at, "/allOf: only an allOf of one schema is supported");
+    for (const auto& [k, v] : s.items())
+      if (k != "allOf" && k != "$defs" && k != "definitions" && !is_annotation(k))
+        fail(at, ": '", k, "' beside allOf is not supported");
+    return compile((*all)[0], at + "/allOf/0");
+  }
   SchemaNode n;
-  bool object_keywords = false;
+  bool object_keywords = false, integer_bounds = false, scalar_bounds = false;
   for (const auto& [k, v] : s.items()) {
     const std::string here = at + "/" + k;
     if (is_annotation(k) || k == "$defs" || k == "definitions") continue;
@@ -187,6 +223,22 @@ int JsonSchema::compile(const json& s, const std::string& at) {
       if (!v.is_object() && !v.is_boolean())
         fail(here, ": only one schema for every item is supported");
       n.items = compile(v, here);
+    } else if (k == "minItems") {
+      n.min_items = count_of(v, here);
+    } else if (k == "maxItems") {
+      n.max_items = count_of(v, here);
+    } else if (k == "minLength") {
+      n.min_length = count_of(v, here);
+      scalar_bounds = true;
+    } else if (k == "maxLength") {
+      n.max_length = count_of(v, here);
+      scalar_bounds = true;
+    } else if (k == "minimum" || k == "exclusiveMinimum") {
+      n.min_int = std::max(n.min_int, integer_bound(v, true, k[0] == 'e', here));
+      integer_bounds = scalar_bounds = true;
+    } else if (k == "maximum" || k == "exclusiveMaximum") {
+      n.max_int = std::min(n.max_int, integer_bound(v, false, k[0] == 'e', here));
+      integer_bounds = scalar_bounds = true;
     } else if (k == "anyOf" || k == "oneOf") {
       if (!v.is_array() || v.empty()) fail(here, ": must be a non-empty array of schemas");
       for (size_t i = 0; i < v.size(); ++i)
@@ -194,7 +246,9 @@ int JsonSchema::compile(const json& s, const std::string& at) {
     } else {
       fail(here, ": keyword '", k,
            "' is not supported; xtile enforces type, properties, required, additionalProperties, "
-           "items, enum, const, $ref, anyOf and oneOf");
+           "items, minItems, maxItems, minLength, maxLength, minimum, maximum, "
+           "exclusiveMinimum, exclusiveMaximum (integers), enum, const, $ref, anyOf, oneOf and "
+           "an allOf of one schema");
     }
   }
   // Sort the property names with their nodes, then mark the required ones.
@@ -226,6 +280,16 @@ int JsonSchema::compile(const json& s, const std::string& at) {
     fail(at, ": anyOf / oneOf beside other keywords is not supported");
   if (object_keywords && !(n.types & kTypeObject))
     fail(at, ": object keywords on a schema whose type is not object");
+  // Bounds the grammar keeps digit by digit are on integers: a bound on other numbers would
+  // need decimal arithmetic on every prefix.
+  if (integer_bounds && (n.types & kTypeNumber))
+    fail(at,
+         ": minimum / maximum are supported on integers only (\"type\": \"integer\"), "
+         "not on other numbers");
+  if (scalar_bounds && !n.values.empty())
+    fail(at, ": minLength, maxLength, minimum and maximum beside enum / const are not supported");
+  if (n.min_items > n.max_items || n.min_length > n.max_length || n.min_int > n.max_int)
+    fail(at, ": the bounds admit no value (a minimum above its maximum)");
   const int id = static_cast<int>(nodes_.size());
   if (!n.branches.empty()) branch_checks_.emplace_back(id, at);
   nodes_.push_back(std::move(n));

@@ -1,11 +1,13 @@
 // A JSON Schema (response_format json_schema) compiled for JsonPrefix, which then keeps a reply
 // an instance of it byte by byte. The subset is what structured-output schemas use (OpenAI's
-// strict mode, Pydantic's models): type (a name or a list), properties, required,
-// additionalProperties (a boolean or a schema), items, enum and const (scalar values), $ref to
-// "#", "#/$defs/..." or "#/definitions/...", and anyOf / oneOf whose branches start with
-// different bytes (Optional[X] is X or null). Annotations (title, description, default, ...)
-// are ignored. Any other keyword is refused, naming it and where it is, rather than dropped: a
-// reply would look constrained by it and not be.
+// strict mode, Pydantic's and Zod's models): type (a name or a list), properties, required,
+// additionalProperties (a boolean or a schema), items, minItems / maxItems, minLength /
+// maxLength (in code points), minimum / maximum / exclusiveMinimum / exclusiveMaximum on
+// integers, enum and const (scalar values), $ref to "#", "#/$defs/..." or "#/definitions/...",
+// anyOf / oneOf whose branches start with different bytes (Optional[X] is X or null), and an
+// allOf of one schema (Pydantic's way to describe a $ref). Annotations (title, description,
+// default, ...) are ignored. Any other keyword is refused, naming it and where it is, rather than
+// dropped: a reply would look constrained by it and not be.
 //
 // Decisions where a grammar must pick one spelling: enum and const values are written as
 // nlohmann::json writes them (compact; strings with their characters as they are), and so are
@@ -43,6 +45,11 @@ struct SchemaNode {
   uint64_t required = 0;
   int additional = 0;
   int items = 0;              // arrays: the node of every element
+  uint32_t min_items = 0, max_items = UINT32_MAX;    // arrays: element count
+  uint32_t min_length = 0, max_length = UINT32_MAX;  // strings: code points
+  // Integers: the bounds, inclusive (exclusive ones and fractions rounded inward). Only on
+  // nodes that admit no other numbers.
+  int64_t min_int = INT64_MIN, max_int = INT64_MAX;
   std::vector<int> branches;  // anyOf / oneOf: the node whose first byte a value starts with
 };
 

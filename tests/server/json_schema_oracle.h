@@ -4,10 +4,13 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
+#include <vector>
 
 namespace xtile::server::test {
 
@@ -25,6 +28,27 @@ inline bool valid(const json& v, const json& s, const json& root) {
     for (const json& b : s["anyOf"])
       if (valid(v, b, root)) return true;
     return false;
+  }
+  if (s.contains("allOf")) {
+    for (const json& b : s["allOf"])
+      if (!valid(v, b, root)) return false;
+  }
+  if (v.is_string()) {  // length in code points: the bytes that do not continue a character
+    size_t n = 0;
+    for (unsigned char c : v.get<std::string>()) n += (c & 0xc0) != 0x80;
+    if (s.contains("minLength") && n < s["minLength"].get<size_t>()) return false;
+    if (s.contains("maxLength") && n > s["maxLength"].get<size_t>()) return false;
+  }
+  if (v.is_number()) {
+    const double x = v.get<double>();
+    if (s.contains("minimum") && x < s["minimum"].get<double>()) return false;
+    if (s.contains("maximum") && x > s["maximum"].get<double>()) return false;
+    if (s.contains("exclusiveMinimum") && x <= s["exclusiveMinimum"].get<double>()) return false;
+    if (s.contains("exclusiveMaximum") && x >= s["exclusiveMaximum"].get<double>()) return false;
+  }
+  if (v.is_array()) {
+    if (s.contains("minItems") && v.size() < s["minItems"].get<size_t>()) return false;
+    if (s.contains("maxItems") && v.size() > s["maxItems"].get<size_t>()) return false;
   }
   if (s.contains("const") && v != s["const"]) return false;
   if (s.contains("enum")) {
@@ -72,22 +96,39 @@ inline json instance(std::mt19937& rng, const json& s, const json& root, int dep
     return instance(rng, branches[depth <= 0 ? branches.size() - 1 : rng() % branches.size()], root,
                     depth);
   }
+  if (s.contains("allOf")) return instance(rng, s["allOf"][0], root, depth);
   if (s.contains("const")) return s["const"];
   if (s.contains("enum")) return s["enum"][rng() % s["enum"].size()];
   const json types = s["type"].is_array() ? s["type"] : json::array({s["type"]});
   const std::string t = types[rng() % types.size()];
   if (t == "null") return nullptr;
   if (t == "boolean") return rng() % 2 == 0;
-  if (t == "integer") return static_cast<int>(rng() % 2001) - 1000;
+  if (t == "integer") {
+    int64_t lo = -1000, hi = 1000;
+    if (s.contains("minimum")) lo = static_cast<int64_t>(std::ceil(s["minimum"].get<double>()));
+    if (s.contains("exclusiveMinimum"))
+      lo = static_cast<int64_t>(std::floor(s["exclusiveMinimum"].get<double>())) + 1;
+    if (s.contains("maximum")) hi = static_cast<int64_t>(std::floor(s["maximum"].get<double>()));
+    if (s.contains("exclusiveMaximum"))
+      hi = static_cast<int64_t>(std::ceil(s["exclusiveMaximum"].get<double>())) - 1;
+    if (hi - lo > 2000) lo = std::max(lo, hi - 2000), hi = std::min(hi, lo + 2000);
+    return lo + static_cast<int64_t>(rng() % static_cast<uint64_t>(hi - lo + 1));
+  }
   if (t == "number") return (static_cast<double>(rng() % 20001) - 10000.0) / 64.0;
   if (t == "string") {
     const char* pool[] = {
         "", "a", "Lily", "caf\xc3\xa9", "say \"hi\"", "line\nbreak", "\xf0\x9f\x98\x80"};
-    return pool[rng() % std::size(pool)];
+    std::vector<std::string> fits;  // the pool's strings within the length bounds
+    for (const char* p : pool)
+      if (valid(json(p), s, root)) fits.emplace_back(p);
+    if (fits.empty()) return std::string(s.value("minLength", size_t{0}), 'x');
+    return fits[rng() % fits.size()];
   }
   if (t == "array") {
     json a = json::array();
-    for (int i = static_cast<int>(rng() % 3); i > 0; --i)
+    const size_t min_items = s.value("minItems", size_t{0});
+    const size_t max_items = std::min(s.value("maxItems", size_t{1000}), min_items + 2);
+    for (size_t i = min_items + rng() % (max_items - min_items + 1); i > 0; --i)
       a.push_back(instance(rng, s.value("items", json::object({{"type", "string"}})), root, depth));
     return a;
   }

@@ -23,18 +23,24 @@ namespace {
 
 using nlohmann::json;
 
-// A person: every supported keyword, a recursive $ref and Optional (anyOf with null).
+// A person: every supported keyword, a recursive $ref, Optional (anyOf with null) and bounds.
 const json kPerson = json::parse(R"({
   "title": "Person",
   "type": "object",
   "properties": {
     "name": {"type": "string", "description": "any string"},
-    "age": {"type": "integer"},
+    "age": {"type": "integer", "minimum": -10, "maximum": 150},
+    "nick": {"type": "string", "minLength": 2, "maxLength": 5},
+    "code": {"allOf": [{"type": "integer", "exclusiveMinimum": 99, "exclusiveMaximum": 1000}],
+             "description": "three digits"},
+    "debt": {"type": ["integer", "null"], "maximum": -20},
+    "pair": {"type": "array", "items": {"type": "integer", "minimum": -5, "maximum": 5.5},
+             "minItems": 2, "maxItems": 2},
     "height": {"type": "number"},
     "color": {"enum": ["red", "green", "blue \"dark\""]},
     "level": {"enum": [1, 12, -3, 2.5, true, null]},
     "kind": {"const": "human"},
-    "tags": {"type": "array", "items": {"type": "string"}},
+    "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 3},
     "scores": {"type": ["array", "null"], "items": {"type": ["integer", "boolean"]}},
     "parent": {"anyOf": [{"$ref": "#"}, {"type": "null"}]},
     "pet": {"$ref": "#/$defs/Pet"},
@@ -65,8 +71,23 @@ TEST(JsonSchema, CompilesTheSubsetAndNamesWhatItRefuses) {
   EXPECT_NO_THROW(JsonSchema(json::parse(R"({"type": "object"})")));
   const std::pair<const char*, const char*> refused[] = {
       {R"({"type": "array"})", "root"},
-      {R"({"type": "object", "properties": {"a": {"type": "string", "maxLength": 3}}})",
-       "#/properties/a/maxLength"},
+      {R"({"type": "object", "properties": {"a": {"type": "string", "pattern": "^x"}}})",
+       "#/properties/a/pattern"},
+      {R"({"type": "object", "properties": {"a": {"type": "number", "minimum": 0}}})",
+       "integers only"},
+      {R"({"type": "object", "properties": {"a": {"minimum": 0}}})", "integers only"},
+      {R"({"type": "object", "properties": {"a": {"enum": ["x"], "maxLength": 3}}})",
+       "beside enum"},
+      {R"({"type": "object", "properties": {"a": {"type": "array", "minItems": 3, "maxItems": 2}}})",
+       "admit no value"},
+      {R"({"type": "object", "properties": {"a": {"type": "string", "minLength": -1}}})",
+       "#/properties/a/minLength"},
+      {R"({"type": "object", "properties": {"a": {"allOf": [{"type": "string"}, {}]}}})",
+       "allOf of one schema"},
+      {R"({"type": "object", "properties": {"a": {"allOf": [{}], "type": "string"}}})",
+       "beside allOf"},
+      {R"({"type": "object", "properties": {"a": {"type": "array", "uniqueItems": true}}})",
+       "uniqueItems"},
       {R"({"type": "object", "properties": {"a": {"type": "strin"}}})", "#/properties/a/type"},
       {R"({"type": "object", "required": ["b"], "properties": {"a": {}}})", "'b'"},
       {R"({"type": "object", "properties": {"a": {"$ref": "#/$defs/none"}}})", "points at nothing"},
@@ -110,11 +131,11 @@ TEST(JsonSchemaPrefix, TakesInstancesAndRefusesAtTheFirstByteThatCannotBeOne) {
     size_t refused_at;
   };
   const Case cases[] = {
-      {R"({"nme")", 3},                 // no property starts "nm"
-      {R"({"x": 1})", 2},               // additionalProperties false
-      {R"({"name": "a", "name")", 15},  // a property twice
-      {R"({"name": "a"})", 12},         // age is required
-      {R"({"age": 3.5})", 9},           // an integer
+      {R"({"nme")", 3},                // no property starts "nm"
+      {R"({"x": 1})", 2},              // additionalProperties false
+      {R"({"name": "a", "nam")", 16},  // a property twice ("n" may still be "nick")
+      {R"({"name": "a"})", 12},        // age is required
+      {R"({"age": 3.5})", 9},          // an integer
       {R"({"age": 3e2})", 9},
       {R"({"age": "3"})", 8},        // a string where an integer goes
       {R"({"color": "reed"})", 13},  // not one of the values
@@ -132,6 +153,19 @@ TEST(JsonSchemaPrefix, TakesInstancesAndRefusesAtTheFirstByteThatCannotBeOne) {
       {R"({"pet": {"species": "cow"})", 22},
       {R"({"pet": {"weight": 1})", 20},                       // species is required
       {R"({"pet": {"species": "cat", "legs": "four"})", 35},  // other names are numbers
+      {R"({"nick": "a"})", 11},                               // shorter than minLength: the close
+      {R"({"nick": "abcdef")", 15},                           // longer than maxLength
+      {R"({"nick": "\u00e9\ud83d\ude00abcd)", 31},            // the 6th code point (a pair is one)
+      {R"({"age": 151)", 10},                // above maximum: no digit can follow 15
+      {R"({"age": -11)", 10},                // below minimum
+      {R"({"code": 99})", 11},               // 99 may become 990..999, but not end
+      {R"({"code": 0)", 9},                  // 0 cannot grow
+      {R"({"debt": 5)", 9},                  // maximum -20: no positive
+      {R"({"debt": -3})", 11},               // -3 may become -30..-39, but not end
+      {R"({"pair": [1])", 11},               // minItems 2
+      {R"({"pair": [1, 2, )", 14},           // maxItems 2
+      {R"({"pair": [6)", 10},                // maximum 5.5: 5
+      {R"({"tags": ["a", "b", "c", )", 23},  // maxItems 3
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.text);

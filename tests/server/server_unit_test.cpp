@@ -266,7 +266,7 @@ TEST(ParseRequest, WrongFieldsAre400NamingThem) {
        "tool_choice"},
       {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function",
           "function": {"name": "f", "strict": true, "parameters": {"type": "object",
-          "properties": {"a": {"type": "string", "minLength": 2}}}}}]})",
+          "properties": {"a": {"type": "string", "pattern": "^a"}}}}}]})",
        "tools[0].function.parameters"},
       {R"({"messages": [{"role": "user", "content": "x"}], "repeat_penalty": 0})",
        "repeat_penalty"},
