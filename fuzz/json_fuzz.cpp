@@ -10,8 +10,9 @@
 // With a schema that has every supported keyword (bounds included): feed/accepts/take agree, no
 // dead end, an input taken whole and complete parses to an instance (the tests' validator,
 // tests/server/json_schema_oracle.h), and an instance in nlohmann's compact spelling is taken.
-// Function calling's grammar (tool_call_prefix.h), forced and lazy: feed/accepts/take agree,
-// and every prefix taken goes on or may end.
+// Function calling's grammar (tool_call_prefix.h), forced and lazy, and JSON mode after a
+// think block (think_first.h): feed/accepts/take agree, and every prefix taken goes on or may
+// end.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -21,12 +22,14 @@
 
 #include "json_schema_oracle.h"
 #include "server/json_prefix.h"
+#include "server/think_first.h"
 #include "server/tool_call_prefix.h"
 
 namespace {
 
 using xtile::server::JsonPrefix;
 using xtile::server::JsonSchema;
+using xtile::server::ThinkFirst;
 using xtile::server::ToolCallPrefix;
 using xtile::server::ToolCallRules;
 
@@ -61,7 +64,6 @@ const ToolCallRules& tool_rules(bool forced) {
     r->add("get_weather", std::make_shared<const JsonSchema>(schema_doc()));
     r->add("get", nullptr);
     r->forced = forced;
-    r->may_think = forced;
     rules[forced] = r;
   }
   return *rules[forced];
@@ -142,10 +144,18 @@ void check_schema(std::string_view input) {
     finding("an instance in the compact spelling, refused", input);
 }
 
+// JSON mode after a think block (ThinkFirst): the same agreements.
+void check_think_first(std::string_view input) {
+  const ThinkFirst<JsonPrefix> fresh(JsonPrefix(&schema()), /*starts_in_think=*/false);
+  ThinkFirst<JsonPrefix> p = fresh;
+  check_grammar(fresh, input, &p);
+}
+
 void check_tool_calls(std::string_view input) {
   for (bool forced : {false, true}) {
-    ToolCallPrefix p(tool_rules(forced));
-    check_grammar(ToolCallPrefix(tool_rules(forced)), input, &p);
+    const ToolCallPrefix fresh(tool_rules(forced), /*may_think=*/forced);
+    ToolCallPrefix p = fresh;
+    check_grammar(fresh, input, &p);
   }
 }
 
@@ -154,6 +164,7 @@ void check_tool_calls(std::string_view input) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   check_schema(input);
+  check_think_first(input);
   check_tool_calls(input);
   JsonPrefix p;
   size_t taken = 0;

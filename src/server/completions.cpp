@@ -58,13 +58,11 @@ void handle_completion(ServerState& st, const httplib::Request& req, httplib::Re
     // The template writes the BOS text and special tokens itself.
     prompt = tok.encode(text, /*add_bos=*/false, /*parse_special=*/true);
     in_reasoning = opens_think_block(text);
-    if (r.tool_rules) {
-      // A forced call may follow a think block where the template lets the model think first
-      // (Qwen3, unless switched off); a prompt that opened one starts the reply inside it.
-      r.tool_rules->may_think = st.model.chat_family == ChatFamily::kQwen3 && r.enable_thinking;
-      r.tool_rules->starts_in_think = in_reasoning;
-      r.gen.tool_calls = r.tool_rules;
-    }
+    // A constrained reply may follow a think block where the template lets the model think
+    // first (Qwen3, unless switched off); a prompt that opened one starts the reply inside it.
+    r.gen.may_think = st.model.chat_family == ChatFamily::kQwen3 && r.enable_thinking;
+    r.gen.starts_in_think = in_reasoning;
+    r.gen.tool_calls = r.tool_rules;
     r.gen.at_sequence_start = false;  // the answer continues the template's text
   } else if (r.prompt_text) {
     prompt = tok.encode(*r.prompt_text, /*add_bos=*/true, /*parse_special=*/true);

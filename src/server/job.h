@@ -38,6 +38,10 @@ struct GenerationParams {
   std::shared_ptr<const JsonSchema> json_schema;  // and an instance of this schema (json_schema)
   // Function calling: the reply's <tool_call> blocks are held to the tools (tool_call_prefix.h).
   std::shared_ptr<const ToolCallRules> tool_calls;
+  // A constrained reply (JSON mode, forced calls) may think first (the template thinks and the
+  // client asked for it); the prompt opened a think block, so the reply starts inside one.
+  bool may_think = false;
+  bool starts_in_think = false;
 };
 
 struct TokenOut {

@@ -493,10 +493,9 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
   if (const json* v = field(body, "tools"); !chat && v && !(v->is_array() && v->empty()))
     throw bad_request("'tools' work with /v1/chat/completions only", "tools");
   // JSON mode: the reply is one JSON object (with a schema, an instance of it), kept so token by
-  // token (json_prefix.h, reply_constraint.h); its whole text is the object, so a chat template's
-  // thinking block is switched off (unless the client asked for it, which is refused: the object
-  // could not start) and nothing is split out as reasoning. A schema keyword outside
-  // json_schema.h's subset is refused when the schema is compiled, here.
+  // token (json_prefix.h, reply_constraint.h); a chat template's thinking block is switched off
+  // unless the client asked for it (then the object follows the block: think_first.h). A
+  // schema keyword outside json_schema.h's subset is refused when the schema is compiled, here.
   if (const json* v = field(body, "response_format")) {
     const json* type = v->is_object() ? field(*v, "type") : nullptr;
     if (!type || !type->is_string())
@@ -537,19 +536,19 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
     r.gen.json_object = true;
   }
   if (r.gen.json_object && chat) {
-    const json* kwargs = field(body, "chat_template_kwargs");
-    if (kwargs && kwargs->is_object() && field(*kwargs, "enable_thinking") && r.enable_thinking)
-      throw bad_request(
-          "JSON mode (response_format json_object) cannot think first: its reply "
-          "is the object alone; leave enable_thinking out or false",
-          "chat_template_kwargs.enable_thinking");
     if (!r.tools.empty())
       throw bad_request(
           "JSON mode (response_format json_object) and 'tools' cannot be combined: "
           "a tool call is not the JSON object the reply must be",
           "response_format");
-    r.enable_thinking = false;
-    r.reasoning = false;
+    // Thinking only when asked for: a template that thinks (Qwen3) then writes its think block
+    // first (returned as reasoning_content) and the object after it.
+    const json* kwargs = field(body, "chat_template_kwargs");
+    if (!(kwargs && kwargs->is_object() && field(*kwargs, "enable_thinking") &&
+          r.enable_thinking)) {
+      r.enable_thinking = false;
+      r.reasoning = false;
+    }
   }
   // llama-server's other samplers: refused unless at their neutral setting (off).
   const std::pair<const char*, bool (*)(double)> other_samplers[] = {

@@ -43,10 +43,8 @@ struct ParsedRequest {
   bool include_usage = false;
   std::vector<ChatMessage> messages;       // chat
   std::vector<std::string> tools;          // chat: definitions as the template writes them
-  // chat: what the reply's calls are held to (the handler adds what the template decides:
-  // whether the reply may think first, or starts inside a think block); null without tools or
-  // with tool_choice "none".
-  std::shared_ptr<ToolCallRules> tool_rules;
+  // chat: what the reply's calls are held to; null without tools or with tool_choice "none".
+  std::shared_ptr<const ToolCallRules> tool_rules;
   bool enable_thinking = true;             // chat_template_kwargs.enable_thinking
   bool reasoning = true;                   // split <think> into reasoning_content (chat)
   std::optional<std::string> prompt_text;  // completion: text

@@ -5,6 +5,7 @@
 
 #include "base/error.h"
 #include "base/float_env.h"
+#include "server/think_first.h"
 
 namespace xtile::server {
 
@@ -209,12 +210,16 @@ void Scheduler::admit() {
       // A constrained reply's grammar state starts here, on this thread (the vocabulary's bytes
       // are built on the first such request); a preempted request keeps its state.
       const GenerationParams& params = w->job->params();
-      if (params.json_object) {
-        w->constraint = std::make_unique<GrammarConstraint<JsonPrefix>>(
-            token_bytes(), JsonPrefix(params.json_schema.get()));
+      const JsonPrefix object(params.json_schema.get());
+      if (params.json_object && (params.may_think || params.starts_in_think)) {
+        w->constraint = std::make_unique<GrammarConstraint<ThinkFirst<JsonPrefix>>>(
+            token_bytes(), ThinkFirst<JsonPrefix>(object, params.starts_in_think));
+      } else if (params.json_object) {
+        w->constraint = std::make_unique<GrammarConstraint<JsonPrefix>>(token_bytes(), object);
       } else if (params.tool_calls) {
         w->constraint = std::make_unique<GrammarConstraint<ToolCallPrefix>>(
-            token_bytes(), ToolCallPrefix(*params.tool_calls));
+            token_bytes(),
+            ToolCallPrefix(*params.tool_calls, params.may_think, params.starts_in_think));
       }
     }
     if (w->job->cancelled()) {

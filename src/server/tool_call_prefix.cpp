@@ -45,11 +45,12 @@ void ToolCallRules::add(std::string name, std::shared_ptr<const JsonSchema> para
   keys.insert(at, std::move(key));
 }
 
-ToolCallPrefix::ToolCallPrefix(const ToolCallRules& rules) : rules_(&rules) {
-  if (rules.starts_in_think) {
+ToolCallPrefix::ToolCallPrefix(const ToolCallRules& rules, bool may_think, bool starts_in_think)
+    : rules_(&rules) {
+  if (starts_in_think) {
     phase_ = Phase::kThink;
-  } else if (rules.forced && !rules.may_think) {
-    phase_ = Phase::kLead;  // replaced at once: the reply starts with the frame
+  } else if (rules.forced && !may_think) {  // the reply starts with the frame
+    phase_ = Phase::kLead;
     literal(kOpen, Phase::kName);
   } else {
     phase_ = Phase::kLead;

@@ -39,10 +39,8 @@ struct ToolCallRules {
   std::vector<Tool> tools;  // sorted by key
   // Each tool's name as the frame spells it: JSON string content and the closing quote.
   std::vector<std::string> keys;
-  bool forced = false;           // required / named: the reply is calls
-  bool parallel = true;          // forced: more than one call may be made
-  bool may_think = false;        // forced: a think block may come first
-  bool starts_in_think = false;  // the prompt opened a think block: the reply starts inside it
+  bool forced = false;   // required / named: the reply is calls
+  bool parallel = true;  // forced: more than one call may be made
 };
 
 class ToolCallPrefix {
@@ -50,8 +48,11 @@ class ToolCallPrefix {
   // Blanks allowed between a forced reply's think block and its first call ("\n\n").
   static constexpr int kMaxGap = 4;
 
-  // rules: kept by the caller for this recognizer's life.
-  explicit ToolCallPrefix(const ToolCallRules& rules);
+  // rules: kept by the caller for this recognizer's life. may_think: a forced reply may write
+  // a think block first (the template thinks); starts_in_think: the prompt opened one, and the
+  // reply starts inside it.
+  explicit ToolCallPrefix(const ToolCallRules& rules, bool may_think = false,
+                          bool starts_in_think = false);
 
   bool feed(uint8_t c);
   bool accepts(std::string_view s) const;

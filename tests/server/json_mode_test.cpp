@@ -12,12 +12,14 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "gguf/gguf.h"
 #include "json_feed.h"
 #include "server/json_prefix.h"
 #include "server/reply_constraint.h"
+#include "server/think_first.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
@@ -253,6 +255,42 @@ TEST(JsonPrefix, AgreesWithNlohmannOnMutatedObjects) {
   EXPECT_GT(valid, 300);
   EXPECT_GT(invalid, 3000);
   EXPECT_LT(whitespace_limited, 100);
+}
+
+// JSON mode after a think block (Qwen3 with enable_thinking): "<think>...</think>", up to
+// kMaxGap blanks, then the object; or the object at once; or, when the prompt opened the
+// block, its rest first.
+TEST(ThinkFirstJson, TakesAThinkBlockThenTheObject) {
+  using Think = ThinkFirst<JsonPrefix>;
+  const auto fed = [](std::string_view s, bool starts_in_think = false) {
+    Think p(JsonPrefix(), starts_in_think);
+    size_t n = 0;
+    while (n < s.size() && p.feed(static_cast<uint8_t>(s[n]))) ++n;
+    return std::make_tuple(n, p.complete(), p.may_end(), p.free_text());
+  };
+  const std::string block = "<think>\nThe user wants {\"a\": 1} </thin> <</think>";
+  for (const std::string& s :
+       {block + "\n\n{\"a\": 1}", std::string("{}"), std::string(" {}"), block + "{}"}) {
+    const auto [n, complete, may_end, free] = fed(s);
+    EXPECT_EQ(n, s.size()) << s;
+    EXPECT_TRUE(complete) << s;
+    EXPECT_TRUE(may_end) << s;
+    EXPECT_FALSE(free) << s;
+  }
+  // Inside the block: free text, no end; after it, the object's grammar.
+  const auto [n, complete, may_end, free] = fed("<think>\nhm");
+  EXPECT_EQ(n, 10u);
+  EXPECT_FALSE(complete);
+  EXPECT_FALSE(may_end);
+  EXPECT_TRUE(free);
+  EXPECT_FALSE(std::get<3>(fed(block)));
+  EXPECT_EQ(std::get<0>(fed(block + "\n\n\n\n\n{}")), block.size() + 4);  // kMaxGap blanks
+  EXPECT_EQ(std::get<0>(fed(block + "\nOK")), block.size() + 1);
+  EXPECT_EQ(std::get<0>(fed("<thx")), 3u);
+  EXPECT_EQ(std::get<0>(fed("x")), 0u);
+  const std::string inside = "so: an object.</think>\n\n{\"b\": [true]}";
+  EXPECT_TRUE(std::get<1>(fed(inside, /*starts_in_think=*/true)));
+  EXPECT_EQ(std::get<0>(fed(inside)), 0u);  // without the opened block, "s" starts no object
 }
 
 class JsonConstraintQwen : public ::testing::Test {

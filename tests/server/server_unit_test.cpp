@@ -237,6 +237,22 @@ TEST(ParseRequest, ToolChoiceBuildsTheCallRules) {
   }
 }
 
+// JSON mode switches a template's thinking off unless the client asks for it; then the reply
+// thinks first and its think block is split out as reasoning, as without JSON mode.
+TEST(ParseRequest, JsonModeThinksOnlyWhenAsked) {
+  const RequestDefaults d;
+  const std::string head = R"({"messages": [{"role": "user", "content": "x"}],
+                               "response_format": {"type": "json_object"})";
+  ParsedRequest r = parse_request(json::parse(head + "}"), true, d);
+  EXPECT_TRUE(r.gen.json_object);
+  EXPECT_FALSE(r.enable_thinking);
+  EXPECT_FALSE(r.reasoning);
+  r = parse_request(json::parse(head + R"(, "chat_template_kwargs": {"enable_thinking": true}})"),
+                    true, d);
+  EXPECT_TRUE(r.enable_thinking);
+  EXPECT_TRUE(r.reasoning);
+}
+
 // Each bad body is a 400 naming the field.
 TEST(ParseRequest, WrongFieldsAre400NamingThem) {
   const RequestDefaults d;

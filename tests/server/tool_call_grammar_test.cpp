@@ -45,9 +45,15 @@ const json kGet = json::parse(R"({"type": "object", "properties": {"q": {"type":
 const std::map<std::string, json> kTools = {
     {"get_weather", kWeather}, {"get", kGet}, {"ping", nullptr}};
 
-ToolCallRules rules_for(bool forced, bool parallel, bool may_think = false,
-                        bool starts_in_think = false) {
-  ToolCallRules r;
+// The rules and where the reply starts: what a request gives ToolCallPrefix.
+struct Mode : ToolCallRules {
+  bool may_think = false;
+  bool starts_in_think = false;
+  ToolCallPrefix prefix() const { return ToolCallPrefix(*this, may_think, starts_in_think); }
+};
+
+Mode rules_for(bool forced, bool parallel, bool may_think = false, bool starts_in_think = false) {
+  Mode r;
   for (const auto& [name, schema] : kTools)
     r.add(name, schema.is_null() ? nullptr : std::make_shared<const JsonSchema>(schema));
   r.forced = forced;
@@ -69,8 +75,8 @@ struct Fed {
   bool may_end = false;
   int calls = 0;
 };
-Fed feed_all(const ToolCallRules& rules, std::string_view s) {
-  ToolCallPrefix p(rules);
+Fed feed_all(const Mode& rules, std::string_view s) {
+  ToolCallPrefix p = rules.prefix();
   Fed f;
   for (char c : s) {
     if (!p.feed(static_cast<uint8_t>(c))) break;
@@ -118,7 +124,7 @@ bool read_call(std::string_view text, size_t* pos) {
 }
 
 // The whole reply is what the rules admit, ended where an end of generation may come.
-bool reader_accepts(const ToolCallRules& rules, std::string_view text) {
+bool reader_accepts(const Mode& rules, std::string_view text) {
   size_t pos = 0;
   bool in_think = rules.starts_in_think;
   if (!in_think) {
@@ -165,7 +171,7 @@ bool reader_accepts(const ToolCallRules& rules, std::string_view text) {
 // --- hand-written cases ----------------------------------------------------------------------
 
 TEST(ToolCallPrefix, ForcedTakesOneCallAndRefusesAtTheFirstWrongByte) {
-  const ToolCallRules one = rules_for(/*forced=*/true, /*parallel=*/false);
+  const Mode one = rules_for(/*forced=*/true, /*parallel=*/false);
   const std::string good = call("get_weather", R"({"city": "Paris", "unit": "c"})");
   Fed f = feed_all(one, good);
   EXPECT_EQ(f.taken, good.size());
@@ -194,7 +200,7 @@ TEST(ToolCallPrefix, ForcedTakesOneCallAndRefusesAtTheFirstWrongByte) {
 }
 
 TEST(ToolCallPrefix, ForcedParallelTakesCallsSeparatedByANewline) {
-  const ToolCallRules many = rules_for(true, true);
+  const Mode many = rules_for(true, true);
   const std::string two = call("get", R"({"q": "x", "more": [1, 2]})") + "\n" + call("ping", "{}");
   Fed f = feed_all(many, two);
   EXPECT_EQ(f.taken, two.size());
@@ -208,7 +214,7 @@ TEST(ToolCallPrefix, ForcedParallelTakesCallsSeparatedByANewline) {
 }
 
 TEST(ToolCallPrefix, NamesThatBeginOthersAreToldApartByTheirQuote) {
-  const ToolCallRules one = rules_for(true, false);
+  const Mode one = rules_for(true, false);
   // "get" takes other properties; "get_weather" does not.
   EXPECT_TRUE(feed_all(one, call("get", R"({"city": "x", "q": "y"})")).complete);
   const std::string weather = call("get_weather", R"({"city": "x", "q": "y"})");
@@ -216,7 +222,7 @@ TEST(ToolCallPrefix, NamesThatBeginOthersAreToldApartByTheirQuote) {
 }
 
 TEST(ToolCallPrefix, ForcedMayThinkFirstWhereTheTemplateThinks) {
-  const ToolCallRules think = rules_for(true, false, /*may_think=*/true);
+  const Mode think = rules_for(true, false, /*may_think=*/true);
   const std::string c = call("ping", R"({"n": 1})");
   for (const std::string& reply : {"<think>\nPing it. <tool_call> is the format.\n</think>\n\n" + c,
                                    c, "<think></think>" + c}) {
@@ -237,7 +243,7 @@ TEST(ToolCallPrefix, ForcedMayThinkFirstWhereTheTemplateThinks) {
 }
 
 TEST(ToolCallPrefix, AutoHoldsOnlyTheBlocksTheModelOpens) {
-  const ToolCallRules lazy = rules_for(/*forced=*/false, true);
+  const Mode lazy = rules_for(/*forced=*/false, true);
   const std::string reply =
       "Let me look: a <b, <<tool_call>\n{\"name\": \"ping\", \"arguments\": "
       "{}}\n</tool_call> and </tool_call> <tool_";
@@ -278,7 +284,7 @@ std::string random_args(std::mt19937& rng, const std::string& name) {
   return v.dump();
 }
 
-std::string random_reply(std::mt19937& rng, const ToolCallRules& rules) {
+std::string random_reply(std::mt19937& rng, const Mode& rules) {
   const char* names[] = {"get_weather", "get", "ping"};
   const auto one_call = [&] {
     const std::string name = names[rng() % std::size(names)];
@@ -307,8 +313,8 @@ std::string random_reply(std::mt19937& rng, const ToolCallRules& rules) {
 
 // After every prefix the grammar takes (up to `taken`), some byte continues it, or the reply
 // may end there.
-void expect_no_dead_end(const ToolCallRules& rules, std::string_view s, size_t taken) {
-  ToolCallPrefix p(rules);
+void expect_no_dead_end(const Mode& rules, std::string_view s, size_t taken) {
+  ToolCallPrefix p = rules.prefix();
   for (size_t i = 0; i <= taken; ++i) {
     if (p.complete()) return;
     bool some = p.may_end();
@@ -326,11 +332,11 @@ void expect_no_dead_end(const ToolCallRules& rules, std::string_view s, size_t t
 TEST(ToolCallPrefix, AgreesWithTheReaderOnRandomRepliesAndMutations) {
   std::mt19937 rng(1207);
   const char significant[] = "<>/\n {}\":,_tcolnamegpiwh0123456789";
-  const ToolCallRules modes[] = {rules_for(true, false),      rules_for(true, true),
-                                 rules_for(true, true, true), rules_for(true, false, true, true),
-                                 rules_for(false, true),      rules_for(false, true, false, true)};
+  const Mode modes[] = {rules_for(true, false),      rules_for(true, true),
+                        rules_for(true, true, true), rules_for(true, false, true, true),
+                        rules_for(false, true),      rules_for(false, true, false, true)};
   int taken = 0, refused = 0;
-  for (const ToolCallRules& rules : modes) {
+  for (const Mode& rules : modes) {
     for (int i = 0; i < 150; ++i) {
       const std::string reply = random_reply(rng, rules);
       SCOPED_TRACE(json(reply).dump());
@@ -364,8 +370,8 @@ TEST(ToolCallConstraint, MaskFollowsTheGrammarAndEndsOnlyAfterACall) {
   const gguf::File file = gguf::File::open(path);
   const std::unique_ptr<Tokenizer> tok = Tokenizer::from_gguf(file);
   const TokenBytes bytes(*tok);
-  const ToolCallRules rules = rules_for(true, true);
-  GrammarConstraint<ToolCallPrefix> c(bytes, ToolCallPrefix(rules));
+  const Mode rules = rules_for(true, true);
+  GrammarConstraint<ToolCallPrefix> c(bytes, rules.prefix());
   const std::vector<int32_t> ids =
       tok->encode(call("get_weather", R"({"city": "Oslo", "days": 3})"), false, false);
   const int32_t eog = tok->eog_ids().front();
@@ -402,8 +408,8 @@ TEST(ToolCallConstraint, AutoLeavesFreeTextAlone) {
   const gguf::File file = gguf::File::open(path);
   const std::unique_ptr<Tokenizer> tok = Tokenizer::from_gguf(file);
   const TokenBytes bytes(*tok);
-  const ToolCallRules rules = rules_for(/*forced=*/false, true);
-  GrammarConstraint<ToolCallPrefix> c(bytes, ToolCallPrefix(rules));
+  const Mode rules = rules_for(/*forced=*/false, true);
+  GrammarConstraint<ToolCallPrefix> c(bytes, rules.prefix());
   int32_t control = -1;
   for (int32_t id = 0; id < tok->n_vocab() && control < 0; ++id)
     if (tok->is_control(id) && !tok->is_eog(id)) control = id;

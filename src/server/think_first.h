@@ -1,0 +1,101 @@
+// A reply that may think before what a grammar admits: Qwen3's template lets the model write a
+// <think> block first, and a constrained reply (JSON mode) should keep that ability when the
+// client asks for it (chat_template_kwargs.enable_thinking). ThinkFirst<Grammar> admits an
+// optional "<think>...</think>" at the reply's start (or the rest of one when the prompt opened
+// it), then up to kMaxGap blanks, then what the grammar admits. Inside the think block the
+// model writes what it likes; an end of generation there is refused (the reply owes the
+// grammar's part).
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <utility>
+
+namespace xtile::server {
+
+template <class Grammar>
+class ThinkFirst {
+ public:
+  static constexpr int kMaxGap = 4;  // "\n\n" after </think>, as Qwen3 writes it
+
+  ThinkFirst(Grammar inner, bool starts_in_think)
+      : inner_(std::move(inner)), phase_(starts_in_think ? Phase::kThink : Phase::kLead) {}
+
+  bool feed(uint8_t c) {
+    ThinkFirst before = *this;
+    if (step(c)) return true;
+    *this = std::move(before);
+    return false;
+  }
+  bool accepts(std::string_view s) const { return ThinkFirst(*this).step_all(s); }
+  bool take(std::string_view s) {
+    ThinkFirst next = *this;
+    if (!next.step_all(s)) return false;
+    *this = std::move(next);
+    return true;
+  }
+  bool complete() const { return phase_ == Phase::kInner && inner_.complete(); }
+  bool may_end() const { return phase_ == Phase::kInner && inner_.may_end(); }
+  bool free_text() const {
+    return phase_ == Phase::kThink || (phase_ == Phase::kInner && inner_.free_text());
+  }
+
+ private:
+  enum class Phase : uint8_t { kLead, kThink, kGap, kInner };
+  static constexpr std::string_view kOpen = "<think>";
+  static constexpr std::string_view kClose = "</think>";
+
+  bool step_all(std::string_view s) {
+    for (size_t i = 0; i < s.size(); ++i) {
+      // The grammar's part: its own all-or-nothing take (one copy of its state, not one per
+      // byte: the mask runs this for every token of the vocabulary).
+      if (phase_ == Phase::kInner) return inner_.take(s.substr(i));
+      if (!step(static_cast<uint8_t>(s[i]))) return false;
+    }
+    return true;
+  }
+
+  bool step(uint8_t c) {
+    switch (phase_) {
+      case Phase::kLead:  // "<think>" (no grammar here starts with '<'), or the grammar's part
+        if (matched_ == 0 && c != '<') {
+          phase_ = Phase::kInner;
+          return inner_.feed(c);
+        }
+        if (static_cast<uint8_t>(kOpen[matched_]) != c) return false;
+        if (++matched_ == kOpen.size()) {
+          phase_ = Phase::kThink;
+          matched_ = 0;
+        }
+        return true;
+      case Phase::kThink:
+        // The tag's bytes matched so far ('<' occurs in it only first: a mismatch restarts).
+        if (static_cast<uint8_t>(kClose[matched_]) == c) {
+          if (++matched_ == kClose.size()) {
+            phase_ = Phase::kGap;
+            matched_ = 0;
+          }
+        } else {
+          matched_ = c == '<' ? 1 : 0;
+        }
+        return true;
+      case Phase::kGap:
+        if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
+          if (matched_ == kMaxGap) return false;
+          ++matched_;
+          return true;
+        }
+        phase_ = Phase::kInner;
+        return inner_.feed(c);
+      case Phase::kInner:
+        return inner_.feed(c);
+    }
+    return false;
+  }
+
+  Grammar inner_;
+  Phase phase_;
+  uint8_t matched_ = 0;  // kLead, kThink: bytes of the tag; kGap: blanks
+};
+
+}  // namespace xtile::server
