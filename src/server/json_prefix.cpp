@@ -24,30 +24,6 @@ JsonPrefix::JsonPrefix(const JsonSchema* schema) : schema_(schema) {
   if (schema_) node_ = schema_->root();
 }
 
-bool JsonPrefix::feed(uint8_t c) {
-  JsonPrefix before = *this;
-  if (step(c)) return true;
-  *this = std::move(before);
-  return false;
-}
-
-bool JsonPrefix::step_all(std::string_view s) {
-  for (char c : s)
-    if (!step(static_cast<uint8_t>(c))) return false;
-  return true;
-}
-
-bool JsonPrefix::accepts(std::string_view s) const {
-  return JsonPrefix(*this).step_all(s);
-}
-
-bool JsonPrefix::take(std::string_view s) {
-  JsonPrefix next = *this;
-  if (!next.step_all(s)) return false;
-  *this = std::move(next);
-  return true;
-}
-
 bool JsonPrefix::step(uint8_t c) {
   switch (lexeme_) {
     case Lexeme::kString: {

@@ -17,11 +17,13 @@
 #include <string_view>
 #include <vector>
 
+#include "server/byte_grammar.h"
 #include "server/json_schema.h"
 
 namespace xtile::server {
 
-class JsonPrefix {
+// feed(), accepts() and take() come from ByteGrammar.
+class JsonPrefix : public ByteGrammar<JsonPrefix> {
  public:
   static constexpr int kMaxBlanks = 32;
   // Nesting deeper than this is refused: some parsers recurse per level (and a model that opens
@@ -31,13 +33,6 @@ class JsonPrefix {
   // schema: null for any object; else kept by the caller for this object's life.
   explicit JsonPrefix(const JsonSchema* schema = nullptr);
 
-  // Appends byte c: true when the bytes so far still begin some JSON object; on false the
-  // state is as it was (the byte is refused).
-  bool feed(uint8_t c);
-  // Whether every byte of s would be taken (the state is not changed).
-  bool accepts(std::string_view s) const;
-  // Takes every byte of s and returns true, or takes none of them and returns false.
-  bool take(std::string_view s);
   // The top-level object has closed: nothing more may follow.
   bool complete() const { return expect_ == Expect::kDone; }
   // An end of generation is allowed only once the object closed (before, it would be cut).
@@ -65,8 +60,8 @@ class JsonPrefix {
   // After a high surrogate's \uXXXX: the '\', the 'u' and the digits of its low surrogate.
   enum class Surrogate : uint8_t { kNone, kNeedBackslash, kNeedU, kNeedLow };
 
+  friend class ByteGrammar<JsonPrefix>;
   bool step(uint8_t c);         // feed() without restoring the state on false
-  bool step_all(std::string_view s);  // step() over s, stopping at a refused byte
   bool structural(uint8_t c);   // c outside a lexeme
   bool string_byte(uint8_t c);  // c inside a string
   bool hex_byte(uint8_t c);     // a digit of a \uXXXX escape

@@ -116,17 +116,8 @@ class GrammarConstraint final : public ReplyConstraint {
   }
 
   bool accept(int32_t id) override {
-    switch (vocab_->kind(id)) {
-      case TokenBytes::Kind::kText:
-        return state_.take(vocab_->bytes(id));
-      case TokenBytes::Kind::kEnd:
-        return state_.may_end();
-      case TokenBytes::Kind::kUnread:
-        return state_.free_text();  // nothing to read
-      case TokenBytes::Kind::kOutside:
-        break;
-    }
-    return false;
+    if (vocab_->kind(id) == TokenBytes::Kind::kText) return state_.take(vocab_->bytes(id));
+    return allows(id);  // an end or a token without bytes: nothing to read
   }
 
   bool complete() const override { return state_.complete(); }

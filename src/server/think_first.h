@@ -11,29 +11,19 @@
 #include <string_view>
 #include <utility>
 
+#include "server/byte_grammar.h"
+
 namespace xtile::server {
 
+// feed(), accepts() and take() come from ByteGrammar.
 template <class Grammar>
-class ThinkFirst {
+class ThinkFirst : public ByteGrammar<ThinkFirst<Grammar>> {
  public:
   static constexpr int kMaxGap = 4;  // "\n\n" after </think>, as Qwen3 writes it
 
   ThinkFirst(Grammar inner, bool starts_in_think)
       : inner_(std::move(inner)), phase_(starts_in_think ? Phase::kThink : Phase::kLead) {}
 
-  bool feed(uint8_t c) {
-    ThinkFirst before = *this;
-    if (step(c)) return true;
-    *this = std::move(before);
-    return false;
-  }
-  bool accepts(std::string_view s) const { return ThinkFirst(*this).step_all(s); }
-  bool take(std::string_view s) {
-    ThinkFirst next = *this;
-    if (!next.step_all(s)) return false;
-    *this = std::move(next);
-    return true;
-  }
   bool complete() const { return phase_ == Phase::kInner && inner_.complete(); }
   bool may_end() const { return phase_ == Phase::kInner && inner_.may_end(); }
   bool free_text() const {
@@ -41,6 +31,7 @@ class ThinkFirst {
   }
 
  private:
+  friend class ByteGrammar<ThinkFirst>;
   enum class Phase : uint8_t { kLead, kThink, kGap, kInner };
   static constexpr std::string_view kOpen = "<think>";
   static constexpr std::string_view kClose = "</think>";

@@ -76,30 +76,6 @@ bool ToolCallPrefix::free_text() const {
          (phase_ == Phase::kLead && !rules_->forced);
 }
 
-bool ToolCallPrefix::feed(uint8_t c) {
-  ToolCallPrefix before = *this;
-  if (step(c)) return true;
-  *this = std::move(before);
-  return false;
-}
-
-bool ToolCallPrefix::step_all(std::string_view s) {
-  for (char c : s)
-    if (!step(static_cast<uint8_t>(c))) return false;
-  return true;
-}
-
-bool ToolCallPrefix::accepts(std::string_view s) const {
-  return ToolCallPrefix(*this).step_all(s);
-}
-
-bool ToolCallPrefix::take(std::string_view s) {
-  ToolCallPrefix next = *this;
-  if (!next.step_all(s)) return false;
-  *this = std::move(next);
-  return true;
-}
-
 void ToolCallPrefix::literal(std::string_view rest, Phase next) {
   phase_ = Phase::kLiteral;
   literal_ = rest;

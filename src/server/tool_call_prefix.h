@@ -23,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "server/byte_grammar.h"
 #include "server/json_prefix.h"
 #include "server/json_schema.h"
 
@@ -43,7 +44,8 @@ struct ToolCallRules {
   bool parallel = true;  // forced: more than one call may be made
 };
 
-class ToolCallPrefix {
+// feed(), accepts() and take() come from ByteGrammar.
+class ToolCallPrefix : public ByteGrammar<ToolCallPrefix> {
  public:
   // Blanks allowed between a forced reply's think block and its first call ("\n\n").
   static constexpr int kMaxGap = 4;
@@ -54,9 +56,6 @@ class ToolCallPrefix {
   explicit ToolCallPrefix(const ToolCallRules& rules, bool may_think = false,
                           bool starts_in_think = false);
 
-  bool feed(uint8_t c);
-  bool accepts(std::string_view s) const;
-  bool take(std::string_view s);
   // A forced reply's last call closed (one call, or the model ended after a call).
   bool complete() const { return phase_ == Phase::kDone; }
   // End of generation allowed: outside a call, and in forced mode only after one.
@@ -79,8 +78,8 @@ class ToolCallPrefix {
     kAfter,    // forced, parallel: '\n' and the next call, or the end
     kDone,     // forced: nothing more
   };
+  friend class ByteGrammar<ToolCallPrefix>;
   bool step(uint8_t c);
-  bool step_all(std::string_view s);
   void free_byte(uint8_t c);  // lazy, free text: the trigger's match
   void literal(std::string_view rest, Phase next);
   bool name_byte(uint8_t c);
