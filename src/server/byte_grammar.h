@@ -1,7 +1,7 @@
 // What the server's grammars (JsonPrefix, ToolCallPrefix, ThinkFirst) share: a recognizer
 // that reads a reply byte by byte and is asked about whole tokens. Derived provides
 // `bool step(uint8_t c)`: takes c, or returns false, leaving a state that is then thrown away
-// (these members copy first), and may provide its own `step_all` (a faster walk of a token).
+// (feed, accepts and take copy first).
 #pragma once
 
 #include <cstdint>
@@ -33,6 +33,10 @@ class ByteGrammar {
     self() = std::move(next);
     return true;
   }
+  // Takes c, or returns false and leaves this state unusable: for a grammar inside another,
+  // whose own feed / accepts / take already keep a copy (one per token, not one per byte:
+  // the mask asks about every token of the vocabulary).
+  bool try_step(uint8_t c) { return self().step(c); }
 
  protected:
   // step() over s, stopping at a refused byte.

@@ -36,22 +36,12 @@ class ThinkFirst : public ByteGrammar<ThinkFirst<Grammar>> {
   static constexpr std::string_view kOpen = "<think>";
   static constexpr std::string_view kClose = "</think>";
 
-  bool step_all(std::string_view s) {
-    for (size_t i = 0; i < s.size(); ++i) {
-      // The grammar's part: its own all-or-nothing take (one copy of its state, not one per
-      // byte: the mask runs this for every token of the vocabulary).
-      if (phase_ == Phase::kInner) return inner_.take(s.substr(i));
-      if (!step(static_cast<uint8_t>(s[i]))) return false;
-    }
-    return true;
-  }
-
   bool step(uint8_t c) {
     switch (phase_) {
       case Phase::kLead:  // "<think>" (no grammar here starts with '<'), or the grammar's part
         if (matched_ == 0 && c != '<') {
           phase_ = Phase::kInner;
-          return inner_.feed(c);
+          return inner_.try_step(c);
         }
         if (static_cast<uint8_t>(kOpen[matched_]) != c) return false;
         if (++matched_ == kOpen.size()) {
@@ -77,9 +67,9 @@ class ThinkFirst : public ByteGrammar<ThinkFirst<Grammar>> {
           return true;
         }
         phase_ = Phase::kInner;
-        return inner_.feed(c);
+        return inner_.try_step(c);
       case Phase::kInner:
-        return inner_.feed(c);
+        return inner_.try_step(c);
     }
     return false;
   }

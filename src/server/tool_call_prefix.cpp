@@ -172,7 +172,7 @@ bool ToolCallPrefix::step(uint8_t c) {
     case Phase::kName:
       return name_byte(c);
     case Phase::kArgs:
-      if (!args_.feed(c)) return false;
+      if (!args_.try_step(c)) return false;
       if (args_.complete()) {
         ++calls_;
         const bool forced = rules_->forced;
