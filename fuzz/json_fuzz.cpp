@@ -43,6 +43,9 @@ const nlohmann::json& schema_doc() {
       "debt": {"type": ["integer", "null"], "maximum": -20},
       "color": {"enum": ["red", "green", 7, 2.5, null]},
       "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 3},
+      "when": {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]},
+      "day": {"type": "string", "format": "date"},
+      "id": {"type": "string", "format": "uuid"},
       "next": {"anyOf": [{"$ref": "#"}, {"type": "null"}]},
       "any": {}
     },

@@ -41,6 +41,12 @@ bool JsonPrefix::step(uint8_t c) {
     }
     case Lexeme::kValue:
       return value_byte(c);
+    case Lexeme::kFormat:
+      if (c != '"') return format_.step(c);
+      if (!format_.complete()) return false;
+      lexeme_ = Lexeme::kNone;
+      value_done();
+      return true;
     case Lexeme::kLiteral:
       if (c != static_cast<uint8_t>(*literal_)) return false;
       if (*++literal_ == '\0') {
@@ -184,6 +190,10 @@ bool JsonPrefix::value_start(uint8_t c) {
     case '"':
       lexeme_ = Lexeme::kString;
       string_is_key_ = false;
+      if (schema_ && schema_->node(node).format != StringFormat::kNone) {
+        lexeme_ = Lexeme::kFormat;
+        format_ = FormatReader(schema_->node(node).format);
+      }
       return true;
     case '-':
       lexeme_ = Lexeme::kNumber;

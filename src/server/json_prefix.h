@@ -53,7 +53,8 @@ class JsonPrefix : public ByteGrammar<JsonPrefix> {
     kDone,          // the top-level object closed
   };
   // A token in progress.
-  enum class Lexeme : uint8_t { kNone, kString, kNumber, kLiteral, kValue };
+  // kFormat: a string with a schema's format (json_format.h).
+  enum class Lexeme : uint8_t { kNone, kString, kNumber, kLiteral, kValue, kFormat };
   // Where a number is: each state names the part just read.
   enum class Number : uint8_t { kMinus, kZero, kInt, kDot, kFrac, kExpMark, kExpSign, kExp };
 
@@ -135,6 +136,7 @@ class JsonPrefix : public ByteGrammar<JsonPrefix> {
   bool integer_only_ = false;
   uint16_t cand_lo_ = 0, cand_hi_ = 0, cand_pos_ = 0;
   int value_node_ = 0;  // the enum value's node (Lexeme::kValue)
+  FormatReader format_;  // Lexeme::kFormat
   // A string value's characters so far and its node's bounds (minLength, maxLength).
   uint32_t str_len_ = 0, str_min_ = 0, str_max_ = UINT32_MAX;
   // A bounded integer (minimum, maximum): its sign, whether a digit came, its magnitude

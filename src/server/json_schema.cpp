@@ -233,6 +233,11 @@ int JsonSchema::compile(const json& s, const std::string& at) {
     } else if (k == "maxLength") {
       n.max_length = count_of(v, here);
       scalar_bounds = true;
+    } else if (k == "format") {
+      if (!v.is_string() || (n.format = string_format(v.get<std::string>())) == StringFormat::kNone)
+        fail(here, ": format ", v.dump(),
+             " is not supported; xtile keeps date, time, date-time and uuid");
+      scalar_bounds = true;
     } else if (k == "minimum" || k == "exclusiveMinimum") {
       n.min_int = std::max(n.min_int, integer_bound(v, true, k[0] == 'e', here));
       integer_bounds = scalar_bounds = true;
@@ -247,8 +252,8 @@ int JsonSchema::compile(const json& s, const std::string& at) {
       fail(here, ": keyword '", k,
            "' is not supported; xtile enforces type, properties, required, additionalProperties, "
            "items, minItems, maxItems, minLength, maxLength, minimum, maximum, "
-           "exclusiveMinimum, exclusiveMaximum (integers), enum, const, $ref, anyOf, oneOf and "
-           "an allOf of one schema");
+           "exclusiveMinimum, exclusiveMaximum (integers), format (date, time, date-time, "
+           "uuid), enum, const, $ref, anyOf, oneOf and an allOf of one schema");
     }
   }
   // Sort the property names with their nodes, then mark the required ones.
@@ -287,7 +292,11 @@ int JsonSchema::compile(const json& s, const std::string& at) {
          ": minimum / maximum are supported on integers only (\"type\": \"integer\"), "
          "not on other numbers");
   if (scalar_bounds && !n.values.empty())
-    fail(at, ": minLength, maxLength, minimum and maximum beside enum / const are not supported");
+    fail(at,
+         ": minLength, maxLength, minimum, maximum and format beside enum / const are not "
+         "supported");
+  if (n.format != StringFormat::kNone && (n.min_length > 0 || n.max_length != UINT32_MAX))
+    fail(at, ": minLength / maxLength beside format are not supported (a format fixes the length)");
   if (n.min_items > n.max_items || n.min_length > n.max_length || n.min_int > n.max_int)
     fail(at, ": the bounds admit no value (a minimum above its maximum)");
   const int id = static_cast<int>(nodes_.size());

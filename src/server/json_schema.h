@@ -5,8 +5,9 @@
 // maxLength (in code points), minimum / maximum / exclusiveMinimum / exclusiveMaximum on
 // integers, enum and const (scalar values), $ref to "#", "#/$defs/..." or "#/definitions/...",
 // anyOf / oneOf whose branches start with different bytes (Optional[X] is X or null), and an
-// allOf of one schema (Pydantic's way to describe a $ref). Annotations (title, description,
-// default, ...) are ignored. Any other keyword is refused, naming it and where it is, rather than
+// allOf of one schema (Pydantic's way to describe a $ref), and the string formats date, time,
+// date-time and uuid (json_format.h). Annotations (title, description, default, ...) are
+// ignored. Any other keyword is refused, naming it and where it is, rather than
 // dropped: a reply would look constrained by it and not be.
 //
 // Decisions where a grammar must pick one spelling: enum and const values are written as
@@ -19,6 +20,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "server/json_format.h"
 
 namespace xtile::server {
 
@@ -47,6 +50,7 @@ struct SchemaNode {
   int items = 0;              // arrays: the node of every element
   uint32_t min_items = 0, max_items = UINT32_MAX;    // arrays: element count
   uint32_t min_length = 0, max_length = UINT32_MAX;  // strings: code points
+  StringFormat format = StringFormat::kNone;         // strings: date, time, date-time, uuid
   // Integers: the bounds, inclusive (exclusive ones and fractions rounded inward). Only on
   // nodes that admit no other numbers.
   int64_t min_int = INT64_MIN, max_int = INT64_MAX;

@@ -4,17 +4,41 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <regex>
 #include <string>
 #include <vector>
 
 namespace xtile::server::test {
 
 using nlohmann::json;
+
+// Whether s is a value of a string format (json_format.h's), checked another way: the layout
+// by a regular expression, the calendar by std::chrono.
+inline bool format_ok(const std::string& format, const std::string& s) {
+  static const std::string kDate = R"((\d{4})-(\d{2})-(\d{2}))";
+  static const std::string kTime =
+      R"(([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d))";
+  const auto date_ok = [](const std::smatch& m) {
+    const std::chrono::year_month_day ymd{std::chrono::year(std::stoi(m[1])),
+                                          std::chrono::month(std::stoul(m[2])),
+                                          std::chrono::day(std::stoul(m[3]))};
+    return ymd.ok();
+  };
+  static const std::regex date(kDate), time(kTime), date_time(kDate + "T" + kTime),
+      uuid("[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}");
+  std::smatch m;
+  if (format == "date") return std::regex_match(s, m, date) && date_ok(m);
+  if (format == "time") return std::regex_match(s, time);
+  if (format == "date-time") return std::regex_match(s, m, date_time) && date_ok(m);
+  if (format == "uuid") return std::regex_match(s, uuid);
+  return false;
+}
 
 // The independent check: is `v` an instance of schema `s` (the subset above), with `root` for
 // $ref? Written from JSON Schema's definitions, walking the parsed value.
@@ -38,6 +62,7 @@ inline bool valid(const json& v, const json& s, const json& root) {
     for (unsigned char c : v.get<std::string>()) n += (c & 0xc0) != 0x80;
     if (s.contains("minLength") && n < s["minLength"].get<size_t>()) return false;
     if (s.contains("maxLength") && n > s["maxLength"].get<size_t>()) return false;
+    if (s.contains("format") && !format_ok(s["format"], v.get<std::string>())) return false;
   }
   if (v.is_number()) {
     const double x = v.get<double>();
@@ -115,6 +140,15 @@ inline json instance(std::mt19937& rng, const json& s, const json& root, int dep
     return lo + static_cast<int64_t>(rng() % static_cast<uint64_t>(hi - lo + 1));
   }
   if (t == "number") return (static_cast<double>(rng() % 20001) - 10000.0) / 64.0;
+  if (t == "string" && s.contains("format")) {
+    const char* values[][3] = {
+        {"date", "2024-02-29", "1999-12-31"},
+        {"time", "23:59:59Z", "08:30:00.25+05:30"},
+        {"date-time", "2026-12-06T04:05:06Z", "2000-01-01T00:00:00.5-08:00"},
+        {"uuid", "123e4567-e89b-12d3-a456-426614174000", "00000000-0000-0000-0000-00000000ABCD"}};
+    for (const auto& v : values)
+      if (s["format"] == v[0]) return v[1 + rng() % 2];
+  }
   if (t == "string") {
     const char* pool[] = {
         "", "a", "Lily", "caf\xc3\xa9", "say \"hi\"", "line\nbreak", "\xf0\x9f\x98\x80"};

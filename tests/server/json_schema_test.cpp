@@ -41,6 +41,10 @@ const json kPerson = json::parse(R"({
     "level": {"enum": [1, 12, -3, 2.5, true, null]},
     "kind": {"const": "human"},
     "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 3},
+    "born": {"type": "string", "format": "date"},
+    "seen": {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]},
+    "id": {"type": "string", "format": "uuid"},
+    "alarm": {"type": "string", "format": "time"},
     "scores": {"type": ["array", "null"], "items": {"type": ["integer", "boolean"]}},
     "parent": {"anyOf": [{"$ref": "#"}, {"type": "null"}]},
     "pet": {"$ref": "#/$defs/Pet"},
@@ -88,6 +92,10 @@ TEST(JsonSchema, CompilesTheSubsetAndNamesWhatItRefuses) {
        "beside allOf"},
       {R"({"type": "object", "properties": {"a": {"type": "array", "uniqueItems": true}}})",
        "uniqueItems"},
+      {R"({"type": "object", "properties": {"a": {"type": "string", "format": "email"}}})",
+       "format \"email\""},
+      {R"({"type": "object", "properties": {"a": {"format": "date", "maxLength": 3}}})",
+       "beside format"},
       {R"({"type": "object", "properties": {"a": {"type": "strin"}}})", "#/properties/a/type"},
       {R"({"type": "object", "required": ["b"], "properties": {"a": {}}})", "'b'"},
       {R"({"type": "object", "properties": {"a": {"$ref": "#/$defs/none"}}})", "points at nothing"},
@@ -118,6 +126,9 @@ TEST(JsonSchemaPrefix, TakesInstancesAndRefusesAtTheFirstByteThatCannotBeOne) {
       R"({"name": "x", "age": 1, "scores": null, "height": -1.5e3, "extra": {"any": [1, {}]}})",
       R"({"name": "c", "age": 1, "parent": {"name": "p", "age": 40, "parent": null}})",
       R"({"name": "d", "age": 2, "pet": {"species": "dog", "weight": 4.5, "legs": 4}})",
+      R"({"name": "e", "age": 3, "born": "2024-02-29", "seen": "2026-12-06T04:05:06.123+01:00",
+          "id": "123E4567-e89b-12d3-a456-426614174000", "alarm": "23:59:59Z"})",
+      R"({"name": "f", "age": 4, "seen": null, "born": "2000-02-29"})",
   };
   for (const char* d : instances) {
     SCOPED_TRACE(d);
@@ -166,6 +177,18 @@ TEST(JsonSchemaPrefix, TakesInstancesAndRefusesAtTheFirstByteThatCannotBeOne) {
       {R"({"pair": [1, 2, )", 14},           // maxItems 2
       {R"({"pair": [6)", 10},                // maximum 5.5: 5
       {R"({"tags": ["a", "b", "c", )", 23},  // maxItems 3
+      {R"({"born": "2023-02-29")", 19},      // not a leap year: no 29th of February
+      {R"({"born": "2024-13")", 16},         // no 13th month
+      {R"({"born": "2024-1-")", 16},
+      {R"({"born": "2024-04-31")", 19},  // April has 30 days
+      {R"({"born": "2024-04-3")", 19},   // a date needs its day's second digit
+      {R"({"seen": "2024-04-30 )", 20},  // date-time: "T", not a space
+      {R"({"seen": "2024-04-30T24)", 22},
+      {R"({"seen": "2024-04-30T23:59:60)", 27},    // no leap second
+      {R"({"seen": "2024-04-30T23:59:59.")", 30},  // a fraction needs a digit
+      {R"({"seen": "2024-04-30T23:59:59")", 29},   // the offset
+      {R"({"alarm": "07:00:00+1)", 21},
+      {R"({"id": "123e4567-e89b-12d3-a456-42661417400g)", 43},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.text);
@@ -237,6 +260,56 @@ TEST(JsonSchemaPrefix, AgreesWithTheValidatorOnInstancesAndMutations) {
   }
   EXPECT_GT(valid_mutants, 100);
   EXPECT_GT(invalid_mutants, 4000);
+}
+
+// The string formats against the oracle's regular expressions and std::chrono's calendar, on
+// random strings of each layout (every digit random, so most dates and times are refused and
+// the leap days, 23:59 and month ends are reached) and their one-byte mutations; every prefix
+// the reader takes goes on or is a whole value.
+TEST(JsonFormat, AgreesWithTheCalendarOnRandomValues) {
+  std::mt19937 rng(1208);
+  const std::pair<const char*, const char*> layouts[] = {
+      {"date", "dddd-dd-dd"},
+      {"time", "dd:dd:ddZ"},
+      {"time", "dd:dd:dd.dd+dd:dd"},
+      {"date-time", "dddd-dd-ddTdd:dd:dd-dd:dd"},
+      {"date-time", "dddd-dd-ddTdd:dd:dd.dddZ"},
+      {"uuid", "hhhhhhhh-hhhh-hhhh-hhhh-hhhhhhhhhhhh"},
+  };
+  const char digits_low[] = "0011223456789";  // low digits more often: more valid fields
+  const char hex[] = "0123456789abcdefABCDEFg";
+  int valid_seen = 0, invalid_seen = 0;
+  for (const auto& [format, layout] : layouts) {
+    const StringFormat f = string_format(format);
+    for (int i = 0; i < 3000; ++i) {
+      std::string v = layout;
+      for (char& c : v) {
+        if (c == 'd') c = digits_low[rng() % (sizeof(digits_low) - 1)];
+        if (c == 'h') c = hex[rng() % (sizeof(hex) - 1)];
+      }
+      if (i % 3 == 0) v[rng() % v.size()] = "0:-T.Z+9x"[rng() % 9];
+      if (std::string(format) == "date" && i % 7 == 0)
+        v = (i % 2 ? "2024-02-" : "2023-02-") + v.substr(8);
+      FormatReader r(f);
+      size_t taken = 0;
+      for (; taken < v.size(); ++taken) {
+        bool some = r.complete();
+        for (int b = 0; b < 256 && !some; ++b) {
+          FormatReader next = r;
+          some = next.step(static_cast<uint8_t>(b));
+        }
+        ASSERT_TRUE(some) << "dead end after " << v.substr(0, taken);
+        FormatReader next = r;
+        if (!next.step(static_cast<uint8_t>(v[taken]))) break;
+        r = next;
+      }
+      const bool ours = taken == v.size() && r.complete();
+      ASSERT_EQ(ours, test::format_ok(format, v)) << format << " " << v;
+      (ours ? valid_seen : invalid_seen) += 1;
+    }
+  }
+  EXPECT_GT(valid_seen, 1000);
+  EXPECT_GT(invalid_seen, 6000);
 }
 
 }  // namespace

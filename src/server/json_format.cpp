@@ -1,0 +1,152 @@
+#include "server/json_format.h"
+
+namespace xtile::server {
+
+namespace {
+
+bool is_digit(uint8_t c) {
+  return c >= '0' && c <= '9';
+}
+
+bool is_hex(uint8_t c) {
+  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+int days_in_month(int year, int month) {
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  return month == 2 && leap ? 29 : kDays[month - 1];
+}
+
+// The second digit of a two-digit field in 00..max (first digit `tens`), or of a day in 01..max.
+bool field_digit(uint8_t c, int tens, int lo, int max) {
+  if (!is_digit(c)) return false;
+  const int v = tens * 10 + (c - '0');
+  return v >= lo && v <= max;
+}
+
+}  // namespace
+
+StringFormat string_format(std::string_view name) {
+  if (name == "date") return StringFormat::kDate;
+  if (name == "time") return StringFormat::kTime;
+  if (name == "date-time") return StringFormat::kDateTime;
+  if (name == "uuid") return StringFormat::kUuid;
+  return StringFormat::kNone;
+}
+
+FormatReader::FormatReader(StringFormat format) : format_(format) {
+  switch (format) {
+    case StringFormat::kTime:
+      part_ = Part::kTime;
+      break;
+    case StringFormat::kUuid:
+      part_ = Part::kUuid;
+      break;
+    default:
+      part_ = Part::kDate;
+  }
+}
+
+bool FormatReader::complete() const {
+  return part_ == Part::kDone;
+}
+
+void FormatReader::date_done() {
+  pos_ = 0;
+  part_ = format_ == StringFormat::kDateTime ? Part::kT : Part::kDone;
+}
+
+// YYYY-MM-DD: any year 0000-9999, month 01-12, day 01 to the month's last.
+bool FormatReader::date_byte(uint8_t c) {
+  const uint8_t at = pos_++;
+  if (at == 4 || at == 7) return c == '-';
+  if (!is_digit(c)) return false;
+  const int d = c - '0';
+  if (at < 4) {
+    year_ = static_cast<uint16_t>(year_ * 10 + d);
+    return true;
+  }
+  if (at == 5 || at == 8) {  // a field's first digit: some second digit must fit
+    tens_ = static_cast<uint8_t>(d);
+    const int max = at == 5 ? 12 : days_in_month(year_, month_);
+    return d * 10 <= max;
+  }
+  if (at == 6) {
+    if (!field_digit(c, tens_, 1, 12)) return false;
+    month_ = static_cast<uint8_t>(tens_ * 10 + d);
+    return true;
+  }
+  if (!field_digit(c, tens_, 1, days_in_month(year_, month_))) return false;  // at == 9
+  date_done();
+  return true;
+}
+
+// hh:mm:ss (hours 00-23, minutes and seconds 00-59), or an offset's hh:mm.
+bool FormatReader::time_byte(uint8_t c, bool offset) {
+  const uint8_t at = pos_++;
+  if (at == 2 || at == 5) return c == ':';
+  if (!is_digit(c)) return false;
+  const int d = c - '0';
+  if (at == 0) {
+    tens_ = static_cast<uint8_t>(d);
+    return d <= 2;
+  }
+  if (at == 1) {
+    if (!field_digit(c, tens_, 0, 23)) return false;
+  } else if (at == 3 || at == 6) {
+    tens_ = static_cast<uint8_t>(d);
+    return d <= 5;
+  }
+  const bool last = offset ? at == 4 : at == 7;
+  if (last) {
+    pos_ = 0;
+    part_ = offset ? Part::kDone : Part::kFraction;
+  }
+  return true;
+}
+
+bool FormatReader::step(uint8_t c) {
+  switch (part_) {
+    case Part::kDate:
+      return date_byte(c);
+    case Part::kT:
+      if (c != 'T') return false;
+      part_ = Part::kTime;
+      return true;
+    case Part::kTime:
+      return time_byte(c, false);
+    case Part::kFraction:  // right after the seconds: '.', or the zone
+      if (pos_ == 0 && c == '.') {
+        pos_ = 1;
+        return true;
+      }
+      if (pos_ > 0 && is_digit(c)) return ++pos_ <= 10;  // up to 9 digits
+      if (pos_ == 1) return false;                       // a '.' needs a digit
+      part_ = Part::kZone;
+      [[fallthrough]];
+    case Part::kZone:
+      if (c == 'Z') {
+        part_ = Part::kDone;
+        return true;
+      }
+      if (c != '+' && c != '-') return false;
+      pos_ = 0;
+      part_ = Part::kOffset;
+      return true;
+    case Part::kOffset:
+      return time_byte(c, true);
+    case Part::kUuid: {
+      const uint8_t at = pos_++;
+      if (at == 8 || at == 13 || at == 18 || at == 23) return c == '-';
+      if (!is_hex(c)) return false;
+      if (at == 35) part_ = Part::kDone;
+      return true;
+    }
+    case Part::kDone:
+      return false;
+  }
+  return false;
+}
+
+}  // namespace xtile::server
