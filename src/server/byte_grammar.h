@@ -10,6 +10,19 @@
 
 namespace xtile::server {
 
+// How much of `tag` the text ends with after byte c, when it ended with `matched` bytes of it:
+// the longest suffix of tag[0, matched) + c that begins tag (the grammars watch for tags of a few
+// bytes, "</think>", "<tool_call>", so the borders are found by comparison, not a table).
+inline uint8_t tag_advance(std::string_view tag, uint8_t matched, uint8_t c) {
+  for (size_t m = matched;;) {
+    if (m < tag.size() && static_cast<uint8_t>(tag[m]) == c) return static_cast<uint8_t>(m + 1);
+    if (m == 0) return 0;
+    size_t k = m - 1;  // the next shorter border of tag[0, m)
+    while (k > 0 && tag.substr(0, k) != tag.substr(m - k, k)) --k;
+    m = k;
+  }
+}
+
 template <class Derived>
 class ByteGrammar {
  public:

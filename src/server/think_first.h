@@ -50,14 +50,10 @@ class ThinkFirst : public ByteGrammar<ThinkFirst<Grammar>> {
         }
         return true;
       case Phase::kThink:
-        // The tag's bytes matched so far ('<' occurs in it only first: a mismatch restarts).
-        if (static_cast<uint8_t>(kClose[matched_]) == c) {
-          if (++matched_ == kClose.size()) {
-            phase_ = Phase::kGap;
-            matched_ = 0;
-          }
-        } else {
-          matched_ = c == '<' ? 1 : 0;
+        matched_ = tag_advance(kClose, matched_, c);
+        if (matched_ == kClose.size()) {
+          phase_ = Phase::kGap;
+          matched_ = 0;
         }
         return true;
       case Phase::kGap:

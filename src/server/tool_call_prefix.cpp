@@ -20,19 +20,6 @@ bool is_blank(uint8_t c) {
   return c == ' ' || c == '\n' || c == '\r' || c == '\t';
 }
 
-// How much of `tag` the text ends with after byte c, when it ended with `matched` bytes of it:
-// the longest suffix of tag[0, matched) + c that begins tag (the tags are a few bytes long, so
-// the borders are found by comparison rather than a precomputed table).
-uint8_t advance(std::string_view tag, uint8_t matched, uint8_t c) {
-  for (size_t m = matched;;) {
-    if (m < tag.size() && static_cast<uint8_t>(tag[m]) == c) return static_cast<uint8_t>(m + 1);
-    if (m == 0) return 0;
-    size_t k = m - 1;  // the next shorter border of tag[0, m)
-    while (k > 0 && tag.substr(0, k) != tag.substr(m - k, k)) --k;
-    m = k;
-  }
-}
-
 }  // namespace
 
 void ToolCallRules::add(std::string name, std::shared_ptr<const JsonSchema> parameters) {
@@ -83,7 +70,7 @@ void ToolCallPrefix::literal(std::string_view rest, Phase next) {
 }
 
 void ToolCallPrefix::free_byte(uint8_t c) {
-  matched_ = advance(kTrigger, matched_, c);
+  matched_ = tag_advance(kTrigger, matched_, c);
   if (matched_ == kTrigger.size()) literal(kOpen.substr(kTrigger.size()), Phase::kName);
 }
 
@@ -137,7 +124,7 @@ bool ToolCallPrefix::step(uint8_t c) {
       free_byte(c);
       return true;
     case Phase::kThink:
-      matched_ = advance(kThinkClose, matched_, c);
+      matched_ = tag_advance(kThinkClose, matched_, c);
       if (matched_ == kThinkClose.size()) {
         matched_ = 0;
         phase_ = rules_->forced ? Phase::kGap : Phase::kFree;
