@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes with libFuzzer: fuzz/run.sh [seconds=60] [gguf|model|json|all=all]
+# Fuzzes with libFuzzer: fuzz/run.sh [seconds=60] [gguf|model|json|gbnf|all=all]
 #
 #   gguf   the GGUF reader (xtile_gguf_fuzz). Seeds: small valid files from xtile_gguf_seeds,
 #          plus the fixture GGUFs cut to their first 64 KiB (most of a model is tensor data, the
@@ -10,7 +10,10 @@
 #   json   the server's grammars: JSON mode's against nlohmann::json, with a schema against the
 #          tests' validator, and function calling's (xtile_json_fuzz). Seeds: a few objects and
 #          a call written here. Inputs up to 4 KiB.
-#   all    all three, `seconds` each.
+#   gbnf   llama-server's `grammar` field: the GBNF parser on any text, and the engine on a reply
+#          after a NUL byte against the tests' Earley recognizer (xtile_gbnf_fuzz). Seeds: a
+#          few grammars with replies. Inputs up to 4 KiB.
+#   all    all four, `seconds` each.
 #
 # Builds in build-fuzz/ (clang, ASan+UBSan). New interesting inputs accumulate in
 # fuzz/corpus-run/<target>/ (git-ignored) across runs. Exits non-zero when libFuzzer finds a
@@ -27,8 +30,10 @@ case "$target" in
   gguf) targets=(xtile_gguf_fuzz xtile_gguf_seeds) ;;
   model) targets=(xtile_model_fuzz xtile_model_seeds) ;;
   json) targets=(xtile_json_fuzz) ;;
-  all) targets=(xtile_gguf_fuzz xtile_gguf_seeds xtile_model_fuzz xtile_model_seeds xtile_json_fuzz) ;;
-  *) echo "fuzz/run.sh: unknown target '$target' (gguf, model, json or all)" >&2; exit 2 ;;
+  gbnf) targets=(xtile_gbnf_fuzz) ;;
+  all) targets=(xtile_gguf_fuzz xtile_gguf_seeds xtile_model_fuzz xtile_model_seeds xtile_json_fuzz
+                xtile_gbnf_fuzz) ;;
+  *) echo "fuzz/run.sh: unknown target '$target' (gguf, model, json, gbnf or all)" >&2; exit 2 ;;
 esac
 
 # Ninja for a new build folder where installed, as scripts/build.sh.
@@ -90,9 +95,25 @@ run_json() {
     "$corpus" "$seeds"
 }
 
+run_gbnf() {
+  local seeds="$build/seeds-gbnf" corpus="$root/fuzz/corpus-run/gbnf"
+  rm -rf "$seeds"
+  mkdir -p "$seeds" "$corpus"
+  printf 'root ::= "yes" | "no"\0yes' >"$seeds/choice.txt"
+  printf 'root ::= (expr "=" ws num "\\n")+\nexpr ::= term ([-+*/] term)*\nterm ::= num | "(" ws expr ")" ws\nnum ::= [0-9]+ ws\nws ::= [ \\t]*\n\0(1+2)*3= 9\n' \
+    >"$seeds/arithmetic.txt"
+  printf 'root ::= "[" (item ("," item){0,3})? "]"\nitem ::= [^\\x00-\\x1f",\\]]+ | root\n\0[a,[\xc3\xa9,\xf0\x9f\x98\x80]]' \
+    >"$seeds/nested.txt"
+  printf 'root ::= "a" root "a" | "b" root "b" | "|"\n\0ab|ba' >"$seeds/palindrome.txt"
+  echo "gbnf seeds: $(ls "$seeds" | wc -l) files in $seeds"
+  "$build/fuzz/xtile_gbnf_fuzz" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
+    -artifact_prefix="$build/artifacts/gbnf-" -print_final_stats=1 "$corpus" "$seeds"
+}
+
 case "$target" in
   gguf) run_gguf ;;
   model) run_model ;;
   json) run_json ;;
-  all) run_gguf && run_model && run_json ;;
+  gbnf) run_gbnf ;;
+  all) run_gguf && run_model && run_json && run_gbnf ;;
 esac

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "model/sampler.h"
+#include "server/gbnf.h"
 #include "server/json_schema.h"
 #include "server/tool_call_prefix.h"
 
@@ -36,6 +37,8 @@ struct GenerationParams {
   bool at_sequence_start = false;  // the first generated token starts the text (SPM space)
   bool json_object = false;        // JSON mode: the reply is one JSON object (json_prefix.h)
   std::shared_ptr<const JsonSchema> json_schema;  // and an instance of this schema (json_schema)
+  // llama-server's `grammar`: the reply is one of this GBNF grammar's texts (gbnf_prefix.h).
+  std::shared_ptr<const GbnfGrammar> grammar;
   // Function calling: the reply's <tool_call> blocks are held to the tools (tool_call_prefix.h).
   std::shared_ptr<const ToolCallRules> tool_calls;
   // A constrained reply (JSON mode, forced calls) may think first (the template thinks and the

@@ -8,6 +8,7 @@
 #include "base/error.h"
 #include "model/sampler.h"
 #include "server/api_error.h"
+#include "server/gbnf_prefix.h"
 #include "server/json_schema.h"
 #include "server/tool_calls.h"
 #include "tokenizer/tokenizer.h"
@@ -55,6 +56,18 @@ std::shared_ptr<const JsonSchema> compile_schema(const json& schema, const std::
     return std::make_shared<const JsonSchema>(nlohmann::json::parse(schema.dump()));
   } catch (const Error& e) {
     throw bad_request(param + ": " + e.what(), param);
+  }
+}
+
+// A GBNF grammar compiled, and its start state made once (the limits it may pass are the
+// request's 400 here, not a failure once admitted).
+std::shared_ptr<const GbnfGrammar> compile_grammar(const std::string& text) {
+  try {
+    auto grammar = std::make_shared<const GbnfGrammar>(text);
+    GbnfPrefix start(grammar.get());
+    return grammar;
+  } catch (const Error& e) {
+    throw bad_request(e.what(), "grammar");
   }
 }
 
@@ -566,11 +579,34 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
         throw bad_request(std::string("'") + name + "' (llama-server's sampler) is not supported",
                           name);
     }
-  if (field(body, "grammar"))
-    throw bad_request(
-        "'grammar' (a GBNF grammar) is not supported; response_format json_object "
-        "or json_schema, or llama-server's 'json_schema', constrain the output",
-        "grammar");
+  // llama-server's GBNF grammar (gbnf.h): the reply is held to it token by token
+  // (gbnf_prefix.h). An empty string is no grammar, as there. A chat template's thinking block
+  // is switched off unless the client asked for it, as in JSON mode.
+  if (const json* v = field(body, "grammar")) {
+    if (!v->is_string()) wrong_type("grammar", "a string (GBNF)", *v);
+    if (!v->get_ref<const std::string&>().empty()) {
+      if (r.gen.json_object)
+        throw bad_request(
+            "'grammar' and JSON mode (response_format or json_schema): send one "
+            "of them",
+            "grammar");
+      if (!r.tools.empty())
+        throw bad_request(
+            "'grammar' and 'tools' cannot be combined: the tool calls have their "
+            "own grammar",
+            "grammar");
+      if (const json* lazy = field(body, "grammar_lazy"); lazy && get_bool(*lazy, "grammar_lazy"))
+        throw bad_request("'grammar_lazy' (a grammar from triggers on) is not supported",
+                          "grammar_lazy");
+      r.gen.grammar = compile_grammar(v->get_ref<const std::string&>());
+      const json* kwargs = field(body, "chat_template_kwargs");
+      if (!(kwargs && kwargs->is_object() && field(*kwargs, "enable_thinking") &&
+            r.enable_thinking)) {
+        r.enable_thinking = false;
+        r.reasoning = false;
+      }
+    }
+  }
   if (!chat) {
     if (const json* v = field(body, "echo"); v && get_bool(*v, "echo"))
       throw bad_request("'echo' is not supported", "echo");

@@ -10,9 +10,13 @@
 
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
+
+#include "server/grammar_memo.h"
 
 namespace xtile {
 class Tokenizer;
@@ -80,12 +84,18 @@ class GrammarConstraint final : public ReplyConstraint {
   }
 
   int64_t mask(std::span<float> logits) const override {
+    if constexpr (MemoKeyed<Grammar>) {
+      return mask_memoized(logits);
+    }
     // Which first bytes the grammar takes here: a token starting with any other is refused
     // without walking its bytes (outside strings that is most of the vocabulary).
+    // One probe, assigned the state per token: an assignment reuses the probe's buffers where
+    // a copy would allocate its own (151936 times for Qwen's vocabulary).
+    Grammar probe = state_;
     bool first_ok[256];
     for (int b = 0; b < 256; ++b) {
-      Grammar probe = state_;
-      first_ok[b] = probe.feed(static_cast<uint8_t>(b));
+      probe = state_;
+      first_ok[b] = probe.try_step(static_cast<uint8_t>(b));
     }
     const bool may_end = state_.may_end(), free_text = state_.free_text();
     int64_t allowed = 0;
@@ -95,7 +105,55 @@ class GrammarConstraint final : public ReplyConstraint {
       switch (vocab_->kind(id)) {
         case TokenBytes::Kind::kText: {
           const std::string& b = vocab_->bytes(id);
-          ok = first_ok[static_cast<uint8_t>(b[0])] && state_.accepts(b);
+          if (!first_ok[static_cast<uint8_t>(b[0])]) break;
+          probe = state_;
+          ok = true;
+          for (char c : b)
+            if (!probe.try_step(static_cast<uint8_t>(c))) {
+              ok = false;
+              break;
+            }
+          break;
+        }
+        case TokenBytes::Kind::kEnd:
+          ok = may_end;
+          break;
+        case TokenBytes::Kind::kUnread:
+          ok = free_text;
+          break;
+        case TokenBytes::Kind::kOutside:
+          break;
+      }
+      if (ok)
+        ++allowed;
+      else
+        logits[i] = -std::numeric_limits<float>::infinity();
+    }
+    return allowed;
+  }
+
+  // mask() through the memo of steps (grammar_memo.h).
+  int64_t mask_memoized(std::span<float> logits) const requires MemoKeyed<Grammar> {
+    const int32_t start = memo_.start(state_);
+    const bool may_end = state_.may_end(), free_text = state_.free_text();
+    std::optional<Grammar> probe;  // for a token the full memo cannot step
+    int64_t allowed = 0;
+    for (size_t i = 0; i < logits.size(); ++i) {
+      const int32_t id = static_cast<int32_t>(i);
+      bool ok = false;
+      switch (vocab_->kind(id)) {
+        case TokenBytes::Kind::kText: {
+          int32_t s = start;
+          for (char c : vocab_->bytes(id)) {
+            s = memo_.next(s, static_cast<uint8_t>(c));
+            if (s < 0) break;
+          }
+          if (s == GrammarMemo<Grammar>::kFull) {
+            probe = state_;
+            ok = probe->take(vocab_->bytes(id));
+          } else {
+            ok = s >= 0;
+          }
           break;
         }
         case TokenBytes::Kind::kEnd:
@@ -126,6 +184,7 @@ class GrammarConstraint final : public ReplyConstraint {
  private:
   const TokenBytes* vocab_;
   Grammar state_;
+  [[no_unique_address]] mutable typename MemoOf<Grammar, MemoKeyed<Grammar>>::type memo_;
 };
 
 }  // namespace xtile::server

@@ -5,6 +5,7 @@
 
 #include "base/error.h"
 #include "base/float_env.h"
+#include "server/gbnf_prefix.h"
 #include "server/think_first.h"
 
 namespace xtile::server {
@@ -216,6 +217,13 @@ void Scheduler::admit() {
             token_bytes(), ThinkFirst<JsonPrefix>(object, params.starts_in_think));
       } else if (params.json_object) {
         w->constraint = std::make_unique<GrammarConstraint<JsonPrefix>>(token_bytes(), object);
+      } else if (params.grammar && (params.may_think || params.starts_in_think)) {
+        w->constraint = std::make_unique<GrammarConstraint<ThinkFirst<GbnfPrefix>>>(
+            token_bytes(),
+            ThinkFirst<GbnfPrefix>(GbnfPrefix(params.grammar.get()), params.starts_in_think));
+      } else if (params.grammar) {
+        w->constraint = std::make_unique<GrammarConstraint<GbnfPrefix>>(
+            token_bytes(), GbnfPrefix(params.grammar.get()));
       } else if (params.tool_calls) {
         w->constraint = std::make_unique<GrammarConstraint<ToolCallPrefix>>(
             token_bytes(),
@@ -471,7 +479,7 @@ int32_t Scheduler::constrained_pick(Work& w, std::span<const float> logits) {
   // the logit).
   if (!w.constraint->allows(id))
     fail("constrained output: logit_bias forces token ", id,
-         ", which the reply's grammar (JSON mode or tool calls) refuses");
+         ", which the reply's grammar (JSON mode, tool calls or grammar) refuses");
   return id;
 }
 

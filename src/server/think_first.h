@@ -1,6 +1,6 @@
 // A reply that may think before what a grammar admits: Qwen3's template lets the model write a
-// <think> block first, and a constrained reply (JSON mode) should keep that ability when the
-// client asks for it (chat_template_kwargs.enable_thinking). ThinkFirst<Grammar> admits an
+// <think> block first, and a constrained reply (JSON mode, a GBNF grammar) should keep that ability
+// when the client asks for it (chat_template_kwargs.enable_thinking). ThinkFirst<Grammar> admits an
 // optional "<think>...</think>" at the reply's start (or the rest of one when the prompt opened
 // it), then up to kMaxGap blanks, then what the grammar admits. Inside the think block the
 // model writes what it likes; an end of generation there is refused (the reply owes the
@@ -8,10 +8,12 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <utility>
 
 #include "server/byte_grammar.h"
+#include "server/grammar_memo.h"
 
 namespace xtile::server {
 
@@ -26,6 +28,12 @@ class ThinkFirst : public ByteGrammar<ThinkFirst<Grammar>> {
 
   bool complete() const { return phase_ == Phase::kInner && inner_.complete(); }
   bool may_end() const { return phase_ == Phase::kInner && inner_.may_end(); }
+  // For the mask's memo (grammar_memo.h), where the inner grammar has one.
+  void memo_key(std::string* key) const requires MemoKeyed<Grammar> {
+    key->push_back(static_cast<char>(phase_));
+    key->push_back(static_cast<char>(matched_));
+    inner_.memo_key(key);
+  }
   bool free_text() const {
     return phase_ == Phase::kThink || (phase_ == Phase::kInner && inner_.free_text());
   }
@@ -38,17 +46,20 @@ class ThinkFirst : public ByteGrammar<ThinkFirst<Grammar>> {
 
   bool step(uint8_t c) {
     switch (phase_) {
-      case Phase::kLead:  // "<think>" (no grammar here starts with '<'), or the grammar's part
-        if (matched_ == 0 && c != '<') {
-          phase_ = Phase::kInner;
-          return inner_.try_step(c);
+      case Phase::kLead:  // "<think>", or the grammar's part
+        if (static_cast<uint8_t>(kOpen[matched_]) == c) {
+          if (++matched_ == kOpen.size()) {
+            phase_ = Phase::kThink;
+            matched_ = 0;
+          }
+          return true;
         }
-        if (static_cast<uint8_t>(kOpen[matched_]) != c) return false;
-        if (++matched_ == kOpen.size()) {
-          phase_ = Phase::kThink;
-          matched_ = 0;
-        }
-        return true;
+        // Not the tag: the bytes read as its start were the grammar's (a GBNF grammar may
+        // begin with '<'). A reply that starts with all of "<think>" is the think block.
+        phase_ = Phase::kInner;
+        for (uint8_t i = 0; i < matched_; ++i)
+          if (!inner_.try_step(static_cast<uint8_t>(kOpen[i]))) return false;
+        return inner_.try_step(c);
       case Phase::kThink:
         matched_ = tag_advance(kClose, matched_, c);
         if (matched_ == kClose.size()) {

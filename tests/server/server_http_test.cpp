@@ -637,6 +637,67 @@ TEST_F(ServerHttp, JsonModeRepliesWithAnObjectAndKeepsItsBits) {
   }
 }
 
+// llama-server's grammar: the reply is one of the grammar's texts when it stops (checked with
+// std::regex, written beside it), on both endpoints, streamed the same, and the same bits alone
+// and beside requests without a grammar.
+TEST_F(ServerHttp, GrammarRepliesWithinItAndKeepsItsBits) {
+  const std::string grammar =
+      "root ::= (\"Lily\" | \"Tom\" | \"Sue\") \" \" (\"was\" | \"had\") \" \" word "
+      "(\" \" word){0,8} \".\"\nword ::= [a-z]{1,12}\n";
+  const std::regex whole("(Lily|Tom|Sue) (was|had) [a-z]{1,12}( [a-z]{1,12}){0,8}\\.");
+  std::vector<json> bodies;
+  for (int i = 0; i < 4; ++i) {
+    json b =
+        chat_body(i % 2 ? "Once upon a time" : "Tell me a story.", 80, 500 + i, i == 0 ? 0.0 : 0.9);
+    b["grammar"] = grammar;
+    bodies.push_back(b);
+  }
+  int stopped = 0;
+  for (const json& b : bodies) {
+    const Reply r = post(port_, "/v1/chat/completions", b);
+    ASSERT_EQ(r.status, 200) << r.body;
+    const json c = r.j()["choices"][0];
+    const std::string text = c["message"]["content"].get<std::string>();
+    if (c["finish_reason"] == "stop") {
+      EXPECT_TRUE(std::regex_match(text, whole)) << text;
+      ++stopped;
+    } else {
+      EXPECT_EQ(c["finish_reason"], "length") << text;
+    }
+  }
+  EXPECT_GT(stopped, 0);
+  json completion = {{"prompt", "Once upon a time"},
+                     {"max_tokens", 80},
+                     {"seed", 9},
+                     {"temperature", 0.7},
+                     {"grammar", grammar}};
+  const Reply r = post(port_, "/v1/completions", completion);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json c = r.j()["choices"][0];
+  if (c["finish_reason"] == "stop") {
+    EXPECT_TRUE(std::regex_match(c["text"].get<std::string>(), whole)) << r.body;
+  }
+  const Reply bad = post(port_, "/v1/completions", {{"prompt", "x"}, {"grammar", "root ::= y"}});
+  EXPECT_EQ(bad.status, 400) << bad.body;
+  EXPECT_EQ(bad.j()["error"]["param"], "grammar") << bad.body;
+
+  std::vector<std::string> alone;
+  for (const json& b : bodies) alone.push_back(signature(port_, b, false));
+  std::vector<std::future<std::string>> together;
+  for (int i = 0; i < 8; ++i)  // beside the same prompts without the grammar
+    together.push_back(std::async(std::launch::async, [&, i] {
+      json b = bodies[static_cast<size_t>(i % 4)];
+      if (i >= 4) b.erase("grammar");
+      return signature(port_, b, i % 2 == 1);
+    }));
+  for (int i = 0; i < 8; ++i) {
+    const std::string got = together[static_cast<size_t>(i)].get();
+    if (i < 4) {
+      EXPECT_EQ(got, alone[static_cast<size_t>(i)]) << i;
+    }
+  }
+}
+
 // json_schema: the reply is an instance of the schema. With every property required and no
 // others allowed, the object can only close once both are written: the stories model, which
 // knows no JSON, ends with one.
@@ -717,8 +778,9 @@ TEST_F(ServerHttp, JsonModeRefusesWhatItCannotKeep) {
   const json native = json::parse(r.j()["content"].get<std::string>());
   EXPECT_EQ(native.size(), 1u) << r.body;
   EXPECT_TRUE(native.at("ok").is_boolean()) << r.body;
-  r = post(port_, "/v1/completions", {{"prompt", "x"}, {"grammar", "root ::= \"a\""}});
-  EXPECT_EQ(r.status, 400) << r.body;
+  r = post(port_, "/v1/completions",
+           {{"prompt", "x"}, {"grammar", "root ::= \"a\""}, {"json_schema", closed}});
+  EXPECT_EQ(r.status, 400) << r.body;  // a grammar and JSON mode: one of them
   EXPECT_EQ(r.j()["error"]["param"], "grammar");
   r = post(
       port_, "/v1/completions",

@@ -253,6 +253,27 @@ TEST(ParseRequest, JsonModeThinksOnlyWhenAsked) {
   EXPECT_TRUE(r.reasoning);
 }
 
+// llama-server's grammar: compiled when the request is read; an empty one is none; thinking
+// only when asked, as in JSON mode.
+TEST(ParseRequest, GrammarIsCompiledAndThinksOnlyWhenAsked) {
+  const RequestDefaults d;
+  ParsedRequest r = parse_request(
+      json::parse(R"({"prompt": "x", "grammar": "root ::= [a-z]+ \"\\n\""})"), false, d);
+  ASSERT_TRUE(r.gen.grammar);
+  EXPECT_EQ(r.gen.grammar->rule_count(), 2u);  // root and its repetition
+  r = parse_request(json::parse(R"({"prompt": "x", "grammar": ""})"), false, d);
+  EXPECT_FALSE(r.gen.grammar);
+  const std::string chat = R"({"messages": [{"role": "user", "content": "x"}],
+                               "grammar": "root ::= \"yes\" | \"no\"")";
+  r = parse_request(json::parse(chat + "}"), true, d);
+  ASSERT_TRUE(r.gen.grammar);
+  EXPECT_FALSE(r.enable_thinking);
+  EXPECT_FALSE(r.reasoning);
+  r = parse_request(json::parse(chat + R"(, "chat_template_kwargs": {"enable_thinking": true}})"),
+                    true, d);
+  EXPECT_TRUE(r.enable_thinking);
+}
+
 // Each bad body is a 400 naming the field.
 TEST(ParseRequest, WrongFieldsAre400NamingThem) {
   const RequestDefaults d;
@@ -300,6 +321,19 @@ TEST(ParseRequest, WrongFieldsAre400NamingThem) {
       {R"({"messages": [{"role": "user", "content": "x"}], "logit_bias": [[-5, 1]]})",
        "logit_bias"},
       {R"({"messages": [{"role": "user", "content": "x"}], "mirostat": 2})", "mirostat"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "grammar": 5})", "grammar"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "grammar": "root ::= x"})", "grammar"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "grammar": "root ::= root \"a\""})",
+       "grammar"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "grammar": "root ::= \"a\"",
+          "response_format": {"type": "json_object"}})",
+       "grammar"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "grammar": "root ::= \"a\"",
+          "tools": [{"type": "function", "function": {"name": "f"}}]})",
+       "grammar"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "grammar": "root ::= \"a\"",
+          "grammar_lazy": true})",
+       "grammar_lazy"},
       {R"({"messages": [{"role": "user", "content": "x"}], "typical_p": 0.5})", "typical_p"},
       {R"({"messages": [{"role": "user", "content": "x"}], "dry_multiplier": 0.8})",
        "dry_multiplier"},

@@ -1,0 +1,134 @@
+// libFuzzer target for llama-server's `grammar` field (build and run: fuzz/run.sh 30 gbnf). An
+// input is a grammar's text, then a NUL byte and a reply (without a NUL, the grammar alone):
+// - the parser and compiler either build a grammar or throw xtile::Error (nothing else: no
+//   crash, hang or other exception on any text, however hostile);
+// - the start state is made or refused with an Error (the engine's limits);
+// - the reply fed byte by byte: feed(), accepts() and take() agree on how much is taken; after
+//   each byte taken, some byte continues unless the text is complete (no dead end for a
+//   sampler), and once complete every byte is refused;
+// - for grammars of up to 2000 elements and replies of up to 64 characters, at each character's
+//   end the engine agrees with the tests' Earley recognizer (tests/server/gbnf_oracle.h) on
+//   whether the prefix goes on and whether it is a whole text.
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "base/error.h"
+#include "gbnf_oracle.h"
+#include "server/gbnf_prefix.h"
+
+namespace {
+
+using xtile::server::GbnfGrammar;
+using xtile::server::GbnfPrefix;
+
+[[noreturn]] void finding(const char* what, std::string_view input) {
+  std::fprintf(stderr, "gbnf_fuzz: %s: '%.*s'\n", what, static_cast<int>(input.size()),
+               input.data());
+  std::abort();
+}
+
+// The code points of text up to its first invalid byte, and how many bytes they take.
+std::u32string code_points(std::string_view text, size_t* valid_bytes) {
+  std::u32string out;
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<uint8_t>(text[i]);
+    int len = 0;  // what the first byte announces (0: not a first byte)
+    if (c < 0x80)
+      len = 1;
+    else if (c >= 0xc2 && c <= 0xdf)
+      len = 2;
+    else if (c >= 0xe0 && c <= 0xef)
+      len = 3;
+    else if (c >= 0xf0 && c <= 0xf4)
+      len = 4;
+    if (len == 0 || i + static_cast<size_t>(len) > text.size()) break;
+    uint32_t v = len == 1 ? c : c & (0x7fu >> len);
+    bool ok = true;
+    for (int k = 1; k < len; ++k) {
+      const auto b = static_cast<uint8_t>(text[i + static_cast<size_t>(k)]);
+      ok = ok && (b & 0xc0) == 0x80;
+      v = v << 6 | (b & 0x3fu);
+    }
+    static constexpr uint32_t kMinOf[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (!ok || v < kMinOf[len] || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) break;
+    out += static_cast<char32_t>(v);
+    i += static_cast<size_t>(len);
+  }
+  *valid_bytes = i;
+  return out;
+}
+
+void check_reply(const GbnfGrammar& g, std::string_view reply, std::string_view input) {
+  std::unique_ptr<GbnfPrefix> start;
+  try {
+    start = std::make_unique<GbnfPrefix>(&g);
+  } catch (const xtile::Error&) {
+    return;  // the start passes the engine's limits: the request's 400
+  }
+  GbnfPrefix p = *start;
+  size_t taken = 0;
+  while (taken < reply.size() && p.feed(static_cast<uint8_t>(reply[taken]))) {
+    ++taken;
+    if (p.complete()) {
+      for (int b = 0; b < 256; ++b)
+        if (p.accepts(std::string(1, static_cast<char>(b)))) finding("a byte after the end", input);
+    } else {
+      bool some = false;
+      for (int b = 0; b < 256 && !some; ++b) some = p.accepts(std::string(1, static_cast<char>(b)));
+      if (!some) finding("no byte continues the prefix taken", input);
+    }
+  }
+  const bool whole = taken == reply.size();
+  if (start->accepts(reply) != whole) finding("accepts() disagrees with feed()", input);
+  GbnfPrefix t = *start;
+  if (t.take(reply) != whole) finding("take() disagrees with feed()", input);
+
+  // Against the Earley recognizer, on grammars and replies small enough for it.
+  size_t elements = 0;
+  for (uint32_t r = 0; r < g.rule_count(); ++r)
+    for (uint32_t a : g.alternatives(r))
+      for (uint32_t e = a;; ++e) {
+        ++elements;
+        if (g.element(e).kind == GbnfGrammar::Kind::kEnd) break;
+      }
+  size_t valid = 0;
+  const std::u32string cps = code_points(reply, &valid);
+  if (elements > 2000 || cps.size() > 64) return;
+  const xtile::server::test::EarleyRecognizer earley(g);
+  GbnfPrefix q = *start;
+  std::u32string read;
+  size_t at = 0;  // bytes of reply fed to q
+  for (char32_t c : cps) {
+    const size_t n = c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;  // its bytes
+    bool took = true;
+    for (size_t k = 0; k < n && took; ++k) took = q.feed(static_cast<uint8_t>(reply[at + k]));
+    at += n;
+    read += c;
+    const auto [viable, is_whole] = earley.check(read);
+    if (took != viable) finding("the engine and the Earley recognizer disagree on a prefix", input);
+    if (!took) return;
+    if (q.may_end() != is_whole)
+      finding("the engine and the Earley recognizer disagree on a whole text", input);
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string_view input(reinterpret_cast<const char*>(data), size);
+  const size_t nul = input.find('\0');
+  const std::string_view grammar_text = input.substr(0, nul);
+  std::unique_ptr<GbnfGrammar> g;
+  try {
+    g = std::make_unique<GbnfGrammar>(grammar_text);
+  } catch (const xtile::Error&) {
+    return 0;
+  }
+  if (nul != std::string_view::npos) check_reply(*g, input.substr(nul + 1), input);
+  return 0;
+}

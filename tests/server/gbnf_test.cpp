@@ -1,0 +1,615 @@
+// llama-server's `grammar` field: the GBNF parser (what it takes, what it refuses and where) and
+// GbnfPrefix keeping a reply within the grammar byte by byte. The engine is checked against two
+// independent recognizers written for the tests: std::wregex on random regular grammars (each
+// written both as GBNF and as an ECMAScript expression from one random tree), and an Earley
+// chart parser (gbnf_oracle.h) for whether each prefix of random texts can still become one of
+// the grammar's texts, on recursive grammars too. Then the token mask over Qwen's vocabulary,
+// through the memo of steps, against the direct check of each token.
+#include "server/gbnf.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "gbnf_oracle.h"
+#include "gguf/gguf.h"
+#include "mask_check.h"
+#include "server/gbnf_prefix.h"
+#include "server/reply_constraint.h"
+#include "server/think_first.h"
+#include "test_util.h"
+#include "tokenizer/tokenizer.h"
+
+namespace xtile::server {
+namespace {
+
+std::string utf8(const std::u32string& s) {
+  std::string out;
+  for (char32_t c : s) {
+    const auto cp = static_cast<uint32_t>(c);
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      out += static_cast<char>(0xc0 | cp >> 6);
+      out += static_cast<char>(0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+      out += static_cast<char>(0xe0 | cp >> 12);
+      out += static_cast<char>(0x80 | (cp >> 6 & 0x3f));
+      out += static_cast<char>(0x80 | (cp & 0x3f));
+    } else {
+      out += static_cast<char>(0xf0 | cp >> 18);
+      out += static_cast<char>(0x80 | (cp >> 12 & 0x3f));
+      out += static_cast<char>(0x80 | (cp >> 6 & 0x3f));
+      out += static_cast<char>(0x80 | (cp & 0x3f));
+    }
+  }
+  return out;
+}
+
+// How many bytes of text the grammar takes one by one, and whether it may end / is complete
+// after all of them.
+struct Fed {
+  size_t taken = 0;
+  bool may_end = false, complete = false;
+};
+Fed feed(const GbnfGrammar& g, const std::string& text) {
+  GbnfPrefix p(&g);
+  Fed f;
+  for (; f.taken < text.size(); ++f.taken)
+    if (!p.feed(static_cast<uint8_t>(text[f.taken]))) return f;
+  f.may_end = p.may_end();
+  f.complete = p.complete();
+  return f;
+}
+
+bool whole(const char* grammar, const std::string& text) {
+  const GbnfGrammar g(grammar);
+  const Fed f = feed(g, text);
+  return f.taken == text.size() && f.may_end;
+}
+
+std::string repeated(const std::string& s, int times) {
+  std::string out;
+  for (int i = 0; i < times; ++i) out += s;
+  return out;
+}
+
+std::string error_of(const std::string& grammar) {
+  try {
+    GbnfGrammar g(grammar);
+    GbnfPrefix start(&g);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Gbnf, TakesTheSyntaxOfLlamaCppGrammars) {
+  const char* chess = R"g(# a game in notation
+root ::= (
+    # the first move
+    "1. " move " " move "\n"
+    ([1-9] [0-9]? ". " move " " move "\n")+
+)
+move ::= (pawn | nonpawn | castle) [+#]?
+pawn ::= [a-h] ([1-8] | "x" [a-h] [1-8]) ("=" [NBKQR])?
+nonpawn ::= [NBKQR] [a-h]? [1-8]? "x"? [a-h] [1-8]
+castle ::= "O-O" ("-O")?
+)g";
+  EXPECT_TRUE(whole(chess, "1. e4 e5\n2. Nf3 Nc6\n3. Bb5 a6\n"));
+  EXPECT_TRUE(whole(chess, "1. e4 e5\n2. O-O-O Qxe5+\n"));
+  EXPECT_FALSE(whole(chess, "1. e4 e5\n"));  // at least one more line
+  EXPECT_FALSE(whole(chess, "1. e9 e5\n2. a3 a6\n"));
+
+  const char* arithmetic = R"g(root  ::= (expr "=" ws term "\n")+
+expr  ::= term ([-+*/] term)*
+term  ::= ident | num | "(" ws expr ")" ws
+ident ::= [a-z] [a-z0-9_]* ws
+num   ::= [0-9]+ ws
+ws    ::= [ \t\n]*
+)g";
+  EXPECT_TRUE(whole(arithmetic, "(a+1)*b= 7\n"));
+  EXPECT_TRUE(whole(arithmetic, "x=y\n(1)=2\n"));
+  EXPECT_FALSE(whole(arithmetic, "(a+1*b= 7\n"));
+
+  // Escapes, classes, any character, counted repetition, alternatives continued after '|'.
+  EXPECT_TRUE(whole(R"g(root ::= "\x41\u00e9\U0001F600\t\"\\" [\[\]\-] .)g", "Aé😀\t\"\\-中"));
+  EXPECT_TRUE(whole("root ::= [^a-z]{2,3}", "A1B"));
+  EXPECT_FALSE(whole("root ::= [^a-z]{2,3}", "A1bB"));
+  EXPECT_FALSE(whole("root ::= [^a-z]{2,3}", "ABCD"));
+  EXPECT_TRUE(whole("root ::= \"a\"{3,}", "aaaaa"));
+  EXPECT_FALSE(whole("root ::= \"a\"{3,}", "aa"));
+  EXPECT_TRUE(whole("root ::= \"x\" { 2 } \"y\"{0 , 1}", "xx"));
+  EXPECT_TRUE(whole("root ::= \"a\" |\n  \"b\" |\n\n  \"c\"\n", "c"));
+  EXPECT_TRUE(whole("root ::= \"\" | \"a\"", ""));
+  EXPECT_TRUE(whole("root ::= (\"ab\")* \"c\"?", "ababc"));
+  EXPECT_TRUE(whole("root ::= a_b\na_b ::= [0-9]", "7"));
+  EXPECT_TRUE(whole("root ::= [ぁ-ゟ]+", "ひらがな"));
+  // Right recursion stays flat: a long list costs no stack depth.
+  EXPECT_TRUE(whole("root ::= item root | item\nitem ::= [a-z]", std::string(2000, 'q')));
+}
+
+TEST(Gbnf, RefusesWhatItCannotKeepNamingWhere) {
+  const std::pair<std::string, const char*> cases[] = {
+      {"root ::= foo", "undefined rule 'foo' at line 1, column 10"},
+      {"item ::= \"a\"", "no 'root' rule"},
+      {"root ::= \"a\"\nroot ::= \"b\"", "rule 'root' is defined twice"},
+      {"root ::= root \"a\" | \"b\"", "left recursion: rule 'root'"},
+      {"root ::= x\nx ::= y? x \"a\" | \"b\"\ny ::= \"c\"", "left recursion: rule 'x'"},
+      {"root ::= (\"a\"*)*", "left recursion: a group or repetition in rule 'root'"},
+      {"root ::= \"a\" root", "root admits no complete text"},
+      {"root ::= [^\\x00-\\U0010FFFF]", "root admits no complete text"},
+      {"root ::= \"abc", "unterminated literal at line 1, column 14"},
+      {"root ::= [abc", "unterminated character class"},
+      {"root ::= \"\\q\"", "unknown escape '\\q' at line 1, column 11"},
+      {"root ::= \"\\u12\"", "expected 4 hexadecimal digits"},
+      {"root ::= [z-a]", "runs backwards"},
+      {"root ::= \"a\"{2001}", "a repetition count over 2000"},
+      {"root ::= \"a\"{3,2}", "maximum is below its minimum"},
+      {"root ::= \"a\"{x}", "expected a number in the repetition count"},
+      {"root ::= * \"a\"", "'*' has nothing before it to repeat"},
+      {"root ::= (\"a\" | \"b\"", "expected ')'"},
+      {"root := \"a\"", "expected '::=' after the rule name 'root'"},
+      {"::= \"a\"", "expected a rule name at line 1, column 1"},
+      {"root ::= \"a\"\n  | \"b\"", "expected a rule name at line 2, column 3"},
+      {"root ::= \"a\" )", "expected the end of the line after rule 'root'"},
+      {"root ::= <think> \"a\"", "token references"},
+      {"root ::= !<[12]>", "token references"},
+      {"root ::= \"\xff\"", "invalid UTF-8 in the grammar"},
+      {"root ::= \"\xc0\xaf\"", "invalid UTF-8 in the grammar"},
+      {"root ::= " + repeated("\"a\"{0,2000} ", 200), "too large"},
+      {"root ::= " + std::string(200, '(') + "\"a\"" + std::string(200, ')'),
+       "nested deeper than 128"},
+  };
+  for (const auto& [grammar, message] : cases) {
+    const std::string e = error_of(grammar);
+    EXPECT_NE(e.find(message), std::string::npos) << grammar << "\n -> " << e;
+    EXPECT_EQ(e.rfind("grammar: ", 0), 0u) << e;
+  }
+  // A start deeper than the engine keeps: refused when the state is made (the request's 400).
+  std::string deep = "root ::= r0\n";
+  for (int i = 0; i < 600; ++i)
+    deep.append("r")
+        .append(std::to_string(i))
+        .append(" ::= r")
+        .append(std::to_string(i + 1))
+        .append(" \"x\"\n");
+  deep += "r600 ::= \"y\"\n";
+  EXPECT_NE(error_of(deep).find("passes the engine's limits"), std::string::npos);
+}
+
+TEST(Gbnf, CompleteOnlyWhenNothingMayFollow) {
+  const GbnfGrammar g("root ::= \"ab\" | \"abc\"");
+  Fed f = feed(g, "ab");
+  EXPECT_TRUE(f.may_end);
+  EXPECT_FALSE(f.complete);
+  f = feed(g, "abc");
+  EXPECT_TRUE(f.may_end);
+  EXPECT_TRUE(f.complete);
+  f = feed(g, "a");
+  EXPECT_FALSE(f.may_end);
+  EXPECT_EQ(feed(g, "abd").taken, 2u);
+}
+
+TEST(Gbnf, ReadsMultiByteCharactersByteByByte) {
+  // [é-ü] is U+00E9..U+00FC: "é" is C3 A9, "à" C3 A0 (below the range), "中" E4 B8 AD.
+  const GbnfGrammar g("root ::= [é-ü]+");
+  EXPECT_EQ(feed(g, "é").taken, 2u);
+  EXPECT_EQ(feed(g, "à").taken, 1u);   // C3 could still begin é..ü; A0 cannot end one
+  EXPECT_EQ(feed(g, "中").taken, 0u);  // no three-byte character is in the class
+  GbnfPrefix p(&g);
+  ASSERT_TRUE(p.feed(0xc3));
+  EXPECT_FALSE(p.may_end());  // half a character is not a whole text
+}
+
+TEST(Gbnf, RefusesInvalidUtf8AtItsFirstByte) {
+  const GbnfGrammar any("root ::= .+");
+  EXPECT_EQ(feed(any, "a\xc0\xaf").taken, 1u);         // overlong '/'
+  EXPECT_EQ(feed(any, "\xe0\x80\x80").taken, 1u);      // overlong, three bytes
+  EXPECT_EQ(feed(any, "\xed\xa0\x80").taken, 1u);      // a surrogate
+  EXPECT_EQ(feed(any, "\xf4\x90\x80\x80").taken, 1u);  // past U+10FFFF
+  EXPECT_EQ(feed(any, "\xf5").taken, 0u);
+  EXPECT_EQ(feed(any, "\x80").taken, 0u);  // a continuation byte first
+  EXPECT_EQ(feed(any,
+                 "\xc3"
+                 "a")
+                .taken,
+            1u);
+  const Fed f = feed(any, "\xf0\x9f\x98\x80\xef\xbf\xbf");
+  EXPECT_EQ(f.taken, 7u);
+  EXPECT_TRUE(f.may_end);
+}
+
+// A random regular expression, written both as GBNF and as ECMAScript for std::wregex (whose
+// wchar_t is a whole code point here), and able to write random texts of its own language.
+class RandomRegular {
+ public:
+  explicit RandomRegular(uint32_t seed) : rng_(seed) {
+    root_ = node(3);
+    gbnf_ = "root ::= " + root_.gbnf + "\n";
+  }
+  const std::string& gbnf() const { return gbnf_; }
+  const std::wstring& regex() const { return root_.regex; }
+
+  // A text of the language, or a mutation of one (inserted, deleted or replaced characters).
+  std::u32string text() {
+    std::u32string t;
+    derive(root_, &t);
+    const int mutations = static_cast<int>(rng_() % 3);
+    for (int m = 0; m < mutations; ++m) {
+      const size_t at = t.empty() ? 0 : rng_() % (t.size() + 1);
+      switch (rng_() % 3) {
+        case 0:
+          t.insert(t.begin() + static_cast<ptrdiff_t>(at), pick());
+          break;
+        case 1:
+          if (at < t.size()) t.erase(at, 1);
+          break;
+        default:
+          if (at < t.size()) t[at] = pick();
+          break;
+      }
+    }
+    return t;
+  }
+
+ private:
+  // Letters, multi-byte ones, and characters special to one syntax or the other.
+  static constexpr char32_t kAlphabet[] = {U'a',  U'b', U'c', U'é', U'中', U'😀', U'"',
+                                           U'\\', U'.', U'*', U'-', U']',  U'\n'};
+  struct Node {
+    enum class Type { kChars, kClass, kAny, kSeq, kAlt, kRep } type = Type::kChars;
+    std::u32string chars;       // kChars: the literal; kClass: the members
+    bool negate = false;        // kClass
+    std::vector<Node> kids;     // kSeq, kAlt, kRep (one)
+    uint32_t min = 0, max = 0;  // kRep; max kMany: unbounded
+    bool nullable = false;
+    std::string gbnf;
+    std::wstring regex;
+  };
+  static constexpr uint32_t kMany = 1000;
+
+  char32_t pick() { return kAlphabet[rng_() % std::size(kAlphabet)]; }
+
+  static std::string gbnf_char(char32_t c) {
+    char buf[16];
+    snprintf(buf, sizeof buf, "\\U%08X", static_cast<unsigned>(c));
+    return buf;
+  }
+  static std::wstring regex_char(char32_t c) {
+    const std::wstring special = L"\\^$.|?*+()[]{}-/";
+    std::wstring out;
+    if (special.find(static_cast<wchar_t>(c)) != std::wstring::npos) out += L'\\';
+    if (c == U'\n') return L"\\n";
+    out += static_cast<wchar_t>(c);
+    return out;
+  }
+
+  Node node(int depth) {
+    Node n;
+    const uint32_t kind = depth <= 0 ? rng_() % 3 : rng_() % 6;
+    switch (kind) {
+      case 0: {
+        n.type = Node::Type::kChars;
+        const size_t len = 1 + rng_() % 3;
+        for (size_t i = 0; i < len; ++i) n.chars += pick();
+        n.gbnf = "\"";
+        for (char32_t c : n.chars) {
+          n.gbnf += gbnf_char(c);
+          n.regex += regex_char(c);
+        }
+        n.gbnf += "\"";
+        n.regex = L"(?:" + n.regex + L")";
+        break;
+      }
+      case 1: {
+        n.type = Node::Type::kClass;
+        n.negate = rng_() % 3 == 0;
+        const size_t len = 1 + rng_() % 4;
+        for (size_t i = 0; i < len; ++i) n.chars += pick();
+        n.gbnf = n.negate ? "[^" : "[";
+        n.regex = n.negate ? L"[^" : L"[";
+        for (char32_t c : n.chars) {
+          n.gbnf += gbnf_char(c);
+          n.regex += regex_char(c);
+        }
+        n.gbnf += "]";
+        n.regex += L"]";
+        break;
+      }
+      case 2:
+        n.type = Node::Type::kAny;
+        n.gbnf = ".";
+        n.regex = L"[\\s\\S]";
+        break;
+      case 3:
+      case 4: {
+        n.type = kind == 3 ? Node::Type::kSeq : Node::Type::kAlt;
+        const size_t len = 2 + rng_() % 2;
+        n.nullable = n.type == Node::Type::kSeq;
+        for (size_t i = 0; i < len; ++i) {
+          n.kids.push_back(node(depth - 1));
+          const bool kid_nullable = n.kids.back().nullable;
+          n.nullable =
+              n.type == Node::Type::kSeq ? n.nullable && kid_nullable : n.nullable || kid_nullable;
+        }
+        n.gbnf = "(";
+        n.regex = L"(?:";
+        for (size_t i = 0; i < n.kids.size(); ++i) {
+          if (i > 0 && n.type == Node::Type::kAlt) {
+            n.gbnf += " |";
+            n.regex += L"|";
+          }
+          n.gbnf += " " + n.kids[i].gbnf;
+          n.regex += n.kids[i].regex;
+        }
+        n.gbnf += " )";
+        n.regex += L")";
+        break;
+      }
+      default: {
+        n.type = Node::Type::kRep;
+        n.kids.push_back(node(depth - 1));
+        const Node& kid = n.kids[0];
+        // An unbounded repetition of what can be empty is left recursion (refused): bound it.
+        const uint32_t op = static_cast<uint32_t>(rng_() % 6);
+        static const uint32_t kMin[] = {0, 1, 0, 2, 1, 2}, kMax[] = {kMany, kMany, 1, 2, 3, kMany};
+        n.min = kMin[op];
+        n.max = kid.nullable && kMax[op] == kMany ? n.min + 2 : kMax[op];
+        std::string count =
+            "{" + std::to_string(n.min) + "," + (n.max == kMany ? "" : std::to_string(n.max)) + "}";
+        std::wstring wcount(count.begin(), count.end());
+        if (op == 0 && n.max == kMany) count = "*", wcount = L"*";
+        if (op == 1 && n.max == kMany) count = "+", wcount = L"+";
+        if (op == 2) count = "?", wcount = L"?";
+        n.gbnf = kid.gbnf + count;
+        n.regex = L"(?:" + kid.regex + L")" + wcount;
+        n.nullable = n.min == 0 || kid.nullable;
+        break;
+      }
+    }
+    if (n.type == Node::Type::kChars || n.type == Node::Type::kClass || n.type == Node::Type::kAny)
+      n.nullable = false;
+    return n;
+  }
+
+  void derive(const Node& n, std::u32string* out) {
+    switch (n.type) {
+      case Node::Type::kChars:
+        *out += n.chars;
+        break;
+      case Node::Type::kClass:
+        if (!n.negate) {
+          *out += n.chars[rng_() % n.chars.size()];
+        } else {
+          for (;;) {  // the alphabet, or a character outside it
+            const char32_t c = rng_() % 4 == 0 ? U'Ω' : pick();
+            if (n.chars.find(c) == std::u32string::npos) {
+              *out += c;
+              break;
+            }
+          }
+        }
+        break;
+      case Node::Type::kAny:
+        *out += rng_() % 2 ? pick() : U'\u2028';
+        break;
+      case Node::Type::kSeq:
+        for (const Node& k : n.kids) derive(k, out);
+        break;
+      case Node::Type::kAlt:
+        derive(n.kids[rng_() % n.kids.size()], out);
+        break;
+      case Node::Type::kRep: {
+        const uint32_t hi = n.max == kMany ? n.min + 3 : n.max;
+        const uint32_t times = n.min + static_cast<uint32_t>(rng_() % (hi - n.min + 1));
+        for (uint32_t i = 0; i < times; ++i) derive(n.kids[0], out);
+        break;
+      }
+    }
+  }
+
+  std::mt19937 rng_;
+  Node root_;
+  std::string gbnf_;
+};
+
+// Feeds text byte by byte; at each character's end checks the engine against the Earley
+// recognizer (the prefix may continue; with all of it, a whole text), and after a refused byte
+// that the recognizer agrees. Inside a character, an accepted byte must have some next byte
+// accepted (no dead end). Returns whether the engine took all of the text as a whole text.
+bool check_against_earley(const GbnfGrammar& g, const std::u32string& text) {
+  const test::EarleyRecognizer earley(g);
+  GbnfPrefix p(&g);
+  std::u32string read;
+  for (char32_t c : text) {
+    const std::string bytes = utf8(std::u32string(1, c));
+    read += c;
+    const auto [viable, whole] = earley.check(read);
+    bool took = true;
+    for (size_t i = 0; i < bytes.size() && took; ++i) {
+      took = p.feed(static_cast<uint8_t>(bytes[i]));
+      if (took && i + 1 < bytes.size()) {
+        bool some_next = false;
+        for (int b = 0x80; b < 0xc0 && !some_next; ++b)
+          some_next = p.accepts(std::string(1, static_cast<char>(b)));
+        EXPECT_TRUE(some_next) << "a dead end inside a character";
+      }
+    }
+    EXPECT_EQ(took, viable) << utf8(read);
+    if (!took || !viable) return false;
+    EXPECT_EQ(p.may_end(), whole) << utf8(read);
+  }
+  return p.may_end();
+}
+
+TEST(Gbnf, AgreesWithStdRegexOnRandomRegularGrammars) {
+  int grammars = 0, texts = 0, in_language = 0;
+  for (uint32_t seed = 1; seed <= 300; ++seed) {
+    RandomRegular r(seed);
+    std::unique_ptr<GbnfGrammar> g;
+    try {
+      g = std::make_unique<GbnfGrammar>(r.gbnf());
+    } catch (const Error& e) {
+      ADD_FAILURE() << r.gbnf() << ": " << e.what();
+      continue;
+    }
+    const std::wregex re(r.regex(), std::regex::ECMAScript);
+    ++grammars;
+    for (int t = 0; t < 20; ++t) {
+      const std::u32string text = r.text();
+      const std::wstring wtext(text.begin(), text.end());
+      const bool expected = std::regex_match(wtext, re);
+      const bool engine = check_against_earley(*g, text);
+      ASSERT_EQ(engine, expected) << r.gbnf() << "text: " << utf8(text);
+      ++texts;
+      in_language += expected;
+    }
+  }
+  EXPECT_EQ(grammars, 300);
+  // The derivations keep a share of the texts in the language and the mutations take others
+  // out: both sides are tested.
+  EXPECT_GT(in_language, texts / 5);
+  EXPECT_LT(in_language, texts * 4 / 5);
+}
+
+// A random text of a compiled grammar: a random walk over its alternatives (the shortest
+// way out once the text is long), then 0-2 random edits.
+class Deriver {
+ public:
+  Deriver(const GbnfGrammar& g, uint32_t seed) : g_(g), rng_(seed) {}
+
+  std::u32string text() {
+    std::u32string out;
+    rule(g_.root(), 0, &out);
+    for (int m = static_cast<int>(rng_() % 3); m > 0; --m) {
+      const size_t at = out.empty() ? 0 : rng_() % out.size();
+      const char32_t c = U"[]0,\"-+(xyab|é"[rng_() % 14];
+      if (rng_() % 2 && !out.empty())
+        out[at] = c;
+      else
+        out.insert(out.begin() + static_cast<ptrdiff_t>(at), c);
+    }
+    return out;
+  }
+
+ private:
+  void rule(uint32_t r, int depth, std::u32string* out) {
+    const std::vector<uint32_t>& alts = g_.alternatives(r);
+    uint32_t alt = alts[rng_() % alts.size()];
+    if (depth > 6 || out->size() > 24) {  // the alternative with the fewest references
+      size_t fewest = SIZE_MAX;
+      for (uint32_t a : alts) {
+        size_t refs = 0;
+        for (uint32_t p = a; g_.element(p).kind != GbnfGrammar::Kind::kEnd; ++p)
+          refs += g_.element(p).kind == GbnfGrammar::Kind::kRef;
+        if (refs < fewest) fewest = refs, alt = a;
+      }
+    }
+    for (uint32_t p = alt; g_.element(p).kind != GbnfGrammar::Kind::kEnd; ++p) {
+      const GbnfGrammar::Element& e = g_.element(p);
+      if (e.kind == GbnfGrammar::Kind::kRef) {
+        rule(e.arg, depth + 1, out);
+      } else {
+        const auto& ranges = g_.char_class(e.arg).ranges();
+        const auto [lo, hi] = ranges[rng_() % ranges.size()];
+        const uint32_t span = std::min<uint32_t>(hi - lo, 50);
+        char32_t c = static_cast<char32_t>(lo + rng_() % (span + 1));
+        if (c >= 0xd800 && c <= 0xdfff) c = U'x';
+        *out += c;
+      }
+    }
+  }
+
+  const GbnfGrammar& g_;
+  std::mt19937 rng_;
+};
+
+TEST(Gbnf, AgreesWithAnEarleyParserOnRecursiveGrammars) {
+  const char* grammars[] = {
+      // Nested lists (not regular), with empty alternatives and a nullable prefix.
+      "root ::= ws list ws\nlist ::= \"[\" ws (item (\",\" ws item)*)? ws \"]\"\n"
+      "item ::= list | [0-9]+ | \"\\\"\" [^\"]* \"\\\"\"\nws ::= \" \"?",
+      // Arithmetic with precedence.
+      "root ::= expr\nexpr ::= term ((\"+\" | \"-\") term)*\nterm ::= factor ((\"*\" | \"/\") "
+      "factor)*\nfactor ::= \"-\"? ([0-9]+ | \"(\" expr \")\")",
+      // Ambiguous: several stacks at once.
+      "root ::= a | b\na ::= \"x\"* \"y\" c?\nb ::= \"x\" \"x\"* \"y\" \"y\"?\nc ::= \"y\" | "
+      "\"yy\"",
+      // Palindromes over a, b (center marked): a stack as deep as half the text.
+      "root ::= \"a\" root \"a\" | \"b\" root \"b\" | \"|\"",
+  };
+  int seed = 0;
+  for (const char* text_of_grammar : grammars) {
+    const GbnfGrammar g(text_of_grammar);
+    Deriver d(g, static_cast<uint32_t>(++seed));
+    int texts = 0, whole_texts = 0;
+    for (int t = 0; t < 500; ++t) {
+      ++texts;
+      whole_texts += check_against_earley(g, d.text());
+      ASSERT_FALSE(HasFailure()) << text_of_grammar;
+    }
+    // Both kinds of text were tried: whole ones and ones an edit took out of the language.
+    EXPECT_GT(whole_texts, texts / 5) << text_of_grammar;
+    EXPECT_LT(whole_texts, texts * 4 / 5) << text_of_grammar;
+  }
+}
+
+// Qwen's vocabulary: the mask (through the memo of steps) keeps exactly the tokens that the
+// direct check allows, along a text, for a grammar with several stacks in play.
+class GbnfConstraintQwen : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    XTILE_REQUIRE_FIXTURE(path, "tokenizers/vocab-qwen2.gguf");
+    file_ = std::make_unique<gguf::File>(gguf::File::open(path));
+    tok_ = Tokenizer::from_gguf(*file_);
+    bytes_ = std::make_unique<TokenBytes>(*tok_);
+  }
+  std::unique_ptr<gguf::File> file_;
+  std::unique_ptr<Tokenizer> tok_;
+  std::unique_ptr<TokenBytes> bytes_;
+};
+
+TEST_F(GbnfConstraintQwen, MaskKeepsExactlyTheTokensThatContinueTheText) {
+  const GbnfGrammar g(R"g(root ::= "Answer: " (yes | no) "\n" reason
+yes ::= "yes" | "yes, " [a-z ]+
+no ::= "no"
+reason ::= ("- " [^\n]{1,40} "\n"){1,3}
+)g");
+  GrammarConstraint<GbnfPrefix> c(*bytes_, GbnfPrefix(&g));
+  const std::vector<int32_t> ids =
+      tok_->encode("Answer: yes, of course\n- it is 中文 😀\n- done\n", false, false);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ASSERT_NO_FATAL_FAILURE(test::expect_mask_matches_allows(c, tok_->n_vocab(), 7)) << i;
+    ASSERT_TRUE(c.allows(ids[i])) << i;
+    ASSERT_TRUE(c.accept(ids[i]));
+  }
+  for (int32_t id : tok_->eog_ids()) EXPECT_TRUE(c.allows(id));  // a whole text: may end
+  EXPECT_FALSE(c.complete());                                    // a third line may follow
+}
+
+TEST_F(GbnfConstraintQwen, ThinksFirstWhenAskedAndReadsAGrammarThatBeginsWithATag) {
+  const GbnfGrammar g("root ::= \"<answer>\" [0-9]+ \"</answer>\"");
+  GrammarConstraint<ThinkFirst<GbnfPrefix>> c(*bytes_,
+                                              ThinkFirst<GbnfPrefix>(GbnfPrefix(&g), false));
+  for (int32_t id : tok_->encode("<think>\nsum</think>\n\n<answer>42</answer>", false, false)) {
+    ASSERT_NO_FATAL_FAILURE(test::expect_mask_matches_allows(c, tok_->n_vocab(), 13));
+    ASSERT_TRUE(c.accept(id)) << id;
+  }
+  EXPECT_TRUE(c.complete());
+  GrammarConstraint<ThinkFirst<GbnfPrefix>> direct(*bytes_,
+                                                   ThinkFirst<GbnfPrefix>(GbnfPrefix(&g), false));
+  for (int32_t id : tok_->encode("<answer>7</answer>", false, false))
+    ASSERT_TRUE(direct.accept(id)) << id;
+  EXPECT_TRUE(direct.complete());
+}
+
+}  // namespace
+}  // namespace xtile::server
