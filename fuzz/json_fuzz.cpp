@@ -46,6 +46,7 @@ const nlohmann::json& schema_doc() {
       "when": {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]},
       "day": {"type": "string", "format": "date"},
       "id": {"type": "string", "format": "uuid"},
+      "plate": {"type": "string", "pattern": "^[A-Z]{2}-\\d{2,4}$|^\\+[0-9 ]*é$"},
       "next": {"anyOf": [{"$ref": "#"}, {"type": "null"}]},
       "any": {}
     },

@@ -47,6 +47,8 @@ bool JsonPrefix::step(uint8_t c) {
       lexeme_ = Lexeme::kNone;
       value_done();
       return true;
+    case Lexeme::kPattern:
+      return pattern_byte(c);
     case Lexeme::kLiteral:
       if (c != static_cast<uint8_t>(*literal_)) return false;
       if (*++literal_ == '\0') {
@@ -193,6 +195,9 @@ bool JsonPrefix::value_start(uint8_t c) {
       if (schema_ && schema_->node(node).format != StringFormat::kNone) {
         lexeme_ = Lexeme::kFormat;
         format_ = FormatReader(schema_->node(node).format);
+      } else if (schema_ && schema_->node(node).pattern) {
+        lexeme_ = Lexeme::kPattern;
+        pattern_.emplace(schema_->node(node).pattern.get());
       }
       return true;
     case '-':
@@ -313,6 +318,59 @@ bool JsonPrefix::hex_byte(uint8_t c) {
       surrogate_ = Surrogate::kNeedBackslash;
   }
   return true;
+}
+
+// A string with a pattern: JSON's rules (string_byte) and the pattern's, which reads the string's
+// characters. Raw bytes go to the pattern's engine as they are (it reads UTF-8 itself); a simple
+// escape gives its character; a \u escape is taken only for a control character (U+0000 to
+// U+001F, which JSON must escape): every other character is written as itself, so that each
+// byte's fate is known when it comes (no dead end inside an escape).
+bool JsonPrefix::pattern_byte(uint8_t c) {
+  const bool in_utf8 = utf8_left_ > 0, in_hex = hex_left_ > 0, after_backslash = escape_;
+  if (!in_utf8 && !in_hex && !after_backslash && c == '"' && !pattern_->may_end()) return false;
+  lexeme_ = Lexeme::kString;  // string_byte's rules, which end the string at its quote
+  const bool json_ok = string_byte(c);
+  if (lexeme_ == Lexeme::kString) lexeme_ = Lexeme::kPattern;
+  if (!json_ok) return false;
+  if (lexeme_ == Lexeme::kNone) {  // the closing quote
+    pattern_.reset();
+    return true;
+  }
+  if (in_utf8 || (!in_hex && !after_backslash && c != '\\')) return pattern_->try_step(c);
+  if (after_backslash) {
+    switch (c) {
+      case 'u':
+        return true;  // the digits decide
+      case 'b':
+        return pattern_->try_step('\b');
+      case 'f':
+        return pattern_->try_step('\f');
+      case 'n':
+        return pattern_->try_step('\n');
+      case 'r':
+        return pattern_->try_step('\r');
+      case 't':
+        return pattern_->try_step('\t');
+      default:  // '"', '\\', '/'
+        return pattern_->try_step(c);
+    }
+  }
+  if (!in_hex) return true;  // the backslash
+  // A digit of \u00XX with XX below 0x20: '0', '0', '0' or '1', then any; at the third, some
+  // of the sixteen characters it leaves must be the pattern's.
+  switch (hex_left_) {
+    case 3:
+    case 2:
+      return hex_value_ == 0;
+    case 1: {
+      if (hex_value_ > 1) return false;
+      for (uint32_t cp = hex_value_ * 16u; cp < hex_value_ * 16u + 16u; ++cp)
+        if (pattern_->accepts(std::string(1, static_cast<char>(cp)))) return true;
+      return false;
+    }
+    default:
+      return pattern_->try_step(static_cast<uint8_t>(hex_value_));
+  }
 }
 
 bool JsonPrefix::number_byte(uint8_t c) {

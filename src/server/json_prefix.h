@@ -13,11 +13,13 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "server/byte_grammar.h"
+#include "server/gbnf_prefix.h"
 #include "server/json_schema.h"
 
 namespace xtile::server {
@@ -53,8 +55,8 @@ class JsonPrefix : public ByteGrammar<JsonPrefix> {
     kDone,          // the top-level object closed
   };
   // A token in progress.
-  // kFormat: a string with a schema's format (json_format.h).
-  enum class Lexeme : uint8_t { kNone, kString, kNumber, kLiteral, kValue, kFormat };
+  // kFormat: a string with a schema's format (json_format.h); kPattern: with a pattern.
+  enum class Lexeme : uint8_t { kNone, kString, kNumber, kLiteral, kValue, kFormat, kPattern };
   // Where a number is: each state names the part just read.
   enum class Number : uint8_t { kMinus, kZero, kInt, kDot, kFrac, kExpMark, kExpSign, kExp };
 
@@ -66,6 +68,7 @@ class JsonPrefix : public ByteGrammar<JsonPrefix> {
   bool structural(uint8_t c);   // c outside a lexeme
   bool string_byte(uint8_t c);  // c inside a string
   bool hex_byte(uint8_t c);     // a digit of a \uXXXX escape
+  bool pattern_byte(uint8_t c);  // c inside a string with a pattern
   bool number_byte(uint8_t c);  // c inside a number (false: not part of it)
   bool value_start(uint8_t c);  // c begins a value
   bool open(char bracket, int node);  // '{' or '[' (node: its schema's): false beyond kMaxDepth
@@ -137,6 +140,8 @@ class JsonPrefix : public ByteGrammar<JsonPrefix> {
   uint16_t cand_lo_ = 0, cand_hi_ = 0, cand_pos_ = 0;
   int value_node_ = 0;  // the enum value's node (Lexeme::kValue)
   FormatReader format_;  // Lexeme::kFormat
+  // Lexeme::kPattern: the pattern's engine, fed the string's characters as they decode.
+  std::optional<GbnfPrefix> pattern_;
   // A string value's characters so far and its node's bounds (minLength, maxLength).
   uint32_t str_len_ = 0, str_min_ = 0, str_max_ = UINT32_MAX;
   // A bounded integer (minimum, maximum): its sign, whether a digit came, its magnitude

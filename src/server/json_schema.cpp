@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "base/error.h"
+#include "server/json_pattern.h"
 
 namespace xtile::server {
 
@@ -238,6 +239,14 @@ int JsonSchema::compile(const json& s, const std::string& at) {
         fail(here, ": format ", v.dump(),
              " is not supported; xtile keeps date, time, date-time and uuid");
       scalar_bounds = true;
+    } else if (k == "pattern") {
+      if (!v.is_string()) fail(here, ": must be a string (a regular expression)");
+      try {
+        n.pattern = compile_pattern(v.get<std::string>());
+      } catch (const Error& e) {
+        fail(here, ": ", e.what());
+      }
+      scalar_bounds = true;
     } else if (k == "minimum" || k == "exclusiveMinimum") {
       n.min_int = std::max(n.min_int, integer_bound(v, true, k[0] == 'e', here));
       integer_bounds = scalar_bounds = true;
@@ -253,7 +262,7 @@ int JsonSchema::compile(const json& s, const std::string& at) {
            "' is not supported; xtile enforces type, properties, required, additionalProperties, "
            "items, minItems, maxItems, minLength, maxLength, minimum, maximum, "
            "exclusiveMinimum, exclusiveMaximum (integers), format (date, time, date-time, "
-           "uuid), enum, const, $ref, anyOf, oneOf and an allOf of one schema");
+           "uuid), pattern, enum, const, $ref, anyOf, oneOf and an allOf of one schema");
     }
   }
   // Sort the property names with their nodes, then mark the required ones.
@@ -297,6 +306,14 @@ int JsonSchema::compile(const json& s, const std::string& at) {
          "supported");
   if (n.format != StringFormat::kNone && (n.min_length > 0 || n.max_length != UINT32_MAX))
     fail(at, ": minLength / maxLength beside format are not supported (a format fixes the length)");
+  // A pattern's engine and a length count kept apart could meet a dead end (the pattern wants
+  // more characters than maxLength leaves); the length can be written into the pattern.
+  if (n.pattern && (n.min_length > 0 || n.max_length != UINT32_MAX))
+    fail(at,
+         ": minLength / maxLength beside pattern are not supported; write the length into the "
+         "pattern (^[a-z]{1,20}$)");
+  if (n.pattern && n.format != StringFormat::kNone)
+    fail(at, ": pattern beside format is not supported");
   if (n.min_items > n.max_items || n.min_length > n.max_length || n.min_int > n.max_int)
     fail(at, ": the bounds admit no value (a minimum above its maximum)");
   const int id = static_cast<int>(nodes_.size());

@@ -5,10 +5,10 @@
 // maxLength (in code points), minimum / maximum / exclusiveMinimum / exclusiveMaximum on
 // integers, enum and const (scalar values), $ref to "#", "#/$defs/..." or "#/definitions/...",
 // anyOf / oneOf whose branches start with different bytes (Optional[X] is X or null), and an
-// allOf of one schema (Pydantic's way to describe a $ref), and the string formats date, time,
-// date-time and uuid (json_format.h). Annotations (title, description, default, ...) are
-// ignored. Any other keyword is refused, naming it and where it is, rather than
-// dropped: a reply would look constrained by it and not be.
+// allOf of one schema (Pydantic's way to describe a $ref), the string formats date, time,
+// date-time and uuid (json_format.h), and `pattern` (json_pattern.h). Annotations (title,
+// description, default, ...) are ignored. Any other keyword is refused, naming it and where it is,
+// rather than dropped: a reply would look constrained by it and not be.
 //
 // Decisions where a grammar must pick one spelling: enum and const values are written as
 // nlohmann::json writes them (compact; strings with their characters as they are), and so are
@@ -16,11 +16,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "server/gbnf.h"
 #include "server/json_format.h"
 
 namespace xtile::server {
@@ -51,6 +53,7 @@ struct SchemaNode {
   uint32_t min_items = 0, max_items = UINT32_MAX;    // arrays: element count
   uint32_t min_length = 0, max_length = UINT32_MAX;  // strings: code points
   StringFormat format = StringFormat::kNone;         // strings: date, time, date-time, uuid
+  std::shared_ptr<const GbnfGrammar> pattern;        // strings: `pattern` (json_pattern.h)
   // Integers: the bounds, inclusive (exclusive ones and fractions rounded inward). Only on
   // nodes that admit no other numbers.
   int64_t min_int = INT64_MIN, max_int = INT64_MAX;

@@ -18,6 +18,28 @@ namespace xtile::server::test {
 
 using nlohmann::json;
 
+// Valid UTF-8 as code points, one per wchar_t (32 bits here), for std::wregex.
+inline std::wstring wide(const std::string& s) {
+  std::wstring out;
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const int len = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+    uint32_t v = len == 1 ? c : c & (0x7fu >> len);
+    for (int k = 1; k < len && i + static_cast<size_t>(k) < s.size(); ++k)
+      v = v << 6 | (static_cast<unsigned char>(s[i + static_cast<size_t>(k)]) & 0x3fu);
+    out += static_cast<wchar_t>(v);
+    i += static_cast<size_t>(len);
+  }
+  return out;
+}
+
+// JSON Schema's `pattern`: an ECMA-262 expression found anywhere in the string (std::wregex's
+// ECMAScript grammar, searched).
+inline bool pattern_ok(const std::string& pattern, const std::string& s) {
+  const std::wregex re(wide(pattern), std::regex::ECMAScript);
+  return std::regex_search(wide(s), re);
+}
+
 // Whether s is a value of a string format (json_format.h's), checked another way: the layout
 // by a regular expression, the calendar by std::chrono.
 inline bool format_ok(const std::string& format, const std::string& s) {
@@ -63,6 +85,7 @@ inline bool valid(const json& v, const json& s, const json& root) {
     if (s.contains("minLength") && n < s["minLength"].get<size_t>()) return false;
     if (s.contains("maxLength") && n > s["maxLength"].get<size_t>()) return false;
     if (s.contains("format") && !format_ok(s["format"], v.get<std::string>())) return false;
+    if (s.contains("pattern") && !pattern_ok(s["pattern"], v.get<std::string>())) return false;
   }
   if (v.is_number()) {
     const double x = v.get<double>();
@@ -151,7 +174,8 @@ inline json instance(std::mt19937& rng, const json& s, const json& root, int dep
   }
   if (t == "string") {
     const char* pool[] = {
-        "", "a", "Lily", "caf\xc3\xa9", "say \"hi\"", "line\nbreak", "\xf0\x9f\x98\x80"};
+        "",        "a",     "Lily", "caf\xc3\xa9", "say \"hi\"", "line\nbreak", "\xf0\x9f\x98\x80",
+        "AB-1234", "x@y.io"};
     std::vector<std::string> fits;  // the pool's strings within the length bounds
     for (const char* p : pool)
       if (valid(json(p), s, root)) fits.emplace_back(p);

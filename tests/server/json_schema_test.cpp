@@ -44,6 +44,8 @@ const json kPerson = json::parse(R"({
     "born": {"type": "string", "format": "date"},
     "seen": {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]},
     "id": {"type": "string", "format": "uuid"},
+    "plate": {"type": "string", "pattern": "^[A-Z]{2}-\\d{4}$"},
+    "mail": {"type": ["string", "null"], "pattern": "^\\S+@\\S+\\.\\S+$"},
     "alarm": {"type": "string", "format": "time"},
     "scores": {"type": ["array", "null"], "items": {"type": ["integer", "boolean"]}},
     "parent": {"anyOf": [{"$ref": "#"}, {"type": "null"}]},
@@ -75,8 +77,10 @@ TEST(JsonSchema, CompilesTheSubsetAndNamesWhatItRefuses) {
   EXPECT_NO_THROW(JsonSchema(json::parse(R"({"type": "object"})")));
   const std::pair<const char*, const char*> refused[] = {
       {R"({"type": "array"})", "root"},
-      {R"({"type": "object", "properties": {"a": {"type": "string", "pattern": "^x"}}})",
+      {R"({"type": "object", "properties": {"a": {"type": "string", "pattern": "(a)\\1"}}})",
        "#/properties/a/pattern"},
+      {R"({"type": "object", "properties": {"a": {"type": "string", "format": "email"}}})",
+       "#/properties/a/format"},
       {R"({"type": "object", "properties": {"a": {"type": "number", "minimum": 0}}})",
        "integers only"},
       {R"({"type": "object", "properties": {"a": {"minimum": 0}}})", "integers only"},

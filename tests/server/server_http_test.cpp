@@ -731,10 +731,10 @@ TEST_F(ServerHttp, JsonSchemaRepliesWithAnInstance) {
 }
 
 TEST_F(ServerHttp, JsonModeRefusesWhatItCannotKeep) {
-  // A schema keyword the grammar does not enforce, a json_schema without a schema, a root that
-  // is not an object, an unknown format.
+  // A pattern the grammar does not enforce (lookaround), a json_schema without a schema, a root
+  // that is not an object, an unknown format.
   const json pattern = {{"type", "object"},
-                        {"properties", {{"a", {{"type", "string"}, {"pattern", "^x"}}}}}};
+                        {"properties", {{"a", {{"type", "string"}, {"pattern", "(?=x)"}}}}}};
   const std::pair<json, std::string> cases[] = {
       {{{"type", "json_schema"}, {"json_schema", {{"name", "x"}, {"schema", pattern}}}},
        "response_format.json_schema.schema"},
@@ -1022,7 +1022,7 @@ TEST(ServerHttpOwn, ForcedToolCallsAreCallsOfTheTools) {
   // Refused: a forced call without tools, a name that is not a tool, a strict tool whose
   // schema the grammar cannot keep. A tool that is not strict is called with any object.
   const json pattern = {{"type", "object"},
-                        {"properties", {{"a", {{"type", "string"}, {"pattern", "^x"}}}}}};
+                        {"properties", {{"a", {{"type", "string"}, {"pattern", "(?=x)"}}}}}};
   json no_tools = chat_body("Hi", 8, 1, 0.0);
   no_tools["tool_choice"] = "required";
   json unknown = body(1, {{"type", "function"}, {"function", {{"name", "nope"}}}}, false);

@@ -303,7 +303,7 @@ TEST(ParseRequest, WrongFieldsAre400NamingThem) {
        "tool_choice"},
       {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function",
           "function": {"name": "f", "strict": true, "parameters": {"type": "object",
-          "properties": {"a": {"type": "string", "pattern": "^a"}}}}}]})",
+          "properties": {"a": {"type": "string", "pattern": "\\ba"}}}}}]})",
        "tools[0].function.parameters"},
       {R"({"messages": [{"role": "user", "content": "x"}], "repeat_penalty": 0})",
        "repeat_penalty"},

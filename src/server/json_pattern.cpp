@@ -1,0 +1,361 @@
+#include "server/json_pattern.h"
+
+#include <cstdio>
+#include <utility>
+#include <vector>
+
+#include "base/error.h"
+#include "server/gbnf_prefix.h"
+
+namespace xtile::server {
+
+namespace {
+
+using Ranges = std::vector<std::pair<uint32_t, uint32_t>>;
+
+// ECMA-262's \s: white space and line terminators.
+const Ranges kSpace = {{0x09, 0x0d},     {0x20, 0x20},     {0xa0, 0xa0},     {0x1680, 0x1680},
+                       {0x2000, 0x200a}, {0x2028, 0x2029}, {0x202f, 0x202f}, {0x205f, 0x205f},
+                       {0x3000, 0x3000}, {0xfeff, 0xfeff}};
+const Ranges kDigit = {{'0', '9'}};
+const Ranges kWord = {{'0', '9'}, {'A', 'Z'}, {'_', '_'}, {'a', 'z'}};
+// What `.` leaves out without the s flag: the line terminators.
+const Ranges kLineTerminators = {{0x0a, 0x0a}, {0x0d, 0x0d}, {0x2028, 0x2029}};
+
+std::string hex8(uint32_t cp) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "\\U%08X", cp);
+  return buf;
+}
+
+std::string gbnf_class(const Ranges& ranges, bool negate) {
+  std::string out = negate ? "[^" : "[";
+  for (auto [lo, hi] : ranges) {
+    out += hex8(lo);
+    if (hi != lo) out.append("-").append(hex8(hi));
+  }
+  return out + "]";
+}
+
+class Translator {
+ public:
+  explicit Translator(std::string_view pattern) : text_(pattern) { decode(pattern); }
+
+  std::string translate() {
+    std::string root = "root ::=";
+    bool first = true;
+    do {
+      if (!first) {
+        ++pos_;  // the '|'
+        root += " |";
+      }
+      first = false;
+      const bool start = peek() == '^';
+      if (start) ++pos_;
+      std::string body = sequence(/*top=*/true);
+      const bool end = peek() == '$';
+      if (end) ++pos_;
+      if (!at_end() && peek() != '|') unsupported_here("an unmatched ')'");
+      root += std::string(" ") + (start ? "" : ".* ") + "(" + body + " )" + (end ? "" : " .*");
+    } while (!at_end() && peek() == '|');
+    return root + "\n";
+  }
+
+ private:
+  [[noreturn]] void unsupported_here(const std::string& what) const {
+    fail("pattern ", quoted(), ": ", what, " (at character ", pos_ + 1, ") is not supported");
+  }
+  std::string quoted() const { return std::string("\"").append(text_).append("\""); }
+
+  void decode(std::string_view s) {
+    for (size_t i = 0; i < s.size();) {
+      const auto c = static_cast<uint8_t>(s[i]);
+      int len = 0;
+      if (c < 0x80)
+        len = 1;
+      else if (c >= 0xc2 && c <= 0xdf)
+        len = 2;
+      else if (c >= 0xe0 && c <= 0xef)
+        len = 3;
+      else if (c >= 0xf0 && c <= 0xf4)
+        len = 4;
+      if (len == 0 || i + static_cast<size_t>(len) > s.size())
+        fail("pattern ", quoted(), ": invalid UTF-8");
+      uint32_t v = len == 1 ? c : c & (0x7fu >> len);
+      for (int k = 1; k < len; ++k) v = v << 6 | (static_cast<uint8_t>(s[i + k]) & 0x3fu);
+      cps_.push_back(v);
+      i += static_cast<size_t>(len);
+    }
+  }
+
+  bool at_end() const { return pos_ >= cps_.size(); }
+  uint32_t peek(size_t ahead = 0) const {
+    return pos_ + ahead < cps_.size() ? cps_[pos_ + ahead] : 0xffffffffu;
+  }
+
+  // Items up to '|', ')', the end, or (at the top) a '$' that ends the alternative.
+  std::string sequence(bool top) {
+    std::string out;
+    while (!at_end()) {
+      const uint32_t c = peek();
+      if (c == '|' || c == ')') break;
+      if (c == '$') {
+        if (top && (pos_ + 1 == cps_.size() || peek(1) == '|')) break;
+        unsupported_here("'$' inside the pattern");
+      }
+      if (c == '^') unsupported_here("'^' inside the pattern");
+      std::string atom_text = atom();
+      out += " " + atom_text + quantifier();
+    }
+    return out;
+  }
+
+  std::string alternatives_in_group() {
+    std::string out = "(";
+    bool first = true;
+    do {
+      if (!first) {
+        ++pos_;
+        out += " |";
+      }
+      first = false;
+      out += sequence(/*top=*/false);
+    } while (peek() == '|');
+    if (peek() != ')') unsupported_here("a group without its ')'");
+    ++pos_;
+    return out + " )";
+  }
+
+  std::string atom() {
+    const uint32_t c = peek();
+    if (c == '(') {
+      ++pos_;
+      if (peek() == '?') {
+        if (peek(1) == ':') {
+          pos_ += 2;
+        } else if (peek(1) == '<' && peek(2) != '=' && peek(2) != '!') {
+          pos_ += 2;  // a named group: (?<name>...)
+          while (!at_end() && peek() != '>') ++pos_;
+          if (at_end()) unsupported_here("a group name without its '>'");
+          ++pos_;
+        } else {
+          unsupported_here("lookaround ((?=, (?!, (?<=, (?<!)");
+        }
+      }
+      return alternatives_in_group();
+    }
+    if (c == '[') return char_class();
+    if (c == '.') {
+      ++pos_;
+      return gbnf_class(kLineTerminators, true);
+    }
+    if (c == '*' || c == '+' || c == '?') unsupported_here("a quantifier with nothing to repeat");
+    if (c == '\\') return escape_outside_class();
+    ++pos_;
+    return std::string("\"").append(hex8(c)).append("\"");
+  }
+
+  // After an atom: * + ? {n} {n,} {n,m}, and a lazy '?' (the same strings). A '{' that is not a
+  // quantifier is a character (ECMA-262's Annex B), read as the next atom.
+  std::string quantifier() {
+    std::string q;
+    const uint32_t c = peek();
+    if (c == '*' || c == '+' || c == '?') {
+      ++pos_;
+      q = std::string(1, static_cast<char>(c));
+    } else if (c == '{') {
+      size_t p = pos_ + 1;
+      auto number = [&](std::string* digits) {
+        while (p < cps_.size() && cps_[p] >= '0' && cps_[p] <= '9')
+          *digits += static_cast<char>(cps_[p++]);
+        return !digits->empty();
+      };
+      std::string lo, hi;
+      bool comma = false;
+      if (!number(&lo)) return "";
+      if (p < cps_.size() && cps_[p] == ',') {
+        comma = true;
+        ++p;
+        number(&hi);
+      }
+      if (p >= cps_.size() || cps_[p] != '}') return "";
+      pos_ = p + 1;
+      q = "{" + lo + (comma ? "," + hi : "") + "}";
+    } else {
+      return "";
+    }
+    if (peek() == '?') ++pos_;  // lazy: the same strings
+    if (peek() == '*' || peek() == '+' || peek() == '?' ||
+        (peek() == '{' && peek(1) >= '0' && peek(1) <= '9'))
+      unsupported_here("a quantifier after a quantifier");
+    return q;
+  }
+
+  // \d \w \s and their complements, or one character.
+  std::string escape_outside_class() {
+    ++pos_;  // the backslash
+    const uint32_t e = peek();
+    switch (e) {
+      case 'd':
+      case 'w':
+      case 's':
+      case 'D':
+      case 'W':
+      case 'S': {
+        ++pos_;
+        const Ranges& r = (e == 'd' || e == 'D') ? kDigit : (e == 'w' || e == 'W') ? kWord : kSpace;
+        return gbnf_class(r, e < 'a');
+      }
+      default:
+        return std::string("\"").append(hex8(escaped_character(/*in_class=*/false))).append("\"");
+    }
+  }
+
+  // The character an escape stands for (pos_ after the backslash).
+  uint32_t escaped_character(bool in_class) {
+    const uint32_t e = peek();
+    if (at_end()) unsupported_here("a '\\' at the end");
+    ++pos_;
+    switch (e) {
+      case 'n':
+        return '\n';
+      case 'r':
+        return '\r';
+      case 't':
+        return '\t';
+      case 'f':
+        return '\f';
+      case 'v':
+        return '\v';
+      case '0':
+        if (peek() >= '0' && peek() <= '9') unsupported_here("an octal escape");
+        return 0;
+      case 'x':
+        return hex(2);
+      case 'u':
+        if (peek() == '{') unsupported_here("\\u{...} (the u flag)");
+        return hex(4);
+      case 'b':
+        if (in_class) return '\b';
+        --pos_;
+        unsupported_here("\\b (a word boundary)");
+      case 'B':
+        --pos_;
+        unsupported_here("\\B (not a word boundary)");
+      case 'p':
+      case 'P':
+        --pos_;
+        unsupported_here("a Unicode property escape");
+      case 'c':
+        --pos_;
+        unsupported_here("a control escape (\\c)");
+      case 'k':
+        --pos_;
+        unsupported_here("a named backreference");
+      default:
+        break;
+    }
+    if (e >= '1' && e <= '9') {
+      --pos_;
+      unsupported_here("a backreference");
+    }
+    if ((e >= 'a' && e <= 'z') || (e >= 'A' && e <= 'Z') || (e >= '0' && e <= '9')) {
+      --pos_;
+      unsupported_here("the escape '\\" + std::string(1, static_cast<char>(e)) + "'");
+    }
+    return e;  // an escaped punctuation character or any other: itself
+  }
+
+  uint32_t hex(int digits) {
+    uint32_t v = 0;
+    for (int i = 0; i < digits; ++i) {
+      const uint32_t c = peek();
+      uint32_t d;
+      if (c >= '0' && c <= '9')
+        d = c - '0';
+      else if (c >= 'a' && c <= 'f')
+        d = c - 'a' + 10;
+      else if (c >= 'A' && c <= 'F')
+        d = c - 'A' + 10;
+      else
+        unsupported_here("an escape without its " + std::to_string(digits) + " hex digits");
+      v = v * 16 + d;
+      ++pos_;
+    }
+    return v;
+  }
+
+  std::string char_class() {
+    ++pos_;  // '['
+    const bool negate = peek() == '^';
+    if (negate) ++pos_;
+    Ranges ranges;
+    // One member: a character, or (added to ranges) \d \w \s or their complements ([\s\S]
+    // is any character).
+    auto member = [&](uint32_t* cp) -> bool {
+      if (peek() != '\\') {
+        *cp = peek();
+        ++pos_;
+        return true;
+      }
+      ++pos_;
+      const uint32_t e = peek();
+      if (e == 'd' || e == 'w' || e == 's' || e == 'D' || e == 'W' || e == 'S') {
+        ++pos_;
+        const uint32_t lower = e | 0x20;
+        const Ranges& r = lower == 'd' ? kDigit : lower == 'w' ? kWord : kSpace;
+        const Ranges add = e == lower ? r : CodePointSet(r).complement().ranges();
+        ranges.insert(ranges.end(), add.begin(), add.end());
+        return false;
+      }
+      *cp = escaped_character(/*in_class=*/true);
+      return true;
+    };
+    while (!at_end() && peek() != ']') {
+      uint32_t lo = 0;
+      if (!member(&lo)) continue;
+      if (peek() == '-' && peek(1) != ']' && pos_ + 1 < cps_.size()) {
+        ++pos_;
+        uint32_t hi = 0;
+        if (!member(&hi)) unsupported_here("a range to a class escape");
+        if (hi < lo) unsupported_here("a range out of order");
+        ranges.emplace_back(lo, hi);
+      } else {
+        ranges.emplace_back(lo, lo);
+      }
+    }
+    if (at_end()) unsupported_here("a class without its ']'");
+    ++pos_;
+    return gbnf_class(CodePointSet(ranges).ranges(), negate);
+  }
+
+  std::string_view text_;
+  std::vector<uint32_t> cps_;
+  size_t pos_ = 0;
+};
+
+}  // namespace
+
+std::string pattern_to_gbnf(std::string_view pattern) {
+  return Translator(pattern).translate();
+}
+
+std::shared_ptr<const GbnfGrammar> compile_pattern(std::string_view pattern) {
+  const std::string text = pattern_to_gbnf(pattern);
+  try {
+    auto grammar = std::make_shared<const GbnfGrammar>(text);
+    GbnfPrefix start(grammar.get());
+    return grammar;
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    if (m.find("left recursion") != std::string::npos)
+      fail("pattern \"", pattern,
+           "\": a repetition of something that can be empty, repeated without bound ((a*)*), "
+           "is not supported");
+    if (m.find("no complete text") != std::string::npos)
+      fail("pattern \"", pattern, "\" matches no string");
+    fail("pattern \"", pattern, "\": ", m);
+  }
+}
+
+}  // namespace xtile::server

@@ -1,0 +1,187 @@
+// JSON Schema's `pattern`: the translation of an ECMA-262 expression into a GBNF grammar
+// (json_pattern.h) checked against std::wregex's own search on random expressions and texts,
+// the patterns Pydantic models carry, the refusals, and JsonPrefix keeping a string value within
+// its pattern byte by byte (escapes included).
+#include "server/json_pattern.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <regex>
+#include <string>
+
+#include "base/error.h"
+#include "random_regular.h"
+#include "server/gbnf_prefix.h"
+#include "server/json_prefix.h"
+#include "server/json_schema.h"
+
+namespace xtile::server {
+namespace {
+
+using test::RandomRegular;
+using test::utf8;
+
+// Whether the string (UTF-8) is one of the pattern's, by the GBNF engine.
+bool engine_matches(const GbnfGrammar& g, const std::string& s) {
+  GbnfPrefix p(&g);
+  return p.take(s) && p.may_end();
+}
+
+std::wstring wide(const std::u32string& s) {
+  return std::wstring(s.begin(), s.end());
+}
+
+TEST(JsonPattern, MatchesAsStdRegexSearchesOnRandomExpressions) {
+  int searched = 0, found = 0;
+  for (uint32_t seed = 1; seed <= 300; ++seed) {
+    RandomRegular r(seed);
+    std::mt19937 rng(seed);
+    const bool start = rng() % 2, end = rng() % 2;
+    const std::wstring regex = std::wstring(start ? L"^" : L"") + L"(?:" + r.regex() + L")" +
+                               std::wstring(end ? L"$" : L"");
+    const std::string pattern = utf8(std::u32string(regex.begin(), regex.end()));
+    std::shared_ptr<const GbnfGrammar> g;
+    try {
+      g = compile_pattern(pattern);
+    } catch (const Error& e) {
+      ADD_FAILURE() << pattern << ": " << e.what();
+      continue;
+    }
+    const std::wregex re(regex, std::regex::ECMAScript);
+    for (int t = 0; t < 20; ++t) {
+      std::u32string text = r.text();
+      if (rng() % 2) text = U"x" + text;  // text around a match: found by a search only
+      if (rng() % 2) text += U"é";
+      const bool expected = std::regex_search(wide(text), re);
+      ASSERT_EQ(engine_matches(*g, utf8(text)), expected)
+          << "pattern " << pattern << "\ngbnf " << pattern_to_gbnf(pattern) << "text "
+          << utf8(text);
+      ++searched;
+      found += expected;
+    }
+  }
+  EXPECT_GT(found, searched / 5);
+  EXPECT_LT(found, searched * 4 / 5);
+}
+
+TEST(JsonPattern, ThePatternsOfSchemasInUse) {
+  struct Case {
+    const char* pattern;
+    const char* yes;
+    const char* no;
+  };
+  const Case cases[] = {
+      {"^[A-Z]{2}-\\d{4}$", "AB-1234", "AB-12345"},
+      {"^\\S+@\\S+\\.\\S+$", "ann@example.org", "ann@example"},
+      {"^(\\+\\d{1,3}[- ]?)?\\d{10}$", "+44 2071234567", "+44 207123456"},
+      {"^[a-z0-9]+(?:-[a-z0-9]+)*$", "my-slug-2", "my--slug"},
+      {"^#?([a-fA-F0-9]{6}|[a-fA-F0-9]{3})$", "#a1B2c3", "#abcd"},
+      {"^(?<major>0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)$", "1.20.3", "01.2.3"},
+      {"abc", "xxabcxx", "xxabxcx"},  // not anchored: anywhere
+      {"^ab|cd$", "abzz", "zzcdz"},   // each alternative its own anchor
+      {"^[^\\n]*$", "one line", "two\nlines"},
+      {"^a.c$", "a中c", "a\nc"},  // '.' is not a line terminator
+      {"^[\\s\\S]{2}$", "\n\t", "abc"},
+      {"^\\u00e9\\x41\\/\\.$", "éA/.", "éA/x"},
+      {"^[\\w-]+$", "snake_case-1", "spaced out"},
+      {"^x{2,}?y$", "xxxy", "xy"},
+      {"", "anything", nullptr},
+      {"^$", "", "x"},
+  };
+  for (const Case& c : cases) {
+    const auto g = compile_pattern(c.pattern);
+    EXPECT_TRUE(engine_matches(*g, c.yes)) << c.pattern << " " << c.yes;
+    if (c.no) {
+      EXPECT_FALSE(engine_matches(*g, c.no)) << c.pattern << " " << c.no;
+    }
+  }
+}
+
+TEST(JsonPattern, RefusesWhatItCannotKeepNamingIt) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"(?=a)b", "lookaround"},
+      {"(?<!a)b", "lookaround"},
+      {"(a)\\1", "a backreference"},
+      {"\\bword", "\\b (a word boundary)"},
+      {"a^b", "'^' inside the pattern"},
+      {"(a$)b", "'$' inside the pattern"},
+      {"(a*)*", "a repetition of something that can be empty"},
+      {"\\p{L}+", "a Unicode property escape"},
+      {"a**", "a quantifier after a quantifier"},
+      {"*a", "a quantifier with nothing to repeat"},
+      {"(ab", "a group without its ')'"},
+      {"ab)", "an unmatched ')'"},
+      {"[ab", "a class without its ']'"},
+      {"[z-a]", "a range out of order"},
+      {"\\q", "the escape '\\q'"},
+      {"a{3000}", "a repetition count over 2000"},
+      {"[^\\s\\S]", "matches no string"},
+  };
+  for (const auto& [pattern, message] : cases) {
+    try {
+      compile_pattern(pattern);
+      ADD_FAILURE() << "accepted " << pattern;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos)
+          << pattern << " -> " << e.what();
+      EXPECT_NE(std::string(e.what()).find(std::string("pattern \"") + pattern + "\""),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  // In a schema: the keyword's place, and what may not stand beside it.
+  const std::pair<const char*, const char*> schemas[] = {
+      {R"j({"type": "object", "properties": {"a": {"type": "string", "pattern": "(?=x)"}}})j",
+       "#/properties/a/pattern: pattern \"(?=x)\": lookaround"},
+      {R"j({"type": "object", "properties": {"a": {"type": "string", "pattern": 5}}})j",
+       "#/properties/a/pattern: must be a string"},
+      {R"j({"type": "object", "properties": {"a": {"pattern": "^x+$", "maxLength": 3}}})j",
+       "minLength / maxLength beside pattern are not supported"},
+      {R"j({"type": "object", "properties": {"a": {"pattern": "^x+$", "format": "date"}}})j",
+       "pattern beside format"},
+  };
+  for (const auto& [schema, message] : schemas) {
+    try {
+      JsonSchema s(nlohmann::json::parse(schema));
+      ADD_FAILURE() << "accepted " << schema;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+    }
+  }
+}
+
+// A string value with a pattern, byte by byte: the characters as they are or by a simple
+// escape; \u only for control characters (JSON must escape those), so no escape leads to a dead
+// end; the closing quote only where the pattern may end.
+TEST(JsonPattern, AStringValueIsHeldToItsPattern) {
+  const JsonSchema schema(nlohmann::json::parse(R"j({"type": "object", "properties": {
+      "plate": {"type": "string", "pattern": "^[A-Z]{2}-\\d{4}$"},
+      "text": {"type": "string", "pattern": "^a[\\n\\t\\\\\"/\u0001]b$"},
+      "any": {"type": "string", "pattern": "é"}},
+      "additionalProperties": false})j"));
+  auto taken = [&](const std::string& s) {
+    JsonPrefix p(&schema);
+    size_t n = 0;
+    while (n < s.size() && p.feed(static_cast<uint8_t>(s[n]))) ++n;
+    return n == s.size() && p.complete() ? std::string::npos : n;
+  };
+  EXPECT_EQ(taken(R"j({"plate": "AB-1234"})j"), std::string::npos);
+  EXPECT_EQ(taken(R"j({"plate": "AB-12345"})j"), 18u);  // a fifth digit
+  EXPECT_EQ(taken(R"j({"plate": "AB-123"})j"), 17u);    // the quote before the fourth
+  EXPECT_EQ(taken(R"j({"plate": "ab-1234"})j"), 11u);
+  EXPECT_EQ(taken(R"j({"plate": "\u0041B-1234"})j"), 15u);  // \u only for control characters
+  for (const char* ok : {R"j({"text": "a\nb"})j", R"j({"text": "a\tb"})j", R"j({"text": "a\\b"})j",
+                         R"j({"text": "a\"b"})j", R"j({"text": "a\/b"})j", R"j({"text": "a/b"})j",
+                         R"j({"text": "a\u0001b"})j"})
+    EXPECT_EQ(taken(ok), std::string::npos) << ok;
+  EXPECT_EQ(taken(R"j({"text": "a\rb"})j"), 12u);
+  EXPECT_EQ(taken(R"j({"text": "a\u0002b"})j"), 16u);  // the last digit picks a character
+  EXPECT_EQ(taken(R"j({"text": "a\u0020b"})j"), 15u);  // not a control character
+  EXPECT_EQ(taken(R"j({"any": "caf\u00e9"})j"), 16u);
+  EXPECT_EQ(taken(R"j({"any": "café au lait"})j"), std::string::npos);
+  EXPECT_EQ(taken(R"j({"any": "cafe"})j"), 13u);  // the quote: no é yet
+}
+
+}  // namespace
+}  // namespace xtile::server
