@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <string>
 #include <utility>
 
@@ -218,6 +219,44 @@ TEST(Cli, SynthWritesAModelInfoReads) {
   r = xtile_run("synth --list-presets");
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(contains(r.output, "qwen3-30b-a3b")) << r.output;
+}
+
+// llama-cli's --grammar / --grammar-file / -j: the generated text is one of the grammar's
+// (checked with std::regex, written beside it); what cannot be kept is an error naming it.
+TEST(Cli, RunHoldsTheOutputToAGrammarOrASchema) {
+  XTILE_REQUIRE_FIXTURE(model, "models/stories260K.gguf");
+  const std::string grammar = R"g(root ::= " " ("Lily" | "Tom") " " [a-z]+ (" " [a-z]+){0,8} ".")g";
+  const std::regex whole(R"( (Lily|Tom) [a-z]+( [a-z]+){0,8}\.)");
+  const std::filesystem::path file = test::temp_path("grammar.gbnf");
+  std::ofstream(file) << grammar << "\n";
+  for (const std::string& how :
+       {"--grammar '" + grammar + "'", "--grammar-file '" + file.string() + "'"}) {
+    for (int seed = 1; seed <= 3; ++seed) {
+      const Result r =
+          xtile_run("run -m '" + model + "' -p 'Once upon a time' -n 64 --temp 0.9 -s " +
+                    std::to_string(seed) + " " + how);
+      ASSERT_EQ(r.status, 0) << r.output;
+      const size_t at = r.output.find("Once upon a time");
+      ASSERT_NE(at, std::string::npos) << r.output;
+      const size_t start = at + std::string("Once upon a time").size();
+      const std::string text = r.output.substr(start, r.output.find('\n', start) - start);
+      EXPECT_TRUE(std::regex_match(text, whole)) << "'" << text << "'\n" << r.output;
+    }
+  }
+  const std::pair<std::string, std::string> errors[] = {
+      {"--grammar 'root ::= y'", "undefined rule 'y'"},
+      {"--grammar 'root ::= \"a\"' -j '{}'",
+       "give one of --grammar, --grammar-file and --json-schema"},
+      {"--grammar-file /nonexistent.gbnf", "cannot read grammar file '/nonexistent.gbnf'"},
+      {"-j '{\"type\": \"object\", \"properties\": {\"a\": {\"uniqueItems\": true}}}'",
+       "--json-schema: #/properties/a/uniqueItems: keyword 'uniqueItems' is not supported"},
+      {"-j 'not json'", "--json-schema is not JSON"},
+  };
+  for (const auto& [flags, message] : errors) {
+    const Result r = xtile_run("run -m '" + model + "' -p x -n 4 " + flags);
+    EXPECT_EQ(r.status, 1) << flags << "\n" << r.output;
+    EXPECT_TRUE(contains(r.output, message)) << flags << "\n" << r.output;
+  }
 }
 
 }  // namespace

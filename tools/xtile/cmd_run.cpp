@@ -27,6 +27,7 @@
 #include "model/sampler.h"
 #include "model/session.h"
 #include "model/weights.h"
+#include "output_grammar.h"
 #include "placement_flags.h"
 #include "tokenizer/tokenizer.h"
 
@@ -65,6 +66,7 @@ struct RunFlags {
   std::string chat_template;  // --chat-template; empty: the GGUF's
   bool no_bos = false;
   PlacementFlags placement;
+  OutputGrammarFlags output_grammar;  // --grammar, --grammar-file, -j
 };
 
 std::string read_prompt_file(const std::string& path) {
@@ -200,6 +202,12 @@ int run_run(const RunFlags& f) {
   if (sources > 1) fail("give the prompt once: -p, -f or --prompt-ids");
   const auto [kv_type_k, kv_type_v] = resolve_cache_types(f.cache);
   const Tier tier = choose_tier(f);
+  std::optional<OutputGrammar> output_grammar;  // compiled before the model loads
+  if (f.output_grammar.any()) {
+    if (f.ids && !f.prompt_ids.empty())
+      fail("--grammar and --json-schema need the tokenizer: not with --prompt-ids and --ids");
+    output_grammar.emplace(f.output_grammar);
+  }
   std::unique_ptr<LogitsWriter> logits_out;
   if (!f.logits_path.empty()) logits_out = std::make_unique<LogitsWriter>(f.logits_path);
 
@@ -267,6 +275,7 @@ int run_run(const RunFlags& f) {
       return sampler->sample(logits, history);
     };
   }
+  if (output_grammar) go.pick = output_grammar->picker(*tok, std::move(go.pick));
   if (f.ignore_eos) {
     // No end: all -n tokens (benchmarks; llama.cpp's --ignore-eos).
   } else if (tok) {
@@ -377,6 +386,7 @@ Command register_run(CLI::App& root) {
       ->type_name("FILE");
   app->add_flag("--ids", f->ids, "print token ids (prompt and generated, comma-separated)");
   app->add_flag("--chat", f->chat, "wrap the prompt in the model's chat template");
+  add_output_grammar_flags(app, &f->output_grammar);
   app->add_flag("--no-bos", f->no_bos, "do not add the BOS token to a text prompt");
   return {app, [f] { return run_run(*f); }};
 }
