@@ -1,5 +1,7 @@
 #include "server/json_format.h"
 
+#include <utility>
+
 namespace xtile::server {
 
 namespace {
@@ -26,6 +28,45 @@ bool field_digit(uint8_t c, int tens, int lo, int max) {
 }
 
 }  // namespace
+
+const char* format_pattern(std::string_view name) {
+#define XTILE_OCTET "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+#define XTILE_IPV4 XTILE_OCTET "(?:\\." XTILE_OCTET "){3}"
+#define XTILE_H16 "[0-9a-fA-F]{1,4}"
+#define XTILE_LS32 "(?:" XTILE_H16 ":" XTILE_H16 "|" XTILE_IPV4 ")"
+#define XTILE_LABEL "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+#define XTILE_HOST XTILE_LABEL "(?:\\." XTILE_LABEL ")*"
+#define XTILE_ATEXT "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+#define XTILE_DUR_TIME "T(?:\\d+H(?:\\d+M(?:\\d+S)?)?|\\d+M(?:\\d+S)?|\\d+S)"
+  static constexpr std::pair<std::string_view, const char*> kPatterns[] = {
+      {"ipv4", "^" XTILE_IPV4 "$"},
+      {"ipv6",
+       "^(?:(?:" XTILE_H16 ":){6}" XTILE_LS32                                          //
+       "|::(?:" XTILE_H16 ":){5}" XTILE_LS32                                           //
+       "|(?:" XTILE_H16 ")?::(?:" XTILE_H16 ":){4}" XTILE_LS32                         //
+       "|(?:(?:" XTILE_H16 ":){0,1}" XTILE_H16 ")?::(?:" XTILE_H16 ":){3}" XTILE_LS32  //
+       "|(?:(?:" XTILE_H16 ":){0,2}" XTILE_H16 ")?::(?:" XTILE_H16 ":){2}" XTILE_LS32  //
+       "|(?:(?:" XTILE_H16 ":){0,3}" XTILE_H16 ")?::" XTILE_H16 ":" XTILE_LS32         //
+       "|(?:(?:" XTILE_H16 ":){0,4}" XTILE_H16 ")?::" XTILE_LS32                       //
+       "|(?:(?:" XTILE_H16 ":){0,5}" XTILE_H16 ")?::" XTILE_H16                        //
+       "|(?:(?:" XTILE_H16 ":){0,6}" XTILE_H16 ")?::)$"},
+      {"hostname", "^" XTILE_HOST "$"},
+      {"email", "^" XTILE_ATEXT "+(?:\\." XTILE_ATEXT "+)*@" XTILE_HOST "$"},
+      {"duration", "^P(?:(?:\\d+D|\\d+M(?:\\d+D)?|\\d+Y(?:\\d+M(?:\\d+D)?)?)(?:" XTILE_DUR_TIME
+                   ")?|" XTILE_DUR_TIME "|\\d+W)$"},
+  };
+#undef XTILE_OCTET
+#undef XTILE_IPV4
+#undef XTILE_H16
+#undef XTILE_LS32
+#undef XTILE_LABEL
+#undef XTILE_HOST
+#undef XTILE_ATEXT
+#undef XTILE_DUR_TIME
+  for (const auto& [n, pattern] : kPatterns)
+    if (n == name) return pattern;
+  return nullptr;
+}
 
 StringFormat string_format(std::string_view name) {
   if (name == "date") return StringFormat::kDate;

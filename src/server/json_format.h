@@ -20,6 +20,18 @@ enum class StringFormat : uint8_t { kNone, kDate, kTime, kDateTime, kUuid };
 // The format named `name`, or kNone when the grammar does not keep it.
 StringFormat string_format(std::string_view name);
 
+// The other formats of OpenAI's strict mode, kept as a `pattern` (json_pattern.h): the pattern
+// for `name`, or nullptr. Each is its RFC's grammar written as an expression:
+//   email     RFC 5322's dot-atom "@" a hostname (no quoted local parts, no address literals)
+//   hostname  RFC 1123: labels of 1-63 letters, digits and '-', neither first nor last '-',
+//             joined by '.' (the 253-character total is not kept: an expression cannot count it
+//             beside the labels)
+//   ipv4      RFC 2673's dotted quad: four decimal octets 0-255 without leading zeros
+//   ipv6      RFC 4291's text forms (RFC 3986's IPv6address: "::" once, an IPv4 tail)
+//   duration  RFC 3339 appendix A: P with years, months, days, weeks, a T part of hours,
+//             minutes, seconds, as JSON Schema's "duration" defines it
+const char* format_pattern(std::string_view name);
+
 // Reads a formatted string's characters (between its quotes) one byte at a time.
 class FormatReader {
  public:

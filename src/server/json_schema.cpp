@@ -186,6 +186,7 @@ int JsonSchema::compile(const json& s, const std::string& at) {
   }
   SchemaNode n;
   bool object_keywords = false, integer_bounds = false, scalar_bounds = false;
+  bool pattern_given = false, format_pattern_too = false;  // `pattern`; a format kept as one
   for (const auto& [k, v] : s.items()) {
     const std::string here = at + "/" + k;
     if (is_annotation(k) || k == "$defs" || k == "definitions") continue;
@@ -235,12 +236,20 @@ int JsonSchema::compile(const json& s, const std::string& at) {
       n.max_length = count_of(v, here);
       scalar_bounds = true;
     } else if (k == "format") {
-      if (!v.is_string() || (n.format = string_format(v.get<std::string>())) == StringFormat::kNone)
+      const char* as_pattern = v.is_string() ? format_pattern(v.get<std::string>()) : nullptr;
+      if (as_pattern) {
+        n.pattern = compile_pattern(as_pattern);
+        format_pattern_too = true;
+      } else if (!v.is_string() ||
+                 (n.format = string_format(v.get<std::string>())) == StringFormat::kNone) {
         fail(here, ": format ", v.dump(),
-             " is not supported; xtile keeps date, time, date-time and uuid");
+             " is not supported; xtile keeps date, time, date-time, uuid, duration, email, "
+             "hostname, ipv4 and ipv6");
+      }
       scalar_bounds = true;
     } else if (k == "pattern") {
       if (!v.is_string()) fail(here, ": must be a string (a regular expression)");
+      pattern_given = true;
       try {
         n.pattern = compile_pattern(v.get<std::string>());
       } catch (const Error& e) {
@@ -310,9 +319,9 @@ int JsonSchema::compile(const json& s, const std::string& at) {
   // more characters than maxLength leaves); the length can be written into the pattern.
   if (n.pattern && (n.min_length > 0 || n.max_length != UINT32_MAX))
     fail(at,
-         ": minLength / maxLength beside pattern are not supported; write the length into the "
-         "pattern (^[a-z]{1,20}$)");
-  if (n.pattern && n.format != StringFormat::kNone)
+         ": minLength / maxLength beside pattern (or the formats kept as one) are not supported; "
+         "write the length into the pattern (^[a-z]{1,20}$)");
+  if (pattern_given && (n.format != StringFormat::kNone || format_pattern_too))
     fail(at, ": pattern beside format is not supported");
   if (n.min_items > n.max_items || n.min_length > n.max_length || n.min_int > n.max_int)
     fail(at, ": the bounds admit no value (a minimum above its maximum)");

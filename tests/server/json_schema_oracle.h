@@ -3,6 +3,8 @@
 // random instances. Shared by the schema tests and the tool-call grammar's.
 #pragma once
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -12,6 +14,7 @@
 #include <random>
 #include <regex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace xtile::server::test {
@@ -40,9 +43,84 @@ inline bool pattern_ok(const std::string& pattern, const std::string& s) {
   return std::regex_search(wide(s), re);
 }
 
+// RFC 1123 host names, label by label (without the 253-character total, as the grammar).
+inline bool hostname_ok(std::string_view s) {
+  for (size_t start = 0;;) {
+    const size_t dot = s.find('.', start);
+    const std::string_view label =
+        s.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-')
+      return false;
+    for (char c : label)
+      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'))
+        return false;
+    if (dot == std::string_view::npos) return true;
+    start = dot + 1;
+  }
+}
+
+// RFC 5322's dot-atom, '@', a host name.
+inline bool email_ok(std::string_view s) {
+  const size_t at = s.rfind('@');
+  if (at == std::string_view::npos) return false;
+  const std::string_view local = s.substr(0, at);
+  const std::string_view atext = "!#$%&'*+/=?^_`{|}~-";
+  bool atom_empty = true;
+  for (char c : local) {
+    if (c == '.') {
+      if (atom_empty) return false;
+      atom_empty = true;
+    } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               atext.find(c) != std::string_view::npos) {
+      atom_empty = false;
+    } else {
+      return false;
+    }
+  }
+  return !atom_empty && hostname_ok(s.substr(at + 1));
+}
+
+// JSON Schema's duration (RFC 3339 appendix A), read as its units: the date part's units
+// one of D, M, MD, Y, YM, YMD (or W alone), the time part's one of H, HM, HMS, M, MS, S.
+inline bool duration_ok(std::string_view s) {
+  if (s.size() < 2 || s[0] != 'P') return false;
+  std::string date_units, time_units;
+  bool in_time = false;
+  for (size_t i = 1; i < s.size();) {
+    if (s[i] == 'T') {
+      if (in_time) return false;
+      in_time = true;
+      ++i;
+      continue;
+    }
+    size_t digits = 0;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++digits;
+    if (digits == 0 || i == s.size()) return false;
+    (in_time ? time_units : date_units) += s[i++];
+  }
+  const auto one_of = [](const std::string& u, std::initializer_list<const char*> ok) {
+    for (const char* o : ok)
+      if (u == o) return true;
+    return false;
+  };
+  if (date_units == "W") return !in_time;
+  if (!date_units.empty() && !one_of(date_units, {"D", "M", "MD", "Y", "YM", "YMD"})) return false;
+  if (in_time && !one_of(time_units, {"H", "HM", "HMS", "M", "MS", "S"})) return false;
+  return !date_units.empty() || in_time;
+}
+
 // Whether s is a value of a string format (json_format.h's), checked another way: the layout
-// by a regular expression, the calendar by std::chrono.
+// by a regular expression, the calendar by std::chrono; addresses by inet_pton, host names,
+// e-mail addresses and durations by the checkers above.
 inline bool format_ok(const std::string& format, const std::string& s) {
+  if (format == "ipv4" || format == "ipv6") {
+    unsigned char addr[16];
+    return s.find('\0') == std::string::npos &&
+           inet_pton(format == "ipv4" ? AF_INET : AF_INET6, s.c_str(), addr) == 1;
+  }
+  if (format == "hostname") return hostname_ok(s);
+  if (format == "email") return email_ok(s);
+  if (format == "duration") return duration_ok(s);
   static const std::string kDate = R"((\d{4})-(\d{2})-(\d{2}))";
   static const std::string kTime =
       R"(([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d))";
@@ -170,6 +248,13 @@ inline json instance(std::mt19937& rng, const json& s, const json& root, int dep
         {"date-time", "2026-12-06T04:05:06Z", "2000-01-01T00:00:00.5-08:00"},
         {"uuid", "123e4567-e89b-12d3-a456-426614174000", "00000000-0000-0000-0000-00000000ABCD"}};
     for (const auto& v : values)
+      if (s["format"] == v[0]) return v[1 + rng() % 2];
+    const char* more[][3] = {{"email", "ann.lee@example.org", "x+y@a-b.io"},
+                             {"hostname", "example.org", "a1-b2"},
+                             {"ipv4", "192.168.0.1", "0.0.0.0"},
+                             {"ipv6", "::1", "2001:db8::ffff:1.2.3.4"},
+                             {"duration", "P3Y6M4DT12H30M5S", "PT20M"}};
+    for (const auto& v : more)
       if (s["format"] == v[0]) return v[1 + rng() % 2];
   }
   if (t == "string") {

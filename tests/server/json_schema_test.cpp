@@ -16,6 +16,8 @@
 #include "base/error.h"
 #include "json_feed.h"
 #include "json_schema_oracle.h"
+#include "server/gbnf_prefix.h"
+#include "server/json_pattern.h"
 #include "server/json_prefix.h"
 
 namespace xtile::server {
@@ -79,7 +81,7 @@ TEST(JsonSchema, CompilesTheSubsetAndNamesWhatItRefuses) {
       {R"({"type": "array"})", "root"},
       {R"({"type": "object", "properties": {"a": {"type": "string", "pattern": "(a)\\1"}}})",
        "#/properties/a/pattern"},
-      {R"({"type": "object", "properties": {"a": {"type": "string", "format": "email"}}})",
+      {R"({"type": "object", "properties": {"a": {"type": "string", "format": "uri"}}})",
        "#/properties/a/format"},
       {R"({"type": "object", "properties": {"a": {"type": "number", "minimum": 0}}})",
        "integers only"},
@@ -96,8 +98,8 @@ TEST(JsonSchema, CompilesTheSubsetAndNamesWhatItRefuses) {
        "beside allOf"},
       {R"({"type": "object", "properties": {"a": {"type": "array", "uniqueItems": true}}})",
        "uniqueItems"},
-      {R"({"type": "object", "properties": {"a": {"type": "string", "format": "email"}}})",
-       "format \"email\""},
+      {R"({"type": "object", "properties": {"a": {"type": "string", "format": "idn-email"}}})",
+       "format \"idn-email\""},
       {R"({"type": "object", "properties": {"a": {"format": "date", "maxLength": 3}}})",
        "beside format"},
       {R"({"type": "object", "properties": {"a": {"type": "strin"}}})", "#/properties/a/type"},
@@ -314,6 +316,63 @@ TEST(JsonFormat, AgreesWithTheCalendarOnRandomValues) {
   }
   EXPECT_GT(valid_seen, 1000);
   EXPECT_GT(invalid_seen, 6000);
+}
+
+// The formats kept as patterns (email, hostname, ipv4, ipv6, duration): valid values and
+// random edits of them, the grammar against checkers written apart (inet_pton for addresses),
+// and within a schema's string value.
+TEST(JsonFormat, FormatsKeptAsPatternsAgreeWithCheckersWrittenApart) {
+  std::mt19937 rng(1209);
+  const std::pair<const char*, std::vector<std::string>> formats[] = {
+      {"ipv4", {"192.168.0.1", "0.0.0.0", "255.255.255.255", "10.20.30.40"}},
+      {"ipv6",
+       {"::", "::1", "1::", "2001:db8::8a2e:370:7334", "::ffff:192.0.2.128", "1:2:3:4:5:6:7:8",
+        "1:2:3:4:5:6:1.2.3.4", "1:2:3:4:5::1.2.3.4", "fe80::1:2",
+        "1:2:3:4:5:6:7::", "ABCD:ef01::9"}},
+      {"hostname", {"example.org", "a", "a1-b2.c3", "xn--bcher-kva.example", "localhost"}},
+      {"email", {"ann@example.org", "a.b+c@x-y.io", "x!#$%&'*+/=?^_`{|}~-@h", "q@a.b.c"}},
+      {"duration", {"P3Y6M4DT12H30M5S", "PT20M", "P1W", "P2D", "P1M2D", "PT1H", "PT5S", "P1Y"}},
+  };
+  const std::string edits = "0123456789abfAF:.-@PTYMDWHSx+_ ";
+  int valid_seen = 0, invalid_seen = 0;
+  for (const auto& [format, examples] : formats) {
+    const auto g = compile_pattern(format_pattern(format));
+    for (int i = 0; i < 2000; ++i) {
+      std::string v = examples[rng() % examples.size()];
+      for (int e = static_cast<int>(rng() % 3); e > 0; --e) {
+        const size_t at = rng() % (v.size() + 1);
+        const char c = edits[rng() % edits.size()];
+        switch (rng() % 3) {
+          case 0:
+            v.insert(v.begin() + static_cast<ptrdiff_t>(at), c);
+            break;
+          case 1:
+            if (at < v.size()) v.erase(at, 1);
+            break;
+          default:
+            if (at < v.size()) v[at] = c;
+        }
+      }
+      GbnfPrefix p(g.get());
+      const bool ours = p.take(v) && p.may_end();
+      ASSERT_EQ(ours, test::format_ok(format, v)) << format << " '" << v << "'";
+      (ours ? valid_seen : invalid_seen) += 1;
+    }
+  }
+  EXPECT_GT(valid_seen, 3000);
+  EXPECT_GT(invalid_seen, 3000);
+  // In a schema, and refused beside a pattern or a length.
+  const JsonSchema schema(nlohmann::json::parse(
+      R"j({"type": "object", "properties": {"e": {"type": "string", "format": "email"}}})j"));
+  JsonPrefix ok(&schema);
+  EXPECT_TRUE(ok.take(R"j({"e": "ann@example.org"})j") && ok.complete());
+  JsonPrefix bad(&schema);
+  EXPECT_FALSE(bad.take(R"j({"e": "ann@@example.org"})j"));
+  for (const char* refused :
+       {R"j({"type": "object", "properties": {"e": {"format": "email", "pattern": "a"}}})j",
+        R"j({"type": "object", "properties": {"e": {"format": "ipv4", "maxLength": 9}}})j",
+        R"j({"type": "object", "properties": {"e": {"format": "uri"}}})j"})
+    EXPECT_THROW(JsonSchema(nlohmann::json::parse(refused)), Error) << refused;
 }
 
 }  // namespace
