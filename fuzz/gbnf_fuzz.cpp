@@ -2,7 +2,8 @@
 // input is a grammar's text, then a NUL byte and a reply (without a NUL, the grammar alone):
 // - the parser and compiler either build a grammar or throw xtile::Error (nothing else: no
 //   crash, hang or other exception on any text, however hostile);
-// - the start state is made or refused with an Error (the engine's limits);
+// - the start state is made, and each step taken or refused, or an Error thrown (the engine's
+//   limits: never a refusal, which would leave a sampler a dead end);
 // - the reply fed byte by byte: feed(), accepts() and take() agree on how much is taken; after
 //   each byte taken, some byte continues unless the text is complete (no dead end for a
 //   sampler), and once complete every byte is refused;
@@ -64,12 +65,7 @@ std::u32string code_points(std::string_view text, size_t* valid_bytes) {
 }
 
 void check_reply(const GbnfGrammar& g, std::string_view reply, std::string_view input) {
-  std::unique_ptr<GbnfPrefix> start;
-  try {
-    start = std::make_unique<GbnfPrefix>(&g);
-  } catch (const xtile::Error&) {
-    return;  // the start passes the engine's limits: the request's 400
-  }
+  const auto start = std::make_unique<GbnfPrefix>(&g);  // may throw: the engine's limits
   GbnfPrefix p = *start;
   size_t taken = 0;
   while (taken < reply.size() && p.feed(static_cast<uint8_t>(reply[taken]))) {
@@ -126,9 +122,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::unique_ptr<GbnfGrammar> g;
   try {
     g = std::make_unique<GbnfGrammar>(grammar_text);
+    if (nul != std::string_view::npos) check_reply(*g, input.substr(nul + 1), input);
   } catch (const xtile::Error&) {
-    return 0;
+    return 0;  // a grammar refused, or a step past the engine's limits: an Error, as it must be
   }
-  if (nul != std::string_view::npos) check_reply(*g, input.substr(nul + 1), input);
   return 0;
 }

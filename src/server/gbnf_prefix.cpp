@@ -8,17 +8,25 @@ namespace xtile::server {
 
 namespace {
 using Kind = GbnfGrammar::Kind;
+thread_local uint64_t work_total = 0;
 }  // namespace
+
+uint64_t gbnf_work() {
+  return work_total;
+}
+
+void GbnfPrefix::over_limits() const {
+  fail("grammar: the text passes the engine's limits (", kMaxStacks, " stacks, ", kMaxDepth,
+       " positions deep, ", kMaxWork, " words written per character)");
+}
 
 GbnfPrefix::GbnfPrefix(const GbnfGrammar* grammar) : g_(grammar) {
   out_.v.clear();
   offsets_.v.clear();
-  expansions_ = 0;
+  words_ = 0;
   for (uint32_t alt : g_->alternatives(g_->root())) {
     work_.v.assign({alt, 1});
-    if (!expand())
-      fail("grammar: its start already passes the engine's limits (", kMaxStacks, " stacks, ",
-           kMaxDepth, " deep, ", kMaxExpansions, " expansions per character)");
+    expand();
   }
   stacks_.swap(out_.v);
   n_stacks_ = static_cast<uint32_t>(offsets_.v.size());
@@ -27,31 +35,33 @@ GbnfPrefix::GbnfPrefix(const GbnfGrammar* grammar) : g_(grammar) {
     has_empty_ = has_empty_ || stacks_[pos] == 0;
 }
 
-bool GbnfPrefix::emit(size_t begin, uint32_t depth) {
+void GbnfPrefix::emit(size_t begin, uint32_t depth) {
   const std::vector<uint32_t>& w = work_.v;
   std::vector<uint32_t>& out = out_.v;
-  for (uint32_t o : offsets_.v)
-    if (out[o] == depth &&
-        std::equal(w.begin() + static_cast<ptrdiff_t>(begin),
+  for (uint32_t o : offsets_.v) {
+    if (out[o] != depth) continue;
+    words_ += depth;  // what the comparison may read
+    if (std::equal(w.begin() + static_cast<ptrdiff_t>(begin),
                    w.begin() + static_cast<ptrdiff_t>(begin + depth), out.begin() + o + 1))
-      return true;  // already there
-  if (offsets_.v.size() >= kMaxStacks) return false;
+      return;  // already there
+  }
+  if (offsets_.v.size() >= kMaxStacks || words_ > kMaxWork) over_limits();
+  words_ += depth + 1;
   offsets_.v.push_back(static_cast<uint32_t>(out.size()));
   out.push_back(depth);
   out.insert(out.end(), w.begin() + static_cast<ptrdiff_t>(begin),
              w.begin() + static_cast<ptrdiff_t>(begin + depth));
-  return true;
 }
 
-bool GbnfPrefix::expand() {
+void GbnfPrefix::expand() {
   // work_ is a last-in-first-out list of stacks, each its positions then its depth.
   std::vector<uint32_t>& w = work_.v;
   while (!w.empty()) {
-    if (++expansions_ > kMaxExpansions) return false;
+    if (++words_ > kMaxWork) over_limits();
     const uint32_t d = w.back();
     const size_t begin = w.size() - 1 - d;
     if (d == 0 || g_->element(w[begin + d - 1]).kind == Kind::kChar) {
-      if (!emit(begin, d)) return false;
+      emit(begin, d);
       w.resize(begin);
       continue;
     }
@@ -75,7 +85,8 @@ bool GbnfPrefix::expand() {
       w.resize(begin);
       continue;
     }
-    if (base + 1 > kMaxDepth) return false;
+    words_ += static_cast<uint32_t>(alts.size()) * (base + 2);
+    if (base + 1 > kMaxDepth || words_ > kMaxWork) over_limits();
     // The first alternative on the stack in place, the others on copies of it pushed after.
     w.push_back(alts[0]);
     w.push_back(base + 1);
@@ -88,13 +99,12 @@ bool GbnfPrefix::expand() {
       w.push_back(base + 1);
     }
   }
-  return true;
 }
 
 bool GbnfPrefix::advance(uint32_t cp) {
   out_.v.clear();
   offsets_.v.clear();
-  expansions_ = 0;
+  words_ = 0;
   for (size_t pos = 0; pos < stacks_.size(); pos += stacks_[pos] + 1) {
     const uint32_t d = stacks_[pos];
     if (d == 0) continue;
@@ -104,8 +114,10 @@ bool GbnfPrefix::advance(uint32_t cp) {
                    stacks_.begin() + static_cast<ptrdiff_t>(pos + 1 + d));
     work_.v.back() = top + 1;
     work_.v.push_back(d);
-    if (!expand()) return false;
+    words_ += d + 1;
+    expand();
   }
+  work_total += words_;
   if (offsets_.v.empty()) return false;
   stacks_.swap(out_.v);
   n_stacks_ = static_cast<uint32_t>(offsets_.v.size());

@@ -10,10 +10,14 @@
 // refused unless some stack's top class holds a valid character with that beginning (no
 // overlong forms, surrogates or code points past U+10FFFF).
 //
-// Limits that bound the state's size (the mask copies it once per token of the vocabulary):
-// at most kMaxStacks stacks, kMaxDepth positions deep, and kMaxExpansions steps per character.
-// A byte that would pass one is refused; a grammar whose start already does is refused with an
-// Error when the state is made (the request's 400).
+// Limits that bound the state's size and each step's work (the mask copies the state once per
+// token of the vocabulary, and a client's grammar must not stall the server): at most
+// kMaxStacks stacks, kMaxDepth positions deep, and kMaxWork words written per character. A step
+// that would pass one throws an xtile::Error rather than refusing the byte (a refusal is the
+// grammar's alone, and a sampler never meets a dead end): a grammar whose start already passes
+// them is the request's 400, and one that does later fails its request. The words written on
+// each thread add up in gbnf_work(), which GrammarConstraint reads to bound a whole mask
+// (reply_constraint.h).
 #pragma once
 
 #include <cstdint>
@@ -30,10 +34,10 @@ class GbnfPrefix : public ByteGrammar<GbnfPrefix> {
  public:
   static constexpr uint32_t kMaxStacks = 1024;
   static constexpr uint32_t kMaxDepth = 512;
-  static constexpr uint32_t kMaxExpansions = 1 << 16;
+  static constexpr uint32_t kMaxWork = 1 << 16;
 
   // grammar: kept by the caller for this state's life. Throws xtile::Error when the grammar's
-  // start passes a limit.
+  // start passes a limit (as feed() and the others do when a step would).
   explicit GbnfPrefix(const GbnfGrammar* grammar);
 
   // Only the empty stack is left: the text is whole and nothing may follow.
@@ -58,11 +62,11 @@ class GbnfPrefix : public ByteGrammar<GbnfPrefix> {
   bool advance(uint32_t cp);
   // Some stack's top takes a code point in the valid range that the pending UTF-8 bytes begin.
   bool partial_viable() const;
-  // Expands the stack work_ holds (positions bottom first, its depth last) into out_; false
-  // when a limit is passed.
-  bool expand();
+  // Expands the stack work_ holds (positions bottom first, its depth last) into out_.
+  void expand();
   // Appends the stack held in work_ at [begin, begin + depth) to out_ unless out_ has it.
-  bool emit(size_t begin, uint32_t depth);
+  void emit(size_t begin, uint32_t depth);
+  [[noreturn]] void over_limits() const;
 
   // Scratch space whose capacity a copy does not take: the mask's probe is assigned the state
   // once per token and keeps its own buffers.
@@ -82,7 +86,10 @@ class GbnfPrefix : public ByteGrammar<GbnfPrefix> {
   uint32_t utf8_value_ = 0;
   uint8_t utf8_left_ = 0, utf8_len_ = 0;
   Scratch out_, work_, offsets_;
-  uint32_t expansions_ = 0;
+  uint32_t words_ = 0;  // words written (and stacks popped) for the character being read
 };
+
+// Words every GbnfPrefix on this thread has written so far (a work counter, not a size).
+uint64_t gbnf_work();
 
 }  // namespace xtile::server

@@ -16,6 +16,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "base/error.h"
+#include "server/gbnf_prefix.h"
 #include "server/grammar_memo.h"
 
 namespace xtile {
@@ -66,6 +68,10 @@ class ReplyConstraint {
 template <class Grammar>
 class GrammarConstraint final : public ReplyConstraint {
  public:
+  // The most words the GBNF engine may write in one mask (gbnf_prefix.h; JSON mode's patterns
+  // run it too): about a second of work. Real grammars need a few million; a grammar built to
+  // stall the server fails its own request instead (an Error, the request's failure).
+  static constexpr uint64_t kMaxMaskWork = uint64_t{1} << 28;
   GrammarConstraint(const TokenBytes& vocab, Grammar grammar)
       : vocab_(&vocab), state_(std::move(grammar)) {}
 
@@ -98,9 +104,11 @@ class GrammarConstraint final : public ReplyConstraint {
       first_ok[b] = probe.try_step(static_cast<uint8_t>(b));
     }
     const bool may_end = state_.may_end(), free_text = state_.free_text();
+    const uint64_t work_start = gbnf_work();
     int64_t allowed = 0;
     for (size_t i = 0; i < logits.size(); ++i) {
       const int32_t id = static_cast<int32_t>(i);
+      if (i % 1024 == 0) check_work(work_start);
       bool ok = false;
       switch (vocab_->kind(id)) {
         case TokenBytes::Kind::kText: {
@@ -137,9 +145,11 @@ class GrammarConstraint final : public ReplyConstraint {
     const int32_t start = memo_.start(state_);
     const bool may_end = state_.may_end(), free_text = state_.free_text();
     std::optional<Grammar> probe;  // for a token the full memo cannot step
+    const uint64_t work_start = gbnf_work();
     int64_t allowed = 0;
     for (size_t i = 0; i < logits.size(); ++i) {
       const int32_t id = static_cast<int32_t>(i);
+      if (i % 1024 == 0) check_work(work_start);
       bool ok = false;
       switch (vocab_->kind(id)) {
         case TokenBytes::Kind::kText: {
@@ -171,6 +181,12 @@ class GrammarConstraint final : public ReplyConstraint {
         logits[i] = -std::numeric_limits<float>::infinity();
     }
     return allowed;
+  }
+
+  static void check_work(uint64_t start) {
+    if (gbnf_work() - start > kMaxMaskWork)
+      fail("the reply's grammar costs too much to follow (over ", kMaxMaskWork,
+           " words of its engine's work for one token's choice)");
   }
 
   bool accept(int32_t id) override {

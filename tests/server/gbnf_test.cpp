@@ -164,6 +164,15 @@ TEST(Gbnf, RefusesWhatItCannotKeepNamingWhere) {
         .append(" \"x\"\n");
   deep += "r600 ::= \"y\"\n";
   EXPECT_NE(error_of(deep).find("passes the engine's limits"), std::string::npos);
+  // A grammar that passes them later (every split of the a's between the two runs is a stack of
+  // its own): an Error at the step, never a refused byte (a dead end for a sampler).
+  const GbnfGrammar splits("root ::= [a-z]{0,1500} [a-z]{0,1500} \"!\"");
+  GbnfPrefix p(&splits);
+  EXPECT_THROW(
+      {
+        for (int i = 0; i < 3000; ++i) ASSERT_TRUE(p.feed('a')) << i;
+      },
+      Error);
 }
 
 TEST(Gbnf, CompleteOnlyWhenNothingMayFollow) {
