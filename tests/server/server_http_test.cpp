@@ -698,6 +698,26 @@ TEST_F(ServerHttp, GrammarRepliesWithinItAndKeepsItsBits) {
   }
 }
 
+// A grammar built to pass the engine's limits (after n a's, a stack for each count of b's still
+// owed: n stacks, n deep) fails its own request with an error naming the limit, and a request
+// beside it gets the bits it gets alone.
+TEST_F(ServerHttp, GrammarPastTheEngineLimitsFailsOnlyItsRequest) {
+  const json hostile = {{"prompt", "Once upon a time"},
+                        {"max_tokens", 2000},
+                        {"logit_bias", json::array({json::array({"!", false})})},
+                        {"grammar", "root ::= \"a\" root \"b\" | \"a\" root | \"!\""}};
+  const json other = chat_body("Tell me a story.", 40, 77, 0.8);
+  const std::string alone = signature(port_, other, false);
+  auto bad =
+      std::async(std::launch::async, [&] { return post(port_, "/v1/completions", hostile); });
+  const std::string beside = signature(port_, other, true);
+  const Reply r = bad.get();
+  EXPECT_EQ(r.status, 500) << r.body;
+  EXPECT_NE(r.body.find("passes the engine's limits"), std::string::npos) << r.body;
+  EXPECT_EQ(beside, alone);
+  EXPECT_EQ(request(port_, "GET", "/health").status, 200);
+}
+
 // json_schema: the reply is an instance of the schema. With every property required and no
 // others allowed, the object can only close once both are written: the stories model, which
 // knows no JSON, ends with one.
