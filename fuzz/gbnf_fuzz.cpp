@@ -20,11 +20,13 @@
 #include "base/error.h"
 #include "gbnf_oracle.h"
 #include "server/gbnf_prefix.h"
+#include "tokenizer/utf8.h"
 
 namespace {
 
 using xtile::server::GbnfGrammar;
 using xtile::server::GbnfPrefix;
+namespace tok_internal = xtile::tok_internal;
 
 [[noreturn]] void finding(const char* what, std::string_view input) {
   std::fprintf(stderr, "gbnf_fuzz: %s: '%.*s'\n", what, static_cast<int>(input.size()),
@@ -36,30 +38,9 @@ using xtile::server::GbnfPrefix;
 std::u32string code_points(std::string_view text, size_t* valid_bytes) {
   std::u32string out;
   size_t i = 0;
-  while (i < text.size()) {
-    const auto c = static_cast<uint8_t>(text[i]);
-    int len = 0;  // what the first byte announces (0: not a first byte)
-    if (c < 0x80)
-      len = 1;
-    else if (c >= 0xc2 && c <= 0xdf)
-      len = 2;
-    else if (c >= 0xe0 && c <= 0xef)
-      len = 3;
-    else if (c >= 0xf0 && c <= 0xf4)
-      len = 4;
-    if (len == 0 || i + static_cast<size_t>(len) > text.size()) break;
-    uint32_t v = len == 1 ? c : c & (0x7fu >> len);
-    bool ok = true;
-    for (int k = 1; k < len; ++k) {
-      const auto b = static_cast<uint8_t>(text[i + static_cast<size_t>(k)]);
-      ok = ok && (b & 0xc0) == 0x80;
-      v = v << 6 | (b & 0x3fu);
-    }
-    static constexpr uint32_t kMinOf[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (!ok || v < kMinOf[len] || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) break;
-    out += static_cast<char32_t>(v);
-    i += static_cast<size_t>(len);
-  }
+  for (tok_internal::Utf8Char ch;
+       i < text.size() && (ch = tok_internal::decode_utf8_strict(text, i)).len; i += ch.len)
+    out += static_cast<char32_t>(ch.cp);
   *valid_bytes = i;
   return out;
 }

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "base/error.h"
+#include "tokenizer/utf8.h"
 
 namespace xtile::server {
 
@@ -290,16 +291,8 @@ class Parser {
   uint32_t hex(int digits) {
     uint32_t v = 0;
     for (int i = 0; i < digits; ++i) {
-      const char c = peek();
-      int d;
-      if (c >= '0' && c <= '9')
-        d = c - '0';
-      else if (c >= 'a' && c <= 'f')
-        d = c - 'a' + 10;
-      else if (c >= 'A' && c <= 'F')
-        d = c - 'A' + 10;
-      else
-        error("expected " + std::to_string(digits) + " hexadecimal digits in the escape");
+      const int d = tok_internal::hex_digit_value(static_cast<uint8_t>(peek()));
+      if (d < 0) error("expected " + std::to_string(digits) + " hexadecimal digits in the escape");
       v = v * 16 + static_cast<uint32_t>(d);
       ++pos_;
     }
@@ -341,28 +334,11 @@ class Parser {
                           : "unknown escape '\\" + std::string(1, e) + "'");
       }
     }
-    int len = 0;  // the encoded length its first byte announces (0: not a first byte)
-    if (c < 0x80)
-      len = 1;
-    else if (c >= 0xc2 && c <= 0xdf)
-      len = 2;
-    else if (c >= 0xe0 && c <= 0xef)
-      len = 3;
-    else if (c >= 0xf0 && c <= 0xf4)
-      len = 4;
-    if (len == 0) error("invalid UTF-8 in the grammar");
-    uint32_t v = len == 1 ? c : c & (0x7f >> len);
-    ++pos_;
-    for (int i = 1; i < len; ++i) {
-      const uint8_t b = static_cast<uint8_t>(peek());
-      if ((b & 0xc0) != 0x80 || at_end()) error("invalid UTF-8 in the grammar");
-      v = v << 6 | (b & 0x3f);
-      ++pos_;
-    }
-    static constexpr uint32_t kMinOf[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (v < kMinOf[len] || v > CodePointSet::kMax || (v >= 0xd800 && v <= 0xdfff))
-      error("invalid UTF-8 in the grammar");
-    return v;
+    if (at_end()) error("unexpected end of the text");
+    const tok_internal::Utf8Char ch = tok_internal::decode_utf8_strict(s_, pos_);
+    if (ch.len == 0) error("invalid UTF-8 in the grammar");
+    pos_ += ch.len;
+    return ch.cp;
   }
 
   std::string_view s_;

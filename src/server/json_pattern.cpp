@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "server/gbnf_prefix.h"
+#include "tokenizer/utf8.h"
 
 namespace xtile::server {
 
@@ -69,22 +70,10 @@ class Translator {
 
   void decode(std::string_view s) {
     for (size_t i = 0; i < s.size();) {
-      const auto c = static_cast<uint8_t>(s[i]);
-      int len = 0;
-      if (c < 0x80)
-        len = 1;
-      else if (c >= 0xc2 && c <= 0xdf)
-        len = 2;
-      else if (c >= 0xe0 && c <= 0xef)
-        len = 3;
-      else if (c >= 0xf0 && c <= 0xf4)
-        len = 4;
-      if (len == 0 || i + static_cast<size_t>(len) > s.size())
-        fail("pattern ", quoted(), ": invalid UTF-8");
-      uint32_t v = len == 1 ? c : c & (0x7fu >> len);
-      for (int k = 1; k < len; ++k) v = v << 6 | (static_cast<uint8_t>(s[i + k]) & 0x3fu);
-      cps_.push_back(v);
-      i += static_cast<size_t>(len);
+      const tok_internal::Utf8Char ch = tok_internal::decode_utf8_strict(s, i);
+      if (ch.len == 0) fail("pattern ", quoted(), ": invalid UTF-8");
+      cps_.push_back(ch.cp);
+      i += ch.len;
     }
   }
 
@@ -269,17 +258,10 @@ class Translator {
   uint32_t hex(int digits) {
     uint32_t v = 0;
     for (int i = 0; i < digits; ++i) {
-      const uint32_t c = peek();
-      uint32_t d;
-      if (c >= '0' && c <= '9')
-        d = c - '0';
-      else if (c >= 'a' && c <= 'f')
-        d = c - 'a' + 10;
-      else if (c >= 'A' && c <= 'F')
-        d = c - 'A' + 10;
-      else
+      const int d = tok_internal::hex_digit_value(peek());
+      if (d < 0)
         unsupported_here("an escape without its " + std::to_string(digits) + " hex digits");
-      v = v * 16 + d;
+      v = v * 16 + static_cast<uint32_t>(d);
       ++pos_;
     }
     return v;

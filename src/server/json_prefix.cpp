@@ -3,19 +3,14 @@
 #include <algorithm>
 #include <bit>
 
+#include "tokenizer/utf8.h"
+
 namespace xtile::server {
 
 namespace {
 
 bool is_whitespace(uint8_t c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-int hex_digit(uint8_t c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 }  // namespace
@@ -301,7 +296,7 @@ bool JsonPrefix::string_byte(uint8_t c) {
 // then a low DC00-DFFF one): strict parsers (nlohmann::json, Rust's serde_json) reject a lone
 // one, so it is refused at the first digit that makes it certain.
 bool JsonPrefix::hex_byte(uint8_t c) {
-  const int d = hex_digit(c);
+  const int d = tok_internal::hex_digit_value(c);
   if (d < 0) return false;
   hex_value_ = static_cast<uint16_t>(hex_value_ * 16 + d);
   --hex_left_;

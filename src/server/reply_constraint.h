@@ -91,102 +91,39 @@ class GrammarConstraint final : public ReplyConstraint {
 
   int64_t mask(std::span<float> logits) const override {
     if constexpr (MemoKeyed<Grammar>) {
-      return mask_memoized(logits);
-    }
-    // Which first bytes the grammar takes here: a token starting with any other is refused
-    // without walking its bytes (outside strings that is most of the vocabulary).
-    // One probe, assigned the state per token: an assignment reuses the probe's buffers where
-    // a copy would allocate its own (151936 times for Qwen's vocabulary).
-    Grammar probe = state_;
-    bool first_ok[256];
-    for (int b = 0; b < 256; ++b) {
-      probe = state_;
-      first_ok[b] = probe.try_step(static_cast<uint8_t>(b));
-    }
-    const bool may_end = state_.may_end(), free_text = state_.free_text();
-    const uint64_t work_start = gbnf_work();
-    int64_t allowed = 0;
-    for (size_t i = 0; i < logits.size(); ++i) {
-      const int32_t id = static_cast<int32_t>(i);
-      if (i % 1024 == 0) check_work(work_start);
-      bool ok = false;
-      switch (vocab_->kind(id)) {
-        case TokenBytes::Kind::kText: {
-          const std::string& b = vocab_->bytes(id);
-          if (!first_ok[static_cast<uint8_t>(b[0])]) break;
-          probe = state_;
-          ok = true;
-          for (char c : b)
-            if (!probe.try_step(static_cast<uint8_t>(c))) {
-              ok = false;
-              break;
-            }
-          break;
+      // Through the memo of steps (grammar_memo.h); a token the full memo cannot step is
+      // stepped from a copy of the state.
+      const int32_t start = memo_.start(state_);
+      std::optional<Grammar> probe;
+      return mask_with(logits, [&](const std::string& bytes) {
+        int32_t s = start;
+        for (char c : bytes) {
+          s = memo_.next(s, static_cast<uint8_t>(c));
+          if (s < 0) break;
         }
-        case TokenBytes::Kind::kEnd:
-          ok = may_end;
-          break;
-        case TokenBytes::Kind::kUnread:
-          ok = free_text;
-          break;
-        case TokenBytes::Kind::kOutside:
-          break;
+        if (s != GrammarMemo<Grammar>::kFull) return s >= 0;
+        probe = state_;
+        return probe->take(bytes);
+      });
+    } else {
+      // Which first bytes the grammar takes here: a token starting with any other is refused
+      // without walking its bytes (outside strings that is most of the vocabulary). One probe,
+      // assigned the state per token: an assignment reuses the probe's buffers where a copy
+      // would allocate its own (151936 times for Qwen's vocabulary).
+      Grammar probe = state_;
+      bool first_ok[256];
+      for (int b = 0; b < 256; ++b) {
+        probe = state_;
+        first_ok[b] = probe.try_step(static_cast<uint8_t>(b));
       }
-      if (ok)
-        ++allowed;
-      else
-        logits[i] = -std::numeric_limits<float>::infinity();
+      return mask_with(logits, [&](const std::string& bytes) {
+        if (!first_ok[static_cast<uint8_t>(bytes[0])]) return false;
+        probe = state_;
+        for (char c : bytes)
+          if (!probe.try_step(static_cast<uint8_t>(c))) return false;
+        return true;
+      });
     }
-    return allowed;
-  }
-
-  // mask() through the memo of steps (grammar_memo.h).
-  int64_t mask_memoized(std::span<float> logits) const requires MemoKeyed<Grammar> {
-    const int32_t start = memo_.start(state_);
-    const bool may_end = state_.may_end(), free_text = state_.free_text();
-    std::optional<Grammar> probe;  // for a token the full memo cannot step
-    const uint64_t work_start = gbnf_work();
-    int64_t allowed = 0;
-    for (size_t i = 0; i < logits.size(); ++i) {
-      const int32_t id = static_cast<int32_t>(i);
-      if (i % 1024 == 0) check_work(work_start);
-      bool ok = false;
-      switch (vocab_->kind(id)) {
-        case TokenBytes::Kind::kText: {
-          int32_t s = start;
-          for (char c : vocab_->bytes(id)) {
-            s = memo_.next(s, static_cast<uint8_t>(c));
-            if (s < 0) break;
-          }
-          if (s == GrammarMemo<Grammar>::kFull) {
-            probe = state_;
-            ok = probe->take(vocab_->bytes(id));
-          } else {
-            ok = s >= 0;
-          }
-          break;
-        }
-        case TokenBytes::Kind::kEnd:
-          ok = may_end;
-          break;
-        case TokenBytes::Kind::kUnread:
-          ok = free_text;
-          break;
-        case TokenBytes::Kind::kOutside:
-          break;
-      }
-      if (ok)
-        ++allowed;
-      else
-        logits[i] = -std::numeric_limits<float>::infinity();
-    }
-    return allowed;
-  }
-
-  static void check_work(uint64_t start) {
-    if (gbnf_work() - start > kMaxMaskWork)
-      fail("the reply's grammar costs too much to follow (over ", kMaxMaskWork,
-           " words of its engine's work for one token's choice)");
   }
 
   bool accept(int32_t id) override {
@@ -198,6 +135,39 @@ class GrammarConstraint final : public ReplyConstraint {
   const Grammar& grammar() const { return state_; }
 
  private:
+  // Masks every token that text_ok (for a token's bytes) or its kind refuses.
+  template <class TextOk>
+  int64_t mask_with(std::span<float> logits, TextOk text_ok) const {
+    const bool may_end = state_.may_end(), free_text = state_.free_text();
+    const uint64_t work_start = gbnf_work();
+    int64_t allowed = 0;
+    for (size_t i = 0; i < logits.size(); ++i) {
+      const int32_t id = static_cast<int32_t>(i);
+      if (i % 1024 == 0 && gbnf_work() - work_start > kMaxMaskWork)
+        fail("the reply's grammar costs too much to follow (over ", kMaxMaskWork,
+             " words of its engine's work for one token's choice)");
+      bool ok = false;
+      switch (vocab_->kind(id)) {
+        case TokenBytes::Kind::kText:
+          ok = text_ok(vocab_->bytes(id));
+          break;
+        case TokenBytes::Kind::kEnd:
+          ok = may_end;
+          break;
+        case TokenBytes::Kind::kUnread:
+          ok = free_text;
+          break;
+        case TokenBytes::Kind::kOutside:
+          break;
+      }
+      if (ok)
+        ++allowed;
+      else
+        logits[i] = -std::numeric_limits<float>::infinity();
+    }
+    return allowed;
+  }
+
   const TokenBytes* vocab_;
   Grammar state_;
   [[no_unique_address]] mutable typename MemoOf<Grammar, MemoKeyed<Grammar>>::type memo_;

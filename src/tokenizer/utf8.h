@@ -30,6 +30,44 @@ inline size_t utf8_char_len(std::string_view s, size_t i) {
   return len;
 }
 
+// The character at s[i] when its bytes are strictly valid UTF-8 (RFC 3629: no overlong forms,
+// surrogates or code points past U+10FFFF): its code point and length; length 0 otherwise
+// (the grammars' parsers refuse such text rather than cut it as the tokenizers must).
+struct Utf8Char {
+  uint32_t cp = 0;
+  size_t len = 0;
+};
+inline Utf8Char decode_utf8_strict(std::string_view s, size_t i) {
+  const auto c = static_cast<uint8_t>(s[i]);
+  size_t len = 0;
+  if (c < 0x80)
+    len = 1;
+  else if (c >= 0xc2 && c <= 0xdf)
+    len = 2;
+  else if (c >= 0xe0 && c <= 0xef)
+    len = 3;
+  else if (c >= 0xf0 && c <= 0xf4)
+    len = 4;
+  if (len == 0 || i + len > s.size()) return {};
+  uint32_t cp = len == 1 ? c : c & (0x7fu >> len);
+  for (size_t k = 1; k < len; ++k) {
+    const auto b = static_cast<uint8_t>(s[i + k]);
+    if ((b & 0xc0) != 0x80) return {};
+    cp = cp << 6 | (b & 0x3fu);
+  }
+  static constexpr uint32_t kMinOf[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < kMinOf[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return {};
+  return {cp, len};
+}
+
+// The value of a hexadecimal digit (the escapes \xHH, \uHHHH of JSON, GBNF and patterns), or -1.
+inline int hex_digit_value(uint32_t c) {
+  if (c >= '0' && c <= '9') return static_cast<int>(c - '0');
+  if (c >= 'a' && c <= 'f') return static_cast<int>(c - 'a' + 10);
+  if (c >= 'A' && c <= 'F') return static_cast<int>(c - 'A' + 10);
+  return -1;
+}
+
 // Appends the UTF-8 encoding of code point `cp` (< 0x110000).
 inline void append_utf8(std::string& out, uint32_t cp) {
   if (cp < 0x80) {

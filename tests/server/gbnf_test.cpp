@@ -360,18 +360,7 @@ TEST(Gbnf, AgreesWithAnEarleyParserOnRecursiveGrammars) {
 
 // Qwen's vocabulary: the mask (through the memo of steps) keeps exactly the tokens that the
 // direct check allows, along a text, for a grammar with several stacks in play.
-class GbnfConstraintQwen : public ::testing::Test {
- protected:
-  void SetUp() override {
-    XTILE_REQUIRE_FIXTURE(path, "tokenizers/vocab-qwen2.gguf");
-    file_ = std::make_unique<gguf::File>(gguf::File::open(path));
-    tok_ = Tokenizer::from_gguf(*file_);
-    bytes_ = std::make_unique<TokenBytes>(*tok_);
-  }
-  std::unique_ptr<gguf::File> file_;
-  std::unique_ptr<Tokenizer> tok_;
-  std::unique_ptr<TokenBytes> bytes_;
-};
+class GbnfConstraintQwen : public test::QwenVocab {};
 
 TEST_F(GbnfConstraintQwen, MaskKeepsExactlyTheTokensThatContinueTheText) {
   const GbnfGrammar g(R"g(root ::= "Answer: " (yes | no) "\n" reason

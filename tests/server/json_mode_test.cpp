@@ -294,18 +294,7 @@ TEST(ThinkFirstJson, TakesAThinkBlockThenTheObject) {
   EXPECT_EQ(std::get<0>(fed(inside)), 0u);  // without the opened block, "s" starts no object
 }
 
-class JsonConstraintQwen : public ::testing::Test {
- protected:
-  void SetUp() override {
-    XTILE_REQUIRE_FIXTURE(path, "tokenizers/vocab-qwen2.gguf");
-    file_ = std::make_unique<gguf::File>(gguf::File::open(path));
-    tok_ = Tokenizer::from_gguf(*file_);
-    bytes_ = std::make_unique<TokenBytes>(*tok_);
-  }
-  std::unique_ptr<gguf::File> file_;
-  std::unique_ptr<Tokenizer> tok_;
-  std::unique_ptr<TokenBytes> bytes_;
-};
+class JsonConstraintQwen : public test::QwenVocab {};
 
 TEST_F(JsonConstraintQwen, EndOfGenerationAndControlTokensAreNeverAllowed) {
   ASSERT_EQ(bytes_->size(), tok_->n_vocab());

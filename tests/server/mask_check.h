@@ -1,4 +1,5 @@
-// The constrained-decoding tests' check of a token filter's mask against its own allows().
+// The constrained-decoding tests' check of a token filter's mask against its own allows(), and
+// their fixture: Qwen's vocabulary (151936 tokens) and its tokens' bytes.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -6,9 +7,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
+#include "gguf/gguf.h"
 #include "server/reply_constraint.h"
+#include "test_util.h"
+#include "tokenizer/tokenizer.h"
 
 namespace xtile::server::test {
 
@@ -28,5 +33,18 @@ inline void expect_mask_matches_allows(const ReplyConstraint& c, int32_t n_vocab
   EXPECT_EQ(kept, allowed);
   EXPECT_GT(allowed, 0);
 }
+
+class QwenVocab : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    XTILE_REQUIRE_FIXTURE(path, "tokenizers/vocab-qwen2.gguf");
+    file_ = std::make_unique<gguf::File>(gguf::File::open(path));
+    tok_ = Tokenizer::from_gguf(*file_);
+    bytes_ = std::make_unique<TokenBytes>(*tok_);
+  }
+  std::unique_ptr<gguf::File> file_;
+  std::unique_ptr<Tokenizer> tok_;
+  std::unique_ptr<TokenBytes> bytes_;
+};
 
 }  // namespace xtile::server::test
