@@ -67,9 +67,8 @@ class ThinkFirst : public ByteGrammar<ThinkFirst<Grammar>> {
           matched_ = 0;
         }
         return true;
-      case Phase::kGap:
-        if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
-          if (matched_ == kMaxGap) return false;
+      case Phase::kGap:  // up to kMaxGap blanks; any more are the grammar's (one may begin so)
+        if ((c == ' ' || c == '\n' || c == '\r' || c == '\t') && matched_ < kMaxGap) {
           ++matched_;
           return true;
         }

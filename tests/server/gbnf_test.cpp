@@ -175,6 +175,18 @@ TEST(Gbnf, RefusesWhatItCannotKeepNamingWhere) {
       Error);
 }
 
+// After a think block, up to four blanks are the gap Qwen3 writes; a grammar that itself begins
+// with blanks gets the ones after them (no dead end once the gap is full).
+TEST(Gbnf, AGrammarThatBeginsWithABlankFollowsAThinkBlock) {
+  const GbnfGrammar g("root ::= \" \" [0-9]+");
+  ThinkFirst<GbnfPrefix> p(GbnfPrefix(&g), /*starts_in_think=*/false);
+  EXPECT_TRUE(p.take("<think>sum</think>\n\n\n\n 42"));
+  EXPECT_TRUE(p.may_end());
+  ThinkFirst<GbnfPrefix> q(GbnfPrefix(&g), /*starts_in_think=*/false);
+  EXPECT_TRUE(q.take(" 7"));  // no think block: the grammar's from the first byte
+  EXPECT_TRUE(q.may_end());
+}
+
 TEST(Gbnf, CompleteOnlyWhenNothingMayFollow) {
   const GbnfGrammar g("root ::= \"ab\" | \"abc\"");
   Fed f = feed(g, "ab");

@@ -285,7 +285,8 @@ TEST(ThinkFirstJson, TakesAThinkBlockThenTheObject) {
   EXPECT_FALSE(may_end);
   EXPECT_TRUE(free);
   EXPECT_FALSE(std::get<3>(fed(block)));
-  EXPECT_EQ(std::get<0>(fed(block + "\n\n\n\n\n{}")), block.size() + 4);  // kMaxGap blanks
+  // kMaxGap blanks, then the object's own whitespace (one line break before its brace).
+  EXPECT_EQ(std::get<0>(fed(block + "\n\n\n\n\n\n{}")), block.size() + 5);
   EXPECT_EQ(std::get<0>(fed(block + "\nOK")), block.size() + 1);
   EXPECT_EQ(std::get<0>(fed("<thx")), 3u);
   EXPECT_EQ(std::get<0>(fed("x")), 0u);
