@@ -104,6 +104,7 @@ class Parser {
  private:
   // Parentheses nest at most this deep: the parser recurses per level.
   static constexpr int kMaxNesting = 128;
+  static constexpr int kMaxQuantifiersInARow = 8;
 
   [[noreturn]] void error(const std::string& what) const {
     fail("grammar: ", what, " at ", where(pos_));
@@ -261,6 +262,12 @@ class Parser {
 
   void repeat(Node* seq, uint32_t min, uint32_t max, char op) {
     if (seq->children.empty()) error(std::string("'") + op + "' has nothing before it to repeat");
+    // Quantifiers in a row nest (x*? is (x*)?), and the compiler recurses per level: a few are
+    // meaningful, thousands are an attack on the stack.
+    int row = 0;
+    for (const Node* n = &seq->children.back(); n->type == Node::Type::kRepeat; n = &n->children[0])
+      if (++row >= kMaxQuantifiersInARow)
+        error("more than " + std::to_string(kMaxQuantifiersInARow) + " quantifiers in a row");
     Node r;
     r.type = Node::Type::kRepeat;
     r.min = min;

@@ -100,6 +100,8 @@ class Translator {
   }
 
   std::string alternatives_in_group() {
+    // The translation recurses per group, as the GBNF parser does after it (its bound).
+    if (++depth_ > 128) unsupported_here("groups nested deeper than 128");
     std::string out = "(";
     bool first = true;
     do {
@@ -112,6 +114,7 @@ class Translator {
     } while (peek() == '|');
     if (peek() != ')') unsupported_here("a group without its ')'");
     ++pos_;
+    --depth_;
     return out + " )";
   }
 
@@ -314,6 +317,7 @@ class Translator {
   std::string_view text_;
   std::vector<uint32_t> cps_;
   size_t pos_ = 0;
+  int depth_ = 0;  // groups open
 };
 
 }  // namespace

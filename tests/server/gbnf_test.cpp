@@ -148,6 +148,7 @@ TEST(Gbnf, RefusesWhatItCannotKeepNamingWhere) {
       {"root ::= " + repeated("\"a\"{0,2000} ", 200), "too large"},
       {"root ::= " + std::string(200, '(') + "\"a\"" + std::string(200, ')'),
        "nested deeper than 128"},
+      {"root ::= \"a\"" + std::string(100000, '?'), "more than 8 quantifiers in a row"},
   };
   for (const auto& [grammar, message] : cases) {
     const std::string e = error_of(grammar);

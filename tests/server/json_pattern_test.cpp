@@ -117,6 +117,9 @@ TEST(JsonPattern, RefusesWhatItCannotKeepNamingIt) {
       {"\\q", "the escape '\\q'"},
       {"a{3000}", "a repetition count over 2000"},
       {"[^\\s\\S]", "matches no string"},
+      {"((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((("
+       "(((((((((((((((((((((((((((((((((((((((((((a",
+       "groups nested deeper than 128"},
   };
   for (const auto& [pattern, message] : cases) {
     try {
