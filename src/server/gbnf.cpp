@@ -481,7 +481,9 @@ class GbnfCompiler {
   // state the engine then reaches can end in a whole text.
   void drop_unfinishable() {
     const size_t n = g_->alternatives_.size();
-    std::vector<bool> productive(n, false);
+    // A class is productive unless empty; a reference when its rule is.
+    const std::vector<bool> productive = rules_where_some_alternative(
+        [&](const Element& e) { return !g_->classes_[e.arg].empty(); });
     auto alt_productive = [&](uint32_t start) {
       for (uint32_t p = start; g_->elements_[p].kind != Kind::kEnd; ++p) {
         const Element& e = g_->elements_[p];
@@ -489,18 +491,6 @@ class GbnfCompiler {
       }
       return true;
     };
-    for (bool changed = true; changed;) {
-      changed = false;
-      for (uint32_t r = 0; r < n; ++r) {
-        if (productive[r]) continue;
-        for (uint32_t a : g_->alternatives_[r])
-          if (alt_productive(a)) {
-            productive[r] = true;
-            changed = true;
-            break;
-          }
-      }
-    }
     if (!productive[g_->root_])
       fail(
           "grammar: root admits no complete text (each of its ways recurses without end or "
@@ -513,27 +503,61 @@ class GbnfCompiler {
     }
   }
 
+  // The least set of rules with an alternative whose every element holds: a class when
+  // char_holds says so, a reference when its rule is in the set. A worklist (each alternative
+  // counts its elements not yet known to hold), linear in the grammar's size: a client's grammar
+  // of many chained rules must not cost a pass per rule.
+  template <class CharHolds>
+  std::vector<bool> rules_where_some_alternative(CharHolds char_holds) const {
+    const size_t n = g_->alternatives_.size();
+    std::vector<bool> in(n, false);
+    std::vector<uint32_t> missing;                // per alternative: elements not yet known to hold
+    std::vector<uint32_t> rule_of;                // per alternative
+    std::vector<std::vector<uint32_t>> users(n);  // per rule: alternatives referring to it
+    std::vector<uint32_t> ready;                  // rules found in the set, not yet propagated
+    for (uint32_t r = 0; r < n; ++r)
+      for (uint32_t a : g_->alternatives_[r]) {
+        const auto alt = static_cast<uint32_t>(missing.size());
+        uint32_t count = 0;
+        bool impossible = false;
+        for (uint32_t p = a; g_->elements_[p].kind != Kind::kEnd; ++p) {
+          const Element& e = g_->elements_[p];
+          if (e.kind == Kind::kChar) {
+            impossible = impossible || !char_holds(e);
+          } else {
+            ++count;
+            users[e.arg].push_back(alt);
+          }
+        }
+        missing.push_back(impossible ? UINT32_MAX : count);
+        rule_of.push_back(r);
+        if (count == 0 && !impossible && !in[r]) {
+          in[r] = true;
+          ready.push_back(r);
+        }
+      }
+    while (!ready.empty()) {
+      const uint32_t s = ready.back();
+      ready.pop_back();
+      for (uint32_t alt : users[s]) {
+        if (missing[alt] == UINT32_MAX || --missing[alt] != 0) continue;
+        const uint32_t r = rule_of[alt];
+        if (!in[r]) {
+          in[r] = true;
+          ready.push_back(r);
+        }
+      }
+    }
+    return in;
+  }
+
   // The engine expands the references at a stack's top until a character class is there; a
   // rule that reaches itself without reading a character would expand forever.
   void check_left_recursion() {
     const size_t n = g_->alternatives_.size();
-    std::vector<bool> nullable(n, false);
-    for (bool changed = true; changed;) {
-      changed = false;
-      for (uint32_t r = 0; r < n; ++r) {
-        if (nullable[r]) continue;
-        for (uint32_t a : g_->alternatives_[r]) {
-          bool all = true;
-          for (uint32_t p = a; all && g_->elements_[p].kind != Kind::kEnd; ++p)
-            all = g_->elements_[p].kind == Kind::kRef && nullable[g_->elements_[p].arg];
-          if (all) {
-            nullable[r] = true;
-            changed = true;
-            break;
-          }
-        }
-      }
-    }
+    // Nullable: a rule with an alternative of nullable references only (a class reads one).
+    const std::vector<bool> nullable =
+        rules_where_some_alternative([](const Element&) { return false; });
     // Rules reached before a character: each alternative's leading references, up to and
     // including the first that cannot be empty.
     std::vector<std::vector<uint32_t>> left(n);
