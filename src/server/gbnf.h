@@ -2,11 +2,14 @@
 // GbnfPrefix (gbnf_prefix.h), which keeps a reply within it code point by code point.
 //
 // The syntax is llama.cpp's (its grammars/README.md): rules `name ::= alternatives`, names of
-// letters, digits and '-', `root` the start; literals "..." and classes [...] / [^...] with the
-// escapes \n \r \t \\ \" \[ \] \- \xXX \uXXXX \UXXXXXXXX; `.` any character; groups ( ... );
-// `|`; repetition `*` `+` `?` `{m}` `{m,}` `{m,n}` (counts up to kMaxRepetition); `#` comments
-// to the end of the line. A rule ends at a line break unless inside parentheses or right after
-// `|`. Token references (`<[id]>`, `<think>`, `!<...>`) are refused: the grammar reads text.
+// letters, digits and '-' (and '_'), `root` the start; literals "..." and classes [...] / [^...]
+// with the escapes \n \r \t \\ \" \[ \] \xXX \uXXXX \UXXXXXXXX (and \- \^ \/); `.` any
+// character; groups ( ... ); `|`; repetition `*` `+` `?` `{m}` `{m,}` `{m,n}` after a symbol, a
+// literal or a group (counts up to kMaxRepetition); `#` comments to the end of the line. A rule
+// ends at a line break unless inside parentheses or right after `|`. Token references
+// (`<[id]>`, `<think>`, `!<...>`) are refused: the grammar reads text. Bounds on what a
+// client's text may make the parser do: parentheses 128 deep, 8 quantifiers in a row,
+// kMaxElements once written out; the compiler's passes are linear in the grammar's size.
 //
 // Compiled as llama.cpp's engine reads it: each rule is a list of alternatives, each a sequence
 // of elements (a character class or a reference to a rule) ending in kEnd; groups and
