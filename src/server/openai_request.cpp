@@ -78,6 +78,17 @@ const json* field(const json& body, const char* name) {
   return &*it;
 }
 
+// A constrained reply (JSON mode, a grammar) thinks only when the client asks for it
+// (chat_template_kwargs.enable_thinking true): a template that thinks (Qwen3) then writes its
+// think block first (returned as reasoning_content) and the constrained part after it.
+void think_only_when_asked(const json& body, ParsedRequest* r) {
+  const json* kwargs = field(body, "chat_template_kwargs");
+  if (!(kwargs && kwargs->is_object() && field(*kwargs, "enable_thinking") && r->enable_thinking)) {
+    r->enable_thinking = false;
+    r->reasoning = false;
+  }
+}
+
 bool get_bool(const json& v, const std::string& name) {
   if (!v.is_boolean()) wrong_type(name, "true or false", v);
   return v.get<bool>();
@@ -554,14 +565,7 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
           "JSON mode (response_format json_object) and 'tools' cannot be combined: "
           "a tool call is not the JSON object the reply must be",
           "response_format");
-    // Thinking only when asked for: a template that thinks (Qwen3) then writes its think block
-    // first (returned as reasoning_content) and the object after it.
-    const json* kwargs = field(body, "chat_template_kwargs");
-    if (!(kwargs && kwargs->is_object() && field(*kwargs, "enable_thinking") &&
-          r.enable_thinking)) {
-      r.enable_thinking = false;
-      r.reasoning = false;
-    }
+    think_only_when_asked(body, &r);
   }
   // llama-server's other samplers: refused unless at their neutral setting (off).
   const std::pair<const char*, bool (*)(double)> other_samplers[] = {
@@ -599,12 +603,7 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
         throw bad_request("'grammar_lazy' (a grammar from triggers on) is not supported",
                           "grammar_lazy");
       r.gen.grammar = compile_grammar(v->get_ref<const std::string&>());
-      const json* kwargs = field(body, "chat_template_kwargs");
-      if (!(kwargs && kwargs->is_object() && field(*kwargs, "enable_thinking") &&
-            r.enable_thinking)) {
-        r.enable_thinking = false;
-        r.reasoning = false;
-      }
+      if (chat) think_only_when_asked(body, &r);
     }
   }
   if (!chat) {

@@ -60,6 +60,24 @@ class ReplyConstraint {
   virtual bool complete() const = 0;
 };
 
+// The token a sampler picks under constraint c: its own draw when c allows it, else a draw from
+// the logits with every token c refuses masked out (the masked distribution: see the top of
+// this file). draw(logits) is the request's sampler. Throws when no token is left, or when a
+// logit bias of +inf (which replaces the logit) forces a refused one.
+template <class Draw>
+int32_t draw_constrained(const ReplyConstraint& c, std::span<const float> logits, Draw draw) {
+  int32_t id = draw(logits);
+  if (c.allows(id)) return id;
+  std::vector<float> masked(logits.begin(), logits.end());
+  if (c.mask(masked) == 0)
+    fail("constrained output: no token of the vocabulary continues the reply here");
+  id = draw(std::span<const float>(masked));
+  if (!c.allows(id))
+    fail("constrained output: a logit bias forces token ", id,
+         ", which the reply's grammar (JSON mode, tool calls or a grammar) refuses");
+  return id;
+}
+
 // Grammar: a byte-at-a-time recognizer of prefixes with feed(uint8_t) (false: refused, state
 // unchanged), accepts(string_view) (every byte would be taken), take(string_view) (all or
 // nothing), complete(), may_end() (an end of generation is allowed here) and free_text() (the

@@ -399,9 +399,8 @@ void Scheduler::sample(const std::vector<Slot*>& slots) {
     Work& w = *slots[i]->work;
     const std::span<const float> logits(logits_.data() + i * v, v);
     try {
-      picks[i].id = w.sampler.sample(logits, w.input);
-      if (w.constraint && !w.constraint->allows(picks[i].id))
-        picks[i].id = constrained_pick(w, logits);
+      const auto draw = [&](std::span<const float> l) { return w.sampler.sample(l, w.input); };
+      picks[i].id = w.constraint ? draw_constrained(*w.constraint, logits, draw) : draw(logits);
       const GenerationParams& p = w.job->params();
       if (p.logprobs || p.n_probs > 0) log_probs(logits, picks[i].id, p.n_probs, &picks[i]);
     } catch (const std::exception& e) {
@@ -441,7 +440,7 @@ void Scheduler::sample(const std::vector<Slot*>& slots) {
       continue;
     }
     w.input.push_back(p.id);
-    if (w.constraint) w.constraint->accept(p.id);  // one it allows (constrained_pick)
+    if (w.constraint) w.constraint->accept(p.id);  // one it allows (draw_constrained)
     const size_t begin = w.text.decoded_bytes();
     const bool stopped = w.text.push(p.id);
     w.held.push_back({TokenOut{p.id, p.logprob, std::move(p.top)}, begin, w.text.decoded_bytes()});
@@ -468,19 +467,6 @@ void Scheduler::sample(const std::vector<Slot*>& slots) {
     }
     emit(s, false);
   }
-}
-
-int32_t Scheduler::constrained_pick(Work& w, std::span<const float> logits) {
-  std::vector<float> masked(logits.begin(), logits.end());
-  if (w.constraint->mask(masked) == 0)
-    fail("constrained output: no token of the vocabulary continues the reply here");
-  const int32_t id = w.sampler.sample(masked, w.input);
-  // Only a logit_bias of +inf can bring back a masked token (the sampler lets a bias replace
-  // the logit).
-  if (!w.constraint->allows(id))
-    fail("constrained output: logit_bias forces token ", id,
-         ", which the reply's grammar (JSON mode, tool calls or grammar) refuses");
-  return id;
 }
 
 const TokenBytes& Scheduler::token_bytes() {

@@ -85,9 +85,6 @@ class Scheduler {
   // Samples the next token of each slot from its row of logits_, then releases text and ends
   // the requests that are done.
   void sample(const std::vector<Slot*>& slots);
-  // A constrained reply, when the sampler drew a token the grammar refuses: a draw from the
-  // logits with every refused token masked (reply_constraint.h). Throws when none is left.
-  int32_t constrained_pick(Work& w, std::span<const float> logits);
   const TokenBytes& token_bytes();  // built on first use (scheduler thread)
   // Hands the job the text released so far and the tokens it covers (all when finished).
   void emit(Slot& slot, bool finished);

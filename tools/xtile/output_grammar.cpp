@@ -65,19 +65,14 @@ TokenPicker OutputGrammar::picker(const Tokenizer& tok, TokenPicker base) {
     constraint_ = std::make_unique<server::GrammarConstraint<server::JsonPrefix>>(
         *bytes_, server::JsonPrefix(schema_.get()));
   server::ReplyConstraint* c = constraint_.get();
-  return [c, base = std::move(base)](std::span<const float> logits,
-                                     std::span<const int32_t> history) {
-    auto draw = [&](std::span<const float> l) { return base ? base(l, history) : pick_greedy(l); };
-    int32_t id = draw(logits);
-    if (!c->allows(id)) {
-      std::vector<float> masked(logits.begin(), logits.end());
-      if (c->mask(masked) == 0) fail("the grammar: no token of the vocabulary continues the text");
-      id = draw(masked);
-      if (!c->allows(id)) fail("the grammar: --logit-bias forces token ", id, ", which it refuses");
-    }
-    c->accept(id);
-    return id;
-  };
+  return
+      [c, base = std::move(base)](std::span<const float> logits, std::span<const int32_t> history) {
+        const int32_t id = server::draw_constrained(*c, logits, [&](std::span<const float> l) {
+          return base ? base(l, history) : pick_greedy(l);
+        });
+        c->accept(id);
+        return id;
+      };
 }
 
 }  // namespace xtile
