@@ -10,6 +10,10 @@
 // With a schema that has every supported keyword (bounds included): feed/accepts/take agree, no
 // dead end, an input taken whole and complete parses to an instance (the tests' validator,
 // tests/server/json_schema_oracle.h), and an instance in nlohmann's compact spelling is taken.
+// The bounds on a non-integer number are inclusive, as the validator compares doubles and a
+// number just above an exclusive bound can round to it (json_number_bounds_test.cpp checks those
+// exactly), and keep away from 0, where nlohmann's compact spelling has an exponent (1e-05),
+// which a bounded number is written without.
 // Function calling's grammar (tool_call_prefix.h), forced and lazy, and JSON mode after a
 // think block (think_first.h): feed/accepts/take agree, and every prefix taken goes on or may
 // end.
@@ -41,6 +45,7 @@ const nlohmann::json& schema_doc() {
       "age": {"type": "integer", "minimum": -10, "maximum": 150},
       "code": {"allOf": [{"type": "integer", "exclusiveMinimum": 99, "exclusiveMaximum": 1000}]},
       "debt": {"type": ["integer", "null"], "maximum": -20},
+      "share": {"type": "number", "minimum": 0.25, "maximum": 99.95},
       "color": {"enum": ["red", "green", 7, 2.5, null]},
       "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 3},
       "when": {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]},

@@ -52,7 +52,7 @@ bool JsonPrefix::step(uint8_t c) {
       }
       return true;
     case Lexeme::kNumber:
-      if (number_byte(c)) return !bounded_ || integer_reachable();
+      if (number_byte(c)) return within_bounds(c);
       // The byte ends the number, if the number may end here, and is then read in the
       // container's context (a ',', a close or whitespace).
       if (!number_can_end()) return false;
@@ -157,6 +157,7 @@ bool JsonPrefix::value_start(uint8_t c) {
   str_min_ = 0;
   str_max_ = UINT32_MAX;
   bounded_ = false;
+  decimal_bounded_ = false;
   if (schema_) {
     node = schema_->start(node_, c);
     if (node < 0) return false;
@@ -175,6 +176,8 @@ bool JsonPrefix::value_start(uint8_t c) {
     bounded_ = n.min_int != INT64_MIN || n.max_int != INT64_MAX;
     int_lo_ = n.min_int;
     int_hi_ = n.max_int;
+    decimal_bounded_ = n.number_bounds.any();
+    if (decimal_bounded_) decimal_ = BoundedNumber(&n.number_bounds);
   }
   str_len_ = 0;
   int_negative_ = false;
@@ -199,7 +202,7 @@ bool JsonPrefix::value_start(uint8_t c) {
       lexeme_ = Lexeme::kNumber;
       number_ = Number::kMinus;
       int_negative_ = true;
-      return !bounded_ || integer_reachable();
+      return within_bounds(c);
     case 't':
       literal_ = "rue";
       break;
@@ -215,7 +218,7 @@ bool JsonPrefix::value_start(uint8_t c) {
       number_ = c == '0' ? Number::kZero : Number::kInt;
       int_digits_ = true;
       int_magnitude_ = c - '0';
-      return !bounded_ || integer_reachable();
+      return within_bounds(c);
   }
   lexeme_ = Lexeme::kLiteral;
   return true;
@@ -421,7 +424,15 @@ bool JsonPrefix::number_byte(uint8_t c) {
   return false;
 }
 
+// A number's byte c, which number_byte() took, under the node's bounds: an integer's as int64s,
+// another number's as decimals (c goes to their reader).
+bool JsonPrefix::within_bounds(uint8_t c) {
+  if (bounded_) return integer_reachable();
+  return !decimal_bounded_ || decimal_.step(c);
+}
+
 bool JsonPrefix::number_can_end() const {
+  if (decimal_bounded_) return decimal_.can_end();
   if (bounded_) {  // an integer (bounds are on integer-only nodes): its value within them
     if (number_ != Number::kZero && number_ != Number::kInt) return false;
     const __int128 v = int_negative_ ? -static_cast<__int128>(int_magnitude_)

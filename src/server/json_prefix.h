@@ -20,6 +20,7 @@
 
 #include "server/byte_grammar.h"
 #include "server/gbnf_prefix.h"
+#include "server/json_number_bounds.h"
 #include "server/json_schema.h"
 
 namespace xtile::server {
@@ -74,6 +75,7 @@ class JsonPrefix : public ByteGrammar<JsonPrefix> {
   bool open(char bracket, int node);  // '{' or '[' (node: its schema's): false beyond kMaxDepth
   bool close();                 // the innermost container's close
   void value_done();            // a value ended: its container's next step
+  bool within_bounds(uint8_t c);  // a number's byte c under the node's bounds
   bool number_can_end() const;
   bool integer_reachable() const;  // a bounded integer's prefix can still end within bounds
   // Schema mode.
@@ -150,6 +152,9 @@ class JsonPrefix : public ByteGrammar<JsonPrefix> {
   bool bounded_ = false, int_negative_ = false, int_digits_ = false;
   uint64_t int_magnitude_ = 0;
   int64_t int_lo_ = INT64_MIN, int_hi_ = INT64_MAX;
+  // A bounded number that need not be an integer (json_number_bounds.h).
+  bool decimal_bounded_ = false;
+  BoundedNumber decimal_;
 };
 
 }  // namespace xtile::server

@@ -185,7 +185,7 @@ int JsonSchema::compile(const json& s, const std::string& at) {
     return compile((*all)[0], at + "/allOf/0");
   }
   SchemaNode n;
-  bool object_keywords = false, integer_bounds = false, scalar_bounds = false;
+  bool object_keywords = false, numeric_bounds = false, scalar_bounds = false;
   bool pattern_given = false, format_pattern_too = false;  // `pattern`; a format kept as one
   for (const auto& [k, v] : s.items()) {
     const std::string here = at + "/" + k;
@@ -258,10 +258,12 @@ int JsonSchema::compile(const json& s, const std::string& at) {
       scalar_bounds = true;
     } else if (k == "minimum" || k == "exclusiveMinimum") {
       n.min_int = std::max(n.min_int, integer_bound(v, true, k[0] == 'e', here));
-      integer_bounds = scalar_bounds = true;
+      n.number_bounds.add(v, true, k[0] == 'e', here);
+      numeric_bounds = scalar_bounds = true;
     } else if (k == "maximum" || k == "exclusiveMaximum") {
       n.max_int = std::min(n.max_int, integer_bound(v, false, k[0] == 'e', here));
-      integer_bounds = scalar_bounds = true;
+      n.number_bounds.add(v, false, k[0] == 'e', here);
+      numeric_bounds = scalar_bounds = true;
     } else if (k == "anyOf" || k == "oneOf") {
       if (!v.is_array() || v.empty()) fail(here, ": must be a non-empty array of schemas");
       for (size_t i = 0; i < v.size(); ++i)
@@ -270,8 +272,9 @@ int JsonSchema::compile(const json& s, const std::string& at) {
       fail(here, ": keyword '", k,
            "' is not supported; xtile enforces type, properties, required, additionalProperties, "
            "items, minItems, maxItems, minLength, maxLength, minimum, maximum, "
-           "exclusiveMinimum, exclusiveMaximum (integers), format (date, time, date-time, "
-           "uuid), pattern, enum, const, $ref, anyOf, oneOf and an allOf of one schema");
+           "exclusiveMinimum, exclusiveMaximum, format (date, time, date-time, uuid, "
+           "duration, email, hostname, ipv4, ipv6), pattern, enum, const, $ref, anyOf, oneOf and "
+           "an allOf of one schema");
     }
   }
   // Sort the property names with their nodes, then mark the required ones.
@@ -303,12 +306,16 @@ int JsonSchema::compile(const json& s, const std::string& at) {
     fail(at, ": anyOf / oneOf beside other keywords is not supported");
   if (object_keywords && !(n.types & kTypeObject))
     fail(at, ": object keywords on a schema whose type is not object");
-  // Bounds the grammar keeps digit by digit are on integers: a bound on other numbers would
-  // need decimal arithmetic on every prefix.
-  if (integer_bounds && (n.types & kTypeNumber))
-    fail(at,
-         ": minimum / maximum are supported on integers only (\"type\": \"integer\"), "
-         "not on other numbers");
+  // A node that admits numbers other than integers keeps its bounds as decimals
+  // (json_number_bounds.h); one of integers only as int64s, fractions rounded inward.
+  if (numeric_bounds && (n.types & kTypeNumber)) {
+    n.min_int = INT64_MIN;
+    n.max_int = INT64_MAX;
+    if (n.number_bounds.empty())
+      fail(at, ": the bounds admit no value (a minimum above its maximum)");
+  } else {
+    n.number_bounds = {};
+  }
   if (scalar_bounds && !n.values.empty())
     fail(at,
          ": minLength, maxLength, minimum, maximum and format beside enum / const are not "

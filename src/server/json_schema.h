@@ -2,17 +2,19 @@
 // an instance of it byte by byte. The subset is what structured-output schemas use (OpenAI's
 // strict mode, Pydantic's and Zod's models): type (a name or a list), properties, required,
 // additionalProperties (a boolean or a schema), items, minItems / maxItems, minLength /
-// maxLength (in code points), minimum / maximum / exclusiveMinimum / exclusiveMaximum on
-// integers, enum and const (scalar values), $ref to "#", "#/$defs/..." or "#/definitions/...",
-// anyOf / oneOf whose branches start with different bytes (Optional[X] is X or null), and an
-// allOf of one schema (Pydantic's way to describe a $ref), the string formats date, time,
-// date-time and uuid (json_format.h), and `pattern` (json_pattern.h). Annotations (title,
-// description, default, ...) are ignored. Any other keyword is refused, naming it and where it is,
-// rather than dropped: a reply would look constrained by it and not be.
+// maxLength (in code points), minimum / maximum / exclusiveMinimum / exclusiveMaximum (on
+// integers as int64s, on other numbers as decimals: json_number_bounds.h), enum and const (scalar
+// values), $ref to "#", "#/$defs/..." or "#/definitions/...", anyOf / oneOf whose branches start
+// with different bytes (Optional[X] is X or null), and an allOf of one schema (Pydantic's way to
+// describe a $ref), the string formats date, time, date-time and uuid (json_format.h), and
+// `pattern` (json_pattern.h). Annotations (title, description, default, ...) are ignored. Any other
+// keyword is refused, naming it and where it is, rather than dropped: a reply would look
+// constrained by it and not be.
 //
 // Decisions where a grammar must pick one spelling: enum and const values are written as
 // nlohmann::json writes them (compact; strings with their characters as they are), and so are
-// property names; other strings and numbers are any valid spelling.
+// property names; other strings and numbers are any valid spelling, except that a bounded
+// number is written without an exponent.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +26,7 @@
 
 #include "server/gbnf.h"
 #include "server/json_format.h"
+#include "server/json_number_bounds.h"
 
 namespace xtile::server {
 
@@ -57,6 +60,9 @@ struct SchemaNode {
   // Integers: the bounds, inclusive (exclusive ones and fractions rounded inward). Only on
   // nodes that admit no other numbers.
   int64_t min_int = INT64_MIN, max_int = INT64_MAX;
+  // Numbers (a node that admits more than integers): the bounds as decimals; any() false when
+  // none was given.
+  NumberBounds number_bounds;
   std::vector<int> branches;  // anyOf / oneOf: the node whose first byte a value starts with
 };
 

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -240,7 +241,13 @@ inline json instance(std::mt19937& rng, const json& s, const json& root, int dep
     if (hi - lo > 2000) lo = std::max(lo, hi - 2000), hi = std::min(hi, lo + 2000);
     return lo + static_cast<int64_t>(rng() % static_cast<uint64_t>(hi - lo + 1));
   }
-  if (t == "number") return (static_cast<double>(rng() % 20001) - 10000.0) / 64.0;
+  if (t == "number") {  // a multiple of 1/64 (exact in a double and in decimal) within the bounds
+    for (int tries = 0; tries < 1000; ++tries) {
+      const json x = (static_cast<double>(rng() % 20001) - 10000.0) / 64.0;
+      if (valid(x, s, root)) return x;
+    }
+    throw std::logic_error("instance(): no multiple of 1/64 in [-156.25, 156.25] fits " + s.dump());
+  }
   if (t == "string" && s.contains("format")) {
     const char* values[][3] = {
         {"date", "2024-02-29", "1999-12-31"},

@@ -39,6 +39,7 @@ const json kPerson = json::parse(R"({
     "pair": {"type": "array", "items": {"type": "integer", "minimum": -5, "maximum": 5.5},
              "minItems": 2, "maxItems": 2},
     "height": {"type": "number"},
+    "ratio": {"type": "number", "exclusiveMinimum": -0.5, "maximum": 99.95},
     "color": {"enum": ["red", "green", "blue \"dark\""]},
     "level": {"enum": [1, 12, -3, 2.5, true, null]},
     "kind": {"const": "human"},
@@ -83,9 +84,12 @@ TEST(JsonSchema, CompilesTheSubsetAndNamesWhatItRefuses) {
        "#/properties/a/pattern"},
       {R"({"type": "object", "properties": {"a": {"type": "string", "format": "uri"}}})",
        "#/properties/a/format"},
-      {R"({"type": "object", "properties": {"a": {"type": "number", "minimum": 0}}})",
-       "integers only"},
-      {R"({"type": "object", "properties": {"a": {"minimum": 0}}})", "integers only"},
+      {R"({"type": "object", "properties": {"a": {"type": "number", "minimum": 0.5,
+                                                  "exclusiveMaximum": 0.5}}})",
+       "admit no value"},
+      {R"({"type": "object", "properties": {"a": {"minimum": "0"}}})", "#/properties/a/minimum"},
+      {R"({"type": "object", "properties": {"a": {"type": "number", "multipleOf": 0.5}}})",
+       "multipleOf"},
       {R"({"type": "object", "properties": {"a": {"enum": ["x"], "maxLength": 3}}})",
        "beside enum"},
       {R"({"type": "object", "properties": {"a": {"type": "array", "minItems": 3, "maxItems": 2}}})",
@@ -135,6 +139,8 @@ TEST(JsonSchemaPrefix, TakesInstancesAndRefusesAtTheFirstByteThatCannotBeOne) {
       R"({"name": "e", "age": 3, "born": "2024-02-29", "seen": "2026-12-06T04:05:06.123+01:00",
           "id": "123E4567-e89b-12d3-a456-426614174000", "alarm": "23:59:59Z"})",
       R"({"name": "f", "age": 4, "seen": null, "born": "2000-02-29"})",
+      R"({"name": "g", "age": 5, "ratio": 99.95})",
+      R"({"name": "i", "age": 7, "ratio": 0})",
   };
   for (const char* d : instances) {
     SCOPED_TRACE(d);
@@ -143,6 +149,11 @@ TEST(JsonSchemaPrefix, TakesInstancesAndRefusesAtTheFirstByteThatCannotBeOne) {
     EXPECT_EQ(f.taken, std::strlen(d));
     EXPECT_TRUE(f.complete);
   }
+  // Bounds compare as decimals: this number is above -0.5, though the double nearest it is -0.5
+  // (the validator above, comparing doubles, would call it out of bounds).
+  const char* close_to_bound = R"({"name": "h", "age": 6, "ratio": -0.4999999999999999999999})";
+  EXPECT_EQ(feed_all(schema, close_to_bound).taken, std::strlen(close_to_bound));
+  EXPECT_TRUE(feed_all(schema, close_to_bound).complete);
   struct Case {
     const char* text;
     size_t refused_at;
@@ -157,7 +168,11 @@ TEST(JsonSchemaPrefix, TakesInstancesAndRefusesAtTheFirstByteThatCannotBeOne) {
       {R"({"age": "3"})", 8},        // a string where an integer goes
       {R"({"color": "reed"})", 13},  // not one of the values
       {R"({"color": "re"})", 13},
-      {R"({"level": 1.0})", 11},  // 1 is written as 1
+      {R"({"ratio": 99.951})", 15},  // above maximum 99.95
+      {R"({"ratio": 100})", 12},     // 10 may end, 100 may not, nor grow to fit
+      {R"({"ratio": -0.5})", 13},    // exclusiveMinimum -0.5
+      {R"({"ratio": 1e-3})", 11},    // a bounded number is written without an exponent
+      {R"({"level": 1.0})", 11},     // 1 is written as 1
       {R"({"level": 123})", 12},
       {R"({"level": -3.5})", 12},
       {R"({"level": false})", 10},

@@ -722,15 +722,17 @@ TEST_F(ServerHttp, GrammarPastTheEngineLimitsFailsOnlyItsRequest) {
 // others allowed, the object can only close once both are written: the stories model, which
 // knows no JSON, ends with one.
 TEST_F(ServerHttp, JsonSchemaRepliesWithAnInstance) {
-  const json schema = {{"type", "object"},
-                       {"properties",
-                        {{"animal", {{"enum", {"cat", "dog", "frog"}}}},
-                         {"happy", {{"type", "boolean"}}},
-                         {"age", {{"anyOf", {{{"type", "integer"}}, {{"type", "null"}}}}}}}},
-                       {"required", {"animal", "happy", "age"}},
-                       {"additionalProperties", false}};
+  const json schema = {
+      {"type", "object"},
+      {"properties",
+       {{"animal", {{"enum", {"cat", "dog", "frog"}}}},
+        {"happy", {{"type", "boolean"}}},
+        {"age", {{"anyOf", {{{"type", "integer"}}, {{"type", "null"}}}}}},
+        {"weight", {{"type", "number"}, {"exclusiveMinimum", 0}, {"maximum", 2.5}}}}},
+      {"required", {"animal", "happy", "age", "weight"}},
+      {"additionalProperties", false}};
   for (int seed = 1; seed <= 3; ++seed) {
-    json b = chat_body("Tell me about a cat.", 400, seed, 0.8);
+    json b = chat_body("Tell me about a cat.", 1000, seed, 0.8);
     b["response_format"] = {
         {"type", "json_schema"},
         {"json_schema", {{"name", "pet"}, {"strict", true}, {"schema", schema}}}};
@@ -742,11 +744,13 @@ TEST_F(ServerHttp, JsonSchemaRepliesWithAnInstance) {
     EXPECT_EQ(c["finish_reason"], "stop");
     const json v = json::parse(text);
     ASSERT_TRUE(v.is_object());
-    EXPECT_EQ(v.size(), 3u);
+    EXPECT_EQ(v.size(), 4u);
     const std::string animal = v.at("animal").get<std::string>();
     EXPECT_TRUE(animal == "cat" || animal == "dog" || animal == "frog");
     EXPECT_TRUE(v.at("happy").is_boolean());
     EXPECT_TRUE(v.at("age").is_null() || v.at("age").is_number_integer());
+    EXPECT_GT(v.at("weight").get<double>(), 0.0);
+    EXPECT_LE(v.at("weight").get<double>(), 2.5);
   }
 }
 
