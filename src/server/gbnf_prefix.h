@@ -45,7 +45,9 @@ class GbnfPrefix : public ByteGrammar<GbnfPrefix> {
   // The text so far is one of the grammar's.
   bool may_end() const { return has_empty_ && utf8_left_ == 0; }
   bool free_text() const { return false; }
-  // The state's bytes, for the mask's memo (grammar_memo.h).
+  const GbnfGrammar* grammar() const { return g_; }
+  // The state's bytes, for the mask's memo (grammar_memo.h). Without the grammar: states of two
+  // grammars may write the same bytes.
   void memo_key(std::string* key) const {
     key->append(reinterpret_cast<const char*>(stacks_.data()), stacks_.size() * sizeof(uint32_t));
     if (utf8_left_ > 0) {

@@ -1,9 +1,10 @@
-// The mask's memo for grammars whose state can be named by its bytes (GbnfPrefix): each state
-// met is numbered, and each (state, byte) step is computed once and then looked up, a lazy
-// DFA. A GBNF state is a set of stacks, and stepping it rebuilds them (~50 ns per byte); the
-// mask steps every token of the vocabulary (a million bytes for Qwen's), and most of those steps
-// lead from a handful of states back to the same ones (inside a string, every letter leaves
-// the state as it was). The memo lives as long as the request's constraint, so later masks
+// The mask's memo for grammars whose state can be named by its bytes (GbnfPrefix, JsonPrefix):
+// each state met is numbered, and each (state, byte) step is computed once and then looked up,
+// a lazy DFA. A GBNF state is a set of stacks, and stepping it rebuilds them (~50 ns per byte);
+// JsonPrefix's is cheaper to step but is copied per token, its schema's pattern engine with it.
+// The mask steps every token of the vocabulary (a million bytes for Qwen's), and most of those
+// steps lead from a handful of states back to the same ones (inside a string, every letter
+// leaves the state as it was). The memo lives as long as the request's constraint, so later masks
 // start warm; it is bounded (kMaxStates rows of 256 steps) and starts over when full.
 #pragma once
 

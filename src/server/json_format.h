@@ -11,7 +11,10 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
+
+#include "server/memo_key.h"
 
 namespace xtile::server {
 
@@ -40,6 +43,13 @@ class FormatReader {
   bool step(uint8_t c);
   // The characters so far are a whole value: the closing quote may come.
   bool complete() const;
+  // The state's key for the mask's memo (grammar_memo.h).
+  void memo_key(std::string* key) const {
+    for (uint8_t b :
+         {static_cast<uint8_t>(format_), static_cast<uint8_t>(part_), pos_, tens_, month_})
+      put_key(key, b);
+    put_key(key, year_);
+  }
 
  private:
   enum class Part : uint8_t { kDate, kT, kTime, kFraction, kZone, kOffset, kUuid, kDone };

@@ -18,6 +18,8 @@
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 
+#include "server/memo_key.h"
+
 namespace xtile::server {
 
 // A decimal >= 0: integer digits without leading zeros ("" for a value below 1) and fraction
@@ -83,6 +85,17 @@ class BoundedNumber {
   bool step(uint8_t c);
   // The bytes so far are a whole number within the bounds.
   bool can_end() const;
+  // The state's key for the mask's memo (grammar_memo.h).
+  void memo_key(std::string* key) const {
+    put_key(key, bounds_);
+    put_key(key, negative_);
+    put_key(key, phase_);
+    put_key(key, whole_digits_);
+    for (const Track& t : {lo_, hi_}) {
+      put_key(key, t.order);
+      put_key(key, t.pos);
+    }
+  }
 
  private:
   enum class Phase : uint8_t { kStart, kSign, kWhole, kZero, kPoint, kFraction };

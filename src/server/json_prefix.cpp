@@ -19,6 +19,49 @@ JsonPrefix::JsonPrefix(const JsonSchema* schema) : schema_(schema) {
   if (schema_) node_ = schema_->root();
 }
 
+// Every field a later step reads. Those that only one kind of lexeme reads, and that are set
+// when it starts, go in only while it is read (so that, say, the states inside a plain string
+// are the same whatever number came before it): a string's length (only under length bounds),
+// a number's digits under bounds, a literal's rest, a format's reader.
+void JsonPrefix::memo_key(std::string* key) const {
+  for (auto v : {static_cast<uint8_t>(expect_), static_cast<uint8_t>(lexeme_),
+                 static_cast<uint8_t>(number_), static_cast<uint8_t>(surrogate_),
+                 static_cast<uint8_t>(string_is_key_), static_cast<uint8_t>(escape_), hex_left_,
+                 utf8_left_, utf8_lo_, utf8_hi_, blanks_, static_cast<uint8_t>(newline_),
+                 static_cast<uint8_t>(return_), static_cast<uint8_t>(integer_only_),
+                 static_cast<uint8_t>(bounded_), static_cast<uint8_t>(decimal_bounded_)})
+    put_key(key, v);
+  put_key(key, hex_value_);
+  put_key(key, schema_);
+  put_key(key, node_);
+  put_key(key, value_node_);
+  for (uint16_t v : {cand_lo_, cand_hi_, cand_pos_}) put_key(key, v);
+  put_key(key, str_min_);
+  put_key(key, str_max_);
+  const bool in_number = lexeme_ == Lexeme::kNumber;
+  if (lexeme_ == Lexeme::kString && (str_min_ != 0 || str_max_ != UINT32_MAX))
+    put_key(key, str_len_);
+  if (bounded_ && in_number) {
+    put_key(key, int_negative_);
+    put_key(key, int_digits_);
+    put_key(key, int_magnitude_);
+    put_key(key, int_lo_);
+    put_key(key, int_hi_);
+  }
+  if (decimal_bounded_ && in_number) decimal_.memo_key(key);
+  if (lexeme_ == Lexeme::kLiteral) put_key(key, literal_);
+  if (lexeme_ == Lexeme::kFormat) format_.memo_key(key);
+  put_key(key, stack_.size());
+  key->append(stack_);
+  frames_.memo_key(key);
+  // Last, as its length varies with its stacks.
+  put_key(key, pattern_.has_value());
+  if (pattern_) {
+    put_key(key, pattern_->grammar());
+    pattern_->memo_key(key);
+  }
+}
+
 bool JsonPrefix::step(uint8_t c) {
   switch (lexeme_) {
     case Lexeme::kString: {

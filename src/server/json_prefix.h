@@ -22,6 +22,7 @@
 #include "server/gbnf_prefix.h"
 #include "server/json_number_bounds.h"
 #include "server/json_schema.h"
+#include "server/memo_key.h"
 
 namespace xtile::server {
 
@@ -42,6 +43,8 @@ class JsonPrefix : public ByteGrammar<JsonPrefix> {
   bool may_end() const { return complete(); }
   // Never free text: every byte of the reply is the object's.
   bool free_text() const { return false; }
+  // The state's key for the mask's memo (grammar_memo.h): equal keys, equal futures.
+  void memo_key(std::string* key) const;
 
  private:
   // What the next byte outside a string, number or literal may be.
@@ -128,6 +131,15 @@ class JsonPrefix : public ByteGrammar<JsonPrefix> {
     }
     Frame& back() { return size_ <= kNear ? near_[size_ - 1] : far_.back(); }
     const Frame& back() const { return size_ <= kNear ? near_[size_ - 1] : far_.back(); }
+    void memo_key(std::string* key) const {
+      put_key(key, size_);
+      for (int i = 0; i < size_; ++i) {
+        const Frame& f = i < kNear ? near_[i] : far_[static_cast<size_t>(i - kNear)];
+        put_key(key, f.node);
+        put_key(key, f.seen);
+        put_key(key, f.value);
+      }
+    }
 
    private:
     static constexpr int kNear = 8;

@@ -16,9 +16,11 @@
 #include "base/error.h"
 #include "json_feed.h"
 #include "json_schema_oracle.h"
+#include "mask_check.h"
 #include "server/gbnf_prefix.h"
 #include "server/json_pattern.h"
 #include "server/json_prefix.h"
+#include "server/reply_constraint.h"
 
 namespace xtile::server {
 namespace {
@@ -388,6 +390,35 @@ TEST(JsonFormat, FormatsKeptAsPatternsAgreeWithCheckersWrittenApart) {
         R"j({"type": "object", "properties": {"e": {"format": "ipv4", "maxLength": 9}}})j",
         R"j({"type": "object", "properties": {"e": {"format": "uri"}}})j"})
     EXPECT_THROW(JsonSchema(nlohmann::json::parse(refused)), Error) << refused;
+}
+
+// The mask goes through the memo of steps (grammar_memo.h, JsonPrefix::memo_key): at every
+// token of an instance that visits each kind of state (keys, enum values, bounded integers and
+// numbers, formats, two different patterns, nesting, a recursive $ref), the mask keeps exactly
+// the tokens each one's own check (allows(), which steps a copy of the state) allows. One
+// constraint reads the whole instance, so later masks meet the memo filled at earlier places.
+class JsonSchemaQwen : public test::QwenVocab {};
+
+TEST_F(JsonSchemaQwen, MaskThroughTheMemoKeepsExactlyWhatEachTokenAllows) {
+  const JsonSchema schema(kPerson);
+  static_assert(MemoKeyed<JsonPrefix>);
+  GrammarConstraint<JsonPrefix> c(*bytes_, JsonPrefix(&schema));
+  const std::string text =
+      R"({"name": "Ann \"A\" é", "age": 42, "nick": "ab", "code": 123, "debt": -25,)"
+      R"( "pair": [1, -5], "height": -1.5e3, "ratio": 12.375, "color": "green", "level": 2.5,)"
+      R"( "kind": "human", "tags": ["a b", "c"], "born": "2024-02-29",)"
+      R"( "seen": "2026-12-06T04:05:06.5+01:00", "id": "123e4567-e89b-12d3-a456-426614174000",)"
+      R"( "plate": "AB-1234", "mail": "x@y.io", "alarm": "07:00:00Z", "scores": [1, true],)"
+      R"( "parent": {"name": "Bo", "age": 70, "ratio": -0.25, "parent": null, "mail": "b@c.de"},)"
+      R"( "pet": {"species": "cat", "weight": 4.5}, "extra": {"q": [1, {}]}})";
+  ASSERT_TRUE(valid(json::parse(text), kPerson, kPerson));
+  const std::vector<int32_t> ids = tok_->encode(text, false, false);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ASSERT_NO_FATAL_FAILURE(test::expect_mask_matches_allows(c, tok_->n_vocab(), 3))
+        << "before token " << i << " " << tok_->decode_token(ids[i]);
+    ASSERT_TRUE(c.accept(ids[i])) << i;
+  }
+  EXPECT_TRUE(c.complete());
 }
 
 }  // namespace
