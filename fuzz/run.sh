@@ -87,6 +87,8 @@ run_json() {
   printf '{"s": "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"}' >"$seeds/utf8.json"
   printf '%s' '{"name":"Lily","age":42,"code":123,"debt":-25,"tags":["a"],"next":null}' \
     >"$seeds/instance.json"
+  printf '%s' '{"name":"Lily","plate":"AB-12","share":12.5,"day":"2024-02-29"}' \
+    >"$seeds/patterned.json"
   printf '<think>\nhm\n</think>\n\n<tool_call>\n{"name": "get", "arguments": {"q": 1}}\n</tool_call>' \
     >"$seeds/tool_call.txt"
   echo "json seeds: $(ls "$seeds" | wc -l) files in $seeds"

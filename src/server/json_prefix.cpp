@@ -378,10 +378,20 @@ bool JsonPrefix::pattern_byte(uint8_t c) {
     return true;
   }
   if (in_utf8 || (!in_hex && !after_backslash && c != '\\')) return pattern_->try_step(c);
+  // A backslash only when some escape gives a character the pattern takes here, and a \u only
+  // when some control character is one: else the escape would be a dead end.
+  const auto takes_control = [&] {
+    for (char cp = 0; cp < 0x20; ++cp)
+      if (pattern_->accepts(std::string_view(&cp, 1))) return true;
+    return false;
+  };
+  if (!in_hex && !after_backslash)
+    return takes_control() || pattern_->accepts("\"") || pattern_->accepts("\\") ||
+           pattern_->accepts("/");
   if (after_backslash) {
     switch (c) {
       case 'u':
-        return true;  // the digits decide
+        return takes_control();  // the digits decide which
       case 'b':
         return pattern_->try_step('\b');
       case 'f':
@@ -396,7 +406,6 @@ bool JsonPrefix::pattern_byte(uint8_t c) {
         return pattern_->try_step(c);
     }
   }
-  if (!in_hex) return true;  // the backslash
   // A digit of \u00XX with XX below 0x20: '0', '0', '0' or '1', then any; at the third, some
   // of the sixteen characters it leaves must be the pattern's.
   switch (hex_left_) {
