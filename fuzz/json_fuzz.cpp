@@ -52,6 +52,8 @@ const nlohmann::json& schema_doc() {
       "day": {"type": "string", "format": "date"},
       "id": {"type": "string", "format": "uuid"},
       "plate": {"type": "string", "pattern": "^[A-Z]{2}-\\d{2,4}$|^\\+[0-9 ]*é$"},
+      "memo": {"type": "string", "pattern": "^[a-z]+\\.?[0-9é]*$", "minLength": 1, "maxLength": 5},
+      "home": {"type": "string", "format": "uri", "maxLength": 24},
       "next": {"anyOf": [{"$ref": "#"}, {"type": "null"}]},
       "any": {}
     },

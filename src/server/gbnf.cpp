@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 #include <map>
+#include <queue>
 
 #include "base/error.h"
 #include "tokenizer/utf8.h"
@@ -371,6 +372,7 @@ class GbnfCompiler {
     for (const RuleText& r : rules) lower_alternatives(ids_[r.name], r.body);
     drop_unfinishable();
     check_left_recursion();
+    measure_shortest();
   }
 
  private:
@@ -549,6 +551,60 @@ class GbnfCompiler {
       }
     }
     return in;
+  }
+
+  // The fewest code points of each rule's texts, then of each alternative's rest from every
+  // element: Knuth's generalization of Dijkstra's algorithm (a rule's length is final when it
+  // is the least of those pending; an alternative's, once all its references are final), in
+  // O(size · log rules). Every rule left is productive, so every length is finite; nested
+  // repetitions can pass 2^32, where the lengths saturate.
+  void measure_shortest() {
+    const size_t n = g_->alternatives_.size();
+    const auto add = [](uint64_t a, uint64_t b) { return std::min<uint64_t>(a + b, UINT32_MAX); };
+    std::vector<uint64_t> sum;                      // per alternative: its classes and final refs
+    std::vector<uint32_t> missing, rule_of;         // per alternative
+    std::vector<std::vector<uint32_t>> users(n);    // per rule: alternatives referring to it
+    using Pending = std::pair<uint64_t, uint32_t>;  // (length, rule)
+    std::priority_queue<Pending, std::vector<Pending>, std::greater<>> queue;
+    for (uint32_t r = 0; r < n; ++r)
+      for (uint32_t a : g_->alternatives_[r]) {
+        const auto alt = static_cast<uint32_t>(sum.size());
+        uint64_t chars = 0;
+        uint32_t refs = 0;
+        for (uint32_t p = a; g_->elements_[p].kind != Kind::kEnd; ++p) {
+          if (g_->elements_[p].kind == Kind::kChar) {
+            chars = add(chars, 1);
+          } else {
+            ++refs;
+            users[g_->elements_[p].arg].push_back(alt);
+          }
+        }
+        sum.push_back(chars);
+        missing.push_back(refs);
+        rule_of.push_back(r);
+        if (refs == 0) queue.emplace(chars, r);
+      }
+    std::vector<uint64_t> shortest(n, UINT32_MAX);
+    std::vector<bool> done(n, false);
+    while (!queue.empty()) {
+      const auto [length, r] = queue.top();
+      queue.pop();
+      if (done[r]) continue;
+      done[r] = true;
+      shortest[r] = length;
+      for (uint32_t alt : users[r]) {
+        sum[alt] = add(sum[alt], length);
+        if (--missing[alt] == 0) queue.emplace(sum[alt], rule_of[alt]);
+      }
+    }
+    std::vector<uint32_t>& rest = g_->shortest_rest_;
+    rest.assign(g_->elements_.size(), 0);
+    for (size_t p = g_->elements_.size(); p-- > 0;) {
+      const Element& e = g_->elements_[p];
+      if (e.kind == Kind::kEnd) continue;  // 0: the alternative is done
+      const uint64_t own = e.kind == Kind::kChar ? 1 : shortest[e.arg];
+      rest[p] = static_cast<uint32_t>(add(own, rest[p + 1]));
+    }
   }
 
   // The engine expands the references at a stack's top until a character class is there; a

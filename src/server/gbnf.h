@@ -72,9 +72,13 @@ class GbnfGrammar {
   uint32_t root() const { return root_; }
   const Element& element(uint32_t pos) const { return elements_[pos]; }
   const CodePointSet& char_class(uint32_t i) const { return classes_[i]; }
+  size_t class_count() const { return classes_.size(); }
   // Where each alternative of a rule begins in the elements.
   const std::vector<uint32_t>& alternatives(uint32_t rule) const { return alternatives_[rule]; }
   size_t rule_count() const { return alternatives_.size(); }
+  // The fewest code points that finish the alternative from element pos on (0 at its kEnd),
+  // saturated at UINT32_MAX: what a length bound beside the grammar needs to leave room for.
+  uint32_t shortest_rest(uint32_t pos) const { return shortest_rest_[pos]; }
   const std::string& rule_name(uint32_t rule) const { return names_[rule]; }
 
  private:
@@ -84,6 +88,7 @@ class GbnfGrammar {
   std::vector<CodePointSet> classes_;
   std::vector<std::vector<uint32_t>> alternatives_;
   std::vector<std::string> names_;
+  std::vector<uint32_t> shortest_rest_;  // per element
   uint32_t root_ = 0;
 };
 

@@ -126,7 +126,9 @@ bool GbnfPrefix::advance(uint32_t cp) {
   return true;
 }
 
-bool GbnfPrefix::partial_viable() const {
+bool GbnfPrefix::top_takes_pending(size_t pos) const {
+  const uint32_t d = stacks_[pos];
+  if (d == 0) return false;
   // The code points the bytes so far begin: their bits then any continuation bits.
   const uint32_t shift = 6u * utf8_left_;
   const uint32_t lo = utf8_value_ << shift, hi = lo | ((1u << shift) - 1);
@@ -140,14 +142,31 @@ bool GbnfPrefix::partial_viable() const {
   } else {
     valid[0] = {0x10000, CodePointSet::kMax};
   }
-  for (size_t pos = 0; pos < stacks_.size(); pos += stacks_[pos] + 1) {
-    const uint32_t d = stacks_[pos];
-    if (d == 0) continue;
-    const CodePointSet& cls = g_->char_class(g_->element(stacks_[pos + d]).arg);
-    for (auto [vlo, vhi] : valid)
-      if (cls.intersects(std::max(lo, vlo), std::min(hi, vhi))) return true;
-  }
+  const CodePointSet& cls = g_->char_class(g_->element(stacks_[pos + d]).arg);
+  for (auto [vlo, vhi] : valid)
+    if (cls.intersects(std::max(lo, vlo), std::min(hi, vhi))) return true;
   return false;
+}
+
+bool GbnfPrefix::partial_viable() const {
+  for (size_t pos = 0; pos < stacks_.size(); pos += stacks_[pos] + 1)
+    if (top_takes_pending(pos)) return true;
+  return false;
+}
+
+// A stack's positions each wait for the rest of their alternative, so its shortest completion
+// is the sum of their rests (the top's counts its character class, the pending character's
+// when one is being read).
+uint32_t GbnfPrefix::shortest_completion() const {
+  uint64_t best = UINT32_MAX;
+  for (size_t pos = 0; pos < stacks_.size(); pos += stacks_[pos] + 1) {
+    if (utf8_left_ > 0 && !top_takes_pending(pos)) continue;
+    uint64_t sum = 0;
+    for (uint32_t i = 1; i <= stacks_[pos] && sum < best; ++i)
+      sum += g_->shortest_rest(stacks_[pos + i]);
+    best = std::min(best, sum);
+  }
+  return static_cast<uint32_t>(best);
 }
 
 bool GbnfPrefix::step(uint8_t c) {

@@ -45,6 +45,9 @@ class GbnfPrefix : public ByteGrammar<GbnfPrefix> {
   // The text so far is one of the grammar's.
   bool may_end() const { return has_empty_ && utf8_left_ == 0; }
   bool free_text() const { return false; }
+  // The fewest code points that make the text whole from here, a character whose first bytes
+  // came counted among them (0 when it may end now; saturated at UINT32_MAX).
+  uint32_t shortest_completion() const;
   const GbnfGrammar* grammar() const { return g_; }
   // The state's bytes, for the mask's memo (grammar_memo.h). Without the grammar: states of two
   // grammars may write the same bytes.
@@ -64,6 +67,8 @@ class GbnfPrefix : public ByteGrammar<GbnfPrefix> {
   bool advance(uint32_t cp);
   // Some stack's top takes a code point in the valid range that the pending UTF-8 bytes begin.
   bool partial_viable() const;
+  // The top of the stack at stacks_[pos] takes such a code point.
+  bool top_takes_pending(size_t pos) const;
   // Expands the stack work_ holds (positions bottom first, its depth last) into out_.
   void expand();
   // Appends the stack held in work_ at [begin, begin + depth) to out_ unless out_ has it.

@@ -33,6 +33,12 @@ StringFormat string_format(std::string_view name);
 //   ipv6      RFC 4291's text forms (RFC 3986's IPv6address: "::" once, an IPv4 tail)
 //   duration  RFC 3339 appendix A: P with years, months, days, weeks, a T part of hours,
 //             minutes, seconds, as JSON Schema's "duration" defines it
+// and, beyond OpenAI's list, the two that Pydantic's URL types carry:
+//   uri            RFC 3986's URI: a scheme, ':', the hierarchical part (an authority with
+//                  userinfo, an IP literal or a registered name and a port, then a path; or a
+//                  path alone), a query and a fragment; characters outside RFC 3986's sets
+//                  percent-encoded (so no spaces and no raw non-ASCII: an IRI is not a URI)
+//   uri-reference  a URI or RFC 3986's relative reference
 const char* format_pattern(std::string_view name);
 
 // Reads a formatted string's characters (between its quotes) one byte at a time.

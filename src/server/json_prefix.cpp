@@ -39,8 +39,10 @@ void JsonPrefix::memo_key(std::string* key) const {
   put_key(key, str_min_);
   put_key(key, str_max_);
   const bool in_number = lexeme_ == Lexeme::kNumber;
-  if (lexeme_ == Lexeme::kString && (str_min_ != 0 || str_max_ != UINT32_MAX))
-    put_key(key, str_len_);
+  if (str_min_ != 0 || str_max_ != UINT32_MAX) {
+    if (lexeme_ == Lexeme::kString) put_key(key, str_len_);
+    if (lexeme_ == Lexeme::kPattern) put_key(key, pattern_len_);
+  }
   if (bounded_ && in_number) {
     put_key(key, int_negative_);
     put_key(key, int_digits_);
@@ -223,6 +225,7 @@ bool JsonPrefix::value_start(uint8_t c) {
     if (decimal_bounded_) decimal_ = BoundedNumber(&n.number_bounds);
   }
   str_len_ = 0;
+  pattern_len_ = 0;
   int_negative_ = false;
   int_digits_ = false;
   int_magnitude_ = 0;
@@ -368,7 +371,9 @@ bool JsonPrefix::hex_byte(uint8_t c) {
 // byte's fate is known when it comes (no dead end inside an escape).
 bool JsonPrefix::pattern_byte(uint8_t c) {
   const bool in_utf8 = utf8_left_ > 0, in_hex = hex_left_ > 0, after_backslash = escape_;
-  if (!in_utf8 && !in_hex && !after_backslash && c == '"' && !pattern_->may_end()) return false;
+  if (!in_utf8 && !in_hex && !after_backslash && c == '"' &&
+      (!pattern_->may_end() || pattern_len_ < str_min_))
+    return false;
   lexeme_ = Lexeme::kString;  // string_byte's rules, which end the string at its quote
   const bool json_ok = string_byte(c);
   if (lexeme_ == Lexeme::kString) lexeme_ = Lexeme::kPattern;
@@ -377,33 +382,37 @@ bool JsonPrefix::pattern_byte(uint8_t c) {
     pattern_.reset();
     return true;
   }
-  if (in_utf8 || (!in_hex && !after_backslash && c != '\\')) return pattern_->try_step(c);
-  // A backslash only when some escape gives a character the pattern takes here, and a \u only
-  // when some control character is one: else the escape would be a dead end.
-  const auto takes_control = [&] {
-    for (char cp = 0; cp < 0x20; ++cp)
-      if (pattern_->accepts(std::string_view(&cp, 1))) return true;
+  if (in_utf8 || (!in_hex && !after_backslash && c != '\\')) {
+    if (!pattern_->try_step(c)) return false;
+    if (utf8_left_ == 0) ++pattern_len_;  // the character is whole
+    return pattern_room(*pattern_, pattern_len_);
+  }
+  // A backslash only when some escape gives a character the pattern takes here (with room for
+  // the rest of a match), and a \u only when some control character is one: else the escape
+  // would be a dead end.
+  const auto fits_control = [&] {
+    for (uint8_t cp = 0; cp < 0x20; ++cp)
+      if (pattern_fits(cp)) return true;
     return false;
   };
   if (!in_hex && !after_backslash)
-    return takes_control() || pattern_->accepts("\"") || pattern_->accepts("\\") ||
-           pattern_->accepts("/");
+    return fits_control() || pattern_fits('"') || pattern_fits('\\') || pattern_fits('/');
   if (after_backslash) {
     switch (c) {
       case 'u':
-        return takes_control();  // the digits decide which
+        return fits_control();  // the digits decide which
       case 'b':
-        return pattern_->try_step('\b');
+        return pattern_char('\b');
       case 'f':
-        return pattern_->try_step('\f');
+        return pattern_char('\f');
       case 'n':
-        return pattern_->try_step('\n');
+        return pattern_char('\n');
       case 'r':
-        return pattern_->try_step('\r');
+        return pattern_char('\r');
       case 't':
-        return pattern_->try_step('\t');
+        return pattern_char('\t');
       default:  // '"', '\\', '/'
-        return pattern_->try_step(c);
+        return pattern_char(c);
     }
   }
   // A digit of \u00XX with XX below 0x20: '0', '0', '0' or '1', then any; at the third, some
@@ -415,12 +424,31 @@ bool JsonPrefix::pattern_byte(uint8_t c) {
     case 1: {
       if (hex_value_ > 1) return false;
       for (uint32_t cp = hex_value_ * 16u; cp < hex_value_ * 16u + 16u; ++cp)
-        if (pattern_->accepts(std::string(1, static_cast<char>(cp)))) return true;
+        if (pattern_fits(static_cast<uint8_t>(cp))) return true;
       return false;
     }
     default:
-      return pattern_->try_step(static_cast<uint8_t>(hex_value_));
+      return pattern_char(static_cast<uint8_t>(hex_value_));
   }
+}
+
+// maxLength beside a pattern: `read` characters and the fewest that complete a match from
+// `engine` (a character being read counted among those) fit within it.
+bool JsonPrefix::pattern_room(const GbnfPrefix& engine, uint32_t read) const {
+  return str_max_ == UINT32_MAX ||
+         uint64_t{read} + engine.shortest_completion() <= uint64_t{str_max_};
+}
+
+// The one-byte character ch (an escape's) would be taken, with room left.
+bool JsonPrefix::pattern_fits(uint8_t ch) const {
+  GbnfPrefix probe = *pattern_;
+  return probe.try_step(ch) && pattern_room(probe, pattern_len_ + 1);
+}
+
+bool JsonPrefix::pattern_char(uint8_t ch) {
+  if (!pattern_->try_step(ch)) return false;
+  ++pattern_len_;
+  return pattern_room(*pattern_, pattern_len_);
 }
 
 bool JsonPrefix::number_byte(uint8_t c) {

@@ -73,6 +73,10 @@ class JsonPrefix : public ByteGrammar<JsonPrefix> {
   bool string_byte(uint8_t c);  // c inside a string
   bool hex_byte(uint8_t c);     // a digit of a \uXXXX escape
   bool pattern_byte(uint8_t c);  // c inside a string with a pattern
+  bool pattern_char(uint8_t ch);        // an escape's character ch to the pattern, with room after
+  bool pattern_fits(uint8_t ch) const;  // pattern_char(ch) would hold
+  // Within maxLength, a match can still be completed from engine after `read` characters.
+  bool pattern_room(const GbnfPrefix& engine, uint32_t read) const;
   bool number_byte(uint8_t c);  // c inside a number (false: not part of it)
   bool value_start(uint8_t c);  // c begins a value
   bool open(char bracket, int node);  // '{' or '[' (node: its schema's): false beyond kMaxDepth
@@ -156,8 +160,9 @@ class JsonPrefix : public ByteGrammar<JsonPrefix> {
   FormatReader format_;  // Lexeme::kFormat
   // Lexeme::kPattern: the pattern's engine, fed the string's characters as they decode.
   std::optional<GbnfPrefix> pattern_;
-  // A string value's characters so far and its node's bounds (minLength, maxLength).
-  uint32_t str_len_ = 0, str_min_ = 0, str_max_ = UINT32_MAX;
+  // A string value's characters so far and its node's bounds (minLength, maxLength); with a
+  // pattern, the characters its engine has read whole.
+  uint32_t str_len_ = 0, str_min_ = 0, str_max_ = UINT32_MAX, pattern_len_ = 0;
   // A bounded integer (minimum, maximum): its sign, whether a digit came, its magnitude
   // (saturated at kMagnitudeCap, beyond any int64) and the bounds, inclusive.
   static constexpr uint64_t kMagnitudeCap = 10000000000000000000u;  // 1e19

@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "base/error.h"
+#include "server/gbnf_prefix.h"
 #include "server/json_pattern.h"
 
 namespace xtile::server {
@@ -244,7 +245,7 @@ int JsonSchema::compile(const json& s, const std::string& at) {
                  (n.format = string_format(v.get<std::string>())) == StringFormat::kNone) {
         fail(here, ": format ", v.dump(),
              " is not supported; xtile keeps date, time, date-time, uuid, duration, email, "
-             "hostname, ipv4 and ipv6");
+             "hostname, ipv4, ipv6, uri and uri-reference");
       }
       scalar_bounds = true;
     } else if (k == "pattern") {
@@ -273,7 +274,8 @@ int JsonSchema::compile(const json& s, const std::string& at) {
            "' is not supported; xtile enforces type, properties, required, additionalProperties, "
            "items, minItems, maxItems, minLength, maxLength, minimum, maximum, "
            "exclusiveMinimum, exclusiveMaximum, format (date, time, date-time, uuid, "
-           "duration, email, hostname, ipv4, ipv6), pattern, enum, const, $ref, anyOf, oneOf and "
+           "duration, email, hostname, ipv4, ipv6, uri, uri-reference), pattern, enum, const, "
+           "$ref, anyOf, oneOf and "
            "an allOf of one schema");
     }
   }
@@ -322,12 +324,20 @@ int JsonSchema::compile(const json& s, const std::string& at) {
          "supported");
   if (n.format != StringFormat::kNone && (n.min_length > 0 || n.max_length != UINT32_MAX))
     fail(at, ": minLength / maxLength beside format are not supported (a format fixes the length)");
-  // A pattern's engine and a length count kept apart could meet a dead end (the pattern wants
-  // more characters than maxLength leaves); the length can be written into the pattern.
-  if (n.pattern && (n.min_length > 0 || n.max_length != UINT32_MAX))
-    fail(at,
-         ": minLength / maxLength beside pattern (or the formats kept as one) are not supported; "
-         "write the length into the pattern (^[a-z]{1,20}$)");
+  // Beside a pattern (or a format kept as one), maxLength leaves room for the fewest characters
+  // that complete a match (json_prefix.h), so no string meets a dead end. A minLength above the
+  // pattern's shortest match would need the lengths its matches can take, not only the least:
+  // that one is written into the pattern instead.
+  if (n.pattern) {
+    const uint32_t shortest = GbnfPrefix(n.pattern.get()).shortest_completion();
+    if (n.max_length < shortest)
+      fail(at, ": the bounds admit no value (maxLength ", n.max_length,
+           " is below the pattern's shortest match, ", shortest, " characters)");
+    if (n.min_length > shortest)
+      fail(at, ": minLength ", n.min_length, " beside a pattern whose shortest match is ", shortest,
+           " characters is not supported; write the length into the pattern "
+           "(^[a-z]{3,20}$)");
+  }
   if (pattern_given && (n.format != StringFormat::kNone || format_pattern_too))
     fail(at, ": pattern beside format is not supported");
   if (n.min_items > n.max_items || n.min_length > n.max_length || n.min_int > n.max_int)

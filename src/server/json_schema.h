@@ -6,10 +6,11 @@
 // integers as int64s, on other numbers as decimals: json_number_bounds.h), enum and const (scalar
 // values), $ref to "#", "#/$defs/..." or "#/definitions/...", anyOf / oneOf whose branches start
 // with different bytes (Optional[X] is X or null), and an allOf of one schema (Pydantic's way to
-// describe a $ref), the string formats date, time, date-time and uuid (json_format.h), and
-// `pattern` (json_pattern.h). Annotations (title, description, default, ...) are ignored. Any other
-// keyword is refused, naming it and where it is, rather than dropped: a reply would look
-// constrained by it and not be.
+// describe a $ref), the string formats date, time, date-time and uuid (json_format.h) and those
+// kept as patterns (email, hostname, ipv4, ipv6, duration, uri, uri-reference), and `pattern`
+// (json_pattern.h), maxLength beside it. Annotations (title, description, default, ...) are
+// ignored. Any other keyword is refused, naming it and where it is, rather than dropped: a reply
+// would look constrained by it and not be.
 //
 // Decisions where a grammar must pick one spelling: enum and const values are written as
 // nlohmann::json writes them (compact; strings with their characters as they are), and so are

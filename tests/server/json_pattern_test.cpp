@@ -139,8 +139,10 @@ TEST(JsonPattern, RefusesWhatItCannotKeepNamingIt) {
        "#/properties/a/pattern: pattern \"(?=x)\": lookaround"},
       {R"j({"type": "object", "properties": {"a": {"type": "string", "pattern": 5}}})j",
        "#/properties/a/pattern: must be a string"},
-      {R"j({"type": "object", "properties": {"a": {"pattern": "^x+$", "maxLength": 3}}})j",
-       "minLength / maxLength beside pattern"},
+      {R"j({"type": "object", "properties": {"a": {"pattern": "^x+$", "minLength": 3}}})j",
+       "minLength 3 beside a pattern whose shortest match is 1 characters"},
+      {R"j({"type": "object", "properties": {"a": {"pattern": "^x{4}$", "maxLength": 3}}})j",
+       "admit no value (maxLength 3 is below the pattern's shortest match, 4 characters)"},
       {R"j({"type": "object", "properties": {"a": {"pattern": "^x+$", "format": "date"}}})j",
        "pattern beside format"},
   };
@@ -224,6 +226,86 @@ TEST(JsonPattern, NoEscapeOrCharacterLeadsToADeadEnd) {
     }
     EXPECT_GE(visited, 4u);
   }
+}
+
+// maxLength beside a pattern: random walks over every byte the grammar takes, from a string's
+// opening quote, never meet a dead end and end in a string that the pattern matches (std::wregex)
+// within the bounds; strings of the pattern within them, JSON-escaped, are taken whole.
+TEST(JsonPattern, MaxLengthBesideAPatternLeavesRoomForAMatch) {
+  int walks = 0, texts_taken = 0, at_max = 0;
+  for (uint32_t seed = 1; seed <= 120; ++seed) {
+    RandomRegular r(seed);
+    std::mt19937 rng(seed);
+    const std::wstring regex = L"^(?:" + r.regex() + L")$";
+    const std::string pattern = utf8(std::u32string(regex.begin(), regex.end()));
+    const uint32_t shortest = GbnfPrefix(compile_pattern(pattern).get()).shortest_completion();
+    if (shortest > 30) continue;
+    const uint32_t max_length = shortest + static_cast<uint32_t>(rng() % 5);
+    const uint32_t min_length = static_cast<uint32_t>(rng() % (shortest + 1));
+    const nlohmann::json doc = {{"type", "object"},
+                                {"properties",
+                                 {{"a",
+                                   {{"type", "string"},
+                                    {"pattern", pattern},
+                                    {"minLength", min_length},
+                                    {"maxLength", max_length}}}}}};
+    const JsonSchema schema(doc);
+    const std::wregex re(regex, std::regex::ECMAScript);
+    SCOPED_TRACE(pattern + " maxLength " + std::to_string(max_length));
+    const auto in_bounds = [&](const std::string& value) {
+      size_t n = 0;
+      for (unsigned char c : value) n += (c & 0xc0) != 0x80;
+      if (n < min_length || n > max_length) return false;
+      std::u32string wide_text;
+      for (size_t i = 0; i < value.size();) {  // decode (the walk's bytes are valid UTF-8)
+        const unsigned char c = static_cast<unsigned char>(value[i]);
+        const int len = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+        uint32_t cp = len == 1 ? c : c & (0x7f >> len);
+        for (int k = 1; k < len; ++k)
+          cp = cp << 6 | (static_cast<unsigned char>(value[i + k]) & 0x3f);
+        wide_text += static_cast<char32_t>(cp);
+        i += static_cast<size_t>(len);
+      }
+      return std::regex_search(wide(wide_text), re);
+    };
+    for (int w = 0; w < 15; ++w) {
+      JsonPrefix p(&schema);
+      std::string text = R"({"a": ")";
+      ASSERT_TRUE(p.take(text));
+      bool closed = false;
+      while (!closed) {
+        ASSERT_LT(text.size(), 400u) << text;
+        std::vector<uint8_t> taken;
+        for (int b = 0; b < 256; ++b) {
+          JsonPrefix next = p;
+          if (next.feed(static_cast<uint8_t>(b))) taken.push_back(static_cast<uint8_t>(b));
+        }
+        ASSERT_FALSE(taken.empty()) << "no byte continues " << text;
+        const uint8_t b = taken[rng() % taken.size()];
+        ASSERT_TRUE(p.feed(b));
+        text += static_cast<char>(b);
+        JsonPrefix end = p;
+        closed = end.take("}") && end.complete();
+      }
+      const std::string value = nlohmann::json::parse(text + "}")["a"].get<std::string>();
+      ASSERT_TRUE(in_bounds(value)) << text;
+      size_t n = 0;
+      for (unsigned char c : value) n += (c & 0xc0) != 0x80;
+      at_max += n == max_length;
+      ++walks;
+    }
+    for (int t = 0; t < 20; ++t) {
+      const std::string value = utf8(r.text());
+      if (!in_bounds(value)) continue;
+      const std::string text = nlohmann::json{{"a", value}}.dump();
+      JsonPrefix p(&schema);
+      ASSERT_TRUE(p.take(text) && p.complete()) << text;
+      ++texts_taken;
+    }
+  }
+  EXPECT_GT(walks, 1000);
+  EXPECT_GT(texts_taken, 200);
+  EXPECT_GT(at_max, 50);
 }
 
 }  // namespace

@@ -110,6 +110,113 @@ inline bool duration_ok(std::string_view s) {
   return !date_units.empty() || in_time;
 }
 
+// RFC 3986, read by hand from its ABNF (section 3 and appendix A): a URI, or with `reference`
+// a URI or a relative reference.
+inline bool uri_ok(const std::string& s, bool reference) {
+  const auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  const auto hex = [&](char c) {
+    return digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+  };
+  const auto unreserved = [&](char c) {
+    return alpha(c) || digit(c) || c == '-' || c == '.' || c == '_' || c == '~';
+  };
+  const auto sub_delim = [](char c) {
+    return std::string_view("!$&'()*+,;=").find(c) != std::string_view::npos;
+  };
+  // Every character of t is allowed by `ok` or begins a percent-encoded octet.
+  const auto all = [&](std::string_view t, auto ok) {
+    for (size_t i = 0; i < t.size(); ++i) {
+      if (t[i] == '%') {
+        if (i + 2 >= t.size() + 0 || !hex(t[i + 1]) || !hex(t[i + 2])) return false;
+        i += 2;
+      } else if (!ok(t[i])) {
+        return false;
+      }
+    }
+    return true;
+  };
+  const auto pchar = [&](char c) { return unreserved(c) || sub_delim(c) || c == ':' || c == '@'; };
+  const auto path_char = [&](char c) { return pchar(c) || c == '/'; };
+  const auto query_char = [&](char c) { return pchar(c) || c == '/' || c == '?'; };
+  const auto authority_ok = [&](std::string_view a) {
+    const size_t at = a.find('@');
+    if (at != std::string_view::npos) {
+      if (!all(a.substr(0, at), [&](char c) { return unreserved(c) || sub_delim(c) || c == ':'; }))
+        return false;
+      a = a.substr(at + 1);
+    }
+    std::string_view host = a, port;
+    if (!a.empty() && a[0] == '[') {
+      const size_t close = a.find(']');
+      if (close == std::string_view::npos) return false;
+      const std::string inside(a.substr(1, close - 1));
+      unsigned char addr[16];
+      const bool v6 = inet_pton(AF_INET6, inside.c_str(), addr) == 1;
+      bool future = inside.size() > 2 && (inside[0] == 'v' || inside[0] == 'V');
+      if (future) {
+        const size_t dot = inside.find('.');
+        future = dot != std::string::npos && dot > 1 && dot + 1 < inside.size();
+        for (size_t i = 1; future && i < dot; ++i) future = hex(inside[i]);
+        for (size_t i = dot + 1; future && i < inside.size(); ++i)
+          future = unreserved(inside[i]) || sub_delim(inside[i]) || inside[i] == ':';
+      }
+      if (!v6 && !future) return false;
+      const std::string_view rest = a.substr(close + 1);
+      if (rest.empty()) return true;
+      if (rest[0] != ':') return false;
+      port = rest.substr(1);
+      for (char c : port)
+        if (!digit(c)) return false;
+      return true;
+    }
+    const size_t colon = a.find(':');
+    if (colon != std::string_view::npos) {
+      host = a.substr(0, colon);
+      port = a.substr(colon + 1);
+      for (char c : port)
+        if (!digit(c)) return false;
+    }
+    return all(host, [&](char c) { return unreserved(c) || sub_delim(c); });
+  };
+  // The part before '?' and '#': "//" authority path-abempty, or a path (its first segment
+  // without ':' when `noscheme`).
+  const auto hier_ok = [&](std::string_view h, bool noscheme) {
+    if (h.substr(0, 2) == "//") {
+      h = h.substr(2);
+      const size_t slash = h.find('/');
+      return authority_ok(h.substr(0, slash)) &&
+             (slash == std::string_view::npos || all(h.substr(slash), path_char));
+    }
+    if (noscheme && !h.empty() && h[0] != '/') {
+      const std::string_view first = h.substr(0, h.find('/'));
+      if (first.find(':') != std::string_view::npos) return false;
+    }
+    return all(h, path_char);
+  };
+  const auto tail_ok = [&](std::string_view rest, bool noscheme) {
+    const size_t hash = rest.find('#');
+    if (hash != std::string_view::npos) {
+      if (!all(rest.substr(hash + 1), query_char)) return false;
+      rest = rest.substr(0, hash);
+    }
+    const size_t question = rest.find('?');
+    if (question != std::string_view::npos) {
+      if (!all(rest.substr(question + 1), query_char)) return false;
+      rest = rest.substr(0, question);
+    }
+    return hier_ok(rest, noscheme);
+  };
+  const size_t colon = s.find(':');
+  if (colon != std::string::npos && colon > 0 && alpha(s[0])) {
+    bool scheme = true;
+    for (size_t i = 1; i < colon; ++i)
+      scheme = scheme && (alpha(s[i]) || digit(s[i]) || s[i] == '+' || s[i] == '-' || s[i] == '.');
+    if (scheme && tail_ok(std::string_view(s).substr(colon + 1), false)) return true;
+  }
+  return reference && tail_ok(s, true);
+}
+
 // Whether s is a value of a string format (json_format.h's), checked another way: the layout
 // by a regular expression, the calendar by std::chrono; addresses by inet_pton, host names,
 // e-mail addresses and durations by the checkers above.
@@ -122,6 +229,7 @@ inline bool format_ok(const std::string& format, const std::string& s) {
   if (format == "hostname") return hostname_ok(s);
   if (format == "email") return email_ok(s);
   if (format == "duration") return duration_ok(s);
+  if (format == "uri" || format == "uri-reference") return uri_ok(s, format == "uri-reference");
   static const std::string kDate = R"((\d{4})-(\d{2})-(\d{2}))";
   static const std::string kTime =
       R"(([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d))";
@@ -260,7 +368,9 @@ inline json instance(std::mt19937& rng, const json& s, const json& root, int dep
                              {"hostname", "example.org", "a1-b2"},
                              {"ipv4", "192.168.0.1", "0.0.0.0"},
                              {"ipv6", "::1", "2001:db8::ffff:1.2.3.4"},
-                             {"duration", "P3Y6M4DT12H30M5S", "PT20M"}};
+                             {"duration", "P3Y6M4DT12H30M5S", "PT20M"},
+                             {"uri", "https://example.org/a?b=1", "urn:isbn:0451450523"},
+                             {"uri-reference", "../a/b", "https://h.io/"}};
     for (const auto& v : more)
       if (s["format"] == v[0]) return v[1 + rng() % 2];
   }

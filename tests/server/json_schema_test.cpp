@@ -50,8 +50,9 @@ const json kPerson = json::parse(R"({
     "seen": {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]},
     "id": {"type": "string", "format": "uuid"},
     "plate": {"type": "string", "pattern": "^[A-Z]{2}-\\d{4}$"},
-    "mail": {"type": ["string", "null"], "pattern": "^\\S+@\\S+\\.\\S+$"},
+    "mail": {"type": ["string", "null"], "pattern": "^\\S+@\\S+\\.\\S+$", "maxLength": 40},
     "alarm": {"type": "string", "format": "time"},
+    "home": {"type": "string", "format": "uri", "minLength": 1, "maxLength": 2083},
     "scores": {"type": ["array", "null"], "items": {"type": ["integer", "boolean"]}},
     "parent": {"anyOf": [{"$ref": "#"}, {"type": "null"}]},
     "pet": {"$ref": "#/$defs/Pet"},
@@ -84,7 +85,7 @@ TEST(JsonSchema, CompilesTheSubsetAndNamesWhatItRefuses) {
       {R"({"type": "array"})", "root"},
       {R"({"type": "object", "properties": {"a": {"type": "string", "pattern": "(a)\\1"}}})",
        "#/properties/a/pattern"},
-      {R"({"type": "object", "properties": {"a": {"type": "string", "format": "uri"}}})",
+      {R"({"type": "object", "properties": {"a": {"type": "string", "format": "iri"}}})",
        "#/properties/a/format"},
       {R"({"type": "object", "properties": {"a": {"type": "number", "minimum": 0.5,
                                                   "exclusiveMaximum": 0.5}}})",
@@ -349,8 +350,15 @@ TEST(JsonFormat, FormatsKeptAsPatternsAgreeWithCheckersWrittenApart) {
       {"hostname", {"example.org", "a", "a1-b2.c3", "xn--bcher-kva.example", "localhost"}},
       {"email", {"ann@example.org", "a.b+c@x-y.io", "x!#$%&'*+/=?^_`{|}~-@h", "q@a.b.c"}},
       {"duration", {"P3Y6M4DT12H30M5S", "PT20M", "P1W", "P2D", "P1M2D", "PT1H", "PT5S", "P1Y"}},
+      {"uri",
+       {"https://example.org/a/b?x=1&y=%20#top", "http://[::1]:8080/", "mailto:ann@example.org",
+        "urn:isbn:0451450523", "a:", "ftp://u:p@h.io:21/%7Ex", "http://[v1f.a:b]/", "x:/a//b",
+        "http://[fe80::1:2]", "news:comp.lang.c++"}},
+      {"uri-reference",
+       {"https://example.org/a?b#c", "//cdn.example/x.js", "../up/one", "a/b:c", "?q=1", "#frag",
+        "", "/abs/path", "./a:b", "x:y"}},
   };
-  const std::string edits = "0123456789abfAF:.-@PTYMDWHSx+_ ";
+  const std::string edits = "0123456789abfAF:.-@PTYMDWHSx+_ /?#[]%v";
   int valid_seen = 0, invalid_seen = 0;
   for (const auto& [format, examples] : formats) {
     const auto g = compile_pattern(format_pattern(format));
@@ -378,17 +386,26 @@ TEST(JsonFormat, FormatsKeptAsPatternsAgreeWithCheckersWrittenApart) {
   }
   EXPECT_GT(valid_seen, 3000);
   EXPECT_GT(invalid_seen, 3000);
-  // In a schema, and refused beside a pattern or a length.
+  // In a schema, and refused beside a pattern or a length it cannot keep (an address is 7
+  // characters at least: maxLength 6 admits none, and a minLength above 7 is not supported).
   const JsonSchema schema(nlohmann::json::parse(
       R"j({"type": "object", "properties": {"e": {"type": "string", "format": "email"}}})j"));
   JsonPrefix ok(&schema);
   EXPECT_TRUE(ok.take(R"j({"e": "ann@example.org"})j") && ok.complete());
   JsonPrefix bad(&schema);
   EXPECT_FALSE(bad.take(R"j({"e": "ann@@example.org"})j"));
+  // Pydantic's HttpUrl: a uri of 1 to 2083 characters.
+  const JsonSchema url(nlohmann::json::parse(R"j({"type": "object", "properties": {"u":
+      {"format": "uri", "maxLength": 2083, "minLength": 1, "type": "string"}}})j"));
+  JsonPrefix link(&url);
+  EXPECT_TRUE(link.take(R"j({"u": "https://example.org/a?b=1"})j") && link.complete());
+  JsonPrefix no_scheme(&url);
+  EXPECT_FALSE(no_scheme.take(R"j({"u": "example.org"})j"));
   for (const char* refused :
        {R"j({"type": "object", "properties": {"e": {"format": "email", "pattern": "a"}}})j",
-        R"j({"type": "object", "properties": {"e": {"format": "ipv4", "maxLength": 9}}})j",
-        R"j({"type": "object", "properties": {"e": {"format": "uri"}}})j"})
+        R"j({"type": "object", "properties": {"e": {"format": "ipv4", "maxLength": 6}}})j",
+        R"j({"type": "object", "properties": {"e": {"format": "ipv4", "minLength": 8}}})j",
+        R"j({"type": "object", "properties": {"e": {"format": "iri"}}})j"})
     EXPECT_THROW(JsonSchema(nlohmann::json::parse(refused)), Error) << refused;
 }
 
@@ -409,6 +426,7 @@ TEST_F(JsonSchemaQwen, MaskThroughTheMemoKeepsExactlyWhatEachTokenAllows) {
       R"( "kind": "human", "tags": ["a b", "c"], "born": "2024-02-29",)"
       R"( "seen": "2026-12-06T04:05:06.5+01:00", "id": "123e4567-e89b-12d3-a456-426614174000",)"
       R"( "plate": "AB-1234", "mail": "x@y.io", "alarm": "07:00:00Z", "scores": [1, true],)"
+      R"( "home": "https://example.org/a%20b?q=1#top",)"
       R"( "parent": {"name": "Bo", "age": 70, "ratio": -0.25, "parent": null, "mail": "b@c.de"},)"
       R"( "pet": {"species": "cat", "weight": 4.5}, "extra": {"q": [1, {}]}})";
   ASSERT_TRUE(valid(json::parse(text), kPerson, kPerson));

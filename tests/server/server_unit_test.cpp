@@ -195,7 +195,7 @@ TEST(ParseRequest, ToolChoiceBuildsTheCallRules) {
                     {"properties": {"q": {"type": "string"}}}}},
                   {"type": "function", "function": {"name": "a"}},
                   {"type": "function", "function": {"name": "c", "parameters":
-                    {"type": "object", "properties": {"d": {"format": "uri"}}}}}])" +
+                    {"type": "object", "properties": {"d": {"format": "iri"}}}}}])" +
                                      extra + "}"),
                          true, d);
   };

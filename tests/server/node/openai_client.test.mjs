@@ -133,7 +133,7 @@ test("JSON mode: response_format json_object gives an object JSON.parse takes", 
     client.chat.completions.create({
       model: MODEL, messages: [{ role: "user", content: "x" }],
       response_format: { type: "json_schema", json_schema: { name: "x", schema: {
-        type: "object", properties: { a: { type: "string", format: "uri" } } } } } }),
+        type: "object", properties: { a: { type: "string", format: "iri" } } } } } }),
     (e) => e instanceof OpenAI.BadRequestError && e.param === "response_format.json_schema.schema"
       && /format/.test(e.message));
 });
