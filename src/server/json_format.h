@@ -27,8 +27,7 @@ StringFormat string_format(std::string_view name);
 // for `name`, or nullptr. Each is its RFC's grammar written as an expression:
 //   email     RFC 5322's dot-atom "@" a hostname (no quoted local parts, no address literals)
 //   hostname  RFC 1123: labels of 1-63 letters, digits and '-', neither first nor last '-',
-//             joined by '.' (the 253-character total is not kept: an expression cannot count it
-//             beside the labels)
+//             joined by '.' (the 253-character total is the schema's: a maxLength of 253)
 //   ipv4      RFC 2673's dotted quad: four decimal octets 0-255 without leading zeros
 //   ipv6      RFC 4291's text forms (RFC 3986's IPv6address: "::" once, an IPv4 tail)
 //   duration  RFC 3339 appendix A: P with years, months, days, weeks, a T part of hours,

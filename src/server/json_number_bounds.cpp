@@ -214,6 +214,20 @@ void BoundedNumber::end_whole() {
   }
 }
 
+// Where the numbers that follow lie, from the order of their common digits with the limit's:
+// less, all below it; greater, all above; equal, the limit lies among them.
+BoundedNumber::Relation BoundedNumber::placed(Order order, bool at_start) {
+  switch (order) {
+    case Order::kLess:
+      return {Place::kBelow, false};
+    case Order::kGreater:
+      return {Place::kAbove, false};
+    case Order::kEqual:
+      break;
+  }
+  return {Place::kContains, at_start};
+}
+
 // The integer part I (n digits) followed by k more digits and any fraction: the numbers in
 // [I·10^k, (I+1)·10^k), with n + k = length integer digits. Against a limit B with h integer
 // digits: below it when length < h (all under 10^(h-1) <= B), above it when length > h (all at
@@ -224,15 +238,7 @@ BoundedNumber::Relation BoundedNumber::whole_relation(const MagnitudeLimit& limi
   if (!limit.finite) return {Place::kBelow, false};
   const size_t h = limit.value.whole.size();
   if (length != h) return {length < h ? Place::kBelow : Place::kAbove, false};
-  switch (t.order) {
-    case Order::kLess:
-      return {Place::kBelow, false};
-    case Order::kGreater:
-      return {Place::kAbove, false};
-    case Order::kEqual:
-      break;
-  }
-  return {Place::kContains, limit.value.frac.empty() && whole_digits_ >= limit.whole_significant};
+  return placed(t.order, limit.value.frac.empty() && whole_digits_ >= limit.whole_significant);
 }
 
 // The number so far is a = I.F (F's digits after the point, maybe none): what follows lies in
@@ -242,15 +248,7 @@ BoundedNumber::Relation BoundedNumber::whole_relation(const MagnitudeLimit& limi
 BoundedNumber::Relation BoundedNumber::fraction_relation(const MagnitudeLimit& limit,
                                                          const Track& t) {
   if (!limit.finite) return {Place::kBelow, false};
-  switch (t.order) {
-    case Order::kLess:
-      return {Place::kBelow, false};
-    case Order::kGreater:
-      return {Place::kAbove, false};
-    case Order::kEqual:
-      break;
-  }
-  return {Place::kContains, t.pos >= limit.value.frac.size()};
+  return placed(t.order, t.pos >= limit.value.frac.size());
 }
 
 // Some number of the range that follows lies within [L, H]: not all below L, not all above H,

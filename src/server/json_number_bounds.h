@@ -119,6 +119,7 @@ class BoundedNumber {
   bool advance(uint8_t c);  // step() without the check of what follows
   bool reachable() const;   // some number within the bounds begins with the bytes so far
   bool meets(Relation lo, Relation hi) const;
+  static Relation placed(Order order, bool at_start);
   // The integer part so far: the numbers that follow with `length` integer digits.
   Relation whole_relation(const MagnitudeLimit& limit, const Track& t, uint16_t length) const;
   // After the point (or a leading 0): the numbers that follow.

@@ -188,6 +188,7 @@ int JsonSchema::compile(const json& s, const std::string& at) {
   SchemaNode n;
   bool object_keywords = false, numeric_bounds = false, scalar_bounds = false;
   bool pattern_given = false, format_pattern_too = false;  // `pattern`; a format kept as one
+  bool hostname = false;  // RFC 1123's total of 253 characters, kept as a maxLength
   for (const auto& [k, v] : s.items()) {
     const std::string here = at + "/" + k;
     if (is_annotation(k) || k == "$defs" || k == "definitions") continue;
@@ -241,6 +242,7 @@ int JsonSchema::compile(const json& s, const std::string& at) {
       if (as_pattern) {
         n.pattern = compile_pattern(as_pattern);
         format_pattern_too = true;
+        hostname = v == "hostname";
       } else if (!v.is_string() ||
                  (n.format = string_format(v.get<std::string>())) == StringFormat::kNone) {
         fail(here, ": format ", v.dump(),
@@ -324,6 +326,7 @@ int JsonSchema::compile(const json& s, const std::string& at) {
          "supported");
   if (n.format != StringFormat::kNone && (n.min_length > 0 || n.max_length != UINT32_MAX))
     fail(at, ": minLength / maxLength beside format are not supported (a format fixes the length)");
+  if (hostname) n.max_length = std::min<uint32_t>(n.max_length, 253);
   // Beside a pattern (or a format kept as one), maxLength leaves room for the fewest characters
   // that complete a match (json_prefix.h), so no string meets a dead end. A minLength above the
   // pattern's shortest match would need the lengths its matches can take, not only the least:

@@ -44,8 +44,10 @@ inline bool pattern_ok(const std::string& pattern, const std::string& s) {
   return std::regex_search(wide(s), re);
 }
 
-// RFC 1123 host names, label by label (without the 253-character total, as the grammar).
-inline bool hostname_ok(std::string_view s) {
+// RFC 1123 host names, label by label; with `whole`, at most 253 characters in all (an e-mail
+// address's host part is not held to that total).
+inline bool hostname_ok(std::string_view s, bool whole = false) {
+  if (whole && s.size() > 253) return false;
   for (size_t start = 0;;) {
     const size_t dot = s.find('.', start);
     const std::string_view label =
@@ -226,7 +228,7 @@ inline bool format_ok(const std::string& format, const std::string& s) {
     return s.find('\0') == std::string::npos &&
            inet_pton(format == "ipv4" ? AF_INET : AF_INET6, s.c_str(), addr) == 1;
   }
-  if (format == "hostname") return hostname_ok(s);
+  if (format == "hostname") return hostname_ok(s, true);
   if (format == "email") return email_ok(s);
   if (format == "duration") return duration_ok(s);
   if (format == "uri" || format == "uri-reference") return uri_ok(s, format == "uri-reference");

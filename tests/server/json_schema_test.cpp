@@ -394,6 +394,15 @@ TEST(JsonFormat, FormatsKeptAsPatternsAgreeWithCheckersWrittenApart) {
   EXPECT_TRUE(ok.take(R"j({"e": "ann@example.org"})j") && ok.complete());
   JsonPrefix bad(&schema);
   EXPECT_FALSE(bad.take(R"j({"e": "ann@@example.org"})j"));
+  // A host name of 253 characters at most: 63 times "abc." then "a" (253), but not "ab".
+  const JsonSchema host(nlohmann::json::parse(
+      R"j({"type": "object", "properties": {"h": {"type": "string", "format": "hostname"}}})j"));
+  std::string name;
+  for (int i = 0; i < 63; ++i) name += "abc.";
+  JsonPrefix at_limit(&host);
+  EXPECT_TRUE(at_limit.take(R"({"h": ")" + name + R"(a"})") && at_limit.complete());
+  JsonPrefix over(&host);
+  EXPECT_FALSE(over.take(R"({"h": ")" + name + R"(ab)"));  // 254 characters
   // Pydantic's HttpUrl: a uri of 1 to 2083 characters.
   const JsonSchema url(nlohmann::json::parse(R"j({"type": "object", "properties": {"u":
       {"format": "uri", "maxLength": 2083, "minLength": 1, "type": "string"}}})j"));
