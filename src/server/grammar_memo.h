@@ -1,4 +1,5 @@
-// The mask's memo for grammars whose state can be named by its bytes (GbnfPrefix, JsonPrefix):
+// The mask's memo for grammars whose state can be named by its bytes (GbnfPrefix, JsonPrefix,
+// ToolCallPrefix, and ThinkFirst around any of them):
 // each state met is numbered, and each (state, byte) step is computed once and then looked up,
 // a lazy DFA. A GBNF state is a set of stacks, and stepping it rebuilds them (~50 ns per byte);
 // JsonPrefix's is cheaper to step but is copied per token, its schema's pattern engine with it.

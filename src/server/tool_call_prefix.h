@@ -26,6 +26,7 @@
 #include "server/byte_grammar.h"
 #include "server/json_prefix.h"
 #include "server/json_schema.h"
+#include "server/memo_key.h"
 
 namespace xtile::server {
 
@@ -65,6 +66,20 @@ class ToolCallPrefix : public ByteGrammar<ToolCallPrefix> {
   bool free_text() const;
   // Calls closed so far.
   int calls() const { return calls_; }
+  // The state's key for the mask's memo (grammar_memo.h): every field a later step reads (the
+  // count of calls is read by no step; the arguments' recognizer only while it is in use).
+  void memo_key(std::string* key) const {
+    put_key(key, rules_);
+    put_key(key, phase_);
+    put_key(key, next_);
+    put_key(key, literal_.data());  // a piece of one of the frame's constants
+    put_key(key, literal_.size());
+    put_key(key, matched_);
+    put_key(key, gap_);
+    for (uint16_t v : {cand_lo_, cand_hi_, cand_pos_}) put_key(key, v);
+    if (phase_ == Phase::kArgs || (phase_ == Phase::kLiteral && next_ == Phase::kArgs))
+      args_.memo_key(key);  // last: its length varies
+  }
 
  private:
   enum class Phase : uint8_t {

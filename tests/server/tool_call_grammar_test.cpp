@@ -378,7 +378,7 @@ TEST(ToolCallConstraint, MaskFollowsTheGrammarAndEndsOnlyAfterACall) {
   const int32_t eog = tok->eog_ids().front();
   std::vector<float> logits(static_cast<size_t>(tok->n_vocab()));
   for (size_t i = 0; i < ids.size(); ++i) {
-    ASSERT_NO_FATAL_FAILURE(test::expect_mask_matches_allows(c, tok->n_vocab(), 89));
+    ASSERT_NO_FATAL_FAILURE(test::expect_mask_matches_allows(c, tok->n_vocab(), 3));
     EXPECT_FALSE(c.allows(eog)) << "before token " << i;
     ASSERT_TRUE(c.accept(ids[i])) << "token " << i << " " << tok->decode_token(ids[i]);
   }
@@ -424,6 +424,28 @@ TEST(ToolCallConstraint, AutoLeavesFreeTextAlone) {
   for (int32_t id : tok->encode("ng\", \"arguments\": {}}\n</tool_call>", false, false))
     ASSERT_TRUE(c.accept(id)) << tok->decode_token(id);
   EXPECT_TRUE(all_kept());  // free text again
+}
+
+// The mask goes through the memo of steps (ToolCallPrefix::memo_key): along a lazy reply with
+// a think block, free text and two calls of different tools (the second call's states meet the
+// memo the first one filled), it keeps exactly what each token's own check allows.
+TEST(ToolCallConstraint, MaskThroughTheMemoKeepsExactlyWhatEachTokenAllows) {
+  XTILE_REQUIRE_FIXTURE(path, "tokenizers/vocab-qwen2.gguf");
+  const gguf::File file = gguf::File::open(path);
+  const std::unique_ptr<Tokenizer> tok = Tokenizer::from_gguf(file);
+  const TokenBytes bytes(*tok);
+  static_assert(MemoKeyed<ToolCallPrefix>);
+  const Mode rules = rules_for(/*forced=*/false, true, /*may_think=*/true);
+  GrammarConstraint<ToolCallPrefix> c(bytes, rules.prefix());
+  const std::string text = "<think>\nweather first</think>\n\nChecking. " +
+                           call("get_weather", R"({"city": "Oslo", "unit": "c", "days": 3})") +
+                           "\n" + call("get", R"({"q": "Oslo \"news\"", "n": [1, {}]})") + " done";
+  for (int32_t id : tok->encode(text, false, false)) {
+    ASSERT_NO_FATAL_FAILURE(test::expect_mask_matches_allows(c, tok->n_vocab(), 5))
+        << "before " << tok->decode_token(id);
+    ASSERT_TRUE(c.accept(id)) << tok->decode_token(id);
+  }
+  EXPECT_EQ(c.grammar().calls(), 2);
 }
 
 }  // namespace
