@@ -1,12 +1,12 @@
 // The mask's memo for grammars whose state can be named by its bytes (GbnfPrefix, JsonPrefix,
-// ToolCallPrefix, and ThinkFirst around any of them):
-// each state met is numbered, and each (state, byte) step is computed once and then looked up,
-// a lazy DFA. A GBNF state is a set of stacks, and stepping it rebuilds them (~50 ns per byte);
-// JsonPrefix's is cheaper to step but is copied per token, its schema's pattern engine with it.
-// The mask steps every token of the vocabulary (a million bytes for Qwen's), and most of those
-// steps lead from a handful of states back to the same ones (inside a string, every letter
-// leaves the state as it was). The memo lives as long as the request's constraint, so later masks
-// start warm; it is bounded (kMaxStates rows of 256 steps) and starts over when full.
+// ToolCallPrefix, and ThinkFirst around any of them): each state met is numbered, and each
+// (state, byte) step is computed once and then looked up, a lazy DFA. A GBNF state is a set of
+// stacks, and stepping it rebuilds them (~50 ns per byte); JsonPrefix's is cheaper to step but is
+// copied per token, its schema's pattern engine with it. The mask steps every token of the
+// vocabulary (a million bytes for Qwen's), and most of those steps lead from a handful of states
+// back to the same ones (inside a string, every letter leaves the state as it was). The memo lives
+// as long as the request's constraint, so later masks start warm; it is bounded (kMaxStates rows of
+// 256 steps) and starts over when full.
 #pragma once
 
 #include <array>
@@ -86,17 +86,6 @@ class GrammarMemo {
   std::vector<std::array<int32_t, 256>> rows_;
   std::optional<Grammar> probe_;
   std::string key_;
-};
-
-// GrammarMemo<G> where G has a key, else nothing (GrammarConstraint's member).
-template <class G, bool keyed>
-struct MemoOf {
-  struct None {};
-  using type = None;
-};
-template <class G>
-struct MemoOf<G, true> {
-  using type = GrammarMemo<G>;
 };
 
 }  // namespace xtile::server

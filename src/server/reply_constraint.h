@@ -13,7 +13,6 @@
 #include <optional>
 #include <span>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include "base/error.h"
@@ -82,8 +81,8 @@ int32_t draw_constrained(const ReplyConstraint& c, std::span<const float> logits
 // unchanged), accepts(string_view) (every byte would be taken), take(string_view) (all or
 // nothing), complete(), may_end() (an end of generation is allowed here) and free_text() (the
 // reply is unconstrained text here, which the grammar only watches: tokens it cannot read, such
-// as control tokens, may come as they would without it).
-template <class Grammar>
+// as control tokens, may come as they would without it), and memo_key() (grammar_memo.h).
+template <MemoKeyed Grammar>
 class GrammarConstraint final : public ReplyConstraint {
  public:
   // The most words the GBNF engine may write in one mask (gbnf_prefix.h; JSON mode's patterns
@@ -107,41 +106,21 @@ class GrammarConstraint final : public ReplyConstraint {
     return false;
   }
 
+  // Through the memo of steps (grammar_memo.h); a token the full memo cannot step is stepped
+  // from a copy of the state.
   int64_t mask(std::span<float> logits) const override {
-    if constexpr (MemoKeyed<Grammar>) {
-      // Through the memo of steps (grammar_memo.h); a token the full memo cannot step is
-      // stepped from a copy of the state.
-      const int32_t start = memo_.start(state_);
-      std::optional<Grammar> probe;
-      return mask_with(logits, [&](const std::string& bytes) {
-        int32_t s = start;
-        for (char c : bytes) {
-          s = memo_.next(s, static_cast<uint8_t>(c));
-          if (s < 0) break;
-        }
-        if (s != GrammarMemo<Grammar>::kFull) return s >= 0;
-        probe = state_;
-        return probe->take(bytes);
-      });
-    } else {
-      // Which first bytes the grammar takes here: a token starting with any other is refused
-      // without walking its bytes (outside strings that is most of the vocabulary). One probe,
-      // assigned the state per token: an assignment reuses the probe's buffers where a copy
-      // would allocate its own (151936 times for Qwen's vocabulary).
-      Grammar probe = state_;
-      bool first_ok[256];
-      for (int b = 0; b < 256; ++b) {
-        probe = state_;
-        first_ok[b] = probe.try_step(static_cast<uint8_t>(b));
+    const int32_t start = memo_.start(state_);
+    std::optional<Grammar> probe;
+    return mask_with(logits, [&](const std::string& bytes) {
+      int32_t s = start;
+      for (char c : bytes) {
+        s = memo_.next(s, static_cast<uint8_t>(c));
+        if (s < 0) break;
       }
-      return mask_with(logits, [&](const std::string& bytes) {
-        if (!first_ok[static_cast<uint8_t>(bytes[0])]) return false;
-        probe = state_;
-        for (char c : bytes)
-          if (!probe.try_step(static_cast<uint8_t>(c))) return false;
-        return true;
-      });
-    }
+      if (s != GrammarMemo<Grammar>::kFull) return s >= 0;
+      probe = state_;
+      return probe->take(bytes);
+    });
   }
 
   bool accept(int32_t id) override {
@@ -188,7 +167,7 @@ class GrammarConstraint final : public ReplyConstraint {
 
   const TokenBytes* vocab_;
   Grammar state_;
-  [[no_unique_address]] mutable typename MemoOf<Grammar, MemoKeyed<Grammar>>::type memo_;
+  mutable GrammarMemo<Grammar> memo_;
 };
 
 }  // namespace xtile::server
