@@ -161,8 +161,7 @@ bool JsonPrefix::structural(uint8_t c) {
         if (schema_ && stack_.back() == '[') {  // an array's frame counts its elements in `seen`
           const SchemaNode& n = schema_->node(frames_.back().node);
           if (frames_.back().seen >= n.max_items) return false;
-          ++frames_.back().seen;
-          node_ = n.items;
+          node_ = n.item_node(frames_.back().seen++);
         }
         return true;
       }
@@ -180,7 +179,7 @@ bool JsonPrefix::open(char bracket, int node) {
   expect_ = bracket == '{' ? Expect::kKeyOrClose : Expect::kValueOrClose;
   if (schema_) {
     frames_.push_back(Frame{node, 0, 0});
-    if (bracket == '[') node_ = schema_->node(node).items;
+    if (bracket == '[') node_ = schema_->node(node).item_node(0);
   }
   return true;
 }

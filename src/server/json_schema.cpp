@@ -189,6 +189,8 @@ int JsonSchema::compile(const json& s, const std::string& at) {
   bool object_keywords = false, numeric_bounds = false, scalar_bounds = false;
   bool pattern_given = false, format_pattern_too = false;  // `pattern`; a format kept as one
   bool hostname = false;  // RFC 1123's total of 253 characters, kept as a maxLength
+  const char* tuple_form = nullptr;  // "prefixItems" or "items" (an array), when given
+  const json *items_rest = nullptr, *additional_rest = nullptr;  // items / additionalItems
   for (const auto& [k, v] : s.items()) {
     const std::string here = at + "/" + k;
     if (is_annotation(k) || k == "$defs" || k == "definitions") continue;
@@ -223,10 +225,21 @@ int JsonSchema::compile(const json& s, const std::string& at) {
     } else if (k == "additionalProperties") {
       object_keywords = true;
       n.additional = v.is_boolean() && !v.get<bool>() ? -1 : compile(v, here);
-    } else if (k == "items") {
-      if (!v.is_object() && !v.is_boolean())
-        fail(here, ": only one schema for every item is supported");
-      n.items = compile(v, here);
+    } else if (k == "items" || k == "prefixItems" || k == "additionalItems") {
+      // Tuples: prefixItems then items (2020-12, Pydantic's Tuple[...]), or an items array then
+      // additionalItems (draft 7, zod-to-json-schema's); `false` for the rest: no more elements.
+      const bool list = k == "prefixItems" || (k == "items" && v.is_array());
+      if (list) {
+        if (!v.is_array()) fail(here, ": must be an array of schemas");
+        if (!n.prefix_items.empty() || tuple_form)
+          fail(here, ": prefixItems and an items array together are not supported");
+        tuple_form = k == "items" ? "items" : "prefixItems";
+        for (size_t i = 0; i < v.size(); ++i)
+          n.prefix_items.push_back(compile(v[i], here + "/" + std::to_string(i)));
+      } else {
+        if (!v.is_object() && !v.is_boolean()) fail(here, ": must be a schema");
+        (k == "items" ? items_rest : additional_rest) = &v;
+      }
     } else if (k == "minItems") {
       n.min_items = count_of(v, here);
     } else if (k == "maxItems") {
@@ -274,12 +287,24 @@ int JsonSchema::compile(const json& s, const std::string& at) {
     } else {
       fail(here, ": keyword '", k,
            "' is not supported; xtile enforces type, properties, required, additionalProperties, "
-           "items, minItems, maxItems, minLength, maxLength, minimum, maximum, "
+           "items, prefixItems, additionalItems, minItems, maxItems, minLength, maxLength, "
+           "minimum, maximum, "
            "exclusiveMinimum, exclusiveMaximum, format (date, time, date-time, uuid, "
            "duration, email, hostname, ipv4, ipv6, uri, uri-reference), pattern, enum, const, "
            "$ref, anyOf, oneOf and "
            "an allOf of one schema");
     }
+  }
+  // The schema for the elements past the tuple's: `items` (in 2020-12, or without a tuple);
+  // after a draft-7 items array, `additionalItems`. `false`: none may follow.
+  if (additional_rest && (!tuple_form || std::string_view(tuple_form) != "items"))
+    fail(at, "/additionalItems: only beside an items array (draft 7's tuples) is it supported");
+  if (const json* rest =
+          tuple_form && std::string_view(tuple_form) == "items" ? additional_rest : items_rest) {
+    if (rest->is_boolean() && !rest->get<bool>())
+      n.max_items = std::min<uint32_t>(n.max_items, static_cast<uint32_t>(n.prefix_items.size()));
+    else
+      n.items = compile(*rest, at + (rest == items_rest ? "/items" : "/additionalItems"));
   }
   // Sort the property names with their nodes, then mark the required ones.
   std::vector<size_t> order(n.names.size());

@@ -1,7 +1,8 @@
 // A JSON Schema (response_format json_schema) compiled for JsonPrefix, which then keeps a reply
 // an instance of it byte by byte. The subset is what structured-output schemas use (OpenAI's
 // strict mode, Pydantic's and Zod's models): type (a name or a list), properties, required,
-// additionalProperties (a boolean or a schema), items, minItems / maxItems, minLength /
+// additionalProperties (a boolean or a schema), items, tuples (prefixItems, or draft 7's items
+// array and additionalItems), minItems / maxItems, minLength /
 // maxLength (in code points), minimum / maximum / exclusiveMinimum / exclusiveMaximum (on
 // integers as int64s, on other numbers as decimals: json_number_bounds.h), enum and const (scalar
 // values), $ref to "#", "#/$defs/..." or "#/definitions/...", anyOf / oneOf whose branches start
@@ -53,7 +54,13 @@ struct SchemaNode {
   std::vector<int> name_nodes;
   uint64_t required = 0;
   int additional = 0;
-  int items = 0;              // arrays: the node of every element
+  // Arrays: the nodes of the first elements (prefixItems, or a draft-07 items array), then the
+  // node of every other element.
+  std::vector<int> prefix_items;
+  int items = 0;
+  int item_node(uint64_t index) const {
+    return index < prefix_items.size() ? prefix_items[static_cast<size_t>(index)] : items;
+  }
   uint32_t min_items = 0, max_items = UINT32_MAX;    // arrays: element count
   uint32_t min_length = 0, max_length = UINT32_MAX;  // strings: code points
   StringFormat format = StringFormat::kNone;         // strings: date, time, date-time, uuid

@@ -305,9 +305,20 @@ inline bool valid(const json& v, const json& s, const json& root) {
     }
     if (!ok) return false;
   }
-  if (v.is_array() && s.contains("items"))
-    for (const json& e : v)
-      if (!valid(e, s["items"], root)) return false;
+  if (v.is_array()) {
+    // Tuples: prefixItems then items (2020-12), or an items array then additionalItems (draft 7).
+    const bool draft7 = s.contains("items") && s["items"].is_array();
+    const json none;
+    const json& prefix = s.contains("prefixItems") ? s["prefixItems"] : draft7 ? s["items"] : none;
+    const char* rest = draft7 ? "additionalItems" : "items";
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (prefix.is_array() && i < prefix.size()) {
+        if (!valid(v[i], prefix[i], root)) return false;
+      } else if (s.contains(rest) && !valid(v[i], s[rest], root)) {
+        return false;
+      }
+    }
+  }
   if (v.is_object()) {
     if (s.contains("required"))
       for (const json& r : s["required"])
@@ -388,10 +399,17 @@ inline json instance(std::mt19937& rng, const json& s, const json& root, int dep
   }
   if (t == "array") {
     json a = json::array();
+    const bool draft7 = s.contains("items") && s["items"].is_array();
+    const json prefix = s.contains("prefixItems") ? s["prefixItems"]
+                        : draft7                  ? s["items"]
+                                                  : json::array();
+    const json rest =
+        s.value(draft7 ? "additionalItems" : "items", json::object({{"type", "string"}}));
     const size_t min_items = s.value("minItems", size_t{0});
-    const size_t max_items = std::min(s.value("maxItems", size_t{1000}), min_items + 2);
-    for (size_t i = min_items + rng() % (max_items - min_items + 1); i > 0; --i)
-      a.push_back(instance(rng, s.value("items", json::object({{"type", "string"}})), root, depth));
+    size_t max_items = std::min(s.value("maxItems", size_t{1000}), min_items + 2);
+    if (rest == json(false)) max_items = std::min(max_items, prefix.size());
+    for (size_t i = 0, n = min_items + rng() % (max_items - min_items + 1); i < n; ++i)
+      a.push_back(instance(rng, i < prefix.size() ? prefix[i] : rest, root, depth));
     return a;
   }
   json o = json::object();

@@ -46,6 +46,10 @@ const json kPerson = json::parse(R"({
     "level": {"enum": [1, 12, -3, 2.5, true, null]},
     "kind": {"const": "human"},
     "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 3},
+    "spot": {"type": "array", "prefixItems": [{"type": "number"}, {"type": "string"}],
+             "minItems": 2, "maxItems": 2, "description": "Pydantic's Tuple[float, str]"},
+    "path": {"type": "array", "items": [{"type": "integer"}, {"enum": ["x", "y"]}],
+             "additionalItems": {"type": "boolean"}, "description": "draft 7's tuple"},
     "born": {"type": "string", "format": "date"},
     "seen": {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]},
     "id": {"type": "string", "format": "uuid"},
@@ -117,7 +121,13 @@ TEST(JsonSchema, CompilesTheSubsetAndNamesWhatItRefuses) {
        "branch 1"},
       {R"({"type": "object", "properties": {"a": {"enum": [[1]]}}})", "#/properties/a/enum"},
       {R"({"type": "object", "properties": {"a": false}})", "#/properties/a"},
-      {R"({"type": "object", "properties": {"a": {"items": [{"type": "string"}]}}})", "items"},
+      {R"({"type": "object", "properties": {"a": {"prefixItems": [{}], "items": [{}]}}})",
+       "prefixItems and an items array together"},
+      {R"({"type": "object", "properties": {"a": {"prefixItems": [{}], "additionalItems": false}}})",
+       "additionalItems"},
+      {R"({"type": "object", "properties": {"a": {"prefixItems": [{}, {}], "items": false,
+                                                  "minItems": 3}}})",
+       "admit no value"},
   };
   for (const auto& [schema, where] : refused) {
     SCOPED_TRACE(schema);
@@ -144,6 +154,8 @@ TEST(JsonSchemaPrefix, TakesInstancesAndRefusesAtTheFirstByteThatCannotBeOne) {
       R"({"name": "f", "age": 4, "seen": null, "born": "2000-02-29"})",
       R"({"name": "g", "age": 5, "ratio": 99.95})",
       R"({"name": "i", "age": 7, "ratio": 0})",
+      R"({"name": "j", "age": 8, "spot": [-2.5, "east"], "path": [3, "y", false, true]})",
+      R"({"name": "k", "age": 9, "path": [], "spot": [0, ""]})",
   };
   for (const char* d : instances) {
     SCOPED_TRACE(d);
@@ -171,11 +183,16 @@ TEST(JsonSchemaPrefix, TakesInstancesAndRefusesAtTheFirstByteThatCannotBeOne) {
       {R"({"age": "3"})", 8},        // a string where an integer goes
       {R"({"color": "reed"})", 13},  // not one of the values
       {R"({"color": "re"})", 13},
-      {R"({"ratio": 99.951})", 15},  // above maximum 99.95
-      {R"({"ratio": 100})", 12},     // 10 may end, 100 may not, nor grow to fit
-      {R"({"ratio": -0.5})", 13},    // exclusiveMinimum -0.5
-      {R"({"ratio": 1e-3})", 11},    // a bounded number is written without an exponent
-      {R"({"level": 1.0})", 11},     // 1 is written as 1
+      {R"({"spot": [1.5, 2])", 15},             // the second element is a string
+      {R"({"spot": [1.5, "a", )", 18},          // maxItems 2
+      {R"({"spot": [1.5])", 13},                // minItems 2
+      {R"({"path": [1, "x", true, "y"])", 24},  // after the tuple's two, booleans
+      {R"({"path": ["x"])", 10},                // an integer first
+      {R"({"ratio": 99.951})", 15},             // above maximum 99.95
+      {R"({"ratio": 100})", 12},                // 10 may end, 100 may not, nor grow to fit
+      {R"({"ratio": -0.5})", 13},               // exclusiveMinimum -0.5
+      {R"({"ratio": 1e-3})", 11},               // a bounded number is written without an exponent
+      {R"({"level": 1.0})", 11},                // 1 is written as 1
       {R"({"level": 123})", 12},
       {R"({"level": -3.5})", 12},
       {R"({"level": false})", 10},
