@@ -38,33 +38,42 @@ const char* format_pattern(std::string_view name) {
 #define XTILE_HOST XTILE_LABEL "(?:\\." XTILE_LABEL ")*"
 #define XTILE_ATEXT "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
 #define XTILE_DUR_TIME "T(?:\\d+H(?:\\d+M(?:\\d+S)?)?|\\d+M(?:\\d+S)?|\\d+S)"
-#define XTILE_IPV6                                                                                \
-  "(?:(?:" XTILE_H16 ":){6}" XTILE_LS32 "|::(?:" XTILE_H16 ":){5}" XTILE_LS32 "|(?:" XTILE_H16    \
-  ")?::(?:" XTILE_H16 ":){4}" XTILE_LS32 "|(?:(?:" XTILE_H16 ":){0,1}" XTILE_H16                  \
-  ")?::(?:" XTILE_H16 ":){3}" XTILE_LS32 "|(?:(?:" XTILE_H16 ":){0,2}" XTILE_H16                  \
-  ")?::(?:" XTILE_H16 ":){2}" XTILE_LS32 "|(?:(?:" XTILE_H16 ":){0,3}" XTILE_H16 ")?::" XTILE_H16 \
-  ":" XTILE_LS32 "|(?:(?:" XTILE_H16 ":){0,4}" XTILE_H16 ")?::" XTILE_LS32 "|(?:(?:" XTILE_H16    \
-  ":){0,5}" XTILE_H16 ")?::" XTILE_H16 "|(?:(?:" XTILE_H16 ":){0,6}" XTILE_H16 ")?::)"
+// One alternative per line, as RFC 4291 and RFC 3986 write them.
+// clang-format off
+#define XTILE_IPV6                                                                   \
+  "(?:(?:" XTILE_H16 ":){6}" XTILE_LS32                                              \
+  "|::(?:" XTILE_H16 ":){5}" XTILE_LS32                                              \
+  "|(?:" XTILE_H16 ")?::(?:" XTILE_H16 ":){4}" XTILE_LS32                            \
+  "|(?:(?:" XTILE_H16 ":){0,1}" XTILE_H16 ")?::(?:" XTILE_H16 ":){3}" XTILE_LS32     \
+  "|(?:(?:" XTILE_H16 ":){0,2}" XTILE_H16 ")?::(?:" XTILE_H16 ":){2}" XTILE_LS32     \
+  "|(?:(?:" XTILE_H16 ":){0,3}" XTILE_H16 ")?::" XTILE_H16 ":" XTILE_LS32            \
+  "|(?:(?:" XTILE_H16 ":){0,4}" XTILE_H16 ")?::" XTILE_LS32                          \
+  "|(?:(?:" XTILE_H16 ":){0,5}" XTILE_H16 ")?::" XTILE_H16                           \
+  "|(?:(?:" XTILE_H16 ":){0,6}" XTILE_H16 ")?::)"
 // RFC 3986: unreserved and sub-delims (with more characters inside the class's brackets), a
 // percent-encoded octet, a path character.
 #define XTILE_URI_CHARS(more) "[A-Za-z0-9._~!$&'()*+,;=" more "-]"
 #define XTILE_PCT "%[0-9A-Fa-f]{2}"
 #define XTILE_PCHAR "(?:" XTILE_URI_CHARS(":@") "|" XTILE_PCT ")"
-#define XTILE_AUTHORITY                                                                     \
-  "(?:(?:" XTILE_URI_CHARS(":") "|" XTILE_PCT                                               \
-                                ")*@)?"                                                     \
-                                "(?:\\[(?:" XTILE_IPV6 "|v[0-9A-Fa-f]+\\." XTILE_URI_CHARS( \
-                                    ":") "+)\\]|(?:" XTILE_URI_CHARS("") "|" XTILE_PCT      \
-                                                                         ")*)(?::[0-9]*)?"
+// [ userinfo "@" ] host [ ":" port ]; the host an IP literal or a registered name (which an
+// IPv4 address also is, as RFC 3986's grammar reads it).
+#define XTILE_AUTHORITY                                                              \
+  "(?:(?:" XTILE_URI_CHARS(":") "|" XTILE_PCT ")*@)?"                                \
+  "(?:\\[(?:" XTILE_IPV6 "|v[0-9A-Fa-f]+\\." XTILE_URI_CHARS(":") "+)\\]"            \
+  "|(?:" XTILE_URI_CHARS("") "|" XTILE_PCT ")*)"                                     \
+  "(?::[0-9]*)?"
 // hier-part's four forms: "//" authority path-abempty, path-absolute, path-rootless, empty.
-#define XTILE_HIER_PART                                                                 \
-  "(?://" XTILE_AUTHORITY "(?:/" XTILE_PCHAR "*)*|/(?:" XTILE_PCHAR "+(?:/" XTILE_PCHAR \
-  "*)*)?|" XTILE_PCHAR "+(?:/" XTILE_PCHAR "*)*)?"
+#define XTILE_HIER_PART                                                              \
+  "(?://" XTILE_AUTHORITY "(?:/" XTILE_PCHAR "*)*"                                   \
+  "|/(?:" XTILE_PCHAR "+(?:/" XTILE_PCHAR "*)*)?"                                    \
+  "|" XTILE_PCHAR "+(?:/" XTILE_PCHAR "*)*)?"
 // relative-part: as hier-part, its rootless path's first segment without a ':' (path-noscheme).
-#define XTILE_RELATIVE_PART                                                             \
-  "(?://" XTILE_AUTHORITY "(?:/" XTILE_PCHAR "*)*|/(?:" XTILE_PCHAR "+(?:/" XTILE_PCHAR \
-  "*)*)?|(?:" XTILE_URI_CHARS("@") "|" XTILE_PCT ")+(?:/" XTILE_PCHAR "*)*)?"
+#define XTILE_RELATIVE_PART                                                          \
+  "(?://" XTILE_AUTHORITY "(?:/" XTILE_PCHAR "*)*"                                   \
+  "|/(?:" XTILE_PCHAR "+(?:/" XTILE_PCHAR "*)*)?"                                    \
+  "|(?:" XTILE_URI_CHARS("@") "|" XTILE_PCT ")+(?:/" XTILE_PCHAR "*)*)?"
 #define XTILE_QUERY_FRAGMENT "(?:\\?(?:" XTILE_PCHAR "|[/?])*)?(?:#(?:" XTILE_PCHAR "|[/?])*)?"
+// clang-format on
 #define XTILE_SCHEME "[A-Za-z][A-Za-z0-9+.-]*"
   static constexpr std::pair<std::string_view, const char*> kPatterns[] = {
       {"ipv4", "^" XTILE_IPV4 "$"},

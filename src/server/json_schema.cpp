@@ -189,7 +189,7 @@ int JsonSchema::compile(const json& s, const std::string& at) {
   bool object_keywords = false, numeric_bounds = false, scalar_bounds = false;
   bool pattern_given = false, format_pattern_too = false;  // `pattern`; a format kept as one
   bool hostname = false;  // RFC 1123's total of 253 characters, kept as a maxLength
-  const char* tuple_form = nullptr;  // "prefixItems" or "items" (an array), when given
+  bool prefix_items = false, items_array = false;  // a tuple: prefixItems, or draft 7's items
   const json *items_rest = nullptr, *additional_rest = nullptr;  // items / additionalItems
   for (const auto& [k, v] : s.items()) {
     const std::string here = at + "/" + k;
@@ -231,9 +231,9 @@ int JsonSchema::compile(const json& s, const std::string& at) {
       const bool list = k == "prefixItems" || (k == "items" && v.is_array());
       if (list) {
         if (!v.is_array()) fail(here, ": must be an array of schemas");
-        if (!n.prefix_items.empty() || tuple_form)
+        if (prefix_items || items_array)
           fail(here, ": prefixItems and an items array together are not supported");
-        tuple_form = k == "items" ? "items" : "prefixItems";
+        (k == "items" ? items_array : prefix_items) = true;
         for (size_t i = 0; i < v.size(); ++i)
           n.prefix_items.push_back(compile(v[i], here + "/" + std::to_string(i)));
       } else {
@@ -288,19 +288,16 @@ int JsonSchema::compile(const json& s, const std::string& at) {
       fail(here, ": keyword '", k,
            "' is not supported; xtile enforces type, properties, required, additionalProperties, "
            "items, prefixItems, additionalItems, minItems, maxItems, minLength, maxLength, "
-           "minimum, maximum, "
-           "exclusiveMinimum, exclusiveMaximum, format (date, time, date-time, uuid, "
-           "duration, email, hostname, ipv4, ipv6, uri, uri-reference), pattern, enum, const, "
-           "$ref, anyOf, oneOf and "
-           "an allOf of one schema");
+           "minimum, maximum, exclusiveMinimum, exclusiveMaximum, format (date, time, "
+           "date-time, uuid, duration, email, hostname, ipv4, ipv6, uri, uri-reference), "
+           "pattern, enum, const, $ref, anyOf, oneOf and an allOf of one schema");
     }
   }
   // The schema for the elements past the tuple's: `items` (in 2020-12, or without a tuple);
   // after a draft-7 items array, `additionalItems`. `false`: none may follow.
-  if (additional_rest && (!tuple_form || std::string_view(tuple_form) != "items"))
+  if (additional_rest && !items_array)
     fail(at, "/additionalItems: only beside an items array (draft 7's tuples) is it supported");
-  if (const json* rest =
-          tuple_form && std::string_view(tuple_form) == "items" ? additional_rest : items_rest) {
+  if (const json* rest = items_array ? additional_rest : items_rest) {
     if (rest->is_boolean() && !rest->get<bool>())
       n.max_items = std::min<uint32_t>(n.max_items, static_cast<uint32_t>(n.prefix_items.size()));
     else
