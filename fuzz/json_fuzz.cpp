@@ -54,6 +54,7 @@ const nlohmann::json& schema_doc() {
       "plate": {"type": "string", "pattern": "^[A-Z]{2}-\\d{2,4}$|^\\+[0-9 ]*é$"},
       "memo": {"type": "string", "pattern": "^[a-z]+\\.?[0-9é]*$", "minLength": 1, "maxLength": 5},
       "home": {"type": "string", "format": "uri", "maxLength": 24},
+      "num": {"anyOf": [{"type": "integer", "maximum": 9}, {"type": "number"}, {"type": "null"}]},
       "pair": {"type": "array", "prefixItems": [{"type": "integer", "minimum": 0},
                {"type": "string", "maxLength": 3}], "items": false},
       "next": {"anyOf": [{"$ref": "#"}, {"type": "null"}]},

@@ -109,6 +109,7 @@ JsonSchema::JsonSchema(const json& schema) : doc_(&schema) {
   // Branches must be told apart by their first byte (the grammar reads one way). Checked once
   // every node is compiled: a branch may be a $ref still being compiled where it is met.
   for (const auto& [id, at] : branch_checks_) {
+    if (!node(id).one_of) drop_subsumed(&nodes_[static_cast<size_t>(id)].branches);
     std::bitset<256> seen;
     const std::vector<int>& branches = node(id).branches;
     for (size_t i = 0; i < branches.size(); ++i) {
@@ -123,6 +124,54 @@ JsonSchema::JsonSchema(const json& schema) : doc_(&schema) {
   const SchemaNode& r = node(root_);
   if (r.types != kTypeObject || !r.values.empty() || !r.branches.empty())
     fail("#: the schema's root must be {\"type\": \"object\", ...}: the reply is one JSON object");
+}
+
+namespace {
+
+// A schema of bare types: {"type": T} and nothing else ({} included).
+bool bare(const SchemaNode& n) {
+  const SchemaNode plain;
+  return n.values.empty() && n.branches.empty() && n.names.empty() && n.required == 0 &&
+         n.additional == plain.additional && n.prefix_items.empty() && n.items == plain.items &&
+         n.min_items == 0 && n.max_items == UINT32_MAX && n.min_length == 0 &&
+         n.max_length == UINT32_MAX && n.format == StringFormat::kNone && !n.pattern &&
+         n.min_int == INT64_MIN && n.max_int == INT64_MAX && !n.number_bounds.any();
+}
+
+// Every value node n admits has one of the types (a number's integers are numbers too).
+bool within_types(const SchemaNode& n, uint8_t types) {
+  if (types & kTypeNumber) types |= kTypeInteger;
+  if (!n.branches.empty()) return false;  // not looked into
+  if (n.values.empty()) return (n.types & ~types) == 0;
+  for (const std::string& v : n.values) {  // nlohmann's compact spelling of a scalar
+    const uint8_t t = v[0] == '"'                                   ? kTypeString
+                      : v[0] == 't' || v[0] == 'f'                  ? kTypeBool
+                      : v[0] == 'n'                                 ? kTypeNull
+                      : v.find_first_of(".eE") == std::string::npos ? kTypeInteger
+                                                                    : kTypeNumber;
+    if (!(types & t)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+// anyOf: a branch of bare types (Pydantic's Union[int, float], Union[date, str]) takes in every
+// branch whose values are all of its types; those are dropped, and the union is the same set.
+// Of two bare branches of the same types, the first stays.
+void JsonSchema::drop_subsumed(std::vector<int>* branches) const {
+  std::vector<int> kept;
+  const auto& b = *branches;
+  for (size_t j = 0; j < b.size(); ++j) {
+    bool dropped = false;
+    for (size_t i = 0; i < b.size() && !dropped; ++i) {
+      if (i == j || !bare(node(b[i])) || !within_types(node(b[j]), node(b[i]).types)) continue;
+      const bool mutual = bare(node(b[j])) && within_types(node(b[i]), node(b[j]).types);
+      dropped = !mutual || i < j;
+    }
+    if (!dropped) kept.push_back(b[j]);
+  }
+  *branches = std::move(kept);
 }
 
 int JsonSchema::start(int id, uint8_t c) const {
@@ -282,6 +331,7 @@ int JsonSchema::compile(const json& s, const std::string& at) {
       numeric_bounds = scalar_bounds = true;
     } else if (k == "anyOf" || k == "oneOf") {
       if (!v.is_array() || v.empty()) fail(here, ": must be a non-empty array of schemas");
+      n.one_of = k == "oneOf";
       for (size_t i = 0; i < v.size(); ++i)
         n.branches.push_back(compile(v[i], here + "/" + std::to_string(i)));
     } else {

@@ -2,13 +2,14 @@
 // an instance of it byte by byte. The subset is what structured-output schemas use (OpenAI's
 // strict mode, Pydantic's and Zod's models): type (a name or a list), properties, required,
 // additionalProperties (a boolean or a schema), items, tuples (prefixItems, or draft 7's items
-// array and additionalItems), minItems / maxItems, minLength /
-// maxLength (in code points), minimum / maximum / exclusiveMinimum / exclusiveMaximum (on
-// integers as int64s, on other numbers as decimals: json_number_bounds.h), enum and const (scalar
-// values), $ref to "#", "#/$defs/..." or "#/definitions/...", anyOf / oneOf whose branches start
-// with different bytes (Optional[X] is X or null), and an allOf of one schema (Pydantic's way to
-// describe a $ref), the string formats date, time, date-time and uuid (json_format.h) and those
-// kept as patterns (email, hostname, ipv4, ipv6, duration, uri, uri-reference), and `pattern`
+// array and additionalItems), minItems / maxItems, minLength / maxLength (in code points),
+// minimum / maximum / exclusiveMinimum / exclusiveMaximum (on integers as int64s, on other
+// numbers as decimals: json_number_bounds.h), enum and const (scalar values), $ref to "#",
+// "#/$defs/..." or "#/definitions/...", anyOf / oneOf whose branches start with different bytes
+// (Optional[X] is X or null; in anyOf, a branch of bare types takes in those whose values are
+// all of its types: Union[int, float]), an allOf of one schema (Pydantic's way to describe a
+// $ref), the string formats date, time, date-time and uuid (json_format.h) and those kept as
+// patterns (email, hostname, ipv4, ipv6, duration, uri, uri-reference), and `pattern`
 // (json_pattern.h), maxLength beside it. Annotations (title, description, default, ...) are
 // ignored. Any other keyword is refused, naming it and where it is, rather than dropped: a reply
 // would look constrained by it and not be.
@@ -72,6 +73,7 @@ struct SchemaNode {
   // none was given.
   NumberBounds number_bounds;
   std::vector<int> branches;  // anyOf / oneOf: the node whose first byte a value starts with
+  bool one_of = false;        // the branches are oneOf's (a value of two of them is refused)
 };
 
 class JsonSchema {
@@ -92,6 +94,7 @@ class JsonSchema {
  private:
   int compile(const nlohmann::json& s, const std::string& at);
   int resolve_ref(const std::string& ref, const std::string& at);
+  void drop_subsumed(std::vector<int>* branches) const;
 
   const nlohmann::json* doc_;
   std::vector<SchemaNode> nodes_;

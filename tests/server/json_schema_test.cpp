@@ -117,7 +117,8 @@ TEST(JsonSchema, CompilesTheSubsetAndNamesWhatItRefuses) {
       {R"({"type": "object", "required": ["b"], "properties": {"a": {}}})", "'b'"},
       {R"({"type": "object", "properties": {"a": {"$ref": "#/$defs/none"}}})", "points at nothing"},
       {R"({"type": "object", "properties": {"a": {"$ref": "http://x/y"}}})", "not supported"},
-      {R"({"type": "object", "properties": {"a": {"anyOf": [{"type": "string"}, {"enum": ["x"]}]}}})",
+      {R"({"type": "object", "properties": {"a": {"anyOf": [{"type": "string", "maxLength": 3},
+                                                          {"enum": ["x"]}]}}})",
        "branch 1"},
       {R"({"type": "object", "properties": {"a": {"enum": [[1]]}}})", "#/properties/a/enum"},
       {R"({"type": "object", "properties": {"a": false}})", "#/properties/a"},
@@ -240,6 +241,34 @@ TEST(JsonSchemaPrefix, TakesInstancesAndRefusesAtTheFirstByteThatCannotBeOne) {
                                           "required": ["a"], "additionalProperties": false})"));
   EXPECT_EQ(feed_all(closed, R"({"a": null,)").taken, 10u);
   EXPECT_TRUE(feed_all(closed, R"({"a": null})").complete);
+}
+
+// anyOf with a branch of bare types: the branches whose values are all of those types are taken
+// in (Pydantic's Union[int, float] and Union[date, str]); the union is the same set of values.
+// Branches that only overlap (neither bare), and oneOf (where a value of two branches is
+// refused), still need different first bytes.
+TEST(JsonSchemaPrefix, AnyOfABareTypeTakesInTheBranchesItCovers) {
+  const JsonSchema schema(json::parse(R"({"type": "object", "properties": {
+      "n": {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "number"}]},
+      "d": {"anyOf": [{"type": "string", "format": "date"}, {"type": "string"}, {"type": "null"}]},
+      "e": {"anyOf": [{"enum": ["a", 1, 2.5]}, {"type": ["string", "number"]}]},
+      "any": {"anyOf": [{"type": "array", "items": {"type": "integer"}}, {}]}},
+      "additionalProperties": false})"));
+  for (const char* ok :
+       {R"({"n": 2})", R"({"n": -2.5e3})", R"({"d": "2024-02-30x"})", R"({"d": null})",
+        R"({"e": "b"})", R"({"e": 7.25})", R"({"any": ["x", {}]})", R"({"any": true})"}) {
+    const Fed f = feed_all(schema, ok);
+    EXPECT_TRUE(f.taken == std::strlen(ok) && f.complete) << ok;
+  }
+  EXPECT_EQ(feed_all(schema, R"({"e": true})").taken, 6u);  // neither branch has booleans
+  for (const char* refused : {
+           R"({"type": "object", "properties": {"a": {"anyOf": [{"type": "integer"},
+                                                                {"type": "number", "minimum": 0}]}}})",
+           R"({"type": "object", "properties": {"a": {"oneOf": [{"type": "integer"},
+                                                                {"type": "number"}]}}})",
+           R"({"type": "object", "properties": {"a": {"anyOf": [{"type": "string", "maxLength": 3},
+                                                                {"type": "string", "minLength": 2}]}}})"})
+    EXPECT_THROW(JsonSchema(json::parse(refused)), Error) << refused;
 }
 
 // Some byte continues every prefix the grammar took, until the object is complete: a sampler
