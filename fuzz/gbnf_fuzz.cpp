@@ -7,9 +7,12 @@
 // - the reply fed byte by byte: feed(), accepts() and take() agree on how much is taken; after
 //   each byte taken, some byte continues unless the text is complete (no dead end for a
 //   sampler), and once complete every byte is refused;
+// - after each byte taken, shortest_completion() is 0 exactly where the text may end, and else
+//   the least over the next bytes of theirs (one more where a byte ends a character);
 // - for grammars of up to 2000 elements and replies of up to 64 characters, at each character's
 //   end the engine agrees with the tests' Earley recognizer (tests/server/gbnf_oracle.h) on
 //   whether the prefix goes on and whether it is a whole text.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -45,12 +48,34 @@ std::u32string code_points(std::string_view text, size_t* valid_bytes) {
   return out;
 }
 
+// shortest_completion() obeys its own equation: 0 exactly where the text may end, else the
+// least, over the bytes that may come next, of theirs, plus one where the byte ends a character
+// (the character being read counts among the fewest). `left`: bytes still to come of it.
+void check_shortest(const GbnfPrefix& p, int left, std::string_view input) {
+  const uint32_t s = p.shortest_completion();
+  if (s == UINT32_MAX) return;  // saturated
+  if ((s == 0) != (left == 0 && p.may_end())) finding("shortest_completion() and may_end()", input);
+  if (s == 0) return;
+  uint64_t best = UINT64_MAX;
+  for (int b = 0; b < 256; ++b) {
+    GbnfPrefix next = p;
+    if (!next.feed(static_cast<uint8_t>(b))) continue;
+    const bool ends_character = left == 1 || (left == 0 && b < 0x80);
+    best = std::min<uint64_t>(best, uint64_t{next.shortest_completion()} + ends_character);
+  }
+  if (best != s) finding("shortest_completion() is not the least over the next bytes", input);
+}
+
 void check_reply(const GbnfGrammar& g, std::string_view reply, std::string_view input) {
   const auto start = std::make_unique<GbnfPrefix>(&g);  // may throw: the engine's limits
   GbnfPrefix p = *start;
   size_t taken = 0;
+  int left = 0;  // bytes still to come of the character being read
   while (taken < reply.size() && p.feed(static_cast<uint8_t>(reply[taken]))) {
+    const auto byte = static_cast<uint8_t>(reply[taken]);
+    left = byte >= 0xf0 ? 3 : byte >= 0xe0 ? 2 : byte >= 0xc0 ? 1 : left > 0 ? left - 1 : 0;
     ++taken;
+    check_shortest(p, left, input);
     if (p.complete()) {
       for (int b = 0; b < 256; ++b)
         if (p.accepts(std::string(1, static_cast<char>(b)))) finding("a byte after the end", input);

@@ -459,7 +459,7 @@ TEST(Gbnf, ShortestCompletionIsTheFewestCharactersThatMakeTheTextWhole) {
                 if (t.take(enc.substr(i - start))) {
                   const uint32_t rest = searched_shortest(g, t, kLimit);
                   if (rest != UINT32_MAX) want = std::min(want, rest + 1);
-                  break;  // the first code point of the range that fits: any other is alike
+                  break;  // the first that fits: a stack whose top holds it takes any alike
                 }
               }
               // The next code point that could share the bytes so far.
