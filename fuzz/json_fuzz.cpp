@@ -46,7 +46,7 @@ const nlohmann::json& schema_doc() {
       "code": {"allOf": [{"type": "integer", "exclusiveMinimum": 99, "exclusiveMaximum": 1000}]},
       "debt": {"type": ["integer", "null"], "maximum": -20},
       "share": {"type": "number", "minimum": 0.25, "maximum": 99.95},
-      "color": {"enum": ["red", "green", 7, 2.5, null]},
+      "color": {"enum": ["red", "green", 7, 2.5, null, [1, "a"], {"b": {}, "a": []}]},
       "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 3},
       "when": {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]},
       "day": {"type": "string", "format": "date"},

@@ -254,10 +254,12 @@ int JsonSchema::compile(const json& s, const std::string& at) {
     } else if (k == "enum" || k == "const") {
       const json values = k == "const" ? json::array({v}) : v;
       if (!values.is_array() || values.empty()) fail(here, ": must be a non-empty array");
+      // Objects and arrays too, in the same compact spelling (keys sorted, no blanks): no
+      // complete value's spelling begins another's but a number's, so the reader ends them alike.
       for (const json& e : values) {
-        if (e.is_object() || e.is_array())
-          fail(here, ": only strings, numbers, booleans and null are supported as values");
         n.values.push_back(e.dump());
+        if (n.values.back().size() > kMaxValueBytes)
+          fail(here, ": a value of more than ", kMaxValueBytes, " bytes");
       }
       if (n.values.size() > kMaxValues) fail(here, ": more than ", kMaxValues, " values");
     } else if (k == "properties") {

@@ -4,7 +4,7 @@
 // additionalProperties (a boolean or a schema), items, tuples (prefixItems, or draft 7's items
 // array and additionalItems), minItems / maxItems, minLength / maxLength (in code points),
 // minimum / maximum / exclusiveMinimum / exclusiveMaximum (on integers as int64s, on other
-// numbers as decimals: json_number_bounds.h), enum and const (scalar values), $ref to "#",
+// numbers as decimals: json_number_bounds.h), enum and const (any values), $ref to "#",
 // "#/$defs/..." or "#/definitions/...", anyOf / oneOf whose branches start with different bytes
 // (Optional[X] is X or null; in anyOf, a branch of bare types takes in those whose values are
 // all of its types: Union[int, float]), an allOf of one schema (Pydantic's way to describe a
@@ -81,6 +81,7 @@ class JsonSchema {
   static constexpr int kAny = 0;               // node 0: any value
   static constexpr int kMaxProperties = 64;    // per object (a 64-bit set of those seen)
   static constexpr size_t kMaxValues = 60000;  // per enum (16-bit candidate ranges)
+  static constexpr size_t kMaxValueBytes = 60000;  // per enum value (a 16-bit position in it)
 
   // Throws xtile::Error naming the unsupported keyword and its place ("#/properties/a").
   explicit JsonSchema(const nlohmann::json& schema);

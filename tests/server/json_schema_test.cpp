@@ -120,7 +120,7 @@ TEST(JsonSchema, CompilesTheSubsetAndNamesWhatItRefuses) {
       {R"({"type": "object", "properties": {"a": {"anyOf": [{"type": "string", "maxLength": 3},
                                                           {"enum": ["x"]}]}}})",
        "branch 1"},
-      {R"({"type": "object", "properties": {"a": {"enum": [[1]]}}})", "#/properties/a/enum"},
+      {R"({"type": "object", "properties": {"a": {"enum": []}}})", "#/properties/a/enum"},
       {R"({"type": "object", "properties": {"a": false}})", "#/properties/a"},
       {R"({"type": "object", "properties": {"a": {"prefixItems": [{}], "items": [{}]}}})",
        "prefixItems and an items array together"},
@@ -241,6 +241,29 @@ TEST(JsonSchemaPrefix, TakesInstancesAndRefusesAtTheFirstByteThatCannotBeOne) {
                                           "required": ["a"], "additionalProperties": false})"));
   EXPECT_EQ(feed_all(closed, R"({"a": null,)").taken, 10u);
   EXPECT_TRUE(feed_all(closed, R"({"a": null})").complete);
+}
+
+// enum and const of objects and arrays, in nlohmann's compact spelling (keys sorted, no blanks),
+// as scalar values are.
+TEST(JsonSchemaPrefix, EnumAndConstOfObjectsAndArrays) {
+  const JsonSchema schema(json::parse(R"({"type": "object", "properties": {
+      "k": {"const": {"b": [1, "x"], "a": null}},
+      "p": {"enum": [[1, 2], [1, 2, 3], [], "[1]", 12]}},
+      "additionalProperties": false})"));
+  for (const char* ok :
+       {R"({"k": {"a":null,"b":[1,"x"]}})", R"({"p": [1,2]})", R"({"p": [1,2,3]})", R"({"p": []})",
+        R"({"p": "[1]"})", R"({"p": 12, "k": {"a":null,"b":[1,"x"]}})"}) {
+    const Fed f = feed_all(schema, ok);
+    EXPECT_TRUE(f.taken == std::strlen(ok) && f.complete) << ok;
+  }
+  EXPECT_EQ(feed_all(schema, R"({"k": {"b")").taken, 8u);         // keys in sorted order
+  EXPECT_EQ(feed_all(schema, R"({"k": {"a": null)").taken, 11u);  // no blank inside
+  EXPECT_EQ(feed_all(schema, R"({"p": [1,2,4])").taken, 11u);
+  EXPECT_EQ(feed_all(schema, R"({"p": [2])").taken, 7u);
+  const std::string long_value(JsonSchema::kMaxValueBytes, 'x');
+  EXPECT_THROW(
+      JsonSchema(json{{"type", "object"}, {"properties", {{"a", {{"const", long_value}}}}}}),
+      Error);
 }
 
 // anyOf with a branch of bare types: the branches whose values are all of those types are taken
