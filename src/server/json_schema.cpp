@@ -143,10 +143,12 @@ bool within_types(const SchemaNode& n, uint8_t types) {
   if (types & kTypeNumber) types |= kTypeInteger;
   if (!n.branches.empty()) return false;  // not looked into
   if (n.values.empty()) return (n.types & ~types) == 0;
-  for (const std::string& v : n.values) {  // nlohmann's compact spelling of a scalar
+  for (const std::string& v : n.values) {  // nlohmann's compact spelling: its first byte tells
     const uint8_t t = v[0] == '"'                                   ? kTypeString
                       : v[0] == 't' || v[0] == 'f'                  ? kTypeBool
                       : v[0] == 'n'                                 ? kTypeNull
+                      : v[0] == '{'                                 ? kTypeObject
+                      : v[0] == '['                                 ? kTypeArray
                       : v.find_first_of(".eE") == std::string::npos ? kTypeInteger
                                                                     : kTypeNumber;
     if (!(types & t)) return false;

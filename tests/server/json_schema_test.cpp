@@ -275,11 +275,13 @@ TEST(JsonSchemaPrefix, AnyOfABareTypeTakesInTheBranchesItCovers) {
       "n": {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "number"}]},
       "d": {"anyOf": [{"type": "string", "format": "date"}, {"type": "string"}, {"type": "null"}]},
       "e": {"anyOf": [{"enum": ["a", 1, 2.5]}, {"type": ["string", "number"]}]},
+      "o": {"anyOf": [{"enum": [{"a": 1}, [2]]}, {"type": "integer"}]},
       "any": {"anyOf": [{"type": "array", "items": {"type": "integer"}}, {}]}},
       "additionalProperties": false})"));
   for (const char* ok :
        {R"({"n": 2})", R"({"n": -2.5e3})", R"({"d": "2024-02-30x"})", R"({"d": null})",
-        R"({"e": "b"})", R"({"e": 7.25})", R"({"any": ["x", {}]})", R"({"any": true})"}) {
+        R"({"e": "b"})", R"({"e": 7.25})", R"({"any": ["x", {}]})", R"({"any": true})",
+        R"({"o": {"a":1}})", R"({"o": [2]})", R"({"o": -3})"}) {
     const Fed f = feed_all(schema, ok);
     EXPECT_TRUE(f.taken == std::strlen(ok) && f.complete) << ok;
   }
