@@ -46,6 +46,7 @@ struct ChatFlags {
   std::optional<uint64_t> seed;
   std::vector<std::string> logit_bias;
   bool no_think = false;
+  bool ignore_eos = false;  // answers run to -n tokens (tests, load; llama-cli's --ignore-eos)
 };
 
 enum class ReadResult { kLine, kEof, kInterrupted };
@@ -105,6 +106,7 @@ int run_chat(const ChatFlags& f) {
   if (f.repeat_penalty) gen.sampler.repeat_penalty = *f.repeat_penalty;
   gen.sampler.logit_bias = parse_logit_bias(f.logit_bias, e.weights->config().n_vocab);
   gen.max_tokens = f.n_predict;
+  gen.ignore_eos = f.ignore_eos;
   std::mt19937_64 seeds(f.seed ? *f.seed : std::random_device{}());
 
   std::vector<ChatMessage> history;
@@ -226,6 +228,8 @@ Command register_chat(CLI::App& root) {
   add_logit_bias_flag(app, &f->logit_bias);
   app->add_flag("--no-think", f->no_think,
                 "Qwen3: answer without thinking (enable_thinking=false)");
+  app->add_flag("--ignore-eos", f->ignore_eos,
+                "keep answering past end-of-generation tokens (each answer runs to -n tokens)");
   return {app, [f] { return run_chat(*f); }};
 }
 
