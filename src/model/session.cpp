@@ -104,6 +104,21 @@ void Session::clear(int seq) {
   if (kv && kv->n_ctx() > kFirstKvPositions) release(seq);
 }
 
+void Session::copy_prefix(int src, int dst, int64_t n) {
+  if (src < 0 || src >= n_seq_max() || dst < 0 || dst >= n_seq_max() || src == dst)
+    fail("copy_prefix: sequences ", src, " -> ", dst, " are not two of the ", n_seq_max());
+  if (n < 1 || n > n_past_[sz(src)])
+    fail("copy_prefix: ", n, " positions are not within the ", n_past_[sz(src)], " of sequence ",
+         src);
+  if (kv_used() - n_past_[sz(dst)] + n > kv_budget_)
+    fail("the KV budget is full: ", kv_used() - n_past_[sz(dst)], " positions held + ", n,
+         " copied > ", kv_budget_);
+  n_past_[sz(dst)] = 0;  // nothing of dst's own is kept when its cache grows
+  reserve(dst, n);
+  kv_[sz(dst)]->copy_from(*kv_[sz(src)], n);
+  n_past_[sz(dst)] = n;
+}
+
 int64_t Session::kv_used() const {
   int64_t used = 0;
   for (int64_t n : n_past_) used += n;

@@ -88,6 +88,12 @@ class Session {
   // 29 MB of page faults and zeroing), a larger one is freed as by release(). Idle slots thus
   // hold at most kFirstKvPositions each.
   void clear(int seq);
+  // Sequence dst becomes the first n positions of sequence src (0 < n <= n_past(src), src !=
+  // dst): their K/V bytes are copied. A cached position's K/V depends only on the tokens up to
+  // it (rows do not depend on their batch), so the copy is what evaluating those tokens in dst
+  // would have stored: a server's request that starts as another slot's cache does not read
+  // that prefix again. Fails when the budget cannot hold dst's n positions.
+  void copy_prefix(int src, int dst, int64_t n);
   static constexpr int64_t kFirstKvPositions = 256;  // a sequence's first cache allocation
   // Positions held by all sequences, and the budget they share.
   int64_t kv_used() const;

@@ -25,6 +25,44 @@ bool opens_think_block(const std::string& prompt) {
   return std::string_view(prompt).substr(0, end).ends_with("<think>");
 }
 
+// One choice's whole answer in the endpoint's shape (choices[0]; the handler merges several).
+json choice_response(const ParsedRequest& r, const ResponseHead& head, bool native, bool chat,
+                     bool in_reasoning, const std::string& model, const Tokenizer& tok,
+                     std::string text, const std::vector<TokenOut>& tokens, FinishReason reason,
+                     const JobStats& stats) {
+  json ids = r.return_tokens ? token_ids_json(tokens) : json();
+  json out;
+  if (native) {
+    out = native_final(text, model, reason, stats, r.logprobs ? native_probs(tokens, tok) : json(),
+                       std::move(ids));
+  } else if (chat) {
+    std::string reasoning, content;
+    if (r.reasoning) {
+      ReasoningSplitter splitter(in_reasoning);
+      splitter.push(text, &reasoning, &content);
+      splitter.finish(&reasoning, &content);
+    } else {
+      content = std::move(text);
+    }
+    std::vector<ToolCallOut> calls;
+    if (!r.tools.empty()) {
+      ToolCallSplitter splitter;
+      std::string rest;
+      splitter.push(content, &rest, &calls);
+      splitter.finish(&rest, &calls);
+      content = std::move(rest);
+    }
+    out = chat_response(head, content, reasoning, reason, stats,
+                        r.logprobs ? chat_logprobs(tokens, tok) : json(), calls);
+  } else {
+    size_t offset = 0;
+    out = completion_response(head, text, reason, stats,
+                              r.logprobs ? completion_logprobs(tokens, tok, &offset) : json());
+  }
+  if (!native && r.return_tokens) out["choices"][0]["tokens"] = std::move(ids);
+  return out;
+}
+
 }  // namespace
 
 std::string chat_prompt_text(const ServerState& st, const ParsedRequest& r) {
@@ -88,8 +126,23 @@ void handle_completion(ServerState& st, const httplib::Request& req, httplib::Re
     throw e;
   }
 
-  auto job = std::make_shared<Job>(std::move(prompt), r.gen);
-  switch (st.scheduler->submit(job)) {
+  const int n_slots = st.scheduler->options().n_slots;
+  if (r.n > 1 && native)
+    throw bad_request("'n' above 1 works with /v1/completions and /v1/chat/completions", "n");
+  if (r.n > n_slots)
+    throw bad_request("'n' is " + std::to_string(r.n) + " but this server runs " +
+                          std::to_string(n_slots) + " slots (-np): at most that many choices",
+                      "n");
+  // Choice i is the request alone with seed + i: its tokens are those bits, whatever runs
+  // beside it (the scheduler's contract), and the choices differ when sampling.
+  auto signal = r.n > 1 ? std::make_shared<JobSignal>() : nullptr;
+  std::vector<std::shared_ptr<Job>> jobs;
+  for (int i = 0; i < r.n; ++i) {
+    GenerationParams gen = r.gen;
+    gen.sampler.seed += static_cast<uint64_t>(i);
+    jobs.push_back(std::make_shared<Job>(prompt, std::move(gen), signal));
+  }
+  switch (st.scheduler->submit(jobs)) {
     case Scheduler::Submit::kQueued:
       break;
     case Scheduler::Submit::kQueueFull: {
@@ -103,6 +156,9 @@ void handle_completion(ServerState& st, const httplib::Request& req, httplib::Re
     case Scheduler::Submit::kStopping:
       throw ApiError(503, "unavailable_error", "the server is shutting down");
   }
+  auto cancel_all = [&] {
+    for (const auto& job : jobs) job->cancel();
+  };
 
   ResponseHead head{make_id(chat ? "chatcmpl-" : "cmpl-"), static_cast<int64_t>(std::time(nullptr)),
                     st.model.id, st.model.fingerprint};
@@ -119,68 +175,55 @@ void handle_completion(ServerState& st, const httplib::Request& req, httplib::Re
     spec.include_usage = r.include_usage;
     spec.ping_s = st.opts.sse_ping_s;
     spec.head = head;
-    stream_job(res, job, conn, tok, spec);
+    stream_job(res, std::move(jobs), std::move(signal), conn, tok, spec);
     return;
   }
 
-  std::string text;
-  std::vector<TokenOut> tokens;
-  Job::Cursor cursor;
+  // The choices run together; each is read to its end in turn.
+  std::vector<std::string> texts(jobs.size());
+  std::vector<std::vector<TokenOut>> tokens(jobs.size());
   auto checked = std::chrono::steady_clock::now();
-  for (;;) {
-    Job::Update u;
-    const bool news = job->wait(&cursor, &u, std::chrono::milliseconds(100));
-    // Every 100 ms, news or not (a generating job always has news).
-    const auto now = std::chrono::steady_clock::now();
-    if (now - checked >= std::chrono::milliseconds(100)) {
-      checked = now;
-      if (conn.gone()) {
-        job->cancel();  // nobody to answer; the connection is closed after this
-        res.status = 499;
-        return;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    Job::Cursor cursor;
+    for (;;) {
+      Job::Update u;
+      const bool news = jobs[i]->wait(&cursor, &u, std::chrono::milliseconds(100));
+      // Every 100 ms, news or not (a generating job always has news).
+      const auto now = std::chrono::steady_clock::now();
+      if (now - checked >= std::chrono::milliseconds(100)) {
+        checked = now;
+        if (conn.gone()) {
+          cancel_all();  // nobody to answer; the connection is closed after this
+          res.status = 499;
+          return;
+        }
       }
+      if (!news) continue;
+      texts[i] += u.text;
+      for (TokenOut& t : u.tokens) tokens[i].push_back(std::move(t));
+      if (u.done) break;
     }
-    if (!news) continue;
-    text += u.text;
-    for (TokenOut& t : u.tokens) tokens.push_back(std::move(t));
-    if (u.done) break;
+    if (jobs[i]->finish_reason() == FinishReason::kError) {
+      cancel_all();
+      const int status = jobs[i]->error_status();
+      throw ApiError(status, status == 503 ? "unavailable_error" : "server_error",
+                     jobs[i]->error());
+    }
   }
-  const FinishReason reason = job->finish_reason();
-  if (reason == FinishReason::kError) {
-    const int status = job->error_status();
-    throw ApiError(status, status == 503 ? "unavailable_error" : "server_error", job->error());
-  }
-  const JobStats stats = job->stats();
-  json ids = r.return_tokens ? token_ids_json(tokens) : json();
+  std::vector<JobStats> stats;
+  for (const auto& job : jobs) stats.push_back(job->stats());
   json out;
-  if (native) {
-    out = native_final(text, st.model.id, reason, stats,
-                       r.logprobs ? native_probs(tokens, tok) : json(), std::move(ids));
-  } else if (chat) {
-    std::string reasoning, content;
-    if (r.reasoning) {
-      ReasoningSplitter splitter(in_reasoning);
-      splitter.push(text, &reasoning, &content);
-      splitter.finish(&reasoning, &content);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    json one = choice_response(r, head, native, chat, in_reasoning, st.model.id, tok,
+                               std::move(texts[i]), tokens[i], jobs[i]->finish_reason(), stats[i]);
+    if (i == 0) {
+      out = std::move(one);
     } else {
-      content = std::move(text);
+      one["choices"][0]["index"] = i;
+      out["choices"].push_back(std::move(one["choices"][0]));
     }
-    std::vector<ToolCallOut> calls;
-    if (!r.tools.empty()) {
-      ToolCallSplitter splitter;
-      std::string rest;
-      splitter.push(content, &rest, &calls);
-      splitter.finish(&rest, &calls);
-      content = std::move(rest);
-    }
-    out = chat_response(head, content, reasoning, reason, stats,
-                        r.logprobs ? chat_logprobs(tokens, tok) : json(), calls);
-  } else {
-    size_t offset = 0;
-    out = completion_response(head, text, reason, stats,
-                              r.logprobs ? completion_logprobs(tokens, tok, &offset) : json());
   }
-  if (!native && r.return_tokens) out["choices"][0]["tokens"] = std::move(ids);
+  if (jobs.size() > 1) out["usage"] = usage_json(stats);
   res.set_content(dump(out), "application/json");
 }
 

@@ -18,6 +18,29 @@ const char* finish_reason_name(FinishReason r) {
   return nullptr;
 }
 
+uint64_t JobSignal::count() const {
+  std::lock_guard lock(mu_);
+  return count_;
+}
+
+void JobSignal::wait_past(uint64_t seen, std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, timeout, [&] { return count_ != seen; });
+}
+
+void JobSignal::notify() {
+  {
+    std::lock_guard lock(mu_);
+    ++count_;
+  }
+  cv_.notify_all();
+}
+
+void Job::notify() {
+  cv_.notify_all();
+  if (signal_) signal_->notify();
+}
+
 bool Job::wait(Cursor* cursor, Update* out, std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
   auto news = [&] {
@@ -60,7 +83,7 @@ void Job::publish(std::string_view text, std::vector<TokenOut>* tokens) {
     for (TokenOut& t : *tokens) tokens_.push_back(std::move(t));
   }
   tokens->clear();
-  cv_.notify_all();
+  notify();
 }
 
 void Job::finish(FinishReason reason, const JobStats& stats) {
@@ -70,7 +93,7 @@ void Job::finish(FinishReason reason, const JobStats& stats) {
     reason_ = reason;
     stats_ = stats;
   }
-  cv_.notify_all();
+  notify();
 }
 
 void Job::fail(std::string message, int status, const JobStats& stats) {
@@ -82,7 +105,7 @@ void Job::fail(std::string message, int status, const JobStats& stats) {
     error_status_ = status;
     stats_ = stats;
   }
-  cv_.notify_all();
+  notify();
 }
 
 }  // namespace xtile::server

@@ -65,10 +65,26 @@ struct JobStats {
   std::string stop_word;      // the stop string that ended it ("" for any other end)
 };
 
+// Wakes the reader of several jobs (the n choices of one request) when any of them has news.
+class JobSignal {
+ public:
+  uint64_t count() const;  // notifications so far
+  // Waits up to `timeout` for a notification after the count `seen`.
+  void wait_past(uint64_t seen, std::chrono::milliseconds timeout) const;
+  void notify();
+
+ private:
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  uint64_t count_ = 0;
+};
+
 class Job {
  public:
-  Job(std::vector<int32_t> prompt, GenerationParams params)
-      : prompt_(std::move(prompt)), params_(std::move(params)) {}
+  // `signal`, when given, is notified beside the job's own readers.
+  Job(std::vector<int32_t> prompt, GenerationParams params,
+      std::shared_ptr<JobSignal> signal = nullptr)
+      : prompt_(std::move(prompt)), params_(std::move(params)), signal_(std::move(signal)) {}
 
   const std::vector<int32_t>& prompt() const { return prompt_; }
   const GenerationParams& params() const { return params_; }
@@ -103,6 +119,8 @@ class Job {
  private:
   const std::vector<int32_t> prompt_;
   const GenerationParams params_;
+  const std::shared_ptr<JobSignal> signal_;
+  void notify();
   std::atomic<bool> cancelled_{false};
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -33,6 +33,9 @@ std::string Metrics::render() const {
   metric(&o, "prompt_tokens_cached_total", "counter",
          "Prompt tokens reused from a slot's KV cache instead of evaluated.",
          get(cached_tokens_total));
+  metric(&o, "prompt_tokens_copied_total", "counter",
+         "Of the cached prompt tokens, those copied from another slot's KV cache.",
+         get(copied_tokens_total));
   metric(&o, "tokens_predicted_total", "counter", "Tokens generated.", gt);
   metric(&o, "tokens_predicted_seconds_total", "counter", "Seconds spent generating tokens.", gs);
   metric(&o, "n_decode_total", "counter", "Forward passes (scheduler steps).", get(decode_total));

@@ -28,6 +28,7 @@ struct Metrics {
   // splits its time between the two in proportion to the rows.
   std::atomic<uint64_t> prompt_tokens_total{0};     // prompt rows evaluated
   std::atomic<uint64_t> cached_tokens_total{0};     // prompt tokens reused from a slot's cache
+  std::atomic<uint64_t> copied_tokens_total{0};     // of those, copied from another slot's
   std::atomic<uint64_t> tokens_predicted_total{0};  // tokens sampled
   std::atomic<double> prompt_seconds_total{0.0};
   std::atomic<double> predicted_seconds_total{0.0};

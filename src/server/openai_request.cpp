@@ -512,8 +512,15 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
 
   // What xtile does not do is refused, not ignored: the client would get an answer that looks
   // right and is not what it asked for.
-  if (const json* v = field(body, "n"); v && get_int(*v, "n", 1, 128) != 1)
-    throw bad_request("'n' must be 1: send one request per completion", "n");
+  if (const json* v = field(body, "n")) r.n = static_cast<int>(get_int(*v, "n", 1, 128));
+  if (const json* v = field(body, "n_cmpl")) {
+    const int n = static_cast<int>(get_int(*v, "n_cmpl", 1, 128));
+    if (field(body, "n") && n != r.n)
+      throw bad_request("'n' and 'n_cmpl' (its alias) differ: " + std::to_string(r.n) + " and " +
+                            std::to_string(n),
+                        "n_cmpl");
+    r.n = n;
+  }
   if (const json* v = field(body, "tools"); !chat && v && !(v->is_array() && v->empty()))
     throw bad_request("'tools' work with /v1/chat/completions only", "tools");
   // JSON mode: the reply is one JSON object (with a schema, an instance of it), kept so token by

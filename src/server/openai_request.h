@@ -51,6 +51,9 @@ struct ParsedRequest {
   std::vector<int32_t> prompt_ids;         // completion: token ids
   GenerationParams gen;
   bool seed_given = false;
+  // Choices (OpenAI's n, llama-server's n_cmpl): choice i is the request alone with seed + i;
+  // 1..128 here, at most the server's slots (the handler checks).
+  int n = 1;
   int top_logprobs = 0;        // alternatives per token in the response
   bool logprobs = false;       // logprobs in the response
   bool return_tokens = false;  // token ids in the response (llama-server's return_tokens)

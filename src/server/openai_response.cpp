@@ -45,6 +45,12 @@ json usage_json(const JobStats& s) {
           {"prompt_tokens_details", {{"cached_tokens", s.cached_tokens}}}};
 }
 
+json usage_json(std::span<const JobStats> choices) {
+  JobStats all = choices.front();  // the prompt is the same for every choice: counted once
+  for (size_t i = 1; i < choices.size(); ++i) all.completion_tokens += choices[i].completion_tokens;
+  return usage_json(all);
+}
+
 json token_ids_json(const std::vector<TokenOut>& tokens) {
   json ids = json::array();
   for (const TokenOut& t : tokens) ids.push_back(t.id);
@@ -124,10 +130,10 @@ json completion_chunk(const ResponseHead& h, const std::string& text, json finis
   return j;
 }
 
-json usage_chunk(const ResponseHead& h, const char* object, const JobStats& s) {
+json usage_chunk(const ResponseHead& h, const char* object, std::span<const JobStats> choices) {
   json j = head(h, object);
   j["choices"] = json::array();
-  j["usage"] = usage_json(s);
+  j["usage"] = usage_json(choices);
   return j;
 }
 

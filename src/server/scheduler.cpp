@@ -95,7 +95,16 @@ void Scheduler::stop() {
 }
 
 Scheduler::Submit Scheduler::submit(std::shared_ptr<Job> job) {
-  auto w = std::make_unique<Work>(std::move(job), tok_);
+  return submit(std::vector<std::shared_ptr<Job>>{std::move(job)});
+}
+
+Scheduler::Submit Scheduler::submit(const std::vector<std::shared_ptr<Job>>& choices) {
+  if (choices.empty()) return Submit::kQueued;
+  std::vector<std::unique_ptr<Work>> works;
+  for (const auto& job : choices) {
+    works.push_back(std::make_unique<Work>(job, tok_));
+    if (works.size() > 1) works.back()->leader = choices.front();
+  }
   {
     std::lock_guard lock(mu_);
     if (stop_) return Submit::kStopping;
@@ -103,9 +112,9 @@ Scheduler::Submit Scheduler::submit(std::shared_ptr<Job> job) {
       m_.requests_rejected.fetch_add(1, std::memory_order_relaxed);
       return Submit::kQueueFull;
     }
-    queue_.push_back(std::move(w));
-    m_.requests_total.fetch_add(1, std::memory_order_relaxed);
-    m_.requests_deferred.fetch_add(1, std::memory_order_relaxed);
+    for (auto& w : works) queue_.push_back(std::move(w));
+    m_.requests_total.fetch_add(choices.size(), std::memory_order_relaxed);
+    m_.requests_deferred.fetch_add(static_cast<int64_t>(choices.size()), std::memory_order_relaxed);
   }
   cv_.notify_one();
   return Submit::kQueued;
@@ -193,6 +202,7 @@ void Scheduler::admit() {
       std::lock_guard lock(mu_);
       if (queue_.empty()) return;
       const Work& front = *queue_.front();
+      if (waits_for_leader(front)) return;
       id = pick_slot(slots_, front.input);
       if (id < 0) return;
       // Admit only what fits beside the running requests' tokens (plus one to generate), so
@@ -241,15 +251,7 @@ void Scheduler::admit() {
       continue;
     }
     Slot& s = slots_[static_cast<size_t>(id)];
-    // The slot keeps the part of its cache this request starts with; at least the last input
-    // token is evaluated again, for its logits.
-    const size_t keep = std::min(common_prefix(s.cache, w->input), w->input.size() - 1);
-    if (keep == 0) {
-      session_->clear(id);
-    } else {
-      session_->truncate(id, static_cast<int64_t>(keep));
-    }
-    s.cache.resize(keep);
+    const size_t keep = reuse_prefix(s, *w);
     if (!w->admitted_once) {
       w->admitted_once = true;
       w->order = ++admissions_;
@@ -263,10 +265,58 @@ void Scheduler::admit() {
   }
 }
 
-bool Scheduler::evict_idle() {
+bool Scheduler::waits_for_leader(const Work& w) const {
+  if (!w.leader) return false;
+  for (const Slot& s : slots_)
+    if (s.work && s.work->job == w.leader)
+      return s.cache.size() + 1 < s.work->n_prompt;  // its prompt's last row is not needed
+  return false;  // ended, cancelled or queued ahead: nothing to wait for
+}
+
+size_t Scheduler::reuse_prefix(Slot& s, const Work& w) {
+  // At least the last input token is evaluated again, for its logits.
+  const size_t most = w.input.size() - 1;
+  size_t keep = std::min(common_prefix(s.cache, w.input), most);
+  const Slot* donor = nullptr;
+  size_t donor_keep = keep;
+  for (const Slot& o : slots_) {
+    if (o.id == s.id) continue;
+    const size_t p = std::min(common_prefix(o.cache, w.input), most);
+    if (p > donor_keep) {
+      donor = &o;
+      donor_keep = p;
+    }
+  }
+  if (donor) {
+    // The copy needs room for donor_keep positions beside everything held but this slot's own.
+    while (kv_free() + static_cast<int64_t>(s.cache.size()) < static_cast<int64_t>(donor_keep) &&
+           evict_idle(donor->id)) {
+    }
+    if (kv_free() + static_cast<int64_t>(s.cache.size()) >= static_cast<int64_t>(donor_keep)) {
+      session_->copy_prefix(donor->id, s.id, static_cast<int64_t>(donor_keep));
+      s.cache.assign(donor->cache.begin(),
+                     donor->cache.begin() + static_cast<std::ptrdiff_t>(donor_keep));
+      m_.copied_tokens_total.fetch_add(
+          static_cast<uint64_t>(std::min(donor_keep, w.n_prompt) - std::min(keep, w.n_prompt)),
+          std::memory_order_relaxed);
+      return donor_keep;
+    }
+    keep = std::min(keep, s.cache.size());  // an eviction may have taken this slot's cache
+  }
+  if (keep == 0) {
+    session_->clear(s.id);
+  } else {
+    session_->truncate(s.id, static_cast<int64_t>(keep));
+  }
+  s.cache.resize(keep);
+  return keep;
+}
+
+bool Scheduler::evict_idle(int spare) {
   Slot* lru = nullptr;
   for (Slot& s : slots_)
-    if (!s.work && !s.cache.empty() && (!lru || s.last_used < lru->last_used)) lru = &s;
+    if (!s.work && !s.cache.empty() && s.id != spare && (!lru || s.last_used < lru->last_used))
+      lru = &s;
   if (!lru) return false;
   session_->release(lru->id);
   lru->cache.clear();

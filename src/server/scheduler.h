@@ -62,6 +62,10 @@ class Scheduler {
   // answers 429); the job is not touched then.
   enum class Submit { kQueued, kQueueFull, kStopping };
   Submit submit(std::shared_ptr<Job> job);
+  // The n choices of one request (same prompt), queued together or not at all; the queue takes
+  // them when it has room for one request. The prompt is read once: choices 1.. wait until the
+  // first has read it, then copy its KV cache (Session::copy_prefix).
+  Submit submit(const std::vector<std::shared_ptr<Job>>& choices);
   void stop();
 
   const SchedulerOptions& options() const { return o_; }
@@ -77,8 +81,15 @@ class Scheduler {
   // One forward pass over the generating slots' next tokens and a chunk of prompts; false when
   // nothing ran.
   bool step();
-  // Drops the least recently used idle slot's cache; false when there is none.
-  bool evict_idle();
+  // Drops the least recently used idle slot's cache, other than `spare`'s; false when there is
+  // none.
+  bool evict_idle(int spare = -1);
+  // Whether the queued work is a later choice whose first choice is still reading the prompt.
+  bool waits_for_leader(const Work& w) const;
+  // Slot `id`, about to run `w`, starts with the longest prefix of w's input that any slot's
+  // cache holds: its own cache's part is kept, a longer one of another slot is copied.
+  // Returns the positions it starts with (at most all of the input but the last token).
+  size_t reuse_prefix(Slot& s, const Work& w);
   // Sends the youngest running request back to the front of the queue without its KV cache;
   // false when fewer than two run.
   bool preempt_youngest();

@@ -44,6 +44,9 @@ struct Work {
   size_t text_published = 0;  // bytes of text.text() handed to the job
   int64_t n_generated = 0;    // sampled tokens (an end-of-generation token included)
   uint64_t order = 0;         // admission order: preemption takes the youngest
+  // The first choice of the same request (n > 1), whose prompt this one copies once it has
+  // been read; null for a request's first choice.
+  std::shared_ptr<const Job> leader;
   bool admitted_once = false;
   Clock::time_point submitted, admitted, first_token;
   JobStats stats;

@@ -1,5 +1,7 @@
 #include "server/sse.h"
 
+#include <functional>
+
 #include "server/api_error.h"
 #include "server/native_response.h"
 #include "server/text_stream.h"
@@ -10,65 +12,162 @@ using nlohmann::json;
 
 namespace {
 
-struct Stream {
-  Stream(std::shared_ptr<Job> j, ClientConnection c, const Tokenizer& t, StreamSpec s)
-      : job(std::move(j)), conn(c), tok(t), spec(std::move(s)), splitter(spec.in_reasoning) {}
+// One choice's stream state: its job, what it released and how much of it was sent.
+struct Choice {
+  Choice(std::shared_ptr<Job> j, int i, bool in_reasoning)
+      : job(std::move(j)), index(i), splitter(in_reasoning) {}
 
   std::shared_ptr<Job> job;
-  ClientConnection conn;
-  const Tokenizer& tok;
-  StreamSpec spec;
+  int index = 0;
   ReasoningSplitter splitter;
   ToolCallSplitter tool_splitter;
   int calls_sent = 0;
   Job::Cursor cursor;
   std::vector<TokenOut> tokens;  // released, not yet sent with a chunk
   size_t text_offset = 0;        // completions' logprobs text_offset
+  bool ended = false;
+};
 
-  json take_logprobs() {
+struct Stream {
+  Stream(std::vector<std::shared_ptr<Job>> jobs, std::shared_ptr<JobSignal> s, ClientConnection c,
+         const Tokenizer& t, StreamSpec sp)
+      : signal(std::move(s)), conn(c), tok(t), spec(std::move(sp)) {
+    for (size_t i = 0; i < jobs.size(); ++i)
+      choices.emplace_back(std::move(jobs[i]), static_cast<int>(i), spec.in_reasoning);
+  }
+
+  std::vector<Choice> choices;
+  std::shared_ptr<JobSignal> signal;  // wakes the loop for any choice (several choices)
+  ClientConnection conn;
+  const Tokenizer& tok;
+  StreamSpec spec;
+
+  void cancel_all() {
+    for (Choice& c : choices) c.job->cancel();
+  }
+
+  json take_logprobs(Choice& c) {
     if (!spec.logprobs) return nullptr;
-    json j =
-        spec.chat ? chat_logprobs(tokens, tok) : completion_logprobs(tokens, tok, &text_offset);
-    tokens.clear();
+    json j = spec.chat ? chat_logprobs(c.tokens, tok)
+                       : completion_logprobs(c.tokens, tok, &c.text_offset);
+    c.tokens.clear();
     return j;
   }
 
   // llama-server's events carry the released tokens' ids and probabilities themselves.
-  std::pair<json, json> take_native() {
-    json probs = spec.logprobs ? native_probs(tokens, tok) : json();
-    json ids = spec.return_tokens ? token_ids_json(tokens) : json();
-    tokens.clear();
+  std::pair<json, json> take_native(Choice& c) {
+    json probs = spec.logprobs ? native_probs(c.tokens, tok) : json();
+    json ids = spec.return_tokens ? token_ids_json(c.tokens) : json();
+    c.tokens.clear();
     return {std::move(probs), std::move(ids)};
   }
 
-  json text_chunk(const std::string& reasoning, const std::string& content,
+  // A chunk of OpenAI's shape for choice c (chat_chunk and completion_chunk write index 0).
+  static json of_choice(json chunk, const Choice& c) {
+    chunk["choices"][0]["index"] = c.index;
+    return chunk;
+  }
+
+  json text_chunk(Choice& c, const std::string& reasoning, const std::string& content,
                   const std::vector<ToolCallOut>& calls) {
     if (spec.native) {
-      auto [probs, ids] = take_native();
+      auto [probs, ids] = take_native(c);
       return native_chunk(content, std::move(probs), std::move(ids));
     }
-    if (!spec.chat) return completion_chunk(spec.head, content, nullptr, take_logprobs());
+    if (!spec.chat)
+      return of_choice(completion_chunk(spec.head, content, nullptr, take_logprobs(c)), c);
     json delta = json::object();
     if (!reasoning.empty()) delta["reasoning_content"] = reasoning;
     if (!content.empty()) delta["content"] = content;
     if (!calls.empty()) {
-      delta["tool_calls"] = tool_calls_json(calls, calls_sent);
-      calls_sent += static_cast<int>(calls.size());
+      delta["tool_calls"] = tool_calls_json(calls, c.calls_sent);
+      c.calls_sent += static_cast<int>(calls.size());
     }
-    return chat_chunk(spec.head, std::move(delta), nullptr, take_logprobs());
+    return of_choice(chat_chunk(spec.head, std::move(delta), nullptr, take_logprobs(c)), c);
   }
 
-  // Runs the whole stream; false when the client went away (the job is cancelled).
+  // The last chunk of an OpenAI stream's choice: finish_reason, the last tokens' logprobs and
+  // llama-server's timings.
+  json last_chunk(Choice& c, FinishReason reason, const JobStats& stats) {
+    json last = spec.chat ? chat_chunk(spec.head, json::object(),
+                                       finish_reason_json(reason, c.tool_splitter.called()),
+                                       c.tokens.empty() ? json() : take_logprobs(c))
+                          : completion_chunk(spec.head, "", finish_reason_json(reason),
+                                             c.tokens.empty() ? json() : take_logprobs(c));
+    last["timings"] = timings_json(stats);
+    return of_choice(std::move(last), c);
+  }
+
+  enum class Step { kGoOn, kClientGone, kFailed };
+
+  // Sends what choice c released in u (and, when it ended, its last chunk).
+  Step take(Choice& c, Job::Update& u, const std::function<bool(const json&)>& send) {
+    for (TokenOut& t : u.tokens) c.tokens.push_back(std::move(t));
+    std::string reasoning, content;
+    if (spec.chat && spec.reasoning) {
+      c.splitter.push(u.text, &reasoning, &content);
+    } else {
+      content = std::move(u.text);
+    }
+    const FinishReason reason = u.done ? c.job->finish_reason() : FinishReason::kNone;
+    const bool ended = u.done && reason != FinishReason::kError;
+    if (ended && spec.chat && spec.reasoning) c.splitter.finish(&reasoning, &content);
+    std::vector<ToolCallOut> calls;
+    if (spec.tools) {
+      std::string text = std::move(content);
+      content.clear();
+      c.tool_splitter.push(text, &content, &calls);
+      if (ended) c.tool_splitter.finish(&content, &calls);
+    }
+    if (!reasoning.empty() || !content.empty() || !calls.empty())
+      if (!send(text_chunk(c, reasoning, content, calls))) return Step::kClientGone;
+    if (!u.done) return Step::kGoOn;
+    c.ended = true;
+    if (reason == FinishReason::kError) {
+      const int status = c.job->error_status();
+      ApiError e(status, status == 503 ? "unavailable_error" : "server_error", c.job->error());
+      send(e.body());
+      return Step::kFailed;
+    }
+    if (reason == FinishReason::kCancelled) return Step::kClientGone;
+    if (spec.native) return Step::kGoOn;  // native_final is sent after the loop
+    return send(last_chunk(c, reason, c.job->stats())) ? Step::kGoOn : Step::kClientGone;
+  }
+
+  // Runs the whole stream; false when the client went away (the jobs are cancelled).
   bool run(httplib::DataSink& sink) {
     auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
-    auto send = [&](const json& j) { return write("data: " + dump(j) + "\n\n"); };
-    if (spec.chat && !send(chat_chunk(spec.head, {{"role", "assistant"}, {"content", ""}})))
-      return false;
+    const std::function<bool(const json&)> send = [&](const json& j) {
+      return write("data: " + dump(j) + "\n\n");
+    };
+    if (spec.chat)
+      for (const Choice& c : choices)
+        if (!send(of_choice(chat_chunk(spec.head, {{"role", "assistant"}, {"content", ""}}), c)))
+          return false;
     auto last_write = std::chrono::steady_clock::now();
     auto checked = last_write;
-    for (;;) {
-      Job::Update u;
-      const bool news = job->wait(&cursor, &u, std::chrono::milliseconds(100));
+    // One choice: wait on its job. Several: poll each and sleep on the signal they share.
+    const bool one = choices.size() == 1;
+    for (size_t open = choices.size(); open > 0;) {
+      const uint64_t seen = one ? 0 : signal->count();
+      bool news = false;
+      for (Choice& c : choices) {
+        if (c.ended) continue;
+        Job::Update u;
+        if (!c.job->wait(&c.cursor, &u, std::chrono::milliseconds(one ? 100 : 0))) continue;
+        news = true;
+        switch (take(c, u, send)) {
+          case Step::kGoOn:
+            break;
+          case Step::kClientGone:
+            return false;
+          case Step::kFailed:  // the other choices are not finished: the stream ends here
+            cancel_all();
+            return true;
+        }
+        last_write = std::chrono::steady_clock::now();
+        if (c.ended) --open;
+      }
       // A failed write says the client is gone, but text can be held back (a stop string's
       // start) or slow to come (a queue, a long prompt): look at the socket every 100 ms too.
       const auto now = std::chrono::steady_clock::now();
@@ -76,56 +175,21 @@ struct Stream {
         checked = now;
         if (conn.gone()) return false;
       }
-      if (!news) {
-        if (spec.ping_s > 0 && now - last_write > std::chrono::seconds(spec.ping_s)) {
-          if (!write(": ping\n\n")) return false;
-          last_write = now;
-        }
-        continue;
+      if (news) continue;
+      if (spec.ping_s > 0 && now - last_write > std::chrono::seconds(spec.ping_s)) {
+        if (!write(": ping\n\n")) return false;
+        last_write = now;
       }
-      for (TokenOut& t : u.tokens) tokens.push_back(std::move(t));
-      std::string reasoning, content;
-      if (spec.chat && spec.reasoning) {
-        splitter.push(u.text, &reasoning, &content);
-      } else {
-        content = std::move(u.text);
-      }
-      const bool ended = u.done && job->finish_reason() != FinishReason::kError;
-      if (ended && spec.chat && spec.reasoning) splitter.finish(&reasoning, &content);
-      std::vector<ToolCallOut> calls;
-      if (spec.tools) {
-        std::string text = std::move(content);
-        content.clear();
-        tool_splitter.push(text, &content, &calls);
-        if (ended) tool_splitter.finish(&content, &calls);
-      }
-      if (!reasoning.empty() || !content.empty() || !calls.empty()) {
-        if (!send(text_chunk(reasoning, content, calls))) return false;
-        last_write = std::chrono::steady_clock::now();
-      }
-      if (u.done) break;
+      if (!one) signal->wait_past(seen, std::chrono::milliseconds(100));
     }
-    const FinishReason reason = job->finish_reason();
-    if (reason == FinishReason::kError) {
-      const int status = job->error_status();
-      ApiError e(status, status == 503 ? "unavailable_error" : "server_error", job->error());
-      send(e.body());
-      return true;
-    }
-    if (reason == FinishReason::kCancelled) return false;
-    const JobStats stats = job->stats();
+    std::vector<JobStats> stats;
+    for (const Choice& c : choices) stats.push_back(c.job->stats());
     if (spec.native) {  // the figures ride on the last event; no [DONE]
-      auto [probs, ids] = take_native();
-      return send(
-          native_final("", spec.head.model, reason, stats, std::move(probs), std::move(ids)));
+      Choice& c = choices.front();
+      auto [probs, ids] = take_native(c);
+      return send(native_final("", spec.head.model, c.job->finish_reason(), stats.front(),
+                               std::move(probs), std::move(ids)));
     }
-    json last = spec.chat ? chat_chunk(spec.head, json::object(),
-                                       finish_reason_json(reason, tool_splitter.called()),
-                                       tokens.empty() ? json() : take_logprobs())
-                          : completion_chunk(spec.head, "", finish_reason_json(reason),
-                                             tokens.empty() ? json() : take_logprobs());
-    last["timings"] = timings_json(stats);
-    if (!send(last)) return false;
     const char* object = spec.chat ? "chat.completion.chunk" : "text_completion";
     if (spec.include_usage && !send(usage_chunk(spec.head, object, stats))) return false;
     return write("data: [DONE]\n\n");
@@ -134,23 +198,25 @@ struct Stream {
 
 }  // namespace
 
-void stream_job(httplib::Response& res, std::shared_ptr<Job> job, ClientConnection conn,
-                const Tokenizer& tok, StreamSpec spec) {
-  auto stream = std::make_shared<Stream>(job, conn, tok, std::move(spec));
+void stream_job(httplib::Response& res, std::vector<std::shared_ptr<Job>> jobs,
+                std::shared_ptr<JobSignal> signal, ClientConnection conn, const Tokenizer& tok,
+                StreamSpec spec) {
+  auto stream =
+      std::make_shared<Stream>(std::move(jobs), std::move(signal), conn, tok, std::move(spec));
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
   res.set_chunked_content_provider(
       "text/event-stream",
       [stream](size_t, httplib::DataSink& sink) {
         if (!stream->run(sink)) {
-          stream->job->cancel();
+          stream->cancel_all();
           return false;
         }
         sink.done();
         return true;
       },
-      [job](bool success) {
-        if (!success) job->cancel();
+      [stream](bool success) {
+        if (!success) stream->cancel_all();
       });
 }
 

@@ -13,6 +13,7 @@
 #include <httplib.h>
 
 #include <memory>
+#include <vector>
 
 #include "server/connection.h"
 #include "server/job.h"
@@ -34,7 +35,12 @@ struct StreamSpec {
   ResponseHead head;
 };
 
-void stream_job(httplib::Response& res, std::shared_ptr<Job> job, ClientConnection conn,
-                const Tokenizer& tok, StreamSpec spec);
+// The n choices of one request (n > 1 needs the signal their jobs notify; n == 1 may pass
+// null): each choice's chunks carry its index, in the order the choices release text; each
+// choice ends with its own last chunk; the usage chunk and [DONE] come after the last one.
+// The native shape takes one choice.
+void stream_job(httplib::Response& res, std::vector<std::shared_ptr<Job>> jobs,
+                std::shared_ptr<JobSignal> signal, ClientConnection conn, const Tokenizer& tok,
+                StreamSpec spec);
 
 }  // namespace xtile::server

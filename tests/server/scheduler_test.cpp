@@ -257,6 +257,72 @@ TEST_F(SchedulerTest, FollowUpReusesTheSlotCacheWithTheSameBits) {
   expect_same(run_alone(model_, {next}), {ob});
 }
 
+// A request's n choices (submitted together, seeds counting up): the prompt is read once, by
+// the first choice, and copied into the others' slots; each choice gives the bits its request
+// gives alone, whatever the batch split, and under a budget that preempts.
+std::vector<Request> choices_of(const Request& r, int n) {
+  std::vector<Request> rs;
+  for (int i = 0; i < n; ++i) {
+    Request c = r;
+    c.gen.sampler.seed += static_cast<uint64_t>(i);
+    rs.push_back(c);
+  }
+  return rs;
+}
+
+std::vector<Outcome> run_choices(const Model& m, const std::vector<Request>& rs,
+                                 const SchedulerOptions& o, Metrics* metrics) {
+  Scheduler s(*m.weights, *m.pool, *m.tok, o, *metrics);
+  std::vector<std::shared_ptr<Job>> jobs;
+  for (const Request& r : rs) jobs.push_back(std::make_shared<Job>(r.prompt, r.gen));
+  EXPECT_EQ(s.submit(jobs), Scheduler::Submit::kQueued);
+  std::vector<Outcome> out;
+  for (auto& j : jobs) out.push_back(collect(*j));
+  return out;
+}
+
+TEST_F(SchedulerTest, ChoicesReadThePromptOnceAndGiveTheBitsOfTheirSeedsAlone) {
+  const Request& base = requests_[3];  // 20-odd prompt tokens, sampled
+  const std::vector<Request> rs = choices_of(base, 4);
+  const std::vector<Outcome> alone = run_alone(model_, rs);
+  EXPECT_NE(alone[0].ids, alone[1].ids);  // the seeds differ, so do the samples
+  const int64_t n_prompt = static_cast<int64_t>(base.prompt.size());
+  for (int64_t batch : {int64_t{5}, int64_t{256}}) {
+    SCOPED_TRACE("batch " + std::to_string(batch));
+    Metrics metrics;
+    SchedulerOptions o;
+    o.n_slots = 4;
+    o.n_batch = batch;
+    o.n_ctx = o.kv_budget = 512;
+    const std::vector<Outcome> together = run_choices(model_, rs, o, &metrics);
+    expect_same(alone, together);
+    // The first choice read the prompt; each other one copied all of it but its last token.
+    EXPECT_EQ(together[0].stats.cached_tokens, 0);
+    for (size_t i = 1; i < together.size(); ++i)
+      EXPECT_EQ(together[i].stats.cached_tokens, n_prompt - 1) << i;
+    EXPECT_EQ(metrics.copied_tokens_total.load(), static_cast<uint64_t>(3 * (n_prompt - 1)));
+    EXPECT_LE(metrics.prompt_tokens_total.load(), static_cast<uint64_t>(n_prompt));
+  }
+}
+
+TEST_F(SchedulerTest, PreemptedChoicesKeepTheirBits) {
+  Request base = requests_[5];
+  base.gen.max_tokens = 70;
+  base.gen.ignore_eos = true;
+  const std::vector<Request> rs = choices_of(base, 4);
+  const std::vector<Outcome> alone = run_alone(model_, rs);
+  // Each choice fits alone (prompt + 70), four together do not.
+  Metrics metrics;
+  SchedulerOptions o;
+  o.n_slots = 4;
+  o.n_batch = 7;
+  o.n_ctx = o.kv_budget = 160;
+  expect_same(alone, run_choices(model_, rs, o, &metrics));
+  EXPECT_GT(metrics.preemptions_total.load(), 0u);
+  EXPECT_GT(metrics.copied_tokens_total.load(), 0u);
+  EXPECT_EQ(metrics.requests_failed.load(), 0u);
+}
+
 TEST_F(SchedulerTest, CancelEndsOneRequestAndTheOthersGoOn) {
   const std::vector<Outcome> alone =
       run_alone(model_, {requests_[3]});  // (one pool user at a time)

@@ -385,8 +385,10 @@ TEST_F(ServerHttp, ErrorsHaveOpenAIShapeAndLeaveTheServerWell) {
                "/infill");
   expect_error(post(port_, "/v1/completions", {{"prompt", {1, 2, 100000}}}), 400,
                "invalid_request_error", "outside the vocabulary");
-  expect_error(post(port_, chat, {{"messages", {{{"role", "user"}, {"content", "x"}}}}, {"n", 3}}),
-               400, "invalid_request_error", "'n' must be 1");
+  expect_error(post(port_, chat, {{"messages", {{{"role", "user"}, {"content", "x"}}}}, {"n", 5}}),
+               400, "invalid_request_error", "runs 4 slots");
+  expect_error(post(port_, "/completion", {{"prompt", "x"}, {"n", 2}}), 400,
+               "invalid_request_error", "'n' above 1");
   // Deep nesting (the parser and the destructor are not recursive).
   EXPECT_EQ(request(port_, "POST", chat, std::string(30000, '[') + std::string(30000, ']'), {})
                 .status,
@@ -571,6 +573,96 @@ TEST_F(ServerHttp, EightRequestsGiveTheSameBitsAloneAndConcurrently) {
     }));
   for (int i = 0; i < 8; ++i)
     EXPECT_EQ(together[static_cast<size_t>(i)].get(), alone[static_cast<size_t>(i)]) << i;
+}
+
+// n choices (OpenAI's n): choice i is the request alone with seed + i, streamed or not; the
+// usage counts the prompt once and every choice's tokens; streamed, each choice has its role
+// delta, its chunks under its index and its own last chunk, and the choices after the first
+// found the whole prompt but its last token in the cache (copied from the first's slot).
+TEST_F(ServerHttp, ChoicesAreTheRequestAloneWithSeedsCountingUp) {
+  const int n = 3;
+  json body = chat_body("Once upon a time a little girl", 24, 500, 0.9);
+  std::vector<std::string> alone;
+  std::vector<json> alone_reply;
+  for (int i = 0; i < n; ++i) {
+    json b = body;
+    b["seed"] = 500 + i;
+    alone.push_back(signature(port_, b, false));
+    alone_reply.push_back(post(port_, "/v1/chat/completions", b).j());
+  }
+  EXPECT_NE(alone[0], alone[1]);
+  body["n"] = n;
+  body["logprobs"] = true;
+  body["top_logprobs"] = 3;
+  const Reply whole = post(port_, "/v1/chat/completions", body);
+  ASSERT_EQ(whole.status, 200) << whole.body;
+  const json reply = whole.j();
+  const json& choices = reply["choices"];
+  ASSERT_EQ(choices.size(), static_cast<size_t>(n)) << whole.body;
+  int64_t completion = 0;
+  for (int i = 0; i < n; ++i) {
+    const json& c = choices[static_cast<size_t>(i)];
+    EXPECT_EQ(c["index"], i);
+    EXPECT_EQ(c["logprobs"]["content"].dump() + c["message"]["content"].dump(),
+              alone[static_cast<size_t>(i)])
+        << i;
+    EXPECT_EQ(c["finish_reason"],
+              alone_reply[static_cast<size_t>(i)]["choices"][0]["finish_reason"]);
+    completion += alone_reply[static_cast<size_t>(i)]["usage"]["completion_tokens"].get<int64_t>();
+  }
+  const json& usage = reply["usage"];
+  EXPECT_EQ(usage["prompt_tokens"], alone_reply[0]["usage"]["prompt_tokens"]);
+  EXPECT_EQ(usage["completion_tokens"], completion);
+  EXPECT_EQ(usage["total_tokens"], usage["prompt_tokens"].get<int64_t>() + completion);
+
+  body["stream_options"] = {{"include_usage", true}};
+  body["messages"][0]["content"] = "Once upon a time a little boy";  // a prompt no slot holds
+  const Reply fresh = post(port_, "/v1/chat/completions", body);
+  ASSERT_EQ(fresh.status, 200) << fresh.body;
+  const Events ev = stream(port_, "/v1/chat/completions", body);
+  ASSERT_TRUE(ev.done) << ev.raw;
+  std::vector<std::string> text(n), logprobs(n, "[]");
+  std::vector<json> content(n, json::array());
+  std::vector<int> roles(n), finishes(n);
+  for (size_t k = 0; k + 1 < ev.data.size(); ++k) {
+    const json& e = ev.data[k];
+    ASSERT_EQ(e["choices"].size(), 1u) << e.dump();
+    const json& c = e["choices"][0];
+    const int i = c["index"];
+    ASSERT_TRUE(i >= 0 && i < n) << e.dump();
+    const auto u = static_cast<size_t>(i);
+    if (c["delta"].contains("role")) ++roles[u];
+    if (c["delta"].contains("content")) text[u] += c["delta"]["content"].get<std::string>();
+    if (c["logprobs"].is_object())
+      for (const json& t : c["logprobs"]["content"]) content[u].push_back(t);
+    if (!c["finish_reason"].is_null()) {
+      ++finishes[u];
+      EXPECT_EQ(c["finish_reason"], fresh.j()["choices"][u]["finish_reason"]);
+      // Choice 0 read the prompt; the others copied all of it but the last token.
+      const int64_t prompt = fresh.j()["usage"]["prompt_tokens"];
+      if (i > 0) EXPECT_EQ(e["timings"]["cache_n"], prompt - 1) << e.dump();
+    }
+  }
+  for (size_t i = 0; i < static_cast<size_t>(n); ++i) {
+    EXPECT_EQ(roles[i], 1) << i;
+    EXPECT_EQ(finishes[i], 1) << i;
+    EXPECT_EQ(json(text[i]), fresh.j()["choices"][i]["message"]["content"]) << i;
+    EXPECT_EQ(content[i], fresh.j()["choices"][i]["logprobs"]["content"]) << i;
+  }
+  EXPECT_TRUE(ev.data.back()["choices"].empty());
+  EXPECT_EQ(ev.data.back()["usage"]["completion_tokens"], fresh.j()["usage"]["completion_tokens"]);
+
+  // Text completions too.
+  const json cbody = {{"prompt", "The cat"}, {"max_tokens", 10}, {"seed", 9}, {"temperature", 1.0}};
+  json c2 = cbody;
+  c2["n"] = 2;
+  const Reply two = post(port_, "/v1/completions", c2);
+  ASSERT_EQ(two.status, 200) << two.body;
+  json second = cbody;
+  second["seed"] = 10;
+  EXPECT_EQ(two.j()["choices"][1]["text"],
+            post(port_, "/v1/completions", second).j()["choices"][0]["text"]);
+  EXPECT_EQ(two.j()["choices"][1]["index"], 1);
 }
 
 // JSON mode: the reply is the beginning of one JSON object, a whole one when it stops, and the

@@ -239,7 +239,7 @@ std::vector<std::string> stream_events(const std::vector<std::string>& pieces, F
   spec.tools = true;
   spec.head = {"chatcmpl-x", 1, "m", "fp"};
   httplib::Response res;
-  stream_job(res, job, ClientConnection("", 0, "", 0), *tok, spec);
+  stream_job(res, {job}, nullptr, ClientConnection("", 0, "", 0), *tok, spec);
   std::string raw;
   httplib::DataSink sink;
   sink.write = [&](const char* d, size_t n) {

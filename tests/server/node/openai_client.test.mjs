@@ -1,6 +1,6 @@
 // xtile serve through the official openai npm package, as an application would use it:
-// models, chat (whole and streamed, with usage), completions, log-probabilities, seeds, errors
-// as the SDK's typed exceptions, aborting a stream, and JSON mode.
+// models, chat (whole and streamed, with usage), n choices, completions, log-probabilities,
+// seeds, errors as the SDK's typed exceptions, aborting a stream, and JSON mode.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
@@ -59,6 +59,25 @@ test("the same seed gives the same answer; another seed another one", async () =
   const [a, b, c] = await Promise.all([ask(5), ask(5), ask(6)]);
   assert.equal(a.choices[0].message.content, b.choices[0].message.content);
   assert.notEqual(a.choices[0].message.content, c.choices[0].message.content);
+});
+
+test("n choices are the answers of seeds counting up, whole and through the SDK's stream", async () => {
+  const params = { model: MODEL, messages: [{ role: "user", content: "A story about a dog" }],
+                   max_tokens: 20, temperature: 1.0, seed: 40 };
+  const many = await client.chat.completions.create({ ...params, n: 3 });
+  assert.equal(many.choices.length, 3);
+  for (const i of [0, 1, 2]) {
+    const one = await client.chat.completions.create({ ...params, seed: 40 + i });
+    assert.equal(many.choices[i].index, i);
+    assert.equal(many.choices[i].message.content, one.choices[0].message.content);
+  }
+  assert.notEqual(many.choices[0].message.content, many.choices[1].message.content);
+  // The SDK's stream helper puts each chunk's delta in the choice its index names.
+  const final = await client.chat.completions.stream({ ...params, n: 3 }).finalChatCompletion();
+  assert.deepEqual(final.choices.map((c) => c.message.content),
+                   many.choices.map((c) => c.message.content));
+  assert.deepEqual(final.choices.map((c) => c.finish_reason),
+                   many.choices.map((c) => c.finish_reason));
 });
 
 test("chat logprobs with top_logprobs", async () => {
