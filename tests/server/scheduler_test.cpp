@@ -323,6 +323,41 @@ TEST_F(SchedulerTest, PreemptedChoicesKeepTheirBits) {
   EXPECT_EQ(metrics.requests_failed.load(), 0u);
 }
 
+TEST_F(SchedulerTest, PromptStartingAsAnotherSlotsCacheIsCopiedWithTheSameBits) {
+  Request first = requests_[1];
+  first.gen.max_tokens = 300;
+  first.gen.ignore_eos = true;
+  Request second = requests_[2];
+  second.prompt = first.prompt;
+  const std::vector<int32_t> more = model_.tok->encode(" Then they went home.", false, false);
+  second.prompt.insert(second.prompt.end(), more.begin(), more.end());
+  const std::vector<Outcome> alone = run_alone(model_, {first, second});
+  Metrics metrics;
+  SchedulerOptions o;
+  o.n_slots = 2;
+  o.n_ctx = o.kv_budget = 512;
+  Outcome oa, ob;
+  {
+    Scheduler s(*model_.weights, *model_.pool, *model_.tok, o, metrics);
+    auto a = std::make_shared<Job>(first.prompt, first.gen);
+    ASSERT_EQ(s.submit(a), Scheduler::Submit::kQueued);
+    // Once the first has read its prompt (its first token is out), the second comes: the first
+    // still runs in its slot, so the second gets the other one and copies the prompt.
+    Job::Cursor peek;
+    Job::Update u;
+    while (!a->wait(&peek, &u, std::chrono::seconds(60)) || (u.tokens.empty() && !u.done)) {
+    }
+    auto b = std::make_shared<Job>(second.prompt, second.gen);
+    ASSERT_EQ(s.submit(b), Scheduler::Submit::kQueued);
+    oa = collect(*a);
+    ob = collect(*b);
+  }
+  expect_same(alone, {oa, ob});
+  EXPECT_NE(oa.stats.slot, ob.stats.slot);
+  EXPECT_EQ(ob.stats.cached_tokens, static_cast<int64_t>(first.prompt.size()));
+  EXPECT_EQ(metrics.copied_tokens_total.load(), first.prompt.size());
+}
+
 TEST_F(SchedulerTest, CancelEndsOneRequestAndTheOthersGoOn) {
   const std::vector<Outcome> alone =
       run_alone(model_, {requests_[3]});  // (one pool user at a time)
