@@ -37,21 +37,8 @@ json choice_response(const ParsedRequest& r, const ResponseHead& head, bool nati
                        std::move(ids));
   } else if (chat) {
     std::string reasoning, content;
-    if (r.reasoning) {
-      ReasoningSplitter splitter(in_reasoning);
-      splitter.push(text, &reasoning, &content);
-      splitter.finish(&reasoning, &content);
-    } else {
-      content = std::move(text);
-    }
     std::vector<ToolCallOut> calls;
-    if (!r.tools.empty()) {
-      ToolCallSplitter splitter;
-      std::string rest;
-      splitter.push(content, &rest, &calls);
-      splitter.finish(&rest, &calls);
-      content = std::move(rest);
-    }
+    split_reply(r, in_reasoning, std::move(text), &reasoning, &content, &calls);
     out = chat_response(head, content, reasoning, reason, stats,
                         r.logprobs ? chat_logprobs(tokens, tok) : json(), calls);
   } else {
@@ -65,6 +52,24 @@ json choice_response(const ParsedRequest& r, const ResponseHead& head, bool nati
 
 }  // namespace
 
+void split_reply(const ParsedRequest& r, bool in_reasoning, std::string text,
+                 std::string* reasoning, std::string* content, std::vector<ToolCallOut>* calls) {
+  if (r.reasoning) {
+    ReasoningSplitter splitter(in_reasoning);
+    splitter.push(text, reasoning, content);
+    splitter.finish(reasoning, content);
+  } else {
+    *content = std::move(text);
+  }
+  if (!r.tools.empty()) {
+    ToolCallSplitter splitter;
+    std::string rest;
+    splitter.push(*content, &rest, calls);
+    splitter.finish(&rest, calls);
+    *content = std::move(rest);
+  }
+}
+
 std::string chat_prompt_text(const ServerState& st, const ParsedRequest& r) {
   ChatOptions co;
   co.enable_thinking = r.enable_thinking;
@@ -76,30 +81,23 @@ std::string chat_prompt_text(const ServerState& st, const ParsedRequest& r) {
   }
 }
 
-void handle_completion(ServerState& st, const httplib::Request& req, httplib::Response& res,
-                       Endpoint endpoint) {
+Submitted submit_request(ServerState& st, ParsedRequest& r, Endpoint endpoint,
+                         httplib::Response& res) {
   const bool chat = endpoint == Endpoint::kChat;
   const bool native = endpoint == Endpoint::kNative;
-  const nlohmann::ordered_json body = parse_body(req.body);
-  ParsedRequest r = parse_request(body, chat, st.opts.defaults);
-  if (!r.model.empty() && !st.model.matches(r.model))
-    throw ApiError(404, "invalid_request_error",
-                   "the model '" + r.model + "' does not exist; this server runs '" + st.model.id +
-                       "' (GET /v1/models)",
-                   "model_not_found", "model");
   const Tokenizer& tok = *st.tok;
   resolve_logit_bias(tok, &r);
   std::vector<int32_t> prompt;
-  bool in_reasoning = false;
+  Submitted out;
   if (chat) {
     const std::string text = chat_prompt_text(st, r);
     // The template writes the BOS text and special tokens itself.
     prompt = tok.encode(text, /*add_bos=*/false, /*parse_special=*/true);
-    in_reasoning = opens_think_block(text);
+    out.in_reasoning = opens_think_block(text);
     // A constrained reply may follow a think block where the template lets the model think
     // first (Qwen3, unless switched off); a prompt that opened one starts the reply inside it.
     r.gen.may_think = st.model.chat_family == ChatFamily::kQwen3 && r.enable_thinking;
-    r.gen.starts_in_think = in_reasoning;
+    r.gen.starts_in_think = out.in_reasoning;
     r.gen.tool_calls = r.tool_rules;
     r.gen.at_sequence_start = false;  // the answer continues the template's text
   } else if (r.prompt_text) {
@@ -135,14 +133,13 @@ void handle_completion(ServerState& st, const httplib::Request& req, httplib::Re
                       "n");
   // Choice i is the request alone with seed + i: its tokens are those bits, whatever runs
   // beside it (the scheduler's contract), and the choices differ when sampling.
-  auto signal = r.n > 1 ? std::make_shared<JobSignal>() : nullptr;
-  std::vector<std::shared_ptr<Job>> jobs;
+  if (r.n > 1) out.signal = std::make_shared<JobSignal>();
   for (int i = 0; i < r.n; ++i) {
     GenerationParams gen = r.gen;
     gen.sampler.seed += static_cast<uint64_t>(i);
-    jobs.push_back(std::make_shared<Job>(prompt, std::move(gen), signal));
+    out.jobs.push_back(std::make_shared<Job>(prompt, std::move(gen), out.signal));
   }
-  switch (st.scheduler->submit(jobs)) {
+  switch (st.scheduler->submit(out.jobs)) {
     case Scheduler::Submit::kQueued:
       break;
     case Scheduler::Submit::kQueueFull: {
@@ -156,9 +153,62 @@ void handle_completion(ServerState& st, const httplib::Request& req, httplib::Re
     case Scheduler::Submit::kStopping:
       throw ApiError(503, "unavailable_error", "the server is shutting down");
   }
+  return out;
+}
+
+bool read_all(const Submitted& sub, const ClientConnection& conn, httplib::Response& res,
+              std::vector<std::string>* texts, std::vector<std::vector<TokenOut>>* tokens) {
+  const auto& jobs = sub.jobs;
   auto cancel_all = [&] {
     for (const auto& job : jobs) job->cancel();
   };
+  texts->assign(jobs.size(), std::string());
+  tokens->assign(jobs.size(), std::vector<TokenOut>());
+  auto checked = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    Job::Cursor cursor;
+    for (;;) {
+      Job::Update u;
+      const bool news = jobs[i]->wait(&cursor, &u, std::chrono::milliseconds(100));
+      // Every 100 ms, news or not (a generating job always has news).
+      const auto now = std::chrono::steady_clock::now();
+      if (now - checked >= std::chrono::milliseconds(100)) {
+        checked = now;
+        if (conn.gone()) {
+          cancel_all();  // nobody to answer; the connection is closed after this
+          res.status = 499;
+          return false;
+        }
+      }
+      if (!news) continue;
+      (*texts)[i] += u.text;
+      for (TokenOut& t : u.tokens) (*tokens)[i].push_back(std::move(t));
+      if (u.done) break;
+    }
+    if (jobs[i]->finish_reason() == FinishReason::kError) {
+      cancel_all();
+      const int status = jobs[i]->error_status();
+      throw ApiError(status, status == 503 ? "unavailable_error" : "server_error",
+                     jobs[i]->error());
+    }
+  }
+  return true;
+}
+
+void handle_completion(ServerState& st, const httplib::Request& req, httplib::Response& res,
+                       Endpoint endpoint) {
+  const bool chat = endpoint == Endpoint::kChat;
+  const bool native = endpoint == Endpoint::kNative;
+  const nlohmann::ordered_json body = parse_body(req.body);
+  ParsedRequest r = parse_request(body, chat, st.opts.defaults);
+  if (!r.model.empty() && !st.model.matches(r.model))
+    throw ApiError(404, "invalid_request_error",
+                   "the model '" + r.model + "' does not exist; this server runs '" + st.model.id +
+                       "' (GET /v1/models)",
+                   "model_not_found", "model");
+  Submitted sub = submit_request(st, r, endpoint, res);
+  const Tokenizer& tok = *st.tok;
+  const bool in_reasoning = sub.in_reasoning;
 
   ResponseHead head{make_id(chat ? "chatcmpl-" : "cmpl-"), static_cast<int64_t>(std::time(nullptr)),
                     st.model.id, st.model.fingerprint};
@@ -175,41 +225,15 @@ void handle_completion(ServerState& st, const httplib::Request& req, httplib::Re
     spec.include_usage = r.include_usage;
     spec.ping_s = st.opts.sse_ping_s;
     spec.head = head;
-    stream_job(res, std::move(jobs), std::move(signal), conn, tok, spec);
+    stream_job(res, std::move(sub.jobs), std::move(sub.signal), conn, tok, spec);
     return;
   }
 
   // The choices run together; each is read to its end in turn.
-  std::vector<std::string> texts(jobs.size());
-  std::vector<std::vector<TokenOut>> tokens(jobs.size());
-  auto checked = std::chrono::steady_clock::now();
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    Job::Cursor cursor;
-    for (;;) {
-      Job::Update u;
-      const bool news = jobs[i]->wait(&cursor, &u, std::chrono::milliseconds(100));
-      // Every 100 ms, news or not (a generating job always has news).
-      const auto now = std::chrono::steady_clock::now();
-      if (now - checked >= std::chrono::milliseconds(100)) {
-        checked = now;
-        if (conn.gone()) {
-          cancel_all();  // nobody to answer; the connection is closed after this
-          res.status = 499;
-          return;
-        }
-      }
-      if (!news) continue;
-      texts[i] += u.text;
-      for (TokenOut& t : u.tokens) tokens[i].push_back(std::move(t));
-      if (u.done) break;
-    }
-    if (jobs[i]->finish_reason() == FinishReason::kError) {
-      cancel_all();
-      const int status = jobs[i]->error_status();
-      throw ApiError(status, status == 503 ? "unavailable_error" : "server_error",
-                     jobs[i]->error());
-    }
-  }
+  const auto& jobs = sub.jobs;
+  std::vector<std::string> texts;
+  std::vector<std::vector<TokenOut>> tokens;
+  if (!read_all(sub, conn, res, &texts, &tokens)) return;
   std::vector<JobStats> stats;
   for (const auto& job : jobs) stats.push_back(job->stats());
   json out;

@@ -7,10 +7,15 @@
 
 #include <httplib.h>
 
+#include <memory>
 #include <string>
+#include <vector>
 
+#include "server/connection.h"
+#include "server/job.h"
 #include "server/openai_request.h"
 #include "server/server_state.h"
+#include "server/tool_calls.h"
 
 namespace xtile::server {
 
@@ -18,9 +23,32 @@ namespace xtile::server {
 // of /v1/chat/completions and /apply-template. Throws ApiError when the template refuses them.
 std::string chat_prompt_text(const ServerState& st, const ParsedRequest& r);
 
+// A chat reply's whole text split as the response carries it: the think block (when the
+// request splits reasoning out), the content, and the tool calls taken out of it (with tools).
+void split_reply(const ParsedRequest& r, bool in_reasoning, std::string text,
+                 std::string* reasoning, std::string* content, std::vector<ToolCallOut>* calls);
+
 // The route's request and response shapes: OpenAI's chat or text completion, or llama-server's
 // /completion (a text completion's request, native_response.h's answer).
 enum class Endpoint { kChat, kText, kNative };
+
+// A request made into prompt tokens and queued as its n choices (jobs[i]: choice i).
+struct Submitted {
+  std::vector<std::shared_ptr<Job>> jobs;
+  std::shared_ptr<JobSignal> signal;  // with several choices
+  bool in_reasoning = false;          // the prompt opened a think block
+};
+
+// The prompt of `r` as the endpoint reads it (kChat: the template over its messages), checked
+// against the vocabulary and the context, and queued (429 with Retry-After when the queue is
+// full). Throws ApiError.
+Submitted submit_request(ServerState& st, ParsedRequest& r, Endpoint endpoint,
+                         httplib::Response& res);
+
+// Reads every choice to its end (non-streamed answers); false when the client went away (the
+// jobs are cancelled and res.status is 499). Throws ApiError when a choice failed.
+bool read_all(const Submitted& sub, const ClientConnection& conn, httplib::Response& res,
+              std::vector<std::string>* texts, std::vector<std::vector<TokenOut>>* tokens);
 
 // Throws ApiError for anything the client got wrong (the caller writes it).
 void handle_completion(ServerState& st, const httplib::Request& req, httplib::Response& res,

@@ -10,6 +10,7 @@
 #include "server/api_error.h"
 #include "server/chat_page.h"
 #include "server/completions.h"
+#include "server/ollama_routes.h"
 
 namespace xtile::server {
 
@@ -188,6 +189,13 @@ void HttpServer::routes() {
           {"/rerank", "reranking"},
           {"/v1/rerank", "reranking"},
           {"/v1/audio/transcriptions", "audio transcription"},
+          {"/api/embed", "embeddings"},
+          {"/api/embeddings", "embeddings"},
+          {"/api/pull", "pulling models (it serves the GGUF file it was started with)"},
+          {"/api/push", "pushing models"},
+          {"/api/create", "creating models"},
+          {"/api/copy", "copying models"},
+          {"/api/delete", "deleting models"},
       };
       for (const auto& [path, what] : kAbsent)
         if (req.path == path) {
@@ -371,6 +379,8 @@ void HttpServer::routes() {
            }
            res.set_content(dump(json{{"content", st.tok->decode(ids, true)}}), "application/json");
          }));
+
+  add_ollama_routes(s, st);
 
   s.Post("/apply-template", guarded([&st](const httplib::Request& req, httplib::Response& res) {
            const ParsedRequest r = parse_request(parse_body(req.body), true, st.opts.defaults);

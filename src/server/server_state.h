@@ -38,7 +38,8 @@ struct ModelInfo {
   int64_t n_embd = 0;
   uint64_t n_params = 0;
   uint64_t size_bytes = 0;
-  std::string fingerprint;  // system_fingerprint
+  std::string quantization;  // llama-quantize's file type, upper case ("Q4_K_M"), or ""
+  std::string fingerprint;   // system_fingerprint
   // Whether a request's "model" names this one: the id, the file's name or stem, or its path.
   bool matches(const std::string& name) const;
 };

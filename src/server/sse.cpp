@@ -70,6 +70,10 @@ struct Stream {
 
   json text_chunk(Choice& c, const std::string& reasoning, const std::string& content,
                   const std::vector<ToolCallOut>& calls) {
+    if (spec.ollama) {
+      c.tokens.clear();
+      return ollama_chunk(*spec.ollama, spec.head.model, reasoning, content, calls);
+    }
     if (spec.native) {
       auto [probs, ids] = take_native(c);
       return native_chunk(content, std::move(probs), std::move(ids));
@@ -126,11 +130,11 @@ struct Stream {
     if (reason == FinishReason::kError) {
       const int status = c.job->error_status();
       ApiError e(status, status == 503 ? "unavailable_error" : "server_error", c.job->error());
-      send(e.body());
+      send(spec.ollama ? json{{"error", c.job->error()}} : e.body());
       return Step::kFailed;
     }
     if (reason == FinishReason::kCancelled) return Step::kClientGone;
-    if (spec.native) return Step::kGoOn;  // native_final is sent after the loop
+    if (spec.native || spec.ollama) return Step::kGoOn;  // their last event comes after the loop
     return send(last_chunk(c, reason, c.job->stats())) ? Step::kGoOn : Step::kClientGone;
   }
 
@@ -138,9 +142,9 @@ struct Stream {
   bool run(httplib::DataSink& sink) {
     auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
     const std::function<bool(const json&)> send = [&](const json& j) {
-      return write("data: " + dump(j) + "\n\n");
+      return write(spec.ollama ? dump(j) + "\n" : "data: " + dump(j) + "\n\n");
     };
-    if (spec.chat)
+    if (spec.chat && !spec.ollama)
       for (const Choice& c : choices)
         if (!send(of_choice(chat_chunk(spec.head, {{"role", "assistant"}, {"content", ""}}), c)))
           return false;
@@ -184,6 +188,11 @@ struct Stream {
     }
     std::vector<JobStats> stats;
     for (const Choice& c : choices) stats.push_back(c.job->stats());
+    if (spec.ollama) {  // done: true and the durations; no [DONE]
+      const Choice& c = choices.front();
+      return send(ollama_final(*spec.ollama, spec.head.model, "", "", {}, c.job->finish_reason(),
+                               stats.front()));
+    }
     if (spec.native) {  // the figures ride on the last event; no [DONE]
       Choice& c = choices.front();
       auto [probs, ids] = take_native(c);
@@ -205,8 +214,9 @@ void stream_job(httplib::Response& res, std::vector<std::shared_ptr<Job>> jobs,
       std::make_shared<Stream>(std::move(jobs), std::move(signal), conn, tok, std::move(spec));
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
+  const char* type = stream->spec.ollama ? "application/x-ndjson" : "text/event-stream";
   res.set_chunked_content_provider(
-      "text/event-stream",
+      type,
       [stream](size_t, httplib::DataSink& sink) {
         if (!stream->run(sink)) {
           stream->cancel_all();

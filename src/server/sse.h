@@ -13,10 +13,12 @@
 #include <httplib.h>
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "server/connection.h"
 #include "server/job.h"
+#include "server/ollama_api.h"
 #include "server/openai_response.h"
 #include "tokenizer/tokenizer.h"
 
@@ -33,12 +35,14 @@ struct StreamSpec {
   bool include_usage = false;
   int ping_s = 30;
   ResponseHead head;
+  // Ollama's NDJSON lines instead of server-sent events (ollama_api.h), one choice.
+  std::optional<OllamaRoute> ollama;
 };
 
 // The n choices of one request (n > 1 needs the signal their jobs notify; n == 1 may pass
 // null): each choice's chunks carry its index, in the order the choices release text; each
 // choice ends with its own last chunk; the usage chunk and [DONE] come after the last one.
-// The native shape takes one choice.
+// The native and Ollama shapes take one choice.
 void stream_job(httplib::Response& res, std::vector<std::shared_ptr<Job>> jobs,
                 std::shared_ptr<JobSignal> signal, ClientConnection conn, const Tokenizer& tok,
                 StreamSpec spec);

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "http_client.h"
 #include "server/json_prefix.h"
 #include "server_process.h"
 #include "test_util.h"
@@ -25,37 +26,6 @@ namespace xtile::test {
 namespace {
 
 using nlohmann::json;
-
-struct Reply {
-  int status = 0;  // 0: no answer (connection failed or aborted)
-  std::string body;  // with status 0: the client's error
-  httplib::Headers headers;
-  json j() const { return json::parse(body); }
-};
-
-Reply request(int port, const std::string& method, const std::string& path,
-              const std::string& body = "", const httplib::Headers& headers = {},
-              int timeout_s = 120) {
-  httplib::Client cli("127.0.0.1", port);
-  cli.set_read_timeout(timeout_s, 0);
-  cli.set_connection_timeout(10, 0);
-  httplib::Result res = method == "GET"       ? cli.Get(path, headers)
-                        : method == "OPTIONS" ? cli.Options(path, headers)
-                                              : cli.Post(path, headers, body, "application/json");
-  Reply r;
-  if (!res) {
-    r.body = "no answer: " + httplib::to_string(res.error());
-    return r;
-  }
-  r.status = res->status;
-  r.body = res->body;
-  r.headers = res->headers;
-  return r;
-}
-
-Reply post(int port, const std::string& path, const json& body, const httplib::Headers& h = {}) {
-  return request(port, "POST", path, body.dump(), h);
-}
 
 // A streamed response, parsed as server-sent events.
 struct Events {

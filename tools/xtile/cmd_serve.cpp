@@ -5,11 +5,13 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cctype>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -23,6 +25,7 @@
 #include "engine_flags.h"
 #include "gguf/gguf.h"
 #include "model/chat_template.h"
+#include "model/ftype.h"
 #include "server/http_server.h"
 
 namespace xtile::cli {
@@ -142,6 +145,21 @@ int run_serve(const ServeFlags& f) {
   info.n_embd = c.n_embd;
   for (const gguf::TensorInfo& t : e.weights->file().tensors()) info.n_params += t.elements();
   info.size_bytes = e.weights->file().file_size();
+  const uint64_t file_type = e.weights->file().get_uint_or("general.file_type", ~uint64_t{0});
+  std::string_view quant;
+  for (const Ftype& t : ftypes())
+    if (t.file_type == file_type) quant = t.name;
+  if (quant.empty()) {  // no (known) file type: the type that holds the most parameters
+    std::map<GgmlType, uint64_t> by_type;
+    for (const gguf::TensorInfo& t : e.weights->file().tensors()) by_type[t.type] += t.elements();
+    uint64_t most = 0;
+    for (const auto& [type, n] : by_type)
+      if (n > most) {
+        most = n;
+        quant = ggml_type_name(type);
+      }
+  }
+  for (char ch : quant) info.quantization += static_cast<char>(std::toupper(ch));
   info.fingerprint = "xtile-" + std::string(XTILE_VERSION) + "-" + info.tier;
   server::Scheduler scheduler(*e.weights, *e.pool, *e.tok, e.options, metrics);
   http.set_ready(&scheduler, e.tok.get(), info);

@@ -5,7 +5,7 @@
 source "$(dirname "$0")/../lib.sh"
 dir="$(cd "$(dirname "$0")" && pwd)"
 command -v node >/dev/null || skip "node is not installed (scripts/deps.sh installs it)"
-for p in openai playwright-core; do
+for p in openai ollama playwright-core; do
   [ -d "$dir/node_modules/$p" ] ||
     skip "npm package $p is missing: npm ci --prefix tests/server/node (scripts/deps.sh does)"
 done

@@ -1,0 +1,131 @@
+#include "server/ollama_routes.h"
+
+#include <functional>
+
+#include "server/api_error.h"
+#include "server/completions.h"
+#include "server/connection.h"
+#include "server/ollama_api.h"
+#include "server/sse.h"
+
+namespace xtile::server {
+
+using nlohmann::json;
+using nlohmann::ordered_json;
+
+namespace {
+
+// The API level whose shapes these routes follow (clients compare it to enable features).
+constexpr const char* kOllamaVersion = "0.12.0";
+
+httplib::Server::Handler ollama_guarded(
+    std::function<void(const httplib::Request&, httplib::Response&)> h) {
+  return [h = std::move(h)](const httplib::Request& req, httplib::Response& res) {
+    try {
+      h(req, res);
+    } catch (const ApiError& e) {
+      res.status = e.status;
+      res.set_content(dump(json{{"error", e.what()}}), "application/json");
+    } catch (const std::exception& e) {
+      res.status = 500;
+      res.set_content(dump(json{{"error", std::string("internal error: ") + e.what()}}),
+                      "application/json");
+    }
+  };
+}
+
+void check_model(const ServerState& st, const std::string& name) {
+  if (!ollama_names(st.model, name))
+    throw ApiError(404, "not_found_error",
+                   "model '" + name + "' not found; this server runs '" + ollama_name(st.model) +
+                       "' (GET /api/tags)");
+}
+
+void handle_generation(ServerState& st, const httplib::Request& req, httplib::Response& res,
+                       OllamaRoute route) {
+  const OllamaRequest o = ollama_request(parse_body(req.body), route);
+  check_model(st, o.model);
+  if (o.load_only) {  // the model is always loaded: say so at once
+    json j = ollama_chunk(route, o.model, "", "", {});
+    j["done"] = true;
+    j["done_reason"] = "load";
+    if (o.stream) {
+      res.set_content(dump(j) + "\n", "application/x-ndjson");
+    } else {
+      res.set_content(dump(j), "application/json");
+    }
+    return;
+  }
+  ParsedRequest r = parse_request(o.openai, o.chat, st.opts.defaults);
+  Submitted sub = submit_request(st, r, o.chat ? Endpoint::kChat : Endpoint::kText, res);
+  ClientConnection conn(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
+  if (o.stream) {
+    StreamSpec spec;
+    spec.chat = o.chat;
+    spec.reasoning = o.chat && r.reasoning;
+    spec.in_reasoning = sub.in_reasoning;
+    spec.tools = o.chat && !r.tools.empty();
+    spec.ping_s = 0;  // NDJSON has no comments
+    spec.head = {"", 0, o.model, st.model.fingerprint};
+    spec.ollama = route;
+    stream_job(res, std::move(sub.jobs), std::move(sub.signal), conn, *st.tok, spec);
+    return;
+  }
+  std::vector<std::string> texts;
+  std::vector<std::vector<TokenOut>> tokens;
+  if (!read_all(sub, conn, res, &texts, &tokens)) return;
+  const Job& job = *sub.jobs.front();
+  std::string reasoning, content;
+  std::vector<ToolCallOut> calls;
+  if (o.chat) {
+    split_reply(r, sub.in_reasoning, std::move(texts.front()), &reasoning, &content, &calls);
+  } else {
+    content = std::move(texts.front());
+  }
+  res.set_content(dump(ollama_final(route, o.model, reasoning, content, calls, job.finish_reason(),
+                                    job.stats())),
+                  "application/json");
+}
+
+}  // namespace
+
+void add_ollama_routes(httplib::Server& s, ServerState& st) {
+  s.Post("/api/chat", ollama_guarded([&st](const httplib::Request& req, httplib::Response& res) {
+           handle_generation(st, req, res, OllamaRoute::kChat);
+         }));
+  s.Post("/api/generate",
+         ollama_guarded([&st](const httplib::Request& req, httplib::Response& res) {
+           handle_generation(st, req, res, OllamaRoute::kGenerate);
+         }));
+  s.Get("/api/tags", ollama_guarded([&st](const httplib::Request&, httplib::Response& res) {
+          res.set_content(dump(json{{"models", json::array({ollama_model_entry(st.model)})}}),
+                          "application/json");
+        }));
+  s.Get("/api/ps", ollama_guarded([&st](const httplib::Request&, httplib::Response& res) {
+          json entry = ollama_model_entry(st.model);
+          entry["expires_at"] = "9999-12-31T23:59:59Z";  // never unloaded
+          entry["size_vram"] = 0;
+          entry["context_length"] = st.scheduler->options().n_ctx;
+          res.set_content(dump(json{{"models", json::array({std::move(entry)})}}),
+                          "application/json");
+        }));
+  s.Post("/api/show", ollama_guarded([&st](const httplib::Request& req, httplib::Response& res) {
+           const ordered_json body = parse_body(req.body);
+           std::string name;
+           for (const char* key : {"model", "name"})  // "name": older clients
+             if (const auto it = body.find(key); name.empty() && it != body.end()) {
+               if (!it->is_string())
+                 throw bad_request(std::string("'") + key + "' must be a string");
+               name = it->get<std::string>();
+             }
+           if (name.empty()) throw bad_request("'model' is required", "model");
+           check_model(st, name);
+           res.set_content(dump(ollama_show(st.model, st.scheduler->options().n_ctx)),
+                           "application/json");
+         }));
+  s.Get("/api/version", ollama_guarded([](const httplib::Request&, httplib::Response& res) {
+          res.set_content(dump(json{{"version", kOllamaVersion}}), "application/json");
+        }));
+}
+
+}  // namespace xtile::server

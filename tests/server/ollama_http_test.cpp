@@ -1,0 +1,244 @@
+// Ollama's routes on the real `xtile serve` binary: /api/chat and /api/generate give the bits the
+// OpenAI routes give for the same request (options mapped: seed, temperature, num_predict,
+// stop), streamed as NDJSON lines whose text adds up to the whole answer and whose last line has
+// done: true, the reason and the counts; format "json" keeps JSON mode; the model listing,
+// show, ps and version; and errors as Ollama's {"error": "..."}.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "http_client.h"
+#include "server_process.h"
+#include "test_util.h"
+
+namespace xtile::test {
+namespace {
+
+using nlohmann::json;
+
+// The lines of an NDJSON body.
+std::vector<json> lines_of(const std::string& body) {
+  std::vector<json> out;
+  std::istringstream in(body);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(json::parse(line));
+  return out;
+}
+
+class OllamaHttp : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const std::string model = fixture_path("models/stories260K.gguf");
+    if (model.empty()) return;
+    server_ = new ServerProcess({"-m", model, "-np", "2", "-c", "1024", "-t", "2"});
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override {
+    if (!server_) GTEST_SKIP() << "../shared/fixtures/models/stories260K.gguf is absent";
+    ASSERT_TRUE(server_->ok());
+    port_ = server_->port();
+  }
+  static ServerProcess* server_;
+  int port_ = 0;
+};
+ServerProcess* OllamaHttp::server_ = nullptr;
+
+const json kOptions = {{"seed", 21}, {"temperature", 0.9}, {"num_predict", 20}};
+
+TEST_F(OllamaHttp, ChatGivesTheOpenAIRoutesBitsWholeAndStreamed) {
+  const json messages = json::array({{{"role", "user"}, {"content", "Tell me about a frog"}}});
+  const Reply openai =
+      post(port_, "/v1/chat/completions",
+           {{"messages", messages}, {"seed", 21}, {"temperature", 0.9}, {"max_tokens", 20}});
+  ASSERT_EQ(openai.status, 200) << openai.body;
+  const json o = openai.j();
+
+  const json body = {{"model", "stories260K.gguf"},
+                     {"messages", messages},
+                     {"options", kOptions},
+                     {"stream", false}};
+  const Reply whole = post(port_, "/api/chat", body);
+  ASSERT_EQ(whole.status, 200) << whole.body;
+  const json w = whole.j();
+  EXPECT_EQ(w["model"], "stories260K.gguf");
+  EXPECT_EQ(w["message"]["role"], "assistant");
+  EXPECT_EQ(w["message"]["content"], o["choices"][0]["message"]["content"]);
+  EXPECT_EQ(w["done"], true);
+  EXPECT_EQ(w["done_reason"], o["choices"][0]["finish_reason"]);
+  EXPECT_EQ(w["eval_count"], o["usage"]["completion_tokens"]);
+  EXPECT_GT(w["total_duration"].get<int64_t>(), 0);
+  EXPECT_TRUE(std::regex_match(w["created_at"].get<std::string>(),
+                               std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z)")));
+
+  json streamed = body;
+  streamed.erase("stream");  // Ollama streams by default
+  const Reply ndjson = post(port_, "/api/chat", streamed);
+  ASSERT_EQ(ndjson.status, 200) << ndjson.body;
+  EXPECT_NE(ndjson.headers.find("Content-Type")->second.find("application/x-ndjson"),
+            std::string::npos);
+  const std::vector<json> lines = lines_of(ndjson.body);
+  ASSERT_GE(lines.size(), 2u) << ndjson.body;
+  std::string text;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    EXPECT_EQ(lines[i]["done"], i + 1 == lines.size()) << lines[i].dump();
+    text += lines[i]["message"]["content"].get<std::string>();
+  }
+  EXPECT_EQ(json(text), w["message"]["content"]);
+  EXPECT_EQ(lines.back()["done_reason"], w["done_reason"]);
+  EXPECT_EQ(lines.back()["eval_count"], w["eval_count"]);
+}
+
+TEST_F(OllamaHttp, GenerateTemplatedAndRaw) {
+  // Not raw: the prompt is a user message under the model's template, as the chat route.
+  const Reply chat = post(
+      port_, "/api/chat",
+      {{"model", "stories260K.gguf:latest"},
+       {"messages",
+        {{{"role", "system"}, {"content", "Be brief."}}, {{"role", "user"}, {"content", "A cat"}}}},
+       {"options", kOptions},
+       {"stream", false}});
+  ASSERT_EQ(chat.status, 200) << chat.body;
+  const Reply gen = post(port_, "/api/generate",
+                         {{"model", "stories260K.gguf:latest"},
+                          {"system", "Be brief."},
+                          {"prompt", "A cat"},
+                          {"options", kOptions},
+                          {"stream", false}});
+  ASSERT_EQ(gen.status, 200) << gen.body;
+  EXPECT_EQ(gen.j()["response"], chat.j()["message"]["content"]);
+  EXPECT_EQ(gen.j()["done"], true);
+
+  // Raw: the text as it is, as /v1/completions reads a prompt; a stop string ends it.
+  const Reply text = post(port_, "/v1/completions",
+                          {{"prompt", "Once upon a time"},
+                           {"seed", 21},
+                           {"temperature", 0.9},
+                           {"max_tokens", 20},
+                           {"stop", {"."}}});
+  ASSERT_EQ(text.status, 200) << text.body;
+  json options = kOptions;
+  options["stop"] = {"."};
+  const Reply raw = post(port_, "/api/generate",
+                         {{"model", "stories260K.gguf"},
+                          {"prompt", "Once upon a time"},
+                          {"raw", true},
+                          {"options", options}});
+  ASSERT_EQ(raw.status, 200) << raw.body;
+  std::string response;
+  const std::vector<json> lines = lines_of(raw.body);
+  ASSERT_FALSE(lines.empty());
+  for (const json& l : lines) response += l["response"].get<std::string>();
+  EXPECT_EQ(json(response), text.j()["choices"][0]["text"]);
+  EXPECT_EQ(lines.back()["done_reason"], text.j()["choices"][0]["finish_reason"]);
+
+  // No prompt: Ollama's way to load the model, answered at once.
+  const Reply load =
+      post(port_, "/api/generate", {{"model", "stories260K.gguf"}, {"stream", false}});
+  ASSERT_EQ(load.status, 200) << load.body;
+  EXPECT_EQ(load.j()["done_reason"], "load");
+  EXPECT_EQ(load.j()["response"], "");
+}
+
+TEST_F(OllamaHttp, FormatJsonRepliesWithAnObject) {
+  const Reply r = post(port_, "/api/chat",
+                       {{"model", "stories260K.gguf"},
+                        {"messages", {{{"role", "user"}, {"content", "Give me a cat as JSON"}}}},
+                        {"format", "json"},
+                        {"options", {{"seed", 4}, {"num_predict", 60}}},
+                        {"stream", false}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  const std::string content = r.j()["message"]["content"];
+  const size_t start = content.find_first_not_of(" \t\n\r");  // JSON may start with spaces
+  ASSERT_NE(start, std::string::npos) << content;
+  EXPECT_EQ(content[start], '{') << content;
+  if (r.j()["done_reason"] == "stop") {
+    const json parsed = json::parse(content, nullptr, false);
+    EXPECT_TRUE(parsed.is_object()) << content;
+  }
+}
+
+TEST_F(OllamaHttp, ModelsShowPsVersion) {
+  const Reply tags = request(port_, "GET", "/api/tags");
+  ASSERT_EQ(tags.status, 200) << tags.body;
+  const json models = tags.j()["models"];
+  ASSERT_EQ(models.size(), 1u);
+  EXPECT_EQ(models[0]["name"], "stories260K.gguf:latest");
+  EXPECT_EQ(models[0]["details"]["format"], "gguf");
+  EXPECT_EQ(models[0]["details"]["family"], "llama");
+  EXPECT_EQ(models[0]["details"]["quantization_level"], "F32");
+  EXPECT_GT(models[0]["size"].get<int64_t>(), 0);
+  EXPECT_EQ(models[0]["digest"].get<std::string>().size(), 64u);
+  // The name the listing gives is one the generation routes take.
+  const Reply chat = post(port_, "/api/chat",
+                          {{"model", models[0]["name"]},
+                           {"messages", {{{"role", "user"}, {"content", "Hi"}}}},
+                           {"options", {{"num_predict", 2}}},
+                           {"stream", false}});
+  EXPECT_EQ(chat.status, 200) << chat.body;
+
+  const Reply show = post(port_, "/api/show", {{"model", "stories260K.gguf"}});
+  ASSERT_EQ(show.status, 200) << show.body;
+  EXPECT_EQ(show.j()["model_info"]["general.architecture"], "llama");
+  EXPECT_EQ(show.j()["capabilities"], json::array({"completion"}));
+  EXPECT_EQ(show.j()["parameters"], "num_ctx 1024");
+
+  const Reply ps = request(port_, "GET", "/api/ps");
+  ASSERT_EQ(ps.status, 200) << ps.body;
+  EXPECT_EQ(ps.j()["models"][0]["name"], "stories260K.gguf:latest");
+  EXPECT_EQ(ps.j()["models"][0]["context_length"], 1024);
+
+  const Reply version = request(port_, "GET", "/api/version");
+  ASSERT_EQ(version.status, 200);
+  EXPECT_TRUE(version.j()["version"].is_string());
+}
+
+void expect_ollama_error(const Reply& r, int status, const std::string& what) {
+  EXPECT_EQ(r.status, status) << r.body;
+  json j;
+  ASSERT_NO_THROW(j = r.j()) << r.body;
+  ASSERT_TRUE(j["error"].is_string()) << r.body;
+  EXPECT_NE(j["error"].get<std::string>().find(what), std::string::npos) << r.body;
+}
+
+TEST_F(OllamaHttp, ErrorsAreOllamasShape) {
+  const json hi = json::array({{{"role", "user"}, {"content", "Hi"}}});
+  expect_ollama_error(post(port_, "/api/chat", {{"model", "llama3.2"}, {"messages", hi}}), 404,
+                      "model 'llama3.2' not found");
+  expect_ollama_error(post(port_, "/api/chat", {{"messages", hi}}), 400, "'model' is required");
+  expect_ollama_error(
+      post(port_, "/api/chat",
+           {{"model", "stories260K.gguf"},
+            {"messages", {{{"role", "user"}, {"content", "Hi"}, {"images", {"aGk="}}}}}}),
+      400, "images");
+  expect_ollama_error(post(port_, "/api/chat",
+                           {{"model", "stories260K.gguf"}, {"messages", hi}, {"stream", "yes"}}),
+                      400, "'stream'");
+  expect_ollama_error(
+      post(
+          port_, "/api/chat",
+          {{"model", "stories260K.gguf"}, {"messages", hi}, {"options", {{"temperature", "hot"}}}}),
+      400, "temperature");
+  expect_ollama_error(post(port_, "/api/chat",
+                           {{"model", "stories260K.gguf"}, {"messages", hi}, {"format", "xml"}}),
+                      400, "format");
+  expect_ollama_error(post(port_, "/api/generate",
+                           {{"model", "stories260K.gguf"}, {"prompt", "a"}, {"context", {1, 2}}}),
+                      400, "/api/chat");
+  expect_ollama_error(post(port_, "/api/generate",
+                           {{"model", "stories260K.gguf"}, {"prompt", "a"}, {"suffix", "b"}}),
+                      400, "suffix");
+  expect_ollama_error(post(port_, "/api/show", {{"model", "other"}}), 404, "not found");
+  expect_ollama_error(request(port_, "POST", "/api/chat", "{\"model\": ", {}), 400, "JSON");
+  // And the server still answers.
+  EXPECT_EQ(request(port_, "GET", "/api/tags").status, 200);
+}
+
+}  // namespace
+}  // namespace xtile::test
