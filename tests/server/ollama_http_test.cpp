@@ -199,6 +199,77 @@ TEST_F(OllamaHttp, ModelsShowPsVersion) {
   EXPECT_TRUE(version.j()["version"].is_string());
 }
 
+// A conversation with tools, an assistant's call (Ollama's object arguments), the tool's
+// answer and Qwen3's thinking: /api/chat reads it as the OpenAI route reads its spelling (the
+// same prompt, so the same bits), and returns the think block as message.thinking.
+TEST(OllamaHttpOwn, ToolsCallsAndThinkingMeanWhatTheyMeanOnTheOpenAIRoute) {
+  const std::string qwen3 = slow_model();  // a context for the tools' text; Qwen3's template
+  if (qwen3.empty())
+    GTEST_SKIP() << "../shared/fixtures/tokenizers/vocab-qwen2.gguf is absent (needed to "
+                    "synthesize the test model)";
+  ServerProcess s({"-m", qwen3, "-np", "1", "-c", "2048", "-t", "2", "--chat-template", "qwen3"});
+  ASSERT_TRUE(s.ok());
+  const json tools =
+      json::array({{{"type", "function"},
+                    {"function",
+                     {{"name", "weather"},
+                      {"parameters",
+                       {{"type", "object"}, {"properties", {{"city", {{"type", "string"}}}}}}}}}}});
+  const json ask = {{"role", "user"}, {"content", "Weather in Oslo?"}};
+  const json result = {{"role", "tool"}, {"content", "7 C"}};
+  const json openai_call = {
+      {"role", "assistant"},
+      {"content", ""},
+      {"tool_calls",
+       {{{"id", "c"},
+         {"type", "function"},
+         {"function", {{"name", "weather"}, {"arguments", R"({"city": "Oslo"})"}}}}}}};
+  const json ollama_call = {
+      {"role", "assistant"},
+      {"content", ""},
+      {"tool_calls", {{{"function", {{"name", "weather"}, {"arguments", {{"city", "Oslo"}}}}}}}}};
+  const Reply openai = post(s.port(), "/v1/chat/completions",
+                            {{"messages", {ask, openai_call, result}},
+                             {"tools", tools},
+                             {"seed", 5},
+                             {"temperature", 0.8},
+                             {"max_tokens", 24}});
+  ASSERT_EQ(openai.status, 200) << openai.body;
+  const Reply ollama = post(s.port(), "/api/chat",
+                            {{"model", "server-test-qwen3-1L-q4_0.gguf"},
+                             {"messages", {ask, ollama_call, result}},
+                             {"tools", tools},
+                             {"options", {{"seed", 5}, {"temperature", 0.8}, {"num_predict", 24}}},
+                             {"stream", false}});
+  ASSERT_EQ(ollama.status, 200) << ollama.body;
+  const json o = openai.j()["choices"][0]["message"];
+  const json m = ollama.j()["message"];
+  EXPECT_EQ(m["content"], o["content"].is_null() ? json("") : o["content"]);
+  EXPECT_EQ(m.value("thinking", std::string()), o.value("reasoning_content", std::string()));
+  EXPECT_EQ(ollama.j()["eval_count"], openai.j()["usage"]["completion_tokens"]);
+
+  // think: false is enable_thinking false.
+  const Reply no_think = post(s.port(), "/api/chat",
+                              {{"model", "server-test-qwen3-1L-q4_0.gguf"},
+                               {"messages", {ask}},
+                               {"think", false},
+                               {"options", {{"seed", 5}, {"num_predict", 8}}},
+                               {"stream", false}});
+  const Reply no_think_openai = post(s.port(), "/v1/chat/completions",
+                                     {{"messages", {ask}},
+                                      {"chat_template_kwargs", {{"enable_thinking", false}}},
+                                      {"seed", 5},
+                                      {"max_tokens", 8}});
+  ASSERT_EQ(no_think.status, 200) << no_think.body;
+  ASSERT_EQ(no_think_openai.status, 200) << no_think_openai.body;
+  EXPECT_EQ(no_think.j()["message"]["content"],
+            no_think_openai.j()["choices"][0]["message"]["content"]);
+  const Reply show = post(s.port(), "/api/show", {{"model", "server-test-qwen3-1L-q4_0"}});
+  ASSERT_EQ(show.status, 200) << show.body;
+  EXPECT_EQ(show.j()["capabilities"], json::array({"completion", "tools", "thinking"}));
+  EXPECT_EQ(s.stop(), 0) << s.log();
+}
+
 void expect_ollama_error(const Reply& r, int status, const std::string& what) {
   EXPECT_EQ(r.status, status) << r.body;
   json j;

@@ -104,31 +104,6 @@ std::string stories() {
   return fixture_path("models/stories260K.gguf");
 }
 
-// One-layer qwen3-0.6b, q4_0, Qwen2 vocabulary: synthesized on first use. CTest runs each test
-// in its own process, two at a time: each writes its own temporary file (named by its pid) and
-// renames it into place, so a test never reads another's half-written model.
-std::string slow_model() {
-  static const std::string path = [] {
-    const std::string vocab = fixture_path("tokenizers/vocab-qwen2.gguf");
-    if (vocab.empty()) return std::string();
-    const std::string out = std::string(XTILE_BINARY_DIR) + "/server-test-qwen3-1L-q4_0.gguf";
-    if (std::filesystem::exists(out)) return out;
-    std::string log;
-    const std::string tmp = out + ".tmp-" + std::to_string(getpid()) + ".gguf";
-    const int rc = run_command("'" + xtile_binary() +
-                                   "' synth --preset qwen3-0.6b --layers 1 --type q4_0 --vocab '" +
-                                   vocab + "' -o '" + tmp + "'",
-                               &log);
-    if (rc != 0) {
-      ADD_FAILURE() << "xtile synth failed:\n" << log;
-      return std::string();
-    }
-    std::filesystem::rename(tmp, out);
-    return out;
-  }();
-  return path;
-}
-
 #define REQUIRE_STORIES() \
   if (stories().empty()) GTEST_SKIP() << "../shared/fixtures/models/stories260K.gguf is absent"
 #define REQUIRE_SLOW_MODEL()                                                             \

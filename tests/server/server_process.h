@@ -40,4 +40,8 @@ class ServerProcess {
   std::thread reader_;
 };
 
+// One-layer qwen3-0.6b, q4_0, the real Qwen2 vocabulary and Qwen3's template: synthesized on
+// first use into the build folder; "" when the vocabulary fixture is absent.
+std::string slow_model();
+
 }  // namespace xtile::test
