@@ -87,12 +87,12 @@ Submitted submit_request(ServerState& st, ParsedRequest& r, Endpoint endpoint,
   const bool native = endpoint == Endpoint::kNative;
   const Tokenizer& tok = *st.tok;
   resolve_logit_bias(tok, &r);
-  std::vector<int32_t> prompt;
+  std::vector<std::vector<int32_t>> prompts;
   Submitted out;
   if (chat) {
     const std::string text = chat_prompt_text(st, r);
     // The template writes the BOS text and special tokens itself.
-    prompt = tok.encode(text, /*add_bos=*/false, /*parse_special=*/true);
+    prompts.push_back(tok.encode(text, /*add_bos=*/false, /*parse_special=*/true));
     out.in_reasoning = opens_think_block(text);
     // A constrained reply may follow a think block where the template lets the model think
     // first (Qwen3, unless switched off); a prompt that opened one starts the reply inside it.
@@ -100,45 +100,60 @@ Submitted submit_request(ServerState& st, ParsedRequest& r, Endpoint endpoint,
     r.gen.starts_in_think = out.in_reasoning;
     r.gen.tool_calls = r.tool_rules;
     r.gen.at_sequence_start = false;  // the answer continues the template's text
-  } else if (r.prompt_text) {
-    prompt = tok.encode(*r.prompt_text, /*add_bos=*/true, /*parse_special=*/true);
-    if (prompt.empty() && tok.bos() >= 0) prompt.push_back(tok.bos());
-  } else {
-    prompt = r.prompt_ids;
-    for (int32_t id : prompt)
-      if (id >= tok.n_vocab())
-        throw bad_request("token id " + std::to_string(id) + " is outside the vocabulary (" +
-                              std::to_string(tok.n_vocab()) + " tokens)",
-                          "prompt");
   }
-  if (prompt.empty())
-    throw bad_request("the prompt is empty (no tokens)", chat ? "messages" : "prompt");
+  for (const ParsedRequest::Prompt& p : chat ? std::vector<ParsedRequest::Prompt>{} : r.prompts) {
+    if (p.text) {
+      prompts.push_back(tok.encode(*p.text, /*add_bos=*/true, /*parse_special=*/true));
+      if (prompts.back().empty() && tok.bos() >= 0) prompts.back().push_back(tok.bos());
+    } else {
+      prompts.push_back(p.ids);
+      for (int32_t id : p.ids)
+        if (id >= tok.n_vocab())
+          throw bad_request("token id " + std::to_string(id) + " is outside the vocabulary (" +
+                                std::to_string(tok.n_vocab()) + " tokens)",
+                            "prompt");
+    }
+  }
   const int64_t n_ctx = st.scheduler->options().n_ctx;
-  const int64_t n_prompt = static_cast<int64_t>(prompt.size());
-  if (n_prompt > n_ctx) {
-    ApiError e(400, "invalid_request_error",
-               "the prompt has " + std::to_string(n_prompt) + " tokens, more than the context of " +
-                   std::to_string(n_ctx) + " tokens a request may use (-c)",
-               "context_length_exceeded", chat ? "messages" : "prompt");
-    e.extra = {{"n_prompt_tokens", n_prompt}, {"n_ctx", n_ctx}};
-    throw e;
+  for (const std::vector<int32_t>& prompt : prompts) {
+    if (prompt.empty())
+      throw bad_request("the prompt is empty (no tokens)", chat ? "messages" : "prompt");
+    const int64_t n_prompt = static_cast<int64_t>(prompt.size());
+    if (n_prompt > n_ctx) {
+      ApiError e(400, "invalid_request_error",
+                 "the prompt has " + std::to_string(n_prompt) +
+                     " tokens, more than the context of " + std::to_string(n_ctx) +
+                     " tokens a request may use (-c)",
+                 "context_length_exceeded", chat ? "messages" : "prompt");
+      e.extra = {{"n_prompt_tokens", n_prompt}, {"n_ctx", n_ctx}};
+      throw e;
+    }
   }
 
   const int n_slots = st.scheduler->options().n_slots;
-  if (r.n > 1 && native)
-    throw bad_request("'n' above 1 works with /v1/completions and /v1/chat/completions", "n");
+  if (native && (r.n > 1 || prompts.size() > 1))
+    throw bad_request(
+        "several prompts or 'n' above 1 work with /v1/completions and "
+        "/v1/chat/completions",
+        r.n > 1 ? "n" : "prompt");
   if (r.n > n_slots)
     throw bad_request("'n' is " + std::to_string(r.n) + " but this server runs " +
                           std::to_string(n_slots) + " slots (-np): at most that many choices",
                       "n");
-  // Choice i is the request alone with seed + i: its tokens are those bits, whatever runs
-  // beside it (the scheduler's contract), and the choices differ when sampling.
-  if (r.n > 1) out.signal = std::make_shared<JobSignal>();
-  for (int i = 0; i < r.n; ++i) {
-    GenerationParams gen = r.gen;
-    gen.sampler.seed += static_cast<uint64_t>(i);
-    out.jobs.push_back(std::make_shared<Job>(prompt, std::move(gen), out.signal));
-  }
+  constexpr size_t kMaxChoices = 128;
+  if (prompts.size() * static_cast<size_t>(r.n) > kMaxChoices)
+    throw bad_request(std::to_string(prompts.size()) + " prompts of " + std::to_string(r.n) +
+                          " choices each are more than " + std::to_string(kMaxChoices) + " choices",
+                      "n");
+  // Choice i of a prompt is that prompt alone with seed + i: its tokens are those bits, whatever
+  // runs beside it (the scheduler's contract), and the choices differ when sampling.
+  if (prompts.size() * static_cast<size_t>(r.n) > 1) out.signal = std::make_shared<JobSignal>();
+  for (const std::vector<int32_t>& prompt : prompts)
+    for (int i = 0; i < r.n; ++i) {
+      GenerationParams gen = r.gen;
+      gen.sampler.seed += static_cast<uint64_t>(i);
+      out.jobs.push_back(std::make_shared<Job>(prompt, std::move(gen), out.signal));
+    }
   switch (st.scheduler->submit(out.jobs)) {
     case Scheduler::Submit::kQueued:
       break;
@@ -223,6 +238,7 @@ void handle_completion(ServerState& st, const httplib::Request& req, httplib::Re
     spec.tools = chat && !r.tools.empty();
     spec.logprobs = r.logprobs;
     spec.include_usage = r.include_usage;
+    spec.n = r.n;
     spec.ping_s = st.opts.sse_ping_s;
     spec.head = head;
     stream_job(res, std::move(sub.jobs), std::move(sub.signal), conn, tok, spec);
@@ -247,7 +263,7 @@ void handle_completion(ServerState& st, const httplib::Request& req, httplib::Re
       out["choices"].push_back(std::move(one["choices"][0]));
     }
   }
-  if (jobs.size() > 1) out["usage"] = usage_json(stats);
+  if (jobs.size() > 1) out["usage"] = usage_json(stats, static_cast<size_t>(r.n));
   res.set_content(dump(out), "application/json");
 }
 

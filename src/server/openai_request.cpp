@@ -306,26 +306,34 @@ std::vector<int32_t> parse_ids(const json& a, const std::string& name) {
   return ids;
 }
 
+ParsedRequest::Prompt parse_one_prompt(const json& p, const std::string& name) {
+  ParsedRequest::Prompt out;
+  if (p.is_string()) {
+    out.text = p.get<std::string>();
+  } else if (p.is_array()) {
+    out.ids = parse_ids(p, name);
+    if (out.ids.empty()) throw bad_request("'" + name + "' is empty", name);
+  } else {
+    wrong_type(name, "a string or an array of token ids", p);
+  }
+  return out;
+}
+
+// A string, token ids, or a list of several of those (OpenAI's batch of prompts).
 void parse_prompt(const json& body, ParsedRequest* r) {
+  constexpr size_t kMaxPrompts = 128;
   const json* p = field(body, "prompt");
   if (!p) throw bad_request("'prompt' is required", "prompt");
-  const json* one = p;
   if (p->is_array() && !p->empty() && !(*p)[0].is_number()) {
-    // A list of prompts: several choices, which xtile does not do (send one request each).
-    if (p->size() != 1)
-      throw bad_request(
-          "'prompt' holds " + std::to_string(p->size()) + " prompts; send one per request",
-          "prompt");
-    one = &(*p)[0];
+    if (p->size() > kMaxPrompts)
+      throw bad_request("'prompt' holds " + std::to_string(p->size()) + " prompts, more than " +
+                            std::to_string(kMaxPrompts),
+                        "prompt");
+    for (size_t i = 0; i < p->size(); ++i)
+      r->prompts.push_back(parse_one_prompt((*p)[i], "prompt[" + std::to_string(i) + "]"));
+    return;
   }
-  if (one->is_string()) {
-    r->prompt_text = one->get<std::string>();
-  } else if (one->is_array()) {
-    r->prompt_ids = parse_ids(*one, "prompt");
-    if (r->prompt_ids.empty()) throw bad_request("'prompt' is empty", "prompt");
-  } else {
-    wrong_type("prompt", "a string or an array of token ids", *one);
-  }
+  r->prompts.push_back(parse_one_prompt(*p, "prompt"));
 }
 
 std::vector<std::string> parse_stop(const json& v) {

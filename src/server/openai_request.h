@@ -47,12 +47,17 @@ struct ParsedRequest {
   std::shared_ptr<const ToolCallRules> tool_rules;
   bool enable_thinking = true;             // chat_template_kwargs.enable_thinking
   bool reasoning = true;                   // split <think> into reasoning_content (chat)
-  std::optional<std::string> prompt_text;  // completion: text
-  std::vector<int32_t> prompt_ids;         // completion: token ids
+  // Completions: the prompts (OpenAI's list of several; each a text or token ids). Each has n
+  // choices; choice i of prompt p is choices[p * n + i].
+  struct Prompt {
+    std::optional<std::string> text;
+    std::vector<int32_t> ids;
+  };
+  std::vector<Prompt> prompts;
   GenerationParams gen;
   bool seed_given = false;
-  // Choices (OpenAI's n, llama-server's n_cmpl): choice i is the request alone with seed + i;
-  // 1..128 here, at most the server's slots (the handler checks).
+  // Choices per prompt (OpenAI's n, llama-server's n_cmpl): choice i is the request alone with
+  // seed + i; 1..128 here, at most the server's slots (the handler checks).
   int n = 1;
   int top_logprobs = 0;        // alternatives per token in the response
   bool logprobs = false;       // logprobs in the response

@@ -45,9 +45,15 @@ json usage_json(const JobStats& s) {
           {"prompt_tokens_details", {{"cached_tokens", s.cached_tokens}}}};
 }
 
-json usage_json(std::span<const JobStats> choices) {
-  JobStats all = choices.front();  // the prompt is the same for every choice: counted once
-  for (size_t i = 1; i < choices.size(); ++i) all.completion_tokens += choices[i].completion_tokens;
+json usage_json(std::span<const JobStats> choices, size_t n) {
+  JobStats all;
+  for (size_t i = 0; i < choices.size(); ++i) {
+    if (i % n == 0) {  // a prompt's first choice: its prompt, counted once
+      all.prompt_tokens += choices[i].prompt_tokens;
+      all.cached_tokens += choices[i].cached_tokens;
+    }
+    all.completion_tokens += choices[i].completion_tokens;
+  }
   return usage_json(all);
 }
 
@@ -130,10 +136,11 @@ json completion_chunk(const ResponseHead& h, const std::string& text, json finis
   return j;
 }
 
-json usage_chunk(const ResponseHead& h, const char* object, std::span<const JobStats> choices) {
+json usage_chunk(const ResponseHead& h, const char* object, std::span<const JobStats> choices,
+                 size_t n) {
   json j = head(h, object);
   j["choices"] = json::array();
-  j["usage"] = usage_json(choices);
+  j["usage"] = usage_json(choices, n);
   return j;
 }
 

@@ -26,9 +26,9 @@ struct ResponseHead {
 std::string make_id(const std::string& prefix);
 
 nlohmann::json usage_json(const JobStats& s);
-// The usage of a request's n choices (OpenAI's): the prompt and its cached tokens once (the
-// first choice's), the completion tokens of all.
-nlohmann::json usage_json(std::span<const JobStats> choices);
+// The usage of a request's choices, n per prompt (OpenAI's): each prompt and its cached tokens
+// once (its first choice's), the completion tokens of all.
+nlohmann::json usage_json(std::span<const JobStats> choices, size_t n);
 // The tokens' ids as a JSON array (return_tokens).
 nlohmann::json token_ids_json(const std::vector<TokenOut>& tokens);
 nlohmann::json timings_json(const JobStats& s);
@@ -50,7 +50,7 @@ nlohmann::json completion_chunk(const ResponseHead& h, const std::string& text,
                                 nlohmann::json logprobs = nullptr);
 // The usage chunk of stream_options.include_usage: no choices.
 nlohmann::json usage_chunk(const ResponseHead& h, const char* object,
-                           std::span<const JobStats> choices);
+                           std::span<const JobStats> choices, size_t n);
 
 // With tool calls the message carries them (content null when there is no other text) and an
 // answer that ended by itself finishes with "tool_calls".

@@ -101,9 +101,14 @@ Scheduler::Submit Scheduler::submit(std::shared_ptr<Job> job) {
 Scheduler::Submit Scheduler::submit(const std::vector<std::shared_ptr<Job>>& choices) {
   if (choices.empty()) return Submit::kQueued;
   std::vector<std::unique_ptr<Work>> works;
-  for (const auto& job : choices) {
-    works.push_back(std::make_unique<Work>(job, tok_));
-    if (works.size() > 1) works.back()->leader = choices.front();
+  for (size_t i = 0; i < choices.size(); ++i) {
+    works.push_back(std::make_unique<Work>(choices[i], tok_));
+    // The first earlier job with the same prompt reads it for this one.
+    for (size_t j = 0; j < i; ++j)
+      if (choices[j]->prompt() == choices[i]->prompt()) {
+        works.back()->leader = choices[j];
+        break;
+      }
   }
   {
     std::lock_guard lock(mu_);

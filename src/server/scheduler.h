@@ -62,9 +62,9 @@ class Scheduler {
   // answers 429); the job is not touched then.
   enum class Submit { kQueued, kQueueFull, kStopping };
   Submit submit(std::shared_ptr<Job> job);
-  // The n choices of one request (same prompt), queued together or not at all; the queue takes
-  // them when it has room for one request. The prompt is read once: choices 1.. wait until the
-  // first has read it, then copy its KV cache (Session::copy_prefix).
+  // The choices of one request, queued together or not at all; the queue takes them when it has
+  // room for one request. A prompt is read once: a job whose prompt an earlier one of them has
+  // waits until that one has read it, then copies its KV cache (Session::copy_prefix).
   Submit submit(const std::vector<std::shared_ptr<Job>>& choices);
   void stop();
 

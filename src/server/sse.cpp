@@ -200,7 +200,9 @@ struct Stream {
                                std::move(probs), std::move(ids)));
     }
     const char* object = spec.chat ? "chat.completion.chunk" : "text_completion";
-    if (spec.include_usage && !send(usage_chunk(spec.head, object, stats))) return false;
+    if (spec.include_usage &&
+        !send(usage_chunk(spec.head, object, stats, static_cast<size_t>(spec.n))))
+      return false;
     return write("data: [DONE]\n\n");
   }
 };

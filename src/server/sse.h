@@ -33,6 +33,7 @@ struct StreamSpec {
   bool tools = false;         // take <tool_call> blocks out of the content as tool_calls deltas
   bool logprobs = false;
   bool include_usage = false;
+  int n = 1;  // choices per prompt (the usage counts each prompt once)
   int ping_s = 30;
   ResponseHead head;
   // Ollama's NDJSON lines instead of server-sent events (ollama_api.h), one choice.

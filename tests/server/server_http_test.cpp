@@ -610,6 +610,56 @@ TEST_F(ServerHttp, ChoicesAreTheRequestAloneWithSeedsCountingUp) {
   EXPECT_EQ(two.j()["choices"][1]["index"], 1);
 }
 
+// Several prompts (OpenAI's list) with n choices each: choice p * n + i is prompt p alone with
+// seed + i, streamed or not; the usage counts each prompt once (a prompt given twice too).
+TEST_F(ServerHttp, SeveralPromptsGiveEachPromptsChoices) {
+  const json prompts = {"The cat sat", json::array({1, 403, 407}), "Lily had a red ball",
+                        "The cat sat"};
+  const int n = 2;
+  json body = {{"prompt", prompts},  {"n", n},       {"max_tokens", 12}, {"seed", 70},
+               {"temperature", 0.9}, {"logprobs", 2}};
+  const Reply whole = post(port_, "/v1/completions", body);
+  ASSERT_EQ(whole.status, 200) << whole.body;
+  const json reply = whole.j();
+  ASSERT_EQ(reply["choices"].size(), prompts.size() * n) << whole.body;
+  int64_t prompt_tokens = 0, completion_tokens = 0;
+  for (size_t p = 0; p < prompts.size(); ++p)
+    for (int i = 0; i < n; ++i) {
+      json one = body;
+      one.erase("n");
+      one["prompt"] = prompts[p];
+      one["seed"] = 70 + i;
+      const Reply alone = post(port_, "/v1/completions", one);
+      ASSERT_EQ(alone.status, 200) << alone.body;
+      const json a = alone.j();
+      const json& c = reply["choices"][p * n + static_cast<size_t>(i)];
+      EXPECT_EQ(c["index"], p * n + static_cast<size_t>(i));
+      EXPECT_EQ(c["text"], a["choices"][0]["text"]) << p << " " << i;
+      EXPECT_EQ(c["logprobs"], a["choices"][0]["logprobs"]) << p << " " << i;
+      EXPECT_EQ(c["finish_reason"], a["choices"][0]["finish_reason"]);
+      if (i == 0) prompt_tokens += a["usage"]["prompt_tokens"].get<int64_t>();
+      completion_tokens += a["usage"]["completion_tokens"].get<int64_t>();
+    }
+  EXPECT_EQ(reply["usage"]["prompt_tokens"], prompt_tokens);
+  EXPECT_EQ(reply["usage"]["completion_tokens"], completion_tokens);
+
+  body["stream_options"] = {{"include_usage", true}};
+  const Events ev = stream(port_, "/v1/completions", body);
+  ASSERT_TRUE(ev.done) << ev.raw;
+  std::vector<std::string> text(prompts.size() * n);
+  for (const json& e : ev.data)
+    for (const json& c : e["choices"])
+      text[c["index"].get<size_t>()] += c["text"].get<std::string>();
+  for (size_t k = 0; k < text.size(); ++k)
+    EXPECT_EQ(json(text[k]), reply["choices"][k]["text"]) << k;
+  EXPECT_EQ(ev.data.back()["usage"]["prompt_tokens"], prompt_tokens);
+
+  body["n"] = 1;
+  body["prompt"] = json::array();
+  for (int i = 0; i < 129; ++i) body["prompt"].push_back("x");
+  expect_error(post(port_, "/v1/completions", body), 400, "invalid_request_error", "129 prompts");
+}
+
 // JSON mode: the reply is the beginning of one JSON object, a whole one when it stops, and the
 // same bits alone and beside other requests, streamed or not.
 TEST_F(ServerHttp, JsonModeRepliesWithAnObjectAndKeepsItsBits) {

@@ -152,12 +152,21 @@ TEST(ParseRequest, ChatFieldsAndDefaults) {
 
 TEST(ParseRequest, CompletionPromptForms) {
   const RequestDefaults d;
-  EXPECT_EQ(*parse_request(json::parse(R"({"prompt": "x"})"), false, d).prompt_text, "x");
-  EXPECT_EQ(*parse_request(json::parse(R"({"prompt": ["y"]})"), false, d).prompt_text, "y");
-  EXPECT_EQ(parse_request(json::parse(R"({"prompt": [1, 2, 3]})"), false, d).prompt_ids,
-            (std::vector<int32_t>{1, 2, 3}));
-  EXPECT_EQ(parse_request(json::parse(R"({"prompt": [[4, 5]]})"), false, d).prompt_ids,
-            (std::vector<int32_t>{4, 5}));
+  auto prompts = [&](const char* body) {
+    return parse_request(json::parse(body), false, d).prompts;
+  };
+  ASSERT_EQ(prompts(R"({"prompt": "x"})").size(), 1u);
+  EXPECT_EQ(*prompts(R"({"prompt": "x"})")[0].text, "x");
+  EXPECT_EQ(*prompts(R"({"prompt": ["y"]})")[0].text, "y");
+  EXPECT_EQ(prompts(R"({"prompt": [1, 2, 3]})")[0].ids, (std::vector<int32_t>{1, 2, 3}));
+  EXPECT_EQ(prompts(R"({"prompt": [[4, 5]]})")[0].ids, (std::vector<int32_t>{4, 5}));
+  // Several prompts, texts and token ids mixed.
+  const auto several = prompts(R"({"prompt": ["a", [7, 8], "b"]})");
+  ASSERT_EQ(several.size(), 3u);
+  EXPECT_EQ(*several[0].text, "a");
+  EXPECT_FALSE(several[1].text);
+  EXPECT_EQ(several[1].ids, (std::vector<int32_t>{7, 8}));
+  EXPECT_EQ(*several[2].text, "b");
   const ParsedRequest r = parse_request(json::parse(R"({"prompt": "x", "logprobs": 3})"), false, d);
   EXPECT_TRUE(r.logprobs);
   EXPECT_EQ(r.top_logprobs, 3);
@@ -354,8 +363,8 @@ TEST(ParseRequest, WrongFieldsAre400NamingThem) {
     }
   }
   for (const char* body :
-       {R"({"prompt": 5})", R"({"prompt": [1, -1]})", R"({"prompt": ["a", "b"]})",
-        R"({"prompt": "x", "echo": true})", R"({"prompt": []})"}) {
+       {R"({"prompt": 5})", R"({"prompt": [1, -1]})", R"({"prompt": ["a", 5]})",
+        R"({"prompt": ["a", []]})", R"({"prompt": "x", "echo": true})", R"({"prompt": []})"}) {
     EXPECT_THROW(parse_request(json::parse(body), false, d), ApiError) << body;
   }
 }
