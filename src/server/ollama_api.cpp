@@ -179,6 +179,10 @@ OllamaRequest ollama_request(const ordered_json& body, OllamaRoute route) {
       throw bad_request("'think' must be true, false or a level", "think");
     o["chat_template_kwargs"] = {{"enable_thinking", v->is_string() || v->get<bool>()}};
   }
+  if (const ordered_json* v = find(body, "truncate"); v && !v->is_null()) {
+    if (!v->is_boolean()) throw bad_request("'truncate' must be true or false", "truncate");
+    r.truncate = v->get<bool>();
+  }
   if (route == OllamaRoute::kChat) {
     const ordered_json* ms = find(body, "messages");
     ordered_json messages = ordered_json::array();
@@ -220,6 +224,32 @@ OllamaRequest ollama_request(const ordered_json& body, OllamaRoute route) {
     o["messages"] = std::move(messages);
   }
   return r;
+}
+
+std::vector<ChatMessage> ollama_truncate(
+    const std::vector<ChatMessage>& messages, int64_t n_ctx,
+    const std::function<int64_t(const std::vector<ChatMessage>&)>& prompt_tokens) {
+  // The system messages, and the others from index `from` on.
+  auto keep_from = [&](size_t from) {
+    std::vector<ChatMessage> kept;
+    for (size_t i = 0; i < messages.size(); ++i)
+      if (messages[i].role == "system" || i >= from || i + 1 == messages.size())
+        kept.push_back(messages[i]);
+    return kept;
+  };
+  if (messages.empty() || prompt_tokens(messages) <= n_ctx) return messages;
+  // The smallest `from` that fits: the longest run of recent messages (binary search: the
+  // prompt only shrinks as `from` grows).
+  size_t lo = 1, hi = messages.size() - 1;  // from = messages.size() - 1 keeps the last alone
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo) / 2;
+    if (prompt_tokens(keep_from(mid)) <= n_ctx) {
+      hi = mid;
+    } else {
+      lo = mid + 1;
+    }
+  }
+  return keep_from(lo);
 }
 
 bool ollama_names(const ModelInfo& m, const std::string& name) {

@@ -8,10 +8,12 @@
 // (/api/generate: "response" and "thinking" instead of "message"). Errors are {"error": "..."}.
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "model/chat_template.h"
 #include "server/job.h"
 #include "server/server_state.h"
 #include "server/tool_calls.h"
@@ -30,11 +32,22 @@ struct OllamaRequest {
   // No messages (or an empty prompt): Ollama's way to load a model; answered at once with
   // done_reason "load", nothing generated.
   bool load_only = false;
+  // A chat longer than the context loses its oldest messages (Ollama's default; "truncate":
+  // false makes it the OpenAI routes' 400).
+  bool truncate = true;
 };
 
 // Throws ApiError (400 naming the field) for what is malformed or what xtile does not do
 // (images, suffix, template, context).
 OllamaRequest ollama_request(const nlohmann::ordered_json& body, OllamaRoute route);
+
+// The messages Ollama keeps of a chat whose prompt is longer than the context: every system
+// message and the longest run of the others, up to the last, whose prompt fits `n_ctx` tokens
+// (`prompt_tokens` counts a candidate's prompt; fewer messages never make it longer). The last
+// message is always kept: alone too long, the caller's check refuses it.
+std::vector<ChatMessage> ollama_truncate(
+    const std::vector<ChatMessage>& messages, int64_t n_ctx,
+    const std::function<int64_t(const std::vector<ChatMessage>&)>& prompt_tokens);
 
 // Whether `name` ("qwen3:1.7b", "stories260K.gguf:latest") names the served model: the OpenAI
 // routes' names, with or without a ":latest" tag.

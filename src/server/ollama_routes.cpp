@@ -57,6 +57,15 @@ void handle_generation(ServerState& st, const httplib::Request& req, httplib::Re
     return;
   }
   ParsedRequest r = parse_request(o.openai, o.chat, st.opts.defaults);
+  if (route == OllamaRoute::kChat && o.truncate) {
+    const int64_t n_ctx = st.scheduler->options().n_ctx;
+    r.messages = ollama_truncate(r.messages, n_ctx, [&](const std::vector<ChatMessage>& m) {
+      ParsedRequest candidate = r;
+      candidate.messages = m;
+      const std::string text = chat_prompt_text(st, candidate);
+      return static_cast<int64_t>(st.tok->encode(text, false, true).size());
+    });
+  }
   Submitted sub = submit_request(st, r, o.chat ? Endpoint::kChat : Endpoint::kText, res);
   ClientConnection conn(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
   if (o.stream) {

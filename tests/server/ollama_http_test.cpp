@@ -199,6 +199,54 @@ TEST_F(OllamaHttp, ModelsShowPsVersion) {
   EXPECT_TRUE(version.j()["version"].is_string());
 }
 
+// A chat longer than the context (-c 1024 here) loses its oldest messages, as Ollama does: the
+// system message and the longest run of recent messages whose prompt fits, found here by asking
+// the server for each candidate's prompt (/apply-template) and its tokens (/tokenize); the answer
+// is the OpenAI route's for those messages. "truncate": false is the OpenAI route's 400.
+TEST_F(OllamaHttp, LongChatLosesItsOldestMessages) {
+  json messages = json::array({{{"role", "system"}, {"content", "You tell short stories."}}});
+  for (int k = 0; k < 40; ++k) {
+    std::string text = "Turn " + std::to_string(k) + ":";
+    for (int w = 0; w < 25; ++w) text += " the little dog ran";
+    messages.push_back({{"role", k % 2 ? "assistant" : "user"}, {"content", text}});
+  }
+  messages.push_back({{"role", "user"}, {"content", "And then?"}});
+  auto tokens_of = [&](const json& ms) {
+    const Reply t = post(port_, "/apply-template", {{"messages", ms}});
+    const Reply ids = post(port_, "/tokenize", {{"content", t.j()["prompt"]}});
+    return ids.j()["tokens"].size();
+  };
+  ASSERT_GT(tokens_of(messages), 1024u);
+  json kept;
+  for (size_t from = 1; from < messages.size(); ++from) {
+    kept = json::array({messages[0]});
+    for (size_t i = from; i < messages.size(); ++i) kept.push_back(messages[i]);
+    if (tokens_of(kept) <= 1024) break;
+  }
+  ASSERT_LT(kept.size(), messages.size());
+  ASSERT_GT(kept.size(), 2u);
+  const Reply openai =
+      post(port_, "/v1/chat/completions",
+           {{"messages", kept}, {"seed", 3}, {"temperature", 0.9}, {"max_tokens", 24}});
+  ASSERT_EQ(openai.status, 200) << openai.body;
+  const Reply ollama = post(port_, "/api/chat",
+                            {{"model", "stories260K.gguf"},
+                             {"messages", messages},
+                             {"options", {{"seed", 3}, {"temperature", 0.9}, {"num_predict", 24}}},
+                             {"stream", false}});
+  ASSERT_EQ(ollama.status, 200) << ollama.body;
+  EXPECT_EQ(ollama.j()["message"]["content"], openai.j()["choices"][0]["message"]["content"]);
+  EXPECT_EQ(ollama.j()["eval_count"], openai.j()["usage"]["completion_tokens"]);
+  const Reply strict = post(port_, "/api/chat",
+                            {{"model", "stories260K.gguf"},
+                             {"messages", messages},
+                             {"truncate", false},
+                             {"stream", false}});
+  EXPECT_EQ(strict.status, 400) << strict.body;
+  EXPECT_NE(strict.j()["error"].get<std::string>().find("more than the context"), std::string::npos)
+      << strict.body;
+}
+
 // A conversation with tools, an assistant's call (Ollama's object arguments), the tool's
 // answer and Qwen3's thinking: /api/chat reads it as the OpenAI route reads its spelling (the
 // same prompt, so the same bits), and returns the think block as message.thinking.
