@@ -131,6 +131,7 @@ Submitted submit_request(ServerState& st, ParsedRequest& r, Endpoint endpoint,
   }
 
   const int n_slots = st.scheduler->options().n_slots;
+  if (native && r.echo) throw bad_request("'echo' works with /v1/completions", "echo");
   if (native && (r.n > 1 || prompts.size() > 1))
     throw bad_request(
         "several prompts or 'n' above 1 work with /v1/completions and "
@@ -148,11 +149,13 @@ Submitted submit_request(ServerState& st, ParsedRequest& r, Endpoint endpoint,
   // Choice i of a prompt is that prompt alone with seed + i: its tokens are those bits, whatever
   // runs beside it (the scheduler's contract), and the choices differ when sampling.
   if (prompts.size() * static_cast<size_t>(r.n) > 1) out.signal = std::make_shared<JobSignal>();
-  for (const std::vector<int32_t>& prompt : prompts)
+  for (size_t p = 0; p < prompts.size(); ++p)
     for (int i = 0; i < r.n; ++i) {
       GenerationParams gen = r.gen;
       gen.sampler.seed += static_cast<uint64_t>(i);
-      out.jobs.push_back(std::make_shared<Job>(prompt, std::move(gen), out.signal));
+      out.jobs.push_back(std::make_shared<Job>(prompts[p], std::move(gen), out.signal));
+      if (r.echo)  // the prompt as sent; token ids as their text
+        out.echo.push_back(r.prompts[p].text ? *r.prompts[p].text : tok.decode(prompts[p]));
     }
   switch (st.scheduler->submit(out.jobs)) {
     case Scheduler::Submit::kQueued:
@@ -239,6 +242,7 @@ void handle_completion(ServerState& st, const httplib::Request& req, httplib::Re
     spec.logprobs = r.logprobs;
     spec.include_usage = r.include_usage;
     spec.n = r.n;
+    spec.echo = sub.echo;
     spec.ping_s = st.opts.sse_ping_s;
     spec.head = head;
     stream_job(res, std::move(sub.jobs), std::move(sub.signal), conn, tok, spec);
@@ -250,6 +254,7 @@ void handle_completion(ServerState& st, const httplib::Request& req, httplib::Re
   std::vector<std::string> texts;
   std::vector<std::vector<TokenOut>> tokens;
   if (!read_all(sub, conn, res, &texts, &tokens)) return;
+  for (size_t i = 0; i < sub.echo.size(); ++i) texts[i] = sub.echo[i] + texts[i];
   std::vector<JobStats> stats;
   for (const auto& job : jobs) stats.push_back(job->stats());
   json out;

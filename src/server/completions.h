@@ -35,6 +35,7 @@ enum class Endpoint { kChat, kText, kNative };
 // A request made into prompt tokens and queued as its n choices (jobs[i]: choice i).
 struct Submitted {
   std::vector<std::shared_ptr<Job>> jobs;
+  std::vector<std::string> echo;  // with echo: each job's prompt text, which its text starts with
   std::shared_ptr<JobSignal> signal;  // with several choices
   bool in_reasoning = false;          // the prompt opened a think block
 };

@@ -34,6 +34,9 @@ struct GenerationParams {
   int n_probs = 0;                 // most likely alternatives reported per token (0: none)
   bool logprobs = false;           // report each token's log-probability
   bool ignore_eos = false;         // end-of-generation tokens do not stop (load tests)
+  // OpenAI's echo with logprobs: each prompt token's log-probability (and n_probs alternatives)
+  // from the logits of the position before it, published before the generated tokens.
+  bool prompt_logprobs = false;
   bool at_sequence_start = false;  // the first generated token starts the text (SPM space)
   bool json_object = false;        // JSON mode: the reply is one JSON object (json_prefix.h)
   std::shared_ptr<const JsonSchema> json_schema;  // and an instance of this schema (json_schema)
@@ -51,6 +54,8 @@ struct TokenOut {
   int32_t id = 0;
   float logprob = 0.0f;                        // when logprobs or n_probs was asked
   std::vector<std::pair<int32_t, float>> top;  // n_probs alternatives, most likely first
+  // A prompt token (prompt_logprobs); the first has no log-probability (NaN, no alternatives).
+  bool in_prompt = false;
 };
 
 struct JobStats {

@@ -622,8 +622,10 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
     }
   }
   if (!chat) {
-    if (const json* v = field(body, "echo"); v && get_bool(*v, "echo"))
-      throw bad_request("'echo' is not supported", "echo");
+    // echo: the reply's text starts with the prompt; with logprobs, each prompt token is
+    // scored too (lm-evaluation-harness's loglikelihood requests).
+    if (const json* v = field(body, "echo")) r.echo = get_bool(*v, "echo");
+    r.gen.prompt_logprobs = r.echo && r.logprobs;
     if (const json* v = field(body, "best_of"); v && get_int(*v, "best_of", 1, 128) != 1)
       throw bad_request("'best_of' must be 1", "best_of");
     if (const json* v = field(body, "suffix");

@@ -62,6 +62,7 @@ struct ParsedRequest {
   int top_logprobs = 0;        // alternatives per token in the response
   bool logprobs = false;       // logprobs in the response
   bool return_tokens = false;  // token ids in the response (llama-server's return_tokens)
+  bool echo = false;           // completions: the text (and logprobs) start with the prompt's
   // logit_bias as sent: by token id, and by text (each of its tokens gets the bias, as
   // llama-server does), for the handler to check against the vocabulary and tokenize
   // (resolve_logit_bias). The server's own (-l) are in gen.sampler.logit_bias already.

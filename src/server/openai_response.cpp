@@ -1,5 +1,6 @@
 #include "server/openai_response.h"
 
+#include <cmath>
 #include <random>
 
 namespace xtile::server {
@@ -102,14 +103,19 @@ json completion_logprobs(const std::vector<TokenOut>& tokens, const Tokenizer& t
   for (const TokenOut& t : tokens) {
     const std::string piece = tok.decode_token(t.id, true);
     toks.push_back(piece);
+    offs.push_back(*offset);
+    *offset += piece.size();
+    if (std::isnan(t.logprob)) {  // the prompt's first token (echo): nothing scored it
+      lps.push_back(nullptr);
+      tops.push_back(nullptr);
+      continue;
+    }
     lps.push_back(t.logprob);
     json top = json::object();
     for (const auto& [id, lp] : t.top) top[tok.decode_token(id, true)] = lp;
     // OpenAI's legacy completions always list the sampled token too (up to logprobs + 1).
     if (!top.contains(piece)) top[piece] = t.logprob;
     tops.push_back(std::move(top));
-    offs.push_back(*offset);
-    *offset += piece.size();
   }
   return {{"tokens", std::move(toks)},
           {"token_logprobs", std::move(lps)},

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "base/error.h"
 #include "base/float_env.h"
@@ -244,13 +245,20 @@ void Scheduler::admit() {
             token_bytes(),
             ToolCallPrefix(*params.tool_calls, params.may_think, params.starts_in_think));
       }
+      if (params.prompt_logprobs) {  // the first prompt token has nothing before it to score it
+        std::vector<TokenOut> first{
+            TokenOut{w->input.front(), std::numeric_limits<float>::quiet_NaN(), {}, true}};
+        w->job->publish("", &first);
+        w->prompt_scored = 1;
+      }
     }
     if (w->job->cancelled()) {
       m_.requests_cancelled.fetch_add(1, std::memory_order_relaxed);
       w->job->finish(FinishReason::kCancelled, w->stats);
       continue;
     }
-    if (w->job->params().max_tokens == 0) {  // nothing to generate: the prompt is not read
+    if (w->job->params().max_tokens == 0 && !w->job->params().prompt_logprobs) {
+      // Nothing to generate: the prompt is not read.
       m_.requests_finished.fetch_add(1, std::memory_order_relaxed);
       w->job->finish(FinishReason::kLength, w->stats);
       continue;
@@ -279,8 +287,11 @@ bool Scheduler::waits_for_leader(const Work& w) const {
 }
 
 size_t Scheduler::reuse_prefix(Slot& s, const Work& w) {
-  // At least the last input token is evaluated again, for its logits.
-  const size_t most = w.input.size() - 1;
+  // At least the last input token is evaluated again, for its logits; and with prompt
+  // log-probabilities still to publish, every position from the one before the first of them.
+  size_t most = w.input.size() - 1;
+  if (w.job->params().prompt_logprobs && w.prompt_scored < w.n_prompt)
+    most = std::min(most, w.prompt_scored - 1);
   size_t keep = std::min(common_prefix(s.cache, w.input), most);
   const Slot* donor = nullptr;
   size_t donor_keep = keep;
@@ -378,10 +389,10 @@ bool Scheduler::step() {
   if (decoding.empty() && prefilling.empty()) return false;
 
   std::vector<Session::Row> rows;
-  std::vector<Slot*> logit_slots;
+  std::vector<LogitUse> uses;  // one per row with logits, in row order
   for (Slot* s : decoding) {
     rows.push_back({s->id, s->work->input.back(), true});
-    logit_slots.push_back(s);
+    uses.push_back({s, -1});
   }
   const int64_t n_decode = static_cast<int64_t>(rows.size());
   // A chunk of the waiting prompts, oldest request first.
@@ -394,15 +405,28 @@ bool Scheduler::step() {
     const int64_t done = static_cast<int64_t>(s->cache.size());
     const int64_t remaining = static_cast<int64_t>(w.input.size()) - done;
     int64_t take = std::min(remaining, rows_left);
+    // Rows that score prompt tokens each keep a row of logits (a vocabulary of floats): a
+    // bounded number per step.
+    const bool scoring = w.job->params().prompt_logprobs && w.prompt_scored < w.n_prompt;
+    if (scoring) take = std::min(take, kScoredRowsPerStep);
     const int64_t used = static_cast<int64_t>(rows.size());
     while (take > kv_free() - used && evict_idle()) {
     }
     take = std::min(take, kv_free() - used);
     if (take <= 0) break;
     for (int64_t i = 0; i < take; ++i) {
-      const bool last = done + i + 1 == static_cast<int64_t>(w.input.size());
-      rows.push_back({s->id, w.input[static_cast<size_t>(done + i)], last});
-      if (last) logit_slots.push_back(s);
+      const int64_t pos = done + i;
+      const bool last = pos + 1 == static_cast<int64_t>(w.input.size());
+      // Position pos's logits score prompt token pos + 1 (never the last row's: its next token
+      // is generated).
+      const bool score = scoring && pos + 1 < static_cast<int64_t>(w.n_prompt) &&
+                         pos + 1 >= static_cast<int64_t>(w.prompt_scored);
+      rows.push_back({s->id, w.input[static_cast<size_t>(pos)], last || score});
+      if (score) {
+        uses.push_back({s, pos});
+      } else if (last) {
+        uses.push_back({s, -1});
+      }
     }
     rows_left -= take;
   }
@@ -441,18 +465,58 @@ bool Scheduler::step() {
   for (const Slot& s : slots_) busy += s.work ? 1 : 0;
   m_.busy_slots_total.fetch_add(static_cast<uint64_t>(busy), std::memory_order_relaxed);
   if (n_rows > m_.tokens_max.load(std::memory_order_relaxed)) m_.tokens_max = n_rows;
-  sample(logit_slots);
+  score_prompts(uses);
+  std::vector<std::pair<Slot*, size_t>> to_sample;
+  for (size_t r = 0; r < uses.size(); ++r) {
+    if (uses[r].pos >= 0) continue;
+    Slot& s = *uses[r].slot;
+    if (s.work->job->params().max_tokens == 0) {  // echo only: the prompt is scored, no token
+      s.work->stats.prompt_ms = ms_between(s.work->admitted, Clock::now());
+      end(s, FinishReason::kLength);
+      continue;
+    }
+    to_sample.push_back({&s, r});
+  }
+  sample(to_sample);
   return true;
 }
 
-void Scheduler::sample(const std::vector<Slot*>& slots) {
-  const size_t k = slots.size();
+void Scheduler::score_prompts(const std::vector<LogitUse>& uses) {
+  std::vector<size_t> rows;
+  for (size_t r = 0; r < uses.size(); ++r)
+    if (uses[r].pos >= 0) rows.push_back(r);
+  if (rows.empty()) return;
+  const size_t v = static_cast<size_t>(session_->n_vocab());
+  std::vector<Pick> picks(rows.size());
+  auto score = [&](size_t k) {
+    const LogitUse& u = uses[rows[k]];
+    const Work& w = *u.slot->work;
+    const std::span<const float> logits(logits_.data() + rows[k] * v, v);
+    picks[k].id = w.input[static_cast<size_t>(u.pos + 1)];
+    log_probs(logits, picks[k].id, w.job->params().n_probs, &picks[k]);
+  };
+  pool_.run([&](int t, int n) {
+    for (size_t k = static_cast<size_t>(t); k < rows.size(); k += static_cast<size_t>(n)) score(k);
+  });
+  // A slot's rows are consecutive and in position order: each slot's tokens go out in one piece.
+  std::vector<TokenOut> out;
+  for (size_t k = 0; k < rows.size(); ++k) {
+    const LogitUse& u = uses[rows[k]];
+    out.push_back(TokenOut{picks[k].id, picks[k].logprob, std::move(picks[k].top), true});
+    u.slot->work->prompt_scored = static_cast<size_t>(u.pos) + 2;
+    if (k + 1 == rows.size() || uses[rows[k + 1]].slot != u.slot)
+      u.slot->work->job->publish("", &out);
+  }
+}
+
+void Scheduler::sample(const std::vector<std::pair<Slot*, size_t>>& slot_rows) {
+  const size_t k = slot_rows.size();
   if (k == 0) return;
   const size_t v = static_cast<size_t>(session_->n_vocab());
   std::vector<Pick> picks(k);
   auto pick = [&](size_t i) {
-    Work& w = *slots[i]->work;
-    const std::span<const float> logits(logits_.data() + i * v, v);
+    Work& w = *slot_rows[i].first->work;
+    const std::span<const float> logits(logits_.data() + slot_rows[i].second * v, v);
     try {
       const auto draw = [&](std::span<const float> l) { return w.sampler.sample(l, w.input); };
       picks[i].id = w.constraint ? draw_constrained(*w.constraint, logits, draw) : draw(logits);
@@ -473,7 +537,7 @@ void Scheduler::sample(const std::vector<Slot*>& slots) {
   }
   const Clock::time_point now = Clock::now();
   for (size_t i = 0; i < k; ++i) {
-    Slot& s = *slots[i];
+    Slot& s = *slot_rows[i].first;
     Work& w = *s.work;
     Pick& p = picks[i];
     if (!p.error.empty()) {

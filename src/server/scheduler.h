@@ -93,9 +93,17 @@ class Scheduler {
   // Sends the youngest running request back to the front of the queue without its KV cache;
   // false when fewer than two run.
   bool preempt_youngest();
-  // Samples the next token of each slot from its row of logits_, then releases text and ends
-  // the requests that are done.
-  void sample(const std::vector<Slot*>& slots);
+  // A row of logits_: sampled from (pos -1) or scoring prompt token pos + 1 (echo).
+  struct LogitUse {
+    Slot* slot;
+    int64_t pos;
+  };
+  static constexpr int64_t kScoredRowsPerStep = 32;  // 19 MB of logits for Qwen's vocabulary
+  // Publishes the prompt tokens' log-probabilities the step's scoring rows give.
+  void score_prompts(const std::vector<LogitUse>& uses);
+  // Samples the next token of each slot from its row of logits_ (slot, row), then releases text
+  // and ends the requests that are done.
+  void sample(const std::vector<std::pair<Slot*, size_t>>& slot_rows);
   const TokenBytes& token_bytes();  // built on first use (scheduler thread)
   // Hands the job the text released so far and the tokens it covers (all when finished).
   void emit(Slot& slot, bool finished);

@@ -148,6 +148,9 @@ struct Stream {
       for (const Choice& c : choices)
         if (!send(of_choice(chat_chunk(spec.head, {{"role", "assistant"}, {"content", ""}}), c)))
           return false;
+    // echo: the prompt's text first (its tokens' logprobs come with the next chunks).
+    for (size_t i = 0; i < spec.echo.size() && i < choices.size(); ++i)
+      if (!send(of_choice(completion_chunk(spec.head, spec.echo[i]), choices[i]))) return false;
     auto last_write = std::chrono::steady_clock::now();
     auto checked = last_write;
     // One choice: wait on its job. Several: poll each and sleep on the signal they share.

@@ -14,6 +14,7 @@
 
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "server/connection.h"
@@ -34,6 +35,7 @@ struct StreamSpec {
   bool logprobs = false;
   bool include_usage = false;
   int n = 1;  // choices per prompt (the usage counts each prompt once)
+  std::vector<std::string> echo;  // completions with echo: each choice's first text
   int ping_s = 30;
   ResponseHead head;
   // Ollama's NDJSON lines instead of server-sent events (ollama_api.h), one choice.

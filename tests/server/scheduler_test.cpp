@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -14,6 +16,7 @@
 
 #include "cpu/cpu_caps.h"
 #include "cpu/thread_pool.h"
+#include "model/session.h"
 #include "model/weights.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
@@ -356,6 +359,98 @@ TEST_F(SchedulerTest, PromptStartingAsAnotherSlotsCacheIsCopiedWithTheSameBits) 
   EXPECT_NE(oa.stats.slot, ob.stats.slot);
   EXPECT_EQ(ob.stats.cached_tokens, static_cast<int64_t>(first.prompt.size()));
   EXPECT_EQ(metrics.copied_tokens_total.load(), first.prompt.size());
+}
+
+// echo with logprobs: every prompt token but the first is published with the log-softmax of
+// the logits of the position before it (computed here from a Session's own logits, in double as
+// the scheduler's contract says), before the generated tokens; the same bits beside other
+// requests, at any batch split, after preemption, and when a slot has the prompt cached (it is
+// read again: a cached position has no logits).
+TEST_F(SchedulerTest, PromptLogprobsScoreEachPromptTokenAndKeepTheirBits) {
+  Request e = requests_[3];
+  e.gen.prompt_logprobs = true;
+  e.gen.logprobs = true;
+  e.gen.n_probs = 2;
+  e.gen.max_tokens = 5;
+  const size_t n_prompt = e.prompt.size();
+  const std::vector<Outcome> alone = run_alone(model_, {e});
+  const Outcome& a = alone[0];
+  ASSERT_GE(a.ids.size(), n_prompt + 1);
+  EXPECT_EQ(
+      std::vector<int32_t>(a.ids.begin(), a.ids.begin() + static_cast<std::ptrdiff_t>(n_prompt)),
+      e.prompt);
+  EXPECT_EQ(a.stats.completion_tokens, 5);
+  {
+    SessionOptions so;
+    so.n_ctx = 512;
+    Session session(*model_.weights, *model_.pool, so);
+    std::vector<float> logits;
+    session.eval(e.prompt, /*all_logits=*/true, &logits);
+    const size_t v = static_cast<size_t>(session.n_vocab());
+    // Outcome.logprob_bits: per token its logprob, then its n_probs alternatives (none for the
+    // first prompt token).
+    EXPECT_TRUE(std::isnan([&] {
+      float f;
+      std::memcpy(&f, &a.logprob_bits[0], sizeof f);
+      return f;
+    }()));
+    size_t at = 1;
+    for (size_t j = 1; j < n_prompt; ++j, at += 1 + 2) {
+      const float* row = logits.data() + (j - 1) * v;
+      float max = row[0];
+      for (size_t t = 0; t < v; ++t) max = std::max(max, row[t]);
+      double sum = 0.0;
+      for (size_t t = 0; t < v; ++t) sum += std::exp(static_cast<double>(row[t]) - max);
+      const double lse = static_cast<double>(max) + std::log(sum);
+      const float want =
+          static_cast<float>(static_cast<double>(row[static_cast<size_t>(e.prompt[j])]) - lse);
+      EXPECT_EQ(a.logprob_bits[at], bits(want)) << "prompt token " << j;
+    }
+  }
+  // Beside the eight requests, at a batch split of 5 and under a budget that preempts.
+  std::vector<Request> rs = requests_;
+  rs[3] = e;
+  const std::vector<Outcome> mixed_alone = run_alone(model_, rs);
+  for (auto [batch, budget] :
+       {std::pair{int64_t{5}, int64_t{512}}, std::pair{int64_t{16}, int64_t{160}}}) {
+    SCOPED_TRACE("batch " + std::to_string(batch) + ", budget " + std::to_string(budget));
+    Metrics metrics;
+    SchedulerOptions o;
+    o.n_slots = 8;
+    o.n_batch = batch;
+    o.n_ctx = o.kv_budget = budget;
+    expect_same(mixed_alone, run_together(model_, rs, o, &metrics));
+  }
+  // The prompt in a slot's cache already: scored all the same. And echo without generating.
+  Metrics metrics;
+  SchedulerOptions o;
+  o.n_slots = 1;
+  o.n_ctx = o.kv_budget = 512;
+  Outcome cached, scored_only;
+  {
+    Scheduler s(*model_.weights, *model_.pool, *model_.tok, o, metrics);
+    Request plain = e;
+    plain.gen.prompt_logprobs = false;
+    auto first = std::make_shared<Job>(plain.prompt, plain.gen);
+    ASSERT_EQ(s.submit(first), Scheduler::Submit::kQueued);
+    collect(*first);
+    auto again = std::make_shared<Job>(e.prompt, e.gen);
+    ASSERT_EQ(s.submit(again), Scheduler::Submit::kQueued);
+    cached = collect(*again);
+    Request zero = e;
+    zero.gen.max_tokens = 0;
+    auto none = std::make_shared<Job>(zero.prompt, zero.gen);
+    ASSERT_EQ(s.submit(none), Scheduler::Submit::kQueued);
+    scored_only = collect(*none);
+  }
+  expect_same(alone, {cached});
+  EXPECT_EQ(scored_only.ids, e.prompt);
+  EXPECT_EQ(scored_only.reason, FinishReason::kLength);
+  EXPECT_EQ(scored_only.stats.completion_tokens, 0);
+  EXPECT_EQ(scored_only.logprob_bits,
+            std::vector<uint32_t>(
+                a.logprob_bits.begin(),
+                a.logprob_bits.begin() + static_cast<std::ptrdiff_t>(1 + (n_prompt - 1) * 3)));
 }
 
 TEST_F(SchedulerTest, CancelEndsOneRequestAndTheOthersGoOn) {

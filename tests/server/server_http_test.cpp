@@ -660,6 +660,71 @@ TEST_F(ServerHttp, SeveralPromptsGiveEachPromptsChoices) {
   expect_error(post(port_, "/v1/completions", body), 400, "invalid_request_error", "129 prompts");
 }
 
+// echo with logprobs, as lm-evaluation-harness's loglikelihood requests send it (token-id
+// prompts in a list, max_tokens 1, logprobs 1): each choice lists its prompt's tokens, the first
+// without a log-probability, then the generated one; the scores do not depend on the batch, and
+// the generated token is the one the request without echo gives. Streamed, the same.
+TEST_F(ServerHttp, EchoScoresThePromptTokens) {
+  auto ids_of = [&](const std::string& text, bool bos) {
+    const Reply r = post(port_, "/tokenize", {{"content", text}, {"add_special", bos}});
+    return r.j()["tokens"];
+  };
+  json a = ids_of("Once upon a time there was", true);
+  json b = ids_of("Lily and her mom went to the park", true);
+  const json body = {{"prompt", {a, b}}, {"max_tokens", 1},  {"logprobs", 1},
+                     {"echo", true},     {"temperature", 0}, {"seed", 1234}};
+  const Reply batch = post(port_, "/v1/completions", body);
+  ASSERT_EQ(batch.status, 200) << batch.body;
+  const json choices = batch.j()["choices"];
+  ASSERT_EQ(choices.size(), 2u);
+  for (size_t p = 0; p < 2; ++p) {
+    const json& prompt = p == 0 ? a : b;
+    const json& lp = choices[p]["logprobs"];
+    ASSERT_EQ(lp["token_logprobs"].size(), prompt.size() + 1) << batch.body;
+    ASSERT_EQ(lp["tokens"].size(), prompt.size() + 1);
+    EXPECT_TRUE(lp["token_logprobs"][0].is_null());
+    EXPECT_TRUE(lp["top_logprobs"][0].is_null());
+    for (size_t k = 1; k < lp["token_logprobs"].size(); ++k) {
+      EXPECT_LE(lp["token_logprobs"][k].get<double>(), 0.0);
+      EXPECT_TRUE(lp["top_logprobs"][k].contains(lp["tokens"][k].get<std::string>()));
+    }
+    json alone = body;
+    alone["prompt"] = prompt;
+    const Reply one = post(port_, "/v1/completions", alone);
+    ASSERT_EQ(one.status, 200) << one.body;
+    EXPECT_EQ(one.j()["choices"][0]["logprobs"], lp);
+    EXPECT_EQ(one.j()["choices"][0]["text"], choices[p]["text"]);
+    json plain = alone;
+    plain.erase("echo");
+    const Reply gen = post(port_, "/v1/completions", plain);
+    ASSERT_EQ(gen.status, 200) << gen.body;
+    EXPECT_EQ(gen.j()["choices"][0]["logprobs"]["token_logprobs"][0], lp["token_logprobs"].back());
+    const std::string text = choices[p]["text"];
+    EXPECT_TRUE(text.ends_with(gen.j()["choices"][0]["text"].get<std::string>())) << text;
+  }
+  // A text prompt is echoed as sent; max_tokens 0 scores it and generates nothing.
+  const Reply text =
+      post(port_, "/v1/completions",
+           {{"prompt", "Once upon a time"}, {"max_tokens", 0}, {"echo", true}, {"logprobs", 2}});
+  ASSERT_EQ(text.status, 200) << text.body;
+  EXPECT_EQ(text.j()["choices"][0]["text"], "Once upon a time");
+  EXPECT_EQ(text.j()["usage"]["completion_tokens"], 0);
+  const json scored = text.j()["choices"][0]["logprobs"];
+  json streamed_body = {
+      {"prompt", "Once upon a time"}, {"max_tokens", 0}, {"echo", true}, {"logprobs", 2}};
+  const Events ev = stream(port_, "/v1/completions", streamed_body);
+  ASSERT_TRUE(ev.done) << ev.raw;
+  std::string streamed;
+  json lps = json::array();
+  for (const json& e : ev.data) {
+    streamed += e["choices"][0]["text"].get<std::string>();
+    if (e["choices"][0]["logprobs"].is_object())
+      for (const json& l : e["choices"][0]["logprobs"]["token_logprobs"]) lps.push_back(l);
+  }
+  EXPECT_EQ(streamed, "Once upon a time");
+  EXPECT_EQ(lps, scored["token_logprobs"]);
+}
+
 // JSON mode: the reply is the beginning of one JSON object, a whole one when it stops, and the
 // same bits alone and beside other requests, streamed or not.
 TEST_F(ServerHttp, JsonModeRepliesWithAnObjectAndKeepsItsBits) {

@@ -364,7 +364,7 @@ TEST(ParseRequest, WrongFieldsAre400NamingThem) {
   }
   for (const char* body :
        {R"({"prompt": 5})", R"({"prompt": [1, -1]})", R"({"prompt": ["a", 5]})",
-        R"({"prompt": ["a", []]})", R"({"prompt": "x", "echo": true})", R"({"prompt": []})"}) {
+        R"({"prompt": ["a", []]})", R"({"prompt": "x", "echo": 1})", R"({"prompt": []})"}) {
     EXPECT_THROW(parse_request(json::parse(body), false, d), ApiError) << body;
   }
 }
