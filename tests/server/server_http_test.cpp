@@ -585,7 +585,9 @@ TEST_F(ServerHttp, ChoicesAreTheRequestAloneWithSeedsCountingUp) {
       EXPECT_EQ(c["finish_reason"], fresh.j()["choices"][u]["finish_reason"]);
       // Choice 0 read the prompt; the others copied all of it but the last token.
       const int64_t prompt = fresh.j()["usage"]["prompt_tokens"];
-      if (i > 0) EXPECT_EQ(e["timings"]["cache_n"], prompt - 1) << e.dump();
+      if (i > 0) {
+        EXPECT_EQ(e["timings"]["cache_n"], prompt - 1) << e.dump();
+      }
     }
   }
   for (size_t i = 0; i < static_cast<size_t>(n); ++i) {
