@@ -10,6 +10,7 @@
 #include "server/api_error.h"
 #include "server/chat_page.h"
 #include "server/completions.h"
+#include "server/ollama_api.h"
 #include "server/ollama_routes.h"
 
 namespace xtile::server {
@@ -293,7 +294,9 @@ void HttpServer::routes() {
                                      {"object", "model"},
                                      {"created", created},
                                      {"owned_by", "xtile"},
-                                     {"meta", meta}}})}};
+                                     {"meta", meta}}})},
+              // llama-server's answer carries Ollama's listing too (clients that probe either).
+              {"models", json::array({ollama_model_entry(m)})}};
     res.set_content(dump(j), "application/json");
   });
   s.Get("/v1/models", models);

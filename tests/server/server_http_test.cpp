@@ -147,6 +147,7 @@ TEST_F(ServerHttp, HealthModelsPropsMetricsAndThePage) {
   EXPECT_EQ(m["data"][0]["meta"]["n_vocab"], 512);
   EXPECT_EQ(m["data"][0]["meta"]["n_ctx_train"], 2048);
   EXPECT_EQ(m["data"][0]["meta"]["n_ctx"], 2048);  // -c 2048: one request may use it all
+  EXPECT_EQ(m["models"][0]["name"], "stories:latest");  // Ollama's listing, as llama-server's
   r = request(port_, "GET", "/props");
   ASSERT_EQ(r.status, 200);
   EXPECT_EQ(r.j()["total_slots"], 4);
