@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -451,6 +452,70 @@ TEST_F(SchedulerTest, PromptLogprobsScoreEachPromptTokenAndKeepTheirBits) {
             std::vector<uint32_t>(
                 a.logprob_bits.begin(),
                 a.logprob_bits.begin() + static_cast<std::ptrdiff_t>(1 + (n_prompt - 1) * 3)));
+}
+
+// Everything at once, at random: requests whose prompts share beginnings (copied between
+// slots), groups of choices (one reads, the others wait and copy), echo with prompt scores
+// (read again, never copied), under budgets that preempt and batch sizes that split prompts.
+// Every job gives the bits its request gives alone.
+TEST_F(SchedulerTest, RandomMixesOfChoicesEchoAndSharedPrefixesKeepTheirBits) {
+  std::mt19937 rng(2026);
+  const std::vector<int32_t> stem =
+      model_.tok->encode("Once upon a time, in a small town,", true, false);
+  const char* tails[] = {" a cat", " there lived a girl named Lily who", " the sun", " Tom",
+                         " a big dog ran and ran until"};
+  uint64_t preempted = 0, copied = 0;
+  for (int trial = 0; trial < 8; ++trial) {
+    SCOPED_TRACE("trial " + std::to_string(trial));
+    // Groups: 1-3 jobs of one prompt each (a request's choices, seeds counting up).
+    std::vector<std::vector<Request>> groups;
+    const int n_groups = 3 + static_cast<int>(rng() % 3);
+    for (int g = 0; g < n_groups; ++g) {
+      Request r;
+      r.prompt = stem;
+      if (rng() % 4 != 0) {  // most share the stem; some add a tail
+        const std::vector<int32_t> t = model_.tok->encode(tails[rng() % 5], false, false);
+        r.prompt.insert(r.prompt.end(), t.begin(), t.end());
+      }
+      r.gen.max_tokens = static_cast<int64_t>(rng() % 40);
+      r.gen.ignore_eos = rng() % 2 == 0;
+      r.gen.sampler.seed = rng();
+      r.gen.sampler.temperature = rng() % 3 == 0 ? 0.0f : 0.9f;
+      r.gen.logprobs = true;
+      r.gen.n_probs = static_cast<int>(rng() % 3);
+      r.gen.prompt_logprobs = rng() % 3 == 0;
+      if (r.gen.max_tokens == 0 && !r.gen.prompt_logprobs) r.gen.max_tokens = 3;
+      groups.push_back(choices_of(r, 1 + static_cast<int>(rng() % 3)));
+    }
+    std::vector<Request> all;
+    for (const auto& g : groups) all.insert(all.end(), g.begin(), g.end());
+    const std::vector<Outcome> alone = run_alone(model_, all);
+    Metrics metrics;
+    SchedulerOptions o;
+    o.n_slots = 4 + static_cast<int>(rng() % 4);
+    o.n_batch = 3 + static_cast<int64_t>(rng() % 40);
+    o.n_ctx = 96;
+    o.kv_budget = 96 + static_cast<int64_t>(rng() % 120);
+    std::vector<Outcome> together;
+    {
+      Scheduler s(*model_.weights, *model_.pool, *model_.tok, o, metrics);
+      std::vector<std::vector<std::shared_ptr<Job>>> jobs;
+      for (const auto& g : groups) {
+        jobs.emplace_back();
+        for (const Request& r : g) jobs.back().push_back(std::make_shared<Job>(r.prompt, r.gen));
+        ASSERT_EQ(s.submit(jobs.back()), Scheduler::Submit::kQueued);
+      }
+      for (auto& g : jobs)
+        for (auto& j : g) together.push_back(collect(*j));
+    }
+    expect_same(alone, together);
+    EXPECT_EQ(metrics.requests_failed.load(), 0u);
+    preempted += metrics.preemptions_total.load();
+    copied += metrics.copied_tokens_total.load();
+  }
+  // The mixes did what they are for.
+  EXPECT_GT(preempted, 0u);
+  EXPECT_GT(copied, 0u);
 }
 
 TEST_F(SchedulerTest, CancelEndsOneRequestAndTheOthersGoOn) {
