@@ -71,11 +71,16 @@ void split_reply(const ParsedRequest& r, bool in_reasoning, std::string text,
 }
 
 std::string chat_prompt_text(const ServerState& st, const ParsedRequest& r) {
+  return chat_prompt_text(st, r, r.messages);
+}
+
+std::string chat_prompt_text(const ServerState& st, const ParsedRequest& r,
+                             const std::vector<ChatMessage>& messages) {
   ChatOptions co;
   co.enable_thinking = r.enable_thinking;
   co.tools = r.tools;
   try {
-    return apply_chat_template(st.model.chat_family, r.messages, co);
+    return apply_chat_template(st.model.chat_family, messages, co);
   } catch (const Error& e) {
     throw bad_request(e.what(), r.tools.empty() ? "messages" : "tools");
   }
@@ -101,7 +106,7 @@ Submitted submit_request(ServerState& st, ParsedRequest& r, Endpoint endpoint,
     r.gen.tool_calls = r.tool_rules;
     r.gen.at_sequence_start = false;  // the answer continues the template's text
   }
-  for (const ParsedRequest::Prompt& p : chat ? std::vector<ParsedRequest::Prompt>{} : r.prompts) {
+  for (const ParsedRequest::Prompt& p : r.prompts) {  // completions (a chat has none)
     if (p.text) {
       prompts.push_back(tok.encode(*p.text, /*add_bos=*/true, /*parse_special=*/true));
       if (prompts.back().empty() && tok.bos() >= 0) prompts.back().push_back(tok.bos());

@@ -22,6 +22,9 @@ namespace xtile::server {
 // The chat template applied to a request's messages (and its enable_thinking): the prompt text
 // of /v1/chat/completions and /apply-template. Throws ApiError when the template refuses them.
 std::string chat_prompt_text(const ServerState& st, const ParsedRequest& r);
+// The same with other messages in place of the request's (a chat cut to the context).
+std::string chat_prompt_text(const ServerState& st, const ParsedRequest& r,
+                             const std::vector<ChatMessage>& messages);
 
 // A chat reply's whole text split as the response carries it: the think block (when the
 // request splits reasoning out), the content, and the tool calls taken out of it (with tools).

@@ -60,9 +60,7 @@ void handle_generation(ServerState& st, const httplib::Request& req, httplib::Re
   if (route == OllamaRoute::kChat && o.truncate) {
     const int64_t n_ctx = st.scheduler->options().n_ctx;
     r.messages = ollama_truncate(r.messages, n_ctx, [&](const std::vector<ChatMessage>& m) {
-      ParsedRequest candidate = r;
-      candidate.messages = m;
-      const std::string text = chat_prompt_text(st, candidate);
+      const std::string text = chat_prompt_text(st, r, m);
       return static_cast<int64_t>(st.tok->encode(text, false, true).size());
     });
   }

@@ -140,7 +140,13 @@ struct Stream {
 
   // Runs the whole stream; false when the client went away (the jobs are cancelled).
   bool run(httplib::DataSink& sink) {
-    auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
+    // The last write, for the pings of a silent stream.
+    auto last_write = std::chrono::steady_clock::now();
+    auto write = [&](const std::string& s) {
+      if (!sink.write(s.data(), s.size())) return false;
+      last_write = std::chrono::steady_clock::now();
+      return true;
+    };
     const std::function<bool(const json&)> send = [&](const json& j) {
       return write(spec.ollama ? dump(j) + "\n" : "data: " + dump(j) + "\n\n");
     };
@@ -151,8 +157,7 @@ struct Stream {
     // echo: the prompt's text first (its tokens' logprobs come with the next chunks).
     for (size_t i = 0; i < spec.echo.size() && i < choices.size(); ++i)
       if (!send(of_choice(completion_chunk(spec.head, spec.echo[i]), choices[i]))) return false;
-    auto last_write = std::chrono::steady_clock::now();
-    auto checked = last_write;
+    auto checked = std::chrono::steady_clock::now();
     // One choice: wait on its job. Several: poll each and sleep on the signal they share.
     const bool one = choices.size() == 1;
     for (size_t open = choices.size(); open > 0;) {
@@ -172,7 +177,6 @@ struct Stream {
             cancel_all();
             return true;
         }
-        last_write = std::chrono::steady_clock::now();
         if (c.ended) --open;
       }
       // A failed write says the client is gone, but text can be held back (a stop string's
@@ -185,7 +189,6 @@ struct Stream {
       if (news) continue;
       if (spec.ping_s > 0 && now - last_write > std::chrono::seconds(spec.ping_s)) {
         if (!write(": ping\n\n")) return false;
-        last_write = now;
       }
       if (!one) signal->wait_past(seen, std::chrono::milliseconds(100));
     }
