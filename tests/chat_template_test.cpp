@@ -188,6 +188,38 @@ TEST(ChatTemplate, FamiliesWithoutAToolFormatRefuseTools) {
   EXPECT_TRUE(chat_family_has_tools(ChatFamily::kQwen3));
 }
 
+// A prefill: the prompt ends with the assistant's begun answer, right where the model's own
+// text would follow the header (the generation prompt's text for that family).
+TEST(ChatTemplate, ContinueFinalMessage) {
+  const std::vector<ChatMessage> msgs = {{"user", "Name a colour."}, {"assistant", "The colour"}};
+  ChatOptions o;
+  o.continue_final_message = true;
+  EXPECT_EQ(apply_chat_template(ChatFamily::kChatML, msgs, o),
+            "<|im_start|>user\nName a colour.<|im_end|>\n<|im_start|>assistant\nThe colour");
+  // Qwen3's template writes an empty think block before the last assistant turn's answer.
+  EXPECT_EQ(apply_chat_template(ChatFamily::kQwen3, msgs, o),
+            "<|im_start|>user\nName a colour.<|im_end|>\n<|im_start|>assistant\n"
+            "<think>\n\n</think>\n\nThe colour");
+  EXPECT_EQ(apply_chat_template(ChatFamily::kLlama3, msgs, o),
+            "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nName a colour.<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\nThe colour");
+  EXPECT_EQ(apply_chat_template(ChatFamily::kLlama2, msgs, o),
+            "<s>[INST] Name a colour. [/INST] The colour");
+  EXPECT_EQ(apply_chat_template(ChatFamily::kNone, msgs, o), "Name a colour.\n\nThe colour");
+  // Every family: the prompt without the prefill plus the begun answer is the turn's start.
+  for (ChatFamily f : {ChatFamily::kChatML, ChatFamily::kQwen3, ChatFamily::kLlama3}) {
+    ChatOptions plain;
+    plain.enable_thinking = false;  // Qwen3's header for an answer without thinking
+    const std::string head = apply_chat_template(f, std::span(msgs).first(1), plain);
+    EXPECT_EQ(apply_chat_template(f, msgs, o), head + "The colour") << chat_family_name(f);
+  }
+  // Only an assistant's answer without calls can be continued.
+  EXPECT_THROW(apply_chat_template(ChatFamily::kChatML, std::span(msgs).first(1), o), Error);
+  std::vector<ChatMessage> called = msgs;
+  called.back().tool_calls.push_back({"f", "{}"});
+  EXPECT_THROW(apply_chat_template(ChatFamily::kChatML, called, o), Error);
+}
+
 TEST(ChatTemplate, Names) {
   for (ChatFamily f : {ChatFamily::kNone, ChatFamily::kChatML, ChatFamily::kQwen3,
                        ChatFamily::kLlama3, ChatFamily::kLlama2}) {

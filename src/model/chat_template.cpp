@@ -254,8 +254,37 @@ bool chat_family_has_tools(ChatFamily family) {
   return family == ChatFamily::kChatML || family == ChatFamily::kQwen3;
 }
 
+namespace {
+
+// A prefill: the messages rendered as a finished conversation with a marker after the last
+// content, cut at the marker. Every family writes a message's content as it is (or trimmed at
+// its start), so what precedes the marker is the turn's header and the content, whatever the
+// family writes around them.
+std::string render_continued(ChatFamily family, std::span<const ChatMessage> messages,
+                             const ChatOptions& options) {
+  if (messages.empty() || messages.back().role != "assistant")
+    fail("continuing the last message needs an assistant message last");
+  if (!messages.back().tool_calls.empty())
+    fail("the last assistant message has tool calls: it is finished and cannot be continued");
+  static constexpr std::string_view kMarker = "\x01\x02xtile-continue\x02\x01";
+  std::vector<ChatMessage> msgs(messages.begin(), messages.end());
+  msgs.back().content += kMarker;
+  ChatOptions o = options;
+  o.continue_final_message = false;
+  o.add_generation_prompt = false;
+  std::string out = apply_chat_template(family, msgs, o);
+  const size_t at = out.rfind(kMarker);
+  if (at == std::string::npos)
+    fail("chat template ", chat_family_name(family), " dropped the last message");
+  out.resize(at);
+  return out;
+}
+
+}  // namespace
+
 std::string apply_chat_template(ChatFamily family, std::span<const ChatMessage> messages,
                                 const ChatOptions& options) {
+  if (options.continue_final_message) return render_continued(family, messages, options);
   if (!chat_family_has_tools(family)) refuse_tools(family, messages, options);
   switch (family) {
     case ChatFamily::kChatML: return render_chatml(messages, options, false);

@@ -59,6 +59,11 @@ struct ChatOptions {
   // it (server/tool_calls.h: python_json). Empty: none. Only the families with a tool-call
   // format take them (chat_family_has_tools); the others fail.
   std::vector<std::string> tools = {};
+  // The last message is an assistant's answer begun by the caller (a "prefill",
+  // transformers' continue_final_message): the prompt ends with its content as the template
+  // writes it, without the end of the turn, and the model continues it. add_generation_prompt
+  // is not used. Fails when the last message is not an assistant's or carries tool calls.
+  bool continue_final_message = false;
 };
 
 // "none", "chatml", "qwen3", "llama3", "llama2".

@@ -50,6 +50,14 @@ json choice_response(const ParsedRequest& r, const ResponseHead& head, bool nati
   return out;
 }
 
+// An assistant message last (without calls) is the start of the answer: llama-server's and
+// Ollama's prefill, which Anthropic's API documents. The model continues it, and the reply is
+// what follows.
+bool continues_answer(const std::vector<ChatMessage>& messages) {
+  return !messages.empty() && messages.back().role == "assistant" &&
+         messages.back().tool_calls.empty();
+}
+
 }  // namespace
 
 void split_reply(const ParsedRequest& r, bool in_reasoning, std::string text,
@@ -79,6 +87,7 @@ std::string chat_prompt_text(const ServerState& st, const ParsedRequest& r,
   ChatOptions co;
   co.enable_thinking = r.enable_thinking;
   co.tools = r.tools;
+  co.continue_final_message = continues_answer(messages);
   try {
     return apply_chat_template(st.model.chat_family, messages, co);
   } catch (const Error& e) {
@@ -101,7 +110,13 @@ Submitted submit_request(ServerState& st, ParsedRequest& r, Endpoint endpoint,
     out.in_reasoning = opens_think_block(text);
     // A constrained reply may follow a think block where the template lets the model think
     // first (Qwen3, unless switched off); a prompt that opened one starts the reply inside it.
-    r.gen.may_think = st.model.chat_family == ChatFamily::kQwen3 && r.enable_thinking;
+    const bool prefilled = continues_answer(r.messages);
+    r.gen.may_think = st.model.chat_family == ChatFamily::kQwen3 && r.enable_thinking && !prefilled;
+    if (prefilled && (r.gen.json_object || r.gen.json_schema || r.gen.grammar))
+      throw bad_request(
+          "the last message is the assistant's, an answer begun (a prefill): its continuation "
+          "cannot be held to a format or grammar that starts at the answer's start",
+          r.gen.grammar ? "grammar" : "response_format");
     r.gen.starts_in_think = out.in_reasoning;
     r.gen.tool_calls = r.tool_rules;
     r.gen.at_sequence_start = false;  // the answer continues the template's text

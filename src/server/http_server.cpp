@@ -7,6 +7,8 @@
 #include <filesystem>
 
 #include "base/error.h"
+#include "server/anthropic_api.h"
+#include "server/anthropic_routes.h"
 #include "server/api_error.h"
 #include "server/chat_page.h"
 #include "server/completions.h"
@@ -22,6 +24,14 @@ namespace {
 void write_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
   res.set_content(dump(e.body()), "application/json");
+}
+
+// An error outside a route's handler (a missing key, an oversize body) in the shape the
+// route's clients read: Anthropic's for its routes, OpenAI's for the others.
+void write_error(const httplib::Request& req, httplib::Response& res, const ApiError& e) {
+  if (!is_anthropic_path(req.path)) return write_error(res, e);
+  res.status = e.status;
+  res.set_content(dump(anthropic_error(e.status, e.what())), "application/json");
 }
 
 // Every route's errors become OpenAI-shaped bodies: ApiError as it says, anything else a 500
@@ -41,7 +51,7 @@ httplib::Server::Handler guarded(
 
 bool is_public(const std::string& path) {
   return path == "/" || path == "/index.html" || path == "/health" || path == "/v1/health" ||
-         path == "/models" || path == "/v1/models";
+         path == "/models" || path == "/v1/models" || path.starts_with("/v1/models/");
 }
 
 bool valid_utf8(const std::string& s) {
@@ -154,7 +164,7 @@ void HttpServer::routes() {
       return httplib::Server::HandlerResponse::Handled;
     }
     if (!st.ready.load(std::memory_order_acquire)) {
-      write_error(res, ApiError(503, "unavailable_error", "Loading model"));
+      write_error(req, res, ApiError(503, "unavailable_error", "Loading model"));
       return httplib::Server::HandlerResponse::Handled;
     }
     if (!st.opts.api_keys.empty() && !is_public(req.path)) {
@@ -164,10 +174,11 @@ void HttpServer::routes() {
       bool ok = false;
       for (const std::string& k : st.opts.api_keys) ok = ok || (!key.empty() && key == k);
       if (!ok) {
-        write_error(res, ApiError(401, "authentication_error",
-                                  key.empty() ? "an API key is required (Authorization: Bearer KEY)"
-                                              : "Invalid API Key",
-                                  "invalid_api_key"));
+        write_error(req, res,
+                    ApiError(401, "authentication_error",
+                             key.empty() ? "an API key is required (Authorization: Bearer KEY)"
+                                         : "Invalid API Key",
+                             "invalid_api_key"));
         return httplib::Server::HandlerResponse::Handled;
       }
     }
@@ -186,7 +197,6 @@ void HttpServer::routes() {
           {"/embedding", "embeddings"},
           {"/infill", "fill-in-the-middle (/infill)"},
           {"/v1/responses", "the Responses API"},
-          {"/v1/messages", "Anthropic's Messages API"},
           {"/rerank", "reranking"},
           {"/v1/rerank", "reranking"},
           {"/v1/audio/transcriptions", "audio transcription"},
@@ -205,17 +215,20 @@ void HttpServer::routes() {
                                std::string("xtile serve does not do ") + what, "not_supported"));
           return httplib::Server::HandlerResponse::Handled;
         }
-      write_error(res, ApiError(404, "not_found_error", "no route " + req.method + " " + req.path,
-                                "not_found"));
+      write_error(
+          req, res,
+          ApiError(404, "not_found_error", "no route " + req.method + " " + req.path, "not_found"));
     } else if (res.status == 413) {
-      write_error(res, ApiError(413, "invalid_request_error",
-                                "the request body is larger than the server's limit of " +
-                                    std::to_string(st.opts.max_body_bytes) + " bytes",
-                                "request_too_large"));
+      write_error(req, res,
+                  ApiError(413, "invalid_request_error",
+                           "the request body is larger than the server's limit of " +
+                               std::to_string(st.opts.max_body_bytes) + " bytes",
+                           "request_too_large"));
     } else {
       const int status = res.status;
-      write_error(res, ApiError(status, status >= 500 ? "server_error" : "invalid_request_error",
-                                "the request failed with HTTP status " + std::to_string(status)));
+      write_error(req, res,
+                  ApiError(status, status >= 500 ? "server_error" : "invalid_request_error",
+                           "the request failed with HTTP status " + std::to_string(status)));
     }
     return httplib::Server::HandlerResponse::Handled;
   }));
@@ -275,7 +288,9 @@ void HttpServer::routes() {
           res.set_content(dump(out), "application/json");
         }));
 
-  auto models = guarded([&st](const httplib::Request&, httplib::Response& res) {
+  // The served model as each client family lists it: OpenAI's fields (id, object, created,
+  // owned_by), Anthropic's (type, display_name, created_at) and llama-server's meta.
+  auto model_entry = [&st] {
     const ModelInfo& m = st.model;
     const auto created =
         std::chrono::duration_cast<std::chrono::seconds>(st.metrics.start.time_since_epoch())
@@ -289,18 +304,39 @@ void HttpServer::routes() {
                  {"arch", m.arch},
                  {"tier", m.tier},
                  {"chat_template", std::string(chat_family_name(m.chat_family))}};
+    return json{{"id", m.id},
+                {"object", "model"},
+                {"created", created},
+                {"owned_by", "xtile"},
+                {"type", "model"},
+                {"display_name", m.id},
+                {"created_at", rfc3339(st.metrics.start)},
+                {"meta", meta}};
+  };
+  auto models = guarded([&st, model_entry](const httplib::Request&, httplib::Response& res) {
     json j = {{"object", "list"},
-              {"data", json::array({{{"id", m.id},
-                                     {"object", "model"},
-                                     {"created", created},
-                                     {"owned_by", "xtile"},
-                                     {"meta", meta}}})},
+              {"data", json::array({model_entry()})},
+              // Anthropic's page of one.
+              {"has_more", false},
+              {"first_id", st.model.id},
+              {"last_id", st.model.id},
               // llama-server's answer carries Ollama's listing too (clients that probe either).
-              {"models", json::array({ollama_model_entry(m)})}};
+              {"models", json::array({ollama_model_entry(st.model)})}};
     res.set_content(dump(j), "application/json");
   });
   s.Get("/v1/models", models);
   s.Get("/models", models);
+  // One model by name (OpenAI's and Anthropic's models.retrieve).
+  s.Get(R"(/v1/models/(.+))",
+        guarded([&st, model_entry](const httplib::Request& req, httplib::Response& res) {
+          const std::string name = req.matches[1];
+          if (!st.model.matches(name))
+            throw ApiError(
+                404, "not_found_error",
+                "the model '" + name + "' does not exist; this server runs '" + st.model.id + "'",
+                "model_not_found");
+          res.set_content(dump(model_entry()), "application/json");
+        }));
 
   s.Get("/metrics", guarded([&st](const httplib::Request&, httplib::Response& res) {
           const auto start =
@@ -384,6 +420,7 @@ void HttpServer::routes() {
          }));
 
   add_ollama_routes(s, st);
+  add_anthropic_routes(s, st);
 
   s.Post("/apply-template", guarded([&st](const httplib::Request& req, httplib::Response& res) {
            const ParsedRequest r = parse_request(parse_body(req.body), true, st.opts.defaults);

@@ -90,18 +90,6 @@ std::string parameter_size(uint64_t n) {
   return buf;
 }
 
-std::string rfc3339(std::chrono::system_clock::time_point t) {
-  const auto ns =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-  const std::time_t secs = static_cast<std::time_t>(ns / 1000000000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  const size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof buf - n, ".%09lldZ", static_cast<long long>(ns % 1000000000));
-  return buf;
-}
-
 // A stable name for the file (Ollama's digest is its blob's sha256; hashing gigabytes per
 // request is not worth it): FNV-1a of the path, size and modification time, 64 hex digits.
 std::string digest_of(const ModelInfo& m) {
@@ -259,6 +247,18 @@ bool ollama_names(const ModelInfo& m, const std::string& name) {
 
 std::string ollama_name(const ModelInfo& m) {
   return m.id.find(':') == std::string::npos ? m.id + ":latest" : m.id;
+}
+
+std::string rfc3339(std::chrono::system_clock::time_point t) {
+  const auto ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  const std::time_t secs = static_cast<std::time_t>(ns / 1000000000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  const size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(buf + n, sizeof buf - n, ".%09lldZ", static_cast<long long>(ns % 1000000000));
+  return buf;
 }
 
 std::string ollama_time_now() {

@@ -8,6 +8,7 @@
 // (/api/generate: "response" and "thinking" instead of "message"). Errors are {"error": "..."}.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -55,7 +56,9 @@ bool ollama_names(const ModelInfo& m, const std::string& name);
 // The served model's Ollama name: its id, tagged ":latest" when it has no tag.
 std::string ollama_name(const ModelInfo& m);
 
-// RFC 3339 UTC time with nanoseconds, as Ollama writes created_at.
+// RFC 3339 UTC time with nanoseconds, as Ollama writes created_at (and Anthropic's model
+// listing its created_at).
+std::string rfc3339(std::chrono::system_clock::time_point t);
 std::string ollama_time_now();
 
 // A piece of a streamed answer (done: false).

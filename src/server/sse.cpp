@@ -34,6 +34,7 @@ struct Stream {
       : signal(std::move(s)), conn(c), tok(t), spec(std::move(sp)) {
     for (size_t i = 0; i < jobs.size(); ++i)
       choices.emplace_back(std::move(jobs[i]), static_cast<int>(i), spec.in_reasoning);
+    if (spec.anthropic) anthropic.emplace(spec.head.id, spec.head.model);
   }
 
   std::vector<Choice> choices;
@@ -41,6 +42,7 @@ struct Stream {
   ClientConnection conn;
   const Tokenizer& tok;
   StreamSpec spec;
+  std::optional<AnthropicEvents> anthropic;  // the open block of Anthropic's events
 
   void cancel_all() {
     for (Choice& c : choices) c.job->cancel();
@@ -105,7 +107,8 @@ struct Stream {
   enum class Step { kGoOn, kClientGone, kFailed };
 
   // Sends what choice c released in u (and, when it ended, its last chunk).
-  Step take(Choice& c, Job::Update& u, const std::function<bool(const json&)>& send) {
+  Step take(Choice& c, Job::Update& u, const std::function<bool(const json&)>& send,
+            const std::function<bool(const std::string&)>& write) {
     for (TokenOut& t : u.tokens) c.tokens.push_back(std::move(t));
     std::string reasoning, content;
     if (spec.chat && spec.reasoning) {
@@ -123,18 +126,27 @@ struct Stream {
       c.tool_splitter.push(text, &content, &calls);
       if (ended) c.tool_splitter.finish(&content, &calls);
     }
-    if (!reasoning.empty() || !content.empty() || !calls.empty())
+    if (anthropic) {
+      c.tokens.clear();
+      if (!write(anthropic->push(reasoning, content, calls))) return Step::kClientGone;
+    } else if (!reasoning.empty() || !content.empty() || !calls.empty()) {
       if (!send(text_chunk(c, reasoning, content, calls))) return Step::kClientGone;
+    }
     if (!u.done) return Step::kGoOn;
     c.ended = true;
     if (reason == FinishReason::kError) {
       const int status = c.job->error_status();
       ApiError e(status, status == 503 ? "unavailable_error" : "server_error", c.job->error());
-      send(spec.ollama ? json{{"error", c.job->error()}} : e.body());
+      if (anthropic) {
+        write(AnthropicEvents::error(status, c.job->error()));
+      } else {
+        send(spec.ollama ? json{{"error", c.job->error()}} : e.body());
+      }
       return Step::kFailed;
     }
     if (reason == FinishReason::kCancelled) return Step::kClientGone;
-    if (spec.native || spec.ollama) return Step::kGoOn;  // their last event comes after the loop
+    // Their last event comes after the loop.
+    if (spec.native || spec.ollama || anthropic) return Step::kGoOn;
     return send(last_chunk(c, reason, c.job->stats())) ? Step::kGoOn : Step::kClientGone;
   }
 
@@ -142,7 +154,8 @@ struct Stream {
   bool run(httplib::DataSink& sink) {
     // The last write, for the pings of a silent stream.
     auto last_write = std::chrono::steady_clock::now();
-    auto write = [&](const std::string& s) {
+    const std::function<bool(const std::string&)> write = [&](const std::string& s) {
+      if (s.empty()) return true;
       if (!sink.write(s.data(), s.size())) return false;
       last_write = std::chrono::steady_clock::now();
       return true;
@@ -150,7 +163,10 @@ struct Stream {
     const std::function<bool(const json&)> send = [&](const json& j) {
       return write(spec.ollama ? dump(j) + "\n" : "data: " + dump(j) + "\n\n");
     };
-    if (spec.chat && !spec.ollama)
+    if (anthropic &&
+        !write(anthropic->start(static_cast<int64_t>(choices.front().job->prompt().size()))))
+      return false;
+    if (spec.chat && !spec.ollama && !anthropic)
       for (const Choice& c : choices)
         if (!send(of_choice(chat_chunk(spec.head, {{"role", "assistant"}, {"content", ""}}), c)))
           return false;
@@ -168,7 +184,7 @@ struct Stream {
         Job::Update u;
         if (!c.job->wait(&c.cursor, &u, std::chrono::milliseconds(one ? 100 : 0))) continue;
         news = true;
-        switch (take(c, u, send)) {
+        switch (take(c, u, send, write)) {
           case Step::kGoOn:
             break;
           case Step::kClientGone:
@@ -188,12 +204,16 @@ struct Stream {
       }
       if (news) continue;
       if (spec.ping_s > 0 && now - last_write > std::chrono::seconds(spec.ping_s)) {
-        if (!write(": ping\n\n")) return false;
+        if (!write(anthropic ? AnthropicEvents::ping() : ": ping\n\n")) return false;
       }
       if (!one) signal->wait_past(seen, std::chrono::milliseconds(100));
     }
     std::vector<JobStats> stats;
     for (const Choice& c : choices) stats.push_back(c.job->stats());
+    if (anthropic) {  // the open block's end, the stop reason and usage, message_stop
+      const Choice& c = choices.front();
+      return write(anthropic->finish(c.job->finish_reason(), stats.front()));
+    }
     if (spec.ollama) {  // done: true and the durations; no [DONE]
       const Choice& c = choices.front();
       return send(ollama_final(*spec.ollama, spec.head.model, "", "", {}, c.job->finish_reason(),

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "server/anthropic_api.h"
 #include "server/connection.h"
 #include "server/job.h"
 #include "server/ollama_api.h"
@@ -40,12 +41,14 @@ struct StreamSpec {
   ResponseHead head;
   // Ollama's NDJSON lines instead of server-sent events (ollama_api.h), one choice.
   std::optional<OllamaRoute> ollama;
+  // Anthropic's named events (anthropic_api.h), one choice; head.id is the message's id.
+  bool anthropic = false;
 };
 
 // The n choices of one request (n > 1 needs the signal their jobs notify; n == 1 may pass
 // null): each choice's chunks carry its index, in the order the choices release text; each
 // choice ends with its own last chunk; the usage chunk and [DONE] come after the last one.
-// The native and Ollama shapes take one choice.
+// The native, Ollama and Anthropic shapes take one choice.
 void stream_job(httplib::Response& res, std::vector<std::shared_ptr<Job>> jobs,
                 std::shared_ptr<JobSignal> signal, ClientConnection conn, const Tokenizer& tok,
                 StreamSpec spec);

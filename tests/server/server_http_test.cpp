@@ -1267,6 +1267,14 @@ TEST(ServerHttpOwn, ApiKey) {
   EXPECT_EQ(post(port, "/v1/chat/completions", body, {{"Authorization", "Bearer sesame"}}).status,
             200);
   EXPECT_EQ(post(port, "/v1/chat/completions", body, {{"X-Api-Key", "other"}}).status, 200);
+  // Anthropic's clients send x-api-key, and read Anthropic's error shape.
+  const json message = {
+      {"model", "stories260K"}, {"max_tokens", 2}, {"messages", body["messages"]}};
+  const Reply refused = post(port, "/v1/messages", message);
+  EXPECT_EQ(refused.status, 401);
+  EXPECT_EQ(refused.j()["type"], "error") << refused.body;
+  EXPECT_EQ(refused.j()["error"]["type"], "authentication_error") << refused.body;
+  EXPECT_EQ(post(port, "/v1/messages", message, {{"x-api-key", "sesame"}}).status, 200);
   EXPECT_EQ(s.stop(), 0) << s.log();
 }
 

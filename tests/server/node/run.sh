@@ -5,7 +5,7 @@
 source "$(dirname "$0")/../lib.sh"
 dir="$(cd "$(dirname "$0")" && pwd)"
 command -v node >/dev/null || skip "node is not installed (scripts/deps.sh installs it)"
-for p in openai ollama playwright-core; do
+for p in openai ollama @anthropic-ai/sdk playwright-core; do
   [ -d "$dir/node_modules/$p" ] ||
     skip "npm package $p is missing: npm ci --prefix tests/server/node (scripts/deps.sh does)"
 done
@@ -16,7 +16,7 @@ case "$1" in
     model=$(slow_model)
     start_server -m "$model" -np 2 -t 2 -c 8192
     ;;
-  openai_tools*)  # Qwen's template, for function calling
+  openai_tools* | anthropic_client*)  # Qwen's template, for function calling
     model=$(slow_model)
     start_server -m "$model" -np 2 -t 2 -c 4096
     ;;

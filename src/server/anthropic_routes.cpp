@@ -1,0 +1,97 @@
+#include "server/anthropic_routes.h"
+
+#include <ctime>
+#include <functional>
+
+#include "server/anthropic_api.h"
+#include "server/api_error.h"
+#include "server/completions.h"
+#include "server/connection.h"
+#include "server/openai_response.h"
+#include "server/sse.h"
+
+namespace xtile::server {
+
+using nlohmann::json;
+
+namespace {
+
+httplib::Server::Handler anthropic_guarded(
+    std::function<void(const httplib::Request&, httplib::Response&)> h) {
+  return [h = std::move(h)](const httplib::Request& req, httplib::Response& res) {
+    try {
+      h(req, res);
+    } catch (const ApiError& e) {
+      res.status = e.status;
+      res.set_content(dump(anthropic_error(e.status, e.what())), "application/json");
+    } catch (const std::exception& e) {
+      res.status = 500;
+      res.set_content(dump(anthropic_error(500, std::string("internal error: ") + e.what())),
+                      "application/json");
+    }
+  };
+}
+
+// The request's model must be the served one (as on the OpenAI routes: a client that names
+// another model learns so rather than getting this one's answer).
+ParsedRequest parsed(const ServerState& st, const AnthropicRequest& a) {
+  if (!st.model.matches(a.model))
+    throw ApiError(404, "not_found_error",
+                   "model: '" + a.model + "' is not served here; this server runs '" + st.model.id +
+                       "' (GET /v1/models)");
+  return parse_request(a.openai, /*chat=*/true, st.opts.defaults);
+}
+
+void handle_messages(ServerState& st, const httplib::Request& req, httplib::Response& res) {
+  const AnthropicRequest a = anthropic_request(parse_body(req.body));
+  ParsedRequest r = parsed(st, a);
+  Submitted sub = submit_request(st, r, Endpoint::kChat, res);
+  const std::string id = make_id("msg_");
+  ClientConnection conn(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
+  if (a.stream) {
+    StreamSpec spec;
+    spec.chat = true;
+    spec.reasoning = r.reasoning;
+    spec.in_reasoning = sub.in_reasoning;
+    spec.tools = !r.tools.empty();
+    spec.ping_s = st.opts.sse_ping_s;
+    spec.head = {id, static_cast<int64_t>(std::time(nullptr)), st.model.id, st.model.fingerprint};
+    spec.anthropic = true;
+    stream_job(res, std::move(sub.jobs), std::move(sub.signal), conn, *st.tok, spec);
+    return;
+  }
+  std::vector<std::string> texts;
+  std::vector<std::vector<TokenOut>> tokens;
+  if (!read_all(sub, conn, res, &texts, &tokens)) return;
+  const Job& job = *sub.jobs.front();
+  std::string thinking, text;
+  std::vector<ToolCallOut> calls;
+  split_reply(r, sub.in_reasoning, std::move(texts.front()), &thinking, &text, &calls);
+  res.set_content(dump(anthropic_message(id, st.model.id, thinking, text, calls,
+                                         job.finish_reason(), job.stats())),
+                  "application/json");
+}
+
+}  // namespace
+
+bool is_anthropic_path(const std::string& path) {
+  return path == "/v1/messages" || path.starts_with("/v1/messages/");
+}
+
+void add_anthropic_routes(httplib::Server& s, ServerState& st) {
+  s.Post("/v1/messages",
+         anthropic_guarded([&st](const httplib::Request& req, httplib::Response& res) {
+           handle_messages(st, req, res);
+         }));
+  // The prompt's token count as the template writes it (what usage.input_tokens would say).
+  s.Post("/v1/messages/count_tokens",
+         anthropic_guarded([&st](const httplib::Request& req, httplib::Response& res) {
+           const AnthropicRequest a = anthropic_request(parse_body(req.body), /*count_only=*/true);
+           const ParsedRequest r = parsed(st, a);
+           const std::string text = chat_prompt_text(st, r);
+           const size_t n = st.tok->encode(text, /*add_bos=*/false, /*parse_special=*/true).size();
+           res.set_content(dump(json{{"input_tokens", n}}), "application/json");
+         }));
+}
+
+}  // namespace xtile::server
