@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what xtile needs to build and test on Debian 12 (run as root, or with sudo available).
 # Build: the compiler, CMake, the libraries. Tests of `xtile serve` also use curl, Node with
-# the npm packages of tests/server/node (the openai and ollama clients, playwright-core; npm
-# is used for test clients only) and Debian's Chromium.
+# the npm packages of tests/server/node (the openai, ollama and anthropic clients,
+# playwright-core; npm is used for test clients only) and Debian's Chromium.
 set -euo pipefail
 PKGS=(g++ cmake make ninja-build pkg-config libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev
       libcli11-dev nlohmann-json3-dev libcpp-httplib-dev binutils clang libclang-rt-14-dev
