@@ -359,7 +359,7 @@ json anthropic_message(const std::string& id, const std::string& model, const st
           {"usage", anthropic_usage(s)}};
 }
 
-std::string AnthropicEvents::start(int64_t prompt_tokens) const {
+std::string AnthropicEvents::start(int64_t prompt_tokens) {
   // The cache's share is known once a slot takes the request: message_delta carries it.
   const json usage = {{"input_tokens", prompt_tokens},
                       {"cache_creation_input_tokens", 0},
@@ -441,7 +441,7 @@ std::string AnthropicEvents::finish(FinishReason reason, const JobStats& s) {
   return out;
 }
 
-std::string AnthropicEvents::ping() {
+std::string AnthropicEvents::ping() const {
   return event("ping", {{"type", "ping"}});
 }
 

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "server/job.h"
+#include "server/structured_events.h"
 #include "server/tool_calls.h"
 
 namespace xtile::server {
@@ -59,21 +60,19 @@ nlohmann::json anthropic_message(const std::string& id, const std::string& model
 // A streamed message's events, each "event: NAME\ndata: {...}\n\n". Blocks open and close as the
 // reply's parts arrive: thinking, then text, then each tool call in a block of its own (its
 // arguments in one input_json_delta).
-class AnthropicEvents {
+class AnthropicEvents : public StructuredEvents {
  public:
   AnthropicEvents(std::string id, std::string model)
       : id_(std::move(id)), model_(std::move(model)) {}
 
   // message_start: the message with no content yet and the prompt's token count.
-  std::string start(int64_t prompt_tokens) const;
-  // The events for the reply's next parts (any may be empty).
+  std::string start(int64_t prompt_tokens) override;
   std::string push(const std::string& thinking, const std::string& text,
-                   const std::vector<ToolCallOut>& calls);
+                   const std::vector<ToolCallOut>& calls) override;
   // The open block's end, message_delta with the stop reason and the final usage, message_stop.
-  std::string finish(FinishReason reason, const JobStats& s);
-
-  static std::string ping();
-  static std::string error(int status, const std::string& message);
+  std::string finish(FinishReason reason, const JobStats& s) override;
+  std::string ping() const override;                                   // event: ping
+  std::string error(int status, const std::string& message) override;  // event: error
 
  private:
   enum class Block { kNone, kThinking, kText };

@@ -56,7 +56,7 @@ void handle_messages(ServerState& st, const httplib::Request& req, httplib::Resp
     spec.tools = !r.tools.empty();
     spec.ping_s = st.opts.sse_ping_s;
     spec.head = {id, static_cast<int64_t>(std::time(nullptr)), st.model.id, st.model.fingerprint};
-    spec.anthropic = true;
+    spec.events = std::make_shared<AnthropicEvents>(id, st.model.id);
     stream_job(res, std::move(sub.jobs), std::move(sub.signal), conn, *st.tok, spec);
     return;
   }

@@ -14,6 +14,7 @@
 #include "server/completions.h"
 #include "server/ollama_api.h"
 #include "server/ollama_routes.h"
+#include "server/responses_routes.h"
 
 namespace xtile::server {
 
@@ -196,7 +197,6 @@ void HttpServer::routes() {
           {"/embeddings", "embeddings"},
           {"/embedding", "embeddings"},
           {"/infill", "fill-in-the-middle (/infill)"},
-          {"/v1/responses", "the Responses API"},
           {"/rerank", "reranking"},
           {"/v1/rerank", "reranking"},
           {"/v1/audio/transcriptions", "audio transcription"},
@@ -371,6 +371,10 @@ void HttpServer::routes() {
   for (const char* path : {"/v1/completions", "/completions"})
     s.Post(path, guarded([&st](const httplib::Request& req, httplib::Response& res) {
              handle_completion(st, req, res, Endpoint::kText);
+           }));
+  for (const char* path : {"/v1/responses", "/responses"})
+    s.Post(path, guarded([&st](const httplib::Request& req, httplib::Response& res) {
+             handle_responses(st, req, res);
            }));
   s.Post("/completion", guarded([&st](const httplib::Request& req, httplib::Response& res) {
            handle_completion(st, req, res, Endpoint::kNative);

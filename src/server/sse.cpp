@@ -34,7 +34,6 @@ struct Stream {
       : signal(std::move(s)), conn(c), tok(t), spec(std::move(sp)) {
     for (size_t i = 0; i < jobs.size(); ++i)
       choices.emplace_back(std::move(jobs[i]), static_cast<int>(i), spec.in_reasoning);
-    if (spec.anthropic) anthropic.emplace(spec.head.id, spec.head.model);
   }
 
   std::vector<Choice> choices;
@@ -42,7 +41,7 @@ struct Stream {
   ClientConnection conn;
   const Tokenizer& tok;
   StreamSpec spec;
-  std::optional<AnthropicEvents> anthropic;  // the open block of Anthropic's events
+  StructuredEvents* structured() const { return spec.events.get(); }
 
   void cancel_all() {
     for (Choice& c : choices) c.job->cancel();
@@ -126,9 +125,9 @@ struct Stream {
       c.tool_splitter.push(text, &content, &calls);
       if (ended) c.tool_splitter.finish(&content, &calls);
     }
-    if (anthropic) {
+    if (structured()) {
       c.tokens.clear();
-      if (!write(anthropic->push(reasoning, content, calls))) return Step::kClientGone;
+      if (!write(structured()->push(reasoning, content, calls))) return Step::kClientGone;
     } else if (!reasoning.empty() || !content.empty() || !calls.empty()) {
       if (!send(text_chunk(c, reasoning, content, calls))) return Step::kClientGone;
     }
@@ -137,8 +136,8 @@ struct Stream {
     if (reason == FinishReason::kError) {
       const int status = c.job->error_status();
       ApiError e(status, status == 503 ? "unavailable_error" : "server_error", c.job->error());
-      if (anthropic) {
-        write(AnthropicEvents::error(status, c.job->error()));
+      if (structured()) {
+        write(structured()->error(status, c.job->error()));
       } else {
         send(spec.ollama ? json{{"error", c.job->error()}} : e.body());
       }
@@ -146,7 +145,7 @@ struct Stream {
     }
     if (reason == FinishReason::kCancelled) return Step::kClientGone;
     // Their last event comes after the loop.
-    if (spec.native || spec.ollama || anthropic) return Step::kGoOn;
+    if (spec.native || spec.ollama || structured()) return Step::kGoOn;
     return send(last_chunk(c, reason, c.job->stats())) ? Step::kGoOn : Step::kClientGone;
   }
 
@@ -163,10 +162,10 @@ struct Stream {
     const std::function<bool(const json&)> send = [&](const json& j) {
       return write(spec.ollama ? dump(j) + "\n" : "data: " + dump(j) + "\n\n");
     };
-    if (anthropic &&
-        !write(anthropic->start(static_cast<int64_t>(choices.front().job->prompt().size()))))
+    if (structured() &&
+        !write(structured()->start(static_cast<int64_t>(choices.front().job->prompt().size()))))
       return false;
-    if (spec.chat && !spec.ollama && !anthropic)
+    if (spec.chat && !spec.ollama && !structured())
       for (const Choice& c : choices)
         if (!send(of_choice(chat_chunk(spec.head, {{"role", "assistant"}, {"content", ""}}), c)))
           return false;
@@ -204,15 +203,15 @@ struct Stream {
       }
       if (news) continue;
       if (spec.ping_s > 0 && now - last_write > std::chrono::seconds(spec.ping_s)) {
-        if (!write(anthropic ? AnthropicEvents::ping() : ": ping\n\n")) return false;
+        if (!write(structured() ? structured()->ping() : ": ping\n\n")) return false;
       }
       if (!one) signal->wait_past(seen, std::chrono::milliseconds(100));
     }
     std::vector<JobStats> stats;
     for (const Choice& c : choices) stats.push_back(c.job->stats());
-    if (anthropic) {  // the open block's end, the stop reason and usage, message_stop
+    if (structured()) {  // the open block's end, the stop reason and usage
       const Choice& c = choices.front();
-      return write(anthropic->finish(c.job->finish_reason(), stats.front()));
+      return write(structured()->finish(c.job->finish_reason(), stats.front()));
     }
     if (spec.ollama) {  // done: true and the durations; no [DONE]
       const Choice& c = choices.front();

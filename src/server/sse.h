@@ -17,11 +17,11 @@
 #include <string>
 #include <vector>
 
-#include "server/anthropic_api.h"
 #include "server/connection.h"
 #include "server/job.h"
 #include "server/ollama_api.h"
 #include "server/openai_response.h"
+#include "server/structured_events.h"
 #include "tokenizer/tokenizer.h"
 
 namespace xtile::server {
@@ -41,14 +41,15 @@ struct StreamSpec {
   ResponseHead head;
   // Ollama's NDJSON lines instead of server-sent events (ollama_api.h), one choice.
   std::optional<OllamaRoute> ollama;
-  // Anthropic's named events (anthropic_api.h), one choice; head.id is the message's id.
-  bool anthropic = false;
+  // Structured events (Anthropic's Messages, OpenAI's Responses) instead of chat chunks, one
+  // choice: this object writes them.
+  std::shared_ptr<StructuredEvents> events;
 };
 
 // The n choices of one request (n > 1 needs the signal their jobs notify; n == 1 may pass
 // null): each choice's chunks carry its index, in the order the choices release text; each
 // choice ends with its own last chunk; the usage chunk and [DONE] come after the last one.
-// The native, Ollama and Anthropic shapes take one choice.
+// The native, Ollama and structured shapes take one choice.
 void stream_job(httplib::Response& res, std::vector<std::shared_ptr<Job>> jobs,
                 std::shared_ptr<JobSignal> signal, ClientConnection conn, const Tokenizer& tok,
                 StreamSpec spec);

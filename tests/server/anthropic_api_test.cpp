@@ -8,10 +8,10 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "named_events.h"
 #include "server/api_error.h"
 
 namespace xtile::server {
@@ -19,18 +19,6 @@ namespace {
 
 using nlohmann::json;
 using nlohmann::ordered_json;
-
-// The events of a stream's text: (name, data) pairs.
-std::vector<std::pair<std::string, json>> events_of(const std::string& text) {
-  std::vector<std::pair<std::string, json>> out;
-  std::istringstream in(text);
-  std::string line, name;
-  while (std::getline(in, line)) {
-    if (line.starts_with("event: ")) name = line.substr(7);
-    if (line.starts_with("data: ")) out.emplace_back(name, json::parse(line.substr(6)));
-  }
-  return out;
-}
 
 // The ApiError's field (param) and status for a body.
 std::pair<int, std::string> error_of(const ordered_json& body) {
@@ -194,7 +182,7 @@ TEST(AnthropicApi, StreamEventsOpenAndCloseBlocksInOrder) {
   s.prompt_tokens = 12;
   s.completion_tokens = 9;
   text += ev.finish(FinishReason::kStop, s);
-  const auto events = events_of(text);
+  const auto events = named_events(text);
   std::vector<std::string> names;
   for (const auto& [name, data] : events) {
     names.push_back(name);
@@ -206,29 +194,28 @@ TEST(AnthropicApi, StreamEventsOpenAndCloseBlocksInOrder) {
                        "content_block_delta", "content_block_delta", "content_block_stop",
                        "content_block_start", "content_block_delta", "content_block_stop",
                        "message_delta", "message_stop"}));
-  EXPECT_EQ(events[0].second["message"]["usage"]["input_tokens"], 12);
-  EXPECT_EQ(events[1].second["content_block"]["type"], "thinking");
-  EXPECT_EQ(events[2].second["delta"], json::parse(R"({"type": "thinking_delta",
+  EXPECT_EQ(events[0].data["message"]["usage"]["input_tokens"], 12);
+  EXPECT_EQ(events[1].data["content_block"]["type"], "thinking");
+  EXPECT_EQ(events[2].data["delta"], json::parse(R"({"type": "thinking_delta",
                                                        "thinking": "Let me"})"));
-  EXPECT_EQ(events[5].second["index"], 1);
-  EXPECT_EQ(events[7].second["delta"]["text"], " world");
-  EXPECT_EQ(events[9].second["content_block"],
+  EXPECT_EQ(events[5].data["index"], 1);
+  EXPECT_EQ(events[7].data["delta"]["text"], " world");
+  EXPECT_EQ(events[9].data["content_block"],
             json::parse(R"({"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}})"));
-  EXPECT_EQ(events[9].second["index"], 2);
-  EXPECT_EQ(json::parse(events[10].second["delta"]["partial_json"].get<std::string>()),
+  EXPECT_EQ(events[9].data["index"], 2);
+  EXPECT_EQ(json::parse(events[10].data["delta"]["partial_json"].get<std::string>()),
             json::parse(R"({"a":[1]})"));
-  EXPECT_EQ(events[12].second["delta"]["stop_reason"], "tool_use");
-  EXPECT_EQ(events[12].second["usage"]["output_tokens"], 9);
+  EXPECT_EQ(events[12].data["delta"]["stop_reason"], "tool_use");
+  EXPECT_EQ(events[12].data["usage"]["output_tokens"], 9);
 
   // Nothing written before the end: one empty text block, as the whole message has.
   AnthropicEvents empty("msg_2", "m");
-  const auto none = events_of(empty.finish(FinishReason::kLength, s));
+  const auto none = named_events(empty.finish(FinishReason::kLength, s));
   ASSERT_EQ(none.size(), 4u);
-  EXPECT_EQ(none[0].second["content_block"], json::parse(R"({"type": "text", "text": ""})"));
-  EXPECT_EQ(none[2].second["delta"]["stop_reason"], "max_tokens");
-  EXPECT_EQ(events_of(AnthropicEvents::ping())[0].first, "ping");
-  EXPECT_EQ(events_of(AnthropicEvents::error(503, "busy"))[0].second["error"]["type"],
-            "overloaded_error");
+  EXPECT_EQ(none[0].data["content_block"], json::parse(R"({"type": "text", "text": ""})"));
+  EXPECT_EQ(none[2].data["delta"]["stop_reason"], "max_tokens");
+  EXPECT_EQ(named_events(empty.ping())[0].name, "ping");
+  EXPECT_EQ(named_events(empty.error(503, "busy"))[0].data["error"]["type"], "overloaded_error");
 }
 
 }  // namespace

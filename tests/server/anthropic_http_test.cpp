@@ -7,11 +7,11 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "http_client.h"
+#include "named_events.h"
 #include "server_process.h"
 #include "test_util.h"
 
@@ -20,28 +20,11 @@ namespace {
 
 using nlohmann::json;
 
-struct Event {
-  std::string name;
-  json data;
-};
-
-// A streamed body's named events.
-std::vector<Event> events_of(const std::string& body) {
-  std::vector<Event> out;
-  std::istringstream in(body);
-  std::string line, name;
-  while (std::getline(in, line)) {
-    if (line.starts_with("event: ")) name = line.substr(7);
-    if (line.starts_with("data: ")) out.push_back({name, json::parse(line.substr(6))});
-  }
-  return out;
-}
-
 // The message a stream describes, rebuilt as the SDKs do (content blocks from their start and
 // deltas, stop reason and usage from message_delta), after checking the events' order: one
 // message_start first, message_stop last, each block started, given deltas and stopped before
 // the next starts, indices counting from 0.
-json message_of(const std::vector<Event>& events) {
+json message_of(const std::vector<NamedEvent>& events) {
   EXPECT_GE(events.size(), 4u);
   if (events.size() < 4) return {};
   EXPECT_EQ(events.front().name, "message_start");
@@ -49,7 +32,7 @@ json message_of(const std::vector<Event>& events) {
   json m = events.front().data["message"];
   int open = -1;
   for (size_t i = 1; i + 1 < events.size(); ++i) {
-    const Event& e = events[i];
+    const NamedEvent& e = events[i];
     EXPECT_EQ(e.data["type"], e.name);
     if (e.name == "content_block_start") {
       EXPECT_EQ(open, -1) << "a block started inside another";
@@ -122,7 +105,7 @@ class AnthropicHttp : public ::testing::Test {
     EXPECT_NE(streamed.headers.find("Content-Type")->second.find("text/event-stream"),
               std::string::npos);
     if (whole.status != 200 || streamed.status != 200) return {};
-    return {whole.j(), message_of(events_of(streamed.body))};
+    return {whole.j(), message_of(named_events(streamed.body))};
   }
   static ServerProcess* server_;
   int port_ = 0;
@@ -300,7 +283,7 @@ TEST(AnthropicHttpOwn, ForcedToolUseIsTheOpenAIRoutesCall) {
     b["stream"] = stream;
     const Reply r = post(port, "/v1/messages", b);
     ASSERT_EQ(r.status, 200) << r.body;
-    const json m = stream ? message_of(events_of(r.body)) : r.j();
+    const json m = stream ? message_of(named_events(r.body)) : r.j();
     ASSERT_EQ(m["content"].size(), 1u) << m.dump();
     const json use = m["content"][0];
     EXPECT_EQ(use["type"], "tool_use");
@@ -363,7 +346,7 @@ TEST(AnthropicHttpOwn, ForcedToolUseIsTheOpenAIRoutesCall) {
   think["stream"] = true;
   const Reply streamed = post(port, "/v1/messages", think);
   ASSERT_EQ(streamed.status, 200) << streamed.body;
-  EXPECT_EQ(message_of(events_of(streamed.body))["content"], w["content"]);
+  EXPECT_EQ(message_of(named_events(streamed.body))["content"], w["content"]);
   EXPECT_EQ(server.stop(), 0) << server.log();
 }
 

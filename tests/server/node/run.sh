@@ -16,7 +16,7 @@ case "$1" in
     model=$(slow_model)
     start_server -m "$model" -np 2 -t 2 -c 8192
     ;;
-  openai_tools* | anthropic_client*)  # Qwen's template, for function calling
+  openai_tools* | anthropic_client* | responses_client*)  # Qwen's template: function calling
     model=$(slow_model)
     start_server -m "$model" -np 2 -t 2 -c 4096
     ;;

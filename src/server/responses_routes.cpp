@@ -1,0 +1,55 @@
+#include "server/responses_routes.h"
+
+#include <cmath>
+
+#include "server/api_error.h"
+#include "server/completions.h"
+#include "server/connection.h"
+#include "server/openai_response.h"
+#include "server/responses_api.h"
+#include "server/sse.h"
+
+namespace xtile::server {
+
+void handle_responses(ServerState& st, const httplib::Request& req, httplib::Response& res) {
+  const ResponsesRequest q = responses_request(parse_body(req.body));
+  ParsedRequest r = parse_request(q.openai, /*chat=*/true, st.opts.defaults);
+  if (!r.model.empty() && !st.model.matches(r.model))
+    throw ApiError(404, "invalid_request_error",
+                   "the model '" + r.model + "' does not exist; this server runs '" + st.model.id +
+                       "' (GET /v1/models)",
+                   "model_not_found", "model");
+  Submitted sub = submit_request(st, r, Endpoint::kChat, res);
+  // The sampling the answer used: the request's, else the server's defaults (six digits: the
+  // float's, not its binary tail).
+  nlohmann::json echo = q.echo;
+  auto six = [](float x) { return std::round(static_cast<double>(x) * 1e6) / 1e6; };
+  if (!echo.contains("temperature")) echo["temperature"] = six(r.gen.sampler.temperature);
+  if (!echo.contains("top_p")) echo["top_p"] = six(r.gen.sampler.top_p);
+  const nlohmann::json head = response_head(make_id("resp_"), st.model.id, echo);
+  ClientConnection conn(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
+  if (q.stream) {
+    StreamSpec spec;
+    spec.chat = true;
+    spec.reasoning = r.reasoning;
+    spec.in_reasoning = sub.in_reasoning;
+    spec.tools = !r.tools.empty();
+    spec.ping_s = st.opts.sse_ping_s;
+    spec.head = {head["id"], head["created_at"], st.model.id, st.model.fingerprint};
+    spec.events = std::make_shared<ResponseEvents>(head);
+    stream_job(res, std::move(sub.jobs), std::move(sub.signal), conn, *st.tok, spec);
+    return;
+  }
+  std::vector<std::string> texts;
+  std::vector<std::vector<TokenOut>> tokens;
+  if (!read_all(sub, conn, res, &texts, &tokens)) return;
+  const Job& job = *sub.jobs.front();
+  std::string thinking, text;
+  std::vector<ToolCallOut> calls;
+  split_reply(r, sub.in_reasoning, std::move(texts.front()), &thinking, &text, &calls);
+  res.set_content(dump(response_object(head, job.finish_reason(),
+                                       response_output(thinking, text, calls), job.stats())),
+                  "application/json");
+}
+
+}  // namespace xtile::server
