@@ -1,6 +1,7 @@
 #include "server/anthropic_api.h"
 
 #include "server/api_error.h"
+#include "server/request_fields.h"
 
 namespace xtile::server {
 
@@ -9,30 +10,8 @@ using nlohmann::ordered_json;
 
 namespace {
 
-// The value at `key`, or null when absent or JSON null (Anthropic's clients send null for
-// "not given").
-const ordered_json* find(const ordered_json& o, const char* key) {
-  const auto it = o.find(key);
-  return it == o.end() || it->is_null() ? nullptr : &*it;
-}
-
-[[noreturn]] void wrong(const std::string& at, const std::string& what) {
-  throw bad_request("'" + at + "' must be " + what, at);
-}
-
-std::string string_at(const ordered_json& o, const char* key, const std::string& at,
-                      bool required) {
-  const ordered_json* v = find(o, key);
-  if (!v) {
-    if (required) throw bad_request("'" + at + "' is required", at);
-    return "";
-  }
-  if (!v->is_string()) wrong(at, "a string");
-  return v->get<std::string>();
-}
-
 std::string block_type(const ordered_json& block, const std::string& at) {
-  if (!block.is_object()) wrong(at, "an object (a content block)");
+  if (!block.is_object()) must_be(at, "an object (a content block)");
   return string_at(block, "type", at + ".type", true);
 }
 
@@ -62,7 +41,7 @@ void blank_billing_stamp(std::string* text) {
 // result). Blocks of other types are refused, naming them.
 std::string text_of(const ordered_json& v, const std::string& at) {
   if (v.is_string()) return v.get<std::string>();
-  if (!v.is_array()) wrong(at, "a string or an array of text blocks");
+  if (!v.is_array()) must_be(at, "a string or an array of text blocks");
   std::string text;
   for (size_t i = 0; i < v.size(); ++i) {
     const std::string bat = at + "[" + std::to_string(i) + "]";
@@ -80,19 +59,19 @@ std::string text_of(const ordered_json& v, const std::string& at) {
 // content, reasoning_content and tool_calls.
 void map_turn(const ordered_json& m, size_t i, ordered_json* out) {
   const std::string at = "messages[" + std::to_string(i) + "]";
-  if (!m.is_object()) wrong(at, "an object");
+  if (!m.is_object()) must_be(at, "an object");
   const std::string role = string_at(m, "role", at + ".role", true);
   if (role != "user" && role != "assistant")
     throw bad_request("'" + at + ".role' must be \"user\" or \"assistant\", got '" + role +
                           "' (the system prompt is the top-level 'system')",
                       at + ".role");
-  const ordered_json* content = find(m, "content");
+  const ordered_json* content = present(m, "content");
   if (!content) throw bad_request("'" + at + ".content' is required", at + ".content");
   if (content->is_string()) {
     out->push_back({{"role", role}, {"content", *content}});
     return;
   }
-  if (!content->is_array()) wrong(at + ".content", "a string or an array of content blocks");
+  if (!content->is_array()) must_be(at + ".content", "a string or an array of content blocks");
   std::string text, thinking;
   bool has_text = false, has_thinking = false;
   ordered_json calls = ordered_json::array();
@@ -107,7 +86,7 @@ void map_turn(const ordered_json& m, size_t i, ordered_json* out) {
     } else if (type == "tool_result" && role == "user") {
       if (has_text)
         throw bad_request("'" + bat + "': tool_result blocks come before the turn's text", bat);
-      const ordered_json* c = find(block, "content");
+      const ordered_json* c = present(block, "content");
       out->push_back({{"role", "tool"},
                       {"tool_call_id", string_at(block, "tool_use_id", bat + ".tool_use_id", true)},
                       {"content", c ? text_of(*c, bat + ".content") : std::string()}});
@@ -118,8 +97,8 @@ void map_turn(const ordered_json& m, size_t i, ordered_json* out) {
       // Another model's encrypted reasoning: nothing a local model can read.
     } else if (type == "tool_use" && role == "assistant") {
       const std::string name = string_at(block, "name", bat + ".name", true);
-      const ordered_json* input = find(block, "input");
-      if (input && !input->is_object()) wrong(bat + ".input", "an object");
+      const ordered_json* input = present(block, "input");
+      if (input && !input->is_object()) must_be(bat + ".input", "an object");
       calls.push_back(
           {{"id", string_at(block, "id", bat + ".id", false)},
            {"type", "function"},
@@ -139,12 +118,12 @@ void map_turn(const ordered_json& m, size_t i, ordered_json* out) {
 // functions). Anthropic's server tools (web search, code execution, bash, the text editor, ...)
 // run on Anthropic's side: refused.
 ordered_json map_tools(const ordered_json& tools) {
-  if (!tools.is_array()) wrong("tools", "an array");
+  if (!tools.is_array()) must_be("tools", "an array");
   ordered_json out = ordered_json::array();
   for (size_t i = 0; i < tools.size(); ++i) {
     const ordered_json& t = tools[i];
     const std::string at = "tools[" + std::to_string(i) + "]";
-    if (!t.is_object()) wrong(at, "an object");
+    if (!t.is_object()) must_be(at, "an object");
     const std::string type = string_at(t, "type", at + ".type", false);
     if (!type.empty() && type != "custom")
       throw bad_request("'" + at + "' is Anthropic's server tool '" + type +
@@ -152,15 +131,15 @@ ordered_json map_tools(const ordered_json& tools) {
                             "(name, description, input_schema)",
                         at + ".type");
     ordered_json f = {{"name", string_at(t, "name", at + ".name", true)}};
-    if (const ordered_json* d = find(t, "description")) {
-      if (!d->is_string()) wrong(at + ".description", "a string");
+    if (const ordered_json* d = present(t, "description")) {
+      if (!d->is_string()) must_be(at + ".description", "a string");
       f["description"] = *d;
     }
-    const ordered_json* schema = find(t, "input_schema");
+    const ordered_json* schema = present(t, "input_schema");
     if (!schema) throw bad_request("'" + at + ".input_schema' is required", at + ".input_schema");
-    if (!schema->is_object()) wrong(at + ".input_schema", "an object (a JSON schema)");
+    if (!schema->is_object()) must_be(at + ".input_schema", "an object (a JSON schema)");
     f["parameters"] = *schema;
-    if (const ordered_json* s = find(t, "strict")) f["strict"] = *s;
+    if (const ordered_json* s = present(t, "strict")) f["strict"] = *s;
     out.push_back({{"type", "function"}, {"function", std::move(f)}});
   }
   return out;
@@ -168,7 +147,7 @@ ordered_json map_tools(const ordered_json& tools) {
 
 // tool_choice {type: auto | any | tool (with name) | none, disable_parallel_tool_use?}.
 void map_tool_choice(const ordered_json& c, ordered_json* o) {
-  if (!c.is_object()) wrong("tool_choice", "an object with a type");
+  if (!c.is_object()) must_be("tool_choice", "an object with a type");
   const std::string type = string_at(c, "type", "tool_choice.type", true);
   if (type == "auto") {
     (*o)["tool_choice"] = "auto";
@@ -185,8 +164,8 @@ void map_tool_choice(const ordered_json& c, ordered_json* o) {
         "'tool_choice.type' must be \"auto\", \"any\", \"tool\" or \"none\", got '" + type + "'",
         "tool_choice.type");
   }
-  if (const ordered_json* p = find(c, "disable_parallel_tool_use")) {
-    if (!p->is_boolean()) wrong("tool_choice.disable_parallel_tool_use", "true or false");
+  if (const ordered_json* p = present(c, "disable_parallel_tool_use")) {
+    if (!p->is_boolean()) must_be("tool_choice.disable_parallel_tool_use", "true or false");
     (*o)["parallel_tool_calls"] = !p->get<bool>();
   }
 }
@@ -194,13 +173,13 @@ void map_tool_choice(const ordered_json& c, ordered_json* o) {
 // output_format (and output_config.format): {type: "json_schema", schema}: the text is an
 // instance of the schema, as the OpenAI route's response_format json_schema.
 void map_output_format(const ordered_json& f, const std::string& at, ordered_json* o) {
-  if (!f.is_object()) wrong(at, "an object");
+  if (!f.is_object()) must_be(at, "an object");
   const std::string type = string_at(f, "type", at + ".type", true);
   if (type != "json_schema")
     throw bad_request("'" + at + ".type' must be \"json_schema\", got '" + type + "'",
                       at + ".type");
-  const ordered_json* schema = find(f, "schema");
-  if (!schema || !schema->is_object()) wrong(at + ".schema", "an object (a JSON schema)");
+  const ordered_json* schema = present(f, "schema");
+  if (!schema || !schema->is_object()) must_be(at + ".schema", "an object (a JSON schema)");
   (*o)["response_format"] = {
       {"type", "json_schema"},
       {"json_schema", {{"name", "output"}, {"strict", true}, {"schema", *schema}}}};
@@ -269,15 +248,16 @@ AnthropicRequest anthropic_request(const ordered_json& body, bool count_only) {
   o = ordered_json::object();
   r.model = string_at(body, "model", "model", true);
   if (r.model.empty()) throw bad_request("'model' must not be empty", "model");
-  if (const ordered_json* v = find(body, "stream")) {
-    if (!v->is_boolean()) wrong("stream", "true or false");
+  if (const ordered_json* v = present(body, "stream")) {
+    if (!v->is_boolean()) must_be("stream", "true or false");
     r.stream = v->get<bool>() && !count_only;
   }
   o["stream"] = r.stream;
   if (!count_only) {
     // Anthropic requires max_tokens; a request without one gets the server's limit.
-    if (const ordered_json* v = find(body, "max_tokens")) {
-      if (!v->is_number_integer() || v->get<int64_t>() < 1) wrong("max_tokens", "an integer >= 1");
+    if (const ordered_json* v = present(body, "max_tokens")) {
+      if (!v->is_number_integer() || v->get<int64_t>() < 1)
+        must_be("max_tokens", "an integer >= 1");
       o["max_tokens"] = *v;
     }
   }
@@ -285,18 +265,18 @@ AnthropicRequest anthropic_request(const ordered_json& body, bool count_only) {
   // (a seed makes the answer repeatable).
   for (const char* key : {"temperature", "top_p", "top_k", "seed", "min_p", "repeat_penalty",
                           "presence_penalty", "frequency_penalty", "ignore_eos"})
-    if (const ordered_json* v = find(body, key)) o[key] = *v;
-  if (const ordered_json* v = find(body, "stop_sequences")) {
-    if (!v->is_array()) wrong("stop_sequences", "an array of strings");
+    if (const ordered_json* v = present(body, key)) o[key] = *v;
+  if (const ordered_json* v = present(body, "stop_sequences")) {
+    if (!v->is_array()) must_be("stop_sequences", "an array of strings");
     for (const ordered_json& s : *v)
-      if (!s.is_string()) wrong("stop_sequences", "an array of strings");
+      if (!s.is_string()) must_be("stop_sequences", "an array of strings");
     o["stop"] = *v;
   }
-  if (const ordered_json* v = find(body, "chat_template_kwargs")) o["chat_template_kwargs"] = *v;
-  if (const ordered_json* v = find(body, "thinking")) {
+  if (const ordered_json* v = present(body, "chat_template_kwargs")) o["chat_template_kwargs"] = *v;
+  if (const ordered_json* v = present(body, "thinking")) {
     // enabled (budget_tokens is not enforced: max_tokens bounds thinking and answer together),
     // disabled; "adaptive" lets the model choose, which Qwen3 does when thinking is on.
-    if (!v->is_object()) wrong("thinking", "an object with a type");
+    if (!v->is_object()) must_be("thinking", "an object with a type");
     const std::string type = string_at(*v, "type", "thinking.type", true);
     if (type != "enabled" && type != "disabled" && type != "adaptive")
       throw bad_request(
@@ -304,28 +284,28 @@ AnthropicRequest anthropic_request(const ordered_json& body, bool count_only) {
           "thinking.type");
     o["chat_template_kwargs"]["enable_thinking"] = type != "disabled";
   }
-  if (const ordered_json* v = find(body, "output_format"))
+  if (const ordered_json* v = present(body, "output_format"))
     map_output_format(*v, "output_format", &o);
-  if (const ordered_json* v = find(body, "output_config"); v && v->is_object())
-    if (const ordered_json* f = find(*v, "format"))
+  if (const ordered_json* v = present(body, "output_config"); v && v->is_object())
+    if (const ordered_json* f = present(*v, "format"))
       map_output_format(*f, "output_config.format", &o);
-  if (const ordered_json* v = find(body, "mcp_servers"); v && !(v->is_array() && v->empty()))
+  if (const ordered_json* v = present(body, "mcp_servers"); v && !(v->is_array() && v->empty()))
     throw bad_request("'mcp_servers': xtile serve does not connect to MCP servers", "mcp_servers");
 
   ordered_json messages = ordered_json::array();
-  if (const ordered_json* v = find(body, "system")) {
+  if (const ordered_json* v = present(body, "system")) {
     std::string system = text_of(*v, "system");
     blank_billing_stamp(&system);
     messages.push_back({{"role", "system"}, {"content", std::move(system)}});
   }
-  const ordered_json* ms = find(body, "messages");
+  const ordered_json* ms = present(body, "messages");
   if (!ms) throw bad_request("'messages' is required", "messages");
-  if (!ms->is_array()) wrong("messages", "an array");
+  if (!ms->is_array()) must_be("messages", "an array");
   if (ms->empty()) throw bad_request("'messages' must not be empty", "messages");
   for (size_t i = 0; i < ms->size(); ++i) map_turn((*ms)[i], i, &messages);
   o["messages"] = std::move(messages);
-  if (const ordered_json* v = find(body, "tools")) o["tools"] = map_tools(*v);
-  if (const ordered_json* v = find(body, "tool_choice")) map_tool_choice(*v, &o);
+  if (const ordered_json* v = present(body, "tools")) o["tools"] = map_tools(*v);
+  if (const ordered_json* v = present(body, "tool_choice")) map_tool_choice(*v, &o);
   return r;
 }
 

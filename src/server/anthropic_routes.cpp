@@ -8,7 +8,6 @@
 #include "server/completions.h"
 #include "server/connection.h"
 #include "server/openai_response.h"
-#include "server/sse.h"
 
 namespace xtile::server {
 
@@ -49,26 +48,16 @@ void handle_messages(ServerState& st, const httplib::Request& req, httplib::Resp
   const std::string id = make_id("msg_");
   ClientConnection conn(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
   if (a.stream) {
-    StreamSpec spec;
-    spec.chat = true;
-    spec.reasoning = r.reasoning;
-    spec.in_reasoning = sub.in_reasoning;
-    spec.tools = !r.tools.empty();
-    spec.ping_s = st.opts.sse_ping_s;
-    spec.head = {id, static_cast<int64_t>(std::time(nullptr)), st.model.id, st.model.fingerprint};
-    spec.events = std::make_shared<AnthropicEvents>(id, st.model.id);
-    stream_job(res, std::move(sub.jobs), std::move(sub.signal), conn, *st.tok, spec);
+    stream_chat_events(
+        st, r, std::move(sub), conn, res,
+        {id, static_cast<int64_t>(std::time(nullptr)), st.model.id, st.model.fingerprint},
+        std::make_shared<AnthropicEvents>(id, st.model.id));
     return;
   }
-  std::vector<std::string> texts;
-  std::vector<std::vector<TokenOut>> tokens;
-  if (!read_all(sub, conn, res, &texts, &tokens)) return;
-  const Job& job = *sub.jobs.front();
-  std::string thinking, text;
-  std::vector<ToolCallOut> calls;
-  split_reply(r, sub.in_reasoning, std::move(texts.front()), &thinking, &text, &calls);
-  res.set_content(dump(anthropic_message(id, st.model.id, thinking, text, calls,
-                                         job.finish_reason(), job.stats())),
+  ChatReply reply;
+  if (!read_chat_reply(r, sub, conn, res, &reply)) return;
+  res.set_content(dump(anthropic_message(id, st.model.id, reply.thinking, reply.text, reply.calls,
+                                         reply.reason, reply.stats)),
                   "application/json");
 }
 

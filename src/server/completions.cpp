@@ -233,6 +233,33 @@ bool read_all(const Submitted& sub, const ClientConnection& conn, httplib::Respo
   return true;
 }
 
+bool read_chat_reply(const ParsedRequest& r, const Submitted& sub, const ClientConnection& conn,
+                     httplib::Response& res, ChatReply* out) {
+  std::vector<std::string> texts;
+  std::vector<std::vector<TokenOut>> tokens;
+  if (!read_all(sub, conn, res, &texts, &tokens)) return false;
+  const Job& job = *sub.jobs.front();
+  split_reply(r, sub.in_reasoning, std::move(texts.front()), &out->thinking, &out->text,
+              &out->calls);
+  out->reason = job.finish_reason();
+  out->stats = job.stats();
+  return true;
+}
+
+void stream_chat_events(const ServerState& st, const ParsedRequest& r, Submitted sub,
+                        const ClientConnection& conn, httplib::Response& res, ResponseHead head,
+                        std::shared_ptr<StructuredEvents> events) {
+  StreamSpec spec;
+  spec.chat = true;
+  spec.reasoning = r.reasoning;
+  spec.in_reasoning = sub.in_reasoning;
+  spec.tools = !r.tools.empty();
+  spec.ping_s = st.opts.sse_ping_s;
+  spec.head = std::move(head);
+  spec.events = std::move(events);
+  stream_job(res, std::move(sub.jobs), std::move(sub.signal), conn, *st.tok, spec);
+}
+
 void handle_completion(ServerState& st, const httplib::Request& req, httplib::Response& res,
                        Endpoint endpoint) {
   const bool chat = endpoint == Endpoint::kChat;

@@ -14,7 +14,9 @@
 #include "server/connection.h"
 #include "server/job.h"
 #include "server/openai_request.h"
+#include "server/openai_response.h"
 #include "server/server_state.h"
+#include "server/structured_events.h"
 #include "server/tool_calls.h"
 
 namespace xtile::server {
@@ -53,6 +55,23 @@ Submitted submit_request(ServerState& st, ParsedRequest& r, Endpoint endpoint,
 // jobs are cancelled and res.status is 499). Throws ApiError when a choice failed.
 bool read_all(const Submitted& sub, const ClientConnection& conn, httplib::Response& res,
               std::vector<std::string>* texts, std::vector<std::vector<TokenOut>>* tokens);
+
+// One chat answer read whole and split as split_reply does: the non-streamed reply of the routes
+// with one choice in their own shapes (Anthropic's, the Responses'). False when the client went
+// away (as read_all). Throws ApiError when the answer failed.
+struct ChatReply {
+  std::string thinking, text;
+  std::vector<ToolCallOut> calls;
+  FinishReason reason = FinishReason::kNone;
+  JobStats stats;
+};
+bool read_chat_reply(const ParsedRequest& r, const Submitted& sub, const ClientConnection& conn,
+                     httplib::Response& res, ChatReply* out);
+
+// Streams a chat request's one answer as `events` writes it (structured_events.h).
+void stream_chat_events(const ServerState& st, const ParsedRequest& r, Submitted sub,
+                        const ClientConnection& conn, httplib::Response& res, ResponseHead head,
+                        std::shared_ptr<StructuredEvents> events);
 
 // Throws ApiError for anything the client got wrong (the caller writes it).
 void handle_completion(ServerState& st, const httplib::Request& req, httplib::Response& res,

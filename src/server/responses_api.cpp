@@ -5,6 +5,7 @@
 
 #include "server/api_error.h"
 #include "server/openai_response.h"
+#include "server/request_fields.h"
 
 namespace xtile::server {
 
@@ -13,35 +14,14 @@ using nlohmann::ordered_json;
 
 namespace {
 
-// The value at `key`, or null when absent or JSON null.
-const ordered_json* find(const ordered_json& o, const char* key) {
-  const auto it = o.find(key);
-  return it == o.end() || it->is_null() ? nullptr : &*it;
-}
-
-[[noreturn]] void wrong(const std::string& at, const std::string& what) {
-  throw bad_request("'" + at + "' must be " + what, at);
-}
-
-std::string string_at(const ordered_json& o, const char* key, const std::string& at,
-                      bool required) {
-  const ordered_json* v = find(o, key);
-  if (!v) {
-    if (required) throw bad_request("'" + at + "' is required", at);
-    return "";
-  }
-  if (!v->is_string()) wrong(at, "a string");
-  return v->get<std::string>();
-}
-
 // A message's content: a string, or text parts (input_text, output_text, text, refusal) joined.
 std::string text_of(const ordered_json& v, const std::string& at) {
   if (v.is_string()) return v.get<std::string>();
-  if (!v.is_array()) wrong(at, "a string or an array of content parts");
+  if (!v.is_array()) must_be(at, "a string or an array of content parts");
   std::string text;
   for (size_t i = 0; i < v.size(); ++i) {
     const std::string pat = at + "[" + std::to_string(i) + "]";
-    if (!v[i].is_object()) wrong(pat, "an object (a content part)");
+    if (!v[i].is_object()) must_be(pat, "an object (a content part)");
     const std::string type = string_at(v[i], "type", pat + ".type", true);
     if (type == "input_text" || type == "output_text" || type == "text") {
       text += string_at(v[i], "text", pat + ".text", true);
@@ -107,9 +87,9 @@ class Turns {
 
 void map_item(const ordered_json& item, size_t i, Turns* turns) {
   const std::string at = "input[" + std::to_string(i) + "]";
-  if (!item.is_object()) wrong(at, "an object (an input item)");
+  if (!item.is_object()) must_be(at, "an object (an input item)");
   std::string type = string_at(item, "type", at + ".type", false);
-  if (type.empty() && find(item, "role")) type = "message";  // an easy input message
+  if (type.empty() && present(item, "role")) type = "message";  // an easy input message
   if (type == "message") {
     std::string role = string_at(item, "role", at + ".role", true);
     if (role == "developer") role = "system";
@@ -117,13 +97,13 @@ void map_item(const ordered_json& item, size_t i, Turns* turns) {
       throw bad_request(
           "'" + at + ".role' must be user, assistant, system or developer, got '" + role + "'",
           at + ".role");
-    const ordered_json* c = find(item, "content");
+    const ordered_json* c = present(item, "content");
     if (!c) throw bad_request("'" + at + ".content' is required", at + ".content");
     turns->message(role, text_of(*c, at + ".content"));
   } else if (type == "function_call") {
     std::string arguments = "{}";
-    if (const ordered_json* a = find(item, "arguments")) {
-      if (!a->is_string()) wrong(at + ".arguments", "a string (the arguments' JSON text)");
+    if (const ordered_json* a = present(item, "arguments")) {
+      if (!a->is_string()) must_be(at + ".arguments", "a string (the arguments' JSON text)");
       arguments = a->get<std::string>();
     }
     turns->call({{"id", string_at(item, "call_id", at + ".call_id", true)},
@@ -132,16 +112,16 @@ void map_item(const ordered_json& item, size_t i, Turns* turns) {
                   {{"name", string_at(item, "name", at + ".name", true)},
                    {"arguments", std::move(arguments)}}}});
   } else if (type == "function_call_output") {
-    const ordered_json* o = find(item, "output");
+    const ordered_json* o = present(item, "output");
     turns->tool_output(string_at(item, "call_id", at + ".call_id", true),
                        o ? text_of(*o, at + ".output") : std::string());
   } else if (type == "reasoning") {
     // The reasoning's text when sent (content), else its summary.
     std::string text;
     for (const char* key : {"content", "summary"}) {
-      const ordered_json* parts = find(item, key);
+      const ordered_json* parts = present(item, key);
       if (!parts || !text.empty()) continue;
-      if (!parts->is_array()) wrong(at + "." + key, "an array");
+      if (!parts->is_array()) must_be(at + "." + key, "an array");
       for (const ordered_json& p : *parts)
         if (p.is_object() && p.contains("text") && p["text"].is_string())
           text += p["text"].get<std::string>();
@@ -159,12 +139,12 @@ void map_item(const ordered_json& item, size_t i, Turns* turns) {
 // nested form. OpenAI's hosted tools (web search, file search, computer use, code interpreter,
 // image generation, MCP, shell) run on OpenAI's side: refused.
 ordered_json map_tools(const ordered_json& tools) {
-  if (!tools.is_array()) wrong("tools", "an array");
+  if (!tools.is_array()) must_be("tools", "an array");
   ordered_json out = ordered_json::array();
   for (size_t i = 0; i < tools.size(); ++i) {
     const ordered_json& t = tools[i];
     const std::string at = "tools[" + std::to_string(i) + "]";
-    if (!t.is_object()) wrong(at, "an object");
+    if (!t.is_object()) must_be(at, "an object");
     const std::string type = string_at(t, "type", at + ".type", true);
     if (type != "function")
       throw bad_request("'" + at + "' is the hosted tool '" + type +
@@ -172,7 +152,7 @@ ordered_json map_tools(const ordered_json& tools) {
                         at + ".type");
     ordered_json f = {{"name", string_at(t, "name", at + ".name", true)}};
     for (const char* key : {"description", "parameters", "strict"})
-      if (const ordered_json* v = find(t, key)) f[key] = *v;
+      if (const ordered_json* v = present(t, key)) f[key] = *v;
     out.push_back({{"type", "function"}, {"function", std::move(f)}});
   }
   return out;
@@ -183,7 +163,7 @@ void map_tool_choice(const ordered_json& c, ordered_json* o) {
     (*o)["tool_choice"] = c;  // auto, none, required: the parser checks
     return;
   }
-  if (!c.is_object()) wrong("tool_choice", "\"auto\", \"none\", \"required\" or a function");
+  if (!c.is_object()) must_be("tool_choice", "\"auto\", \"none\", \"required\" or a function");
   const std::string type = string_at(c, "type", "tool_choice.type", true);
   if (type != "function")
     throw bad_request("'tool_choice.type' must be \"function\", got '" + type + "'",
@@ -194,20 +174,20 @@ void map_tool_choice(const ordered_json& c, ordered_json* o) {
 
 // text.format: {type: text | json_object | json_schema (name, schema, strict)}.
 void map_text_format(const ordered_json& text, ordered_json* o) {
-  if (!text.is_object()) wrong("text", "an object");
-  const ordered_json* f = find(text, "format");
+  if (!text.is_object()) must_be("text", "an object");
+  const ordered_json* f = present(text, "format");
   if (!f) return;
-  if (!f->is_object()) wrong("text.format", "an object");
+  if (!f->is_object()) must_be("text.format", "an object");
   const std::string type = string_at(*f, "type", "text.format.type", true);
   if (type == "text") return;
   if (type == "json_object") {
     (*o)["response_format"] = {{"type", "json_object"}};
   } else if (type == "json_schema") {
     ordered_json js = {{"name", string_at(*f, "name", "text.format.name", false)}};
-    const ordered_json* schema = find(*f, "schema");
-    if (!schema || !schema->is_object()) wrong("text.format.schema", "an object (a JSON schema)");
+    const ordered_json* schema = present(*f, "schema");
+    if (!schema || !schema->is_object()) must_be("text.format.schema", "an object (a JSON schema)");
     js["schema"] = *schema;
-    if (const ordered_json* s = find(*f, "strict")) js["strict"] = *s;
+    if (const ordered_json* s = present(*f, "strict")) js["strict"] = *s;
     (*o)["response_format"] = {{"type", "json_schema"}, {"json_schema", std::move(js)}};
   } else {
     throw bad_request(
@@ -265,37 +245,37 @@ ResponsesRequest responses_request(const ordered_json& body) {
   r.model = string_at(body, "model", "model", false);
   if (!r.model.empty()) o["model"] = r.model;
   for (const char* key : {"previous_response_id", "conversation"})
-    if (find(body, key))
+    if (present(body, key))
       throw bad_request(std::string("'") + key +
                             "': xtile serve does not store responses; send the whole "
                             "conversation in 'input'",
                         key);
-  if (const ordered_json* v = find(body, "background"); v && *v != false)
+  if (const ordered_json* v = present(body, "background"); v && *v != false)
     throw bad_request("'background': responses run while the request waits", "background");
-  if (const ordered_json* v = find(body, "stream")) {
-    if (!v->is_boolean()) wrong("stream", "true or false");
+  if (const ordered_json* v = present(body, "stream")) {
+    if (!v->is_boolean()) must_be("stream", "true or false");
     r.stream = v->get<bool>();
   }
   o["stream"] = r.stream;
   echo["max_output_tokens"] = nullptr;
-  if (const ordered_json* v = find(body, "max_output_tokens")) {
+  if (const ordered_json* v = present(body, "max_output_tokens")) {
     if (!v->is_number_integer() || v->get<int64_t>() < 1)
-      wrong("max_output_tokens", "an integer >= 1");
+      must_be("max_output_tokens", "an integer >= 1");
     o["max_tokens"] = *v;
     echo["max_output_tokens"] = *v;
   }
   for (const char* key : {"temperature", "top_p"})
-    if (const ordered_json* v = find(body, key)) {
+    if (const ordered_json* v = present(body, key)) {
       o[key] = *v;
       echo[key] = *v;
     }
   // The chat route's extensions a local client may send (a seed makes the answer repeatable).
   for (const char* key : {"seed", "top_k", "min_p", "repeat_penalty", "presence_penalty",
                           "frequency_penalty", "stop", "ignore_eos", "chat_template_kwargs"})
-    if (const ordered_json* v = find(body, key)) o[key] = *v;
+    if (const ordered_json* v = present(body, key)) o[key] = *v;
   echo["reasoning"] = {{"effort", nullptr}, {"summary", nullptr}};
-  if (const ordered_json* v = find(body, "reasoning")) {
-    if (!v->is_object()) wrong("reasoning", "an object");
+  if (const ordered_json* v = present(body, "reasoning")) {
+    if (!v->is_object()) must_be("reasoning", "an object");
     const std::string effort = string_at(*v, "effort", "reasoning.effort", false);
     if (!effort.empty()) {
       if (effort != "none" && effort != "minimal" && effort != "low" && effort != "medium" &&
@@ -308,36 +288,36 @@ ResponsesRequest responses_request(const ordered_json& body) {
     }
   }
   echo["text"] = {{"format", {{"type", "text"}}}};
-  if (const ordered_json* v = find(body, "text")) {
+  if (const ordered_json* v = present(body, "text")) {
     map_text_format(*v, &o);
-    if (const ordered_json* f = find(*v, "format")) echo["text"]["format"] = *f;
+    if (const ordered_json* f = present(*v, "format")) echo["text"]["format"] = *f;
   }
   echo["tools"] = json::array();
-  if (const ordered_json* v = find(body, "tools")) {
+  if (const ordered_json* v = present(body, "tools")) {
     o["tools"] = map_tools(*v);
     echo["tools"] = *v;
   }
   echo["tool_choice"] = "auto";
-  if (const ordered_json* v = find(body, "tool_choice")) {
+  if (const ordered_json* v = present(body, "tool_choice")) {
     map_tool_choice(*v, &o);
     echo["tool_choice"] = *v;
   }
   echo["parallel_tool_calls"] = true;
-  if (const ordered_json* v = find(body, "parallel_tool_calls")) {
+  if (const ordered_json* v = present(body, "parallel_tool_calls")) {
     o["parallel_tool_calls"] = *v;
     echo["parallel_tool_calls"] = *v;
   }
   echo["metadata"] = json::object();
-  if (const ordered_json* v = find(body, "metadata")) echo["metadata"] = *v;
+  if (const ordered_json* v = present(body, "metadata")) echo["metadata"] = *v;
 
   Turns turns;
   echo["instructions"] = nullptr;
-  if (const ordered_json* v = find(body, "instructions")) {
-    if (!v->is_string()) wrong("instructions", "a string");
+  if (const ordered_json* v = present(body, "instructions")) {
+    if (!v->is_string()) must_be("instructions", "a string");
     turns.message("system", v->get<std::string>());
     echo["instructions"] = *v;
   }
-  const ordered_json* input = find(body, "input");
+  const ordered_json* input = present(body, "input");
   if (!input) throw bad_request("'input' is required", "input");
   if (input->is_string()) {
     turns.message("user", input->get<std::string>());
@@ -345,7 +325,7 @@ ResponsesRequest responses_request(const ordered_json& body) {
     if (input->empty()) throw bad_request("'input' must not be empty", "input");
     for (size_t i = 0; i < input->size(); ++i) map_item((*input)[i], i, &turns);
   } else {
-    wrong("input", "a string or an array of items");
+    must_be("input", "a string or an array of items");
   }
   o["messages"] = turns.take();
   return r;

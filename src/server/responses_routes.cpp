@@ -7,7 +7,6 @@
 #include "server/connection.h"
 #include "server/openai_response.h"
 #include "server/responses_api.h"
-#include "server/sse.h"
 
 namespace xtile::server {
 
@@ -29,27 +28,17 @@ void handle_responses(ServerState& st, const httplib::Request& req, httplib::Res
   const nlohmann::json head = response_head(make_id("resp_"), st.model.id, echo);
   ClientConnection conn(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
   if (q.stream) {
-    StreamSpec spec;
-    spec.chat = true;
-    spec.reasoning = r.reasoning;
-    spec.in_reasoning = sub.in_reasoning;
-    spec.tools = !r.tools.empty();
-    spec.ping_s = st.opts.sse_ping_s;
-    spec.head = {head["id"], head["created_at"], st.model.id, st.model.fingerprint};
-    spec.events = std::make_shared<ResponseEvents>(head);
-    stream_job(res, std::move(sub.jobs), std::move(sub.signal), conn, *st.tok, spec);
+    stream_chat_events(st, r, std::move(sub), conn, res,
+                       {head["id"], head["created_at"], st.model.id, st.model.fingerprint},
+                       std::make_shared<ResponseEvents>(head));
     return;
   }
-  std::vector<std::string> texts;
-  std::vector<std::vector<TokenOut>> tokens;
-  if (!read_all(sub, conn, res, &texts, &tokens)) return;
-  const Job& job = *sub.jobs.front();
-  std::string thinking, text;
-  std::vector<ToolCallOut> calls;
-  split_reply(r, sub.in_reasoning, std::move(texts.front()), &thinking, &text, &calls);
-  res.set_content(dump(response_object(head, job.finish_reason(),
-                                       response_output(thinking, text, calls), job.stats())),
-                  "application/json");
+  ChatReply reply;
+  if (!read_chat_reply(r, sub, conn, res, &reply)) return;
+  res.set_content(
+      dump(response_object(head, reply.reason,
+                           response_output(reply.thinking, reply.text, reply.calls), reply.stats)),
+      "application/json");
 }
 
 }  // namespace xtile::server

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "forced_call.h"
 #include "http_client.h"
 #include "named_events.h"
 #include "server_process.h"
@@ -251,23 +252,9 @@ TEST(AnthropicHttpOwn, ForcedToolUseIsTheOpenAIRoutesCall) {
   ServerProcess server({"-m", model, "-np", "2", "-c", "4096", "-t", "2"});
   ASSERT_TRUE(server.ok());
   const int port = server.port();
-  const json schema = {{"type", "object"},
-                       {"properties", {{"city", {{"enum", {"Oslo", "Paris", "Lima"}}}}}},
-                       {"required", {"city"}},
-                       {"additionalProperties", false}};
-  const Reply openai = post(
-      port, "/v1/chat/completions",
-      {{"messages", user_turn("Weather in Oslo?")},
-       {"tools", json::array({{{"type", "function"},
-                               {"function", {{"name", "get_weather"}, {"parameters", schema}}}}})},
-       {"tool_choice", {{"type", "function"}, {"function", {{"name", "get_weather"}}}}},
-       {"parallel_tool_calls", false},
-       {"chat_template_kwargs", {{"enable_thinking", false}}},
-       {"seed", 3},
-       {"temperature", 0.8},
-       {"max_tokens", 200}});
-  ASSERT_EQ(openai.status, 200) << openai.body;
-  const json call = openai.j()["choices"][0]["message"]["tool_calls"][0];
+  const json schema = city_schema();
+  const json call = chat_forced_call(port, "Weather in Oslo?", 3);
+  ASSERT_FALSE(call.is_null());
   const json body = {
       {"model", "server-test-qwen3-1L-q4_0"},
       {"messages", user_turn("Weather in Oslo?")},
@@ -322,11 +309,7 @@ TEST(AnthropicHttpOwn, ForcedToolUseIsTheOpenAIRoutesCall) {
        {{"role", "tool"}, {"tool_call_id", "toolu_1"}, {"content", "-3 C"}},
        {{"role", "user"}, {"content", "Warm enough?"}}});
   const Reply tpl =
-      post(port, "/apply-template",
-           {{"messages", openai_turns},
-            {"tools",
-             json::array({{{"type", "function"},
-                           {"function", {{"name", "get_weather"}, {"parameters", schema}}}}})}});
+      post(port, "/apply-template", {{"messages", openai_turns}, {"tools", chat_weather_tools()}});
   ASSERT_EQ(tpl.status, 200) << tpl.body;
   const Reply ids = post(port, "/tokenize", {{"content", tpl.j()["prompt"]}});
   ASSERT_EQ(ids.status, 200) << ids.body;

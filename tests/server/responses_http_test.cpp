@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "forced_call.h"
 #include "http_client.h"
 #include "named_events.h"
 #include "server_process.h"
@@ -105,23 +106,9 @@ TEST(ResponsesHttp, ForcedFunctionCallIsTheChatRoutesCall) {
   ServerProcess server({"-m", model, "-np", "2", "-c", "4096", "-t", "2"});
   ASSERT_TRUE(server.ok());
   const int port = server.port();
-  const json schema = {{"type", "object"},
-                       {"properties", {{"city", {{"enum", {"Oslo", "Paris", "Lima"}}}}}},
-                       {"required", {"city"}},
-                       {"additionalProperties", false}};
-  const Reply chat = post(
-      port, "/v1/chat/completions",
-      {{"messages", json::array({{{"role", "user"}, {"content", "Weather in Lima?"}}})},
-       {"tools", json::array({{{"type", "function"},
-                               {"function", {{"name", "get_weather"}, {"parameters", schema}}}}})},
-       {"tool_choice", {{"type", "function"}, {"function", {{"name", "get_weather"}}}}},
-       {"parallel_tool_calls", false},
-       {"chat_template_kwargs", {{"enable_thinking", false}}},
-       {"seed", 8},
-       {"temperature", 0.8},
-       {"max_tokens", 200}});
-  ASSERT_EQ(chat.status, 200) << chat.body;
-  const json call = chat.j()["choices"][0]["message"]["tool_calls"][0];
+  const json schema = city_schema();
+  const json call = chat_forced_call(port, "Weather in Lima?", 8);
+  ASSERT_FALSE(call.is_null());
   json body = {
       {"input", "Weather in Lima?"},
       {"tools",
@@ -172,8 +159,7 @@ TEST(ResponsesHttp, ForcedFunctionCallIsTheChatRoutesCall) {
                                                     {{"name", "get_weather"},
                                                      {"arguments", R"({"city": "Lima"})"}}}}})}},
                      {{"role", "tool"}, {"tool_call_id", "call_1"}, {"content", "18 C"}}})},
-       {"tools", json::array({{{"type", "function"},
-                               {"function", {{"name", "get_weather"}, {"parameters", schema}}}}})},
+       {"tools", chat_weather_tools()},
        {"tool_choice", "none"},
        {"parallel_tool_calls", false},
        {"chat_template_kwargs", {{"enable_thinking", false}}},
