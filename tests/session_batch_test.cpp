@@ -133,6 +133,72 @@ TEST(SessionBatch, EachSequenceGivesTheBitsItGivesAlone) {
   }
 }
 
+// Hidden states (embeddings): the output norm's rows, the same bits with logits asked or not and
+// whatever runs beside them, and what the output head reads: each logit is the dot product of
+// the head's row with its hidden state (f32 weights: the head is a float matmul, so the sum
+// in double agrees to float rounding).
+TEST(SessionBatch, HiddenStatesAreWhatTheHeadReads) {
+  ThreadPool pool(2);
+  auto w = WeightStore::load(model_path("tiny-qwen3", GgmlType::F32), pool, LoadOptions{});
+  const int64_t e = w->config().n_embd, v = w->config().n_vocab;
+  const std::vector<int32_t> a = random_tokens(19, 31), b = random_tokens(11, 32);
+  SessionOptions so;
+  so.n_ctx = 128;
+  so.n_seq_max = 4;
+  // Alone: every row with logits and its hidden state.
+  Session alone(*w, pool, so);
+  std::vector<Session::Row> rows;
+  for (int32_t t : a) rows.push_back({0, t, true, true});
+  std::vector<float> logits, hidden;
+  alone.eval_rows(rows, &logits, &hidden);
+  ASSERT_EQ(hidden.size(), a.size() * static_cast<size_t>(e));
+  const Projection& head = w->output();
+  ASSERT_EQ(head.parts.size(), 1u);
+  ASSERT_FALSE(head.parts[0].packed);  // f32: float rows
+  const float* wout = head.parts[0].f32;
+  std::mt19937 rng(5);
+  for (size_t r = 0; r < a.size(); ++r)
+    for (int k = 0; k < 16; ++k) {
+      const int64_t j = static_cast<int64_t>(rng() % static_cast<uint32_t>(v));
+      double dot = 0, mag = 0;
+      for (int64_t c = 0; c < e; ++c) {
+        dot += double(wout[j * e + c]) * hidden[r * e + c];
+        mag += std::abs(double(wout[j * e + c]) * hidden[r * e + c]);
+      }
+      EXPECT_NEAR(logits[r * v + j], dot, 1e-5 * mag + 1e-6) << "row " << r << " logit " << j;
+    }
+  // Beside another sequence, split in batches of 5, hidden rows alone or with logits: the same
+  // bits.
+  so.n_batch = 5;
+  Session mixed(*w, pool, so);
+  std::vector<Session::Row> both;
+  for (size_t i = 0; i < a.size(); ++i) {
+    both.push_back({2, a[i], i % 3 == 0, true});
+    if (i < b.size()) both.push_back({1, b[i], i % 2 == 0, i % 4 == 1});
+  }
+  std::vector<float> mixed_logits, mixed_hidden;
+  mixed.eval_rows(both, &mixed_logits, &mixed_hidden);
+  size_t h = 0, l = 0, pos = 0;  // outputs so far, and the next row of sequence 2
+  for (const Session::Row& r : both) {
+    if (r.seq == 2) {
+      EXPECT_EQ(
+          0, std::memcmp(mixed_hidden.data() + h * e, hidden.data() + pos * e, sizeof(float) * e))
+          << "hidden row " << pos;
+      if (r.logits) {
+        EXPECT_EQ(
+            0, std::memcmp(mixed_logits.data() + l * v, logits.data() + pos * v, sizeof(float) * v))
+            << "logits row " << pos;
+      }
+      ++pos;
+    }
+    h += r.hidden ? 1 : 0;
+    l += r.logits ? 1 : 0;
+  }
+  EXPECT_EQ(h * static_cast<size_t>(e), mixed_hidden.size());
+  // Hidden rows without an output to put them in: refused before anything runs.
+  EXPECT_THROW(mixed.eval_rows(rows, &logits), Error);
+}
+
 TEST(SessionBatch, CachesGrowPastTheirFirstAllocation) {
   // 300-token prompts: each sequence's cache starts at 256 positions and is copied into a bigger
   // one in the middle of the run; for the chunked fp16 layout and q8_0's rows.

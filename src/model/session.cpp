@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 
 #include "base/error.h"
 #include "base/float_env.h"
@@ -141,12 +142,13 @@ void Session::eval(std::span<const int32_t> tokens, bool all_logits, std::vector
   eval_rows(rows, logits);
 }
 
-void Session::eval_rows(std::span<const Row> rows, std::vector<float>* logits) {
+void Session::eval_rows(std::span<const Row> rows, std::vector<float>* logits,
+                        std::vector<float>* hidden) {
   const int64_t n = static_cast<int64_t>(rows.size());
   if (n == 0) fail("eval: no tokens to process");
   // Everything is checked before anything is evaluated.
   std::vector<int64_t> grow(n_past_.size(), 0);
-  int64_t n_logits = 0;
+  int64_t n_logits = 0, n_hidden = 0;
   for (const Row& r : rows) {
     if (r.seq < 0 || r.seq >= n_seq_max())
       fail("eval: sequence ", r.seq, " does not exist (", n_seq_max(), " sequences)");
@@ -154,7 +156,9 @@ void Session::eval_rows(std::span<const Row> rows, std::vector<float>* logits) {
       fail("token id ", r.token, " is out of range (the vocabulary has ", c_.n_vocab, " tokens)");
     ++grow[sz(r.seq)];
     n_logits += r.logits ? 1 : 0;
+    n_hidden += r.hidden ? 1 : 0;
   }
+  if (n_hidden > 0 && hidden == nullptr) fail("eval: rows ask for hidden states, and no output");
   int64_t new_positions = 0;
   for (size_t s = 0; s < grow.size(); ++s) {
     if (n_past_[s] + grow[s] > n_ctx_)
@@ -169,24 +173,29 @@ void Session::eval_rows(std::span<const Row> rows, std::vector<float>* logits) {
     if (grow[s] > 0) reserve(static_cast<int>(s), n_past_[s] + grow[s]);
   const int64_t v = c_.n_vocab;
   logits->resize(sz(n_logits * v));
+  if (hidden) hidden->resize(sz(n_hidden * c_.n_embd));
   // The contract's rounding and denormal handling on this thread, whatever the host set; the
   // pool's jobs set it on every thread too. The caller's MXCSR comes back on return.
   ContractFloatEnv env;
   std::vector<int32_t> tokens(sz(n_batch_));
-  std::vector<int64_t> logit_rows;
+  std::vector<int64_t> logit_rows, hidden_rows;
   float* out = logits->data();
+  float* hidden_out = hidden ? hidden->data() : nullptr;
   for (int64_t i = 0; i < n; i += n_batch_) {
     const int64_t t = std::min(n_batch_, n - i);
     logit_rows.clear();
+    hidden_rows.clear();
     for (int64_t r = 0; r < t; ++r) {
       const Row& row = rows[sz(i + r)];
       tokens[sz(r)] = row.token;
       seq_[sz(r)] = row.seq;
       pos_[sz(r)] = n_past_[sz(row.seq)]++;
       if (row.logits) logit_rows.push_back(r);
+      if (row.hidden) hidden_rows.push_back(r);
     }
-    forward_batch(tokens.data(), t, logit_rows, out);
+    forward_batch(tokens.data(), t, logit_rows, hidden_rows, out, hidden_out);
     out += static_cast<int64_t>(logit_rows.size()) * v;
+    if (hidden_out) hidden_out += static_cast<int64_t>(hidden_rows.size()) * c_.n_embd;
   }
 }
 
@@ -306,7 +315,8 @@ void Session::ffn_block(int64_t l, const float* h, float* out, int64_t t) {
 }
 
 void Session::forward_batch(const int32_t* tokens, int64_t t,
-                            const std::vector<int64_t>& logit_rows, float* logits) {
+                            const std::vector<int64_t>& logit_rows,
+                            const std::vector<int64_t>& hidden_rows, float* logits, float* hidden) {
   const int64_t e = c_.n_embd;
   pool_.parallel_for(0, t, ops::row_grain(2 * e), [&](int64_t r0, int64_t r1, int) {
     for (int64_t r = r0; r < r1; ++r) weights_.embed(tokens[r], x_.data() + r * e);
@@ -318,14 +328,29 @@ void Session::forward_batch(const int32_t* tokens, int64_t t,
     ffn_block(l, h_.data(), ffn_out_.data(), t);
     add_rows(x_.data(), ffn_out_.data(), t, e);
   }
-  if (logit_rows.empty()) return;
-  // The rows whose logits are wanted, gathered (a prompt's last row, every row of a decode step).
-  const int64_t rows = static_cast<int64_t>(logit_rows.size());
+  if (logit_rows.empty() && hidden_rows.empty()) return;
+  // The rows whose logits or hidden states are wanted, gathered in ascending order (a prompt's
+  // last row, every row of a decode step): each moves down or stays, never over one still to
+  // be read. The norm is per row, so each row's bits are what they would be alone.
+  std::vector<int64_t> wanted;
+  std::set_union(logit_rows.begin(), logit_rows.end(), hidden_rows.begin(), hidden_rows.end(),
+                 std::back_inserter(wanted));
+  const int64_t rows = static_cast<int64_t>(wanted.size());
   for (int64_t i = 0; i < rows; ++i)
-    if (logit_rows[sz(i)] != i)
-      std::copy_n(x_.data() + logit_rows[sz(i)] * e, e, x_.data() + i * e);
+    if (wanted[sz(i)] != i) std::copy_n(x_.data() + wanted[sz(i)] * e, e, x_.data() + i * e);
   ops::rmsnorm(pool_, x_.data(), e, weights_.output_norm(), rows, e, c_.rms_eps, h_.data(), e);
-  project(weights_.output(), h_.data(), e, rows, logits, c_.n_vocab, &weights_.layer(0).qkv);
+  // Hidden rows out first; then the logit rows gathered once more (in h_) for the head.
+  auto at = [&](int64_t row) {  // row's place among the gathered
+    return std::lower_bound(wanted.begin(), wanted.end(), row) - wanted.begin();
+  };
+  for (size_t i = 0; i < hidden_rows.size(); ++i)
+    std::copy_n(h_.data() + at(hidden_rows[i]) * e, e, hidden + static_cast<int64_t>(i) * e);
+  if (logit_rows.empty()) return;
+  const int64_t n_logit = static_cast<int64_t>(logit_rows.size());
+  for (int64_t i = 0; i < n_logit; ++i)
+    if (const int64_t from = at(logit_rows[sz(i)]); from != i)
+      std::copy_n(h_.data() + from * e, e, h_.data() + i * e);
+  project(weights_.output(), h_.data(), e, n_logit, logits, c_.n_vocab, &weights_.layer(0).qkv);
 }
 
 }  // namespace xtile

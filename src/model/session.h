@@ -59,15 +59,19 @@ class Session {
   // Several sequences in one forward pass (continuous batching): row i is `token` of sequence
   // `seq` at that sequence's next position (its n_past, then +1 for each earlier row of the same
   // sequence in `rows`). logits receives n_vocab floats for each row with `logits` set, in row
-  // order. A row's results are the same bits whatever else is in the batch (every operation is
-  // per row or per sequence). Throws, evaluating nothing, when a sequence would exceed n_ctx,
-  // the positions of all sequences the KV budget, or a token id the vocabulary.
+  // order; `hidden`, when given, n_embd floats for each row with `hidden` set: the last layer's
+  // output after the output norm, what the output head reads (an embedding). A row's results
+  // are the same bits whatever else is in the batch (every operation is per row or per
+  // sequence). Throws, evaluating nothing, when a sequence would exceed n_ctx, the positions of
+  // all sequences the KV budget, or a token id the vocabulary.
   struct Row {
     int32_t seq = 0;
     int32_t token = 0;
     bool logits = false;
+    bool hidden = false;
   };
-  void eval_rows(std::span<const Row> rows, std::vector<float>* logits);
+  void eval_rows(std::span<const Row> rows, std::vector<float>* logits,
+                 std::vector<float>* hidden = nullptr);
 
   // Sequence 0 (the single-sequence API).
   int64_t n_past() const { return n_past_[0]; }
@@ -108,9 +112,11 @@ class Session {
   const WeightStore& weights() const { return weights_; }
 
  private:
-  // T rows (tokens, their sequences and positions in pos_/seq_); logits for the rows listed.
+  // T rows (tokens, their sequences and positions in pos_/seq_) through the layers; then the
+  // rows of logit_rows get logits (in that order) and those of hidden_rows their normed hidden
+  // state (n_embd floats each).
   void forward_batch(const int32_t* tokens, int64_t t, const std::vector<int64_t>& logit_rows,
-                     float* logits);
+                     const std::vector<int64_t>& hidden_rows, float* logits, float* hidden);
   void attention_block(int64_t layer, int64_t t);
   // Grows sequence seq's cache to hold at least n positions (copying what it holds).
   void reserve(int seq, int64_t n);

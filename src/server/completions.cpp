@@ -138,16 +138,7 @@ Submitted submit_request(ServerState& st, ParsedRequest& r, Endpoint endpoint,
   for (const std::vector<int32_t>& prompt : prompts) {
     if (prompt.empty())
       throw bad_request("the prompt is empty (no tokens)", chat ? "messages" : "prompt");
-    const int64_t n_prompt = static_cast<int64_t>(prompt.size());
-    if (n_prompt > n_ctx) {
-      ApiError e(400, "invalid_request_error",
-                 "the prompt has " + std::to_string(n_prompt) +
-                     " tokens, more than the context of " + std::to_string(n_ctx) +
-                     " tokens a request may use (-c)",
-                 "context_length_exceeded", chat ? "messages" : "prompt");
-      e.extra = {{"n_prompt_tokens", n_prompt}, {"n_ctx", n_ctx}};
-      throw e;
-    }
+    check_prompt_length(static_cast<int64_t>(prompt.size()), n_ctx, chat ? "messages" : "prompt");
   }
 
   const int n_slots = st.scheduler->options().n_slots;
@@ -177,9 +168,15 @@ Submitted submit_request(ServerState& st, ParsedRequest& r, Endpoint endpoint,
       if (r.echo)  // the prompt as sent; token ids as their text
         out.echo.push_back(r.prompts[p].text ? *r.prompts[p].text : tok.decode(prompts[p]));
     }
-  switch (st.scheduler->submit(out.jobs)) {
+  queue_jobs(st, out.jobs, res);
+  return out;
+}
+
+void queue_jobs(ServerState& st, const std::vector<std::shared_ptr<Job>>& jobs,
+                httplib::Response& res) {
+  switch (st.scheduler->submit(jobs)) {
     case Scheduler::Submit::kQueued:
-      break;
+      return;
     case Scheduler::Submit::kQueueFull: {
       const int retry = st.scheduler->retry_after_seconds();
       res.set_header("Retry-After", std::to_string(retry));
@@ -191,7 +188,16 @@ Submitted submit_request(ServerState& st, ParsedRequest& r, Endpoint endpoint,
     case Scheduler::Submit::kStopping:
       throw ApiError(503, "unavailable_error", "the server is shutting down");
   }
-  return out;
+}
+
+void check_prompt_length(int64_t n_prompt, int64_t n_ctx, const std::string& param) {
+  if (n_prompt <= n_ctx) return;
+  ApiError e(400, "invalid_request_error",
+             "the prompt has " + std::to_string(n_prompt) + " tokens, more than the context of " +
+                 std::to_string(n_ctx) + " tokens a request may use (-c)",
+             "context_length_exceeded", param);
+  e.extra = {{"n_prompt_tokens", n_prompt}, {"n_ctx", n_ctx}};
+  throw e;
 }
 
 bool read_all(const Submitted& sub, const ClientConnection& conn, httplib::Response& res,

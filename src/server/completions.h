@@ -51,6 +51,15 @@ struct Submitted {
 Submitted submit_request(ServerState& st, ParsedRequest& r, Endpoint endpoint,
                          httplib::Response& res);
 
+// Queues the jobs of one request (all or none): 429 with Retry-After when the queue is full,
+// 503 when the server is stopping (ApiError).
+void queue_jobs(ServerState& st, const std::vector<std::shared_ptr<Job>>& jobs,
+                httplib::Response& res);
+
+// The 400 of a prompt longer than a request's context (-c), with the counts; `param` names the
+// field.
+void check_prompt_length(int64_t n_prompt, int64_t n_ctx, const std::string& param);
+
 // Reads every choice to its end (non-streamed answers); false when the client went away (the
 // jobs are cancelled and res.status is 499). Throws ApiError when a choice failed.
 bool read_all(const Submitted& sub, const ClientConnection& conn, httplib::Response& res,

@@ -12,6 +12,7 @@
 #include "server/api_error.h"
 #include "server/chat_page.h"
 #include "server/completions.h"
+#include "server/embeddings.h"
 #include "server/ollama_api.h"
 #include "server/ollama_routes.h"
 #include "server/responses_routes.h"
@@ -193,15 +194,11 @@ void HttpServer::routes() {
       // llama-server's and OpenAI's routes for what xtile serve does not do: 501 saying so (a
       // client probing for a feature learns it is absent, not that it mistyped a path).
       static const std::pair<const char*, const char*> kAbsent[] = {
-          {"/v1/embeddings", "embeddings"},
-          {"/embeddings", "embeddings"},
-          {"/embedding", "embeddings"},
+          {"/embedding", "llama-server's own embedding shape (use /v1/embeddings)"},
           {"/infill", "fill-in-the-middle (/infill)"},
           {"/rerank", "reranking"},
           {"/v1/rerank", "reranking"},
           {"/v1/audio/transcriptions", "audio transcription"},
-          {"/api/embed", "embeddings"},
-          {"/api/embeddings", "embeddings"},
           {"/api/pull", "pulling models (it serves the GGUF file it was started with)"},
           {"/api/push", "pushing models"},
           {"/api/create", "creating models"},
@@ -371,6 +368,10 @@ void HttpServer::routes() {
   for (const char* path : {"/v1/completions", "/completions"})
     s.Post(path, guarded([&st](const httplib::Request& req, httplib::Response& res) {
              handle_completion(st, req, res, Endpoint::kText);
+           }));
+  for (const char* path : {"/v1/embeddings", "/embeddings"})
+    s.Post(path, guarded([&st](const httplib::Request& req, httplib::Response& res) {
+             handle_embeddings(st, req, res);
            }));
   for (const char* path : {"/v1/responses", "/responses"})
     s.Post(path, guarded([&st](const httplib::Request& req, httplib::Response& res) {

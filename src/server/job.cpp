@@ -75,6 +75,16 @@ JobStats Job::stats() const {
   return stats_;
 }
 
+std::vector<float> Job::embedding() const {
+  std::lock_guard lock(mu_);
+  return embedding_;
+}
+
+void Job::set_embedding(std::vector<float> embedding) {
+  std::lock_guard lock(mu_);
+  embedding_ = std::move(embedding);
+}
+
 void Job::publish(std::string_view text, std::vector<TokenOut>* tokens) {
   if (text.empty() && tokens->empty()) return;
   {

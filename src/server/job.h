@@ -27,6 +27,10 @@ enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };
 // "stop", "length", ... as OpenAI spells finish_reason (kNone: null).
 const char* finish_reason_name(FinishReason r);
 
+// How an embedding pools the prompt's hidden states (the output norm's rows): the last
+// position's (decoder models' embeddings, Qwen3-Embedding) or the mean of all positions.
+enum class Pooling { kNone, kLast, kMean };
+
 struct GenerationParams {
   SamplerParams sampler;    // temperature <= 0: greedy
   int64_t max_tokens = -1;  // -1: until the sequence's context is full
@@ -48,6 +52,9 @@ struct GenerationParams {
   // client asked for it); the prompt opened a think block, so the reply starts inside one.
   bool may_think = false;
   bool starts_in_think = false;
+  // An embedding instead of a reply (/v1/embeddings): the prompt is read, its hidden states
+  // pooled and the result scaled to length 1 (Job::embedding); nothing is generated.
+  Pooling embedding = Pooling::kNone;
 };
 
 struct TokenOut {
@@ -112,6 +119,8 @@ class Job {
   std::string error() const;  // non-empty when it failed
   int error_status() const;   // the HTTP status for the failure
   JobStats stats() const;
+  // After done, for an embedding job: the pooled, normalized vector (n_embd floats).
+  std::vector<float> embedding() const;
   // Asks the scheduler to stop it (client gone, stop button). Idempotent.
   void cancel() { cancelled_.store(true, std::memory_order_relaxed); }
   bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
@@ -119,6 +128,8 @@ class Job {
   // --- scheduler side ------------------------------------------------------------------------
   void publish(std::string_view text, std::vector<TokenOut>* tokens);
   void finish(FinishReason reason, const JobStats& stats);
+  // An embedding job's vector, before finish().
+  void set_embedding(std::vector<float> embedding);
   void fail(std::string message, int status, const JobStats& stats);
 
  private:
@@ -136,6 +147,7 @@ class Job {
   std::string error_;
   int error_status_ = 0;
   JobStats stats_;
+  std::vector<float> embedding_;
 };
 
 }  // namespace xtile::server

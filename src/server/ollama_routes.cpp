@@ -1,10 +1,12 @@
 #include "server/ollama_routes.h"
 
+#include <chrono>
 #include <functional>
 
 #include "server/api_error.h"
 #include "server/completions.h"
 #include "server/connection.h"
+#include "server/embeddings.h"
 #include "server/ollama_api.h"
 #include "server/sse.h"
 
@@ -94,6 +96,63 @@ void handle_generation(ServerState& st, const httplib::Request& req, httplib::Re
                   "application/json");
 }
 
+// The request's model, which must be the served one.
+std::string model_of(const ServerState& st, const ordered_json& body) {
+  const auto m = body.find("model");
+  if (m == body.end() || !m->is_string() || m->get<std::string>().empty())
+    throw bad_request("'model' is required", "model");
+  check_model(st, m->get<std::string>());
+  return m->get<std::string>();
+}
+
+// /api/embed: {model, input (a text or a list), truncate (default true: a long input is cut to
+// the context), dimensions} -> {model, embeddings, total_duration, load_duration,
+// prompt_eval_count}.
+void handle_embed(ServerState& st, const httplib::Request& req, httplib::Response& res) {
+  const ordered_json body = parse_body(req.body);
+  const std::string model = model_of(st, body);
+  const auto input = body.find("input");
+  if (input == body.end() || input->is_null()) throw bad_request("'input' is required", "input");
+  bool truncate = true;
+  if (const auto t = body.find("truncate"); t != body.end() && !t->is_null()) {
+    if (!t->is_boolean()) throw bad_request("'truncate' must be true or false", "truncate");
+    truncate = t->get<bool>();
+  }
+  int64_t dimensions = 0;
+  if (const auto d = body.find("dimensions"); d != body.end() && !d->is_null()) {
+    if (!d->is_number_integer() || d->get<int64_t>() < 1)
+      throw bad_request("'dimensions' must be a positive integer", "dimensions");
+    dimensions = d->get<int64_t>();
+  }
+  ClientConnection conn(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
+  const auto start = std::chrono::steady_clock::now();
+  const Embedded e =
+      embed(st, embedding_inputs(st, *input, "input"), truncate, dimensions, conn, res);
+  if (e.client_gone) return;
+  const auto ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
+          .count();
+  res.set_content(dump(json{{"model", model},
+                            {"embeddings", e.vectors},
+                            {"total_duration", ns},
+                            {"load_duration", 0},
+                            {"prompt_eval_count", e.prompt_tokens}}),
+                  "application/json");
+}
+
+// /api/embeddings, Ollama's older route: {model, prompt} -> {embedding}.
+void handle_embeddings_v0(ServerState& st, const httplib::Request& req, httplib::Response& res) {
+  const ordered_json body = parse_body(req.body);
+  model_of(st, body);
+  const auto prompt = body.find("prompt");
+  if (prompt == body.end() || !prompt->is_string())
+    throw bad_request("'prompt' must be a string", "prompt");
+  ClientConnection conn(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
+  const Embedded e = embed(st, embedding_inputs(st, *prompt, "prompt"), true, 0, conn, res);
+  if (e.client_gone) return;
+  res.set_content(dump(json{{"embedding", e.vectors.front()}}), "application/json");
+}
+
 }  // namespace
 
 void add_ollama_routes(httplib::Server& s, ServerState& st) {
@@ -103,6 +162,13 @@ void add_ollama_routes(httplib::Server& s, ServerState& st) {
   s.Post("/api/generate",
          ollama_guarded([&st](const httplib::Request& req, httplib::Response& res) {
            handle_generation(st, req, res, OllamaRoute::kGenerate);
+         }));
+  s.Post("/api/embed", ollama_guarded([&st](const httplib::Request& req, httplib::Response& res) {
+           handle_embed(st, req, res);
+         }));
+  s.Post("/api/embeddings",
+         ollama_guarded([&st](const httplib::Request& req, httplib::Response& res) {
+           handle_embeddings_v0(st, req, res);
          }));
   s.Get("/api/tags", ollama_guarded([&st](const httplib::Request&, httplib::Response& res) {
           res.set_content(dump(json{{"models", json::array({ollama_model_entry(st.model)})}}),

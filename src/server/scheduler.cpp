@@ -257,7 +257,8 @@ void Scheduler::admit() {
       w->job->finish(FinishReason::kCancelled, w->stats);
       continue;
     }
-    if (w->job->params().max_tokens == 0 && !w->job->params().prompt_logprobs) {
+    if (w->job->params().max_tokens == 0 && !w->job->params().prompt_logprobs &&
+        w->job->params().embedding == Pooling::kNone) {
       // Nothing to generate: the prompt is not read.
       m_.requests_finished.fetch_add(1, std::memory_order_relaxed);
       w->job->finish(FinishReason::kLength, w->stats);
@@ -265,6 +266,7 @@ void Scheduler::admit() {
     }
     Slot& s = slots_[static_cast<size_t>(id)];
     const size_t keep = reuse_prefix(s, *w);
+    w->pooled.clear();
     if (!w->admitted_once) {
       w->admitted_once = true;
       w->order = ++admissions_;
@@ -292,6 +294,8 @@ size_t Scheduler::reuse_prefix(Slot& s, const Work& w) {
   size_t most = w.input.size() - 1;
   if (w.job->params().prompt_logprobs && w.prompt_scored < w.n_prompt)
     most = std::min(most, w.prompt_scored - 1);
+  // A mean over the prompt's positions needs every one of them evaluated.
+  if (w.job->params().embedding == Pooling::kMean) most = 0;
   size_t keep = std::min(common_prefix(s.cache, w.input), most);
   const Slot* donor = nullptr;
   size_t donor_keep = keep;
@@ -390,7 +394,13 @@ bool Scheduler::step() {
 
   std::vector<Session::Row> rows;
   std::vector<LogitUse> uses;  // one per row with logits, in row order
+  std::vector<Slot*> hidden_slots;  // one per row with a hidden state (embeddings), in row order
   for (Slot* s : decoding) {
+    if (s->work->job->params().embedding != Pooling::kNone) {  // its prompt's last token
+      rows.push_back({s->id, s->work->input.back(), false, true});
+      hidden_slots.push_back(s);
+      continue;
+    }
     rows.push_back({s->id, s->work->input.back(), true});
     uses.push_back({s, -1});
   }
@@ -414,9 +424,19 @@ bool Scheduler::step() {
     }
     take = std::min(take, kv_free() - used);
     if (take <= 0) break;
+    const Pooling pooling = w.job->params().embedding;
     for (int64_t i = 0; i < take; ++i) {
       const int64_t pos = done + i;
       const bool last = pos + 1 == static_cast<int64_t>(w.input.size());
+      if (pooling != Pooling::kNone) {  // an embedding: hidden states, no logits
+        if (pooling == Pooling::kMean || last) {
+          rows.push_back({s->id, w.input[static_cast<size_t>(pos)], false, true});
+          hidden_slots.push_back(s);
+        } else {
+          rows.push_back({s->id, w.input[static_cast<size_t>(pos)], false, false});
+        }
+        continue;
+      }
       // Position pos's logits score prompt token pos + 1 (never the last row's: its next token
       // is generated).
       const bool score = scoring && pos + 1 < static_cast<int64_t>(w.n_prompt) &&
@@ -434,7 +454,7 @@ bool Scheduler::step() {
 
   const Clock::time_point t0 = Clock::now();
   try {
-    session_->eval_rows(rows, &logits_);
+    session_->eval_rows(rows, &logits_, &hidden_);
   } catch (const std::exception& e) {
     // Not expected (everything was checked); the requests in this step end, the others go on.
     std::vector<int> seqs;
@@ -465,6 +485,7 @@ bool Scheduler::step() {
   for (const Slot& s : slots_) busy += s.work ? 1 : 0;
   m_.busy_slots_total.fetch_add(static_cast<uint64_t>(busy), std::memory_order_relaxed);
   if (n_rows > m_.tokens_max.load(std::memory_order_relaxed)) m_.tokens_max = n_rows;
+  pool_embeddings(hidden_slots);
   score_prompts(uses);
   std::vector<std::pair<Slot*, size_t>> to_sample;
   for (size_t r = 0; r < uses.size(); ++r) {
@@ -479,6 +500,36 @@ bool Scheduler::step() {
   }
   sample(to_sample);
   return true;
+}
+
+void Scheduler::pool_embeddings(const std::vector<Slot*>& hidden_slots) {
+  const size_t e = hidden_slots.empty() ? 0 : hidden_.size() / hidden_slots.size();
+  for (size_t r = 0; r < hidden_slots.size(); ++r) {
+    Slot& s = *hidden_slots[r];
+    Work& w = *s.work;
+    const float* h = hidden_.data() + r * e;
+    // Last pooling: only the last row comes here. Mean: every row, in position order.
+    if (w.pooled.empty()) w.pooled.assign(e, 0.0);
+    if (w.job->params().embedding == Pooling::kLast) {
+      std::copy_n(h, e, w.pooled.begin());
+    } else {
+      for (size_t i = 0; i < e; ++i) w.pooled[i] += h[i];
+    }
+    // The prompt's last row is the slot's last in the step (its rows are consecutive).
+    const bool slot_last = r + 1 == hidden_slots.size() || hidden_slots[r + 1] != &s;
+    if (!slot_last || s.cache.size() < w.input.size()) continue;  // more of the prompt to read
+    // Scaled to length 1 (the mean's 1/n cancels): in double, in one order, so the bits are
+    // the rows' whatever the batch.
+    double norm = 0;
+    for (double x : w.pooled) norm += x * x;
+    norm = std::sqrt(norm);
+    std::vector<float> out(e);
+    for (size_t i = 0; i < e; ++i)
+      out[i] = norm > 0 ? static_cast<float>(w.pooled[i] / norm) : 0.0f;
+    w.stats.prompt_ms = ms_between(w.admitted, Clock::now());
+    w.job->set_embedding(std::move(out));
+    end(s, FinishReason::kStop);
+  }
 }
 
 void Scheduler::score_prompts(const std::vector<LogitUse>& uses) {

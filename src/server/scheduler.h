@@ -101,6 +101,9 @@ class Scheduler {
   static constexpr int64_t kScoredRowsPerStep = 32;  // 19 MB of logits for Qwen's vocabulary
   // Publishes the prompt tokens' log-probabilities the step's scoring rows give.
   void score_prompts(const std::vector<LogitUse>& uses);
+  // Pools each embedding slot's rows of hidden_ (in row order) and ends the slots whose prompt
+  // is read.
+  void pool_embeddings(const std::vector<Slot*>& hidden_slots);
   // Samples the next token of each slot from its row of logits_ (slot, row), then releases text
   // and ends the requests that are done.
   void sample(const std::vector<std::pair<Slot*, size_t>>& slot_rows);
@@ -120,6 +123,7 @@ class Scheduler {
   std::unique_ptr<Session> session_;
   std::vector<Slot> slots_;
   std::vector<float> logits_;
+  std::vector<float> hidden_;                // the step's hidden-state rows (embeddings)
   std::unique_ptr<TokenBytes> token_bytes_;  // constrained decoding's, once one asks
   uint64_t clock_ = 0;       // slot use order
   uint64_t admissions_ = 0;  // work admission order

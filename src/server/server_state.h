@@ -40,6 +40,10 @@ struct ModelInfo {
   uint64_t size_bytes = 0;
   std::string quantization;  // llama-quantize's file type, upper case ("Q4_K_M"), or ""
   std::string fingerprint;   // system_fingerprint
+  // How /v1/embeddings pools a text's hidden states: --pooling, else the GGUF's
+  // <arch>.pooling_type (mean or last), else the last position's (a causal model's last position
+  // has read the whole text).
+  Pooling pooling = Pooling::kLast;
   // Whether a request's "model" names this one: the id, the file's name or stem, or its path.
   bool matches(const std::string& name) const;
 };

@@ -518,6 +518,79 @@ TEST_F(SchedulerTest, RandomMixesOfChoicesEchoAndSharedPrefixesKeepTheirBits) {
   EXPECT_GT(copied, 0u);
 }
 
+// An embedding job's vector: the prompt's hidden states pooled as Session gives them alone
+// (the last row's, or the mean of all rows, scaled to length 1 in double), the same bits beside
+// generating requests, split into small batches, preempted, and with a prompt whose beginning
+// another slot's cache holds.
+std::vector<float> pooled_alone(const Model& m, const std::vector<int32_t>& prompt, Pooling p) {
+  SessionOptions so;
+  so.n_ctx = 512;
+  Session s(*m.weights, *m.pool, so);
+  std::vector<Session::Row> rows;
+  for (int32_t t : prompt) rows.push_back({0, t, false, true});
+  std::vector<float> logits, hidden;
+  s.eval_rows(rows, &logits, &hidden);
+  const size_t e = hidden.size() / prompt.size();
+  std::vector<double> sum(e, 0.0);
+  const size_t first = p == Pooling::kLast ? prompt.size() - 1 : 0;
+  for (size_t r = first; r < prompt.size(); ++r)
+    for (size_t i = 0; i < e; ++i)
+      sum[i] = p == Pooling::kLast ? hidden[r * e + i] : sum[i] + hidden[r * e + i];
+  double norm = 0;
+  for (double x : sum) norm += x * x;
+  std::vector<float> out(e);
+  for (size_t i = 0; i < e; ++i) out[i] = static_cast<float>(sum[i] / std::sqrt(norm));
+  return out;
+}
+
+TEST_F(SchedulerTest, EmbeddingsArePooledHiddenStatesWithTheSameBitsBesideOthers) {
+  for (const Pooling pooling : {Pooling::kLast, Pooling::kMean}) {
+    SCOPED_TRACE(pooling == Pooling::kLast ? "last" : "mean");
+    std::vector<Request> embeds;
+    for (const Request& r : requests_) {
+      Request e{r.prompt, {}};
+      e.gen.embedding = pooling;
+      embeds.push_back(e);
+    }
+    // The last one starts as the first: its beginning is in another slot's cache.
+    embeds.back().prompt = embeds.front().prompt;
+    embeds.back().prompt.push_back(42);
+    std::vector<std::vector<float>> want;
+    for (const Request& e : embeds) want.push_back(pooled_alone(model_, e.prompt, pooling));
+    // Small budgets and batches, generating requests beside them.
+    for (const int64_t budget : {int64_t{1024}, int64_t{160}}) {
+      Metrics metrics;
+      SchedulerOptions o;
+      o.n_slots = 6;
+      o.n_batch = 9;
+      o.n_ctx = 160;
+      o.kv_budget = budget;
+      Scheduler s(*model_.weights, *model_.pool, *model_.tok, o, metrics);
+      std::vector<std::shared_ptr<Job>> gen, emb;
+      for (size_t i = 0; i < embeds.size(); ++i) {
+        gen.push_back(std::make_shared<Job>(requests_[i].prompt, requests_[i].gen));
+        emb.push_back(std::make_shared<Job>(embeds[i].prompt, embeds[i].gen));
+        ASSERT_EQ(s.submit(gen.back()), Scheduler::Submit::kQueued);
+        ASSERT_EQ(s.submit(emb.back()), Scheduler::Submit::kQueued);
+      }
+      for (size_t i = 0; i < emb.size(); ++i) {
+        const Outcome o = collect(*emb[i]);
+        EXPECT_EQ(o.reason, FinishReason::kStop);
+        EXPECT_TRUE(o.ids.empty());  // nothing generated
+        const std::vector<float> got = emb[i]->embedding();
+        ASSERT_EQ(got.size(), want[i].size()) << "input " << i;
+        EXPECT_EQ(0, std::memcmp(got.data(), want[i].data(), got.size() * sizeof(float)))
+            << "input " << i << ", budget " << budget;
+      }
+      for (auto& g : gen) collect(*g);
+      EXPECT_EQ(metrics.requests_failed.load(), 0u);
+      if (budget == 160) {
+        EXPECT_GT(metrics.preemptions_total.load(), 0u);
+      }
+    }
+  }
+}
+
 TEST_F(SchedulerTest, CancelEndsOneRequestAndTheOthersGoOn) {
   const std::vector<Outcome> alone =
       run_alone(model_, {requests_[3]});  // (one pool user at a time)

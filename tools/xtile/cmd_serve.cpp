@@ -48,7 +48,22 @@ struct ServeFlags {
   std::optional<int> top_k;
   std::vector<std::string> logit_bias;
   std::string reasoning_format = "deepseek";
+  std::string pooling;  // "" : the GGUF's
 };
+
+// --pooling, else the GGUF's <arch>.pooling_type (llama.cpp's numbers: 1 mean, 3 last), else
+// last: a causal model's last position is the one that has read the whole text.
+server::Pooling pooling_of(const std::string& flag, const gguf::File& file,
+                           const std::string& arch) {
+  if (flag == "mean") return server::Pooling::kMean;
+  if (flag == "last") return server::Pooling::kLast;
+  if (!flag.empty())
+    fail("--pooling '", flag,
+         "': xtile pools mean or last (none, cls and rank are for encoder and reranker models, "
+         "which it does not run)");
+  return file.get_uint_or(arch + ".pooling_type", 3) == 1 ? server::Pooling::kMean
+                                                          : server::Pooling::kLast;
+}
 
 std::vector<std::string> read_keys(const std::string& path) {
   std::ifstream in(path);
@@ -161,6 +176,7 @@ int run_serve(const ServeFlags& f) {
   }
   for (char ch : quant) info.quantization += static_cast<char>(std::toupper(ch));
   info.fingerprint = "xtile-" + std::string(XTILE_VERSION) + "-" + info.tier;
+  info.pooling = pooling_of(f.pooling, e.weights->file(), c.arch_name);
   server::Scheduler scheduler(*e.weights, *e.pool, *e.tok, e.options, metrics);
   http.set_ready(&scheduler, e.tok.get(), info);
   loaded = true;
@@ -248,12 +264,21 @@ Command register_serve(CLI::App& root) {
                   "deepseek: a leading <think> block becomes reasoning_content; none: left in "
                   "the content")
       ->capture_default_str();
+  app->add_option("--pooling", f->pooling,
+                  "how /v1/embeddings pools a text: mean or last (default: the GGUF's "
+                  "pooling_type, else last)")
+      ->check(CLI::IsMember({"mean", "last", "none", "cls", "rank"}))
+      ->type_name("TYPE");
+  app->add_flag_callback(
+         "--embeddings,--embedding", [] {},
+         "llama-server's switch for its embedding endpoint: /v1/embeddings is always served")
+      ->group("llama-server's switches for what xtile serve always does");
   app->footer(
-      "Endpoints: POST /v1/chat/completions, /v1/completions (stream: true for SSE), /completion "
-      "(llama-server's shape), GET "
-      "/v1/models, /health, /metrics, /slots, /props, POST /tokenize, /detokenize, "
-      "/apply-template; the "
-      "chat page at /.\nA request's output does not depend on the other requests running beside "
+      "Endpoints: POST /v1/chat/completions, /v1/completions (stream: true for SSE), "
+      "/v1/responses, /v1/embeddings, /completion (llama-server's shape), /v1/messages "
+      "(Anthropic's), /api/chat, /api/generate, /api/embed (Ollama's); GET /v1/models, /health, "
+      "/metrics, /slots, /props, POST /tokenize, /detokenize, /apply-template; the chat page at "
+      "/.\nA request's output does not depend on the other requests running beside "
       "it: the same request and seed give the same tokens alone or in a batch.");
   return {app, [f] { return run_serve(*f); }};
 }

@@ -1,6 +1,6 @@
 // xtile serve through the official ollama npm package (ollama-js), as an application written
 // for Ollama would use it: list, chat and generate, whole and streamed, options, JSON format,
-// aborting a stream, show, ps, version, and errors as the package's ResponseError.
+// aborting a stream, show, ps, version, embed, and errors as the package's ResponseError.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Ollama } from "ollama";
@@ -99,4 +99,17 @@ test("an unknown model is the package's ResponseError, 404", async () => {
   await assert.rejects(
     ollama.chat({ model: "llama3.2", messages: [{ role: "user", content: "Hi" }] }),
     (e) => e.name === "ResponseError" && e.status_code === 404 && /not found/.test(e.error));
+});
+
+test("embed gives one vector of length 1 per input, as /v1/embeddings", async () => {
+  const r = await ollama.embed({ model: MODEL, input: ["One fish", "Two fish"] });
+  assert.equal(r.embeddings.length, 2);
+  const openai = await (await fetch(process.env.XTILE_URL + "/v1/embeddings", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ input: ["One fish", "Two fish"] }) })).json();
+  for (let i = 0; i < 2; i++) {
+    assert.deepEqual(r.embeddings[i], openai.data[i].embedding);
+    assert.ok(Math.abs(Math.hypot(...r.embeddings[i]) - 1) < 1e-5);
+  }
+  assert.equal(r.prompt_eval_count, openai.usage.prompt_tokens);
 });

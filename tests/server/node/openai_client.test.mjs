@@ -1,6 +1,6 @@
 // xtile serve through the official openai npm package, as an application would use it:
 // models, chat (whole and streamed, with usage), n choices, completions, log-probabilities,
-// seeds, errors as the SDK's typed exceptions, aborting a stream, and JSON mode.
+// seeds, errors as the SDK's typed exceptions, aborting a stream, JSON mode, and embeddings.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
@@ -172,4 +172,22 @@ test("JSON mode: a json_schema reply parses to an instance of the schema", async
   assert.deepEqual(Object.keys(value).sort(), ["animal", "happy"]);
   assert.ok(["cat", "dog"].includes(value.animal));
   assert.equal(typeof value.happy, "boolean");
+});
+
+test("embeddings.create: the SDK's base64 transfer decodes to the float vectors", async () => {
+  const input = ["A cat sleeps.", "A dog barks."];
+  // The SDK asks for base64 by default and decodes it; the same request in floats must agree.
+  const viaBase64 = await client.embeddings.create({ model: MODEL, input });
+  const viaFloats = await client.embeddings.create({ model: MODEL, input, encoding_format: "float" });
+  assert.equal(viaBase64.data.length, 2);
+  for (let i = 0; i < 2; i++) {
+    assert.equal(viaBase64.data[i].index, i);
+    assert.deepEqual(Array.from(viaBase64.data[i].embedding), viaFloats.data[i].embedding);
+    const len = Math.hypot(...viaFloats.data[i].embedding);
+    assert.ok(Math.abs(len - 1) < 1e-5, String(len));
+  }
+  assert.ok(viaFloats.usage.prompt_tokens > 0);
+  const short = await client.embeddings.create({ model: MODEL, input: input[0], dimensions: 8,
+                                                 encoding_format: "float" });
+  assert.equal(short.data[0].embedding.length, 8);
 });

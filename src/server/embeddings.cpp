@@ -1,0 +1,177 @@
+#include "server/embeddings.h"
+
+#include <cmath>
+
+#include "server/api_error.h"
+#include "server/completions.h"
+#include "server/openai_request.h"
+
+namespace xtile::server {
+
+using nlohmann::json;
+
+namespace {
+
+// OpenAI's limit on a request's inputs.
+constexpr size_t kMaxInputs = 2048;
+
+std::vector<int32_t> ids_of(const ServerState& st, const json& list, const std::string& at) {
+  std::vector<int32_t> ids;
+  for (const json& v : list) {
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= st.tok->n_vocab())
+      throw bad_request("'" + at + "' holds " + v.dump() + ", not a token id of the vocabulary (" +
+                            std::to_string(st.tok->n_vocab()) + " tokens)",
+                        at);
+    ids.push_back(v.get<int32_t>());
+  }
+  return ids;
+}
+
+// The vector's first `n` values scaled to length 1 (in double, in index order).
+std::vector<float> first_scaled(const std::vector<float>& v, size_t n) {
+  double norm = 0;
+  for (size_t i = 0; i < n; ++i) norm += static_cast<double>(v[i]) * v[i];
+  norm = std::sqrt(norm);
+  std::vector<float> out(n);
+  for (size_t i = 0; i < n; ++i) out[i] = norm > 0 ? static_cast<float>(v[i] / norm) : 0.0f;
+  return out;
+}
+
+// Standard base64 of the floats' little-endian bytes (OpenAI's encoding_format "base64").
+std::string base64_floats(const std::vector<float>& v) {
+  static const char* digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const auto* bytes = reinterpret_cast<const unsigned char*>(v.data());
+  const size_t n = v.size() * sizeof(float);
+  std::string out;
+  out.reserve((n + 2) / 3 * 4);
+  for (size_t i = 0; i < n; i += 3) {
+    const uint32_t b = (uint32_t{bytes[i]} << 16) | (i + 1 < n ? uint32_t{bytes[i + 1]} << 8 : 0) |
+                       (i + 2 < n ? uint32_t{bytes[i + 2]} : 0);
+    out += digits[(b >> 18) & 63];
+    out += digits[(b >> 12) & 63];
+    out += i + 1 < n ? digits[(b >> 6) & 63] : '=';
+    out += i + 2 < n ? digits[b & 63] : '=';
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::vector<int32_t>> embedding_inputs(const ServerState& st, const json& input,
+                                                   const std::string& param) {
+  std::vector<std::vector<int32_t>> out;
+  auto text = [&](const json& s, const std::string& at) {
+    if (s.get<std::string>().empty()) throw bad_request("'" + at + "' is an empty text", at);
+    out.push_back(st.tok->encode(s.get<std::string>(), /*add_bos=*/true, /*parse_special=*/true));
+  };
+  if (input.is_string()) {
+    text(input, param);
+  } else if (input.is_array() && !input.empty() && input[0].is_number()) {
+    out.push_back(ids_of(st, input, param));  // one input as token ids
+  } else if (input.is_array()) {
+    if (input.empty()) throw bad_request("'" + param + "' must not be empty", param);
+    if (input.size() > kMaxInputs)
+      throw bad_request("'" + param + "' holds " + std::to_string(input.size()) +
+                            " inputs; at most " + std::to_string(kMaxInputs),
+                        param);
+    for (size_t i = 0; i < input.size(); ++i) {
+      const std::string at = param + "[" + std::to_string(i) + "]";
+      if (input[i].is_string()) {
+        text(input[i], at);
+      } else if (input[i].is_array() && !input[i].empty()) {
+        out.push_back(ids_of(st, input[i], at));
+      } else {
+        throw bad_request("'" + at + "' must be a text or a non-empty list of token ids", at);
+      }
+    }
+  } else {
+    throw bad_request(
+        "'" + param + "' must be a text, a list of texts, token ids or a list of token-id lists",
+        param);
+  }
+  return out;
+}
+
+Embedded embed(ServerState& st, std::vector<std::vector<int32_t>> inputs, bool truncate,
+               int64_t dimensions, const ClientConnection& conn, httplib::Response& res) {
+  const int64_t n_ctx = st.scheduler->options().n_ctx;
+  const int64_t n_embd = st.model.n_embd;
+  if (dimensions < 0 || dimensions > n_embd)
+    throw bad_request(
+        "'dimensions' must be 1 to " + std::to_string(n_embd) + " (the model's embedding size)",
+        "dimensions");
+  Embedded out;
+  Submitted sub;
+  if (inputs.size() > 1) sub.signal = std::make_shared<JobSignal>();
+  GenerationParams gen;
+  gen.embedding = st.model.pooling;
+  for (std::vector<int32_t>& ids : inputs) {
+    if (ids.empty()) throw bad_request("an input has no tokens", "input");
+    if (truncate && static_cast<int64_t>(ids.size()) > n_ctx)
+      ids.resize(static_cast<size_t>(n_ctx));
+    check_prompt_length(static_cast<int64_t>(ids.size()), n_ctx, "input");
+    out.prompt_tokens += static_cast<int64_t>(ids.size());
+    sub.jobs.push_back(std::make_shared<Job>(std::move(ids), gen, sub.signal));
+  }
+  queue_jobs(st, sub.jobs, res);
+  std::vector<std::string> texts;
+  std::vector<std::vector<TokenOut>> tokens;
+  if (!read_all(sub, conn, res, &texts, &tokens)) {
+    out.client_gone = true;
+    return out;
+  }
+  const size_t keep =
+      dimensions > 0 ? static_cast<size_t>(dimensions) : static_cast<size_t>(n_embd);
+  for (const auto& job : sub.jobs) {
+    std::vector<float> v = job->embedding();
+    out.vectors.push_back(keep == v.size() ? std::move(v) : first_scaled(v, keep));
+    out.prompt_ms = std::max(out.prompt_ms, job->stats().prompt_ms);
+  }
+  return out;
+}
+
+void handle_embeddings(ServerState& st, const httplib::Request& req, httplib::Response& res) {
+  const json body = parse_body(req.body);
+  if (const auto m = body.find("model"); m != body.end() && !m->is_null()) {
+    if (!m->is_string()) throw bad_request("'model' must be a string", "model");
+    if (!st.model.matches(m->get<std::string>()))
+      throw ApiError(404, "invalid_request_error",
+                     "the model '" + m->get<std::string>() +
+                         "' does not exist; this server runs '" + st.model.id +
+                         "' (GET /v1/models)",
+                     "model_not_found", "model");
+  }
+  const auto input = body.find("input");
+  if (input == body.end() || input->is_null()) throw bad_request("'input' is required", "input");
+  std::string format = "float";
+  if (const auto f = body.find("encoding_format"); f != body.end() && !f->is_null()) {
+    if (!f->is_string() || (*f != "float" && *f != "base64"))
+      throw bad_request("'encoding_format' must be \"float\" or \"base64\"", "encoding_format");
+    format = f->get<std::string>();
+  }
+  int64_t dimensions = 0;
+  if (const auto d = body.find("dimensions"); d != body.end() && !d->is_null()) {
+    if (!d->is_number_integer() || d->get<int64_t>() < 1)
+      throw bad_request("'dimensions' must be a positive integer", "dimensions");
+    dimensions = d->get<int64_t>();
+  }
+  ClientConnection conn(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
+  const Embedded e =
+      embed(st, embedding_inputs(st, *input, "input"), /*truncate=*/false, dimensions, conn, res);
+  if (e.client_gone) return;
+  json data = json::array();
+  for (size_t i = 0; i < e.vectors.size(); ++i)
+    data.push_back({{"object", "embedding"},
+                    {"index", i},
+                    {"embedding",
+                     format == "base64" ? json(base64_floats(e.vectors[i])) : json(e.vectors[i])}});
+  res.set_content(
+      dump(
+          json{{"object", "list"},
+               {"data", std::move(data)},
+               {"model", st.model.id},
+               {"usage", {{"prompt_tokens", e.prompt_tokens}, {"total_tokens", e.prompt_tokens}}}}),
+      "application/json");
+}
+
+}  // namespace xtile::server

@@ -1,0 +1,182 @@
+// Embeddings on the real `xtile serve` binary: /v1/embeddings in OpenAI's shape (vectors of
+// length 1, one per input in order, the same vector for a text alone or in a list and for its
+// token ids, `dimensions` as the first values scaled to length 1 again, base64 as the floats'
+// bytes), Ollama's /api/embed and /api/embeddings giving the same vectors, a long input refused
+// or (Ollama's truncate) cut to the context, and errors naming the field.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "http_client.h"
+#include "server_process.h"
+#include "test_util.h"
+
+namespace xtile::test {
+namespace {
+
+using nlohmann::json;
+
+std::vector<float> floats(const json& j) {
+  return j.get<std::vector<float>>();
+}
+
+std::vector<uint8_t> unbase64(const std::string& s) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    return c == '+' ? 62 : c == '/' ? 63 : -1;
+  };
+  std::vector<uint8_t> out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : s) {
+    const int v = value(c);
+    if (v < 0) continue;  // '=' padding
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<uint8_t>((acc >> bits) & 0xFF));
+    }
+  }
+  return out;
+}
+
+double length(const std::vector<float>& v) {
+  double n = 0;
+  for (float x : v) n += static_cast<double>(x) * x;
+  return std::sqrt(n);
+}
+
+class EmbeddingsHttp : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const std::string model = fixture_path("models/stories260K.gguf");
+    if (model.empty()) return;
+    server_ = new ServerProcess({"-m", model, "-np", "3", "-c", "256", "-t", "2"});
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override {
+    if (!server_) GTEST_SKIP() << "../shared/fixtures/models/stories260K.gguf is absent";
+    ASSERT_TRUE(server_->ok());
+    port_ = server_->port();
+  }
+  json embeddings(const json& body) {
+    const Reply r = post(port_, "/v1/embeddings", body);
+    EXPECT_EQ(r.status, 200) << r.body;
+    return r.status == 200 ? r.j() : json();
+  }
+  static ServerProcess* server_;
+  int port_ = 0;
+};
+ServerProcess* EmbeddingsHttp::server_ = nullptr;
+
+TEST_F(EmbeddingsHttp, OneVectorPerInputTheSameAloneOrInAList) {
+  const json texts = {"The cat sat on the mat.", "A dog ran in the park.",
+                      "The cat sat on the mat."};
+  const json list = embeddings({{"input", texts}, {"model", "stories260K"}});
+  ASSERT_FALSE(list.is_null());
+  EXPECT_EQ(list["object"], "list");
+  EXPECT_EQ(list["model"], "stories260K.gguf");
+  ASSERT_EQ(list["data"].size(), 3u);
+  int64_t tokens = 0;
+  for (size_t i = 0; i < 3; ++i) {
+    const json& d = list["data"][i];
+    EXPECT_EQ(d["object"], "embedding");
+    EXPECT_EQ(d["index"], i);
+    const std::vector<float> v = floats(d["embedding"]);
+    EXPECT_EQ(v.size(), 64u);  // stories260K's n_embd
+    EXPECT_NEAR(length(v), 1.0, 1e-6);
+    const json alone = embeddings({{"input", texts[i]}});
+    EXPECT_EQ(alone["data"][0]["embedding"], d["embedding"]) << "input " << i;
+    tokens += alone["usage"]["prompt_tokens"].get<int64_t>();
+  }
+  EXPECT_EQ(list["data"][0]["embedding"], list["data"][2]["embedding"]);
+  EXPECT_NE(list["data"][0]["embedding"], list["data"][1]["embedding"]);
+  EXPECT_EQ(list["usage"]["prompt_tokens"], tokens);
+  EXPECT_EQ(list["usage"]["total_tokens"], tokens);
+
+  // Token ids: the text's tokens as a completion's prompt reads them (BOS first).
+  const Reply ids = post(port_, "/tokenize", {{"content", texts[1]}, {"add_special", true}});
+  ASSERT_EQ(ids.status, 200) << ids.body;
+  EXPECT_EQ(embeddings({{"input", ids.j()["tokens"]}})["data"][0]["embedding"],
+            list["data"][1]["embedding"]);
+  EXPECT_EQ(embeddings({{"input", json::array({ids.j()["tokens"]})}})["data"][0]["embedding"],
+            list["data"][1]["embedding"]);
+}
+
+TEST_F(EmbeddingsHttp, DimensionsAndBase64) {
+  const std::vector<float> full =
+      floats(embeddings({{"input", "Hello there"}})["data"][0]["embedding"]);
+  const std::vector<float> cut =
+      floats(embeddings({{"input", "Hello there"}, {"dimensions", 16}})["data"][0]["embedding"]);
+  ASSERT_EQ(cut.size(), 16u);
+  const double head = length(std::vector<float>(full.begin(), full.begin() + 16));
+  for (size_t i = 0; i < 16; ++i) EXPECT_NEAR(cut[i], full[i] / head, 1e-6) << i;
+  EXPECT_NEAR(length(cut), 1.0, 1e-6);
+  const json b64 = embeddings({{"input", "Hello there"}, {"encoding_format", "base64"}});
+  const std::vector<uint8_t> bytes = unbase64(b64["data"][0]["embedding"].get<std::string>());
+  ASSERT_EQ(bytes.size(), full.size() * sizeof(float));
+  EXPECT_EQ(0, std::memcmp(bytes.data(), full.data(), bytes.size()));
+}
+
+TEST_F(EmbeddingsHttp, OllamasRoutesGiveTheSameVectors) {
+  const json openai = embeddings({{"input", {"One fish", "Two fish"}}});
+  const Reply embed =
+      post(port_, "/api/embed",
+           {{"model", "stories260K.gguf:latest"}, {"input", {"One fish", "Two fish"}}});
+  ASSERT_EQ(embed.status, 200) << embed.body;
+  ASSERT_EQ(embed.j()["embeddings"].size(), 2u);
+  EXPECT_EQ(embed.j()["embeddings"][0], openai["data"][0]["embedding"]);
+  EXPECT_EQ(embed.j()["embeddings"][1], openai["data"][1]["embedding"]);
+  EXPECT_EQ(embed.j()["prompt_eval_count"], openai["usage"]["prompt_tokens"]);
+  const Reply old =
+      post(port_, "/api/embeddings", {{"model", "stories260K"}, {"prompt", "Two fish"}});
+  ASSERT_EQ(old.status, 200) << old.body;
+  EXPECT_EQ(old.j()["embedding"], openai["data"][1]["embedding"]);
+}
+
+TEST_F(EmbeddingsHttp, LongInputsAndErrors) {
+  std::string words;
+  for (int i = 0; i < 200; ++i) words += "frog pond ";
+  const Reply long_openai = post(port_, "/v1/embeddings", {{"input", words}});
+  EXPECT_EQ(long_openai.status, 400) << long_openai.body;
+  EXPECT_EQ(long_openai.j()["error"]["code"], "context_length_exceeded");
+  // Ollama cuts a long input to the context (truncate defaults to true) ...
+  const Reply cut = post(port_, "/api/embed", {{"model", "stories260K"}, {"input", words}});
+  ASSERT_EQ(cut.status, 200) << cut.body;
+  EXPECT_EQ(cut.j()["prompt_eval_count"], 256);
+  // ... which is the embedding of its first 256 tokens.
+  const Reply ids = post(port_, "/tokenize", {{"content", words}, {"add_special", true}});
+  json first = ids.j()["tokens"];
+  first.erase(first.begin() + 256, first.end());
+  EXPECT_EQ(embeddings({{"input", first}})["data"][0]["embedding"], cut.j()["embeddings"][0]);
+  const Reply refused =
+      post(port_, "/api/embed", {{"model", "stories260K"}, {"input", words}, {"truncate", false}});
+  EXPECT_EQ(refused.status, 400) << refused.body;
+
+  auto param_of = [&](const json& body) {
+    const Reply r = post(port_, "/v1/embeddings", body);
+    EXPECT_EQ(r.status, 400) << r.body;
+    return r.status == 400 ? r.j()["error"]["param"] : json();
+  };
+  EXPECT_EQ(param_of(json::object()), "input");
+  EXPECT_EQ(param_of({{"input", ""}}), "input");
+  EXPECT_EQ(param_of({{"input", json::array()}}), "input");
+  EXPECT_EQ(param_of({{"input", {"a", 3}}}), "input[1]");
+  EXPECT_EQ(param_of({{"input", {1, 100000}}}), "input");
+  EXPECT_EQ(param_of({{"input", "a"}, {"dimensions", 65}}), "dimensions");
+  EXPECT_EQ(param_of({{"input", "a"}, {"encoding_format", "int8"}}), "encoding_format");
+  EXPECT_EQ(post(port_, "/v1/embeddings", {{"input", "a"}, {"model", "bge-m3"}}).status, 404);
+}
+
+}  // namespace
+}  // namespace xtile::test
