@@ -300,7 +300,8 @@ void HttpServer::routes() {
                  {"size", m.size_bytes},
                  {"arch", m.arch},
                  {"tier", m.tier},
-                 {"chat_template", std::string(chat_family_name(m.chat_family))}};
+                 {"chat_template", std::string(chat_family_name(m.chat_family))},
+                 {"pooling", m.pooling == Pooling::kMean ? "mean" : "last"}};
     return json{{"id", m.id},
                 {"object", "model"},
                 {"created", created},
