@@ -1252,6 +1252,17 @@ TEST(ServerHttpOwn, TakenPortIsAnError) {
   EXPECT_EQ(first.stop(), 0) << first.log();
 }
 
+TEST(ServerHttpOwn, PoolingOfEncodersIsRefusedAtStart) {
+  REQUIRE_STORIES();
+  std::string out;
+  const int rc = run_command("timeout 60 '" + xtile_binary() + "' serve -m '" + stories() +
+                                 "' --host 127.0.0.1 --port 0 --pooling cls 2>&1",
+                             &out);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_NE(out.find("--pooling 'cls'"), std::string::npos) << out;
+  EXPECT_EQ(out.find("listening"), std::string::npos) << out;
+}
+
 TEST(ServerHttpOwn, ApiKey) {
   REQUIRE_STORIES();
   ServerProcess s({"-m", stories(), "-np", "1", "--api-key", "sesame,other"});
@@ -1283,15 +1294,39 @@ TEST(ServerHttpOwn, ApiKey) {
 // every request, under a request's own logit_bias.
 TEST(ServerHttpOwn, LlamaServerFlagsAndTheServersLogitBias) {
   REQUIRE_STORIES();
-  ServerProcess s({"-m",    stories(),         "-np",       "2",   "-ngl", "99",          "-fa",
-                   "on",    "--no-mmap",       "-b",        "512", "-ub",  "16",          "-l",
-                   "5+inf", "--jinja",         "--metrics", "-cb", "-kvu", "--no-warmup", "-to",
-                   "30",    "--chat-template", "chatml"});
+  ServerProcess s({"-m",
+                   stories(),
+                   "-np",
+                   "2",
+                   "-ngl",
+                   "99",
+                   "-fa",
+                   "on",
+                   "--no-mmap",
+                   "-b",
+                   "512",
+                   "-ub",
+                   "16",
+                   "-l",
+                   "5+inf",
+                   "--jinja",
+                   "--metrics",
+                   "-cb",
+                   "-kvu",
+                   "--no-warmup",
+                   "-to",
+                   "30",
+                   "--chat-template",
+                   "chatml",
+                   "--embeddings",
+                   "--pooling",
+                   "mean"});
   ASSERT_TRUE(s.ok()) << s.log();
   const int port = s.port();
   const Reply props = request(port, "GET", "/props");
   ASSERT_EQ(props.status, 200);
   EXPECT_EQ(props.j()["chat_template"], "chatml");  // --chat-template over the GGUF's llama2
+  EXPECT_EQ(request(port, "GET", "/v1/models").j()["data"][0]["meta"]["pooling"], "mean");
   const json body = {{"prompt", "Once upon a time"},
                      {"max_tokens", 4},
                      {"temperature", 0},

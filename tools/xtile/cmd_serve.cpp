@@ -57,10 +57,6 @@ server::Pooling pooling_of(const std::string& flag, const gguf::File& file,
                            const std::string& arch) {
   if (flag == "mean") return server::Pooling::kMean;
   if (flag == "last") return server::Pooling::kLast;
-  if (!flag.empty())
-    fail("--pooling '", flag,
-         "': xtile pools mean or last (none, cls and rank are for encoder and reranker models, "
-         "which it does not run)");
   return file.get_uint_or(arch + ".pooling_type", 3) == 1 ? server::Pooling::kMean
                                                           : server::Pooling::kLast;
 }
@@ -80,6 +76,10 @@ std::vector<std::string> read_keys(const std::string& path) {
 
 int run_serve(const ServeFlags& f) {
   require_file(f.engine.model, "model file");
+  if (!f.pooling.empty() && f.pooling != "mean" && f.pooling != "last")
+    fail("--pooling '", f.pooling,
+         "': xtile pools mean or last (none, cls and rank are for encoder and reranker models, "
+         "which it does not run)");
   if (f.reasoning_format != "none" && f.reasoning_format != "deepseek" &&
       f.reasoning_format != "auto")
     fail("--reasoning-format '", f.reasoning_format, "': expected none, auto or deepseek");
