@@ -268,9 +268,13 @@ void stream_chat_events(const ServerState& st, const ParsedRequest& r, Submitted
 
 void handle_completion(ServerState& st, const httplib::Request& req, httplib::Response& res,
                        Endpoint endpoint) {
+  handle_completion(st, parse_body(req.body), req, res, endpoint);
+}
+
+void handle_completion(ServerState& st, const nlohmann::ordered_json& body,
+                       const httplib::Request& req, httplib::Response& res, Endpoint endpoint) {
   const bool chat = endpoint == Endpoint::kChat;
   const bool native = endpoint == Endpoint::kNative;
-  const nlohmann::ordered_json body = parse_body(req.body);
   ParsedRequest r = parse_request(body, chat, st.opts.defaults);
   if (!r.model.empty() && !st.model.matches(r.model))
     throw ApiError(404, "invalid_request_error",

@@ -85,5 +85,8 @@ void stream_chat_events(const ServerState& st, const ParsedRequest& r, Submitted
 // Throws ApiError for anything the client got wrong (the caller writes it).
 void handle_completion(ServerState& st, const httplib::Request& req, httplib::Response& res,
                        Endpoint endpoint);
+// The same with the body already read (a route that rewrites it: /infill).
+void handle_completion(ServerState& st, const nlohmann::ordered_json& body,
+                       const httplib::Request& req, httplib::Response& res, Endpoint endpoint);
 
 }  // namespace xtile::server

@@ -13,6 +13,7 @@
 #include "server/chat_page.h"
 #include "server/completions.h"
 #include "server/embeddings.h"
+#include "server/infill.h"
 #include "server/ollama_api.h"
 #include "server/ollama_routes.h"
 #include "server/responses_routes.h"
@@ -195,7 +196,6 @@ void HttpServer::routes() {
       // client probing for a feature learns it is absent, not that it mistyped a path).
       static const std::pair<const char*, const char*> kAbsent[] = {
           {"/embedding", "llama-server's own embedding shape (use /v1/embeddings)"},
-          {"/infill", "fill-in-the-middle (/infill)"},
           {"/rerank", "reranking"},
           {"/v1/rerank", "reranking"},
           {"/v1/audio/transcriptions", "audio transcription"},
@@ -378,6 +378,9 @@ void HttpServer::routes() {
     s.Post(path, guarded([&st](const httplib::Request& req, httplib::Response& res) {
              handle_responses(st, req, res);
            }));
+  s.Post("/infill", guarded([&st](const httplib::Request& req, httplib::Response& res) {
+           handle_infill(st, req, res);
+         }));
   s.Post("/completion", guarded([&st](const httplib::Request& req, httplib::Response& res) {
            handle_completion(st, req, res, Endpoint::kNative);
          }));

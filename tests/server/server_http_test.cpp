@@ -327,8 +327,6 @@ TEST_F(ServerHttp, ErrorsHaveOpenAIShapeAndLeaveTheServerWell) {
   // Routes of llama-server or OpenAI for what xtile does not do: 501 naming it.
   expect_error(post(port_, "/embedding", {{"content", "x"}}), 501, "not_supported_error",
                "/v1/embeddings");
-  expect_error(post(port_, "/infill", {{"input_prefix", "x"}}), 501, "not_supported_error",
-               "/infill");
   expect_error(post(port_, "/v1/completions", {{"prompt", {1, 2, 100000}}}), 400,
                "invalid_request_error", "outside the vocabulary");
   expect_error(post(port_, chat, {{"messages", {{{"role", "user"}, {"content", "x"}}}}, {"n", 5}}),

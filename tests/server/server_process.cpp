@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <regex>
 
+#include "gguf/gguf.h"
 #include "test_util.h"
 
 extern char** environ;
@@ -116,31 +117,81 @@ ServerProcess::~ServerProcess() {
   stop();
 }
 
-// One-layer qwen3-0.6b, q4_0, Qwen2 vocabulary: synthesized on first use. CTest runs each test
-// in its own process, two at a time: each writes its own temporary file (named by its pid) and
-// renames it into place, so a test never reads another's half-written model.
+namespace {
+
+// One-layer qwen3-0.6b, q4_0, with the given vocabulary, synthesized into the build folder
+// unless already there. CTest runs each test in its own process, two at a time: each writes its
+// own temporary file (named by its pid) and renames it into place, so a test never reads
+// another's half-written model.
+std::string synth_once(const std::string& name, const std::string& vocab,
+                       const std::string& extra_args = "") {
+  const std::string out = std::string(XTILE_BINARY_DIR) + "/" + name;
+  if (std::filesystem::exists(out)) return out;
+  std::string log;
+  const std::string tmp = out + ".tmp-" + std::to_string(getpid()) + ".gguf";
+  std::string cmd = "'";  // appended piece by piece: g++ 12 warns (-Wrestrict) on a + chain
+  cmd += xtile_binary();
+  cmd += "' synth --preset qwen3-0.6b --layers 1 --type q4_0 --vocab '";
+  cmd += vocab;
+  cmd += "' ";
+  cmd += extra_args;
+  cmd += " -o '";
+  cmd += tmp;
+  cmd += "'";
+  const int rc = run_command(cmd, &log);
+  if (rc != 0) {
+    ADD_FAILURE() << "xtile synth failed:\n" << log;
+    return std::string();
+  }
+  std::filesystem::rename(tmp, out);
+  return out;
+}
+
+}  // namespace
+
 std::string slow_model() {
   static const std::string path = [] {
     const std::string vocab = fixture_path("tokenizers/vocab-qwen2.gguf");
+    return vocab.empty() ? std::string() : synth_once("server-test-qwen3-1L-q4_0.gguf", vocab);
+  }();
+  return path;
+}
+
+std::string fim_vocab() {
+  static const std::string path = [] {
+    const std::string vocab = fixture_path("tokenizers/vocab-qwen2.gguf");
     if (vocab.empty()) return std::string();
-    const std::string out = std::string(XTILE_BINARY_DIR) + "/server-test-qwen3-1L-q4_0.gguf";
+    const std::string out = std::string(XTILE_BINARY_DIR) + "/vocab-qwen2-fim.gguf";
     if (std::filesystem::exists(out)) return out;
-    std::string log;
-    const std::string tmp = out + ".tmp-" + std::to_string(getpid()) + ".gguf";
-    std::string cmd = "'";  // appended piece by piece: g++ 12 warns (-Wrestrict) on a + chain
-    cmd += xtile_binary();
-    cmd += "' synth --preset qwen3-0.6b --layers 1 --type q4_0 --vocab '";
-    cmd += vocab;
-    cmd += "' -o '";
-    cmd += tmp;
-    cmd += "'";
-    const int rc = run_command(cmd, &log);
-    if (rc != 0) {
-      ADD_FAILURE() << "xtile synth failed:\n" << log;
-      return std::string();
+    const gguf::File in = gguf::File::open(vocab);
+    gguf::Writer w;
+    const char* added[] = {"<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|repo_name|>",
+                           "<|file_sep|>"};
+    for (auto [key, value] : in.metadata()) {  // a copy: the vocabulary's arrays grow
+      if (value.type == gguf::ValueType::ARRAY) {
+        auto& items = std::get<gguf::Array>(value.data).items;
+        for (const char* t : added) {
+          if (key == "tokenizer.ggml.tokens") items.push_back(gguf::Value::string(t));
+          if (key == "tokenizer.ggml.token_type") items.push_back(gguf::Value::i32(3));  // control
+          if (key == "tokenizer.ggml.scores") items.push_back(gguf::Value::f32(0.0f));
+        }
+      }
+      w.set(key, value);
     }
+    const std::string tmp = out + ".tmp-" + std::to_string(getpid()) + ".gguf";
+    w.write(tmp);
     std::filesystem::rename(tmp, out);
     return out;
+  }();
+  return path;
+}
+
+std::string fim_model() {
+  static const std::string path = [] {
+    const std::string vocab = fim_vocab();
+    return vocab.empty() ? std::string()
+                         : synth_once("server-test-qwen3-1L-fim-q4_0.gguf", vocab,
+                                      "--vocab-size 152064");  // Qwen2.5's
   }();
   return path;
 }

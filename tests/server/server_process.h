@@ -43,5 +43,10 @@ class ServerProcess {
 // One-layer qwen3-0.6b, q4_0, the real Qwen2 vocabulary and Qwen3's template: synthesized on
 // first use into the build folder; "" when the vocabulary fixture is absent.
 std::string slow_model();
+// Its vocabulary with Qwen2.5-Coder's fill-in-the-middle tokens appended as control tokens
+// (<|fim_prefix|>, <|fim_middle|>, <|fim_suffix|>, <|repo_name|>, <|file_sep|>), and the same
+// model with that vocabulary; "" when the vocabulary fixture is absent.
+std::string fim_vocab();
+std::string fim_model();
 
 }  // namespace xtile::test
