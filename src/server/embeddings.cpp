@@ -130,6 +130,14 @@ Embedded embed(ServerState& st, std::vector<std::vector<int32_t>> inputs, bool t
   return out;
 }
 
+int64_t dimensions_field(const json& body) {
+  const auto d = body.find("dimensions");
+  if (d == body.end() || d->is_null()) return 0;
+  if (!d->is_number_integer() || d->get<int64_t>() < 1)
+    throw bad_request("'dimensions' must be a positive integer", "dimensions");
+  return d->get<int64_t>();
+}
+
 void handle_embeddings(ServerState& st, const httplib::Request& req, httplib::Response& res) {
   const json body = parse_body(req.body);
   if (const auto m = body.find("model"); m != body.end() && !m->is_null()) {
@@ -149,12 +157,7 @@ void handle_embeddings(ServerState& st, const httplib::Request& req, httplib::Re
       throw bad_request("'encoding_format' must be \"float\" or \"base64\"", "encoding_format");
     format = f->get<std::string>();
   }
-  int64_t dimensions = 0;
-  if (const auto d = body.find("dimensions"); d != body.end() && !d->is_null()) {
-    if (!d->is_number_integer() || d->get<int64_t>() < 1)
-      throw bad_request("'dimensions' must be a positive integer", "dimensions");
-    dimensions = d->get<int64_t>();
-  }
+  const int64_t dimensions = dimensions_field(body);
   ClientConnection conn(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
   const Embedded e =
       embed(st, embedding_inputs(st, *input, "input"), /*truncate=*/false, dimensions, conn, res);

@@ -40,6 +40,9 @@ std::vector<std::vector<int32_t>> embedding_inputs(const ServerState& st,
 Embedded embed(ServerState& st, std::vector<std::vector<int32_t>> inputs, bool truncate,
                int64_t dimensions, const ClientConnection& conn, httplib::Response& res);
 
+// A request's "dimensions": 0 when absent; a 400 unless a positive integer.
+int64_t dimensions_field(const nlohmann::json& body);
+
 // Throws ApiError for anything the client got wrong.
 void handle_embeddings(ServerState& st, const httplib::Request& req, httplib::Response& res);
 

@@ -118,12 +118,7 @@ void handle_embed(ServerState& st, const httplib::Request& req, httplib::Respons
     if (!t->is_boolean()) throw bad_request("'truncate' must be true or false", "truncate");
     truncate = t->get<bool>();
   }
-  int64_t dimensions = 0;
-  if (const auto d = body.find("dimensions"); d != body.end() && !d->is_null()) {
-    if (!d->is_number_integer() || d->get<int64_t>() < 1)
-      throw bad_request("'dimensions' must be a positive integer", "dimensions");
-    dimensions = d->get<int64_t>();
-  }
+  const int64_t dimensions = dimensions_field(body);
   ClientConnection conn(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
   const auto start = std::chrono::steady_clock::now();
   const Embedded e =

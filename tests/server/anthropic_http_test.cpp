@@ -79,22 +79,11 @@ json user_turn(const std::string& text) {
   return json::array({{{"role", "user"}, {"content", text}}});
 }
 
-class AnthropicHttp : public ::testing::Test {
+class AnthropicHttp : public StoriesSuite<AnthropicHttp> {
+ public:
+  static constexpr const char* kFlags[] = {"-np", "2", "-c", "1024", "-t", "2"};
+
  protected:
-  static void SetUpTestSuite() {
-    const std::string model = fixture_path("models/stories260K.gguf");
-    if (model.empty()) return;
-    server_ = new ServerProcess({"-m", model, "-np", "2", "-c", "1024", "-t", "2"});
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-  void SetUp() override {
-    if (!server_) GTEST_SKIP() << "../shared/fixtures/models/stories260K.gguf is absent";
-    ASSERT_TRUE(server_->ok());
-    port_ = server_->port();
-  }
   // The whole message and the one its stream describes.
   std::pair<json, json> both(json body) {
     body["stream"] = false;
@@ -108,10 +97,7 @@ class AnthropicHttp : public ::testing::Test {
     if (whole.status != 200 || streamed.status != 200) return {};
     return {whole.j(), message_of(named_events(streamed.body))};
   }
-  static ServerProcess* server_;
-  int port_ = 0;
 };
-ServerProcess* AnthropicHttp::server_ = nullptr;
 
 TEST_F(AnthropicHttp, MessagesGiveTheChatRoutesBitsWholeAndStreamed) {
   const Reply openai =

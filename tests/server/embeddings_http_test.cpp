@@ -53,31 +53,17 @@ double length(const std::vector<float>& v) {
   return std::sqrt(n);
 }
 
-class EmbeddingsHttp : public ::testing::Test {
+class EmbeddingsHttp : public StoriesSuite<EmbeddingsHttp> {
+ public:
+  static constexpr const char* kFlags[] = {"-np", "3", "-c", "256", "-t", "2"};
+
  protected:
-  static void SetUpTestSuite() {
-    const std::string model = fixture_path("models/stories260K.gguf");
-    if (model.empty()) return;
-    server_ = new ServerProcess({"-m", model, "-np", "3", "-c", "256", "-t", "2"});
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-  void SetUp() override {
-    if (!server_) GTEST_SKIP() << "../shared/fixtures/models/stories260K.gguf is absent";
-    ASSERT_TRUE(server_->ok());
-    port_ = server_->port();
-  }
   json embeddings(const json& body) {
     const Reply r = post(port_, "/v1/embeddings", body);
     EXPECT_EQ(r.status, 200) << r.body;
     return r.status == 200 ? r.j() : json();
   }
-  static ServerProcess* server_;
-  int port_ = 0;
 };
-ServerProcess* EmbeddingsHttp::server_ = nullptr;
 
 TEST_F(EmbeddingsHttp, OneVectorPerInputTheSameAloneOrInAList) {
   const json texts = {"The cat sat on the mat.", "A dog ran in the park.",

@@ -29,26 +29,10 @@ std::vector<json> lines_of(const std::string& body) {
   return out;
 }
 
-class OllamaHttp : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    const std::string model = fixture_path("models/stories260K.gguf");
-    if (model.empty()) return;
-    server_ = new ServerProcess({"-m", model, "-np", "2", "-c", "1024", "-t", "2"});
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-  void SetUp() override {
-    if (!server_) GTEST_SKIP() << "../shared/fixtures/models/stories260K.gguf is absent";
-    ASSERT_TRUE(server_->ok());
-    port_ = server_->port();
-  }
-  static ServerProcess* server_;
-  int port_ = 0;
+class OllamaHttp : public StoriesSuite<OllamaHttp> {
+ public:
+  static constexpr const char* kFlags[] = {"-np", "2", "-c", "1024", "-t", "2"};
 };
-ServerProcess* OllamaHttp::server_ = nullptr;
 
 const json kOptions = {{"seed", 21}, {"temperature", 0.9}, {"num_predict", 20}};
 

@@ -2,6 +2,7 @@
 // is read from its "listening on" line), ready once /health says 200, stopped with SIGTERM.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <sys/types.h>
 
 #include <condition_variable>
@@ -9,6 +10,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "test_util.h"
 
 namespace xtile::test {
 
@@ -48,5 +51,31 @@ std::string slow_model();
 // model with that vocabulary; "" when the vocabulary fixture is absent.
 std::string fim_vocab();
 std::string fim_model();
+
+// A test suite's one server on the stories260K fixture, started before its first test with the
+// suite's flags (`static constexpr const char* kFlags[]` in Suite) and stopped after its last;
+// the tests skip, saying why, when the fixture is absent.
+template <class Suite>
+class StoriesSuite : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const std::string model = fixture_path("models/stories260K.gguf");
+    if (model.empty()) return;
+    std::vector<std::string> args = {"-m", model};
+    for (const char* f : Suite::kFlags) args.push_back(f);
+    server_ = new ServerProcess(args);
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override {
+    if (!server_) GTEST_SKIP() << "../shared/fixtures/models/stories260K.gguf is absent";
+    ASSERT_TRUE(server_->ok());
+    port_ = server_->port();
+  }
+  static inline ServerProcess* server_ = nullptr;
+  int port_ = 0;
+};
 
 }  // namespace xtile::test
