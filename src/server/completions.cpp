@@ -5,6 +5,7 @@
 #include "base/error.h"
 #include "server/api_error.h"
 #include "server/connection.h"
+#include "server/infill.h"
 #include "server/native_response.h"
 #include "server/openai_response.h"
 #include "server/sse.h"
@@ -121,8 +122,24 @@ Submitted submit_request(ServerState& st, ParsedRequest& r, Endpoint endpoint,
     r.gen.tool_calls = r.tool_rules;
     r.gen.at_sequence_start = false;  // the answer continues the template's text
   }
+  std::optional<FimTokens> fim;  // completions with a suffix: the text around the insertion
+  if (r.suffix) {
+    fim = fim_tokens(tok);
+    if (!fim->usable())
+      throw ApiError(400, "invalid_request_error",
+                     "'suffix' needs a model trained to fill in the middle; this model's "
+                     "vocabulary has no FIM tokens (<|fim_prefix|>, <|fim_suffix|>, "
+                     "<|fim_middle|>, ...)",
+                     "", "suffix");
+  }
   for (const ParsedRequest::Prompt& p : r.prompts) {  // completions (a chat has none)
-    if (p.text) {
+    if (fim) {
+      if (!p.text) throw bad_request("'suffix' works with text prompts", "prompt");
+      InfillText t;
+      t.prefix = *p.text;
+      t.suffix = *r.suffix;
+      prompts.push_back(infill_prompt(tok, *fim, t, infill_limit(st, r.gen.max_tokens)));
+    } else if (p.text) {
       prompts.push_back(tok.encode(*p.text, /*add_bos=*/true, /*parse_special=*/true));
       if (prompts.back().empty() && tok.bos() >= 0) prompts.back().push_back(tok.bos());
     } else {

@@ -107,6 +107,11 @@ std::vector<int32_t> infill_prompt(const Tokenizer& tok, const FimTokens& fim,
   return ids;
 }
 
+int64_t infill_limit(const ServerState& st, int64_t answer) {
+  const int64_t n_ctx = st.scheduler->options().n_ctx;
+  return n_ctx - std::min(answer > 0 ? answer : 256, n_ctx / 2);
+}
+
 void handle_infill(ServerState& st, const httplib::Request& req, httplib::Response& res) {
   const ordered_json body = parse_body(req.body);
   const FimTokens fim = fim_tokens(*st.tok);
@@ -132,14 +137,11 @@ void handle_infill(ServerState& st, const httplib::Request& req, httplib::Respon
                            string_at((*extra)[i], "text", at + ".text", true));
     }
   }
-  // The prompt leaves room for the answer: n_predict's tokens (256 when not given), at most
-  // half the context.
-  const int64_t n_ctx = st.scheduler->options().n_ctx;
-  int64_t answer = 256;
+  int64_t answer = 0;
   for (const char* key : {"n_predict", "max_tokens"})
     if (const ordered_json* v = present(body, key); v && v->is_number_integer() && *v > 0)
       answer = v->get<int64_t>();
-  const int64_t limit = n_ctx - std::min(answer, n_ctx / 2);
+  const int64_t limit = infill_limit(st, answer);
   ordered_json completion = body;
   for (const char* key : {"input_prefix", "input_suffix", "input_extra", "filename"})
     completion.erase(key);

@@ -42,6 +42,10 @@ struct InfillText {
 std::vector<int32_t> infill_prompt(const Tokenizer& tok, const FimTokens& fim,
                                    const InfillText& text, int64_t limit);
 
+// The most tokens a FIM prompt may take: the context less room for the answer (`answer` tokens,
+// 256 when not positive, at most half the context).
+int64_t infill_limit(const ServerState& st, int64_t answer);
+
 // Throws ApiError (501 when the model has no FIM tokens).
 void handle_infill(ServerState& st, const httplib::Request& req, httplib::Response& res);
 

@@ -183,7 +183,7 @@ OllamaRequest ollama_request(const ordered_json& body, OllamaRoute route) {
     if (const ordered_json* v = find(body, "tools"); v && !v->is_null()) o["tools"] = *v;
     return r;
   }
-  for (const char* absent : {"suffix", "template", "context", "images"}) {
+  for (const char* absent : {"template", "context", "images"}) {
     const ordered_json* v = find(body, absent);
     if (!v || v->is_null() || (v->is_string() && v->get<std::string>().empty()) ||
         (v->is_array() && v->empty()))
@@ -202,7 +202,20 @@ OllamaRequest ollama_request(const ordered_json& body, OllamaRoute route) {
     raw = v->get<bool>();
   }
   r.load_only = prompt.empty();
-  if (raw) {
+  const std::string suffix = string_field(body, "suffix");
+  if (!suffix.empty()) {
+    // Code completion: the prompt is the text before the insertion, the suffix the text after;
+    // the model's FIM layout (infill.h), as /v1/completions with a suffix.
+    if (!system.empty())
+      throw bad_request(
+          "'system' beside 'suffix': a fill-in-the-middle prompt has no system "
+          "turn",
+          "system");
+    r.chat = false;
+    o["prompt"] = prompt;
+    o["suffix"] = suffix;
+    r.load_only = false;
+  } else if (raw) {
     r.chat = false;
     o["prompt"] = prompt;
   } else {
@@ -307,6 +320,7 @@ json ollama_show(const ModelInfo& m, int64_t n_ctx) {
   json caps = json::array({"completion"});
   if (chat_family_has_tools(m.chat_family)) caps.push_back("tools");
   if (m.chat_family == ChatFamily::kQwen3) caps.push_back("thinking");
+  if (m.fill_in_middle) caps.push_back("insert");  // /api/generate's suffix
   const json entry = ollama_model_entry(m);
   return {{"modelfile", ""},
           {"parameters", "num_ctx " + std::to_string(n_ctx)},

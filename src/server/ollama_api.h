@@ -39,7 +39,8 @@ struct OllamaRequest {
 };
 
 // Throws ApiError (400 naming the field) for what is malformed or what xtile does not do
-// (images, suffix, template, context).
+// (images, template, context). /api/generate's suffix makes it /v1/completions with a suffix
+// (fill-in-the-middle).
 OllamaRequest ollama_request(const nlohmann::ordered_json& body, OllamaRoute route);
 
 // The messages Ollama keeps of a chat whose prompt is longer than the context: every system

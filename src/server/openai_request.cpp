@@ -628,9 +628,13 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
     r.gen.prompt_logprobs = r.echo && r.logprobs;
     if (const json* v = field(body, "best_of"); v && get_int(*v, "best_of", 1, 128) != 1)
       throw bad_request("'best_of' must be 1", "best_of");
-    if (const json* v = field(body, "suffix");
-        v && !(v->is_string() && v->get<std::string>().empty()))
-      throw bad_request("'suffix' (insertion) is not supported", "suffix");
+    if (const json* v = field(body, "suffix")) {
+      if (!v->is_string()) wrong_type("suffix", "a string", *v);
+      if (!v->get<std::string>().empty()) r.suffix = v->get<std::string>();
+    }
+    if (r.suffix && r.echo)
+      throw bad_request("'echo' and 'suffix' together: the prompt is not the reply's start",
+                        "echo");
   }
   return r;
 }

@@ -54,6 +54,9 @@ struct ParsedRequest {
     std::vector<int32_t> ids;
   };
   std::vector<Prompt> prompts;
+  // Completions' `suffix`: the text after the insertion point, each prompt the text before it;
+  // the model fills the middle (infill.h's layout; text prompts only).
+  std::optional<std::string> suffix;
   GenerationParams gen;
   bool seed_given = false;
   // Choices per prompt (OpenAI's n, llama-server's n_cmpl): choice i is the request alone with

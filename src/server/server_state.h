@@ -44,6 +44,7 @@ struct ModelInfo {
   // <arch>.pooling_type (mean or last), else the last position's (a causal model's last position
   // has read the whole text).
   Pooling pooling = Pooling::kLast;
+  bool fill_in_middle = false;  // the vocabulary has FIM tokens (/infill, a completion's suffix)
   // Whether a request's "model" names this one: the id, the file's name or stem, or its path.
   bool matches(const std::string& name) const;
 };

@@ -2,7 +2,8 @@
 // layout written as text with its special tokens (in process, on the Qwen2 vocabulary with
 // Qwen2.5-Coder's FIM tokens appended), cutting a long prompt to its limit (the extra context
 // first, then the prefix's beginning and the suffix's end), and over HTTP: /infill answers as
-// /completion does for that prompt, whole and streamed, and a model without FIM tokens is a 501.
+// /completion does for that prompt, whole and streamed, as do /v1/completions with a suffix and
+// Ollama's generate with one; a model without FIM tokens is a 501 (a suffix there, a 400).
 #include "server/infill.h"
 
 #include <gtest/gtest.h>
@@ -135,6 +136,31 @@ TEST(InfillHttp, AnswersAsCompletionDoesForTheFimPrompt) {
     from = end;
   }
   EXPECT_EQ(json(text), want.j()["content"]);
+  // A completion's suffix (OpenAI's) and Ollama's generate with a suffix: the same prompt.
+  const Reply openai = post(port, "/v1/completions",
+                            {{"prompt", "int main() {\n  return"},
+                             {"suffix", "\n}\n"},
+                             {"seed", 4},
+                             {"temperature", 0.7},
+                             {"max_tokens", 12}});
+  ASSERT_EQ(openai.status, 200) << openai.body;
+  EXPECT_EQ(openai.j()["choices"][0]["text"], want.j()["content"]);
+  EXPECT_EQ(openai.j()["usage"]["prompt_tokens"], ids.j()["tokens"].size());
+  const Reply ollama = post(port, "/api/generate",
+                            {{"model", "server-test-qwen3-1L-fim-q4_0"},
+                             {"prompt", "int main() {\n  return"},
+                             {"suffix", "\n}\n"},
+                             {"options", {{"seed", 4}, {"temperature", 0.7}, {"num_predict", 12}}},
+                             {"stream", false}});
+  ASSERT_EQ(ollama.status, 200) << ollama.body;
+  EXPECT_EQ(ollama.j()["response"], want.j()["content"]);
+  const Reply show = post(port, "/api/show", {{"model", "server-test-qwen3-1L-fim-q4_0"}});
+  ASSERT_EQ(show.status, 200) << show.body;
+  const json caps = show.j()["capabilities"];
+  EXPECT_NE(std::find(caps.begin(), caps.end(), "insert"), caps.end()) << caps.dump();
+  const Reply ids_suffix = post(port, "/v1/completions", {{"prompt", {1, 2}}, {"suffix", "x"}});
+  EXPECT_EQ(ids_suffix.status, 400) << ids_suffix.body;
+
   const Reply bad = post(port, "/infill", {{"input_extra", {{{"filename", "a"}}}}});
   EXPECT_EQ(bad.status, 400) << bad.body;
   EXPECT_EQ(bad.j()["error"]["param"], "input_extra[0].text");
@@ -149,6 +175,9 @@ TEST(InfillHttp, AModelWithoutFimTokensSaysSo) {
   const Reply r = post(server.port(), "/infill", {{"input_prefix", "x"}});
   EXPECT_EQ(r.status, 501) << r.body;
   EXPECT_NE(r.body.find("fill-in-the-middle"), std::string::npos) << r.body;
+  const Reply suffix = post(server.port(), "/v1/completions", {{"prompt", "a"}, {"suffix", "b"}});
+  EXPECT_EQ(suffix.status, 400) << suffix.body;
+  EXPECT_EQ(suffix.j()["error"]["param"], "suffix");
   EXPECT_EQ(server.stop(), 0) << server.log();
 }
 

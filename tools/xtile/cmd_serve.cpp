@@ -27,6 +27,7 @@
 #include "model/chat_template.h"
 #include "model/ftype.h"
 #include "server/http_server.h"
+#include "server/infill.h"
 
 namespace xtile::cli {
 
@@ -177,6 +178,7 @@ int run_serve(const ServeFlags& f) {
   for (char ch : quant) info.quantization += static_cast<char>(std::toupper(ch));
   info.fingerprint = "xtile-" + std::string(XTILE_VERSION) + "-" + info.tier;
   info.pooling = pooling_of(f.pooling, e.weights->file(), c.arch_name);
+  info.fill_in_middle = server::fim_tokens(*e.tok).usable();
   server::Scheduler scheduler(*e.weights, *e.pool, *e.tok, e.options, metrics);
   http.set_ready(&scheduler, e.tok.get(), info);
   loaded = true;
