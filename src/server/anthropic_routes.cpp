@@ -8,6 +8,7 @@
 #include "server/completions.h"
 #include "server/connection.h"
 #include "server/openai_response.h"
+#include "server/route_guard.h"
 
 namespace xtile::server {
 
@@ -15,20 +16,12 @@ using nlohmann::json;
 
 namespace {
 
-httplib::Server::Handler anthropic_guarded(
-    std::function<void(const httplib::Request&, httplib::Response&)> h) {
-  return [h = std::move(h)](const httplib::Request& req, httplib::Response& res) {
-    try {
-      h(req, res);
-    } catch (const ApiError& e) {
-      res.status = e.status;
-      res.set_content(dump(anthropic_error(e.status, e.what())), "application/json");
-    } catch (const std::exception& e) {
-      res.status = 500;
-      res.set_content(dump(anthropic_error(500, std::string("internal error: ") + e.what())),
-                      "application/json");
-    }
-  };
+nlohmann::json anthropic_shape(const ApiError& e) {
+  return anthropic_error(e.status, e.what());
+}
+
+httplib::Server::Handler anthropic_guarded(RouteHandler h) {
+  return guard(anthropic_shape, std::move(h));
 }
 
 // The request's model must be the served one (as on the OpenAI routes: a client that names

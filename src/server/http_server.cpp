@@ -17,6 +17,7 @@
 #include "server/ollama_api.h"
 #include "server/ollama_routes.h"
 #include "server/responses_routes.h"
+#include "server/route_guard.h"
 
 namespace xtile::server {
 
@@ -37,19 +38,9 @@ void write_error(const httplib::Request& req, httplib::Response& res, const ApiE
   res.set_content(dump(anthropic_error(e.status, e.what())), "application/json");
 }
 
-// Every route's errors become OpenAI-shaped bodies: ApiError as it says, anything else a 500
-// naming the exception (a server bug, but the server and the other requests go on).
-httplib::Server::Handler guarded(
-    std::function<void(const httplib::Request&, httplib::Response&)> h) {
-  return [h = std::move(h)](const httplib::Request& req, httplib::Response& res) {
-    try {
-      h(req, res);
-    } catch (const ApiError& e) {
-      write_error(res, e);
-    } catch (const std::exception& e) {
-      write_error(res, ApiError(500, "server_error", std::string("internal error: ") + e.what()));
-    }
-  };
+// Every route's errors become OpenAI-shaped bodies (route_guard.h).
+httplib::Server::Handler guarded(RouteHandler h) {
+  return guard(openai_error_shape, std::move(h));
 }
 
 bool is_public(const std::string& path) {

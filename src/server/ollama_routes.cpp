@@ -8,6 +8,7 @@
 #include "server/connection.h"
 #include "server/embeddings.h"
 #include "server/ollama_api.h"
+#include "server/route_guard.h"
 #include "server/sse.h"
 
 namespace xtile::server {
@@ -20,20 +21,13 @@ namespace {
 // The API level whose shapes these routes follow (clients compare it to enable features).
 constexpr const char* kOllamaVersion = "0.12.0";
 
-httplib::Server::Handler ollama_guarded(
-    std::function<void(const httplib::Request&, httplib::Response&)> h) {
-  return [h = std::move(h)](const httplib::Request& req, httplib::Response& res) {
-    try {
-      h(req, res);
-    } catch (const ApiError& e) {
-      res.status = e.status;
-      res.set_content(dump(json{{"error", e.what()}}), "application/json");
-    } catch (const std::exception& e) {
-      res.status = 500;
-      res.set_content(dump(json{{"error", std::string("internal error: ") + e.what()}}),
-                      "application/json");
-    }
-  };
+// Ollama's errors: {"error": "..."}.
+nlohmann::json ollama_shape(const ApiError& e) {
+  return {{"error", e.what()}};
+}
+
+httplib::Server::Handler ollama_guarded(RouteHandler h) {
+  return guard(ollama_shape, std::move(h));
 }
 
 void check_model(const ServerState& st, const std::string& name) {
