@@ -1,10 +1,11 @@
 // libFuzzer target for the server's grammars (build and run: fuzz/run.sh 30 json). JSON mode's
 // (src/server/json_prefix.h) without a schema, against an independent parser, nlohmann::json:
 // - the byte-at-a-time feed(), accepts() and take() agree on how much of the input is taken;
-// - an input taken whole with the object complete is a JSON object for nlohmann;
-// - a JSON object for nlohmann is taken whole and complete, unless the grammar refused a
-//   whitespace byte (its limits on whitespace runs and on anything after the close) or the
-//   nesting passed kMaxDepth;
+// - an input taken whole with the object complete is a JSON object for nlohmann, and its
+//   numbers lie below 1e308 (src/server/json_number_magnitude.h);
+// - a JSON object for nlohmann with such numbers is taken whole and complete, unless the grammar
+//   refused a whitespace byte (its limits on whitespace runs and on anything after the close) or
+//   the nesting passed kMaxDepth;
 // - once complete, every byte is refused; before, some byte is taken (no dead end).
 // Inputs with a NUL byte check the first and last only (nlohmann stops reading at a NUL).
 // With a schema that has every supported keyword (bounds included): feed/accepts/take agree, no
@@ -24,6 +25,7 @@
 #include <string>
 #include <string_view>
 
+#include "json_number_range.h"
 #include "json_schema_oracle.h"
 #include "server/json_prefix.h"
 #include "server/think_first.h"
@@ -36,6 +38,8 @@ using xtile::server::JsonSchema;
 using xtile::server::ThinkFirst;
 using xtile::server::ToolCallPrefix;
 using xtile::server::ToolCallRules;
+using xtile::server::test::number_range;
+using xtile::server::test::NumberRange;
 
 const nlohmann::json& schema_doc() {
   static const nlohmann::json doc = nlohmann::json::parse(R"({
@@ -146,12 +150,15 @@ void check_schema(std::string_view input) {
   if (input.find('\0') != std::string_view::npos) return;
   nlohmann::json v;
   try {
-    v = nlohmann::json::parse(input);
+    v = nlohmann::json::parse(input);  // (refuses a number beyond a double's range)
   } catch (const nlohmann::json::exception&) {
     if (taken == input.size() && p.complete()) finding("taken as an instance, not JSON", input);
     return;
   }
-  const bool instance = v.is_object() && xtile::server::test::valid(v, schema_doc(), schema_doc());
+  const NumberRange range = number_range(v);
+  if (range == NumberRange::kBoundary) return;  // either way (json_number_range.h)
+  const bool instance = v.is_object() && range == NumberRange::kBelow &&
+                        xtile::server::test::valid(v, schema_doc(), schema_doc());
   if (taken == input.size() && p.complete() && !instance)
     finding("taken as an instance, not one for the validator", input);
   if (instance && v.dump() == input && !(taken == input.size() && p.complete()))
@@ -206,14 +213,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // nlohmann reads a NUL byte as the end of its input; the grammar refuses it like any control
   // byte. Such inputs check the invariants above only.
   if (input.find('\0') != std::string_view::npos) return 0;
-  bool object = false, out_of_range = false;
+  // An object for nlohmann (which refuses a number beyond a double's range) whose numbers lie
+  // below 1e308, the grammar's range.
+  bool object = false;
   try {
-    object = nlohmann::json::parse(input).is_object();
-  } catch (const nlohmann::json::out_of_range&) {
-    out_of_range = true;  // a number beyond double's range: JSON syntax, refused by nlohmann
+    const nlohmann::json v = nlohmann::json::parse(input);
+    const NumberRange range = number_range(v);
+    if (range == NumberRange::kBoundary) return 0;  // either way (json_number_range.h)
+    object = v.is_object() && range == NumberRange::kBelow;
   } catch (const nlohmann::json::exception&) {
   }
-  if (whole && p.complete() && !object && !out_of_range)
+  if (whole && p.complete() && !object)
     finding("taken as a complete object, not an object for nlohmann", input);
   if (object && !(whole && p.complete()) && !(taken < size && is_whitespace(input[taken])) &&
       depth(input) <= JsonPrefix::kMaxDepth)

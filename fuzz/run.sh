@@ -89,6 +89,8 @@ run_json() {
     >"$seeds/instance.json"
   printf '%s' '{"name":"Lily","plate":"AB-12","share":12.5,"day":"2024-02-29"}' \
     >"$seeds/patterned.json"
+  # Numbers around the grammars' limit of 1e308 (one beyond it was a finding).
+  printf '%s' '{"name":"Lily","w":8e307,"x":1e-400,"y":0.001e310,"z":-12E+306}' >"$seeds/large.json"
   printf '<think>\nhm\n</think>\n\n<tool_call>\n{"name": "get", "arguments": {"q": 1}}\n</tool_call>' \
     >"$seeds/tool_call.txt"
   echo "json seeds: $(ls "$seeds" | wc -l) files in $seeds"

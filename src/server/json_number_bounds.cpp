@@ -67,10 +67,21 @@ MagnitudeLimit limit_of(const Magnitude& value, bool exclusive) {
   return l;
 }
 
-MagnitudeLimit unbounded() {
-  MagnitudeLimit l;
-  l.finite = false;
-  return l;
+// The magnitudes every number stays below (json_number_magnitude.h): 10^308, exclusive.
+MagnitudeLimit below_1e308() {
+  Magnitude m;
+  m.whole = "1" + std::string(308, '0');
+  return limit_of(m, /*exclusive=*/true);
+}
+
+const MagnitudeLimit& capped_at_1e308() {
+  static const MagnitudeLimit cap = below_1e308();
+  return cap;
+}
+
+// hi, or 10^308 when that is lower.
+MagnitudeLimit capped(const MagnitudeLimit& hi) {
+  return compare(hi.value, capped_at_1e308().value) < 0 ? hi : capped_at_1e308();
 }
 
 }  // namespace
@@ -114,23 +125,23 @@ void NumberBounds::update_ranges() {
   positive_ = {};
   positive_.lo = lo_nonnegative ? limit_of(lo_.value, lo_.exclusive) : zero;
   if (!hi_.set)
-    positive_.hi = unbounded();
+    positive_.hi = capped_at_1e308();
   else if (hi_.negative)
     positive_.empty = true;
   else
-    positive_.hi = limit_of(hi_.value, hi_.exclusive);
+    positive_.hi = capped(limit_of(hi_.value, hi_.exclusive));
 
   negative_ = {};
   negative_.lo = hi_nonpositive ? limit_of(hi_.value, hi_.exclusive) : zero;
   if (!lo_.set)
-    negative_.hi = unbounded();
+    negative_.hi = capped_at_1e308();
   else if (lo_.negative || is_zero(lo_.value))
-    negative_.hi = limit_of(lo_.value, lo_.exclusive);
+    negative_.hi = capped(limit_of(lo_.value, lo_.exclusive));
   else
     negative_.empty = true;
 
   for (MagnitudeRange* r : {&positive_, &negative_}) {
-    if (r->empty || !r->hi.finite) continue;
+    if (r->empty) continue;
     const int c = compare(r->lo.value, r->hi.value);
     r->empty = c > 0 || (c == 0 && (r->lo.exclusive || r->hi.exclusive));
   }
@@ -178,7 +189,7 @@ bool BoundedNumber::advance(uint8_t c) {
       if (!is_digit(c)) return false;
       for (int i = 0; i < 2; ++i) {
         const std::string& whole = limits[i]->value.whole;
-        if (limits[i]->finite && whole_digits_ < whole.size() && tracks[i]->order == Order::kEqual)
+        if (whole_digits_ < whole.size() && tracks[i]->order == Order::kEqual)
           tracks[i]->order = order_of(c, whole[whole_digits_]);
       }
       whole_digits_ = static_cast<uint16_t>(std::min(whole_digits_ + 1, 60000));
@@ -192,7 +203,7 @@ bool BoundedNumber::advance(uint8_t c) {
       if (!is_digit(c)) return false;
       phase_ = Phase::kFraction;
       for (int i = 0; i < 2; ++i) {
-        if (!limits[i]->finite || tracks[i]->order != Order::kEqual) continue;
+        if (tracks[i]->order != Order::kEqual) continue;
         const std::string& frac = limits[i]->value.frac;
         const uint16_t pos = tracks[i]->pos;
         tracks[i]->order = order_of(c, pos < frac.size() ? frac[pos] : '0');
@@ -235,7 +246,6 @@ BoundedNumber::Relation BoundedNumber::placed(Order order, bool at_start) {
 // equal B lies in the range, at its start when B is I·10^k exactly.
 BoundedNumber::Relation BoundedNumber::whole_relation(const MagnitudeLimit& limit, const Track& t,
                                                       uint16_t length) const {
-  if (!limit.finite) return {Place::kBelow, false};
   const size_t h = limit.value.whole.size();
   if (length != h) return {length < h ? Place::kBelow : Place::kAbove, false};
   return placed(t.order, limit.value.frac.empty() && whole_digits_ >= limit.whole_significant);
@@ -247,7 +257,6 @@ BoundedNumber::Relation BoundedNumber::whole_relation(const MagnitudeLimit& limi
 // has no more digits).
 BoundedNumber::Relation BoundedNumber::fraction_relation(const MagnitudeLimit& limit,
                                                          const Track& t) {
-  if (!limit.finite) return {Place::kBelow, false};
   return placed(t.order, t.pos >= limit.value.frac.size());
 }
 
@@ -273,7 +282,6 @@ bool BoundedNumber::reachable() const {
       uint16_t lengths[5] = {whole_digits_, 0, 0, 0, 0};
       int count = 1;
       for (const MagnitudeLimit* l : {&lo, &hi}) {
-        if (!l->finite) continue;
         const auto h = static_cast<uint16_t>(l->value.whole.size());
         for (uint16_t length : {h, static_cast<uint16_t>(h + 1)})
           if (length > whole_digits_) lengths[count++] = length;
@@ -309,7 +317,6 @@ bool BoundedNumber::can_end() const {
   if (r.empty) return false;
   const Order lo = value_order(r.lo, lo_);
   if (lo == Order::kLess || (lo == Order::kEqual && r.lo.exclusive)) return false;
-  if (!r.hi.finite) return true;
   const Order hi = value_order(r.hi, hi_);
   return hi == Order::kLess || (hi == Order::kEqual && !r.hi.exclusive);
 }

@@ -29,11 +29,11 @@ struct Magnitude {
 };
 int compare(const Magnitude& a, const Magnitude& b);  // <0, 0, >0
 
-// One end of a range of magnitudes. A lower end is always finite (0 at least).
+// One end of a range of magnitudes: a lower end is 0 at least, an upper one 10^308 (exclusive)
+// at most, the largest any number reaches (json_number_magnitude.h).
 struct MagnitudeLimit {
   Magnitude value;
   bool exclusive = false;
-  bool finite = true;
   // How many of value.whole's digits lead up to its last nonzero one: value is I·10^k exactly
   // (k >= 0) when I's digits are its first ones and at least this many, and it has no fraction.
   uint16_t whole_significant = 0;

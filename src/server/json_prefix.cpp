@@ -51,6 +51,7 @@ void JsonPrefix::memo_key(std::string* key) const {
     put_key(key, int_hi_);
   }
   if (decimal_bounded_ && in_number) decimal_.memo_key(key);
+  if (!bounded_ && !decimal_bounded_ && in_number) magnitude_.memo_key(key);
   if (lexeme_ == Lexeme::kLiteral) put_key(key, literal_);
   if (lexeme_ == Lexeme::kFormat) format_.memo_key(key);
   put_key(key, stack_.size());
@@ -223,6 +224,7 @@ bool JsonPrefix::value_start(uint8_t c) {
     decimal_bounded_ = n.number_bounds.any();
     if (decimal_bounded_) decimal_ = BoundedNumber(&n.number_bounds);
   }
+  magnitude_ = NumberMagnitude(/*exponent=*/!integer_only_);
   str_len_ = 0;
   pattern_len_ = 0;
   int_negative_ = false;
@@ -504,10 +506,37 @@ bool JsonPrefix::number_byte(uint8_t c) {
 }
 
 // A number's byte c, which number_byte() took, under the node's bounds: an integer's as int64s,
-// another number's as decimals (c goes to their reader).
+// another number's as decimals (c goes to their reader); without bounds, below 1e308.
 bool JsonPrefix::within_bounds(uint8_t c) {
   if (bounded_) return integer_reachable();
-  return !decimal_bounded_ || decimal_.step(c);
+  if (decimal_bounded_) return decimal_.step(c);
+  using Part = NumberMagnitude::Part;
+  Part part = Part::kSign;
+  switch (number_) {
+    case Number::kMinus:
+      part = Part::kSign;
+      break;
+    case Number::kZero:
+    case Number::kInt:
+      part = Part::kWhole;
+      break;
+    case Number::kDot:
+      part = Part::kPoint;
+      break;
+    case Number::kFrac:
+      part = Part::kFraction;
+      break;
+    case Number::kExpMark:
+      part = Part::kExpMark;
+      break;
+    case Number::kExpSign:
+      part = Part::kExpSign;
+      break;
+    case Number::kExp:
+      part = Part::kExpDigit;
+      break;
+  }
+  return magnitude_.step(c, part);
 }
 
 bool JsonPrefix::number_can_end() const {
@@ -518,8 +547,9 @@ bool JsonPrefix::number_can_end() const {
                                      : static_cast<__int128>(int_magnitude_);
     return v >= int_lo_ && v <= int_hi_;
   }
-  return number_ == Number::kZero || number_ == Number::kInt || number_ == Number::kFrac ||
-         number_ == Number::kExp;
+  return (number_ == Number::kZero || number_ == Number::kInt || number_ == Number::kFrac ||
+          number_ == Number::kExp) &&
+         magnitude_.can_end();
 }
 
 // Whether the integer being read can still become one within [int_lo_, int_hi_]. After a lone

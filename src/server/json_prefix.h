@@ -21,6 +21,7 @@
 #include "server/byte_grammar.h"
 #include "server/gbnf_prefix.h"
 #include "server/json_number_bounds.h"
+#include "server/json_number_magnitude.h"
 #include "server/json_schema.h"
 #include "server/memo_key.h"
 
@@ -82,7 +83,7 @@ class JsonPrefix : public ByteGrammar<JsonPrefix> {
   bool open(char bracket, int node);  // '{' or '[' (node: its schema's): false beyond kMaxDepth
   bool close();                 // the innermost container's close
   void value_done();            // a value ended: its container's next step
-  bool within_bounds(uint8_t c);  // a number's byte c under the node's bounds
+  bool within_bounds(uint8_t c);  // a number's byte c under the node's bounds and below 1e308
   bool number_can_end() const;
   bool integer_reachable() const;  // a bounded integer's prefix can still end within bounds
   // Schema mode.
@@ -172,6 +173,9 @@ class JsonPrefix : public ByteGrammar<JsonPrefix> {
   // A bounded number that need not be an integer (json_number_bounds.h).
   bool decimal_bounded_ = false;
   BoundedNumber decimal_;
+  // Any other number: its magnitude below 1e308 (json_number_magnitude.h). Bounded ones stay
+  // within bounds that are themselves below it.
+  NumberMagnitude magnitude_;
 };
 
 }  // namespace xtile::server

@@ -392,7 +392,9 @@ int JsonSchema::compile(const json& s, const std::string& at) {
     n.min_int = INT64_MIN;
     n.max_int = INT64_MAX;
     if (n.number_bounds.empty())
-      fail(at, ": the bounds admit no value (a minimum above its maximum)");
+      fail(at,
+           ": the bounds admit no value (a minimum above its maximum, or at 1e308 or beyond: "
+           "the largest magnitude xtile writes)");
   } else {
     n.number_bounds = {};
   }

@@ -15,6 +15,7 @@
 
 #include "base/error.h"
 #include "json_feed.h"
+#include "json_number_range.h"
 #include "json_schema_oracle.h"
 #include "mask_check.h"
 #include "server/gbnf_prefix.h"
@@ -76,6 +77,8 @@ const json kPerson = json::parse(R"({
 
 using test::Fed;
 using test::instance;
+using test::number_range;
+using test::NumberRange;
 using test::valid;
 // How much of d the grammar takes with the schema.
 Fed feed_all(const JsonSchema& schema, std::string_view d) {
@@ -335,13 +338,15 @@ TEST(JsonSchemaPrefix, AgreesWithTheValidatorOnInstancesAndMutations) {
       const Fed f = feed_all(schema, d);
       if (m % 5 == 0) expect_no_dead_end(&schema, d, f.taken);
       const bool ours = f.taken == d.size() && f.complete;
+      // An instance for the validator whose numbers lie below 1e308 (json_number_range.h);
+      // nlohmann refuses one beyond a double's range (1e625) itself.
       bool instance = false, canonical = false;
       try {
         const json v = json::parse(d);
-        instance = v.is_object() && valid(v, kPerson, kPerson);
+        const NumberRange range = number_range(v);
+        if (range == NumberRange::kBoundary) continue;
+        instance = v.is_object() && valid(v, kPerson, kPerson) && range == NumberRange::kBelow;
         canonical = v.dump() == d;
-      } catch (const json::out_of_range&) {
-        continue;  // a number beyond double's range (1e625): JSON syntax, refused by nlohmann
       } catch (const json::exception&) {
       }
       // An instance in another spelling (a space, a name written with an escape) may go
