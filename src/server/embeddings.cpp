@@ -1,9 +1,10 @@
 #include "server/embeddings.h"
 
-#include <cmath>
+#include <span>
 
 #include "server/api_error.h"
 #include "server/completions.h"
+#include "server/embedding_norm.h"
 #include "server/openai_request.h"
 
 namespace xtile::server {
@@ -25,16 +26,6 @@ std::vector<int32_t> ids_of(const ServerState& st, const json& list, const std::
     ids.push_back(v.get<int32_t>());
   }
   return ids;
-}
-
-// The vector's first `n` values scaled to length 1 (in double, in index order).
-std::vector<float> first_scaled(const std::vector<float>& v, size_t n) {
-  double norm = 0;
-  for (size_t i = 0; i < n; ++i) norm += static_cast<double>(v[i]) * v[i];
-  norm = std::sqrt(norm);
-  std::vector<float> out(n);
-  for (size_t i = 0; i < n; ++i) out[i] = norm > 0 ? static_cast<float>(v[i] / norm) : 0.0f;
-  return out;
 }
 
 // Standard base64 of the floats' little-endian bytes (OpenAI's encoding_format "base64").
@@ -92,10 +83,17 @@ std::vector<std::vector<int32_t>> embedding_inputs(const ServerState& st, const 
   return out;
 }
 
-Embedded embed(ServerState& st, std::vector<std::vector<int32_t>> inputs, bool truncate,
-               int64_t dimensions, const ClientConnection& conn, httplib::Response& res) {
+Embedded embed(ServerState& st, std::vector<std::vector<int32_t>> inputs, const EmbedOptions& o,
+               const ClientConnection& conn, httplib::Response& res) {
   const int64_t n_ctx = st.scheduler->options().n_ctx;
   const int64_t n_embd = st.model.n_embd;
+  const bool per_token = st.model.pooling == Pooling::kTokens;
+  if (per_token && !o.per_token)
+    throw bad_request(
+        "this server pools none (--pooling none): a vector per token, which only llama-server's "
+        "POST /embedding returns",
+        "input");
+  const int64_t dimensions = o.dimensions;
   if (dimensions < 0 || dimensions > n_embd)
     throw bad_request(
         "'dimensions' must be 1 to " + std::to_string(n_embd) + " (the model's embedding size)",
@@ -107,7 +105,7 @@ Embedded embed(ServerState& st, std::vector<std::vector<int32_t>> inputs, bool t
   gen.embedding = st.model.pooling;
   for (std::vector<int32_t>& ids : inputs) {
     if (ids.empty()) throw bad_request("an input has no tokens", "input");
-    if (truncate && static_cast<int64_t>(ids.size()) > n_ctx)
+    if (o.truncate && static_cast<int64_t>(ids.size()) > n_ctx)
       ids.resize(static_cast<size_t>(n_ctx));
     check_prompt_length(static_cast<int64_t>(ids.size()), n_ctx, "input");
     out.prompt_tokens += static_cast<int64_t>(ids.size());
@@ -123,10 +121,18 @@ Embedded embed(ServerState& st, std::vector<std::vector<int32_t>> inputs, bool t
   const size_t keep =
       dimensions > 0 ? static_cast<size_t>(dimensions) : static_cast<size_t>(n_embd);
   for (const auto& job : sub.jobs) {
-    std::vector<float> v = job->embedding();
-    out.vectors.push_back(keep == v.size() ? std::move(v) : first_scaled(v, keep));
+    std::vector<std::vector<float>> rows = job->embedding();
+    if (!per_token)  // (one row)
+      rows[0] = normalized(std::span<const float>(rows[0]).first(keep), o.normalize);
+    out.vectors.push_back(std::move(rows));
     out.prompt_ms = std::max(out.prompt_ms, job->stats().prompt_ms);
   }
+  return out;
+}
+
+std::vector<std::vector<float>> pooled_vectors(const Embedded& e) {
+  std::vector<std::vector<float>> out;
+  for (const auto& rows : e.vectors) out.push_back(rows.at(0));
   return out;
 }
 
@@ -140,6 +146,9 @@ int64_t dimensions_field(const json& body) {
 
 void handle_embeddings(ServerState& st, const httplib::Request& req, httplib::Response& res) {
   const json body = parse_body(req.body);
+  // llama-server reads "content" as its own shape's field.
+  if (!body.contains("input") && body.contains("content"))
+    return handle_native_embedding(st, body, req, res);
   if (const auto m = body.find("model"); m != body.end() && !m->is_null()) {
     if (!m->is_string()) throw bad_request("'model' must be a string", "model");
     if (!st.model.matches(m->get<std::string>()))
@@ -159,15 +168,17 @@ void handle_embeddings(ServerState& st, const httplib::Request& req, httplib::Re
   }
   const int64_t dimensions = dimensions_field(body);
   ClientConnection conn(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
-  const Embedded e =
-      embed(st, embedding_inputs(st, *input, "input"), /*truncate=*/false, dimensions, conn, res);
+  EmbedOptions o;
+  o.dimensions = dimensions;
+  const Embedded e = embed(st, embedding_inputs(st, *input, "input"), o, conn, res);
   if (e.client_gone) return;
+  const std::vector<std::vector<float>> vectors = pooled_vectors(e);
   json data = json::array();
-  for (size_t i = 0; i < e.vectors.size(); ++i)
-    data.push_back({{"object", "embedding"},
-                    {"index", i},
-                    {"embedding",
-                     format == "base64" ? json(base64_floats(e.vectors[i])) : json(e.vectors[i])}});
+  for (size_t i = 0; i < vectors.size(); ++i)
+    data.push_back(
+        {{"object", "embedding"},
+         {"index", i},
+         {"embedding", format == "base64" ? json(base64_floats(vectors[i])) : json(vectors[i])}});
   res.set_content(
       dump(
           json{{"object", "list"},
@@ -175,6 +186,31 @@ void handle_embeddings(ServerState& st, const httplib::Request& req, httplib::Re
                {"model", st.model.id},
                {"usage", {{"prompt_tokens", e.prompt_tokens}, {"total_tokens", e.prompt_tokens}}}}),
       "application/json");
+}
+
+void handle_native_embedding(ServerState& st, const json& body, const httplib::Request& req,
+                             httplib::Response& res) {
+  const char* field = body.contains("input") ? "input" : "content";
+  const auto input = body.find(field);
+  if (input == body.end() || input->is_null())
+    throw bad_request("'content' (or 'input') is required", "content");
+  EmbedOptions o;
+  o.per_token = true;
+  if (const auto n = body.find("embd_normalize"); n != body.end() && !n->is_null()) {
+    if (!n->is_number_integer() || !is_embedding_norm(n->get<long long>()))
+      throw bad_request(
+          "'embd_normalize' must be an integer: -1 none, 0 max absolute (int16 range), 1 "
+          "taxicab, 2 Euclidean, p > 2 the p-norm",
+          "embd_normalize");
+    o.normalize = n->get<int>();
+  }
+  ClientConnection conn(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
+  const Embedded e = embed(st, embedding_inputs(st, *input, field), o, conn, res);
+  if (e.client_gone) return;
+  json out = json::array();
+  for (size_t i = 0; i < e.vectors.size(); ++i)
+    out.push_back({{"index", i}, {"embedding", e.vectors[i]}});
+  res.set_content(dump(out), "application/json");
 }
 
 }  // namespace xtile::server

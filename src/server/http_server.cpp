@@ -186,7 +186,6 @@ void HttpServer::routes() {
       // llama-server's and OpenAI's routes for what xtile serve does not do: 501 saying so (a
       // client probing for a feature learns it is absent, not that it mistyped a path).
       static const std::pair<const char*, const char*> kAbsent[] = {
-          {"/embedding", "llama-server's own embedding shape (use /v1/embeddings)"},
           {"/rerank", "reranking"},
           {"/v1/rerank", "reranking"},
           {"/v1/audio/transcriptions", "audio transcription"},
@@ -292,7 +291,7 @@ void HttpServer::routes() {
                  {"arch", m.arch},
                  {"tier", m.tier},
                  {"chat_template", std::string(chat_family_name(m.chat_family))},
-                 {"pooling", m.pooling == Pooling::kMean ? "mean" : "last"}};
+                 {"pooling", pooling_name(m.pooling)}};
     return json{{"id", m.id},
                 {"object", "model"},
                 {"created", created},
@@ -369,6 +368,9 @@ void HttpServer::routes() {
     s.Post(path, guarded([&st](const httplib::Request& req, httplib::Response& res) {
              handle_responses(st, req, res);
            }));
+  s.Post("/embedding", guarded([&st](const httplib::Request& req, httplib::Response& res) {
+           handle_native_embedding(st, parse_body(req.body), req, res);
+         }));
   s.Post("/infill", guarded([&st](const httplib::Request& req, httplib::Response& res) {
            handle_infill(st, req, res);
          }));

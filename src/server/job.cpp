@@ -75,12 +75,26 @@ JobStats Job::stats() const {
   return stats_;
 }
 
-std::vector<float> Job::embedding() const {
+const char* pooling_name(Pooling p) {
+  switch (p) {
+    case Pooling::kLast:
+      return "last";
+    case Pooling::kMean:
+      return "mean";
+    case Pooling::kTokens:
+      return "none";
+    case Pooling::kNone:
+      break;
+  }
+  return "";
+}
+
+std::vector<std::vector<float>> Job::embedding() const {
   std::lock_guard lock(mu_);
   return embedding_;
 }
 
-void Job::set_embedding(std::vector<float> embedding) {
+void Job::set_embedding(std::vector<std::vector<float>> embedding) {
   std::lock_guard lock(mu_);
   embedding_ = std::move(embedding);
 }

@@ -28,8 +28,11 @@ enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };
 const char* finish_reason_name(FinishReason r);
 
 // How an embedding pools the prompt's hidden states (the output norm's rows): the last
-// position's (decoder models' embeddings, Qwen3-Embedding) or the mean of all positions.
-enum class Pooling { kNone, kLast, kMean };
+// position's (decoder models' embeddings, Qwen3-Embedding), the mean of all positions, or none
+// (kTokens, llama.cpp's pooling "none": every position's row). kNone: not an embedding.
+enum class Pooling { kNone, kLast, kMean, kTokens };
+// llama.cpp's names: "last", "mean", "none" (kTokens); "" for kNone.
+const char* pooling_name(Pooling p);
 
 struct GenerationParams {
   SamplerParams sampler;    // temperature <= 0: greedy
@@ -52,8 +55,8 @@ struct GenerationParams {
   // client asked for it); the prompt opened a think block, so the reply starts inside one.
   bool may_think = false;
   bool starts_in_think = false;
-  // An embedding instead of a reply (/v1/embeddings): the prompt is read, its hidden states
-  // pooled and the result scaled to length 1 (Job::embedding); nothing is generated.
+  // An embedding instead of a reply (/v1/embeddings): the prompt is read and its hidden states
+  // pooled (Job::embedding); nothing is generated.
   Pooling embedding = Pooling::kNone;
 };
 
@@ -119,8 +122,9 @@ class Job {
   std::string error() const;  // non-empty when it failed
   int error_status() const;   // the HTTP status for the failure
   JobStats stats() const;
-  // After done, for an embedding job: the pooled, normalized vector (n_embd floats).
-  std::vector<float> embedding() const;
+  // After done, for an embedding job: the pooled vector (n_embd floats, as the model gives it:
+  // routes scale it), or with Pooling::kTokens one per prompt position.
+  std::vector<std::vector<float>> embedding() const;
   // Asks the scheduler to stop it (client gone, stop button). Idempotent.
   void cancel() { cancelled_.store(true, std::memory_order_relaxed); }
   bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
@@ -128,8 +132,8 @@ class Job {
   // --- scheduler side ------------------------------------------------------------------------
   void publish(std::string_view text, std::vector<TokenOut>* tokens);
   void finish(FinishReason reason, const JobStats& stats);
-  // An embedding job's vector, before finish().
-  void set_embedding(std::vector<float> embedding);
+  // An embedding job's vectors, before finish().
+  void set_embedding(std::vector<std::vector<float>> embedding);
   void fail(std::string message, int status, const JobStats& stats);
 
  private:
@@ -147,7 +151,7 @@ class Job {
   std::string error_;
   int error_status_ = 0;
   JobStats stats_;
-  std::vector<float> embedding_;
+  std::vector<std::vector<float>> embedding_;
 };
 
 }  // namespace xtile::server

@@ -112,17 +112,18 @@ void handle_embed(ServerState& st, const httplib::Request& req, httplib::Respons
     if (!t->is_boolean()) throw bad_request("'truncate' must be true or false", "truncate");
     truncate = t->get<bool>();
   }
-  const int64_t dimensions = dimensions_field(body);
+  EmbedOptions o;
+  o.truncate = truncate;
+  o.dimensions = dimensions_field(body);
   ClientConnection conn(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
   const auto start = std::chrono::steady_clock::now();
-  const Embedded e =
-      embed(st, embedding_inputs(st, *input, "input"), truncate, dimensions, conn, res);
+  const Embedded e = embed(st, embedding_inputs(st, *input, "input"), o, conn, res);
   if (e.client_gone) return;
   const auto ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
           .count();
   res.set_content(dump(json{{"model", model},
-                            {"embeddings", e.vectors},
+                            {"embeddings", pooled_vectors(e)},
                             {"total_duration", ns},
                             {"load_duration", 0},
                             {"prompt_eval_count", e.prompt_tokens}}),
@@ -137,9 +138,11 @@ void handle_embeddings_v0(ServerState& st, const httplib::Request& req, httplib:
   if (prompt == body.end() || !prompt->is_string())
     throw bad_request("'prompt' must be a string", "prompt");
   ClientConnection conn(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
-  const Embedded e = embed(st, embedding_inputs(st, *prompt, "prompt"), true, 0, conn, res);
+  EmbedOptions o;
+  o.truncate = true;
+  const Embedded e = embed(st, embedding_inputs(st, *prompt, "prompt"), o, conn, res);
   if (e.client_gone) return;
-  res.set_content(dump(json{{"embedding", e.vectors.front()}}), "application/json");
+  res.set_content(dump(json{{"embedding", pooled_vectors(e).front()}}), "application/json");
 }
 
 }  // namespace

@@ -267,6 +267,7 @@ void Scheduler::admit() {
     Slot& s = slots_[static_cast<size_t>(id)];
     const size_t keep = reuse_prefix(s, *w);
     w->pooled.clear();
+    w->token_rows.clear();
     if (!w->admitted_once) {
       w->admitted_once = true;
       w->order = ++admissions_;
@@ -294,8 +295,9 @@ size_t Scheduler::reuse_prefix(Slot& s, const Work& w) {
   size_t most = w.input.size() - 1;
   if (w.job->params().prompt_logprobs && w.prompt_scored < w.n_prompt)
     most = std::min(most, w.prompt_scored - 1);
-  // A mean over the prompt's positions needs every one of them evaluated.
-  if (w.job->params().embedding == Pooling::kMean) most = 0;
+  // A mean over the prompt's positions, or each position's row, needs every one evaluated.
+  if (w.job->params().embedding == Pooling::kMean || w.job->params().embedding == Pooling::kTokens)
+    most = 0;
   size_t keep = std::min(common_prefix(s.cache, w.input), most);
   const Slot* donor = nullptr;
   size_t donor_keep = keep;
@@ -429,7 +431,7 @@ bool Scheduler::step() {
       const int64_t pos = done + i;
       const bool last = pos + 1 == static_cast<int64_t>(w.input.size());
       if (pooling != Pooling::kNone) {  // an embedding: hidden states, no logits
-        if (pooling == Pooling::kMean || last) {
+        if (pooling != Pooling::kLast || last) {
           rows.push_back({s->id, w.input[static_cast<size_t>(pos)], false, true});
           hidden_slots.push_back(s);
         } else {
@@ -508,24 +510,30 @@ void Scheduler::pool_embeddings(const std::vector<Slot*>& hidden_slots) {
     Slot& s = *hidden_slots[r];
     Work& w = *s.work;
     const float* h = hidden_.data() + r * e;
-    // Last pooling: only the last row comes here. Mean: every row, in position order.
-    if (w.pooled.empty()) w.pooled.assign(e, 0.0);
-    if (w.job->params().embedding == Pooling::kLast) {
-      std::copy_n(h, e, w.pooled.begin());
+    // Last pooling: only the last row comes here. Mean and none: every row, in position order.
+    const Pooling pooling = w.job->params().embedding;
+    if (pooling == Pooling::kTokens) {
+      w.token_rows.emplace_back(h, h + e);
     } else {
-      for (size_t i = 0; i < e; ++i) w.pooled[i] += h[i];
+      if (w.pooled.empty()) w.pooled.assign(e, 0.0);
+      if (pooling == Pooling::kLast) {
+        std::copy_n(h, e, w.pooled.begin());
+      } else {
+        for (size_t i = 0; i < e; ++i) w.pooled[i] += h[i];
+      }
     }
     // The prompt's last row is the slot's last in the step (its rows are consecutive).
     const bool slot_last = r + 1 == hidden_slots.size() || hidden_slots[r + 1] != &s;
     if (!slot_last || s.cache.size() < w.input.size()) continue;  // more of the prompt to read
-    // Scaled to length 1 (the mean's 1/n cancels): in double, in one order, so the bits are
-    // the rows' whatever the batch.
-    double norm = 0;
-    for (double x : w.pooled) norm += x * x;
-    norm = std::sqrt(norm);
-    std::vector<float> out(e);
-    for (size_t i = 0; i < e; ++i)
-      out[i] = norm > 0 ? static_cast<float>(w.pooled[i] / norm) : 0.0f;
+    // The mean in double, summed in position order: the bits are the rows' whatever the batch.
+    std::vector<std::vector<float>> out;
+    if (pooling == Pooling::kTokens) {
+      out = std::move(w.token_rows);
+    } else {
+      const double n = pooling == Pooling::kMean ? static_cast<double>(w.input.size()) : 1.0;
+      out.emplace_back(e);
+      for (size_t i = 0; i < e; ++i) out[0][i] = static_cast<float>(w.pooled[i] / n);
+    }
     w.stats.prompt_ms = ms_between(w.admitted, Clock::now());
     w.job->set_embedding(std::move(out));
     end(s, FinishReason::kStop);

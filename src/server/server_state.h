@@ -40,9 +40,10 @@ struct ModelInfo {
   uint64_t size_bytes = 0;
   std::string quantization;  // llama-quantize's file type, upper case ("Q4_K_M"), or ""
   std::string fingerprint;   // system_fingerprint
-  // How /v1/embeddings pools a text's hidden states: --pooling, else the GGUF's
+  // How the embedding routes pool a text's hidden states: --pooling, else the GGUF's
   // <arch>.pooling_type (mean or last), else the last position's (a causal model's last position
-  // has read the whole text).
+  // has read the whole text). kTokens (--pooling none): a vector per position, which only
+  // llama-server's /embedding shape carries.
   Pooling pooling = Pooling::kLast;
   bool fill_in_middle = false;  // the vocabulary has FIM tokens (/infill, a completion's suffix)
   // Whether a request's "model" names this one: the id, the file's name or stem, or its path.

@@ -45,8 +45,10 @@ struct Work {
   int64_t n_generated = 0;    // sampled tokens (an end-of-generation token included)
   size_t prompt_scored = 0;   // prompt tokens whose log-probability is published (echo)
   // An embedding's pooled hidden states so far (mean pooling: their sum, in position order;
-  // restarted at each admission, which reads the prompt from its start).
+  // restarted at each admission, which reads the prompt from its start), or with
+  // Pooling::kTokens the positions' rows so far.
   std::vector<double> pooled;
+  std::vector<std::vector<float>> token_rows;
   uint64_t order = 0;         // admission order: preemption takes the youngest
   // The first choice of the same request (n > 1), whose prompt this one copies once it has
   // been read; null for a request's first choice.

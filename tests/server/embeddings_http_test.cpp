@@ -2,9 +2,13 @@
 // length 1, one per input in order, the same vector for a text alone or in a list and for its
 // token ids, `dimensions` as the first values scaled to length 1 again, base64 as the floats'
 // bytes), Ollama's /api/embed and /api/embeddings giving the same vectors, a long input refused
-// or (Ollama's truncate) cut to the context, and errors naming the field.
+// or (Ollama's truncate) cut to the context, and errors naming the field. llama-server's
+// /embedding: the same vectors in its shape, each embd_normalize, and under --pooling none a
+// vector per token (scheduler_test checks them against Session's rows), which the other routes
+// refuse.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -45,6 +49,14 @@ std::vector<uint8_t> unbase64(const std::string& s) {
     }
   }
   return out;
+}
+
+double p_norm(const std::vector<float>& v, int p) {
+  double s = 0;
+  for (float x : v)
+    s = p == 0 ? std::max(s, std::fabs(static_cast<double>(x)))
+               : s + std::pow(std::fabs(static_cast<double>(x)), p);
+  return p == 0 ? s : std::pow(s, 1.0 / p);
 }
 
 double length(const std::vector<float>& v) {
@@ -162,6 +174,83 @@ TEST_F(EmbeddingsHttp, LongInputsAndErrors) {
   EXPECT_EQ(param_of({{"input", "a"}, {"dimensions", 65}}), "dimensions");
   EXPECT_EQ(param_of({{"input", "a"}, {"encoding_format", "int8"}}), "encoding_format");
   EXPECT_EQ(post(port_, "/v1/embeddings", {{"input", "a"}, {"model", "bge-m3"}}).status, 404);
+}
+
+TEST_F(EmbeddingsHttp, LlamaServersOwnShape) {
+  const json openai = embeddings({{"input", {"One fish", "Two fish"}}});
+  const Reply r = post(port_, "/embedding", {{"content", {"One fish", "Two fish"}}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_TRUE(r.j().is_array());
+  ASSERT_EQ(r.j().size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(r.j()[i]["index"], i);
+    ASSERT_EQ(r.j()[i]["embedding"].size(), 1u);  // one pooled vector, in a list of vectors
+    EXPECT_EQ(r.j()[i]["embedding"][0], openai["data"][i]["embedding"]);
+  }
+  // "content" on the OpenAI route is llama-server's shape too; "input" on /embedding is read.
+  EXPECT_EQ(post(port_, "/embeddings", {{"content", "Two fish"}}).j(),
+            post(port_, "/embedding", {{"input", "Two fish"}}).j());
+
+  // embd_normalize: -1 the model's vector, then each norm of it.
+  const Reply raw_reply =
+      post(port_, "/embedding", {{"content", "Two fish"}, {"embd_normalize", -1}});
+  ASSERT_EQ(raw_reply.status, 200) << raw_reply.body;
+  const std::vector<float> raw = floats(raw_reply.j()[0]["embedding"][0]);
+  const std::vector<float> unit = floats(openai["data"][1]["embedding"]);
+  ASSERT_EQ(raw.size(), unit.size());
+  EXPECT_GT(std::fabs(length(raw) - 1.0), 1e-3);  // not already of length 1
+  for (size_t i = 0; i < raw.size(); ++i) EXPECT_NEAR(raw[i] / length(raw), unit[i], 1e-6) << i;
+  for (int p : {0, 1, 2, 3, 9}) {
+    const Reply n = post(port_, "/embedding", {{"content", "Two fish"}, {"embd_normalize", p}});
+    ASSERT_EQ(n.status, 200) << n.body;
+    const std::vector<float> v = floats(n.j()[0]["embedding"][0]);
+    EXPECT_NEAR(p_norm(v, p), p == 0 ? 32760.0 : 1.0, p == 0 ? 1e-2 : 1e-5) << "p " << p;
+    const double scale = p_norm(raw, p) / (p == 0 ? 32760.0 : 1.0);
+    for (size_t i = 0; i < v.size(); ++i)
+      EXPECT_NEAR(v[i] * scale, raw[i], 1e-6 * std::fabs(raw[i]) + 1e-9) << "p " << p << ", " << i;
+  }
+
+  auto param_of = [&](const json& body) {
+    const Reply e = post(port_, "/embedding", body);
+    EXPECT_EQ(e.status, 400) << e.body;
+    return e.status == 400 ? e.j()["error"]["param"] : json();
+  };
+  EXPECT_EQ(param_of(json::object()), "content");
+  EXPECT_EQ(param_of({{"content", "a"}, {"embd_normalize", -2}}), "embd_normalize");
+  EXPECT_EQ(param_of({{"content", "a"}, {"embd_normalize", "2"}}), "embd_normalize");
+  EXPECT_EQ(param_of({{"content", {"a", ""}}}), "content[1]");
+}
+
+// --pooling none: a vector per token, as the model gives it, on /embedding only.
+class PerTokenEmbeddingsHttp : public StoriesSuite<PerTokenEmbeddingsHttp> {
+ public:
+  static constexpr const char* kFlags[] = {"-np", "2", "-c", "256", "-t", "2", "--pooling", "none"};
+};
+
+TEST_F(PerTokenEmbeddingsHttp, OneVectorPerTokenOnlyOnLlamaServersShape) {
+  const std::string text = "Two fish";
+  const Reply ids = post(port_, "/tokenize", {{"content", text}, {"add_special", true}});
+  ASSERT_EQ(ids.status, 200) << ids.body;
+  const size_t n_tokens = ids.j()["tokens"].size();
+  const Reply r = post(port_, "/embedding", {{"content", text}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json rows = r.j()[0]["embedding"];
+  ASSERT_EQ(rows.size(), n_tokens);
+  for (const json& row : rows) EXPECT_EQ(row.size(), 64u);
+  EXPECT_NE(rows[0], rows[1]);
+  // The same bits alone or beside another input, and not scaled (embd_normalize is for pooled
+  // vectors, as in llama-server).
+  const Reply two =
+      post(port_, "/embedding", {{"content", {"One fish", text}}, {"embd_normalize", 2}});
+  ASSERT_EQ(two.status, 200) << two.body;
+  EXPECT_EQ(two.j()[1]["embedding"], rows);
+  EXPECT_GT(std::fabs(length(floats(rows[0])) - 1.0), 1e-3);
+
+  EXPECT_EQ(request(port_, "GET", "/v1/models").j()["data"][0]["meta"]["pooling"], "none");
+  const Reply openai = post(port_, "/v1/embeddings", {{"input", text}});
+  EXPECT_EQ(openai.status, 400) << openai.body;
+  EXPECT_NE(openai.body.find("--pooling none"), std::string::npos) << openai.body;
+  EXPECT_EQ(post(port_, "/api/embed", {{"model", "stories260K"}, {"input", text}}).status, 400);
 }
 
 }  // namespace

@@ -518,11 +518,12 @@ TEST_F(SchedulerTest, RandomMixesOfChoicesEchoAndSharedPrefixesKeepTheirBits) {
   EXPECT_GT(copied, 0u);
 }
 
-// An embedding job's vector: the prompt's hidden states pooled as Session gives them alone
-// (the last row's, or the mean of all rows, scaled to length 1 in double), the same bits beside
+// An embedding job's vectors: the prompt's hidden states pooled as Session gives them alone
+// (the last row's, the mean of all rows in double, or every row), the same bits beside
 // generating requests, split into small batches, preempted, and with a prompt whose beginning
 // another slot's cache holds.
-std::vector<float> pooled_alone(const Model& m, const std::vector<int32_t>& prompt, Pooling p) {
+std::vector<std::vector<float>> pooled_alone(const Model& m, const std::vector<int32_t>& prompt,
+                                             Pooling p) {
   SessionOptions so;
   so.n_ctx = 512;
   Session s(*m.weights, *m.pool, so);
@@ -531,21 +532,27 @@ std::vector<float> pooled_alone(const Model& m, const std::vector<int32_t>& prom
   std::vector<float> logits, hidden;
   s.eval_rows(rows, &logits, &hidden);
   const size_t e = hidden.size() / prompt.size();
+  std::vector<std::vector<float>> out;
+  if (p == Pooling::kTokens) {
+    for (size_t r = 0; r < prompt.size(); ++r)
+      out.emplace_back(hidden.begin() + static_cast<std::ptrdiff_t>(r * e),
+                       hidden.begin() + static_cast<std::ptrdiff_t>((r + 1) * e));
+    return out;
+  }
   std::vector<double> sum(e, 0.0);
   const size_t first = p == Pooling::kLast ? prompt.size() - 1 : 0;
   for (size_t r = first; r < prompt.size(); ++r)
     for (size_t i = 0; i < e; ++i)
       sum[i] = p == Pooling::kLast ? hidden[r * e + i] : sum[i] + hidden[r * e + i];
-  double norm = 0;
-  for (double x : sum) norm += x * x;
-  std::vector<float> out(e);
-  for (size_t i = 0; i < e; ++i) out[i] = static_cast<float>(sum[i] / std::sqrt(norm));
+  const double n = p == Pooling::kMean ? static_cast<double>(prompt.size()) : 1.0;
+  out.emplace_back(e);
+  for (size_t i = 0; i < e; ++i) out[0][i] = static_cast<float>(sum[i] / n);
   return out;
 }
 
 TEST_F(SchedulerTest, EmbeddingsArePooledHiddenStatesWithTheSameBitsBesideOthers) {
-  for (const Pooling pooling : {Pooling::kLast, Pooling::kMean}) {
-    SCOPED_TRACE(pooling == Pooling::kLast ? "last" : "mean");
+  for (const Pooling pooling : {Pooling::kLast, Pooling::kMean, Pooling::kTokens}) {
+    SCOPED_TRACE(pooling_name(pooling));
     std::vector<Request> embeds;
     for (const Request& r : requests_) {
       Request e{r.prompt, {}};
@@ -555,7 +562,7 @@ TEST_F(SchedulerTest, EmbeddingsArePooledHiddenStatesWithTheSameBitsBesideOthers
     // The last one starts as the first: its beginning is in another slot's cache.
     embeds.back().prompt = embeds.front().prompt;
     embeds.back().prompt.push_back(42);
-    std::vector<std::vector<float>> want;
+    std::vector<std::vector<std::vector<float>>> want;
     for (const Request& e : embeds) want.push_back(pooled_alone(model_, e.prompt, pooling));
     // Small budgets and batches, generating requests beside them.
     for (const int64_t budget : {int64_t{1024}, int64_t{160}}) {
@@ -577,10 +584,13 @@ TEST_F(SchedulerTest, EmbeddingsArePooledHiddenStatesWithTheSameBitsBesideOthers
         const Outcome o = collect(*emb[i]);
         EXPECT_EQ(o.reason, FinishReason::kStop);
         EXPECT_TRUE(o.ids.empty());  // nothing generated
-        const std::vector<float> got = emb[i]->embedding();
+        const std::vector<std::vector<float>> got = emb[i]->embedding();
         ASSERT_EQ(got.size(), want[i].size()) << "input " << i;
-        EXPECT_EQ(0, std::memcmp(got.data(), want[i].data(), got.size() * sizeof(float)))
-            << "input " << i << ", budget " << budget;
+        for (size_t r = 0; r < got.size(); ++r) {
+          ASSERT_EQ(got[r].size(), want[i][r].size()) << "input " << i;
+          EXPECT_EQ(0, std::memcmp(got[r].data(), want[i][r].data(), got[r].size() * sizeof(float)))
+              << "input " << i << ", row " << r << ", budget " << budget;
+        }
       }
       for (auto& g : gen) collect(*g);
       EXPECT_EQ(metrics.requests_failed.load(), 0u);

@@ -325,8 +325,8 @@ TEST_F(ServerHttp, ErrorsHaveOpenAIShapeAndLeaveTheServerWell) {
                "invalid_request_error", "larger than");
   expect_error(request(port_, "GET", "/v1/nothing"), 404, "not_found_error", "/v1/nothing");
   // Routes of llama-server or OpenAI for what xtile does not do: 501 naming it.
-  expect_error(post(port_, "/embedding", {{"content", "x"}}), 501, "not_supported_error",
-               "/v1/embeddings");
+  expect_error(post(port_, "/rerank", {{"query", "x"}, {"documents", {"y"}}}), 501,
+               "not_supported_error", "reranking");
   expect_error(post(port_, "/v1/completions", {{"prompt", {1, 2, 100000}}}), 400,
                "invalid_request_error", "outside the vocabulary");
   expect_error(post(port_, chat, {{"messages", {{{"role", "user"}, {"content", "x"}}}}, {"n", 5}}),

@@ -58,6 +58,7 @@ server::Pooling pooling_of(const std::string& flag, const gguf::File& file,
                            const std::string& arch) {
   if (flag == "mean") return server::Pooling::kMean;
   if (flag == "last") return server::Pooling::kLast;
+  if (flag == "none") return server::Pooling::kTokens;
   return file.get_uint_or(arch + ".pooling_type", 3) == 1 ? server::Pooling::kMean
                                                           : server::Pooling::kLast;
 }
@@ -77,9 +78,9 @@ std::vector<std::string> read_keys(const std::string& path) {
 
 int run_serve(const ServeFlags& f) {
   require_file(f.engine.model, "model file");
-  if (!f.pooling.empty() && f.pooling != "mean" && f.pooling != "last")
+  if (!f.pooling.empty() && f.pooling != "mean" && f.pooling != "last" && f.pooling != "none")
     fail("--pooling '", f.pooling,
-         "': xtile pools mean or last (none, cls and rank are for encoder and reranker models, "
+         "': xtile pools mean, last or none (cls and rank are for encoder and reranker models, "
          "which it does not run)");
   if (f.reasoning_format != "none" && f.reasoning_format != "deepseek" &&
       f.reasoning_format != "auto")
@@ -267,8 +268,8 @@ Command register_serve(CLI::App& root) {
                   "the content")
       ->capture_default_str();
   app->add_option("--pooling", f->pooling,
-                  "how /v1/embeddings pools a text: mean or last (default: the GGUF's "
-                  "pooling_type, else last)")
+                  "how the embedding routes pool a text: mean, last or none (a vector per "
+                  "token, on /embedding only; default: the GGUF's pooling_type, else last)")
       ->check(CLI::IsMember({"mean", "last", "none", "cls", "rank"}))
       ->type_name("TYPE");
   app->add_flag_callback(
