@@ -217,6 +217,14 @@ void check_prompt_length(int64_t n_prompt, int64_t n_ctx, const std::string& par
   throw e;
 }
 
+void check_requested_model(const ServerState& st, const std::string& name) {
+  if (name.empty() || st.model.matches(name)) return;
+  throw ApiError(404, "invalid_request_error",
+                 "the model '" + name + "' does not exist; this server runs '" + st.model.id +
+                     "' (GET /v1/models)",
+                 "model_not_found", "model");
+}
+
 bool read_all(const Submitted& sub, const ClientConnection& conn, httplib::Response& res,
               std::vector<std::string>* texts, std::vector<std::vector<TokenOut>>* tokens) {
   const auto& jobs = sub.jobs;
@@ -293,11 +301,7 @@ void handle_completion(ServerState& st, const nlohmann::ordered_json& body,
   const bool chat = endpoint == Endpoint::kChat;
   const bool native = endpoint == Endpoint::kNative;
   ParsedRequest r = parse_request(body, chat, st.opts.defaults);
-  if (!r.model.empty() && !st.model.matches(r.model))
-    throw ApiError(404, "invalid_request_error",
-                   "the model '" + r.model + "' does not exist; this server runs '" + st.model.id +
-                       "' (GET /v1/models)",
-                   "model_not_found", "model");
+  check_requested_model(st, r.model);
   Submitted sub = submit_request(st, r, endpoint, res);
   const Tokenizer& tok = *st.tok;
   const bool in_reasoning = sub.in_reasoning;

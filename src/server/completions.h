@@ -60,6 +60,9 @@ void queue_jobs(ServerState& st, const std::vector<std::shared_ptr<Job>>& jobs,
 // field.
 void check_prompt_length(int64_t n_prompt, int64_t n_ctx, const std::string& param);
 
+// The 404 of a request whose "model" (`name`, "" when absent) is not the one the server runs.
+void check_requested_model(const ServerState& st, const std::string& name);
+
 // Reads every choice to its end (non-streamed answers); false when the client went away (the
 // jobs are cancelled and res.status is 499). Throws ApiError when a choice failed.
 bool read_all(const Submitted& sub, const ClientConnection& conn, httplib::Response& res,

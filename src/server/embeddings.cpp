@@ -87,7 +87,8 @@ Embedded embed(ServerState& st, std::vector<std::vector<int32_t>> inputs, const 
                const ClientConnection& conn, httplib::Response& res) {
   const int64_t n_ctx = st.scheduler->options().n_ctx;
   const int64_t n_embd = st.model.n_embd;
-  const bool per_token = st.model.pooling == Pooling::kTokens;
+  const Pooling pooling = o.pooling != Pooling::kNone ? o.pooling : st.model.pooling;
+  const bool per_token = pooling == Pooling::kTokens;
   if (per_token && !o.per_token)
     throw bad_request(
         "this server pools none (--pooling none): a vector per token, which only llama-server's "
@@ -102,7 +103,7 @@ Embedded embed(ServerState& st, std::vector<std::vector<int32_t>> inputs, const 
   Submitted sub;
   if (inputs.size() > 1) sub.signal = std::make_shared<JobSignal>();
   GenerationParams gen;
-  gen.embedding = st.model.pooling;
+  gen.embedding = pooling;
   for (std::vector<int32_t>& ids : inputs) {
     if (ids.empty()) throw bad_request("an input has no tokens", "input");
     if (o.truncate && static_cast<int64_t>(ids.size()) > n_ctx)
@@ -144,20 +145,19 @@ int64_t dimensions_field(const json& body) {
   return d->get<int64_t>();
 }
 
+std::string model_field(const json& body) {
+  const auto m = body.find("model");
+  if (m == body.end() || m->is_null()) return "";
+  if (!m->is_string()) throw bad_request("'model' must be a string", "model");
+  return m->get<std::string>();
+}
+
 void handle_embeddings(ServerState& st, const httplib::Request& req, httplib::Response& res) {
   const json body = parse_body(req.body);
   // llama-server reads "content" as its own shape's field.
   if (!body.contains("input") && body.contains("content"))
     return handle_native_embedding(st, body, req, res);
-  if (const auto m = body.find("model"); m != body.end() && !m->is_null()) {
-    if (!m->is_string()) throw bad_request("'model' must be a string", "model");
-    if (!st.model.matches(m->get<std::string>()))
-      throw ApiError(404, "invalid_request_error",
-                     "the model '" + m->get<std::string>() +
-                         "' does not exist; this server runs '" + st.model.id +
-                         "' (GET /v1/models)",
-                     "model_not_found", "model");
-  }
+  check_requested_model(st, model_field(body));
   const auto input = body.find("input");
   if (input == body.end() || input->is_null()) throw bad_request("'input' is required", "input");
   std::string format = "float";
@@ -190,6 +190,7 @@ void handle_embeddings(ServerState& st, const httplib::Request& req, httplib::Re
 
 void handle_native_embedding(ServerState& st, const json& body, const httplib::Request& req,
                              httplib::Response& res) {
+  check_requested_model(st, model_field(body));
   const char* field = body.contains("input") ? "input" : "content";
   const auto input = body.find(field);
   if (input == body.end() || input->is_null())

@@ -41,6 +41,7 @@ struct EmbedOptions {
   int64_t dimensions = 0;  // > 0: the first that many values (Matryoshka-trained models)
   int normalize = 2;       // embd_normalize (embedding_norm.h), applied after the cut
   bool per_token = false;  // the route can carry --pooling none's vectors (else a 400)
+  Pooling pooling = Pooling::kNone;  // kNone: the server's (--pooling); else this one
 };
 
 // Embeds the inputs (each 1 .. n_ctx tokens). A pooled vector is cut to `dimensions` (400 above
@@ -54,6 +55,9 @@ std::vector<std::vector<float>> pooled_vectors(const Embedded& e);
 
 // A request's "dimensions": 0 when absent; a 400 unless a positive integer.
 int64_t dimensions_field(const nlohmann::json& body);
+
+// A request's "model": "" when absent; a 400 unless a string.
+std::string model_field(const nlohmann::json& body);
 
 // POST /v1/embeddings and /embeddings; a body with llama-server's "content" and no "input" is
 // answered as /embedding. Throws ApiError for anything the client got wrong.

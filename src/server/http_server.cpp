@@ -16,6 +16,7 @@
 #include "server/infill.h"
 #include "server/ollama_api.h"
 #include "server/ollama_routes.h"
+#include "server/rerank.h"
 #include "server/responses_routes.h"
 #include "server/route_guard.h"
 
@@ -186,8 +187,6 @@ void HttpServer::routes() {
       // llama-server's and OpenAI's routes for what xtile serve does not do: 501 saying so (a
       // client probing for a feature learns it is absent, not that it mistyped a path).
       static const std::pair<const char*, const char*> kAbsent[] = {
-          {"/rerank", "reranking"},
-          {"/v1/rerank", "reranking"},
           {"/v1/audio/transcriptions", "audio transcription"},
           {"/api/pull", "pulling models (it serves the GGUF file it was started with)"},
           {"/api/push", "pushing models"},
@@ -367,6 +366,10 @@ void HttpServer::routes() {
   for (const char* path : {"/v1/responses", "/responses"})
     s.Post(path, guarded([&st](const httplib::Request& req, httplib::Response& res) {
              handle_responses(st, req, res);
+           }));
+  for (const char* path : {"/rerank", "/v1/rerank", "/reranking", "/v1/reranking"})
+    s.Post(path, guarded([&st](const httplib::Request& req, httplib::Response& res) {
+             handle_rerank(st, req, res);
            }));
   s.Post("/embedding", guarded([&st](const httplib::Request& req, httplib::Response& res) {
            handle_native_embedding(st, parse_body(req.body), req, res);

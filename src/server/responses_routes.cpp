@@ -13,11 +13,7 @@ namespace xtile::server {
 void handle_responses(ServerState& st, const httplib::Request& req, httplib::Response& res) {
   const ResponsesRequest q = responses_request(parse_body(req.body));
   ParsedRequest r = parse_request(q.openai, /*chat=*/true, st.opts.defaults);
-  if (!r.model.empty() && !st.model.matches(r.model))
-    throw ApiError(404, "invalid_request_error",
-                   "the model '" + r.model + "' does not exist; this server runs '" + st.model.id +
-                       "' (GET /v1/models)",
-                   "model_not_found", "model");
+  check_requested_model(st, r.model);
   Submitted sub = submit_request(st, r, Endpoint::kChat, res);
   // The sampling the answer used: the request's, else the server's defaults (six digits: the
   // float's, not its binary tail).

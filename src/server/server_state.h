@@ -11,6 +11,7 @@
 #include "model/chat_template.h"
 #include "server/metrics.h"
 #include "server/openai_request.h"
+#include "server/rerank_head.h"
 #include "server/scheduler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -46,6 +47,7 @@ struct ModelInfo {
   // llama-server's /embedding shape carries.
   Pooling pooling = Pooling::kLast;
   bool fill_in_middle = false;  // the vocabulary has FIM tokens (/infill, a completion's suffix)
+  RerankHead rerank;            // what /rerank scores with
   // Whether a request's "model" names this one: the id, the file's name or stem, or its path.
   bool matches(const std::string& name) const;
 };

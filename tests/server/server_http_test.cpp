@@ -326,7 +326,7 @@ TEST_F(ServerHttp, ErrorsHaveOpenAIShapeAndLeaveTheServerWell) {
   expect_error(request(port_, "GET", "/v1/nothing"), 404, "not_found_error", "/v1/nothing");
   // Routes of llama-server or OpenAI for what xtile does not do: 501 naming it.
   expect_error(post(port_, "/rerank", {{"query", "x"}, {"documents", {"y"}}}), 501,
-               "not_supported_error", "reranking");
+               "not_supported_error", "rerank prompt");
   expect_error(post(port_, "/v1/completions", {{"prompt", {1, 2, 100000}}}), 400,
                "invalid_request_error", "outside the vocabulary");
   expect_error(post(port_, chat, {{"messages", {{{"role", "user"}, {"content", "x"}}}}, {"n", 5}}),

@@ -28,6 +28,7 @@
 #include "model/ftype.h"
 #include "server/http_server.h"
 #include "server/infill.h"
+#include "server/rerank_head.h"
 
 namespace xtile::cli {
 
@@ -59,6 +60,8 @@ server::Pooling pooling_of(const std::string& flag, const gguf::File& file,
   if (flag == "mean") return server::Pooling::kMean;
   if (flag == "last") return server::Pooling::kLast;
   if (flag == "none") return server::Pooling::kTokens;
+  // "rank" (llama-server's --reranking): /rerank reads the last position; embeddings too.
+  if (flag == "rank") return server::Pooling::kLast;
   return file.get_uint_or(arch + ".pooling_type", 3) == 1 ? server::Pooling::kMean
                                                           : server::Pooling::kLast;
 }
@@ -78,10 +81,10 @@ std::vector<std::string> read_keys(const std::string& path) {
 
 int run_serve(const ServeFlags& f) {
   require_file(f.engine.model, "model file");
-  if (!f.pooling.empty() && f.pooling != "mean" && f.pooling != "last" && f.pooling != "none")
-    fail("--pooling '", f.pooling,
-         "': xtile pools mean, last or none (cls and rank are for encoder and reranker models, "
-         "which it does not run)");
+  if (f.pooling == "cls")
+    fail(
+        "--pooling 'cls': xtile pools mean, last or none (cls is for encoder models, which it "
+        "does not run)");
   if (f.reasoning_format != "none" && f.reasoning_format != "deepseek" &&
       f.reasoning_format != "auto")
     fail("--reasoning-format '", f.reasoning_format, "': expected none, auto or deepseek");
@@ -180,6 +183,7 @@ int run_serve(const ServeFlags& f) {
   info.fingerprint = "xtile-" + std::string(XTILE_VERSION) + "-" + info.tier;
   info.pooling = pooling_of(f.pooling, e.weights->file(), c.arch_name);
   info.fill_in_middle = server::fim_tokens(*e.tok).usable();
+  info.rerank = server::rerank_head(*e.weights, *e.tok);
   server::Scheduler scheduler(*e.weights, *e.pool, *e.tok, e.options, metrics);
   http.set_ready(&scheduler, e.tok.get(), info);
   loaded = true;
@@ -269,17 +273,24 @@ Command register_serve(CLI::App& root) {
       ->capture_default_str();
   app->add_option("--pooling", f->pooling,
                   "how the embedding routes pool a text: mean, last or none (a vector per "
-                  "token, on /embedding only; default: the GGUF's pooling_type, else last)")
+                  "token, on /embedding only); rank (llama-server's --reranking) is last "
+                  "(default: the GGUF's pooling_type, else last)")
       ->check(CLI::IsMember({"mean", "last", "none", "cls", "rank"}))
       ->type_name("TYPE");
   app->add_flag_callback(
          "--embeddings,--embedding", [] {},
          "llama-server's switch for its embedding endpoint: /v1/embeddings is always served")
       ->group("llama-server's switches for what xtile serve always does");
+  app->add_flag_callback(
+         "--reranking,--rerank", [] {},
+         "llama-server's switch for its rerank endpoint: /rerank is always served (a model "
+         "without a rerank prompt or label rows answers 501 there)")
+      ->group("llama-server's switches for what xtile serve always does");
   app->footer(
       "Endpoints: POST /v1/chat/completions, /v1/completions (stream: true for SSE), "
-      "/v1/responses, /v1/embeddings, /completion (llama-server's shape), /v1/messages "
-      "(Anthropic's), /api/chat, /api/generate, /api/embed (Ollama's); GET /v1/models, /health, "
+      "/v1/responses, /v1/embeddings, /completion, /embedding, /rerank, /infill (llama-server's), "
+      "/v1/messages (Anthropic's), /api/chat, /api/generate, /api/embed (Ollama's); GET "
+      "/v1/models, /health, "
       "/metrics, /slots, /props, POST /tokenize, /detokenize, /apply-template; the chat page at "
       "/.\nA request's output does not depend on the other requests running beside "
       "it: the same request and seed give the same tokens alone or in a batch.");
