@@ -164,10 +164,26 @@ int32_t argmax(std::span<const TokenCandidate> c) {
 
 }  // namespace sampling
 
-Sampler::Sampler(const SamplerParams& params) : p_(params), rng_(params.seed) {
+Sampler::Sampler(const SamplerParams& params)
+    : p_(params), rng_(params.seed), mu_(2.0 * params.mirostat_tau) {
   if (std::isnan(p_.temperature) || std::isnan(p_.top_p) || std::isnan(p_.min_p)) {
     fail("sampler: temperature, top-p and min-p must be numbers");
   }
+  for (float v :
+       {p_.typical_p, p_.top_n_sigma, p_.xtc_probability, p_.xtc_threshold, p_.dynatemp_range,
+        p_.dynatemp_exponent, p_.mirostat_tau, p_.mirostat_eta, p_.dry_multiplier, p_.dry_base})
+    if (!std::isfinite(v))
+      fail(
+          "sampler: typical-p, top-n-sigma, XTC, dynatemp, mirostat and DRY settings must be "
+          "finite numbers");
+  if (p_.mirostat < 0 || p_.mirostat > 2)
+    fail("sampler: mirostat must be 0 (off), 1 or 2, got ", p_.mirostat);
+  if (p_.dry_multiplier > 0.0f && p_.dry_base < 1.0f)
+    fail("sampler: the DRY base must be >= 1, got ", p_.dry_base);
+  if (p_.dry_penalty_last_n < -1 || p_.dry_allowed_length < 0)
+    fail("sampler: DRY's penalty-last-n must be >= -1 and its allowed length >= 0");
+  if (!std::is_sorted(p_.dry_breakers.begin(), p_.dry_breakers.end()))
+    fail("sampler: the DRY sequence breakers must be sorted ids");
   if (!(p_.repeat_penalty > 0.0f)) {
     fail("sampler: repeat penalty must be > 0 (1 disables it), got ", p_.repeat_penalty);
   }
@@ -177,7 +193,63 @@ Sampler::Sampler(const SamplerParams& params) : p_(params), rng_(params.seed) {
   for (const auto& [id, b] : p_.logit_bias) sampling::check_bias_entry(id, b);
 }
 
-void Sampler::reset() { rng_.seed(p_.seed); }
+void Sampler::reset() {
+  rng_.seed(p_.seed);
+  mu_ = 2.0 * p_.mirostat_tau;
+}
+
+double Sampler::uniform() {
+  return static_cast<double>(rng_() >> 11) * 0x1.0p-53;
+}
+
+int32_t Sampler::pick(std::span<const TokenCandidate> c, double u) {
+  double cum = 0.0;
+  for (const TokenCandidate& t : c) {
+    cum += t.p;
+    if (u < cum) return t.id;
+  }
+  // Rounding left the total a hair below u: the last (least likely) candidate.
+  return c.back().id;
+}
+
+// Mirostat (Basu et al., "Mirostat: a neural text decoding algorithm that directly controls
+// perplexity"): truncate to the tokens whose surprise fits the running bound mu (version 2), or
+// to the top k that Zipf's exponent, estimated from the 100 most likely, gives for mu (version
+// 1); draw; move mu by eta times the drawn token's surprise's distance from tau.
+int32_t Sampler::mirostat(std::vector<TokenCandidate>* c) {
+  const double n_vocab = static_cast<double>(c->size());
+  sampling::sort(c);
+  sampling::softmax(c);
+  size_t keep = 1;
+  if (p_.mirostat == 2) {
+    while (keep < c->size() && -std::log2(static_cast<double>((*c)[keep].p)) <= mu_) ++keep;
+  } else {
+    const size_t m = std::min<size_t>(100, c->size());
+    double sum_tb = 0.0, sum_tt = 0.0;
+    for (size_t i = 0; i + 1 < m; ++i) {
+      if ((*c)[i + 1].p <= 0.0f) break;
+      const double t = std::log((i + 2.0) / (i + 1.0));
+      const double b = std::log(static_cast<double>((*c)[i].p) / (*c)[i + 1].p);
+      sum_tb += t * b;
+      sum_tt += t * t;
+    }
+    const double s = sum_tt > 0.0 ? sum_tb / sum_tt : 1.0;
+    const double eps = s - 1.0;
+    const double k =
+        std::abs(eps) < 1e-12
+            ? n_vocab
+            : std::pow(eps * std::pow(2.0, mu_) / (1.0 - std::pow(n_vocab, -eps)), 1.0 / s);
+    keep = std::isfinite(k) ? static_cast<size_t>(std::clamp(k, 1.0, n_vocab)) : c->size();
+  }
+  c->resize(keep);
+  sampling::softmax(c);
+  const int32_t id = pick(*c, uniform());
+  double p_id = 1.0;
+  for (const TokenCandidate& t : *c)
+    if (t.id == id) p_id = t.p;
+  mu_ -= p_.mirostat_eta * (-std::log2(p_id) - p_.mirostat_tau);
+  return id;
+}
 
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
   if (logits.empty()) fail("sampler: empty logits");
@@ -191,28 +263,30 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   // Greedy without penalties: the candidates' argmax straight from the logits, in one pass (a
   // server samples a row of the vocabulary per sequence per step on the thread that drives the
   // pool; building 152k candidates there cost ~2 % of a loaded server's time).
-  if (p_.temperature <= 0.0f && no_penalty && p_.logit_bias.empty())
+  const bool dry = p_.dry_multiplier > 0.0f;
+  if (p_.temperature <= 0.0f && no_penalty && !dry && p_.logit_bias.empty())
     return sampling::argmax(logits);
   sampling::fill(logits, &cand_);
   sampling::logit_bias(&cand_, p_.logit_bias);
   sampling::penalties(&cand_, recent, p_.repeat_penalty, p_.frequency_penalty,
                       p_.presence_penalty);
+  if (dry) sampling::dry(&cand_, history, p_);
   if (p_.temperature <= 0.0f) return sampling::argmax(cand_);
+  if (p_.mirostat != 0) {
+    sampling::temperature(&cand_, p_.temperature);
+    return mirostat(&cand_);
+  }
 
+  sampling::top_n_sigma(&cand_, p_.top_n_sigma);
   sampling::top_k(&cand_, p_.top_k);  // also sorts
+  sampling::typical(&cand_, p_.typical_p);
   sampling::top_p(&cand_, p_.top_p);
   sampling::min_p(&cand_, p_.min_p);
-  sampling::temperature(&cand_, p_.temperature);
+  if (p_.xtc_probability > 0.0f)
+    sampling::xtc(&cand_, p_.xtc_probability, p_.xtc_threshold, uniform());
+  sampling::dynamic_temperature(&cand_, p_.temperature, p_.dynatemp_range, p_.dynatemp_exponent);
   sampling::softmax(&cand_);
-
-  const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
-  double cum = 0.0;
-  for (const TokenCandidate& t : cand_) {
-    cum += t.p;
-    if (u < cum) return t.id;
-  }
-  // Rounding left the total a hair below u: the last (least likely) candidate.
-  return cand_.back().id;
+  return pick(cand_, uniform());
 }
 
 }  // namespace xtile

@@ -1,7 +1,10 @@
 // Picking the next token from logits, with llama.cpp's samplers and order:
-//   logit bias -> repetition penalties -> top-k -> top-p -> min-p -> temperature -> draw.
+//   logit bias -> repetition penalties -> DRY -> top-n-sigma -> top-k -> typical -> top-p ->
+//   min-p -> XTC -> temperature (dynamic with a range) -> draw,
+// or with mirostat (1 or 2): logit bias -> penalties -> DRY -> temperature -> mirostat's draw.
 // temperature <= 0 is greedy: the largest biased and penalised logit, the lowest id on ties (the
-// filters cannot change the argmax, and no random number is used).
+// filters cannot change the argmax, and no random number is used). Each step at its neutral
+// setting (the defaults below) leaves the candidates as they were and draws nothing.
 //
 // Randomness: std::mt19937_64 seeded with SamplerParams::seed. Each draw takes exactly one 64-bit
 // output r, u = (r >> 11) * 2^-53 in [0, 1), and walks the surviving candidates in order of
@@ -32,6 +35,27 @@ struct SamplerParams {
   // token is never picked, +inf: always (the lowest id among several).
   std::vector<std::pair<int32_t, float>> logit_bias;
   uint64_t seed = 0;
+
+  // llama-server's further samplers (the papers' and llama.cpp's meanings; neutral by default).
+  float typical_p = 1.0f;     // locally typical sampling (Meister et al.); >= 1: off
+  float top_n_sigma = -1.0f;  // keeps logits >= max - n·σ of the logits (Tang et al.); <= 0: off
+  float xtc_probability = 0.0f;    // "exclude top choices": with this chance, the tokens at or
+  float xtc_threshold = 0.1f;      // above the threshold all go but the least likely of them
+  float dynatemp_range = 0.0f;     // temperature ± range, by the candidates' normalised entropy
+  float dynatemp_exponent = 1.0f;  // raised to this power
+  int32_t mirostat = 0;            // 1 or 2: Mirostat (Basu et al.) replaces the filters
+  float mirostat_tau = 5.0f;       // the target surprise, in bits
+  float mirostat_eta = 0.1f;       // its learning rate
+  // DRY ("don't repeat yourself", p-e-w): a token that would continue a repeat of the text's
+  // end at least dry_allowed_length tokens long loses multiplier · base^(length - allowed). The
+  // repeats are looked for in the last dry_penalty_last_n tokens (-1: all) and stop at a
+  // sequence breaker: the tokens listed here (the server lists those whose text holds one of the
+  // request's breaker strings), ascending.
+  float dry_multiplier = 0.0f;  // <= 0: off
+  float dry_base = 1.75f;
+  int32_t dry_allowed_length = 2;
+  int32_t dry_penalty_last_n = -1;
+  std::vector<int32_t> dry_breakers;
 };
 
 struct TokenCandidate {
@@ -73,6 +97,21 @@ void min_p(std::vector<TokenCandidate>* c, float p);
 // the logits are taken relative to the largest first ((l - max) / t), which keeps the limit
 // t -> 0 (the argmax) instead of sending every positive logit to +inf.
 void temperature(std::vector<TokenCandidate>* c, float t);
+// Keeps the candidates whose logit is at least the largest minus n standard deviations of the
+// logits (the population's, over the finite ones). n <= 0: no-op.
+void top_n_sigma(std::vector<TokenCandidate>* c, float n);
+// Locally typical sampling: sorted by how far each token's surprise -log p lies from the
+// entropy, keeps the shortest such prefix whose probabilities sum to more than p. p >= 1: no-op.
+void typical(std::vector<TokenCandidate>* c, float p);
+// XTC: when u < probability (u the draw the caller made) and two or more candidates have
+// p >= threshold, removes all of those but the least likely one. Leaves the candidates sorted.
+void xtc(std::vector<TokenCandidate>* c, float probability, float threshold, double u);
+// Temperature t ± range scaled by the candidates' normalised entropy H / log(n) raised to
+// `exponent` (llama.cpp's dynamic temperature): divides the logits by it. range <= 0: t.
+void dynamic_temperature(std::vector<TokenCandidate>* c, float t, float range, float exponent);
+// DRY's penalty (SamplerParams::dry_*) on candidates as fill() left them (id = index), from the
+// tokens so far.
+void dry(std::vector<TokenCandidate>* c, std::span<const int32_t> history, const SamplerParams& p);
 // Largest logit, lowest id on ties.
 int32_t argmax(std::span<const TokenCandidate> c);
 // The same over the logits as fill() would make them candidates (a NaN fails as in fill()).
@@ -90,8 +129,14 @@ class Sampler {
   const SamplerParams& params() const { return p_; }
 
  private:
+  double uniform();  // the next draw in [0, 1)
+  // A token from the candidates' p (sorted, most likely first) and draw u.
+  static int32_t pick(std::span<const TokenCandidate> c, double u);
+  int32_t mirostat(std::vector<TokenCandidate>* c);  // the draw, and mu's update
+
   SamplerParams p_;
   std::mt19937_64 rng_;
+  double mu_ = 0.0;                   // mirostat's running surprise bound (2 tau at the start)
   std::vector<TokenCandidate> cand_;  // reused between calls
 };
 

@@ -102,6 +102,7 @@ Submitted submit_request(ServerState& st, ParsedRequest& r, Endpoint endpoint,
   const bool native = endpoint == Endpoint::kNative;
   const Tokenizer& tok = *st.tok;
   resolve_logit_bias(tok, &r);
+  resolve_dry_breakers(tok, &r);
   std::vector<std::vector<int32_t>> prompts;
   Submitted out;
   if (chat) {

@@ -44,6 +44,8 @@ void map_options(const ordered_json& options, ordered_json* out) {
       {"frequency_penalty", "frequency_penalty"},
       {"typical_p", "typical_p"},
       {"mirostat", "mirostat"},
+      {"mirostat_tau", "mirostat_tau"},
+      {"mirostat_eta", "mirostat_eta"},
   };
   for (const auto& [from, to] : kSame)
     if (const ordered_json* v = find(options, from)) (*out)[to] = *v;

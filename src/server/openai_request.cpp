@@ -9,7 +9,9 @@
 #include "model/sampler.h"
 #include "server/api_error.h"
 #include "server/gbnf_prefix.h"
+#include "server/json_fields.h"
 #include "server/json_schema.h"
+#include "server/sampler_fields.h"
 #include "server/tool_calls.h"
 #include "tokenizer/tokenizer.h"
 
@@ -24,31 +26,6 @@ using json = nlohmann::ordered_json;
 // characters), that keep the call grammar's indices small.
 constexpr size_t kMaxTools = 1024;
 constexpr size_t kMaxToolName = 256;
-
-const char* type_name(const json& v) {
-  switch (v.type()) {
-    case json::value_t::null:
-      return "null";
-    case json::value_t::boolean:
-      return "a boolean";
-    case json::value_t::string:
-      return "a string";
-    case json::value_t::array:
-      return "an array";
-    case json::value_t::object:
-      return "an object";
-    case json::value_t::binary:
-      return "binary";
-    case json::value_t::discarded:
-      return "nothing";
-    default:
-      return "a number";
-  }
-}
-
-[[noreturn]] void wrong_type(const std::string& field, const char* expected, const json& v) {
-  throw bad_request("'" + field + "' must be " + expected + ", got " + type_name(v), field);
-}
 
 // A request's JSON schema compiled for the grammar; what it cannot enforce is a 400 at `param`.
 std::shared_ptr<const JsonSchema> compile_schema(const json& schema, const std::string& param) {
@@ -71,13 +48,6 @@ std::shared_ptr<const GbnfGrammar> compile_grammar(const std::string& text) {
   }
 }
 
-// A field that is absent or null counts as not given (OpenAI's clients send nulls).
-const json* field(const json& body, const char* name) {
-  const auto it = body.find(name);
-  if (it == body.end() || it->is_null()) return nullptr;
-  return &*it;
-}
-
 // A constrained reply (JSON mode, a grammar) thinks only when the client asks for it
 // (chat_template_kwargs.enable_thinking true): a template that thinks (Qwen3) then writes its
 // think block first (returned as reasoning_content) and the constrained part after it.
@@ -87,38 +57,6 @@ void think_only_when_asked(const json& body, ParsedRequest* r) {
     r->enable_thinking = false;
     r->reasoning = false;
   }
-}
-
-bool get_bool(const json& v, const std::string& name) {
-  if (!v.is_boolean()) wrong_type(name, "true or false", v);
-  return v.get<bool>();
-}
-
-double get_number(const json& v, const std::string& name, double lo, double hi) {
-  if (!v.is_number()) wrong_type(name, "a number", v);
-  const double x = v.get<double>();
-  if (!std::isfinite(x) || x < lo || x > hi)
-    throw bad_request("'" + name + "' must be between " + json(lo).dump() + " and " +
-                          json(hi).dump() + ", got " + v.dump(),
-                      name);
-  return x;
-}
-
-int64_t get_int(const json& v, const std::string& name, int64_t lo, int64_t hi) {
-  if (v.is_number_float()) {
-    const double x = v.get<double>();
-    if (x != std::floor(x)) wrong_type(name, "an integer", v);
-  } else if (!v.is_number()) {
-    wrong_type(name, "an integer", v);
-  }
-  if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(hi))
-    throw bad_request("'" + name + "' must be at most " + std::to_string(hi), name);
-  const double x = v.get<double>();
-  if (x < static_cast<double>(lo) || x > static_cast<double>(hi))
-    throw bad_request("'" + name + "' must be between " + std::to_string(lo) + " and " +
-                          std::to_string(hi) + ", got " + v.dump(),
-                      name);
-  return v.is_number_unsigned() ? static_cast<int64_t>(v.get<uint64_t>()) : v.get<int64_t>();
 }
 
 std::string message_content(const json& m, size_t i) {
@@ -582,22 +520,8 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
           "response_format");
     think_only_when_asked(body, &r);
   }
-  // llama-server's other samplers: refused unless at their neutral setting (off).
-  const std::pair<const char*, bool (*)(double)> other_samplers[] = {
-      {"typical_p", [](double x) { return x >= 1.0; }},
-      {"mirostat", [](double x) { return x == 0.0; }},
-      {"dry_multiplier", [](double x) { return x <= 0.0; }},
-      {"xtc_probability", [](double x) { return x <= 0.0; }},
-      {"top_n_sigma", [](double x) { return x <= 0.0; }},
-      {"dynatemp_range", [](double x) { return x <= 0.0; }},
-  };
-  for (const auto& [name, off] : other_samplers)
-    if (const json* v = field(body, name)) {
-      if (!v->is_number()) wrong_type(name, "a number", *v);
-      if (!off(v->get<double>()))
-        throw bad_request(std::string("'") + name + "' (llama-server's sampler) is not supported",
-                          name);
-    }
+  // llama-server's other samplers (typical, top-n-sigma, XTC, dynatemp, mirostat, DRY).
+  parse_sampler_extras(body, &r.gen.sampler, &r.dry_breakers);
   // llama-server's GBNF grammar (gbnf.h): the reply is held to it token by token
   // (gbnf_prefix.h). An empty string is no grammar, as there. A chat template's thinking block
   // is switched off unless the client asked for it, as in JSON mode.
@@ -637,6 +561,11 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
                         "echo");
   }
   return r;
+}
+
+void resolve_dry_breakers(const Tokenizer& tok, ParsedRequest* r) {
+  if (r->gen.sampler.dry_multiplier > 0.0f)
+    r->gen.sampler.dry_breakers = dry_breaker_tokens(tok, r->dry_breakers);
 }
 
 void resolve_logit_bias(const Tokenizer& tok, ParsedRequest* r) {

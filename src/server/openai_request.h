@@ -71,6 +71,8 @@ struct ParsedRequest {
   // (resolve_logit_bias). The server's own (-l) are in gen.sampler.logit_bias already.
   std::vector<std::pair<int64_t, float>> logit_bias_ids;
   std::vector<std::pair<std::string, float>> logit_bias_texts;
+  // DRY's sequence breakers as sent (resolve_dry_breakers); empty while DRY is off.
+  std::vector<std::string> dry_breakers;
 };
 
 // `chat`: /v1/chat/completions, else /v1/completions. Throws ApiError.
@@ -80,6 +82,9 @@ ParsedRequest parse_request(const nlohmann::ordered_json& body, bool chat,
 // Adds the request's logit_bias to gen.sampler's (the server's): ids checked against the
 // vocabulary, texts tokenized (without special tokens). Throws ApiError (400) for an id outside.
 void resolve_logit_bias(const Tokenizer& tok, ParsedRequest* r);
+
+// DRY's sequence breakers as the vocabulary's tokens (gen.sampler.dry_breakers).
+void resolve_dry_breakers(const Tokenizer& tok, ParsedRequest* r);
 
 // The body as JSON; 400 with the parser's position when it is not JSON or not an object.
 nlohmann::ordered_json parse_body(const std::string& body);

@@ -447,7 +447,7 @@ TEST_F(ServerHttp, LogitBiasBansAndBoostsTokens) {
     for (int banned_id : text_ids) EXPECT_NE(id, banned_id);
   expect_error(post(port_, "/v1/completions", {{"prompt", "x"}, {"logit_bias", {{"600", 1}}}}), 400,
                "invalid_request_error", "outside the vocabulary (512 tokens)");
-  expect_error(post(port_, "/v1/completions", {{"prompt", "x"}, {"mirostat", 2}}), 400,
+  expect_error(post(port_, "/v1/completions", {{"prompt", "x"}, {"mirostat", 3}}), 400,
                "invalid_request_error", "mirostat");
 }
 
