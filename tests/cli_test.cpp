@@ -221,6 +221,40 @@ TEST(Cli, SynthWritesAModelInfoReads) {
   EXPECT_TRUE(contains(r.output, "qwen3-30b-a3b")) << r.output;
 }
 
+// llama-cli's further sampling flags: DRY steers a greedy continuation off the prompt's repeat
+// (and a breaker that bounds the repeat under the allowed length leaves it); Mirostat with
+// typical sampling gives the same text for the same seed; out of range is an error naming it.
+TEST(Cli, RunTakesLlamaCppsFurtherSamplers) {
+  XTILE_REQUIRE_FIXTURE(model, "models/stories260K.gguf");
+  const std::string prompt =
+      "Lily and Tom went to the park. Lily and Tom went to the park. Lily and Tom went to the";
+  const std::string base = "run -m '" + model + "' -p '" + prompt + "' -n 8 --temp 0";
+  auto continuation = [&](const std::string& flags) {
+    const Result r = xtile_run(base + " " + flags);
+    EXPECT_EQ(r.status, 0) << r.output;
+    const size_t at = r.output.rfind(" went to the");
+    return at == std::string::npos ? std::string() : r.output.substr(at + 12, 5);
+  };
+  EXPECT_EQ(continuation(""), " park");
+  EXPECT_NE(continuation("--dry-multiplier 3"), " park");
+  EXPECT_EQ(continuation("--dry-multiplier 3 --dry-allowed-length 14 --dry-sequence-breaker ."),
+            " park");
+  const std::string seeded =
+      "run -m '" + model + "' -p 'Once upon a time' -n 24 --mirostat 2 --typical 0.9 -s 5";
+  const Result a = xtile_run(seeded), b = xtile_run(seeded);
+  ASSERT_EQ(a.status, 0) << a.output;
+  EXPECT_TRUE(contains(a.output, "mirostat 2.00")) << a.output;
+  auto story = [](const std::string& out) {
+    const size_t at = out.find("Once upon a time");
+    return at == std::string::npos ? std::string() : out.substr(at, out.find('\n', at) - at);
+  };
+  EXPECT_GT(story(a.output).size(), std::string("Once upon a time").size()) << a.output;
+  EXPECT_EQ(story(a.output), story(b.output));
+  const Result bad = xtile_run(base + " --mirostat 3");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_TRUE(contains(bad.output, "--mirostat")) << bad.output;
+}
+
 // llama-cli's --grammar / --grammar-file / -j: the generated text is one of the grammar's
 // (checked with std::regex, written beside it); what cannot be kept is an error naming it.
 TEST(Cli, RunHoldsTheOutputToAGrammarOrASchema) {

@@ -521,7 +521,7 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
     think_only_when_asked(body, &r);
   }
   // llama-server's other samplers (typical, top-n-sigma, XTC, dynatemp, mirostat, DRY).
-  parse_sampler_extras(body, &r.gen.sampler, &r.dry_breakers);
+  parse_sampler_extras(body, &r.gen.sampler, d.dry_breakers, &r.dry_breakers);
   // llama-server's GBNF grammar (gbnf.h): the reply is held to it token by token
   // (gbnf_prefix.h). An empty string is no grammar, as there. A chat template's thinking block
   // is switched off unless the client asked for it, as in JSON mode.

@@ -25,6 +25,7 @@
 
 #include "model/chat_template.h"
 #include "server/job.h"
+#include "server/sampler_fields.h"
 #include "tokenizer/tokenizer.h"
 
 namespace xtile::server {
@@ -32,6 +33,8 @@ namespace xtile::server {
 // Server-wide defaults a request may override (xtile serve's sampling flags).
 struct RequestDefaults {
   SamplerParams sampler;  // seed unused: a request without one gets a random seed
+  // DRY's sequence breakers for a request that names none (--dry-sequence-breaker).
+  std::vector<std::string> dry_breakers = default_dry_breakers();
   int64_t max_tokens = -1;
   bool reasoning = true;  // split <think> blocks into reasoning_content
 };

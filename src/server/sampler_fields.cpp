@@ -16,6 +16,7 @@ std::vector<std::string> default_dry_breakers() {
 }
 
 void parse_sampler_extras(const json& body, SamplerParams* s,
+                          const std::vector<std::string>& default_breakers,
                           std::vector<std::string>* dry_breakers) {
   auto number = [&](const char* name, float* out, double lo, double hi) {
     if (const json* v = field(body, name)) *out = static_cast<float>(get_number(*v, name, lo, hi));
@@ -36,7 +37,7 @@ void parse_sampler_extras(const json& body, SamplerParams* s,
   number("dry_base", &s->dry_base, 1.0, 100.0);
   integer("dry_allowed_length", &s->dry_allowed_length, 0, INT32_MAX);
   integer("dry_penalty_last_n", &s->dry_penalty_last_n, -1, INT32_MAX);
-  std::vector<std::string> breakers = default_dry_breakers();
+  std::vector<std::string> breakers = default_breakers;
   if (const json* v = field(body, "dry_sequence_breakers")) {
     if (!v->is_array() || v->empty())
       wrong_type("dry_sequence_breakers", "a non-empty list of strings", *v);

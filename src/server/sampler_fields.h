@@ -16,9 +16,11 @@ namespace xtile::server {
 // DRY's sequence breakers when DRY is on and the request names none (llama-server's).
 std::vector<std::string> default_dry_breakers();
 
-// Reads the fields into `s`; DRY's sequence breakers come back as strings (empty while DRY is
-// off) for dry_breaker_tokens.
+// Reads the fields into `s` (the server's defaults in it already); DRY's sequence breakers come
+// back as strings (the request's, else `default_breakers`; empty while DRY is off) for
+// dry_breaker_tokens.
 void parse_sampler_extras(const nlohmann::ordered_json& body, SamplerParams* s,
+                          const std::vector<std::string>& default_breakers,
                           std::vector<std::string>* dry_breakers);
 
 // The vocabulary's tokens whose text holds one of the breakers, ascending (what DRY's matching

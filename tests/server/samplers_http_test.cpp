@@ -96,5 +96,24 @@ TEST_F(SamplersHttp, OutOfRangeIsA400NamingTheField) {
   EXPECT_EQ(param_of({{"dry_sequence_breakers", {"\n", ""}}}), "dry_sequence_breakers");
 }
 
+// The server's flags set the defaults a request's fields override.
+class SamplerDefaultsHttp : public StoriesSuite<SamplerDefaultsHttp> {
+ public:
+  static constexpr const char* kFlags[] = {
+      "-np", "1", "-c", "256", "-t", "2", "--dry-multiplier", "3", "--dry-sequence-breaker", "\\n"};
+};
+
+TEST_F(SamplerDefaultsHttp, ServeFlagsAreEachRequestsDefaults) {
+  const json greedy = {{"prompt", kRepeat}, {"max_tokens", 8}, {"temperature", 0}};
+  Reply r = post(port_, "/v1/completions", greedy);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_FALSE(r.j()["choices"][0]["text"].get<std::string>().starts_with(" park")) << r.body;
+  json off = greedy;
+  off["dry_multiplier"] = 0;
+  r = post(port_, "/v1/completions", off);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(r.j()["choices"][0]["text"].get<std::string>().starts_with(" park")) << r.body;
+}
+
 }  // namespace
 }  // namespace xtile::test

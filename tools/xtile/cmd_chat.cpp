@@ -22,6 +22,7 @@
 #include "cpu/cpu_caps.h"
 #include "engine_flags.h"
 #include "model/chat_template.h"
+#include "sampler_flags.h"
 #include "server/job.h"
 #include "server/metrics.h"
 #include "server/scheduler.h"
@@ -41,8 +42,7 @@ struct ChatFlags {
   EngineFlags engine;
   std::string system;
   int64_t n_predict = -1;
-  std::optional<float> temp, top_p, min_p, repeat_penalty;
-  std::optional<int> top_k;
+  SamplerFlags sampling;
   std::optional<uint64_t> seed;
   std::vector<std::string> logit_bias;
   bool no_think = false;
@@ -99,11 +99,7 @@ int run_chat(const ChatFlags& f) {
                static_cast<long long>(e.options.n_ctx));
 
   server::GenerationParams gen;
-  if (f.temp) gen.sampler.temperature = *f.temp;
-  if (f.top_k) gen.sampler.top_k = *f.top_k;
-  if (f.top_p) gen.sampler.top_p = *f.top_p;
-  if (f.min_p) gen.sampler.min_p = *f.min_p;
-  if (f.repeat_penalty) gen.sampler.repeat_penalty = *f.repeat_penalty;
+  f.sampling.apply(&gen.sampler, e.tok.get());
   gen.sampler.logit_bias = parse_logit_bias(f.logit_bias, e.weights->config().n_vocab);
   gen.max_tokens = f.n_predict;
   gen.ignore_eos = f.ignore_eos;
@@ -217,12 +213,7 @@ Command register_chat(CLI::App& root) {
                   "most tokens per answer (-1: until the context is full)")
       ->capture_default_str()
       ->type_name("N");
-  app->add_option("--temp", f->temp, "temperature (default 0.8; 0: greedy)")->type_name("T");
-  app->add_option("--top-k", f->top_k, "top-k (default 40)")->type_name("K");
-  app->add_option("--top-p", f->top_p, "top-p (default 0.95)")->type_name("P");
-  app->add_option("--min-p", f->min_p, "min-p (default 0.05)")->type_name("P");
-  app->add_option("--repeat-penalty", f->repeat_penalty, "repeat penalty (1: none)")
-      ->type_name("R");
+  add_sampler_flags(app, &f->sampling);
   app->add_option("-s,--seed", f->seed, "seed of the first answer's sampler (default: random)")
       ->type_name("N");
   add_logit_bias_flag(app, &f->logit_bias);

@@ -29,6 +29,7 @@
 #include "model/weights.h"
 #include "output_grammar.h"
 #include "placement_flags.h"
+#include "sampler_flags.h"
 #include "tokenizer/tokenizer.h"
 
 namespace xtile::cli {
@@ -50,8 +51,7 @@ struct RunFlags {
   int64_t batch = 512;
   int64_t ubatch = 0;  // -ub: the forward batch is min(-b, -ub)
   CacheTypeFlags cache;
-  std::optional<float> temp, top_p, min_p, repeat_penalty;
-  std::optional<int> top_k;
+  SamplerFlags sampling;
   int repeat_last_n = 64;
   std::vector<std::string> logit_bias;
   std::string kernels;
@@ -105,23 +105,33 @@ std::vector<int32_t> parse_ids(const std::string& s) {
   return ids;
 }
 
-bool any_sampling_flag(const RunFlags& f) {
-  return f.temp || f.top_k || f.top_p || f.min_p || f.repeat_penalty;
+// The further samplers switched on, for the summary line (", typical 0.90, dry 0.80").
+std::string further_samplers(const SamplerParams& p) {
+  std::string out;
+  auto add = [&](bool on, const char* name, double v) {
+    if (!on) return;
+    char buf[64];
+    std::snprintf(buf, sizeof buf, ", %s %.2f", name, v);
+    out += buf;
+  };
+  add(p.typical_p < 1.0f, "typical", p.typical_p);
+  add(p.top_n_sigma > 0.0f, "top-nsigma", p.top_n_sigma);
+  add(p.xtc_probability > 0.0f, "xtc", p.xtc_probability);
+  add(p.dynatemp_range > 0.0f, "dynatemp-range", p.dynatemp_range);
+  add(p.mirostat != 0, "mirostat", p.mirostat);
+  add(p.dry_multiplier > 0.0f, "dry", p.dry_multiplier);
+  return out;
 }
 
 // The sampler when a sampling flag was given; nullopt: greedy. --logit-bias alone keeps greedy
 // decoding (temperature 0) over the biased logits.
-std::optional<SamplerParams> sampler_params(const RunFlags& f, int64_t n_vocab) {
-  const bool sampling = any_sampling_flag(f);
+std::optional<SamplerParams> sampler_params(const RunFlags& f, const Tokenizer& tok) {
+  const bool sampling = f.sampling.any();
   if (!sampling && f.logit_bias.empty()) return std::nullopt;
   SamplerParams p;
   if (!sampling) p.temperature = 0.0f;
-  p.logit_bias = parse_logit_bias(f.logit_bias, n_vocab);
-  if (f.temp) p.temperature = *f.temp;
-  if (f.top_k) p.top_k = *f.top_k;
-  if (f.top_p) p.top_p = *f.top_p;
-  if (f.min_p) p.min_p = *f.min_p;
-  if (f.repeat_penalty) p.repeat_penalty = *f.repeat_penalty;
+  p.logit_bias = parse_logit_bias(f.logit_bias, tok.n_vocab());
+  f.sampling.apply(&p, &tok);
   p.repeat_last_n = f.repeat_last_n;
   p.seed = f.seed == kRandomSeed ? std::random_device{}() : f.seed;
   return p;
@@ -267,7 +277,7 @@ int run_run(const RunFlags& f) {
 
   GenerateOptions go;
   go.n_predict = f.n_predict;
-  const std::optional<SamplerParams> sp = sampler_params(f, c.n_vocab);
+  const std::optional<SamplerParams> sp = sampler_params(f, *tok);
   std::unique_ptr<Sampler> sampler;
   if (sp) {
     sampler = std::make_unique<Sampler>(*sp);
@@ -315,12 +325,13 @@ int run_run(const RunFlags& f) {
       sp && !sp->logit_bias.empty()
           ? ", logit bias on " + std::to_string(sp->logit_bias.size()) + " tokens"
           : "";
-  if (any_sampling_flag(f))
+  if (f.sampling.any())
     std::fprintf(stderr,
                  "xtile: sampling: temp %.2f, top-k %d, top-p %.2f, min-p %.2f, "
-                 "repeat-penalty %.2f (last %d), seed %llu%s\n",
+                 "repeat-penalty %.2f (last %d)%s, seed %llu%s\n",
                  sp->temperature, sp->top_k, sp->top_p, sp->min_p, sp->repeat_penalty,
-                 sp->repeat_last_n, static_cast<unsigned long long>(sp->seed), bias.c_str());
+                 sp->repeat_last_n, further_samplers(*sp).c_str(),
+                 static_cast<unsigned long long>(sp->seed), bias.c_str());
   else
     std::fprintf(stderr, "xtile: sampling: greedy%s\n", bias.c_str());
   return 0;
@@ -354,14 +365,8 @@ Command register_run(CLI::App& root) {
       ->capture_default_str()
       ->type_name("N");
   add_cache_type_flags(app, &f->cache);
-  app->add_option("--temp", f->temp,
-                  "sampling temperature (no sampling flag: greedy; any: llama.cpp's defaults)")
-      ->type_name("T");
-  app->add_option("--top-k", f->top_k, "keep the K most likely tokens (0: all)")->type_name("K");
-  app->add_option("--top-p", f->top_p, "nucleus sampling threshold")->type_name("P");
-  app->add_option("--min-p", f->min_p, "drop tokens below P x the top probability")->type_name("P");
-  app->add_option("--repeat-penalty", f->repeat_penalty, "penalty for recent tokens (1: none)")
-      ->type_name("R");
+  // No sampling flag: greedy; any: llama.cpp's defaults for the others.
+  add_sampler_flags(app, &f->sampling);
   app->add_option("--repeat-last-n", f->repeat_last_n,
                   "tokens the repeat penalty looks back on (-1: all)")
       ->check(CLI::Range(-1, INT32_MAX))

@@ -26,6 +26,7 @@
 #include "gguf/gguf.h"
 #include "model/chat_template.h"
 #include "model/ftype.h"
+#include "sampler_flags.h"
 #include "server/http_server.h"
 #include "server/infill.h"
 #include "server/rerank_head.h"
@@ -46,8 +47,7 @@ struct ServeFlags {
   int64_t max_body = 16 << 20;
   int sse_ping = 30;
   int64_t n_predict = -1;
-  std::optional<float> temp, top_p, min_p, repeat_penalty;
-  std::optional<int> top_k;
+  SamplerFlags sampling;
   std::vector<std::string> logit_bias;
   std::string reasoning_format = "deepseek";
   std::string pooling;  // "" : the GGUF's
@@ -109,11 +109,8 @@ int run_serve(const ServeFlags& f) {
   so.http_threads = f.http_threads > 0 ? f.http_threads
                                        : static_cast<int>(f.engine.slots + f.engine.max_queue + 8);
   server::RequestDefaults& d = so.defaults;
-  if (f.temp) d.sampler.temperature = *f.temp;
-  if (f.top_k) d.sampler.top_k = *f.top_k;
-  if (f.top_p) d.sampler.top_p = *f.top_p;
-  if (f.min_p) d.sampler.min_p = *f.min_p;
-  if (f.repeat_penalty) d.sampler.repeat_penalty = *f.repeat_penalty;
+  f.sampling.apply(&d.sampler, nullptr);  // DRY's breakers are read per request
+  d.dry_breakers = f.sampling.breaker_strings();
   // The ids are checked against the vocabulary again once the model is loaded (below).
   d.sampler.logit_bias = parse_logit_bias(f.logit_bias, INT64_MAX);
   d.max_tokens = f.n_predict;
@@ -257,12 +254,7 @@ Command register_serve(CLI::App& root) {
                   "default max_tokens of a request (-1: until its context is full)")
       ->capture_default_str()
       ->type_name("N");
-  app->add_option("--temp", f->temp, "default temperature (llama.cpp's 0.8)")->type_name("T");
-  app->add_option("--top-k", f->top_k, "default top-k (40)")->type_name("K");
-  app->add_option("--top-p", f->top_p, "default top-p (0.95)")->type_name("P");
-  app->add_option("--min-p", f->min_p, "default min-p (0.05)")->type_name("P");
-  app->add_option("--repeat-penalty", f->repeat_penalty, "default repeat penalty (1: none)")
-      ->type_name("R");
+  add_sampler_flags(app, &f->sampling, "default ");
   add_logit_bias_flag(app, &f->logit_bias)
       ->description(
           "TOKEN_ID(+|-)BIAS on every request (a request's logit_bias adds to it), repeatable: "
