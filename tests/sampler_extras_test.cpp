@@ -12,21 +12,13 @@
 
 #include "base/error.h"
 #include "model/sampler.h"
+#include "sampler_candidates.h"
 
 namespace xtile {
 namespace {
 
-std::vector<TokenCandidate> cands(const std::vector<float>& logits) {
-  std::vector<TokenCandidate> c;
-  sampling::fill(logits, &c);
-  return c;
-}
-
-std::vector<int32_t> ids(const std::vector<TokenCandidate>& c) {
-  std::vector<int32_t> out;
-  for (const TokenCandidate& t : c) out.push_back(t.id);
-  return out;
-}
+using test::cands;
+using test::ids;
 
 // Logits whose softmax is p.
 std::vector<float> logits_of(const std::vector<double>& p) {

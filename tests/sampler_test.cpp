@@ -12,21 +12,13 @@
 #include <vector>
 
 #include "base/error.h"
+#include "sampler_candidates.h"
 
 namespace xtile {
 namespace {
 
-std::vector<TokenCandidate> cands(const std::vector<float>& logits) {
-  std::vector<TokenCandidate> c;
-  sampling::fill(logits, &c);
-  return c;
-}
-
-std::vector<int32_t> ids(const std::vector<TokenCandidate>& c) {
-  std::vector<int32_t> out;
-  for (const TokenCandidate& t : c) out.push_back(t.id);
-  return out;
-}
+using test::cands;
+using test::ids;
 
 SamplerParams greedy_params() {
   SamplerParams p;

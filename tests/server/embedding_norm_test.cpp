@@ -10,17 +10,12 @@
 #include <random>
 #include <vector>
 
+#include "vector_norm.h"
+
 namespace xtile::server {
 namespace {
 
-// The p-norm of v written out directly (p >= 1), or the largest magnitude (p = 0).
-double norm_of(const std::vector<float>& v, int p) {
-  double s = 0;
-  for (float x : v)
-    s = p == 0 ? std::max(s, std::fabs(static_cast<double>(x)))
-               : s + std::pow(std::fabs(static_cast<double>(x)), p);
-  return p == 0 ? s : std::pow(s, 1.0 / p);
-}
+using xtile::test::p_norm;
 
 TEST(EmbeddingNorm, HandCases) {
   const std::vector<float> v = {3.0f, -4.0f, 0.0f};
@@ -46,8 +41,8 @@ TEST(EmbeddingNorm, EachNormScalesToOneAlongTheSameDirection) {
     for (int p : {0, 1, 2, 3, 7, 50}) {
       const std::vector<float> n = normalized(v, p);
       ASSERT_EQ(n.size(), v.size());
-      EXPECT_NEAR(norm_of(n, p), p == 0 ? 32760.0 : 1.0, p == 0 ? 1e-2 : 1e-5) << "p " << p;
-      const double scale = norm_of(v, p) / (p == 0 ? 32760.0 : 1.0);
+      EXPECT_NEAR(p_norm(n, p), p == 0 ? 32760.0 : 1.0, p == 0 ? 1e-2 : 1e-5) << "p " << p;
+      const double scale = p_norm(v, p) / (p == 0 ? 32760.0 : 1.0);
       for (size_t i = 0; i < v.size(); ++i)
         EXPECT_NEAR(n[i] * scale, v[i], 1e-5 * std::fabs(v[i]) + 1e-6 * scale) << i;
     }

@@ -18,6 +18,7 @@
 #include "http_client.h"
 #include "server_process.h"
 #include "test_util.h"
+#include "vector_norm.h"
 
 namespace xtile::test {
 namespace {
@@ -49,14 +50,6 @@ std::vector<uint8_t> unbase64(const std::string& s) {
     }
   }
   return out;
-}
-
-double p_norm(const std::vector<float>& v, int p) {
-  double s = 0;
-  for (float x : v)
-    s = p == 0 ? std::max(s, std::fabs(static_cast<double>(x)))
-               : s + std::pow(std::fabs(static_cast<double>(x)), p);
-  return p == 0 ? s : std::pow(s, 1.0 / p);
 }
 
 double length(const std::vector<float>& v) {
