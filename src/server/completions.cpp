@@ -1,5 +1,7 @@
 #include "server/completions.h"
 
+#include <algorithm>
+#include <cmath>
 #include <ctime>
 
 #include "base/error.h"
@@ -24,6 +26,32 @@ bool opens_think_block(const std::string& prompt) {
   size_t end = prompt.size();
   while (end > 0 && (prompt[end - 1] == '\n' || prompt[end - 1] == ' ')) --end;
   return std::string_view(prompt).substr(0, end).ends_with("<think>");
+}
+
+// The choices to return, in order: each prompt's `per_prompt` choices are consecutive; with
+// best_of (per_prompt > n) its n of the highest mean log-probability per generated token,
+// highest first (ties: the lower index; a choice without tokens last), else all of them.
+std::vector<size_t> best_choices(const std::vector<std::vector<TokenOut>>& tokens,
+                                 size_t per_prompt, size_t n) {
+  std::vector<size_t> out;
+  for (size_t first = 0; first < tokens.size(); first += per_prompt) {
+    std::vector<std::pair<double, size_t>> ranked;
+    for (size_t i = first; i < first + per_prompt; ++i) {
+      double sum = 0.0;
+      size_t count = 0;
+      for (const TokenOut& t : tokens[i])
+        if (!t.in_prompt) {
+          sum += t.logprob;
+          ++count;
+        }
+      ranked.push_back({count > 0 ? sum / static_cast<double>(count) : -INFINITY, i});
+    }
+    if (per_prompt > n)
+      std::stable_sort(ranked.begin(), ranked.end(),
+                       [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (size_t k = 0; k < n; ++k) out.push_back(ranked[k].second);
+  }
+  return out;
 }
 
 // One choice's whole answer in the endpoint's shape (choices[0]; the handler merges several).
@@ -161,25 +189,31 @@ Submitted submit_request(ServerState& st, ParsedRequest& r, Endpoint endpoint,
 
   const int n_slots = st.scheduler->options().n_slots;
   if (native && r.echo) throw bad_request("'echo' works with /v1/completions", "echo");
-  if (native && (r.n > 1 || prompts.size() > 1))
+  if (native && (r.n > 1 || r.best_of > 1 || prompts.size() > 1))
     throw bad_request(
-        "several prompts or 'n' above 1 work with /v1/completions and "
-        "/v1/chat/completions",
-        r.n > 1 ? "n" : "prompt");
-  if (r.n > n_slots)
-    throw bad_request("'n' is " + std::to_string(r.n) + " but this server runs " +
-                          std::to_string(n_slots) + " slots (-np): at most that many choices",
-                      "n");
+        "several prompts, 'n' or 'best_of' above 1 work with /v1/completions (and 'n' with "
+        "/v1/chat/completions)",
+        r.n > 1         ? "n"
+        : r.best_of > 1 ? "best_of"
+                        : "prompt");
+  const int per_prompt = std::max(r.n, r.best_of);  // choices made (best_of: the candidates)
+  const char* per_prompt_field = r.best_of > r.n ? "best_of" : "n";
+  if (per_prompt > n_slots)
+    throw bad_request("'" + std::string(per_prompt_field) + "' is " + std::to_string(per_prompt) +
+                          " but this server runs " + std::to_string(n_slots) +
+                          " slots (-np): at most that many choices",
+                      per_prompt_field);
   constexpr size_t kMaxChoices = 128;
-  if (prompts.size() * static_cast<size_t>(r.n) > kMaxChoices)
-    throw bad_request(std::to_string(prompts.size()) + " prompts of " + std::to_string(r.n) +
+  if (prompts.size() * static_cast<size_t>(per_prompt) > kMaxChoices)
+    throw bad_request(std::to_string(prompts.size()) + " prompts of " + std::to_string(per_prompt) +
                           " choices each are more than " + std::to_string(kMaxChoices) + " choices",
-                      "n");
+                      per_prompt_field);
   // Choice i of a prompt is that prompt alone with seed + i: its tokens are those bits, whatever
   // runs beside it (the scheduler's contract), and the choices differ when sampling.
-  if (prompts.size() * static_cast<size_t>(r.n) > 1) out.signal = std::make_shared<JobSignal>();
+  if (prompts.size() * static_cast<size_t>(per_prompt) > 1)
+    out.signal = std::make_shared<JobSignal>();
   for (size_t p = 0; p < prompts.size(); ++p)
-    for (int i = 0; i < r.n; ++i) {
+    for (int i = 0; i < per_prompt; ++i) {
       GenerationParams gen = r.gen;
       gen.sampler.seed += static_cast<uint64_t>(i);
       out.jobs.push_back(std::make_shared<Job>(prompts[p], std::move(gen), out.signal));
@@ -336,18 +370,22 @@ void handle_completion(ServerState& st, const nlohmann::ordered_json& body,
   for (size_t i = 0; i < sub.echo.size(); ++i) texts[i] = sub.echo[i] + texts[i];
   std::vector<JobStats> stats;
   for (const auto& job : jobs) stats.push_back(job->stats());
+  const size_t per_prompt = static_cast<size_t>(std::max(r.n, r.best_of));
+  const std::vector<size_t> shown = best_choices(tokens, per_prompt, static_cast<size_t>(r.n));
   json out;
-  for (size_t i = 0; i < jobs.size(); ++i) {
+  for (size_t k = 0; k < shown.size(); ++k) {
+    const size_t i = shown[k];
     json one = choice_response(r, head, native, chat, in_reasoning, st.model.id, tok,
                                std::move(texts[i]), tokens[i], jobs[i]->finish_reason(), stats[i]);
-    if (i == 0) {
+    if (k == 0) {
       out = std::move(one);
     } else {
-      one["choices"][0]["index"] = i;
+      one["choices"][0]["index"] = k;
       out["choices"].push_back(std::move(one["choices"][0]));
     }
   }
-  if (jobs.size() > 1) out["usage"] = usage_json(stats, static_cast<size_t>(r.n));
+  // Every choice made is counted, the candidates best_of left out too (as OpenAI bills them).
+  if (jobs.size() > 1) out["usage"] = usage_json(stats, per_prompt);
   res.set_content(dump(out), "application/json");
 }
 

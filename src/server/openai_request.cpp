@@ -550,8 +550,19 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
     // scored too (lm-evaluation-harness's loglikelihood requests).
     if (const json* v = field(body, "echo")) r.echo = get_bool(*v, "echo");
     r.gen.prompt_logprobs = r.echo && r.logprobs;
-    if (const json* v = field(body, "best_of"); v && get_int(*v, "best_of", 1, 128) != 1)
-      throw bad_request("'best_of' must be 1", "best_of");
+    // best_of: that many choices per prompt, of which the n with the highest log-probability
+    // per token are returned (the others' logprobs are needed to rank them).
+    if (const json* v = field(body, "best_of")) {
+      r.best_of = static_cast<int>(get_int(*v, "best_of", 1, 128));
+      if (r.best_of < r.n)
+        throw bad_request("'best_of' (" + std::to_string(r.best_of) + ") must be at least 'n' (" +
+                              std::to_string(r.n) + ")",
+                          "best_of");
+      if (r.best_of > r.n && r.stream)
+        throw bad_request("'best_of' above 'n' cannot be streamed: the best are known at the end",
+                          "best_of");
+      if (r.best_of > r.n) r.gen.logprobs = true;
+    }
     if (const json* v = field(body, "suffix")) {
       if (!v->is_string()) wrong_type("suffix", "a string", *v);
       if (!v->get<std::string>().empty()) r.suffix = v->get<std::string>();

@@ -65,6 +65,7 @@ struct ParsedRequest {
   // Choices per prompt (OpenAI's n, llama-server's n_cmpl): choice i is the request alone with
   // seed + i; 1..128 here, at most the server's slots (the handler checks).
   int n = 1;
+  int best_of = 1;  // completions: choices made per prompt (>= n; the n best are returned)
   int top_logprobs = 0;        // alternatives per token in the response
   bool logprobs = false;       // logprobs in the response
   bool return_tokens = false;  // token ids in the response (llama-server's return_tokens)

@@ -332,7 +332,7 @@ TEST_F(ServerHttp, ErrorsHaveOpenAIShapeAndLeaveTheServerWell) {
   expect_error(post(port_, chat, {{"messages", {{{"role", "user"}, {"content", "x"}}}}, {"n", 5}}),
                400, "invalid_request_error", "runs 4 slots");
   expect_error(post(port_, "/completion", {{"prompt", "x"}, {"n", 2}}), 400,
-               "invalid_request_error", "'n' above 1");
+               "invalid_request_error", "'n' or 'best_of' above 1");
   // Deep nesting (the parser and the destructor are not recursive).
   EXPECT_EQ(request(port_, "POST", chat, std::string(30000, '[') + std::string(30000, ']'), {})
                 .status,
@@ -613,6 +613,60 @@ TEST_F(ServerHttp, ChoicesAreTheRequestAloneWithSeedsCountingUp) {
 
 // Several prompts (OpenAI's list) with n choices each: choice p * n + i is prompt p alone with
 // seed + i, streamed or not; the usage counts each prompt once (a prompt given twice too).
+// best_of: the candidates are the n = best_of request's choices (seeds counting up); the n
+// returned are those of the highest mean log-probability per generated token, best first, and
+// usage counts every candidate.
+TEST_F(ServerHttp, BestOfReturnsTheMostLikelyCandidates) {
+  const json base = {{"prompt", "Once upon a time a little girl"},
+                     {"max_tokens", 16},
+                     {"temperature", 1.2},
+                     {"seed", 900}};
+  json all = base;
+  all["n"] = 4;
+  all["logprobs"] = 0;
+  const Reply candidates = post(port_, "/v1/completions", all);
+  ASSERT_EQ(candidates.status, 200) << candidates.body;
+  std::vector<std::pair<double, size_t>> ranked;
+  int64_t completion = 0;
+  for (size_t i = 0; i < 4; ++i) {
+    const json lp = candidates.j()["choices"][i]["logprobs"]["token_logprobs"];
+    double sum = 0;
+    for (const json& x : lp) sum += x.get<double>();
+    ranked.push_back({-sum / static_cast<double>(lp.size()), i});  // ascending: best first
+  }
+  completion = candidates.j()["usage"]["completion_tokens"].get<int64_t>();
+  std::stable_sort(ranked.begin(), ranked.end());
+  ASSERT_NE(ranked[0].first, ranked[1].first);
+  ASSERT_NE(ranked[0].second, 0u);  // this seed's best is not the first: the order is a ranking
+  json best = base;
+  best["best_of"] = 4;
+  best["n"] = 2;
+  const Reply r = post(port_, "/v1/completions", best);
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_EQ(r.j()["choices"].size(), 2u) << r.body;
+  for (size_t k = 0; k < 2; ++k) {
+    EXPECT_EQ(r.j()["choices"][k]["index"], k);
+    EXPECT_EQ(r.j()["choices"][k]["text"], candidates.j()["choices"][ranked[k].second]["text"]);
+    EXPECT_TRUE(r.j()["choices"][k]["logprobs"].is_null());  // not asked for
+  }
+  EXPECT_EQ(r.j()["usage"]["completion_tokens"], completion);
+  best["n"] = 1;
+  EXPECT_EQ(post(port_, "/v1/completions", best).j()["choices"][0]["text"],
+            candidates.j()["choices"][ranked[0].second]["text"]);
+
+  auto param_of = [&](const std::string& path, const json& extra) {
+    json b = base;
+    b.update(extra);
+    const Reply e = post(port_, path, b);
+    EXPECT_EQ(e.status, 400) << e.body;
+    return e.status == 400 ? e.j()["error"]["param"] : json();
+  };
+  EXPECT_EQ(param_of("/v1/completions", {{"best_of", 1}, {"n", 2}}), "best_of");
+  EXPECT_EQ(param_of("/v1/completions", {{"best_of", 3}, {"stream", true}}), "best_of");
+  EXPECT_EQ(param_of("/v1/completions", {{"best_of", 5}}), "best_of");  // 4 slots
+  EXPECT_EQ(param_of("/completion", {{"best_of", 2}}), "best_of");
+}
+
 TEST_F(ServerHttp, SeveralPromptsGiveEachPromptsChoices) {
   const json prompts = {"The cat sat", json::array({1, 403, 407}), "Lily had a red ball",
                         "The cat sat"};
