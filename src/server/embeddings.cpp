@@ -123,6 +123,8 @@ Embedded embed(ServerState& st, std::vector<std::vector<int32_t>> inputs, const 
       dimensions > 0 ? static_cast<size_t>(dimensions) : static_cast<size_t>(n_embd);
   for (const auto& job : sub.jobs) {
     std::vector<std::vector<float>> rows = job->embedding();
+    if (rows.empty())  // (not expected: a failed job is read_all's error)
+      throw ApiError(500, "server_error", "an embedding ended without its vector");
     if (!per_token)  // (one row)
       rows[0] = normalized(std::span<const float>(rows[0]).first(keep), o.normalize);
     out.vectors.push_back(std::move(rows));
