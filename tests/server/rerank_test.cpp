@@ -180,7 +180,8 @@ TEST(Rerank, ScoresAreTheModelsYesAgainstNo) {
   ASSERT_TRUE(cls.ok()) << cls.log();
   const Reply flipped = post(cls.port(), "/rerank", {{"query", kQuery}, {"documents", kDocuments}});
   ASSERT_EQ(flipped.status, 200) << flipped.body;
-  for (const json& f : flipped.j()["results"]) {
+  const json flipped_results = flipped.j()["results"];  // (a copy: j() is a temporary)
+  for (const json& f : flipped_results) {
     const size_t i = f["index"];
     EXPECT_NEAR(f["relevance_score"].get<double>(), 1.0 - score[i], 1e-12) << "document " << i;
   }

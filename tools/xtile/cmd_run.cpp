@@ -125,13 +125,15 @@ std::string further_samplers(const SamplerParams& p) {
 
 // The sampler when a sampling flag was given; nullopt: greedy. --logit-bias alone keeps greedy
 // decoding (temperature 0) over the biased logits.
-std::optional<SamplerParams> sampler_params(const RunFlags& f, const Tokenizer& tok) {
+// `tok` is null with --prompt-ids and --ids (no text either way): DRY's breakers then need one.
+std::optional<SamplerParams> sampler_params(const RunFlags& f, int64_t n_vocab,
+                                            const Tokenizer* tok) {
   const bool sampling = f.sampling.any();
   if (!sampling && f.logit_bias.empty()) return std::nullopt;
   SamplerParams p;
   if (!sampling) p.temperature = 0.0f;
-  p.logit_bias = parse_logit_bias(f.logit_bias, tok.n_vocab());
-  f.sampling.apply(&p, &tok);
+  p.logit_bias = parse_logit_bias(f.logit_bias, n_vocab);
+  f.sampling.apply(&p, tok);
   p.repeat_last_n = f.repeat_last_n;
   p.seed = f.seed == kRandomSeed ? std::random_device{}() : f.seed;
   return p;
@@ -277,7 +279,7 @@ int run_run(const RunFlags& f) {
 
   GenerateOptions go;
   go.n_predict = f.n_predict;
-  const std::optional<SamplerParams> sp = sampler_params(f, *tok);
+  const std::optional<SamplerParams> sp = sampler_params(f, c.n_vocab, tok.get());
   std::unique_ptr<Sampler> sampler;
   if (sp) {
     sampler = std::make_unique<Sampler>(*sp);

@@ -23,7 +23,7 @@ struct SamplerFlags {
 
   // Some flag that shapes the distribution was given (run: sample instead of greedy).
   bool any() const;
-  // The given flags onto p. DRY's breakers become the vocabulary's tokens (needs the model's).
+  // The given flags onto p. DRY's breakers become the vocabulary's tokens (none without `tok`).
   void apply(SamplerParams* p, const Tokenizer* tok) const;
   // DRY's breaker strings: the flag's, else llama.cpp's default ("none" alone: no breakers).
   std::vector<std::string> breaker_strings() const;
