@@ -17,8 +17,42 @@ bool is_zero(const Magnitude& m) {
   return m.whole.empty() && m.frac.empty();
 }
 
-// A JSON number's exact decimal: from its digits for integers, from nlohmann's shortest spelling
-// ("0.1", "1e-05", "-1.5e+300", "100.0") for doubles.
+MagnitudeLimit limit_of(const Magnitude& value, bool exclusive) {
+  MagnitudeLimit l;
+  l.value = value;
+  l.exclusive = exclusive;
+  const size_t last = value.whole.find_last_not_of('0');
+  l.whole_significant = static_cast<uint16_t>(last == std::string::npos ? 0 : last + 1);
+  return l;
+}
+
+// The magnitudes every number stays below (json_number_magnitude.h): 10^308, exclusive.
+MagnitudeLimit below_1e308() {
+  Magnitude m;
+  m.whole = "1" + std::string(308, '0');
+  return limit_of(m, /*exclusive=*/true);
+}
+
+const MagnitudeLimit& capped_at_1e308() {
+  static const MagnitudeLimit cap = below_1e308();
+  return cap;
+}
+
+// hi, or 10^308 when that is lower.
+MagnitudeLimit capped(const MagnitudeLimit& hi) {
+  return compare(hi.value, capped_at_1e308().value) < 0 ? hi : capped_at_1e308();
+}
+
+}  // namespace
+
+int compare(const Magnitude& a, const Magnitude& b) {
+  if (a.whole.size() != b.whole.size()) return a.whole.size() < b.whole.size() ? -1 : 1;
+  if (const int c = a.whole.compare(b.whole); c != 0) return c < 0 ? -1 : 1;
+  // Without trailing zeros, the fractions' spelling orders as their values do.
+  const int c = a.frac.compare(b.frac);
+  return c < 0 ? -1 : c > 0 ? 1 : 0;
+}
+
 Magnitude parse_decimal(const std::string& text, bool* negative, const std::string& at) {
   size_t i = 0;
   *negative = i < text.size() && text[i] == '-';
@@ -56,42 +90,6 @@ Magnitude parse_decimal(const std::string& text, bool* negative, const std::stri
          ")");
   if (is_zero(m)) *negative = false;  // -0 is 0
   return m;
-}
-
-MagnitudeLimit limit_of(const Magnitude& value, bool exclusive) {
-  MagnitudeLimit l;
-  l.value = value;
-  l.exclusive = exclusive;
-  const size_t last = value.whole.find_last_not_of('0');
-  l.whole_significant = static_cast<uint16_t>(last == std::string::npos ? 0 : last + 1);
-  return l;
-}
-
-// The magnitudes every number stays below (json_number_magnitude.h): 10^308, exclusive.
-MagnitudeLimit below_1e308() {
-  Magnitude m;
-  m.whole = "1" + std::string(308, '0');
-  return limit_of(m, /*exclusive=*/true);
-}
-
-const MagnitudeLimit& capped_at_1e308() {
-  static const MagnitudeLimit cap = below_1e308();
-  return cap;
-}
-
-// hi, or 10^308 when that is lower.
-MagnitudeLimit capped(const MagnitudeLimit& hi) {
-  return compare(hi.value, capped_at_1e308().value) < 0 ? hi : capped_at_1e308();
-}
-
-}  // namespace
-
-int compare(const Magnitude& a, const Magnitude& b) {
-  if (a.whole.size() != b.whole.size()) return a.whole.size() < b.whole.size() ? -1 : 1;
-  if (const int c = a.whole.compare(b.whole); c != 0) return c < 0 ? -1 : 1;
-  // Without trailing zeros, the fractions' spelling orders as their values do.
-  const int c = a.frac.compare(b.frac);
-  return c < 0 ? -1 : c > 0 ? 1 : 0;
 }
 
 void NumberBounds::add(const nlohmann::json& v, bool lower, bool exclusive, const std::string& at) {

@@ -28,6 +28,10 @@ struct Magnitude {
   std::string whole, frac;
 };
 int compare(const Magnitude& a, const Magnitude& b);  // <0, 0, >0
+// A JSON number's exact decimal, from its spelling: its digits for integers, nlohmann's shortest
+// spelling ("0.1", "1e-05", "-1.5e+300", "100.0") for doubles. Throws xtile::Error naming `at`
+// past NumberBounds::kMaxDigits digits either side of the point.
+Magnitude parse_decimal(const std::string& text, bool* negative, const std::string& at);
 
 // One end of a range of magnitudes: a lower end is 0 at least, an upper one 10^308 (exclusive)
 // at most, the largest any number reaches (json_number_magnitude.h).

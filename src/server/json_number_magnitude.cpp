@@ -6,13 +6,14 @@
 
 namespace xtile::server {
 
-bool NumberMagnitude::step(uint8_t c, Part part) {
+bool NumberMagnitude::step(uint8_t c, NumberPart part) {
   const bool zero_digit = c == '0';
   switch (part) {
-    case Part::kSign:
-    case Part::kPoint:
+    case NumberPart::kMinus:
+    case NumberPart::kDot:
       return true;
-    case Part::kWhole:
+    case NumberPart::kZero:
+    case NumberPart::kInt:
       if (!nonzero_) {  // the first digit ("0" leaves the value 0, and no digit follows it)
         nonzero_ = !zero_digit;
         lead_ = 0;
@@ -21,7 +22,7 @@ bool NumberMagnitude::step(uint8_t c, Part part) {
       lead_ = std::min(lead_ + 1, kCap);
       // Without an exponent the digits so far are the number's least magnitude.
       return exponent_ || lead_ <= kMaxLead;
-    case Part::kFraction:
+    case NumberPart::kFrac:
       if (nonzero_) return true;  // later digits do not move the first nonzero one
       if (zero_digit) {
         zeros_ = std::min(zeros_ + 1, kCap);
@@ -30,14 +31,14 @@ bool NumberMagnitude::step(uint8_t c, Part part) {
         lead_ = -zeros_ - 1;
       }
       return true;
-    case Part::kExpMark:
+    case NumberPart::kExpMark:
       in_exponent_ = true;
       return true;  // a '-' and enough digits can always follow
-    case Part::kExpSign:
+    case NumberPart::kExpSign:
       exp_negative_ = c == '-';
       // After '+' the exponent is at least 0: the mantissa alone must fit.
       return exp_negative_ || !nonzero_ || lead_ <= kMaxLead;
-    case Part::kExpDigit:
+    case NumberPart::kExp:
       exp_ = exp_ > kCap / 10 ? kCap : exp_ * 10 + (c - '0');
       // A negative exponent only lowers the value, and its next digits lower it further.
       return exp_negative_ || !nonzero_ || lead_ + exp_ <= kMaxLead;

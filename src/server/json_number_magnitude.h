@@ -17,13 +17,23 @@
 
 namespace xtile::server {
 
+// Where a byte JSON's number grammar took lies: each names the part just read (the grammar's
+// state, JsonPrefix's, and what NumberMagnitude is told).
+enum class NumberPart : uint8_t {
+  kMinus,    // the sign
+  kZero,     // a leading 0 (no digit may follow it)
+  kInt,      // an integer digit
+  kDot,      // the point
+  kFrac,     // a fraction digit
+  kExpMark,  // 'e' or 'E'
+  kExpSign,  // the exponent's sign
+  kExp,      // an exponent digit
+};
+
 class NumberMagnitude {
  public:
   // The first nonzero digit's position may reach this, plus the exponent (10^307 <= |v| < 10^308).
   static constexpr int32_t kMaxLead = 307;
-
-  // Where a byte JSON's number grammar took lies.
-  enum class Part : uint8_t { kSign, kWhole, kPoint, kFraction, kExpMark, kExpSign, kExpDigit };
 
   NumberMagnitude() = default;
   // exponent: whether the grammar may write one (false: digits only).
@@ -31,7 +41,7 @@ class NumberMagnitude {
 
   // c, which the number grammar took as `part`: false when no number below 10^308 in magnitude
   // begins with the bytes so far and c (the state is then unspecified: the caller restores it).
-  bool step(uint8_t c, Part part);
+  bool step(uint8_t c, NumberPart part);
   // The bytes so far, ended here, are below 10^308 in magnitude.
   bool can_end() const { return !nonzero_ || lead_ + signed_exponent() <= kMaxLead; }
   // The state's key for the mask's memo (grammar_memo.h): equal keys, equal futures.

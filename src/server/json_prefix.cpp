@@ -29,7 +29,7 @@ void JsonPrefix::memo_key(std::string* key) const {
                  static_cast<uint8_t>(string_is_key_), static_cast<uint8_t>(escape_), hex_left_,
                  utf8_left_, utf8_lo_, utf8_hi_, blanks_, static_cast<uint8_t>(newline_),
                  static_cast<uint8_t>(return_), static_cast<uint8_t>(integer_only_),
-                 static_cast<uint8_t>(bounded_), static_cast<uint8_t>(decimal_bounded_)})
+                 static_cast<uint8_t>(on_grid_), static_cast<uint8_t>(decimal_bounded_)})
     put_key(key, v);
   put_key(key, hex_value_);
   put_key(key, schema_);
@@ -43,15 +43,9 @@ void JsonPrefix::memo_key(std::string* key) const {
     if (lexeme_ == Lexeme::kString) put_key(key, str_len_);
     if (lexeme_ == Lexeme::kPattern) put_key(key, pattern_len_);
   }
-  if (bounded_ && in_number) {
-    put_key(key, int_negative_);
-    put_key(key, int_digits_);
-    put_key(key, int_magnitude_);
-    put_key(key, int_lo_);
-    put_key(key, int_hi_);
-  }
+  if (on_grid_ && in_number) grid_number_.memo_key(key);
   if (decimal_bounded_ && in_number) decimal_.memo_key(key);
-  if (!bounded_ && !decimal_bounded_ && in_number) magnitude_.memo_key(key);
+  if (!on_grid_ && !decimal_bounded_ && in_number) magnitude_.memo_key(key);
   if (lexeme_ == Lexeme::kLiteral) put_key(key, literal_);
   if (lexeme_ == Lexeme::kFormat) format_.memo_key(key);
   put_key(key, stack_.size());
@@ -189,7 +183,9 @@ bool JsonPrefix::close() {
   if (schema_) {
     const SchemaNode& n = schema_->node(frames_.back().node);
     const uint64_t seen = frames_.back().seen;
-    if (stack_.back() == '{' ? (seen & n.required) != n.required : seen < n.min_items) return false;
+    const bool object_done = (seen & n.required) == n.required &&
+                             static_cast<uint32_t>(std::popcount(seen)) >= n.min_properties;
+    if (stack_.back() == '{' ? !object_done : seen < n.min_items) return false;
     frames_.pop_back();
   }
   stack_.pop_back();
@@ -201,7 +197,7 @@ bool JsonPrefix::value_start(uint8_t c) {
   int node = 0;
   str_min_ = 0;
   str_max_ = UINT32_MAX;
-  bounded_ = false;
+  on_grid_ = false;
   decimal_bounded_ = false;
   if (schema_) {
     node = schema_->start(node_, c);
@@ -218,18 +214,14 @@ bool JsonPrefix::value_start(uint8_t c) {
     integer_only_ = !(n.types & kTypeNumber);
     str_min_ = n.min_length;
     str_max_ = n.max_length;
-    bounded_ = n.min_int != INT64_MIN || n.max_int != INT64_MAX;
-    int_lo_ = n.min_int;
-    int_hi_ = n.max_int;
+    on_grid_ = n.grid.has_value();
+    if (on_grid_) grid_number_ = FixedPointNumber(&*n.grid);
     decimal_bounded_ = n.number_bounds.any();
     if (decimal_bounded_) decimal_ = BoundedNumber(&n.number_bounds);
   }
   magnitude_ = NumberMagnitude(/*exponent=*/!integer_only_);
   str_len_ = 0;
   pattern_len_ = 0;
-  int_negative_ = false;
-  int_digits_ = false;
-  int_magnitude_ = 0;
   switch (c) {
     case '{':
     case '[':
@@ -248,7 +240,6 @@ bool JsonPrefix::value_start(uint8_t c) {
     case '-':
       lexeme_ = Lexeme::kNumber;
       number_ = Number::kMinus;
-      int_negative_ = true;
       return within_bounds(c);
     case 't':
       literal_ = "rue";
@@ -263,8 +254,6 @@ bool JsonPrefix::value_start(uint8_t c) {
       if (c < '0' || c > '9') return false;
       lexeme_ = Lexeme::kNumber;
       number_ = c == '0' ? Number::kZero : Number::kInt;
-      int_digits_ = true;
-      int_magnitude_ = c - '0';
       return within_bounds(c);
   }
   lexeme_ = Lexeme::kLiteral;
@@ -459,18 +448,10 @@ bool JsonPrefix::number_byte(uint8_t c) {
     case Number::kMinus:
       if (!digit) return false;
       number_ = c == '0' ? Number::kZero : Number::kInt;
-      int_digits_ = true;
-      int_magnitude_ = static_cast<uint64_t>(c - '0');
       return true;
     case Number::kZero:  // no digit after a leading zero
     case Number::kInt:
-      if (digit && number_ == Number::kInt) {
-        // Saturates past any int64 magnitude (such a prefix reaches no bounded value).
-        int_magnitude_ = int_magnitude_ > kMagnitudeCap / 10
-                             ? kMagnitudeCap
-                             : int_magnitude_ * 10 + static_cast<uint64_t>(c - '0');
-        return true;
-      }
+      if (digit && number_ == Number::kInt) return true;
       if (integer_only_) return false;
       if (c == '.')
         number_ = Number::kDot;
@@ -505,67 +486,20 @@ bool JsonPrefix::number_byte(uint8_t c) {
   return false;
 }
 
-// A number's byte c, which number_byte() took, under the node's bounds: an integer's as int64s,
-// another number's as decimals (c goes to their reader); without bounds, below 1e308.
+// A number's byte c, which number_byte() took, under the node's grid or its bounds as decimals
+// (c goes to their reader); without either, below 1e308.
 bool JsonPrefix::within_bounds(uint8_t c) {
-  if (bounded_) return integer_reachable();
+  if (on_grid_) return grid_number_.step(c);
   if (decimal_bounded_) return decimal_.step(c);
-  using Part = NumberMagnitude::Part;
-  Part part = Part::kSign;
-  switch (number_) {
-    case Number::kMinus:
-      part = Part::kSign;
-      break;
-    case Number::kZero:
-    case Number::kInt:
-      part = Part::kWhole;
-      break;
-    case Number::kDot:
-      part = Part::kPoint;
-      break;
-    case Number::kFrac:
-      part = Part::kFraction;
-      break;
-    case Number::kExpMark:
-      part = Part::kExpMark;
-      break;
-    case Number::kExpSign:
-      part = Part::kExpSign;
-      break;
-    case Number::kExp:
-      part = Part::kExpDigit;
-      break;
-  }
-  return magnitude_.step(c, part);
+  return magnitude_.step(c, number_);
 }
 
 bool JsonPrefix::number_can_end() const {
   if (decimal_bounded_) return decimal_.can_end();
-  if (bounded_) {  // an integer (bounds are on integer-only nodes): its value within them
-    if (number_ != Number::kZero && number_ != Number::kInt) return false;
-    const __int128 v = int_negative_ ? -static_cast<__int128>(int_magnitude_)
-                                     : static_cast<__int128>(int_magnitude_);
-    return v >= int_lo_ && v <= int_hi_;
-  }
+  if (on_grid_) return grid_number_.can_end();
   return (number_ == Number::kZero || number_ == Number::kInt || number_ == Number::kFrac ||
           number_ == Number::kExp) &&
          magnitude_.can_end();
-}
-
-// Whether the integer being read can still become one within [int_lo_, int_hi_]. After a lone
-// '-' it can be any v <= 0; after the digits of M (M > 0) any of M·10^j .. (M+1)·10^j − 1 for
-// j >= 0 (more digits), negated after a '-'; after a leading 0, only 0.
-bool JsonPrefix::integer_reachable() const {
-  __int128 lo = int_lo_, hi = int_hi_;  // the magnitudes that may follow
-  if (int_negative_) {
-    lo = -static_cast<__int128>(int_hi_);
-    hi = -static_cast<__int128>(int_lo_);
-  }
-  if (!int_digits_) return std::max<__int128>(lo, 0) <= hi;
-  if (int_magnitude_ == 0) return lo <= 0 && 0 <= hi;
-  for (__int128 a = int_magnitude_, b = a + 1; a <= hi; a *= 10, b *= 10)
-    if (b - 1 >= lo) return true;
-  return false;
 }
 
 // Narrows [cand_lo_, cand_hi_) to the values whose next byte is c: they stay one range, as the
@@ -624,16 +558,30 @@ void JsonPrefix::key_byte(uint8_t c) {
 bool JsonPrefix::key_allowed() const {
   const Frame& f = frames_.back();
   const SchemaNode& n = schema_->node(f.node);
-  if (n.additional >= 0) return true;
+  if (n.additional >= 0 && property_fits(f.seen)) return true;
   for (uint16_t i = cand_lo_; i < cand_hi_; ++i)
-    if (!(f.seen >> i & 1)) return true;
+    if (!(f.seen >> i & 1) && property_fits(f.seen | uint64_t{1} << i)) return true;
   return false;
 }
 
 bool JsonPrefix::more_properties() const {
   const Frame& f = frames_.back();
   const SchemaNode& n = schema_->node(f.node);
-  return n.additional >= 0 || static_cast<size_t>(std::popcount(f.seen)) < n.names.size();
+  if (n.additional >= 0 && property_fits(f.seen)) return true;
+  for (size_t i = 0; i < n.names.size(); ++i)
+    if (!(f.seen >> i & 1) && property_fits(f.seen | uint64_t{1} << i)) return true;
+  return false;
+}
+
+// The properties still needed after one more: the required ones missing and those minProperties
+// lacks (any named one counts; a required one counts for both).
+bool JsonPrefix::property_fits(uint64_t seen_after) const {
+  const Frame& f = frames_.back();
+  const SchemaNode& n = schema_->node(f.node);
+  if (n.max_properties == UINT32_MAX) return true;
+  const int64_t missing = std::popcount(n.required & ~seen_after);
+  const int64_t lacking = int64_t{n.min_properties} - std::popcount(seen_after);
+  return int64_t{f.count} + 1 + std::max(missing, lacking) <= int64_t{n.max_properties};
 }
 
 bool JsonPrefix::key_done() {
@@ -642,12 +590,15 @@ bool JsonPrefix::key_done() {
   for (uint16_t i = cand_lo_; i < cand_hi_; ++i) {
     if (n.names[i].size() != cand_pos_) continue;
     if (f.seen >> i & 1) return false;  // each property once
+    if (!property_fits(f.seen | uint64_t{1} << i)) return false;
     f.seen |= uint64_t{1} << i;
     f.value = n.name_nodes[i];
+    if (n.max_properties != UINT32_MAX) ++f.count;
     return true;
   }
-  if (n.additional < 0) return false;
+  if (n.additional < 0 || !property_fits(f.seen)) return false;
   f.value = n.additional;
+  if (n.max_properties != UINT32_MAX) ++f.count;
   return true;
 }
 

@@ -20,6 +20,7 @@
 
 #include "server/byte_grammar.h"
 #include "server/gbnf_prefix.h"
+#include "server/json_fixed_point.h"
 #include "server/json_number_bounds.h"
 #include "server/json_number_magnitude.h"
 #include "server/json_schema.h"
@@ -62,8 +63,8 @@ class JsonPrefix : public ByteGrammar<JsonPrefix> {
   // A token in progress.
   // kFormat: a string with a schema's format (json_format.h); kPattern: with a pattern.
   enum class Lexeme : uint8_t { kNone, kString, kNumber, kLiteral, kValue, kFormat, kPattern };
-  // Where a number is: each state names the part just read.
-  enum class Number : uint8_t { kMinus, kZero, kInt, kDot, kFrac, kExpMark, kExpSign, kExp };
+  // Where a number is: the part just read (json_number_magnitude.h).
+  using Number = NumberPart;
 
   // After a high surrogate's \uXXXX: the '\', the 'u' and the digits of its low surrogate.
   enum class Surrogate : uint8_t { kNone, kNeedBackslash, kNeedU, kNeedLow };
@@ -83,15 +84,18 @@ class JsonPrefix : public ByteGrammar<JsonPrefix> {
   bool open(char bracket, int node);  // '{' or '[' (node: its schema's): false beyond kMaxDepth
   bool close();                 // the innermost container's close
   void value_done();            // a value ended: its container's next step
-  bool within_bounds(uint8_t c);  // a number's byte c under the node's bounds and below 1e308
+  // A number's byte c under the node's grid or bounds, and below 1e308.
+  bool within_bounds(uint8_t c);
   bool number_can_end() const;
-  bool integer_reachable() const;  // a bounded integer's prefix can still end within bounds
   // Schema mode.
   bool value_byte(uint8_t c);    // c inside an enum / const value (Lexeme::kValue)
   void key_byte(uint8_t c);      // narrows the property names a key being read may still be
   bool key_allowed() const;      // some name (unseen) or additionalProperties still fits
   bool key_done();               // the key's closing quote: its value's node
   bool more_properties() const;  // the innermost object may take another property
+  // One more property in the innermost object, the named ones then `seen_after`, leaves room
+  // under maxProperties for those still needed (the required ones, minProperties').
+  bool property_fits(uint64_t seen_after) const;
 
   Expect expect_ = Expect::kStart;
   Lexeme lexeme_ = Lexeme::kNone;
@@ -111,13 +115,14 @@ class JsonPrefix : public ByteGrammar<JsonPrefix> {
   std::string stack_;  // open containers, innermost last: '{' or '['
 
   // Schema mode: the node of each open container (parallel to stack_), the properties seen in
-  // it (bit i: names[i]) and the node of the value being read in it; the node the next value
-  // must be an instance of; and, while an enum value or a key is read, the range of sorted
-  // candidates [lo, hi) that still begin with its bytes, and how many bytes matched.
+  // it (bit i: names[i]) and their count, and the node of the value being read in it; the node the
+  // next value must be an instance of; and, while an enum value or a key is read, the range of
+  // sorted candidates [lo, hi) that still begin with its bytes, and how many bytes matched.
   struct Frame {
     int node = 0;
     uint64_t seen = 0;
     int value = 0;
+    uint32_t count = 0;  // an object's properties so far, counted only under maxProperties
   };
   // The frames of the 8 innermost levels sit in the object itself, deeper ones in a vector: the
   // mask copies the state once per token of the vocabulary, and a vector's allocation there
@@ -143,6 +148,7 @@ class JsonPrefix : public ByteGrammar<JsonPrefix> {
         put_key(key, f.node);
         put_key(key, f.seen);
         put_key(key, f.value);
+        put_key(key, f.count);
       }
     }
 
@@ -164,12 +170,9 @@ class JsonPrefix : public ByteGrammar<JsonPrefix> {
   // A string value's characters so far and its node's bounds (minLength, maxLength); with a
   // pattern, the characters its engine has read whole.
   uint32_t str_len_ = 0, str_min_ = 0, str_max_ = UINT32_MAX, pattern_len_ = 0;
-  // A bounded integer (minimum, maximum): its sign, whether a digit came, its magnitude
-  // (saturated at kMagnitudeCap, beyond any int64) and the bounds, inclusive.
-  static constexpr uint64_t kMagnitudeCap = 10000000000000000000u;  // 1e19
-  bool bounded_ = false, int_negative_ = false, int_digits_ = false;
-  uint64_t int_magnitude_ = 0;
-  int64_t int_lo_ = INT64_MIN, int_hi_ = INT64_MAX;
+  // A number on a grid: multipleOf, or an integer's bounds (json_fixed_point.h).
+  bool on_grid_ = false;
+  FixedPointNumber grid_number_;
   // A bounded number that need not be an integer (json_number_bounds.h).
   bool decimal_bounded_ = false;
   BoundedNumber decimal_;

@@ -1,6 +1,7 @@
 #include "server/json_schema.h"
 
 #include <algorithm>
+#include <bit>
 #include <bitset>
 #include <cmath>
 #include <numeric>
@@ -61,26 +62,6 @@ uint32_t count_of(const json& v, const std::string& at) {
   return static_cast<uint32_t>(std::min(v.get<double>(), 4294967295.0));
 }
 
-// A bound on integers as an inclusive int64: an exclusive one moved past itself, a fraction
-// rounded inward (minimum 0.5 admits 1 first), clamped to int64.
-int64_t integer_bound(const json& v, bool lower, bool exclusive, const std::string& at) {
-  if (!v.is_number()) fail(at, ": must be a number");
-  const auto clamp = [](long double b) -> int64_t {
-    if (b <= static_cast<long double>(INT64_MIN)) return INT64_MIN;
-    if (b >= static_cast<long double>(INT64_MAX)) return INT64_MAX;
-    return static_cast<int64_t>(b);
-  };
-  if (v.is_number_integer()) {  // exact: a long double holds every int64 and uint64
-    long double x = v.is_number_unsigned() ? static_cast<long double>(v.get<uint64_t>())
-                                           : static_cast<long double>(v.get<int64_t>());
-    if (exclusive) x += lower ? 1 : -1;
-    return clamp(x);
-  }
-  const double x = v.get<double>();
-  if (lower) return clamp(exclusive ? std::floor(x) + 1 : std::ceil(x));
-  return clamp(exclusive ? std::ceil(x) - 1 : std::floor(x));
-}
-
 }  // namespace
 
 bool type_starts_with(uint8_t types, uint8_t c) {
@@ -132,10 +113,11 @@ namespace {
 bool bare(const SchemaNode& n) {
   const SchemaNode plain;
   return n.values.empty() && n.branches.empty() && n.names.empty() && n.required == 0 &&
-         n.additional == plain.additional && n.prefix_items.empty() && n.items == plain.items &&
+         n.additional == plain.additional && n.min_properties == 0 &&
+         n.max_properties == UINT32_MAX && n.prefix_items.empty() && n.items == plain.items &&
          n.min_items == 0 && n.max_items == UINT32_MAX && n.min_length == 0 &&
-         n.max_length == UINT32_MAX && n.format == StringFormat::kNone && !n.pattern &&
-         n.min_int == INT64_MIN && n.max_int == INT64_MAX && !n.number_bounds.any();
+         n.max_length == UINT32_MAX && n.format == StringFormat::kNone && !n.pattern && !n.grid &&
+         !n.number_bounds.any();
 }
 
 // Every value node n admits has one of the types (a number's integers are numbers too).
@@ -242,6 +224,14 @@ int JsonSchema::compile(const json& s, const std::string& at) {
   bool hostname = false;  // RFC 1123's total of 253 characters, kept as a maxLength
   bool prefix_items = false, items_array = false;  // a tuple: prefixItems, or draft 7's items
   const json *items_rest = nullptr, *additional_rest = nullptr;  // items / additionalItems
+  struct Bound {  // minimum, maximum, exclusiveMinimum, exclusiveMaximum
+    const json* value;
+    bool lower, exclusive;
+    std::string at;
+  };
+  std::vector<Bound> bounds;
+  const json* multiple = nullptr;  // multipleOf
+  std::string multiple_at;
   for (const auto& [k, v] : s.items()) {
     const std::string here = at + "/" + k;
     if (is_annotation(k) || k == "$defs" || k == "definitions") continue;
@@ -293,6 +283,12 @@ int JsonSchema::compile(const json& s, const std::string& at) {
         if (!v.is_object() && !v.is_boolean()) fail(here, ": must be a schema");
         (k == "items" ? items_rest : additional_rest) = &v;
       }
+    } else if (k == "minProperties") {
+      n.min_properties = count_of(v, here);
+      object_keywords = true;
+    } else if (k == "maxProperties") {
+      n.max_properties = count_of(v, here);
+      object_keywords = true;
     } else if (k == "minItems") {
       n.min_items = count_of(v, here);
     } else if (k == "maxItems") {
@@ -325,14 +321,16 @@ int JsonSchema::compile(const json& s, const std::string& at) {
         fail(here, ": ", e.what());
       }
       scalar_bounds = true;
-    } else if (k == "minimum" || k == "exclusiveMinimum") {
-      n.min_int = std::max(n.min_int, integer_bound(v, true, k[0] == 'e', here));
-      n.number_bounds.add(v, true, k[0] == 'e', here);
+    } else if (k == "minimum" || k == "exclusiveMinimum" || k == "maximum" ||
+               k == "exclusiveMaximum") {
+      const bool lower = k.find("inimum") != std::string::npos;
+      bounds.push_back(Bound{&v, lower, k[0] == 'e', here});
+      n.number_bounds.add(v, lower, k[0] == 'e', here);
       numeric_bounds = scalar_bounds = true;
-    } else if (k == "maximum" || k == "exclusiveMaximum") {
-      n.max_int = std::min(n.max_int, integer_bound(v, false, k[0] == 'e', here));
-      n.number_bounds.add(v, false, k[0] == 'e', here);
-      numeric_bounds = scalar_bounds = true;
+    } else if (k == "multipleOf") {
+      multiple = &v;
+      multiple_at = here;
+      scalar_bounds = true;
     } else if (k == "anyOf" || k == "oneOf") {
       if (!v.is_array() || v.empty()) fail(here, ": must be a non-empty array of schemas");
       n.one_of = k == "oneOf";
@@ -341,7 +339,8 @@ int JsonSchema::compile(const json& s, const std::string& at) {
     } else {
       fail(here, ": keyword '", k,
            "' is not supported; xtile enforces type, properties, required, additionalProperties, "
-           "items, prefixItems, additionalItems, minItems, maxItems, minLength, maxLength, "
+           "minProperties, maxProperties, items, prefixItems, additionalItems, minItems, maxItems, "
+           "minLength, maxLength, multipleOf, "
            "minimum, maximum, exclusiveMinimum, exclusiveMaximum, format (date, time, "
            "date-time, uuid, duration, email, hostname, ipv4, ipv6, uri, uri-reference), "
            "pattern, enum, const, $ref, anyOf, oneOf and an allOf of one schema");
@@ -380,17 +379,35 @@ int JsonSchema::compile(const json& s, const std::string& at) {
       n.required |= uint64_t{1} << (it - n.names.begin());
     }
   }
+  // minProperties counts the named properties (json_schema.h): more than the names would need
+  // additional ones, whose names the grammar does not keep apart.
+  if (n.min_properties > n.names.size())
+    fail(at, ": minProperties ", n.min_properties, " beyond the ", n.names.size(),
+         " properties named is not supported (xtile counts the named properties toward it: an "
+         "additional property's name could repeat)");
+  if (static_cast<uint32_t>(std::popcount(n.required)) > n.max_properties ||
+      n.min_properties > n.max_properties)
+    fail(at, ": the bounds admit no value (maxProperties ", n.max_properties, " below ",
+         n.min_properties > n.max_properties ? "minProperties" : "the required properties", ")");
   std::sort(n.values.begin(), n.values.end());
   n.values.erase(std::unique(n.values.begin(), n.values.end()), n.values.end());
   if (!n.branches.empty() && (n.types != kTypeAny || !n.values.empty() || object_keywords))
     fail(at, ": anyOf / oneOf beside other keywords is not supported");
   if (object_keywords && !(n.types & kTypeObject))
     fail(at, ": object keywords on a schema whose type is not object");
-  // A node that admits numbers other than integers keeps its bounds as decimals
-  // (json_number_bounds.h); one of integers only as int64s, fractions rounded inward.
-  if (numeric_bounds && (n.types & kTypeNumber)) {
-    n.min_int = INT64_MIN;
-    n.max_int = INT64_MAX;
+  // multipleOf, and bounds on a node of integers only, make a grid (json_fixed_point.h); a node
+  // that admits other numbers keeps bounds alone as decimals (json_number_bounds.h).
+  const bool integers_only = !(n.types & kTypeNumber);
+  if (multiple || (numeric_bounds && integers_only)) {
+    n.grid =
+        multiple ? FixedPoint::multiples_of(*multiple, !integers_only, multiple_at) : FixedPoint{};
+    for (const Bound& b : bounds) n.grid->bound(*b.value, b.lower, b.exclusive, b.at);
+    if (n.grid->empty())
+      fail(at, ": the bounds admit no value (",
+           multiple ? "no multiple of multipleOf lies within them" : "a minimum above its maximum",
+           ")");
+    n.number_bounds = {};
+  } else if (numeric_bounds) {
     if (n.number_bounds.empty())
       fail(at,
            ": the bounds admit no value (a minimum above its maximum, or at 1e308 or beyond: "
@@ -400,8 +417,8 @@ int JsonSchema::compile(const json& s, const std::string& at) {
   }
   if (scalar_bounds && !n.values.empty())
     fail(at,
-         ": minLength, maxLength, minimum, maximum and format beside enum / const are not "
-         "supported");
+         ": minLength, maxLength, minimum, maximum, multipleOf and format beside enum / const are "
+         "not supported");
   if (n.format != StringFormat::kNone && (n.min_length > 0 || n.max_length != UINT32_MAX))
     fail(at, ": minLength / maxLength beside format are not supported (a format fixes the length)");
   if (hostname) n.max_length = std::min<uint32_t>(n.max_length, 253);
@@ -421,7 +438,7 @@ int JsonSchema::compile(const json& s, const std::string& at) {
   }
   if (pattern_given && (n.format != StringFormat::kNone || format_pattern_too))
     fail(at, ": pattern beside format is not supported");
-  if (n.min_items > n.max_items || n.min_length > n.max_length || n.min_int > n.max_int)
+  if (n.min_items > n.max_items || n.min_length > n.max_length)
     fail(at, ": the bounds admit no value (a minimum above its maximum)");
   const int id = static_cast<int>(nodes_.size());
   if (!n.branches.empty()) branch_checks_.emplace_back(id, at);

@@ -1,10 +1,11 @@
 // A JSON Schema (response_format json_schema) compiled for JsonPrefix, which then keeps a reply
 // an instance of it byte by byte. The subset is what structured-output schemas use (OpenAI's
 // strict mode, Pydantic's and Zod's models): type (a name or a list), properties, required,
-// additionalProperties (a boolean or a schema), items, tuples (prefixItems, or draft 7's items
-// array and additionalItems), minItems / maxItems, minLength / maxLength (in code points),
-// minimum / maximum / exclusiveMinimum / exclusiveMaximum (on integers as int64s, on other
-// numbers as decimals: json_number_bounds.h), enum and const (any values), $ref to "#",
+// additionalProperties (a boolean or a schema), minProperties / maxProperties, items, tuples
+// (prefixItems, or draft 7's items array and additionalItems), minItems / maxItems, minLength /
+// maxLength (in code points), minimum / maximum / exclusiveMinimum / exclusiveMaximum (on integers
+// as int64s, on other numbers as decimals: json_number_bounds.h), multipleOf (json_fixed_point.h),
+// enum and const (any values), $ref to "#",
 // "#/$defs/..." or "#/definitions/...", anyOf / oneOf whose branches start with different bytes
 // (Optional[X] is X or null; in anyOf, a branch of bare types takes in those whose values are
 // all of its types: Union[int, float]), an allOf of one schema (Pydantic's way to describe a
@@ -23,11 +24,13 @@
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "server/gbnf.h"
+#include "server/json_fixed_point.h"
 #include "server/json_format.h"
 #include "server/json_number_bounds.h"
 
@@ -55,6 +58,9 @@ struct SchemaNode {
   std::vector<int> name_nodes;
   uint64_t required = 0;
   int additional = 0;
+  // minProperties counts the named properties only (each is written once; an additional name
+  // could repeat, which a parser reads as one property); maxProperties counts every one.
+  uint32_t min_properties = 0, max_properties = UINT32_MAX;
   // Arrays: the nodes of the first elements (prefixItems, or a draft-07 items array), then the
   // node of every other element.
   std::vector<int> prefix_items;
@@ -66,11 +72,11 @@ struct SchemaNode {
   uint32_t min_length = 0, max_length = UINT32_MAX;  // strings: code points
   StringFormat format = StringFormat::kNone;         // strings: date, time, date-time, uuid
   std::shared_ptr<const GbnfGrammar> pattern;        // strings: `pattern` (json_pattern.h)
-  // Integers: the bounds, inclusive (exclusive ones and fractions rounded inward). Only on
-  // nodes that admit no other numbers.
-  int64_t min_int = INT64_MIN, max_int = INT64_MAX;
-  // Numbers (a node that admits more than integers): the bounds as decimals; any() false when
-  // none was given.
+  // Numbers with multipleOf, and integers with bounds: the grid they keep to
+  // (json_fixed_point.h), the bounds rounded inward onto it.
+  std::optional<FixedPoint> grid;
+  // Other bounded numbers (a node that admits more than integers, without multipleOf): the
+  // bounds as decimals; any() false when none was given.
   NumberBounds number_bounds;
   std::vector<int> branches;  // anyOf / oneOf: the node whose first byte a value starts with
   bool one_of = false;        // the branches are oneOf's (a value of two of them is refused)

@@ -251,6 +251,50 @@ inline bool format_ok(const std::string& format, const std::string& s) {
   return false;
 }
 
+// A JSON number's spelling as digits and a power of ten: value = ±digits · 10^exponent.
+inline void decimal_parts(const std::string& text, std::string* digits, long* exponent) {
+  digits->clear();
+  *exponent = 0;
+  size_t i = text[0] == '-' ? 1 : 0;
+  for (bool point = false; i < text.size() && text[i] != 'e' && text[i] != 'E'; ++i) {
+    if (text[i] == '.') {
+      point = true;
+      continue;
+    }
+    *digits += text[i];
+    if (point) --*exponent;
+  }
+  if (i < text.size()) *exponent += std::stol(text.substr(i + 1));
+}
+
+// digits (decimal) mod m.
+inline __int128 digits_mod(const std::string& digits, __int128 m) {
+  __int128 r = 0;
+  for (char c : digits) r = (r * 10 + (c - '0')) % m;
+  return r;
+}
+
+// multipleOf: x / step an integer, exactly, from the decimals the values are spelled with
+// (nlohmann's shortest spelling of a double).
+inline bool multiple_ok(const json& x, const json& step) {
+  std::string a, b;
+  long p = 0, q = 0;
+  decimal_parts(x.dump(), &a, &p);
+  decimal_parts(step.dump(), &b, &q);
+  const __int128 m = digits_mod(b, static_cast<__int128>(1) << 100);  // b itself (short)
+  if (p >= q) {  // a · 10^(p−q) ≡ 0 (mod b)
+    __int128 r = digits_mod(a, m);
+    for (long i = 0; i < p - q; ++i) r = r * 10 % m;
+    return r == 0;
+  }
+  // a ≡ 0 (mod b · 10^(q−p)): its last q − p digits zeros and the rest a multiple of b
+  const size_t zeros = static_cast<size_t>(q - p);
+  if (a.find_first_not_of('0') == std::string::npos) return true;
+  if (a.size() <= zeros || a.find_first_not_of('0', a.size() - zeros) != std::string::npos)
+    return false;
+  return digits_mod(a.substr(0, a.size() - zeros), m) == 0;
+}
+
 // The independent check: is `v` an instance of schema `s` (the subset above), with `root` for
 // $ref? Written from JSON Schema's definitions, walking the parsed value.
 inline bool valid(const json& v, const json& s, const json& root) {
@@ -282,6 +326,7 @@ inline bool valid(const json& v, const json& s, const json& root) {
     if (s.contains("maximum") && x > s["maximum"].get<double>()) return false;
     if (s.contains("exclusiveMinimum") && x <= s["exclusiveMinimum"].get<double>()) return false;
     if (s.contains("exclusiveMaximum") && x >= s["exclusiveMaximum"].get<double>()) return false;
+    if (s.contains("multipleOf") && !multiple_ok(v, s["multipleOf"])) return false;
   }
   if (v.is_array()) {
     if (s.contains("minItems") && v.size() < s["minItems"].get<size_t>()) return false;
@@ -320,6 +365,8 @@ inline bool valid(const json& v, const json& s, const json& root) {
     }
   }
   if (v.is_object()) {
+    if (s.contains("minProperties") && v.size() < s["minProperties"].get<size_t>()) return false;
+    if (s.contains("maxProperties") && v.size() > s["maxProperties"].get<size_t>()) return false;
     if (s.contains("required"))
       for (const json& r : s["required"])
         if (!v.contains(r.get<std::string>())) return false;
@@ -351,6 +398,26 @@ inline json instance(std::mt19937& rng, const json& s, const json& root, int dep
   const std::string t = types[rng() % types.size()];
   if (t == "null") return nullptr;
   if (t == "boolean") return rng() % 2 == 0;
+  if ((t == "integer" || t == "number") && s.contains("multipleOf")) {
+    // A multiple of the step, written from its decimal digits, within the bounds.
+    std::string b;
+    long q = 0;
+    decimal_parts(s["multipleOf"].dump(), &b, &q);
+    for (int tries = 0; tries < 1000; ++tries) {
+      const long i = static_cast<long>(rng() % 401) - 200;
+      std::string digits = std::to_string(std::abs(i) * std::stol(b));
+      if (q > 0) digits.append(static_cast<size_t>(q), '0');
+      if (q < 0) {
+        digits.insert(0, std::max<long>(0, 1 - q - static_cast<long>(digits.size())), '0');
+        digits.insert(digits.size() - static_cast<size_t>(-q), ".");
+        digits.erase(digits.find_last_not_of('0') + 1);
+        if (digits.back() == '.') digits.pop_back();
+      }
+      const json x = json::parse((i < 0 ? "-" : "") + digits);
+      if (valid(x, s, root) && (t == "number" || x.is_number_integer())) return x;
+    }
+    throw std::logic_error("instance(): no multiple found for " + s.dump());
+  }
   if (t == "integer") {
     int64_t lo = -1000, hi = 1000;
     if (s.contains("minimum")) lo = static_cast<int64_t>(std::ceil(s["minimum"].get<double>()));
@@ -421,6 +488,15 @@ inline json instance(std::mt19937& rng, const json& s, const json& root, int dep
   }
   if (s.contains("additionalProperties") && s["additionalProperties"].is_object() && rng() % 2)
     o["weight"] = instance(rng, s["additionalProperties"], root, depth);
+  // minProperties / maxProperties: drop optional properties, add missing ones.
+  const auto required_name = [&](const std::string& k) {
+    return std::find(required.begin(), required.end(), k) != required.end();
+  };
+  for (auto it = o.begin(); it != o.end() && o.size() > s.value("maxProperties", size_t{1000});)
+    it = required_name(it.key()) ? std::next(it) : o.erase(it);
+  for (auto it = props.begin(); it != props.end() && o.size() < s.value("minProperties", size_t{0});
+       ++it)
+    if (!o.contains(it.key())) o[it.key()] = instance(rng, it.value(), root, depth);
   return o;
 }
 
