@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 #include <filesystem>
 #include <future>
 #include <nlohmann/json.hpp>
@@ -935,8 +936,19 @@ TEST_F(ServerHttp, JsonSchemaRepliesWithAnInstance) {
        {{"animal", {{"enum", {"cat", "dog", "frog"}}}},
         {"happy", {{"type", "boolean"}}},
         {"age", {{"anyOf", {{{"type", "integer"}}, {{"type", "null"}}}}}},
-        {"weight", {{"type", "number"}, {"exclusiveMinimum", 0}, {"maximum", 2.5}}}}},
-      {"required", {"animal", "happy", "age", "weight"}},
+        {"weight", {{"type", "number"}, {"exclusiveMinimum", 0}, {"maximum", 2.5}}},
+        {"legs", {{"type", "integer"}, {"multipleOf", 2}, {"minimum", 0}, {"maximum", 8}}},
+        {"price", {{"type", "number"}, {"multipleOf", 0.25}, {"minimum", -1}, {"maximum", 1}}},
+        {"traits",
+         {{"type", "object"},
+          {"properties",
+           {{"calm", {{"type", "boolean"}}},
+            {"fast", {{"type", "boolean"}}},
+            {"loud", {{"type", "boolean"}}}}},
+          {"minProperties", 2},
+          {"maxProperties", 2},
+          {"additionalProperties", false}}}}},
+      {"required", {"animal", "happy", "age", "weight", "legs", "price", "traits"}},
       {"additionalProperties", false}};
   for (int seed = 1; seed <= 3; ++seed) {
     json b = chat_body("Tell me about a cat.", 1000, seed, 0.8);
@@ -951,13 +963,20 @@ TEST_F(ServerHttp, JsonSchemaRepliesWithAnInstance) {
     EXPECT_EQ(c["finish_reason"], "stop");
     const json v = json::parse(text);
     ASSERT_TRUE(v.is_object());
-    EXPECT_EQ(v.size(), 4u);
+    EXPECT_EQ(v.size(), 7u);
     const std::string animal = v.at("animal").get<std::string>();
     EXPECT_TRUE(animal == "cat" || animal == "dog" || animal == "frog");
     EXPECT_TRUE(v.at("happy").is_boolean());
     EXPECT_TRUE(v.at("age").is_null() || v.at("age").is_number_integer());
     EXPECT_GT(v.at("weight").get<double>(), 0.0);
     EXPECT_LE(v.at("weight").get<double>(), 2.5);
+    ASSERT_TRUE(v.at("legs").is_number_integer());
+    const int64_t legs = v.at("legs").get<int64_t>();
+    EXPECT_TRUE(legs >= 0 && legs <= 8 && legs % 2 == 0) << legs;
+    const double price = v.at("price").get<double>();  // quarters are exact in a double
+    EXPECT_TRUE(price >= -1 && price <= 1 && price * 4 == std::floor(price * 4)) << price;
+    ASSERT_TRUE(v.at("traits").is_object());
+    EXPECT_EQ(v.at("traits").size(), 2u);
   }
 }
 
