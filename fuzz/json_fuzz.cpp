@@ -68,6 +68,21 @@ const nlohmann::json& schema_doc() {
               "h": {"type": "number", "multipleOf": 0.25}, "d": {}},
               "required": ["d"], "minProperties": 2, "maxProperties": 2,
               "additionalProperties": false},
+      "set": {"type": "array", "items": {"enum": ["a", 1, 1.0, true, [2], {"c": null}]},
+              "uniqueItems": true, "maxItems": 4},
+      "bits": {"type": "array", "items": {"type": ["boolean", "null"]}, "uniqueItems": true},
+      "pet": {"oneOf": [
+        {"type": "object", "properties": {"kind": {"const": "cat"}, "n": {"type": "integer"}},
+         "required": ["kind"], "additionalProperties": false},
+        {"type": "object", "properties": {"kind": {"enum": ["dog", "wolf"]}, "n": {"type": "string"}},
+         "required": ["kind", "n"]}]},
+      "shape": {"anyOf": [
+        {"type": "object", "properties": {"r": {"type": "number", "minimum": 1}}, "required": ["r"]},
+        {"type": "object", "properties": {"r": {"type": "integer", "maximum": 5}},
+         "additionalProperties": false},
+        {"type": "array", "items": {"type": "integer"}, "maxItems": 2},
+        {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        {"type": "string", "maxLength": 2}, {"type": "string", "format": "date"}]},
       "lbl": {"type": "object", "properties": {"k": {"type": "boolean"}}, "required": ["k"],
               "maxProperties": 2, "additionalProperties": {"type": "integer", "maximum": 99}},
       "any": {}

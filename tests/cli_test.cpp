@@ -282,8 +282,8 @@ TEST(Cli, RunHoldsTheOutputToAGrammarOrASchema) {
       {"--grammar 'root ::= \"a\"' -j '{}'",
        "give one of --grammar, --grammar-file and --json-schema"},
       {"--grammar-file /nonexistent.gbnf", "cannot read grammar file '/nonexistent.gbnf'"},
-      {"-j '{\"type\": \"object\", \"properties\": {\"a\": {\"uniqueItems\": true}}}'",
-       "--json-schema: #/properties/a/uniqueItems: keyword 'uniqueItems' is not supported"},
+      {"-j '{\"type\": \"object\", \"properties\": {\"a\": {\"contains\": {}}}}'",
+       "--json-schema: #/properties/a/contains: keyword 'contains' is not supported"},
       {"-j 'not json'", "--json-schema is not JSON"},
   };
   for (const auto& [flags, message] : errors) {

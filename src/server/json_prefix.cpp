@@ -21,32 +21,42 @@ JsonPrefix::JsonPrefix(const JsonSchema* schema) : schema_(schema) {
 
 // Every field a later step reads. Those that only one kind of lexeme reads, and that are set
 // when it starts, go in only while it is read (so that, say, the states inside a plain string
-// are the same whatever number came before it): a string's length (only under length bounds),
-// a number's digits under bounds, a literal's rest, a format's reader.
+// are the same whatever number came before it, and the paths of a union's branches merge once
+// its value has ended): a number's kind and digits, a string's bounds and length, a key's or an
+// enum value's candidates, a literal's rest, a format's reader; the node a value will take only
+// where a value comes next.
 void JsonPrefix::memo_key(std::string* key) const {
   for (auto v : {static_cast<uint8_t>(expect_), static_cast<uint8_t>(lexeme_),
-                 static_cast<uint8_t>(number_), static_cast<uint8_t>(surrogate_),
-                 static_cast<uint8_t>(string_is_key_), static_cast<uint8_t>(escape_), hex_left_,
-                 utf8_left_, utf8_lo_, utf8_hi_, blanks_, static_cast<uint8_t>(newline_),
-                 static_cast<uint8_t>(return_), static_cast<uint8_t>(integer_only_),
-                 static_cast<uint8_t>(on_grid_), static_cast<uint8_t>(decimal_bounded_)})
+                 static_cast<uint8_t>(surrogate_), static_cast<uint8_t>(string_is_key_),
+                 static_cast<uint8_t>(escape_), hex_left_, utf8_left_, utf8_lo_, utf8_hi_, blanks_,
+                 static_cast<uint8_t>(newline_), static_cast<uint8_t>(return_)})
     put_key(key, v);
   put_key(key, hex_value_);
   put_key(key, schema_);
-  put_key(key, node_);
-  put_key(key, value_node_);
-  for (uint16_t v : {cand_lo_, cand_hi_, cand_pos_}) put_key(key, v);
-  put_key(key, str_min_);
-  put_key(key, str_max_);
+  const bool value_next =
+      lexeme_ == Lexeme::kNone &&
+      (expect_ == Expect::kStart || expect_ == Expect::kValue || expect_ == Expect::kValueOrClose);
+  if (value_next) put_key(key, node_);
   const bool in_number = lexeme_ == Lexeme::kNumber;
-  if (str_min_ != 0 || str_max_ != UINT32_MAX) {
-    if (lexeme_ == Lexeme::kString) put_key(key, str_len_);
-    if (lexeme_ == Lexeme::kPattern) put_key(key, pattern_len_);
+  if (in_number)
+    for (auto v : {static_cast<uint8_t>(number_), static_cast<uint8_t>(integer_only_),
+                   static_cast<uint8_t>(on_grid_), static_cast<uint8_t>(decimal_bounded_)})
+      put_key(key, v);
+  const bool in_key = lexeme_ == Lexeme::kString && string_is_key_;
+  if (lexeme_ == Lexeme::kValue || in_key)
+    for (uint16_t v : {cand_lo_, cand_hi_, cand_pos_}) put_key(key, v);
+  if (lexeme_ == Lexeme::kValue) put_key(key, value_node_);
+  if ((lexeme_ == Lexeme::kString && !string_is_key_) || lexeme_ == Lexeme::kPattern) {
+    put_key(key, str_min_);
+    put_key(key, str_max_);
+    if (str_min_ != 0 || str_max_ != UINT32_MAX)
+      put_key(key, lexeme_ == Lexeme::kString ? str_len_ : pattern_len_);
   }
   if (on_grid_ && in_number) grid_number_.memo_key(key);
   if (decimal_bounded_ && in_number) decimal_.memo_key(key);
   if (!on_grid_ && !decimal_bounded_ && in_number) magnitude_.memo_key(key);
   if (lexeme_ == Lexeme::kLiteral) put_key(key, literal_);
+  if (lexeme_ == Lexeme::kValue) put_key(key, unique_element_);
   if (lexeme_ == Lexeme::kFormat) format_.memo_key(key);
   put_key(key, stack_.size());
   key->append(stack_);
@@ -57,9 +67,51 @@ void JsonPrefix::memo_key(std::string* key) const {
     put_key(key, pattern_->grammar());
     pattern_->memo_key(key);
   }
+  // The other paths, each key with its length (they vary).
+  put_key(key, alternatives_.size());
+  for (const JsonPrefix& a : alternatives_) {
+    std::string k;
+    a.memo_key(&k);
+    put_key(key, k.size());
+    key->append(k);
+  }
 }
 
+// Every path takes c or is dropped, and the paths a union's value opened join them; this
+// object becomes the first alive, and a path in the same state as an earlier one is merged.
 bool JsonPrefix::step(uint8_t c) {
+  std::vector<JsonPrefix> others = std::move(alternatives_);
+  alternatives_.clear();
+  const bool ok = step_path(c);
+  if (others.empty() && spawned_.empty()) return ok;  // one path: the common case
+  std::vector<JsonPrefix> paths = std::move(spawned_);
+  spawned_.clear();
+  for (JsonPrefix& p : others) {
+    const bool alive = p.step_path(c);
+    std::vector<JsonPrefix> opened = std::move(p.spawned_);
+    p.spawned_.clear();
+    if (alive) paths.push_back(std::move(p));
+    for (JsonPrefix& o : opened) paths.push_back(std::move(o));
+  }
+  if (!ok) {
+    if (paths.empty()) return false;
+    *this = std::move(paths.front());
+    paths.erase(paths.begin());
+  }
+  // Equal memo keys, equal futures: one such path is enough.
+  std::vector<std::string> keys(1);
+  memo_key(&keys[0]);
+  for (JsonPrefix& p : paths) {
+    std::string key;
+    p.memo_key(&key);
+    if (std::find(keys.begin(), keys.end(), key) != keys.end()) continue;
+    keys.push_back(std::move(key));
+    alternatives_.push_back(std::move(p));
+  }
+  return true;
+}
+
+bool JsonPrefix::step_path(uint8_t c) {
   switch (lexeme_) {
     case Lexeme::kString: {
       const bool key = string_is_key_ && schema_;
@@ -156,6 +208,9 @@ bool JsonPrefix::structural(uint8_t c) {
         if (schema_ && stack_.back() == '[') {  // an array's frame counts its elements in `seen`
           const SchemaNode& n = schema_->node(frames_.back().node);
           if (frames_.back().seen >= n.max_items) return false;
+          if (n.unique_items &&  // every distinct value written
+              std::popcount(frames_.back().unique) >= schema_->node(n.items).value_classes)
+            return false;
           node_ = n.item_node(frames_.back().seen++);
         }
         return true;
@@ -193,19 +248,41 @@ bool JsonPrefix::close() {
   return true;
 }
 
+// In schema mode a value of node_ may be one of several branches of a union: the first is
+// read on this path, each other on a path of its own (a copy from here, in spawned_).
 bool JsonPrefix::value_start(uint8_t c) {
-  int node = 0;
+  if (!schema_) return value_start_as(c, 0);
+  int options[JsonSchema::kMaxAlike];
+  const int count = schema_->starts(node_, c, options);
+  if (count == 0) return false;
+  for (int k = 1; k < count; ++k) {
+    JsonPrefix other = *this;
+    other.spawned_.clear();
+    if (other.value_start_as(c, options[k])) spawned_.push_back(std::move(other));
+  }
+  if (value_start_as(c, options[0])) return true;
+  if (spawned_.empty()) return false;
+  // This branch refused c where another took it: that one continues here.
+  std::vector<JsonPrefix> rest(std::make_move_iterator(spawned_.begin() + 1),
+                               std::make_move_iterator(spawned_.end()));
+  JsonPrefix first = std::move(spawned_.front());
+  *this = std::move(first);
+  spawned_ = std::move(rest);
+  return true;
+}
+
+bool JsonPrefix::value_start_as(uint8_t c, int node) {
   str_min_ = 0;
   str_max_ = UINT32_MAX;
   on_grid_ = false;
   decimal_bounded_ = false;
   if (schema_) {
-    node = schema_->start(node_, c);
-    if (node < 0) return false;
     const SchemaNode& n = schema_->node(node);
     if (!n.values.empty()) {  // enum / const: the value's bytes are one of the encodings
       lexeme_ = Lexeme::kValue;
       value_node_ = node;
+      unique_element_ = !stack_.empty() && stack_.back() == '[' &&
+                        schema_->node(frames_.back().node).unique_items;
       cand_lo_ = 0;
       cand_hi_ = static_cast<uint16_t>(n.values.size());
       cand_pos_ = 0;
@@ -532,22 +609,33 @@ bool JsonPrefix::value_byte(uint8_t c) {
     // A number ends at the first byte that is not its own: if one of the values was complete,
     // the value has ended and c belongs to its container.
     for (uint16_t i = cand_lo_; i < cand_hi_; ++i)
-      if (values[i].size() == cand_pos_ && !self_delimiting(values[i])) {
-        lexeme_ = Lexeme::kNone;
-        value_done();
+      if (values[i].size() == cand_pos_ && !self_delimiting(values[i]) && value_fresh(i)) {
+        value_end(i);
         return structural(c);
       }
     return false;
   }
+  bool fresh = false;  // some value the bytes may still become
+  for (uint16_t i = lo; i < hi && !fresh; ++i) fresh = value_fresh(i);
+  if (!fresh) return false;
   cand_lo_ = lo;
   cand_hi_ = hi;
   ++cand_pos_;
   // A string, true, false or null ends with its last byte (no such value begins another).
-  if (values[lo].size() == cand_pos_ && self_delimiting(values[lo])) {
-    lexeme_ = Lexeme::kNone;
-    value_done();
-  }
+  if (values[lo].size() == cand_pos_ && self_delimiting(values[lo])) value_end(lo);
   return true;
+}
+
+bool JsonPrefix::value_fresh(uint16_t i) const {
+  if (!unique_element_) return true;
+  return !(frames_.back().unique >> schema_->node(value_node_).value_class[i] & 1);
+}
+
+void JsonPrefix::value_end(uint16_t i) {
+  if (unique_element_)
+    frames_.back().unique |= uint64_t{1} << schema_->node(value_node_).value_class[i];
+  lexeme_ = Lexeme::kNone;
+  value_done();
 }
 
 void JsonPrefix::key_byte(uint8_t c) {

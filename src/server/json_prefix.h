@@ -10,6 +10,9 @@
 // JSON modes: a reply of blank lines; llama.cpp's JSON grammar allows one newline and 20 blanks).
 // And at most kMaxDepth open containers. Lone UTF-16 surrogates in \u escapes are refused, as
 // strict parsers refuse them.
+//
+// A schema's union whose branches a value's first byte does not tell apart (anyOf [Cat, Dog],
+// two objects) is read on several paths, one per branch, side by side (alternatives_ below).
 #pragma once
 
 #include <cstdint>
@@ -39,7 +42,8 @@ class JsonPrefix : public ByteGrammar<JsonPrefix> {
   // schema: null for any object; else kept by the caller for this object's life.
   explicit JsonPrefix(const JsonSchema* schema = nullptr);
 
-  // The top-level object has closed: nothing more may follow.
+  // The top-level object has closed: nothing more may follow. (Paths read the same bytes as
+  // JSON, so those alive close it together.)
   bool complete() const { return expect_ == Expect::kDone; }
   // An end of generation is allowed only once the object closed (before, it would be cut).
   bool may_end() const { return complete(); }
@@ -70,7 +74,8 @@ class JsonPrefix : public ByteGrammar<JsonPrefix> {
   enum class Surrogate : uint8_t { kNone, kNeedBackslash, kNeedU, kNeedLow };
 
   friend class ByteGrammar<JsonPrefix>;
-  bool step(uint8_t c);         // feed() without restoring the state on false
+  bool step(uint8_t c);         // feed() without restoring the state on false: every path
+  bool step_path(uint8_t c);    // this path alone (its union branches opened go to spawned_)
   bool structural(uint8_t c);   // c outside a lexeme
   bool string_byte(uint8_t c);  // c inside a string
   bool hex_byte(uint8_t c);     // a digit of a \uXXXX escape
@@ -81,6 +86,7 @@ class JsonPrefix : public ByteGrammar<JsonPrefix> {
   bool pattern_room(const GbnfPrefix& engine, uint32_t read) const;
   bool number_byte(uint8_t c);  // c inside a number (false: not part of it)
   bool value_start(uint8_t c);  // c begins a value
+  bool value_start_as(uint8_t c, int node);  // c begins a value of node (schema mode)
   bool open(char bracket, int node);  // '{' or '[' (node: its schema's): false beyond kMaxDepth
   bool close();                 // the innermost container's close
   void value_done();            // a value ended: its container's next step
@@ -89,6 +95,8 @@ class JsonPrefix : public ByteGrammar<JsonPrefix> {
   bool number_can_end() const;
   // Schema mode.
   bool value_byte(uint8_t c);    // c inside an enum / const value (Lexeme::kValue)
+  bool value_fresh(uint16_t i) const;  // values[i] may be written here (uniqueItems)
+  void value_end(uint16_t i);          // the value read is values[i]
   void key_byte(uint8_t c);      // narrows the property names a key being read may still be
   bool key_allowed() const;      // some name (unseen) or additionalProperties still fits
   bool key_done();               // the key's closing quote: its value's node
@@ -123,6 +131,7 @@ class JsonPrefix : public ByteGrammar<JsonPrefix> {
     uint64_t seen = 0;
     int value = 0;
     uint32_t count = 0;  // an object's properties so far, counted only under maxProperties
+    uint64_t unique = 0;  // uniqueItems: the distinct values of the elements so far (bits)
   };
   // The frames of the 8 innermost levels sit in the object itself, deeper ones in a vector: the
   // mask copies the state once per token of the vocabulary, and a vector's allocation there
@@ -149,6 +158,7 @@ class JsonPrefix : public ByteGrammar<JsonPrefix> {
         put_key(key, f.seen);
         put_key(key, f.value);
         put_key(key, f.count);
+        put_key(key, f.unique);
       }
     }
 
@@ -164,6 +174,7 @@ class JsonPrefix : public ByteGrammar<JsonPrefix> {
   bool integer_only_ = false;
   uint16_t cand_lo_ = 0, cand_hi_ = 0, cand_pos_ = 0;
   int value_node_ = 0;  // the enum value's node (Lexeme::kValue)
+  bool unique_element_ = false;  // that value is an element of a uniqueItems array
   FormatReader format_;  // Lexeme::kFormat
   // Lexeme::kPattern: the pattern's engine, fed the string's characters as they decode.
   std::optional<GbnfPrefix> pattern_;
@@ -179,6 +190,14 @@ class JsonPrefix : public ByteGrammar<JsonPrefix> {
   // Any other number: its magnitude below 1e308 (json_number_magnitude.h). Bounded ones stay
   // within bounds that are themselves below it.
   NumberMagnitude magnitude_;
+
+  // Unions whose branches begin alike (anyOf [Cat, Dog], both objects): one path per branch,
+  // read side by side. This object is the first path alive; the others are here (each without
+  // alternatives of its own); paths that come to the same state are merged, so a union costs
+  // copies only while its branches differ. spawned_: during a step, the paths a value's start
+  // opened beside this one. Both are empty outside unions (no allocation when copied).
+  std::vector<JsonPrefix> alternatives_;
+  std::vector<JsonPrefix> spawned_;
 };
 
 }  // namespace xtile::server

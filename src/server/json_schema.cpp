@@ -87,21 +87,29 @@ JsonSchema::JsonSchema(const json& schema) : doc_(&schema) {
   if (!schema.is_object()) fail("#: the schema must be an object");
   root_ = resolve_ref("#", "#");
   doc_ = nullptr;  // only the compiled nodes are kept
-  // Branches must be told apart by their first byte (the grammar reads one way). Checked once
-  // every node is compiled: a branch may be a $ref still being compiled where it is met.
+  // Branches that a value's first byte does not tell apart are read side by side (json_prefix.h),
+  // at most kMaxAlike per byte; oneOf's only where a discriminator keeps them apart. Checked
+  // once every node is compiled: a branch may be a $ref still being compiled where it is met.
   for (const auto& [id, at] : branch_checks_) {
     if (!node(id).one_of) drop_subsumed(&nodes_[static_cast<size_t>(id)].branches);
-    std::bitset<256> seen;
     const std::vector<int>& branches = node(id).branches;
-    for (size_t i = 0; i < branches.size(); ++i) {
-      const std::bitset<256> b = first_bytes(*this, branches[i]);
-      if ((seen & b).any())
-        fail(at, ": anyOf / oneOf branch ", i,
-             " starts like an earlier one; xtile supports branches of different types (X or null)");
-      seen |= b;
-    }
+    std::vector<int> alike(256, 0);
+    for (int b : branches) count_starts(b, &alike);
+    if (*std::max_element(alike.begin(), alike.end()) > kMaxAlike)
+      fail(at, ": more than ", kMaxAlike, " anyOf / oneOf branches begin alike");
+    if (!node(id).one_of) continue;
+    for (size_t i = 0; i < branches.size(); ++i)
+      for (size_t j = 0; j < i; ++j)
+        if ((first_bytes(*this, branches[i]) & first_bytes(*this, branches[j])).any() &&
+            !discriminated(branches[i], branches[j]))
+          fail(at, ": oneOf branches ", j, " and ", i,
+               " may begin alike and no required property with const or enum values tells "
+               "them apart (a discriminator); xtile keeps such oneOf branches only so (anyOf "
+               "branches may overlap)");
   }
   branch_checks_.clear();
+  for (const auto& [id, at] : unique_checks_) check_unique_items(id, at);
+  unique_checks_.clear();
   const SchemaNode& r = node(root_);
   if (r.types != kTypeObject || !r.values.empty() || !r.branches.empty())
     fail("#: the schema's root must be {\"type\": \"object\", ...}: the reply is one JSON object");
@@ -115,7 +123,7 @@ bool bare(const SchemaNode& n) {
   return n.values.empty() && n.branches.empty() && n.names.empty() && n.required == 0 &&
          n.additional == plain.additional && n.min_properties == 0 &&
          n.max_properties == UINT32_MAX && n.prefix_items.empty() && n.items == plain.items &&
-         n.min_items == 0 && n.max_items == UINT32_MAX && n.min_length == 0 &&
+         n.min_items == 0 && n.max_items == UINT32_MAX && !n.unique_items && n.min_length == 0 &&
          n.max_length == UINT32_MAX && n.format == StringFormat::kNone && !n.pattern && !n.grid &&
          !n.number_bounds.any();
 }
@@ -158,19 +166,105 @@ void JsonSchema::drop_subsumed(std::vector<int>* branches) const {
   *branches = std::move(kept);
 }
 
-int JsonSchema::start(int id, uint8_t c) const {
+int JsonSchema::starts(int id, uint8_t c, int* out) const {
   const SchemaNode& n = node(id);
   if (!n.branches.empty()) {
-    for (int b : n.branches)
-      if (const int s = start(b, c); s >= 0) return s;
-    return -1;
+    int count = 0;
+    for (int b : n.branches) count += starts(b, c, out + count);
+    return count;
   }
+  bool fits = false;
   if (!n.values.empty()) {
-    for (const std::string& v : n.values)
-      if (static_cast<uint8_t>(v[0]) == c) return id;
-    return -1;
+    for (const std::string& v : n.values) fits = fits || static_cast<uint8_t>(v[0]) == c;
+  } else {
+    fits = type_starts_with(n.types, c);
   }
-  return type_starts_with(n.types, c) ? id : -1;
+  if (fits) *out = id;
+  return fits ? 1 : 0;
+}
+
+void JsonSchema::count_starts(int id, std::vector<int>* alike) const {
+  const SchemaNode& n = node(id);
+  if (!n.branches.empty()) {
+    for (int b : n.branches) count_starts(b, alike);
+    return;
+  }
+  const std::bitset<256> first = first_bytes(*this, id);
+  for (size_t c = 0; c < 256; ++c) (*alike)[c] += first[c];
+}
+
+// A required property of both objects whose values (const or enum) have none in common: no
+// value is an instance of both (Pydantic's discriminated unions: "kind": {"const": "cat"}).
+bool JsonSchema::discriminated(int a, int b) const {
+  const SchemaNode &x = node(a), &y = node(b);
+  if (x.types != kTypeObject || y.types != kTypeObject || !x.values.empty() || !y.values.empty())
+    return false;
+  for (size_t i = 0; i < x.names.size(); ++i) {
+    if (!(x.required >> i & 1)) continue;
+    const auto at = std::lower_bound(y.names.begin(), y.names.end(), x.names[i]);
+    if (at == y.names.end() || *at != x.names[i]) continue;
+    const size_t j = static_cast<size_t>(at - y.names.begin());
+    if (!(y.required >> j & 1)) continue;
+    const std::vector<std::string>& u = node(x.name_nodes[i]).values;
+    const std::vector<std::string>& v = node(y.name_nodes[j]).values;
+    if (u.empty() || v.empty()) continue;
+    bool common = false;  // both sorted, in the one spelling (json_schema.h)
+    for (size_t p = 0, q = 0; p < u.size() && q < v.size() && !common;) {
+      common = u[p] == v[q];
+      if (u[p] < v[q])
+        ++p;
+      else
+        ++q;
+    }
+    if (!common) return true;
+  }
+  return false;
+}
+
+// uniqueItems: the elements are one node's values (an enum or const; booleans and null become
+// those values), at most kMaxUniqueValues distinct ones, each an element's bit in its array's
+// set (json_prefix.h). Values equal as JSON (1 and 1.0) share a bit. Strings, numbers and
+// objects would need the elements themselves kept: refused. Checked once every node is
+// compiled: the elements' node may be a $ref compiled after the array.
+void JsonSchema::check_unique_items(int id, const std::string& at) {
+  SchemaNode& array = nodes_[static_cast<size_t>(id)];
+  if (!array.prefix_items.empty())
+    fail(at, "/uniqueItems: beside prefixItems (a tuple) is not supported");
+  const int items = array.items;
+  SchemaNode& e = nodes_[static_cast<size_t>(items)];
+  if (e.values.empty() && e.branches.empty() && e.types != 0 &&
+      (e.types & ~(kTypeBool | kTypeNull)) == 0 && bare(e)) {
+    // Booleans (and null): their values, in the spelling an enum of them has.
+    SchemaNode finite = e;
+    if (e.types & kTypeBool) finite.values = {"false", "true"};
+    if (e.types & kTypeNull) finite.values.push_back("null");
+    std::sort(finite.values.begin(), finite.values.end());
+    nodes_.push_back(std::move(finite));
+    nodes_[static_cast<size_t>(id)].items = static_cast<int>(nodes_.size()) - 1;
+  }
+  SchemaNode& elements = nodes_[static_cast<size_t>(nodes_[static_cast<size_t>(id)].items)];
+  if (elements.values.empty())
+    fail(at,
+         "/uniqueItems: supported on arrays whose items are an enum or const, or booleans (a set "
+         "of known values); other elements would have to be remembered whole");
+  std::vector<json> distinct;
+  elements.value_class.clear();
+  for (const std::string& v : elements.values) {
+    const json parsed = json::parse(v);
+    const auto same = std::find(distinct.begin(), distinct.end(), parsed);
+    elements.value_class.push_back(static_cast<uint8_t>(same - distinct.begin()));
+    if (same == distinct.end()) {
+      if (distinct.size() == static_cast<size_t>(kMaxUniqueValues))
+        fail(at, "/uniqueItems: the items have more than ", kMaxUniqueValues,
+             " distinct values, more than xtile keeps apart");
+      distinct.push_back(parsed);
+    }
+  }
+  elements.value_classes = static_cast<int>(distinct.size());
+  SchemaNode& a = nodes_[static_cast<size_t>(id)];
+  if (a.min_items > static_cast<uint32_t>(elements.value_classes))
+    fail(at, ": the bounds admit no value (minItems ", a.min_items, " beyond the ",
+         elements.value_classes, " distinct values of unique items)");
 }
 
 int JsonSchema::resolve_ref(const std::string& ref, const std::string& at) {
@@ -194,6 +288,9 @@ int JsonSchema::resolve_ref(const std::string& ref, const std::string& at) {
   refs_.emplace_back(ref, id);
   const int compiled = compile(*target, ref);
   nodes_[static_cast<size_t>(id)] = nodes_[static_cast<size_t>(compiled)];
+  // The copy is checked (and amended) at the end as the node it copies is.
+  if (!node(id).branches.empty()) branch_checks_.emplace_back(id, ref);
+  if (node(id).unique_items) unique_checks_.emplace_back(id, ref);
   return id;
 }
 
@@ -289,6 +386,9 @@ int JsonSchema::compile(const json& s, const std::string& at) {
     } else if (k == "maxProperties") {
       n.max_properties = count_of(v, here);
       object_keywords = true;
+    } else if (k == "uniqueItems") {
+      if (!v.is_boolean()) fail(here, ": must be a boolean");
+      n.unique_items = v.get<bool>();
     } else if (k == "minItems") {
       n.min_items = count_of(v, here);
     } else if (k == "maxItems") {
@@ -340,6 +440,7 @@ int JsonSchema::compile(const json& s, const std::string& at) {
       fail(here, ": keyword '", k,
            "' is not supported; xtile enforces type, properties, required, additionalProperties, "
            "minProperties, maxProperties, items, prefixItems, additionalItems, minItems, maxItems, "
+           "uniqueItems, "
            "minLength, maxLength, multipleOf, "
            "minimum, maximum, exclusiveMinimum, exclusiveMaximum, format (date, time, "
            "date-time, uuid, duration, email, hostname, ipv4, ipv6, uri, uri-reference), "
@@ -442,6 +543,7 @@ int JsonSchema::compile(const json& s, const std::string& at) {
     fail(at, ": the bounds admit no value (a minimum above its maximum)");
   const int id = static_cast<int>(nodes_.size());
   if (!n.branches.empty()) branch_checks_.emplace_back(id, at);
+  if (n.unique_items) unique_checks_.emplace_back(id, at);
   nodes_.push_back(std::move(n));
   return id;
 }

@@ -2,18 +2,20 @@
 // an instance of it byte by byte. The subset is what structured-output schemas use (OpenAI's
 // strict mode, Pydantic's and Zod's models): type (a name or a list), properties, required,
 // additionalProperties (a boolean or a schema), minProperties / maxProperties, items, tuples
-// (prefixItems, or draft 7's items array and additionalItems), minItems / maxItems, minLength /
+// (prefixItems, or draft 7's items array and additionalItems), minItems / maxItems, uniqueItems
+// (elements of an enum or const, or booleans), minLength /
 // maxLength (in code points), minimum / maximum / exclusiveMinimum / exclusiveMaximum (on integers
 // as int64s, on other numbers as decimals: json_number_bounds.h), multipleOf (json_fixed_point.h),
 // enum and const (any values), $ref to "#",
-// "#/$defs/..." or "#/definitions/...", anyOf / oneOf whose branches start with different bytes
-// (Optional[X] is X or null; in anyOf, a branch of bare types takes in those whose values are
-// all of its types: Union[int, float]), an allOf of one schema (Pydantic's way to describe a
-// $ref), the string formats date, time, date-time and uuid (json_format.h) and those kept as
-// patterns (email, hostname, ipv4, ipv6, duration, uri, uri-reference), and `pattern`
-// (json_pattern.h), maxLength beside it. Annotations (title, description, default, ...) are
-// ignored. Any other keyword is refused, naming it and where it is, rather than dropped: a reply
-// would look constrained by it and not be.
+// "#/$defs/..." or "#/definitions/...", anyOf (branches that begin alike, Union[Cat, Dog], are
+// read side by side: json_prefix.h; a branch of bare types takes in those whose values are all
+// of its types: Union[int, float]) and oneOf (branches that begin alike only where a required
+// property's const or enum values tell them apart, a discriminator), an allOf of one schema
+// (Pydantic's way to describe a $ref), the string formats date, time, date-time and uuid
+// (json_format.h) and those kept as patterns (email, hostname, ipv4, ipv6, duration, uri,
+// uri-reference), and `pattern` (json_pattern.h), maxLength beside it. Annotations (title,
+// description, default, ...) are ignored. Any other keyword is refused, naming it and where it is,
+// rather than dropped: a reply would look constrained by it and not be.
 //
 // Decisions where a grammar must pick one spelling: enum and const values are written as
 // nlohmann::json writes them (compact; strings with their characters as they are), and so are
@@ -50,8 +52,12 @@ enum JsonType : uint8_t {
 
 struct SchemaNode {
   uint8_t types = kTypeAny;
-  // enum / const: each value's encoding, sorted; empty: no such restriction.
+  // enum / const: each value's encoding, sorted; empty: no such restriction. value_class[i]:
+  // which of the distinct values values[i] is (1 and 1.0 are one value), for uniqueItems; set
+  // on nodes of at most 64 values.
   std::vector<std::string> values;
+  std::vector<uint8_t> value_class;
+  int value_classes = 0;
   // Objects: each property's name as encoded with its quotes ("\"name\""), sorted, its node, and
   // the required ones (bit i for names[i]); other names take `additional` (-1: none allowed).
   std::vector<std::string> names;
@@ -69,6 +75,8 @@ struct SchemaNode {
     return index < prefix_items.size() ? prefix_items[static_cast<size_t>(index)] : items;
   }
   uint32_t min_items = 0, max_items = UINT32_MAX;    // arrays: element count
+  // Arrays: uniqueItems, on elements of an enum or const node (their distinct values as bits).
+  bool unique_items = false;
   uint32_t min_length = 0, max_length = UINT32_MAX;  // strings: code points
   StringFormat format = StringFormat::kNone;         // strings: date, time, date-time, uuid
   std::shared_ptr<const GbnfGrammar> pattern;        // strings: `pattern` (json_pattern.h)
@@ -78,8 +86,8 @@ struct SchemaNode {
   // Other bounded numbers (a node that admits more than integers, without multipleOf): the
   // bounds as decimals; any() false when none was given.
   NumberBounds number_bounds;
-  std::vector<int> branches;  // anyOf / oneOf: the node whose first byte a value starts with
-  bool one_of = false;        // the branches are oneOf's (a value of two of them is refused)
+  std::vector<int> branches;  // anyOf / oneOf: the nodes a value may be an instance of
+  bool one_of = false;        // oneOf's: where they begin alike, a discriminator tells them apart
 };
 
 class JsonSchema {
@@ -88,25 +96,35 @@ class JsonSchema {
   static constexpr int kMaxProperties = 64;    // per object (a 64-bit set of those seen)
   static constexpr size_t kMaxValues = 60000;  // per enum (16-bit candidate ranges)
   static constexpr size_t kMaxValueBytes = 60000;  // per enum value (a 16-bit position in it)
+  static constexpr int kMaxUniqueValues = 64;      // uniqueItems: distinct element values (bits)
 
   // Throws xtile::Error naming the unsupported keyword and its place ("#/properties/a").
   explicit JsonSchema(const nlohmann::json& schema);
 
   int root() const { return root_; }
   const SchemaNode& node(int id) const { return nodes_[static_cast<size_t>(id)]; }
-  // The node a value starting with byte c takes under node id (a branch of anyOf, or id itself),
-  // or -1 when no value of it starts so.
-  int start(int id, uint8_t c) const;
+  // Branches of one anyOf / oneOf that a value's first byte may leave open, at most.
+  static constexpr int kMaxAlike = 16;
+  // The nodes a value starting with byte c may take under node id (the branches of anyOf /
+  // oneOf whose values may start so, nested ones flattened, or id itself), in order, written to
+  // out (room for kMaxAlike): their count, 0 when no value of node id starts so.
+  int starts(int id, uint8_t c, int* out) const;
 
  private:
   int compile(const nlohmann::json& s, const std::string& at);
   int resolve_ref(const std::string& ref, const std::string& at);
+  // uniqueItems on node id: its elements' node as one of values, with their classes.
+  void check_unique_items(int id, const std::string& at);
   void drop_subsumed(std::vector<int>* branches) const;
+  // Adds to (*alike)[c] the branches under id (nested ones flattened) a value may begin with c.
+  void count_starts(int id, std::vector<int>* alike) const;
+  bool discriminated(int a, int b) const;  // no value is an instance of both objects
 
   const nlohmann::json* doc_;
   std::vector<SchemaNode> nodes_;
   std::vector<std::pair<std::string, int>> refs_;           // compiled $ref targets, by pointer
   std::vector<std::pair<int, std::string>> branch_checks_;  // anyOf nodes, checked at the end
+  std::vector<std::pair<int, std::string>> unique_checks_;  // uniqueItems nodes, likewise
   int root_ = 0;
 };
 

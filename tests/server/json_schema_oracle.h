@@ -308,6 +308,11 @@ inline bool valid(const json& v, const json& s, const json& root) {
       if (valid(v, b, root)) return true;
     return false;
   }
+  if (s.contains("oneOf")) {
+    int holds = 0;
+    for (const json& b : s["oneOf"]) holds += valid(v, b, root);
+    return holds == 1;
+  }
   if (s.contains("allOf")) {
     for (const json& b : s["allOf"])
       if (!valid(v, b, root)) return false;
@@ -331,6 +336,10 @@ inline bool valid(const json& v, const json& s, const json& root) {
   if (v.is_array()) {
     if (s.contains("minItems") && v.size() < s["minItems"].get<size_t>()) return false;
     if (s.contains("maxItems") && v.size() > s["maxItems"].get<size_t>()) return false;
+    if (s.value("uniqueItems", false))
+      for (size_t i = 0; i < v.size(); ++i)
+        for (size_t j = 0; j < i; ++j)
+          if (v[i] == v[j]) return false;
   }
   if (s.contains("const") && v != s["const"]) return false;
   if (s.contains("enum")) {
@@ -386,8 +395,8 @@ inline json instance(std::mt19937& rng, const json& s, const json& root, int dep
   if (s.contains("$ref"))
     return instance(rng, root.at(json::json_pointer(s["$ref"].get<std::string>().substr(1))), root,
                     depth - 1);
-  if (s.contains("anyOf")) {
-    const json& branches = s["anyOf"];
+  if (s.contains("anyOf") || s.contains("oneOf")) {
+    const json& branches = s.contains("anyOf") ? s["anyOf"] : s["oneOf"];
     return instance(rng, branches[depth <= 0 ? branches.size() - 1 : rng() % branches.size()], root,
                     depth);
   }
@@ -475,8 +484,14 @@ inline json instance(std::mt19937& rng, const json& s, const json& root, int dep
     const size_t min_items = s.value("minItems", size_t{0});
     size_t max_items = std::min(s.value("maxItems", size_t{1000}), min_items + 2);
     if (rest == json(false)) max_items = std::min(max_items, prefix.size());
-    for (size_t i = 0, n = min_items + rng() % (max_items - min_items + 1); i < n; ++i)
-      a.push_back(instance(rng, i < prefix.size() ? prefix[i] : rest, root, depth));
+    const bool unique = s.value("uniqueItems", false);
+    for (size_t i = 0, n = min_items + rng() % (max_items - min_items + 1), tries = 0;
+         i < n && tries < 1000; ++tries) {
+      const json e = instance(rng, i < prefix.size() ? prefix[i] : rest, root, depth);
+      if (unique && std::find(a.begin(), a.end(), e) != a.end()) continue;  // draw again
+      a.push_back(e);
+      ++i;
+    }
     return a;
   }
   json o = json::object();

@@ -75,7 +75,10 @@ const json kPerson = json::parse(R"({
   }
 })");
 
-// An order: multipleOf on integers and decimals, minProperties and maxProperties, nested.
+// An order: multipleOf on integers and decimals, minProperties and maxProperties, nested,
+// uniqueItems (of an enum where 1 and 1.0 are one value, and of booleans through a $ref), and
+// unions whose branches begin alike (a discriminated oneOf of objects, an anyOf of objects and
+// strings).
 const json kOrder = json::parse(R"({
   "type": "object",
   "properties": {
@@ -98,12 +101,31 @@ const json kOrder = json::parse(R"({
       "required": ["a"],
       "maxProperties": 2,
       "additionalProperties": {"type": "integer", "maximum": 1000000}
-    }
+    },
+    "sizes": {"type": "array", "items": {"enum": ["S", "M", "L", 1, 1.0, 2.5, [1], {"a": 1}]},
+              "uniqueItems": true, "minItems": 1, "maxItems": 5},
+    "flags": {"$ref": "#/$defs/Flags"},
+    "pet": {"oneOf": [{"$ref": "#/$defs/Cat"}, {"$ref": "#/$defs/Dog"}]},
+    "shape": {"anyOf": [
+      {"type": "object", "properties": {"r": {"type": "number"}}, "required": ["r"],
+       "additionalProperties": false},
+      {"type": "object", "properties": {"w": {"type": "number"}, "h": {"type": "number"}},
+       "required": ["w"]},
+      {"type": "string", "maxLength": 2},
+      {"type": "string", "format": "date"}]}
   },
   "required": ["qty"],
   "minProperties": 2,
   "maxProperties": 4,
-  "additionalProperties": false
+  "additionalProperties": false,
+  "$defs": {
+    "Flags": {"type": "array", "items": {"type": "boolean"}, "uniqueItems": true},
+    "Cat": {"type": "object", "properties": {"kind": {"const": "cat"},
+            "lives": {"type": "integer", "minimum": 1, "maximum": 9}},
+            "required": ["kind"], "additionalProperties": false},
+    "Dog": {"type": "object", "properties": {"kind": {"const": "dog"}, "good": {"type": "boolean"}},
+            "required": ["kind", "good"], "additionalProperties": false}
+  }
 })");
 
 using test::Fed;
@@ -163,9 +185,9 @@ TEST(JsonSchema, CompilesTheSubsetAndNamesWhatItRefuses) {
       {R"({"type": "object", "required": ["b"], "properties": {"a": {}}})", "'b'"},
       {R"({"type": "object", "properties": {"a": {"$ref": "#/$defs/none"}}})", "points at nothing"},
       {R"({"type": "object", "properties": {"a": {"$ref": "http://x/y"}}})", "not supported"},
-      {R"({"type": "object", "properties": {"a": {"anyOf": [{"type": "string", "maxLength": 3},
+      {R"({"type": "object", "properties": {"a": {"oneOf": [{"type": "string", "maxLength": 3},
                                                           {"enum": ["x"]}]}}})",
-       "branch 1"},
+       "oneOf branches 0 and 1 may begin alike"},
       {R"({"type": "object", "properties": {"a": {"enum": []}}})", "#/properties/a/enum"},
       {R"({"type": "object", "properties": {"a": false}})", "#/properties/a"},
       {R"({"type": "object", "properties": {"a": {"prefixItems": [{}], "items": [{}]}}})",
@@ -370,31 +392,159 @@ TEST(JsonSchemaPrefix, EnumAndConstOfObjectsAndArrays) {
 // anyOf with a branch of bare types: the branches whose values are all of those types are taken
 // in (Pydantic's Union[int, float] and Union[date, str]); the union is the same set of values.
 // Branches that only overlap (neither bare), and oneOf (where a value of two branches is
-// refused), still need different first bytes.
+// refused), still need different first bytes. A union reached through a $ref is the same.
 TEST(JsonSchemaPrefix, AnyOfABareTypeTakesInTheBranchesItCovers) {
   const JsonSchema schema(json::parse(R"({"type": "object", "properties": {
       "n": {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "number"}]},
       "d": {"anyOf": [{"type": "string", "format": "date"}, {"type": "string"}, {"type": "null"}]},
       "e": {"anyOf": [{"enum": ["a", 1, 2.5]}, {"type": ["string", "number"]}]},
       "o": {"anyOf": [{"enum": [{"a": 1}, [2]]}, {"type": "integer"}]},
-      "any": {"anyOf": [{"type": "array", "items": {"type": "integer"}}, {}]}},
-      "additionalProperties": false})"));
+      "any": {"anyOf": [{"type": "array", "items": {"type": "integer"}}, {}]},
+      "ref": {"$ref": "#/$defs/Amount"},
+      "p": {"anyOf": [{"type": "integer"}, {"type": "number", "minimum": 0}]},
+      "s": {"anyOf": [{"type": "string", "maxLength": 3}, {"type": "string", "minLength": 2}]}},
+      "additionalProperties": false,
+      "$defs": {"Amount": {"anyOf": [{"type": "integer"}, {"type": "number"}]}}})"));
   for (const char* ok :
-       {R"({"n": 2})", R"({"n": -2.5e3})", R"({"d": "2024-02-30x"})", R"({"d": null})",
-        R"({"e": "b"})", R"({"e": 7.25})", R"({"any": ["x", {}]})", R"({"any": true})",
-        R"({"o": {"a":1}})", R"({"o": [2]})", R"({"o": -3})"}) {
+       {R"({"n": 2})", R"({"n": -2.5e3})", R"({"ref": 1.5})", R"({"d": "2024-02-30x"})",
+        R"({"d": null})", R"({"e": "b"})", R"({"e": 7.25})", R"({"any": ["x", {}]})",
+        R"({"any": true})", R"({"o": {"a":1}})", R"({"o": [2]})", R"({"o": -3})"}) {
     const Fed f = feed_all(schema, ok);
     EXPECT_TRUE(f.taken == std::strlen(ok) && f.complete) << ok;
   }
   EXPECT_EQ(feed_all(schema, R"({"e": true})").taken, 6u);  // neither branch has booleans
-  for (const char* refused : {
-           R"({"type": "object", "properties": {"a": {"anyOf": [{"type": "integer"},
-                                                                {"type": "number", "minimum": 0}]}}})",
-           R"({"type": "object", "properties": {"a": {"oneOf": [{"type": "integer"},
-                                                                {"type": "number"}]}}})",
-           R"({"type": "object", "properties": {"a": {"anyOf": [{"type": "string", "maxLength": 3},
-                                                                {"type": "string", "minLength": 2}]}}})"})
-    EXPECT_THROW(JsonSchema(json::parse(refused)), Error) << refused;
+  // Branches that only overlap are read side by side: an integer, or a number from 0.
+  for (const char* ok : {R"({"p": -3})", R"({"p": 1.5})", R"({"s": ""})", R"({"s": "abcdef"})"}) {
+    const Fed f = feed_all(schema, ok);
+    EXPECT_TRUE(f.taken == std::strlen(ok) && f.complete) << ok;
+  }
+  EXPECT_EQ(feed_all(schema, R"({"p": -1.5})").taken, 8u);
+  // oneOf's branches must not both hold a value: where they begin alike they are refused.
+  const char* refused = R"({"type": "object", "properties": {"a": {"oneOf": [{"type": "integer"},
+                                                                           {"type": "number"}]}}})";
+  EXPECT_THROW(JsonSchema(json::parse(refused)), Error) << refused;
+}
+
+// Unions of branches that begin alike: Pydantic's Union[Cat, Dog] (anyOf of objects) and its
+// discriminated unions (oneOf whose objects a required const property tells apart). Each branch
+// is read on a path of its own; the value is taken while some path takes it.
+TEST(JsonSchemaPrefix, UnionsOfBranchesThatBeginAlike) {
+  const JsonSchema schema(kOrder);
+  for (const char* ok :
+       {R"({"qty": 0, "pet": {"kind": "dog", "good": true}})",
+        R"({"qty": 0, "pet": {"kind": "cat"}})",
+        R"({"qty": 0, "pet": {"lives": 3, "kind": "cat"}})", R"({"qty": 0, "shape": {"r": 1}})",
+        R"({"qty": 0, "shape": {"w": 1, "x": []}})", R"({"qty": 0, "shape": "ab"})",
+        R"({"qty": 0, "shape": "2024-01-01"})", R"({"qty": 0, "shape": {"h": 2, "w": 1.5}})"}) {
+    SCOPED_TRACE(ok);
+    ASSERT_TRUE(valid(json::parse(ok), kOrder, kOrder));
+    const Fed f = feed_all(schema, ok);
+    EXPECT_EQ(f.taken, std::strlen(ok));
+    EXPECT_TRUE(f.complete);
+  }
+  struct Case {
+    const char* text;
+    size_t refused_at;
+  };
+  const Case cases[] = {
+      {R"({"qty": 0, "pet": {"kind": "dog"})", 32},            // a dog's "good" is required
+      {R"({"qty": 0, "pet": {"good": true, "kind": "c)", 42},  // "good": a dog's
+      {R"({"qty": 0, "pet": {"kind": "cat", "good")", 35},     // a cat has no "good"
+      {R"({"qty": 0, "shape": {"r": 1, "x": 2})", 35},         // r alone, or w with others
+      {R"({"qty": 0, "shape": "abc)", 23},                     // 2 characters, or a date
+      {R"({"qty": 0, "shape": "20241)", 25},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.text);
+    EXPECT_EQ(feed_all(schema, c.text).taken, c.refused_at);
+  }
+  // Paths that come to the same state are merged: a list of such unions keeps one or two paths
+  // (a state's memo key holds every path), not one per choice made so far.
+  const JsonSchema list(json::parse(R"({"type": "object", "properties": {"l": {"type": "array",
+      "items": {"anyOf": [{"type": "object", "properties": {"a": {"type": "integer"}}},
+                          {"type": "object", "properties": {"a": {"type": "number"}},
+                           "required": ["a"]}]}}}})"));
+  JsonPrefix p(&list);
+  ASSERT_TRUE(p.take(R"({"l": [)"));
+  size_t key_size = 0;
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_TRUE(p.take(i == 0 ? R"({"a": 1})" : R"(, {"a": 1})")) << i;
+    std::string key;
+    p.memo_key(&key);
+    if (i == 0) key_size = key.size();
+    ASSERT_EQ(key.size(), key_size) << "after element " << i;
+  }
+  ASSERT_TRUE(p.take("]}"));
+  EXPECT_TRUE(p.complete());
+  // More than kMaxAlike branches beginning alike are refused.
+  json many = json::array();
+  for (int i = 0; i <= JsonSchema::kMaxAlike; ++i)
+    many.push_back(
+        {{"type", "object"}, {"properties", {{"k" + std::to_string(i), json::object()}}}});
+  try {
+    JsonSchema compiled(json{{"type", "object"}, {"properties", {{"u", {{"anyOf", many}}}}}});
+    ADD_FAILURE() << "compiled";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("more than 16 anyOf / oneOf branches begin alike"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+// uniqueItems on elements of known values: each distinct value once (1 and 1.0 are one), no
+// comma once every value is written, and no dead end on the way.
+TEST(JsonSchemaPrefix, UniqueItemsOfKnownValues) {
+  const JsonSchema schema(kOrder);
+  for (const char* ok : {R"({"qty": 0, "sizes": ["S", 1, [1], 2.5]})",
+                         R"({"qty": 0, "sizes": [1.0, {"a":1}, "L", "M", "S"]})",
+                         R"({"qty": 0, "flags": [true, false]})", R"({"qty": 0, "flags": []})"}) {
+    SCOPED_TRACE(ok);
+    ASSERT_TRUE(valid(json::parse(ok), kOrder, kOrder));
+    const Fed f = feed_all(schema, ok);
+    EXPECT_EQ(f.taken, std::strlen(ok));
+    EXPECT_TRUE(f.complete);
+  }
+  struct Case {
+    const char* text;
+    size_t refused_at;
+  };
+  const Case cases[] = {
+      {R"({"qty": 0, "sizes": ["S", "S")", 27},       // "S" again
+      {R"({"qty": 0, "sizes": [1, 1.0)", 24},         // 1.0 is 1: no value beginning with 1 is left
+      {R"({"qty": 0, "sizes": [1.0, 1])", 26},        // nor after 1.0
+      {R"({"qty": 0, "sizes": [[1], [1])", 26},       // an array value once too
+      {R"({"qty": 0, "flags": [true, true)", 27},     // booleans
+      {R"({"qty": 0, "flags": [false, true, )", 32},  // both written: no third element
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.text);
+    EXPECT_EQ(feed_all(schema, c.text).taken, c.refused_at);
+  }
+  const std::pair<const char*, const char*> refused[] = {
+      {R"({"type": "object", "properties": {"a": {"type": "array", "uniqueItems": true,
+                                                  "items": {"type": "string"}}}})",
+       "#/properties/a/uniqueItems: supported on arrays whose items are an enum or const"},
+      {R"({"type": "object", "properties": {"a": {"uniqueItems": true}}})",
+       "#/properties/a/uniqueItems: supported on arrays"},
+      {R"({"type": "object", "properties": {"a": {"uniqueItems": true, "prefixItems": [{}]}}})",
+       "beside prefixItems"},
+      {R"({"type": "object", "properties": {"a": {"uniqueItems": true, "minItems": 3,
+                                                  "items": {"enum": [1, 1.0, 2]}}}})",
+       "minItems 3 beyond the 2 distinct values"},
+      {R"({"type": "object", "properties": {"a": {"uniqueItems": 1}}})", "must be a boolean"},
+  };
+  for (const auto& [doc, message] : refused) {
+    try {
+      JsonSchema compiled{json::parse(doc)};
+      ADD_FAILURE() << doc << " compiled";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+    }
+  }
+  // uniqueItems false is no constraint.
+  const JsonSchema any(json::parse(R"({"type": "object", "properties": {"a": {"uniqueItems": false,
+                                          "items": {"type": "string"}}}})"));
+  EXPECT_TRUE(feed_all(any, R"({"a": ["x", "x"]})").complete);
 }
 
 // Some byte continues every prefix the grammar took, until the object is complete: a sampler
@@ -667,6 +817,24 @@ TEST_F(JsonSchemaQwen, MaskThroughTheMemoKeepsExactlyWhatEachTokenAllows) {
       R"( "parent": {"name": "Bo", "age": 70, "ratio": -0.25, "parent": null, "mail": "b@c.de"},)"
       R"( "pet": {"species": "cat", "weight": 4.5}, "extra": {"q": [1, {}]}})";
   ASSERT_TRUE(valid(json::parse(text), kPerson, kPerson));
+  const std::vector<int32_t> ids = tok_->encode(text, false, false);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ASSERT_NO_FATAL_FAILURE(test::expect_mask_matches_allows(c, tok_->n_vocab(), 3))
+        << "before token " << i << " " << tok_->decode_token(ids[i]);
+    ASSERT_TRUE(c.accept(ids[i])) << i;
+  }
+  EXPECT_TRUE(c.complete());
+}
+
+// The same through the order's unions (paths side by side: their keys in the memo's), steps,
+// property counts and unique items.
+TEST_F(JsonSchemaQwen, MaskThroughTheMemoKeepsUnionsStepsAndCounts) {
+  const JsonSchema schema(kOrder);
+  GrammarConstraint<JsonPrefix> c(*bytes_, JsonPrefix(&schema));
+  const std::string text =
+      R"({"qty": -36, "pet": {"lives": 7, "kind": "cat"}, "shape": {"w": 2.5, "h": 1, "z": [1]},)"
+      R"( "sizes": ["M", 2.5, {"a":1}]})";
+  ASSERT_TRUE(valid(json::parse(text), kOrder, kOrder));
   const std::vector<int32_t> ids = tok_->encode(text, false, false);
   for (size_t i = 0; i < ids.size(); ++i) {
     ASSERT_NO_FATAL_FAILURE(test::expect_mask_matches_allows(c, tok_->n_vocab(), 3))
