@@ -131,6 +131,7 @@ Submitted submit_request(ServerState& st, ParsedRequest& r, Endpoint endpoint,
   const Tokenizer& tok = *st.tok;
   resolve_logit_bias(tok, &r);
   resolve_dry_breakers(tok, &r);
+  resolve_grammar_triggers(tok, &r);
   std::vector<std::vector<int32_t>> prompts;
   Submitted out;
   if (chat) {

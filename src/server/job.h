@@ -18,6 +18,7 @@
 #include "model/sampler.h"
 #include "server/gbnf.h"
 #include "server/json_schema.h"
+#include "server/lazy_grammar.h"
 #include "server/tool_call_prefix.h"
 
 namespace xtile::server {
@@ -49,6 +50,8 @@ struct GenerationParams {
   std::shared_ptr<const JsonSchema> json_schema;  // and an instance of this schema (json_schema)
   // llama-server's `grammar`: the reply is one of this GBNF grammar's texts (gbnf_prefix.h).
   std::shared_ptr<const GbnfGrammar> grammar;
+  // llama-server's grammar_lazy: the grammar holds from one of these words on (lazy_grammar.h).
+  std::shared_ptr<const GrammarTriggers> grammar_triggers;
   // Function calling: the reply's <tool_call> blocks are held to the tools (tool_call_prefix.h).
   std::shared_ptr<const ToolCallRules> tool_calls;
   // A constrained reply (JSON mode, forced calls) may think first (the template thinks and the

@@ -339,6 +339,56 @@ void parse_logit_bias(const json& v, ParsedRequest* r) {
   }
 }
 
+// llama-server's grammar_lazy: grammar_triggers, each {"type", "value"} (and "token" for a
+// token), type 1 (or "word") a word, 0 (or "token") a token by id; patterns (2, 3: regular
+// expressions over the text so far) are refused (lazy_grammar.h keeps words byte by byte).
+// preserved_tokens, which llama-server needs for a one-token word, is not needed here.
+void parse_grammar_triggers(const json& body, ParsedRequest* r) {
+  const json* list = field(body, "grammar_triggers");
+  if (!list || !list->is_array() || list->empty())
+    throw bad_request(
+        "'grammar_lazy' needs 'grammar_triggers': a list of {\"type\": \"word\", \"value\": ...}",
+        "grammar_triggers");
+  if (list->size() > GrammarTriggers::kMaxWords)
+    throw bad_request("'grammar_triggers' has more than " +
+                          std::to_string(GrammarTriggers::kMaxWords) + " triggers",
+                      "grammar_triggers");
+  for (const json& t : *list) {
+    if (!t.is_object() || !t.contains("type"))
+      throw bad_request("each of 'grammar_triggers' must be an object with a \"type\"",
+                        "grammar_triggers");
+    const json& type = t.at("type");
+    static const char* const kTypes[] = {"token", "word", "pattern", "pattern_full"};  // 0..3
+    std::string name;
+    if (type.is_string()) name = type.get<std::string>();
+    if (type.is_number_integer() && type.get<int64_t>() >= 0 && type.get<int64_t>() < 4)
+      name = kTypes[type.get<int64_t>()];
+    if (name == "word") {
+      const json* value = t.contains("value") ? &t.at("value") : nullptr;
+      if (!value || !value->is_string() || value->get_ref<const std::string&>().empty() ||
+          value->get_ref<const std::string&>().size() > GrammarTriggers::kMaxWordBytes)
+        throw bad_request("a word trigger's \"value\" must be a string of 1 to " +
+                              std::to_string(GrammarTriggers::kMaxWordBytes) + " bytes",
+                          "grammar_triggers");
+      r->trigger_words.push_back(value->get<std::string>());
+    } else if (name == "token") {
+      if (!t.contains("token") || !t.at("token").is_number_integer() ||
+          t.at("token").get<int64_t>() < 0)
+        throw bad_request("a token trigger needs \"token\": a token id", "grammar_triggers");
+      r->trigger_tokens.push_back(t.at("token").get<int64_t>());
+    } else if (name == "pattern" || name == "pattern_full") {
+      throw bad_request("grammar trigger type '" + name +
+                            "' (a regular expression) is not supported; xtile triggers on "
+                            "words and tokens",
+                        "grammar_triggers");
+    } else {
+      throw bad_request(
+          "unknown grammar trigger type " + type.dump() + " (word, token; or llama.cpp's 1, 0)",
+          "grammar_triggers");
+    }
+  }
+}
+
 }  // namespace
 
 json parse_body(const std::string& body) {
@@ -539,8 +589,7 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
             "own grammar",
             "grammar");
       if (const json* lazy = field(body, "grammar_lazy"); lazy && get_bool(*lazy, "grammar_lazy"))
-        throw bad_request("'grammar_lazy' (a grammar from triggers on) is not supported",
-                          "grammar_lazy");
+        parse_grammar_triggers(body, &r);
       r.gen.grammar = compile_grammar(v->get_ref<const std::string&>());
       if (chat) think_only_when_asked(body, &r);
     }
@@ -572,6 +621,30 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
                         "echo");
   }
   return r;
+}
+
+void resolve_grammar_triggers(const Tokenizer& tok, ParsedRequest* r) {
+  if (r->trigger_words.empty() && r->trigger_tokens.empty()) return;
+  auto triggers = std::make_shared<GrammarTriggers>();
+  triggers->words = r->trigger_words;
+  for (size_t i = 0; i < r->trigger_tokens.size(); ++i) {
+    const int64_t id = r->trigger_tokens[i];
+    const std::string at = "grammar_triggers (token " + std::to_string(id) + ")";
+    if (id >= tok.n_vocab())
+      throw bad_request("'grammar_triggers' names token " + std::to_string(id) +
+                            ", outside the vocabulary (" + std::to_string(tok.n_vocab()) +
+                            " tokens)",
+                        "grammar_triggers");
+    const int32_t t = static_cast<int32_t>(id);
+    std::string text = tok.is_control(t) || tok.is_eog(t) ? "" : tok.decode_token(t);
+    if (text.empty() || text.size() > GrammarTriggers::kMaxWordBytes)
+      throw bad_request("'grammar_triggers' token " + std::to_string(id) +
+                            " has no text a reply could write (a control token) or more than " +
+                            std::to_string(GrammarTriggers::kMaxWordBytes) + " bytes",
+                        "grammar_triggers");
+    triggers->words.push_back(std::move(text));
+  }
+  r->gen.grammar_triggers = std::move(triggers);
 }
 
 void resolve_dry_breakers(const Tokenizer& tok, ParsedRequest* r) {

@@ -77,6 +77,9 @@ struct ParsedRequest {
   std::vector<std::pair<std::string, float>> logit_bias_texts;
   // DRY's sequence breakers as sent (resolve_dry_breakers); empty while DRY is off.
   std::vector<std::string> dry_breakers;
+  // grammar_lazy's triggers as sent: words, and tokens by id (resolve_grammar_triggers).
+  std::vector<std::string> trigger_words;
+  std::vector<int64_t> trigger_tokens;
 };
 
 // `chat`: /v1/chat/completions, else /v1/completions. Throws ApiError.
@@ -86,6 +89,10 @@ ParsedRequest parse_request(const nlohmann::ordered_json& body, bool chat,
 // Adds the request's logit_bias to gen.sampler's (the server's): ids checked against the
 // vocabulary, texts tokenized (without special tokens). Throws ApiError (400) for an id outside.
 void resolve_logit_bias(const Tokenizer& tok, ParsedRequest* r);
+
+// grammar_lazy's triggers as words (gen.grammar_triggers): a token trigger by its text. Throws
+// ApiError (400) for an id outside the vocabulary or a token without text.
+void resolve_grammar_triggers(const Tokenizer& tok, ParsedRequest* r);
 
 // DRY's sequence breakers as the vocabulary's tokens (gen.sampler.dry_breakers).
 void resolve_dry_breakers(const Tokenizer& tok, ParsedRequest* r);

@@ -233,6 +233,17 @@ void Scheduler::admit() {
             token_bytes(), ThinkFirst<JsonPrefix>(object, params.starts_in_think));
       } else if (params.json_object) {
         w->constraint = std::make_unique<GrammarConstraint<JsonPrefix>>(token_bytes(), object);
+      } else if (params.grammar && params.grammar_triggers &&
+                 (params.may_think || params.starts_in_think)) {
+        using Lazy = LazyGrammar<GbnfPrefix>;
+        w->constraint = std::make_unique<GrammarConstraint<ThinkFirst<Lazy>>>(
+            token_bytes(),
+            ThinkFirst<Lazy>(Lazy(GbnfPrefix(params.grammar.get()), params.grammar_triggers.get()),
+                             params.starts_in_think));
+      } else if (params.grammar && params.grammar_triggers) {
+        using Lazy = LazyGrammar<GbnfPrefix>;
+        w->constraint = std::make_unique<GrammarConstraint<Lazy>>(
+            token_bytes(), Lazy(GbnfPrefix(params.grammar.get()), params.grammar_triggers.get()));
       } else if (params.grammar && (params.may_think || params.starts_in_think)) {
         w->constraint = std::make_unique<GrammarConstraint<ThinkFirst<GbnfPrefix>>>(
             token_bytes(),

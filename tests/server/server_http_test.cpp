@@ -906,6 +906,73 @@ TEST_F(ServerHttp, GrammarRepliesWithinItAndKeepsItsBits) {
   }
 }
 
+// llama-server's grammar_lazy: free text until the trigger word ("e", which the stories model
+// writes soon), then the grammar from the word on; the reply stops where the grammar is whole.
+// The same bits alone and beside other requests, streamed or not; a token trigger resolves to
+// its text, and what cannot trigger is a 400.
+TEST_F(ServerHttp, LazyGrammarHoldsFromTheTriggerOn) {
+  const json triggers = json::array({{{"type", 1}, {"value", "e"}}});
+  const std::regex lazy("[^e]*e[0-9]{1,4}\\.");
+  std::vector<json> bodies;
+  for (int i = 0; i < 3; ++i) {
+    json b = chat_body("Tell me a story.", 60, 700 + i, i == 0 ? 0.0 : 0.9);
+    b["grammar"] = "root ::= \"e\" [0-9]{1,4} \".\"\n";
+    b["grammar_lazy"] = true;
+    b["grammar_triggers"] = triggers;
+    bodies.push_back(b);
+  }
+  int stopped = 0;
+  for (const json& b : bodies) {
+    const Reply r = post(port_, "/v1/chat/completions", b);
+    ASSERT_EQ(r.status, 200) << r.body;
+    const json c = r.j()["choices"][0];
+    const std::string text = c["message"]["content"].get<std::string>();
+    if (c["finish_reason"] == "stop") {
+      EXPECT_TRUE(std::regex_match(text, lazy)) << text;
+      ++stopped;
+    } else {
+      EXPECT_EQ(text.find('e'), std::string::npos) << text;  // never triggered within max_tokens
+    }
+  }
+  EXPECT_GT(stopped, 0);
+  std::vector<std::string> alone;
+  for (const json& b : bodies) alone.push_back(signature(port_, b, false));
+  std::vector<std::future<std::string>> together;
+  for (int i = 0; i < 6; ++i)
+    together.push_back(std::async(std::launch::async, [&, i] {
+      json b = bodies[static_cast<size_t>(i % 3)];
+      if (i >= 3) b.erase("grammar");
+      return signature(port_, b, i % 2 == 1);
+    }));
+  for (int i = 0; i < 6; ++i) {
+    const std::string got = together[static_cast<size_t>(i)].get();
+    if (i < 3) {
+      EXPECT_EQ(got, alone[static_cast<size_t>(i)]) << i;
+    }
+  }
+  // A token trigger is its text as a word (whichever tokens write it): the same reply as that
+  // word's. (The stories model's "e" is the token " e".)
+  const Reply tok = post(port_, "/tokenize", {{"content", "e"}, {"with_pieces", true}});
+  ASSERT_EQ(tok.status, 200) << tok.body;
+  const json piece = tok.j()["tokens"][0];
+  json by_token = bodies[1], by_word = bodies[1];
+  by_token["grammar"] = by_word["grammar"] =
+      "root ::= " + json(piece["piece"]).dump() + " [0-9]{1,4} \".\"\n";
+  by_token["grammar_triggers"] =
+      json::array({{{"type", 0}, {"token", piece["id"]}, {"value", "?"}}});
+  by_word["grammar_triggers"] = json::array({{{"type", 1}, {"value", piece["piece"]}}});
+  EXPECT_EQ(signature(port_, by_token, false), signature(port_, by_word, false)) << piece;
+  for (const json& bad : {json::array({{{"type", 0}, {"token", 99999999}}}),
+                          json::array({{{"type", 0}, {"token", 2}}}),  // </s>: no text
+                          json::array({{{"type", 2}, {"value", "e+"}}})}) {
+    json b = bodies[0];
+    b["grammar_triggers"] = bad;
+    const Reply r = post(port_, "/v1/chat/completions", b);
+    EXPECT_EQ(r.status, 400) << r.body;
+    EXPECT_EQ(r.j()["error"]["param"], "grammar_triggers") << r.body;
+  }
+}
+
 // A grammar built to pass the engine's limits (after n a's, a stack for each count of b's still
 // owed: n stacks, n deep) fails its own request with an error naming the limit, and a request
 // beside it gets the bits it gets alone.

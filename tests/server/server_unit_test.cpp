@@ -262,6 +262,42 @@ TEST(ParseRequest, JsonModeThinksOnlyWhenAsked) {
   EXPECT_TRUE(r.reasoning);
 }
 
+// llama-server's grammar_lazy: word and token triggers (llama.cpp's numbers or names); what it
+// cannot keep is a 400 naming grammar_triggers. Tokens are resolved against the vocabulary by
+// the handler (resolve_grammar_triggers); without grammar_lazy the triggers are not read.
+TEST(ParseRequest, LazyGrammarTakesWordAndTokenTriggers) {
+  const RequestDefaults d;
+  const std::string head = R"({"prompt": "x", "grammar": "root ::= \"<a>\" [0-9]+")";
+  ParsedRequest r =
+      parse_request(json::parse(head + R"(, "grammar_lazy": true, "grammar_triggers": [
+          {"type": 1, "value": "<a>"}, {"type": "word", "value": "<b>"}, {"type": 0, "token": 42,
+          "value": "x"}]})"),
+                    false, d);
+  EXPECT_EQ(r.trigger_words, (std::vector<std::string>{"<a>", "<b>"}));
+  EXPECT_EQ(r.trigger_tokens, (std::vector<int64_t>{42}));
+  r = parse_request(json::parse(head + R"(, "grammar_triggers": [{"type": 2, "value": "x"}]})"),
+                    false, d);
+  EXPECT_TRUE(r.trigger_words.empty());  // not lazy: the grammar holds from the start
+  const std::string refused[] = {
+      R"(, "grammar_lazy": true})",
+      R"(, "grammar_lazy": true, "grammar_triggers": []})",
+      R"(, "grammar_lazy": true, "grammar_triggers": [{"type": 2, "value": "<a>.*"}]})",
+      R"(, "grammar_lazy": true, "grammar_triggers": [{"type": "pattern_full", "value": "a"}]})",
+      R"(, "grammar_lazy": true, "grammar_triggers": [{"type": 1, "value": ""}]})",
+      R"(, "grammar_lazy": true, "grammar_triggers": [{"type": 0}]})",
+      R"(, "grammar_lazy": true, "grammar_triggers": [{"type": 7, "value": "a"}]})",
+      R"(, "grammar_lazy": true, "grammar_triggers": ["<a>"]})",
+  };
+  for (const std::string& extra : refused) {
+    try {
+      parse_request(json::parse(head + extra), false, d);
+      ADD_FAILURE() << "accepted " << extra;
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.param, "grammar_triggers") << extra << ": " << e.what();
+    }
+  }
+}
+
 // llama-server's grammar: compiled when the request is read; an empty one is none; thinking
 // only when asked, as in JSON mode.
 TEST(ParseRequest, GrammarIsCompiledAndThinksOnlyWhenAsked) {
@@ -345,7 +381,7 @@ TEST(ParseRequest, WrongFieldsAre400NamingThem) {
        "grammar"},
       {R"({"messages": [{"role": "user", "content": "x"}], "grammar": "root ::= \"a\"",
           "grammar_lazy": true})",
-       "grammar_lazy"},
+       "grammar_triggers"},
       {R"({"messages": [{"role": "user", "content": "x"}], "typical_p": 1.5})", "typical_p"},
       {R"({"messages": [{"role": "user", "content": "x"}], "dry_multiplier": -0.8})",
        "dry_multiplier"},
