@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "gguf/gguf.h"
@@ -32,6 +33,17 @@ inline void expect_mask_matches_allows(const ReplyConstraint& c, int32_t n_vocab
   }
   EXPECT_EQ(kept, allowed);
   EXPECT_GT(allowed, 0);
+}
+
+// Takes text's tokens one by one under c, the mask checked against allows() before each (every
+// third token); the text must be taken whole.
+inline void expect_mask_along(ReplyConstraint& c, const Tokenizer& tok, const std::string& text) {
+  const std::vector<int32_t> ids = tok.encode(text, false, false);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ASSERT_NO_FATAL_FAILURE(expect_mask_matches_allows(c, tok.n_vocab(), 3))
+        << "before token " << i << " " << tok.decode_token(ids[i]);
+    ASSERT_TRUE(c.accept(ids[i])) << i;
+  }
 }
 
 class QwenVocab : public ::testing::Test {
