@@ -494,6 +494,28 @@ std::string signature(int port, const json& body, bool streamed) {
   return content.dump() + json(text).dump();
 }
 
+// Each body alone, then beside copies of the bodies without `field` (the constraint), all at
+// once and every other one streamed: each body's tokens and logprobs are the same bits.
+void expect_same_bits_beside_unconstrained(int port, const std::vector<json>& bodies,
+                                           const char* field) {
+  std::vector<std::string> alone;
+  for (const json& b : bodies) alone.push_back(signature(port, b, false));
+  const size_t n = bodies.size();
+  std::vector<std::future<std::string>> together;
+  for (size_t i = 0; i < 2 * n; ++i)
+    together.push_back(std::async(std::launch::async, [&, i] {
+      json b = bodies[i % n];
+      if (i >= n) b.erase(field);
+      return signature(port, b, i % 2 == 1);
+    }));
+  for (size_t i = 0; i < 2 * n; ++i) {
+    const std::string got = together[i].get();
+    if (i < n) {
+      EXPECT_EQ(got, alone[i]) << i;
+    }
+  }
+}
+
 TEST_F(ServerHttp, EightRequestsGiveTheSameBitsAloneAndConcurrently) {
   std::vector<json> bodies;
   const char* texts[] = {"Hi",
@@ -828,21 +850,7 @@ TEST_F(ServerHttp, JsonModeRepliesWithAnObjectAndKeepsItsBits) {
   std::erase_if(bare, [](char ch) { return ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t'; });
   EXPECT_EQ(bare, "{}") << text;
 
-  std::vector<std::string> alone;
-  for (const json& b : bodies) alone.push_back(signature(port_, b, false));
-  std::vector<std::future<std::string>> together;
-  for (int i = 0; i < 8; ++i)  // beside the same prompts without JSON mode
-    together.push_back(std::async(std::launch::async, [&, i] {
-      json b = bodies[static_cast<size_t>(i % 4)];
-      if (i >= 4) b.erase("response_format");
-      return signature(port_, b, i % 2 == 1);
-    }));
-  for (int i = 0; i < 8; ++i) {
-    const std::string got = together[static_cast<size_t>(i)].get();
-    if (i < 4) {
-      EXPECT_EQ(got, alone[static_cast<size_t>(i)]) << i;
-    }
-  }
+  expect_same_bits_beside_unconstrained(port_, bodies, "response_format");
 }
 
 // llama-server's grammar: the reply is one of the grammar's texts when it stops (checked with
@@ -889,21 +897,7 @@ TEST_F(ServerHttp, GrammarRepliesWithinItAndKeepsItsBits) {
   EXPECT_EQ(bad.status, 400) << bad.body;
   EXPECT_EQ(bad.j()["error"]["param"], "grammar") << bad.body;
 
-  std::vector<std::string> alone;
-  for (const json& b : bodies) alone.push_back(signature(port_, b, false));
-  std::vector<std::future<std::string>> together;
-  for (int i = 0; i < 8; ++i)  // beside the same prompts without the grammar
-    together.push_back(std::async(std::launch::async, [&, i] {
-      json b = bodies[static_cast<size_t>(i % 4)];
-      if (i >= 4) b.erase("grammar");
-      return signature(port_, b, i % 2 == 1);
-    }));
-  for (int i = 0; i < 8; ++i) {
-    const std::string got = together[static_cast<size_t>(i)].get();
-    if (i < 4) {
-      EXPECT_EQ(got, alone[static_cast<size_t>(i)]) << i;
-    }
-  }
+  expect_same_bits_beside_unconstrained(port_, bodies, "grammar");
 }
 
 // llama-server's grammar_lazy: free text until the trigger word ("e", which the stories model
@@ -935,21 +929,7 @@ TEST_F(ServerHttp, LazyGrammarHoldsFromTheTriggerOn) {
     }
   }
   EXPECT_GT(stopped, 0);
-  std::vector<std::string> alone;
-  for (const json& b : bodies) alone.push_back(signature(port_, b, false));
-  std::vector<std::future<std::string>> together;
-  for (int i = 0; i < 6; ++i)
-    together.push_back(std::async(std::launch::async, [&, i] {
-      json b = bodies[static_cast<size_t>(i % 3)];
-      if (i >= 3) b.erase("grammar");
-      return signature(port_, b, i % 2 == 1);
-    }));
-  for (int i = 0; i < 6; ++i) {
-    const std::string got = together[static_cast<size_t>(i)].get();
-    if (i < 3) {
-      EXPECT_EQ(got, alone[static_cast<size_t>(i)]) << i;
-    }
-  }
+  expect_same_bits_beside_unconstrained(port_, bodies, "grammar");
   // A token trigger is its text as a word (whichever tokens write it): the same reply as that
   // word's. (The stories model's "e" is the token " e".)
   const Reply tok = post(port_, "/tokenize", {{"content", "e"}, {"with_pieces", true}});
