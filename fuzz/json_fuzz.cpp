@@ -15,7 +15,8 @@
 // number just above an exclusive bound can round to it (json_number_bounds_test.cpp checks those
 // exactly), and keep away from 0, where nlohmann's compact spelling has an exponent (1e-05),
 // which a bounded number is written without.
-// Function calling's grammar (tool_call_prefix.h), forced and lazy, and JSON mode after a
+// Function calling's grammar (tool_call_prefix.h), forced and lazy, in Hermes' format and
+// Llama's, and JSON mode after a
 // think block (think_first.h): feed/accepts/take agree, and every prefix taken goes on or may
 // end.
 #include <cstdint>
@@ -98,16 +99,18 @@ const JsonSchema& schema() {
   return s;
 }
 
-const ToolCallRules& tool_rules(bool forced) {
-  static const ToolCallRules* rules[2] = {};
-  if (!rules[forced]) {
+// Forced or lazy, in Hermes' format or Llama's.
+const ToolCallRules& tool_rules(bool forced, bool llama) {
+  static const ToolCallRules* rules[2][2] = {};
+  if (!rules[forced][llama]) {
     auto* r = new ToolCallRules;
     r->add("get_weather", std::make_shared<const JsonSchema>(schema_doc()));
     r->add("get", nullptr);
     r->forced = forced;
-    rules[forced] = r;
+    if (llama) r->format = xtile::ToolCallFormat::kLlamaJson;
+    rules[forced][llama] = r;
   }
-  return *rules[forced];
+  return *rules[forced][llama];
 }
 
 [[noreturn]] void finding(const char* what, std::string_view input) {
@@ -197,9 +200,11 @@ void check_think_first(std::string_view input) {
 
 void check_tool_calls(std::string_view input) {
   for (bool forced : {false, true}) {
-    const ToolCallPrefix fresh(tool_rules(forced), /*may_think=*/forced);
-    ToolCallPrefix p = fresh;
-    check_grammar(fresh, input, &p);
+    for (bool llama : {false, true}) {
+      const ToolCallPrefix fresh(tool_rules(forced, llama), /*may_think=*/forced && !llama);
+      ToolCallPrefix p = fresh;
+      check_grammar(fresh, input, &p);
+    }
   }
 }
 

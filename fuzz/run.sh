@@ -8,8 +8,8 @@
 #          plan (xtile_model_fuzz). Seeds: one-layer tiny synthetic models from
 #          xtile_model_seeds. Inputs up to 512 KiB (whole models, tensor data included).
 #   json   the server's grammars: JSON mode's against nlohmann::json, with a schema against the
-#          tests' validator, and function calling's (xtile_json_fuzz). Seeds: a few objects and
-#          a call written here. Inputs up to 4 KiB.
+#          tests' validator, and function calling's in both formats (xtile_json_fuzz). Seeds: a
+#          few objects and a call in each format written here. Inputs up to 4 KiB.
 #   gbnf   llama-server's `grammar` field: the GBNF parser on any text, and the engine on a reply
 #          after a NUL byte against the tests' Earley recognizer (xtile_gbnf_fuzz). Seeds: a
 #          few grammars with replies. Inputs up to 4 KiB.
@@ -93,6 +93,8 @@ run_json() {
   printf '%s' '{"name":"Lily","w":8e307,"x":1e-400,"y":0.001e310,"z":-12E+306}' >"$seeds/large.json"
   printf '<think>\nhm\n</think>\n\n<tool_call>\n{"name": "get", "arguments": {"q": 1}}\n</tool_call>' \
     >"$seeds/tool_call.txt"
+  printf '%s' '{"name": "get_weather", "parameters": {"name":"Lily","age":42}}' \
+    >"$seeds/llama_call.txt"
   echo "json seeds: $(ls "$seeds" | wc -l) files in $seeds"
   "$build/fuzz/xtile_json_fuzz" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
     -dict="$root/fuzz/json.dict" -artifact_prefix="$build/artifacts/json-" -print_final_stats=1 \

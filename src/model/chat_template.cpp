@@ -4,17 +4,13 @@
 
 #include "base/error.h"
 #include "gguf/gguf.h"
+#include "model/chat_llama31.h"
+#include "model/chat_text.h"
 
 namespace xtile {
 namespace {
 
-// Llama-2 and Llama-3 templates strip each message (`| trim`, `.strip()`); ChatML ones do not.
-std::string_view trim(std::string_view s) {
-  const char* ws = " \t\n\r";
-  const size_t b = s.find_first_not_of(ws);
-  if (b == std::string_view::npos) return {};
-  return s.substr(b, s.find_last_not_of(ws) - b + 1);
-}
+using chat_text::trim;
 
 bool contains(std::string_view hay, std::string_view needle) {
   return hay.find(needle) != std::string_view::npos;
@@ -147,7 +143,7 @@ void refuse_tools(ChatFamily family, std::span<const ChatMessage> msgs, const Ch
   if (tools)
     fail("chat template ", chat_family_name(family),
          ": xtile has no tool-call format for it (tools, tool_calls and \"tool\" messages work "
-         "with the chatml and qwen3 templates)");
+         "with the chatml, qwen3, llama3.1 and llama3.2 templates)");
 }
 
 std::string render_llama3(std::span<const ChatMessage> msgs, const ChatOptions& o) {
@@ -211,17 +207,23 @@ std::string_view chat_family_name(ChatFamily family) {
     case ChatFamily::kChatML: return "chatml";
     case ChatFamily::kQwen3: return "qwen3";
     case ChatFamily::kLlama3: return "llama3";
+    case ChatFamily::kLlama31:
+      return "llama3.1";
+    case ChatFamily::kLlama32:
+      return "llama3.2";
     case ChatFamily::kLlama2: return "llama2";
   }
   return "none";
 }
 
 ChatFamily parse_chat_family(std::string_view name) {
-  for (ChatFamily f : {ChatFamily::kNone, ChatFamily::kChatML, ChatFamily::kQwen3,
-                       ChatFamily::kLlama3, ChatFamily::kLlama2}) {
+  for (ChatFamily f :
+       {ChatFamily::kNone, ChatFamily::kChatML, ChatFamily::kQwen3, ChatFamily::kLlama3,
+        ChatFamily::kLlama31, ChatFamily::kLlama32, ChatFamily::kLlama2}) {
     if (name == chat_family_name(f)) return f;
   }
-  fail("unknown chat template '", name, "' (expected none, chatml, qwen3, llama3 or llama2)");
+  fail("unknown chat template '", name,
+       "' (expected none, chatml, qwen3, llama3, llama3.1, llama3.2 or llama2)");
 }
 
 ChatFamily chat_family_from_template(std::string_view jinja) {
@@ -229,7 +231,11 @@ ChatFamily chat_family_from_template(std::string_view jinja) {
     return contains(jinja, "<think>") || contains(jinja, "enable_thinking") ? ChatFamily::kQwen3
                                                                              : ChatFamily::kChatML;
   }
-  if (contains(jinja, "<|start_header_id|>")) return ChatFamily::kLlama3;
+  if (contains(jinja, "<|start_header_id|>")) {
+    // Llama 3.1 / 3.3 write a fixed date, 3.2 today's (strftime_now); Llama 3 neither.
+    if (!contains(jinja, "Cutting Knowledge Date")) return ChatFamily::kLlama3;
+    return contains(jinja, "strftime_now") ? ChatFamily::kLlama32 : ChatFamily::kLlama31;
+  }
   if (contains(jinja, "[INST]")) return ChatFamily::kLlama2;
   return ChatFamily::kNone;
 }
@@ -250,8 +256,25 @@ ChatFamily detect_chat_family(const gguf::File& f) {
   return ChatFamily::kNone;
 }
 
+ToolCallFormat chat_family_tool_format(ChatFamily family) {
+  switch (family) {
+    case ChatFamily::kChatML:
+    case ChatFamily::kQwen3:
+      return ToolCallFormat::kHermes;
+    case ChatFamily::kLlama31:
+    case ChatFamily::kLlama32:
+      return ToolCallFormat::kLlamaJson;
+    default:
+      return ToolCallFormat::kNone;
+  }
+}
+
 bool chat_family_has_tools(ChatFamily family) {
-  return family == ChatFamily::kChatML || family == ChatFamily::kQwen3;
+  return chat_family_tool_format(family) != ToolCallFormat::kNone;
+}
+
+int chat_family_tool_indent(ChatFamily family) {
+  return chat_family_tool_format(family) == ToolCallFormat::kLlamaJson ? 4 : 0;
 }
 
 namespace {
@@ -290,6 +313,12 @@ std::string apply_chat_template(ChatFamily family, std::span<const ChatMessage> 
     case ChatFamily::kChatML: return render_chatml(messages, options, false);
     case ChatFamily::kQwen3: return render_chatml(messages, options, true);
     case ChatFamily::kLlama3: return render_llama3(messages, options);
+    case ChatFamily::kLlama31:
+      return render_llama31(messages, options,
+                            options.date_string.empty() ? "26 Jul 2024" : options.date_string);
+    case ChatFamily::kLlama32:
+      return render_llama31(messages, options,
+                            options.date_string.empty() ? llama32_today() : options.date_string);
     case ChatFamily::kLlama2: return render_llama2(messages, options);
     case ChatFamily::kNone: return render_none(messages);
   }

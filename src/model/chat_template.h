@@ -26,6 +26,20 @@ enum class ChatFamily {
   kQwen3,   // ChatML, plus the empty think block when thinking is disabled
   kLlama3,  // <|start_header_id|>role<|end_header_id|>\n\n...<|eot_id|>
   kLlama2,  // [INST] <<SYS>>\n...\n<</SYS>>\n\n... [/INST]
+  // Llama 3.1 and 3.3 (and the 3.2 layout with a fixed date): Llama-3's turns after a system
+  // turn that always opens with "Cutting Knowledge Date: December 2023\nToday Date: ...";
+  // function calls as a JSON object, the whole answer (chat_llama31.h).
+  kLlama31,
+  // Llama 3.2: as kLlama31, but "Today Date" is the day the prompt is rendered (its template's
+  // strftime_now("%d %b %Y")), in local time.
+  kLlama32,
+};
+
+// How a family's models write a function call (chat_family_tool_format).
+enum class ToolCallFormat {
+  kNone,       // the family has no tool-call format: tools are refused
+  kHermes,     // <tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call> blocks (Qwen)
+  kLlamaJson,  // the whole answer is {"name": ..., "parameters": {...}} (Llama 3.1-3.3)
 };
 
 // A function call an assistant turn made (OpenAI's tool_calls[].function).
@@ -35,8 +49,8 @@ struct ToolCall {
 };
 
 struct ChatMessage {
-  // "system", "user", "assistant", "tool" (a function's result; chatml and qwen3 only). ChatML
-  // and Llama-3 accept any other role as a header.
+  // "system", "user", "assistant", "tool" (a function's result; the families with a tool-call
+  // format only). ChatML and the Llama-3 families accept any other role as a header.
   std::string role;
   std::string content;
   // Assistant turns: the reasoning sent apart from the content (OpenAI-style clients echo
@@ -56,9 +70,14 @@ struct ChatOptions {
   // {{ bos_token }} does. ChatML families have no BOS.
   bool bos_text = true;
   // Function definitions offered to the model, each serialized as the template's `tojson` writes
-  // it (server/tool_calls.h: python_json). Empty: none. Only the families with a tool-call
-  // format take them (chat_family_has_tools); the others fail.
+  // it (server/tool_calls.h: python_json, indented as chat_family_tool_indent says). Empty: none.
+  // Only the families with a tool-call format take them (chat_family_has_tools); the others fail.
   std::vector<std::string> tools = {};
+  // Llama 3.1-3.3 (the templates' variables of the same names): the "Today Date" line (empty:
+  // the family's, "26 Jul 2024" for kLlama31, today for kLlama32), and whether the tools go into
+  // the first user message (the templates' default) rather than the system turn.
+  std::string date_string = {};
+  bool tools_in_user_message = true;
   // The last message is an assistant's answer begun by the caller (a "prefill",
   // transformers' continue_final_message): the prompt ends with its content as the template
   // writes it, without the end of the turn, and the model continues it. add_generation_prompt
@@ -66,15 +85,21 @@ struct ChatOptions {
   bool continue_final_message = false;
 };
 
-// "none", "chatml", "qwen3", "llama3", "llama2".
+// "none", "chatml", "qwen3", "llama3", "llama3.1", "llama3.2", "llama2".
 std::string_view chat_family_name(ChatFamily family);
-// Whether xtile renders the family's tool-call format (tools, tool_calls, role "tool"): chatml
-// and qwen3, whose models write <tool_call>{"name": ..., "arguments": ...}</tool_call>.
+// The family's tool-call format: kHermes for chatml and qwen3, kLlamaJson for llama3.1 and
+// llama3.2, kNone for the others.
+ToolCallFormat chat_family_tool_format(ChatFamily family);
+// Whether xtile renders the family's tool-call format (tools, tool_calls, role "tool").
 bool chat_family_has_tools(ChatFamily family);
+// The indent the family's template gives `tojson` for a tool definition: 0 (one line, Qwen's
+// `tool | tojson`) or 4 (Llama 3.1's `t | tojson(indent=4)`).
+int chat_family_tool_indent(ChatFamily family);
 // The inverse (for a --chat-template flag); fails listing the names.
 ChatFamily parse_chat_family(std::string_view name);
 // The family a Jinja template text belongs to, by its markers: <|im_start|> (with <think> or
-// enable_thinking: Qwen3), <|start_header_id|>, [INST]. kNone when none is present.
+// enable_thinking: Qwen3), <|start_header_id|> (with "Cutting Knowledge Date": Llama 3.1, or
+// 3.2 where the date comes from strftime_now), [INST]. kNone when none is present.
 ChatFamily chat_family_from_template(std::string_view jinja);
 // From tokenizer.chat_template when present (kNone if it is not recognised); otherwise from the
 // vocabulary (<|im_start|> -> ChatML, or Qwen3 for qwen3/qwen3moe; <|start_header_id|> ->

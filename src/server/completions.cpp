@@ -89,6 +89,10 @@ bool continues_answer(const std::vector<ChatMessage>& messages) {
 
 }  // namespace
 
+ToolCallFormat tool_format(const ParsedRequest& r) {
+  return r.tools.empty() || !r.tool_rules ? ToolCallFormat::kNone : r.tool_rules->format;
+}
+
 void split_reply(const ParsedRequest& r, bool in_reasoning, std::string text,
                  std::string* reasoning, std::string* content, std::vector<ToolCallOut>* calls) {
   if (r.reasoning) {
@@ -98,8 +102,8 @@ void split_reply(const ParsedRequest& r, bool in_reasoning, std::string text,
   } else {
     *content = std::move(text);
   }
-  if (!r.tools.empty()) {
-    ToolCallSplitter splitter;
+  if (const ToolCallFormat format = tool_format(r); format != ToolCallFormat::kNone) {
+    ToolCallSplitter splitter(format);
     std::string rest;
     splitter.push(*content, &rest, calls);
     splitter.finish(&rest, calls);
@@ -115,7 +119,10 @@ std::string chat_prompt_text(const ServerState& st, const ParsedRequest& r,
                              const std::vector<ChatMessage>& messages) {
   ChatOptions co;
   co.enable_thinking = r.enable_thinking;
-  co.tools = r.tools;
+  const int indent = chat_family_tool_indent(st.model.chat_family);
+  for (const nlohmann::ordered_json& t : r.tools) co.tools.push_back(python_json(t, indent));
+  co.date_string = r.date_string;
+  co.tools_in_user_message = r.tools_in_user_message;
   co.continue_final_message = continues_answer(messages);
   try {
     return apply_chat_template(st.model.chat_family, messages, co);
@@ -149,6 +156,7 @@ Submitted submit_request(ServerState& st, ParsedRequest& r, Endpoint endpoint,
           "cannot be held to a format or grammar that starts at the answer's start",
           r.gen.grammar ? "grammar" : "response_format");
     r.gen.starts_in_think = out.in_reasoning;
+    if (r.tool_rules) r.tool_rules->format = chat_family_tool_format(st.model.chat_family);
     r.gen.tool_calls = r.tool_rules;
     r.gen.at_sequence_start = false;  // the answer continues the template's text
   }
@@ -320,7 +328,7 @@ void stream_chat_events(const ServerState& st, const ParsedRequest& r, Submitted
   spec.chat = true;
   spec.reasoning = r.reasoning;
   spec.in_reasoning = sub.in_reasoning;
-  spec.tools = !r.tools.empty();
+  spec.tool_format = tool_format(r);
   spec.ping_s = st.opts.sse_ping_s;
   spec.head = std::move(head);
   spec.events = std::move(events);
@@ -352,7 +360,7 @@ void handle_completion(ServerState& st, const nlohmann::ordered_json& body,
     spec.return_tokens = r.return_tokens;
     spec.reasoning = chat && r.reasoning;
     spec.in_reasoning = in_reasoning;
-    spec.tools = chat && !r.tools.empty();
+    spec.tool_format = chat ? tool_format(r) : ToolCallFormat::kNone;
     spec.logprobs = r.logprobs;
     spec.include_usage = r.include_usage;
     spec.n = r.n;

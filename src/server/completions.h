@@ -28,6 +28,10 @@ std::string chat_prompt_text(const ServerState& st, const ParsedRequest& r);
 std::string chat_prompt_text(const ServerState& st, const ParsedRequest& r,
                              const std::vector<ChatMessage>& messages);
 
+// The format the reply's tool calls are taken out in: the template's when the request offers
+// tools (set by submit_request), else kNone.
+ToolCallFormat tool_format(const ParsedRequest& r);
+
 // A chat reply's whole text split as the response carries it: the think block (when the
 // request splits reasoning out), the content, and the tool calls taken out of it (with tools).
 void split_reply(const ParsedRequest& r, bool in_reasoning, std::string text,

@@ -67,7 +67,7 @@ void handle_generation(ServerState& st, const httplib::Request& req, httplib::Re
     spec.chat = o.chat;
     spec.reasoning = o.chat && r.reasoning;
     spec.in_reasoning = sub.in_reasoning;
-    spec.tools = o.chat && !r.tools.empty();
+    spec.tool_format = o.chat ? tool_format(r) : ToolCallFormat::kNone;
     spec.ping_s = 0;  // NDJSON has no comments
     spec.head = {"", 0, o.model, st.model.fingerprint};
     spec.ollama = route;

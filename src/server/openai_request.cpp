@@ -226,7 +226,7 @@ void parse_tools(const json& body, ParsedRequest* r) {
     if (const json* p = field(*f, "parameters"); p && !p->is_object())
       wrong_type(at + ".function.parameters", "an object (a JSON schema)", *p);
     if (none) continue;
-    r->tools.push_back(python_json(t));
+    r->tools.push_back(t);
     const std::string n = name->get<std::string>();
     if (named.empty() || n == named) rules->add(n, tool_parameters(*f, at));
   }
@@ -491,6 +491,12 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
       if (!v->is_object()) wrong_type("chat_template_kwargs", "an object", *v);
       if (const json* t = field(*v, "enable_thinking"))
         r.enable_thinking = get_bool(*t, "chat_template_kwargs.enable_thinking");
+      if (const json* t = field(*v, "date_string")) {
+        if (!t->is_string()) wrong_type("chat_template_kwargs.date_string", "a string", *t);
+        r.date_string = t->get<std::string>();
+      }
+      if (const json* t = field(*v, "tools_in_user_message"))
+        r.tools_in_user_message = get_bool(*t, "chat_template_kwargs.tools_in_user_message");
     }
     if (const json* v = field(body, "reasoning_format")) {
       if (!v->is_string()) wrong_type("reasoning_format", "a string", *v);

@@ -45,10 +45,17 @@ struct ParsedRequest {
   bool stream = false;
   bool include_usage = false;
   std::vector<ChatMessage> messages;       // chat
-  std::vector<std::string> tools;          // chat: definitions as the template writes them
+  // chat: the tools' definitions as sent (keys in the client's order), for the template to
+  // write (chat_prompt_text: as its `tojson` does).
+  std::vector<nlohmann::ordered_json> tools;
   // chat: what the reply's calls are held to; null without tools or with tool_choice "none".
-  std::shared_ptr<const ToolCallRules> tool_rules;
+  // Its format is the template's, set when the request is submitted.
+  std::shared_ptr<ToolCallRules> tool_rules;
   bool enable_thinking = true;             // chat_template_kwargs.enable_thinking
+  // chat_template_kwargs.date_string and .tools_in_user_message: Llama 3.1-3.3's template
+  // variables (ChatOptions); other templates have no use for them.
+  std::string date_string;
+  bool tools_in_user_message = true;
   bool reasoning = true;                   // split <think> into reasoning_content (chat)
   // Completions: the prompts (OpenAI's list of several; each a text or token ids). Each has n
   // choices; choice i of prompt p is choices[p * n + i].

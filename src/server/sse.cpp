@@ -14,8 +14,8 @@ namespace {
 
 // One choice's stream state: its job, what it released and how much of it was sent.
 struct Choice {
-  Choice(std::shared_ptr<Job> j, int i, bool in_reasoning)
-      : job(std::move(j)), index(i), splitter(in_reasoning) {}
+  Choice(std::shared_ptr<Job> j, int i, bool in_reasoning, ToolCallFormat tool_format)
+      : job(std::move(j)), index(i), splitter(in_reasoning), tool_splitter(tool_format) {}
 
   std::shared_ptr<Job> job;
   int index = 0;
@@ -33,7 +33,8 @@ struct Stream {
          const Tokenizer& t, StreamSpec sp)
       : signal(std::move(s)), conn(c), tok(t), spec(std::move(sp)) {
     for (size_t i = 0; i < jobs.size(); ++i)
-      choices.emplace_back(std::move(jobs[i]), static_cast<int>(i), spec.in_reasoning);
+      choices.emplace_back(std::move(jobs[i]), static_cast<int>(i), spec.in_reasoning,
+                           spec.tool_format);
   }
 
   std::vector<Choice> choices;
@@ -119,7 +120,7 @@ struct Stream {
     const bool ended = u.done && reason != FinishReason::kError;
     if (ended && spec.chat && spec.reasoning) c.splitter.finish(&reasoning, &content);
     std::vector<ToolCallOut> calls;
-    if (spec.tools) {
+    if (spec.tool_format != ToolCallFormat::kNone) {
       std::string text = std::move(content);
       content.clear();
       c.tool_splitter.push(text, &content, &calls);

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "model/chat_template.h"
 #include "server/connection.h"
 #include "server/job.h"
 #include "server/ollama_api.h"
@@ -32,7 +33,8 @@ struct StreamSpec {
   bool return_tokens = false;  // native: each event's token ids
   bool reasoning = true;      // split <think> blocks into reasoning_content (chat)
   bool in_reasoning = false;  // the prompt opened a think block
-  bool tools = false;         // take <tool_call> blocks out of the content as tool_calls deltas
+  // Take the calls out of the content (in the template's format) as tool_calls deltas.
+  ToolCallFormat tool_format = ToolCallFormat::kNone;
   bool logprobs = false;
   bool include_usage = false;
   int n = 1;  // choices per prompt (the usage counts each prompt once)

@@ -9,12 +9,19 @@ namespace {
 
 constexpr std::string_view kThinkOpen = "<think>";
 constexpr std::string_view kThinkClose = "</think>";
-constexpr std::string_view kTrigger = "<tool_call>";
-// The frame's fixed pieces: a call's opening up to its name, the name's end up to the
-// arguments, the arguments' end up to the block's close.
-constexpr std::string_view kOpen = "<tool_call>\n{\"name\": \"";
-constexpr std::string_view kMid = ", \"arguments\": ";
-constexpr std::string_view kClose = "}\n</tool_call>";
+
+// A format's fixed pieces: what opens a call (lazy mode's trigger), the opening up to the
+// name, the name's end up to the arguments, the arguments' end up to the call's close.
+struct Frame {
+  std::string_view trigger, open, mid, close;
+};
+constexpr Frame kHermes{"<tool_call>", "<tool_call>\n{\"name\": \"",
+                        ", \"arguments\": ", "}\n</tool_call>"};
+constexpr Frame kLlama{"{\"name\": \"", "{\"name\": \"", ", \"parameters\": ", "}"};
+
+const Frame& frame(const ToolCallRules& rules) {
+  return rules.format == ToolCallFormat::kLlamaJson ? kLlama : kHermes;
+}
 
 bool is_blank(uint8_t c) {
   return c == ' ' || c == '\n' || c == '\r' || c == '\t';
@@ -38,7 +45,7 @@ ToolCallPrefix::ToolCallPrefix(const ToolCallRules& rules, bool may_think, bool 
     phase_ = Phase::kThink;
   } else if (rules.forced && !may_think) {  // the reply starts with the frame
     phase_ = Phase::kLead;
-    literal(kOpen, Phase::kName);
+    literal(frame(rules).open, Phase::kName);
   } else {
     phase_ = Phase::kLead;
   }
@@ -70,8 +77,33 @@ void ToolCallPrefix::literal(std::string_view rest, Phase next) {
 }
 
 void ToolCallPrefix::free_byte(uint8_t c) {
-  matched_ = tag_advance(kTrigger, matched_, c);
-  if (matched_ == kTrigger.size()) literal(kOpen.substr(kTrigger.size()), Phase::kName);
+  // Llama's call is the whole answer: once text began, none follows (nothing is watched).
+  if (rules_->format == ToolCallFormat::kLlamaJson) return;
+  const std::string_view trigger = kHermes.trigger;
+  matched_ = tag_advance(trigger, matched_, c);
+  if (matched_ == trigger.size()) literal(kHermes.open.substr(trigger.size()), Phase::kName);
+}
+
+void ToolCallPrefix::begin_name() {
+  phase_ = Phase::kName;
+  matched_ = 0;
+  cand_lo_ = 0;
+  cand_hi_ = static_cast<uint16_t>(rules_->keys.size());
+  cand_pos_ = 0;
+}
+
+bool ToolCallPrefix::llama_lead(uint8_t c) {
+  // Lazy: blanks, then the answer either spells the call's opening (held to the tools from its
+  // last byte on) or is text.
+  const std::string_view open = kLlama.open;
+  if (matched_ == 0 && is_blank(c)) return true;
+  if (static_cast<uint8_t>(open[matched_]) == c) {
+    if (++matched_ == open.size()) begin_name();
+    return true;
+  }
+  phase_ = Phase::kFree;
+  matched_ = 0;
+  return true;
 }
 
 bool ToolCallPrefix::name_byte(uint8_t c) {
@@ -91,7 +123,7 @@ bool ToolCallPrefix::name_byte(uint8_t c) {
   ++cand_pos_;
   if (keys[cand_lo_].size() == cand_pos_) {  // the whole name and its closing quote
     args_ = JsonPrefix(rules_->tools[cand_lo_].parameters.get());
-    literal(kMid, Phase::kArgs);
+    literal(frame(*rules_).mid, Phase::kArgs);
   }
   return true;
 }
@@ -99,6 +131,7 @@ bool ToolCallPrefix::name_byte(uint8_t c) {
 bool ToolCallPrefix::step(uint8_t c) {
   switch (phase_) {
     case Phase::kLead:
+      if (rules_->format == ToolCallFormat::kLlamaJson) return llama_lead(c);
       if (matched_ == 0 && !rules_->forced && is_blank(c)) return true;
       if (static_cast<uint8_t>(kThinkOpen[matched_]) == c) {
         if (++matched_ == kThinkOpen.size()) {
@@ -108,10 +141,11 @@ bool ToolCallPrefix::step(uint8_t c) {
         return true;
       }
       if (rules_->forced) {  // not a think block: the first call's opening
-        if (kOpen.substr(0, matched_) != kThinkOpen.substr(0, matched_) ||
-            static_cast<uint8_t>(kOpen[matched_]) != c)
+        const std::string_view open = kHermes.open;
+        if (open.substr(0, matched_) != kThinkOpen.substr(0, matched_) ||
+            static_cast<uint8_t>(open[matched_]) != c)
           return false;
-        literal(kOpen.substr(matched_ + 1), Phase::kName);
+        literal(open.substr(matched_ + 1), Phase::kName);
         return true;
       }
       // Free text that began like "<think>": those bytes and c, watched for the trigger.
@@ -138,7 +172,7 @@ bool ToolCallPrefix::step(uint8_t c) {
         return true;
       }
       if (c != '<') return false;
-      literal(kOpen.substr(1), Phase::kName);
+      literal(kHermes.open.substr(1), Phase::kName);
       return true;
     case Phase::kFree:
       free_byte(c);
@@ -147,12 +181,11 @@ bool ToolCallPrefix::step(uint8_t c) {
       if (static_cast<uint8_t>(literal_[0]) != c) return false;
       literal_.remove_prefix(1);
       if (literal_.empty()) {
-        phase_ = next_;
-        matched_ = 0;
-        if (phase_ == Phase::kName) {
-          cand_lo_ = 0;
-          cand_hi_ = static_cast<uint16_t>(rules_->keys.size());
-          cand_pos_ = 0;
+        if (next_ == Phase::kName) {
+          begin_name();
+        } else {
+          phase_ = next_;
+          matched_ = 0;
         }
       }
       return true;
@@ -163,12 +196,17 @@ bool ToolCallPrefix::step(uint8_t c) {
       if (args_.complete()) {
         ++calls_;
         const bool forced = rules_->forced;
-        literal(kClose, !forced ? Phase::kFree : rules_->parallel ? Phase::kAfter : Phase::kDone);
+        if (rules_->format == ToolCallFormat::kLlamaJson)  // one call, the whole answer
+          literal(kLlama.close, Phase::kDone);
+        else
+          literal(kHermes.close, !forced            ? Phase::kFree
+                                 : rules_->parallel ? Phase::kAfter
+                                                    : Phase::kDone);
       }
       return true;
     case Phase::kAfter:
       if (c != '\n') return false;
-      literal(kOpen, Phase::kName);
+      literal(kHermes.open, Phase::kName);
       return true;
     case Phase::kDone:
       return false;

@@ -1,7 +1,8 @@
 // Function calling's grammar: a byte-at-a-time recognizer of the replies whose tool calls are
-// the template's blocks (Qwen's Hermes format, chat_template.h)
+// written in the template's format (chat_template.h: ToolCallFormat):
 //
-//   <tool_call>\n{"name": "NAME", "arguments": ARGUMENTS}\n</tool_call>
+//   Hermes (Qwen):  <tool_call>\n{"name": "NAME", "arguments": ARGUMENTS}\n</tool_call>
+//   Llama 3.1-3.3:  {"name": "NAME", "parameters": ARGUMENTS}   (the whole answer)
 //
 // with NAME one of the request's tools and ARGUMENTS a JSON object, an instance of that tool's
 // `parameters` schema where json_schema.h can compile it (JsonPrefix). The frame is written in
@@ -10,11 +11,14 @@
 //
 // Two ways to use it (ToolCallRules::forced):
 //  - forced (tool_choice "required" or a named function): the reply is calls and nothing else,
-//    one, or with parallel calls one or more separated by '\n'; before the first, a template
-//    that thinks may write its <think> block (then up to kMaxGap blanks).
+//    one, or with parallel calls one or more separated by '\n' (Hermes); before the first, a
+//    template that thinks may write its <think> block (then up to kMaxGap blanks). Llama's
+//    answer is one call (its template renders one per turn).
 //  - lazy (tool_choice "auto"): the reply is free text; where the model opens a block
 //    (writes "<tool_call>" outside a think block at the reply's start) the block is held to the
-//    grammar until it closes, and free text follows. The grammar never makes the model call.
+//    grammar until it closes, and free text follows. In Llama's format the answer is a call
+//    when, after blanks, it spells {"name": " (held to the tools from there on, then the end);
+//    an answer that began otherwise is text to its end. The grammar never makes the model call.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +27,7 @@
 #include <string_view>
 #include <vector>
 
+#include "model/chat_template.h"
 #include "server/byte_grammar.h"
 #include "server/json_prefix.h"
 #include "server/json_schema.h"
@@ -42,7 +47,8 @@ struct ToolCallRules {
   // Each tool's name as the frame spells it: JSON string content and the closing quote.
   std::vector<std::string> keys;
   bool forced = false;   // required / named: the reply is calls
-  bool parallel = true;  // forced: more than one call may be made
+  bool parallel = true;  // forced: more than one call may be made (Hermes)
+  ToolCallFormat format = ToolCallFormat::kHermes;  // the template's (chat_family_tool_format)
 };
 
 // feed(), accepts() and take() come from ByteGrammar.
@@ -57,7 +63,8 @@ class ToolCallPrefix : public ByteGrammar<ToolCallPrefix> {
   explicit ToolCallPrefix(const ToolCallRules& rules, bool may_think = false,
                           bool starts_in_think = false);
 
-  // A forced reply's last call closed (one call, or the model ended after a call).
+  // A forced reply's last call closed (one call, or the model ended after a call), or Llama's
+  // one call closed.
   bool complete() const { return phase_ == Phase::kDone; }
   // End of generation allowed: outside a call, and in forced mode only after one.
   bool may_end() const;
@@ -83,19 +90,22 @@ class ToolCallPrefix : public ByteGrammar<ToolCallPrefix> {
 
  private:
   enum class Phase : uint8_t {
-    kLead,     // the reply's start: "<think>" may open (lazy: after blanks)
+    kLead,     // the reply's start: "<think>" may open (lazy: after blanks); Llama: the call's
+               // opening, matched_ bytes of it so far
     kThink,    // inside the think block, until "</think>"
     kGap,      // forced: blanks after the think block, then "<tool_call>"
-    kFree,     // lazy: free text, watching for "<tool_call>"
+    kFree,     // lazy: free text, watching for "<tool_call>" (Llama: not watching)
     kLiteral,  // the rest of a fixed piece of the frame, then next_
     kName,     // a tool's name (narrowing the sorted keys)
     kArgs,     // the arguments object
     kAfter,    // forced, parallel: '\n' and the next call, or the end
-    kDone,     // forced: nothing more
+    kDone,     // forced, or Llama's call closed: nothing more
   };
   friend class ByteGrammar<ToolCallPrefix>;
   bool step(uint8_t c);
   void free_byte(uint8_t c);  // lazy, free text: the trigger's match
+  bool llama_lead(uint8_t c);  // lazy, Llama's format: the answer's first bytes
+  void begin_name();           // the frame's opening is written: the name comes
   void literal(std::string_view rest, Phase next);
   bool name_byte(uint8_t c);
 
@@ -103,7 +113,8 @@ class ToolCallPrefix : public ByteGrammar<ToolCallPrefix> {
   Phase phase_;
   Phase next_ = Phase::kDone;
   std::string_view literal_;  // kLiteral: what is still to come
-  uint8_t matched_ = 0;       // kLead: bytes of "<think>"; kThink, kFree: bytes of the tag watched
+  // kLead: bytes of "<think>" (Llama: of the call's opening); kThink, kFree: of the tag watched.
+  uint8_t matched_ = 0;
   uint8_t gap_ = 0;           // kGap: blanks so far
   uint16_t cand_lo_ = 0, cand_hi_ = 0, cand_pos_ = 0;  // kName: keys still possible
   int calls_ = 0;

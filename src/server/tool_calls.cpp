@@ -16,14 +16,26 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-// The call a block's body holds, or false when it is not one.
-bool parse_call(std::string_view body, ToolCallOut* out) {
+// The call a block's body holds, or false when it is not one: a JSON object with a "name" and
+// its arguments under `args_key` (absent: none), or, in Llama's format, an object of those keys
+// alone (and "type": "function", as some Llama 3.x models write), so that an answer that is
+// data with a "name" is not taken for a call.
+bool parse_call(std::string_view body, ToolCallFormat format, ToolCallOut* out) {
   const auto j = nlohmann::ordered_json::parse(trim(body), nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return false;
   const auto name = j.find("name");
   if (name == j.end() || !name->is_string() || name->get<std::string>().empty()) return false;
+  auto args = j.find("arguments");
+  if (format == ToolCallFormat::kLlamaJson) {
+    for (const auto& [key, value] : j.items()) {
+      const bool known = key == "name" || key == "parameters" || key == "arguments" ||
+                         (key == "type" && value == "function");
+      if (!known) return false;
+    }
+    if (const auto p = j.find("parameters"); p != j.end()) args = p;
+    if (args == j.end() || !args->is_object()) return false;
+  }
   out->name = name->get<std::string>();
-  const auto args = j.find("arguments");
   if (args == j.end() || args->is_null()) {
     out->arguments = "{}";
   } else if (args->is_string()) {
@@ -38,29 +50,46 @@ bool parse_call(std::string_view body, ToolCallOut* out) {
 
 }  // namespace
 
-std::string python_json(const nlohmann::ordered_json& v) {
-  if (v.is_object()) {
-    std::string out = "{";
-    bool first = true;
-    for (const auto& [key, value] : v.items()) {
-      if (!first) out += ", ";
-      first = false;
-      out += nlohmann::ordered_json(key).dump(-1, ' ', false,
-                                              nlohmann::ordered_json::error_handler_t::replace);
-      out += ": ";
-      out += python_json(value);
-    }
-    return out + "}";
+namespace {
+
+// Python's json.dumps(v, ensure_ascii=False, indent=indent) at nesting depth `depth`: without an
+// indent ", " and ": " between items, with one each item on its own line ("," at its end) and
+// an empty object or array as "{}" / "[]".
+void append_python_json(const nlohmann::ordered_json& v, int indent, int depth, std::string* out) {
+  const auto scalar = [](const nlohmann::ordered_json& x) {
+    return x.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  };
+  if (!v.is_object() && !v.is_array()) {
+    *out += scalar(v);
+    return;
   }
-  if (v.is_array()) {
-    std::string out = "[";
-    for (size_t i = 0; i < v.size(); ++i) {
-      if (i > 0) out += ", ";
-      out += python_json(v[i]);
-    }
-    return out + "]";
+  const bool object = v.is_object();
+  *out += object ? '{' : '[';
+  if (v.empty()) {
+    *out += object ? '}' : ']';
+    return;
   }
-  return v.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  const auto line = [&](int d) {
+    if (indent > 0) *out += '\n' + std::string(static_cast<size_t>(indent * d), ' ');
+  };
+  bool first = true;
+  for (const auto& [key, value] : v.items()) {
+    if (!first) *out += indent > 0 ? "," : ", ";
+    first = false;
+    line(depth + 1);
+    if (object) *out += scalar(nlohmann::ordered_json(key)) + ": ";
+    append_python_json(value, indent, depth + 1, out);
+  }
+  line(depth);
+  *out += object ? '}' : ']';
+}
+
+}  // namespace
+
+std::string python_json(const nlohmann::ordered_json& v, int indent) {
+  std::string out;
+  append_python_json(v, indent, 0, &out);
+  return out;
 }
 
 void ToolCallSplitter::emit_text(std::string_view text, std::string* content) {
@@ -72,7 +101,36 @@ void ToolCallSplitter::emit_text(std::string_view text, std::string* content) {
   content->append(text);
 }
 
+// Llama's call is the whole answer: an answer whose first non-blank byte is '{' is held to its
+// end and read as a call; any other goes out as it comes.
+void ToolCallSplitter::run_whole(bool final, std::string* content,
+                                 std::vector<ToolCallOut>* calls) {
+  if (!in_call_) {
+    const size_t lead = pending_.find_first_not_of(" \t\n\r");
+    if (lead == std::string::npos && !final) return;  // blanks so far: a call may still come
+    if (lead != std::string::npos && pending_[lead] == '{' && !answer_started_) {
+      in_call_ = true;
+    } else {
+      answer_started_ = true;
+      emit_text(pending_, content);
+      pending_.clear();
+      return;
+    }
+  }
+  if (!final) return;
+  ToolCallOut call;
+  if (parse_call(pending_, format_, &call)) {
+    calls->push_back(std::move(call));
+    called_ = true;
+  } else {
+    emit_text(pending_, content);
+  }
+  pending_.clear();
+  in_call_ = false;
+}
+
 void ToolCallSplitter::run(bool final, std::string* content, std::vector<ToolCallOut>* calls) {
+  if (format_ == ToolCallFormat::kLlamaJson) return run_whole(final, content, calls);
   for (;;) {
     if (!in_call_) {
       const size_t open = pending_.find(kOpen);
@@ -105,7 +163,7 @@ void ToolCallSplitter::run(bool final, std::string* content, std::vector<ToolCal
       return;
     }
     ToolCallOut call;
-    if (parse_call(std::string_view(pending_.data(), close), &call)) {
+    if (parse_call(std::string_view(pending_.data(), close), format_, &call)) {
       calls->push_back(std::move(call));
       called_ = true;
       after_call_ = true;

@@ -119,19 +119,22 @@ ServerProcess::~ServerProcess() {
 
 namespace {
 
-// One-layer qwen3-0.6b, q4_0, with the given vocabulary, synthesized into the build folder
-// unless already there. CTest runs each test in its own process, two at a time: each writes its
-// own temporary file (named by its pid) and renames it into place, so a test never reads
-// another's half-written model.
+// A model synthesized with the given vocabulary (by default one-layer qwen3-0.6b, q4_0) into
+// the build folder unless already there. CTest runs each test in its own process, two at a
+// time: each writes its own temporary file (named by its pid) and renames it into place, so a
+// test never reads another's half-written model.
 std::string synth_once(const std::string& name, const std::string& vocab,
-                       const std::string& extra_args = "") {
+                       const std::string& extra_args = "",
+                       const std::string& shape = "--preset qwen3-0.6b --layers 1") {
   const std::string out = std::string(XTILE_BINARY_DIR) + "/" + name;
   if (std::filesystem::exists(out)) return out;
   std::string log;
   const std::string tmp = out + ".tmp-" + std::to_string(getpid()) + ".gguf";
   std::string cmd = "'";  // appended piece by piece: g++ 12 warns (-Wrestrict) on a + chain
   cmd += xtile_binary();
-  cmd += "' synth --preset qwen3-0.6b --layers 1 --type q4_0 --vocab '";
+  cmd += "' synth ";
+  cmd += shape;
+  cmd += " --type q4_0 --vocab '";
   cmd += vocab;
   cmd += "' ";
   cmd += extra_args;
@@ -153,6 +156,16 @@ std::string slow_model() {
   static const std::string path = [] {
     const std::string vocab = fixture_path("tokenizers/vocab-qwen2.gguf");
     return vocab.empty() ? std::string() : synth_once("server-test-qwen3-1L-q4_0.gguf", vocab);
+  }();
+  return path;
+}
+
+std::string llama3_model() {
+  static const std::string path = [] {
+    const std::string vocab = fixture_path("tokenizers/vocab-llama3.gguf");
+    return vocab.empty() ? std::string()
+                         : synth_once("server-test-tiny-llama3-q4_0.gguf", vocab,
+                                      "--vocab-size 128256", "--preset tiny-llama");
   }();
   return path;
 }

@@ -46,6 +46,10 @@ class ServerProcess {
 // One-layer qwen3-0.6b, q4_0, the real Qwen2 vocabulary and Qwen3's template: synthesized on
 // first use into the build folder; "" when the vocabulary fixture is absent.
 std::string slow_model();
+// tiny-llama's shape (2 layers, width 128), q4_0, on the real Llama-3 vocabulary (its plain
+// Llama 3 template: a test picks llama3.1 with --chat-template); "" when the vocabulary fixture
+// is absent.
+std::string llama3_model();
 // Its vocabulary with Qwen2.5-Coder's fill-in-the-middle tokens appended as control tokens
 // (<|fim_prefix|>, <|fim_middle|>, <|fim_suffix|>, <|repo_name|>, <|file_sep|>), and the same
 // model with that vocabulary; "" when the vocabulary fixture is absent.

@@ -1,6 +1,7 @@
-// Function calling's grammar (ToolCallPrefix) and its token filter. Checked byte by byte on
-// hand-written cases (where the first refused byte must be), and against an independent check
-// written here: a reader of whole replies that finds the <tool_call> blocks with string search,
+// Function calling's grammar (ToolCallPrefix) and its token filter, in both formats (Hermes
+// blocks, Llama's whole-answer call). Checked byte by byte on hand-written cases (where the
+// first refused byte must be), and against an independent check written here: a reader of
+// whole replies that finds the calls with string search,
 // parses their arguments with nlohmann::json and validates them with the schema tests' oracle.
 // Random replies (calls, free text, think blocks) and their one-byte mutations must be taken
 // whole by the grammar exactly when that reader accepts them, and no prefix the grammar takes
@@ -53,8 +54,10 @@ struct Mode : ToolCallRules {
   ToolCallPrefix prefix() const { return ToolCallPrefix(*this, may_think, starts_in_think); }
 };
 
-Mode rules_for(bool forced, bool parallel, bool may_think = false, bool starts_in_think = false) {
+Mode rules_for(bool forced, bool parallel, bool may_think = false, bool starts_in_think = false,
+               ToolCallFormat format = ToolCallFormat::kHermes) {
   Mode r;
+  r.format = format;
   for (const auto& [name, schema] : kTools)
     r.add(name, schema.is_null() ? nullptr : std::make_shared<const JsonSchema>(schema));
   r.forced = forced;
@@ -64,9 +67,25 @@ Mode rules_for(bool forced, bool parallel, bool may_think = false, bool starts_i
   return r;
 }
 
-std::string call(std::string_view name, std::string_view args) {
-  return "<tool_call>\n{\"name\": \"" + std::string(name) +
-         "\", \"arguments\": " + std::string(args) + "}\n</tool_call>";
+// Llama 3.1's rules: the whole answer is {"name": ..., "parameters": ...}.
+Mode llama_rules(bool forced) {
+  return rules_for(forced, true, false, false, ToolCallFormat::kLlamaJson);
+}
+
+// A call in the format's frame.
+struct Frame {
+  std::string_view open, mid, close;
+};
+Frame frame(ToolCallFormat format) {
+  if (format == ToolCallFormat::kLlamaJson) return {"{\"name\": \"", ", \"parameters\": ", "}"};
+  return {"<tool_call>\n{\"name\": \"", ", \"arguments\": ", "}\n</tool_call>"};
+}
+
+std::string call(std::string_view name, std::string_view args,
+                 ToolCallFormat format = ToolCallFormat::kHermes) {
+  const Frame f = frame(format);
+  return std::string(f.open) + std::string(name) + "\"" + std::string(f.mid) + std::string(args) +
+         std::string(f.close);
 }
 
 // How many bytes of s the grammar takes before it refuses one, and its state after them.
@@ -93,8 +112,10 @@ Fed feed_all(const Mode& rules, std::string_view s) {
 
 // A call at text[*pos]: the frame's fixed pieces, a known name, arguments that parse to an
 // object valid for the tool (followed directly by the frame's close). Advances *pos past it.
-bool read_call(std::string_view text, size_t* pos) {
-  const std::string_view open = "<tool_call>\n{\"name\": \"";
+bool read_call(std::string_view text, size_t* pos,
+               ToolCallFormat format = ToolCallFormat::kHermes) {
+  const Frame fr = frame(format);
+  const std::string_view open = fr.open;
   if (!text.substr(*pos).starts_with(open)) return false;
   size_t i = *pos + open.size();
   const size_t quote = text.find('"', i);
@@ -102,10 +123,10 @@ bool read_call(std::string_view text, size_t* pos) {
   const auto tool = kTools.find(std::string(text.substr(i, quote - i)));
   if (tool == kTools.end()) return false;
   i = quote + 1;
-  const std::string_view mid = ", \"arguments\": ";
+  const std::string_view mid = fr.mid;
   if (!text.substr(i).starts_with(mid)) return false;
   i += mid.size();
-  const std::string_view close = "}\n</tool_call>";
+  const std::string_view close = fr.close;
   for (size_t end = text.find(close, i); end != std::string_view::npos;
        end = text.find(close, end + 1)) {
     const std::string_view args = text.substr(i, end - i);
@@ -124,8 +145,22 @@ bool read_call(std::string_view text, size_t* pos) {
   return false;
 }
 
+// Llama's format: forced, the answer is one call; lazy, an answer that spells the call's
+// opening after blanks must be one call, any other is text.
+bool llama_reader_accepts(const Mode& rules, std::string_view text) {
+  size_t pos = 0;
+  if (!rules.forced)
+    while (pos < text.size() &&
+           std::string_view(" \n\r\t").find(text[pos]) != std::string_view::npos)
+      ++pos;
+  const Frame fr = frame(ToolCallFormat::kLlamaJson);
+  if (!rules.forced && !text.substr(pos).starts_with(fr.open)) return true;
+  return read_call(text, &pos, ToolCallFormat::kLlamaJson) && pos == text.size();
+}
+
 // The whole reply is what the rules admit, ended where an end of generation may come.
 bool reader_accepts(const Mode& rules, std::string_view text) {
+  if (rules.format == ToolCallFormat::kLlamaJson) return llama_reader_accepts(rules, text);
   size_t pos = 0;
   bool in_think = rules.starts_in_think;
   if (!in_think) {
@@ -269,6 +304,58 @@ TEST(ToolCallPrefix, AutoHoldsOnlyTheBlocksTheModelOpens) {
   EXPECT_EQ(feed_all(lazy, "<th<tool_call>\n{\"name\": \"pong").taken, 26u);
 }
 
+TEST(ToolCallPrefix, LlamasForcedAnswerIsOneCall) {
+  const Mode one = llama_rules(/*forced=*/true);
+  const std::string good = call("get_weather", R"({"city": "Paris"})", ToolCallFormat::kLlamaJson);
+  ASSERT_EQ(good, R"({"name": "get_weather", "parameters": {"city": "Paris"}})");
+  Fed f = feed_all(one, good);
+  EXPECT_EQ(f.taken, good.size());
+  EXPECT_TRUE(f.complete);
+  EXPECT_EQ(f.calls, 1);
+  EXPECT_EQ(feed_all(one, good + "\n").taken, good.size());  // the answer ends with the call
+  EXPECT_EQ(feed_all(one, " " + good).taken, 0u);
+  // Even where the request allows parallel calls: the template writes one call per turn.
+  EXPECT_EQ(feed_all(one, good + good).taken, good.size());
+  const std::string refused[] = {
+      "{\"name\":\"",                                              // the frame's space
+      "{\"name\": \"get_w\"",                                      // not a tool's name
+      "{\"name\": \"get\", \"a",                                   // Llama's key is "parameters"
+      "{\"name\": \"get_weather\", \"parameters\": {\"city\": 1",  // the schema's string
+      "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"x\"} ",  // '}' right after
+  };
+  for (const std::string& text : refused) {
+    f = feed_all(one, text);
+    EXPECT_EQ(f.taken, text.size() - 1) << json(text).dump();
+    EXPECT_FALSE(f.may_end) << json(text).dump();
+  }
+}
+
+TEST(ToolCallPrefix, LlamasLazyAnswerIsACallOnlyWhereItStartsAsOne) {
+  const Mode lazy = llama_rules(/*forced=*/false);
+  const std::string ping = call("ping", "{}", ToolCallFormat::kLlamaJson);
+  for (const std::string& reply : {ping, "\n  " + ping}) {
+    const Fed f = feed_all(lazy, reply);
+    EXPECT_EQ(f.taken, reply.size());
+    EXPECT_TRUE(f.complete);  // nothing more: the reply ends
+    EXPECT_EQ(feed_all(lazy, reply + " ").taken, reply.size());
+  }
+  // Text, or JSON that is not the call's opening: free to its end, calls and all.
+  for (const std::string& reply : {"It is " + ping, std::string("{\"na"), std::string("{\"x\": 1}"),
+                                   std::string("{\"name\":\"pong\"}"), "Sure.\n" + ping}) {
+    const Fed f = feed_all(lazy, reply);
+    EXPECT_EQ(f.taken, reply.size()) << reply;
+    EXPECT_TRUE(f.may_end);
+    EXPECT_FALSE(f.complete);
+    EXPECT_EQ(f.calls, 0);
+  }
+  // Once the opening is spelled, the name is one of the tools and no end comes before the call
+  // closes.
+  const std::string open = " {\"name\": \"";
+  EXPECT_FALSE(feed_all(lazy, open).may_end);
+  EXPECT_EQ(feed_all(lazy, open + "po").taken, open.size() + 1);
+  EXPECT_FALSE(feed_all(lazy, open + "ping\", \"parameters\": {").may_end);
+}
+
 // --- against the reader ----------------------------------------------------------------------
 
 std::string random_args(std::mt19937& rng, const std::string& name) {
@@ -289,9 +376,15 @@ std::string random_reply(std::mt19937& rng, const Mode& rules) {
   const char* names[] = {"get_weather", "get", "ping"};
   const auto one_call = [&] {
     const std::string name = names[rng() % std::size(names)];
-    return call(name, random_args(rng, name));
+    return call(name, random_args(rng, name), rules.format);
   };
   std::string r;
+  if (rules.format == ToolCallFormat::kLlamaJson) {
+    if (rules.forced) return one_call();
+    const char* text[] = {"Sure.", "{\"na", "{\"name\": 1}", "{\"x\": {}}", "ok {", "\n"};
+    if (rng() % 2) r += std::string(" \n").substr(0, rng() % 3);
+    return r + (rng() % 2 ? one_call() : std::string(text[rng() % std::size(text)]));
+  }
   if (!rules.starts_in_think && (!rules.forced || rules.may_think) && rng() % 3 == 0) {
     if (!rules.forced && rng() % 2) r += "\n ";
     r += "<think>";
@@ -335,7 +428,8 @@ TEST(ToolCallPrefix, AgreesWithTheReaderOnRandomRepliesAndMutations) {
   const char significant[] = "<>/\n {}\":,_tcolnamegpiwh0123456789";
   const Mode modes[] = {rules_for(true, false),      rules_for(true, true),
                         rules_for(true, true, true), rules_for(true, false, true, true),
-                        rules_for(false, true),      rules_for(false, true, false, true)};
+                        rules_for(false, true),      rules_for(false, true, false, true),
+                        llama_rules(true),           llama_rules(false)};
   int taken = 0, refused = 0;
   for (const Mode& rules : modes) {
     for (int i = 0; i < 150; ++i) {
@@ -365,6 +459,42 @@ TEST(ToolCallPrefix, AgreesWithTheReaderOnRandomRepliesAndMutations) {
 }
 
 // --- the token filter over Qwen's vocabulary ---------------------------------------------------
+
+// Llama 3.1's call over Llama-3's vocabulary: forced, the end comes only after the call closes;
+// lazy, the tokens that open the answer as text (control tokens too) are free, and the ones
+// that spell the opening lead into the call.
+TEST(ToolCallConstraint, LlamasCallOverLlama3sVocabulary) {
+  XTILE_REQUIRE_FIXTURE(path, "tokenizers/vocab-llama3.gguf");
+  const gguf::File file = gguf::File::open(path);
+  const std::unique_ptr<Tokenizer> tok = Tokenizer::from_gguf(file);
+  const TokenBytes bytes(*tok);
+  const std::string text =
+      call("get_weather", R"({"city": "Oslo", "days": 3})", ToolCallFormat::kLlamaJson);
+  const int32_t eot = tok->find_token("<|eot_id|>");
+  const int32_t python_tag = tok->find_token("<|python_tag|>");
+  ASSERT_TRUE(tok->is_eog(eot));
+  for (bool forced : {true, false}) {
+    const Mode rules = llama_rules(forced);
+    GrammarConstraint<ToolCallPrefix> c(bytes, rules.prefix());
+    EXPECT_EQ(c.allows(eot), !forced);
+    EXPECT_EQ(c.allows(python_tag), !forced);
+    for (int32_t id : tok->encode(text, false, false)) {
+      ASSERT_NO_FATAL_FAILURE(test::expect_mask_matches_allows(c, tok->n_vocab(), 3));
+      ASSERT_TRUE(c.accept(id)) << tok->decode_token(id);
+      if (!c.complete()) {
+        EXPECT_EQ(c.allows(eot), !forced && c.grammar().free_text());
+      }
+    }
+    EXPECT_TRUE(c.complete());
+    EXPECT_TRUE(c.allows(eot));
+    EXPECT_FALSE(c.allows(tok->encode("\n", false, false)[0]));
+  }
+  GrammarConstraint<ToolCallPrefix> text_answer(bytes, llama_rules(false).prefix());
+  for (int32_t id : tok->encode("Oslo is sunny {\"name\": \"x\"}", false, false))
+    ASSERT_TRUE(text_answer.accept(id)) << tok->decode_token(id);
+  std::vector<float> logits(static_cast<size_t>(tok->n_vocab()), 1.0f);
+  EXPECT_EQ(text_answer.mask(logits), tok->n_vocab());
+}
 
 TEST(ToolCallConstraint, MaskFollowsTheGrammarAndEndsOnlyAfterACall) {
   XTILE_REQUIRE_FIXTURE(path, "tokenizers/vocab-qwen2.gguf");

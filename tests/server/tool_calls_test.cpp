@@ -1,6 +1,6 @@
-// Function calling on its own: a tool definition serialized as Qwen's template's tojson writes
-// it, the <tool_call> splitter over whole and byte-by-byte text, the request's tools and tool
-// messages, and the response's tool_calls.
+// Function calling on its own: a tool definition serialized as Qwen's and Llama's templates'
+// tojson write it, the splitters (<tool_call> blocks, Llama's whole-answer call) over whole and
+// byte-by-byte text, the request's tools and tool messages, and the response's tool_calls.
 #include "server/tool_calls.h"
 
 #include <gtest/gtest.h>
@@ -37,13 +37,34 @@ TEST(PythonJson, SeparatorsKeyOrderAndNonAscii) {
             R"(null], "e": {}, "l": []}}})");
 }
 
+TEST(PythonJson, IndentedAsLlamasTemplateWritesTools) {
+  // Expected: Python's json.dumps(x, ensure_ascii=False, indent=4): one item per line, ","
+  // without a space, empty containers on one line.
+  const ordered_json v = ordered_json::parse(
+      R"({"type": "function", "function": {"name": "f", "description": "°C \"q\"\n",
+          "parameters": {"type": "object", "required": ["a", "b"], "n": [1, -2.5, true, null],
+          "e": {}, "l": [], "o": {"x": [[]]}}}})");
+  EXPECT_EQ(python_json(v, 4),
+            "{\n    \"type\": \"function\",\n    \"function\": {\n        \"name\": \"f\",\n"
+            "        \"description\": \"°C \\\"q\\\"\\n\",\n        \"parameters\": {\n"
+            "            \"type\": \"object\",\n            \"required\": [\n"
+            "                \"a\",\n                \"b\"\n            ],\n"
+            "            \"n\": [\n                1,\n                -2.5,\n"
+            "                true,\n                null\n            ],\n"
+            "            \"e\": {},\n            \"l\": [],\n            \"o\": {\n"
+            "                \"x\": [\n                    []\n                ]\n"
+            "            }\n        }\n    }\n}");
+  EXPECT_EQ(python_json(ordered_json::parse("[]"), 4), "[]");
+  EXPECT_EQ(python_json(ordered_json::parse("\"x\""), 4), "\"x\"");
+}
+
 // The splitter's output for `text` pushed in pieces of `step` bytes.
 struct Split {
   std::string content;
   std::vector<ToolCallOut> calls;
 };
-Split split(const std::string& text, size_t step) {
-  ToolCallSplitter s;
+Split split(const std::string& text, size_t step, ToolCallFormat format = ToolCallFormat::kHermes) {
+  ToolCallSplitter s(format);
   Split out;
   for (size_t i = 0; i < text.size(); i += step)
     s.push(text.substr(i, step), &out.content, &out.calls);
@@ -118,6 +139,56 @@ TEST(ToolCallSplitter, ContentBeforeACallIsReleasedBeforeItCompletes) {
   EXPECT_EQ(content, "Checking the weather now.");
 }
 
+// Llama 3.1's format: the whole answer is the call.
+TEST(ToolCallSplitter, LlamasAnswerIsACallWhenItIsOneCallObject) {
+  const std::string call = "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}}";
+  for (const std::string& text : {call, "\n " + call + "\n",
+                                  std::string("{\"type\": \"function\", \"name\": \"get_weather\", "
+                                              "\"arguments\": {\"city\": \"Paris\"}}")}) {
+    for (size_t step = 1; step <= text.size(); ++step) {
+      const Split s = split(text, step, ToolCallFormat::kLlamaJson);
+      EXPECT_EQ(s.content, "") << text << " " << step;
+      ASSERT_EQ(s.calls.size(), 1u) << text << " " << step;
+      EXPECT_EQ(s.calls[0].name, "get_weather");
+      EXPECT_EQ(s.calls[0].arguments, R"({"city":"Paris"})");
+      EXPECT_TRUE(s.calls[0].id.starts_with("call_"));
+    }
+  }
+  // Not a call: text, data that has a name, arguments that are not an object, two objects,
+  // a call after text, an unfinished one. Each stays the content, as written.
+  for (const std::string text :
+       {"It is sunny.", "{\"name\": \"Bob\", \"age\": 3}", "{\"name\": \"f\", \"parameters\": 1}",
+        "{\"name\": \"f\", \"parameters\": {}} {\"name\": \"g\", \"parameters\": {}}",
+        "Calling: {\"name\": \"f\", \"parameters\": {}}", "{\"name\": \"f\", \"param", "  \n"}) {
+    for (size_t step : {1u, 4u, 1000u}) {
+      const Split s = split(text, step, ToolCallFormat::kLlamaJson);
+      EXPECT_EQ(s.content, text) << step;
+      EXPECT_TRUE(s.calls.empty()) << text;
+    }
+  }
+}
+
+TEST(ToolCallSplitter, LlamasTextGoesOutAsItComesAndACallIsHeldWhole) {
+  ToolCallSplitter text(ToolCallFormat::kLlamaJson);
+  std::string content;
+  std::vector<ToolCallOut> calls;
+  text.push("\n", &content, &calls);
+  EXPECT_EQ(content, "");  // blanks wait: a call may follow
+  text.push("Sunny", &content, &calls);
+  EXPECT_EQ(content, "\nSunny");
+  text.push(" {", &content, &calls);
+  EXPECT_EQ(content, "\nSunny {");  // text began: what follows is text
+  ToolCallSplitter call(ToolCallFormat::kLlamaJson);
+  content.clear();
+  call.push("{\"name\": \"f\", ", &content, &calls);
+  call.push("\"parameters\": {}}", &content, &calls);
+  EXPECT_EQ(content, "");
+  EXPECT_TRUE(calls.empty());  // held to the answer's end
+  call.finish(&content, &calls);
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_TRUE(call.called());
+}
+
 TEST(ParseRequest, ToolsAndToolMessages) {
   const RequestDefaults d;
   const ParsedRequest r = parse_request(ordered_json::parse(R"({
@@ -134,8 +205,9 @@ TEST(ParseRequest, ToolsAndToolMessages) {
     "tool_choice": "auto", "parallel_tool_calls": true})"),
                                         true, d);
   ASSERT_EQ(r.tools.size(), 1u);
-  EXPECT_EQ(r.tools[0], R"({"type": "function", "function": {"name": "get_weather", "parameters": )"
-                        R"({"type": "object", "properties": {"city": {"type": "string"}}}}})");
+  EXPECT_EQ(python_json(r.tools[0]),  // kept as sent, keys in the client's order
+            R"({"type": "function", "function": {"name": "get_weather", "parameters": )"
+            R"({"type": "object", "properties": {"city": {"type": "string"}}}}})");
   ASSERT_EQ(r.messages.size(), 3u);
   EXPECT_EQ(r.messages[1].content, "");
   EXPECT_EQ(r.messages[1].reasoning_content, "Need it.");
@@ -236,7 +308,7 @@ std::vector<std::string> stream_events(const std::vector<std::string>& pieces, F
   }
   job->finish(end, JobStats{});
   StreamSpec spec;
-  spec.tools = true;
+  spec.tool_format = ToolCallFormat::kHermes;
   spec.head = {"chatcmpl-x", 1, "m", "fp"};
   httplib::Response res;
   stream_job(res, {job}, nullptr, ClientConnection("", 0, "", 0), *tok, spec);

@@ -239,9 +239,11 @@ std::string process_escapes(std::string_view s) {
 CLI::Option* add_chat_template_flag(CLI::App* app, std::string* name) {
   return app
       ->add_option("--chat-template", *name,
-                   "chat template: none, chatml, qwen3, llama3 or llama2 (default: the GGUF's, "
+                   "chat template: none, chatml, qwen3, llama3, llama3.1, llama3.2 or llama2 "
+                   "(default: the GGUF's, "
                    "recognised by its markers)")
-      ->check(CLI::IsMember({"none", "chatml", "qwen3", "llama3", "llama2"}))
+      ->check(
+          CLI::IsMember({"none", "chatml", "qwen3", "llama3", "llama3.1", "llama3.2", "llama2"}))
       ->type_name("NAME");
 }
 
