@@ -158,6 +158,8 @@ TEST(ToolCallSplitter, LlamasAnswerIsACallWhenItIsOneCallObject) {
   // a call after text, an unfinished one. Each stays the content, as written.
   for (const std::string text :
        {"It is sunny.", "{\"name\": \"Bob\", \"age\": 3}", "{\"name\": \"f\", \"parameters\": 1}",
+        "{\"name\": \"Bob\", \"parameters\": {}, \"age\": 3}",
+        "{\"type\": \"x\", \"name\": \"f\", \"parameters\": {}}",
         "{\"name\": \"f\", \"parameters\": {}} {\"name\": \"g\", \"parameters\": {}}",
         "Calling: {\"name\": \"f\", \"parameters\": {}}", "{\"name\": \"f\", \"param", "  \n"}) {
     for (size_t step : {1u, 4u, 1000u}) {
