@@ -58,6 +58,8 @@ const nlohmann::json& schema_doc() {
       "id": {"type": "string", "format": "uuid"},
       "plate": {"type": "string", "pattern": "^[A-Z]{2}-\\d{2,4}$|^\\+[0-9 ]*é$"},
       "memo": {"type": "string", "pattern": "^[a-z]+\\.?[0-9é]*$", "minLength": 1, "maxLength": 5},
+      "cost": {"anyOf": [{"type": "number"}, {"type": "string", "maxLength": 6,
+               "pattern": "^(?!^[-+.]*$)[+-]?0*\\d*\\.?\\d*$"}]},
       "home": {"type": "string", "format": "uri", "maxLength": 24},
       "num": {"anyOf": [{"type": "integer", "maximum": 9}, {"type": "number"}, {"type": "null"}]},
       "pair": {"type": "array", "prefixItems": [{"type": "integer", "minimum": 0},

@@ -1,11 +1,13 @@
 #include "server/json_pattern.h"
 
 #include <cstdio>
+#include <optional>
 #include <utility>
 #include <vector>
 
 #include "base/error.h"
 #include "server/gbnf_prefix.h"
+#include "server/pattern_lookahead.h"
 #include "tokenizer/utf8.h"
 
 namespace xtile::server {
@@ -131,7 +133,9 @@ class Translator {
           if (at_end()) unsupported_here("a group name without its '>'");
           ++pos_;
         } else {
-          unsupported_here("lookaround ((?=, (?!, (?<=, (?<!)");
+          unsupported_here(
+              "lookaround ((?=, (?!, (?<=, (?<!) other than lookaheads right after the '^' "
+              "that opens a pattern of one alternative");
         }
       }
       return alternatives_in_group();
@@ -320,14 +324,75 @@ class Translator {
   int depth_ = 0;  // groups open
 };
 
-}  // namespace
-
-std::string pattern_to_gbnf(std::string_view pattern) {
-  return Translator(pattern).translate();
+// Where the group opened at s[open] closes, and the '|' at its own level inside it (npos: it
+// does not close). Escapes and classes are skipped; the characters that matter are ASCII, so
+// UTF-8 is scanned byte by byte.
+size_t group_close(std::string_view s, size_t open, std::vector<size_t>* bars) {
+  int depth = 0;
+  for (size_t i = open; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c == '\\') {
+      ++i;
+    } else if (c == '[') {
+      for (++i; i < s.size() && s[i] != ']'; ++i)
+        if (s[i] == '\\') ++i;
+    } else if (c == '(') {
+      ++depth;
+    } else if (c == ')') {
+      if (--depth == 0) return i;
+    } else if (c == '|' && depth == 1 && bars) {
+      bars->push_back(i);
+    }
+  }
+  return std::string_view::npos;
 }
 
-std::shared_ptr<const GbnfGrammar> compile_pattern(std::string_view pattern) {
-  const std::string text = pattern_to_gbnf(pattern);
+// `^(?=A)(?!B)REST`: the lookaheads' expressions, each made a pattern anchored at the string's
+// start (every alternative of it), and `^REST`. None when the pattern does not open so.
+struct LookaheadParts {
+  std::vector<std::pair<std::string, bool>> lookaheads;  // pattern, negative
+  std::string rest;
+};
+std::optional<LookaheadParts> lookahead_parts(std::string_view pattern) {
+  if (!pattern.starts_with("^(?=") && !pattern.starts_with("^(?!")) return std::nullopt;
+  LookaheadParts parts;
+  size_t at = 1;
+  while (pattern.substr(at).starts_with("(?=") || pattern.substr(at).starts_with("(?!")) {
+    std::vector<size_t> bars;
+    const size_t close = group_close(pattern, at, &bars);
+    if (close == std::string_view::npos)
+      fail("pattern \"", pattern, "\": a lookahead without its ')' is not supported");
+    std::string anchored;
+    size_t from = at + 3;
+    bars.push_back(close);
+    for (size_t bar : bars) {
+      std::string_view alt = pattern.substr(from, bar - from);
+      if (!anchored.empty()) anchored += '|';
+      if (!alt.starts_with('^')) anchored += '^';
+      anchored += alt;
+      from = bar + 1;
+    }
+    parts.lookaheads.emplace_back(std::move(anchored), pattern[at + 2] == '!');
+    at = close + 1;
+  }
+  parts.rest.push_back('^');
+  parts.rest.append(pattern.substr(at));
+  // One alternative: a '|' outside every group would begin one the lookaheads do not head.
+  std::vector<size_t> bars;
+  std::string whole = "(";
+  whole.append(parts.rest).append(")");
+  if (group_close(whole, 0, &bars) != whole.size() - 1 || !bars.empty())
+    fail("pattern \"", pattern,
+         "\": lookaheads at the start of a pattern of several alternatives are not supported");
+  return parts;
+}
+
+// A part's grammar; errors name the pattern (and the part, when it is one).
+std::shared_ptr<const GbnfGrammar> compile_text(std::string_view pattern, std::string_view part,
+                                                const std::string& text) {
+  std::string where = "pattern \"";  // appended: g++ 12 warns (-Wrestrict) on + chains here
+  where.append(pattern).append("\"");
+  if (part != pattern) where.append(", its part \"").append(part).append("\"");
   try {
     auto grammar = std::make_shared<const GbnfGrammar>(text);
     GbnfPrefix start(grammar.get());
@@ -335,13 +400,45 @@ std::shared_ptr<const GbnfGrammar> compile_pattern(std::string_view pattern) {
   } catch (const Error& e) {
     const std::string m = e.what();
     if (m.find("left recursion") != std::string::npos)
-      fail("pattern \"", pattern,
-           "\": a repetition of something that can be empty, repeated without bound ((a*)*), "
+      fail(where,
+           ": a repetition of something that can be empty, repeated without bound ((a*)*), "
            "is not supported");
-    if (m.find("no complete text") != std::string::npos)
-      fail("pattern \"", pattern, "\" matches no string");
-    fail("pattern \"", pattern, "\": ", m);
+    if (m.find("no complete text") != std::string::npos) fail(where, " matches no string");
+    fail(where, ": ", m);
   }
+}
+
+// A part translated; the Translator's errors name the part, here the pattern too.
+std::string translate_part(std::string_view pattern, std::string_view part) {
+  try {
+    return Translator(part).translate();
+  } catch (const Error& e) {
+    fail("pattern \"", pattern, "\", its part ", e.what() + std::string_view("pattern ").size());
+  }
+}
+
+}  // namespace
+
+std::string pattern_to_gbnf(std::string_view pattern) {
+  const std::optional<LookaheadParts> parts = lookahead_parts(pattern);
+  if (!parts) return Translator(pattern).translate();
+  // Each part's grammar, then their combination (pattern_lookahead.h).
+  std::vector<std::shared_ptr<const GbnfGrammar>> kept;
+  std::vector<Lookahead> lookaheads;
+  for (const auto& [text, negative] : parts->lookaheads) {
+    kept.push_back(compile_text(pattern, text, translate_part(pattern, text)));
+    lookaheads.push_back({kept.back().get(), negative});
+  }
+  const auto rest = compile_text(pattern, parts->rest, translate_part(pattern, parts->rest));
+  try {
+    return lookahead_gbnf(*rest, lookaheads);
+  } catch (const Error& e) {
+    fail("pattern \"", pattern, "\": ", e.what());
+  }
+}
+
+std::shared_ptr<const GbnfGrammar> compile_pattern(std::string_view pattern) {
+  return compile_text(pattern, pattern, pattern_to_gbnf(pattern));
 }
 
 }  // namespace xtile::server

@@ -9,7 +9,9 @@
 // [...] / [^...] with ranges and \d \w \s \D \W \S inside, \d \D \w \W \s \S, groups
 // (...), (?:...), (?<name>...), `|`, the quantifiers * + ? {n} {n,} {n,m} (and their lazy forms,
 // which match the same strings), `^` at the start and `$` at the end of a top-level
-// alternative. Refused with an Error naming the construct: backreferences, lookaround, \b \B,
+// alternative, and lookaheads (?=...) (?!...) right after the '^' that opens a pattern of one
+// alternative (pattern_lookahead.h: `^(?!^[-+.]*$)[+-]?0*\d*\.?\d*$`, Pydantic's Decimal).
+// Refused with an Error naming the construct: backreferences, other lookaround, \b \B,
 // anchors elsewhere, Unicode property escapes, a repetition of something that can be empty
 // repeated without bound ((a*)*).
 #pragma once

@@ -65,6 +65,100 @@ TEST(JsonPattern, MatchesAsStdRegexSearchesOnRandomExpressions) {
   EXPECT_LT(found, searched * 4 / 5);
 }
 
+// Lookaheads at the start: `^(?=A)(?!B)C` with A, B and C random expressions (each of them a
+// quarter of the time ending in '$'), against std::wregex's search, on texts written from each
+// part's language and mutated; every prefix of a text the engine takes goes on or may end.
+TEST(JsonPattern, LookaheadsAtTheStartMatchAsStdRegexSearches) {
+  int searched = 0, found = 0, built = 0;
+  for (uint32_t seed = 1; seed <= 200; ++seed) {
+    RandomRegular a(seed * 3), b(seed * 3 + 1), c(seed * 3 + 2);
+    std::mt19937 rng(seed);
+    // A negative lookahead without '$' refuses every string that begins with one of its
+    // matches: it ends with '$' more often, so that fewer combinations admit nothing.
+    const auto part = [&](RandomRegular& r, uint32_t one_in) {
+      return L"(?:" + r.regex() + L")" + std::wstring(rng() % one_in == 0 ? L"$" : L"");
+    };
+    std::wstring regex = L"^";
+    const int positive = static_cast<int>(rng() % 2), negative = static_cast<int>(rng() % 2) + 1;
+    if (positive) regex += L"(?=" + part(a, 4) + L")";
+    for (int n = 0; n < negative; ++n) regex += L"(?!" + part(b, 2) + L")";
+    regex += part(c, 4);
+    const std::wregex re(regex, std::regex::ECMAScript);
+    RandomRegular* writers[] = {&a, &b, &c, &c};
+    const std::string pattern = utf8(std::u32string(regex.begin(), regex.end()));
+    std::shared_ptr<const GbnfGrammar> g;
+    try {
+      g = compile_pattern(pattern);
+    } catch (const Error& e) {
+      // A combination that admits nothing (std::wregex finds none of the texts either), or one
+      // past the automaton's bounds, is refused saying so; nothing else may be.
+      const std::string m = e.what();
+      if (m.find("no string matches") != std::string::npos) {
+        for (int t = 0; t < 24; ++t)
+          ASSERT_FALSE(std::regex_search(wide(writers[t % 4]->text()), re)) << pattern;
+      } else {
+        EXPECT_NE(m.find("automaton of more than"), std::string::npos) << pattern << ": " << m;
+      }
+      continue;
+    }
+    ++built;
+    for (int t = 0; t < 24; ++t) {
+      std::u32string text = writers[rng() % 4]->text();
+      if (rng() % 3 == 0 && !text.empty()) text[rng() % text.size()] = U"ab-.0é\n"[rng() % 7];
+      if (rng() % 4 == 0) text += c.text();
+      const bool expected = std::regex_search(wide(text), re);
+      const std::string bytes = utf8(text);
+      ASSERT_EQ(engine_matches(*g, bytes), expected)
+          << "pattern " << pattern << "\ngbnf " << pattern_to_gbnf(pattern) << "text " << bytes;
+      GbnfPrefix p(g.get());
+      for (char ch : bytes) {
+        if (!p.feed(static_cast<uint8_t>(ch))) break;
+        ASSERT_TRUE(p.may_end() || p.shortest_completion() < UINT32_MAX) << pattern;
+      }
+      ++searched;
+      found += expected;
+    }
+  }
+  EXPECT_GT(built, 100);  // 115 of the 200 with these seeds
+  EXPECT_GT(found, searched / 10);
+  EXPECT_LT(found, searched * 9 / 10);
+}
+
+// Pydantic's Decimal: a string of digits with an optional sign and point, not signs and points
+// alone (its negative lookahead).
+TEST(JsonPattern, PydanticsDecimal) {
+  const char* decimal = "^(?!^[-+.]*$)[+-]?0*\\d*\\.?\\d*$";
+  const auto g = compile_pattern(decimal);
+  const std::regex re(decimal, std::regex::ECMAScript);
+  for (const char* yes : {"1", "-1.5", "+.5", "007", "1.", "-0.25", ".5"}) {
+    EXPECT_TRUE(std::regex_search(yes, re)) << yes;
+    EXPECT_TRUE(engine_matches(*g, yes)) << yes;
+  }
+  for (const char* no : {"", "+", "-", ".", "+.", "-.", "1a", "1.2.3", "+-1", " 1"}) {
+    EXPECT_FALSE(std::regex_search(no, re)) << no;
+    EXPECT_FALSE(engine_matches(*g, no)) << no;
+  }
+  // "+." may not end, but goes on: a digit makes it one.
+  GbnfPrefix p(g.get());
+  ASSERT_TRUE(p.take("+."));
+  EXPECT_FALSE(p.may_end());
+  EXPECT_EQ(p.shortest_completion(), 1u);
+  // In Pydantic's schema of a Decimal field: a number or such a string.
+  nlohmann::json doc = nlohmann::json::parse(R"j({"type": "object",
+      "properties": {"price": {"anyOf": [{"type": "number"}, {"type": "string"}]}},
+      "required": ["price"]})j");
+  doc["properties"]["price"]["anyOf"][1]["pattern"] = decimal;
+  const JsonSchema schema(doc);
+  for (const char* value : {R"({"price": "12.50"})", R"({"price": 12.5})"}) {
+    JsonPrefix v(&schema);
+    EXPECT_TRUE(v.take(value) && v.complete()) << value;
+  }
+  JsonPrefix sign(&schema);
+  ASSERT_TRUE(sign.take(R"({"price": "-.)"));
+  EXPECT_FALSE(sign.accepts("\""));  // signs and a point alone are not a Decimal
+  EXPECT_TRUE(sign.accepts("5\"}"));
+}
+
 TEST(JsonPattern, ThePatternsOfSchemasInUse) {
   struct Case {
     const char* pattern;
@@ -88,6 +182,10 @@ TEST(JsonPattern, ThePatternsOfSchemasInUse) {
       {"^x{2,}?y$", "xxxy", "xy"},
       {"", "anything", nullptr},
       {"^$", "", "x"},
+      // Lookaheads at the start: a password rule, a word that is not a reserved one.
+      {"^(?=.*\\d)(?=.*[a-z])(?=.*[A-Z]).{8,}$", "Passw0rdX", "password1"},
+      {"^(?=.*\\d)(?=.*[a-z])(?=.*[A-Z]).{8,}$", "aB3aaaaa", "aB3aaaa"},
+      {"^(?!(?:null|none)$)[a-z]+$", "nullable", "none"},
   };
   for (const Case& c : cases) {
     const auto g = compile_pattern(c.pattern);
@@ -101,6 +199,12 @@ TEST(JsonPattern, ThePatternsOfSchemasInUse) {
 TEST(JsonPattern, RefusesWhatItCannotKeepNamingIt) {
   const std::pair<const char*, const char*> cases[] = {
       {"(?=a)b", "lookaround"},
+      {"^a(?=b)", "lookaround ((?=, (?!, (?<=, (?<!) other than lookaheads right after the '^'"},
+      {"^(?=a)b|c", "lookaheads at the start of a pattern of several alternatives"},
+      {"^(?=a(?!b))a", "its part \"^a(?!b)\": lookaround"},
+      {"^(?!a)a", "no string matches it and its lookaheads"},
+      {"^(?=[ab]*$)(?![ab]*$)", "no string matches it and its lookaheads"},
+      {"^(?=a", "a lookahead without its ')'"},
       {"(?<!a)b", "lookaround"},
       {"(a)\\1", "a backreference"},
       {"\\bword", "\\b (a word boundary)"},

@@ -464,9 +464,16 @@ inline json instance(std::mt19937& rng, const json& s, const json& root, int dep
       if (s["format"] == v[0]) return v[1 + rng() % 2];
   }
   if (t == "string") {
-    const char* pool[] = {
-        "",        "a",     "Lily", "caf\xc3\xa9", "say \"hi\"", "line\nbreak", "\xf0\x9f\x98\x80",
-        "AB-1234", "x@y.io"};
+    const char* pool[] = {"",
+                          "a",
+                          "Lily",
+                          "caf\xc3\xa9",
+                          "say \"hi\"",
+                          "line\nbreak",
+                          "\xf0\x9f\x98\x80",
+                          "AB-1234",
+                          "x@y.io",
+                          "-12.50"};
     std::vector<std::string> fits;  // the pool's strings within the length bounds
     for (const char* p : pool)
       if (valid(json(p), s, root)) fits.emplace_back(p);

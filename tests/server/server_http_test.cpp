@@ -976,6 +976,8 @@ TEST_F(ServerHttp, GrammarPastTheEngineLimitsFailsOnlyItsRequest) {
 // json_schema: the reply is an instance of the schema. With every property required and no
 // others allowed, the object can only close once both are written: the stories model, which
 // knows no JSON, ends with one.
+constexpr const char* kDecimalPattern = "^(?!^[-+.]*$)[+-]?0*\\d*\\.?\\d*$";
+
 TEST_F(ServerHttp, JsonSchemaRepliesWithAnInstance) {
   const json schema = {
       {"type", "object"},
@@ -986,6 +988,10 @@ TEST_F(ServerHttp, JsonSchemaRepliesWithAnInstance) {
         {"weight", {{"type", "number"}, {"exclusiveMinimum", 0}, {"maximum", 2.5}}},
         {"legs", {{"type", "integer"}, {"multipleOf", 2}, {"minimum", 0}, {"maximum", 8}}},
         {"price", {{"type", "number"}, {"multipleOf", 0.25}, {"minimum", -1}, {"maximum", 1}}},
+        {"cost",  // Pydantic's Decimal: a number, or a string held to a pattern with a lookahead
+         {{"anyOf",
+           {{{"type", "number"}},
+            {{"type", "string"}, {"maxLength", 8}, {"pattern", kDecimalPattern}}}}}},
         {"traits",
          {{"type", "object"},
           {"properties",
@@ -995,10 +1001,10 @@ TEST_F(ServerHttp, JsonSchemaRepliesWithAnInstance) {
           {"minProperties", 2},
           {"maxProperties", 2},
           {"additionalProperties", false}}}}},
-      {"required", {"animal", "happy", "age", "weight", "legs", "price", "traits"}},
+      {"required", {"animal", "happy", "age", "weight", "legs", "price", "cost", "traits"}},
       {"additionalProperties", false}};
   for (int seed = 1; seed <= 3; ++seed) {
-    json b = chat_body("Tell me about a cat.", 1000, seed, 0.8);
+    json b = chat_body("Tell me about a cat.", 1600, seed, 0.8);
     b["response_format"] = {
         {"type", "json_schema"},
         {"json_schema", {{"name", "pet"}, {"strict", true}, {"schema", schema}}}};
@@ -1010,7 +1016,7 @@ TEST_F(ServerHttp, JsonSchemaRepliesWithAnInstance) {
     EXPECT_EQ(c["finish_reason"], "stop");
     const json v = json::parse(text);
     ASSERT_TRUE(v.is_object());
-    EXPECT_EQ(v.size(), 7u);
+    EXPECT_EQ(v.size(), 8u);
     const std::string animal = v.at("animal").get<std::string>();
     EXPECT_TRUE(animal == "cat" || animal == "dog" || animal == "frog");
     EXPECT_TRUE(v.at("happy").is_boolean());
@@ -1022,13 +1028,21 @@ TEST_F(ServerHttp, JsonSchemaRepliesWithAnInstance) {
     EXPECT_TRUE(legs >= 0 && legs <= 8 && legs % 2 == 0) << legs;
     const double price = v.at("price").get<double>();  // quarters are exact in a double
     EXPECT_TRUE(price >= -1 && price <= 1 && price * 4 == std::floor(price * 4)) << price;
+    const json cost = v.at("cost");
+    if (cost.is_string()) {
+      EXPECT_TRUE(std::regex_search(cost.get<std::string>(), std::regex(kDecimalPattern)));
+      EXPECT_LE(cost.get<std::string>().size(), 8u);
+    } else {
+      EXPECT_TRUE(cost.is_number()) << cost;
+    }
     ASSERT_TRUE(v.at("traits").is_object());
     EXPECT_EQ(v.at("traits").size(), 2u);
   }
 }
 
 TEST_F(ServerHttp, JsonModeRefusesWhatItCannotKeep) {
-  // A pattern the grammar does not enforce (lookaround), a json_schema without a schema, a root
+  // A pattern the grammar does not enforce (lookaround but at the start), a json_schema without a
+  // schema, a root
   // that is not an object, an unknown format.
   const json pattern = {{"type", "object"},
                         {"properties", {{"a", {{"type", "string"}, {"pattern", "(?=x)"}}}}}};
