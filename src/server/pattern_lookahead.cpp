@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "server/gbnf_prefix.h"
+#include "tokenizer/utf8.h"
 
 namespace xtile::server {
 
@@ -31,26 +32,6 @@ std::vector<uint32_t> interval_starts(const GbnfGrammar& rest,
   std::sort(cuts.begin(), cuts.end());
   cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
   return cuts;
-}
-
-std::string utf8(uint32_t cp) {
-  std::string out;
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xc0 | cp >> 6);
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xe0 | cp >> 12);
-    out += static_cast<char>(0x80 | (cp >> 6 & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | cp >> 18);
-    out += static_cast<char>(0x80 | (cp >> 12 & 0x3f));
-    out += static_cast<char>(0x80 | (cp >> 6 & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  }
-  return out;
 }
 
 // One state of the automaton: REST's engine and each lookahead's (none: a negative one that
@@ -109,7 +90,7 @@ std::string lookahead_gbnf(const GbnfGrammar& rest, std::span<const Lookahead> l
   };
   std::vector<std::string> letters(starts.size());  // each interval's first code point, in UTF-8
   for (size_t i = 0; i < starts.size(); ++i)
-    if (starts[i] != 0xd800) letters[i] = utf8(starts[i]);
+    if (starts[i] != 0xd800) tok_internal::append_utf8(letters[i], starts[i]);
 
   Parts start{GbnfPrefix(&rest), {}};
   for (const Lookahead& l : lookaheads) start.looks.emplace_back(GbnfPrefix(l.grammar));
@@ -166,7 +147,8 @@ std::string lookahead_gbnf(const GbnfGrammar& rest, std::span<const Lookahead> l
   std::string out = "root ::= s0\n";
   for (uint32_t s = 0; s < states.size(); ++s) {
     if (!live[s]) continue;
-    out += "s" + std::to_string(s) + " ::=";
+    // Appended piece by piece: g++ 12 warns (-Wrestrict) on + chains of short literals here.
+    out.append("s").append(std::to_string(s)).append(" ::=");
     std::vector<Edge> kept;
     for (const Edge& e : edges[s])
       if (live[e.to]) kept.push_back(e);
@@ -178,14 +160,14 @@ std::string lookahead_gbnf(const GbnfGrammar& rest, std::span<const Lookahead> l
       const uint32_t to = kept[k].to;
       for (; k < kept.size() && kept[k].to == to; ++k) {
         const uint32_t lo = starts[kept[k].interval], hi = interval_end(kept[k].interval);
-        cls += code_point(lo);
-        if (hi != lo) cls += "-" + code_point(hi);
+        cls.append(code_point(lo));
+        if (hi != lo) cls.append("-").append(code_point(hi));
       }
-      out += std::string(first ? " " : " | ") + cls + "] s" + std::to_string(to);
+      out.append(first ? " " : " | ").append(cls).append("] s").append(std::to_string(to));
       first = false;
     }
-    if (states[s].accepts(lookaheads)) out += std::string(first ? " " : " | ") + "\"\"";
-    out += "\n";
+    if (states[s].accepts(lookaheads)) out.append(first ? " " : " | ").append("\"\"");
+    out.append("\n");
   }
   return out;
 }

@@ -1,7 +1,7 @@
 // The function-calling fixture of the tests of the API shapes (Anthropic's, the Responses') on the
-// one-layer random qwen3: get_weather(city, one of three names: a call that closes within a few
-// tokens), and the call the chat route makes when it is forced with a seed: the call the other
-// shapes must give for the same request.
+// one-layer random qwen3 (and of Llama 3.1's calls): get_weather(city, one of three names: a call
+// that closes within a few tokens), and the call the chat route makes when it is forced with a
+// seed: the call the other shapes must give for the same request.
 #pragma once
 
 #include <gtest/gtest.h>

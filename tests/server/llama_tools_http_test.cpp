@@ -8,6 +8,7 @@
 #include <string>
 #include <thread>
 
+#include "forced_call.h"
 #include "http_client.h"
 #include "server_process.h"
 
@@ -104,18 +105,11 @@ TEST(ServerLlamaTools, ForcedAnswersAreOneCallOfTheTools) {
   REQUIRE_LLAMA3_MODEL();
   ServerProcess s({"-m", llama3_model(), "--chat-template", "llama3.1", "-np", "2"});
   ASSERT_TRUE(s.ok());
-  const json weather = {
-      {"type", "object"},
-      {"properties",
-       {{"city", {{"enum", {"Oslo", "Paris", "Lima"}}}}, {"metric", {{"type", "boolean"}}}}},
-      {"required", {"city"}},
-      {"additionalProperties", false}};
-  const json tools = {
-      {{"type", "function"}, {"function", {{"name", "get_weather"}, {"parameters", weather}}}},
-      {{"type", "function"},
-       {"function",
-        {{"name", "ping"},
-         {"parameters", {{"type", "object"}, {"additionalProperties", false}}}}}}};
+  json tools = chat_weather_tools();  // get_weather(city, one of three names), and ping()
+  tools.push_back({{"type", "function"},
+                   {"function",
+                    {{"name", "ping"},
+                     {"parameters", {{"type", "object"}, {"additionalProperties", false}}}}}});
   const auto body = [&](uint64_t seed, const json& choice) {
     return json{{"messages", json::array({{{"role", "user"}, {"content", "Weather in Oslo?"}}})},
                 {"max_tokens", 400},
