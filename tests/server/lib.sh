@@ -27,6 +27,21 @@ slow_model() {
   echo "$out"
 }
 
+# tiny-llama's shape on the real Llama-3 vocabulary (llama_tools_http_test.cpp's model): for
+# Llama 3.1's template, picked with --chat-template llama3.1.
+llama3_model() {
+  local vocab="$XTILE_SHARED_DIR/fixtures/tokenizers/vocab-llama3.gguf"
+  local out
+  out="$(dirname "$XTILE_BIN")/server-test-tiny-llama3-q4_0.gguf"
+  [ -f "$vocab" ] || skip "$vocab is absent (needed to synthesize the test model)"
+  if [ ! -f "$out" ]; then
+    "$XTILE_BIN" synth --preset tiny-llama --type q4_0 --vocab "$vocab" --vocab-size 128256 \
+      -o "$out.$$.tmp.gguf" >/dev/null 2>&1
+    mv "$out.$$.tmp.gguf" "$out"
+  fi
+  echo "$out"
+}
+
 SERVER_PID=""
 SERVER_LOG=""
 stop_server() {

@@ -1,4 +1,5 @@
-// Function calling through the official openai npm package, on a model with Qwen's template (a
+// Function calling through the official openai npm package, on a model with Qwen's template, or
+// with Llama 3.1's (run.sh's second argument; its answer is the call, one per turn) (a
 // synthesized random one: it never calls by itself, so every call here is one the server's call
 // grammar forced): tool_choice "required" and a named function, whole and through the SDK's
 // stream helper, and the SDK's own agent loop (runTools) calling a local function with the

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# run.sh TEST.mjs: starts xtile serve on a free loopback port and runs one node test file
-# against it (XTILE_URL). Skips (exit 77, with the reason) without node, the npm packages
+# run.sh TEST.mjs [llama3.1]: starts xtile serve on a free loopback port and runs one node test
+# file against it (XTILE_URL); with llama3.1, the function-calling tests run on a model with Llama
+# 3.1's template instead of Qwen's. Skips (exit 77, with the reason) without node, the npm packages
 # (npm ci --prefix tests/server/node, which scripts/deps.sh runs) or, for the page, Chromium.
 source "$(dirname "$0")/../lib.sh"
 dir="$(cd "$(dirname "$0")" && pwd)"
@@ -16,9 +17,14 @@ case "$1" in
     model=$(slow_model)
     start_server -m "$model" -np 2 -t 2 -c 8192
     ;;
-  openai_tools* | anthropic_client* | responses_client*)  # Qwen's template: function calling
-    model=$(slow_model)
-    start_server -m "$model" -np 2 -t 2 -c 4096
+  openai_tools* | anthropic_client* | responses_client*)  # function calling
+    if [ "${2:-}" = llama3.1 ]; then
+      model=$(llama3_model)
+      start_server -m "$model" --chat-template llama3.1 -np 2 -t 2 -c 4096
+    else  # Qwen's template
+      model=$(slow_model)
+      start_server -m "$model" -np 2 -t 2 -c 4096
+    fi
     ;;
   *)
     [ -f "$STORIES" ] || skip "$STORIES is absent"
