@@ -74,6 +74,7 @@ const nlohmann::json& schema_doc() {
       "set": {"type": "array", "items": {"enum": ["a", 1, 1.0, true, [2], {"c": null}]},
               "uniqueItems": true, "maxItems": 4},
       "bits": {"type": "array", "items": {"type": ["boolean", "null"]}, "uniqueItems": true},
+      "names": {"type": "array", "items": {"type": "string"}, "uniqueItems": true},
       "pet": {"oneOf": [
         {"type": "object", "properties": {"kind": {"const": "cat"}, "n": {"type": "integer"}},
          "required": ["kind"], "additionalProperties": false},

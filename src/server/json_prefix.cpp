@@ -56,6 +56,19 @@ void JsonPrefix::memo_key(std::string* key) const {
   if (decimal_bounded_ && in_number) decimal_.memo_key(key);
   if (!on_grid_ && !decimal_bounded_ && in_number) magnitude_.memo_key(key);
   if (lexeme_ == Lexeme::kLiteral) put_key(key, literal_);
+  // Unique arrays of strings: their elements (what a later closing quote is checked against),
+  // and the element being read.
+  put_key(key, unique_string_);
+  put_key(key, unique_strings_.size());
+  for (const auto& [depth, text] : unique_strings_) {
+    put_key(key, depth);
+    put_key(key, text.size());
+    key->append(text);
+  }
+  if (unique_string_) {
+    put_key(key, unique_text_.size());
+    key->append(unique_text_);
+  }
   if (lexeme_ == Lexeme::kValue) put_key(key, unique_element_);
   if (lexeme_ == Lexeme::kFormat) format_.memo_key(key);
   put_key(key, stack_.size());
@@ -120,8 +133,21 @@ bool JsonPrefix::step_path(uint8_t c) {
       const bool starts = !string_is_key_ && utf8_left_ == 0 && hex_left_ == 0 &&
                           surrogate_ == Surrogate::kNone && !escape_;
       if (starts && (c == '"' ? str_len_ < str_min_ : str_len_ >= str_max_)) return false;
+      if (unique_string_ && !unique_string_byte(c)) return false;
       if (!string_byte(c)) return false;
       if (starts && c != '"') ++str_len_;
+      if (unique_string_) {
+        if (lexeme_ == Lexeme::kString) {
+          unique_text_.push_back(static_cast<char>(c));
+        } else {  // closed: one more element of the array
+          std::pair<uint32_t, std::string> e(static_cast<uint32_t>(stack_.size()),
+                                             std::move(unique_text_));
+          unique_strings_.insert(
+              std::lower_bound(unique_strings_.begin(), unique_strings_.end(), e), std::move(e));
+          unique_text_.clear();
+          unique_string_ = false;
+        }
+      }
       if (!key) return true;
       key_byte(c);
       return lexeme_ == Lexeme::kString ? key_allowed() : key_done();
@@ -208,7 +234,7 @@ bool JsonPrefix::structural(uint8_t c) {
         if (schema_ && stack_.back() == '[') {  // an array's frame counts its elements in `seen`
           const SchemaNode& n = schema_->node(frames_.back().node);
           if (frames_.back().seen >= n.max_items) return false;
-          if (n.unique_items &&  // every distinct value written
+          if (n.unique_items && !n.unique_strings &&  // every distinct value written
               std::popcount(frames_.back().unique) >= schema_->node(n.items).value_classes)
             return false;
           node_ = n.item_node(frames_.back().seen++);
@@ -242,6 +268,9 @@ bool JsonPrefix::close() {
                              static_cast<uint32_t>(std::popcount(seen)) >= n.min_properties;
     if (stack_.back() == '{' ? !object_done : seen < n.min_items) return false;
     frames_.pop_back();
+    if (!unique_strings_.empty())  // a unique array of strings closed: its elements go
+      std::erase_if(unique_strings_,
+                    [&](const auto& e) { return e.first == static_cast<uint32_t>(stack_.size()); });
   }
   stack_.pop_back();
   value_done();
@@ -282,7 +311,8 @@ bool JsonPrefix::value_start_as(uint8_t c, int node) {
       lexeme_ = Lexeme::kValue;
       value_node_ = node;
       unique_element_ = !stack_.empty() && stack_.back() == '[' &&
-                        schema_->node(frames_.back().node).unique_items;
+                        schema_->node(frames_.back().node).unique_items &&
+                        !schema_->node(frames_.back().node).unique_strings;
       cand_lo_ = 0;
       cand_hi_ = static_cast<uint16_t>(n.values.size());
       cand_pos_ = 0;
@@ -306,6 +336,9 @@ bool JsonPrefix::value_start_as(uint8_t c, int node) {
     case '"':
       lexeme_ = Lexeme::kString;
       string_is_key_ = false;
+      unique_string_ = schema_ && !stack_.empty() && stack_.back() == '[' &&
+                       schema_->node(frames_.back().node).unique_strings;
+      unique_text_.clear();
       if (schema_ && schema_->node(node).format != StringFormat::kNone) {
         lexeme_ = Lexeme::kFormat;
         format_ = FormatReader(schema_->node(node).format);
@@ -411,6 +444,27 @@ bool JsonPrefix::string_byte(uint8_t c) {
 // One digit of a \uXXXX escape. UTF-16 surrogates must come in pairs (a high D800-DBFF escape,
 // then a low DC00-DFFF one): strict parsers (nlohmann::json, Rust's serde_json) reject a lone
 // one, so it is refused at the first digit that makes it certain.
+// A string element of a unique array of strings, spelled one way only: characters as
+// themselves, '"' and '\\' and the controls that have one by their short escape, the other
+// controls as \u00xx in lowercase (no "\/", no \u for what has another spelling). The closing
+// quote is refused where the text is an earlier element's; anywhere else a character can follow
+// (no maxLength), so an element equal so far to an earlier one goes on to differ.
+bool JsonPrefix::unique_string_byte(uint8_t c) {
+  if (escape_) return c != '/';
+  if (hex_left_ > 0) {
+    const int digit = 4 - hex_left_;  // which of the four
+    if (digit < 2) return c == '0';
+    if (digit == 2) return c == '0' || c == '1';
+    const int d = tok_internal::hex_digit_value(c);
+    const int cp = hex_value_ * 16 + d;
+    const bool short_escape = cp == '\b' || cp == '\t' || cp == '\n' || cp == '\f' || cp == '\r';
+    return d >= 0 && !(c >= 'A' && c <= 'F') && !short_escape;
+  }
+  if (c != '"' || utf8_left_ > 0) return true;
+  const std::pair<uint32_t, std::string> e(static_cast<uint32_t>(stack_.size()), unique_text_);
+  return !std::binary_search(unique_strings_.begin(), unique_strings_.end(), e);
+}
+
 bool JsonPrefix::hex_byte(uint8_t c) {
   const int d = tok_internal::hex_digit_value(c);
   if (d < 0) return false;

@@ -223,15 +223,22 @@ bool JsonSchema::discriminated(int a, int b) const {
 
 // uniqueItems: the elements are one node's values (an enum or const; booleans and null become
 // those values), at most kMaxUniqueValues distinct ones, each an element's bit in its array's
-// set (json_prefix.h). Values equal as JSON (1 and 1.0) share a bit. Strings, numbers and
-// objects would need the elements themselves kept: refused. Checked once every node is
-// compiled: the elements' node may be a $ref compiled after the array.
+// set (json_prefix.h). Values equal as JSON (1 and 1.0) share a bit. Or plain strings (Pydantic's
+// Set[str]: no pattern, format or maxLength), kept whole: a string can always go on to one not
+// yet written, so no element is a dead end. Numbers, other strings and objects would need more:
+// refused. Checked once every node is compiled: the elements' node may be a $ref compiled after
+// the array.
 void JsonSchema::check_unique_items(int id, const std::string& at) {
   SchemaNode& array = nodes_[static_cast<size_t>(id)];
   if (!array.prefix_items.empty())
     fail(at, "/uniqueItems: beside prefixItems (a tuple) is not supported");
   const int items = array.items;
   SchemaNode& e = nodes_[static_cast<size_t>(items)];
+  if (e.values.empty() && e.branches.empty() && e.types == kTypeString && !e.pattern &&
+      e.format == StringFormat::kNone && e.max_length == UINT32_MAX) {
+    array.unique_strings = true;
+    return;
+  }
   if (e.values.empty() && e.branches.empty() && e.types != 0 &&
       (e.types & ~(kTypeBool | kTypeNull)) == 0 && bare(e)) {
     // Booleans (and null): their values, in the spelling an enum of them has.
@@ -245,8 +252,9 @@ void JsonSchema::check_unique_items(int id, const std::string& at) {
   SchemaNode& elements = nodes_[static_cast<size_t>(nodes_[static_cast<size_t>(id)].items)];
   if (elements.values.empty())
     fail(at,
-         "/uniqueItems: supported on arrays whose items are an enum or const, or booleans (a set "
-         "of known values); other elements would have to be remembered whole");
+         "/uniqueItems: supported on arrays whose items are an enum or const, booleans (a set of "
+         "known values) or strings without pattern, format or maxLength; other elements would "
+         "have to be remembered whole");
   std::vector<json> distinct;
   elements.value_class.clear();
   for (const std::string& v : elements.values) {

@@ -3,7 +3,8 @@
 // strict mode, Pydantic's and Zod's models): type (a name or a list), properties, required,
 // additionalProperties (a boolean or a schema), minProperties / maxProperties, items, tuples
 // (prefixItems, or draft 7's items array and additionalItems), minItems / maxItems, uniqueItems
-// (elements of an enum or const, or booleans), minLength /
+// (elements of an enum or const, booleans, or strings without pattern, format or maxLength),
+// minLength /
 // maxLength (in code points), minimum / maximum / exclusiveMinimum / exclusiveMaximum (on integers
 // as int64s, on other numbers as decimals: json_number_bounds.h), multipleOf (json_fixed_point.h),
 // enum and const (any values), $ref to "#",
@@ -75,8 +76,10 @@ struct SchemaNode {
     return index < prefix_items.size() ? prefix_items[static_cast<size_t>(index)] : items;
   }
   uint32_t min_items = 0, max_items = UINT32_MAX;    // arrays: element count
-  // Arrays: uniqueItems, on elements of an enum or const node (their distinct values as bits).
+  // Arrays: uniqueItems, on elements of an enum or const node (their distinct values as bits),
+  // or (unique_strings) of plain strings, kept whole (json_prefix.h).
   bool unique_items = false;
+  bool unique_strings = false;
   uint32_t min_length = 0, max_length = UINT32_MAX;  // strings: code points
   StringFormat format = StringFormat::kNone;         // strings: date, time, date-time, uuid
   std::shared_ptr<const GbnfGrammar> pattern;        // strings: `pattern` (json_pattern.h)

@@ -79,7 +79,8 @@ const json kPerson = json::parse(R"({
 })");
 
 // An order: multipleOf on integers and decimals, minProperties and maxProperties, nested,
-// uniqueItems (of an enum where 1 and 1.0 are one value, and of booleans through a $ref), and
+// uniqueItems (of an enum where 1 and 1.0 are one value, of booleans through a $ref, of strings,
+// arrays of them each unique apart), and
 // unions whose branches begin alike (a discriminated oneOf of objects, an anyOf of objects and
 // strings).
 const json kOrder = json::parse(R"({
@@ -108,6 +109,11 @@ const json kOrder = json::parse(R"({
     "sizes": {"type": "array", "items": {"enum": ["S", "M", "L", 1, 1.0, 2.5, [1], {"a": 1}]},
               "uniqueItems": true, "minItems": 1, "maxItems": 5},
     "flags": {"$ref": "#/$defs/Flags"},
+    "tags": {"type": "array", "items": {"type": "string"}, "uniqueItems": true,
+             "description": "Pydantic's Set[str]"},
+    "groups": {"type": "array", "maxItems": 3,
+               "items": {"type": "array", "items": {"type": "string", "minLength": 1},
+                         "uniqueItems": true}},
     "pet": {"oneOf": [{"$ref": "#/$defs/Cat"}, {"$ref": "#/$defs/Dog"}]},
     "shape": {"anyOf": [
       {"type": "object", "properties": {"r": {"type": "number"}}, "required": ["r"],
@@ -485,6 +491,27 @@ TEST(JsonSchemaPrefix, UnionsOfBranchesThatBeginAlike) {
   }
 }
 
+// uniqueItems on strings (Pydantic's Set[str]): each written one way only (characters as
+// themselves, the short escapes, \u00xx in lowercase for the other controls), the closing quote
+// refused where the text is an earlier element's of the same array.
+TEST(JsonSchemaPrefix, UniqueItemsOfStrings) {
+  expect_taken_and_refused(
+      kOrder,
+      {R"({"qty": 0, "tags": ["a", "ab", "b", "", "\n", "\u001f", "é", "\"", "\\", "/"]})",
+       R"({"qty": 0, "groups": [["a", "b"], ["a", "b"], []]})",  // each array apart
+       R"({"qty": 0, "tags": ["a"], "groups": [["a"]]})"},
+      {
+          {R"({"qty": 0, "tags": ["a", "b", "a")", 32},     // "a" again
+          {R"({"qty": 0, "tags": ["", "")", 25},            // "" again
+          {R"({"qty": 0, "tags": ["\n", "\n")", 29},        // an escape's character again
+          {R"({"qty": 0, "tags": ["\/)", 22},               // '/' is written as itself
+          {R"({"qty": 0, "tags": ["\u004)", 25},            // 'A' too
+          {R"({"qty": 0, "tags": ["\u000a)", 26},           // '\n' has its short escape
+          {R"({"qty": 0, "tags": ["\u001F)", 26},           // lowercase digits
+          {R"({"qty": 0, "groups": [["x", "y", "x")", 35},  // within one inner array
+      });
+}
+
 // uniqueItems on elements of known values: each distinct value once (1 and 1.0 are one), no
 // comma once every value is written, and no dead end on the way.
 TEST(JsonSchemaPrefix, UniqueItemsOfKnownValues) {
@@ -503,8 +530,11 @@ TEST(JsonSchemaPrefix, UniqueItemsOfKnownValues) {
       });
   const std::pair<const char*, const char*> refused[] = {
       {R"({"type": "object", "properties": {"a": {"type": "array", "uniqueItems": true,
-                                                  "items": {"type": "string"}}}})",
+                                                  "items": {"type": "string", "maxLength": 3}}}})",
        "#/properties/a/uniqueItems: supported on arrays whose items are an enum or const"},
+      {R"({"type": "object", "properties": {"a": {"type": "array", "uniqueItems": true,
+                                                  "items": {"type": "integer"}}}})",
+       "strings without pattern, format or maxLength"},
       {R"({"type": "object", "properties": {"a": {"uniqueItems": true}}})",
        "#/properties/a/uniqueItems: supported on arrays"},
       {R"({"type": "object", "properties": {"a": {"uniqueItems": true, "prefixItems": [{}]}}})",
