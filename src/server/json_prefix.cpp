@@ -59,13 +59,14 @@ void JsonPrefix::memo_key(std::string* key) const {
   // Unique arrays of strings: their elements (what a later closing quote is checked against),
   // and the element being read.
   put_key(key, unique_string_);
-  put_key(key, unique_strings_.size());
-  for (const auto& [depth, text] : unique_strings_) {
+  put_key(key, unique_texts_.size());
+  for (const auto& [depth, text] : unique_texts_) {
     put_key(key, depth);
     put_key(key, text.size());
     key->append(text);
   }
-  if (unique_string_) {
+  put_key(key, unique_number_);
+  if (unique_string_ || unique_number_) {
     put_key(key, unique_text_.size());
     key->append(unique_text_);
   }
@@ -140,12 +141,7 @@ bool JsonPrefix::step_path(uint8_t c) {
         if (lexeme_ == Lexeme::kString) {
           unique_text_.push_back(static_cast<char>(c));
         } else {  // closed: one more element of the array
-          std::pair<uint32_t, std::string> e(static_cast<uint32_t>(stack_.size()),
-                                             std::move(unique_text_));
-          unique_strings_.insert(
-              std::lower_bound(unique_strings_.begin(), unique_strings_.end(), e), std::move(e));
-          unique_text_.clear();
-          unique_string_ = false;
+          unique_text_done();
         }
       }
       if (!key) return true;
@@ -170,10 +166,20 @@ bool JsonPrefix::step_path(uint8_t c) {
       }
       return true;
     case Lexeme::kNumber:
-      if (number_byte(c)) return within_bounds(c);
+      if (number_byte(c)) {
+        if (unique_number_) {
+          if (!unique_digit(c)) return false;
+          unique_text_.push_back(static_cast<char>(c));
+        }
+        return within_bounds(c);
+      }
       // The byte ends the number, if the number may end here, and is then read in the
       // container's context (a ',', a close or whitespace).
       if (!number_can_end()) return false;
+      if (unique_number_) {
+        if (!unique_text_fresh()) return false;
+        unique_text_done();
+      }
       lexeme_ = Lexeme::kNone;
       value_done();
       return structural(c);
@@ -234,7 +240,7 @@ bool JsonPrefix::structural(uint8_t c) {
         if (schema_ && stack_.back() == '[') {  // an array's frame counts its elements in `seen`
           const SchemaNode& n = schema_->node(frames_.back().node);
           if (frames_.back().seen >= n.max_items) return false;
-          if (n.unique_items && !n.unique_strings &&  // every distinct value written
+          if (n.unique_items && !n.unique_texts &&  // every distinct value written
               std::popcount(frames_.back().unique) >= schema_->node(n.items).value_classes)
             return false;
           node_ = n.item_node(frames_.back().seen++);
@@ -268,8 +274,8 @@ bool JsonPrefix::close() {
                              static_cast<uint32_t>(std::popcount(seen)) >= n.min_properties;
     if (stack_.back() == '{' ? !object_done : seen < n.min_items) return false;
     frames_.pop_back();
-    if (!unique_strings_.empty())  // a unique array of strings closed: its elements go
-      std::erase_if(unique_strings_,
+    if (!unique_texts_.empty())  // a unique array of strings closed: its elements go
+      std::erase_if(unique_texts_,
                     [&](const auto& e) { return e.first == static_cast<uint32_t>(stack_.size()); });
   }
   stack_.pop_back();
@@ -312,7 +318,7 @@ bool JsonPrefix::value_start_as(uint8_t c, int node) {
       value_node_ = node;
       unique_element_ = !stack_.empty() && stack_.back() == '[' &&
                         schema_->node(frames_.back().node).unique_items &&
-                        !schema_->node(frames_.back().node).unique_strings;
+                        !schema_->node(frames_.back().node).unique_texts;
       cand_lo_ = 0;
       cand_hi_ = static_cast<uint16_t>(n.values.size());
       cand_pos_ = 0;
@@ -329,6 +335,13 @@ bool JsonPrefix::value_start_as(uint8_t c, int node) {
   magnitude_ = NumberMagnitude(/*exponent=*/!integer_only_);
   str_len_ = 0;
   pattern_len_ = 0;
+  unique_number_ = schema_ && (c == '-' || (c >= '0' && c <= '9')) && !stack_.empty() &&
+                   stack_.back() == '[' && schema_->node(frames_.back().node).unique_texts;
+  if (unique_number_) {
+    unique_text_.clear();
+    if (!unique_digit(c)) return false;
+    unique_text_.push_back(static_cast<char>(c));
+  }
   switch (c) {
     case '{':
     case '[':
@@ -337,7 +350,7 @@ bool JsonPrefix::value_start_as(uint8_t c, int node) {
       lexeme_ = Lexeme::kString;
       string_is_key_ = false;
       unique_string_ = schema_ && !stack_.empty() && stack_.back() == '[' &&
-                       schema_->node(frames_.back().node).unique_strings;
+                       schema_->node(frames_.back().node).unique_texts;
       unique_text_.clear();
       if (schema_ && schema_->node(node).format != StringFormat::kNone) {
         lexeme_ = Lexeme::kFormat;
@@ -461,8 +474,32 @@ bool JsonPrefix::unique_string_byte(uint8_t c) {
     return d >= 0 && !(c >= 'A' && c <= 'F') && !short_escape;
   }
   if (c != '"' || utf8_left_ > 0) return true;
+  return unique_text_fresh();
+}
+
+// An integer element of a unique array of integers (no bounds: every prefix has longer
+// continuations): "-0" is 0, so a 0 after '-' is refused, and a 0 first where 0 is written
+// (nothing can follow it). The byte that ends the number is refused where its digits are an
+// earlier element's.
+bool JsonPrefix::unique_digit(uint8_t c) const {
+  if (c != '0') return true;
+  if (unique_text_ == "-") return false;
+  if (!unique_text_.empty()) return true;
+  const std::pair<uint32_t, std::string> zero(static_cast<uint32_t>(stack_.size()), "0");
+  return !std::binary_search(unique_texts_.begin(), unique_texts_.end(), zero);
+}
+
+bool JsonPrefix::unique_text_fresh() const {
   const std::pair<uint32_t, std::string> e(static_cast<uint32_t>(stack_.size()), unique_text_);
-  return !std::binary_search(unique_strings_.begin(), unique_strings_.end(), e);
+  return !std::binary_search(unique_texts_.begin(), unique_texts_.end(), e);
+}
+
+void JsonPrefix::unique_text_done() {
+  std::pair<uint32_t, std::string> e(static_cast<uint32_t>(stack_.size()), std::move(unique_text_));
+  unique_texts_.insert(std::lower_bound(unique_texts_.begin(), unique_texts_.end(), e),
+                       std::move(e));
+  unique_text_.clear();
+  unique_string_ = unique_number_ = false;
 }
 
 bool JsonPrefix::hex_byte(uint8_t c) {

@@ -97,6 +97,9 @@ class JsonPrefix : public ByteGrammar<JsonPrefix> {
   bool value_byte(uint8_t c);    // c inside an enum / const value (Lexeme::kValue)
   bool value_fresh(uint16_t i) const;  // values[i] may be written here (uniqueItems)
   bool unique_string_byte(uint8_t c);  // c inside a string element of a unique array of strings
+  bool unique_digit(uint8_t c) const;  // c inside an integer element of a unique array
+  bool unique_text_fresh() const;      // the element read is not one of its array's yet
+  void unique_text_done();             // the element read is one of its array's now
   void value_end(uint16_t i);          // the value read is values[i]
   void key_byte(uint8_t c);      // narrows the property names a key being read may still be
   bool key_allowed() const;      // some name (unseen) or additionalProperties still fits
@@ -176,13 +179,13 @@ class JsonPrefix : public ByteGrammar<JsonPrefix> {
   uint16_t cand_lo_ = 0, cand_hi_ = 0, cand_pos_ = 0;
   int value_node_ = 0;  // the enum value's node (Lexeme::kValue)
   bool unique_element_ = false;  // that value is an element of a uniqueItems array
-  // A uniqueItems array of strings (SchemaNode::unique_strings): the string element being read
-  // (its text between the quotes), and the elements written in each such array still open, by
-  // its depth, sorted. Each string has one spelling there (unique_string_byte), so equal texts
-  // are equal strings.
-  bool unique_string_ = false;
+  // A uniqueItems array of strings or integers (SchemaNode::unique_texts): the element being
+  // read (a string's text between the quotes, an integer's digits), and the elements written in
+  // each such array still open, by its depth, sorted. Each value has one spelling there
+  // (unique_string_byte, unique_digit), so equal texts are equal values.
+  bool unique_string_ = false, unique_number_ = false;
   std::string unique_text_;
-  std::vector<std::pair<uint32_t, std::string>> unique_strings_;
+  std::vector<std::pair<uint32_t, std::string>> unique_texts_;
   FormatReader format_;  // Lexeme::kFormat
   // Lexeme::kPattern: the pattern's engine, fed the string's characters as they decode.
   std::optional<GbnfPrefix> pattern_;

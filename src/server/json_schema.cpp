@@ -224,19 +224,21 @@ bool JsonSchema::discriminated(int a, int b) const {
 // uniqueItems: the elements are one node's values (an enum or const; booleans and null become
 // those values), at most kMaxUniqueValues distinct ones, each an element's bit in its array's
 // set (json_prefix.h). Values equal as JSON (1 and 1.0) share a bit. Or plain strings (Pydantic's
-// Set[str]: no pattern, format or maxLength), kept whole: a string can always go on to one not
-// yet written, so no element is a dead end. Numbers, other strings and objects would need more:
-// refused. Checked once every node is compiled: the elements' node may be a $ref compiled after
-// the array.
+// Set[str]: no pattern, format or maxLength) or integers (Set[int]: no bounds or multipleOf),
+// each element's text kept: such an element can always go on to a value not yet written, so
+// none is a dead end. Other numbers, strings and objects would need more: refused. Checked once
+// every node is compiled: the elements' node may be a $ref compiled after the array.
 void JsonSchema::check_unique_items(int id, const std::string& at) {
   SchemaNode& array = nodes_[static_cast<size_t>(id)];
   if (!array.prefix_items.empty())
     fail(at, "/uniqueItems: beside prefixItems (a tuple) is not supported");
   const int items = array.items;
   SchemaNode& e = nodes_[static_cast<size_t>(items)];
-  if (e.values.empty() && e.branches.empty() && e.types == kTypeString && !e.pattern &&
-      e.format == StringFormat::kNone && e.max_length == UINT32_MAX) {
-    array.unique_strings = true;
+  const bool plain_string = e.types == kTypeString && !e.pattern &&
+                            e.format == StringFormat::kNone && e.max_length == UINT32_MAX;
+  const bool plain_integer = e.types == kTypeInteger && !e.grid && !e.number_bounds.any();
+  if (e.values.empty() && e.branches.empty() && (plain_string || plain_integer)) {
+    array.unique_texts = true;
     return;
   }
   if (e.values.empty() && e.branches.empty() && e.types != 0 &&
@@ -253,8 +255,8 @@ void JsonSchema::check_unique_items(int id, const std::string& at) {
   if (elements.values.empty())
     fail(at,
          "/uniqueItems: supported on arrays whose items are an enum or const, booleans (a set of "
-         "known values) or strings without pattern, format or maxLength; other elements would "
-         "have to be remembered whole");
+         "known values), strings without pattern, format or maxLength, or integers without "
+         "bounds or multipleOf; other elements would need more");
   std::vector<json> distinct;
   elements.value_class.clear();
   for (const std::string& v : elements.values) {

@@ -3,8 +3,8 @@
 // strict mode, Pydantic's and Zod's models): type (a name or a list), properties, required,
 // additionalProperties (a boolean or a schema), minProperties / maxProperties, items, tuples
 // (prefixItems, or draft 7's items array and additionalItems), minItems / maxItems, uniqueItems
-// (elements of an enum or const, booleans, or strings without pattern, format or maxLength),
-// minLength /
+// (elements of an enum or const, booleans, strings without pattern, format or maxLength, or
+// integers without bounds or multipleOf), minLength /
 // maxLength (in code points), minimum / maximum / exclusiveMinimum / exclusiveMaximum (on integers
 // as int64s, on other numbers as decimals: json_number_bounds.h), multipleOf (json_fixed_point.h),
 // enum and const (any values), $ref to "#",
@@ -77,9 +77,9 @@ struct SchemaNode {
   }
   uint32_t min_items = 0, max_items = UINT32_MAX;    // arrays: element count
   // Arrays: uniqueItems, on elements of an enum or const node (their distinct values as bits),
-  // or (unique_strings) of plain strings, kept whole (json_prefix.h).
+  // or (unique_texts) of plain strings or integers, each element's text kept (json_prefix.h).
   bool unique_items = false;
-  bool unique_strings = false;
+  bool unique_texts = false;
   uint32_t min_length = 0, max_length = UINT32_MAX;  // strings: code points
   StringFormat format = StringFormat::kNone;         // strings: date, time, date-time, uuid
   std::shared_ptr<const GbnfGrammar> pattern;        // strings: `pattern` (json_pattern.h)

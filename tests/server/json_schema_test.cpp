@@ -491,10 +491,19 @@ TEST(JsonSchemaPrefix, UnionsOfBranchesThatBeginAlike) {
   }
 }
 
+// Pydantic's Set[int], and a list of them (each inner array unique apart). Apart from kOrder:
+// its random walks would write integers of hundreds of digits, which nlohmann reads as doubles.
+const json kIds = json::parse(R"({"type": "object", "properties": {
+    "ids": {"type": "array", "items": {"type": "integer"}, "uniqueItems": true},
+    "more": {"type": "array", "maxItems": 3,
+             "items": {"type": "array", "items": {"type": "integer"}, "uniqueItems": true}}},
+  "additionalProperties": false})");
+
 // uniqueItems on strings (Pydantic's Set[str]): each written one way only (characters as
 // themselves, the short escapes, \u00xx in lowercase for the other controls), the closing quote
-// refused where the text is an earlier element's of the same array.
-TEST(JsonSchemaPrefix, UniqueItemsOfStrings) {
+// refused where the text is an earlier element's of the same array. On integers (Set[int]): the
+// byte after an earlier element's digits refused, "-0" (0) and a second 0 refused at their 0.
+TEST(JsonSchemaPrefix, UniqueItemsOfStringsAndIntegers) {
   expect_taken_and_refused(
       kOrder,
       {R"({"qty": 0, "tags": ["a", "ab", "b", "", "\n", "\u001f", "é", "\"", "\\", "/"]})",
@@ -510,10 +519,16 @@ TEST(JsonSchemaPrefix, UniqueItemsOfStrings) {
           {R"({"qty": 0, "tags": ["\u001F)", 26},           // lowercase digits
           {R"({"qty": 0, "groups": [["x", "y", "x")", 35},  // within one inner array
       });
+  expect_taken_and_refused(kIds, {R"({"ids": [1, 12, -1, 0, 120, -12, 7], "more": [[1], [1]]})"},
+                           {
+                               {R"({"ids": [12, 3, 12,)", 18},  // 12 again: its comma
+                               {R"({"ids": [12, 3, 12])", 18},  // or its close
+                               {R"({"ids": [-0)", 10},          // -0 is 0
+                               {R"({"ids": [0, 0)", 12},        // nothing follows a second 0
+                               {R"({"more": [[5, 5])", 15},     // within one inner array
+                           });
 }
 
-// uniqueItems on elements of known values: each distinct value once (1 and 1.0 are one), no
-// comma once every value is written, and no dead end on the way.
 TEST(JsonSchemaPrefix, UniqueItemsOfKnownValues) {
   expect_taken_and_refused(
       kOrder,
@@ -533,8 +548,11 @@ TEST(JsonSchemaPrefix, UniqueItemsOfKnownValues) {
                                                   "items": {"type": "string", "maxLength": 3}}}})",
        "#/properties/a/uniqueItems: supported on arrays whose items are an enum or const"},
       {R"({"type": "object", "properties": {"a": {"type": "array", "uniqueItems": true,
-                                                  "items": {"type": "integer"}}}})",
-       "strings without pattern, format or maxLength"},
+                                                  "items": {"type": "number"}}}})",
+       "integers without bounds or multipleOf"},
+      {R"({"type": "object", "properties": {"a": {"type": "array", "uniqueItems": true,
+                                                  "items": {"type": "integer", "minimum": 0}}}})",
+       "integers without bounds or multipleOf"},
       {R"({"type": "object", "properties": {"a": {"uniqueItems": true}}})",
        "#/properties/a/uniqueItems: supported on arrays"},
       {R"({"type": "object", "properties": {"a": {"uniqueItems": true, "prefixItems": [{}]}}})",
@@ -667,6 +685,11 @@ TEST(JsonSchemaPrefix, RandomWalksEndInInstancesWithoutDeadEnds) {
 
 TEST(JsonSchemaPrefix, AgreesWithTheValidatorOnInstancesAndMutations) {
   expect_agreement_on_instances_and_mutations(kPerson, 1206, 100);
+}
+
+// Set[int] against the validator: instances (unique by drawing again) and their mutations.
+TEST(JsonSchemaPrefix, UniqueIntegersAgreeWithTheValidator) {
+  expect_agreement_on_instances_and_mutations(kIds, 1207, 50);
 }
 
 // multipleOf and the property counts, likewise (the order's maxProperties of 4 makes most
