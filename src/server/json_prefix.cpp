@@ -56,8 +56,12 @@ void JsonPrefix::memo_key(std::string* key) const {
   if (decimal_bounded_ && in_number) decimal_.memo_key(key);
   if (!on_grid_ && !decimal_bounded_ && in_number) magnitude_.memo_key(key);
   if (lexeme_ == Lexeme::kLiteral) put_key(key, literal_);
-  // Unique arrays of strings: their elements (what a later closing quote is checked against),
-  // and the element being read.
+  // Unique arrays of strings and integers: their elements (what a later element is checked
+  // against), and the element being read, whole: its text joins the set at its close, so two
+  // texts are two states even where no byte before that tells them apart (a key that left out
+  // a text no element begins made the memo's step past a closing quote take its
+  // representative's text: MaskThroughTheMemoKeepsUniqueTexts). Inside such a string each byte
+  // is then a new memo state; the mask runs only when a drawn token is refused.
   put_key(key, unique_string_);
   put_key(key, unique_texts_.size());
   for (const auto& [depth, text] : unique_texts_) {

@@ -868,5 +868,25 @@ TEST_F(JsonSchemaQwen, MaskThroughTheMemoKeepsUnionsStepsAndCounts) {
   EXPECT_TRUE(c.complete());
 }
 
+// Unique arrays of strings and integers through the memo: elements that begin earlier ones
+// ("gr" of "green"), then differ. Each element's text is in the memo key (it goes into the
+// array's set at its close: a key without it made the memo's step after a closing quote take a
+// representative's text, which this caught), so inside such a string each byte is a new memo
+// state and the mask costs a pass over the vocabulary with copies (PERF.md).
+TEST_F(JsonSchemaQwen, MaskThroughTheMemoKeepsUniqueTexts) {
+  const JsonSchema order(kOrder);
+  GrammarConstraint<JsonPrefix> c(*bytes_, JsonPrefix(&order));
+  const std::string text =
+      R"({"qty": 0, "tags": ["green", "gr", "grey", ""], "groups": [["x"], ["x", "xy"]]})";
+  ASSERT_TRUE(valid(json::parse(text), kOrder, kOrder));
+  ASSERT_NO_FATAL_FAILURE(test::expect_mask_along(c, *tok_, text));
+  EXPECT_TRUE(c.complete());
+  const JsonSchema ids(kIds);
+  GrammarConstraint<JsonPrefix> d(*bytes_, JsonPrefix(&ids));
+  const std::string numbers = R"({"ids": [12, 1, 120, -1, 0, 7], "more": [[5, 50], [5]]})";
+  ASSERT_NO_FATAL_FAILURE(test::expect_mask_along(d, *tok_, numbers));
+  EXPECT_TRUE(d.complete());
+}
+
 }  // namespace
 }  // namespace xtile::server
