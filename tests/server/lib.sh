@@ -12,34 +12,35 @@ skip() {
 : "${XTILE_TEST_TMP:=${TMPDIR:-/tmp}}"
 STORIES="$XTILE_SHARED_DIR/fixtures/models/stories260K.gguf"
 
-# The one-layer qwen3-0.6b (Qwen2 vocabulary) the C++ tests use: slow enough per token to be
-# interrupted. Synthesized on first use into the build folder.
-slow_model() {
-  local vocab="$XTILE_SHARED_DIR/fixtures/tokenizers/vocab-qwen2.gguf"
+# synth_once FILE VOCAB ARGS...: `xtile synth ARGS --vocab VOCAB` into the build folder as FILE
+# once (a temporary name first: tests run two at a time); prints its path.
+synth_once() {
+  local name=$1 vocab=$2
+  shift 2
   local out
-  out="$(dirname "$XTILE_BIN")/server-test-qwen3-1L-q4_0.gguf"
+  out="$(dirname "$XTILE_BIN")/$name"
   [ -f "$vocab" ] || skip "$vocab is absent (needed to synthesize the test model)"
   if [ ! -f "$out" ]; then
-    "$XTILE_BIN" synth --preset qwen3-0.6b --layers 1 --type q4_0 --vocab "$vocab" \
-      -o "$out.$$.tmp.gguf" >/dev/null 2>&1
+    "$XTILE_BIN" synth "$@" --vocab "$vocab" -o "$out.$$.tmp.gguf" >/dev/null 2>&1
     mv "$out.$$.tmp.gguf" "$out"
   fi
   echo "$out"
 }
 
+# The one-layer qwen3-0.6b (Qwen2 vocabulary) the C++ tests use: slow enough per token to be
+# interrupted.
+slow_model() {
+  synth_once server-test-qwen3-1L-q4_0.gguf \
+    "$XTILE_SHARED_DIR/fixtures/tokenizers/vocab-qwen2.gguf" \
+    --preset qwen3-0.6b --layers 1 --type q4_0
+}
+
 # tiny-llama's shape on the real Llama-3 vocabulary (llama_tools_http_test.cpp's model): for
 # Llama 3.1's template, picked with --chat-template llama3.1.
 llama3_model() {
-  local vocab="$XTILE_SHARED_DIR/fixtures/tokenizers/vocab-llama3.gguf"
-  local out
-  out="$(dirname "$XTILE_BIN")/server-test-tiny-llama3-q4_0.gguf"
-  [ -f "$vocab" ] || skip "$vocab is absent (needed to synthesize the test model)"
-  if [ ! -f "$out" ]; then
-    "$XTILE_BIN" synth --preset tiny-llama --type q4_0 --vocab "$vocab" --vocab-size 128256 \
-      -o "$out.$$.tmp.gguf" >/dev/null 2>&1
-    mv "$out.$$.tmp.gguf" "$out"
-  fi
-  echo "$out"
+  synth_once server-test-tiny-llama3-q4_0.gguf \
+    "$XTILE_SHARED_DIR/fixtures/tokenizers/vocab-llama3.gguf" \
+    --preset tiny-llama --type q4_0 --vocab-size 128256
 }
 
 SERVER_PID=""
