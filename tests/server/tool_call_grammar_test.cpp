@@ -489,7 +489,8 @@ TEST(ToolCallConstraint, LlamasCallOverLlama3sVocabulary) {
     EXPECT_TRUE(c.allows(eot));
     EXPECT_FALSE(c.allows(tok->encode("\n", false, false)[0]));
   }
-  GrammarConstraint<ToolCallPrefix> text_answer(bytes, llama_rules(false).prefix());
+  const Mode lazy = llama_rules(false);  // kept: the constraint's grammar points to its rules
+  GrammarConstraint<ToolCallPrefix> text_answer(bytes, lazy.prefix());
   for (int32_t id : tok->encode("Oslo is sunny {\"name\": \"x\"}", false, false))
     ASSERT_TRUE(text_answer.accept(id)) << tok->decode_token(id);
   std::vector<float> logits(static_cast<size_t>(tok->n_vocab()), 1.0f);
