@@ -38,7 +38,13 @@
 //    kPrefetchPerStream and kOneStreamSpan), and some superblock types request further ahead
 //    than on other cores (avx512 IQ4_XS and Q5_K 12 KB, avx2 all of them 4 KB; thirty-second
 //    session, kPrefetchPerStream and kOneStreamAhead).
-//    Zen 3 shares the family (and the prefetch level above) but was not measured.
+//    Zen 3 shares the family, the level and the streams. Measured once there (a 2-vCPU Zen 3 VM,
+//    2026-12-07, forty-third session: `xtile bench -p 0 -n 64 -r 2 --roofline` under each of
+//    the four settings, two rounds): undecided. qwen3-0.6b Q4_0 ran fastest with 1 stream + L2
+//    in both rounds, qwen3-1.7b Q4_0 with 4 streams + L2; but qwen3-1.7b Q8_0, whose kernels
+//    run the same code under either level with one stream (Q8_0 requests nothing there), read
+//    13.4 / 12.0 t/s under L2 and 16.4 / 14.6 under L1: that VM's noise between runs is as
+//    large as any difference measured. Kept.
 // XTILE_GEMV_STREAMS=1|4 overrides it.
 #pragma once
 
