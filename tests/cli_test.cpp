@@ -160,12 +160,14 @@ TEST(Cli, BadGemvSettingsAreClearErrorsAndInfoShowsThem) {
   // XTILE_GEMV_PREFETCH and XTILE_GEMV_STREAMS (gemv_prefetch.h) are read once, by `xtile info`
   // and by the first kernel selection: a bad value names the variable and what it takes, before
   // info prints anything.
-  for (auto [env, message] : {std::pair<const char*, const char*>{"XTILE_GEMV_STREAMS=2",
-                                                                  "XTILE_GEMV_STREAMS must be 1 "
-                                                                  "or 4, got '2'"},
-                              {"XTILE_GEMV_PREFETCH=l3",
-                               "XTILE_GEMV_PREFETCH must be l1 or l2, "
-                               "got 'l3'"}}) {
+  for (auto [env, message] :
+       {std::pair<const char*, const char*>{"XTILE_GEMV_STREAMS=2",
+                                            "XTILE_GEMV_STREAMS must be 1 "
+                                            "or 4, got '2'"},
+        {"XTILE_GEMV_PREFETCH=l3",
+         "XTILE_GEMV_PREFETCH must be l1 or l2, "
+         "got 'l3'"},
+        {"XTILE_GEMV_Q8_0=fast", "XTILE_GEMV_Q8_0 must be four-l1 or shared, got 'fast'"}}) {
     const Result bad = xtile_run("info", env);
     EXPECT_EQ(bad.status, 1) << env << ": " << bad.output;
     EXPECT_TRUE(contains(bad.output, message)) << bad.output;
@@ -176,6 +178,17 @@ TEST(Cli, BadGemvSettingsAreClearErrorsAndInfoShowsThem) {
   EXPECT_TRUE(contains(r.output, "GEMV streams     4 per one-row tile (XTILE_GEMV_STREAMS=4)"))
       << r.output;
   EXPECT_TRUE(contains(r.output, "GEMV prefetch    to L1 (XTILE_GEMV_PREFETCH=l1)")) << r.output;
+  const Result q8 = xtile_run("info", "XTILE_GEMV_Q8_0=four-l1");
+  ASSERT_EQ(q8.status, 0) << q8.output;
+  EXPECT_TRUE(contains(q8.output,
+                       "GEMV Q8_0 avx2   4 streams to L1 per one-row tile "
+                       "(XTILE_GEMV_Q8_0=four-l1)"))
+      << q8.output;
+  const Result shared = xtile_run("info", "XTILE_GEMV_Q8_0=shared");
+  ASSERT_EQ(shared.status, 0) << shared.output;
+  EXPECT_TRUE(
+      contains(shared.output, "GEMV Q8_0 avx2   as the other types (XTILE_GEMV_Q8_0=shared)"))
+      << shared.output;
 }
 
 TEST(Cli, SynthUnknownPresetListsPresets) {

@@ -282,6 +282,27 @@ TEST(GemvStreams, OneOnAmdFamily19hElseFour) {
   EXPECT_THROW(set_gemv_streams(2), Error);
 }
 
+TEST(GemvQ8_0, FourStreamsToL1OnZen3Only) {
+  CpuCaps c;
+  c.vendor = "AuthenticAMD";
+  c.family = 0x19;
+  for (int zen3 : {0x01, 0x08, 0x21, 0x44, 0x50}) {  // Milan, Chagall, Vermeer, Rembrandt, Cezanne
+    c.model_number = zen3;
+    EXPECT_TRUE(default_gemv_q8_0_four_l1(c)) << std::hex << zen3;
+  }
+  for (int zen4 : {0x11, 0x18, 0x61, 0x74, 0xA0}) {  // Genoa, Storm Peak, Raphael, Phoenix, Siena
+    c.model_number = zen4;
+    EXPECT_FALSE(default_gemv_q8_0_four_l1(c)) << std::hex << zen4;
+  }
+  c.family = 0x1A;  // Zen 5
+  c.model_number = 0x02;
+  EXPECT_FALSE(default_gemv_q8_0_four_l1(c));
+  c.vendor = "GenuineIntel";
+  c.family = 6;
+  c.model_number = 0x01;
+  EXPECT_FALSE(default_gemv_q8_0_four_l1(c));
+}
+
 TEST(CpuCapsTiers, NamesRoundTrip) {
   for (int i = 0; i < kTierCount; ++i) {
     const Tier t = static_cast<Tier>(i);

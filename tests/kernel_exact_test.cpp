@@ -191,6 +191,24 @@ TEST_P(KernelExact, BothGemvStreamCountsGiveTheSameBytes) {
   set_gemv_streams(before);
 }
 
+// The avx2 Q8_0 one-row tile reads four streams to L1 on Zen 3 whatever the streams setting says
+// (gemv_q8_0_four_l1, gemv_prefetch.h); under either choice and either streams setting the bytes
+// are the reference's, across thread splits and a range's short last tile (65 groups). Every
+// type runs it: the others must not change with the choice either.
+TEST_P(KernelExact, BothQ8_0TileChoicesGiveTheSameBytes) {
+  const bool before = gemv_q8_0_four_l1();
+  const int streams_before = gemv_streams();
+  for (bool four_l1 : {false, true})
+    for (int streams : {1, 4}) {
+      set_gemv_q8_0_four_l1(four_l1);
+      set_gemv_streams(streams);
+      for (int64_t m : {1, 2}) check({{}, m, 1024 + 16, 2048, uint32_t(60 + m)}, {1, 2, 3});
+      check({{}, 1, 16 * 7, 256, 67}, {1, 2});
+    }
+  set_gemv_q8_0_four_l1(before);
+  set_gemv_streams(streams_before);
+}
+
 TEST_P(KernelExact, ExtremeValues) {
   // Every code at its minimum or maximum with the largest scale codes (Q6_K's -32 with its
   // sub-scales at -128 and 127, IQ4's -127 and 113, the fifth bits of Q5_*), against activations

@@ -11,6 +11,7 @@ namespace gemv_prefetch_detail {
 
 std::atomic<int> level{0};
 std::atomic<int> streams{0};
+std::atomic<int> q8_0{0};
 
 namespace {
 // The first value resolved wins (set_* or another thread may have been first).
@@ -49,6 +50,20 @@ int resolve_streams() {
   return settle(streams, n);
 }
 
+int resolve_q8_0() {
+  bool four_l1 = default_gemv_q8_0_four_l1(cpu_caps());
+  if (const char* env = std::getenv("XTILE_GEMV_Q8_0")) {
+    if (std::strcmp(env, "four-l1") == 0) {
+      four_l1 = true;
+    } else if (std::strcmp(env, "shared") == 0) {
+      four_l1 = false;
+    } else {
+      fail("XTILE_GEMV_Q8_0 must be four-l1 or shared, got '", env, "'");
+    }
+  }
+  return settle(q8_0, four_l1 ? 2 : 1);
+}
+
 }  // namespace gemv_prefetch_detail
 
 std::string_view prefetch_level_name(PrefetchLevel level) {
@@ -67,6 +82,16 @@ void set_gemv_prefetch(PrefetchLevel level) {
 int default_gemv_streams(const CpuCaps& caps) {
   if (caps.vendor == "AuthenticAMD" && caps.family == 0x19) return 1;
   return 4;
+}
+
+bool default_gemv_q8_0_four_l1(const CpuCaps& caps) {
+  if (caps.vendor != "AuthenticAMD" || caps.family != 0x19) return false;
+  const int m = caps.model_number;  // Zen 3's model ranges in family 19h
+  return m <= 0x0F || (m >= 0x20 && m <= 0x5F);
+}
+
+void set_gemv_q8_0_four_l1(bool four_l1) {
+  gemv_prefetch_detail::q8_0.store(four_l1 ? 2 : 1, std::memory_order_relaxed);
 }
 
 void set_gemv_streams(int streams) {

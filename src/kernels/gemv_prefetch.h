@@ -46,6 +46,20 @@
 //    13.4 / 12.0 t/s under L2 and 16.4 / 14.6 under L1: that VM's noise between runs is as
 //    large as any difference measured. Kept.
 // XTILE_GEMV_STREAMS=1|4 overrides it.
+//
+// One exception by type and core: the avx2 tier's Q8_0 one-row tile on Zen 3 (AMD family 19h,
+// models 00-0Fh and 20-5Fh; Zen 4 is 10-1Fh, 60-7Fh, A0-AFh) reads four streams, each requesting
+// 1 KB ahead to L1, whatever the two settings say for the other types. On the 2-vCPU Zen 3 VM
+// (2026-12-07, forty-fourth session) Q8_0 with the family's one stream (nothing requested: the
+// core's prefetcher alone) read 61-73 % of the probe in the model, 76-89 % this way:
+// `xtile bench -p 0 -n 64 -r 2 --roofline`, three alternated rounds, qwen3-0.6b Q8_0 38.7 /
+// 43.4 / 39.3 -> 43.9 / 58.2 / 46.2 t/s, qwen3-1.7b Q8_0 14.3 / 16.3 / 17.0 -> 20.5 / 22.7 /
+// 19.1; the sweep of qwen3-0.6b's GEMVs (`xtile_kernel_bench --sweep`) 62-85 % -> 76-93 %. The
+// other 32-element types measured no better (Q4_0, Q4_1) or far worse that way (Q5_0 and IQ4_NL
+// 49-71 % against 75-95 %), and one Q8_0 stream with the others' 8 KB ahead no better than none
+// (64-79 %); on Zen 4 one stream with nothing requested was the fastest for Q8_0 (thirty-first
+// session), so the exception is Zen 3's.
+// XTILE_GEMV_Q8_0=four-l1|shared overrides it (shared: Q8_0 as the other types).
 #pragma once
 
 #include <atomic>
@@ -64,8 +78,10 @@ PrefetchLevel default_gemv_prefetch(const CpuCaps& caps);
 namespace gemv_prefetch_detail {
 extern std::atomic<int> level;    // 0 until resolved
 extern std::atomic<int> streams;  // 0 until resolved
+extern std::atomic<int> q8_0;     // 0 until resolved, 1 shared, 2 four streams to L1
 int resolve();
 int resolve_streams();
+int resolve_q8_0();
 // A setting's value: one relaxed load once resolved. Always inlined: the kernels' ISA objects
 // must not emit a weak copy of it (TierSymbolsTest).
 inline __attribute__((always_inline)) int once(const std::atomic<int>& v, int (*resolve)()) {
@@ -99,5 +115,19 @@ inline int gemv_streams() {
 
 // For tests and benchmarks: 1 or 4 (every later GEMV uses it).
 void set_gemv_streams(int streams);
+
+// Whether the avx2 Q8_0 one-row tile reads four streams to L1 on this CPU (the exception above),
+// without the environment.
+bool default_gemv_q8_0_four_l1(const CpuCaps& caps);
+
+// The process's choice: XTILE_GEMV_Q8_0, else default_gemv_q8_0_four_l1 of cpu_caps(); resolved
+// once, read once per GEMV call and tile.
+inline __attribute__((always_inline)) bool gemv_q8_0_four_l1() {
+  using namespace gemv_prefetch_detail;  // NOLINT(google-build-using-namespace)
+  return once(q8_0, resolve_q8_0) == 2;
+}
+
+// For tests and benchmarks (every later GEMV uses it).
+void set_gemv_q8_0_four_l1(bool four_l1);
 
 }  // namespace xtile

@@ -144,9 +144,10 @@ int gemm_min_m(Tier tier, GgmlType type) {
 KernelSet select_kernels(Tier tier, GgmlType type) {
   // The GEMVs read the prefetch level on the pool's threads: resolve it here, where a bad
   // XTILE_GEMV_PREFETCH is an error of the caller's (the thread that loads the model); the same
-  // for the streams per tile.
+  // for the streams per tile and Q8_0's exception.
   gemv_prefetch();
   gemv_streams();
+  gemv_q8_0_four_l1();
   KernelSet set;
   set.tier = tier;
   set.type = type;

@@ -30,6 +30,7 @@ void print_cpu(std::ostream& os, const InfoOptions& o) {
   const Tier selected = resolve_kernels(o.kernels);
   const PrefetchLevel prefetch = gemv_prefetch();
   const int streams = gemv_streams();
+  const bool q8_0_four_l1 = gemv_q8_0_four_l1();
   os << version_string() << "\n\n";
   os << "CPU\n";
   os << "  model            " << (caps.model.empty() ? "(unknown)" : caps.model) << "\n";
@@ -65,6 +66,9 @@ void print_cpu(std::ostream& os, const InfoOptions& o) {
      << env_or_cpu("XTILE_GEMV_PREFETCH") << ")\n";
   os << "  GEMV streams     " << streams << " per one-row tile ("
      << env_or_cpu("XTILE_GEMV_STREAMS") << ")\n";
+  os << "  GEMV Q8_0 avx2   "
+     << (q8_0_four_l1 ? "4 streams to L1 per one-row tile" : "as the other types") << " ("
+     << env_or_cpu("XTILE_GEMV_Q8_0") << ")\n";
 }
 
 // tensor name → "q4_0_x16 (avx512)", "q4_0_x16 (avx512, fused)", "f32 (float path)", ...

@@ -35,7 +35,8 @@
 //         chunk's activations widened beside it). Whatever reads a panel from the packed
 //         weights (the decoder, or the first register block when the panel is read in place)
 //         requests each group stream's lines ahead, to L2 and to L1 (prefetch_two_distances).
-//   GEMV  1 row × 64 weight rows (1 row × 16 where gemv_streams() is 1: Zen 4), 2 × 32, 3 × 16;
+//   GEMV  1 row × 64 weight rows (1 row × 16 where gemv_streams() is 1: Zen 3/4, but Q8_0 on
+//         Zen 3 × 64, gemv_q8_0_four_l1), 2 × 32, 3 × 16;
 //         4-6 rows as two blocks over the same weight tile (the second finds it in L1/L2), so
 //         the weights stream from memory once for up to 6 rows. One row reads 4 groups = 4
 //         sequential streams at once: one stream does not keep enough misses in flight to reach the
@@ -97,9 +98,15 @@ constexpr int64_t gemv_prefetch_bytes() {
 // those: qwen3-0.6b/1.7b Q4_0 and Q8_0 tg64 5-55 % faster in 12 of 12 alternated pairs
 // (docs/PERF.md, twenty-seventh session); the 256-element superblock types read one stream per
 // row and keep T0 (the 30B-A3B cut's Q6_K head 20-40 % slower with T1, twenty-sixth).
+// Q8_0's one-row tile on Zen 3 reads four streams to L1 whatever the family's settings say
+// (gemv_prefetch.h, gemv_q8_0_four_l1).
+template <typename T>
+inline bool q8_0_four_streams_l1() {
+  return std::is_same_v<T, xa::Q8_0> && gemv_q8_0_four_l1();
+}
 template <typename T>
 inline bool gemv_prefetch_l2_on_avx2() {
-  return T::G.elems == 32 && gemv_prefetch_to_l2();
+  return T::G.elems == 32 && gemv_prefetch_to_l2() && !q8_0_four_streams_l1<T>();
 }
 // Reads of the packed weights that do more arithmetic per byte than one row's GEMV (the GEMV's
 // tiles of 2-3 rows; the GEMM's first read of a panel: the decoder, or the first register block
@@ -621,7 +628,7 @@ void gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
     // Rows per register block: 4 rows as 2 + 2, 5 as 3 + 2, 6 as 3 + 3.
     const int64_t rows = mc1 - mc;
     const int64_t mr_first = rows <= 3 ? rows : (rows + 1) / 2;
-    const bool one_stream = gemv_streams() == 1;
+    const bool one_stream = gemv_streams() == 1 && !q8_0_four_streams_l1<T>();
     const int64_t step = mr_first == 1   ? (one_stream ? 2 : kOneRowHalves<T>)
                          : mr_first == 2 ? 4
                                          : 2;
