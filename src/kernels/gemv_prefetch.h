@@ -44,7 +44,8 @@
 //    in both rounds, qwen3-1.7b Q4_0 with 4 streams + L2; but qwen3-1.7b Q8_0, whose kernels
 //    run the same code under either level with one stream (Q8_0 requests nothing there), read
 //    13.4 / 12.0 t/s under L2 and 16.4 / 14.6 under L1: that VM's noise between runs is as
-//    large as any difference measured. Kept.
+//    large as any difference measured. Kept, but for Q8_0 (below), which the next session
+//    measured with the probe beside each run and the kernels' sweep.
 // XTILE_GEMV_STREAMS=1|4 overrides it.
 //
 // One exception by type and core: the avx2 tier's Q8_0 one-row tile on Zen 3 (AMD family 19h,
