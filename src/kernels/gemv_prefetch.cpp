@@ -1,7 +1,8 @@
 #include "kernels/gemv_prefetch.h"
 
+#include <strings.h>
+
 #include <cstdlib>
-#include <cstring>
 
 #include "base/error.h"
 
@@ -20,48 +21,40 @@ int settle(std::atomic<int>& v, int value) {
   v.compare_exchange_strong(expected, value, std::memory_order_relaxed);
   return v.load(std::memory_order_relaxed);
 }
+
+// One spelling of a setting's environment variable and the value it stands for.
+struct Choice {
+  const char* spelling;
+  int value;
+};
+
+// The value of environment variable `name`: `a`'s or `b`'s where it spells one of them (any
+// case), `cpu` (this CPU's default) where it is unset; any other text is an error naming the
+// variable and what it takes.
+int from_env(const char* name, int cpu, Choice a, Choice b) {
+  const char* env = std::getenv(name);
+  if (env == nullptr) return cpu;
+  for (const Choice& c : {a, b})
+    if (strcasecmp(env, c.spelling) == 0) return c.value;
+  fail(name, " must be ", a.spelling, " or ", b.spelling, ", got '", env, "'");
+}
 }  // namespace
 
 int resolve() {
-  PrefetchLevel l = default_gemv_prefetch(cpu_caps());
-  if (const char* env = std::getenv("XTILE_GEMV_PREFETCH")) {
-    if (std::strcmp(env, "l1") == 0 || std::strcmp(env, "L1") == 0) {
-      l = PrefetchLevel::kL1;
-    } else if (std::strcmp(env, "l2") == 0 || std::strcmp(env, "L2") == 0) {
-      l = PrefetchLevel::kL2;
-    } else {
-      fail("XTILE_GEMV_PREFETCH must be l1 or l2, got '", env, "'");
-    }
-  }
-  return settle(level, static_cast<int>(l));
+  const int cpu = static_cast<int>(default_gemv_prefetch(cpu_caps()));
+  return settle(level,
+                from_env("XTILE_GEMV_PREFETCH", cpu, {"l1", static_cast<int>(PrefetchLevel::kL1)},
+                         {"l2", static_cast<int>(PrefetchLevel::kL2)}));
 }
 
 int resolve_streams() {
-  int n = default_gemv_streams(cpu_caps());
-  if (const char* env = std::getenv("XTILE_GEMV_STREAMS")) {
-    if (std::strcmp(env, "1") == 0) {
-      n = 1;
-    } else if (std::strcmp(env, "4") == 0) {
-      n = 4;
-    } else {
-      fail("XTILE_GEMV_STREAMS must be 1 or 4, got '", env, "'");
-    }
-  }
-  return settle(streams, n);
+  return settle(streams, from_env("XTILE_GEMV_STREAMS", default_gemv_streams(cpu_caps()), {"1", 1},
+                                  {"4", 4}));
 }
 
 int resolve_q8_0() {
-  bool four_l1 = default_gemv_q8_0_four_l1(cpu_caps());
-  if (const char* env = std::getenv("XTILE_GEMV_Q8_0")) {
-    if (std::strcmp(env, "four-l1") == 0) {
-      four_l1 = true;
-    } else if (std::strcmp(env, "shared") == 0) {
-      four_l1 = false;
-    } else {
-      fail("XTILE_GEMV_Q8_0 must be four-l1 or shared, got '", env, "'");
-    }
-  }
-  return settle(q8_0, four_l1 ? 2 : 1);
+  const int cpu = default_gemv_q8_0_four_l1(cpu_caps()) ? 2 : 1;
+  return settle(q8_0, from_env("XTILE_GEMV_Q8_0", cpu, {"four-l1", 2}, {"shared", 1}));
 }
 
 }  // namespace gemv_prefetch_detail
