@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes with libFuzzer: fuzz/run.sh [seconds=60] [gguf|model|json|gbnf|all=all]
+#                        fuzz/run.sh [seconds] gguf+model   (targets joined by + run at once)
 #
 #   gguf   the GGUF reader (xtile_gguf_fuzz). Seeds: small valid files from xtile_gguf_seeds,
 #          plus the fixture GGUFs cut to their first 64 KiB (most of a model is tensor data, the
@@ -13,7 +14,10 @@
 #   gbnf   llama-server's `grammar` field: the GBNF parser on any text, and the engine on a reply
 #          after a NUL byte against the tests' Earley recognizer (xtile_gbnf_fuzz). Seeds: a
 #          few grammars with replies. Inputs up to 4 KiB.
-#   all    all four, `seconds` each.
+#   all    all four, `seconds` each, one after the other.
+#   a+b    the named ones at the same time, each in its own process with its output in
+#          build-fuzz/<name>.log (printed when it ends): a fuzzer is one process on one core,
+#          so on 2 cores .ci/run runs them two at a time.
 #
 # Builds in build-fuzz/ (clang, ASan+UBSan). New interesting inputs accumulate in
 # fuzz/corpus-run/<target>/ (git-ignored) across runs. Exits non-zero when libFuzzer finds a
@@ -26,15 +30,22 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="$root/build-fuzz"
 jobs="${XTILE_FUZZ_BUILD_JOBS:-2}"
 
+names=()
 case "$target" in
-  gguf) targets=(xtile_gguf_fuzz xtile_gguf_seeds) ;;
-  model) targets=(xtile_model_fuzz xtile_model_seeds) ;;
-  json) targets=(xtile_json_fuzz) ;;
-  gbnf) targets=(xtile_gbnf_fuzz) ;;
-  all) targets=(xtile_gguf_fuzz xtile_gguf_seeds xtile_model_fuzz xtile_model_seeds xtile_json_fuzz
-                xtile_gbnf_fuzz) ;;
-  *) echo "fuzz/run.sh: unknown target '$target' (gguf, model, json, gbnf or all)" >&2; exit 2 ;;
+  all) names=(gguf model json gbnf) ;;
+  *) IFS=+ read -r -a names <<<"$target" ;;
 esac
+targets=()
+for name in "${names[@]}"; do
+  case "$name" in
+    gguf) targets+=(xtile_gguf_fuzz xtile_gguf_seeds) ;;
+    model) targets+=(xtile_model_fuzz xtile_model_seeds) ;;
+    json) targets+=(xtile_json_fuzz) ;;
+    gbnf) targets+=(xtile_gbnf_fuzz) ;;
+    *) echo "fuzz/run.sh: unknown target '$name' (gguf, model, json, gbnf, all, or some joined by +)" >&2
+       exit 2 ;;
+  esac
+done
 
 # Ninja for a new build folder where installed, as scripts/build.sh.
 generator=()
@@ -116,10 +127,25 @@ run_gbnf() {
     -artifact_prefix="$build/artifacts/gbnf-" -print_final_stats=1 "$corpus" "$seeds"
 }
 
-case "$target" in
-  gguf) run_gguf ;;
-  model) run_model ;;
-  json) run_json ;;
-  gbnf) run_gbnf ;;
-  all) run_gguf && run_model && run_json && run_gbnf ;;
-esac
+if [ "$target" = all ] || [ "${#names[@]}" -eq 1 ]; then
+  for name in "${names[@]}"; do "run_$name"; done
+  exit 0
+fi
+# Several at once: each in the background, its output in its own log; the first failure's
+# status is the script's, after every one has ended (none is left running).
+pids=()
+for name in "${names[@]}"; do
+  "run_$name" >"$build/$name.log" 2>&1 &
+  pids+=($!)
+done
+status=0
+for i in "${!names[@]}"; do
+  if wait "${pids[$i]}"; then
+    tail -n 25 "$build/${names[$i]}.log"
+  else
+    status=$?
+    tail -n 80 "$build/${names[$i]}.log" >&2
+    echo "fuzz/run.sh: ${names[$i]} failed (exit $status); full output in $build/${names[$i]}.log" >&2
+  fi
+done
+exit "$status"

@@ -78,6 +78,11 @@ const GgmlType kTypes[] = {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1,  Ggml
 class KernelExact : public ::testing::TestWithParam<std::tuple<Tier, GgmlType>> {
  protected:
   Tier tier() const { return std::get<0>(GetParam()); }
+  // The GEMV settings of gemv_prefetch.h (prefetch level, stream count, Q8_0's tile) are read by
+  // the avx2 and avx512 GEMVs (amx's is avx512's); ref and amx-emu have none to read.
+  bool reads_gemv_settings() const {
+    return tier() == Tier::avx2 || tier() == Tier::avx512 || tier() == Tier::amx;
+  }
   GgmlType type() const { return std::get<1>(GetParam()); }
   // The type's superblock: K values below are rounded up to a multiple of it.
   int64_t kq(int64_t k) const {
@@ -170,6 +175,8 @@ TEST_P(KernelExact, SameBytesForOneToFourThreads) {
 // The GEMV's software prefetch goes to L1 or L2 by the CPU (gemv_prefetch.h); either way the
 // bytes are the reference's.
 TEST_P(KernelExact, BothGemvPrefetchLevelsGiveTheSameBytes) {
+  if (!reads_gemv_settings())
+    GTEST_SKIP() << tier_name(tier()) << " reads no GEMV setting (its GEMV is its own loop)";
   const PrefetchLevel before = gemv_prefetch();
   for (PrefetchLevel level : {PrefetchLevel::kL1, PrefetchLevel::kL2}) {
     set_gemv_prefetch(level);
@@ -182,6 +189,8 @@ TEST_P(KernelExact, BothGemvPrefetchLevelsGiveTheSameBytes) {
 // (gemv_streams(), gemv_prefetch.h); either way the bytes are the reference's, also where a
 // range's last tile has fewer groups (1024 + 16 rows: 65 groups) and across thread splits.
 TEST_P(KernelExact, BothGemvStreamCountsGiveTheSameBytes) {
+  if (!reads_gemv_settings())
+    GTEST_SKIP() << tier_name(tier()) << " reads no GEMV setting (its GEMV is its own loop)";
   const int before = gemv_streams();
   for (int streams : {1, 4}) {
     set_gemv_streams(streams);
@@ -196,6 +205,8 @@ TEST_P(KernelExact, BothGemvStreamCountsGiveTheSameBytes) {
 // are the reference's, across thread splits and a range's short last tile (65 groups). Every
 // type runs it: the others must not change with the choice either.
 TEST_P(KernelExact, BothQ8_0TileChoicesGiveTheSameBytes) {
+  if (!reads_gemv_settings())
+    GTEST_SKIP() << tier_name(tier()) << " reads no GEMV setting (its GEMV is its own loop)";
   const bool before = gemv_q8_0_four_l1();
   const int streams_before = gemv_streams();
   for (bool four_l1 : {false, true})

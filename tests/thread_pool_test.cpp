@@ -212,7 +212,8 @@ TEST(ThreadPool, PrefetchWhileWaitingNeverFaultsAndKeepsEveryJob) {
             if (t % 2 == 0)
               pool.prefetch_while_waiting(t, buffer.data() + share * static_cast<size_t>(t), share);
             else
-              pool.prefetch_while_waiting(t, unmapped + (size_t{t} << 20), size_t{1} << 20);
+              pool.prefetch_while_waiting(t, unmapped + (static_cast<size_t>(t) << 20),
+                                          size_t{1} << 20);
             total.fetch_add(t + 1, std::memory_order_relaxed);
           });
         }
