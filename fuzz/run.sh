@@ -26,6 +26,11 @@ set -euo pipefail
 
 seconds="${1:-60}"
 target="${2:-all}"
+# libFuzzer reads -max_total_time=abc as 0, which is no limit: refuse anything but a count.
+if ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then
+  echo "fuzz/run.sh: seconds must be a whole number above 0, not '$seconds'" >&2
+  exit 2
+fi
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="$root/build-fuzz"
 jobs="${XTILE_FUZZ_BUILD_JOBS:-2}"
