@@ -40,6 +40,11 @@ case "$target" in
   all) names=(gguf model json gbnf) ;;
   *) IFS=+ read -r -a names <<<"$target" ;;
 esac
+# Each name once: two runs of one target would share its seed and corpus folders.
+if [ "${#names[@]}" -eq 0 ] || [ "$(printf '%s\n' "${names[@]}" | sort | uniq -d)" != "" ]; then
+  echo "fuzz/run.sh: '$target' names no target, or one twice" >&2
+  exit 2
+fi
 targets=()
 for name in "${names[@]}"; do
   case "$name" in
