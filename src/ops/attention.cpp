@@ -32,8 +32,8 @@ int64_t kv_row_bytes(KvElem elem, int64_t head_dim) {
 
 namespace {
 
-// Element `index` of an f32/f16/bf16 buffer.
-float plain_value(const void* base, KvElem elem, int64_t index) {
+// Element `index` of an f32/f16/bf16 buffer. (Inlined into the element loop's two builds below.)
+XTILE_LANES_INLINE float plain_value(const void* base, KvElem elem, int64_t index) {
   switch (elem) {
     case KvElem::f32: return static_cast<const float*>(base)[index];
     case KvElem::f16: return fp16_to_fp32(static_cast<const uint16_t*>(base)[index]);
@@ -44,7 +44,7 @@ float plain_value(const void* base, KvElem elem, int64_t index) {
 }
 
 // Element i of a q8_0 row at byte offset `row`: fp32(d) · q, dequantize_row_q8_0's product.
-float q8_value(const void* base, int64_t row, int64_t i) {
+XTILE_LANES_INLINE float q8_value(const void* base, int64_t row, int64_t i) {
   const auto* b = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(base) + row) + i / kQK;
   return fp16_to_fp32(b->d) * static_cast<float>(b->qs[i % kQK]);
 }
@@ -80,11 +80,13 @@ namespace {
 
 // q · k_p of attention.h: float products over the dimensions, or for a q8_0 K the integer sums
 // per 32 dimensions of the quantized query (qq: quantize_row_q8_0 of q) and K's q.
-float reference_dot(const float* q, const BlockQ8_0* qq, int64_t hd, const KvLayerView& kv,
-                    int64_t g, int64_t p) {
+XTILE_LANES_INLINE float reference_dot(const float* q, const BlockQ8_0* qq, int64_t hd,
+                                       const KvLayerView& kv, int64_t g, int64_t p) {
   float d = 0.0f;
   if (kv.k_elem != KvElem::q8_0) {
-    for (int64_t i = 0; i < hd; ++i) d = std::fma(q[i], kv_k_value(kv, g, p, i), d);
+    const int64_t at = kv_k_index(kv, g, p, 0);  // dimension i at at + 16 · i (transposed chunks)
+    for (int64_t i = 0; i < hd; ++i)
+      d = std::fma(q[i], plain_value(kv.k, kv.k_elem, at + kKChunk * i), d);
     return d;
   }
   for (int64_t b = 0; b < hd / kQK; ++b) {
@@ -95,8 +97,20 @@ float reference_dot(const float* q, const BlockQ8_0* qq, int64_t hd, const KvLay
   return d;
 }
 
-void reference_row(const AttentionShape& s, const float* q, int64_t g, int64_t pos,
-                   const KvLayerView& kv, float* out) {
+// o[i] = fma(e, v_p[i], o[i]) for every dimension i.
+XTILE_LANES_INLINE void reference_accumulate(float e, const KvLayerView& kv, int64_t g, int64_t p,
+                                             int64_t hd, float* o) {
+  if (kv.v_elem == KvElem::q8_0) {
+    const int64_t row = kv_q8_row_offset(kv, g, p);
+    for (int64_t i = 0; i < hd; ++i) o[i] = std::fma(e, q8_value(kv.v, row, i), o[i]);
+    return;
+  }
+  const int64_t at = kv_v_index(kv, g, p, 0);  // a position's dimensions are contiguous
+  for (int64_t i = 0; i < hd; ++i) o[i] = std::fma(e, plain_value(kv.v, kv.v_elem, at + i), o[i]);
+}
+
+XTILE_LANES_INLINE void reference_row_body(const AttentionShape& s, const float* q, int64_t g,
+                                           int64_t pos, const KvLayerView& kv, float* out) {
   const int64_t hd = s.head_dim, n = pos + 1;
   std::vector<float> sc(static_cast<size_t>(kB)), o(static_cast<size_t>(hd)),
       acc(static_cast<size_t>(hd));
@@ -125,9 +139,7 @@ void reference_row(const AttentionShape& s, const float* q, int64_t g, int64_t p
     const float l = lane_sum[0] + lane_sum[1];
     std::fill(o.begin(), o.end(), 0.0f);
     for (int64_t p = 0; p < cnt; ++p)
-      for (int64_t i = 0; i < hd; ++i)
-        o[static_cast<size_t>(i)] = std::fma(
-            sc[static_cast<size_t>(p)], kv_v_value(kv, g, c0 + p, i), o[static_cast<size_t>(i)]);
+      reference_accumulate(sc[static_cast<size_t>(p)], kv, g, c0 + p, hd, o.data());
     if (!run.started) {
       run = {m, l, true};
       acc = o;
@@ -141,6 +153,21 @@ void reference_row(const AttentionShape& s, const float* q, int64_t g, int64_t p
       acc[static_cast<size_t>(i)] = acc[static_cast<size_t>(i)] * a + o[static_cast<size_t>(i)] * b;
   }
   for (int64_t i = 0; i < hd; ++i) out[i] = acc[static_cast<size_t>(i)] / run.l;
+}
+
+// The element loop compiled twice, the loader picking one (an ifunc): with FMA, each std::fma is
+// one instruction; in the baseline build (x86-64 has no FMA) it is a call into libm, which took a
+// third of the loop's time (a server test on the fixture whose 8-dimension heads no vector kernel
+// takes: perf). Both round each fused product once: the same bits.
+__attribute__((target("avx2,fma"))) void reference_row(const AttentionShape& s, const float* q,
+                                                       int64_t g, int64_t pos,
+                                                       const KvLayerView& kv, float* out) {
+  reference_row_body(s, q, g, pos, kv, out);
+}
+__attribute__((target("default"))) void reference_row(const AttentionShape& s, const float* q,
+                                                      int64_t g, int64_t pos, const KvLayerView& kv,
+                                                      float* out) {
+  reference_row_body(s, q, g, pos, kv, out);
 }
 
 // The entry points per head size, one per width (4 for a CPU without AVX2, any for tests).
