@@ -16,6 +16,7 @@
 
 namespace xtile::server {
 namespace {
+namespace anthropic_api_test {  // unity batches: CMakeLists.txt
 
 using nlohmann::json;
 using nlohmann::ordered_json;
@@ -218,5 +219,6 @@ TEST(AnthropicApi, StreamEventsOpenAndCloseBlocksInOrder) {
   EXPECT_EQ(named_events(empty.error(503, "busy"))[0].data["error"]["type"], "overloaded_error");
 }
 
+}  // namespace anthropic_api_test
 }  // namespace
 }  // namespace xtile::server

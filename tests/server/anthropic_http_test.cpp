@@ -18,6 +18,7 @@
 
 namespace xtile::test {
 namespace {
+namespace anthropic_http_test {  // unity batches: CMakeLists.txt
 
 using nlohmann::json;
 
@@ -319,5 +320,6 @@ TEST(AnthropicHttpOwn, ForcedToolUseIsTheOpenAIRoutesCall) {
   EXPECT_EQ(server.stop(), 0) << server.log();
 }
 
+}  // namespace anthropic_http_test
 }  // namespace
 }  // namespace xtile::test

@@ -14,6 +14,7 @@
 
 namespace xtile::server {
 namespace {
+namespace embedding_norm_test {  // unity batches: CMakeLists.txt
 
 using xtile::test::p_norm;
 
@@ -55,5 +56,6 @@ TEST(EmbeddingNorm, EachNormScalesToOneAlongTheSameDirection) {
   EXPECT_NEAR(n[1], -0.5f, 1e-6);
 }
 
+}  // namespace embedding_norm_test
 }  // namespace
 }  // namespace xtile::server

@@ -22,6 +22,7 @@
 
 namespace xtile::test {
 namespace {
+namespace embeddings_http_test {  // unity batches: CMakeLists.txt
 
 using nlohmann::json;
 
@@ -246,5 +247,6 @@ TEST_F(PerTokenEmbeddingsHttp, OneVectorPerTokenOnlyOnLlamaServersShape) {
   EXPECT_EQ(post(port_, "/api/embed", {{"model", "stories260K"}, {"input", text}}).status, 400);
 }
 
+}  // namespace embeddings_http_test
 }  // namespace
 }  // namespace xtile::test

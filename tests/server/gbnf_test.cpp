@@ -31,6 +31,7 @@
 
 namespace xtile::server {
 namespace {
+namespace gbnf_test {  // unity batches: CMakeLists.txt
 
 using test::RandomRegular;
 using test::utf8;
@@ -533,5 +534,6 @@ TEST_F(GbnfConstraintQwen, ThinksFirstWhenAskedAndReadsAGrammarThatBeginsWithATa
   EXPECT_TRUE(direct.complete());
 }
 
+}  // namespace gbnf_test
 }  // namespace
 }  // namespace xtile::server

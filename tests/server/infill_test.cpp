@@ -20,6 +20,7 @@
 
 namespace xtile::test {
 namespace {
+namespace infill_test {  // unity batches: CMakeLists.txt
 
 using nlohmann::json;
 using server::FimTokens;
@@ -181,5 +182,6 @@ TEST(InfillHttp, AModelWithoutFimTokensSaysSo) {
   EXPECT_EQ(server.stop(), 0) << server.log();
 }
 
+}  // namespace infill_test
 }  // namespace
 }  // namespace xtile::test

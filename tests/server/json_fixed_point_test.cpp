@@ -18,6 +18,7 @@
 
 namespace xtile::server {
 namespace {
+namespace json_fixed_point_test {  // unity batches: CMakeLists.txt
 
 using nlohmann::json;
 constexpr int64_t kMilli = 1000;  // the oracle's unit: every step and bound here is in thousandths
@@ -221,5 +222,6 @@ TEST(JsonFixedPoint, StepsAndBoundsAsTheDecimalsTheSchemaWrote) {
   }
 }
 
+}  // namespace json_fixed_point_test
 }  // namespace
 }  // namespace xtile::server

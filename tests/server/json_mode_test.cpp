@@ -28,6 +28,7 @@
 
 namespace xtile::server {
 namespace {
+namespace json_mode_test {  // unity batches: CMakeLists.txt
 
 using nlohmann::json;
 
@@ -333,5 +334,6 @@ TEST_F(JsonConstraintQwen, MaskKeepsExactlyTheTokensThatContinueTheObject) {
   EXPECT_EQ(c.mask(logits), static_cast<int64_t>(tok_->eog_ids().size()));
 }
 
+}  // namespace json_mode_test
 }  // namespace
 }  // namespace xtile::server

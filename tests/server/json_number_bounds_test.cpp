@@ -19,6 +19,7 @@
 
 namespace xtile::server {
 namespace {
+namespace json_number_bounds_test {  // unity batches: CMakeLists.txt
 
 using nlohmann::json;
 using Int = __int128;
@@ -290,5 +291,6 @@ TEST(JsonNumberBounds, ReadsBoundsAsTheDecimalsTheSchemaWrote) {
   }
 }
 
+}  // namespace json_number_bounds_test
 }  // namespace
 }  // namespace xtile::server

@@ -21,6 +21,7 @@
 
 namespace xtile::server {
 namespace {
+namespace json_number_magnitude_test {  // unity batches: CMakeLists.txt
 
 using nlohmann::json;
 using test::Fed;
@@ -181,5 +182,6 @@ TEST(NumberMagnitude, EqualMemoKeysStepAlike) {
   EXPECT_GT(compared, 1000);
 }
 
+}  // namespace json_number_magnitude_test
 }  // namespace
 }  // namespace xtile::server

@@ -18,6 +18,7 @@
 
 namespace xtile::server {
 namespace {
+namespace json_pattern_test {  // unity batches: CMakeLists.txt
 
 using test::RandomRegular;
 using test::utf8;
@@ -412,5 +413,6 @@ TEST(JsonPattern, MaxLengthBesideAPatternLeavesRoomForAMatch) {
   EXPECT_GT(at_max, 50);
 }
 
+}  // namespace json_pattern_test
 }  // namespace
 }  // namespace xtile::server

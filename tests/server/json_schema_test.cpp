@@ -25,6 +25,7 @@
 
 namespace xtile::server {
 namespace {
+namespace json_schema_test {  // unity batches: CMakeLists.txt
 
 using nlohmann::json;
 
@@ -888,5 +889,6 @@ TEST_F(JsonSchemaQwen, MaskThroughTheMemoKeepsUniqueTexts) {
   EXPECT_TRUE(d.complete());
 }
 
+}  // namespace json_schema_test
 }  // namespace
 }  // namespace xtile::server

@@ -16,6 +16,7 @@
 
 namespace xtile::server {
 namespace {
+namespace lazy_grammar_test {  // unity batches: CMakeLists.txt
 
 using Lazy = LazyGrammar<GbnfPrefix>;
 
@@ -106,5 +107,6 @@ TEST_F(LazyGrammarQwen, MaskKeepsExactlyWhatEachTokenAllows) {
   EXPECT_TRUE(c.complete());
 }
 
+}  // namespace lazy_grammar_test
 }  // namespace
 }  // namespace xtile::server

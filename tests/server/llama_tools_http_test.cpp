@@ -14,6 +14,7 @@
 
 namespace xtile::test {
 namespace {
+namespace llama_tools_http_test {  // unity batches: CMakeLists.txt
 
 using nlohmann::json;
 using nlohmann::ordered_json;  // the tools' keys go into the prompt in the order sent
@@ -189,5 +190,6 @@ TEST(ServerLlamaTools, ForcedAnswersAreOneCallOfTheTools) {
   EXPECT_EQ(s.stop(), 0) << s.log();
 }
 
+}  // namespace llama_tools_http_test
 }  // namespace
 }  // namespace xtile::test

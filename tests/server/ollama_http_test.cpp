@@ -17,6 +17,7 @@
 
 namespace xtile::test {
 namespace {
+namespace ollama_http_test {  // unity batches: CMakeLists.txt
 
 using nlohmann::json;
 
@@ -343,5 +344,6 @@ TEST_F(OllamaHttp, ErrorsAreOllamasShape) {
   EXPECT_EQ(request(port_, "GET", "/api/tags").status, 200);
 }
 
+}  // namespace ollama_http_test
 }  // namespace
 }  // namespace xtile::test

@@ -21,6 +21,7 @@
 
 namespace xtile::test {
 namespace {
+namespace rerank_test {  // unity batches: CMakeLists.txt
 
 using nlohmann::json;
 
@@ -191,5 +192,6 @@ TEST(Rerank, ScoresAreTheModelsYesAgainstNo) {
   EXPECT_EQ(refused.status, 400) << refused.body;
 }
 
+}  // namespace rerank_test
 }  // namespace
 }  // namespace xtile::test

@@ -17,6 +17,7 @@
 
 namespace xtile::server {
 namespace {
+namespace responses_api_test {  // unity batches: CMakeLists.txt
 
 using nlohmann::json;
 using nlohmann::ordered_json;
@@ -222,5 +223,6 @@ TEST(ResponsesApi, StreamEventsBuildTheWholeResponse) {
   EXPECT_EQ(named_events(cut.error(503, "busy"))[0].data["response"]["status"], "failed");
 }
 
+}  // namespace responses_api_test
 }  // namespace
 }  // namespace xtile::server

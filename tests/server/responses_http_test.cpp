@@ -16,6 +16,7 @@
 
 namespace xtile::test {
 namespace {
+namespace responses_http_test {  // unity batches: CMakeLists.txt
 
 using nlohmann::json;
 
@@ -173,5 +174,6 @@ TEST(ResponsesHttp, ForcedFunctionCallIsTheChatRoutesCall) {
   EXPECT_EQ(server.stop(), 0) << server.log();
 }
 
+}  // namespace responses_http_test
 }  // namespace
 }  // namespace xtile::test

@@ -12,6 +12,7 @@
 
 namespace xtile::test {
 namespace {
+namespace samplers_http_test {  // unity batches: CMakeLists.txt
 
 using nlohmann::json;
 
@@ -115,5 +116,6 @@ TEST_F(SamplerDefaultsHttp, ServeFlagsAreEachRequestsDefaults) {
   EXPECT_TRUE(r.j()["choices"][0]["text"].get<std::string>().starts_with(" park")) << r.body;
 }
 
+}  // namespace samplers_http_test
 }  // namespace
 }  // namespace xtile::test

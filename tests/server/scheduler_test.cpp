@@ -24,6 +24,7 @@
 
 namespace xtile::server {
 namespace {
+namespace scheduler_test {  // unity batches: CMakeLists.txt
 
 struct Model {
   std::unique_ptr<ThreadPool> pool;
@@ -161,7 +162,7 @@ void expect_same(const std::vector<Outcome>& a, const std::vector<Outcome>& b) {
 class SchedulerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    path_ = test::fixture_path("models/stories260K.gguf");
+    path_ = xtile::test::fixture_path("models/stories260K.gguf");
     if (path_.empty()) GTEST_SKIP() << "../shared/fixtures/models/stories260K.gguf is absent";
     model_ = load(path_, cpu_caps().best_tier());
     requests_ = eight_requests(*model_.tok);
@@ -689,5 +690,6 @@ TEST_F(SchedulerTest, LengthStopAndContextLimits) {
   EXPECT_TRUE(od.ids.empty());
 }
 
+}  // namespace scheduler_test
 }  // namespace
 }  // namespace xtile::server

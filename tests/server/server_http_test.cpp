@@ -25,6 +25,7 @@
 
 namespace xtile::test {
 namespace {
+namespace server_http_test {  // unity batches: CMakeLists.txt
 
 using nlohmann::json;
 
@@ -1632,5 +1633,6 @@ TEST(ServerHttpOwn, FullQueueAnswers429WithRetryAfter) {
   EXPECT_EQ(s.stop(), 0) << s.log();
 }
 
+}  // namespace server_http_test
 }  // namespace
 }  // namespace xtile::test

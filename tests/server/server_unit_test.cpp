@@ -17,6 +17,7 @@
 
 namespace xtile::server {
 namespace {
+namespace server_unit_test {  // unity batches: CMakeLists.txt
 
 using nlohmann::json;
 
@@ -79,7 +80,7 @@ TEST(ReasoningSplitter, UnclosedBlockStaysReasoningAndPromptCanOpenIt) {
 class TextStreamTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const std::string path = test::fixture_path("models/stories260K.gguf");
+    const std::string path = xtile::test::fixture_path("models/stories260K.gguf");
     if (path.empty()) GTEST_SKIP() << "../shared/fixtures/models/stories260K.gguf is absent";
     tok_ = Tokenizer::from_gguf(gguf::File::open(path));
   }
@@ -486,5 +487,6 @@ TEST(Metrics, PrometheusTextNamesEveryFigure) {
   }
 }
 
+}  // namespace server_unit_test
 }  // namespace
 }  // namespace xtile::server

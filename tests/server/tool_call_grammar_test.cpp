@@ -27,6 +27,7 @@
 
 namespace xtile::server {
 namespace {
+namespace tool_call_grammar_test {  // unity batches: CMakeLists.txt
 
 using nlohmann::json;
 
@@ -579,5 +580,6 @@ TEST(ToolCallConstraint, MaskThroughTheMemoKeepsExactlyWhatEachTokenAllows) {
   EXPECT_EQ(c.grammar().calls(), 2);
 }
 
+}  // namespace tool_call_grammar_test
 }  // namespace
 }  // namespace xtile::server

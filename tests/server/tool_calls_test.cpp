@@ -21,6 +21,7 @@
 
 namespace xtile::server {
 namespace {
+namespace tool_calls_test {  // unity batches: CMakeLists.txt
 
 using nlohmann::json;
 using nlohmann::ordered_json;
@@ -300,7 +301,7 @@ TEST(ChatResponse, ToolCallsReplaceEmptyContentAndFinishTheTurn) {
 // The stream of a finished job whose text the test wrote (no model: the scheduler's side of the
 // job is driven by hand), as the data: payloads a client reads.
 std::vector<std::string> stream_events(const std::vector<std::string>& pieces, FinishReason end) {
-  const std::string vocab = test::fixture_path("tokenizers/vocab-qwen2.gguf");
+  const std::string vocab = xtile::test::fixture_path("tokenizers/vocab-qwen2.gguf");
   const gguf::File file = gguf::File::open(vocab);
   const std::unique_ptr<Tokenizer> tok = Tokenizer::from_gguf(file);
   auto job = std::make_shared<Job>(std::vector<int32_t>{1}, GenerationParams{});
@@ -332,7 +333,7 @@ std::vector<std::string> stream_events(const std::vector<std::string>& pieces, F
 }
 
 TEST(ToolCallStream, CallsAreDeltasAndTheTurnFinishesWithToolCalls) {
-  if (test::fixture_path("tokenizers/vocab-qwen2.gguf").empty())
+  if (xtile::test::fixture_path("tokenizers/vocab-qwen2.gguf").empty())
     GTEST_SKIP() << "../shared/fixtures/tokenizers/vocab-qwen2.gguf is absent";
   const std::vector<std::string> events = stream_events(
       {"<think>\nplan\n</think>\n\nOne moment.\n<tool", "_call>\n{\"name\": \"f\", ",
@@ -368,5 +369,6 @@ TEST(ToolCallStream, CallsAreDeltasAndTheTurnFinishesWithToolCalls) {
   EXPECT_EQ(json::parse(cut[cut.size() - 2])["choices"][0]["finish_reason"], "length");
 }
 
+}  // namespace tool_calls_test
 }  // namespace
 }  // namespace xtile::server
