@@ -109,6 +109,18 @@ XTILE_LANES_INLINE void reference_accumulate(float e, const KvLayerView& kv, int
   for (int64_t i = 0; i < hd; ++i) o[i] = std::fma(e, plain_value(kv.v, kv.v_elem, at + i), o[i]);
 }
 
+// x[p] = e^x[p] for p < n by lanes::exp, 16 positions per call: each lane is computed alone, so
+// these are exp1's bits, at a sixteenth of the calls (exp1 computes 16 lanes to keep one).
+XTILE_LANES_INLINE void exp_in_place(float* x, int64_t n) {
+  for (int64_t p0 = 0; p0 < n; p0 += 16) {
+    const int64_t k = std::min<int64_t>(16, n - p0);
+    float lanes16[16] = {};
+    std::copy(x + p0, x + p0 + k, lanes16);
+    lanes::store(lanes16, lanes::exp<4>(lanes::load<4>(lanes16)));
+    std::copy(lanes16, lanes16 + k, x + p0);
+  }
+}
+
 XTILE_LANES_INLINE void reference_row_body(const AttentionShape& s, const float* q, int64_t g,
                                            int64_t pos, const KvLayerView& kv, float* out) {
   const int64_t hd = s.head_dim, n = pos + 1;
@@ -127,12 +139,11 @@ XTILE_LANES_INLINE void reference_row_body(const AttentionShape& s, const float*
       sc[static_cast<size_t>(p)] = reference_dot(q, qq.data(), hd, kv, g, c0 + p) * s.scale;
       if (p == 0 || sc[static_cast<size_t>(p)] > m) m = sc[static_cast<size_t>(p)];
     }
+    for (int64_t p = 0; p < cnt; ++p) sc[static_cast<size_t>(p)] -= m;
+    exp_in_place(sc.data(), cnt);
     float lane_sum[16] = {};
-    for (int64_t p = 0; p < cnt; ++p) {
-      const float e = exp1(sc[static_cast<size_t>(p)] - m);
-      sc[static_cast<size_t>(p)] = e;
-      lane_sum[p % 16] = lane_sum[p % 16] + e;
-    }
+    for (int64_t p = 0; p < cnt; ++p)
+      lane_sum[p % 16] = lane_sum[p % 16] + sc[static_cast<size_t>(p)];
     for (int j = 0; j < 8; ++j) lane_sum[j] += lane_sum[j + 8];
     for (int j = 0; j < 4; ++j) lane_sum[j] += lane_sum[j + 4];
     for (int j = 0; j < 2; ++j) lane_sum[j] += lane_sum[j + 2];
