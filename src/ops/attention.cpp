@@ -109,19 +109,21 @@ XTILE_LANES_INLINE void reference_accumulate(float e, const KvLayerView& kv, int
   for (int64_t i = 0; i < hd; ++i) o[i] = std::fma(e, plain_value(kv.v, kv.v_elem, at + i), o[i]);
 }
 
-// x[p] = e^x[p] for p < n by lanes::exp, 16 positions per call: each lane is computed alone, so
-// these are exp1's bits, at a sixteenth of the calls (exp1 computes 16 lanes to keep one).
+// x[p] = e^x[p] for p < n by lanes::exp, 16 positions per call: each lane is computed alone (at
+// any width W), so these are exp1's bits, at a sixteenth of the calls (exp1 keeps one of 16).
+template <int W>
 XTILE_LANES_INLINE void exp_in_place(float* x, int64_t n) {
   for (int64_t p0 = 0; p0 < n; p0 += 16) {
     const int64_t k = std::min<int64_t>(16, n - p0);
     float lanes16[16] = {};
     std::copy(x + p0, x + p0 + k, lanes16);
-    lanes::store(lanes16, lanes::exp<4>(lanes::load<4>(lanes16)));
+    lanes::store(lanes16, lanes::exp<W>(lanes::load<W>(lanes16)));
     std::copy(lanes16, lanes16 + k, x + p0);
   }
 }
 
-XTILE_LANES_INLINE void reference_row_body(const AttentionShape& s, const float* q, int64_t g,
+template <int W>
+XTILE_LANES_INLINE void reference_row_at(const AttentionShape& s, const float* q, int64_t g,
                                            int64_t pos, const KvLayerView& kv, float* out) {
   const int64_t hd = s.head_dim, n = pos + 1;
   std::vector<float> sc(static_cast<size_t>(kB)), o(static_cast<size_t>(hd)),
@@ -140,7 +142,7 @@ XTILE_LANES_INLINE void reference_row_body(const AttentionShape& s, const float*
       if (p == 0 || sc[static_cast<size_t>(p)] > m) m = sc[static_cast<size_t>(p)];
     }
     for (int64_t p = 0; p < cnt; ++p) sc[static_cast<size_t>(p)] -= m;
-    exp_in_place(sc.data(), cnt);
+    exp_in_place<W>(sc.data(), cnt);
     float lane_sum[16] = {};
     for (int64_t p = 0; p < cnt; ++p)
       lane_sum[p % 16] = lane_sum[p % 16] + sc[static_cast<size_t>(p)];
@@ -166,20 +168,17 @@ XTILE_LANES_INLINE void reference_row_body(const AttentionShape& s, const float*
   for (int64_t i = 0; i < hd; ++i) out[i] = acc[static_cast<size_t>(i)] / run.l;
 }
 
-// The element loop compiled twice, the loader picking one (an ifunc): with FMA, each std::fma is
-// one instruction; in the baseline build (x86-64 has no FMA) it is a call into libm, which took a
-// third of the loop's time (a server test on the fixture whose 8-dimension heads no vector kernel
-// takes: perf). Both round each fused product once: the same bits.
-__attribute__((target("avx2,fma"))) void reference_row(const AttentionShape& s, const float* q,
-                                                       int64_t g, int64_t pos,
-                                                       const KvLayerView& kv, float* out) {
-  reference_row_body(s, q, g, pos, kv, out);
-}
-__attribute__((target("default"))) void reference_row(const AttentionShape& s, const float* q,
-                                                      int64_t g, int64_t pos, const KvLayerView& kv,
-                                                      float* out) {
-  reference_row_body(s, q, g, pos, kv, out);
-}
+// The element loop compiled per vector width (XTILE_LANES_VERSIONS), the loader picking one: the
+// AVX2 and AVX-512 versions have FMA, so each std::fma is one instruction; in the baseline build
+// (x86-64 has no FMA) it is a call into libm, which took a third of the loop's time (a server
+// test on the fixture whose 8-dimension heads no vector kernel takes: perf). Every version rounds
+// each fused product once, and W is only the exponentials' vector width: the same bits.
+#define XTILE_REF_PARAMS \
+  (const AttentionShape& s, const float* q, int64_t g, int64_t pos, const KvLayerView& kv, float* out)
+#define XTILE_REF_ARGS (s, q, g, pos, kv, out)
+XTILE_LANES_VERSIONS(void, reference_row, XTILE_REF_PARAMS, reference_row_at, XTILE_REF_ARGS)
+#undef XTILE_REF_PARAMS
+#undef XTILE_REF_ARGS
 
 // The entry points per head size, one per width (4 for a CPU without AVX2, any for tests).
 struct LanesFns {
