@@ -124,7 +124,7 @@ XTILE_LANES_INLINE void exp_in_place(float* x, int64_t n) {
 
 template <int W>
 XTILE_LANES_INLINE void reference_row_at(const AttentionShape& s, const float* q, int64_t g,
-                                           int64_t pos, const KvLayerView& kv, float* out) {
+                                         int64_t pos, const KvLayerView& kv, float* out) {
   const int64_t hd = s.head_dim, n = pos + 1;
   std::vector<float> sc(static_cast<size_t>(kB)), o(static_cast<size_t>(hd)),
       acc(static_cast<size_t>(hd));
@@ -173,8 +173,9 @@ XTILE_LANES_INLINE void reference_row_at(const AttentionShape& s, const float* q
 // (x86-64 has no FMA) it is a call into libm, which took a third of the loop's time (a server
 // test on the fixture whose 8-dimension heads no vector kernel takes: perf). Every version rounds
 // each fused product once, and W is only the exponentials' vector width: the same bits.
-#define XTILE_REF_PARAMS \
-  (const AttentionShape& s, const float* q, int64_t g, int64_t pos, const KvLayerView& kv, float* out)
+#define XTILE_REF_PARAMS                                                                   \
+  (const AttentionShape& s, const float* q, int64_t g, int64_t pos, const KvLayerView& kv, \
+   float* out)
 #define XTILE_REF_ARGS (s, q, g, pos, kv, out)
 XTILE_LANES_VERSIONS(void, reference_row, XTILE_REF_PARAMS, reference_row_at, XTILE_REF_ARGS)
 #undef XTILE_REF_PARAMS
