@@ -19,6 +19,7 @@
 namespace xtile::cli {
 
 namespace {
+namespace cmd_bench {  // unity batches: CMakeLists.txt
 
 struct BenchArgs {
   std::vector<std::string> models;
@@ -295,9 +296,11 @@ int run_bench(const BenchArgs& a) {
   return 0;
 }
 
+}  // namespace cmd_bench
 }  // namespace
 
 Command register_bench(CLI::App& root) {
+  using namespace cmd_bench;  // this file's helpers
   auto a = std::make_shared<BenchArgs>();
   CLI::App* app = root.add_subcommand(
       "bench", "Prompt (pp) and generation (tg) throughput, llama-bench style");

@@ -31,6 +31,7 @@
 namespace xtile::cli {
 
 namespace {
+namespace cmd_chat {  // unity batches: CMakeLists.txt
 
 volatile std::sig_atomic_t g_interrupted = 0;
 
@@ -202,9 +203,11 @@ int run_chat(const ChatFlags& f) {
   return 0;
 }
 
+}  // namespace cmd_chat
 }  // namespace
 
 Command register_chat(CLI::App& root) {
+  using namespace cmd_chat;  // this file's helpers
   auto f = std::make_shared<ChatFlags>();
   CLI::App* app = root.add_subcommand("chat", "interactive chat in the terminal");
   add_engine_flags(app, &f->engine, 1);

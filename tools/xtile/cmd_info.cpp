@@ -17,6 +17,7 @@
 namespace xtile::cli {
 
 namespace {
+namespace cmd_info {  // unity batches: CMakeLists.txt
 
 struct InfoOptions {
   std::string model;
@@ -140,9 +141,11 @@ int run_info(const InfoOptions& o) {
   return 0;
 }
 
+}  // namespace cmd_info
 }  // namespace
 
 Command register_info(CLI::App& root) {
+  using namespace cmd_info;  // this file's helpers
   auto opts = std::make_shared<InfoOptions>();
   CLI::App* app = root.add_subcommand(
       "info", "show the CPU's features and kernel tiers, and with -m a GGUF file's contents");

@@ -30,6 +30,7 @@
 namespace xtile::cli {
 
 namespace {
+namespace cmd_perplexity {  // unity batches: CMakeLists.txt
 
 struct PerplexityFlags {
   std::string model;
@@ -291,9 +292,11 @@ int run_perplexity(const PerplexityFlags& f) {
   return f.kld ? run_kld(f, l, *base, tier, pool) : run_ppl(f, l, tier, pool);
 }
 
+}  // namespace cmd_perplexity
 }  // namespace
 
 Command register_perplexity(CLI::App& root) {
+  using namespace cmd_perplexity;  // this file's helpers
   auto f = std::make_shared<PerplexityFlags>();
   CLI::App* app = root.add_subcommand(
       "perplexity", "perplexity of a text, or KL-divergence against a base (llama-perplexity's)");

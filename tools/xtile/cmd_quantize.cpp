@@ -13,6 +13,7 @@
 namespace xtile::cli {
 
 namespace {
+namespace cmd_quantize {  // unity batches: CMakeLists.txt
 struct QuantizeArgs {
   std::string in, out, type;
   bool pure = false;
@@ -26,9 +27,11 @@ std::string census(const QuantizeReport& r) {
     s += (s.empty() ? "" : ", ") + std::string(ggml_type_name(type)) + " " + std::to_string(n);
   return s;
 }
+}  // namespace cmd_quantize
 }  // namespace
 
 Command register_quantize(CLI::App& root) {
+  using namespace cmd_quantize;  // this file's helpers
   auto args = std::make_shared<QuantizeArgs>();
   CLI::App* app = root.add_subcommand(
       "quantize",

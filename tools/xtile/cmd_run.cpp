@@ -35,6 +35,7 @@
 namespace xtile::cli {
 
 namespace {
+namespace cmd_run {  // unity batches: CMakeLists.txt
 
 // -s's default, as llama.cpp's LLAMA_DEFAULT_SEED: draw a random seed.
 constexpr uint64_t kRandomSeed = 0xFFFFFFFF;
@@ -339,9 +340,11 @@ int run_run(const RunFlags& f) {
   return 0;
 }
 
+}  // namespace cmd_run
 }  // namespace
 
 Command register_run(CLI::App& root) {
+  using namespace cmd_run;  // this file's helpers
   auto f = std::make_shared<RunFlags>();
   CLI::App* app = root.add_subcommand("run", "generate text from a prompt");
   add_model_flag(app, &f->model, true);

@@ -34,6 +34,7 @@
 namespace xtile::cli {
 
 namespace {
+namespace cmd_serve {  // unity batches: CMakeLists.txt
 
 struct ServeFlags {
   EngineFlags engine;
@@ -201,9 +202,11 @@ int run_serve(const ServeFlags& f) {
   return 0;
 }
 
+}  // namespace cmd_serve
 }  // namespace
 
 Command register_serve(CLI::App& root) {
+  using namespace cmd_serve;  // this file's helpers
   auto f = std::make_shared<ServeFlags>();
   CLI::App* app = root.add_subcommand(
       "serve", "OpenAI-compatible HTTP server with continuous batching and a chat page");

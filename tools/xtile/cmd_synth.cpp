@@ -18,6 +18,7 @@
 namespace xtile::cli {
 
 namespace {
+namespace cmd_synth {  // unity batches: CMakeLists.txt
 
 struct SynthFlags {
   std::string preset;
@@ -117,9 +118,11 @@ int run_synth(const SynthFlags& f) {
   return 0;
 }
 
+}  // namespace cmd_synth
 }  // namespace
 
 Command register_synth(CLI::App& root) {
+  using namespace cmd_synth;  // this file's helpers
   auto f = std::make_shared<SynthFlags>();
   CLI::App* app = root.add_subcommand(
       "synth", "write a GGUF model with RANDOM weights and real shapes (benchmarks, tests)");

@@ -45,15 +45,18 @@ std::string version_string() {
 }
 
 namespace {
+namespace common {  // unity batches: CMakeLists.txt
 
 bool read_int(const std::string& path, int* value) {
   std::ifstream in(path);
   return static_cast<bool>(in >> *value);
 }
 
+}  // namespace common
 }  // namespace
 
 int default_threads() {
+  using namespace common;  // this file's helpers
   cpu_set_t mask;
   CPU_ZERO(&mask);
   if (sched_getaffinity(0, sizeof(mask), &mask) != 0) {
@@ -137,6 +140,7 @@ CLI::Option* add_seed_flag(CLI::App* app, uint64_t* seed) {
 }
 
 namespace {
+namespace common {  // unity batches: CMakeLists.txt
 
 // "ID+B" / "ID-B" (B a float, inf allowed) -> (id, bias); nullopt when malformed.
 std::optional<std::pair<int32_t, float>> logit_bias_entry(const std::string& spec) {
@@ -154,9 +158,11 @@ std::optional<std::pair<int32_t, float>> logit_bias_entry(const std::string& spe
   return std::make_pair(static_cast<int32_t>(n), bias);
 }
 
+}  // namespace common
 }  // namespace
 
 CLI::Option* add_logit_bias_flag(CLI::App* app, std::vector<std::string>* specs) {
+  using namespace common;  // this file's helpers
   return app
       ->add_option("-l,--logit-bias", *specs,
                    "TOKEN_ID(+|-)BIAS added to that token's logit, repeatable: 15043+1, "
@@ -173,6 +179,7 @@ CLI::Option* add_logit_bias_flag(CLI::App* app, std::vector<std::string>* specs)
 
 std::vector<std::pair<int32_t, float>> parse_logit_bias(const std::vector<std::string>& specs,
                                                         int64_t n_vocab) {
+  using namespace common;  // this file's helpers
   std::vector<std::pair<int32_t, float>> entries;
   for (const std::string& spec : specs) {
     const auto e = logit_bias_entry(spec);

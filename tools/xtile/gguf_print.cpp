@@ -10,6 +10,7 @@
 namespace xtile::cli {
 
 namespace {
+namespace gguf_print {  // unity batches: CMakeLists.txt
 
 // Display width of a UTF-8 string: one column per code point (continuation bytes are free).
 size_t display_width(std::string_view s) {
@@ -69,9 +70,11 @@ std::string scalar_text(const gguf::Value& v, size_t max_chars) {
   }
 }
 
+}  // namespace gguf_print
 }  // namespace
 
 std::string display_value(const gguf::Value& v, size_t max_chars) {
+  using namespace gguf_print;  // this file's helpers
   if (v.type != gguf::ValueType::ARRAY) return scalar_text(v, max_chars);
   const gguf::Array& a = std::get<gguf::Array>(v.data);
   std::string out = "[" + std::string(gguf::value_type_name(a.elem_type)) + " × " +
@@ -92,6 +95,7 @@ std::string display_value(const gguf::Value& v, size_t max_chars) {
 
 void print_table(std::ostream& os, const std::vector<TableColumn>& columns,
                  const std::vector<std::vector<std::string>>& rows, std::string_view indent) {
+  using namespace gguf_print;  // this file's helpers
   std::vector<size_t> w(columns.size());
   for (size_t c = 0; c < columns.size(); ++c) w[c] = display_width(columns[c].header);
   for (const auto& row : rows)

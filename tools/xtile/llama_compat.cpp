@@ -11,6 +11,7 @@
 namespace xtile::cli {
 
 namespace {
+namespace llama_compat {  // unity batches: CMakeLists.txt
 
 // Each comma-separated item of `value` (one item unless `lists`) must pass `ok`.
 CLI::Validator items(bool lists, bool (*ok)(const std::string&), std::string expected) {
@@ -74,9 +75,11 @@ CLI::Option* add_always_on(CLI::App* app, bool lists, const std::string& name,
       ->type_name("0|1");
 }
 
+}  // namespace llama_compat
 }  // namespace
 
 void add_llama_compat_flags(CLI::App* app, bool lists, int64_t* ubatch) {
+  using namespace llama_compat;  // this file's helpers
   const char* group =
       "llama.cpp's flags, so that its command lines run (-ub caps -b; the others change nothing "
       "here)";

@@ -5,6 +5,7 @@
 namespace xtile::cli {
 
 namespace {
+namespace perplexity_report {  // unity batches: CMakeLists.txt
 
 std::string format(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -38,13 +39,16 @@ nlohmann::json estimate(const Estimate& e) {
   return {{"value", e.value}, {"error", e.error}};
 }
 
+}  // namespace perplexity_report
 }  // namespace
 
 std::string chunk_ppl_text(int64_t chunk, double ppl) {
+  using namespace perplexity_report;  // this file's helpers
   return format("[%lld]%.4lf,", static_cast<long long>(chunk), ppl);
 }
 
 std::string final_estimate_text(const PerplexityState& s) {
+  using namespace perplexity_report;  // this file's helpers
   return format("Final estimate: PPL = %.4lf +/- %.5lf", s.ppl(), s.ppl_error());
 }
 
@@ -54,6 +58,7 @@ std::string kld_table_header() {
 }
 
 std::string kld_table_row(const KldState& s) {
+  using namespace perplexity_report;  // this file's helpers
   const KldStats& k = s.stats;
   const Estimate ppl = k.ppl(), ratio = k.log_ppl_ratio(), kld = k.kld(), rms = k.p_diff_rms(),
                  top = k.same_top();
@@ -67,6 +72,7 @@ std::string kld_table_row(const KldState& s) {
 }
 
 std::string kld_summary_text(const KldStats& s) {
+  using namespace perplexity_report;  // this file's helpers
   if (s.count() == 0) return "no positions scored\n";
   std::string out = "====== Perplexity statistics ======\n";
   auto pair_line = [&out](const char* label, const Estimate& e) {
@@ -115,6 +121,7 @@ nlohmann::json perplexity_json(const PerplexityState& s, const ChunkPlan& plan) 
 }
 
 nlohmann::json kld_json(const KldState& s, const ChunkPlan& plan) {
+  using namespace perplexity_report;  // this file's helpers
   const KldStats& k = s.stats;
   nlohmann::json j = {{"n_ctx", plan.n_ctx}, {"n_chunk", s.chunk}, {"scored_tokens", k.count()}};
   if (k.count() == 0) return j;

@@ -10,6 +10,7 @@ bool SamplerFlags::any() const {
 }
 
 namespace {
+namespace sampler_flags {  // unity batches: CMakeLists.txt
 
 // A shell passes "\n" as two characters: the escapes llama.cpp reads in these strings.
 std::string unescaped(const std::string& s) {
@@ -25,9 +26,11 @@ std::string unescaped(const std::string& s) {
   return out;
 }
 
+}  // namespace sampler_flags
 }  // namespace
 
 std::vector<std::string> SamplerFlags::breaker_strings() const {
+  using namespace sampler_flags;  // this file's helpers
   if (dry_breakers.empty()) return server::default_dry_breakers();
   if (dry_breakers.size() == 1 && dry_breakers[0] == "none") return {};
   std::vector<std::string> out;
