@@ -9,6 +9,7 @@ using nlohmann::json;
 using nlohmann::ordered_json;
 
 namespace {
+namespace anthropic_api {  // unity batches: CMakeLists.txt
 
 std::string block_type(const ordered_json& block, const std::string& at) {
   if (!block.is_object()) must_be(at, "an object (a content block)");
@@ -240,9 +241,11 @@ json stop_sequence(const JobStats& s) {
   return s.stop_word.empty() ? json() : json(s.stop_word);
 }
 
+}  // namespace anthropic_api
 }  // namespace
 
 AnthropicRequest anthropic_request(const ordered_json& body, bool count_only) {
+  using namespace anthropic_api;  // this file's helpers
   AnthropicRequest r;
   ordered_json& o = r.openai;
   o = ordered_json::object();
@@ -310,6 +313,7 @@ AnthropicRequest anthropic_request(const ordered_json& body, bool count_only) {
 }
 
 json anthropic_error(int status, const std::string& message) {
+  using namespace anthropic_api;  // this file's helpers
   return {{"type", "error"}, {"error", {{"type", error_type(status)}, {"message", message}}}};
 }
 
@@ -323,6 +327,7 @@ json anthropic_usage(const JobStats& s) {
 json anthropic_message(const std::string& id, const std::string& model, const std::string& thinking,
                        const std::string& text, const std::vector<ToolCallOut>& calls,
                        FinishReason reason, const JobStats& s) {
+  using namespace anthropic_api;  // this file's helpers
   json content = json::array();
   if (!thinking.empty())
     content.push_back({{"type", "thinking"}, {"thinking", thinking}, {"signature", ""}});
@@ -340,6 +345,7 @@ json anthropic_message(const std::string& id, const std::string& model, const st
 }
 
 std::string AnthropicEvents::start(int64_t prompt_tokens) {
+  using namespace anthropic_api;  // this file's helpers
   // The cache's share is known once a slot takes the request: message_delta carries it.
   const json usage = {{"input_tokens", prompt_tokens},
                       {"cache_creation_input_tokens", 0},
@@ -358,12 +364,14 @@ std::string AnthropicEvents::start(int64_t prompt_tokens) {
 }
 
 std::string AnthropicEvents::close() {
+  using namespace anthropic_api;  // this file's helpers
   if (open_ == Block::kNone) return "";
   open_ = Block::kNone;
   return event("content_block_stop", {{"type", "content_block_stop"}, {"index", index_}});
 }
 
 std::string AnthropicEvents::open(Block b) {
+  using namespace anthropic_api;  // this file's helpers
   if (open_ == b) return "";
   std::string out = close();
   open_ = b;
@@ -378,6 +386,7 @@ std::string AnthropicEvents::open(Block b) {
 
 std::string AnthropicEvents::push(const std::string& thinking, const std::string& text,
                                   const std::vector<ToolCallOut>& calls) {
+  using namespace anthropic_api;  // this file's helpers
   std::string out;
   auto delta = [&](const json& d) {
     return event("content_block_delta",
@@ -408,6 +417,7 @@ std::string AnthropicEvents::push(const std::string& thinking, const std::string
 }
 
 std::string AnthropicEvents::finish(FinishReason reason, const JobStats& s) {
+  using namespace anthropic_api;  // this file's helpers
   std::string out;
   if (index_ < 0) out += open(Block::kText);  // nothing was written: one empty text block
   out += close();
@@ -422,10 +432,12 @@ std::string AnthropicEvents::finish(FinishReason reason, const JobStats& s) {
 }
 
 std::string AnthropicEvents::ping() const {
+  using namespace anthropic_api;  // this file's helpers
   return event("ping", {{"type", "ping"}});
 }
 
 std::string AnthropicEvents::error(int status, const std::string& message) {
+  using namespace anthropic_api;  // this file's helpers
   return event("error", anthropic_error(status, message));
 }
 

@@ -15,6 +15,7 @@ namespace xtile::server {
 using nlohmann::json;
 
 namespace {
+namespace anthropic_routes {  // unity batches: CMakeLists.txt
 
 nlohmann::json anthropic_shape(const ApiError& e) {
   return anthropic_error(e.status, e.what());
@@ -54,6 +55,7 @@ void handle_messages(ServerState& st, const httplib::Request& req, httplib::Resp
                   "application/json");
 }
 
+}  // namespace anthropic_routes
 }  // namespace
 
 bool is_anthropic_path(const std::string& path) {
@@ -61,6 +63,7 @@ bool is_anthropic_path(const std::string& path) {
 }
 
 void add_anthropic_routes(httplib::Server& s, ServerState& st) {
+  using namespace anthropic_routes;  // this file's helpers
   s.Post("/v1/messages",
          anthropic_guarded([&st](const httplib::Request& req, httplib::Response& res) {
            handle_messages(st, req, res);

@@ -19,6 +19,7 @@ namespace xtile::server {
 using nlohmann::json;
 
 namespace {
+namespace completions {  // unity batches: CMakeLists.txt
 
 // Whether the rendered prompt leaves the model inside an open think block (templates that
 // start the answer with "<think>\n").
@@ -87,6 +88,7 @@ bool continues_answer(const std::vector<ChatMessage>& messages) {
          messages.back().tool_calls.empty();
 }
 
+}  // namespace completions
 }  // namespace
 
 ToolCallFormat tool_format(const ParsedRequest& r) {
@@ -117,6 +119,7 @@ std::string chat_prompt_text(const ServerState& st, const ParsedRequest& r) {
 
 std::string chat_prompt_text(const ServerState& st, const ParsedRequest& r,
                              const std::vector<ChatMessage>& messages) {
+  using namespace completions;  // this file's helpers
   ChatOptions co;
   co.enable_thinking = r.enable_thinking;
   const int indent = chat_family_tool_indent(st.model.chat_family);
@@ -133,6 +136,7 @@ std::string chat_prompt_text(const ServerState& st, const ParsedRequest& r,
 
 Submitted submit_request(ServerState& st, ParsedRequest& r, Endpoint endpoint,
                          httplib::Response& res) {
+  using namespace completions;  // this file's helpers
   const bool chat = endpoint == Endpoint::kChat;
   const bool native = endpoint == Endpoint::kNative;
   const Tokenizer& tok = *st.tok;
@@ -342,6 +346,7 @@ void handle_completion(ServerState& st, const httplib::Request& req, httplib::Re
 
 void handle_completion(ServerState& st, const nlohmann::ordered_json& body,
                        const httplib::Request& req, httplib::Response& res, Endpoint endpoint) {
+  using namespace completions;  // this file's helpers
   const bool chat = endpoint == Endpoint::kChat;
   const bool native = endpoint == Endpoint::kNative;
   ParsedRequest r = parse_request(body, chat, st.opts.defaults);

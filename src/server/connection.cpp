@@ -10,6 +10,7 @@
 namespace xtile::server {
 
 namespace {
+namespace connection {  // unity batches: CMakeLists.txt
 
 bool same_endpoint(const sockaddr_storage& a, socklen_t len, const std::string& host, int port) {
   char h[NI_MAXHOST], p[NI_MAXSERV];
@@ -19,10 +20,12 @@ bool same_endpoint(const sockaddr_storage& a, socklen_t len, const std::string& 
   return host == h && port == std::atoi(p);
 }
 
+}  // namespace connection
 }  // namespace
 
 ClientConnection::ClientConnection(const std::string& local_addr, int local_port,
                                    const std::string& remote_addr, int remote_port) {
+  using namespace connection;  // this file's helpers
   if (local_port <= 0 || remote_port <= 0) return;
   DIR* dir = opendir("/proc/self/fd");
   if (!dir) return;

@@ -12,6 +12,7 @@ namespace xtile::server {
 using nlohmann::json;
 
 namespace {
+namespace embeddings {  // unity batches: CMakeLists.txt
 
 // OpenAI's limit on a request's inputs.
 constexpr size_t kMaxInputs = 2048;
@@ -46,10 +47,12 @@ std::string base64_floats(const std::vector<float>& v) {
   return out;
 }
 
+}  // namespace embeddings
 }  // namespace
 
 std::vector<std::vector<int32_t>> embedding_inputs(const ServerState& st, const json& input,
                                                    const std::string& param) {
+  using namespace embeddings;  // this file's helpers
   std::vector<std::vector<int32_t>> out;
   auto text = [&](const json& s, const std::string& at) {
     if (s.get<std::string>().empty()) throw bad_request("'" + at + "' is an empty text", at);
@@ -155,6 +158,7 @@ std::string model_field(const json& body) {
 }
 
 void handle_embeddings(ServerState& st, const httplib::Request& req, httplib::Response& res) {
+  using namespace embeddings;  // this file's helpers
   const json body = parse_body(req.body);
   // llama-server reads "content" as its own shape's field.
   if (!body.contains("input") && body.contains("content"))

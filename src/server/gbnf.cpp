@@ -53,6 +53,7 @@ bool CodePointSet::intersects(uint32_t lo, uint32_t hi) const {
 }
 
 namespace {
+namespace gbnf {  // unity batches: CMakeLists.txt
 
 // The grammar's text as a tree, before rules are numbered.
 struct Node {
@@ -353,10 +354,22 @@ class Parser {
   size_t pos_ = 0;
 };
 
+}  // namespace gbnf
 }  // namespace
 
+// Its members use this file's parser types. GCC warns about that (-Wsubobject-linkage) when
+// the file is compiled as part of a unity batch (CMakeLists.txt), which it takes for a header;
+// the class is defined here only, so no other file can see a different definition.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wsubobject-linkage"
 // Numbers the rules, lowers the tree to elements and checks what the engine relies on.
 class GbnfCompiler {
+  // This file's helper types (a class scope cannot open their namespace).
+  using Node = gbnf::Node;
+  using Parser = gbnf::Parser;
+  using RuleText = gbnf::RuleText;
+  static constexpr uint32_t kUnbounded = gbnf::kUnbounded;
+
  public:
   GbnfCompiler(GbnfGrammar* g, const Parser& parser) : g_(g), parser_(parser) {}
 
@@ -662,8 +675,10 @@ class GbnfCompiler {
   std::map<std::string, uint32_t> ids_;
   std::map<std::vector<std::pair<uint32_t, uint32_t>>, uint32_t> class_ids_;
 };
+#pragma GCC diagnostic pop
 
 GbnfGrammar::GbnfGrammar(std::string_view text) {
+  using namespace gbnf;  // this file's helpers
   Parser parser(text);
   const std::vector<RuleText> rules = parser.parse();
   GbnfCompiler(this, parser).compile(rules);

@@ -8,10 +8,13 @@ namespace xtile::server {
 
 namespace {
 using Kind = GbnfGrammar::Kind;
+namespace gbnf_prefix {  // unity batches: CMakeLists.txt
 thread_local uint64_t work_total = 0;
+}  // namespace gbnf_prefix
 }  // namespace
 
 uint64_t gbnf_work() {
+  using namespace gbnf_prefix;  // this file's helpers
   return work_total;
 }
 
@@ -102,6 +105,7 @@ void GbnfPrefix::expand() {
 }
 
 bool GbnfPrefix::advance(uint32_t cp) {
+  using namespace gbnf_prefix;  // this file's helpers
   out_.v.clear();
   offsets_.v.clear();
   words_ = 0;

@@ -25,6 +25,7 @@ namespace xtile::server {
 using nlohmann::json;
 
 namespace {
+namespace http_server {  // unity batches: CMakeLists.txt
 
 void write_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
@@ -75,6 +76,7 @@ bool bool_field(const json& body, const char* name, bool dflt) {
   return v->get<bool>();
 }
 
+}  // namespace http_server
 }  // namespace
 
 bool ModelInfo::matches(const std::string& name) const {
@@ -138,6 +140,7 @@ void HttpServer::set_ready(Scheduler* scheduler, const Tokenizer* tok, ModelInfo
 }
 
 void HttpServer::routes() {
+  using namespace http_server;  // this file's helpers
   httplib::Server& s = *svr_;
   ServerState& st = st_;
 

@@ -14,6 +14,7 @@ namespace xtile::server {
 using nlohmann::ordered_json;
 
 namespace {
+namespace infill {  // unity batches: CMakeLists.txt
 
 // The name given to the repository when the extra context is written as one.
 constexpr const char* kRepoName = "project";
@@ -22,6 +23,7 @@ void append(std::vector<int32_t>* to, const std::vector<int32_t>& ids) {
   to->insert(to->end(), ids.begin(), ids.end());
 }
 
+}  // namespace infill
 }  // namespace
 
 FimTokens fim_tokens(const Tokenizer& tok) {
@@ -44,6 +46,7 @@ FimTokens fim_tokens(const Tokenizer& tok) {
 
 std::vector<int32_t> infill_prompt(const Tokenizer& tok, const FimTokens& fim,
                                    const InfillText& text, int64_t limit) {
+  using namespace infill;  // this file's helpers
   // The user's text is text: a file that contains "<|fim_prefix|>" does not open a FIM block.
   auto enc = [&](const std::string& s) { return tok.encode(s, false, /*parse_special=*/false); };
   std::vector<int32_t> prefix = enc(text.prefix + text.prompt), suffix = enc(text.suffix);

@@ -11,8 +11,8 @@
 namespace xtile::server {
 
 namespace {
-
 using i128 = __int128;
+namespace json_fixed_point {  // unity batches: CMakeLists.txt
 
 i128 pow10(int n) {
   i128 p = 1;
@@ -31,9 +31,11 @@ Magnitude decimal_of(const nlohmann::json& v, bool* negative, const std::string&
   return parse_decimal(v.dump(), negative, at);
 }
 
+}  // namespace json_fixed_point
 }  // namespace
 
 FixedPoint FixedPoint::multiples_of(const nlohmann::json& v, bool fraction, const std::string& at) {
+  using namespace json_fixed_point;  // this file's helpers
   bool negative = false;
   const Magnitude m = decimal_of(v, &negative, at);
   if (negative || (m.whole.empty() && m.frac.empty())) fail(at, ": must be greater than 0");
@@ -60,6 +62,7 @@ FixedPoint FixedPoint::multiples_of(const nlohmann::json& v, bool fraction, cons
 // past the scale). The lowest N within a lower bound is ceil(T) (T + 1 when T is an exclusive
 // integer); the highest within an upper one floor(T) (T − 1).
 void FixedPoint::bound(const nlohmann::json& v, bool lower, bool exclusive, const std::string& at) {
+  using namespace json_fixed_point;  // this file's helpers
   bool negative = false;
   const Magnitude m = decimal_of(v, &negative, at);
   std::string digits = m.whole + m.frac.substr(0, std::min<size_t>(m.frac.size(), scale));
@@ -85,6 +88,7 @@ void FixedPoint::bound(const nlohmann::json& v, bool lower, bool exclusive, cons
 }
 
 bool FixedPoint::empty() const {
+  using namespace json_fixed_point;  // this file's helpers
   if (lo > hi) return true;
   const i128 s = step;
   i128 q = i128{lo} / s;  // truncates toward zero: the ceiling for negative lo
@@ -93,6 +97,7 @@ bool FixedPoint::empty() const {
 }
 
 bool FixedPointNumber::advance(uint8_t c) {
+  using namespace json_fixed_point;  // this file's helpers
   const bool digit = is_digit(c);
   const auto first_digit = [&] {
     phase_ = c == '0' ? Phase::kZero : Phase::kWhole;
@@ -135,6 +140,7 @@ bool FixedPointNumber::advance(uint8_t c) {
 }
 
 bool FixedPointNumber::reachable() const {
+  using namespace json_fixed_point;  // this file's helpers
   // The magnitudes of this sign within the bounds.
   const i128 top = negative_ ? -i128{grid_->lo} : i128{grid_->hi};
   const i128 bottom = std::max<i128>(0, negative_ ? -i128{grid_->hi} : i128{grid_->lo});
@@ -173,6 +179,7 @@ bool FixedPointNumber::step(uint8_t c) {
 }
 
 bool FixedPointNumber::can_end() const {
+  using namespace json_fixed_point;  // this file's helpers
   if (phase_ != Phase::kZero && phase_ != Phase::kWhole && phase_ != Phase::kFraction) return false;
   const i128 magnitude =
       i128{whole_} * pow10(grid_->scale) + i128{frac_} * pow10(grid_->scale - frac_digits_);

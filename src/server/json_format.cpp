@@ -5,6 +5,7 @@
 namespace xtile::server {
 
 namespace {
+namespace json_format {  // unity batches: CMakeLists.txt
 
 bool is_digit(uint8_t c) {
   return c >= '0' && c <= '9';
@@ -27,6 +28,7 @@ bool field_digit(uint8_t c, int tens, int lo, int max) {
   return v >= lo && v <= max;
 }
 
+}  // namespace json_format
 }  // namespace
 
 const char* format_pattern(std::string_view name) {
@@ -140,6 +142,7 @@ void FormatReader::date_done() {
 
 // YYYY-MM-DD: any year 0000-9999, month 01-12, day 01 to the month's last.
 bool FormatReader::date_byte(uint8_t c) {
+  using namespace json_format;  // this file's helpers
   const uint8_t at = pos_++;
   if (at == 4 || at == 7) return c == '-';
   if (!is_digit(c)) return false;
@@ -165,6 +168,7 @@ bool FormatReader::date_byte(uint8_t c) {
 
 // hh:mm:ss (hours 00-23, minutes and seconds 00-59), or an offset's hh:mm.
 bool FormatReader::time_byte(uint8_t c, bool offset) {
+  using namespace json_format;  // this file's helpers
   const uint8_t at = pos_++;
   if (at == 2 || at == 5) return c == ':';
   if (!is_digit(c)) return false;
@@ -188,6 +192,7 @@ bool FormatReader::time_byte(uint8_t c, bool offset) {
 }
 
 bool FormatReader::step(uint8_t c) {
+  using namespace json_format;  // this file's helpers
   switch (part_) {
     case Part::kDate:
       return date_byte(c);

@@ -9,6 +9,7 @@
 namespace xtile::server {
 
 namespace {
+namespace json_number_bounds {  // unity batches: CMakeLists.txt
 
 bool is_digit(uint8_t c) {
   return c >= '0' && c <= '9';
@@ -43,6 +44,7 @@ MagnitudeLimit capped(const MagnitudeLimit& hi) {
   return compare(hi.value, capped_at_1e308().value) < 0 ? hi : capped_at_1e308();
 }
 
+}  // namespace json_number_bounds
 }  // namespace
 
 int compare(const Magnitude& a, const Magnitude& b) {
@@ -54,6 +56,7 @@ int compare(const Magnitude& a, const Magnitude& b) {
 }
 
 Magnitude parse_decimal(const std::string& text, bool* negative, const std::string& at) {
+  using namespace json_number_bounds;  // this file's helpers
   size_t i = 0;
   *negative = i < text.size() && text[i] == '-';
   if (*negative) ++i;
@@ -116,6 +119,7 @@ void NumberBounds::add(const nlohmann::json& v, bool lower, bool exclusive, cons
 // A positive number x within [lo, hi] has magnitude x; a negative one -x, so its magnitudes lie
 // within [-hi, -lo]. Either range is cut at 0 (and 0 belongs to both signs: "-0" is 0).
 void NumberBounds::update_ranges() {
+  using namespace json_number_bounds;  // this file's helpers
   const MagnitudeLimit zero = limit_of({}, false);
   const bool lo_nonnegative = lo_.set && !lo_.negative;  // -0 is stored as 0
   const bool hi_nonpositive = hi_.set && (hi_.negative || is_zero(hi_.value));
@@ -154,6 +158,7 @@ bool BoundedNumber::step(uint8_t c) {
 
 // The grammar's move on c, and the tracks' (not yet whether a number within the bounds follows).
 bool BoundedNumber::advance(uint8_t c) {
+  using namespace json_number_bounds;  // this file's helpers
   const auto order_of = [](uint8_t x, char y) {
     return x < static_cast<uint8_t>(y)   ? Order::kLess
            : x > static_cast<uint8_t>(y) ? Order::kGreater

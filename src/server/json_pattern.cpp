@@ -13,8 +13,8 @@
 namespace xtile::server {
 
 namespace {
-
 using Ranges = std::vector<std::pair<uint32_t, uint32_t>>;
+namespace json_pattern {  // unity batches: CMakeLists.txt
 
 // ECMA-262's \s: white space and line terminators.
 const Ranges kSpace = {{0x09, 0x0d},     {0x20, 0x20},     {0xa0, 0xa0},     {0x1680, 0x1680},
@@ -417,9 +417,11 @@ std::string translate_part(std::string_view pattern, std::string_view part) {
   }
 }
 
+}  // namespace json_pattern
 }  // namespace
 
 std::string pattern_to_gbnf(std::string_view pattern) {
+  using namespace json_pattern;  // this file's helpers
   const std::optional<LookaheadParts> parts = lookahead_parts(pattern);
   if (!parts) return Translator(pattern).translate();
   // Each part's grammar, then their combination (pattern_lookahead.h).
@@ -438,6 +440,7 @@ std::string pattern_to_gbnf(std::string_view pattern) {
 }
 
 std::shared_ptr<const GbnfGrammar> compile_pattern(std::string_view pattern) {
+  using namespace json_pattern;  // this file's helpers
   return compile_text(pattern, pattern, pattern_to_gbnf(pattern));
 }
 

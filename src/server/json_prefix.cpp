@@ -8,11 +8,13 @@
 namespace xtile::server {
 
 namespace {
+namespace json_prefix {  // unity batches: CMakeLists.txt
 
 bool is_whitespace(uint8_t c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+}  // namespace json_prefix
 }  // namespace
 
 JsonPrefix::JsonPrefix(const JsonSchema* schema) : schema_(schema) {
@@ -194,6 +196,7 @@ bool JsonPrefix::step_path(uint8_t c) {
 }
 
 bool JsonPrefix::structural(uint8_t c) {
+  using namespace json_prefix;  // this file's helpers
   if (is_whitespace(c)) {
     if (expect_ == Expect::kDone) return false;
     bool& seen = c == '\n' ? newline_ : return_;
@@ -677,6 +680,7 @@ bool JsonPrefix::number_can_end() const {
 // Narrows [cand_lo_, cand_hi_) to the values whose next byte is c: they stay one range, as the
 // candidates are sorted and share their first cand_pos_ bytes.
 namespace {
+namespace json_prefix {  // unity batches: CMakeLists.txt
 void narrow(const std::vector<std::string>& cands, uint16_t pos, uint8_t c, uint16_t* lo,
             uint16_t* hi) {
   uint16_t l = *lo, h = *hi;
@@ -694,9 +698,11 @@ void narrow(const std::vector<std::string>& cands, uint16_t pos, uint8_t c, uint
 bool self_delimiting(const std::string& value) {
   return value[0] != '-' && (value[0] < '0' || value[0] > '9');
 }
+}  // namespace json_prefix
 }  // namespace
 
 bool JsonPrefix::value_byte(uint8_t c) {
+  using namespace json_prefix;  // this file's helpers
   const std::vector<std::string>& values = schema_->node(value_node_).values;
   uint16_t lo = cand_lo_, hi = cand_hi_;
   narrow(values, cand_pos_, c, &lo, &hi);
@@ -734,6 +740,7 @@ void JsonPrefix::value_end(uint16_t i) {
 }
 
 void JsonPrefix::key_byte(uint8_t c) {
+  using namespace json_prefix;  // this file's helpers
   narrow(schema_->node(frames_.back().node).names, cand_pos_, c, &cand_lo_, &cand_hi_);
   ++cand_pos_;
 }

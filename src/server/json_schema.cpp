@@ -13,8 +13,8 @@
 namespace xtile::server {
 
 namespace {
-
 using nlohmann::json;
+namespace json_schema {  // unity batches: CMakeLists.txt
 
 // Keywords that describe and constrain nothing.
 bool is_annotation(const std::string& k) {
@@ -62,6 +62,7 @@ uint32_t count_of(const json& v, const std::string& at) {
   return static_cast<uint32_t>(std::min(v.get<double>(), 4294967295.0));
 }
 
+}  // namespace json_schema
 }  // namespace
 
 bool type_starts_with(uint8_t types, uint8_t c) {
@@ -83,6 +84,7 @@ bool type_starts_with(uint8_t types, uint8_t c) {
 }
 
 JsonSchema::JsonSchema(const json& schema) : doc_(&schema) {
+  using namespace json_schema;  // this file's helpers
   nodes_.emplace_back();  // kAny
   if (!schema.is_object()) fail("#: the schema must be an object");
   root_ = resolve_ref("#", "#");
@@ -116,6 +118,7 @@ JsonSchema::JsonSchema(const json& schema) : doc_(&schema) {
 }
 
 namespace {
+namespace json_schema {  // unity batches: CMakeLists.txt
 
 // A schema of bare types: {"type": T} and nothing else ({} included).
 bool bare(const SchemaNode& n) {
@@ -146,12 +149,14 @@ bool within_types(const SchemaNode& n, uint8_t types) {
   return true;
 }
 
+}  // namespace json_schema
 }  // namespace
 
 // anyOf: a branch of bare types (Pydantic's Union[int, float], Union[date, str]) takes in every
 // branch whose values are all of its types; those are dropped, and the union is the same set.
 // Of two bare branches of the same types, the first stays.
 void JsonSchema::drop_subsumed(std::vector<int>* branches) const {
+  using namespace json_schema;  // this file's helpers
   std::vector<int> kept;
   const auto& b = *branches;
   for (size_t j = 0; j < b.size(); ++j) {
@@ -184,6 +189,7 @@ int JsonSchema::starts(int id, uint8_t c, int* out) const {
 }
 
 void JsonSchema::count_starts(int id, std::vector<int>* alike) const {
+  using namespace json_schema;  // this file's helpers
   const SchemaNode& n = node(id);
   if (!n.branches.empty()) {
     for (int b : n.branches) count_starts(b, alike);
@@ -229,6 +235,7 @@ bool JsonSchema::discriminated(int a, int b) const {
 // none is a dead end. Other numbers, strings and objects would need more: refused. Checked once
 // every node is compiled: the elements' node may be a $ref compiled after the array.
 void JsonSchema::check_unique_items(int id, const std::string& at) {
+  using namespace json_schema;  // this file's helpers
   SchemaNode& array = nodes_[static_cast<size_t>(id)];
   if (!array.prefix_items.empty())
     fail(at, "/uniqueItems: beside prefixItems (a tuple) is not supported");
@@ -305,6 +312,7 @@ int JsonSchema::resolve_ref(const std::string& ref, const std::string& at) {
 }
 
 int JsonSchema::compile(const json& s, const std::string& at) {
+  using namespace json_schema;  // this file's helpers
   if (s.is_boolean()) {
     if (s.get<bool>()) return kAny;
     fail(at, ": the schema false admits no value");

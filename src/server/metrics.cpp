@@ -5,6 +5,7 @@
 namespace xtile::server {
 
 namespace {
+namespace metrics {  // unity batches: CMakeLists.txt
 
 void metric(std::string* out, const char* name, const char* type, const char* help, double v) {
   char value[64];
@@ -22,9 +23,11 @@ double ratio(double a, double b) {
   return b > 0 ? a / b : 0.0;
 }
 
+}  // namespace metrics
 }  // namespace
 
 std::string Metrics::render() const {
+  using namespace metrics;  // this file's helpers
   std::string o;
   const double pt = get(prompt_tokens_total), ps = get(prompt_seconds_total);
   const double gt = get(tokens_predicted_total), gs = get(predicted_seconds_total);

@@ -13,6 +13,7 @@ using nlohmann::json;
 using nlohmann::ordered_json;
 
 namespace {
+namespace ollama_api {  // unity batches: CMakeLists.txt
 
 const ordered_json* find(const ordered_json& o, const char* key) {
   const auto it = o.find(key);
@@ -138,9 +139,11 @@ json message_json(const std::string& thinking, const std::string& content,
   return msg;
 }
 
+}  // namespace ollama_api
 }  // namespace
 
 OllamaRequest ollama_request(const ordered_json& body, OllamaRoute route) {
+  using namespace ollama_api;  // this file's helpers
   OllamaRequest r;
   ordered_json& o = r.openai;
   o = ordered_json::object();
@@ -282,6 +285,7 @@ std::string ollama_time_now() {
 
 json ollama_chunk(OllamaRoute route, const std::string& model, const std::string& thinking,
                   const std::string& content, const std::vector<ToolCallOut>& calls) {
+  using namespace ollama_api;  // this file's helpers
   json j = {{"model", model}, {"created_at", ollama_time_now()}};
   if (route == OllamaRoute::kChat) {
     j["message"] = message_json(thinking, content, calls);
@@ -310,6 +314,7 @@ json ollama_final(OllamaRoute route, const std::string& model, const std::string
 }
 
 json ollama_model_entry(const ModelInfo& m) {
+  using namespace ollama_api;  // this file's helpers
   std::error_code ec;
   const auto mtime = std::filesystem::last_write_time(m.path, ec);
   const auto modified =
@@ -319,6 +324,7 @@ json ollama_model_entry(const ModelInfo& m) {
 }
 
 json ollama_show(const ModelInfo& m, int64_t n_ctx) {
+  using namespace ollama_api;  // this file's helpers
   json caps = json::array({"completion"});
   if (chat_family_has_tools(m.chat_family)) caps.push_back("tools");
   if (m.chat_family == ChatFamily::kQwen3) caps.push_back("thinking");

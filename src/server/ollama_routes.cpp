@@ -17,6 +17,7 @@ using nlohmann::json;
 using nlohmann::ordered_json;
 
 namespace {
+namespace ollama_routes {  // unity batches: CMakeLists.txt
 
 // The API level whose shapes these routes follow (clients compare it to enable features).
 constexpr const char* kOllamaVersion = "0.12.0";
@@ -145,9 +146,11 @@ void handle_embeddings_v0(ServerState& st, const httplib::Request& req, httplib:
   res.set_content(dump(json{{"embedding", pooled_vectors(e).front()}}), "application/json");
 }
 
+}  // namespace ollama_routes
 }  // namespace
 
 void add_ollama_routes(httplib::Server& s, ServerState& st) {
+  using namespace ollama_routes;  // this file's helpers
   s.Post("/api/chat", ollama_guarded([&st](const httplib::Request& req, httplib::Response& res) {
            handle_generation(st, req, res, OllamaRoute::kChat);
          }));

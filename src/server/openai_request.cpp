@@ -18,9 +18,10 @@
 namespace xtile::server {
 
 namespace {
+using nlohmann::ordered_json;
+namespace openai_request {  // unity batches: CMakeLists.txt
 
 // Ordered: the keys of a tool definition stay in the client's order in the prompt.
-using json = nlohmann::ordered_json;
 
 // Limits of a request's tools, beyond any real use (OpenAI's: 128 functions, names of 64
 // characters), that keep the call grammar's indices small.
@@ -28,7 +29,8 @@ constexpr size_t kMaxTools = 1024;
 constexpr size_t kMaxToolName = 256;
 
 // A request's JSON schema compiled for the grammar; what it cannot enforce is a 400 at `param`.
-std::shared_ptr<const JsonSchema> compile_schema(const json& schema, const std::string& param) {
+std::shared_ptr<const JsonSchema> compile_schema(const ordered_json& schema,
+                                                 const std::string& param) {
   try {
     return std::make_shared<const JsonSchema>(nlohmann::json::parse(schema.dump()));
   } catch (const Error& e) {
@@ -51,30 +53,30 @@ std::shared_ptr<const GbnfGrammar> compile_grammar(const std::string& text) {
 // A constrained reply (JSON mode, a grammar) thinks only when the client asks for it
 // (chat_template_kwargs.enable_thinking true): a template that thinks (Qwen3) then writes its
 // think block first (returned as reasoning_content) and the constrained part after it.
-void think_only_when_asked(const json& body, ParsedRequest* r) {
-  const json* kwargs = field(body, "chat_template_kwargs");
+void think_only_when_asked(const ordered_json& body, ParsedRequest* r) {
+  const ordered_json* kwargs = field(body, "chat_template_kwargs");
   if (!(kwargs && kwargs->is_object() && field(*kwargs, "enable_thinking") && r->enable_thinking)) {
     r->enable_thinking = false;
     r->reasoning = false;
   }
 }
 
-std::string message_content(const json& m, size_t i) {
+std::string message_content(const ordered_json& m, size_t i) {
   const std::string name = "messages[" + std::to_string(i) + "].content";
-  const json* c = field(m, "content");
+  const ordered_json* c = field(m, "content");
   if (!c) return "";  // an assistant turn with tool calls only, or an empty one
   if (c->is_string()) return c->get<std::string>();
   if (!c->is_array()) wrong_type(name, "a string or an array of content parts", *c);
   std::string text;
-  for (const json& part : *c) {
+  for (const ordered_json& part : *c) {
     if (!part.is_object()) wrong_type(name + "[]", "an object", part);
-    const json* type = field(part, "type");
+    const ordered_json* type = field(part, "type");
     if (!type || !type->is_string()) throw bad_request(name + "[].type must be a string", name);
     if (*type != "text")
       throw bad_request(
           "content parts of type '" + type->get<std::string>() + "' are not supported (text only)",
           name);
-    const json* t = field(part, "text");
+    const ordered_json* t = field(part, "text");
     if (!t || !t->is_string()) throw bad_request(name + "[].text must be a string", name);
     text += t->get<std::string>();
   }
@@ -84,20 +86,20 @@ std::string message_content(const json& m, size_t i) {
 // An assistant turn's tool_calls: [{id, type: "function", function: {name, arguments}}], the
 // arguments a JSON string as OpenAI sends them (written into the prompt as they are) or an
 // object.
-std::vector<ToolCall> parse_tool_calls(const json& v, const std::string& name) {
+std::vector<ToolCall> parse_tool_calls(const ordered_json& v, const std::string& name) {
   if (!v.is_array()) wrong_type(name, "an array", v);
   std::vector<ToolCall> calls;
   for (size_t j = 0; j < v.size(); ++j) {
     const std::string at = name + "[" + std::to_string(j) + "]";
     if (!v[j].is_object()) wrong_type(at, "an object", v[j]);
-    const json* f = field(v[j], "function");
+    const ordered_json* f = field(v[j], "function");
     if (!f || !f->is_object())
       throw bad_request("'" + at + ".function' must be an object", at + ".function");
-    const json* fname = field(*f, "name");
+    const ordered_json* fname = field(*f, "name");
     if (!fname || !fname->is_string())
       throw bad_request("'" + at + ".function.name' must be a string", at + ".function.name");
     ToolCall call{fname->get<std::string>(), "{}"};
-    if (const json* a = field(*f, "arguments")) {
+    if (const ordered_json* a = field(*f, "arguments")) {
       if (a->is_string()) {
         call.arguments = a->get<std::string>();
       } else if (a->is_object()) {
@@ -111,17 +113,17 @@ std::vector<ToolCall> parse_tool_calls(const json& v, const std::string& name) {
   return calls;
 }
 
-std::vector<ChatMessage> parse_messages(const json& body) {
-  const json* ms = field(body, "messages");
+std::vector<ChatMessage> parse_messages(const ordered_json& body) {
+  const ordered_json* ms = field(body, "messages");
   if (!ms) throw bad_request("'messages' is required", "messages");
   if (!ms->is_array()) wrong_type("messages", "an array", *ms);
   if (ms->empty()) throw bad_request("'messages' must not be empty", "messages");
   std::vector<ChatMessage> out;
   for (size_t i = 0; i < ms->size(); ++i) {
-    const json& m = (*ms)[i];
+    const ordered_json& m = (*ms)[i];
     const std::string name = "messages[" + std::to_string(i) + "]";
     if (!m.is_object()) wrong_type(name, "an object", m);
-    const json* role = field(m, "role");
+    const ordered_json* role = field(m, "role");
     if (!role) throw bad_request("'" + name + ".role' is required", name + ".role");
     if (!role->is_string()) wrong_type(name + ".role", "a string", *role);
     std::string r = role->get<std::string>();
@@ -132,9 +134,9 @@ std::vector<ChatMessage> parse_messages(const json& body) {
           name + ".role");
     ChatMessage msg{r, message_content(m, i)};
     if (r == "assistant") {
-      if (const json* tc = field(m, "tool_calls"))
+      if (const ordered_json* tc = field(m, "tool_calls"))
         msg.tool_calls = parse_tool_calls(*tc, name + ".tool_calls");
-      if (const json* rc = field(m, "reasoning_content")) {
+      if (const ordered_json* rc = field(m, "reasoning_content")) {
         if (!rc->is_string()) wrong_type(name + ".reasoning_content", "a string", *rc);
         msg.reasoning_content = rc->get<std::string>();
       }
@@ -148,15 +150,15 @@ std::vector<ChatMessage> parse_messages(const json& body) {
 // way to say one) is read as an object's: the arguments are always one. One the grammar cannot
 // enforce is a 400 for a strict function; otherwise its calls' arguments are any object (OpenAI
 // does not promise a non-strict call matches its schema either).
-std::shared_ptr<const JsonSchema> tool_parameters(const json& f, const std::string& at) {
-  const json* p = field(f, "parameters");
+std::shared_ptr<const JsonSchema> tool_parameters(const ordered_json& f, const std::string& at) {
+  const ordered_json* p = field(f, "parameters");
   if (!p) return nullptr;
-  json schema = *p;
+  ordered_json schema = *p;
   if (!schema.contains("type") && !schema.contains("$ref") && !schema.contains("anyOf") &&
       !schema.contains("oneOf"))
     schema["type"] = "object";
   const std::string param = at + ".function.parameters";
-  const json* strict = field(f, "strict");
+  const ordered_json* strict = field(f, "strict");
   if (strict && get_bool(*strict, at + ".function.strict")) return compile_schema(schema, param);
   try {
     return compile_schema(schema, param);
@@ -170,15 +172,15 @@ std::shared_ptr<const JsonSchema> tool_parameters(const json& f, const std::stri
 // calls); "auto" (the default) lets the model call, "required" makes it call one of them and a
 // named function ({"type": "function", "function": {"name": ...}}) that one: the calls it
 // writes are held to the tools by the call grammar (tool_call_prefix.h).
-void parse_tools(const json& body, ParsedRequest* r) {
-  const json* tools = field(body, "tools");
+void parse_tools(const ordered_json& body, ParsedRequest* r) {
+  const ordered_json* tools = field(body, "tools");
   bool none = false, forced = false;
   std::string named;  // a named function's name
-  if (const json* c = field(body, "tool_choice")) {
-    const json* f = c->is_object() ? field(*c, "function") : nullptr;
-    const json* n = f && f->is_object() ? field(*f, "name") : nullptr;
+  if (const ordered_json* c = field(body, "tool_choice")) {
+    const ordered_json* f = c->is_object() ? field(*c, "function") : nullptr;
+    const ordered_json* n = f && f->is_object() ? field(*f, "name") : nullptr;
     if (n && n->is_string()) {
-      const json* type = field(*c, "type");
+      const ordered_json* type = field(*c, "type");
       if (type && *type != "function")
         throw bad_request("'tool_choice.type' must be \"function\"", "tool_choice.type");
       named = n->get<std::string>();
@@ -195,7 +197,7 @@ void parse_tools(const json& body, ParsedRequest* r) {
     }
   }
   bool parallel = true;
-  if (const json* p = field(body, "parallel_tool_calls"))
+  if (const ordered_json* p = field(body, "parallel_tool_calls"))
     parallel = get_bool(*p, "parallel_tool_calls");
   if (forced && (!tools || !tools->is_array() || tools->empty()))
     throw bad_request("'tool_choice' forces a call, and 'tools' defines none", "tool_choice");
@@ -208,22 +210,22 @@ void parse_tools(const json& body, ParsedRequest* r) {
   rules->forced = forced;
   rules->parallel = parallel;
   for (size_t i = 0; i < tools->size(); ++i) {
-    const json& t = (*tools)[i];
+    const ordered_json& t = (*tools)[i];
     const std::string at = "tools[" + std::to_string(i) + "]";
     if (!t.is_object()) wrong_type(at, "an object", t);
-    const json* type = field(t, "type");
+    const ordered_json* type = field(t, "type");
     if (!type || *type != "function")
       throw bad_request("'" + at + ".type' must be \"function\"", at + ".type");
-    const json* f = field(t, "function");
+    const ordered_json* f = field(t, "function");
     if (!f || !f->is_object())
       throw bad_request("'" + at + ".function' must be an object", at + ".function");
-    const json* name = field(*f, "name");
+    const ordered_json* name = field(*f, "name");
     if (!name || !name->is_string() || name->get<std::string>().empty() ||
         name->get<std::string>().size() > kMaxToolName)
       throw bad_request("'" + at + ".function.name' must be a string of 1 to " +
                             std::to_string(kMaxToolName) + " bytes",
                         at + ".function.name");
-    if (const json* p = field(*f, "parameters"); p && !p->is_object())
+    if (const ordered_json* p = field(*f, "parameters"); p && !p->is_object())
       wrong_type(at + ".function.parameters", "an object (a JSON schema)", *p);
     if (none) continue;
     r->tools.push_back(t);
@@ -237,14 +239,14 @@ void parse_tools(const json& body, ParsedRequest* r) {
   if (!none) r->tool_rules = std::move(rules);
 }
 
-std::vector<int32_t> parse_ids(const json& a, const std::string& name) {
+std::vector<int32_t> parse_ids(const ordered_json& a, const std::string& name) {
   std::vector<int32_t> ids;
-  for (const json& v : a)
+  for (const ordered_json& v : a)
     ids.push_back(static_cast<int32_t>(get_int(v, name + "[]", 0, INT32_MAX)));
   return ids;
 }
 
-ParsedRequest::Prompt parse_one_prompt(const json& p, const std::string& name) {
+ParsedRequest::Prompt parse_one_prompt(const ordered_json& p, const std::string& name) {
   ParsedRequest::Prompt out;
   if (p.is_string()) {
     out.text = p.get<std::string>();
@@ -258,9 +260,9 @@ ParsedRequest::Prompt parse_one_prompt(const json& p, const std::string& name) {
 }
 
 // A string, token ids, or a list of several of those (OpenAI's batch of prompts).
-void parse_prompt(const json& body, ParsedRequest* r) {
+void parse_prompt(const ordered_json& body, ParsedRequest* r) {
   constexpr size_t kMaxPrompts = 128;
-  const json* p = field(body, "prompt");
+  const ordered_json* p = field(body, "prompt");
   if (!p) throw bad_request("'prompt' is required", "prompt");
   if (p->is_array() && !p->empty() && !(*p)[0].is_number()) {
     if (p->size() > kMaxPrompts)
@@ -274,13 +276,13 @@ void parse_prompt(const json& body, ParsedRequest* r) {
   r->prompts.push_back(parse_one_prompt(*p, "prompt"));
 }
 
-std::vector<std::string> parse_stop(const json& v) {
+std::vector<std::string> parse_stop(const ordered_json& v) {
   std::vector<std::string> stops;
   if (v.is_string()) {
     stops.push_back(v.get<std::string>());
   } else if (v.is_array()) {
     if (v.size() > 16) throw bad_request("'stop' takes at most 16 strings", "stop");
-    for (const json& s : v) {
+    for (const ordered_json& s : v) {
       if (!s.is_string()) wrong_type("stop[]", "a string", s);
       stops.push_back(s.get<std::string>());
     }
@@ -298,9 +300,9 @@ std::vector<std::string> parse_stop(const json& v) {
 
 // logit_bias: OpenAI's object {"token id": bias} or llama-server's array [[id or text, bias]];
 // a key that is not a token id is text. A bias is a number, or false: never that token.
-void parse_logit_bias(const json& v, ParsedRequest* r) {
+void parse_logit_bias(const ordered_json& v, ParsedRequest* r) {
   const std::string name = "logit_bias";
-  const auto bias_of = [&](const json& b) {
+  const auto bias_of = [&](const ordered_json& b) {
     if (b.is_boolean() && !b.get<bool>()) return -std::numeric_limits<float>::infinity();
     if (!b.is_number())
       throw bad_request("'logit_bias' values must be numbers (or false: never the token), got " +
@@ -308,7 +310,7 @@ void parse_logit_bias(const json& v, ParsedRequest* r) {
                         name);
     return static_cast<float>(get_number(b, name, -1e30, 1e30));
   };
-  const auto add = [&](const json& key, const json& b) {
+  const auto add = [&](const ordered_json& key, const ordered_json& b) {
     const float bias = bias_of(b);
     if (key.is_string()) {
       const std::string k = key.get<std::string>();
@@ -326,9 +328,9 @@ void parse_logit_bias(const json& v, ParsedRequest* r) {
     }
   };
   if (v.is_object()) {
-    for (const auto& [key, b] : v.items()) add(json(key), b);
+    for (const auto& [key, b] : v.items()) add(ordered_json(key), b);
   } else if (v.is_array()) {
-    for (const json& e : v) {
+    for (const ordered_json& e : v) {
       if (!e.is_array() || e.size() != 2)
         throw bad_request("'logit_bias' as an array holds [token, bias] pairs, got " + e.dump(),
                           name);
@@ -343,8 +345,8 @@ void parse_logit_bias(const json& v, ParsedRequest* r) {
 // token), type 1 (or "word") a word, 0 (or "token") a token by id; patterns (2, 3: regular
 // expressions over the text so far) are refused (lazy_grammar.h keeps words byte by byte).
 // preserved_tokens, which llama-server needs for a one-token word, is not needed here.
-void parse_grammar_triggers(const json& body, ParsedRequest* r) {
-  const json* list = field(body, "grammar_triggers");
+void parse_grammar_triggers(const ordered_json& body, ParsedRequest* r) {
+  const ordered_json* list = field(body, "grammar_triggers");
   if (!list || !list->is_array() || list->empty())
     throw bad_request(
         "'grammar_lazy' needs 'grammar_triggers': a list of {\"type\": \"word\", \"value\": ...}",
@@ -353,18 +355,18 @@ void parse_grammar_triggers(const json& body, ParsedRequest* r) {
     throw bad_request("'grammar_triggers' has more than " +
                           std::to_string(GrammarTriggers::kMaxWords) + " triggers",
                       "grammar_triggers");
-  for (const json& t : *list) {
+  for (const ordered_json& t : *list) {
     if (!t.is_object() || !t.contains("type"))
       throw bad_request("each of 'grammar_triggers' must be an object with a \"type\"",
                         "grammar_triggers");
-    const json& type = t.at("type");
+    const ordered_json& type = t.at("type");
     static const char* const kTypes[] = {"token", "word", "pattern", "pattern_full"};  // 0..3
     std::string name;
     if (type.is_string()) name = type.get<std::string>();
     if (type.is_number_integer() && type.get<int64_t>() >= 0 && type.get<int64_t>() < 4)
       name = kTypes[type.get<int64_t>()];
     if (name == "word") {
-      const json* value = t.contains("value") ? &t.at("value") : nullptr;
+      const ordered_json* value = t.contains("value") ? &t.at("value") : nullptr;
       if (!value || !value->is_string() || value->get_ref<const std::string&>().empty() ||
           value->get_ref<const std::string&>().size() > GrammarTriggers::kMaxWordBytes)
         throw bad_request("a word trigger's \"value\" must be a string of 1 to " +
@@ -389,13 +391,14 @@ void parse_grammar_triggers(const json& body, ParsedRequest* r) {
   }
 }
 
+}  // namespace openai_request
 }  // namespace
 
-json parse_body(const std::string& body) {
-  json j;
+ordered_json parse_body(const std::string& body) {
+  ordered_json j;
   try {
-    j = json::parse(body);
-  } catch (const json::parse_error& e) {
+    j = ordered_json::parse(body);
+  } catch (const ordered_json::parse_error& e) {
     throw ApiError(400, "invalid_request_error",
                    std::string("the request body is not valid JSON: ") + e.what(), "invalid_json");
   }
@@ -403,13 +406,14 @@ json parse_body(const std::string& body) {
   return j;
 }
 
-ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& d) {
+ParsedRequest parse_request(const ordered_json& body, bool chat, const RequestDefaults& d) {
+  using namespace openai_request;  // this file's helpers
   ParsedRequest r;
   r.chat = chat;
   r.gen.sampler = d.sampler;
   r.gen.max_tokens = d.max_tokens;
   r.reasoning = d.reasoning;
-  if (const json* v = field(body, "model")) {
+  if (const ordered_json* v = field(body, "model")) {
     if (!v->is_string()) wrong_type("model", "a string", *v);
     r.model = v->get<std::string>();
   }
@@ -419,56 +423,59 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
   } else {
     parse_prompt(body, &r);
   }
-  if (const json* v = field(body, "stream")) r.stream = get_bool(*v, "stream");
-  if (const json* v = field(body, "stream_options")) {
+  if (const ordered_json* v = field(body, "stream")) r.stream = get_bool(*v, "stream");
+  if (const ordered_json* v = field(body, "stream_options")) {
     if (!v->is_object()) wrong_type("stream_options", "an object", *v);
-    if (const json* u = field(*v, "include_usage"))
+    if (const ordered_json* u = field(*v, "include_usage"))
       r.include_usage = get_bool(*u, "stream_options.include_usage");
   }
   for (const char* name : {"max_tokens", "max_completion_tokens", "n_predict"})
-    if (const json* v = field(body, name)) r.gen.max_tokens = get_int(*v, name, -1, INT32_MAX);
+    if (const ordered_json* v = field(body, name))
+      r.gen.max_tokens = get_int(*v, name, -1, INT32_MAX);
   SamplerParams& s = r.gen.sampler;
-  if (const json* v = field(body, "temperature"))
+  if (const ordered_json* v = field(body, "temperature"))
     s.temperature = static_cast<float>(get_number(*v, "temperature", 0.0, 100.0));
-  if (const json* v = field(body, "top_k"))
+  if (const ordered_json* v = field(body, "top_k"))
     s.top_k = static_cast<int32_t>(get_int(*v, "top_k", -1, INT32_MAX));
-  if (const json* v = field(body, "top_p"))
+  if (const ordered_json* v = field(body, "top_p"))
     s.top_p = static_cast<float>(get_number(*v, "top_p", 0.0, 1.0));
-  if (const json* v = field(body, "min_p"))
+  if (const ordered_json* v = field(body, "min_p"))
     s.min_p = static_cast<float>(get_number(*v, "min_p", 0.0, 1.0));
-  if (const json* v = field(body, "repeat_penalty")) {
+  if (const ordered_json* v = field(body, "repeat_penalty")) {
     s.repeat_penalty = static_cast<float>(get_number(*v, "repeat_penalty", 0.0, 100.0));
     if (s.repeat_penalty <= 0.0f)
       throw bad_request("'repeat_penalty' must be > 0 (1 disables it)", "repeat_penalty");
   }
-  if (const json* v = field(body, "repeat_last_n"))
+  if (const ordered_json* v = field(body, "repeat_last_n"))
     s.repeat_last_n = static_cast<int32_t>(get_int(*v, "repeat_last_n", -1, INT32_MAX));
-  if (const json* v = field(body, "presence_penalty"))
+  if (const ordered_json* v = field(body, "presence_penalty"))
     s.presence_penalty = static_cast<float>(get_number(*v, "presence_penalty", -2.0, 2.0));
-  if (const json* v = field(body, "frequency_penalty"))
+  if (const ordered_json* v = field(body, "frequency_penalty"))
     s.frequency_penalty = static_cast<float>(get_number(*v, "frequency_penalty", -2.0, 2.0));
   s.seed = std::random_device{}();
-  if (const json* v = field(body, "seed")) {
+  if (const ordered_json* v = field(body, "seed")) {
     const int64_t seed = get_int(*v, "seed", -1, std::numeric_limits<int64_t>::max());
     if (seed >= 0) {  // -1: random, as llama-server
       s.seed = static_cast<uint64_t>(seed);
       r.seed_given = true;
     }
   }
-  if (const json* v = field(body, "stop")) r.gen.stop = parse_stop(*v);
-  if (const json* v = field(body, "ignore_eos")) r.gen.ignore_eos = get_bool(*v, "ignore_eos");
-  if (const json* v = field(body, "logit_bias")) parse_logit_bias(*v, &r);
-  if (const json* v = field(body, "return_tokens")) r.return_tokens = get_bool(*v, "return_tokens");
+  if (const ordered_json* v = field(body, "stop")) r.gen.stop = parse_stop(*v);
+  if (const ordered_json* v = field(body, "ignore_eos"))
+    r.gen.ignore_eos = get_bool(*v, "ignore_eos");
+  if (const ordered_json* v = field(body, "logit_bias")) parse_logit_bias(*v, &r);
+  if (const ordered_json* v = field(body, "return_tokens"))
+    r.return_tokens = get_bool(*v, "return_tokens");
 
   // Log-probabilities. Chat: logprobs (bool) + top_logprobs (0..20). Completions (legacy):
   // logprobs is the number of alternatives (0..20). n_probs is llama-server's spelling of both.
   if (chat) {
-    if (const json* v = field(body, "logprobs")) r.logprobs = get_bool(*v, "logprobs");
-    if (const json* v = field(body, "top_logprobs")) {
+    if (const ordered_json* v = field(body, "logprobs")) r.logprobs = get_bool(*v, "logprobs");
+    if (const ordered_json* v = field(body, "top_logprobs")) {
       r.top_logprobs = static_cast<int>(get_int(*v, "top_logprobs", 0, 20));
       if (!r.logprobs) throw bad_request("'top_logprobs' needs 'logprobs': true", "top_logprobs");
     }
-  } else if (const json* v = field(body, "logprobs")) {
+  } else if (const ordered_json* v = field(body, "logprobs")) {
     if (v->is_boolean()) {
       r.logprobs = v->get<bool>();
     } else {
@@ -476,7 +483,7 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
       r.logprobs = true;
     }
   }
-  if (const json* v = field(body, "n_probs")) {
+  if (const ordered_json* v = field(body, "n_probs")) {
     const int n = static_cast<int>(get_int(*v, "n_probs", 0, 100));
     if (n > 0) {
       r.logprobs = true;
@@ -487,18 +494,18 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
   r.gen.n_probs = r.top_logprobs;
 
   if (chat) {
-    if (const json* v = field(body, "chat_template_kwargs")) {
+    if (const ordered_json* v = field(body, "chat_template_kwargs")) {
       if (!v->is_object()) wrong_type("chat_template_kwargs", "an object", *v);
-      if (const json* t = field(*v, "enable_thinking"))
+      if (const ordered_json* t = field(*v, "enable_thinking"))
         r.enable_thinking = get_bool(*t, "chat_template_kwargs.enable_thinking");
-      if (const json* t = field(*v, "date_string")) {
+      if (const ordered_json* t = field(*v, "date_string")) {
         if (!t->is_string()) wrong_type("chat_template_kwargs.date_string", "a string", *t);
         r.date_string = t->get<std::string>();
       }
-      if (const json* t = field(*v, "tools_in_user_message"))
+      if (const ordered_json* t = field(*v, "tools_in_user_message"))
         r.tools_in_user_message = get_bool(*t, "chat_template_kwargs.tools_in_user_message");
     }
-    if (const json* v = field(body, "reasoning_format")) {
+    if (const ordered_json* v = field(body, "reasoning_format")) {
       if (!v->is_string()) wrong_type("reasoning_format", "a string", *v);
       const std::string f = v->get<std::string>();
       if (f == "none") {
@@ -514,8 +521,8 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
 
   // What xtile does not do is refused, not ignored: the client would get an answer that looks
   // right and is not what it asked for.
-  if (const json* v = field(body, "n")) r.n = static_cast<int>(get_int(*v, "n", 1, 128));
-  if (const json* v = field(body, "n_cmpl")) {
+  if (const ordered_json* v = field(body, "n")) r.n = static_cast<int>(get_int(*v, "n", 1, 128));
+  if (const ordered_json* v = field(body, "n_cmpl")) {
     const int n = static_cast<int>(get_int(*v, "n_cmpl", 1, 128));
     if (field(body, "n") && n != r.n)
       throw bad_request("'n' and 'n_cmpl' (its alias) differ: " + std::to_string(r.n) + " and " +
@@ -523,14 +530,14 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
                         "n_cmpl");
     r.n = n;
   }
-  if (const json* v = field(body, "tools"); !chat && v && !(v->is_array() && v->empty()))
+  if (const ordered_json* v = field(body, "tools"); !chat && v && !(v->is_array() && v->empty()))
     throw bad_request("'tools' work with /v1/chat/completions only", "tools");
   // JSON mode: the reply is one JSON object (with a schema, an instance of it), kept so token by
   // token (json_prefix.h, reply_constraint.h); a chat template's thinking block is switched off
   // unless the client asked for it (then the object follows the block: think_first.h). A
   // schema keyword outside json_schema.h's subset is refused when the schema is compiled, here.
-  if (const json* v = field(body, "response_format")) {
-    const json* type = v->is_object() ? field(*v, "type") : nullptr;
+  if (const ordered_json* v = field(body, "response_format")) {
+    const ordered_json* type = v->is_object() ? field(*v, "type") : nullptr;
     if (!type || !type->is_string())
       throw bad_request("'response_format' must be an object with a string 'type'",
                         "response_format");
@@ -539,9 +546,9 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
       r.gen.json_object = true;
       // OpenAI's {"type": "json_schema", "json_schema": {"name", "schema", "strict"}}, and
       // llama-server's {"type": "json_object", "schema": ...}.
-      const json* schema = field(*v, "schema");
+      const ordered_json* schema = field(*v, "schema");
       if (t == "json_schema") {
-        const json* spec = field(*v, "json_schema");
+        const ordered_json* spec = field(*v, "json_schema");
         if (!spec || !spec->is_object())
           throw bad_request("response_format json_schema needs a 'json_schema' object",
                             "response_format.json_schema");
@@ -561,7 +568,7 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
     }
   }
   // llama-server's own field: a schema beside the request (its /completion takes it so).
-  if (const json* js = field(body, "json_schema")) {
+  if (const ordered_json* js = field(body, "json_schema")) {
     if (r.gen.json_object)
       throw bad_request("'json_schema' and a JSON response_format: send one of them",
                         "json_schema");
@@ -581,7 +588,7 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
   // llama-server's GBNF grammar (gbnf.h): the reply is held to it token by token
   // (gbnf_prefix.h). An empty string is no grammar, as there. A chat template's thinking block
   // is switched off unless the client asked for it, as in JSON mode.
-  if (const json* v = field(body, "grammar")) {
+  if (const ordered_json* v = field(body, "grammar")) {
     if (!v->is_string()) wrong_type("grammar", "a string (GBNF)", *v);
     if (!v->get_ref<const std::string&>().empty()) {
       if (r.gen.json_object)
@@ -594,7 +601,8 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
             "'grammar' and 'tools' cannot be combined: the tool calls have their "
             "own grammar",
             "grammar");
-      if (const json* lazy = field(body, "grammar_lazy"); lazy && get_bool(*lazy, "grammar_lazy"))
+      if (const ordered_json* lazy = field(body, "grammar_lazy");
+          lazy && get_bool(*lazy, "grammar_lazy"))
         parse_grammar_triggers(body, &r);
       r.gen.grammar = compile_grammar(v->get_ref<const std::string&>());
       if (chat) think_only_when_asked(body, &r);
@@ -603,11 +611,11 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
   if (!chat) {
     // echo: the reply's text starts with the prompt; with logprobs, each prompt token is
     // scored too (lm-evaluation-harness's loglikelihood requests).
-    if (const json* v = field(body, "echo")) r.echo = get_bool(*v, "echo");
+    if (const ordered_json* v = field(body, "echo")) r.echo = get_bool(*v, "echo");
     r.gen.prompt_logprobs = r.echo && r.logprobs;
     // best_of: that many choices per prompt, of which the n with the highest log-probability
     // per token are returned (the others' logprobs are needed to rank them).
-    if (const json* v = field(body, "best_of")) {
+    if (const ordered_json* v = field(body, "best_of")) {
       r.best_of = static_cast<int>(get_int(*v, "best_of", 1, 128));
       if (r.best_of < r.n)
         throw bad_request("'best_of' (" + std::to_string(r.best_of) + ") must be at least 'n' (" +
@@ -618,7 +626,7 @@ ParsedRequest parse_request(const json& body, bool chat, const RequestDefaults& 
                           "best_of");
       if (r.best_of > r.n) r.gen.logprobs = true;
     }
-    if (const json* v = field(body, "suffix")) {
+    if (const ordered_json* v = field(body, "suffix")) {
       if (!v->is_string()) wrong_type("suffix", "a string", *v);
       if (!v->get<std::string>().empty()) r.suffix = v->get<std::string>();
     }

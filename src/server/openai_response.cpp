@@ -8,6 +8,7 @@ namespace xtile::server {
 using nlohmann::json;
 
 namespace {
+namespace openai_response {  // unity batches: CMakeLists.txt
 
 json bytes_of(const std::string& s) {
   json b = json::array();
@@ -23,6 +24,7 @@ json head(const ResponseHead& h, const char* object) {
           {"system_fingerprint", h.fingerprint}};
 }
 
+}  // namespace openai_response
 }  // namespace
 
 std::string make_id(const std::string& prefix) {
@@ -80,6 +82,7 @@ json timings_json(const JobStats& s) {
 }
 
 json chat_logprobs(const std::vector<TokenOut>& tokens, const Tokenizer& tok) {
+  using namespace openai_response;  // this file's helpers
   json content = json::array();
   for (const TokenOut& t : tokens) {
     const std::string piece = tok.decode_token(t.id, /*render_special=*/true);
@@ -124,6 +127,7 @@ json completion_logprobs(const std::vector<TokenOut>& tokens, const Tokenizer& t
 }
 
 json chat_chunk(const ResponseHead& h, json delta, json finish_reason, json logprobs) {
+  using namespace openai_response;  // this file's helpers
   json j = head(h, "chat.completion.chunk");
   j["choices"] = json::array({{{"index", 0},
                                {"delta", std::move(delta)},
@@ -134,6 +138,7 @@ json chat_chunk(const ResponseHead& h, json delta, json finish_reason, json logp
 
 json completion_chunk(const ResponseHead& h, const std::string& text, json finish_reason,
                       json logprobs) {
+  using namespace openai_response;  // this file's helpers
   json j = head(h, "text_completion");
   j["choices"] = json::array({{{"index", 0},
                                {"text", text},
@@ -144,6 +149,7 @@ json completion_chunk(const ResponseHead& h, const std::string& text, json finis
 
 json usage_chunk(const ResponseHead& h, const char* object, std::span<const JobStats> choices,
                  size_t n) {
+  using namespace openai_response;  // this file's helpers
   json j = head(h, object);
   j["choices"] = json::array();
   j["usage"] = usage_json(choices, n);
@@ -153,6 +159,7 @@ json usage_chunk(const ResponseHead& h, const char* object, std::span<const JobS
 json chat_response(const ResponseHead& h, const std::string& content, const std::string& reasoning,
                    FinishReason reason, const JobStats& s, json logprobs,
                    const std::vector<ToolCallOut>& calls) {
+  using namespace openai_response;  // this file's helpers
   json message = {{"role", "assistant"}, {"content", content}};
   if (!reasoning.empty()) message["reasoning_content"] = reasoning;
   if (!calls.empty()) {
@@ -171,6 +178,7 @@ json chat_response(const ResponseHead& h, const std::string& content, const std:
 
 json completion_response(const ResponseHead& h, const std::string& text, FinishReason reason,
                          const JobStats& s, json logprobs) {
+  using namespace openai_response;  // this file's helpers
   json j = head(h, "text_completion");
   j["choices"] = json::array({{{"index", 0},
                                {"text", text},

@@ -13,6 +13,7 @@
 namespace xtile::server {
 
 namespace {
+namespace pattern_lookahead {  // unity batches: CMakeLists.txt
 
 // The code points no part's class tells apart: [starts[i], starts[i + 1]) for each i (the last
 // one up to U+10FFFF), surrogates left out (no UTF-8 text holds them).
@@ -81,9 +82,11 @@ std::string code_point(uint32_t cp) {
   return buf;
 }
 
+}  // namespace pattern_lookahead
 }  // namespace
 
 std::string lookahead_gbnf(const GbnfGrammar& rest, std::span<const Lookahead> lookaheads) {
+  using namespace pattern_lookahead;  // this file's helpers
   const std::vector<uint32_t> starts = interval_starts(rest, lookaheads);
   const auto interval_end = [&](size_t i) {
     return i + 1 < starts.size() ? starts[i + 1] - 1 : CodePointSet::kMax;

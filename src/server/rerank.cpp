@@ -14,6 +14,7 @@ namespace xtile::server {
 using nlohmann::json;
 
 namespace {
+namespace rerank {  // unity batches: CMakeLists.txt
 
 // The same limit as an embeddings request's inputs.
 constexpr size_t kMaxDocuments = 2048;
@@ -55,9 +56,11 @@ bool flag(const json& body, const char* key) {
   return v->get<bool>();
 }
 
+}  // namespace rerank
 }  // namespace
 
 void handle_rerank(ServerState& st, const httplib::Request& req, httplib::Response& res) {
+  using namespace rerank;  // this file's helpers
   const json body = parse_body(req.body);
   check_requested_model(st, model_field(body));
   const RerankHead& head = st.model.rerank;

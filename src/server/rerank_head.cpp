@@ -11,6 +11,7 @@
 namespace xtile::server {
 
 namespace {
+namespace rerank_head {  // unity batches: CMakeLists.txt
 
 // Qwen3-Reranker's prompt (its model card's format), for a GGUF that does not carry one.
 constexpr std::string_view kQwen3RerankPrompt =
@@ -58,9 +59,11 @@ std::vector<std::vector<float>> label_rows(const WeightStore& w, const Tokenizer
   return rows;
 }
 
+}  // namespace rerank_head
 }  // namespace
 
 RerankHead rerank_head(const WeightStore& w, const Tokenizer& tok) {
+  using namespace rerank_head;  // this file's helpers
   RerankHead h;
   h.prompt = w.file().get_string_or("tokenizer.chat_template.rerank", "");
   if (h.prompt.empty() && tok.find_token("<|im_start|>") >= 0 &&

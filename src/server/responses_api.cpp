@@ -13,6 +13,7 @@ using nlohmann::json;
 using nlohmann::ordered_json;
 
 namespace {
+namespace responses_api {  // unity batches: CMakeLists.txt
 
 // A message's content: a string, or text parts (input_text, output_text, text, refusal) joined.
 std::string text_of(const ordered_json& v, const std::string& at) {
@@ -235,9 +236,11 @@ json usage_of(const JobStats& s) {
           {"total_tokens", s.prompt_tokens + s.completion_tokens}};
 }
 
+}  // namespace responses_api
 }  // namespace
 
 ResponsesRequest responses_request(const ordered_json& body) {
+  using namespace responses_api;  // this file's helpers
   ResponsesRequest r;
   ordered_json& o = r.openai;
   o = ordered_json::object();
@@ -350,6 +353,7 @@ json response_head(const std::string& id, const std::string& model, const json& 
 
 json response_output(const std::string& thinking, const std::string& text,
                      const std::vector<ToolCallOut>& calls) {
+  using namespace responses_api;  // this file's helpers
   json out = json::array();
   if (!thinking.empty()) out.push_back(reasoning_item(make_id("rs_"), thinking));
   if (!text.empty() || (out.empty() && calls.empty()))
@@ -360,6 +364,7 @@ json response_output(const std::string& thinking, const std::string& text,
 }
 
 json response_object(const json& head, FinishReason reason, json output, const JobStats& s) {
+  using namespace responses_api;  // this file's helpers
   json r = head;
   const bool cut = reason == FinishReason::kLength;
   r["status"] = cut ? "incomplete" : "completed";
@@ -387,6 +392,7 @@ std::string ResponseEvents::start(int64_t) {
 }
 
 std::string ResponseEvents::open(Item item) {
+  using namespace responses_api;  // this file's helpers
   if (open_ == item) return "";
   std::string out = close();
   open_ = item;
@@ -412,6 +418,7 @@ std::string ResponseEvents::open(Item item) {
 }
 
 std::string ResponseEvents::close(const char* status) {
+  using namespace responses_api;  // this file's helpers
   if (open_ == Item::kNone) return "";
   const size_t index = output_.size();
   const json at = {{"item_id", item_id_}, {"output_index", index}, {"content_index", 0}};
@@ -443,6 +450,7 @@ std::string ResponseEvents::close(const char* status) {
 
 std::string ResponseEvents::push(const std::string& thinking, const std::string& text,
                                  const std::vector<ToolCallOut>& calls) {
+  using namespace responses_api;  // this file's helpers
   std::string out;
   auto delta = [&](const char* type, const std::string& d) {
     text_ += d;

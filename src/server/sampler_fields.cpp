@@ -9,20 +9,22 @@
 
 namespace xtile::server {
 
-using json = nlohmann::ordered_json;
+using nlohmann::ordered_json;
 
 std::vector<std::string> default_dry_breakers() {
   return {"\n", ":", "\"", "*"};
 }
 
-void parse_sampler_extras(const json& body, SamplerParams* s,
+void parse_sampler_extras(const ordered_json& body, SamplerParams* s,
                           const std::vector<std::string>& default_breakers,
                           std::vector<std::string>* dry_breakers) {
   auto number = [&](const char* name, float* out, double lo, double hi) {
-    if (const json* v = field(body, name)) *out = static_cast<float>(get_number(*v, name, lo, hi));
+    if (const ordered_json* v = field(body, name))
+      *out = static_cast<float>(get_number(*v, name, lo, hi));
   };
   auto integer = [&](const char* name, int32_t* out, int64_t lo, int64_t hi) {
-    if (const json* v = field(body, name)) *out = static_cast<int32_t>(get_int(*v, name, lo, hi));
+    if (const ordered_json* v = field(body, name))
+      *out = static_cast<int32_t>(get_int(*v, name, lo, hi));
   };
   number("typical_p", &s->typical_p, 0.0, 1.0);
   number("top_n_sigma", &s->top_n_sigma, -1.0, 1e6);
@@ -38,11 +40,11 @@ void parse_sampler_extras(const json& body, SamplerParams* s,
   integer("dry_allowed_length", &s->dry_allowed_length, 0, INT32_MAX);
   integer("dry_penalty_last_n", &s->dry_penalty_last_n, -1, INT32_MAX);
   std::vector<std::string> breakers = default_breakers;
-  if (const json* v = field(body, "dry_sequence_breakers")) {
+  if (const ordered_json* v = field(body, "dry_sequence_breakers")) {
     if (!v->is_array() || v->empty())
       wrong_type("dry_sequence_breakers", "a non-empty list of strings", *v);
     breakers.clear();
-    for (const json& b : *v) {
+    for (const ordered_json& b : *v) {
       if (!b.is_string() || b.get<std::string>().empty())
         throw bad_request("'dry_sequence_breakers' must hold non-empty strings",
                           "dry_sequence_breakers");

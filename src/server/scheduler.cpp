@@ -12,6 +12,7 @@
 namespace xtile::server {
 
 namespace {
+namespace scheduler {  // unity batches: CMakeLists.txt
 
 double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
@@ -51,6 +52,7 @@ void log_probs(std::span<const float> logits, int32_t chosen, int n_top, Pick* p
   for (size_t i = 0; i < n; ++i) p->top.emplace_back(ids[i], lp(ids[i]));
 }
 
+}  // namespace scheduler
 }  // namespace
 
 Scheduler::Scheduler(const WeightStore& weights, ThreadPool& pool, const Tokenizer& tokenizer,
@@ -201,6 +203,7 @@ void Scheduler::drop_cancelled() {
 }
 
 void Scheduler::admit() {
+  using namespace scheduler;  // this file's helpers
   for (;;) {
     std::unique_ptr<Work> w;
     int id = -1;
@@ -379,6 +382,7 @@ bool Scheduler::preempt_youngest() {
 }
 
 bool Scheduler::step() {
+  using namespace scheduler;  // this file's helpers
   std::vector<Slot*> decoding, prefilling;
   auto classify = [&] {
     decoding.clear();
@@ -516,6 +520,7 @@ bool Scheduler::step() {
 }
 
 void Scheduler::pool_embeddings(const std::vector<Slot*>& hidden_slots) {
+  using namespace scheduler;  // this file's helpers
   const size_t e = hidden_slots.empty() ? 0 : hidden_.size() / hidden_slots.size();
   for (size_t r = 0; r < hidden_slots.size(); ++r) {
     Slot& s = *hidden_slots[r];
@@ -552,6 +557,7 @@ void Scheduler::pool_embeddings(const std::vector<Slot*>& hidden_slots) {
 }
 
 void Scheduler::score_prompts(const std::vector<LogitUse>& uses) {
+  using namespace scheduler;  // this file's helpers
   std::vector<size_t> rows;
   for (size_t r = 0; r < uses.size(); ++r)
     if (uses[r].pos >= 0) rows.push_back(r);
@@ -580,6 +586,7 @@ void Scheduler::score_prompts(const std::vector<LogitUse>& uses) {
 }
 
 void Scheduler::sample(const std::vector<std::pair<Slot*, size_t>>& slot_rows) {
+  using namespace scheduler;  // this file's helpers
   const size_t k = slot_rows.size();
   if (k == 0) return;
   const size_t v = static_cast<size_t>(session_->n_vocab());
@@ -687,6 +694,7 @@ void Scheduler::emit(Slot& s, bool finished) {
 }
 
 void Scheduler::end(Slot& s, FinishReason reason) {
+  using namespace scheduler;  // this file's helpers
   std::unique_ptr<Work> w = std::move(s.work);
   s.last_used = ++clock_;
   const Clock::time_point now = Clock::now();

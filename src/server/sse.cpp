@@ -11,6 +11,7 @@ namespace xtile::server {
 using nlohmann::json;
 
 namespace {
+namespace sse {  // unity batches: CMakeLists.txt
 
 // One choice's stream state: its job, what it released and how much of it was sent.
 struct Choice {
@@ -233,11 +234,13 @@ struct Stream {
   }
 };
 
+}  // namespace sse
 }  // namespace
 
 void stream_job(httplib::Response& res, std::vector<std::shared_ptr<Job>> jobs,
                 std::shared_ptr<JobSignal> signal, ClientConnection conn, const Tokenizer& tok,
                 StreamSpec spec) {
+  using namespace sse;  // this file's helpers
   auto stream =
       std::make_shared<Stream>(std::move(jobs), std::move(signal), conn, tok, std::move(spec));
   res.set_header("Cache-Control", "no-cache");

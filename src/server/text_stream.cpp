@@ -5,6 +5,7 @@
 namespace xtile::server {
 
 namespace {
+namespace text_stream {  // unity batches: CMakeLists.txt
 
 constexpr std::string_view kOpen = "<think>";
 constexpr std::string_view kClose = "</think>";
@@ -16,9 +17,11 @@ size_t partial_suffix(std::string_view text, std::string_view tag) {
   return 0;
 }
 
+}  // namespace text_stream
 }  // namespace
 
 size_t partial_stop_suffix(std::string_view text, const std::vector<std::string>& stops) {
+  using namespace text_stream;  // this file's helpers
   size_t hold = 0;
   for (const std::string& s : stops) hold = std::max(hold, partial_suffix(text, s));
   return hold;
@@ -76,6 +79,7 @@ void ReasoningSplitter::finish(std::string* reasoning, std::string* content) {
 }
 
 void ReasoningSplitter::run(bool final, std::string* reasoning, std::string* content) {
+  using namespace text_stream;  // this file's helpers
   for (;;) {
     switch (state_) {
       case State::kStart: {

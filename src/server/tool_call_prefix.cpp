@@ -6,6 +6,7 @@
 namespace xtile::server {
 
 namespace {
+namespace tool_call_prefix {  // unity batches: CMakeLists.txt
 
 constexpr std::string_view kThinkOpen = "<think>";
 constexpr std::string_view kThinkClose = "</think>";
@@ -27,6 +28,7 @@ bool is_blank(uint8_t c) {
   return c == ' ' || c == '\n' || c == '\r' || c == '\t';
 }
 
+}  // namespace tool_call_prefix
 }  // namespace
 
 void ToolCallRules::add(std::string name, std::shared_ptr<const JsonSchema> parameters) {
@@ -41,6 +43,7 @@ void ToolCallRules::add(std::string name, std::shared_ptr<const JsonSchema> para
 
 ToolCallPrefix::ToolCallPrefix(const ToolCallRules& rules, bool may_think, bool starts_in_think)
     : rules_(&rules) {
+  using namespace tool_call_prefix;  // this file's helpers
   if (starts_in_think) {
     phase_ = Phase::kThink;
   } else if (rules.forced && !may_think) {  // the reply starts with the frame
@@ -77,6 +80,7 @@ void ToolCallPrefix::literal(std::string_view rest, Phase next) {
 }
 
 void ToolCallPrefix::free_byte(uint8_t c) {
+  using namespace tool_call_prefix;  // this file's helpers
   // Llama's call is the whole answer: once text began, none follows (nothing is watched).
   if (rules_->format == ToolCallFormat::kLlamaJson) return;
   const std::string_view trigger = kHermes.trigger;
@@ -93,6 +97,7 @@ void ToolCallPrefix::begin_name() {
 }
 
 bool ToolCallPrefix::llama_lead(uint8_t c) {
+  using namespace tool_call_prefix;  // this file's helpers
   // Lazy: blanks, then the answer either spells the call's opening (held to the tools from its
   // last byte on) or is text.
   const std::string_view open = kLlama.open;
@@ -107,6 +112,7 @@ bool ToolCallPrefix::llama_lead(uint8_t c) {
 }
 
 bool ToolCallPrefix::name_byte(uint8_t c) {
+  using namespace tool_call_prefix;  // this file's helpers
   // The keys still possible share their first cand_pos_ bytes; those going on with c are a
   // contiguous run of the sorted keys. No key is a prefix of another (each ends with its one
   // unescaped quote).
@@ -129,6 +135,7 @@ bool ToolCallPrefix::name_byte(uint8_t c) {
 }
 
 bool ToolCallPrefix::step(uint8_t c) {
+  using namespace tool_call_prefix;  // this file's helpers
   switch (phase_) {
     case Phase::kLead:
       if (rules_->format == ToolCallFormat::kLlamaJson) return llama_lead(c);

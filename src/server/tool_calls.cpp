@@ -6,6 +6,7 @@
 namespace xtile::server {
 
 namespace {
+namespace tool_calls {  // unity batches: CMakeLists.txt
 
 constexpr std::string_view kOpen = "<tool_call>";
 constexpr std::string_view kClose = "</tool_call>";
@@ -48,9 +49,11 @@ bool parse_call(std::string_view body, ToolCallFormat format, ToolCallOut* out) 
   return true;
 }
 
+}  // namespace tool_calls
 }  // namespace
 
 namespace {
+namespace tool_calls {  // unity batches: CMakeLists.txt
 
 // Python's json.dumps(v, ensure_ascii=False, indent=indent) at nesting depth `depth`: without an
 // indent ", " and ": " between items, with one each item on its own line ("," at its end) and
@@ -84,9 +87,11 @@ void append_python_json(const nlohmann::ordered_json& v, int indent, int depth, 
   *out += object ? '}' : ']';
 }
 
+}  // namespace tool_calls
 }  // namespace
 
 std::string python_json(const nlohmann::ordered_json& v, int indent) {
+  using namespace tool_calls;  // this file's helpers
   std::string out;
   append_python_json(v, indent, 0, &out);
   return out;
@@ -105,6 +110,7 @@ void ToolCallSplitter::emit_text(std::string_view text, std::string* content) {
 // end and read as a call; any other goes out as it comes.
 void ToolCallSplitter::run_whole(bool final, std::string* content,
                                  std::vector<ToolCallOut>* calls) {
+  using namespace tool_calls;  // this file's helpers
   if (!in_call_) {
     const size_t lead = pending_.find_first_not_of(" \t\n\r");
     if (lead == std::string::npos && !final) return;  // blanks so far: a call may still come
@@ -130,6 +136,7 @@ void ToolCallSplitter::run_whole(bool final, std::string* content,
 }
 
 void ToolCallSplitter::run(bool final, std::string* content, std::vector<ToolCallOut>* calls) {
+  using namespace tool_calls;  // this file's helpers
   if (format_ == ToolCallFormat::kLlamaJson) return run_whole(final, content, calls);
   for (;;) {
     if (!in_call_) {
