@@ -16,6 +16,7 @@
 
 namespace xtile {
 namespace {
+namespace affinity_test {  // unity batches: CMakeLists.txt
 
 using V = std::vector<int>;
 
@@ -115,5 +116,6 @@ TEST(Affinity, PinsTheCallingThread) {
   }).join();
 }
 
+}  // namespace affinity_test
 }  // namespace
 }  // namespace xtile

@@ -13,6 +13,7 @@
 
 namespace xtile {
 namespace {
+namespace amx_objdump_test {  // unity batches: CMakeLists.txt
 
 namespace fs = std::filesystem;
 
@@ -78,5 +79,6 @@ TEST(AmxObjdump, EmulatorBuildIsPlainX86_64) {
   EXPECT_EQ(text.find("%tmm"), std::string::npos) << "tile register in the emulator build";
 }
 
+}  // namespace amx_objdump_test
 }  // namespace
 }  // namespace xtile

@@ -24,6 +24,7 @@
 
 namespace xtile {
 namespace {
+namespace attention_test {  // unity batches: CMakeLists.txt
 
 std::vector<float> random_vec(size_t n, uint32_t seed, float scale = 1.0f) {
   return test::random_normal(n, seed, scale);
@@ -109,12 +110,14 @@ TEST(Attention, ElementLoopMatchesFloat64Softmax) {
 // so that a failure names its type (each runs on a 3-thread pool: CTest's jobs gain no time
 // from the split, the suite is CPU-bound on 2 cores).
 class AttentionVectorPaths : public testing::TestWithParam<KvType> {};
+}  // namespace attention_test
 }  // namespace
 // How GoogleTest names a KvType parameter in its messages ("f16", not the enum's bytes).
 void PrintTo(KvType t, std::ostream* os) {
   *os << kv_type_name(t);
 }
 namespace {
+namespace attention_test {  // unity batches: CMakeLists.txt
 
 TEST_P(AttentionVectorPaths, GiveTheElementLoopsBytes) {
   const KvType type = GetParam();
@@ -400,5 +403,6 @@ TEST(Attention, RefusesACacheOfAnotherShape) {
                Error);
 }
 
+}  // namespace attention_test
 }  // namespace
 }  // namespace xtile

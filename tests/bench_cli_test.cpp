@@ -10,6 +10,7 @@
 
 namespace xtile {
 namespace {
+namespace bench_cli_test {  // unity batches: CMakeLists.txt
 
 std::string tiny_model() {
   static const std::string path = [] {
@@ -215,5 +216,6 @@ TEST(BenchCli, LlamaFlagsWithBadValuesOrUnsupportedFeaturesAreClearErrors) {
   }
 }
 
+}  // namespace bench_cli_test
 }  // namespace
 }  // namespace xtile

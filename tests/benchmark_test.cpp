@@ -13,6 +13,7 @@
 
 namespace xtile {
 namespace {
+namespace benchmark_test {  // unity batches: CMakeLists.txt
 
 std::string synth_file(const std::string& preset, GgmlType type) {
   const std::string path =
@@ -100,5 +101,6 @@ TEST(BenchCounts, MoeTokenBytesCountOnlyTheSelectedExperts) {
   EXPECT_DOUBLE_EQ(static_cast<double>(weight_bytes_per_token(*w)), want);
 }
 
+}  // namespace benchmark_test
 }  // namespace
 }  // namespace xtile

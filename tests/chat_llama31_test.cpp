@@ -16,6 +16,7 @@
 
 namespace xtile {
 namespace {
+namespace chat_llama31_test {  // unity batches: CMakeLists.txt
 
 constexpr std::string_view kSystemHead =
     "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n";
@@ -184,5 +185,6 @@ TEST(ChatLlama31, RenderedPromptTokenizes) {
   EXPECT_EQ(tok->decode(ids, true), text);
 }
 
+}  // namespace chat_llama31_test
 }  // namespace
 }  // namespace xtile

@@ -13,6 +13,7 @@
 
 namespace xtile {
 namespace {
+namespace chat_template_test {  // unity batches: CMakeLists.txt
 
 TEST(ChatTemplate, ChatML) {
   EXPECT_EQ(apply_chat_template(ChatFamily::kChatML, "You are terse.", "Hi!"),
@@ -323,5 +324,6 @@ TEST(ChatTemplate, RenderedPromptTokenizes) {
   }
 }
 
+}  // namespace chat_template_test
 }  // namespace
 }  // namespace xtile

@@ -16,6 +16,7 @@
 
 namespace xtile {
 namespace {
+namespace cli_test {  // unity batches: CMakeLists.txt
 
 struct Result {
   int status;
@@ -306,5 +307,6 @@ TEST(Cli, RunHoldsTheOutputToAGrammarOrASchema) {
   }
 }
 
+}  // namespace cli_test
 }  // namespace
 }  // namespace xtile

@@ -28,6 +28,7 @@
 
 namespace xtile {
 namespace {
+namespace cpu_caps_test {  // unity batches: CMakeLists.txt
 
 bool contains(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;
@@ -534,5 +535,6 @@ TEST(CpuCapsResolve, EnvironmentIsUsedWhenTheFlagIsEmptyAndTheFlagWins) {
   }
 }
 
+}  // namespace cpu_caps_test
 }  // namespace
 }  // namespace xtile

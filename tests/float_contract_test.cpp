@@ -13,6 +13,7 @@
 
 namespace xtile {
 namespace {
+namespace float_contract_test {  // unity batches: CMakeLists.txt
 
 namespace fs = std::filesystem;
 
@@ -39,5 +40,6 @@ TEST(FloatContract, EveryCoreSourceIsCompiledWithTheGuards) {
   EXPECT_GT(sources, 40) << "too few src/ entries in " << db;
 }
 
+}  // namespace float_contract_test
 }  // namespace
 }  // namespace xtile

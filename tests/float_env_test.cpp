@@ -25,6 +25,7 @@
 
 namespace xtile {
 namespace {
+namespace float_env_test {  // unity batches: CMakeLists.txt
 
 // What a host built with -ffast-math leaves behind, plus a rounding mode of its own.
 constexpr uint32_t kHostMxcsr = 0x1f80u | kMxcsrFtz | kMxcsrDaz | (3u << 13);  // toward zero
@@ -193,5 +194,6 @@ TEST(TierSelfCheck, AKernelThatDiffersFromRefIsAnErrorNamingIt) {
   }
 }
 
+}  // namespace float_env_test
 }  // namespace
 }  // namespace xtile

@@ -20,6 +20,7 @@
 
 namespace xtile {
 namespace {
+namespace fp16_test {  // unity batches: CMakeLists.txt
 
 #define XTILE_REQUIRE_F16C()                                                                 \
   if (!avx2::f16c_convert_usable(cpu_caps()))                                                \
@@ -281,5 +282,6 @@ TEST(Fp16Bf16, FloatToBf16RoundsToNearestEven) {
   EXPECT_EQ(mismatches, 0);
 }
 
+}  // namespace fp16_test
 }  // namespace
 }  // namespace xtile

@@ -14,6 +14,7 @@
 
 namespace xtile {
 namespace {
+namespace ftype_test {  // unity batches: CMakeLists.txt
 
 struct Model {
   ModelShape shape;
@@ -253,5 +254,6 @@ TEST(Ftype, NamesAndErrors) {
   }
 }
 
+}  // namespace ftype_test
 }  // namespace
 }  // namespace xtile

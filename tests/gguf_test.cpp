@@ -17,6 +17,7 @@
 
 namespace xtile::gguf {
 namespace {
+namespace gguf_test {  // unity batches: CMakeLists.txt
 
 // ---- helpers --------------------------------------------------------------------------------
 
@@ -849,5 +850,6 @@ TEST(GgufFixtures, LlamaTinyRandomHasF16) {
   EXPECT_EQ(f.get_string_array("tokenizer.ggml.tokens").size(), 32000u);
 }
 
+}  // namespace gguf_test
 }  // namespace
 }  // namespace xtile::gguf

@@ -6,6 +6,7 @@
 
 namespace xtile {
 namespace {
+namespace info_layout_test {  // unity batches: CMakeLists.txt
 
 TEST(InfoLayout, ListsPackedLayoutAndTierPerWeight) {
   XTILE_REQUIRE_FIXTURE(in, "models/stories260K.gguf");
@@ -30,5 +31,6 @@ TEST(InfoLayout, ListsPackedLayoutAndTierPerWeight) {
       << line_of("blk.0.attn_output.weight");
 }
 
+}  // namespace info_layout_test
 }  // namespace
 }  // namespace xtile

@@ -22,6 +22,7 @@
 
 namespace xtile {
 namespace {
+namespace kernel_exact_test {  // unity batches: CMakeLists.txt
 
 using test::ActPattern;
 using test::WeightPattern;
@@ -330,5 +331,6 @@ TEST(KernelRegistry, KernelNamesAreUniqueAndNameTheirTier) {
   }
 }
 
+}  // namespace kernel_exact_test
 }  // namespace
 }  // namespace xtile

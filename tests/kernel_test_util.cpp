@@ -11,6 +11,7 @@
 namespace xtile::test {
 
 namespace {
+namespace kernel_test_util {  // unity batches: CMakeLists.txt
 
 uint16_t random_scale(std::mt19937& rng) {
   // Magnitudes of real checkpoints' block scales, both signs, a few exact zeros.
@@ -21,9 +22,11 @@ uint16_t random_scale(std::mt19937& rng) {
   return fp32_to_fp16((pick & 1) ? -v : v);
 }
 
+}  // namespace kernel_test_util
 }  // namespace
 
 namespace {
+namespace kernel_test_util {  // unity batches: CMakeLists.txt
 
 // Where each kind of field sits in one GGUF block of a type (quant/block_formats.h).
 struct BlockMap {
@@ -51,10 +54,12 @@ BlockMap block_map(GgmlType t) {
 
 void put_fp16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
 
+}  // namespace kernel_test_util
 }  // namespace
 
 std::vector<uint8_t> random_weights(GgmlType type, int64_t n, int64_t k, uint32_t seed,
                                     WeightPattern pattern) {
+  using namespace kernel_test_util;  // this file's helpers
   std::mt19937 rng(seed);
   const GgmlTypeTraits& tr = ggml_traits(type);
   const BlockMap map = block_map(type);

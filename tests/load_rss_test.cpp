@@ -12,6 +12,7 @@
 
 namespace xtile {
 namespace {
+namespace load_rss_test {  // unity batches: CMakeLists.txt
 
 // VmRSS of this process, bytes.
 size_t resident_bytes() {
@@ -55,5 +56,6 @@ TEST(LoadRss, Qwen3_1_7bQ4_0ResidentSizeIsAboutTheFileSize) {
   std::filesystem::remove(path);
 }
 
+}  // namespace load_rss_test
 }  // namespace
 }  // namespace xtile

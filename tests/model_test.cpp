@@ -28,6 +28,7 @@
 
 namespace xtile {
 namespace {
+namespace model_test {  // unity batches: CMakeLists.txt
 
 using test::expect_identical;
 using test::expect_logits_near;
@@ -498,5 +499,6 @@ TEST(ModelCliTest, RunErrorsNameTheProblem) {
   }
 }
 
+}  // namespace model_test
 }  // namespace
 }  // namespace xtile

@@ -37,6 +37,7 @@
 
 namespace xtile {
 namespace {
+namespace moe_test {  // unity batches: CMakeLists.txt
 
 // ---- Routing ----
 
@@ -547,5 +548,6 @@ TEST(MoeModelTest, Qwen3_30bA3bTwoLayersGiveTheSameLogitsOnRefAndAvx512) {
   expect_identical(run_file(path, Tier::avx512, 2, 3, prompt, 3), ref, "avx512 -t 2 -b 3");
 }
 
+}  // namespace moe_test
 }  // namespace
 }  // namespace xtile

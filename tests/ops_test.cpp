@@ -20,6 +20,7 @@
 
 namespace xtile {
 namespace {
+namespace ops_test {  // unity batches: CMakeLists.txt
 
 std::vector<float> random_vec(size_t n, uint32_t seed, float scale = 1.0f) {
   return test::random_normal(n, seed, scale);
@@ -445,5 +446,6 @@ TEST(OpsTest, LanesGiveTheSameBitsAtEveryWidth) {
   }
 }
 
+}  // namespace ops_test
 }  // namespace
 }  // namespace xtile

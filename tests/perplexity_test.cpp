@@ -30,6 +30,7 @@
 
 namespace xtile {
 namespace {
+namespace perplexity_test {  // unity batches: CMakeLists.txt
 
 std::vector<char> read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -729,5 +730,6 @@ TEST(PerplexityCli, ATooShortTextIsAnError) {
   EXPECT_TRUE(contains(r.output, "needs at least 1024")) << r.output;
 }
 
+}  // namespace perplexity_test
 }  // namespace
 }  // namespace xtile

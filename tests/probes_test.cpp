@@ -10,6 +10,7 @@
 
 namespace xtile {
 namespace {
+namespace probes_test {  // unity batches: CMakeLists.txt
 
 // Same-page merging (KSM under a VM) folds identical pages into one, and a probe reading them
 // measures a cache, not memory: every 4 KiB page of the buffer must differ from every other.
@@ -34,5 +35,6 @@ TEST(ProbesTest, ReadBandwidthIsPositiveAndFinite) {
   EXPECT_LT(bytes_per_s, 1e14);  // 100 TB/s: no cache reads that fast
 }
 
+}  // namespace probes_test
 }  // namespace
 }  // namespace xtile

@@ -24,6 +24,7 @@
 
 namespace xtile {
 namespace {
+namespace quant_fixture_test {  // unity batches: CMakeLists.txt
 
 namespace fs = std::filesystem;
 
@@ -202,5 +203,6 @@ TEST(QuantFixtureMoe, MeanDistanceWithinTheBar) {
   EXPECT_LE(ours, theirs * 1.25);
 }
 
+}  // namespace quant_fixture_test
 }  // namespace
 }  // namespace xtile

@@ -17,6 +17,7 @@
 
 namespace xtile {
 namespace {
+namespace quant_test {  // unity batches: CMakeLists.txt
 
 struct Acts {
   std::vector<int8_t> q;
@@ -537,5 +538,6 @@ TEST(QuantConvert, RowsMatchScalarConversions) {
   }
 }
 
+}  // namespace quant_test
 }  // namespace
 }  // namespace xtile

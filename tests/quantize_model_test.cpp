@@ -17,6 +17,7 @@
 
 namespace xtile {
 namespace {
+namespace quantize_model_test {  // unity batches: CMakeLists.txt
 
 TEST(QuantizeModel, RulesForWhichTensorsAreQuantized) {
   EXPECT_TRUE(allows_quantization("blk.0.attn_q.weight", 2));
@@ -155,5 +156,6 @@ TEST(QuantizeModel, CliPrintsTheTypeCensusAndHonoursPure) {
   EXPECT_EQ(gguf::File::open(out).tensor("output.weight").type, GgmlType::Q4_0);
 }
 
+}  // namespace quantize_model_test
 }  // namespace
 }  // namespace xtile

@@ -23,6 +23,7 @@
 
 namespace xtile {
 namespace {
+namespace quantize_types_test {  // unity batches: CMakeLists.txt
 
 template <typename Block>
 std::vector<uint8_t> bytes_of(const Block& b) {
@@ -356,5 +357,6 @@ TEST(QuantizeTypes, EveryFixtureFileIsCompared) {
   }
 }
 
+}  // namespace quantize_types_test
 }  // namespace
 }  // namespace xtile

@@ -16,6 +16,7 @@
 
 namespace xtile {
 namespace {
+namespace sampler_extras_test {  // unity batches: CMakeLists.txt
 
 using test::cands;
 using test::ids;
@@ -237,5 +238,6 @@ TEST(SamplerExtras, NeutralSettingsDrawTheSameTokensAndAllOnIsDeterministic) {
   }
 }
 
+}  // namespace sampler_extras_test
 }  // namespace
 }  // namespace xtile

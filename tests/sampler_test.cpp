@@ -16,6 +16,7 @@
 
 namespace xtile {
 namespace {
+namespace sampler_test {  // unity batches: CMakeLists.txt
 
 using test::cands;
 using test::ids;
@@ -342,5 +343,6 @@ TEST(SamplerErrors, BadInputs) {
   EXPECT_THROW(Sampler{p}, Error);
 }
 
+}  // namespace sampler_test
 }  // namespace
 }  // namespace xtile

@@ -17,6 +17,7 @@
 
 namespace xtile {
 namespace {
+namespace session_batch_test {  // unity batches: CMakeLists.txt
 
 std::string model_path(const std::string& preset, GgmlType type) {
   static std::map<std::string, std::string> made;
@@ -302,5 +303,6 @@ TEST(SessionBatch, BudgetAndBadRowsAreRefusedBeforeAnythingRuns) {
   EXPECT_EQ(logits.size(), 60u * static_cast<size_t>(w->config().n_vocab));
 }
 
+}  // namespace session_batch_test
 }  // namespace
 }  // namespace xtile

@@ -24,6 +24,7 @@
 
 namespace xtile {
 namespace {
+namespace synth_test {  // unity batches: CMakeLists.txt
 
 struct Expected {
   GgmlType type;
@@ -541,5 +542,6 @@ TEST(Synth, Qwen3_0_6B_Q4_0_WithQwen2VocabRoundTripsByteExact) {
   EXPECT_EQ(0, std::memcmp(again.data(), f.mapping()->data(), again.size()));
 }
 
+}  // namespace synth_test
 }  // namespace
 }  // namespace xtile

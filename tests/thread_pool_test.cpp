@@ -24,6 +24,7 @@
 
 namespace xtile {
 namespace {
+namespace thread_pool_test {  // unity batches: CMakeLists.txt
 
 struct Chunk {
   int64_t begin = -1, end = -1;
@@ -374,5 +375,6 @@ TEST(ThreadPool, WorkersArePinnedToTheGivenCpus) {
   EXPECT_THROW(ThreadPool(2, PoolOptions{{-1}}), Error);
 }
 
+}  // namespace thread_pool_test
 }  // namespace
 }  // namespace xtile

@@ -11,6 +11,7 @@
 
 namespace xtile {
 namespace {
+namespace tier_symbols_test {  // unity batches: CMakeLists.txt
 
 namespace fs = std::filesystem;
 
@@ -49,5 +50,6 @@ INSTANTIATE_TEST_SUITE_P(IsaObjects, TierSymbolsTest,
                                            "xtile_tier_amx"),
                          [](const auto& info) { return std::string(info.param); });
 
+}  // namespace tier_symbols_test
 }  // namespace
 }  // namespace xtile

@@ -20,6 +20,7 @@
 
 namespace xtile {
 namespace {
+namespace tokenizer_test {  // unity batches: CMakeLists.txt
 
 std::string read_all(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -536,5 +537,6 @@ TEST(TokenizerSpeed, LongInputsAreNotQuadratic) {
   EXPECT_LT(ms, 20000.0);
 }
 
+}  // namespace tokenizer_test
 }  // namespace
 }  // namespace xtile

@@ -15,6 +15,7 @@
 
 namespace xtile {
 namespace {
+namespace weight_plan_test {  // unity batches: CMakeLists.txt
 
 std::string synth_file(const std::string& preset, GgmlType type) {
   const std::string path =
@@ -94,5 +95,6 @@ TEST(WeightPlan, RejectsWhatLoadRejectsWithTheSameMessage) {
   EXPECT_EQ(plan_error(moe), load_error(moe));
 }
 
+}  // namespace weight_plan_test
 }  // namespace
 }  // namespace xtile

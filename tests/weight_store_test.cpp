@@ -29,6 +29,7 @@
 
 namespace xtile {
 namespace {
+namespace weight_store_test {  // unity batches: CMakeLists.txt
 
 // A tensor of a model being rewritten: its name, type, dims and bytes, all editable.
 struct EditTensor {
@@ -412,5 +413,6 @@ TEST(WeightStoreTest, BlockCountBeyondTheTensorsIsNamed) {
       << e;
 }
 
+}  // namespace weight_store_test
 }  // namespace
 }  // namespace xtile

@@ -14,6 +14,7 @@
 
 namespace xtile {
 namespace {
+namespace weight_terms_test {  // unity batches: CMakeLists.txt
 
 BlockTerms terms_of(GgmlType type, const void* row, int64_t b) {
   BlockTerms t;
@@ -191,5 +192,6 @@ TEST(WeightTerms, CopyingPackersWriteThePerElementPackersBytes) {
     }
 }
 
+}  // namespace weight_terms_test
 }  // namespace
 }  // namespace xtile
