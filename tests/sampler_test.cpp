@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <span>
 #include <string>
@@ -341,6 +342,90 @@ TEST(SamplerErrors, BadInputs) {
   p.repeat_penalty = 1.0f;
   p.repeat_last_n = -2;
   EXPECT_THROW(Sampler{p}, Error);
+}
+
+// fill_top_k is the chain fill -> logit_bias -> penalties -> top_k without a candidate per logit:
+// the same candidates to the byte and the same errors, on random logits with many ties, +-inf,
+// NaNs, biases (repeated ids, +-inf, outside the vocabulary) and penalties (ids outside too),
+// over vocabularies of 1..300 tokens (the scan's 16-logit runs and its tail) and every k.
+TEST(SamplerFilters, FillTopKIsTheChainsTopK) {
+  std::mt19937 rng(11);
+  auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  int compared = 0, errors = 0;
+  for (int trial = 0; trial < 3000; ++trial) {
+    const int n = trial < 40 ? 1 + trial : pick(1, 300);
+    std::vector<float> logits(static_cast<size_t>(n));
+    const bool ties = trial % 3 == 0;
+    for (float& x : logits)
+      x = ties ? static_cast<float>(pick(-4, 4))
+               : std::ldexp(static_cast<float>(pick(-1000, 1000)), -6);
+    for (int e = pick(0, 2); e > 0; --e)
+      logits[static_cast<size_t>(pick(0, n - 1))] = pick(0, 1) ? INFINITY : -INFINITY;
+    if (trial % 97 == 0) logits[static_cast<size_t>(pick(0, n - 1))] = NAN;
+    std::vector<std::pair<int32_t, float>> biases;
+    for (int b = trial % 4 == 0 ? 0 : pick(0, 4); b > 0; --b) {
+      const float v = pick(0, 9) == 0 ? (pick(0, 1) ? INFINITY : -INFINITY)
+                                      : static_cast<float>(pick(-8, 8)) * 0.75f;
+      const int32_t id = trial % 89 == 0 && b == 1 ? n + pick(0, 2) : pick(0, n - 1);
+      biases.emplace_back(id, v);
+    }
+    std::vector<int32_t> recent;
+    for (int r = trial % 5 == 0 ? 0 : pick(0, 12); r > 0; --r)
+      recent.push_back(pick(0, 9) == 0 ? n + pick(0, 3) : pick(0, n - 1));
+    const float repeat = trial % 7 == 0 ? 1.0f : 1.0f + static_cast<float>(pick(1, 8)) * 0.125f;
+    const float frequency = trial % 2 ? 0.0f : 0.25f, presence = trial % 6 == 1 ? 0.5f : 0.0f;
+    const int32_t k = pick(-1, n + 1);
+
+    std::vector<TokenCandidate> chain, fast;
+    std::string chain_error, fast_error;
+    try {
+      sampling::fill(logits, &chain);
+      sampling::logit_bias(&chain, biases);
+      sampling::penalties(&chain, recent, repeat, frequency, presence);
+      sampling::top_k(&chain, k);
+    } catch (const Error& e) {
+      chain_error = e.what();
+    }
+    try {
+      sampling::fill_top_k(logits, biases, recent, repeat, frequency, presence, k, &fast);
+    } catch (const Error& e) {
+      fast_error = e.what();
+    }
+    ASSERT_EQ(fast_error, chain_error) << "trial " << trial;
+    if (!chain_error.empty()) {
+      ++errors;
+      continue;
+    }
+    ASSERT_EQ(fast.size(), chain.size()) << "trial " << trial;
+    ASSERT_EQ(std::memcmp(fast.data(), chain.data(), chain.size() * sizeof(TokenCandidate)), 0)
+        << "trial " << trial << " n " << n << " k " << k;
+    ++compared;
+  }
+  EXPECT_GT(compared, 2500);
+  EXPECT_GT(errors, 20);  // both kinds of error were reached
+}
+
+// The sampler takes the top k through fill_top_k when nothing before it reads every candidate:
+// the same tokens as the chain with top-n-sigma's full pass forced on (at a width that keeps
+// everything), from the same seeds.
+TEST(SamplerSeed, TopKShortcutDrawsTheChainsTokens) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> logit(0.0f, 3.0f);
+  std::vector<float> logits(5000);
+  std::vector<int32_t> history;
+  SamplerParams p;
+  p.seed = 9;
+  p.repeat_penalty = 1.3f;
+  p.logit_bias = {{7, 2.5f}, {42, -INFINITY}};
+  SamplerParams full = p;
+  full.top_n_sigma = 1e30f;  // on, and keeps every candidate: the whole chain runs
+  Sampler fast(p), chain(full);
+  for (int step = 0; step < 200; ++step) {
+    for (float& x : logits) x = logit(rng);
+    const int32_t a = fast.sample(logits, history), b = chain.sample(logits, history);
+    ASSERT_EQ(a, b) << "step " << step;
+    history.push_back(a);
+  }
 }
 
 }  // namespace sampler_test

@@ -85,6 +85,11 @@ void penalties(std::vector<TokenCandidate>* c, std::span<const int32_t> recent, 
 void sort(std::vector<TokenCandidate>* c);
 // Keeps the k largest logits (k <= 0: all), sorted.
 void top_k(std::vector<TokenCandidate>* c, int32_t k);
+// fill, logit_bias, penalties and top_k in one: the same candidates, the same errors, without a
+// candidate per logit (a scan for the k + (tokens the bias or penalties change) largest).
+void fill_top_k(std::span<const float> logits, std::span<const std::pair<int32_t, float>> biases,
+                std::span<const int32_t> recent, float repeat, float frequency, float presence,
+                int32_t k, std::vector<TokenCandidate>* c);
 // Sets p = softmax(logit) over the candidates (in double, stored as float). Infinite logits keep
 // their limits: the candidates at +inf share the whole probability, and when every logit is
 // -inf (a client banned them all) each gets the same.
@@ -133,6 +138,8 @@ class Sampler {
   // A token from the candidates' p (sorted, most likely first) and draw u.
   static int32_t pick(std::span<const TokenCandidate> c, double u);
   int32_t mirostat(std::vector<TokenCandidate>* c);  // the draw, and mu's update
+  // The chain after top-k (typical, top-p, min-p, XTC, temperature) on cand_, and the draw.
+  int32_t filter_and_draw();
 
   SamplerParams p_;
   std::mt19937_64 rng_;
