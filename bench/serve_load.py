@@ -92,6 +92,8 @@ def main():
     ap.add_argument("--prompt-words", type=int, default=24)
     ap.add_argument("--timeout", type=float, default=900, help="seconds for the whole run")
     ap.add_argument("--model", default=None)
+    ap.add_argument("--temperature", type=float, default=0.0,
+                    help="0: greedy; above 0 the servers sample (their default top-k/top-p/min-p)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
 
@@ -106,10 +108,12 @@ def main():
                     errors.append("time limit reached")
                 return
             body = {"prompt": prompt(c * a.requests + r, a.prompt_words), "max_tokens": a.max_tokens,
-                    "temperature": 0, "ignore_eos": True, "stream": True,
+                    "temperature": a.temperature, "ignore_eos": True, "stream": True,
                     "stream_options": {"include_usage": True}}
             if a.model:
                 body["model"] = a.model
+            if a.temperature > 0:
+                body["seed"] = c * a.requests + r
             try:
                 res = one_request(a.url, body, max(1.0, deadline - time.monotonic()))
                 with lock:

@@ -10,12 +10,15 @@
 #   MODEL=qwen3-1.7b-q4_0.gguf LLAMA_SERVER=../peers/llama.cpp/build/bin/llama-server \
 #     bash bench/serve_load.sh
 # Variables: MODEL (default: synthesize qwen3-1.7b q4_0 with the Qwen2 vocabulary into OUT),
-# CLIENTS (8), REQUESTS (2), TOKENS (128), THREADS (physical cores), XTILE (./build/xtile),
+# CLIENTS (8), REQUESTS (2), TOKENS (128), TEMPERATURE (0: greedy; above it the servers sample
+# with their default top-k, top-p and min-p, each request its own seed), THREADS (physical
+# cores), XTILE (./build/xtile),
 # LLAMA_SERVER (skipped when unset), OUT (folder for models and logs, default /tmp/xtile-serve-load).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 XTILE=${XTILE:-./build/xtile}
 CLIENTS=${CLIENTS:-8}
+TEMPERATURE=${TEMPERATURE:-0}
 REQUESTS=${REQUESTS:-2}
 TOKENS=${TOKENS:-128}
 OUT=${OUT:-/tmp/xtile-serve-load}
@@ -30,7 +33,7 @@ if [ -z "${MODEL:-}" ]; then
 fi
 echo "load at start: $(cut -d ' ' -f 1-3 /proc/loadavg) (figures are only meaningful below 1)"
 echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'); model $MODEL"
-echo "$CLIENTS clients x $REQUESTS requests x $TOKENS tokens, $THREADS threads"
+echo "$CLIENTS clients x $REQUESTS requests x $TOKENS tokens, temperature $TEMPERATURE, $THREADS threads"
 
 # tg128 x CLIENTS: the engine's own batched decoding (CLIENTS sequences per forward pass, every
 # row with logits, no HTTP, no prompts): what the server's steps could reach at best.
@@ -67,7 +70,8 @@ run_engine() {  # name port cmd...
   python3 bench/serve_load.py --url "http://127.0.0.1:$port" --clients 1 --requests 1 \
     --max-tokens 8 >/dev/null  # warm-up
   python3 bench/serve_load.py --url "http://127.0.0.1:$port" --clients "$CLIENTS" \
-    --requests "$REQUESTS" --max-tokens "$TOKENS" --timeout 1500 --json >"$OUT/$name.json" || true
+    --requests "$REQUESTS" --max-tokens "$TOKENS" --temperature "$TEMPERATURE" --timeout 1500 \
+    --json >"$OUT/$name.json" || true
   kill -TERM "$pid"
   wait "$pid" 2>/dev/null || true
   RESULTS+=("$name")
