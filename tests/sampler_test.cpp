@@ -345,9 +345,10 @@ TEST(SamplerErrors, BadInputs) {
 }
 
 // fill_top_k is the chain fill -> logit_bias -> penalties -> top_k without a candidate per logit:
-// the same candidates to the byte and the same errors, on random logits with many ties, +-inf,
-// NaNs, biases (repeated ids, +-inf, outside the vocabulary) and penalties (ids outside too),
-// over vocabularies of 1..300 tokens (the scan's 16-logit runs and its tail) and every k.
+// the same candidates to the byte and the same errors, on random logits with many ties, +-inf
+// (and a grammar's mask: nearly all -inf), NaNs, biases (repeated ids, +-inf, outside the
+// vocabulary) and penalties (ids outside too), over vocabularies of 1..300 tokens (the scan's
+// 16-logit runs and its tail) and every k.
 TEST(SamplerFilters, FillTopKIsTheChainsTopK) {
   std::mt19937 rng(11);
   auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
@@ -361,6 +362,9 @@ TEST(SamplerFilters, FillTopKIsTheChainsTopK) {
                : std::ldexp(static_cast<float>(pick(-1000, 1000)), -6);
     for (int e = pick(0, 2); e > 0; --e)
       logits[static_cast<size_t>(pick(0, n - 1))] = pick(0, 1) ? INFINITY : -INFINITY;
+    if (trial % 11 == 0)  // a grammar's mask: all but a few tokens at -inf
+      for (float& x : logits)
+        if (pick(0, 9) != 0) x = -INFINITY;
     if (trial % 97 == 0) logits[static_cast<size_t>(pick(0, n - 1))] = NAN;
     std::vector<std::pair<int32_t, float>> biases;
     for (int b = trial % 4 == 0 ? 0 : pick(0, 4); b > 0; --b) {
