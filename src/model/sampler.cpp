@@ -18,11 +18,17 @@ bool before(const TokenCandidate& a, const TokenCandidate& b) {
 
 }  // namespace
 
+namespace {
+
+[[noreturn]] void nan_logit(size_t i) { fail("sampler: the logit of token ", i, " is NaN"); }
+
+}  // namespace
+
 void fill(std::span<const float> logits, std::vector<TokenCandidate>* c) {
   c->resize(logits.size());
   for (size_t i = 0; i < logits.size(); ++i) {
     // A NaN would break the ordering every later step relies on; it means a broken forward pass.
-    if (std::isnan(logits[i])) fail("sampler: the logit of token ", i, " is NaN");
+    if (std::isnan(logits[i])) nan_logit(i);
     (*c)[i] = {static_cast<int32_t>(i), logits[i], 0.0f};
   }
 }
@@ -128,72 +134,67 @@ void fill_top_k(std::span<const float> logits, std::span<const std::pair<int32_t
     top_k(c, k);
     return;
   }
+  // A bias outside the vocabulary fails, after a NaN logit as fill() then logit_bias() would.
+  for (const auto& [id, b] : biases) {
+    if (id >= 0 && static_cast<size_t>(id) < n) continue;
+    for (size_t i = 0; i < n; ++i)
+      if (std::isnan(logits[i])) nan_logit(i);
+    check_bias_in_vocabulary(id, n);
+  }
   // The tokens whose logits the bias and the penalties change (M), with their new values.
   std::vector<std::pair<int32_t, float>> changed;  // sorted by id
+  for (const auto& [id, b] : biases) changed.emplace_back(id, logits[static_cast<size_t>(id)]);
+  const auto count = penalties_off(recent, repeat, frequency, presence)
+                         ? std::unordered_map<int32_t, int32_t>()
+                         : counts_in_vocabulary(recent, n);
+  for (const auto& [id, times] : count) changed.emplace_back(id, logits[static_cast<size_t>(id)]);
+  std::sort(changed.begin(), changed.end());
+  changed.erase(std::unique(changed.begin(), changed.end(),
+                            [](const auto& x, const auto& y) { return x.first == y.first; }),
+                changed.end());
   auto changed_at = [&](int32_t id) -> float* {
     auto it = std::lower_bound(changed.begin(), changed.end(), id,
                                [](const auto& e, int32_t v) { return e.first < v; });
-    if (it == changed.end() || it->first != id) return nullptr;
-    return &it->second;
+    return it != changed.end() && it->first == id ? &it->second : nullptr;
   };
-  auto select = [&] {
-    // The k + |M| largest raw logits hold every token of the top k that M does not change: each
-    // one not among them has k + |M| tokens before it, at least k of them unchanged. A linear
-    // scan in id order keeps the worst of the best in the heap's top; a later token (larger id)
-    // displaces it only with a strictly larger logit. !(x <= worst) also stops at a NaN.
-    const size_t keep = std::min(n, static_cast<size_t>(k) + changed.size());
-    c->resize(keep);
-    for (size_t i = 0; i < keep; ++i) {
-      if (std::isnan(logits[i])) fail("sampler: the logit of token ", i, " is NaN");
-      (*c)[i] = {static_cast<int32_t>(i), logits[i], 0.0f};
-    }
-    std::make_heap(c->begin(), c->end(), before);
-    float worst = c->front().logit;
-    auto take = [&](size_t i) {
-      const float x = logits[i];
-      if (x <= worst) return;
-      if (std::isnan(x)) fail("sampler: the logit of token ", i, " is NaN");
-      std::pop_heap(c->begin(), c->end(), before);
-      c->back() = {static_cast<int32_t>(i), x, 0.0f};
-      std::push_heap(c->begin(), c->end(), before);
-      worst = c->front().logit;
-    };
-    // Runs of 16 logits none of which can enter are passed over in one branch (the compiler
-    // vectorizes the test): nearly all of them, once the heap holds large logits.
-    constexpr size_t kRun = 16;
-    size_t i = keep;
-    for (; i + kRun <= n; i += kRun) {
-      bool enters = false;
-      for (size_t j = 0; j < kRun; ++j) enters |= !(logits[i + j] <= worst);
-      if (!enters) continue;
-      for (size_t j = 0; j < kRun; ++j) take(i + j);
-    }
-    for (; i < n; ++i) take(i);
+  for (const auto& [id, b] : biases) apply_bias(changed_at(id), b);  // in the entries' order
+  for (const auto& [id, times] : count)
+    apply_penalty(changed_at(id), times, repeat, frequency, presence);
+
+  // The k + |M| largest raw logits hold every token of the top k that M does not change: each
+  // one not among them has k + |M| tokens before it, at least k of them unchanged. A linear scan
+  // in id order keeps the worst of the best in the heap's top; a later token (larger id)
+  // displaces it only with a strictly larger logit. !(x <= worst) also stops at a NaN, so the
+  // scan finds the first NaN as fill() does.
+  const size_t keep = std::min(n, static_cast<size_t>(k) + changed.size());
+  c->resize(keep);
+  for (size_t i = 0; i < keep; ++i) {
+    if (std::isnan(logits[i])) nan_logit(i);
+    (*c)[i] = {static_cast<int32_t>(i), logits[i], 0.0f};
+  }
+  std::make_heap(c->begin(), c->end(), before);
+  float worst = c->front().logit;
+  auto take = [&](size_t i) {
+    const float x = logits[i];
+    if (x <= worst) return;
+    if (std::isnan(x)) nan_logit(i);
+    std::pop_heap(c->begin(), c->end(), before);
+    c->back() = {static_cast<int32_t>(i), x, 0.0f};
+    std::push_heap(c->begin(), c->end(), before);
+    worst = c->front().logit;
   };
-  // fill() reads every logit first (a NaN fails before a bad bias), then the bias, then the
-  // penalties: the same order here.
-  const bool no_bias = biases.empty();
-  const bool no_penalty = penalties_off(recent, repeat, frequency, presence);
-  if (no_bias && no_penalty) {
-    select();
-  } else {
-    for (size_t i = 0; i < n; ++i)
-      if (std::isnan(logits[i])) fail("sampler: the logit of token ", i, " is NaN");
-    for (const auto& [id, b] : biases) {
-      check_bias_in_vocabulary(id, n);
-      changed.emplace_back(id, logits[static_cast<size_t>(id)]);
-    }
-    const auto count =
-        no_penalty ? std::unordered_map<int32_t, int32_t>() : counts_in_vocabulary(recent, n);
-    for (const auto& [id, times] : count) changed.emplace_back(id, logits[static_cast<size_t>(id)]);
-    std::sort(changed.begin(), changed.end());
-    changed.erase(std::unique(changed.begin(), changed.end(),
-                              [](const auto& a, const auto& b) { return a.first == b.first; }),
-                  changed.end());
-    for (const auto& [id, b] : biases) apply_bias(changed_at(id), b);  // in the entries' order
-    for (const auto& [id, times] : count)
-      apply_penalty(changed_at(id), times, repeat, frequency, presence);
-    select();
+  // Runs of 16 logits none of which can enter are passed over in one branch (the compiler
+  // vectorizes the test): nearly all of them, once the heap holds large logits.
+  constexpr size_t kRun = 16;
+  size_t i = keep;
+  for (; i + kRun <= n; i += kRun) {
+    bool enters = false;
+    for (size_t j = 0; j < kRun; ++j) enters |= !(logits[i + j] <= worst);
+    if (!enters) continue;
+    for (size_t j = 0; j < kRun; ++j) take(i + j);
+  }
+  for (; i < n; ++i) take(i);
+  if (!changed.empty()) {  // M's tokens with their new logits, in place of their raw ones
     std::erase_if(*c, [&](const TokenCandidate& t) { return changed_at(t.id) != nullptr; });
     for (const auto& [id, logit] : changed) c->push_back({id, logit, 0.0f});
   }
@@ -255,7 +256,7 @@ int32_t argmax(std::span<const float> logits) {
   if (logits.empty()) fail("sampler: no candidates to choose from");
   const auto nan =
       std::find_if(logits.begin(), logits.end(), [](float x) { return std::isnan(x); });
-  if (nan != logits.end()) fail("sampler: the logit of token ", nan - logits.begin(), " is NaN");
+  if (nan != logits.end()) nan_logit(static_cast<size_t>(nan - logits.begin()));
   // ops::argmax keeps the first of equal maxima: the lowest id on ties, as before() orders them.
   return static_cast<int32_t>(ops::argmax(logits.data(), static_cast<int64_t>(logits.size())));
 }
