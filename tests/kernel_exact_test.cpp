@@ -156,9 +156,10 @@ TEST_P(KernelExact, NAroundTheInterleave) {
 
 TEST_P(KernelExact, KUpTo11008) {
   // Multiples of 32 for the 32-element types; for the 256-element ones the same list rounded
-  // up (256 ... 11008 = 43 superblocks), so both cover one block, odd counts and many.
+  // up (256 ... 11008 = 43 superblocks), so both cover one block, odd counts and many. M = 7: the
+  // avx2 GEMM's one-pass tile of 5..8 rows (tile_wide) resuming across its K chunks.
   for (int64_t k : {32, 64, 96, 128, 160, 224, 256, 288, 512, 768, 1024, 2048, 4096, 11008})
-    for (int64_t m : {1, 4, 19}) check({{}, m, 48, k, uint32_t(k + m)});
+    for (int64_t m : {1, 4, 7, 19}) check({{}, m, 48, k, uint32_t(k + m)});
 }
 
 TEST_P(KernelExact, LargeShapes) {
@@ -230,7 +231,7 @@ TEST_P(KernelExact, ExtremeValues) {
                            WeightPattern::alternating_extremes, WeightPattern::random})
     for (ActPattern ap : {ActPattern::extremes, ActPattern::zeros, ActPattern::ties,
                           ActPattern::specials, ActPattern::random})
-      for (int64_t m : {1, 2, 20})
+      for (int64_t m : {1, 2, 8, 20})
         check({{}, m, 33, 256, uint32_t(m * 100 + int(wp) * 10 + int(ap)), wp, ap});
 }
 

@@ -786,6 +786,94 @@ inline void tile_rows(int mr, int nh, const TileWeights& w, const Acts& a, float
   }
 }
 
+// Five to eight activation rows over one half-group read in place (a server's step of that many
+// decoding sequences; the GEMM takes M >= 6), in one pass instead of two register blocks of 4
+// rows that would each unpack the panel's codes (Q6_K: 9 ALU instructions per jj step, as many
+// as the products of two rows). A block's 8 code vectors are unpacked once and stay in registers
+// while the rows pass over them, one row's int32 sum live at a time; the rows' float accumulators
+// live in memory (a load and a store per row and block). Per row the same isum and fold as
+// tile<>; Q6_K's bias from pack_half_sums, as a decoded panel's. Only for codes with bits above
+// the nibble: in-process alternation on a Zen 3 VM (2 threads, 6144 × 2048, M = 6..8), Q6_K
+// 12-19 % faster (a further ~10 % with the packed half sums; the 151936 × 2048 head at M = 8
+// 30.7 → 24.8 ms), Q5_K 11-15 %, Q5_0 9-12 %, Q5_1 3 %; the nibble types, whose unpack is 3
+// instructions per jj step, lost to the stores (Q4_0 4 %, Q4_1 11 %; Q4_K ± 2 %).
+// docs/PERF.md, forty-eighth session.
+constexpr int kWideRows = 8;
+
+template <typename T>
+constexpr bool takes_wide_tile() {
+  return !T::kSigned && T::kJjPerMadd == 2 && T::G.high >= 0;
+}
+
+template <typename T, int64_t kSpan>
+void tile_wide(int mr, const TileWeights& w, const Acts& a, float* y, int64_t ldy, int last_valid) {
+  static_assert(takes_wide_tile<T>(), "unsigned codes, two jj steps per VPMADDWD");
+  static_assert(kWideRows == 2 * kGemmRows, "every row of an M chunk the GEMM does not decode");
+  const __m256i last_mask =
+      _mm256_cmpgt_epi32(_mm256_set1_epi32(last_valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  alignas(32) float acc[kWideRows][8];
+  for (int r = 0; r < mr; ++r) {
+    const float* in = y + r * ldy;
+    __m256 v = _mm256_setzero_ps();
+    if (a.resume) v = last_valid < 8 ? _mm256_maskload_ps(in, last_mask) : _mm256_loadu_ps(in);
+    _mm256_store_ps(acc[r], v);
+  }
+  alignas(32) uint8_t prep[T::kPrep > 0 ? T::kPrep : 1];
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t b = 0; b < a.blocks; ++b) {
+    prefetch_two_distances<kSpan>(group_stream_at<kSpan>(w, 0, b));
+    int half, j;
+    const uint8_t* p = weights_at<T, false>(w, 0, b, &half, &j);
+    __m256i va[4], vb[4];
+#pragma GCC unroll 4
+    for (int jj = 0; jj < 4; ++jj) T::pair(p, half, j, jj, &va[jj], &vb[jj]);
+    __m256i lo = ones, hi = ones, bsubs = ones;
+    if constexpr (T::kHalves) {
+      T::sub(p, half, j, &lo, &hi);
+      bsubs = bias_subs(lo, hi);
+    }
+    __m256 ws, wm = _mm256_setzero_ps();
+    if constexpr (T::kPrep > 0) {
+      if (j == 0) T::prep(p, prep);  // the superblock's 6-bit codes, once
+      ws = T::scale_prep(p, half, j, prep);
+      if constexpr (T::kMin) wm = T::min_prep(p, half, j, prep);
+    } else {
+      ws = T::scale(p, half, j);
+      if constexpr (T::kMin) wm = T::min(p, half, j);
+    }
+    const int8_t* xb = a.q + b * 32;
+    for (int r = 0; r < mr; ++r) {
+      const int64_t o = r * a.ds_stride + b;
+      __m256i isum;              // the bias term first, as half_block_isum
+      if constexpr (T::kHalves)  // the (s_0, s_1) pairs by pack_half_sums, as a decoded panel's
+        isum = _mm256_madd_epi16(bsubs, _mm256_set1_epi32(a.s01[r * a.blocks + b]));
+      else
+        isum = _mm256_set1_epi32(-T::kBias * a.s[o]);
+#pragma GCC unroll 2
+      for (int jj = 0; jj < 4; jj += 2) {
+        __m256i sa, sb;
+        two_steps(va[jj], vb[jj], va[jj + 1], vb[jj + 1], xb + r * a.q_stride, jj, &sa, &sb);
+        const __m256i part =
+            T::kHalves ? _mm256_add_epi32(_mm256_madd_epi16(sa, lo), _mm256_madd_epi16(sb, hi))
+                       : _mm256_madd_epi16(_mm256_add_epi16(sa, sb), ones);
+        isum = _mm256_add_epi32(isum, part);
+      }
+      const __m256 scale = _mm256_mul_ps(ws, _mm256_set1_ps(a.d[o]));
+      __m256 f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, _mm256_load_ps(acc[r]));
+      if constexpr (T::kMin) f = _mm256_fmadd_ps(wm, _mm256_set1_ps(a.sd[o]), f);
+      _mm256_store_ps(acc[r], f);
+    }
+  }
+  for (int r = 0; r < mr; ++r) {
+    float* out = y + r * ldy;
+    const __m256 v = _mm256_load_ps(acc[r]);
+    if (last_valid < 8)
+      _mm256_maskstore_ps(out, last_mask, v);
+    else
+      _mm256_storeu_ps(out, v);
+  }
+}
+
 // GEMM, blocked for the caches like the avx512 one:
 //   K chunks of kKChunkBlocks blocks (outermost; the fold resumes from y between chunks),
 //   M chunks whose activations (rows × chunk bytes) fit kActChunkBytes, so they stay in L2 while
@@ -822,8 +910,11 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
       // two as well was faster from L3 at M = 8 but 2 % slower in the model, where the 8 rows'
       // output head comes from memory: docs/KERNELS.md.)
       const bool decode = mc1 - mc0 > 2 * kGemmRows;
+      // Two register blocks' worth of rows (M = 6..8 here, the GEMV taking fewer) of a type
+      // whose codes carry bits above the nibble: one pass over the panel (tile_wide).
+      const bool one_pass = takes_wide_tile<T>() && !decode && mc1 - mc0 > kGemmRows;
       if (kI16 && decode) widen_acts(x, mc0, mc1, b0, kc, wide);
-      if (T::kHalves && decode) pack_half_sums(x, mc0, mc1, b0, kc, sums01);
+      if (T::kHalves && (decode || one_pass)) pack_half_sums(x, mc0, mc1, b0, kc, sums01);
       for (int64_t h = h0; h < h1; h += kPanelHalves) {
         const int nh = static_cast<int>(std::min<int64_t>(kPanelHalves, h1 - h));
         const int lv = valid_cols((h + nh - 1) * 8, n1);
@@ -848,6 +939,12 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
               if constexpr (T::kHalves) a.s01 = sums01 + (m - mc0) * kc;
               tile_rows<Decoded<T>, true, kPanelHalves>(mr, nh, tw, a, yt, ldy, lv);
             }
+          } else if (one_pass) {  // every row of the M chunk at once
+            if constexpr (takes_wide_tile<T>()) {
+              if constexpr (T::kHalves) a.s01 = sums01;
+              tile_wide<T, kStreamSpan<T>>(static_cast<int>(mc1 - mc0), tw, a, yt, ldy, lv);
+            }
+            break;
           } else if (m == mc0) {  // the panel's first read, from memory: prefetched
             tile_rows<T, false, kPanelHalves, kStreamSpan<T>, true>(mr, nh, tw, a, yt, ldy, lv);
           } else {
