@@ -166,6 +166,9 @@ TEST_P(KernelExact, LargeShapes) {
   check({{}, 128, 100, 4096, 1});
   check({{}, 3, 4096 + 16, 2048, 2});
   check({{}, 64, 64, 11008, 3});
+  // K = 2048: the avx2 GEMM's M chunks are 128 rows, so the last 6 rows are a chunk of their own
+  // that it does not decode (tile_wide from row 128, after a decoded chunk).
+  check({{}, 134, 40, 2048, 4});
 }
 
 TEST_P(KernelExact, SameBytesForOneToFourThreads) {

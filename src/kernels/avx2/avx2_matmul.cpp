@@ -315,14 +315,44 @@ inline int32_t half_sums(int32_t sl, int32_t s) {
   return static_cast<int32_t>(first | second);
 }
 
+// Types whose codes carry a bias (Q4_0: q + 8, Q5_0: q + 16; Q6_K's goes through its halves):
+// a row's isum starts at −kBias · s, s the activation block's sum.
+template <typename T>
+constexpr bool has_bias_terms() {
+  return !T::kSigned && !T::kHalves && T::kBias != 0;
+}
+
+// Per-thread scratch: 0 the decoded weight panel, 1 the widened activations or a per-row int32
+// of each block (Q6_K's half sums, the bias terms).
+uint8_t* decode_scratch(size_t bytes, int which = 0) {
+  thread_local AlignedBuffer buf[2];
+  if (buf[which].size() < bytes) buf[which] = AlignedBuffer(bytes);
+  return buf[which].data();
+}
+
+// Rows [m0, m1) × blocks [b0, b0 + blocks) of the activations' bias terms −kBias · s, row stride
+// blocks: a tile then starts each row's sum with one broadcast from memory, where the product
+// took a scalar multiply, VMOVD and VPBROADCASTD per row and block (two of the ~26 vector
+// instructions a row spends per block in the Q4_0 register block).
+template <typename T>
+void pack_bias_terms(const QuantizedActs& x, int64_t m0, int64_t m1, int64_t b0, int64_t blocks,
+                     int32_t* out) {
+  const int64_t nb = x.k / 32;
+  for (int64_t m = m0; m < m1; ++m)
+    for (int64_t b = 0; b < blocks; ++b)
+      out[(m - m0) * blocks + b] = -T::kBias * x.s[m * nb + b0 + b];
+}
+
 // One half-group, one block: the exact int32 isum of each of MR activation rows (row r's 32
 // quants at xb + r * q_stride; its block sum and first-half sum at xs / xsl[r * s_stride]; Q6_K:
 // the two halves' sums as int16 pairs at s01[r * s01_stride] for a decoded record, which holds
-// bias_subs; from xs and xsl otherwise).
+// bias_subs; from xs and xsl otherwise. Q4_0 / Q5_0 (has_bias_terms): the row's −kBias · s at
+// bias[r * s01_stride]).
 template <int MR, typename T>
 inline void half_block_isum(const uint8_t* p, int half, int j, const int8_t* xb, int64_t q_stride,
                             const int32_t* xs, const int32_t* xsl, int64_t s_stride,
-                            const int32_t* s01, int64_t s01_stride, __m256i (&isum)[MR]) {
+                            const int32_t* s01, const int32_t* bias, int64_t s01_stride,
+                            __m256i (&isum)[MR]) {
   const __m256i ones = _mm256_set1_epi16(1);
   if constexpr (T::kSigned) {
 #pragma GCC unroll 4
@@ -372,9 +402,12 @@ inline void half_block_isum(const uint8_t* p, int half, int j, const int8_t* xb,
                                      _mm256_slli_epi32(_mm256_madd_epi16(subs, s01r), 5));
         }
       }
+    } else if constexpr (has_bias_terms<T>()) {
+#pragma GCC unroll 4
+      for (int r = 0; r < MR; ++r) isum[r] = _mm256_set1_epi32(bias[r * s01_stride]);
     } else {
 #pragma GCC unroll 4
-      for (int r = 0; r < MR; ++r) isum[r] = _mm256_set1_epi32(-T::kBias * xs[r * s_stride]);
+      for (int r = 0; r < MR; ++r) isum[r] = _mm256_setzero_si256();
     }
 #pragma GCC unroll 2
     for (int jj = 0; jj < 4; jj += 2) {
@@ -419,7 +452,8 @@ struct Acts {
   const int32_t* sl;
   int64_t q_stride, ds_stride, blocks;
   bool resume;
-  const int32_t* s01 = nullptr;  // Q6_K in the GEMM: half_sums of each block, row stride blocks
+  const int32_t* s01 = nullptr;   // Q6_K in the GEMM: half_sums of each block, row stride blocks
+  const int32_t* bias = nullptr;  // has_bias_terms: −kBias · s of each block, row stride blocks
 };
 
 inline Acts acts_at(const QuantizedActs& x, int64_t m, int64_t b0, int64_t blocks, bool resume) {
@@ -538,7 +572,8 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
         const uint8_t* p = weights_at<T, kDecoded>(w, h, b, &half, &j);
         __m256i isum[MR];
         half_block_isum<MR, T>(p, half, j, a.q + b * 32, a.q_stride, a.s + b, a.sl + b, a.ds_stride,
-                               kDecoded && T::kHalves ? a.s01 + b : nullptr, a.blocks, isum);
+                               kDecoded && T::kHalves ? a.s01 + b : nullptr,
+                               has_bias_terms<T>() ? a.bias + b : nullptr, a.blocks, isum);
         __m256 ws, wm = _mm256_setzero_ps();
         if constexpr (T::kPrep > 0) {
           if (j == 0) T::prep(p, prep[h]);  // the superblock's 6-bit codes, once
@@ -623,6 +658,12 @@ void gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
   constexpr int64_t kSpan = kStreamSpan<T>;
   const int64_t nb = w.k / 32;
   const int64_t h0 = n0 / 8, h1 = (n1 + 7) / 8;
+  int32_t* biases = nullptr;
+  if constexpr (has_bias_terms<T>()) {
+    biases = reinterpret_cast<int32_t*>(
+        decode_scratch(static_cast<size_t>((m1 - m0) * nb) * sizeof(int32_t), 1));
+    pack_bias_terms<T>(x, m0, m1, 0, nb, biases);
+  }
   for (int64_t mc = m0; mc < m1; mc += 6) {
     const int64_t mc1 = std::min(m1, mc + 6);
     // Rows per register block: 4 rows as 2 + 2, 5 as 3 + 2, 6 as 3 + 3.
@@ -638,7 +679,8 @@ void gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
       const TileWeights tw = packed_weights<T>(w, h, 0);
       for (int64_t m = mc; m < mc1;) {
         const int64_t mr = m == mc ? mr_first : mc1 - m;
-        const Acts a = acts_at(x, m, 0, nb, false);
+        Acts a = acts_at(x, m, 0, nb, false);
+        if constexpr (has_bias_terms<T>()) a.bias = biases + (m - m0) * nb;
         float* yt = y + m * ldy + h * 8;
         switch (mr) {
           case 1:
@@ -659,13 +701,6 @@ void gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
       }
     }
   }
-}
-
-// Per-thread scratch: 0 the decoded weight panel, 1 the widened activations.
-uint8_t* decode_scratch(size_t bytes, int which = 0) {
-  thread_local AlignedBuffer buf[2];
-  if (buf[which].size() < bytes) buf[which] = AlignedBuffer(bytes);
-  return buf[which].data();
 }
 
 // Calls f(packed block, half, j, record) for the records (b·nh + hi)·rec_bytes of halves
@@ -847,8 +882,10 @@ void tile_wide(int mr, const TileWeights& w, const Acts& a, float* y, int64_t ld
       __m256i isum;              // the bias term first, as half_block_isum
       if constexpr (T::kHalves)  // the (s_0, s_1) pairs by pack_half_sums, as a decoded panel's
         isum = _mm256_madd_epi16(bsubs, _mm256_set1_epi32(a.s01[r * a.blocks + b]));
+      else if constexpr (has_bias_terms<T>())
+        isum = _mm256_set1_epi32(a.bias[r * a.blocks + b]);
       else
-        isum = _mm256_set1_epi32(-T::kBias * a.s[o]);
+        isum = _mm256_setzero_si256();
 #pragma GCC unroll 2
       for (int jj = 0; jj < 4; jj += 2) {
         __m256i sa, sb;
@@ -899,9 +936,10 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
   int16_t* wide =
       kI16 ? reinterpret_cast<int16_t*>(decode_scratch(static_cast<size_t>(mc_max * act_bytes), 1))
            : nullptr;
-  int32_t* sums01 = T::kHalves ? reinterpret_cast<int32_t*>(decode_scratch(
-                                     static_cast<size_t>(mc_max * kc_max) * sizeof(int32_t), 1))
-                               : nullptr;
+  int32_t* sums01 = T::kHalves || has_bias_terms<T>()
+                        ? reinterpret_cast<int32_t*>(decode_scratch(
+                              static_cast<size_t>(mc_max * kc_max) * sizeof(int32_t), 1))
+                        : nullptr;  // Q6_K's half sums, or the bias terms
   for (int64_t b0 = 0; b0 < nb; b0 += kc_max) {
     const int64_t kc = std::min(kc_max, nb - b0);
     for (int64_t mc0 = m0; mc0 < m1; mc0 += mc_max) {
@@ -915,6 +953,7 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
       const bool one_pass = takes_wide_tile<T>() && !decode && mc1 - mc0 > kGemmRows;
       if (kI16 && decode) widen_acts(x, mc0, mc1, b0, kc, wide);
       if (T::kHalves && (decode || one_pass)) pack_half_sums(x, mc0, mc1, b0, kc, sums01);
+      if constexpr (has_bias_terms<T>()) pack_bias_terms<T>(x, mc0, mc1, b0, kc, sums01);
       for (int64_t h = h0; h < h1; h += kPanelHalves) {
         const int nh = static_cast<int>(std::min<int64_t>(kPanelHalves, h1 - h));
         const int lv = valid_cols((h + nh - 1) * 8, n1);
@@ -928,6 +967,7 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
         }
         for (int64_t m = mc0; m < mc1; m += kGemmRows) {
           Acts a = acts_at(x, m, b0, kc, b0 > 0);
+          if constexpr (has_bias_terms<T>()) a.bias = sums01 + (m - mc0) * kc;
           float* yt = y + m * ldy + h * 8;
           const int mr = static_cast<int>(std::min<int64_t>(kGemmRows, mc1 - m));
           if (decode) {
