@@ -343,16 +343,26 @@ void pack_bias_terms(const QuantizedActs& x, int64_t m0, int64_t m1, int64_t b0,
       out[(m - m0) * blocks + b] = -T::kBias * x.s[m * nb + b0 + b];
 }
 
+// Rows [m0, m1) × blocks [b0, b0 + blocks) of the activations' Q6_K half sums (half_sums), row
+// stride blocks: one broadcast per row and block in the tile instead of the scalar pairing.
+void pack_half_sums(const QuantizedActs& x, int64_t m0, int64_t m1, int64_t b0, int64_t blocks,
+                    int32_t* out) {
+  const int64_t nb = x.k / 32;
+  for (int64_t m = m0; m < m1; ++m)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t o = m * nb + b0 + b;
+      out[(m - m0) * blocks + b] = half_sums(x.sl[o], x.s[o]);
+    }
+}
+
 // One half-group, one block: the exact int32 isum of each of MR activation rows (row r's 32
-// quants at xb + r * q_stride; its block sum and first-half sum at xs / xsl[r * s_stride]; Q6_K:
-// the two halves' sums as int16 pairs at s01[r * s01_stride] for a decoded record, which holds
-// bias_subs; from xs and xsl otherwise. Q4_0 / Q5_0 (has_bias_terms): the row's −kBias · s at
-// bias[r * s01_stride]).
+// quants at xb + r * q_stride; its block sum at xs[r * s_stride]; Q6_K: the two halves' sums as
+// int16 pairs at s01[r * s01_stride] (pack_half_sums); Q4_0 / Q5_0 (has_bias_terms): the row's
+// −kBias · s at bias[r * s01_stride]).
 template <int MR, typename T>
 inline void half_block_isum(const uint8_t* p, int half, int j, const int8_t* xb, int64_t q_stride,
-                            const int32_t* xs, const int32_t* xsl, int64_t s_stride,
-                            const int32_t* s01, const int32_t* bias, int64_t s01_stride,
-                            __m256i (&isum)[MR]) {
+                            const int32_t* xs, int64_t s_stride, const int32_t* s01,
+                            const int32_t* bias, int64_t s01_stride, __m256i (&isum)[MR]) {
   const __m256i ones = _mm256_set1_epi16(1);
   if constexpr (T::kSigned) {
 #pragma GCC unroll 4
@@ -377,31 +387,26 @@ inline void half_block_isum(const uint8_t* p, int half, int j, const int8_t* xb,
     //   Q6_K (kHalves): isum = Σ_h sub_h · Σ_h (code − 32)·x
     //          = Σ_h sub_h · Σ_h code·x − 32 · (sub_0·s_0 + sub_1·s_1), s_0 / s_1 the activation
     //          sums of the halves (|s_h| ≤ 16·127, an int16): each half's sum goes through
-    //          VPMADDWD by its sub-scale (no VPMULLD, half the VPMADDWD). The bias: in the GEMM
-    //          one VPMADDWD per row of the record's (−32·sub_0, −32·sub_1) by the row's (s_0, s_1)
-    //          pair, both prepared once per panel (bias_subs, pack_half_sums); the GEMV, which
-    //          reads each block once, pairs the sums itself and shifts the product (measured
-    //          2-5 % faster there than the GEMM's form).
+    //          VPMADDWD by its sub-scale (no VPMULLD, half the VPMADDWD). The bias: one VPMADDWD
+    //          per row of the block's (−32·sub_0, −32·sub_1) (bias_subs: a decoded record holds
+    //          them, read in place they are 3 instructions per block) by the row's (s_0, s_1)
+    //          pair, prepared once per call or M chunk (pack_half_sums). The GEMV paired the sums
+    //          itself per row and block until 2026-12-08: one form now, the same or up to a few
+    //          percent faster (docs/KERNELS.md).
     //   the others: both halves' sums (≤ 4 · 2 · kMaxCode · 127) into one VPMADDWD by ones,
     //          after −bias·s.
     __m256i lo = ones, hi = ones;
     if constexpr (T::kHalves) {
       static_assert(T::kBias == 32, "Q6_K's bias");
       T::sub(p, half, j, &lo, &hi);
-      if constexpr (has_bias_subs<T>()) {
-        const __m256i bsubs = T::bias_subs(p);
+      __m256i bsubs;
+      if constexpr (has_bias_subs<T>())
+        bsubs = T::bias_subs(p);
+      else
+        bsubs = bias_subs(lo, hi);
 #pragma GCC unroll 4
-        for (int r = 0; r < MR; ++r)
-          isum[r] = _mm256_madd_epi16(bsubs, _mm256_set1_epi32(s01[r * s01_stride]));
-      } else {
-        const __m256i subs = sub_pairs(lo, hi);
-#pragma GCC unroll 4
-        for (int r = 0; r < MR; ++r) {
-          const __m256i s01r = _mm256_set1_epi32(half_sums(xsl[r * s_stride], xs[r * s_stride]));
-          isum[r] = _mm256_sub_epi32(_mm256_setzero_si256(),
-                                     _mm256_slli_epi32(_mm256_madd_epi16(subs, s01r), 5));
-        }
-      }
+      for (int r = 0; r < MR; ++r)
+        isum[r] = _mm256_madd_epi16(bsubs, _mm256_set1_epi32(s01[r * s01_stride]));
     } else if constexpr (has_bias_terms<T>()) {
 #pragma GCC unroll 4
       for (int r = 0; r < MR; ++r) isum[r] = _mm256_set1_epi32(bias[r * s01_stride]);
@@ -449,16 +454,15 @@ struct Acts {
   const float* d;
   const int32_t* s;
   const float* sd;
-  const int32_t* sl;
   int64_t q_stride, ds_stride, blocks;
   bool resume;
-  const int32_t* s01 = nullptr;   // Q6_K in the GEMM: half_sums of each block, row stride blocks
+  const int32_t* s01 = nullptr;   // Q6_K: half_sums of each block, row stride blocks
   const int32_t* bias = nullptr;  // has_bias_terms: −kBias · s of each block, row stride blocks
 };
 
 inline Acts acts_at(const QuantizedActs& x, int64_t m, int64_t b0, int64_t blocks, bool resume) {
   const int64_t nb = x.k / 32, o = m * nb + b0;
-  return {x.q + m * x.k + b0 * 32, x.d + o, x.s + o, x.sd + o, x.sl + o, x.k, nb, blocks, resume};
+  return {x.q + m * x.k + b0 * 32, x.d + o, x.s + o, x.sd + o, x.k, nb, blocks, resume};
 }
 
 // Signed types in the GEMM (Decoded16): one block of MR rows × NH halves at once, so each
@@ -571,8 +575,8 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
         int half, j;
         const uint8_t* p = weights_at<T, kDecoded>(w, h, b, &half, &j);
         __m256i isum[MR];
-        half_block_isum<MR, T>(p, half, j, a.q + b * 32, a.q_stride, a.s + b, a.sl + b, a.ds_stride,
-                               kDecoded && T::kHalves ? a.s01 + b : nullptr,
+        half_block_isum<MR, T>(p, half, j, a.q + b * 32, a.q_stride, a.s + b, a.ds_stride,
+                               T::kHalves ? a.s01 + b : nullptr,
                                has_bias_terms<T>() ? a.bias + b : nullptr, a.blocks, isum);
         __m256 ws, wm = _mm256_setzero_ps();
         if constexpr (T::kPrep > 0) {
@@ -664,6 +668,12 @@ void gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
         decode_scratch(static_cast<size_t>((m1 - m0) * nb) * sizeof(int32_t), 1));
     pack_bias_terms<T>(x, m0, m1, 0, nb, biases);
   }
+  int32_t* sums01 = nullptr;
+  if constexpr (T::kHalves) {
+    sums01 = reinterpret_cast<int32_t*>(
+        decode_scratch(static_cast<size_t>((m1 - m0) * nb) * sizeof(int32_t), 1));
+    pack_half_sums(x, m0, m1, 0, nb, sums01);
+  }
   for (int64_t mc = m0; mc < m1; mc += 6) {
     const int64_t mc1 = std::min(m1, mc + 6);
     // Rows per register block: 4 rows as 2 + 2, 5 as 3 + 2, 6 as 3 + 3.
@@ -681,6 +691,7 @@ void gemv(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
         const int64_t mr = m == mc ? mr_first : mc1 - m;
         Acts a = acts_at(x, m, 0, nb, false);
         if constexpr (has_bias_terms<T>()) a.bias = biases + (m - m0) * nb;
+        if constexpr (T::kHalves) a.s01 = sums01 + (m - m0) * nb;
         float* yt = y + m * ldy + h * 8;
         switch (mr) {
           case 1:
@@ -758,18 +769,6 @@ void widen_acts(const QuantizedActs& x, int64_t m0, int64_t m1, int64_t b0, int6
           reinterpret_cast<__m256i*>(dst + k),
           _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + k))));
   }
-}
-
-// Rows [m0, m1) × blocks [b0, b0 + blocks) of the activations' Q6_K half sums (half_sums), row
-// stride blocks: one broadcast per row and block in the tile instead of the scalar pairing.
-void pack_half_sums(const QuantizedActs& x, int64_t m0, int64_t m1, int64_t b0, int64_t blocks,
-                    int32_t* out) {
-  const int64_t nb = x.k / 32;
-  for (int64_t m = m0; m < m1; ++m)
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t o = m * nb + b0 + b;
-      out[(m - m0) * blocks + b] = half_sums(x.sl[o], x.s[o]);
-    }
 }
 
 // Decodes halves [h, h + nh) × blocks [b0, b0 + blocks) into records (b·nh + hi)·kRecBytes.
@@ -952,7 +951,7 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
       // whose codes carry bits above the nibble: one pass over the panel (tile_wide).
       const bool one_pass = takes_wide_tile<T>() && !decode && mc1 - mc0 > kGemmRows;
       if (kI16 && decode) widen_acts(x, mc0, mc1, b0, kc, wide);
-      if (T::kHalves && (decode || one_pass)) pack_half_sums(x, mc0, mc1, b0, kc, sums01);
+      if constexpr (T::kHalves) pack_half_sums(x, mc0, mc1, b0, kc, sums01);
       if constexpr (has_bias_terms<T>()) pack_bias_terms<T>(x, mc0, mc1, b0, kc, sums01);
       for (int64_t h = h0; h < h1; h += kPanelHalves) {
         const int nh = static_cast<int>(std::min<int64_t>(kPanelHalves, h1 - h));
@@ -968,6 +967,7 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
         for (int64_t m = mc0; m < mc1; m += kGemmRows) {
           Acts a = acts_at(x, m, b0, kc, b0 > 0);
           if constexpr (has_bias_terms<T>()) a.bias = sums01 + (m - mc0) * kc;
+          if constexpr (T::kHalves) a.s01 = sums01 + (m - mc0) * kc;
           float* yt = y + m * ldy + h * 8;
           const int mr = static_cast<int>(std::min<int64_t>(kGemmRows, mc1 - m));
           if (decode) {
@@ -976,12 +976,10 @@ void gemm(const PackedMatrix& w, const QuantizedActs& x, float* y, int64_t ldy, 
               a.q_stride = kc * 32 * 2;
               tile_rows<Decoded16<T>, true, kPanelHalves>(mr, nh, tw, a, yt, ldy, lv);
             } else {
-              if constexpr (T::kHalves) a.s01 = sums01 + (m - mc0) * kc;
               tile_rows<Decoded<T>, true, kPanelHalves>(mr, nh, tw, a, yt, ldy, lv);
             }
           } else if (one_pass) {  // every row of the M chunk at once
             if constexpr (takes_wide_tile<T>()) {
-              if constexpr (T::kHalves) a.s01 = sums01;
               tile_wide<T, kStreamSpan<T>>(static_cast<int>(mc1 - mc0), tw, a, yt, ldy, lv);
             }
             break;
