@@ -356,13 +356,13 @@ void pack_half_sums(const QuantizedActs& x, int64_t m0, int64_t m1, int64_t b0, 
 }
 
 // One half-group, one block: the exact int32 isum of each of MR activation rows (row r's 32
-// quants at xb + r * q_stride; its block sum at xs[r * s_stride]; Q6_K: the two halves' sums as
-// int16 pairs at s01[r * s01_stride] (pack_half_sums); Q4_0 / Q5_0 (has_bias_terms): the row's
-// −kBias · s at bias[r * s01_stride]).
+// quants at xb + r * q_stride; Q6_K: the two halves' sums as int16 pairs at s01[r * term_stride]
+// (pack_half_sums); Q4_0 / Q5_0 (has_bias_terms): the row's −kBias · s at
+// bias[r * term_stride], pack_bias_terms).
 template <int MR, typename T>
 inline void half_block_isum(const uint8_t* p, int half, int j, const int8_t* xb, int64_t q_stride,
-                            const int32_t* xs, int64_t s_stride, const int32_t* s01,
-                            const int32_t* bias, int64_t s01_stride, __m256i (&isum)[MR]) {
+                            const int32_t* s01, const int32_t* bias, int64_t term_stride,
+                            __m256i (&isum)[MR]) {
   const __m256i ones = _mm256_set1_epi16(1);
   if constexpr (T::kSigned) {
 #pragma GCC unroll 4
@@ -406,10 +406,10 @@ inline void half_block_isum(const uint8_t* p, int half, int j, const int8_t* xb,
         bsubs = bias_subs(lo, hi);
 #pragma GCC unroll 4
       for (int r = 0; r < MR; ++r)
-        isum[r] = _mm256_madd_epi16(bsubs, _mm256_set1_epi32(s01[r * s01_stride]));
+        isum[r] = _mm256_madd_epi16(bsubs, _mm256_set1_epi32(s01[r * term_stride]));
     } else if constexpr (has_bias_terms<T>()) {
 #pragma GCC unroll 4
-      for (int r = 0; r < MR; ++r) isum[r] = _mm256_set1_epi32(bias[r * s01_stride]);
+      for (int r = 0; r < MR; ++r) isum[r] = _mm256_set1_epi32(bias[r * term_stride]);
     } else {
 #pragma GCC unroll 4
       for (int r = 0; r < MR; ++r) isum[r] = _mm256_setzero_si256();
@@ -430,9 +430,11 @@ inline void half_block_isum(const uint8_t* p, int half, int j, const int8_t* xb,
       }
     }
   } else {
-    static_assert(T::kJjPerMadd == 1, "int16 budget of one jj step");
+    static_assert(T::kJjPerMadd == 1 && !T::kHalves, "int16 budget of one jj step");
 #pragma GCC unroll 4
-    for (int r = 0; r < MR; ++r) isum[r] = _mm256_set1_epi32(-T::kBias * xs[r * s_stride]);
+    for (int r = 0; r < MR; ++r)
+      isum[r] =
+          has_bias_terms<T>() ? _mm256_set1_epi32(bias[r * term_stride]) : _mm256_setzero_si256();
 #pragma GCC unroll 4
     for (int jj = 0; jj < 4; ++jj) {
       __m256i va, vb;
@@ -452,7 +454,6 @@ inline void half_block_isum(const uint8_t* p, int half, int j, const int8_t* xb,
 struct Acts {
   const int8_t* q;
   const float* d;
-  const int32_t* s;
   const float* sd;
   int64_t q_stride, ds_stride, blocks;
   bool resume;
@@ -462,7 +463,7 @@ struct Acts {
 
 inline Acts acts_at(const QuantizedActs& x, int64_t m, int64_t b0, int64_t blocks, bool resume) {
   const int64_t nb = x.k / 32, o = m * nb + b0;
-  return {x.q + m * x.k + b0 * 32, x.d + o, x.s + o, x.sd + o, x.k, nb, blocks, resume};
+  return {x.q + m * x.k + b0 * 32, x.d + o, x.sd + o, x.k, nb, blocks, resume};
 }
 
 // Signed types in the GEMM (Decoded16): one block of MR rows × NH halves at once, so each
@@ -575,7 +576,7 @@ inline void tile(const TileWeights& w, const Acts& a, float* y, int64_t ldy, int
         int half, j;
         const uint8_t* p = weights_at<T, kDecoded>(w, h, b, &half, &j);
         __m256i isum[MR];
-        half_block_isum<MR, T>(p, half, j, a.q + b * 32, a.q_stride, a.s + b, a.ds_stride,
+        half_block_isum<MR, T>(p, half, j, a.q + b * 32, a.q_stride,
                                T::kHalves ? a.s01 + b : nullptr,
                                has_bias_terms<T>() ? a.bias + b : nullptr, a.blocks, isum);
         __m256 ws, wm = _mm256_setzero_ps();
